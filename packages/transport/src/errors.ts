@@ -1,0 +1,43 @@
+/**
+ * W3C WebTransport §9 `WebTransportError`, usable in Node where the browser class does not exist.
+ *
+ * Streams reset by the peer reject reads with `source: 'stream'` and the peer's `streamErrorCode`; a stream
+ * aborted locally with a `QuiverTransportError` (or the browser's `WebTransportError`) carries its
+ * `streamErrorCode` to the peer as RESET_STREAM / STOP_SENDING (or the transport's equivalent).
+ */
+export class QuiverTransportError extends Error {
+  override readonly name: string = 'WebTransportError';
+  readonly source: 'stream' | 'session';
+  readonly streamErrorCode: number | null;
+
+  constructor(message = '', init: { source?: 'stream' | 'session'; streamErrorCode?: number | null } = {}) {
+    super(message);
+    this.source = init.source ?? 'stream';
+    this.streamErrorCode = init.streamErrorCode ?? null;
+  }
+}
+
+/** The application error code carried by an abort or cancel reason; 0 when the reason carries none. */
+export function streamErrorCodeOf(reason: unknown): number {
+  if (reason && typeof reason === 'object' && 'streamErrorCode' in reason) {
+    const code = (reason as { streamErrorCode: unknown }).streamErrorCode;
+    if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 0xffffffff) return code;
+  }
+  return 0;
+}
+
+/**
+ * A violation of a transport's wire protocol or limits by the peer. The offending stream or session is closed
+ * with `code`; the process goes on.
+ */
+export class ProtocolViolationError extends Error {
+  override readonly name = 'ProtocolViolationError';
+  constructor(
+    message: string,
+    /** The transport's own error code (e.g. an HTTP/3 error code, a WebSocket close code). */
+    readonly code: number,
+    readonly kind: string = 'protocol',
+  ) {
+    super(message);
+  }
+}

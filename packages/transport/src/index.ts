@@ -1,0 +1,18 @@
+export type {
+  ConnectOptions,
+  Connector,
+  DatagramDropReason,
+  DatagramStats,
+  IncomingSession,
+  QuiverBidirectionalStream,
+  QuiverDatagramDuplexStream,
+  QuiverSession,
+  SessionRequest,
+  TransportListener,
+  TransportName,
+  TransportReliability,
+  TransportStats,
+  WebTransportCloseInfo,
+  WebTransportLike,
+} from './types.js';
+export { ProtocolViolationError, QuiverTransportError, streamErrorCodeOf } from './errors.js';

@@ -1,0 +1,158 @@
+/**
+ * The one session shape every layer above the transport sees.
+ *
+ * It is the W3C WebTransport interface (https://www.w3.org/TR/webtransport/) reduced to what Quiver
+ * uses, so that a browser's native `WebTransport` object satisfies {@link WebTransportLike} as it is.
+ * Every Quiver transport (memory, WebSocket, WebTransport over HTTP/3, ...) implements the richer
+ * {@link QuiverSession}, which adds a name, a reliability class and transport statistics.
+ */
+
+/** W3C WebTransport §6.3 `WebTransportCloseInfo`. */
+export interface WebTransportCloseInfo {
+  /** An application error code, 0 to 2^32 - 1. */
+  closeCode?: number;
+  /** UTF-8, at most 1024 bytes on the wire (W3C WebTransport §6.3). */
+  reason?: string;
+}
+
+/** W3C WebTransport §7 `WebTransportBidirectionalStream`. */
+export interface QuiverBidirectionalStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** W3C WebTransport §5 `WebTransportDatagramDuplexStream`. */
+export interface QuiverDatagramDuplexStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** The largest payload that `writable` accepts; larger writes are dropped and counted as `too-large`. */
+  readonly maxDatagramSize: number;
+}
+
+/** What a browser's native `WebTransport` already offers (no Quiver additions). */
+export interface WebTransportLike {
+  readonly ready: Promise<void>;
+  readonly closed: Promise<WebTransportCloseInfo>;
+  close(closeInfo?: WebTransportCloseInfo): void;
+  createBidirectionalStream(): Promise<QuiverBidirectionalStream>;
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+  readonly incomingBidirectionalStreams: ReadableStream<QuiverBidirectionalStream>;
+  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+  readonly datagrams: QuiverDatagramDuplexStream;
+}
+
+/**
+ * `supports-unreliable`: datagrams may be lost, reordered or duplicated by the network (QUIC datagrams, the
+ * memory transport's link model). `reliable-only`: datagrams ride on a reliable, ordered carrier and are only
+ * ever lost by an explicit drop policy, which is counted (W3C WebTransport §6.1 `reliability`).
+ */
+export type TransportReliability = 'supports-unreliable' | 'reliable-only';
+
+/** Why a datagram was dropped. Every drop is counted under one of these. */
+export type DatagramDropReason =
+  /** Larger than `maxDatagramSize`. */
+  | 'too-large'
+  /** The sender's queue or the carrier's buffer was above its high-water mark. */
+  | 'congestion'
+  /** Arrived while the application's readable queue was full. */
+  | 'receive-queue-full'
+  /** Waited longer than the outgoing max age before it could be sent. */
+  | 'expired'
+  /** Lost by the (emulated or real) network. Counted only where the transport can know it. */
+  | 'lost'
+  /** Written after the session closed. */
+  | 'closed'
+  /** Malformed on the wire (for example an unknown session id). */
+  | 'malformed';
+
+export interface DatagramStats {
+  sent: number;
+  received: number;
+  /** Outgoing datagrams dropped before reaching the wire, by reason. */
+  droppedOutgoing: Partial<Record<DatagramDropReason, number>>;
+  /** Incoming datagrams dropped before reaching the application, by reason. */
+  droppedIncoming: Partial<Record<DatagramDropReason, number>>;
+}
+
+export interface TransportStats {
+  /** Milliseconds since the epoch of the clock the transport uses. */
+  timestamp: number;
+  /** RFC 9002 §5.3 smoothed RTT in milliseconds; 0 until a sample exists. */
+  smoothedRtt: number;
+  /** RFC 9002 §5.3 rttvar in milliseconds. */
+  rttVariation: number;
+  minRtt: number;
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
+  /** Packets the transport knows it lost (QUIC loss detection); 0 where it cannot know. */
+  packetsLost: number;
+  datagrams: DatagramStats;
+}
+
+export type TransportName = 'memory' | 'websocket' | 'webtransport' | 'http2-webtransport' | (string & {});
+
+/** The session every layer above the transport sees. */
+export interface QuiverSession extends WebTransportLike {
+  /** Which transport carries this session. */
+  readonly transport: TransportName;
+  readonly reliability: TransportReliability;
+  /** Transport statistics; async like W3C WebTransport `getStats()`. */
+  getStats(): Promise<TransportStats>;
+}
+
+/** What the server knows of a session request before the session exists. */
+export interface SessionRequest {
+  readonly transport: TransportName;
+  /** Path without the query string, e.g. `/game`. */
+  readonly path: string;
+  /** Path with the query string, e.g. `/game?token=abc`. */
+  readonly url: string;
+  readonly query: URLSearchParams;
+  /** Lower-case header names; pseudo-headers (`:authority`, ...) included where the protocol has them. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly origin: string | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
+/**
+ * A request waiting for the application's verdict. Exactly one of `accept` or `reject` must be called; a
+ * listener rejects requests left undecided for longer than its `requestTimeoutMs` with 408.
+ */
+export interface IncomingSession {
+  readonly request: SessionRequest;
+  /** Completes establishment (WebTransport: a 200 response; WebSocket: the upgrade) and returns the session. */
+  accept(): QuiverSession;
+  /** Refuses with an HTTP status (e.g. 401, 403, 404, 429, 503) and a reason; no session is created. */
+  reject(status: number, reason?: string): void;
+}
+
+/** The server end of a transport: yields session requests. */
+export interface TransportListener {
+  readonly transport: TransportName;
+  /** One entry per establishment attempt, before the session exists: the place where authentication hooks in. */
+  readonly incomingSessions: ReadableStream<IncomingSession>;
+  /** The bound address (port resolved when 0 was asked for). */
+  readonly address: { host: string; port: number };
+  /**
+   * Stops accepting, closes every session (close code 0 unless given) and releases sockets and timers. Resolves
+   * when all are released.
+   */
+  close(closeInfo?: WebTransportCloseInfo): Promise<void>;
+}
+
+/** Options every client connector understands; transports may accept more. */
+export interface ConnectOptions {
+  /** W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). */
+  serverCertificateHashes?: { algorithm: 'sha-256'; value: BufferSource }[];
+  /** Milliseconds before `ready` rejects and the attempt is abandoned. */
+  connectTimeoutMs?: number;
+  /** Extra request headers where the platform allows them (not in browsers). */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** A client connector: `url` is `https://host:port/path?query` (WebSocket transports map it to `wss:`/`ws:`). */
+export type Connector = (url: string, options?: ConnectOptions) => QuiverSession;
