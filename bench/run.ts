@@ -1,0 +1,86 @@
+/**
+ * `npm run bench -- <suite> [--quick] [--seed N] [--key value ...]`, or `all`.
+ * Runs bench/suites/<suite>.ts and writes bench/results/<suite>.{json,md} and its SVG plots.
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type BenchContext, type BenchSuite, environment, goalMet } from './lib/harness.js';
+import { markdownFor, writeResult } from './lib/output.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const suitesDir = join(here, 'suites');
+
+function parseArgs(argv: string[]): { suites: string[]; args: Record<string, string | boolean> } {
+  const suites: string[] = [];
+  const args: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--')) {
+      const key = a.slice(2);
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        args[key] = next;
+        i++;
+      } else args[key] = true;
+    } else suites.push(a);
+  }
+  return { suites, args };
+}
+
+function available(): string[] {
+  return readdirSync(suitesDir)
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+async function main(): Promise<void> {
+  const { suites, args } = parseArgs(process.argv.slice(2));
+  const names = suites.length === 0 || suites.includes('all') ? available() : suites;
+  if (suites.length === 0) {
+    process.stderr.write(`usage: npm run bench -- <suite|all> [--quick] [--seed N]\nsuites: ${available().join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  let failed = 0;
+  for (const name of names) {
+    if (!available().includes(name)) {
+      process.stderr.write(`unknown suite "${name}"; suites: ${available().join(', ')}\n`);
+      failed++;
+      continue;
+    }
+    const mod = (await import(pathToFileURL(join(suitesDir, `${name}.ts`)).href)) as { default: BenchSuite };
+    const suite = mod.default;
+    const started = performance.now();
+    const ctx: BenchContext = {
+      quick: args.quick === true,
+      args,
+      seed: typeof args.seed === 'string' ? Number(args.seed) : 1,
+      env: environment(),
+      progress: (m) => process.stderr.write(`[${suite.name} ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`),
+    };
+    ctx.progress(`starting${ctx.quick ? ' (quick)' : ''}`);
+    try {
+      const result = await suite.run(ctx);
+      const durationMs = performance.now() - started;
+      const files = writeResult(suite, result, { quick: ctx.quick, args, env: ctx.env, durationMs });
+      const stored = JSON.parse(JSON.stringify({ suite: suite.name, description: suite.description, ...result }));
+      process.stdout.write(
+        markdownFor({ ...stored, quick: ctx.quick, args, env: ctx.env, durationMs, charts: [] }) + '\n',
+      );
+      for (const [k, v] of Object.entries(result.ratios)) {
+        const g = result.goals?.[k];
+        if (g && !goalMet(v, g)) ctx.progress(`goal not met: ${k} = ${v} (goal ${g.op} ${g.value})`);
+      }
+      ctx.progress(`wrote ${files.json}, ${files.md}${files.svgs.length ? `, ${files.svgs.length} plot(s)` : ''}`);
+    } catch (err) {
+      failed++;
+      process.stderr.write(`[${suite.name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+  }
+  // Suites must release their sockets; a forced exit would hide leaks, so only set the code.
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
