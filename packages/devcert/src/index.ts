@@ -95,7 +95,8 @@ function validityMs(validityDays: number): number {
 function checkHosts(hosts: readonly string[]): string[] {
   if (hosts.length === 0) throw new DevCertError('hosts must not be empty');
   for (const h of hosts) {
-    if (typeof h !== 'string' || h.length === 0 || /[\s/,]/.test(h)) throw new DevCertError(`invalid host "${h}"`);
+    if (typeof h !== 'string' || h.length === 0 || /[\s/,]/.test(h))
+      throw new DevCertError(`invalid host "${h}"`);
   }
   return [...new Set(hosts)];
 }
@@ -134,7 +135,9 @@ export async function generateCertificate(opts: GenerateCertificateOptions = {})
     'sign',
     'verify',
   ])) as CryptoKeyPair;
-  const names = hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
+  const names = hosts.map((h) =>
+    isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h },
+  );
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
       serialNumber: randomSerial(),
@@ -209,7 +212,8 @@ function loadValid(
     return undefined;
   }
   const pub = cert.publicKey;
-  if (pub.asymmetricKeyType !== 'ec' || pub.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return undefined;
+  if (pub.asymmetricKeyType !== 'ec' || pub.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    return undefined;
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (notAfter.getTime() - notBefore.getTime() > MAX_VALIDITY_DAYS * DAY_MS) return undefined;
@@ -316,7 +320,9 @@ export function defaultCertDir(): string {
  * unreadable, does not cover `hosts`, or expires within `renewWithinMs`. Safe to call from several processes
  * at once.
  */
-export async function ensureDevCertificate(opts: EnsureDevCertificateOptions = {}): Promise<DevCertificateFiles> {
+export async function ensureDevCertificate(
+  opts: EnsureDevCertificateOptions = {},
+): Promise<DevCertificateFiles> {
   const dir = resolve(opts.dir ?? defaultCertDir());
   const hosts = checkHosts(opts.hosts ?? DEFAULT_HOSTS);
   validityMs(opts.validityDays ?? 13);
@@ -355,6 +361,9 @@ export async function ensureDevCertificate(opts: EnsureDevCertificateOptions = {
 }
 
 /** `serverCertificateHashes` entry for W3C WebTransport §6.2. */
-export function certificateHashOption(cert: Pick<DevCertificate, 'hash'>): { algorithm: 'sha-256'; value: Uint8Array } {
+export function certificateHashOption(cert: Pick<DevCertificate, 'hash'>): {
+  algorithm: 'sha-256';
+  value: Uint8Array;
+} {
   return { algorithm: 'sha-256', value: cert.hash };
 }

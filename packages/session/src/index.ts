@@ -1,1 +1,87 @@
-export {};
+export {
+  type ClientOptions,
+  ClientSession,
+  type ClientState,
+  type CloseEventInfo,
+  connect,
+  type OpenInfo,
+  type ReconnectingInfo,
+  type ReconnectOptions,
+} from './client.js';
+export { type Clock, createRng, ManualClock, type Rng, randomToken, systemClock } from './clock.js';
+export {
+  datagramFrame,
+  decodeValue,
+  encodeValue,
+  FrameReader,
+  Kind,
+  parseBody,
+  streamFrame,
+} from './codec.js';
+export {
+  CloseCode,
+  type CloseCodeValue,
+  ConnectError,
+  DecodeError,
+  HandshakeTimeoutError,
+  MessageTooLargeError,
+  NotAuthenticatedError,
+  QueueFullError,
+  RateLimitError,
+  SessionClosedError,
+  SessionError,
+  UnknownMessageError,
+  ValidationError,
+} from './errors.js';
+export {
+  type BackoffOptions,
+  backoffDelay,
+  ClockSync,
+  LossEstimator,
+  RttEstimator,
+  TokenBucket,
+} from './estimators.js';
+export {
+  type AttemptOutcome,
+  createWinnerMemory,
+  defaultWinnerMemory,
+  type FallbackOptions,
+  raceTransports,
+  type TransportAttempt,
+  type TransportCandidate,
+  type WinnerMemory,
+} from './fallback.js';
+export {
+  type DeliveryMode,
+  defineMessage,
+  MessageRegistry,
+  type MessageOptions,
+  type MessageType,
+  type PayloadOf,
+  type QoS,
+} from './messages.js';
+export { createMetrics, type Histogram, rttBucketsSeconds, type SessionMetrics } from './metrics.js';
+export { nativeWebTransportConnector, wrapNativeWebTransport } from './native.js';
+export {
+  type ChannelOptions,
+  defaultChannels,
+  type DropInfo,
+  type DropReason,
+  type Handler,
+  type HeartbeatOptions,
+  type PeerOptions,
+  type PeerStats,
+  type SendOptions,
+} from './peer.js';
+export { Reassembler, type ReassemblyOptions, ReceiveTracker } from './reassembly.js';
+export {
+  AuthRejection,
+  type AuthResult,
+  createSessionServer,
+  type IncomingMessage,
+  reject,
+  ServerSession,
+  type ServerSessionState,
+  SessionServer,
+  type SessionServerOptions,
+} from './server.js';

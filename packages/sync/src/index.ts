@@ -1,1 +1,34 @@
-export {};
+export { BitReader, BitWriter } from './bits.js';
+export {
+  type ClientSnapshot,
+  SyncClient,
+  type SyncClientOptions,
+  type SyncClientStats,
+  type SyncEvent,
+} from './client.js';
+export { type SyncErrorCode, SyncError } from './errors.js';
+export {
+  type Component,
+  type ComponentMap,
+  type ComponentValue,
+  defineComponent,
+  defineSchema,
+  type EntityInput,
+  type EntityValues,
+  type Field,
+  type FieldOptions,
+  type FieldValue,
+  type Quat,
+  type SyncSchema,
+  type SyncSchemaOptions,
+  t,
+  type Vec3,
+} from './schema.js';
+export {
+  type ClientKey,
+  type ClientOptions,
+  type SpawnOptions,
+  SyncServer,
+  type SyncServerOptions,
+  type SyncServerStats,
+} from './server.js';

@@ -1,1 +1,3 @@
 export {};
+export * from './core/index.js';
+export * from './node/index.js';

@@ -34,6 +34,40 @@ export interface H3ConnectionOptions {
   limits?: Partial<H3Limits>;
   /** Extra SETTINGS to send (e.g. GREASE); the WebTransport settings are always sent. */
   extraSettings?: ReadonlyArray<readonly [id: bigint, value: bigint]>;
+  /** Seed of the GREASE code points (setting id and value, reserved frame type). Default a fixed constant. */
+  seed?: number;
+}
+
+/** Counters of what the core dropped or refused (every drop is counted) and current gauges. */
+export interface H3Stats {
+  /** Sessions currently requested, connecting or established. */
+  sessions: number;
+  datagramsReceived: number;
+  datagramsSent: number;
+  /** Datagrams whose quarter stream id could not be read (RFC 9297 §2.1). */
+  datagramsDroppedMalformed: number;
+  /** Datagrams for a session that ended, is unknown, or over the early-buffer budget (draft §4.6). */
+  datagramsDroppedUnknownSession: number;
+  /** `sendDatagram` calls on a session that had already ended. */
+  datagramsDroppedClosedSession: number;
+  /** Streams reset with WT_BUFFERED_STREAM_REJECTED: their session was unknown and the budget full (draft §4.6). */
+  streamsRejectedBufferFull: number;
+  /** Streams reset with WT_SESSION_GONE because their session had ended (draft §6). */
+  streamsRejectedSessionGone: number;
+  /** Streams refused over `maxStreamsPerSession`. */
+  streamsRejectedLimit: number;
+  /** CONNECT requests refused with H3_REQUEST_REJECTED (session limit, after GOAWAY). */
+  requestsRejected: number;
+  /** Unidirectional streams of unknown or reserved type, stopped (RFC 9114 §6.2.3). */
+  unknownStreamTypes: number;
+  /** Payload bytes dropped on streams we refused, stopped or no longer track. */
+  bytesDiscarded: number;
+  /** Writes, resets or stop-sendings on WebTransport streams that had already ended (no-ops). */
+  writesAfterClose: number;
+  /** Stream-level protocol errors (`stream-error` events). */
+  streamErrors: number;
+  /** Bytes currently held for sessions not yet established, stream overhead included. */
+  bufferedUnknownSessionBytes: number;
 }
 
 /** What the core asks the adapter to do with the QUIC connection. */
@@ -52,15 +86,31 @@ export type QuicCommand =
 /** What the core tells the adapter happened. */
 export type H3Event =
   /** The peer's SETTINGS arrived (RFC 9114 §7.2.4). */
-  | { type: 'settings'; settings: ReadonlyMap<bigint, bigint>; webTransportDraft: 'draft02' | 'current' | 'none' }
+  | {
+      type: 'settings';
+      settings: ReadonlyMap<bigint, bigint>;
+      webTransportDraft: 'draft02' | 'current' | 'none';
+    }
   /** Server: an extended CONNECT with `:protocol webtransport` (RFC 9220) awaiting acceptSession/rejectSession. */
   | { type: 'session-request'; sessionId: number; headers: HeaderField[] }
   /** Client: the server answered our CONNECT with 2xx. */
   | { type: 'session-established'; sessionId: number; status: number; headers: HeaderField[] }
   /** Client: the server answered with a non-2xx status, or the request stream failed before a response. */
   | { type: 'session-rejected'; sessionId: number; status: number; reason: string }
-  /** CLOSE_WEBTRANSPORT_SESSION received, or the CONNECT stream ended or was reset (draft §6). */
-  | { type: 'session-closed'; sessionId: number; code: number; reason: string }
+  /**
+   * CLOSE_WEBTRANSPORT_SESSION received, or the CONNECT stream ended or was reset (draft §6); also raised once
+   * for a local `closeSession` (`local: true`). Raised exactly once per session that was requested or
+   * established; the core has already reset all of its streams (WT_SESSION_GONE) and raises nothing more for them.
+   * `abrupt`: the CONNECT stream was reset or malformed rather than closed cleanly (W3C `closed` rejects).
+   */
+  | {
+      type: 'session-closed';
+      sessionId: number;
+      code: number;
+      reason: string;
+      abrupt?: boolean;
+      local?: boolean;
+    }
   /** DRAIN_WEBTRANSPORT_SESSION received (draft §4.7). */
   | { type: 'session-draining'; sessionId: number }
   /** The peer opened a WebTransport stream in a session (after its signal: 0x41 bidi, 0x54 uni). */
@@ -129,4 +179,6 @@ export interface H3Connection {
 
   drainCommands(): QuicCommand[];
   drainEvents(): H3Event[];
+  /** Counters and gauges; `sessions` tells the adapter when the last session ended. */
+  getStats(): H3Stats;
 }

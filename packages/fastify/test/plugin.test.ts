@@ -1,0 +1,153 @@
+import { connect, defineMessage, reject, type ClientSession } from '@quiver/session';
+import { connectWebTransport } from '@quiver/webtransport';
+import { connectWebSocket } from '@quiver/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import quiver, { type QuiverInfo } from '../src/index.js';
+
+const Chat = defineMessage<string>('chat');
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function start(session = {}) {
+  const app = Fastify({ logger: false });
+  await app.register(quiver, { path: '/quiver', session: { messages: [Chat], ...session } });
+  app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(() => app.close());
+  await app.quiverTransports.ready();
+  const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
+  return { app, info };
+}
+
+function wtOptions(info: QuiverInfo) {
+  return {
+    serverCertificateHashes: info.webtransport!.certificateHashes.map((h) => ({
+      algorithm: h.algorithm,
+      value: new Uint8Array(Buffer.from(h.value, 'base64')),
+    })),
+  };
+}
+
+async function client(info: QuiverInfo, which: 'webtransport' | 'websocket', extra = {}): Promise<ClientSession> {
+  const c =
+    which === 'webtransport'
+      ? await connect(info.webtransport!.url, {
+          connector: connectWebTransport,
+          connectOptions: wtOptions(info),
+          reconnect: { initialMs: 20, seed: 1 },
+          ...extra,
+        })
+      : await connect(info.websocket!.url, { connector: connectWebSocket, reconnect: { initialMs: 20, seed: 1 }, ...extra });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function echo(c: ClientSession, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const off = c.on(Chat, (m) => {
+      off();
+      resolve(m);
+    });
+    c.send(Chat, text);
+  });
+}
+
+async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > 10_000) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function metrics(app: FastifyInstance): Promise<string> {
+  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  expect(res.statusCode).toBe(200);
+  return res.body;
+}
+
+describe('@quiver/fastify', () => {
+  it('serves WebTransport on the HTTP port number (UDP) and WebSocket on the same path, with /quiver/info', async () => {
+    const { app, info } = await start();
+    const port = (app.server.address() as { port: number }).port;
+    expect(info.webtransport?.port).toBe(port);
+    expect(info.webtransport?.url).toBe(`https://127.0.0.1:${port}/quiver`);
+    expect(info.webtransport?.certificateHashes[0]?.algorithm).toBe('sha-256');
+    expect(info.websocket?.url).toBe(`ws://127.0.0.1:${port}/quiver`);
+    const a = await client(info, 'webtransport');
+    const b = await client(info, 'websocket');
+    expect(a.transport).toBe('webtransport');
+    expect(b.transport).toBe('websocket');
+    expect(await echo(a, 'wt')).toBe('echo:wt');
+    expect(await echo(b, 'ws')).toBe('echo:ws');
+  });
+
+  it('exports Prometheus metrics prefixed quiver_', async () => {
+    const { app, info } = await start();
+    const a = await client(info, 'webtransport', { heartbeat: { intervalMs: 20 } });
+    const b = await client(info, 'websocket', { heartbeat: { intervalMs: 20 } });
+    for (let i = 0; i < 5; i++) {
+      await echo(a, `a${i}`);
+      await echo(b, `b${i}`);
+    }
+    await until(() => app.quiver.metrics.rtt.count > 0);
+    const text = await metrics(app);
+    expect(text).toContain('quiver_sessions_active{transport="webtransport"} 1');
+    expect(text).toContain('quiver_sessions_active{transport="websocket"} 1');
+    expect(text).toContain('quiver_messages_total{channel="reliable",direction="in"} 10');
+    expect(text).toContain('quiver_messages_total{channel="reliable",direction="out"} 10');
+    expect(text).toMatch(/quiver_bytes_total\{channel="reliable",direction="in"\} \d+/);
+    expect(text).toMatch(/quiver_rtt_seconds_count [1-9]/);
+    expect(text).toContain('quiver_reconnects_total 0');
+    expect(text).toContain('quiver_recoveries_total 0');
+    expect(text).toContain('# TYPE quiver_drops_total counter');
+  });
+
+  it('restarting the transports keeps sessions: clients resume (recovered) and the counters show it', async () => {
+    const { app, info } = await start();
+    const a = await client(info, 'webtransport');
+    const b = await client(info, 'websocket');
+    const opens: string[] = [];
+    a.on('open', (i) => opens.push(`wt:${i.recovered}`));
+    b.on('open', (i) => opens.push(`ws:${i.recovered}`));
+    await app.quiverTransports.restart();
+    await until(() => opens.length === 2);
+    expect(opens.sort()).toEqual(['ws:true', 'wt:true']);
+    expect(await echo(a, 'after')).toBe('echo:after');
+    expect(await echo(b, 'after')).toBe('echo:after');
+    const text = await metrics(app);
+    expect(text).toContain('quiver_reconnects_total 2');
+    expect(text).toContain('quiver_recoveries_total 2');
+  });
+
+  it('rejects unauthenticated sessions on both transports and counts them', async () => {
+    const { app, info } = await start({
+      authenticate: (req: { query: URLSearchParams }) =>
+        req.query.get('token') === 'secret' ? { userId: 'u1' } : reject(401, 'bad token'),
+    });
+    const e1 = await client(info, 'webtransport', { token: 'nope' }).catch((e) => e);
+    const e2 = await client(info, 'websocket', { token: 'nope' }).catch((e) => e);
+    expect(e1.name).toBe('ConnectError');
+    expect(e2.name).toBe('ConnectError');
+    expect(e2.status).toBe(401);
+    expect(app.quiver.sessions.size).toBe(0);
+    const ok = await client(info, 'websocket', { token: 'secret' });
+    expect(await echo(ok, 'in')).toBe('echo:in');
+    const text = await metrics(app);
+    expect(text).toContain('quiver_rejections_total{reason="401"} 2');
+  });
+
+  it('app.close() ends sessions with 4503 and releases everything', async () => {
+    const { app, info } = await start();
+    const a = await client(info, 'webtransport');
+    const b = await client(info, 'websocket');
+    const closes = [a.closed, b.closed];
+    await app.close();
+    const infos = await Promise.all(closes);
+    expect(infos.map((i) => i.code)).toEqual([4503, 4503]);
+  });
+});

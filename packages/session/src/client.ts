@@ -1,0 +1,346 @@
+import type { ConnectOptions, Connector, QuiverSession } from '@quiver/transport';
+import { createRng } from './clock.js';
+import { Kind } from './codec.js';
+import {
+  CloseCode,
+  ConnectError,
+  HandshakeTimeoutError,
+  SessionClosedError,
+  type SessionError,
+} from './errors.js';
+import { type BackoffOptions, backoffDelay } from './estimators.js';
+import {
+  type FallbackOptions,
+  raceTransports,
+  type TransportAttempt,
+  type TransportCandidate,
+} from './fallback.js';
+import type { MessageType } from './messages.js';
+import {
+  ControlStream,
+  type Handler,
+  type HandshakeTables,
+  Peer,
+  type PeerOptions,
+  type SendOptions,
+} from './peer.js';
+
+export interface ReconnectOptions extends BackoffOptions {
+  /** Attempts after a loss before giving up (the session then closes). Default Infinity. */
+  maxAttempts?: number;
+  /** Seed of the jitter generator (deterministic tests); default random. */
+  seed?: number;
+}
+
+export interface ClientOptions extends PeerOptions {
+  /** Transports in order of preference; raced with a head start (see `fallback`). */
+  transports?: TransportCandidate[];
+  /** Shorthand for a single transport. */
+  connector?: Connector;
+  fallback?: FallbackOptions;
+  /** Options passed to every connector (certificate hashes, headers, timeout). */
+  connectOptions?: ConnectOptions;
+  /**
+   * A credential for the server's `authenticate` hook, sent as the `token` query parameter (browsers cannot set
+   * headers on WebTransport or WebSocket). A function is called again on every (re)connect, for fresh tokens.
+   */
+  token?: string | (() => string | Promise<string>);
+  /** Query parameter name for `token`. Default `token`. */
+  tokenParam?: string;
+  /** WELCOME must arrive within this after the transport is ready. Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Automatic reconnection with resumption; `false` disables it. */
+  reconnect?: ReconnectOptions | false;
+  onError?: (error: Error) => void;
+}
+
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface OpenInfo {
+  /** True when the server resumed the previous session: no reliable message was lost. */
+  recovered: boolean;
+  transport: string;
+}
+
+export interface ReconnectingInfo {
+  attempt: number;
+  delayMs: number;
+  code: number;
+  reason: string;
+}
+
+export interface CloseEventInfo {
+  code: number;
+  reason: string;
+}
+
+interface ClientEvents {
+  open: (info: OpenInfo) => void;
+  reconnecting: (info: ReconnectingInfo) => void;
+  close: (info: CloseEventInfo) => void;
+  error: (error: Error) => void;
+}
+
+/** Close codes after which the client does not reconnect: the server refused this client, not the network. */
+function isFinal(code: number): boolean {
+  return code >= 4400 && code < 4500 && code !== CloseCode.HEARTBEAT_TIMEOUT;
+}
+
+/** The client end of a session: reconnects by itself and resumes where the transport dropped. */
+export class ClientSession extends Peer<ClientSession> {
+  state: ClientState = 'connecting';
+  /** The server's id for this session. */
+  sessionId: string | undefined;
+  /** Whether the last (re)connect resumed the previous session. */
+  recovered = false;
+  /** How the last connect went, transport by transport. */
+  transportAttempts: TransportAttempt[] = [];
+  /** Reconnects that completed (resumed or not). */
+  reconnects = 0;
+  private resumeToken: string | undefined;
+  private reconnectTimer: unknown;
+  private readonly rng: () => number;
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  private readonly events = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
+  private closeInfo: CloseEventInfo | undefined;
+  private readonly candidates: TransportCandidate[];
+
+  constructor(
+    readonly url: string,
+    private readonly clientOptions: ClientOptions,
+  ) {
+    super(clientOptions, 'error');
+    this.candidates =
+      clientOptions.transports ??
+      (clientOptions.connector ? [{ name: 'default', connector: clientOptions.connector }] : []);
+    if (this.candidates.length === 0) throw new TypeError('connect() needs `transports` or `connector`');
+    const r = clientOptions.reconnect;
+    const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
+    const rng = createRng(seed);
+    this.rng = rng;
+  }
+
+  protected get self(): ClientSession {
+    return this;
+  }
+
+  /** The server's clock now, estimated from the heartbeat exchange with the smallest RTT (NTP-style). */
+  serverTime(): number {
+    return this.clock.now() + this.clockSync.offset;
+  }
+
+  /** Bound on the error of `serverTime()` in ms: half the RTT of the sample it uses; Infinity before any. */
+  get clockError(): number {
+    return this.clockSync.error;
+  }
+
+  on<T>(type: MessageType<T>, handler: Handler<T, ClientSession>): () => void;
+  on<E extends keyof ClientEvents>(event: E, handler: ClientEvents[E]): () => void;
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  on(type: MessageType<any> | keyof ClientEvents, handler: (...args: any[]) => void): () => void {
+    if (typeof type === 'string') {
+      let set = this.events.get(type);
+      if (!set) {
+        set = new Set();
+        this.events.set(type, set);
+      }
+      set.add(handler);
+      return () => set.delete(handler);
+    }
+    return this.onMessage(type, handler);
+  }
+
+  override send<T>(type: MessageType<T>, payload: T, options?: SendOptions): boolean {
+    return super.send(type, payload, options);
+  }
+
+  private emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
+    for (const h of this.events.get(event) ?? []) {
+      try {
+        h(...args);
+      } catch (err) {
+        if (event !== 'error') this.reportError(err as Error);
+      }
+    }
+  }
+
+  /** Closes for good: tells the server not to keep the session for a resume. */
+  async close(code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
+    if (this.state === 'closed') return;
+    this.clock.clearTimeout(this.reconnectTimer);
+    await this.closeLink(code, reason, false);
+    this.finish(code, reason);
+  }
+
+  /** Resolves once closed for good. */
+  get closed(): Promise<CloseEventInfo> {
+    if (this.closeInfo) return Promise.resolve(this.closeInfo);
+    return new Promise((resolve) => this.on('close', resolve));
+  }
+
+  private async url_(): Promise<string> {
+    const t = this.clientOptions.token;
+    if (t === undefined) return this.url;
+    const token = typeof t === 'function' ? await t() : t;
+    const u = new URL(this.url);
+    u.searchParams.set(this.clientOptions.tokenParam ?? 'token', token);
+    return u.toString();
+  }
+
+  /** @internal One connection attempt with handshake; resolves when the session is attached. */
+  async connectOnce(): Promise<void> {
+    const url = await this.url_();
+    const raced = await raceTransports(url, this.candidates, {
+      ...this.clientOptions.fallback,
+      clock: this.clientOptions.fallback?.clock ?? this.clock,
+      connectOptions: this.clientOptions.connectOptions,
+    }).catch((err) => {
+      if (err instanceof ConnectError) this.transportAttempts = [...err.attempts];
+      throw err;
+    });
+    this.transportAttempts = raced.attempts;
+    const session = raced.session;
+    if (this.state === 'closed') {
+      session.close();
+      throw new SessionClosedError('closed while connecting');
+    }
+    let control: ControlStream | undefined;
+    let timer: unknown;
+    try {
+      control = new ControlStream(await session.createBidirectionalStream(), this.opts.maxMessageBytes + 64);
+      const t0 = this.clock.now();
+      const hello: Record<string, unknown> = { v: 1, ...this.localTables(), acks: this.localAcks() };
+      if (this.sessionId && this.resumeToken) hello.resume = { id: this.sessionId, token: this.resumeToken };
+      control.write([Kind.HELLO, hello]);
+      const ms = this.clientOptions.handshakeTimeoutMs ?? 10_000;
+      const frame = await Promise.race([
+        control.next(),
+        new Promise<never>((_, rej) => {
+          timer = this.clock.setTimeout(
+            () => rej(new HandshakeTimeoutError(`no WELCOME within ${ms} ms`)),
+            ms,
+          );
+        }),
+      ]);
+      this.clock.clearTimeout(timer);
+      if (!frame) throw new SessionClosedError('the server closed during the handshake');
+      if (frame.header[0] === Kind.CLOSE) {
+        const code = typeof frame.header[1] === 'number' ? frame.header[1] : 0;
+        throw new SessionClosedError(`refused: ${String(frame.header[2] ?? '')}`, code);
+      }
+      const w = frame.header[1] as Record<string, unknown> | undefined;
+      if (frame.header[0] !== Kind.WELCOME || !w || typeof w.sessionId !== 'string') {
+        throw new SessionClosedError('expected WELCOME', CloseCode.BAD_MESSAGE);
+      }
+      if (typeof w.serverTime === 'number') this.clockSync.add(t0, w.serverTime, this.clock.now());
+      const resumed = w.recovered === true && w.sessionId === this.sessionId;
+      this.sessionId = w.sessionId;
+      this.resumeToken = typeof w.resumeToken === 'string' ? w.resumeToken : undefined;
+      this.recovered = resumed;
+      const peer: HandshakeTables = {
+        messages: Array.isArray(w.messages) ? (w.messages as [string, number][]) : [],
+        channels: Array.isArray(w.channels) ? (w.channels as HandshakeTables['channels']) : [],
+        acks: Array.isArray(w.acks) ? (w.acks as [string, number][]) : [],
+      };
+      this.state = 'open';
+      this.attach(session, control, peer, resumed);
+    } catch (err) {
+      this.clock.clearTimeout(timer);
+      control?.cancel().catch(() => {});
+      try {
+        session.close();
+      } catch {
+        // already closed
+      }
+      throw err;
+    }
+  }
+
+  protected linkLost(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    if (isFinal(code) || this.clientOptions.reconnect === false) {
+      this.finish(code, reason);
+      return;
+    }
+    this.state = 'reconnecting';
+    this.scheduleReconnect(0, code, reason);
+  }
+
+  private scheduleReconnect(attempt: number, code: number, reason: string): void {
+    const r = this.clientOptions.reconnect || {};
+    if (attempt >= (r.maxAttempts ?? Number.POSITIVE_INFINITY)) {
+      this.finish(code, `gave up reconnecting: ${reason}`);
+      return;
+    }
+    const delayMs = backoffDelay(attempt, this.rng, r);
+    this.emit('reconnecting', { attempt, delayMs, code, reason });
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      if (this.state === 'closed') return;
+      this.connectOnce().then(
+        () => {
+          this.reconnects++;
+          this.emit('open', { recovered: this.recovered, transport: this.transport ?? '' });
+        },
+        (err: Error) => {
+          if (this.state === 'closed') return;
+          const status = err instanceof ConnectError ? err.status : undefined;
+          const closeCode = err instanceof SessionClosedError ? err.code : 0;
+          if (status === 401 || status === 403 || isFinal(closeCode)) {
+            this.reportError(err);
+            this.finish(closeCode || CloseCode.FORBIDDEN, err.message);
+            return;
+          }
+          this.scheduleReconnect(attempt + 1, code, err.message);
+        },
+      );
+    }, delayMs);
+  }
+
+  protected peerClosed(code: number, reason: string, reconnect: boolean): void {
+    if (reconnect) this.linkLost(code, reason);
+    else this.finish(code, reason);
+  }
+
+  protected fail(err: SessionError): void {
+    this.reportError(err);
+    this.closeLink(err.closeCode, err.message.slice(0, 200), false);
+    this.finish(err.closeCode, err.message);
+  }
+
+  protected reportError(err: Error): void {
+    try {
+      this.clientOptions.onError?.(err);
+    } catch {
+      // ignore
+    }
+    this.emit('error', err);
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closedForGood = true;
+    this.clock.clearTimeout(this.reconnectTimer);
+    if (this.link) this.detach(this.link);
+    this.closeInfo = { code, reason };
+    this.emit('close', this.closeInfo);
+  }
+}
+
+/**
+ * Connects to a session server: races `transports` (WebTransport first, WebSocket after a head start), performs the
+ * handshake, and resolves with a session that reconnects and resumes by itself. Rejects with `ConnectError` (every
+ * transport failed; see `attempts`) or `SessionClosedError` (the server refused the handshake).
+ */
+export async function connect(url: string, options: ClientOptions): Promise<ClientSession> {
+  const session = new ClientSession(url, options);
+  try {
+    await session.connectOnce();
+  } catch (err) {
+    await session.close(err instanceof SessionClosedError ? err.code : CloseCode.NORMAL, String(err));
+    throw err;
+  }
+  return session;
+}
+
+export type { QuiverSession };

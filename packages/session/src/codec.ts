@@ -1,0 +1,170 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { DecodeError, MessageTooLargeError } from './errors.js';
+
+/**
+ * Wire format of the session layer, the same on every transport.
+ *
+ * A frame body is `u16 headerLength | header | payload`: the header is a MessagePack array whose first element is
+ * the frame kind; the payload is the application's message, either MessagePack or raw bytes (flag bit 0), kept
+ * outside the header so that binary payloads are written and read without a copy. On streams every body is
+ * preceded by a `u32` length; a datagram carries exactly one body.
+ */
+export const Kind = {
+  HELLO: 1,
+  WELCOME: 2,
+  PING: 3,
+  PONG: 4,
+  ACK: 5,
+  /** First frame of a unidirectional stream: which channel it carries. */
+  OPEN: 6,
+  /** A message on a stream: [DATA, messageId | name, seq, flags]. */
+  DATA: 7,
+  /** A message in a datagram: [DGRAM, channelId, messageId | name, seq, flags, fragmentId?, index?, count?]. */
+  DGRAM: 8,
+  /** [CLOSE, code, reason, reconnect]: a deliberate close; `reconnect` false forbids resumption. */
+  CLOSE: 9,
+} as const;
+
+export const FLAG_RAW = 1;
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+export function encodeValue(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+export function decodeValue(bytes: Uint8Array): unknown {
+  try {
+    return decoder.decode(bytes);
+  } catch (err) {
+    throw new DecodeError(`undecodable MessagePack: ${(err as Error).message}`);
+  }
+}
+
+/** Encodes `u16 headerLength | header` followed by nothing: the payload, if any, is sent after it as is. */
+function headerBytes(header: unknown[], prefixBytes: number, payloadLength: number): Uint8Array {
+  const h = encoder.encode(header);
+  if (h.length > 0xffff) throw new DecodeError('frame header too large');
+  const out = new Uint8Array(prefixBytes + 2 + h.length);
+  const view = new DataView(out.buffer);
+  if (prefixBytes === 4) view.setUint32(0, 2 + h.length + payloadLength);
+  view.setUint16(prefixBytes, h.length);
+  out.set(h, prefixBytes + 2);
+  return out;
+}
+
+/** A stream frame as chunks: the header chunk and, when present, the payload chunk unchanged (no copy). */
+export function streamFrame(header: unknown[], payload?: Uint8Array): Uint8Array[] {
+  const head = headerBytes(header, 4, payload?.length ?? 0);
+  return payload && payload.length > 0 ? [head, payload] : [head];
+}
+
+/** A datagram body (one contiguous buffer: a datagram cannot be written in pieces). */
+export function datagramFrame(header: unknown[], payload?: Uint8Array): Uint8Array {
+  const head = headerBytes(header, 0, 0);
+  if (!payload || payload.length === 0) return head;
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+/** Size in bytes a datagram header takes, to know how much room a fragment has. */
+export function datagramHeaderSize(header: unknown[]): number {
+  return 2 + encoder.encode(header).length;
+}
+
+export interface Frame {
+  header: unknown[];
+  /** A view into the received bytes. */
+  payload: Uint8Array;
+}
+
+export function parseBody(body: Uint8Array): Frame {
+  if (body.length < 2) throw new DecodeError('frame shorter than its header length');
+  const hlen = (body[0] << 8) | body[1];
+  if (2 + hlen > body.length) throw new DecodeError('frame header length exceeds the frame');
+  const header = decodeValue(body.subarray(2, 2 + hlen));
+  if (!Array.isArray(header) || typeof header[0] !== 'number')
+    throw new DecodeError('frame header is not [kind, ...]');
+  return { header, payload: body.subarray(2 + hlen) };
+}
+
+/**
+ * Sans-IO reader of length-prefixed frames: push received chunks, get complete frame bodies. A length above
+ * `maxFrameBytes` is refused as soon as the prefix is read, before anything is buffered for it.
+ */
+export class FrameReader {
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxFrameBytes: number) {}
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const out: Uint8Array[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const prefix = this.peek(4);
+      const len = ((prefix[0] << 24) >>> 0) + (prefix[1] << 16) + (prefix[2] << 8) + prefix[3];
+      if (len > this.maxFrameBytes) {
+        throw new MessageTooLargeError(
+          `frame of ${len} bytes exceeds ${this.maxFrameBytes}`,
+          len,
+          this.maxFrameBytes,
+        );
+      }
+      if (this.buffered < 4 + len) break;
+      this.take(4);
+      out.push(this.take(len));
+    }
+    return out;
+  }
+
+  /** Bytes of an incomplete frame still held. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  private peek(n: number): Uint8Array {
+    if (this.chunks[0].length >= n) return this.chunks[0];
+    const out = new Uint8Array(n);
+    let off = 0;
+    for (const c of this.chunks) {
+      const k = Math.min(n - off, c.length);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (off === n) break;
+    }
+    return out;
+  }
+
+  private take(n: number): Uint8Array {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      // A view, not a copy: frames that arrive in one chunk are handed over without copying.
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0];
+      const k = Math.min(n - off, c.length);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Application close codes used by the session layer (W3C WebTransport §6.3 `closeCode`; on WebSocket they travel
+ * as close codes in the 4000-4999 private range of RFC 6455 §7.4.2, so they mean the same on every transport).
+ */
+export const CloseCode = {
+  /** Normal close by the application. */
+  NORMAL: 0,
+  /** Undecodable frame or MessagePack body. */
+  BAD_MESSAGE: 4400,
+  /** A data frame before the handshake completed. */
+  NOT_AUTHENTICATED: 4401,
+  /** The resume token or user did not match. */
+  FORBIDDEN: 4403,
+  /** A message id or channel id the receiver does not know. */
+  UNKNOWN_MESSAGE: 4404,
+  /** No HELLO within `firstMessageTimeoutMs`. */
+  HANDSHAKE_TIMEOUT: 4408,
+  /** The session was taken over by a resumed connection. */
+  REPLACED: 4409,
+  /** A frame larger than `maxMessageBytes`. */
+  MESSAGE_TOO_LARGE: 4413,
+  /** The `validate` hook refused a message. */
+  VALIDATION_FAILED: 4422,
+  /** More messages or bytes per second than `rateLimits.perSession` allows. */
+  RATE_LIMITED: 4429,
+  /** The peer stopped answering heartbeats. */
+  HEARTBEAT_TIMEOUT: 4440,
+  /** A reliable queue overflowed with `overflow: 'close'`. */
+  QUEUE_OVERFLOW: 4450,
+  /** Internal error. */
+  INTERNAL: 4500,
+  /** The server is shutting down. */
+  GOING_AWAY: 4503,
+} as const;
+export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Base of every error the session layer raises or reports to `onError`. */
+export class SessionError extends Error {
+  override readonly name: string = 'SessionError';
+  constructor(
+    message: string,
+    /** A stable machine-readable kind; also the metrics label. */
+    readonly kind: string,
+    /** The close code the offending session is closed with, when it is closed. */
+    readonly closeCode: number = CloseCode.INTERNAL,
+  ) {
+    super(message);
+  }
+}
+
+export class DecodeError extends SessionError {
+  override readonly name = 'DecodeError';
+  constructor(message: string) {
+    super(message, 'decode', CloseCode.BAD_MESSAGE);
+  }
+}
+
+export class UnknownMessageError extends SessionError {
+  override readonly name = 'UnknownMessageError';
+  constructor(message: string) {
+    super(message, 'unknown-message', CloseCode.UNKNOWN_MESSAGE);
+  }
+}
+
+export class MessageTooLargeError extends SessionError {
+  override readonly name = 'MessageTooLargeError';
+  constructor(
+    message: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(message, 'too-large', CloseCode.MESSAGE_TOO_LARGE);
+  }
+}
+
+export class NotAuthenticatedError extends SessionError {
+  override readonly name = 'NotAuthenticatedError';
+  constructor(message: string) {
+    super(message, 'not-authenticated', CloseCode.NOT_AUTHENTICATED);
+  }
+}
+
+export class ValidationError extends SessionError {
+  override readonly name = 'ValidationError';
+  constructor(
+    message: string,
+    readonly messageName: string,
+  ) {
+    super(message, 'validation', CloseCode.VALIDATION_FAILED);
+  }
+}
+
+export class RateLimitError extends SessionError {
+  override readonly name = 'RateLimitError';
+  constructor(message: string) {
+    super(message, 'rate-limit', CloseCode.RATE_LIMITED);
+  }
+}
+
+export class HandshakeTimeoutError extends SessionError {
+  override readonly name = 'HandshakeTimeoutError';
+  constructor(message: string) {
+    super(message, 'handshake-timeout', CloseCode.HANDSHAKE_TIMEOUT);
+  }
+}
+
+/** A reliable send refused because the queue is full and the channel's overflow policy is `error`. */
+export class QueueFullError extends SessionError {
+  override readonly name = 'QueueFullError';
+  constructor(message: string) {
+    super(message, 'queue-full', CloseCode.QUEUE_OVERFLOW);
+  }
+}
+
+/** The session is closed for good (not merely reconnecting). */
+export class SessionClosedError extends SessionError {
+  override readonly name = 'SessionClosedError';
+  constructor(
+    message: string,
+    readonly code: number = CloseCode.NORMAL,
+  ) {
+    super(message, 'closed', code);
+  }
+}
+
+/** Every connector of `connect()` failed; `attempts` tells why each one did. */
+export class ConnectError extends SessionError {
+  override readonly name = 'ConnectError';
+  constructor(
+    message: string,
+    readonly attempts: readonly {
+      name: string;
+      outcome: 'won' | 'failed' | 'timeout' | 'unsupported' | 'cancelled' | 'skipped';
+      error?: string;
+      status?: number;
+      ms: number;
+    }[],
+    /** The HTTP status when the server refused the session (401, 403, 429, 503), if known. */
+    readonly status?: number,
+  ) {
+    super(message, 'connect');
+  }
+}

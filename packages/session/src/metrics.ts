@@ -1,0 +1,87 @@
+import type { TransportName } from '@quiver/transport';
+
+/** RTT histogram bucket upper bounds in seconds (Prometheus convention: seconds, cumulative `le`). */
+export const rttBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export interface Histogram {
+  /** Upper bounds in seconds. */
+  buckets: number[];
+  /** Non-cumulative counts per bucket, plus one last entry for +Inf. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * The session server's metrics as plain data (the fastify plugin exports them with prom-client). Counters only
+ * grow; `sessionsActive` is computed when read.
+ */
+export interface SessionMetrics {
+  /** Sessions with a connected transport, by transport name (a gauge). */
+  readonly sessionsActive: Record<TransportName, number>;
+  /** Sessions whose transport dropped and that wait for a resume (a gauge). */
+  readonly sessionsDisconnected: number;
+  sessionsTotal: number;
+  sessionsClosed: number;
+  messages: { in: Record<string, number>; out: Record<string, number> };
+  bytes: { in: Record<string, number>; out: Record<string, number> };
+  /** Session-layer drops by reason (see `DropReason`). */
+  drops: Record<string, number>;
+  rtt: Histogram;
+  /** Resume attempts (HELLO with a resume token). */
+  reconnects: number;
+  /** Resume attempts that recovered the session. */
+  recoveries: number;
+  /** Refused requests or handshakes, by HTTP status or error kind. */
+  rejections: Record<string, number>;
+  /** Errors reported to `onError`, by kind. */
+  errors: Record<string, number>;
+  observeRtt(ms: number): void;
+  /** Called with every RTT sample in ms (exporters that keep their own histogram subscribe here). */
+  readonly rttListeners: Set<(ms: number) => void>;
+}
+
+export function createMetrics(
+  sessions: () => Iterable<{ connected: boolean; transport: TransportName | undefined; state: string }>,
+): SessionMetrics {
+  const rtt: Histogram = {
+    buckets: rttBucketsSeconds,
+    counts: new Array(rttBucketsSeconds.length + 1).fill(0),
+    sum: 0,
+    count: 0,
+  };
+  return {
+    get sessionsActive() {
+      const out: Record<string, number> = {};
+      for (const s of sessions()) {
+        if (s.connected && s.transport) out[s.transport] = (out[s.transport] ?? 0) + 1;
+      }
+      return out;
+    },
+    get sessionsDisconnected() {
+      let n = 0;
+      for (const s of sessions()) if (s.state === 'disconnected') n++;
+      return n;
+    },
+    sessionsTotal: 0,
+    sessionsClosed: 0,
+    messages: { in: {}, out: {} },
+    bytes: { in: {}, out: {} },
+    drops: {},
+    rtt,
+    reconnects: 0,
+    recoveries: 0,
+    rejections: {},
+    errors: {},
+    rttListeners: new Set(),
+    observeRtt(ms: number) {
+      for (const l of this.rttListeners) l(ms);
+      const s = ms / 1000;
+      let i = rtt.buckets.findIndex((b) => s <= b);
+      if (i < 0) i = rtt.buckets.length;
+      rtt.counts[i]++;
+      rtt.sum += s;
+      rtt.count++;
+    },
+  };
+}

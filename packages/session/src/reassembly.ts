@@ -1,0 +1,130 @@
+export interface ReassemblyOptions {
+  /** A partly received message is dropped this long after its first fragment. Default 2000 ms. */
+  timeoutMs?: number;
+  /** Bytes held across all partial messages of a session. Default 1 MiB. */
+  maxBytes?: number;
+  /** Partial messages held at once. Default 64. */
+  maxMessages?: number;
+}
+
+interface Partial {
+  parts: (Uint8Array | undefined)[];
+  received: number;
+  bytes: number;
+  deadline: number;
+}
+
+export type ReassemblyDrop = 'reassembly-timeout' | 'reassembly-overflow' | 'malformed';
+
+/**
+ * Sans-IO reassembly of fragmented datagrams. Bounded in bytes and in messages; what does not fit, is malformed or
+ * times out is dropped and reported through `onDrop`, so it is counted by the caller.
+ */
+export class Reassembler {
+  private readonly partials = new Map<string, Partial>();
+  private bytes = 0;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly maxMessages: number;
+
+  constructor(
+    options: ReassemblyOptions,
+    private readonly onDrop: (reason: ReassemblyDrop) => void,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.maxBytes = options.maxBytes ?? 1 << 20;
+    this.maxMessages = options.maxMessages ?? 64;
+  }
+
+  /** Returns the whole payload when `part` completes it. */
+  add(key: string, index: number, count: number, part: Uint8Array, now: number): Uint8Array | undefined {
+    this.expire(now);
+    if (!Number.isInteger(count) || !Number.isInteger(index) || count < 2 || index < 0 || index >= count) {
+      this.onDrop('malformed');
+      return undefined;
+    }
+    let p = this.partials.get(key);
+    if (!p) {
+      if (this.partials.size >= this.maxMessages || count > 65535) {
+        this.onDrop('reassembly-overflow');
+        return undefined;
+      }
+      p = { parts: new Array(count), received: 0, bytes: 0, deadline: now + this.timeoutMs };
+      this.partials.set(key, p);
+    }
+    if (p.parts.length !== count) {
+      this.onDrop('malformed');
+      return undefined;
+    }
+    if (p.parts[index]) return undefined; // a duplicated fragment
+    if (this.bytes + part.length > this.maxBytes) {
+      this.discard(key, p);
+      this.onDrop('reassembly-overflow');
+      return undefined;
+    }
+    // Copy: the fragment is a view into a datagram buffer that the transport may reuse.
+    p.parts[index] = part.slice();
+    p.received++;
+    p.bytes += part.length;
+    this.bytes += part.length;
+    if (p.received < count) return undefined;
+    this.discard(key, p);
+    const out = new Uint8Array(p.bytes);
+    let off = 0;
+    for (const x of p.parts as Uint8Array[]) {
+      out.set(x, off);
+      off += x.length;
+    }
+    return out;
+  }
+
+  /** Drops partial messages whose deadline passed. */
+  expire(now: number): void {
+    for (const [key, p] of this.partials) {
+      if (p.deadline <= now) {
+        this.discard(key, p);
+        this.onDrop('reassembly-timeout');
+      }
+    }
+  }
+
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  get pendingMessages(): number {
+    return this.partials.size;
+  }
+
+  clear(): void {
+    this.partials.clear();
+    this.bytes = 0;
+  }
+
+  private discard(key: string, p: Partial): void {
+    this.partials.delete(key);
+    this.bytes -= p.bytes;
+  }
+}
+
+/** Receive-side state of a reliable channel: cumulative seq plus the set above it (for unordered delivery). */
+export class ReceiveTracker {
+  cum = 0;
+  private readonly above = new Set<number>();
+
+  /** True if `seq` is new (and records it); false for a duplicate. */
+  accept(seq: number): boolean {
+    if (seq <= this.cum || this.above.has(seq)) return false;
+    if (seq === this.cum + 1) {
+      this.cum = seq;
+      while (this.above.delete(this.cum + 1)) this.cum++;
+    } else {
+      this.above.add(seq);
+    }
+    return true;
+  }
+
+  get outOfOrder(): number {
+    return this.above.size;
+  }
+}

@@ -1,0 +1,638 @@
+import type {
+  IncomingSession,
+  QuiverSession,
+  SessionRequest,
+  TransportListener,
+  TransportName,
+} from '@quiver/transport';
+import { randomToken } from './clock.js';
+import { Kind } from './codec.js';
+import {
+  CloseCode,
+  HandshakeTimeoutError,
+  NotAuthenticatedError,
+  SessionClosedError,
+  SessionError,
+  ValidationError,
+} from './errors.js';
+import { TokenBucket } from './estimators.js';
+import type { MessageType } from './messages.js';
+import { createMetrics, type SessionMetrics } from './metrics.js';
+import {
+  ControlStream,
+  type Handler,
+  type HandshakeTables,
+  Peer,
+  type PeerOptions,
+  type SendOptions,
+} from './peer.js';
+
+/** Thrown (or returned via `reject()`) by `authenticate` to refuse a session before it exists. */
+export class AuthRejection extends Error {
+  override readonly name = 'AuthRejection';
+  constructor(
+    /** 401, 403, 429, 503, ... */
+    readonly status: number,
+    readonly reason = '',
+  ) {
+    super(`rejected with ${status}${reason ? `: ${reason}` : ''}`);
+  }
+}
+
+export function reject(status: number, reason?: string): never {
+  throw new AuthRejection(status, reason);
+}
+
+/** What `authenticate` returns: who the peer is. Kept on the session as `session.user`. */
+export interface AuthResult {
+  userId: string;
+  [key: string]: unknown;
+}
+
+export interface IncomingMessage {
+  name: string;
+  channel: string;
+  payload: unknown;
+}
+
+export interface SessionServerOptions extends PeerOptions {
+  /** Only requests for this path are accepted (others get 404). Default: any path. */
+  path?: string;
+  /** Listeners to accept sessions from; more can be added (and removed) later with `addListener`. */
+  listeners?: TransportListener[];
+  /**
+   * Runs on every session establishment on every transport, resumptions included, before the session exists.
+   * Return who the peer is; throw `AuthRejection` (or call `reject(status)`) to refuse. Without it every request is
+   * accepted as an anonymous user.
+   */
+  authenticate?: (request: SessionRequest) => AuthResult | Promise<AuthResult>;
+  /**
+   * Browser origins allowed (exact `scheme://host:port` strings, or a predicate). Requests with another Origin get
+   * 403. Requests without Origin (non-browser clients) are allowed unless `requireOrigin`. Default: any.
+   */
+  allowedOrigins?: string[] | ((origin: string) => boolean);
+  requireOrigin?: boolean;
+  rateLimits?: {
+    /** Incoming frames per second and bytes per second per session; over it the session is closed with 4429. */
+    perSession?: { messagesPerSecond?: number; bytesPerSecond?: number; burstSeconds?: number };
+    /** New sessions per minute per remote address; over it requests get 429. */
+    perIp?: { sessionsPerMinute?: number };
+  };
+  /** Sessions at once (connected or awaiting a resume); over it requests get 503. Default 10 000. */
+  maxSessions?: number;
+  /** Deadline for `authenticate` to decide; over it the request gets 503. Default 5000 ms. */
+  handshakeTimeoutMs?: number;
+  /** After accepting, the client's HELLO must arrive within this; else the session is closed with 4408. Default 5000 ms. */
+  firstMessageTimeoutMs?: number;
+  /** Hook run on every incoming message after decoding; false or a throw closes the session with 4422. */
+  validate?: (message: IncomingMessage, session: ServerSession) => boolean;
+  /** How long a session whose transport dropped can be resumed. Default 30 000 ms. */
+  resumeWindowMs?: number;
+  /** Typed errors: bad input, refused requests, handler exceptions. */
+  onError?: (error: Error, session?: ServerSession) => void;
+}
+
+export type ServerSessionState = 'open' | 'disconnected' | 'closed';
+
+/** The server's end of one client session, surviving transport reconnects within the resume window. */
+export class ServerSession extends Peer<ServerSession> {
+  readonly id = randomToken(12);
+  resumeToken = randomToken(18);
+  state: ServerSessionState = 'open';
+  /** Transport that carried the session last. */
+  lastTransport: TransportName;
+  private resumeTimer: unknown;
+  private readonly closeHandlers = new Set<(code: number, reason: string) => void>();
+
+  constructor(
+    private readonly server: SessionServer,
+    public user: AuthResult,
+    public request: SessionRequest,
+    options: SessionServerOptions,
+  ) {
+    super(options, 'drop-oldest');
+    this.strictMessages = true;
+    this.lastTransport = request.transport;
+    this.sink = server.sinkFor();
+    const per = options.rateLimits?.perSession;
+    if (per && (per.messagesPerSecond !== undefined || per.bytesPerSecond !== undefined)) {
+      const burst = per.burstSeconds ?? 1;
+      const now = this.clock.now();
+      const m = per.messagesPerSecond ?? Number.POSITIVE_INFINITY;
+      const b = per.bytesPerSecond ?? Number.POSITIVE_INFINITY;
+      this.incomingLimits = {
+        messages: new TokenBucket(m, Math.max(1, m * burst), now),
+        bytes: new TokenBucket(b, Math.max(1, b * burst), now),
+      };
+    }
+    // Handlers registered on the server apply to every session; their message names are known up front.
+    for (const name of server.handlerNames()) {
+      const t = server.messageType(name);
+      if (t) this.registry.register(t);
+    }
+  }
+
+  protected get self(): ServerSession {
+    return this;
+  }
+
+  /** Registers a handler for this session only. */
+  on<T>(type: MessageType<T>, handler: Handler<T, ServerSession>): () => void;
+  on(event: 'close', handler: (code: number, reason: string) => void): () => void;
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  on(type: MessageType<any> | 'close', handler: (...args: any[]) => void): () => void {
+    if (type === 'close') {
+      this.closeHandlers.add(handler as (code: number, reason: string) => void);
+      return () => this.closeHandlers.delete(handler as (code: number, reason: string) => void);
+    }
+    return this.onMessage(type, handler);
+  }
+
+  override send<T>(type: MessageType<T>, payload: T, options?: SendOptions): boolean {
+    return super.send(type, payload, options);
+  }
+
+  /** Closes the session for good (it cannot be resumed). */
+  async close(code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
+    if (this.state === 'closed') return;
+    await this.closeLink(code, reason, false);
+    this.finish(code, reason);
+  }
+
+  protected override knownType(name: string): MessageType | undefined {
+    return super.knownType(name) ?? this.server.messageType(name);
+  }
+
+  protected override dispatch(name: string, payload: unknown): boolean {
+    const local = super.dispatch(name, payload);
+    const global = this.server.dispatch(name, payload, this);
+    return local || global;
+  }
+
+  protected override validateIncoming(
+    name: string,
+    channel: string,
+    payload: unknown,
+    type?: MessageType,
+  ): void {
+    super.validateIncoming(name, channel, payload, type);
+    const v = this.server.options.validate;
+    if (!v) return;
+    let ok: boolean;
+    try {
+      ok = v({ name, channel, payload }, this);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new ValidationError(`message '${name}' refused by validate`, name);
+  }
+
+  /** @internal */
+  connect(session: QuiverSession, control: ControlStream, peer: HandshakeTables, resumed: boolean): void {
+    this.clock.clearTimeout(this.resumeTimer);
+    if (this.link) this.closeLink(CloseCode.REPLACED, 'replaced by a resumed connection', false);
+    this.state = 'open';
+    this.lastTransport = session.transport;
+    const welcome = {
+      v: 1,
+      sessionId: this.id,
+      resumeToken: this.resumeToken,
+      recovered: resumed,
+      ...this.localTables(),
+      acks: this.localAcks(),
+      serverTime: this.clock.now(),
+    };
+    control.write([Kind.WELCOME, welcome]);
+    this.attach(session, control, peer, resumed);
+  }
+
+  protected linkLost(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'disconnected';
+    this.server.log('debug', `session ${this.id} lost its transport (${code} ${reason}); resumable`);
+    this.resumeTimer = this.clock.setTimeout(
+      () => this.finish(code, 'resume window expired'),
+      this.server.resumeWindowMs,
+    );
+  }
+
+  protected peerClosed(code: number, reason: string, _reconnect: boolean): void {
+    // A client's CLOSE is final: it will not resume.
+    this.finish(code, reason);
+  }
+
+  protected fail(err: SessionError): void {
+    this.server.reportError(err, this);
+    this.closeLink(err.closeCode, err.message.slice(0, 200), false);
+    this.finish(err.closeCode, err.message);
+  }
+
+  protected reportError(err: Error): void {
+    this.server.reportError(err, this);
+  }
+
+  /** @internal */
+  finish(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closedForGood = true;
+    this.clock.clearTimeout(this.resumeTimer);
+    if (this.link) this.detach(this.link);
+    this.server.removeSession(this);
+    for (const h of this.closeHandlers) {
+      try {
+        h(code, reason);
+      } catch (err) {
+        this.server.reportError(err as Error, this);
+      }
+    }
+  }
+}
+
+type ServerEventHandler = (session: ServerSession) => void;
+
+/** Accepts sessions from any number of transport listeners and runs the session layer on each. */
+export class SessionServer {
+  readonly sessions = new Map<string, ServerSession>();
+  readonly metrics: SessionMetrics;
+  readonly resumeWindowMs: number;
+  private readonly listeners = new Set<TransportListener>();
+  private readonly loops = new Map<TransportListener, ReadableStreamDefaultReader<IncomingSession>>();
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  private readonly handlers = new Map<string, Set<Handler<any, ServerSession>>>();
+  private readonly types = new Map<string, MessageType>();
+  private readonly sessionHandlers = new Set<ServerEventHandler>();
+  private readonly ipWindows = new Map<string, number[]>();
+  private pendingHandshakes = 0;
+  private closing = false;
+  /** Where logs go (the fastify plugin points it at fastify's logger). */
+  logger: { debug?: (msg: string) => void; info?: (msg: string) => void; warn?: (msg: string) => void } = {};
+
+  constructor(readonly options: SessionServerOptions = {}) {
+    this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
+    this.metrics = createMetrics(() => this.sessions.values());
+    for (const m of options.messages ?? []) this.types.set(m.name, m);
+    for (const l of options.listeners ?? []) this.addListener(l);
+  }
+
+  /** Starts accepting from `listener` (e.g. a restarted listener: sessions resume across it). */
+  addListener(listener: TransportListener): void {
+    if (this.listeners.has(listener)) return;
+    this.listeners.add(listener);
+    const reader = listener.incomingSessions.getReader();
+    this.loops.set(listener, reader);
+    (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          this.handle(value).catch((err) => this.reportError(err as Error));
+        }
+      } catch {
+        // the listener closed
+      } finally {
+        this.listeners.delete(listener);
+        this.loops.delete(listener);
+      }
+    })();
+  }
+
+  /** Stops accepting from `listener` without closing it or its sessions. */
+  removeListener(listener: TransportListener): void {
+    this.loops
+      .get(listener)
+      ?.cancel()
+      .catch(() => {});
+    this.listeners.delete(listener);
+    this.loops.delete(listener);
+  }
+
+  /** Registers a handler for a message on every session. */
+  on<T>(type: MessageType<T>, handler: Handler<T, ServerSession>): () => void;
+  on(event: 'session', handler: ServerEventHandler): () => void;
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  on(type: MessageType<any> | 'session', handler: (...args: any[]) => void): () => void {
+    if (type === 'session') {
+      this.sessionHandlers.add(handler as ServerEventHandler);
+      return () => this.sessionHandlers.delete(handler as ServerEventHandler);
+    }
+    this.types.set(type.name, type);
+    let set = this.handlers.get(type.name);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type.name, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /** Sends to every open session; returns how many accepted the message. */
+  broadcast<T>(type: MessageType<T>, payload: T, options?: SendOptions): number {
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      if (s.state === 'closed') continue;
+      try {
+        if (s.send(type, payload, options)) n++;
+      } catch (err) {
+        this.reportError(err as Error, s);
+      }
+    }
+    return n;
+  }
+
+  /** Closes every session (code 4503 unless given) and stops reading the listeners (it does not close them). */
+  async close(code: number = CloseCode.GOING_AWAY, reason = 'server closing'): Promise<void> {
+    this.closing = true;
+    for (const l of [...this.listeners]) this.removeListener(l);
+    await Promise.all([...this.sessions.values()].map((s) => s.close(code, reason)));
+  }
+
+  /** @internal */
+  handlerNames(): string[] {
+    return [...this.types.keys()];
+  }
+
+  /** @internal */
+  messageType(name: string): MessageType | undefined {
+    return this.types.get(name);
+  }
+
+  /** @internal */
+  dispatch(name: string, payload: unknown, session: ServerSession): boolean {
+    const set = this.handlers.get(name);
+    if (!set || set.size === 0) return false;
+    for (const h of set) {
+      try {
+        h(payload, session);
+      } catch (err) {
+        this.reportError(err as Error, session);
+      }
+    }
+    return true;
+  }
+
+  /** @internal */
+  sinkFor() {
+    const m = this.metrics;
+    return {
+      message: (channel: string, direction: 'in' | 'out', bytes: number) => {
+        const c = m.messages[direction];
+        c[channel] = (c[channel] ?? 0) + 1;
+        const b = m.bytes[direction];
+        b[channel] = (b[channel] ?? 0) + bytes;
+      },
+      drop: (reason: string) => {
+        m.drops[reason] = (m.drops[reason] ?? 0) + 1;
+      },
+      rtt: (ms: number) => m.observeRtt(ms),
+    };
+  }
+
+  /** @internal */
+  reportError(err: Error, session?: ServerSession): void {
+    const kind = err instanceof SessionError ? err.kind : 'handler';
+    this.metrics.errors[kind] = (this.metrics.errors[kind] ?? 0) + 1;
+    this.log('warn', `session ${session?.id ?? '-'}: ${err.name}: ${err.message}`);
+    try {
+      this.options.onError?.(err, session);
+    } catch {
+      // an onError hook that throws must not take the server down
+    }
+  }
+
+  /** @internal */
+  log(level: 'debug' | 'info' | 'warn', msg: string): void {
+    this.logger[level]?.(msg);
+  }
+
+  /** @internal */
+  removeSession(s: ServerSession): void {
+    if (this.sessions.get(s.id) === s) {
+      this.sessions.delete(s.id);
+      this.metrics.sessionsClosed++;
+    }
+  }
+
+  private rejectRequest(incoming: IncomingSession, status: number, reason: string): void {
+    const key = `${status}`;
+    this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
+    this.log(
+      'info',
+      `rejected ${incoming.request.transport} session from ${incoming.request.remoteAddress}: ${status} ${reason}`,
+    );
+    try {
+      incoming.reject(status, reason);
+    } catch {
+      // the request went away meanwhile
+    }
+  }
+
+  private originAllowed(origin: string | undefined): boolean {
+    const allowed = this.options.allowedOrigins;
+    if (origin === undefined || origin === '' || origin === 'null') {
+      return !this.options.requireOrigin && (origin === undefined || origin === '' || allowed === undefined);
+    }
+    if (!allowed) return true;
+    return typeof allowed === 'function' ? allowed(origin) : allowed.includes(origin);
+  }
+
+  private ipAllowed(ip: string, now: number): boolean {
+    const limit = this.options.rateLimits?.perIp?.sessionsPerMinute;
+    if (limit === undefined) return true;
+    let w = this.ipWindows.get(ip);
+    if (!w) {
+      w = [];
+      this.ipWindows.set(ip, w);
+    }
+    while (w.length > 0 && w[0] <= now - 60_000) w.shift();
+    if (w.length === 0 && this.ipWindows.size > 100_000) this.ipWindows.clear(); // bound the table itself
+    if (w.length >= limit) return false;
+    w.push(now);
+    return true;
+  }
+
+  private async handle(incoming: IncomingSession): Promise<void> {
+    const req = incoming.request;
+    const clock = this.options.clock;
+    const now = clock ? clock.now() : Date.now();
+    if (this.closing) return this.rejectRequest(incoming, 503, 'server closing');
+    if (this.options.path !== undefined && req.path !== this.options.path) {
+      return this.rejectRequest(incoming, 404, 'no such endpoint');
+    }
+    if (!this.originAllowed(req.origin)) return this.rejectRequest(incoming, 403, 'origin not allowed');
+    if (!this.ipAllowed(req.remoteAddress, now))
+      return this.rejectRequest(incoming, 429, 'too many sessions');
+    if (this.sessions.size + this.pendingHandshakes >= (this.options.maxSessions ?? 10_000)) {
+      return this.rejectRequest(incoming, 503, 'server full');
+    }
+    this.pendingHandshakes++;
+    let user: AuthResult;
+    try {
+      user = await this.authenticate(req);
+    } catch (err) {
+      this.pendingHandshakes--;
+      if (err instanceof AuthRejection) return this.rejectRequest(incoming, err.status, err.reason);
+      this.reportError(err as Error);
+      return this.rejectRequest(
+        incoming,
+        err instanceof HandshakeTimeoutError ? 503 : 500,
+        'authentication failed',
+      );
+    }
+    let session: QuiverSession;
+    try {
+      session = incoming.accept();
+    } catch (err) {
+      this.pendingHandshakes--;
+      this.reportError(err as Error);
+      return;
+    }
+    try {
+      await this.handshake(session, req, user);
+    } finally {
+      this.pendingHandshakes--;
+    }
+  }
+
+  private async authenticate(req: SessionRequest): Promise<AuthResult> {
+    const auth = this.options.authenticate;
+    if (!auth) return { userId: 'anonymous' };
+    const ms = this.options.handshakeTimeoutMs ?? 5000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const clock = this.options.clock;
+    let handle: unknown;
+    const timeout = new Promise<never>((_, rej) => {
+      const fire = () => rej(new HandshakeTimeoutError(`authenticate took longer than ${ms} ms`));
+      if (clock) handle = clock.setTimeout(fire, ms);
+      else timer = setTimeout(fire, ms);
+    });
+    try {
+      const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout]);
+      if (!result || typeof result.userId !== 'string') throw new AuthRejection(401, 'unauthenticated');
+      return result;
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (clock) clock.clearTimeout(handle);
+    }
+  }
+
+  private async handshake(session: QuiverSession, req: SessionRequest, user: AuthResult): Promise<void> {
+    const clock = this.options.clock;
+    const ms = this.options.firstMessageTimeoutMs ?? 5000;
+    let handle: unknown;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      const fire = () => rej(new HandshakeTimeoutError(`no HELLO within ${ms} ms`));
+      if (clock) handle = clock.setTimeout(fire, ms);
+      else timer = setTimeout(fire, ms);
+    });
+    const maxFrame = (this.options.maxMessageBytes ?? 1 << 20) + 64;
+    let control: ControlStream | undefined;
+    let streams:
+      | ReadableStreamDefaultReader<{
+          readable: ReadableStream<Uint8Array>;
+          writable: WritableStream<Uint8Array>;
+        }>
+      | undefined;
+    try {
+      const hello = await Promise.race([
+        (async () => {
+          streams = session.incomingBidirectionalStreams.getReader();
+          const { value, done } = await streams.read();
+          streams.releaseLock();
+          streams = undefined;
+          if (done) throw new SessionClosedError('closed before the handshake');
+          control = new ControlStream(value, maxFrame);
+          const frame = await control.next();
+          if (!frame) throw new SessionClosedError('closed before the handshake');
+          if (frame.header[0] !== Kind.HELLO) throw new NotAuthenticatedError('a frame before HELLO');
+          const h = frame.header[1] as Record<string, unknown> | undefined;
+          if (!h || typeof h !== 'object' || h.v !== 1) throw new NotAuthenticatedError('malformed HELLO');
+          return h;
+        })(),
+        timeout,
+      ]);
+      if (timer) clearTimeout(timer);
+      if (clock) clock.clearTimeout(handle);
+      this.establish(session, control!, hello, req, user);
+    } catch (err) {
+      if (timer) clearTimeout(timer);
+      if (clock) clock.clearTimeout(handle);
+      streams?.cancel().catch(() => {});
+      control?.cancel().catch(() => {});
+      const e =
+        err instanceof SessionError ? err : new NotAuthenticatedError(String((err as Error)?.message ?? err));
+      if (!(e instanceof SessionClosedError)) this.reportError(e);
+      this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
+      if (control) {
+        // A peer that does not read must not hold the close up: the write gets a short grace period only.
+        let t: unknown;
+        await Promise.race([
+          control.write([Kind.CLOSE, e.closeCode, e.message.slice(0, 200), false]).catch(() => {}),
+          new Promise((r) => {
+            t = clock ? clock.setTimeout(() => r(undefined), 50) : setTimeout(r, 50);
+          }),
+        ]);
+        if (clock) clock.clearTimeout(t);
+        else clearTimeout(t as ReturnType<typeof setTimeout>);
+      }
+      try {
+        session.close({ closeCode: e.closeCode, reason: e.message.slice(0, 200) });
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  private establish(
+    session: QuiverSession,
+    control: ControlStream,
+    hello: Record<string, unknown>,
+    req: SessionRequest,
+    user: AuthResult,
+  ): void {
+    const peer: HandshakeTables = {
+      messages: Array.isArray(hello.messages) ? (hello.messages as [string, number][]) : [],
+      channels: Array.isArray(hello.channels) ? (hello.channels as HandshakeTables['channels']) : [],
+      acks: Array.isArray(hello.acks) ? (hello.acks as [string, number][]) : [],
+    };
+    const resume = hello.resume as { id?: unknown; token?: unknown } | undefined;
+    let s: ServerSession | undefined;
+    if (resume && typeof resume === 'object') {
+      this.metrics.reconnects++;
+      const old = typeof resume.id === 'string' ? this.sessions.get(resume.id) : undefined;
+      if (
+        old &&
+        old.state !== 'closed' &&
+        old.resumeToken === resume.token &&
+        old.user.userId === user.userId
+      ) {
+        s = old;
+        s.user = user;
+        s.request = req;
+        s.resumeToken = randomToken(18);
+        this.metrics.recoveries++;
+      }
+    }
+    const resumed = s !== undefined;
+    if (!s) {
+      s = new ServerSession(this, user, req, this.options);
+      this.sessions.set(s.id, s);
+      this.metrics.sessionsTotal++;
+    }
+    s.connect(session, control, peer, resumed);
+    if (!resumed) {
+      for (const h of this.sessionHandlers) {
+        try {
+          h(s);
+        } catch (err) {
+          this.reportError(err as Error, s);
+        }
+      }
+    }
+  }
+}
+
+export function createSessionServer(options: SessionServerOptions = {}): SessionServer {
+  return new SessionServer(options);
+}

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { createSessionServer, defineMessage, type DropReason } from '../src/index.js';
+import { cleanups, settle, setup, until, useCleanup } from './support/harness.js';
+import { createMemoryNetwork } from './support/memory.js';
+import { rawClient } from './support/raw.js';
+
+useCleanup();
+
+const State = defineMessage<{ key: number; blob: Uint8Array }>('state', { channel: 'state' });
+const Pos = defineMessage<number[]>('pos', { channel: 'unreliable' });
+
+describe('backpressure', () => {
+  it('a client that never reads holds the server to its memory budget; coalesced and dropped sends are counted', async () => {
+    const net = createMemoryNetwork({ streamHighWaterMark: 16 * 1024 });
+    const listener = net.listen();
+    const maxInFlightBytes = 64 * 1024;
+    const maxQueuedBytes = 32 * 1024;
+    const drops: DropReason[] = [];
+    const server = createSessionServer({
+      listeners: [listener],
+      channels: { state: { overflow: 'coalesce', maxQueuedBytes } },
+      maxInFlightBytes,
+      onDrop: (r) => drops.push(r),
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const raw = await rawClient(net.connect);
+    await raw.hello();
+    await until(() => server.sessions.size === 1);
+    const s = [...server.sessions.values()][0];
+    let maxSeen = 0;
+    const blob = new Uint8Array(200);
+    for (let i = 0; i < 20_000; i++) {
+      s.send(State, { key: i % 50, blob }, { key: i % 50 });
+      s.send(Pos, [i, i]);
+      maxSeen = Math.max(maxSeen, s.bufferedBytes);
+      if (i % 200 === 0) await settle();
+    }
+    await settle(20);
+    expect(maxSeen).toBeLessThanOrEqual(maxInFlightBytes + maxQueuedBytes);
+    expect(s.bufferedBytes).toBeLessThanOrEqual(maxInFlightBytes + maxQueuedBytes);
+    // Sending went on the whole time; what could not be kept was coalesced (same key) or dropped, all counted.
+    expect(server.metrics.drops.coalesced).toBeGreaterThan(10_000);
+    expect(drops.filter((d) => d === 'coalesced').length).toBe(server.metrics.drops.coalesced);
+    expect(s.state).toBe('open');
+    raw.session.close();
+  });
+
+  it('drop-oldest keeps a stalled session within its queue bound', async () => {
+    const net = createMemoryNetwork({ streamHighWaterMark: 8 * 1024 });
+    const listener = net.listen();
+    const server = createSessionServer({
+      listeners: [listener],
+      channels: { state: { overflow: 'drop-oldest', maxQueuedBytes: 16 * 1024 } },
+      maxInFlightBytes: 16 * 1024,
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const raw = await rawClient(net.connect);
+    await raw.hello();
+    await until(() => server.sessions.size === 1);
+    const s = [...server.sessions.values()][0];
+    const blob = new Uint8Array(500);
+    for (let i = 0; i < 5000; i++) {
+      s.send(State, { key: i, blob }, { key: i });
+      if (i % 100 === 0) await settle();
+    }
+    expect(s.bufferedBytes).toBeLessThanOrEqual(32 * 1024);
+    expect(server.metrics.drops['queue-full']).toBeGreaterThan(4000);
+    raw.session.close();
+  });
+
+  it('unreliable sends over the send budget are dropped, not queued, and reported to onDrop', async () => {
+    const drops: [DropReason, string | undefined][] = [];
+    const { server, client } = await setup(
+      {
+        messages: [Pos],
+        sendBudget: { bytesPerSecond: 20_000, burstBytes: 2000 },
+        onDrop: (r, info) => drops.push([r, info.message]),
+      },
+      {},
+    );
+    const s = [...server.sessions.values()][0];
+    let got = 0;
+    client.on(Pos, () => got++);
+    let accepted = 0;
+    // 50 datagrams (fewer than the transport queue holds) of ~200 bytes against a 2000-byte burst.
+    for (let i = 0; i < 50; i++) if (s.send(Pos, new Array(100).fill(i))) accepted++;
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(50);
+    expect(server.metrics.drops.budget).toBe(50 - accepted);
+    expect(drops.every(([r, m]) => r === 'budget' && m === 'pos')).toBe(true);
+    expect(s.bufferedBytes).toBe(0);
+    await until(() => got === accepted);
+  });
+
+  it('reliable sends over the send budget wait and are all delivered', async () => {
+    const Chat = defineMessage<string>('chat');
+    const { server, client } = await setup({
+      messages: [Chat],
+      sendBudget: { bytesPerSecond: 50_000, burstBytes: 1000 },
+    });
+    const s = [...server.sessions.values()][0];
+    const got: string[] = [];
+    client.on(Chat, (m) => got.push(m));
+    for (let i = 0; i < 100; i++) s.send(Chat, `message ${i} ${'x'.repeat(100)}`);
+    expect(s.bufferedBytes).toBeGreaterThan(0);
+    await until(() => got.length === 100);
+    expect(got[99].startsWith('message 99')).toBe(true);
+  });
+
+  it('unreliable sends while the transport datagram queue is full are dropped as congestion', async () => {
+    const { server, client } = await setup({ messages: [Pos] });
+    const s = [...server.sessions.values()][0];
+    for (let i = 0; i < 500; i++) s.send(Pos, [i]);
+    expect(server.metrics.drops.congestion).toBeGreaterThan(0);
+    await settle(10);
+    expect(client.stats.messagesIn.unreliable).toBe(500 - server.metrics.drops.congestion!);
+  });
+});

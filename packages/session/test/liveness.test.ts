@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type Clock,
+  type ClientSession,
+  CloseCode,
+  connect,
+  createSessionServer,
+  defineMessage,
+  ManualClock,
+} from '../src/index.js';
+import { cleanups, run, runUntil, settle, useCleanup } from './support/harness.js';
+import { createMemoryNetwork, type LinkOptions } from './support/memory.js';
+
+useCleanup();
+
+const Tick = defineMessage<number>('tick');
+
+/** A server whose clock reads `offset` ms ahead of the client's, on the same timer queue. */
+function offsetClock(base: ManualClock, offset: number): Clock {
+  return {
+    now: () => base.now() + offset,
+    setTimeout: (fn, ms) => base.setTimeout(fn, ms),
+    clearTimeout: (h) => base.clearTimeout(h as never),
+  };
+}
+
+async function manualSetup(link: LinkOptions, offset = 4000, clientExtra = {}) {
+  const clock = new ManualClock(1_000_000);
+  const net = createMemoryNetwork({ ...link, clock });
+  const listener = net.listen();
+  const server = createSessionServer({
+    listeners: [listener],
+    clock: offsetClock(clock, offset),
+    messages: [Tick],
+  });
+  let client: ClientSession | undefined;
+  const p = connect('https://game.test/q', {
+    connector: net.connect,
+    clock,
+    reconnect: { seed: 1 },
+    ...clientExtra,
+  }).then((c) => {
+    client = c;
+  });
+  await runUntil(clock, () => client !== undefined);
+  await p;
+  cleanups.push(async () => {
+    const closing = Promise.all([client!.close(), server.close()]);
+    await run(clock, 200);
+    await closing;
+    await listener.close();
+    clock.runAll();
+  });
+  return { clock, net, server, client: client!, listener };
+}
+
+describe('liveness and time', () => {
+  it('measures RTT and estimates the server clock within rtt/2 (manual clock, 25 ms each way)', async () => {
+    const { clock, client } = await manualSetup({ delayMs: 25, seed: 1 });
+    await run(clock, 10_000, 5);
+    expect(client.rtt).toBeCloseTo(50, 5);
+    expect(client.minRtt).toBe(50);
+    expect(client.jitter).toBeLessThan(5);
+    expect(client.clockError).toBe(25);
+    // Symmetric delay: the NTP estimate is exact.
+    expect(client.serverTime() - clock.now()).toBe(4000);
+  });
+
+  it('estimates loss from unanswered heartbeat datagrams', async () => {
+    const { clock, client } = await manualSetup({ delayMs: 10, loss: 0.25, seed: 9 });
+    await run(clock, 60_000, 10);
+    expect(client.stats.pings).toBeGreaterThan(20);
+    // Each probe crosses the lossy link twice: P(lost) = 1 - 0.75^2 ≈ 0.44; an EWMA of it stays well inside (0, 1).
+    expect(client.loss).toBeGreaterThan(0.1);
+    expect(client.loss).toBeLessThan(0.8);
+  });
+
+  it('reports no loss on a reliable-only transport', async () => {
+    const { clock, client } = await manualSetup({
+      delayMs: 10,
+      loss: 0.25,
+      seed: 9,
+      reliability: 'reliable-only',
+    });
+    await run(clock, 20_000, 10);
+    expect(client.stats.pings).toBeGreaterThan(5);
+    expect(client.loss).toBe(0);
+    expect(client.rtt).toBeCloseTo(20, 5);
+  });
+
+  it('lengthens the heartbeat interval when idle', async () => {
+    const { clock, client } = await manualSetup({ delayMs: 5, seed: 2 });
+    await run(clock, 11_000, 10); // past idleAfterMs (10 s) with no messages
+    const idleStart = client.stats.pings;
+    await run(clock, 20_000, 10);
+    const idlePings = client.stats.pings - idleStart;
+    const activeStart = client.stats.pings;
+    for (let t = 0; t < 20_000; t += 500) {
+      client.send(Tick, t);
+      await run(clock, 500, 10);
+    }
+    const activePings = client.stats.pings - activeStart;
+    expect(idlePings).toBeLessThanOrEqual(5);
+    expect(activePings).toBeGreaterThanOrEqual(15);
+  });
+
+  it('detects a dead path by heartbeat timeout and resumes on a new connection', async () => {
+    const { clock, net, client, server } = await manualSetup({ delayMs: 5, seed: 4 });
+    const events: string[] = [];
+    client.on('reconnecting', (i) => events.push(`reconnecting:${i.code}`));
+    client.on('open', (i) => events.push(`open:${i.recovered}`));
+    const first = [...net.sessions][0];
+    first.blackhole();
+    await runUntil(clock, () => events.includes('open:true'), 60_000, 10);
+    expect(events[0]).toBe(`reconnecting:${CloseCode.HEARTBEAT_TIMEOUT}`);
+    expect(client.state).toBe('open');
+    expect(server.metrics.recoveries).toBe(1);
+    await settle();
+  });
+});

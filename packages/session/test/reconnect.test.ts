@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { connect, createSessionServer, defineMessage, QueueFullError } from '../src/index.js';
+import { cleanups, settle, until, useCleanup } from './support/harness.js';
+import { createMemoryNetwork, type MemoryListener } from './support/memory.js';
+
+useCleanup();
+
+const N = defineMessage<number>('n');
+
+async function world(serverExtra = {}, clientExtra = {}) {
+  const net = createMemoryNetwork();
+  const state: { listener: MemoryListener | null } = { listener: net.listen() };
+  const server = createSessionServer({ listeners: [state.listener!], messages: [N], ...serverExtra });
+  const client = await connect('https://game.test/q', {
+    connector: net.connect,
+    reconnect: { initialMs: 5, maxMs: 40, seed: 7 },
+    ...clientExtra,
+  });
+  cleanups.push(async () => {
+    await client.close();
+    await server.close();
+    await net.listener?.close();
+  });
+  /** Closes the transport listener (every transport session drops) and, later, opens a new one. */
+  const restart = async (downMs = 0) => {
+    await state.listener?.close();
+    state.listener = null;
+    if (downMs) await new Promise((r) => setTimeout(r, downMs));
+    state.listener = net.listen();
+    server.addListener(state.listener);
+  };
+  return { net, server, client, restart, state };
+}
+
+describe('reconnection and resumption', () => {
+  it('loses no reliable message, in either direction, across a transport restart mid-stream', async () => {
+    const { server, client, restart } = await world();
+    const atServer: number[] = [];
+    const atClient: number[] = [];
+    const opens: boolean[] = [];
+    server.on(N, (n) => atServer.push(n));
+    client.on(N, (n) => atClient.push(n));
+    client.on('open', (i) => opens.push(i.recovered));
+    const s = [...server.sessions.values()][0];
+    for (let i = 0; i < 1000; i++) {
+      client.send(N, i);
+      s.send(N, i);
+      if (i === 500) await restart();
+      if (i % 25 === 0) await settle();
+    }
+    await until(() => atServer.length >= 1000 && atClient.length >= 1000, 'all messages');
+    await settle(20);
+    expect(opens).toEqual([true]);
+    expect(client.recovered).toBe(true);
+    expect(atServer).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(atClient).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(server.sessions.size).toBe(1);
+    expect(server.metrics.reconnects).toBe(1);
+    expect(server.metrics.recoveries).toBe(1);
+  });
+
+  it('gives a fresh session (recovered: false) once the resume window has passed', async () => {
+    const { server, client, restart } = await world({ resumeWindowMs: 30 });
+    const firstId = client.sessionId;
+    const opens: boolean[] = [];
+    client.on('open', (i) => opens.push(i.recovered));
+    await restart(150);
+    await until(() => opens.length === 1, 'reopen');
+    expect(opens).toEqual([false]);
+    expect(client.sessionId).not.toBe(firstId);
+    expect(server.metrics.reconnects).toBe(1);
+    expect(server.metrics.recoveries).toBe(0);
+    // The new session works.
+    const seen: number[] = [];
+    server.on(N, (n) => seen.push(n));
+    client.send(N, 5);
+    await until(() => seen.length === 1);
+  });
+
+  it('queues reliable sends while disconnected, bounded, with the error policy', async () => {
+    const { server, client, restart, state } = await world(
+      {},
+      { channels: { reliable: { maxQueuedMessages: 3, overflow: 'error' } } },
+    );
+    const seen: number[] = [];
+    server.on(N, (n) => seen.push(n));
+    await state.listener!.close();
+    state.listener = null;
+    await until(() => client.state === 'reconnecting');
+    client.send(N, 1);
+    client.send(N, 2);
+    client.send(N, 3);
+    expect(() => client.send(N, 4)).toThrow(QueueFullError);
+    await restart();
+    await until(() => seen.length === 3);
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it('drop-oldest policy keeps the newest while disconnected, counting drops', async () => {
+    const drops: string[] = [];
+    const { server, client, restart, state } = await world(
+      {},
+      {
+        channels: { reliable: { maxQueuedMessages: 3, overflow: 'drop-oldest' } },
+        onDrop: (r: string) => drops.push(r),
+      },
+    );
+    const seen: number[] = [];
+    server.on(N, (n) => seen.push(n));
+    await state.listener!.close();
+    state.listener = null;
+    await until(() => client.state === 'reconnecting');
+    for (let i = 1; i <= 10; i++) client.send(N, i);
+    await restart();
+    await until(() => seen.length === 3);
+    expect(seen).toEqual([8, 9, 10]);
+    expect(client.stats.drops['queue-full']).toBe(7);
+    expect(drops.filter((d) => d === 'queue-full').length).toBe(7);
+  });
+
+  it('does not resume with a wrong token; a different user gets a fresh session', async () => {
+    let user = 'alice';
+    const { server, client, restart } = await world({
+      authenticate: () => ({ userId: user }),
+    });
+    const first = client.sessionId;
+    const opens: boolean[] = [];
+    client.on('open', (i) => opens.push(i.recovered));
+    user = 'mallory';
+    await restart();
+    await until(() => opens.length === 1);
+    expect(opens).toEqual([false]);
+    expect(client.sessionId).not.toBe(first);
+    expect([...server.sessions.values()].map((s) => s.user.userId)).toContain('mallory');
+  });
+});

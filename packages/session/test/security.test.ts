@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CloseCode,
+  ConnectError,
+  connect,
+  createSessionServer,
+  defineMessage,
+  Kind,
+  reject,
+  type SessionServerOptions,
+  streamFrame,
+} from '../src/index.js';
+import { cleanups, until, useCleanup } from './support/harness.js';
+import { createMemoryNetwork } from './support/memory.js';
+import { rawClient } from './support/raw.js';
+
+useCleanup();
+
+const Chat = defineMessage<string>('chat');
+
+async function world(opts: SessionServerOptions = {}) {
+  const net = createMemoryNetwork();
+  const listener = net.listen();
+  const errors: Error[] = [];
+  const server = createSessionServer({
+    listeners: [listener],
+    messages: [Chat],
+    onError: (e) => errors.push(e),
+    ...opts,
+  });
+  cleanups.push(async () => {
+    await server.close();
+    await listener.close();
+  });
+  server.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
+  return { net, server, errors };
+}
+
+async function goodClient(net: ReturnType<typeof createMemoryNetwork>, token = 'good') {
+  const c = await connect('https://game.test/q', { connector: net.connect, token, reconnect: false });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+async function echo(c: Awaited<ReturnType<typeof goodClient>>, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const off = c.on(Chat, (m) => {
+      off();
+      resolve(m);
+    });
+    c.send(Chat, text);
+  });
+}
+
+const auth: SessionServerOptions['authenticate'] = (req) => {
+  const t = req.query.get('token');
+  if (t === 'good' || t?.startsWith('fresh')) return { userId: `u-${t}` };
+  if (t === 'banned') reject(403, 'banned');
+  return reject(401, 'bad token');
+};
+
+describe('security', () => {
+  it('rejects unauthenticated sessions with 401 before they exist, and 403 on refusal', async () => {
+    const { net, server } = await world({ authenticate: auth });
+    const e1 = await connect('https://game.test/q', { connector: net.connect, token: 'nope' }).catch(
+      (e) => e,
+    );
+    expect(e1).toBeInstanceOf(ConnectError);
+    expect(e1.status).toBe(401);
+    const e2 = await connect('https://game.test/q', { connector: net.connect, token: 'banned' }).catch(
+      (e) => e,
+    );
+    expect(e2.status).toBe(403);
+    expect(server.sessions.size).toBe(0);
+    expect(server.metrics.rejections).toMatchObject({ '401': 1, '403': 1 });
+    const ok = await goodClient(net);
+    expect(await echo(ok, 'hi')).toBe('echo:hi');
+  });
+
+  it('runs authenticate again on reconnect with a fresh token', async () => {
+    const tokens: string[] = [];
+    const net = createMemoryNetwork();
+    let listener = net.listen();
+    const server = createSessionServer({
+      listeners: [listener],
+      authenticate: (req) => {
+        tokens.push(req.query.get('token')!);
+        return { userId: 'same-user' };
+      },
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await net.listener?.close();
+    });
+    let n = 0;
+    const c = await connect('https://game.test/q', {
+      connector: net.connect,
+      token: () => `fresh-${++n}`,
+      reconnect: { initialMs: 5, seed: 1 },
+    });
+    cleanups.push(() => c.close());
+    const opens: boolean[] = [];
+    c.on('open', (i) => opens.push(i.recovered));
+    await listener.close();
+    listener = net.listen();
+    server.addListener(listener);
+    await until(() => opens.length === 1);
+    expect(tokens).toEqual(['fresh-1', 'fresh-2']);
+    expect(opens).toEqual([true]);
+  });
+
+  it('enforces allowed origins, per-IP session rate and maxSessions', async () => {
+    const { net, server } = await world({
+      allowedOrigins: ['https://good.test'],
+      rateLimits: { perIp: { sessionsPerMinute: 2 } },
+      maxSessions: 3,
+    });
+    const bad = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: { headers: { origin: 'https://evil.test' } },
+    }).catch((e) => e);
+    expect(bad.status).toBe(403);
+    const ip = (a: string) => ({ headers: { origin: 'https://good.test', 'x-test-ip': a } });
+    const a1 = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: ip('10.0.0.1'),
+    });
+    const a2 = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: ip('10.0.0.1'),
+    });
+    cleanups.push(
+      () => a1.close(),
+      () => a2.close(),
+    );
+    const a3 = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: ip('10.0.0.1'),
+    }).catch((e) => e);
+    expect(a3.status).toBe(429);
+    const b1 = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: ip('10.0.0.2'),
+    });
+    cleanups.push(() => b1.close());
+    const b2 = await connect('https://game.test/q', {
+      connector: net.connect,
+      connectOptions: ip('10.0.0.3'),
+    }).catch((e) => e);
+    expect(b2.status).toBe(503);
+    expect(server.metrics.rejections).toMatchObject({ '403': 1, '429': 1, '503': 1 });
+    expect(await echo(a1, 'still')).toBe('echo:still');
+  });
+
+  it('refuses with 503 when authenticate does not decide in time', async () => {
+    const { net, errors } = await world({
+      authenticate: () => new Promise(() => {}),
+      handshakeTimeoutMs: 30,
+    });
+    const e = await connect('https://game.test/q', { connector: net.connect }).catch((x) => x);
+    expect(e.status).toBe(503);
+    expect(errors[0]?.name).toBe('HandshakeTimeoutError');
+  });
+
+  it('closes a session that never says HELLO with 4408', async () => {
+    const { net, errors } = await world({ firstMessageTimeoutMs: 30 });
+    const raw = await rawClient(net.connect);
+    const info = await raw.closed;
+    expect(info.closeCode).toBe(CloseCode.HANDSHAKE_TIMEOUT);
+    expect(errors[0]?.name).toBe('HandshakeTimeoutError');
+  });
+
+  describe('bad input closes only the offending session, with a documented code', () => {
+    const cases: [string, number, string, (raw: Awaited<ReturnType<typeof rawClient>>) => Promise<void>][] = [
+      [
+        'a message before HELLO',
+        CloseCode.NOT_AUTHENTICATED,
+        'NotAuthenticatedError',
+        async (raw) => raw.frame([Kind.DATA, 1, 1, 0], new Uint8Array([0xa1, 0x61])),
+      ],
+      [
+        'undecodable MessagePack',
+        CloseCode.BAD_MESSAGE,
+        'DecodeError',
+        async (raw) => {
+          await raw.hello();
+          await raw.bytes(new Uint8Array([0, 0, 0, 3, 0, 1, 0xc1]));
+        },
+      ],
+      [
+        'an unknown message id',
+        CloseCode.UNKNOWN_MESSAGE,
+        'UnknownMessageError',
+        async (raw) => {
+          await raw.hello({ messages: [['nope', 9]] });
+          const w = (await raw.session.createUnidirectionalStream()).getWriter();
+          for (const c of [
+            ...streamFrame([Kind.OPEN, 1]),
+            ...streamFrame([Kind.DATA, 9, 1, 0], new Uint8Array([1])),
+          ])
+            await w.write(c);
+        },
+      ],
+      [
+        'an unknown message name',
+        CloseCode.UNKNOWN_MESSAGE,
+        'UnknownMessageError',
+        async (raw) => {
+          await raw.hello();
+          const w = (await raw.session.createUnidirectionalStream()).getWriter();
+          for (const c of [
+            ...streamFrame([Kind.OPEN, 1]),
+            ...streamFrame([Kind.DATA, 'admin', 1, 0], new Uint8Array([0xc0])),
+          ])
+            await w.write(c);
+        },
+      ],
+      [
+        'an oversize message',
+        CloseCode.MESSAGE_TOO_LARGE,
+        'MessageTooLargeError',
+        async (raw) => {
+          await raw.hello();
+          const w = (await raw.session.createUnidirectionalStream()).getWriter();
+          for (const c of streamFrame([Kind.OPEN, 1])) await w.write(c);
+          await w.write(new Uint8Array([0, 0, 0x40, 0]));
+        },
+      ],
+      [
+        'a flood',
+        CloseCode.RATE_LIMITED,
+        'RateLimitError',
+        async (raw) => {
+          await raw.hello();
+          for (let i = 0; i < 200; i++) await raw.frame([Kind.PING, i, 0]).catch(() => {});
+        },
+      ],
+    ];
+    for (const [what, code, errorName, misbehave] of cases) {
+      it(what, async () => {
+        const { net, server, errors } = await world({
+          maxMessageBytes: 4096,
+          rateLimits: { perSession: { messagesPerSecond: 50 } },
+        });
+        const good = await goodClient(net);
+        const raw = await rawClient(net.connect);
+        raw.drainControl();
+        await misbehave(raw).catch(() => {});
+        const info = await raw.closed;
+        expect(info.closeCode).toBe(code);
+        expect(errors.map((e) => e.name)).toContain(errorName);
+        expect(Object.values(server.metrics.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+        // The well-behaved session is untouched.
+        expect(await echo(good, 'ok')).toBe('echo:ok');
+        expect(good.state).toBe('open');
+      });
+    }
+  });
+});

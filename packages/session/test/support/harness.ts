@@ -1,0 +1,76 @@
+import { afterEach } from 'vitest';
+import {
+  type ClientOptions,
+  connect,
+  createSessionServer,
+  type ManualClock,
+  type SessionServerOptions,
+} from '../../src/index.js';
+import { createMemoryNetwork, type LinkOptions } from './memory.js';
+
+export const cleanups: (() => Promise<void> | void)[] = [];
+
+export function useCleanup(): void {
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+}
+
+export async function setup(
+  serverOpts: SessionServerOptions = {},
+  clientOpts: Partial<ClientOptions> = {},
+  link: LinkOptions = {},
+) {
+  const net = createMemoryNetwork(link);
+  const listener = net.listen();
+  const server = createSessionServer({ listeners: [listener], ...serverOpts });
+  cleanups.push(async () => {
+    await server.close();
+    await net.listener?.close();
+    await listener.close();
+  });
+  const client = await connect('https://game.test/quiver', { connector: net.connect, ...clientOpts });
+  cleanups.push(() => client.close());
+  return { net, listener, server, client };
+}
+
+/** Polls `cond` on real time (for tests on the system clock); fails after 10 s. */
+export function until(cond: () => boolean, what = 'condition'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = () => {
+      if (cond()) resolve();
+      else if (Date.now() - started > 10_000) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 2);
+    };
+    tick();
+  });
+}
+
+/** Lets promise jobs and stream plumbing settle (they are not timed by the manual clock). */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Advances a manual clock in steps, letting async work settle between steps. */
+export async function run(clock: ManualClock, ms: number, step = 1): Promise<void> {
+  for (let t = 0; t < ms; t += step) {
+    clock.advance(Math.min(step, ms - t));
+    await settle(3);
+  }
+}
+
+/** Runs `clock` until `cond` holds (at most `maxMs` of manual time). */
+export async function runUntil(
+  clock: ManualClock,
+  cond: () => boolean,
+  maxMs = 60_000,
+  step = 1,
+): Promise<void> {
+  for (let t = 0; t < maxMs; t += step) {
+    if (cond()) return;
+    clock.advance(step);
+    await settle(3);
+  }
+  if (!cond()) throw new Error(`condition not reached within ${maxMs} ms of manual time`);
+}

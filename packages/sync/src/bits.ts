@@ -1,0 +1,161 @@
+import { SyncError } from './errors.js';
+
+/**
+ * MSB-first bit writer over a growable byte buffer. Values are unsigned integers of at most 32 bits; the
+ * per-byte loop keeps every shift below 32 so JavaScript's 32-bit shift semantics never bite.
+ */
+export class BitWriter {
+  buf: Uint8Array;
+  /** Bits written so far. */
+  pos = 0;
+
+  constructor(initialBytes = 1500) {
+    this.buf = new Uint8Array(initialBytes);
+  }
+
+  reset(): void {
+    this.buf.fill(0, 0, (this.pos + 7) >>> 3);
+    this.pos = 0;
+  }
+
+  /** Drops everything written after bit `pos` (used to roll back a record that would overflow a budget). */
+  rewind(pos: number): void {
+    if (pos >= this.pos) return;
+    const firstByte = pos >>> 3;
+    const used = pos & 7;
+    const end = (this.pos + 7) >>> 3;
+    if (used === 0) this.buf.fill(0, firstByte, end);
+    else {
+      this.buf[firstByte] &= (0xff << (8 - used)) & 0xff;
+      this.buf.fill(0, firstByte + 1, end);
+    }
+    this.pos = pos;
+  }
+
+  private grow(bits: number): void {
+    const need = (this.pos + bits + 7) >>> 3;
+    if (need <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(need, this.buf.length * 2));
+    next.set(this.buf);
+    this.buf = next;
+  }
+
+  writeBits(value: number, n: number): void {
+    if (n === 0) return;
+    this.grow(n);
+    const buf = this.buf;
+    let pos = this.pos;
+    let left = n;
+    while (left > 0) {
+      const free = 8 - (pos & 7);
+      const take = Math.min(left, free);
+      const chunk = (value >>> (left - take)) & ((1 << take) - 1);
+      buf[pos >>> 3] |= chunk << (free - take);
+      pos += take;
+      left -= take;
+    }
+    this.pos = pos;
+  }
+
+  /** ORs `value` into `n` bits at `pos`, bits that were written as zeros (a reserved, patched-later field). */
+  orBitsAt(pos: number, value: number, n: number): void {
+    let left = n;
+    while (left > 0) {
+      const free = 8 - (pos & 7);
+      const take = Math.min(left, free);
+      const chunk = (value >>> (left - take)) & ((1 << take) - 1);
+      this.buf[pos >>> 3] |= chunk << (free - take);
+      pos += take;
+      left -= take;
+    }
+  }
+
+  writeBit(b: boolean | number): void {
+    this.grow(1);
+    if (b) this.buf[this.pos >>> 3] |= 0x80 >>> (this.pos & 7);
+    this.pos++;
+  }
+
+  /**
+   * Exp-Golomb code of order `k` for a non-negative integer below 2^31: small values (entity index gaps,
+   * counts, tick distances) cost a few bits while any value stays representable.
+   */
+  writeExpGolomb(value: number, k: number): void {
+    const v = value + (1 << k);
+    const len = 31 - Math.clz32(v);
+    this.writeBits(0, len - k);
+    this.writeBits(v, len + 1);
+  }
+
+  bytes(): Uint8Array {
+    return this.buf.slice(0, (this.pos + 7) >>> 3);
+  }
+
+  byteLength(): number {
+    return (this.pos + 7) >>> 3;
+  }
+}
+
+/** Bits an exp-Golomb code of order `k` takes for `value`. */
+export function expGolombBits(value: number, k: number): number {
+  const len = 31 - Math.clz32(value + (1 << k));
+  return 2 * len - k + 1;
+}
+
+/** MSB-first bit reader. Reading past the end throws a `truncated` SyncError. */
+export class BitReader {
+  pos = 0;
+  readonly totalBits: number;
+
+  constructor(readonly buf: Uint8Array) {
+    this.totalBits = buf.length * 8;
+  }
+
+  readBits(n: number): number {
+    if (n === 0) return 0;
+    if (this.pos + n > this.totalBits)
+      throw new SyncError('truncated', `packet truncated at bit ${this.pos}`);
+    const buf = this.buf;
+    let pos = this.pos;
+    let left = n;
+    let out = 0;
+    while (left > 0) {
+      const avail = 8 - (pos & 7);
+      const take = Math.min(left, avail);
+      const chunk = (buf[pos >>> 3] >>> (avail - take)) & ((1 << take) - 1);
+      // Multiplication instead of << keeps 32-bit values unsigned.
+      out = out * (1 << take) + chunk;
+      pos += take;
+      left -= take;
+    }
+    this.pos = pos;
+    return out;
+  }
+
+  readBit(): boolean {
+    if (this.pos >= this.totalBits) throw new SyncError('truncated', `packet truncated at bit ${this.pos}`);
+    const b = (this.buf[this.pos >>> 3] >>> (7 - (this.pos & 7))) & 1;
+    this.pos++;
+    return b === 1;
+  }
+
+  readExpGolomb(k: number): number {
+    let zeros = 0;
+    while (!this.readBit()) {
+      zeros++;
+      // A code longer than 31 bits cannot come from our writer; reject before values lose precision.
+      if (zeros > 31 - k) throw new SyncError('corrupt', 'exp-Golomb prefix too long');
+    }
+    const len = zeros + k;
+    const rest = this.readBits(len);
+    return 2 ** len + rest - (1 << k);
+  }
+
+  /** True when only zero padding (< 8 bits) is left. */
+  atPaddedEnd(): boolean {
+    const left = this.totalBits - this.pos;
+    if (left >= 8) return false;
+    if (left === 0) return true;
+    return (this.buf[this.buf.length - 1] & ((1 << left) - 1)) === 0;
+  }
+}

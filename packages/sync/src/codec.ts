@@ -1,0 +1,80 @@
+/**
+ * Wire constants and the value codec shared by server and client.
+ *
+ * Packet (bit-packed, MSB first):
+ *   schemaHash u32 | tick u32 | tick - baselineTick : expGolomb(0) (0 = no baseline, a full snapshot)
+ *   recordCount : bitsFor(maxEntities) bits | records in ascending entity-slot order
+ * Record: slotGap expGolomb(2) (slot - previousSlot - 1) | kind u2 | body
+ *   REMOVE: (no body)
+ *   FULL:   entityId expGolomb(8) | component mask (C bits) | every field of every present component, absolute
+ *   UPDATE: maskChanged u1 [| mask] | per component present in both masks: changed u1, then per field a
+ *           changed bit (only when the component has several fields), then the changed fields;
+ *           components newly in the mask are written absolute as in FULL
+ * Field values: a multi-slot field (vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed
+ * by a mode bit: 0 = absolute (width bits), 1 = delta: class u2 and zigzag(value - baseline) in
+ * DELTA_WIDTHS[class] bits, whichever is shorter. Fields marked ownerOnly carry a visible bit in absolute form.
+ */
+import type { BitReader, BitWriter } from './bits.js';
+import { SyncError } from './errors.js';
+import type { CompiledField } from './schema.js';
+
+export const KIND_UPDATE = 0;
+export const KIND_FULL = 1;
+export const KIND_REMOVE = 2;
+export const GAP_K = 2;
+export const ID_K = 8;
+export const HEADER_FIXED_BITS = 64;
+export const DELTA_WIDTHS = [2, 4, 7, 11] as const;
+/** Slots this narrow are always absolute: a mode bit would cost more than it saves. */
+export const ABSOLUTE_ONLY_WIDTH = 4;
+
+/** Writes one slot, delta-coded against `base` when that is shorter. */
+export function writeSlot(w: BitWriter, width: number, value: number, base: number): void {
+  if (width <= ABSOLUTE_ONLY_WIDTH) {
+    w.writeBits(value, width);
+    return;
+  }
+  const d = value - base;
+  const z = d >= 0 ? 2 * d : -2 * d - 1;
+  for (let c = 0; c < 4; c++) {
+    const dw = DELTA_WIDTHS[c];
+    if (z < 1 << dw) {
+      if (3 + dw < 1 + width) {
+        w.writeBits(0b100 | c, 3);
+        w.writeBits(z, dw);
+        return;
+      }
+      break;
+    }
+  }
+  w.writeBit(0);
+  w.writeBits(value, width);
+}
+
+export function readSlot(r: BitReader, width: number, maxQ: number, base: number): number {
+  let v: number;
+  if (width <= ABSOLUTE_ONLY_WIDTH) v = r.readBits(width);
+  else if (r.readBit()) {
+    const z = r.readBits(DELTA_WIDTHS[r.readBits(2)]);
+    v = base + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+  } else v = r.readBits(width);
+  if (v < 0 || v > maxQ) throw new SyncError('corrupt', `value ${v} out of range 0..${maxQ}`);
+  return v;
+}
+
+/** Writes a field absolutely (full records and newly added components). */
+export function writeFieldAbsolute(
+  w: BitWriter,
+  f: CompiledField,
+  row: Uint32Array,
+  o: number,
+  utf8: Uint8Array[],
+): void {
+  if (f.kind === 'string') {
+    const b = utf8[row[o + f.slot]];
+    w.writeBits(b.length, f.widths[0]);
+    for (let i = 0; i < b.length; i++) w.writeBits(b[i], 8);
+    return;
+  }
+  for (let i = 0; i < f.slotCount; i++) w.writeBits(row[o + f.slot + i], f.widths[i]);
+}

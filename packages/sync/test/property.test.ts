@@ -1,0 +1,208 @@
+import { describe, expect, test } from 'vitest';
+import { type ClientOptions, SyncClient, SyncError, SyncServer } from '../src/index.js';
+import { rng, schema, TickLink } from './helpers.js';
+
+type S = typeof schema.components;
+
+interface Peer {
+  key: string;
+  client: SyncClient<S>;
+  down: TickLink;
+  up: TickLink;
+  /** Check client == server at every applied tick (all-interest, unlimited budget clients only). */
+  exact: boolean;
+  known: Set<number>;
+}
+
+function randomScene(seed: number) {
+  const rand = rng(seed);
+  const server = new SyncServer(schema, {
+    window: 16 + Math.floor(rand() * 48),
+    position: { component: 'transform', field: 'pos' },
+    cellSize: 10 + rand() * 30,
+    budgetBytes: 4000,
+    maxPacketBytes: 4000,
+  });
+  const loss = [0, 0.02, 0.1, 0.3, 0.6][Math.floor(rand() * 5)];
+  const link = () => ({
+    loss,
+    burstEnter: rand() * 0.05,
+    burstExit: 0.2 + rand() * 0.5,
+    maxDelay: Math.floor(rand() * 4),
+  });
+  const specs: [string, ClientOptions, boolean][] = [
+    ['all', {}, true],
+    ['owner', {}, false],
+    ['radius', { radius: 20 + rand() * 60 }, false],
+    ['filter', { filter: (id) => id % 3 !== 0 }, false],
+    ['tiny', { budgetBytes: 100 + Math.floor(rand() * 200) }, false],
+  ];
+  const peers: Peer[] = specs.map(([key, opts, exact]) => {
+    server.addClient(key, opts);
+    const client = new SyncClient(schema, { window: server.window });
+    const peer: Peer = {
+      key,
+      client,
+      down: new TickLink(rng(seed * 31 + key.length), link()),
+      up: new TickLink(rng(seed * 17 + key.length), link()),
+      exact,
+      known: new Set(),
+    };
+    client.on('entered', (e) => {
+      expect(peer.known.has(e.id)).toBe(false);
+      peer.known.add(e.id);
+    });
+    client.on('left', (e) => {
+      expect(peer.known.delete(e.id)).toBe(true);
+      // Clients that see everything lose an entity only when it is gone (never to budget or loss).
+      if (key === 'all' || key === 'owner' || key === 'tiny') expect(server.has(e.id)).toBe(false);
+    });
+    return peer;
+  });
+  server.setFocus('radius', { x: 0, y: 0, z: 0 });
+  return { rand, server, peers, loss };
+}
+
+function mutate(rand: () => number, server: SyncServer<S>, live: number[]): void {
+  const r = () => (rand() - 0.5) * 180;
+  const ops = Math.floor(rand() * 12);
+  for (let i = 0; i < ops; i++) {
+    const op = rand();
+    if (op < 0.12 && live.length < 200) {
+      const id = server.spawn(
+        {
+          transform: {
+            pos: { x: r(), y: r(), z: r() },
+            rot: { x: rand(), y: rand(), z: rand(), w: rand() - 0.5 },
+          },
+          ...(rand() < 0.6
+            ? {
+                stats: {
+                  hp: Math.floor(rand() * 140) - 20,
+                  name: rand() < 0.5 ? 'orc' : 'ünïcode✓',
+                  secret: 7,
+                },
+              }
+            : {}),
+        },
+        rand() < 0.3 ? { owner: 'owner' } : {},
+      );
+      live.push(id);
+    } else if (op < 0.2 && live.length > 0) {
+      server.despawn(live.splice(Math.floor(rand() * live.length), 1)[0]);
+    } else if (live.length > 0) {
+      const id = live[Math.floor(rand() * live.length)];
+      const which = rand();
+      if (which < 0.5) {
+        const p = server.getQuantised(id)?.transform?.pos ?? { x: 0, y: 0, z: 0 };
+        const step = rand() < 0.8 ? 0.5 : 60;
+        server.set(id, 'transform', {
+          pos: { x: p.x + (rand() - 0.5) * step, y: p.y, z: p.z + (rand() - 0.5) * step },
+          ...(rand() < 0.5
+            ? { rot: { x: rand() - 0.5, y: rand() - 0.5, z: rand() - 0.5, w: rand() - 0.5 } }
+            : {}),
+        });
+      } else if (which < 0.75) {
+        server.set(id, 'stats', {
+          hp: Math.floor(rand() * 101),
+          alive: rand() < 0.5,
+          kind: (['a', 'b', 'c'] as const)[Math.floor(rand() * 3)],
+          secret: Math.floor(rand() * 1000),
+          ...(rand() < 0.2 ? { name: `n${Math.floor(rand() * 1e6)}` } : {}),
+        });
+      } else if (which < 0.85) server.set(id, 'tag', { team: Math.floor(rand() * 4) });
+      else if (which < 0.92) server.removeComponent(id, rand() < 0.5 ? 'tag' : 'stats');
+      else server.set(id, 'stats', { alive: true });
+    }
+  }
+}
+
+function step(
+  server: SyncServer<S>,
+  peers: Peer[],
+  history: Map<number, Map<number, unknown>>,
+  now: number,
+  lossless: boolean,
+): void {
+  const tick = server.tick();
+  history.set(tick, server.quantisedStateFor('all'));
+  history.delete(tick - 80);
+  for (const p of peers) {
+    const bytes = server.encodeFor(p.key);
+    if (lossless) {
+      p.down.clear();
+      p.up.clear();
+      p.client.receive(bytes);
+      server.receiveAck(p.key, p.client.createAck());
+      if (p.exact) expect(p.client.state()).toEqual(history.get(tick));
+      continue;
+    }
+    p.down.send(now, bytes);
+    for (const b of p.down.deliver(now)) {
+      let applied = false;
+      try {
+        applied = p.client.receive(b);
+      } catch (e) {
+        // Deltas against a baseline the client has replaced are the only legitimate failure here.
+        expect(e).toBeInstanceOf(SyncError);
+        expect((e as SyncError).code).toBe('baseline-missing');
+      }
+      if (applied && p.exact) expect(p.client.state()).toEqual(history.get(p.client.tick));
+      p.up.send(now, p.client.createAck());
+    }
+    for (const a of p.up.deliver(now)) {
+      try {
+        server.receiveAck(p.key, a);
+      } catch (e) {
+        // A long-delayed ack may name a tick that has left the window.
+        expect((e as SyncError).code).toBe('out-of-window');
+      }
+    }
+  }
+}
+
+describe('property: client state converges to the server quantised state under loss', () => {
+  for (let seed = 1; seed <= 24; seed++) {
+    test(`seed ${seed}`, () => {
+      const { rand, server, peers, loss } = randomScene(seed);
+      const live: number[] = [];
+      const history = new Map<number, Map<number, unknown>>();
+      let now = 0;
+      const chaosTicks = 150 + Math.floor(rand() * 150);
+      const blackoutAt = Math.floor(rand() * chaosTicks);
+      const blackoutLen = Math.floor(rand() * 120);
+      for (; now < chaosTicks; now++) {
+        const dark = now >= blackoutAt && now < blackoutAt + blackoutLen;
+        for (const p of peers) p.down.blackout = p.up.blackout = dark;
+        mutate(rand, server, live);
+        step(server, peers, history, now, false);
+      }
+      // Recovery: lossless; with mutations still running, the unlimited client is exact from the first tick.
+      for (let i = 0; i < 5; i++, now++) {
+        mutate(rand, server, live);
+        step(server, peers, history, now, true);
+      }
+      // Quiet: every client (also the budget-starved one) must converge.
+      let converged = 0;
+      for (let i = 0; i < 400 && converged < peers.length; i++, now++) {
+        step(server, peers, history, now, true);
+        converged = peers.filter((p) => equal(p.client.state(), server.quantisedStateFor(p.key))).length;
+      }
+      for (const p of peers) {
+        expect(p.client.state(), p.key).toEqual(server.quantisedStateFor(p.key));
+        expect(new Set(p.client.ids())).toEqual(p.known);
+      }
+      // The scene really was lossy (the link model is not silently lossless).
+      if (loss > 0 || blackoutLen > 0) expect(peers[0].down.lost + peers[0].up.lost).toBeGreaterThan(0);
+    });
+  }
+});
+
+function equal(a: unknown, b: unknown): boolean {
+  try {
+    expect(a).toEqual(b);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The platform-specific part of the transport: one WebSocket, as `ws` (Node) or the native `WebSocket` (browsers)
+ * provides it. Everything else (framing, streams, flow control) is shared.
+ */
+
+export interface SocketHandlers {
+  open(): void;
+  /** A binary message. */
+  message(data: Uint8Array): void;
+  /** A text message (not part of the framing). */
+  textMessage(): void;
+  /** The socket is closed; `error` is what went wrong locally, if anything did. */
+  close(code: number, reason: string, error?: Error): void;
+  /** The socket's send buffer shrank (only called when `emitsDrain` is true). */
+  drain(): void;
+}
+
+export interface SocketAdapter {
+  /** Bytes handed to send() but not yet written to the network (WebSocket `bufferedAmount`). */
+  readonly bufferedAmount: number;
+  readonly isOpen: boolean;
+  /** Whether the adapter calls `drain`; otherwise the session polls `bufferedAmount`. */
+  readonly emitsDrain: boolean;
+  listen(handlers: SocketHandlers): void;
+  send(data: Uint8Array): void;
+  /**
+   * Starts the WebSocket closing handshake. `code` is an RFC 6455 §7.4 code; adapters that cannot send it (browsers
+   * only allow 1000 and 3000-4999) map it as documented in the README.
+   */
+  close(code: number, reason: string): void;
+  /** Drops the connection without a closing handshake. */
+  terminate(): void;
+}
+
+/** The WebSocket subprotocol (RFC 6455 §1.9) naming this framing and its version. */
+export const SUBPROTOCOL = 'quiver.v1';

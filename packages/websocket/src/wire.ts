@@ -1,0 +1,311 @@
+import { violation, WsErrorCode } from './codes.js';
+
+/**
+ * Byte-level encoding of the Quiver WebSocket framing (see README "Framing"). Integers are QUIC variable-length
+ * integers (RFC 9000 §16) except error and close codes, which are fixed 32-bit big-endian like the
+ * CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3 §5). JavaScript numbers hold 53 bits, so
+ * varints above 2^53 - 1 are refused as FRAME_ENCODING_ERROR rather than silently rounded.
+ */
+
+export const FrameType = {
+  SETTINGS: 0x00,
+  PING: 0x01,
+  PONG: 0x02,
+  MAX_STREAMS_BIDI: 0x03,
+  MAX_STREAMS_UNI: 0x04,
+  MAX_STREAM_DATA: 0x05,
+  RESET_STREAM: 0x06,
+  STOP_SENDING: 0x07,
+  STREAM: 0x08,
+  STREAM_FIN: 0x09,
+  DATAGRAM: 0x0a,
+  CLOSE_SESSION: 0x0b,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const SettingId = {
+  MAX_MESSAGE_SIZE: 0x01,
+  INITIAL_MAX_STREAMS_BIDI: 0x02,
+  INITIAL_MAX_STREAMS_UNI: 0x03,
+  INITIAL_MAX_STREAM_DATA: 0x04,
+  MAX_DATAGRAM_SIZE: 0x05,
+} as const;
+
+/** W3C WebTransport §6.3: a close reason is at most 1024 UTF-8 bytes. */
+export const MAX_CLOSE_REASON_BYTES = 1024;
+
+export function varintLength(v: number): number {
+  if (v < 0x40) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x40000000) return 4;
+  return 8;
+}
+
+export class ByteWriter {
+  buf: Uint8Array;
+  length = 0;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+  }
+
+  ensure(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.length++] = v;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    const b = this.buf;
+    let i = this.length;
+    b[i++] = (v >>> 24) & 0xff;
+    b[i++] = (v >>> 16) & 0xff;
+    b[i++] = (v >>> 8) & 0xff;
+    b[i++] = v & 0xff;
+    this.length = i;
+  }
+
+  varint(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
+    if (v < 0x40) {
+      this.ensure(1);
+      this.buf[this.length++] = v;
+    } else if (v < 0x4000) {
+      this.ensure(2);
+      this.buf[this.length++] = 0x40 | (v >>> 8);
+      this.buf[this.length++] = v & 0xff;
+    } else if (v < 0x40000000) {
+      this.ensure(4);
+      this.u32((0x80000000 | v) >>> 0);
+    } else {
+      this.ensure(8);
+      const hi = Math.floor(v / 0x100000000);
+      this.u32((0xc0000000 | hi) >>> 0);
+      this.u32(v >>> 0);
+    }
+  }
+
+  bytes(data: Uint8Array): void {
+    this.ensure(data.length);
+    this.buf.set(data, this.length);
+    this.length += data.length;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+export class ByteReader {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
+  private need(n: number, what: string): void {
+    if (this.buf.length - this.pos < n) {
+      throw violation(WsErrorCode.FRAME_ENCODING_ERROR, `truncated ${what} at byte ${this.pos}`);
+    }
+  }
+
+  u32(what: string): number {
+    this.need(4, what);
+    const b = this.buf;
+    const p = this.pos;
+    this.pos += 4;
+    return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+  }
+
+  varint(what: string): number {
+    this.need(1, what);
+    const b = this.buf;
+    const first = b[this.pos];
+    const len = 1 << (first >>> 6);
+    this.need(len, what);
+    const p = this.pos;
+    this.pos += len;
+    switch (len) {
+      case 1:
+        return first & 0x3f;
+      case 2:
+        return ((first & 0x3f) << 8) | b[p + 1];
+      case 4:
+        return (((first & 0x3f) << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+      default: {
+        const hi = (((first & 0x3f) << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+        const lo = ((b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7]) >>> 0;
+        const v = hi * 0x100000000 + lo;
+        if (!Number.isSafeInteger(v)) {
+          throw violation(WsErrorCode.FRAME_ENCODING_ERROR, `${what} above 2^53 - 1`);
+        }
+        return v;
+      }
+    }
+  }
+
+  bytes(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+}
+
+export type Frame =
+  | { type: 'settings'; settings: Map<number, number> }
+  | { type: 'ping'; id: number }
+  | { type: 'pong'; id: number }
+  | { type: 'max-streams'; bidi: boolean; max: number }
+  | { type: 'max-stream-data'; streamId: number; max: number }
+  | { type: 'reset-stream'; streamId: number; code: number }
+  | { type: 'stop-sending'; streamId: number; code: number }
+  | { type: 'stream'; streamId: number; data: Uint8Array; fin: boolean }
+  | { type: 'datagram'; data: Uint8Array }
+  | { type: 'close'; code: number; reason: string };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes the next frame of a message. Throws ProtocolViolationError on any malformed input. */
+export function readFrame(r: ByteReader): Frame {
+  const type = r.varint('frame type');
+  switch (type) {
+    case FrameType.SETTINGS: {
+      const len = r.varint('SETTINGS length');
+      const body = new ByteReader(r.bytes(len, 'SETTINGS'));
+      const settings = new Map<number, number>();
+      while (body.remaining > 0) {
+        const id = body.varint('setting id');
+        const value = body.varint('setting value');
+        if (settings.has(id)) throw violation(WsErrorCode.SETTINGS_ERROR, `setting ${id} repeated`);
+        settings.set(id, value);
+      }
+      return { type: 'settings', settings };
+    }
+    case FrameType.PING:
+      return { type: 'ping', id: r.varint('PING id') };
+    case FrameType.PONG:
+      return { type: 'pong', id: r.varint('PONG id') };
+    case FrameType.MAX_STREAMS_BIDI:
+    case FrameType.MAX_STREAMS_UNI:
+      return { type: 'max-streams', bidi: type === FrameType.MAX_STREAMS_BIDI, max: r.varint('MAX_STREAMS') };
+    case FrameType.MAX_STREAM_DATA:
+      return {
+        type: 'max-stream-data',
+        streamId: r.varint('stream id'),
+        max: r.varint('MAX_STREAM_DATA'),
+      };
+    case FrameType.RESET_STREAM:
+      return { type: 'reset-stream', streamId: r.varint('stream id'), code: r.u32('RESET_STREAM code') };
+    case FrameType.STOP_SENDING:
+      return { type: 'stop-sending', streamId: r.varint('stream id'), code: r.u32('STOP_SENDING code') };
+    case FrameType.STREAM:
+    case FrameType.STREAM_FIN: {
+      const streamId = r.varint('stream id');
+      const len = r.varint('STREAM length');
+      return { type: 'stream', streamId, data: r.bytes(len, 'STREAM data'), fin: type === FrameType.STREAM_FIN };
+    }
+    case FrameType.DATAGRAM: {
+      const len = r.varint('DATAGRAM length');
+      return { type: 'datagram', data: r.bytes(len, 'DATAGRAM payload') };
+    }
+    case FrameType.CLOSE_SESSION: {
+      const code = r.u32('CLOSE_SESSION code');
+      const len = r.varint('CLOSE_SESSION reason length');
+      if (len > MAX_CLOSE_REASON_BYTES) {
+        throw violation(WsErrorCode.FRAME_SIZE_ERROR, `close reason of ${len} bytes > ${MAX_CLOSE_REASON_BYTES}`);
+      }
+      const bytes = r.bytes(len, 'CLOSE_SESSION reason');
+      let reason: string;
+      try {
+        reason = utf8.decode(bytes);
+      } catch {
+        throw violation(WsErrorCode.FRAME_ENCODING_ERROR, 'close reason is not UTF-8');
+      }
+      return { type: 'close', code, reason };
+    }
+    default:
+      throw violation(WsErrorCode.FRAME_TYPE_ERROR, `unknown frame type 0x${type.toString(16)}`);
+  }
+}
+
+/** Decodes every frame of one WebSocket message. */
+export function decodeFrames(message: Uint8Array): Frame[] {
+  const r = new ByteReader(message);
+  const frames: Frame[] = [];
+  while (r.remaining > 0) frames.push(readFrame(r));
+  return frames;
+}
+
+/** Appends one encoded frame to `w`. */
+export function writeFrame(w: ByteWriter, f: Frame): void {
+  switch (f.type) {
+    case 'settings': {
+      const body = new ByteWriter(32);
+      for (const [id, value] of f.settings) {
+        body.varint(id);
+        body.varint(value);
+      }
+      w.varint(FrameType.SETTINGS);
+      w.varint(body.length);
+      w.bytes(body.finish());
+      return;
+    }
+    case 'ping':
+    case 'pong':
+      w.varint(f.type === 'ping' ? FrameType.PING : FrameType.PONG);
+      w.varint(f.id);
+      return;
+    case 'max-streams':
+      w.varint(f.bidi ? FrameType.MAX_STREAMS_BIDI : FrameType.MAX_STREAMS_UNI);
+      w.varint(f.max);
+      return;
+    case 'max-stream-data':
+      w.varint(FrameType.MAX_STREAM_DATA);
+      w.varint(f.streamId);
+      w.varint(f.max);
+      return;
+    case 'reset-stream':
+    case 'stop-sending':
+      w.varint(f.type === 'reset-stream' ? FrameType.RESET_STREAM : FrameType.STOP_SENDING);
+      w.varint(f.streamId);
+      w.u32(f.code);
+      return;
+    case 'stream':
+      w.varint(f.fin ? FrameType.STREAM_FIN : FrameType.STREAM);
+      w.varint(f.streamId);
+      w.varint(f.data.length);
+      w.bytes(f.data);
+      return;
+    case 'datagram':
+      w.varint(FrameType.DATAGRAM);
+      w.varint(f.data.length);
+      w.bytes(f.data);
+      return;
+    case 'close': {
+      const reason = new TextEncoder().encode(f.reason);
+      w.varint(FrameType.CLOSE_SESSION);
+      w.u32(f.code);
+      w.varint(reason.length);
+      w.bytes(reason);
+      return;
+    }
+  }
+}
+
+/** Encodes frames into one message (for tests and tools; the session core builds messages itself). */
+export function encodeFrames(frames: Frame[]): Uint8Array {
+  const w = new ByteWriter();
+  for (const f of frames) writeFrame(w, f);
+  return w.finish();
+}

@@ -1,0 +1,218 @@
+/**
+ * WebTransport over HTTP/3 client for Node. One QUIC connection (and UDP socket) per session, like Firefox;
+ * the server's certificate is checked either by TLS against CA certificates or, as W3C WebTransport §6.2
+ * `serverCertificateHashes`, by the SHA-256 of the leaf certificate after the handshake.
+ */
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ConnectOptions, QuiverSession } from '@quiver/transport';
+import { QuiverTransportError } from '@quiver/transport';
+import type { H3Limits, HeaderField } from '../core/api.js';
+import { createH3Connection } from './h3.js';
+import type { QuicTransportOptions } from './config.js';
+import { buildQuicheConfig, defaultQuicTransportOptions } from './config.js';
+import { QuicEndpoint } from './endpoint.js';
+import { QuicConnection } from './quic-connection.js';
+import { quiche, SCID_LEN } from './quiche.js';
+import type { SessionLimits } from './session.js';
+import { defaultSessionLimits, WtSession } from './session.js';
+import { WtConnection } from './wt-connection.js';
+
+export interface WebTransportConnectOptions extends ConnectOptions, Partial<QuicTransportOptions> {
+  /** PEM CA certificates for TLS validation (used when `serverCertificateHashes` is absent). */
+  ca?: string | Uint8Array;
+  caPath?: string;
+  /** `origin` request header (browsers always send one; the server may check it). Default none. */
+  origin?: string;
+  limits?: Partial<H3Limits>;
+  sessionLimits?: Partial<SessionLimits>;
+  /** SO_RCVBUF/SO_SNDBUF of the client's socket. Default 8 MiB. */
+  socketBufferBytes?: number;
+  /** Delay between the session's end and the CONNECTION_CLOSE (see the listener's `lingerMs`). Default 50 ms. */
+  lingerMs?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** W3C WebTransport §6.2 "custom certificate requirements": at most 2 weeks of validity. */
+const MAX_PINNED_VALIDITY_MS = 14 * 24 * 60 * 60 * 1000;
+/** TLS alert bad_certificate (RFC 8446 §6.2) as a QUIC CRYPTO_ERROR (RFC 9001 §4.8). */
+const CRYPTO_BAD_CERTIFICATE = 0x100 + 42;
+
+/** Opens a WebTransport session to `https://host:port/path?query`. The session's `ready` says when it is up. */
+export function connectWebTransport(url: string, options: WebTransportConnectOptions = {}): QuiverSession {
+  const sessionLimits: SessionLimits = { ...defaultSessionLimits, ...options.sessionLimits };
+  const holder = new ClientAttempt(url, options, sessionLimits);
+  return holder.session;
+}
+
+class ClientAttempt {
+  readonly session: WtSession;
+  private endpoint: QuicEndpoint | undefined;
+  private conn: WtConnection | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private linger: NodeJS.Timeout | undefined;
+  private done = false;
+  private readonly onAbort = (): void => {
+    this.fail(new QuiverTransportError('connection aborted by the signal', { source: 'session' }));
+  };
+
+  constructor(
+    private readonly url: string,
+    private readonly o: WebTransportConnectOptions,
+    sessionLimits: SessionLimits,
+  ) {
+    // The session exists before its connection (the Connector contract is synchronous); see attach().
+    this.session = new WtSession(undefined, sessionLimits);
+    this.start().catch((e: unknown) => {
+      this.fail(
+        e instanceof QuiverTransportError
+          ? e
+          : new QuiverTransportError(e instanceof Error ? e.message : String(e), { source: 'session' }),
+      );
+    });
+    this.session.closed.then(
+      () => this.release(),
+      () => this.release(),
+    );
+  }
+
+  private async start(): Promise<void> {
+    const o = this.o;
+    const u = new URL(this.url);
+    if (u.protocol !== 'https:') throw new TypeError(`WebTransport needs an https: URL, got ${u.protocol}`);
+    if (o.signal?.aborted) throw new QuiverTransportError('connection aborted by the signal', { source: 'session' });
+    o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.timer = setTimeout(() => {
+      this.fail(new QuiverTransportError('WebTransport connect timed out', { source: 'session' }));
+    }, o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const port = u.port ? Number(u.port) : 443;
+    const address = isIP(hostname) ? hostname : (await lookup(hostname)).address;
+    if (this.done) return;
+    const transport: QuicTransportOptions = { ...defaultQuicTransportOptions };
+    for (const k of Object.keys(defaultQuicTransportOptions) as (keyof QuicTransportOptions)[]) {
+      if (o[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = o[k];
+    }
+    const pinned = o.serverCertificateHashes && o.serverCertificateHashes.length > 0;
+    const ca = o.ca ?? (o.caPath ? readFileSync(o.caPath) : undefined);
+    const config = buildQuicheConfig({ ca, verifyPeer: !pinned }, transport);
+    const v6 = isIP(address) === 6;
+    const endpoint = await QuicEndpoint.bind({
+      host: v6 ? '::' : '0.0.0.0',
+      port: 0,
+      socketBufferBytes: o.socketBufferBytes ?? 8 * 1024 * 1024,
+      connectTo: { host: address, port },
+    });
+    this.endpoint = endpoint;
+    if (this.done) {
+      await endpoint.close();
+      return;
+    }
+    const remote = { host: address, port };
+    const scid = randomBytes(SCID_LEN);
+    // SNI and TLS host checks need a DNS name; IP literals are checked against the certificate's IP SANs below.
+    const serverName = isIP(hostname) ? null : hostname;
+    const qc = quiche.Connection.connect(serverName, scid, endpoint.local, remote, config);
+    const quic = new QuicConnection(qc, endpoint, remote, this.session.limits.streamWriteHighWaterMark);
+    endpoint.route(scid.toString('latin1'), quic);
+    const authority = u.host;
+    const path = `${u.pathname || '/'}${u.search}`;
+    const extraHeaders: HeaderField[] = Object.entries(o.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
+    const conn = new WtConnection(quic, createH3Connection({ role: 'client', limits: o.limits }), {
+      onHandshake: (c) => this.verify(c, hostname, !!pinned, !pinned && ca === undefined),
+      onStarted: (c) => {
+        const sid = c.h3.connect({ authority, path, origin: o.origin, headers: extraHeaders });
+        this.session.bind(sid);
+      },
+      onSessionResponse: () => {
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = undefined;
+      },
+      onIdle: (c) => {
+        if (this.linger) return;
+        this.linger = setTimeout(() => {
+          this.linger = undefined;
+          c.close(true);
+        }, o.lingerMs ?? 50);
+        this.linger.unref();
+      },
+      onClosed: () => {
+        void this.releaseEndpoint();
+      },
+    });
+    this.session.attach(conn);
+    this.conn = conn;
+    quic.schedule();
+  }
+
+  /** W3C WebTransport §6.2: verify a pinned certificate; also the IP SAN when the URL names an IP. */
+  private verify(c: WtConnection, hostname: string, pinned: boolean, noVerification: boolean): boolean {
+    const chain = c.quic.conn.peerCertChain();
+    const leaf = chain?.[0];
+    let problem: string | undefined;
+    if (!leaf) problem = 'the server sent no certificate';
+    else if (pinned) {
+      const digest = createHash('sha256').update(leaf).digest();
+      const ok = this.o.serverCertificateHashes!.some(
+        (h) => h.algorithm === 'sha-256' && Buffer.from(toU8(h.value)).equals(digest),
+      );
+      if (!ok) problem = 'the server certificate does not match serverCertificateHashes';
+      else {
+        const x = new X509Certificate(leaf);
+        const from = Date.parse(x.validFrom);
+        const to = Date.parse(x.validTo);
+        const now = Date.now();
+        if (to - from > MAX_PINNED_VALIDITY_MS) problem = 'a pinned certificate must be valid for at most 14 days';
+        else if (now < from || now > to) problem = 'the pinned certificate is not currently valid';
+        else if (x.publicKey.asymmetricKeyType !== 'ec') problem = 'a pinned certificate must use ECDSA';
+      }
+    } else if (noVerification) {
+      problem = 'no serverCertificateHashes and no CA: refusing an unverified server';
+    } else if (isIP(hostname)) {
+      const x = new X509Certificate(leaf);
+      if (!x.checkIP(hostname)) problem = `the certificate is not valid for ${hostname}`;
+    }
+    if (!problem) return true;
+    this.fail(new QuiverTransportError(problem, { source: 'session' }), CRYPTO_BAD_CERTIFICATE);
+    return false;
+  }
+
+  private fail(err: QuiverTransportError, transportCode?: number): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.session.finish(undefined, err);
+    if (this.conn && !this.conn.quic.closed) {
+      if (transportCode !== undefined) this.conn.close(true, transportCode, '', false);
+      else this.conn.close(true);
+    } else void this.releaseEndpoint();
+  }
+
+  private release(): void {
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+    // The connection closes through onIdle (after the linger) or has closed already.
+    if (!this.conn) void this.releaseEndpoint();
+  }
+
+  private async releaseEndpoint(): Promise<void> {
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+    const ep = this.endpoint;
+    if (ep && ep.connections.size === 0) await ep.close();
+  }
+}
+
+function toU8(v: BufferSource): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return new Uint8Array(v);
+}

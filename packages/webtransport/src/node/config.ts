@@ -1,0 +1,82 @@
+/** quiche configuration for WebTransport over HTTP/3: ALPN, TLS material, datagrams, windows and limits. */
+import type { Config } from './quiche.js';
+import { quiche } from './quiche.js';
+
+/** QUIC transport settings shared by the listener and the client; every field is an explicit limit. */
+export interface QuicTransportOptions {
+  /** RFC 9000 §10.1 max_idle_timeout in milliseconds. Default 30 000. */
+  idleTimeoutMs: number;
+  /** initial_max_data (RFC 9000 §18.2). Default 16 MiB. */
+  connectionWindowBytes: number;
+  /** initial_max_stream_data_* for every stream type. Default 1 MiB. */
+  streamWindowBytes: number;
+  /** initial_max_streams_bidi: peer-opened bidirectional streams at once. Default 256. */
+  maxBidiStreams: number;
+  /** initial_max_streams_uni: peer-opened unidirectional streams at once (HTTP/3 needs 3). Default 256. */
+  maxUniStreams: number;
+  /** quiche's DATAGRAM receive queue (RFC 9221), in datagrams; arrivals beyond it are lost. Default 1024. */
+  datagramRecvQueue: number;
+  /** quiche's DATAGRAM send queue, in datagrams; sends beyond it count as `congestion` drops. Default 1024. */
+  datagramSendQueue: number;
+  /** max_udp_payload_size we send (RFC 9000 §18.2); 1350 fits every common path. Default 1350. */
+  maxUdpPayloadSize: number;
+  /** Congestion controller: 'cubic', 'reno' or 'bbr'. Default 'cubic'. */
+  congestionControl: 'cubic' | 'reno' | 'bbr';
+}
+
+export const defaultQuicTransportOptions: QuicTransportOptions = {
+  idleTimeoutMs: 30_000,
+  connectionWindowBytes: 16 * 1024 * 1024,
+  streamWindowBytes: 1024 * 1024,
+  maxBidiStreams: 256,
+  maxUniStreams: 256,
+  datagramRecvQueue: 1024,
+  datagramSendQueue: 1024,
+  maxUdpPayloadSize: 1350,
+  congestionControl: 'cubic',
+};
+
+export interface TlsMaterial {
+  /** PEM certificate chain (leaf first). */
+  cert?: string | Uint8Array;
+  /** PEM private key. */
+  key?: string | Uint8Array;
+  /** PEM CA certificates to verify the peer against; with none the peer is not verified by TLS. */
+  ca?: string | Uint8Array;
+  verifyPeer: boolean;
+}
+
+const enc = new TextEncoder();
+const bytes = (v: string | Uint8Array): Uint8Array => (typeof v === 'string' ? enc.encode(v) : v);
+
+export function buildQuicheConfig(tls: TlsMaterial, o: QuicTransportOptions): Config {
+  const config = quiche.Config.withBoringSslCtx(
+    tls.verifyPeer,
+    false,
+    tls.ca ? bytes(tls.ca) : null,
+    tls.key ? [bytes(tls.key)] : null,
+    tls.cert ? [bytes(tls.cert)] : null,
+    null,
+  );
+  // RFC 9114 §3.1: HTTP/3 over QUIC is ALPN "h3".
+  config.setApplicationProtos(['h3']);
+  config.setMaxIdleTimeout(o.idleTimeoutMs);
+  config.setMaxRecvUdpPayloadSize(65527);
+  config.setMaxSendUdpPayloadSize(o.maxUdpPayloadSize);
+  config.setInitialMaxData(o.connectionWindowBytes);
+  config.setInitialMaxStreamDataBidiLocal(o.streamWindowBytes);
+  config.setInitialMaxStreamDataBidiRemote(o.streamWindowBytes);
+  config.setInitialMaxStreamDataUni(o.streamWindowBytes);
+  config.setInitialMaxStreamsBidi(o.maxBidiStreams);
+  config.setInitialMaxStreamsUni(o.maxUniStreams);
+  // Windows may grow (auto-tuning) up to these; keep them bounded by what we advertised times 4.
+  config.setMaxStreamWindow(Math.min(quiche.MAX_STREAM_WINDOW, o.streamWindowBytes * 4));
+  config.setMaxConnectionWindow(Math.min(quiche.MAX_CONNECTION_WINDOW, o.connectionWindowBytes * 4));
+  // RFC 9221 §3: max_datagram_frame_size; Chromium reports maxDatagramSize 0 without it.
+  config.enableDgram(true, o.datagramRecvQueue, o.datagramSendQueue);
+  // No migration support in the adapter (one socket, no new connection ids issued).
+  config.setDisableActiveMigration(true);
+  config.setCcAlgorithmName(o.congestionControl);
+  config.grease(true);
+  return config;
+}

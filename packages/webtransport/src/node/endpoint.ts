@@ -1,0 +1,215 @@
+/**
+ * A UDP socket carrying many QUIC connections, routed by destination connection id (RFC 9000 §5.2).
+ *
+ * Batching: `node:dgram` delivers every datagram libuv read in one poll phase as separate 'message' events;
+ * each is handed to quiche at once, and the connection is flushed (streams read, packets built and sent) once
+ * in the following check phase (`setImmediate`), so a burst of packets costs one flush, not one per packet.
+ */
+import dgram from 'node:dgram';
+import type { QuicConnection, QuicTransmitter } from './quic-connection.js';
+import type { Host } from './quiche.js';
+import { parseDcid } from './quiche.js';
+
+export interface EndpointCounters {
+  packetsReceived: number;
+  packetsSent: number;
+  bytesReceived: number;
+  bytesSent: number;
+  /** Datagrams that could not be QUIC packets (too short, bad header). */
+  droppedMalformed: number;
+  /** Packets for a connection id we do not know that could not start a connection (RFC 9000 §5.2.2). */
+  droppedUnknownConnection: number;
+  /** Initial packets refused (e.g. maxConnections reached, unsupported version). */
+  droppedRefused: number;
+  sendErrors: number;
+}
+
+export interface EndpointOptions {
+  host: string;
+  port: number;
+  /** SO_RCVBUF and SO_SNDBUF. Loopback bulk transfers lose packets with the default buffers. */
+  socketBufferBytes: number;
+  /** Connect the socket to this peer (client): saves the per-packet address lookup in `send`. */
+  connectTo?: Host;
+}
+
+export type AcceptHook = (
+  packet: Buffer,
+  parsed: NonNullable<ReturnType<typeof parseDcid>>,
+  from: Host,
+) => QuicConnection | undefined;
+
+/** Size of the memory slab packets are built in; slices stay alive until `send` completed with them. */
+const SLAB_BYTES = 256 * 1024;
+const PACKET_ROOM = 1500;
+
+export class QuicEndpoint implements QuicTransmitter {
+  readonly counters: EndpointCounters = {
+    packetsReceived: 0,
+    packetsSent: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    droppedMalformed: 0,
+    droppedUnknownConnection: 0,
+    droppedRefused: 0,
+    sendErrors: 0,
+  };
+  readonly connections = new Set<QuicConnection>();
+  local: Host = { host: '', port: 0 };
+  onAccept: AcceptHook | undefined;
+  /** Called when a connection was released (closed and unrouted). */
+  onRelease: ((conn: QuicConnection) => void) | undefined;
+  private readonly routes = new Map<string, QuicConnection>();
+  private readonly dirty = new Set<QuicConnection>();
+  private scheduled: NodeJS.Immediate | undefined;
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slabOff = 0;
+  private closedP: Promise<void> | undefined;
+  private connected = false;
+  private readonly onSendError = (err: Error | null): void => {
+    if (err) this.counters.sendErrors++;
+  };
+
+  private constructor(readonly socket: dgram.Socket) {}
+
+  static async bind(opts: EndpointOptions): Promise<QuicEndpoint> {
+    const v6 = opts.host.includes(':');
+    const socket = dgram.createSocket({
+      type: v6 ? 'udp6' : 'udp4',
+      recvBufferSize: opts.socketBufferBytes,
+      sendBufferSize: opts.socketBufferBytes,
+      // '::' also accepts IPv4 (mapped addresses) unless the OS forbids dual-stack.
+      ipv6Only: false,
+    });
+    const ep = new QuicEndpoint(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(opts.port, opts.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    if (opts.connectTo) {
+      const to = opts.connectTo;
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.connect(to.port, to.host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      ep.connected = true;
+    }
+    // Errors after bind (e.g. ICMP port unreachable on a connected socket) must not crash the process.
+    socket.on('error', () => {
+      ep.counters.sendErrors++;
+    });
+    const a = socket.address();
+    ep.local = { host: a.address, port: a.port };
+    socket.on('message', ep.onMessage);
+    return ep;
+  }
+
+  route(key: string, conn: QuicConnection): void {
+    this.routes.set(key, conn);
+    conn.keys.push(key);
+    this.connections.add(conn);
+  }
+
+  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    this.counters.packetsReceived++;
+    this.counters.bytesReceived += msg.length;
+    const parsed = parseDcid(msg);
+    if (!parsed) {
+      this.counters.droppedMalformed++;
+      return;
+    }
+    let conn = this.routes.get(parsed.key);
+    let from: Host;
+    if (conn) {
+      from = conn.peer;
+      if (from.port !== rinfo.port || from.host !== rinfo.address) {
+        // RFC 9000 §9: a new peer address (NAT rebinding); quiche validates the path.
+        from = { host: rinfo.address, port: rinfo.port };
+        conn.peer = from;
+      }
+    } else {
+      from = { host: rinfo.address, port: rinfo.port };
+      // RFC 9000 §14.1: a client Initial fills a datagram of at least 1200 bytes; anything else for an unknown
+      // connection id is dropped without a reply (no stateless reset: we keep no reset tokens).
+      if (!this.onAccept || !parsed.initial || msg.length < 1200) {
+        this.counters.droppedUnknownConnection++;
+        return;
+      }
+      conn = this.onAccept(msg, parsed, from);
+      if (!conn) {
+        this.counters.droppedRefused++;
+        return;
+      }
+    }
+    conn.recv(msg, from);
+    this.schedule(conn);
+  };
+
+  schedule(conn: QuicConnection): void {
+    this.dirty.add(conn);
+    if (!this.scheduled) this.scheduled = setImmediate(this.flushAll);
+  }
+
+  private readonly flushAll = (): void => {
+    this.scheduled = undefined;
+    // A flush may schedule further work (a handler writes): that lands in the next turn, which keeps one
+    // turn's work bounded.
+    const conns = [...this.dirty];
+    this.dirty.clear();
+    for (const c of conns) c.flush();
+  };
+
+  /** Builds every packet quiche has for the connection and sends each (no sendmmsg in node:dgram). */
+  sendPackets(conn: QuicConnection): void {
+    const q = conn.conn;
+    for (;;) {
+      if (this.slab.length - this.slabOff < PACKET_ROOM) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.slabOff = 0;
+      }
+      const out = this.slab.subarray(this.slabOff, this.slabOff + PACKET_ROOM);
+      let r: ReturnType<typeof q.send>;
+      try {
+        r = q.send(out);
+      } catch {
+        this.counters.sendErrors++;
+        return;
+      }
+      if (r === null) return;
+      const n = r[0];
+      // The slice is referenced by the pending send; the slab is never rewritten, only replaced.
+      this.slabOff += (n + 7) & ~7;
+      const pkt = out.subarray(0, n);
+      this.counters.packetsSent++;
+      this.counters.bytesSent += n;
+      if (this.connected) this.socket.send(pkt, this.onSendError);
+      else this.socket.send(pkt, r[1].to.port, r[1].to.host, this.onSendError);
+    }
+  }
+
+  release(conn: QuicConnection): void {
+    for (const k of conn.keys) if (this.routes.get(k) === conn) this.routes.delete(k);
+    this.connections.delete(conn);
+    this.dirty.delete(conn);
+    this.onRelease?.(conn);
+  }
+
+  /** Closes the socket; connections must have been closed or destroyed before. */
+  close(): Promise<void> {
+    if (!this.closedP) {
+      for (const c of [...this.connections]) c.destroy();
+      if (this.scheduled) clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+      this.closedP = new Promise<void>((resolve) => {
+        this.socket.close(() => resolve());
+      });
+    }
+    return this.closedP;
+  }
+}

@@ -1,0 +1,2 @@
+/** The sans-IO core's entry point, in one place. */
+export { createH3Connection } from '../core/index.js';

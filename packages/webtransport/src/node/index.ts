@@ -1,0 +1,12 @@
+export type { WebTransportConnectOptions } from './client.js';
+export { connectWebTransport } from './client.js';
+export type { QuicTransportOptions } from './config.js';
+export { defaultQuicTransportOptions } from './config.js';
+export type {
+  WebTransportListener,
+  WebTransportListenerCounters,
+  WebTransportListenerOptions,
+} from './server.js';
+export { createWebTransportListener } from './server.js';
+export type { SessionLimits } from './session.js';
+export { defaultSessionLimits, WtSession as WebTransportSession } from './session.js';

@@ -1,0 +1,478 @@
+/**
+ * One QUIC connection on the quiche binding: stream send queues that honour flow control, pull-based reads,
+ * datagrams and the connection's timer. It knows nothing of HTTP/3: it hands what QUIC delivered to a
+ * {@link QuicConnectionHandler} (the HTTP/3 glue) and writes what it is asked to.
+ *
+ * The binding's costs shape this code (see the package README): `readable()`/`writable()` are walked once per
+ * flush, never per packet; "done" results are `null`, errors are exceptions, so the hot paths only take
+ * branches that return `null`.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Connection, Host } from './quiche.js';
+import { quiche, quicheErrorCode, quicheErrorName } from './quiche.js';
+
+export interface QuicCloseInfo {
+  /** Whether we closed it (true) or the peer or the idle timer did. */
+  local: boolean;
+  /** The CONNECTION_CLOSE was an application close (frame type 0x1d, RFC 9000 §19.19). */
+  isApp: boolean;
+  code: number;
+  reason: string;
+  timedOut: boolean;
+}
+
+export interface QuicConnectionHandler {
+  /** The handshake completed (RFC 9001 §4.1.1). */
+  onEstablished(): void;
+  onStreamData(streamId: number, data: Uint8Array, fin: boolean): void;
+  onStreamReset(streamId: number, code: bigint): void;
+  onStopSending(streamId: number, code: bigint): void;
+  onDatagram(data: Uint8Array): void;
+  /** A stream's send queue fell to or below its low-water mark (write backpressure released). */
+  onStreamDrained(streamId: number): void;
+  /** Called once per flush after input was delivered and before packets are built. */
+  onFlush(): void;
+  /** The peer's CONNECTION_CLOSE arrived or we closed: no more I/O. Called once. */
+  onClosed(info: QuicCloseInfo): void;
+}
+
+/** What the connection needs from the socket it lives on. */
+export interface QuicTransmitter {
+  readonly local: Host;
+  /** Builds packets into memory the endpoint owns and sends them; returns nothing. */
+  sendPackets(conn: QuicConnection): void;
+  schedule(conn: QuicConnection): void;
+  release(conn: QuicConnection): void;
+}
+
+interface SendState {
+  queue: Uint8Array[];
+  head: number;
+  queued: number;
+  fin: boolean;
+  finSent: boolean;
+  /** Someone waits for `onStreamDrained`. */
+  waiting: boolean;
+  stopped: boolean;
+}
+
+export interface QuicConnectionCounters {
+  recvErrors: number;
+  streamSendErrors: number;
+  datagramsSent: number;
+  datagramsReceived: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const READ_BUF = Buffer.allocUnsafeSlow(64 * 1024);
+
+export class QuicConnection {
+  handler!: QuicConnectionHandler;
+  readonly counters: QuicConnectionCounters = {
+    recvErrors: 0,
+    streamSendErrors: 0,
+    datagramsSent: 0,
+    datagramsReceived: 0,
+  };
+  /** Connection ids (latin1 keys) under which the endpoint routes packets to us. */
+  readonly keys: string[] = [];
+  peer: Host;
+  established = false;
+  closed = false;
+  /** After close(): free the connection as soon as the CONNECTION_CLOSE left (no draining period). */
+  abandonAfterClose = false;
+  private readonly sends = new Map<number, SendState>();
+  private readonly pendingSend = new Set<number>();
+  private readonly readPaused = new Set<number>();
+  private readonly resumed = new Set<number>();
+  private received = false;
+  private localClose = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    if (this.closed) return;
+    this.conn.onTimeout();
+    this.received = true;
+    this.flush();
+  };
+
+  constructor(
+    readonly conn: Connection,
+    readonly endpoint: QuicTransmitter,
+    peer: Host,
+    /** Bytes queued per stream above which writers wait. */
+    readonly streamHighWaterMark: number,
+  ) {
+    this.peer = peer;
+  }
+
+  /** One UDP datagram from the peer. Processing of what it carried is deferred to the next flush. */
+  recv(packet: Uint8Array, from: Host): void {
+    if (this.closed) return;
+    try {
+      this.conn.recv(packet, { from, to: this.endpoint.local });
+    } catch {
+      // RFC 9000 §12.2: undecryptable or malformed packets are discarded; quiche closes the connection itself
+      // when a packet is a protocol violation.
+      this.counters.recvErrors++;
+    }
+    this.received = true;
+  }
+
+  schedule(): void {
+    if (!this.closed) this.endpoint.schedule(this);
+  }
+
+  /** Start tracking a stream whose send side we own, so a STOP_SENDING on it is noticed while it is idle. */
+  trackSend(streamId: number): void {
+    if (!this.sends.has(streamId)) this.sends.set(streamId, newSendState());
+  }
+
+  /** Queue bytes (and FIN) for a stream; a new local stream id opens that stream (RFC 9000 §2.1). */
+  write(streamId: number, data: Uint8Array, fin: boolean): void {
+    let st = this.sends.get(streamId);
+    if (!st) {
+      st = newSendState();
+      this.sends.set(streamId, st);
+    }
+    if (st.stopped || st.fin) return;
+    if (data.length > 0) {
+      st.queue.push(data);
+      st.queued += data.length;
+    }
+    if (fin) st.fin = true;
+    // Handing bytes to quiche at once keeps queues short and makes stream-credit checks (peerStreamsLeft*)
+    // see the stream; packets are still built once per flush.
+    if (!this.closed && !this.pendingSend.has(streamId)) {
+      this.pendingSend.add(streamId);
+      this.writeOne(streamId, st);
+    } else this.pendingSend.add(streamId);
+    this.schedule();
+  }
+
+  /** Bytes accepted by `write` but not yet by quiche. */
+  queuedBytes(streamId: number): number {
+    return this.sends.get(streamId)?.queued ?? 0;
+  }
+
+  /** Resolves through `onStreamDrained` once the stream's queue is at or below the low-water mark. */
+  waitDrained(streamId: number): void {
+    const st = this.sends.get(streamId);
+    if (st) st.waiting = true;
+  }
+
+  /** RESET_STREAM (RFC 9000 §19.4); drops what is queued. */
+  resetStream(streamId: number, code: bigint): void {
+    const st = this.sends.get(streamId);
+    if (st && !this.closed) {
+      // A stream opened by queued bytes only exists for quiche once something was handed to it: write what
+      // fits first (the signal that names the session must reach the peer before the reset, draft §4.4).
+      if (this.pendingSend.has(streamId)) this.writeOne(streamId, st);
+    }
+    if (st) {
+      st.queue = [];
+      st.queued = 0;
+      st.stopped = true;
+      this.pendingSend.delete(streamId);
+    }
+    this.shutdown(streamId, quiche.Shutdown.Write, code);
+  }
+
+  /** STOP_SENDING (RFC 9000 §19.5); quiche also discards what it buffered for the stream. */
+  stopSending(streamId: number, code: bigint): void {
+    this.readPaused.delete(streamId);
+    this.shutdown(streamId, quiche.Shutdown.Read, code);
+  }
+
+  private shutdown(streamId: number, dir: number, code: bigint): void {
+    if (this.closed) return;
+    try {
+      this.conn.streamShutdown(streamId, dir, Number(code));
+    } catch {
+      // Already finished or reset in that direction: nothing to signal.
+    }
+    this.schedule();
+  }
+
+  /** While paused, quiche's receive buffer fills and QUIC flow control holds the peer back (RFC 9000 §4.1). */
+  pauseRead(streamId: number): void {
+    this.readPaused.add(streamId);
+  }
+
+  resumeRead(streamId: number): void {
+    if (!this.readPaused.delete(streamId)) return;
+    this.resumed.add(streamId);
+    this.schedule();
+  }
+
+  /** RFC 9221 DATAGRAM frame. `null` when queued, else why it was not. */
+  sendDatagram(data: Uint8Array): 'congestion' | 'too-large' | 'closed' | null {
+    if (this.closed) return 'closed';
+    try {
+      // A full send queue is quiche's `Done`, which the binding returns as null.
+      if (this.conn.dgramSend(data) === null) return 'congestion';
+    } catch (e) {
+      return quicheErrorName(e) === 'BufferTooShort' ? 'too-large' : 'closed';
+    }
+    this.counters.datagramsSent++;
+    this.schedule();
+    return null;
+  }
+
+  /** The largest DATAGRAM payload the path allows now (RFC 9221 §3), 0 when the peer did not enable them. */
+  maxDatagramPayload(): number {
+    if (this.closed) return 0;
+    return this.conn.dgramMaxWritableLen() ?? 0;
+  }
+
+  /** Application CONNECTION_CLOSE (RFC 9000 §10.2); the draining period follows unless abandoned. */
+  close(code: number, reason: string, abandon = false, isApp = true): void {
+    if (this.closed) return;
+    this.localClose = true;
+    if (abandon) this.abandonAfterClose = true;
+    try {
+      this.conn.close(isApp, code, Buffer.from(reason.slice(0, 512), 'utf8'));
+    } catch {
+      // Already closing.
+    }
+    this.schedule();
+  }
+
+  /** Drop the connection now without sending anything (process shutdown of the endpoint). */
+  destroy(): void {
+    if (this.closed) return;
+    this.finish();
+  }
+
+  /** Process input, let the handler act, write stream queues, send packets, re-arm the timer. */
+  flush(): void {
+    if (this.closed) return;
+    if (this.received) {
+      this.received = false;
+      if (!this.established && this.conn.isEstablished()) {
+        this.established = true;
+        this.handler.onEstablished();
+      }
+      if (this.established) {
+        this.readStreams();
+        this.readDatagrams();
+        this.checkStopped();
+      }
+    }
+    if (this.resumed.size > 0) {
+      for (const id of this.resumed) this.readStream(id);
+      this.resumed.clear();
+    }
+    if (this.closed) return;
+    this.handler.onFlush();
+    if (this.pendingSend.size > 0) this.writeQueued();
+    this.endpoint.sendPackets(this);
+    // RFC 9000 §10.2: a peer's CONNECTION_CLOSE puts us in draining, where nothing more is sent, so the sessions
+    // learn now rather than after three PTOs. After our own close the closing period runs on quiche's timer,
+    // unless the owner abandons the connection (client teardown, listener shutdown).
+    if (
+      this.conn.isClosed() ||
+      (this.localClose && this.abandonAfterClose) ||
+      (!this.localClose && this.conn.isDraining())
+    ) {
+      this.finish();
+      return;
+    }
+    this.armTimer();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const peerErr = this.conn.peerError();
+    const localErr = this.conn.localError();
+    const err = this.localClose ? (localErr ?? peerErr) : (peerErr ?? localErr);
+    const info: QuicCloseInfo = {
+      local: this.localClose || (!peerErr && !!localErr),
+      isApp: err?.isApp ?? false,
+      code: err?.errorCode ?? 0,
+      reason: err ? Buffer.from(err.reason).toString('utf8') : '',
+      timedOut: this.conn.isTimedOut(),
+    };
+    this.sends.clear();
+    this.pendingSend.clear();
+    this.endpoint.release(this);
+    this.handler.onClosed(info);
+  }
+
+  private armTimer(): void {
+    const t = this.conn.timeout();
+    if (t === null) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    const at = performance.now() + t;
+    // A timer that fires before quiche's deadline costs one no-op onTimeout(); re-arming on every flush (the
+    // idle timer moves with each packet) would cost more.
+    if (this.timer && this.timerAt <= at + 1) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, Math.ceil(t)));
+    this.timer.unref();
+  }
+
+  private readStreams(): void {
+    // One native walk per flush: readable() costs ~26 us, far more than a packet.
+    for (const id of this.conn.readable()) {
+      if (!this.readPaused.has(id)) this.readStream(id);
+    }
+  }
+
+  private readStream(id: number): void {
+    for (;;) {
+      if (this.closed) return;
+      let r: [number, boolean] | null;
+      try {
+        r = this.conn.streamRecv(id, READ_BUF);
+      } catch (e) {
+        const code = quicheErrorCode(e, 'StreamReset');
+        if (code !== undefined) this.handler.onStreamReset(id, code);
+        return;
+      }
+      if (r === null) return;
+      const [n, fin] = r;
+      // Copied: the handler keeps the bytes (they end up in the application's queue) and READ_BUF is reused.
+      if (n > 0 || fin) this.handler.onStreamData(id, n > 0 ? copyOf(READ_BUF, n) : EMPTY, fin);
+      if (fin || this.readPaused.has(id)) return;
+      if (n < READ_BUF.length) {
+        // A short read drained quiche's buffer for now: skip the call that would only say "done".
+        return;
+      }
+    }
+  }
+
+  private readDatagrams(): void {
+    for (;;) {
+      const d = this.conn.dgramRecvVec();
+      if (d === null) return;
+      this.counters.datagramsReceived++;
+      this.handler.onDatagram(d);
+      if (this.closed) return;
+    }
+  }
+
+  /** RFC 9000 §3.5: quiche lists a stream as writable when the peer's STOP_SENDING arrives; ask it why. */
+  private checkStopped(): void {
+    if (this.sends.size === 0) return;
+    for (const id of this.conn.writable()) {
+      const st = this.sends.get(id);
+      if (!st || st.stopped || st.finSent || this.pendingSend.has(id)) continue;
+      try {
+        this.conn.streamCapacity(id);
+      } catch (e) {
+        const code = quicheErrorCode(e, 'StreamStopped');
+        if (code !== undefined) this.onStopped(id, st, code);
+      }
+    }
+  }
+
+  private onStopped(id: number, st: SendState, code: bigint): void {
+    st.stopped = true;
+    st.queue = [];
+    st.queued = 0;
+    this.pendingSend.delete(id);
+    this.handler.onStopSending(id, code);
+    if (st.waiting) {
+      st.waiting = false;
+      this.handler.onStreamDrained(id);
+    }
+  }
+
+  private writeQueued(): void {
+    for (const id of this.pendingSend) {
+      const st = this.sends.get(id);
+      if (!st) {
+        this.pendingSend.delete(id);
+        continue;
+      }
+      this.writeOne(id, st);
+    }
+  }
+
+  private writeOne(id: number, st: SendState): void {
+    {
+      let blocked = false;
+      while (st.queue.length > 0) {
+        const head = st.queue[0];
+        const chunk = st.head > 0 ? head.subarray(st.head) : head;
+        const last = st.fin && st.queue.length === 1;
+        let n: number | null;
+        try {
+          n = this.conn.streamSend(id, chunk, last);
+        } catch (e) {
+          const code = quicheErrorCode(e, 'StreamStopped');
+          if (code !== undefined) this.onStopped(id, st, code);
+          else {
+            // Stream limit or a stream quiche already finished: the glue checks limits, so this is counted.
+            this.counters.streamSendErrors++;
+            st.stopped = true;
+            st.queue = [];
+            st.queued = 0;
+          }
+          blocked = true;
+          break;
+        }
+        if (n === null) {
+          blocked = true;
+          break;
+        }
+        st.queued -= n;
+        if (n < chunk.length) {
+          st.head += n;
+          blocked = true;
+          break;
+        }
+        st.queue.shift();
+        st.head = 0;
+        if (last) st.finSent = true;
+      }
+      if (!blocked && st.fin && !st.finSent && !st.stopped) {
+        try {
+          if (this.conn.streamSend(id, EMPTY, true) !== null) st.finSent = true;
+          else blocked = true;
+        } catch {
+          st.stopped = true;
+        }
+      }
+      if (st.waiting && st.queued <= this.streamHighWaterMark / 2) {
+        st.waiting = false;
+        this.handler.onStreamDrained(id);
+      }
+      if (!blocked || st.stopped) this.pendingSend.delete(id);
+      if (st.finSent || st.stopped) {
+        if (!st.waiting) this.sends.delete(id);
+      }
+    }
+  }
+
+  /** Forget a stream whose both sides are done (the glue knows; quiche collects its own state). */
+  forget(streamId: number): void {
+    this.readPaused.delete(streamId);
+    const st = this.sends.get(streamId);
+    if (st && (st.finSent || st.stopped || st.queue.length === 0)) {
+      this.sends.delete(streamId);
+      this.pendingSend.delete(streamId);
+    }
+  }
+}
+
+function newSendState(): SendState {
+  return { queue: [], head: 0, queued: 0, fin: false, finSent: false, waiting: false, stopped: false };
+}
+
+function copyOf(buf: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  out.set(buf.subarray(0, n));
+  return out;
+}
