@@ -172,10 +172,18 @@ function quatOfYaw(yaw: number) {
   return { x: 0, y: Math.sin(yaw / 2), z: 0, w: Math.cos(yaw / 2) };
 }
 
-function pushToServer(scene: CubeScene, server: SyncServer<CubeComponents>, ids: number[], all: boolean): void {
+function pushToServer(
+  scene: CubeScene,
+  server: SyncServer<CubeComponents>,
+  ids: number[],
+  all: boolean,
+): void {
   const list = all ? ids.map((_, i) => i) : scene.dirty;
   for (const i of list)
-    server.set(ids[i], 'cube', { pos: { x: scene.x[i], y: 0.5, z: scene.z[i] }, rot: quatOfYaw(scene.yaw[i]) });
+    server.set(ids[i], 'cube', {
+      pos: { x: scene.x[i], y: 0.5, z: scene.z[i] },
+      rot: quatOfYaw(scene.yaw[i]),
+    });
 }
 
 interface LinkSim {
@@ -192,7 +200,14 @@ const LATENCY_TICKS = 3;
  * Moves packets and acks over a simulated datagram link: Bernoulli loss both ways, fixed one-way latency.
  * Returns nothing; clients decode what arrives and ack immediately.
  */
-function exchange(server: SyncServer<CubeComponents>, key: number, sim: LinkSim, now: number, loss: number, bytes: Uint8Array): void {
+function exchange(
+  server: SyncServer<CubeComponents>,
+  key: number,
+  sim: LinkSim,
+  now: number,
+  loss: number,
+  bytes: Uint8Array,
+): void {
   if (sim.rand() >= loss) sim.down.push({ at: now + LATENCY_TICKS, bytes });
   while (sim.down.length && sim.down[0].at <= now) {
     const m = sim.down.shift()!;
@@ -209,7 +224,12 @@ interface BytesResult {
   moving: number[];
 }
 
-function runOurs(seed: number, ticks: number, loss: number, clients: number): BytesResult & { verified: boolean } {
+function runOurs(
+  seed: number,
+  ticks: number,
+  loss: number,
+  clients: number,
+): BytesResult & { verified: boolean } {
   const scene = new CubeScene(seed);
   const server = new SyncServer(cubeSchema, { budgetBytes: 1200 });
   const ids: number[] = [];
@@ -218,7 +238,12 @@ function runOurs(seed: number, ticks: number, loss: number, clients: number): By
   const sims: LinkSim[] = [];
   for (let c = 0; c < clients; c++) {
     server.addClient(c);
-    sims.push({ client: new SyncClient(cubeSchema), down: [], up: [], rand: rng(seed * 1000 + c + Math.round(loss * 100)) });
+    sims.push({
+      client: new SyncClient(cubeSchema),
+      down: [],
+      up: [],
+      rand: rng(seed * 1000 + c + Math.round(loss * 100)),
+    });
   }
   const out: BytesResult = { bytesPerTick: [], encodeMs: [], changed: [], moving: [] };
   for (let now = 0; now < ticks; now++) {
@@ -243,7 +268,9 @@ function runOurs(seed: number, ticks: number, loss: number, clients: number): By
   // Honesty check: after a lossless drain every client holds exactly the server's quantised state.
   for (let k = 0; k < 2 * LATENCY_TICKS + 2; k++) {
     server.tick();
-    sims.forEach((sim, c) => exchange(server, c, sim, ticks + k, 0, server.encodeFor(c)));
+    sims.forEach((sim, c) => {
+      exchange(server, c, sim, ticks + k, 0, server.encodeFor(c));
+    });
   }
   server.tick();
   const want = server.quantisedStateFor(0);
@@ -263,7 +290,15 @@ function colyseusCube(quantised: boolean) {
   const CubeC = quantised
     ? colyseusSchema({ x: Q(), y: Q(), z: Q(), qx: R(), qy: R(), qz: R(), qw: R() }, 'CubeQ')
     : colyseusSchema(
-        { x: ct.float32(), y: ct.float32(), z: ct.float32(), qx: ct.float32(), qy: ct.float32(), qz: ct.float32(), qw: ct.float32() },
+        {
+          x: ct.float32(),
+          y: ct.float32(),
+          z: ct.float32(),
+          qx: ct.float32(),
+          qy: ct.float32(),
+          qz: ct.float32(),
+          qw: ct.float32(),
+        },
         'CubeF',
       );
   const State = colyseusSchema({ cubes: ct.array(CubeC) }, quantised ? 'StateQ' : 'StateF');
@@ -352,8 +387,12 @@ function runScale(seed: number, ticks: number, clients: number, loss: number, al
   const decodeMs: number[] = [];
   const bytes: number[] = [];
   let shared0 = 0;
+  let deferred0 = 0;
   for (let now = 0; now < ticks; now++) {
-    if (now === HZ) shared0 = server.stats.sharedPackets;
+    if (now === HZ) {
+      shared0 = server.stats.sharedPackets;
+      deferred0 = server.stats.deferred;
+    }
     scene.step();
     if (allMoving) {
       for (let i = 0; i < scene.n; i++) {
@@ -377,7 +416,7 @@ function runScale(seed: number, ticks: number, clients: number, loss: number, al
     }
   }
   const shared = (server.stats.sharedPackets - shared0) / ((ticks - HZ) * clients);
-  return { ms, decodeMs, bytes, shared, deferred: server.stats.deferred };
+  return { ms, decodeMs, bytes, shared, deferred: server.stats.deferred - deferred0 };
 }
 
 // ------------------------------------------------------------------ suite
@@ -412,7 +451,13 @@ const suite: BenchSuite = {
       const o = ours.get(loss)!;
       if (!o.verified) throw new Error(`quiver sync client state diverged at ${loss} loss`);
       const oBytes = mean(o.bytesPerTick);
-      const add = (name: string, bytesPerTick: number, encodeMs: number[], model: string, perClients: number) =>
+      const add = (
+        name: string,
+        bytesPerTick: number,
+        encodeMs: number[],
+        model: string,
+        perClients: number,
+      ) =>
         rows.push({
           name,
           group,
@@ -426,9 +471,27 @@ const suite: BenchSuite = {
             encoded_for_clients: perClients,
           },
         });
-      add('quiver-sync', oBytes, o.encodeMs, 'simulated: lost packets, later deltas vs older acked baselines', 4);
-      add('colyseus-schema (quantized 16-bit)', mean(colyQ.bytesPerTick) / (1 - loss), colyQ.encodeMs, 'bytes/(1-loss) retransmission', 1);
-      add('colyseus-schema (float32)', mean(colyF.bytesPerTick) / (1 - loss), colyF.encodeMs, 'bytes/(1-loss) retransmission', 1);
+      add(
+        'quiver-sync',
+        oBytes,
+        o.encodeMs,
+        'simulated: lost packets, later deltas vs older acked baselines',
+        4,
+      );
+      add(
+        'colyseus-schema (quantized 16-bit)',
+        mean(colyQ.bytesPerTick) / (1 - loss),
+        colyQ.encodeMs,
+        'bytes/(1-loss) retransmission',
+        1,
+      );
+      add(
+        'colyseus-schema (float32)',
+        mean(colyF.bytesPerTick) / (1 - loss),
+        colyF.encodeMs,
+        'bytes/(1-loss) retransmission',
+        1,
+      );
       add('msgpack full snapshot', mean(mp.bytesPerTick), mp.encodeMs, 'unreliable full snapshots', 1);
     }
     ctx.progress(`scale: 32 clients x 1000 entities, ${scaleTicks} ticks`);
@@ -474,7 +537,10 @@ const suite: BenchSuite = {
           categories: losses.map((l) => `${l * 100} % loss`),
           series: [
             { name: 'quiver-sync', values: losses.map((l) => mbps(mean(ours.get(l)!.bytesPerTick))) },
-            { name: 'colyseus quantized', values: losses.map((l) => mbps(mean(colyQ.bytesPerTick) / (1 - l))) },
+            {
+              name: 'colyseus quantized',
+              values: losses.map((l) => mbps(mean(colyQ.bytesPerTick) / (1 - l))),
+            },
             { name: 'colyseus float32', values: losses.map((l) => mbps(mean(colyF.bytesPerTick) / (1 - l))) },
             { name: 'msgpack snapshots', values: losses.map(() => mbps(mean(mp.bytesPerTick))) },
           ],

@@ -17,7 +17,11 @@ import {
   type WebTransportListener,
   type WebTransportListenerOptions,
 } from '@quiver/webtransport';
-import { createWebSocketListener, type WebSocketListener, type WebSocketListenerOptions } from '@quiver/websocket';
+import {
+  createWebSocketListener,
+  type WebSocketListener,
+  type WebSocketListenerOptions,
+} from '@quiver/websocket';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -58,7 +62,11 @@ export interface QuiverPluginOptions {
 
 export interface QuiverInfo {
   path: string;
-  webtransport: { url: string; port: number; certificateHashes: { algorithm: 'sha-256'; value: string }[] } | null;
+  webtransport: {
+    url: string;
+    port: number;
+    certificateHashes: { algorithm: 'sha-256'; value: string }[];
+  } | null;
   websocket: { url: string } | null;
 }
 
@@ -88,7 +96,12 @@ declare module 'fastify' {
 /** Builds prom-client metrics that read the session server's plain-data metrics when scraped. */
 export function createPrometheusMetrics(server: SessionServer, registry = new Registry()): Registry {
   const m = server.metrics;
-  const counterFrom = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
+  const counterFrom = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => [Record<string, string>, number][],
+  ) =>
     new Counter({
       name,
       help,
@@ -121,7 +134,9 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
   });
   const byDirection = (rec: { in: Record<string, number>; out: Record<string, number> }) =>
     (['in', 'out'] as const).flatMap((direction) =>
-      Object.entries(rec[direction]).map(([channel, v]) => [{ channel, direction }, v] as [Record<string, string>, number]),
+      Object.entries(rec[direction]).map(
+        ([channel, v]) => [{ channel, direction }, v] as [Record<string, string>, number],
+      ),
     );
   counterFrom('quiver_messages_total', 'Messages by channel and direction', ['channel', 'direction'], () =>
     byDirection(m.messages),
@@ -139,8 +154,11 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
     [{}, m.recoveries],
   ]);
   counterFrom('quiver_sessions_total', 'Sessions created', [], () => [[{}, m.sessionsTotal]]);
-  counterFrom('quiver_rejections_total', 'Refused session requests and handshakes, by reason', ['reason'], () =>
-    Object.entries(m.rejections).map(([reason, v]) => [{ reason }, v]),
+  counterFrom(
+    'quiver_rejections_total',
+    'Refused session requests and handshakes, by reason',
+    ['reason'],
+    () => Object.entries(m.rejections).map(([reason, v]) => [{ reason }, v]),
   );
   counterFrom('quiver_errors_total', 'Errors reported to onError, by kind', ['kind'], () =>
     Object.entries(m.errors).map(([kind, v]) => [{ kind }, v]),
@@ -174,16 +192,27 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   );
 
   const wtOptions = options.webtransport === false ? null : (options.webtransport ?? {});
-  const wsOptions = options.websocket === false ? null : options.websocket === true || !options.websocket ? {} : options.websocket;
+  const wsOptions =
+    options.websocket === false
+      ? null
+      : options.websocket === true || !options.websocket
+        ? {}
+        : options.websocket;
   let cert: { certPem: string; keyPem: string; hash: Uint8Array } | null = null;
   if (wtOptions) {
     if (wtOptions.cert && wtOptions.key) {
       // W3C WebTransport §6.2 serverCertificateHashes: SHA-256 of the DER certificate.
       const der = new X509Certificate(wtOptions.cert).raw;
-      cert = { certPem: wtOptions.cert, keyPem: wtOptions.key, hash: new Uint8Array(createHash('sha256').update(der).digest()) };
+      cert = {
+        certPem: wtOptions.cert,
+        keyPem: wtOptions.key,
+        hash: new Uint8Array(createHash('sha256').update(der).digest()),
+      };
     } else {
       cert = await ensureDevCertificate(wtOptions.devcert);
-      app.log.info('quiver: WebTransport uses a development certificate (pass webtransport.cert/key in production)');
+      app.log.info(
+        'quiver: WebTransport uses a development certificate (pass webtransport.cert/key in production)',
+      );
     }
   }
 
@@ -207,7 +236,13 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   const openWebTransport = async () => {
     if (!wtOptions || !cert) return;
     const { port: _p, host: _h, cert: _c, key: _k, devcert: _d, ...rest } = wtOptions;
-    wt = await createWebTransportListener({ ...rest, host: wtHost, port: wtPort, cert: cert.certPem, key: cert.keyPem });
+    wt = await createWebTransportListener({
+      ...rest,
+      host: wtHost,
+      port: wtPort,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
     wtPort = wt.address.port;
     server.addListener(wt as TransportListener);
   };
@@ -249,7 +284,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
           ? {
               url: `https://${hostForUrl(wtHost)}:${wtPort}${path}`,
               port: wtPort,
-              certificateHashes: cert ? [{ algorithm: 'sha-256', value: Buffer.from(cert.hash).toString('base64') }] : [],
+              certificateHashes: cert
+                ? [{ algorithm: 'sha-256', value: Buffer.from(cert.hash).toString('base64') }]
+                : [],
             }
           : null,
         websocket: ws && addr ? { url: `${scheme}://${httpHost}:${addr.port}${path}` } : null,

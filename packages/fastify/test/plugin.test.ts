@@ -32,7 +32,11 @@ function wtOptions(info: QuiverInfo) {
   };
 }
 
-async function client(info: QuiverInfo, which: 'webtransport' | 'websocket', extra = {}): Promise<ClientSession> {
+async function client(
+  info: QuiverInfo,
+  which: 'webtransport' | 'websocket',
+  extra = {},
+): Promise<ClientSession> {
   const c =
     which === 'webtransport'
       ? await connect(info.webtransport!.url, {
@@ -41,7 +45,11 @@ async function client(info: QuiverInfo, which: 'webtransport' | 'websocket', ext
           reconnect: { initialMs: 20, seed: 1 },
           ...extra,
         })
-      : await connect(info.websocket!.url, { connector: connectWebSocket, reconnect: { initialMs: 20, seed: 1 }, ...extra });
+      : await connect(info.websocket!.url, {
+          connector: connectWebSocket,
+          reconnect: { initialMs: 20, seed: 1 },
+          ...extra,
+        });
   cleanups.push(() => c.close());
   return c;
 }
@@ -141,13 +149,27 @@ describe('@quiver/fastify', () => {
     expect(text).toContain('quiver_rejections_total{reason="401"} 2');
   });
 
-  it('app.close() ends sessions with 4503 and releases everything', async () => {
+  it('app.close() tells sessions to go away (4503: reconnect later) and releases everything', async () => {
     const { app, info } = await start();
-    const a = await client(info, 'webtransport');
-    const b = await client(info, 'websocket');
+    const a = await client(info, 'webtransport', { reconnect: false });
+    const b = await client(info, 'websocket', { reconnect: false });
     const closes = [a.closed, b.closed];
     await app.close();
     const infos = await Promise.all(closes);
     expect(infos.map((i) => i.code)).toEqual([4503, 4503]);
+    expect(app.quiver.sessions.size).toBe(0);
+  });
+
+  it('a session closed by the server for good is not resumed by the client', async () => {
+    const { app, info } = await start();
+    const b = await client(info, 'websocket');
+    const events: string[] = [];
+    b.on('reconnecting', () => events.push('reconnecting'));
+    const closed = b.closed;
+    await [...app.quiver.sessions.values()][0].close(0, 'kicked');
+    const i = await closed;
+    expect(i.code === 0 || i.code === 4000).toBe(true);
+    expect(events).toEqual([]);
+    expect(b.state).toBe('closed');
   });
 });

@@ -5,6 +5,7 @@ import {
   CloseCode,
   ConnectError,
   HandshakeTimeoutError,
+  isFinalCloseCode,
   SessionClosedError,
   type SessionError,
 } from './errors.js';
@@ -79,11 +80,6 @@ interface ClientEvents {
   reconnecting: (info: ReconnectingInfo) => void;
   close: (info: CloseEventInfo) => void;
   error: (error: Error) => void;
-}
-
-/** Close codes after which the client does not reconnect: the server refused this client, not the network. */
-function isFinal(code: number): boolean {
-  return code >= 4400 && code < 4500 && code !== CloseCode.HEARTBEAT_TIMEOUT;
 }
 
 /** The client end of a session: reconnects by itself and resumes where the transport dropped. */
@@ -258,7 +254,7 @@ export class ClientSession extends Peer<ClientSession> {
 
   protected linkLost(code: number, reason: string): void {
     if (this.state === 'closed') return;
-    if (isFinal(code) || this.clientOptions.reconnect === false) {
+    if (isFinalCloseCode(code) || this.clientOptions.reconnect === false) {
       this.finish(code, reason);
       return;
     }
@@ -285,7 +281,7 @@ export class ClientSession extends Peer<ClientSession> {
           if (this.state === 'closed') return;
           const status = err instanceof ConnectError ? err.status : undefined;
           const closeCode = err instanceof SessionClosedError ? err.code : 0;
-          if (status === 401 || status === 403 || isFinal(closeCode)) {
+          if (status === 401 || status === 403 || isFinalCloseCode(closeCode)) {
             this.reportError(err);
             this.finish(closeCode || CloseCode.FORBIDDEN, err.message);
             return;

@@ -3,8 +3,13 @@
  * as close codes in the 4000-4999 private range of RFC 6455 §7.4.2, so they mean the same on every transport).
  */
 export const CloseCode = {
-  /** Normal close by the application. */
+  /** Normal close by the application (what `close()` defaults to). */
   NORMAL: 0,
+  /**
+   * What a deliberate, final close puts on the transport when the application gave 0: the peer must not try to
+   * resume (a bare 0 also means "the transport went away").
+   */
+  CLOSED: 4000,
   /** Undecodable frame or MessagePack body. */
   BAD_MESSAGE: 4400,
   /** A data frame before the handshake completed. */
@@ -29,9 +34,17 @@ export const CloseCode = {
   QUEUE_OVERFLOW: 4450,
   /** Internal error. */
   INTERNAL: 4500,
-  /** The server is shutting down. */
+  /** The server is shutting down or restarting: clients reconnect with backoff (the session is not resumed). */
   GOING_AWAY: 4503,
 } as const;
+
+/**
+ * Codes after which the peer does not reconnect: the other end refused or ended this session on purpose
+ * (4000-4499), except a heartbeat timeout, which is about the path, not the peer.
+ */
+export function isFinalCloseCode(code: number): boolean {
+  return code >= 4000 && code < 4500 && code !== CloseCode.HEARTBEAT_TIMEOUT;
+}
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Base of every error the session layer raises or reports to `onError`. */

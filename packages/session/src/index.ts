@@ -24,6 +24,7 @@ export {
   ConnectError,
   DecodeError,
   HandshakeTimeoutError,
+  isFinalCloseCode,
   MessageTooLargeError,
   NotAuthenticatedError,
   QueueFullError,

@@ -835,7 +835,9 @@ export abstract class Peer<S> {
     ]);
     this.clock.clearTimeout(timer);
     try {
-      link.session.close({ closeCode: code, reason: reason.slice(0, 200) });
+      // The transport's close code carries the intent too, for when it overtakes the CLOSE frame.
+      const wire = code === CloseCode.NORMAL && !reconnect ? CloseCode.CLOSED : code;
+      link.session.close({ closeCode: wire, reason: reason.slice(0, 200) });
     } catch {
       // already closed
     }

@@ -10,6 +10,7 @@ import { Kind } from './codec.js';
 import {
   CloseCode,
   HandshakeTimeoutError,
+  isFinalCloseCode,
   NotAuthenticatedError,
   SessionClosedError,
   SessionError,
@@ -208,6 +209,10 @@ export class ServerSession extends Peer<ServerSession> {
 
   protected linkLost(code: number, reason: string): void {
     if (this.state === 'closed') return;
+    if (isFinalCloseCode(code)) {
+      this.finish(code, reason);
+      return;
+    }
     this.state = 'disconnected';
     this.server.log('debug', `session ${this.id} lost its transport (${code} ${reason}); resumable`);
     this.resumeTimer = this.clock.setTimeout(

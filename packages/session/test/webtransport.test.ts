@@ -62,7 +62,12 @@ describe('session over WebTransport (HTTP/3)', () => {
 
   it('rejects unauthenticated sessions on WebTransport before they exist', async () => {
     const cert = await ensureDevCertificate();
-    const listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem });
+    const listener = await createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
     const server = createSessionServer({
       listeners: [listener],
       authenticate: (req) => (req.query.get('token') === 'ok' ? { userId: 'u' } : reject(401, 'no')),
@@ -73,7 +78,9 @@ describe('session over WebTransport (HTTP/3)', () => {
     });
     const url = `https://127.0.0.1:${listener.address.port}/`;
     const connectOptions = { serverCertificateHashes: [certificateHashOption(cert)] };
-    const err = await connect(url, { connector: connectWebTransport, connectOptions, token: 'bad' }).catch((e) => e);
+    const err = await connect(url, { connector: connectWebTransport, connectOptions, token: 'bad' }).catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ConnectError);
     expect(server.sessions.size).toBe(0);
     expect(server.metrics.rejections['401']).toBe(1);

@@ -280,7 +280,8 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         const bt = r.readBit() ? packetBase - 1 - r.readExpGolomb(GAP_K) : packetBase;
         if (bt < 1) throw new SyncError('corrupt', `update baseline tick ${bt}`);
         const base = this.baselineView(bt);
-        if (slot >= base.hw || !base.ids[slot]) throw new SyncError('corrupt', `update of slot ${slot}, empty at ${bt}`);
+        if (slot >= base.hw || !base.ids[slot])
+          throw new SyncError('corrupt', `update of slot ${slot}, empty at ${bt}`);
         // Start from the entity as of its baseline, then apply the changed fields.
         v.ids[slot] = base.ids[slot];
         v.values.set(base.values.subarray(o, o + row), o);

@@ -2,12 +2,13 @@
  * Wire constants and the value codec shared by server and client.
  *
  * Packet (bit-packed, MSB first):
- *   schemaHash u32 | tick u32 | tick - baselineTick : expGolomb(0) (0 = no baseline, a full snapshot)
+ *   schemaHash u32 | tick u32 | tick - B : expGolomb(0), B = the newest tick the client acked (0 = none)
  *   recordCount : bitsFor(maxEntities) bits | records in ascending entity-slot order
  * Record: slotGap expGolomb(2) (slot - previousSlot - 1) | kind u2 | body
- *   REMOVE: (no body)
+ *   REMOVE: (no body; idempotent, repeated until acked)
  *   FULL:   entityId expGolomb(8) | component mask (C bits) | every field of every present component, absolute
- *   UPDATE: maskChanged u1 [| mask] | per component present in both masks: changed u1, then per field a
+ *   UPDATE: baseline: 0 = B, or 1 and expGolomb(2) of B - baseline - 1 (the entity's own acked tick)
+ *           | maskChanged u1 [| mask] | per component present in both masks: changed u1, then per field a
  *           changed bit (only when the component has several fields), then the changed fields;
  *           components newly in the mask are written absolute as in FULL
  * Field values: a multi-slot field (vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed

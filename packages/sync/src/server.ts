@@ -137,9 +137,11 @@ const KIND_WEIGHT = [1, 2, 4];
  * `encodeFor(client)` for each client and send the bytes (typically as a datagram); feed the acks clients
  * send back to `receiveAck`.
  *
- * Each packet is a delta against the newest packet that client acknowledged (Quake 3 / Fiedler "snapshot
- * compression"): what a client has not acknowledged is repeated until it is, so creations and removals are
- * reliable in effect, and a lost packet costs only a somewhat larger delta later.
+ * Each entity record is a delta against what the client is known to hold for that entity: its state in the
+ * newest acknowledged packet that covered it (Fiedler's snapshot compression with Unity Netcode-style
+ * per-entity baselines). What a client has not acknowledged is repeated until it is, so creations and
+ * removals are reliable in effect, a lost packet costs only a somewhat larger delta later, and a budget that
+ * defers an entity never takes back what the client already received.
  */
 export class SyncServer<M extends ComponentMap = ComponentMap> {
   readonly stats: SyncServerStats = {
@@ -647,7 +649,10 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const oldest = this.tickNo - this.window + 1;
     if (newest > this.tickNo) {
       this.stats.acksRejected.unknownSnapshot++;
-      throw new SyncError('unknown-snapshot', `ack of tick ${newest}, newer than the server's ${this.tickNo}`);
+      throw new SyncError(
+        'unknown-snapshot',
+        `ack of tick ${newest}, newer than the server's ${this.tickNo}`,
+      );
     }
     if (newest < oldest) {
       this.stats.acksRejected.outOfWindow++;
@@ -793,7 +798,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
           if (removed || snap.changedAt[s] > bt) {
             candBase[n] = bt;
             // An update that turns out empty may be skipped only if nothing newer is in flight to the client.
-            const skippable = !removed;
+            const skippable = !removed && lastEntityTick[s] <= bt;
             cand[n++] = (s << 3) | (skippable ? 4 : 0) | KIND_UPDATE;
           }
         }
@@ -835,7 +840,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     w.orBitsAt(countPos, count, this.countBits);
     const bytes = w.bytes();
     let m = 0;
-    for (let i = 0; i < n; i++) if (!chosen || chosen[i] !== 0) m++;
+    for (let i = 0; i < n; i++) if (chosen?.[i] !== 0) m++;
     const records: SentPacket = {
       tick: t,
       slots: new Int32Array(m),
@@ -878,13 +883,14 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     }
     if (!complete) cs.completeSince = Number.POSITIVE_INFINITY;
     else if (cs.completeSince === Number.POSITIVE_INFINITY) cs.completeSince = t;
-    const old = cs.ring[t % this.window];
-    if (old && old.tick === t) {
-      // Re-encoding the same tick replaces the earlier packet; it must not count as sent twice.
-      cs.ring[t % this.window] = { ...records, acked: false };
-      return;
-    }
-    cs.ring[t % this.window] = records.acked ? { ...records, acked: false } : records;
+    // Each client gets its own record of the packet (the arrays are shared, immutable): acks are per client.
+    cs.ring[t % this.window] = {
+      tick: t,
+      slots: records.slots,
+      kinds: records.kinds,
+      ids: records.ids,
+      acked: false,
+    };
   }
 
   private account(bytes: Uint8Array, baseline: number, records: number, deferred: number): void {
@@ -1024,7 +1030,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     let baseSnap: Snapshot | null = null;
     if (kind === KIND_UPDATE) {
       // The client decodes against its own state of tick baseTick, which it keeps for `window` ticks only.
-      if (baseTick >= this.tickNo - this.window + 1 && baseTick <= packetBase) baseSnap = this.baselineSnapshot(s, baseTick, snap.ids[s]);
+      if (baseTick >= this.tickNo - this.window + 1 && baseTick <= packetBase)
+        baseSnap = this.baselineSnapshot(s, baseTick, snap.ids[s]);
       if (!baseSnap) {
         this.stats.refreshes++;
         kind = KIND_FULL;

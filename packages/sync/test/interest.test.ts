@@ -230,6 +230,23 @@ describe('interest management', () => {
     server.tick();
     clients[7].receive(server.encodeFor(7));
     expect(clients[7].state()).toEqual(server.quantisedStateFor(7));
+    // Acks of a shared packet count for each client on its own: when a burst of spawns overflows the budget
+    // (per-entity baselines take over from the shared path), nobody re-receives the entities it already has.
+    for (let i = 0; i < 200; i++) server.spawn({ body: { pos: { x: i, y: 1, z: 1 } } });
+    const bytes = new Array<number>(8).fill(0);
+    for (let tick = 0; tick < 30; tick++) {
+      server.tick();
+      clients.forEach((c, i) => {
+        const p = server.encodeFor(i);
+        bytes[i] += p.length;
+        c.receive(p);
+        server.receiveAck(i, c.createAck());
+      });
+    }
+    for (const [i, c] of clients.entries()) {
+      expect(c.state()).toEqual(server.quantisedStateFor(i));
+      expect(bytes[i]).toBeLessThan(bytes[0] * 1.1);
+    }
   });
 });
 

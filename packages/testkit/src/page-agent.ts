@@ -282,7 +282,9 @@ class Agent {
         if (typeof connect !== 'function') throw new TypeError(`module exports no function "${name}"`);
         session = connect(spec.url, options);
         const moduleError = mod.QuiverTransportError as ErrorCtor | undefined;
-        makeError = moduleError ? classErrors(moduleError) : (nativeError ?? classErrors(AgentTransportError));
+        makeError = moduleError
+          ? classErrors(moduleError)
+          : (nativeError ?? classErrors(AgentTransportError));
       }
       // Failures surface through ready/closed; these keep the page from logging unhandled rejections.
       session.ready.catch(() => {});
@@ -533,9 +535,16 @@ class Agent {
     return settle(async () => {
       const entry = this.session(sid);
       const s = entry.session;
-      const raw = (typeof s.getStats === 'function' ? await s.getStats() : {}) as Record<string, unknown>;
       const info = this.info(entry);
-      if (entry.kind === 'module') return { stats: raw, info };
+      if (entry.kind === 'module') return { stats: (await s.getStats!()) as Record<string, unknown>, info };
+      // Chromium 156 has no WebTransport.getStats() and Firefox 153's throws NS_ERROR_NOT_IMPLEMENTED: then only the
+      // agent's own datagram counts are known.
+      let raw: Record<string, unknown> = {};
+      try {
+        if (typeof s.getStats === 'function') raw = (await s.getStats()) as Record<string, unknown>;
+      } catch {
+        raw = {};
+      }
       return {
         stats: {
           ...raw,

@@ -157,7 +157,10 @@ describe('page-backed session proxy (module kind, in-page echo session)', () => 
     ]) {
       const bidi = await s.createBidirectionalStream();
       await bidi.writable.abort(new QuiverTransportError('native', { streamErrorCode: code }));
-      await expect(bidi.readable.getReader().read()).rejects.toMatchObject({ source: 'stream', streamErrorCode: seen });
+      await expect(bidi.readable.getReader().read()).rejects.toMatchObject({
+        source: 'stream',
+        streamErrorCode: seen,
+      });
     }
     const bidi = await s.createBidirectionalStream();
     const w = bidi.writable.getWriter();

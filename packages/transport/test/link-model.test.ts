@@ -187,12 +187,21 @@ describe('link model', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('keeps streams reliable and ordered under heavy loss and jitter (retransmissions counted)', async () => {
+  it.each([
+    ['loss only hits datagrams (default)', 0],
+    ['lost stream frames are retransmitted (retransmitTimeoutMs)', 30],
+  ])('keeps streams reliable and ordered under heavy loss and jitter: %s', async (_, retransmitTimeoutMs) => {
     const clock = new ManualClock();
     const { client, server } = createMemoryPair({
       clock,
       seed: 3,
-      link: { delayMs: 10, jitterMs: 10, lossRate: 0.3, bandwidthBytesPerSecond: 50_000_000 },
+      link: {
+        delayMs: 10,
+        jitterMs: 10,
+        lossRate: 0.3,
+        bandwidthBytesPerSecond: 50_000_000,
+        retransmitTimeoutMs,
+      },
     });
     const size = 1024 * 1024;
     const sent = new Uint8Array(size);
@@ -231,7 +240,9 @@ describe('link model', () => {
     }
     expect(o).toBe(size);
     expect(Buffer.compare(received, sent)).toBe(0);
-    expect((await client.getStats()).packetsLost).toBeGreaterThan(0);
+    const { packetsLost } = await client.getStats();
+    if (retransmitTimeoutMs > 0) expect(packetsLost).toBeGreaterThan(0);
+    else expect(packetsLost).toBe(0);
     client.close();
     clock.runAll();
     expect(clock.pending).toBe(0);
@@ -239,7 +250,7 @@ describe('link model', () => {
 
   it('rejects invalid link options', () => {
     expect(() => createMemoryPair({ link: { lossRate: 1.5 } })).toThrow(RangeError);
-    expect(() => createMemoryPair({ link: { lossRate: 1 } })).toThrow(RangeError);
+    expect(() => createMemoryPair({ link: { lossRate: 1, retransmitTimeoutMs: 5 } })).toThrow(RangeError);
     expect(() => createMemoryPair({ link: { delayMs: -1 } })).toThrow(RangeError);
     expect(() => createMemoryPair({ link: { bandwidthBytesPerSecond: 0 } })).toThrow(RangeError);
   });

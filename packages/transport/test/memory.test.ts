@@ -33,16 +33,21 @@ async function nextIncoming(readable: ReadableStream<IncomingSession>): Promise<
   return value!;
 }
 
-const listeners: MemoryListener[] = [];
+const listeners: { listener: MemoryListener; clock?: ManualClock }[] = [];
 /** A listener closed after the test even when the test failed, so one failure does not cascade. */
-function listen(options?: MemoryListenerOptions): MemoryListener {
+function listen(options: MemoryListenerOptions = {}): MemoryListener {
   const listener = createMemoryListener(options);
-  listeners.push(listener);
+  listeners.push({ listener, clock: options.clock instanceof ManualClock ? options.clock : undefined });
   return listener;
 }
 
 afterEach(async () => {
-  await Promise.all(listeners.splice(0).map((l) => l.close()));
+  for (const { listener, clock } of listeners.splice(0)) {
+    const closing = listener.close();
+    // Under a ManualClock the close frames only travel when simulated time moves.
+    clock?.runAll();
+    await closing;
+  }
   expect(memoryListenerCount()).toBe(0);
 });
 

@@ -34,7 +34,11 @@ export class BrowserSocketAdapter implements SocketAdapter {
       this.errored = true;
     };
     ws.onclose = (ev: CloseEvent) => {
-      h.close(ev.code, ev.reason, this.errored && ev.code !== 1000 ? new Error(`WebSocket error (close ${ev.code})`) : undefined);
+      h.close(
+        ev.code,
+        ev.reason,
+        this.errored && ev.code !== 1000 ? new Error(`WebSocket error (close ${ev.code})`) : undefined,
+      );
     };
   }
 

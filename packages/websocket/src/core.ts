@@ -146,7 +146,6 @@ export class SessionCore {
   private readonly streams = new Map<number, CoreStream>();
   /** Encoded control frames, sent before anything else in FIFO order. */
   private control: Uint8Array[] = [];
-  private controlFrames = 0;
   private datagrams: Uint8Array[] = [];
   private datagramBytes = 0;
   private rotation: number[] = [];
@@ -199,8 +198,14 @@ export class SessionCore {
 
   /** True when nextMessage() would return a message. */
   get hasPendingOutput(): boolean {
-    return this.control.length > 0 || this.datagrams.length > 0 || this.creditPending.size > 0 ||
-      this.maxStreamsPending[0] || this.maxStreamsPending[1] || this.rotation.length > 0;
+    return (
+      this.control.length > 0 ||
+      this.datagrams.length > 0 ||
+      this.creditPending.size > 0 ||
+      this.maxStreamsPending[0] ||
+      this.maxStreamsPending[1] ||
+      this.rotation.length > 0
+    );
   }
 
   private isLocal(id: number): boolean {
@@ -245,7 +250,8 @@ export class SessionCore {
 
   private onFrame(f: Frame, now: number): void {
     if (!this.settingsReceived) {
-      if (f.type !== 'settings') throw violation(WsErrorCode.SETTINGS_ERROR, `first frame is ${f.type}, not settings`);
+      if (f.type !== 'settings')
+        throw violation(WsErrorCode.SETTINGS_ERROR, `first frame is ${f.type}, not settings`);
       this.onSettings(f.settings);
       return;
     }
@@ -282,17 +288,21 @@ export class SessionCore {
       case 'stop-sending': {
         const s = this.lookupSendSide(f.streamId, 'STOP_SENDING');
         if (!s?.send || s.send.reset || s.send.fin === 'sent') return;
-        this.resetSend(s, f.code, new QuiverTransportError('stop sending requested by peer', {
-          source: 'stream',
-          streamErrorCode: f.code,
-        }));
+        this.resetSend(
+          s,
+          f.code,
+          new QuiverTransportError('stop sending requested by peer', {
+            source: 'stream',
+            streamErrorCode: f.code,
+          }),
+        );
         this.events.stopSending(s.id, f.code);
         this.maybeRelease(s);
         return;
       }
       case 'reset-stream': {
         const s = this.lookupRecvSide(f.streamId, 'RESET_STREAM', false);
-        if (!s?.recv || s.recv.state !== 'open') return;
+        if (s?.recv?.state !== 'open') return;
         s.recv.state = 'reset';
         s.recv.discard = true;
         s.recv.consumed = s.recv.received;
@@ -427,7 +437,7 @@ export class SessionCore {
     const known = this.lookupRecvSide(id, 'STREAM', true);
     // Every stream's receive side stays in the map until the peer's FIN or RESET_STREAM, and the carrier is
     // ordered: a STREAM frame for a released stream can only be data after FIN or reset.
-    if (!known?.recv || known.recv.state !== 'open') {
+    if (known?.recv?.state !== 'open') {
       throw violation(WsErrorCode.STREAM_STATE_ERROR, `data on stream ${id} after its FIN or reset`);
     }
     const recv = known.recv;
@@ -473,7 +483,11 @@ export class SessionCore {
     const dir = bidirectional ? 0 : 1;
     if (this.nextLocal[dir] >= this.peerMaxStreams[dir]) return undefined;
     const id = this.nextLocal[dir]++ * 4 + (dir << 1) + (this.role === 'client' ? 0 : 1);
-    const s: CoreStream = { id, send: this.newSendSide(), recv: bidirectional ? this.newRecvSide() : undefined };
+    const s: CoreStream = {
+      id,
+      send: this.newSendSide(),
+      recv: bidirectional ? this.newRecvSide() : undefined,
+    };
     this.streams.set(id, s);
     // An empty STREAM frame opens the stream right away, so the peer sees streams in creation order even before
     // any data is written.
@@ -509,7 +523,11 @@ export class SessionCore {
   resetStream(id: number, code: number): void {
     const s = this.streams.get(id);
     if (!s?.send || s.send.reset || s.send.fin === 'sent' || this.state !== 'open') return;
-    this.resetSend(s, code, new QuiverTransportError('stream reset', { source: 'stream', streamErrorCode: code }));
+    this.resetSend(
+      s,
+      code,
+      new QuiverTransportError('stream reset', { source: 'stream', streamErrorCode: code }),
+    );
     this.maybeRelease(s);
   }
 
@@ -573,7 +591,8 @@ export class SessionCore {
       const dir = isBidirectional(s.id) ? 0 : 1;
       this.peerReleased[dir]++;
       this.localMaxStreams[dir] =
-        this.peerReleased[dir] + (dir === 0 ? this.local.initialMaxStreamsBidi : this.local.initialMaxStreamsUni);
+        this.peerReleased[dir] +
+        (dir === 0 ? this.local.initialMaxStreamsBidi : this.local.initialMaxStreamsUni);
       this.maxStreamsPending[dir] = true;
     }
   }
@@ -591,7 +610,8 @@ export class SessionCore {
   }
 
   countDatagramDrop(direction: 'outgoing' | 'incoming', reason: DatagramDropReason): void {
-    const m = direction === 'outgoing' ? this.stats.datagrams.droppedOutgoing : this.stats.datagrams.droppedIncoming;
+    const m =
+      direction === 'outgoing' ? this.stats.datagrams.droppedOutgoing : this.stats.datagrams.droppedIncoming;
     m[reason] = (m[reason] ?? 0) + 1;
   }
 
@@ -613,7 +633,11 @@ export class SessionCore {
     if (this.state !== 'open') return;
     this.dropAll();
     this.control = [];
-    this.queueControl({ type: 'close', code: code >>> 0, reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES) });
+    this.queueControl({
+      type: 'close',
+      code: code >>> 0,
+      reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES),
+    });
     this.state = 'closing';
   }
 
@@ -681,7 +705,7 @@ export class SessionCore {
       if (w.length + 17 > budget) break;
       this.creditPending.delete(id);
       const recv = this.streams.get(id)?.recv;
-      if (!recv || recv.state !== 'open') continue;
+      if (recv?.state !== 'open') continue;
       writeFrame(w, { type: 'max-stream-data', streamId: id, max: recv.maxData });
       frames++;
     }
@@ -702,7 +726,12 @@ export class SessionCore {
       send.inRotation = false;
       if (send.reset) continue;
       const credit = send.maxData - send.sent;
-      const n = Math.min(send.queuedBytes, credit, this.maxStreamFrameSize, budget - w.length - STREAM_FRAME_OVERHEAD);
+      const n = Math.min(
+        send.queuedBytes,
+        credit,
+        this.maxStreamFrameSize,
+        budget - w.length - STREAM_FRAME_OVERHEAD,
+      );
       const fin = send.fin === 'pending' && n === send.queuedBytes;
       if (n <= 0 && !fin) {
         this.schedule(s);

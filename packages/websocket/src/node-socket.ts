@@ -5,7 +5,8 @@ import type { SocketAdapter, SocketHandlers } from './socket.js';
 /** `ws` errors that mean the peer broke RFC 6455 itself, mapped to the Quiver error they amount to. */
 function mapWsError(error: Error): Error {
   const code = (error as { code?: string }).code;
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return violation(WsErrorCode.FRAME_SIZE_ERROR, error.message);
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+    return violation(WsErrorCode.FRAME_SIZE_ERROR, error.message);
   if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
     return violation(WsErrorCode.FRAME_ENCODING_ERROR, `WebSocket: ${error.message}`);
   }

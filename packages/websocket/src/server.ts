@@ -102,7 +102,9 @@ function writeHttpError(socket: Duplex, status: number, reason: string): void {
  * Starts a WebSocket listener, standalone (`{ port, host, tls }`) or mounted on an existing server
  * (`{ server, path }`). Each upgrade request becomes an {@link IncomingSession} on `incomingSessions`.
  */
-export async function createWebSocketListener(options: WebSocketListenerOptions = {}): Promise<WebSocketListener> {
+export async function createWebSocketListener(
+  options: WebSocketListenerOptions = {},
+): Promise<WebSocketListener> {
   // Validates the session options once, up front, rather than on the first request.
   const sessionOptions = resolveOptions(options);
   const requestTimeoutMs = options.requestTimeoutMs ?? LISTENER_DEFAULTS.requestTimeoutMs;
@@ -111,7 +113,9 @@ export async function createWebSocketListener(options: WebSocketListenerOptions 
   const standalone = !options.server;
   const server: http.Server | https.Server =
     options.server ??
-    (options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }) : http.createServer());
+    (options.tls
+      ? https.createServer({ cert: options.tls.cert, key: options.tls.key })
+      : http.createServer());
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -193,12 +197,19 @@ export async function createWebSocketListener(options: WebSocketListenerOptions 
       if (!decided) stats.abandoned++;
       cleanup();
     };
+    // The HTTP server's sockets allow half-open connections, so a client hanging up shows as 'end', not 'close'.
+    const onEnd = () => {
+      onGone();
+      socket.destroy();
+    };
     const cleanup = () => {
       clearTimeout(timer);
       pending.delete(entry);
       socket.off('close', onGone);
+      socket.off('end', onEnd);
     };
     socket.on('close', onGone);
+    socket.on('end', onEnd);
     // An upgraded socket is paused, so a client that hangs up would go unnoticed until the verdict. Reading
     // notices it; whatever else arrives is dropped, since a client may send nothing before the 101 (RFC 6455 §4.1).
     socket.resume();
@@ -212,6 +223,7 @@ export async function createWebSocketListener(options: WebSocketListenerOptions 
         cleanup();
         stats.accepted++;
         const session = new WebSocketSession('server', options);
+        gone ||= socket.destroyed || !socket.readable || !socket.writable;
         if (gone || closing) {
           session.fail(
             new QuiverTransportError(gone ? 'client went away before accept' : 'listener closed', {
@@ -227,7 +239,19 @@ export async function createWebSocketListener(options: WebSocketListenerOptions 
           sessions.delete(session);
           stats.sessions--;
         });
-        wss.handleUpgrade(req, socket, head, (ws) => session.attach(new NodeSocketAdapter(ws)));
+        let attached = false;
+        // ws gives up silently on a socket that dies during the upgrade: fail the session rather than wait for
+        // its handshake timeout.
+        socket.once('close', () => {
+          if (!attached)
+            session.fail(
+              new QuiverTransportError('connection lost during the upgrade', { source: 'session' }),
+            );
+        });
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          attached = true;
+          session.attach(new NodeSocketAdapter(ws));
+        });
         return session;
       },
       reject(status: number, reason = ''): void {

@@ -83,7 +83,8 @@ export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved 
   for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, unknown>)[k] = v;
   const int = (name: keyof typeof DEFAULTS, min: number) => {
     const v = o[name];
-    if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+    if (!Number.isSafeInteger(v) || v < min)
+      throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
   };
   int('maxMessageSize', MIN_MESSAGE_SIZE);
   int('maxIncomingBidirectionalStreams', 0);
@@ -100,7 +101,9 @@ export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved 
   int('handshakeTimeoutMs', 1);
   int('closeTimeoutMs', 0);
   if (o.maxDatagramSize > o.maxMessageSize - 16) {
-    throw new RangeError(`maxDatagramSize ${o.maxDatagramSize} does not fit in maxMessageSize ${o.maxMessageSize}`);
+    throw new RangeError(
+      `maxDatagramSize ${o.maxDatagramSize} does not fit in maxMessageSize ${o.maxMessageSize}`,
+    );
   }
   return o;
 }
@@ -326,7 +329,10 @@ export class WebSocketSession implements QuiverSession {
     this.core.terminate();
     this.finish(undefined, error);
     if (error instanceof ProtocolViolationError) {
-      this.closeSocket(wsCloseCodeFor(error.code), closeReasonFor(error.code, error.message.replace(/^[A-Z_]+: /, '')));
+      this.closeSocket(
+        wsCloseCodeFor(error.code),
+        closeReasonFor(error.code, error.message.replace(/^[A-Z_]+: /, '')),
+      );
     } else {
       this.closeSocket(1011, truncateUtf8(error.message, 123));
     }
@@ -334,7 +340,9 @@ export class WebSocketSession implements QuiverSession {
 
   // ---- internals ----
 
-  private async openStream(bidirectional: boolean): Promise<QuiverBidirectionalStream | WritableStream<Uint8Array>> {
+  private async openStream(
+    bidirectional: boolean,
+  ): Promise<QuiverBidirectionalStream | WritableStream<Uint8Array>> {
     await this.ready;
     for (;;) {
       if (this.finished) throw new QuiverTransportError('session is closed', { source: 'session' });
@@ -497,7 +505,9 @@ export class WebSocketSession implements QuiverSession {
         if (!io || io.readEnded) return;
         io.queue = [];
         io.readEnded = true;
-        io.rc!.error(new QuiverTransportError('stream reset by peer', { source: 'stream', streamErrorCode: code }));
+        io.rc!.error(
+          new QuiverTransportError('stream reset by peer', { source: 'stream', streamErrorCode: code }),
+        );
         io.waiting?.();
         io.waiting = undefined;
         this.forget(io);
@@ -507,7 +517,10 @@ export class WebSocketSession implements QuiverSession {
         if (!io || io.writeEnded) return;
         io.writeEnded = true;
         io.wc!.error(
-          new QuiverTransportError('stop sending requested by peer', { source: 'stream', streamErrorCode: code }),
+          new QuiverTransportError('stop sending requested by peer', {
+            source: 'stream',
+            streamErrorCode: code,
+          }),
         );
         this.forget(io);
       },
@@ -701,7 +714,9 @@ export class WebSocketSession implements QuiverSession {
     const o = this.o;
     const now = o.clock.now();
     if (o.idleTimeoutMs > 0 && now - this.lastReceived >= o.idleTimeoutMs) {
-      this.fail(violation(WsErrorCode.IDLE_TIMEOUT, `nothing received for ${Math.round(now - this.lastReceived)} ms`));
+      this.fail(
+        violation(WsErrorCode.IDLE_TIMEOUT, `nothing received for ${Math.round(now - this.lastReceived)} ms`),
+      );
       return;
     }
     if (o.pingIntervalMs > 0 && now - this.lastPing >= o.pingIntervalMs) {
@@ -711,9 +726,12 @@ export class WebSocketSession implements QuiverSession {
     }
     const periods = [o.pingIntervalMs, o.idleTimeoutMs / 2].filter((p) => p > 0);
     if (periods.length === 0) return;
-    this.tickTimer = o.clock.setTimeout(() => {
-      this.tickTimer = undefined;
-      this.tick();
-    }, Math.min(...periods));
+    this.tickTimer = o.clock.setTimeout(
+      () => {
+        this.tickTimer = undefined;
+        this.tick();
+      },
+      Math.min(...periods),
+    );
   }
 }

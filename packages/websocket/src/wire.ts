@@ -213,7 +213,12 @@ export function readFrame(r: ByteReader): Frame {
     case FrameType.STREAM_FIN: {
       const streamId = r.varint('stream id');
       const len = r.varint('STREAM length');
-      return { type: 'stream', streamId, data: r.bytes(len, 'STREAM data'), fin: type === FrameType.STREAM_FIN };
+      return {
+        type: 'stream',
+        streamId,
+        data: r.bytes(len, 'STREAM data'),
+        fin: type === FrameType.STREAM_FIN,
+      };
     }
     case FrameType.DATAGRAM: {
       const len = r.varint('DATAGRAM length');
@@ -223,7 +228,10 @@ export function readFrame(r: ByteReader): Frame {
       const code = r.u32('CLOSE_SESSION code');
       const len = r.varint('CLOSE_SESSION reason length');
       if (len > MAX_CLOSE_REASON_BYTES) {
-        throw violation(WsErrorCode.FRAME_SIZE_ERROR, `close reason of ${len} bytes > ${MAX_CLOSE_REASON_BYTES}`);
+        throw violation(
+          WsErrorCode.FRAME_SIZE_ERROR,
+          `close reason of ${len} bytes > ${MAX_CLOSE_REASON_BYTES}`,
+        );
       }
       const bytes = r.bytes(len, 'CLOSE_SESSION reason');
       let reason: string;

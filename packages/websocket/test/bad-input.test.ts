@@ -6,12 +6,27 @@ import { type EchoServer, pattern, readAll, startEchoServer, writeAll } from './
 
 // Hand-written bytes, independent of the encoder under test (README "Framing").
 const SETTINGS = [
-  0x00, 0x13, // SETTINGS, 19 bytes
-  0x01, 0x80, 0x10, 0x00, 0x00, // max_message_size 1 MiB
-  0x02, 0x40, 0x64, // initial_max_streams_bidi 100
-  0x03, 0x40, 0x64, // initial_max_streams_uni 100
-  0x04, 0x80, 0x04, 0x00, 0x00, // initial_max_stream_data 256 KiB
-  0x05, 0x44, 0xb0, // max_datagram_size 1200
+  0x00,
+  0x13, // SETTINGS, 19 bytes
+  0x01,
+  0x80,
+  0x10,
+  0x00,
+  0x00, // max_message_size 1 MiB
+  0x02,
+  0x40,
+  0x64, // initial_max_streams_bidi 100
+  0x03,
+  0x40,
+  0x64, // initial_max_streams_uni 100
+  0x04,
+  0x80,
+  0x04,
+  0x00,
+  0x00, // initial_max_stream_data 256 KiB
+  0x05,
+  0x44,
+  0xb0, // max_datagram_size 1200
 ];
 
 let server: EchoServer;
@@ -140,7 +155,11 @@ describe('bad input closes only the offending session', () => {
   it('data beyond the granted credit', async () => {
     // The server grants 1024 bytes per stream; send 1025 in one frame (length 0x4401).
     const data = new Array(1025).fill(7);
-    expectViolation(await misbehave([[0x08, 0x00, 0x44, 0x01, ...data]]), WsErrorCode.FLOW_CONTROL_ERROR, 1002);
+    expectViolation(
+      await misbehave([[0x08, 0x00, 0x44, 0x01, ...data]]),
+      WsErrorCode.FLOW_CONTROL_ERROR,
+      1002,
+    );
     await assertHealthy();
   });
 

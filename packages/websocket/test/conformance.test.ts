@@ -19,5 +19,8 @@ runConformanceSuite({
   listen: () => createWebSocketListener({ host: '127.0.0.1', port: 0, tls }),
   // https: URLs map to wss:, as a WebTransport URL would be used unchanged.
   connect: (listener, path, options) =>
-    connectWebSocket(`https://127.0.0.1:${listener.address.port}${path}`, { ...options, tls: { ca: tls!.cert } }),
+    connectWebSocket(`https://127.0.0.1:${listener.address.port}${path}`, {
+      ...options,
+      tls: { ca: tls!.cert },
+    }),
 });

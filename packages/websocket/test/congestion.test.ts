@@ -1,7 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { connectWebSocket, encodeFrames, SettingId, SUBPROTOCOL, type WebSocketSession } from '../src/index.js';
+import {
+  connectWebSocket,
+  encodeFrames,
+  SettingId,
+  SUBPROTOCOL,
+  type WebSocketSession,
+} from '../src/index.js';
 
 let wss: WebSocketServer | undefined;
 let client: WebSocketSession | undefined;

@@ -1,5 +1,9 @@
 import type { QuiverBidirectionalStream, QuiverSession } from '@quiver/transport';
-import { createWebSocketListener, type WebSocketListener, type WebSocketListenerOptions } from '../src/index.js';
+import {
+  createWebSocketListener,
+  type WebSocketListener,
+  type WebSocketListenerOptions,
+} from '../src/index.js';
 
 export async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -13,7 +17,11 @@ export async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uin
   return out;
 }
 
-export async function writeAll(writable: WritableStream<Uint8Array>, data: Uint8Array, chunk = 4096): Promise<void> {
+export async function writeAll(
+  writable: WritableStream<Uint8Array>,
+  data: Uint8Array,
+  chunk = 4096,
+): Promise<void> {
   const w = writable.getWriter();
   for (let i = 0; i < data.length; i += chunk) await w.write(data.slice(i, i + chunk));
   await w.close();
@@ -59,7 +67,8 @@ export async function echo(session: QuiverSession): Promise<void> {
   tasks.push(
     (async () => {
       const writer = session.datagrams.writable.getWriter();
-      for await (const d of session.datagrams.readable as unknown as AsyncIterable<Uint8Array>) await writer.write(d);
+      for await (const d of session.datagrams.readable as unknown as AsyncIterable<Uint8Array>)
+        await writer.write(d);
     })().catch(() => {}),
   );
   await session.closed.catch(() => {});

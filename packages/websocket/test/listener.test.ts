@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { IncomingSession } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { connectWebSocket, createWebSocketListener, SUBPROTOCOL, type WebSocketListener } from '../src/index.js';
+import {
+  connectWebSocket,
+  createWebSocketListener,
+  SUBPROTOCOL,
+  type WebSocketListener,
+} from '../src/index.js';
 import { echo, pattern, readAll, writeAll } from './helpers.js';
 import { makeSelfSignedCert } from './tls.js';
 
@@ -12,7 +17,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function listen(options: Parameters<typeof createWebSocketListener>[0] = {}): Promise<WebSocketListener> {
+async function listen(
+  options: Parameters<typeof createWebSocketListener>[0] = {},
+): Promise<WebSocketListener> {
   const l = await createWebSocketListener({ port: 0, ...options });
   cleanups.push(() => l.close());
   return l;
@@ -26,7 +33,11 @@ async function nextRequest(l: WebSocketListener): Promise<IncomingSession> {
 }
 
 /** A raw upgrade attempt: resolves with the HTTP status the server answered (101 on success). */
-function rawUpgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function rawUpgrade(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: '127.0.0.1',
@@ -120,11 +131,19 @@ describe('createWebSocketListener', () => {
     expect(l.stats).toMatchObject({ overloaded: 1, malformed: 1, rejected: 1 });
   });
 
-  it('answers plain HTTP requests with 426 when standalone', async () => {
-    const l = await listen();
-    const res = await fetch(`http://127.0.0.1:${l.address.port}/`);
+  it('answers plain HTTP requests with 426 and upgrades outside its paths with 404 when standalone', async () => {
+    const l = await listen({ path: ['/a', '/b/'] });
+    const res = await fetch(`http://127.0.0.1:${l.address.port}/a`);
     expect(res.status).toBe(426);
     await res.text();
+    expect((await rawUpgrade(l.address.port, '/c')).status).toBe(404);
+    expect((await rawUpgrade(l.address.port, '/ab')).status).toBe(404);
+    const waiting = [rawUpgrade(l.address.port, '/a?x'), rawUpgrade(l.address.port, '/b/c')];
+    const seen = [(await nextRequest(l)).request.path, (await nextRequest(l)).request.path].sort();
+    expect(seen).toEqual(['/a', '/b/c']);
+    await l.close();
+    // Requests still waiting for a verdict when the listener closes get 503.
+    expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([503, 503]);
   });
 
   it('fails an accepted session whose client went away while the request waited', async () => {
@@ -145,12 +164,15 @@ describe('createWebSocketListener', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as AddressInfo).port;
-    // Another upgrade handler on the same server, for another path.
     let otherSeen = 0;
+    // Another upgrade handler on the same server: it owns `/other` and answers 404 to what nobody owns.
     server.on('upgrade', (req, socket) => {
-      if (req.url?.startsWith('/other')) {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      if (path.startsWith('/other')) {
         otherSeen++;
-        socket.end('HTTP/1.1 418 I\'m a teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        socket.end("HTTP/1.1 418 I'm a teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      } else if (path !== '/quiver' && !path.startsWith('/quiver/')) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
     });
     const l = await listen({ server, path: '/quiver' });
@@ -171,8 +193,8 @@ describe('createWebSocketListener', () => {
     expect(Buffer.compare(back, data)).toBe(0);
     expect((await rawUpgrade(port, '/other')).status).toBe(418);
     expect(otherSeen).toBe(1);
-    // `/quiverx` is not below `/quiver`.
-    expect((await rawUpgrade(port, '/quiverx')).status).not.toBe(101);
+    // `/quiverx` is not below `/quiver`: the listener leaves it to the other handler.
+    expect((await rawUpgrade(port, '/quiverx')).status).toBe(404);
     expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('plain');
     expect(l.stats.requests).toBe(1);
   });

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { fuzzTarget, generateInput, runOne } from '../fuzz/engine.js';
+import { FuzzPropertyError } from '../fuzz/errors.js';
+import { Checker, CONNECT_FIELDS, drive, Script, wire } from '../fuzz/h3-driver.js';
 import { getTarget, SELFTEST_TARGETS, TARGETS } from '../fuzz/targets.js';
+import type { H3Connection, H3Event, H3Limits, H3Stats, QuicCommand } from '../src/core/index.js';
+import { DEFAULT_H3_LIMITS } from '../src/core/index.js';
+import { encodeVarint } from '../src/core/varint.js';
+
+const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 /**
  * Keeps every parser honest against the fuzzer in CI: each target runs a fixed, seeded set of inputs in a worker
@@ -71,5 +78,173 @@ describe('fuzz harness', () => {
     expect(Array.from(hangs[0].input.subarray(0, 2))).toEqual([0x42, 0x42]);
     // Every input was accounted for, those after the hang(s) included.
     expect(result.inputs).toBe(iterations);
+  });
+});
+
+/**
+ * Inputs that once were findings (bugs in the core since fixed, or checker false positives), kept so they stay
+ * fixed. Each runs through its target and must not be a finding; where it matters the outcome is asserted too.
+ */
+describe('fuzz regressions', () => {
+  const noFinding = (target: string, input: Uint8Array): void => {
+    expect(runOne(getTarget(target), input)?.error).toBeUndefined();
+  };
+
+  it('HEADERS and a DATA frame in one read (what Chromium sends) open the session', () => {
+    const script = new Script(0x01)
+      .data(2, wire.controlStream())
+      .data(0, concat(wire.headers(CONNECT_FIELDS), wire.greaseCapsule()))
+      .bytes();
+    noFinding('h3-chunking-server', script);
+    const { checker } = drive('server', script);
+    expect(checker.failed).toBe(false);
+    expect(checker.live.has(0)).toBe(true);
+  });
+
+  it('a response with capsules in the same read establishes, drains and closes the client session', () => {
+    const script = new Script(0x01)
+      .data(3, wire.controlStream())
+      .data(0, concat(wire.headers([[':status', '200']]), wire.drain(), wire.close(3, 'x')))
+      .bytes();
+    noFinding('h3-chunking-client', script);
+    const types = drive('client', script).checker.events.map((e) => e.type);
+    expect(types).toEqual(['settings', 'session-established', 'session-draining', 'session-closed']);
+  });
+
+  it('a DRAIN capsule before the SETTINGS raises no event for a session the application never saw', () => {
+    const script = new Script(0x01).data(0, concat(wire.headers(CONNECT_FIELDS), wire.drain())).bytes();
+    noFinding('h3-server', script);
+    expect(drive('server', script).checker.events).toEqual([]);
+  });
+
+  it('a CLOSE capsule then an empty DATA frame is handled alike in one read or two', () => {
+    const script = serverPrelude()
+      .data(0, concat(wire.close(7, 'bye'), new Uint8Array([0x00, 0x00])), true)
+      .bytes();
+    noFinding('h3-chunking-server', script);
+  });
+
+  it('a stream error on a CONNECT stream the peer already stopped and finished needs no reset', () => {
+    const script = serverPrelude()
+      .stop(0)
+      .data(0, new Uint8Array([0x00, 0x03, 0x29, 0x05, 0x00]), true) // DATA frame ending inside a capsule
+      .bytes();
+    noFinding('h3-server', script);
+    expect(drive('server', script).checker.events.some((e) => e.type === 'stream-error')).toBe(true);
+  });
+});
+
+function serverPrelude(): Script {
+  return new Script(0x01)
+    .data(2, wire.controlStream())
+    .data(6, encodeVarint(2))
+    .data(10, encodeVarint(3))
+    .data(0, wire.headers(CONNECT_FIELDS));
+}
+
+/** A connection that replays canned output, to prove the checker rejects contract violations. */
+function fake(steps: Array<{ commands?: QuicCommand[]; events?: H3Event[]; stats?: Partial<H3Stats> }>): {
+  conn: H3Connection;
+  next(): void;
+} {
+  let i = -1;
+  const zero: H3Stats = {
+    sessions: 0,
+    datagramsReceived: 0,
+    datagramsSent: 0,
+    datagramsDroppedMalformed: 0,
+    datagramsDroppedUnknownSession: 0,
+    datagramsDroppedClosedSession: 0,
+    streamsRejectedBufferFull: 0,
+    streamsRejectedSessionGone: 0,
+    streamsRejectedLimit: 0,
+    requestsRejected: 0,
+    unknownStreamTypes: 0,
+    bytesDiscarded: 0,
+    writesAfterClose: 0,
+    streamErrors: 0,
+    bufferedUnknownSessionBytes: 0,
+  };
+  const conn = {
+    drainCommands: () => steps[i]?.commands ?? [],
+    drainEvents: () => steps[i]?.events ?? [],
+    getStats: () => ({ ...zero, ...steps[i]?.stats }),
+  } as unknown as H3Connection;
+  return { conn, next: () => void i++ };
+}
+
+describe('h3 checker', () => {
+  const limits: H3Limits = { ...DEFAULT_H3_LIMITS };
+  const run = (steps: Parameters<typeof fake>[0], role: 'server' | 'client' = 'server'): void => {
+    const f = fake(steps);
+    const c = new Checker(f.conn, role, limits);
+    for (let k = 0; k < steps.length; k++) {
+      f.next();
+      c.drain(true);
+    }
+  };
+
+  it('accepts a well-behaved sequence', () => {
+    expect(() =>
+      run([
+        { events: [{ type: 'session-request', sessionId: 0, headers: [] }] },
+        {
+          events: [{ type: 'connection-error', code: 0x101n, reason: 'x' }],
+          commands: [{ type: 'connection-close', code: 0x101n, reason: 'x' }],
+        },
+      ]),
+    ).not.toThrow();
+  });
+
+  it('rejects a connection-error without its connection-close', () => {
+    expect(() => run([{ events: [{ type: 'connection-error', code: 0x101n, reason: 'x' }] }])).toThrow(
+      FuzzPropertyError,
+    );
+  });
+
+  it('rejects output after a connection error', () => {
+    expect(() =>
+      run([
+        {
+          events: [{ type: 'connection-error', code: 0x101n, reason: 'x' }],
+          commands: [{ type: 'connection-close', code: 0x101n, reason: 'x' }],
+        },
+        { events: [{ type: 'goaway', id: 0n }] },
+      ]),
+    ).toThrow(/after a connection error/);
+  });
+
+  it('rejects stream data on a stream never opened, and streams in sessions not live', () => {
+    expect(() =>
+      run([{ events: [{ type: 'stream-data', streamId: 4, data: new Uint8Array(1), fin: false }] }]),
+    ).toThrow(/never opened/);
+    expect(() =>
+      run([{ events: [{ type: 'stream-opened', sessionId: 0, streamId: 4, bidirectional: true }] }]),
+    ).toThrow(/not live/);
+  });
+
+  it("rejects writes after FIN and on the peer's unidirectional streams", () => {
+    const w = (streamId: number, fin: boolean): QuicCommand => ({
+      type: 'stream-write',
+      streamId,
+      data: new Uint8Array(1),
+      fin,
+    });
+    expect(() => run([{ commands: [w(1, true)] }, { commands: [w(1, false)] }])).toThrow(/after its FIN/);
+    expect(() => run([{ commands: [w(2, false)] }])).toThrow(/peer uni stream/);
+  });
+
+  it('rejects drops that the stats do not count', () => {
+    expect(() => run([{ events: [{ type: 'datagram-dropped', reason: 'malformed' }] }])).toThrow(
+      /stats differ/,
+    );
+    expect(() =>
+      run([
+        {
+          events: [{ type: 'datagram-dropped', reason: 'malformed' }],
+          stats: { datagramsDroppedMalformed: 1 },
+        },
+      ]),
+    ).not.toThrow();
   });
 });

@@ -3,8 +3,9 @@
  * reordering, driven only by an injected {@link Clock} and a seeded {@link Rng}, so that a run under a
  * {@link ManualClock} is reproducible frame by frame.
  *
- * Reliable frames (stream data and control) are never lost for good: a loss costs a retransmission timeout and they
- * keep their order (head-of-line blocking, as on one QUIC packet number space carrying ordered stream data).
+ * Reliable frames (stream data and control) are never lost and keep their order: delay, jitter and the bandwidth cap
+ * apply to them, loss does not, unless `retransmitTimeoutMs` is set, in which case a loss costs that much delay and
+ * holds back later reliable frames (head-of-line blocking, as QUIC retransmission of ordered stream data would).
  * Unreliable frames (datagrams, RFC 9221) are lost, delayed and reordered independently.
  */
 import type { Clock, Rng, TimerHandle } from '../clock.js';
@@ -14,7 +15,7 @@ export interface LinkOptions {
   delayMs?: number;
   /** Extra delay drawn uniformly from [0, jitterMs) per frame. Default 0. Reorders datagrams sent closer than it. */
   jitterMs?: number;
-  /** Probability in [0, 1] that a frame is lost. Datagrams are gone; reliable frames are retransmitted. Default 0. */
+  /** Probability in [0, 1] that a datagram is lost (see `retransmitTimeoutMs` for stream frames). Default 0. */
   lossRate?: number;
   /** Probability in [0, 1] that a datagram is held back by `reorderDelayMs`, arriving after later ones. Default 0. */
   reorderRate?: number;
@@ -23,7 +24,8 @@ export interface LinkOptions {
   /** Serialization rate in bytes per second, applied to every frame. Default Infinity (no cap). */
   bandwidthBytesPerSecond?: number;
   /**
-   * Wait before a lost reliable frame is sent again, in ms. Default `max(1, 3 * delayMs + jitterMs)`: roughly an
+   * Default 0: loss never touches stream frames. When > 0, stream and control frames are lost at `lossRate` too and
+   * each loss delays the frame by this many ms (and everything behind it); about `3 * delayMs + jitterMs` mimics an
    * RFC 9002 §6.2 probe timeout on a path whose RTT is twice the one-way delay.
    */
   retransmitTimeoutMs?: number;
@@ -56,9 +58,10 @@ export function resolveLinkOptions(options: LinkOptions = {}): ResolvedLinkOptio
   if (!(bandwidth > 0))
     throw new RangeError(`link option bandwidthBytesPerSecond must be > 0, got ${bandwidth}`);
   const lossRate = probability('lossRate', options.lossRate);
-  if (lossRate === 1) {
+  const retransmitTimeoutMs = nonNegative('retransmitTimeoutMs', options.retransmitTimeoutMs, 0);
+  if (lossRate === 1 && retransmitTimeoutMs > 0) {
     // Reliable frames would be retransmitted forever.
-    throw new RangeError('link option lossRate must be < 1');
+    throw new RangeError('link option lossRate must be < 1 when retransmitTimeoutMs is set');
   }
   return {
     delayMs,
@@ -67,11 +70,7 @@ export function resolveLinkOptions(options: LinkOptions = {}): ResolvedLinkOptio
     reorderRate: probability('reorderRate', options.reorderRate),
     reorderDelayMs: nonNegative('reorderDelayMs', options.reorderDelayMs, Math.max(1, delayMs)),
     bandwidthBytesPerSecond: bandwidth,
-    retransmitTimeoutMs: nonNegative(
-      'retransmitTimeoutMs',
-      options.retransmitTimeoutMs,
-      Math.max(1, 3 * delayMs + jitterMs),
-    ),
+    retransmitTimeoutMs,
   };
 }
 
@@ -168,7 +167,7 @@ export class Link<F> {
       }
       if (o.reorderRate > 0 && this.#rng.next() < o.reorderRate) at += o.reorderDelayMs;
     } else {
-      if (o.lossRate > 0) {
+      if (o.lossRate > 0 && o.retransmitTimeoutMs > 0) {
         while (this.#rng.next() < o.lossRate) {
           this.counters.retransmissions++;
           at += o.retransmitTimeoutMs;

@@ -308,7 +308,10 @@ class MemoryListenerImpl implements MemoryListener {
     }
     // Timeout and abort only concern establishment (W3C WebTransport: the signal aborts the connection attempt).
     client.ready.then(
-      () => {},
+      () => {
+        this.clock.clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      },
       () => {},
     );
     // Until the application decides, the server end of the wire is the pending request.

@@ -443,7 +443,9 @@ export class MemorySession implements QuiverSession {
     return this.#state;
   }
 
-  /** Puts a frame on the outgoing link; silently ignored once the session closed (nothing may follow CLOSE). */
+  /**
+   * @internal Puts a frame on the outgoing link; ignored once the session closed (nothing may follow CLOSE).
+   */
   sendFrame(frame: Frame): boolean {
     if (this.#state === 'closed') return false;
     return this.#out.send(frame, frameSize(frame), frame.type === 'datagram');
@@ -454,7 +456,7 @@ export class MemorySession implements QuiverSession {
     table[reason] = (table[reason] ?? 0) + 1;
   }
 
-  /** The link model lost a datagram on its way here: the simulation knows, so it is counted. */
+  /** @internal The link model lost a datagram on its way here: the simulation knows, so it is counted. */
   noteLost(frame: Frame): void {
     if (frame.type === 'datagram' && this.#state !== 'closed') this.#drop('in', 'lost');
   }
@@ -590,7 +592,7 @@ export class MemorySession implements QuiverSession {
     for (const frame of dropped) if (frame.type === 'datagram') this.#drop('out', 'closed');
   }
 
-  /** Ends a connection attempt with an error (reject, timeout, abort, no listener). */
+  /** @internal Ends a connection attempt with an error (reject, timeout, abort, no listener). */
   fail(error: QuiverTransportError, abandon: boolean): void {
     if (this.#state !== 'connecting') return;
     if (abandon) this.sendFrame({ type: 'abandon' });
@@ -598,7 +600,7 @@ export class MemorySession implements QuiverSession {
   }
 
   /**
-   * Moves to `closed`. With `info` (a clean close) `closed` resolves with it and the incoming-stream readables close;
+   * @internal Moves to `closed`. With `info` (a clean close) `closed` resolves with it and the incoming-stream readables close;
    * without, `ready`/`closed` reject with `error` and they error. Open streams error either way (W3C WebTransport
    * §6.4 cleanup).
    */
@@ -644,6 +646,7 @@ export class MemorySession implements QuiverSession {
     this.#onClosed?.();
   }
 
+  /** @internal A frame delivered by the incoming link. */
   receive(frame: Frame, size: number): void {
     this.#bytesReceived += size;
     this.#packetsReceived++;

@@ -138,7 +138,16 @@ class ClientAttempt {
         }, o.lingerMs ?? 50);
         this.linger.unref();
       },
-      onClosed: () => {
+      onClosed: (_c, info) => {
+        // Before the session existed (TLS failure, refused connection, timeout) nothing else reports the end.
+        this.fail(
+          new QuiverTransportError(
+            info.timedOut
+              ? 'QUIC handshake or idle timeout'
+              : `connection closed by the ${info.local ? 'client' : 'server'} (${info.isApp ? 'application' : 'transport'} code ${info.code}${info.reason ? `: ${info.reason}` : ''})`,
+            { source: 'session' },
+          ),
+        );
         void this.releaseEndpoint();
       },
     });

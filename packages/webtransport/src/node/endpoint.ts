@@ -146,6 +146,14 @@ export class QuicEndpoint implements QuicTransmitter {
         this.counters.droppedRefused++;
         return;
       }
+      if (!conn.recv(msg, from)) {
+        // An Initial quiche cannot open (bad token, undecryptable): keep no state for it (RFC 9000 §5.2.2).
+        this.counters.droppedMalformed++;
+        conn.destroy();
+        return;
+      }
+      this.schedule(conn);
+      return;
     }
     conn.recv(msg, from);
     this.schedule(conn);

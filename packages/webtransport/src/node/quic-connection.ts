@@ -109,16 +109,19 @@ export class QuicConnection {
   }
 
   /** One UDP datagram from the peer. Processing of what it carried is deferred to the next flush. */
-  recv(packet: Uint8Array, from: Host): void {
-    if (this.closed) return;
+  /** Returns false when quiche refused the packet. */
+  recv(packet: Uint8Array, from: Host): boolean {
+    if (this.closed) return false;
+    this.received = true;
     try {
       this.conn.recv(packet, { from, to: this.endpoint.local });
+      return true;
     } catch {
       // RFC 9000 §12.2: undecryptable or malformed packets are discarded; quiche closes the connection itself
       // when a packet is a protocol violation.
       this.counters.recvErrors++;
+      return false;
     }
-    this.received = true;
   }
 
   schedule(): void {

@@ -153,9 +153,9 @@ let scratch = new Uint8Array(1024);
 /**
  * Decodes `src[start, end)` into `scratch` and returns the number of octets produced. Errors (RFC 7541 §5.2): an
  * EOS symbol in the string, padding longer than 7 bits, or padding that is not a prefix of EOS (not all ones).
- * `errorBase` is added to offsets in error messages so they point into the enclosing field section.
+ * Error offsets are indices into `src`.
  */
-function decodeToScratch(src: Uint8Array, start: number, end: number, errorBase: number): number {
+function decodeToScratch(src: Uint8Array, start: number, end: number): number {
   // At most one symbol per 5 bits.
   const max = Math.ceil(((end - start) * 8) / 5);
   if (scratch.length < max) scratch = new Uint8Array(Math.max(max, scratch.length * 2));
@@ -165,20 +165,18 @@ function decodeToScratch(src: Uint8Array, start: number, end: number, errorBase:
   for (let i = start; i < end; i++) {
     const byte = src[i];
     let e = TRANSITIONS[(state << 4) | (byte >>> 4)];
-    if (e & FAIL)
-      throw new QpackDecompressionError('Huffman string contains EOS (RFC 7541 §5.2)', errorBase + i);
+    if (e & FAIL) throw new QpackDecompressionError('Huffman string contains EOS (RFC 7541 §5.2)', i);
     if (e & EMIT) out[n++] = (e >>> SYM_SHIFT) & SYM_MASK;
     state = e & NEXT_MASK;
     e = TRANSITIONS[(state << 4) | (byte & 0x0f)];
-    if (e & FAIL)
-      throw new QpackDecompressionError('Huffman string contains EOS (RFC 7541 §5.2)', errorBase + i);
+    if (e & FAIL) throw new QpackDecompressionError('Huffman string contains EOS (RFC 7541 §5.2)', i);
     if (e & EMIT) out[n++] = (e >>> SYM_SHIFT) & SYM_MASK;
     state = e & NEXT_MASK;
   }
   if (!ACCEPTING[state]) {
     throw new QpackDecompressionError(
       'Huffman padding longer than 7 bits or not a prefix of EOS (RFC 7541 §5.2)',
-      errorBase + end,
+      end,
     );
   }
   return n;
@@ -186,13 +184,13 @@ function decodeToScratch(src: Uint8Array, start: number, end: number, errorBase:
 
 /** Decodes a Huffman-coded octet string; throws `QpackDecompressionError` on invalid input. */
 export function huffmanDecode(src: Uint8Array): Uint8Array {
-  const n = decodeToScratch(src, 0, src.length, 0);
+  const n = decodeToScratch(src, 0, src.length);
   return scratch.slice(0, n);
 }
 
 /** Decodes `src[start, end)` as a Huffman-coded byte string (one char per octet). */
-export function huffmanDecodeString(src: Uint8Array, start: number, end: number, errorBase = 0): string {
-  const n = decodeToScratch(src, start, end, errorBase);
+export function huffmanDecodeString(src: Uint8Array, start: number, end: number): string {
+  const n = decodeToScratch(src, start, end);
   return latin1(scratch, 0, n);
 }
 

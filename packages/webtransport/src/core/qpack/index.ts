@@ -168,7 +168,7 @@ function readString(r: Reader, prefixBits: number, hBit: number): string {
     throw new QpackDecompressionError(`string literal of ${length} octets overruns the field section`, start);
   }
   r.pos = from + length;
-  return huffman ? huffmanDecodeString(r.buf, from, from + length, 0) : latin1(r.buf, from, from + length);
+  return huffman ? huffmanDecodeString(r.buf, from, from + length) : latin1(r.buf, from, from + length);
 }
 
 function staticEntry(index: number, at: number): readonly [string, string] {

@@ -1,0 +1,414 @@
+/**
+ * Node client ↔ Node server over real QUIC (quiche) on 127.0.0.1, with the sans-IO HTTP/3 core in between.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import type { IncomingSession, QuiverSession } from '@quiver/transport';
+import { QuiverTransportError } from '@quiver/transport';
+import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
+import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { DevCert } from '../examples/dev-cert.js';
+import { makeDevCert } from '../examples/dev-cert.js';
+import { serveEcho } from '../examples/echo.js';
+
+let cert: DevCert;
+let baseline: string[];
+const open: { listeners: WebTransportListener[]; sessions: QuiverSession[] } = { listeners: [], sessions: [] };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+beforeAll(() => {
+  cert = makeDevCert();
+  baseline = process.getActiveResourcesInfo();
+});
+
+afterEach(async () => {
+  for (const s of open.sessions.splice(0)) s.close();
+  await Promise.all(open.listeners.splice(0).map((l) => l.close()));
+});
+
+afterAll(async () => {
+  // No leaked sockets or timers: the active resources return to what they were before the first test.
+  await waitFor(() => sameResources(process.getActiveResourcesInfo(), baseline), 5_000);
+  expect(countResources(process.getActiveResourcesInfo())).toEqual(countResources(baseline));
+});
+
+function countResources(list: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of list) if (r !== 'TTYWrap') out[r] = (out[r] ?? 0) + 1;
+  return out;
+}
+function sameResources(a: string[], b: string[]): boolean {
+  return JSON.stringify(countResources(a)) === JSON.stringify(countResources(b));
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function resolvers<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+type Handler = (incoming: IncomingSession, listener: WebTransportListener) => void;
+
+async function listen(handler: Handler, options: WebTransportListenerOptions = {}): Promise<WebTransportListener> {
+  const listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.cert, key: cert.key, ...options });
+  open.listeners.push(listener);
+  void (async () => {
+    const reader = listener.incomingSessions.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      handler(value, listener);
+    }
+  })();
+  return listener;
+}
+
+const echoHandler: Handler = (incoming) => serveEcho(incoming.accept());
+
+function connect(listener: WebTransportListener, path = '/echo', extra: Parameters<typeof connectWebTransport>[1] = {}) {
+  const s = connectWebTransport(`https://127.0.0.1:${listener.address.port}${path}`, {
+    serverCertificateHashes: [{ algorithm: 'sha-256', value: cert.hash }],
+    ...extra,
+  });
+  open.sessions.push(s);
+  return s;
+}
+
+async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const reader = readable.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+describe('WebTransport over HTTP/3, Node client and server', () => {
+  it('echoes a bidirectional stream with its FIN', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    const bs = await s.createBidirectionalStream();
+    const w = bs.writable.getWriter();
+    await w.write(enc.encode('hello '));
+    await w.write(enc.encode('world'));
+    await w.close();
+    expect(dec.decode(await readAll(bs.readable))).toBe('hello world');
+  });
+
+  it('carries 4 MiB each way on one stream intact, and on 4 streams at once', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    const roundTrip = async (size: number): Promise<void> => {
+      const data = randomBytes(size);
+      const bs = await s.createBidirectionalStream();
+      const w = bs.writable.getWriter();
+      const sending = (async () => {
+        for (let off = 0; off < data.length; off += 60_000) await w.write(data.subarray(off, off + 60_000));
+        await w.close();
+      })();
+      const back = await readAll(bs.readable);
+      await sending;
+      expect(back.length).toBe(size);
+      expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    };
+    await roundTrip(4 * 1024 * 1024);
+    await Promise.all([1, 2, 3, 4].map(() => roundTrip(512 * 1024)));
+  });
+
+  it('echoes a unidirectional stream on a new server stream', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    const out = await s.createUnidirectionalStream();
+    const w = out.getWriter();
+    await w.write(enc.encode('one-way'));
+    await w.close();
+    const { value: incoming } = await s.incomingUnidirectionalStreams.getReader().read();
+    expect(dec.decode(await readAll(incoming!))).toBe('one-way');
+  });
+
+  it('echoes datagrams, and counts too-large ones', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    const max = s.datagrams.maxDatagramSize;
+    expect(max).toBeGreaterThan(1000);
+    expect(max).toBeLessThan(1350);
+    const w = s.datagrams.writable.getWriter();
+    const r = s.datagrams.readable.getReader();
+    // Datagrams may be lost even on loopback: resend until one echo arrives.
+    let got: Uint8Array | undefined;
+    for (let i = 0; i < 20 && !got; i++) {
+      await w.write(enc.encode(`dg-${i}`));
+      const res = await Promise.race([r.read(), new Promise<null>((res) => setTimeout(() => res(null), 200))]);
+      if (res && !res.done) got = res.value;
+    }
+    expect(got && dec.decode(got)).toMatch(/^dg-\d+$/);
+    await w.write(new Uint8Array(max + 1));
+    const st = await s.getStats();
+    expect(st.datagrams.droppedOutgoing['too-large']).toBe(1);
+    expect(st.datagrams.sent).toBeGreaterThanOrEqual(1);
+    expect(st.datagrams.received).toBeGreaterThanOrEqual(1);
+    expect(st.bytesSent).toBeGreaterThan(0);
+    expect(st.packetsReceived).toBeGreaterThan(0);
+    expect(st.smoothedRtt).toBeGreaterThanOrEqual(0);
+  });
+
+  it('gives the application the request before the session exists, and rejects with a status', async () => {
+    const seen: IncomingSession['request'][] = [];
+    const l = await listen((incoming) => {
+      seen.push(incoming.request);
+      if (incoming.request.query.get('token') === 'good') serveEcho(incoming.accept());
+      else incoming.reject(403);
+    });
+    const bad = connect(l, '/game?token=bad', { headers: { 'X-Custom': 'yes' }, origin: 'https://example.test' });
+    await expect(bad.ready).rejects.toThrow(/403/);
+    await expect(bad.closed).rejects.toBeInstanceOf(QuiverTransportError);
+    const good = connect(l, '/game?token=good');
+    await good.ready;
+    expect(seen[0].path).toBe('/game');
+    expect(seen[0].url).toBe('/game?token=bad');
+    expect(seen[0].headers['x-custom']).toBe('yes');
+    expect(seen[0].headers[':protocol']).toBe('webtransport');
+    expect(seen[0].origin).toBe('https://example.test');
+    expect(seen[0].remoteAddress).toBe('127.0.0.1');
+    expect(seen[0].remotePort).toBeGreaterThan(0);
+    expect(l.counters.sessionsRejected).toBe(1);
+    expect(l.counters.sessionsAccepted).toBe(1);
+  });
+
+  it('answers 408 to a request the application leaves undecided', async () => {
+    const l = await listen(() => {}, { requestTimeoutMs: 200 });
+    const s = connect(l);
+    await expect(s.ready).rejects.toThrow(/408/);
+    expect(l.counters.requestsTimedOut).toBe(1);
+  });
+
+  it('refuses a server whose certificate does not match serverCertificateHashes', async () => {
+    let requests = 0;
+    const l = await listen(() => {
+      requests++;
+    });
+    const wrong = createHash('sha256').update('not the certificate').digest();
+    const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/echo`, {
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: wrong }],
+    });
+    open.sessions.push(s);
+    await expect(s.ready).rejects.toThrow(/serverCertificateHashes/);
+    await waitFor(() => l.connectionCount === 0);
+    expect(requests).toBe(0);
+    expect(l.connectionCount).toBe(0);
+  });
+
+  it('refuses a server it cannot verify when neither hashes nor a CA are given', async () => {
+    const l = await listen(echoHandler);
+    const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/echo`, { connectTimeoutMs: 3_000 });
+    open.sessions.push(s);
+    await expect(s.ready).rejects.toBeInstanceOf(QuiverTransportError);
+  });
+
+  it('verifies the server by CA when the certificate is trusted', async () => {
+    const l = await listen(echoHandler);
+    // The self-signed certificate is its own CA; the URL names the IP, which the certificate's SAN lists.
+    const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/echo`, { ca: cert.cert });
+    open.sessions.push(s);
+    await s.ready;
+  });
+
+  it('carries reset and STOP_SENDING codes both ways', async () => {
+    const server = resolvers<QuiverSession>();
+    const l = await listen((incoming) => server.resolve(incoming.accept()));
+    const s = connect(l);
+    await s.ready;
+    const srv = await server.promise;
+    const incoming = srv.incomingBidirectionalStreams.getReader();
+
+    // Client aborts its writable with 42: the server's read rejects with 42 (RESET_STREAM).
+    const a = await s.createBidirectionalStream();
+    const aw = a.writable.getWriter();
+    await aw.write(enc.encode('x'));
+    const { value: sa } = await incoming.read();
+    const sr = sa!.readable.getReader();
+    expect(dec.decode((await sr.read()).value)).toBe('x');
+    await aw.abort(new QuiverTransportError('bye', { streamErrorCode: 42 }));
+    const err = await sr.read().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(QuiverTransportError);
+    expect((err as QuiverTransportError).source).toBe('stream');
+    expect((err as QuiverTransportError).streamErrorCode).toBe(42);
+
+    // Client cancels its readable with 7: the server's writes reject with 7 (STOP_SENDING).
+    const b = await s.createBidirectionalStream();
+    const bw = b.writable.getWriter();
+    await bw.write(enc.encode('y'));
+    const { value: sb } = await incoming.read();
+    await b.readable.cancel(new QuiverTransportError('no thanks', { streamErrorCode: 7 }));
+    const sw = sb!.writable.getWriter();
+    let stopErr: unknown;
+    for (let i = 0; i < 100 && !stopErr; i++) {
+      await sw.write(enc.encode('data')).catch((e: unknown) => {
+        stopErr = e;
+      });
+      if (!stopErr) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(stopErr).toBeInstanceOf(QuiverTransportError);
+    expect((stopErr as QuiverTransportError).streamErrorCode).toBe(7);
+
+    // The server resets with the largest code (2^32 - 1): the client's read rejects with it.
+    const c = await s.createBidirectionalStream();
+    const cw = c.writable.getWriter();
+    await cw.write(enc.encode('z'));
+    const { value: sc } = await incoming.read();
+    await sc!.writable.abort(new QuiverTransportError('', { streamErrorCode: 0xffffffff }));
+    const cerr = await c.readable
+      .getReader()
+      .read()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((cerr as QuiverTransportError).streamErrorCode).toBe(0xffffffff);
+  });
+
+  it('closes sessions with a code and reason in both directions', async () => {
+    const servers: QuiverSession[] = [];
+    const l = await listen((incoming) => servers.push(incoming.accept()));
+    const a = connect(l);
+    await a.ready;
+    a.close({ closeCode: 4000, reason: 'client done' });
+    await expect(a.closed).resolves.toEqual({ closeCode: 4000, reason: 'client done' });
+    await waitFor(() => servers.length === 1);
+    await expect(servers[0].closed).resolves.toEqual({ closeCode: 4000, reason: 'client done' });
+
+    const b = connect(l);
+    await b.ready;
+    await waitFor(() => servers.length === 2);
+    servers[1].close({ closeCode: 17, reason: 'server says bye ✓' });
+    await expect(b.closed).resolves.toEqual({ closeCode: 17, reason: 'server says bye ✓' });
+    // Streams of a closed session fail.
+    await expect(b.createBidirectionalStream()).rejects.toBeInstanceOf(QuiverTransportError);
+  });
+
+  it('closes the QUIC connection when its last session ends', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    expect(l.connectionCount).toBe(1);
+    s.close();
+    await s.closed;
+    await waitFor(() => l.connectionCount === 0);
+    expect(l.connectionCount).toBe(0);
+  });
+
+  it('ends an idle session when the QUIC idle timeout expires', async () => {
+    const l = await listen(echoHandler, { idleTimeoutMs: 300 });
+    const s = connect(l, '/echo', { idleTimeoutMs: 300 });
+    await s.ready;
+    const err = await s.closed.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(QuiverTransportError);
+    expect((err as QuiverTransportError).message).toMatch(/idle/);
+    await waitFor(() => l.connectionCount === 0);
+    expect(l.connectionCount).toBe(0);
+  });
+
+  it('shuts the listener down gracefully and releases its port', async () => {
+    const l = await listen(echoHandler);
+    const sessions = [connect(l), connect(l)];
+    await Promise.all(sessions.map((s) => s.ready));
+    await l.close({ closeCode: 9, reason: 'maintenance' });
+    for (const s of sessions) await expect(s.closed).resolves.toEqual({ closeCode: 9, reason: 'maintenance' });
+    // The port is free again.
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(l.address.port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((r) => sock.close(() => r()));
+  });
+
+  it('drops stray and malformed UDP packets without disturbing sessions', async () => {
+    const l = await listen(echoHandler);
+    const s = connect(l);
+    await s.ready;
+    const sock = dgram.createSocket('udp4');
+    const send = (b: Uint8Array) =>
+      new Promise<void>((r) => sock.send(b, l.address.port, '127.0.0.1', () => r()));
+    await send(new Uint8Array([1, 2, 3]));
+    await send(randomBytes(100)); // short header, unknown DCID
+    const fakeInitial = randomBytes(1200);
+    fakeInitial[0] = 0xc0;
+    fakeInitial.writeUInt32BE(1, 1);
+    fakeInitial[5] = 8;
+    await send(fakeInitial); // an Initial that fails to decrypt
+    const bogusVersion = Buffer.from(fakeInitial);
+    bogusVersion.writeUInt32BE(0x0a0a0a0a, 1);
+    await send(bogusVersion);
+    await new Promise<void>((r) => sock.close(() => r()));
+    const bs = await s.createBidirectionalStream();
+    const w = bs.writable.getWriter();
+    await w.write(enc.encode('still here'));
+    await w.close();
+    expect(dec.decode(await readAll(bs.readable))).toBe('still here');
+    await waitFor(() => l.counters.droppedMalformed + l.counters.droppedUnknownConnection >= 3);
+    expect(l.counters.droppedMalformed + l.counters.droppedUnknownConnection).toBeGreaterThanOrEqual(3);
+  });
+
+  it('holds a writer back while the peer does not read (flow control), then delivers everything', async () => {
+    const server = resolvers<QuiverSession>();
+    const l = await listen((incoming) => server.resolve(incoming.accept()), {
+      streamWindowBytes: 64 * 1024,
+      sessionLimits: { streamReadHighWaterMark: 64 * 1024 },
+    });
+    const s = connect(l, '/echo', { sessionLimits: { streamWriteHighWaterMark: 64 * 1024 } });
+    await s.ready;
+    const srv = await server.promise;
+    const bs = await s.createBidirectionalStream();
+    const w = bs.writable.getWriter();
+    const chunk = new Uint8Array(16 * 1024).fill(7);
+    let accepted = 0;
+    let stalled = false;
+    const total = 4 * 1024 * 1024;
+    const writing = (async () => {
+      while (accepted < total) {
+        await w.write(chunk);
+        accepted += chunk.length;
+      }
+      await w.close();
+    })();
+    // Nothing reads on the server: the writer must stall long before 4 MiB.
+    for (let i = 0; i < 200 && !stalled; i++) {
+      const before = accepted;
+      await new Promise((r) => setTimeout(r, 20));
+      stalled = accepted === before && accepted > 0;
+    }
+    expect(stalled).toBe(true);
+    expect(accepted).toBeLessThan(1024 * 1024);
+    const { value } = await srv.incomingBidirectionalStreams.getReader().read();
+    const got = await readAll(value!.readable);
+    await writing;
+    expect(got.length).toBe(total);
+    expect(got.every((b) => b === 7)).toBe(true);
+  });
+});
