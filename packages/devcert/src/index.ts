@@ -47,11 +47,13 @@ export interface EnsureDevCertificateOptions extends GenerateCertificateOptions 
   dir?: string;
   /** Regenerate when the certificate expires within this many milliseconds. Default: one day. */
   renewWithinMs?: number;
-  /**
-   * How long to wait for another process holding the directory's lock before giving up with an error.
-   * Default 30 000 ms. A lock older than this is considered abandoned (its process died) and removed.
-   */
+  /** How long to wait for another process holding the directory's lock before a DevCertError. Default 30 000 ms. */
   lockTimeoutMs?: number;
+  /**
+   * A lock file older than this is considered abandoned (its process died mid-way) and removed. Default 30 000 ms;
+   * generating takes milliseconds.
+   */
+  staleLockMs?: number;
 }
 
 export interface DevCertificate {
@@ -265,7 +267,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * A lock file created with O_EXCL, so that two processes starting at once do not both generate and then
  * interleave their renames (which would pair one's cert with the other's key).
  */
-async function withLock<T>(dir: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+async function withLock<T>(
+  dir: string,
+  timeoutMs: number,
+  staleMs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
   const lockPath = join(dir, '.lock');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -280,7 +287,7 @@ async function withLock<T>(dir: string, timeoutMs: number, fn: () => Promise<T>)
         (s) => Date.now() - s.mtimeMs,
         () => 0,
       );
-      if (age > timeoutMs) {
+      if (age > staleMs) {
         // The holder died without releasing; everything it wrote was renamed into place atomically.
         await rm(lockPath, { force: true });
         continue;
@@ -330,6 +337,7 @@ export async function ensureDevCertificate(
   const renewWithinMs = opts.renewWithinMs ?? DAY_MS;
   if (!(renewWithinMs >= 0)) throw new RangeError(`renewWithinMs must be >= 0, got ${renewWithinMs}`);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 30_000;
+  const staleLockMs = opts.staleLockMs ?? 30_000;
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
 
@@ -343,7 +351,7 @@ export async function ensureDevCertificate(
   if (existing) return { ...existing, certPath, keyPath, generated: false };
 
   await mkdir(dir, { recursive: true });
-  return withLock(dir, lockTimeoutMs, async () => {
+  return withLock(dir, lockTimeoutMs, staleLockMs, async () => {
     // Another process may have written a fresh certificate while this one waited for the lock.
     const again = await tryLoad();
     if (again) return { ...again, certPath, keyPath, generated: false };

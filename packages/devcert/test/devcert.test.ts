@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, sign, verify, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -200,6 +201,25 @@ describe('ensureDevCertificate', () => {
     expect(outs.filter((o) => o.generated)).toHaveLength(1);
     const final = await ensureDevCertificate({ dir });
     expect(final.hashHex).toBe(outs[0].hashHex);
+  });
+
+  it('takes over a lock abandoned by a dead process, and times out on a live one', async () => {
+    const lock = join(dir, '.lock');
+    await writeFile(lock, '999999');
+    // A lock older than lockTimeoutMs is abandoned.
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const c = await ensureDevCertificate({ dir, lockTimeoutMs: 1_000, staleLockMs: 30_000 });
+    expect(c.generated).toBe(true);
+    expect(existsSync(lock)).toBe(false);
+
+    // A fresh lock held by someone else: no certificate is generated behind its back.
+    await writeFile(lock, '999999');
+    await expect(
+      ensureDevCertificate({ dir, hosts: ['other.test'], lockTimeoutMs: 300 }),
+    ).rejects.toBeInstanceOf(DevCertError);
+    // Reuse needs no lock.
+    expect((await ensureDevCertificate({ dir, lockTimeoutMs: 300 })).generated).toBe(false);
   });
 
   it('serves a real TLS handshake to a client that trusts only this certificate', async () => {

@@ -316,6 +316,7 @@ export class ClientSession extends Peer<ClientSession> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.closedForGood = true;
+    this.checkDrained();
     this.clock.clearTimeout(this.reconnectTimer);
     if (this.link) this.detach(this.link);
     this.closeInfo = { code, reason };

@@ -7,6 +7,8 @@ export interface TransportCandidate {
   /** e.g. `webtransport`, `websocket`. */
   name: string;
   connector: Connector;
+  /** A URL for this transport only (e.g. `ws://host:port/path` for WebSocket on a plain-HTTP server). */
+  url?: string;
   /**
    * Options for this connector only (merged over the shared ones), e.g. `serverCertificateHashes` for
    * WebTransport.
@@ -109,6 +111,17 @@ function statusOf(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** `target` with the query of `source` (the token and other parameters `connect()` added). */
+function withQueryOf(target: string, source: string): string {
+  try {
+    const t = new URL(target);
+    for (const [k, v] of new URL(source).searchParams) t.searchParams.set(k, v);
+    return t.toString();
+  } catch {
+    return target;
+  }
+}
+
 function originOf(url: string): string {
   try {
     return new URL(url).origin;
@@ -195,7 +208,10 @@ export function raceTransports(
       const c = order[i];
       let session: QuiverSession;
       try {
-        session = c.connector(url, { ...options.connectOptions, ...c.options });
+        session = c.connector(c.url ? withQueryOf(c.url, url) : url, {
+          ...options.connectOptions,
+          ...c.options,
+        });
       } catch (err) {
         failed(i, 'unsupported', err, t0);
         return;

@@ -127,6 +127,11 @@ export interface PeerOptions {
   /** Largest message accepted or sent, in bytes (after encoding). Default 1 MiB. */
   maxMessageBytes?: number;
   reassembly?: ReassemblyOptions;
+  /**
+   * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
+   * dropped as `congestion`. Default 32.
+   */
+  datagramBacklog?: number;
   /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
   maxOutOfOrder?: number;
   /** Called for every drop, after it is counted. */
@@ -352,7 +357,12 @@ export abstract class Peer<S> {
       PeerOptions,
       'ackDelayMs' | 'ackEvery' | 'maxInFlightBytes' | 'maxInFlightMessages' | 'maxMessageBytes'
     >
-  > & { heartbeat: Required<HeartbeatOptions>; scheduler: 'strict' | 'weighted'; maxOutOfOrder: number };
+  > & {
+    heartbeat: Required<HeartbeatOptions>;
+    scheduler: 'strict' | 'weighted';
+    maxOutOfOrder: number;
+    datagramBacklog: number;
+  };
 
   constructor(
     protected readonly options: PeerOptions,
@@ -368,6 +378,7 @@ export abstract class Peer<S> {
       maxMessageBytes: options.maxMessageBytes ?? 1 << 20,
       scheduler: options.scheduler ?? 'strict',
       maxOutOfOrder: options.maxOutOfOrder ?? 4096,
+      datagramBacklog: options.datagramBacklog ?? 32,
       heartbeat: {
         intervalMs: hb.intervalMs ?? 1000,
         idleIntervalMs: hb.idleIntervalMs ?? 5000,
@@ -432,6 +443,28 @@ export abstract class Peer<S> {
     let n = this.windowBytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
     return n;
+  }
+
+  private drainWaiters: { bytes: number; resolve: () => void }[] = [];
+
+  /**
+   * Resolves once `bufferedBytes` is at or below `bytes` (default 0): a producer awaits it to follow the pace of
+   * the peer instead of filling the queues.
+   */
+  drained(bytes = 0): Promise<void> {
+    if (this.bufferedBytes <= bytes || this.closedForGood) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push({ bytes, resolve }));
+  }
+
+  protected checkDrained(): void {
+    if (this.drainWaiters.length === 0) return;
+    const n = this.bufferedBytes;
+    const still: typeof this.drainWaiters = [];
+    for (const w of this.drainWaiters) {
+      if (n <= w.bytes || this.closedForGood) w.resolve();
+      else still.push(w);
+    }
+    this.drainWaiters = still;
   }
 
   /** Registers a handler; returns a function that removes it. */
@@ -541,8 +574,9 @@ export abstract class Peer<S> {
     let total = 0;
     for (const f of frames) total += f.length;
     const writer = this.datagramWriter(link);
-    // Unreliable data is never queued behind congestion: stale state is worse than lost state.
-    if (writer.desiredSize !== null && writer.desiredSize < frames.length) {
+    // Unreliable data is never queued behind congestion: stale state is worse than lost state. A small backlog
+    // beyond the transport's high-water mark (often 1) absorbs bursts written in one tick.
+    if (writer.desiredSize !== null && writer.desiredSize - frames.length < -this.opts.datagramBacklog) {
       this.drop('congestion', info);
       return false;
     }
@@ -1108,6 +1142,7 @@ export abstract class Peer<S> {
           if (ch?.reliable && typeof entry[1] === 'number') this.ackChannel(ch, entry[1]);
         }
         this.pump();
+        this.checkDrained();
         return;
       }
       case Kind.CLOSE: {

@@ -9,6 +9,7 @@ import { randomToken } from './clock.js';
 import { Kind } from './codec.js';
 import {
   CloseCode,
+  DecodeError,
   HandshakeTimeoutError,
   isFinalCloseCode,
   NotAuthenticatedError,
@@ -156,7 +157,8 @@ export class ServerSession extends Peer<ServerSession> {
   /** Closes the session for good (it cannot be resumed). */
   async close(code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
     if (this.state === 'closed') return;
-    await this.closeLink(code, reason, false);
+    // The session ends here either way; `reconnect` tells the client whether coming back makes sense (4503).
+    await this.closeLink(code, reason, code !== CloseCode.NORMAL && !isFinalCloseCode(code));
     this.finish(code, reason);
   }
 
@@ -241,6 +243,7 @@ export class ServerSession extends Peer<ServerSession> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.closedForGood = true;
+    this.checkDrained();
     this.clock.clearTimeout(this.resumeTimer);
     if (this.link) this.detach(this.link);
     this.server.removeSession(this);
@@ -601,6 +604,10 @@ export class SessionServer {
       channels: Array.isArray(hello.channels) ? (hello.channels as HandshakeTables['channels']) : [],
       acks: Array.isArray(hello.acks) ? (hello.acks as [string, number][]) : [],
     };
+    // The peer's tables are kept per session: bound them before anything is created.
+    if (peer.channels.length > 256 || peer.messages.length > 65_535) {
+      throw new DecodeError('HELLO announces too many channels or messages');
+    }
     const resume = hello.resume as { id?: unknown; token?: unknown } | undefined;
     let s: ServerSession | undefined;
     if (resume && typeof resume === 'object') {

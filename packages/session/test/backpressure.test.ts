@@ -109,6 +109,8 @@ describe('backpressure', () => {
     client.on(Chat, (m) => got.push(m));
     for (let i = 0; i < 100; i++) s.send(Chat, `message ${i} ${'x'.repeat(100)}`);
     expect(s.bufferedBytes).toBeGreaterThan(0);
+    await s.drained();
+    expect(s.bufferedBytes).toBe(0);
     await until(() => got.length === 100);
     expect(got[99].startsWith('message 99')).toBe(true);
   });

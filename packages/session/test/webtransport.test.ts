@@ -7,11 +7,13 @@ import { connectWebTransport, createWebTransportListener } from '@quiver/webtran
 import { describe, expect, it } from 'vitest';
 import { ConnectError, connect, createSessionServer, defineMessage, reject } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
+import { rawClient } from './support/raw.js';
 
 useCleanup();
 
 const N = defineMessage<number>('n');
 const Pos = defineMessage<number>('pos', { channel: 'unreliable' });
+const State = defineMessage<{ key: number; blob: Uint8Array }>('state', { channel: 'state' });
 
 describe('session over WebTransport (HTTP/3)', () => {
   it('exchanges reliable and unreliable messages and resumes across a listener restart with zero loss', async () => {
@@ -82,10 +84,48 @@ describe('session over WebTransport (HTTP/3)', () => {
       (e) => e,
     );
     expect(err).toBeInstanceOf(ConnectError);
+    expect(err.status).toBe(401);
     expect(server.sessions.size).toBe(0);
     expect(server.metrics.rejections['401']).toBe(1);
     const ok = await connect(url, { connector: connectWebTransport, connectOptions, token: 'ok' });
     cleanups.push(() => ok.close());
     expect(ok.state).toBe('open');
+  });
+
+  it('holds a client that never reads to the session memory budget', async () => {
+    const cert = await ensureDevCertificate();
+    const listener = await createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
+    const budget = { maxInFlightBytes: 64 * 1024, maxQueuedBytes: 32 * 1024 };
+    const server = createSessionServer({
+      listeners: [listener],
+      channels: { state: { overflow: 'coalesce', maxQueuedBytes: budget.maxQueuedBytes } },
+      maxInFlightBytes: budget.maxInFlightBytes,
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const raw = await rawClient(connectWebTransport, `https://127.0.0.1:${listener.address.port}/`, {
+      serverCertificateHashes: [certificateHashOption(cert)],
+    });
+    await raw.hello();
+    await until(() => server.sessions.size === 1);
+    const s = [...server.sessions.values()][0];
+    let max = 0;
+    const blob = new Uint8Array(300);
+    for (let i = 0; i < 20_000; i++) {
+      s.send(State, { key: i % 64, blob }, { key: i % 64 });
+      max = Math.max(max, s.bufferedBytes);
+      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(max).toBeLessThanOrEqual(budget.maxInFlightBytes + budget.maxQueuedBytes);
+    expect(server.metrics.drops.coalesced).toBeGreaterThan(10_000);
+    expect(s.state).toBe('open');
+    raw.session.close();
   });
 });

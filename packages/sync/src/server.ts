@@ -111,6 +111,8 @@ interface ClientState {
   newestAcked: number;
   /** First tick of the current run of complete packets (everything that differed was sent); Infinity if none. */
   completeSince: number;
+  /** Moving average of bits per written record, to skip a doomed fast path when far over budget. */
+  recordBits: number;
   // Per entity slot, what this client is known to hold (Unity Netcode style per-entity baselines):
   /** Entity id the client holds per the newest ack covering the slot (0 = nothing). */
   ackedId: Uint32Array;
@@ -189,6 +191,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private readonly shared = new Map<number, SharedPacket>();
   private readonly posSlot: number;
   private readonly posComp: number;
+  private readonly posMin: number;
+  private readonly posPrecision: number;
   private readonly cellSize: number;
   private grid: Map<number, number[]> | null = null;
 
@@ -233,9 +237,13 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       if (!c || !f || f.kind !== 'vec3') throw new RangeError('position must name a vec3 field');
       this.posComp = c.index;
       this.posSlot = f.slot;
+      this.posMin = f.params.min as number;
+      this.posPrecision = f.params.precision as number;
     } else {
       this.posComp = -1;
       this.posSlot = -1;
+      this.posMin = 0;
+      this.posPrecision = 0;
     }
   }
 
@@ -441,6 +449,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       owned: 0,
       newestAcked: 0,
       completeSince: Number.POSITIVE_INFINITY,
+      recordBits: 0,
       ackedId: new Uint32Array(this.max),
       ackedTick: new Uint32Array(this.max),
       lastEntityTick: new Uint32Array(this.max),
@@ -548,11 +557,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   }
 
   private pos(snap: Snapshot, s: number, axis: number): number {
-    const f = this.comps[this.posComp].fields.find((x) => x.slot === this.posSlot)!;
-    return (
-      (f.params.min as number) +
-      snap.values[s * this.row + this.posSlot + axis] * (f.params.precision as number)
-    );
+    return this.posMin + snap.values[s * this.row + this.posSlot + axis] * this.posPrecision;
   }
 
   private cellKey(snap: Snapshot, s: number): number {
@@ -810,8 +815,9 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     let prev = -1;
     let count = 0;
     const budgetBits = cs.budgetBytes * 8;
-    let over = false;
-    for (let i = 0; i < n; i++) {
+    // Far over budget by recent record sizes: go straight to prioritised selection.
+    let over = n * cs.recordBits > 2 * (budgetBits - headerBits);
+    for (let i = 0; i < n && !over; i++) {
       const s = cand[i] >>> 3;
       const mark = w.pos;
       w.writeExpGolomb(s - prev - 1, GAP_K);
@@ -838,6 +844,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     }
     // The count was reserved as zero bits; OR it in now that it is known.
     w.orBitsAt(countPos, count, this.countBits);
+    if (count > 0) cs.recordBits = 0.8 * cs.recordBits + (0.2 * (w.pos - headerBits)) / count;
     const bytes = w.bytes();
     let m = 0;
     for (let i = 0; i < n; i++) if (chosen?.[i] !== 0) m++;
@@ -1033,7 +1040,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       if (baseTick >= this.tickNo - this.window + 1 && baseTick <= packetBase)
         baseSnap = this.baselineSnapshot(s, baseTick, snap.ids[s]);
       if (!baseSnap) {
-        this.stats.refreshes++;
+        if (w === this.writer) this.stats.refreshes++;
         kind = KIND_FULL;
         this.recKind = KIND_FULL;
       }

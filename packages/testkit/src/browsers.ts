@@ -1,8 +1,36 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import puppeteer, { type Browser as PuppeteerBrowser, type Page as PuppeteerPage } from 'puppeteer-core';
+
+/**
+ * Profiles of browsers not closed yet. Playwright and Puppeteer kill their browsers when the process exits (a
+ * failed test, Ctrl-C); this removes what those browsers leave behind.
+ */
+const liveProfiles = new Set<string>();
+let exitHookInstalled = false;
+
+async function makeProfile(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  liveProfiles.add(dir);
+  return dir;
+}
+
+/** Called after a launch, so that it runs after the drivers' own exit hooks have killed their browsers. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const d of liveProfiles) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+async function removeProfile(dir: string): Promise<void> {
+  liveProfiles.delete(dir);
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+}
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 export const FIREFOX_PATH = '/usr/bin/firefox-esr';
@@ -48,7 +76,7 @@ export interface LaunchedChromium {
 
 /** Headless Chromium through playwright-core, with a fresh profile that `close()` removes. */
 export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<LaunchedChromium> {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'quiver-chromium-'));
+  const userDataDir = await makeProfile('quiver-chromium-');
   const args = [...CHROMIUM_ARGS, ...(opts.disableQuic ? ['--disable-quic'] : []), ...(opts.args ?? [])];
   let context: BrowserContext;
   try {
@@ -61,9 +89,10 @@ export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<
       timeout: opts.timeoutMs ?? 60_000,
     });
   } catch (err) {
-    await rm(userDataDir, { recursive: true, force: true });
+    await removeProfile(userDataDir);
     throw err;
   }
+  installExitHook();
   // The persistent context opens with one blank tab; keep it out of the way of the tests' own pages.
   let spare: Page | undefined = context.pages()[0];
   let closing: Promise<void> | undefined;
@@ -83,7 +112,7 @@ export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<
         try {
           await context.close();
         } finally {
-          await rm(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+          await removeProfile(userDataDir);
         }
       })();
       return closing;
@@ -144,7 +173,7 @@ export interface LaunchedFirefox {
 
 /** Headless Firefox ESR through puppeteer-core over WebDriver BiDi, with a fresh profile that `close()` removes. */
 export async function launchFirefox(opts: LaunchFirefoxOptions = {}): Promise<LaunchedFirefox> {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'quiver-firefox-'));
+  const userDataDir = await makeProfile('quiver-firefox-');
   let browser: PuppeteerBrowser;
   try {
     browser = await puppeteer.launch({
@@ -158,9 +187,10 @@ export async function launchFirefox(opts: LaunchFirefoxOptions = {}): Promise<La
       timeout: opts.timeoutMs ?? 60_000,
     });
   } catch (err) {
-    await rm(userDataDir, { recursive: true, force: true });
+    await removeProfile(userDataDir);
     throw err;
   }
+  installExitHook();
   let closing: Promise<void> | undefined;
   return {
     name: 'firefox',
@@ -177,7 +207,7 @@ export async function launchFirefox(opts: LaunchFirefoxOptions = {}): Promise<La
         try {
           await browser.close();
         } finally {
-          await rm(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+          await removeProfile(userDataDir);
         }
       })();
       return closing;

@@ -9,7 +9,6 @@ export {
 export { type CoreEvents, type CoreOptions, type CoreStats, SessionCore, type WireSettings } from './core.js';
 export {
   DEFAULTS,
-  type SessionClock,
   WebSocketSession,
   type WebSocketSessionOptions,
 } from './session.js';

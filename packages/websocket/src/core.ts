@@ -151,6 +151,7 @@ export class SessionCore {
   private rotation: number[] = [];
   private creditPending = new Set<number>();
   private settingsReceived = false;
+  private settingsSent = false;
   // Index (id >> 2) of the next stream each side opens, per direction: [bidi, uni].
   private nextLocal = [0, 0];
   private nextPeer = [0, 0];
@@ -632,7 +633,8 @@ export class SessionCore {
   close(code: number, reason: string): void {
     if (this.state !== 'open') return;
     this.dropAll();
-    this.control = [];
+    // SETTINGS must still go first if nothing was sent yet (a server closing right after accept).
+    this.control = this.settingsSent ? [] : this.control.slice(0, 1);
     this.queueControl({
       type: 'close',
       code: code >>> 0,
@@ -775,6 +777,7 @@ export class SessionCore {
   }
 
   private emit(w: ByteWriter, frames: number): Uint8Array {
+    this.settingsSent = true;
     this.stats.framesSent += frames;
     this.stats.messagesSent++;
     this.stats.bytesSent += w.length;

@@ -225,7 +225,7 @@ export async function createWebSocketListener(
         const session = new WebSocketSession('server', options);
         gone ||= socket.destroyed || !socket.readable || !socket.writable;
         if (gone || closing) {
-          session.fail(
+          session.abandon(
             new QuiverTransportError(gone ? 'client went away before accept' : 'listener closed', {
               source: 'session',
             }),
@@ -244,7 +244,7 @@ export async function createWebSocketListener(
         // its handshake timeout.
         socket.once('close', () => {
           if (!attached)
-            session.fail(
+            session.abandon(
               new QuiverTransportError('connection lost during the upgrade', { source: 'session' }),
             );
         });

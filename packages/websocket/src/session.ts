@@ -1,30 +1,22 @@
 import type {
+  Clock,
   QuiverBidirectionalStream,
+  TimerHandle,
   QuiverDatagramDuplexStream,
   QuiverSession,
   TransportStats,
   WebTransportCloseInfo,
 } from '@quiver/transport';
-import { ProtocolViolationError, QuiverTransportError, streamErrorCodeOf } from '@quiver/transport';
+import {
+  ProtocolViolationError,
+  QuiverTransportError,
+  streamErrorCodeOf,
+  systemClock,
+} from '@quiver/transport';
 import { closeReasonFor, truncateUtf8, violation, WsErrorCode, wsCloseCodeFor } from './codes.js';
 import { type CoreEvents, MIN_MESSAGE_SIZE, SessionCore } from './core.js';
 import type { SocketAdapter } from './socket.js';
 import { MAX_CLOSE_REASON_BYTES } from './wire.js';
-
-/** Same shape as `Clock` in @quiver/transport: time and timers are injected. */
-export interface SessionClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: SessionClock = {
-  now: () => performance.timeOrigin + performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
-  clearTimeout: (h) => {
-    if (h !== undefined) clearTimeout(h as ReturnType<typeof setTimeout>);
-  },
-};
 
 /** Limits and timings of one session, on either side. Every field has a documented default (README "Options"). */
 export interface WebSocketSessionOptions {
@@ -56,7 +48,8 @@ export interface WebSocketSessionOptions {
   handshakeTimeoutMs?: number;
   /** Time the WebSocket closing handshake may take before the socket is dropped. Default 2000 ms. */
   closeTimeoutMs?: number;
-  clock?: SessionClock;
+  /** Time and timers (default the system clock); tests inject a ManualClock or a tracked clock. */
+  clock?: Clock;
 }
 
 export const DEFAULTS = {
@@ -76,7 +69,7 @@ export const DEFAULTS = {
   closeTimeoutMs: 2000,
 } as const;
 
-type Resolved = Required<Omit<WebSocketSessionOptions, 'clock'>> & { clock: SessionClock };
+type Resolved = Required<Omit<WebSocketSessionOptions, 'clock'>> & { clock: Clock };
 
 export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved {
   const o = { ...DEFAULTS, clock: systemClock } as Resolved;
@@ -155,12 +148,16 @@ export class WebSocketSession implements QuiverSession {
   private rejectClosed!: (e: Error) => void;
   private resolveReleased!: () => void;
   private finished = false;
+  /** Messages produced by a close() before the socket was attached. */
+  private finalMessages: Uint8Array[] = [];
+  /** A server session gets its socket after accept(); until then, closing waits for attach(). */
+  private awaitingSocket: boolean;
   private socketClosed = false;
   private flushScheduled = false;
-  private pollTimer: unknown;
-  private tickTimer: unknown;
-  private handshakeTimer: unknown;
-  private closeTimer: unknown;
+  private pollTimer: TimerHandle | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private handshakeTimer: TimerHandle | undefined;
+  private closeTimer: TimerHandle | undefined;
   private lastReceived: number;
   private lastPing = Number.NEGATIVE_INFINITY;
   private creditWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -170,6 +167,7 @@ export class WebSocketSession implements QuiverSession {
 
   constructor(role: 'client' | 'server', options: WebSocketSessionOptions = {}) {
     this.o = resolveOptions(options);
+    this.awaitingSocket = role === 'server';
     const o = this.o;
     this.lastReceived = o.clock.now();
     this.ready = new Promise<void>((resolve, reject) => {
@@ -257,7 +255,12 @@ export class WebSocketSession implements QuiverSession {
       },
     });
     if (this.finished) {
-      adapter.terminate();
+      if (adapter.isOpen && this.finalMessages.length > 0) {
+        for (const m of this.finalMessages.splice(0)) adapter.send(m);
+        this.closeSocket(1000, '');
+      } else {
+        adapter.terminate();
+      }
       return;
     }
     if (adapter.isOpen) this.scheduleFlush();
@@ -310,7 +313,11 @@ export class WebSocketSession implements QuiverSession {
     // W3C WebTransport §6.4 close(): the reason is cut to 1024 UTF-8 bytes rather than refused.
     const reason = truncateUtf8(closeInfo.reason ?? '', MAX_CLOSE_REASON_BYTES);
     this.core.close(code, reason);
-    this.flush(true);
+    if (this.adapter?.isOpen) this.flush(true);
+    else {
+      // Not connected yet (a server closing right after accept): keep SETTINGS + CLOSE_SESSION for attach().
+      for (let m = this.core.nextMessage(); m; m = this.core.nextMessage()) this.finalMessages.push(m);
+    }
     this.finish({ closeCode: code, reason }, undefined);
     this.closeSocket(1000, '');
   }
@@ -321,6 +328,13 @@ export class WebSocketSession implements QuiverSession {
 
   createUnidirectionalStream(): Promise<WritableStream<Uint8Array>> {
     return this.openStream(false) as Promise<WritableStream<Uint8Array>>;
+  }
+
+  /** The socket will never come (the client left during the upgrade): fail and release. */
+  abandon(error: Error): void {
+    this.awaitingSocket = false;
+    if (this.finished) this.release();
+    else this.fail(error);
   }
 
   /** Closes the session because of a local decision or a peer's violation (ProtocolViolationError). */
@@ -603,7 +617,7 @@ export class WebSocketSession implements QuiverSession {
   private closeSocket(code: number, reason: string): void {
     const adapter = this.adapter;
     if (!adapter) {
-      this.release();
+      if (!this.awaitingSocket) this.release();
       return;
     }
     if (this.socketClosed) return;

@@ -160,3 +160,41 @@ describe('SessionCore (sans-IO)', () => {
     expect(error).toBeDefined();
   });
 });
+
+describe('SessionCore with random input', () => {
+  it('answers any byte sequence with success or a ProtocolViolationError, never another exception', async () => {
+    const { createRng, ProtocolViolationError } = await import('@quiver/transport');
+    const { encodeFrames } = await import('../src/index.js');
+    const rng = createRng(0x5eed);
+    // Valid frames to mutate, so that the fuzzing reaches past the frame type byte.
+    const seeds = [
+      encodeFrames([{ type: 'stream', streamId: 0, data: new Uint8Array(20), fin: false }]),
+      encodeFrames([{ type: 'stream', streamId: 2, data: new Uint8Array(5), fin: true }]),
+      encodeFrames([{ type: 'max-stream-data', streamId: 1, max: 1000 }]),
+      encodeFrames([{ type: 'reset-stream', streamId: 0, code: 5 }]),
+      encodeFrames([{ type: 'stop-sending', streamId: 0, code: 5 }]),
+      encodeFrames([{ type: 'datagram', data: new Uint8Array(30) }]),
+      encodeFrames([{ type: 'close', code: 1, reason: 'x' }]),
+      encodeFrames([{ type: 'ping', id: 3 }]),
+    ];
+    let violations = 0;
+    for (let i = 0; i < 3000; i++) {
+      const { s } = connected({ initialMaxStreamData: 64, initialMaxStreamsBidi: 3 });
+      const parts: number[] = [];
+      for (let k = 1 + rng.int(3); k > 0; k--) parts.push(...seeds[rng.int(seeds.length)]);
+      const msg = Uint8Array.from(parts);
+      for (let m = rng.int(4); m > 0; m--) msg[rng.int(msg.length)] = rng.int(256);
+      const cut = rng.int(4) === 0 ? msg.subarray(0, rng.int(msg.length) + 1) : msg;
+      try {
+        s.core.receive(cut, 0);
+        while (s.core.nextMessage()) {}
+      } catch (e) {
+        if (!(e instanceof ProtocolViolationError)) throw e;
+        violations++;
+      }
+    }
+    // Both outcomes occur: the mutations are neither all harmless nor all fatal.
+    expect(violations).toBeGreaterThan(100);
+    expect(violations).toBeLessThan(3000);
+  });
+});

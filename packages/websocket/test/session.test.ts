@@ -170,3 +170,33 @@ describe('WebSocket session over real sockets', () => {
     await client.ready;
   });
 });
+
+describe('timers on an injected clock', () => {
+  it('fails a session with IDLE_TIMEOUT when nothing arrives for idleTimeoutMs', async () => {
+    const { ManualClock, ProtocolViolationError } = await import('@quiver/transport');
+    const { WsErrorCode } = await import('../src/index.js');
+    server = await startEchoServer({ pingIntervalMs: 0 });
+    const clock = new ManualClock(1_000_000);
+    const client = connect(server.url, { clock, pingIntervalMs: 0, idleTimeoutMs: 10_000 });
+    await client.ready;
+    let settled = false;
+    client.closed.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    clock.advance(9_999);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    clock.advance(1);
+    const err = await client.closed.catch((e) => e);
+    expect(err).toBeInstanceOf(ProtocolViolationError);
+    expect(err.code).toBe(WsErrorCode.IDLE_TIMEOUT);
+    await client.released;
+    // The server saw the policy close (1008) and ended its session without a close info.
+    await expect(server.sessions[0].closed).rejects.toBeDefined();
+  });
+});

@@ -3,19 +3,20 @@
  * Prints one JSON line {"url","certificateHash","port"} once listening; exits cleanly on SIGINT/SIGTERM.
  */
 import { parseArgs } from 'node:util';
+import { ensureDevCertificate } from '@quiver/devcert';
 import { createWebTransportListener } from '@quiver/webtransport';
-import { makeDevCert } from './dev-cert.js';
 import { serveEcho } from './echo.js';
 
 const { values } = parseArgs({
   options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } },
 });
-const cert = makeDevCert();
+// ECDSA P-256, at most 14 days: what browsers pin with serverCertificateHashes (W3C WebTransport §6.2).
+const cert = await ensureDevCertificate();
 const listener = await createWebTransportListener({
   host: values.host,
   port: Number(values.port),
-  cert: cert.cert,
-  key: cert.key,
+  cert: cert.certPem,
+  key: cert.keyPem,
 });
 const host = listener.address.host.includes(':') ? `[${listener.address.host}]` : listener.address.host;
 process.stdout.write(

@@ -27,7 +27,7 @@ const { values } = parseArgs({
 });
 
 if (values.list) {
-  for (const t of TARGETS) console.log(`${t.name.padEnd(12)} ${t.description}`);
+  for (const t of TARGETS) console.log(`${t.name.padEnd(20)} ${t.description}`);
   process.exit(0);
 }
 
@@ -54,6 +54,7 @@ let totalFindings = 0;
 const rows: string[] = [];
 for (const target of targets) {
   let lastPrint = 0;
+  const started = performance.now();
   const result = await fuzzTarget(target, {
     iterations,
     seed,
@@ -63,13 +64,16 @@ for (const target of targets) {
       const now = performance.now();
       if (values.quiet || now - lastPrint < 2000) return;
       lastPrint = now;
-      process.stderr.write(`  ${target.name}: ${done}/${iterations} inputs, ${findings} findings\n`);
+      const rate = Math.round(done / ((now - started) / 1000));
+      process.stderr.write(
+        `  ${target.name}: ${done}/${iterations} inputs, ${rate} inputs/s, ${findings} findings\n`,
+      );
     },
   });
   const seconds = result.elapsedMs / 1000;
   const rate = Math.round(result.inputs / seconds);
   rows.push(
-    `${target.name.padEnd(12)} ${String(result.inputs).padStart(10)} inputs ${seconds.toFixed(1).padStart(8)} s ${String(rate).padStart(8)} inputs/s ${String(result.findings.length).padStart(4)} findings`,
+    `${target.name.padEnd(20)} ${String(result.inputs).padStart(10)} inputs ${seconds.toFixed(1).padStart(8)} s ${String(rate).padStart(8)} inputs/s ${String(result.findings.length).padStart(4)} findings`,
   );
   if (result.findings.length > 0) {
     mkdirSync(outDir, { recursive: true });

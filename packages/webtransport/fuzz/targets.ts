@@ -531,6 +531,17 @@ function serverSeeds(): Uint8Array[] {
       .bytes(),
     s().data(8, wire.headers(CONNECT_FIELDS)).app(APP_GOAWAY).data(12, wire.headers(CONNECT_FIELDS)).bytes(),
     s().reset(0).data(4, wire.wtBidi(0, 'gone')).bytes(),
+    // A datagram carried as a capsule (RFC 9297 §3.5), then a stream refused once its session is rejected.
+    s()
+      .data(0, wire.capsuleData(encodeCapsule(CapsuleType.DATAGRAM, te.encode('cap'))))
+      .bytes(),
+    new Script(0x00)
+      .data(2, wire.controlStream())
+      .data(8, wire.wtUni(4, 'early'))
+      .data(4, wire.headers(CONNECT_FIELDS))
+      .app(APP_REJECT)
+      .datagram(wire.datagram(4, 'late'))
+      .bytes(),
     s()
       .data(2, new Uint8Array([0x00, 0x04]))
       .reset(6)
@@ -567,6 +578,14 @@ function clientSeeds(): Uint8Array[] {
       .app(APP_CONNECT)
       .data(4, wire.headers([[':status', '200']]))
       .data(3, encodeFrame(0x07n, encodeVarint(4)))
+      .bytes(),
+    // A stream for a session we never opened (H3_ID_ERROR), and GOAWAY while the CONNECT waits.
+    s().data(5, wire.wtBidi(8, 'who')).bytes(),
+    new Script(0x01).data(3, concat([wire.controlStream(), encodeFrame(0x07n, encodeVarint(0))])).bytes(),
+    s(0x03)
+      .app(APP_CONNECT)
+      .app(APP_CONNECT)
+      .data(0, wire.capsuleData(encodeCapsule(0n, te.encode('d'))))
       .bytes(),
     // Data for the session before the response (draft §4.6).
     new Script(0x01)

@@ -501,6 +501,71 @@ describe('H3 core: sessions', () => {
     expect(p.server.closes).toEqual([]);
   });
 
+  it('a close reason over 1024 bytes is truncated on a UTF-8 boundary (draft §6)', () => {
+    const p = establishedPair(61);
+    p.client.conn.closeSession(p.sessionId, 1, 'é'.repeat(1000));
+    p.pump();
+    const [ev] = ofType(p.server.events, 'session-closed');
+    expect(ev.reason).toBe('é'.repeat(512));
+    expect(ofType(p.server.events, 'stream-error')).toEqual([]);
+  });
+
+  it('a server stream buffered at the client is reset when the CONNECT is rejected', () => {
+    const p = startedPair(63);
+    const s = p.client.conn.connect({ authority: 'a.test', path: '/' });
+    p.pump();
+    // The server opens a stream on the request it then refuses; the stream reaches the client first.
+    p.server.conn.receiveStreamData(s, new Uint8Array(0), false);
+    const uni = (p.server.conn as unknown as { openStream(id: number, bidi: boolean): number }).openStream(
+      s,
+      false,
+    );
+    p.server.conn.sendStreamData(uni, text('x'), false);
+    p.deliver(p.server, p.client);
+    expect(p.client.conn.getStats().bufferedUnknownSessionBytes).toBeGreaterThan(0);
+    p.server.conn.rejectSession(s, 403);
+    // The 403 overtakes the server's own reset of the stream, so the client has to drop it by itself.
+    const response = p.server.conn
+      .drainCommands()
+      .filter((c) => c.type === 'stream-write' && c.streamId === s);
+    for (const c of response) feedRaw(p.client.conn, c, seededRandom(1));
+    const events = p.client.conn.drainEvents();
+    expect(ofType(events, 'session-rejected')).toMatchObject([{ sessionId: s, status: 403 }]);
+    expect(ofType(events, 'stream-opened')).toEqual([]);
+    expect(p.client.conn.drainCommands()).toContainEqual({
+      type: 'stream-stop-sending',
+      streamId: uni,
+      code: H3ErrorCode.WT_SESSION_GONE,
+    });
+    expect(p.client.conn.getStats().bufferedUnknownSessionBytes).toBe(0);
+  });
+
+  it('closing a session whose CONNECT is still held sends nothing for it', () => {
+    const p = createPair();
+    p.client.conn.start();
+    const s = p.client.conn.connect({ authority: 'a.test', path: '/' });
+    p.client.conn.closeSession(s, 0, 'changed my mind');
+    const cmds = p.client.conn.drainCommands();
+    expect(cmds.filter((c) => 'streamId' in c && c.streamId === s)).toEqual([]);
+    expect(ofType(p.client.conn.drainEvents(), 'session-rejected')).toMatchObject([
+      { sessionId: s, status: 0 },
+    ]);
+  });
+
+  it('a CONNECT reset by the client before the verdict closes the request; accept is then a no-op', () => {
+    const p = startedPair(65);
+    const s = p.client.conn.connect({ authority: 'a.test', path: '/' });
+    p.pump();
+    p.server.conn.receiveStreamReset(s, H3ErrorCode.H3_REQUEST_CANCELLED);
+    expect(ofType(p.server.conn.drainEvents(), 'session-closed')).toMatchObject([
+      { sessionId: s, abrupt: true },
+    ]);
+    p.server.conn.drainCommands();
+    p.server.conn.acceptSession(s);
+    expect(p.server.conn.drainCommands()).toEqual([]);
+    expect(p.server.conn.getStats().sessions).toBe(0);
+  });
+
   it('refuses CONNECTs over maxSessions with H3_REQUEST_REJECTED (draft §5.2)', () => {
     const p = createPair({ server: { limits: { maxSessions: 1 } } });
     p.client.conn.start();

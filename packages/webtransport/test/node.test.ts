@@ -3,24 +3,23 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { type DevCertificate, ensureDevCertificate } from '@quiver/devcert';
 import type { IncomingSession, QuiverSession } from '@quiver/transport';
 import { QuiverTransportError } from '@quiver/transport';
 import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
 import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { DevCert } from '../examples/dev-cert.js';
-import { makeDevCert } from '../examples/dev-cert.js';
 import { serveEcho } from '../examples/echo.js';
 
-let cert: DevCert;
+let cert: DevCertificate;
 let baseline: string[];
 const open: { listeners: WebTransportListener[]; sessions: QuiverSession[] } = { listeners: [], sessions: [] };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-beforeAll(() => {
-  cert = makeDevCert();
+beforeAll(async () => {
+  cert = await ensureDevCertificate();
   baseline = process.getActiveResourcesInfo();
 });
 
@@ -63,7 +62,7 @@ function resolvers<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
 type Handler = (incoming: IncomingSession, listener: WebTransportListener) => void;
 
 async function listen(handler: Handler, options: WebTransportListenerOptions = {}): Promise<WebTransportListener> {
-  const listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.cert, key: cert.key, ...options });
+  const listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem, ...options });
   open.listeners.push(listener);
   void (async () => {
     const reader = listener.incomingSessions.getReader();
@@ -227,7 +226,7 @@ describe('WebTransport over HTTP/3, Node client and server', () => {
   it('verifies the server by CA when the certificate is trusted', async () => {
     const l = await listen(echoHandler);
     // The self-signed certificate is its own CA; the URL names the IP, which the certificate's SAN lists.
-    const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/echo`, { ca: cert.cert });
+    const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/echo`, { ca: cert.certPem });
     open.sessions.push(s);
     await s.ready;
   });

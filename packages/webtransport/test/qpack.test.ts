@@ -265,6 +265,9 @@ describe('decodeFieldSection', () => {
     it('rejects invalid Huffman strings in names and values (RFC 7541 §5.2)', () => {
       expect(decodeError(unhex('0000 5184ffffffff')).message).toMatch(/EOS/);
       expect(decodeError(unhex('0000 518118')).message).toMatch(/padding/);
+      // Offsets point into the field section: the end of the 1-octet string at index 4.
+      expect(decodeError(unhex('0000 518118')).offset).toBe(5);
+      expect(decodeError(unhex('0000 80')).offset).toBe(2);
       expect(decodeError(unhex('0000 5182 1fff')).message).toMatch(/padding/);
       expect(decodeError(unhex('0000 29 ff 80')).message).toMatch(/padding/); // H name of 1 octet 0xff
       // An empty Huffman string is valid.

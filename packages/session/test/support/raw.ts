@@ -1,5 +1,5 @@
 import type { ConnectOptions, QuiverSession } from '@quiver/transport';
-import { Kind, streamFrame } from '../../src/index.js';
+import { FrameReader, Kind, parseBody, streamFrame } from '../../src/index.js';
 
 /** A hand-driven client speaking the wire format directly: to misbehave on purpose (or to never read). */
 export async function rawClient(
@@ -39,5 +39,21 @@ export async function rawClient(
         }
       })();
     },
+  };
+}
+
+/** Reads frames from a readable (the control stream) one at a time. */
+export function frameReader(readable: ReadableStream<Uint8Array>) {
+  const reader = readable.getReader();
+  const frames = new FrameReader(1 << 20);
+  let queued: Uint8Array[] = [];
+  return async (): Promise<{ header: unknown[]; payload: Uint8Array } | null> => {
+    for (;;) {
+      const body = queued.shift();
+      if (body) return parseBody(body);
+      const { value, done } = await reader.read();
+      if (done) return null;
+      queued = frames.push(value);
+    }
   };
 }

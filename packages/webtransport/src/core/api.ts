@@ -95,7 +95,10 @@ export type H3Event =
   | { type: 'session-request'; sessionId: number; headers: HeaderField[] }
   /** Client: the server answered our CONNECT with 2xx. */
   | { type: 'session-established'; sessionId: number; status: number; headers: HeaderField[] }
-  /** Client: the server answered with a non-2xx status, or the request stream failed before a response. */
+  /**
+   * Client: the server answered with a non-2xx status, or the request stream failed before a response (status 0:
+   * reset, GOAWAY, a server without WebTransport SETTINGS, or a local `closeSession` before the response).
+   */
   | { type: 'session-rejected'; sessionId: number; status: number; reason: string }
   /**
    * CLOSE_WEBTRANSPORT_SESSION received, or the CONNECT stream ended or was reset (draft §6); also raised once

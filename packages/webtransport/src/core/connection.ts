@@ -1284,6 +1284,7 @@ class H3ConnectionImpl implements H3Connection {
       }
       return;
     }
+    if (data.length === 0 && !fin) return; // nothing to tell
     if (fin) wt.recvOpen = false;
     this.events.push({ type: 'stream-data', streamId: wt.id, data, fin });
     this.maybeForget(wt);

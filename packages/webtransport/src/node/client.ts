@@ -194,9 +194,14 @@ class ClientAttempt {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.session.finish(undefined, err);
-    if (this.conn && !this.conn.quic.closed) {
-      if (transportCode !== undefined) this.conn.close(true, transportCode, '', false);
-      else this.conn.close(true);
+    const conn = this.conn;
+    if (conn && !conn.quic.closed) {
+      // Closed one turn later: the flush in progress first sends our handshake Finished, without which the
+      // server (quiche) cannot act on the CONNECTION_CLOSE and would keep the connection until its idle timeout.
+      setImmediate(() => {
+        if (transportCode !== undefined) conn.close(true, transportCode, '', false);
+        else conn.close(true);
+      });
     } else void this.releaseEndpoint();
   }
 

@@ -1,0 +1,40 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const file = fileURLToPath(new URL('../examples/quickstart.ts', import.meta.url));
+
+describe('quick start', () => {
+  it('the README snippet (examples/quickstart.ts) runs as is and shows messages flowing', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=quiver-source', file], {
+      cwd: root,
+      env: { ...process.env, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    clearTimeout(timer);
+    expect(out).toContain('connected over webtransport');
+    expect(out).toContain('chat from anonymous: hello, quiver');
+    expect(out).toMatch(/pos echo: \d+,-\d+/);
+    expect(out).toMatch(/rtt \d+\.\d+ ms/);
+    expect(code).toBe(0);
+  });
+});
+
+describe('README', () => {
+  it('shows the quick start exactly as examples/quickstart.ts', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const example = await readFile(file, 'utf8');
+    expect(readme).toContain('```ts\n' + example + '```');
+  });
+});
