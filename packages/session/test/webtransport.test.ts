@@ -2,7 +2,7 @@
  * The session layer over WebTransport over HTTP/3 (real QUIC on loopback UDP): resumption across a listener
  * restart, and authentication on this transport.
  */
-import { certificateHashOption, ensureDevCertificate } from '@quiver/devcert';
+import { ensureDevCertificate } from '@quiver/devcert';
 import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
 import { ConnectError, connect, createSessionServer, defineMessage, reject } from '../src/index.js';
@@ -10,6 +10,12 @@ import { cleanups, settle, until, useCleanup } from './support/harness.js';
 import { rawClient } from './support/raw.js';
 
 useCleanup();
+
+/** `certificateHashOption` typed as `ConnectOptions` wants it (TS 5.9 tells Uint8Array<ArrayBufferLike> apart). */
+const hashOf = (cert: { hash: Uint8Array }) => ({
+  algorithm: 'sha-256' as const,
+  value: cert.hash as BufferSource,
+});
 
 const N = defineMessage<number>('n');
 const Pos = defineMessage<number>('pos', { channel: 'unreliable' });
@@ -29,7 +35,7 @@ describe('session over WebTransport (HTTP/3)', () => {
     });
     const client = await connect(`https://127.0.0.1:${port}/quiver`, {
       transports: [{ name: 'webtransport', connector: connectWebTransport }],
-      connectOptions: { serverCertificateHashes: [certificateHashOption(cert)] },
+      connectOptions: { serverCertificateHashes: [hashOf(cert)] },
       reconnect: { initialMs: 50, maxMs: 500, seed: 3 },
     });
     cleanups.push(() => client.close());
@@ -79,7 +85,7 @@ describe('session over WebTransport (HTTP/3)', () => {
       await listener.close();
     });
     const url = `https://127.0.0.1:${listener.address.port}/`;
-    const connectOptions = { serverCertificateHashes: [certificateHashOption(cert)] };
+    const connectOptions = { serverCertificateHashes: [hashOf(cert)] };
     const err = await connect(url, { connector: connectWebTransport, connectOptions, token: 'bad' }).catch(
       (e) => e,
     );
@@ -111,7 +117,7 @@ describe('session over WebTransport (HTTP/3)', () => {
       await listener.close();
     });
     const raw = await rawClient(connectWebTransport, `https://127.0.0.1:${listener.address.port}/`, {
-      serverCertificateHashes: [certificateHashOption(cert)],
+      serverCertificateHashes: [hashOf(cert)],
     });
     await raw.hello();
     await until(() => server.sessions.size === 1);

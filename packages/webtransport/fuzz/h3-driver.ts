@@ -245,7 +245,7 @@ export function clientSessionPrelude(config = 0x01): Script {
 // ------------------------------------------------------------------------------------------------- checking
 
 const TIGHT_LIMITS: Partial<H3Limits> = {
-  maxFieldSectionSize: 300,
+  maxFieldSectionSize: 400, // Chromium's CONNECT takes 363
   maxFramePayload: 512,
   maxSessions: 2,
   maxStreamsPerSession: 3,

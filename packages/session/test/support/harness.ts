@@ -3,7 +3,6 @@ import {
   type ClientOptions,
   connect,
   createSessionServer,
-  type ManualClock,
   type SessionServerOptions,
 } from '../../src/index.js';
 import { createMemoryNetwork, type LinkOptions } from './memory.js';
@@ -53,7 +52,12 @@ export async function settle(rounds = 5): Promise<void> {
 }
 
 /** Advances a manual clock in steps, letting async work settle between steps. */
-export async function run(clock: ManualClock, ms: number, step = 1): Promise<void> {
+/** Any manual clock (this package's or @quiver/transport's). */
+interface Advancing {
+  advance(ms: number): unknown;
+}
+
+export async function run(clock: Advancing, ms: number, step = 1): Promise<void> {
   for (let t = 0; t < ms; t += step) {
     clock.advance(Math.min(step, ms - t));
     await settle(3);
@@ -62,7 +66,7 @@ export async function run(clock: ManualClock, ms: number, step = 1): Promise<voi
 
 /** Runs `clock` until `cond` holds (at most `maxMs` of manual time). */
 export async function runUntil(
-  clock: ManualClock,
+  clock: Advancing,
   cond: () => boolean,
   maxMs = 60_000,
   step = 1,

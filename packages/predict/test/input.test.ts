@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeInputPacket,
+  defineInputCodec,
+  encodeInputPacket,
+  InputReceiver,
+  InputSender,
+  PredictError,
+  quantize,
+} from '../src/index.js';
+
+const codec = defineInputCodec({ mx: 'i8', mz: 'i8', yaw: 'f32', fire: 'bool', buttons: 'u16' });
+const neutral = { mx: 0, mz: 0, yaw: 0, fire: false, buttons: 0 };
+
+describe('input codec', () => {
+  it('packs inputs in a few bytes and quantizes like the wire', () => {
+    expect(codec.size).toBe(9);
+    const q = quantize(codec, { mx: 300, mz: -12.6, yaw: 0.1, fire: true, buttons: 70000 });
+    expect(q).toEqual({ mx: 127, mz: -13, yaw: Math.fround(0.1), fire: true, buttons: 65535 });
+    const bytes = encodeInputPacket(codec, [
+      { seq: 7, input: q },
+      { seq: 8, input: neutral },
+    ]);
+    expect(bytes.byteLength).toBe(5 + 2 * 9);
+    expect(decodeInputPacket(codec, bytes)).toEqual([
+      { seq: 7, input: q },
+      { seq: 8, input: neutral },
+    ]);
+    expect(() => encodeInputPacket(codec, [])).toThrow(RangeError);
+    expect(() => encodeInputPacket(codec, [{ seq: 1, input: neutral }, { seq: 3, input: neutral }])).toThrow(RangeError);
+  });
+
+  it('rejects malformed packets with a typed error', () => {
+    const good = encodeInputPacket(codec, [{ seq: 1, input: neutral }]);
+    const cases: [Uint8Array, string][] = [
+      [good.slice(0, 3), 'truncated'],
+      [good.slice(0, good.length - 1), 'truncated'],
+      [new Uint8Array([...good, 0]), 'corrupt'],
+      [new Uint8Array([1, 0, 0, 0, 0]), 'corrupt'],
+      [new Uint8Array([0xff, 0xff, 0xff, 0xff, 2, ...new Array(18).fill(0)]), 'corrupt'],
+    ];
+    for (const [bytes, code] of cases) {
+      try {
+        decodeInputPacket(codec, bytes);
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toBeInstanceOf(PredictError);
+        expect((err as PredictError).code).toBe(code);
+      }
+    }
+  });
+});
+
+describe('redundant input delivery', () => {
+  it('loses nothing when packets are lost, as long as fewer than `redundancy` in a row', () => {
+    const sender = new InputSender(codec, { redundancy: 4 });
+    const receiver = new InputReceiver(codec, neutral);
+    const applied: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      sender.capture({ ...neutral, buttons: i });
+      const packet = sender.packet()!;
+      // Lose 3 of every 4 packets.
+      if (i % 4 !== 3) continue;
+      for (const r of receiver.receive(packet)) {
+        expect(r.filled).toBe(false);
+        applied.push(r.input.buttons);
+      }
+      sender.ack(receiver.lastSeq);
+    }
+    expect(applied).toEqual([...Array(100).keys()]);
+    expect(receiver.stats).toMatchObject({ applied: 100, filled: 0, rejected: 0 });
+  });
+
+  it('fills inputs lost for good, counts late and duplicate copies, and rejects bad packets', () => {
+    const sender = new InputSender(codec, { redundancy: 2 });
+    const receiver = new InputReceiver(codec, neutral, { maxGap: 10 });
+    const packets: Uint8Array[] = [];
+    for (let i = 0; i < 6; i++) {
+      sender.capture({ ...neutral, buttons: i + 1 });
+      packets.push(sender.packet()!);
+    }
+    expect(receiver.receive(packets[0]).map((r) => r.input.buttons)).toEqual([1]);
+    // Packets 1..3 lost; packet 4 carries seqs 3 and 4: seqs 1 and 2 are gone and filled with the last input.
+    const r = receiver.receive(packets[4]);
+    expect(r.map((x) => [x.seq, x.filled, x.input.buttons])).toEqual([
+      [1, true, 1],
+      [2, true, 1],
+      [3, false, 4],
+      [4, false, 5],
+    ]);
+    // Packet 2 shows up late (seqs 1, 2): counted as late, not applied twice.
+    expect(receiver.receive(packets[2])).toEqual([]);
+    expect(receiver.stats.late).toBe(2);
+    expect(receiver.receive(packets[5]).map((x) => x.seq)).toEqual([5]);
+    expect(receiver.stats.duplicates).toBe(1);
+    expect(receiver.lastSeq).toBe(5);
+    // A jump far ahead is rejected without touching the state.
+    const far = encodeInputPacket(codec, [{ seq: 100, input: neutral }]);
+    expect(() => receiver.receive(far)).toThrow(PredictError);
+    expect(() => receiver.receive(new Uint8Array(2))).toThrow(PredictError);
+    expect(receiver.stats.rejected).toBe(2);
+    expect(receiver.lastSeq).toBe(5);
+    sender.ack(5);
+    expect(sender.packet()).toBeUndefined();
+  });
+});
