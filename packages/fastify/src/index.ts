@@ -321,7 +321,8 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   }
   if (options.info !== false) {
     app.get(`${path === '/' ? '' : path}/info`, async () => {
-      await readyPromise.catch(() => {});
+      // Before listen (e.g. `inject`) WebTransport cannot have started: answer with what exists.
+      if (app.server.listening) await readyPromise.catch(() => {});
       return transports.info();
     });
   }

@@ -173,3 +173,15 @@ describe('@quiver/fastify', () => {
     expect(b.state).toBe('closed');
   });
 });
+
+describe('@quiver/fastify without listening', () => {
+  it('answers /quiver/info and /metrics through inject before listen, and closes cleanly', async () => {
+    const app = Fastify({ logger: false });
+    await app.register(quiver, { webtransport: false });
+    const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
+    expect(info.webtransport).toBeNull();
+    const m = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(m.body).toContain('# TYPE quiver_sessions_active gauge');
+    await app.close();
+  });
+});

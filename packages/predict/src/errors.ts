@@ -17,7 +17,12 @@ export class PredictError extends Error {
 }
 
 /** Validates a numeric option; limits are explicit, so a bad one fails at construction, not later. */
-export function checkOption(name: string, value: number, min: number, max = Number.POSITIVE_INFINITY): number {
+export function checkOption(
+  name: string,
+  value: number,
+  min: number,
+  max = Number.POSITIVE_INFINITY,
+): number {
   if (!(typeof value === 'number' && value >= min && value <= max))
     throw new RangeError(`option ${name} must be in [${min}, ${max}], got ${value}`);
   return value;

@@ -53,13 +53,14 @@ export type {
   InterpolationOptions,
   InterpolationStats,
   SampledPose,
+  VelocityEstimate,
 } from './interpolation.js';
 export { InterpolationBuffer } from './interpolation.js';
 export type { PosePredictorOptions, PoseSample, PredictedPose } from './xr.js';
 export { PosePredictor } from './xr.js';
 export type { HitVolume, LagCompensatorOptions, RayHit } from './lagcomp.js';
 export { LagCompensator, raycastVolumes } from './lagcomp.js';
-export type { ServerTickEstimatorOptions, TickEstimate } from './tick.js';
+export type { ServerClockSource, ServerTickEstimatorOptions, TickEstimate } from './tick.js';
 export { ServerTickEstimator } from './tick.js';
 export type { SimLinkOptions, SimLinkStats } from './simlink.js';
 export { SimLink } from './simlink.js';

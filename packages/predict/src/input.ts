@@ -16,7 +16,16 @@ export interface InputCodec<I> {
 }
 
 export type InputFieldType = 'bool' | 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32';
-const FIELD_SIZE: Record<InputFieldType, number> = { bool: 1, u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4 };
+const FIELD_SIZE: Record<InputFieldType, number> = {
+  bool: 1,
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  f32: 4,
+};
 const FIELD_RANGE: Record<string, [number, number]> = {
   u8: [0, 0xff],
   i8: [-0x80, 0x7f],
@@ -34,7 +43,9 @@ export type InputOf<F extends Record<string, InputFieldType>> = { [K in keyof F]
  * Integers are rounded and saturated, floats rounded to f32: apply {@link quantize}d inputs locally so that the
  * client predicts with exactly the values the server will decode.
  */
-export function defineInputCodec<F extends Record<string, InputFieldType>>(fields: F): InputCodec<InputOf<F>> {
+export function defineInputCodec<F extends Record<string, InputFieldType>>(
+  fields: F,
+): InputCodec<InputOf<F>> {
   const entries = Object.entries(fields) as [string, InputFieldType][];
   let size = 0;
   const layout = entries.map(([name, type]) => {
@@ -111,7 +122,8 @@ export function encodeInputPacket<I>(codec: InputCodec<I>, inputs: readonly Sequ
   view.setUint32(0, inputs[0].seq >>> 0, true);
   view.setUint8(4, inputs.length);
   for (let i = 0; i < inputs.length; i++) {
-    if (inputs[i].seq !== inputs[0].seq + i) throw new RangeError('inputs of a packet must have consecutive seqs');
+    if (inputs[i].seq !== inputs[0].seq + i)
+      throw new RangeError('inputs of a packet must have consecutive seqs');
     codec.write(view, HEADER + i * codec.size, inputs[i].input);
   }
   return bytes;
@@ -123,7 +135,8 @@ export function decodeInputPacket<I>(
   bytes: Uint8Array,
   maxInputs = MAX_INPUTS_PER_PACKET,
 ): SequencedInput<I>[] {
-  if (bytes.byteLength < HEADER) throw new PredictError('truncated', `input packet of ${bytes.byteLength} bytes`);
+  if (bytes.byteLength < HEADER)
+    throw new PredictError('truncated', `input packet of ${bytes.byteLength} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const first = view.getUint32(0, true);
   const count = view.getUint8(4);
@@ -136,7 +149,8 @@ export function decodeInputPacket<I>(
     throw new PredictError('corrupt', `${bytes.byteLength - expected} trailing bytes in input packet`);
   if (first + count - 1 > 0xffffffff) throw new PredictError('corrupt', 'input seq overflows u32');
   const out: SequencedInput<I>[] = [];
-  for (let i = 0; i < count; i++) out.push({ seq: first + i, input: codec.read(view, HEADER + i * codec.size) });
+  for (let i = 0; i < count; i++)
+    out.push({ seq: first + i, input: codec.read(view, HEADER + i * codec.size) });
   return out;
 }
 
@@ -200,8 +214,9 @@ export interface InputReceiverOptions<I> {
   /** Most inputs accepted per packet (default 32); more is a corrupt packet. */
   maxInputsPerPacket?: number;
   /**
-   * Most inputs filled at once (default 64). A packet that jumps further ahead than this is treated as corrupt
-   * rather than making the server simulate a long stretch of invented inputs.
+   * Most inputs filled at once (default 64). After a longer outage the receiver resynchronizes on the packet's first
+   * seq instead of simulating a long stretch of invented inputs; the inputs jumped over are counted in
+   * `stats.skipped`.
    */
   maxGap?: number;
   /** The first expected seq (default 0). */
@@ -225,7 +240,7 @@ export class InputReceiver<I> {
   readonly #fill: (previous: I | undefined, seq: number) => I;
   readonly #maxInputs: number;
   readonly #maxGap: number;
-  readonly stats = { packets: 0, applied: 0, duplicates: 0, filled: 0, late: 0, rejected: 0 };
+  readonly stats = { packets: 0, applied: 0, duplicates: 0, filled: 0, late: 0, skipped: 0, rejected: 0 };
 
   constructor(
     readonly codec: InputCodec<I>,
@@ -233,7 +248,12 @@ export class InputReceiver<I> {
     options: InputReceiverOptions<I> = {},
   ) {
     this.#fill = options.fill ?? ((previous) => previous ?? neutral);
-    this.#maxInputs = checkOption('maxInputsPerPacket', options.maxInputsPerPacket ?? 32, 1, MAX_INPUTS_PER_PACKET);
+    this.#maxInputs = checkOption(
+      'maxInputsPerPacket',
+      options.maxInputsPerPacket ?? 32,
+      1,
+      MAX_INPUTS_PER_PACKET,
+    );
     this.#maxGap = checkOption('maxGap', options.maxGap ?? 64, 0);
     this.#expected = checkOption('firstSeq', options.firstSeq ?? 0, 0, 0xffffffff);
   }
@@ -251,13 +271,15 @@ export class InputReceiver<I> {
     let inputs: SequencedInput<I>[];
     try {
       inputs = decodeInputPacket(this.codec, bytes, this.#maxInputs);
-      if (inputs[0].seq - this.#expected > this.#maxGap)
-        throw new PredictError('corrupt', `input packet skips ${inputs[0].seq - this.#expected} inputs`);
     } catch (err) {
       this.stats.rejected++;
       throw err;
     }
     this.stats.packets++;
+    if (inputs[0].seq - this.#expected > this.#maxGap) {
+      this.stats.skipped += inputs[0].seq - this.#expected;
+      this.#expected = inputs[0].seq;
+    }
     const out: ReceivedInput<I>[] = [];
     for (const { seq, input } of inputs) {
       if (seq < this.#expected) {
@@ -286,6 +308,7 @@ export class InputReceiver<I> {
   #trimFilled(): void {
     // Remember filled seqs only as long as a copy could still show up (a few packets' worth).
     if (this.#filledSeqs.size > 4 * this.#maxInputs)
-      for (const s of this.#filledSeqs) if (s < this.#expected - 2 * this.#maxInputs) this.#filledSeqs.delete(s);
+      for (const s of this.#filledSeqs)
+        if (s < this.#expected - 2 * this.#maxInputs) this.#filledSeqs.delete(s);
   }
 }

@@ -2,8 +2,8 @@
  * Remote entities are drawn a little in the past, between two snapshots the client already has ("entity
  * interpolation", Source engine). How far in the past adapts to the link: the delay is the larger of
  * `interval + k·jitter` (jitter as in RFC 3550 §6.4.1, the mean deviation of transit-time differences) and the
- * `coverage` quantile of the delay each recent snapshot would have needed to be on time (which also covers gaps left
- * by lost snapshots). The render clock follows the target by time dilation (it runs at most `maxDilation` faster or
+ * `coverage` quantile of the delay each recent snapshot would have needed to be on time, weighted by the time it
+ * covers, so that `coverage` is a share of frames (this also covers gaps left by lost snapshots). The render clock follows the target by time dilation (it runs at most `maxDilation` faster or
  * slower), never jumping back, so motion stays smooth while the delay adapts.
  *
  * Positions use cubic Hermite (given velocities, else finite differences, Catmull-Rom style), rotations slerp.
@@ -44,7 +44,14 @@ export interface SampledPose {
   mode: FrameMode;
 }
 
+export type VelocityEstimate = 'parabolic' | 'secant';
+
 export interface InterpolationOptions {
+  /**
+   * How velocities are estimated when snapshots carry none (default 'parabolic': second order, exact for constant
+   * acceleration; 'secant': first order, never overshoots when an entity stops dead).
+   */
+  velocityEstimate?: VelocityEstimate;
   /** Nominal server time between snapshots (ms). Default: measured from the snapshots themselves. */
   snapshotIntervalMs?: number;
   /** k in `interval + k·jitter` (default 3). */
@@ -54,6 +61,12 @@ export interface InterpolationOptions {
    * least the quantile of their needed delays over the last `windowSnapshots`.
    */
   coverage?: number;
+  /**
+   * Whether gaps left by lost snapshots count towards `coverage` (default true): frames inside a loss gap are
+   * interpolated too, paid for with a delay that grows by whole snapshot intervals on lossy links. false keeps the
+   * delay at what jitter needs and extrapolates through losses instead (lower latency, larger errors during losses).
+   */
+  coverLoss?: boolean;
   /** Snapshots in the jitter and coverage windows (default 256). */
   windowSnapshots?: number;
   /** Added to the computed delay (ms, default 0). */
@@ -69,7 +82,7 @@ export interface InterpolationOptions {
   followRate?: number;
   /** The render clock jumps forward instead of dilating when it is this far behind the target (ms, default 500). */
   snapAheadMs?: number;
-  /** Half-life of the visual offset after an extrapolation is corrected (ms, default 80). */
+  /** Half-life of the visual offset after an extrapolation is corrected (ms, default 40). */
   correctionHalfLifeMs?: number;
   /** Samples kept per entity (default 32). */
   capacity?: number;
@@ -137,7 +150,7 @@ export class InterpolationBuffer {
   #interval: number;
   #newestT = Number.NEGATIVE_INFINITY;
   #transits: number[] = [];
-  #needed: number[] = [];
+  #needed: { delay: number; span: number }[] = [];
   // Cached quantile of #needed; cleared when a snapshot arrives.
   #neededQuantile: number | undefined;
   #minTransit = Number.POSITIVE_INFINITY;
@@ -149,11 +162,18 @@ export class InterpolationBuffer {
   #frameDt = 0;
 
   constructor(options: InterpolationOptions = {}) {
+    const velocityEstimate = options.velocityEstimate ?? 'parabolic';
+    if (velocityEstimate !== 'parabolic' && velocityEstimate !== 'secant')
+      throw new RangeError(
+        `option velocityEstimate must be 'parabolic' or 'secant', got ${velocityEstimate}`,
+      );
     this.#o = {
+      velocityEstimate,
       snapshotIntervalMs:
         options.snapshotIntervalMs === undefined
           ? undefined
           : checkOption('snapshotIntervalMs', options.snapshotIntervalMs, 0.1),
+      coverLoss: options.coverLoss ?? true,
       jitterFactor: checkOption('jitterFactor', options.jitterFactor ?? 3, 0),
       coverage: checkOption('coverage', options.coverage ?? 0.99, 0, 1),
       windowSnapshots: checkOption('windowSnapshots', options.windowSnapshots ?? 256, 2),
@@ -164,7 +184,7 @@ export class InterpolationBuffer {
       maxDilation: checkOption('maxDilation', options.maxDilation ?? 0.1, 0, 0.9),
       followRate: checkOption('followRate', options.followRate ?? 2, 0),
       snapAheadMs: checkOption('snapAheadMs', options.snapAheadMs ?? 500, 0),
-      correctionHalfLifeMs: checkOption('correctionHalfLifeMs', options.correctionHalfLifeMs ?? 80, 0),
+      correctionHalfLifeMs: checkOption('correctionHalfLifeMs', options.correctionHalfLifeMs ?? 40, 0),
       capacity: checkOption('capacity', options.capacity ?? 32, 3),
       maxEntities: checkOption('maxEntities', options.maxEntities ?? 10000, 1),
     };
@@ -188,8 +208,20 @@ export class InterpolationBuffer {
     // The quantile means something only once the window holds 1 / (1 - coverage) samples (100 for 99 %).
     const enough = Math.min(o.windowSnapshots, Math.ceil(1 / Math.max(1e-9, 1 - o.coverage)));
     if (this.#neededQuantile === undefined && this.#needed.length >= enough && o.coverage > 0) {
-      const sorted = [...this.#needed].sort((a, b) => a - b);
-      this.#neededQuantile = sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(o.coverage * sorted.length) - 1))];
+      // Weighted by the server time each gap spans: a gap left by two lost snapshots exposes twice the frames.
+      const sorted = [...this.#needed].sort((a, b) => a.delay - b.delay);
+      let total = 0;
+      for (const n of sorted) total += n.span;
+      let acc = 0;
+      let q = sorted[sorted.length - 1].delay;
+      for (const n of sorted) {
+        acc += n.span;
+        if (acc >= o.coverage * total) {
+          q = n.delay;
+          break;
+        }
+      }
+      this.#neededQuantile = q;
     }
     if (this.#neededQuantile !== undefined && this.#neededQuantile > d) d = this.#neededQuantile;
     return Math.min(o.maxDelayMs, Math.max(o.minDelayMs, d + o.extraDelayMs));
@@ -242,11 +274,17 @@ export class InterpolationBuffer {
         if (this.#o.snapshotIntervalMs === undefined) {
           const gap = serverTimeMs - this.#newestT;
           // Gaps of several intervals are losses, not a slower rate.
-          if (gap < 1.5 * this.#interval || this.stats.snapshots < 4) this.#interval += (gap - this.#interval) / 8;
+          if (gap < 1.5 * this.#interval || this.stats.snapshots < 4)
+            this.#interval += (gap - this.#interval) / 8;
         }
         // To be drawn without extrapolating, the render time had to stay at the previous newest snapshot until
         // this one arrived: the delay needed, relative to the fastest transit seen.
-        this.#needed.push(localTimeMs - min - this.#newestT);
+        const span = serverTimeMs - this.#newestT;
+        let needed = localTimeMs - min - this.#newestT;
+        // Without coverLoss only the jitter part of a gap counts: frames inside gaps left by lost snapshots are
+        // left to bounded extrapolation rather than paid for with a longer delay on every frame.
+        if (!this.#o.coverLoss && span > 1.5 * this.#interval) needed -= span - this.#interval;
+        this.#needed.push({ delay: needed, span: this.#o.coverLoss ? span : this.#interval });
         this.#neededQuantile = undefined;
         if (this.#needed.length > this.#o.windowSnapshots) this.#needed.shift();
       }
@@ -259,7 +297,13 @@ export class InterpolationBuffer {
           this.stats.droppedEntities++;
           continue;
         }
-        track = { samples: [], mode: undefined, basis: undefined, offset: { ...ZERO }, rotOffset: { ...IDENTITY } };
+        track = {
+          samples: [],
+          mode: undefined,
+          basis: undefined,
+          offset: { ...ZERO },
+          rotOffset: { ...IDENTITY },
+        };
         this.#tracks.set(id, track);
       }
       const s: Sample = { t: serverTimeMs, p: e.position, q: e.rotation, v: e.velocity };
@@ -346,7 +390,10 @@ export class InterpolationBuffer {
     return { p: addScaled(b.p, b.v, dt), q: integrate(b.q, b.w, dt) };
   }
 
-  #raw(track: Track, rt: number): { position: Vec3; rotation: Quat; mode: FrameMode; basis: Basis | undefined } {
+  #raw(
+    track: Track,
+    rt: number,
+  ): { position: Vec3; rotation: Quat; mode: FrameMode; basis: Basis | undefined } {
     const s = track.samples;
     const n = s.length;
     let j = n;
@@ -357,14 +404,24 @@ export class InterpolationBuffer {
       const b = s[j];
       const span = (b.t - a.t) / 1000;
       const u = (rt - a.t) / (b.t - a.t);
-      const va = a.v ?? velocityAt(s, j - 1);
-      const vb = b.v ?? velocityAt(s, j);
+      const va = a.v ?? velocityAt(s, j - 1, this.#o.velocityEstimate);
+      const vb = b.v ?? velocityAt(s, j, this.#o.velocityEstimate);
       const rotation = a.q && b.q ? slerp(a.q, b.q, u) : (b.q ?? a.q ?? { ...IDENTITY });
-      return { position: hermite(a.p, va, b.p, vb, u, span), rotation, mode: 'interpolated', basis: undefined };
+      return {
+        position: hermite(a.p, va, b.p, vb, u, span),
+        rotation,
+        mode: 'interpolated',
+        basis: undefined,
+      };
     }
     if (j === n && s[n - 1].t === rt) {
       const last = s[n - 1];
-      return { position: last.p, rotation: last.q ?? { ...IDENTITY }, mode: 'interpolated', basis: undefined };
+      return {
+        position: last.p,
+        rotation: last.q ?? { ...IDENTITY },
+        mode: 'interpolated',
+        basis: undefined,
+      };
     }
     if (j === 0) {
       return { position: s[0].p, rotation: s[0].q ?? { ...IDENTITY }, mode: 'held', basis: undefined };
@@ -373,7 +430,7 @@ export class InterpolationBuffer {
     const q = last.q ?? { ...IDENTITY };
     if (n < 2 && !last.v) return { position: last.p, rotation: q, mode: 'held', basis: undefined };
     const prev = n >= 2 ? s[n - 2] : undefined;
-    const v = last.v ?? (prev ? scale(sub(last.p, prev.p), 1000 / (last.t - prev.t)) : { ...ZERO });
+    const v = last.v ?? velocityAt(s, n - 1, this.#o.velocityEstimate);
     const w = prev?.q && last.q ? angularVelocity(prev.q, last.q, (last.t - prev.t) / 1000) : { ...ZERO };
     const basis: Basis = { t: last.t, p: last.p, v, q, w };
     const e = this.#evalBasis(basis, rt);
@@ -382,10 +439,32 @@ export class InterpolationBuffer {
   }
 }
 
-/** Finite-difference velocity at sample i: central where both neighbours exist, one-sided at the ends. */
-function velocityAt(s: Sample[], i: number): Vec3 {
-  const lo = s[Math.max(0, i - 1)];
-  const hi = s[Math.min(s.length - 1, i + 1)];
-  if (hi.t === lo.t) return { ...ZERO };
-  return scale(sub(hi.p, lo.p), 1000 / (hi.t - lo.t));
+/**
+ * Velocity at sample i from the parabola through it and its neighbours (second order, for uneven spacing too: a
+ * lost snapshot leaves a wider gap). At the ends the parabola's end slope is used, which removes the half-interval
+ * lag of a plain secant; `secant` mode uses first-order differences instead (no overshoot when an entity stops dead).
+ */
+function velocityAt(s: Sample[], i: number, mode: VelocityEstimate): Vec3 {
+  const n = s.length;
+  if (n < 2) return { ...ZERO };
+  const slope = (a: Sample, b: Sample) => scale(sub(b.p, a.p), 1000 / (b.t - a.t));
+  if (mode === 'secant' || n === 2) {
+    const lo = s[Math.max(0, i - 1)];
+    const hi = s[Math.min(n - 1, i + 1)];
+    return hi.t === lo.t ? { ...ZERO } : slope(lo, hi);
+  }
+  // Three consecutive samples around i: (a, b, c) and which of them i is.
+  const j = Math.min(n - 2, Math.max(1, i));
+  const a = s[j - 1];
+  const b = s[j];
+  const c = s[j + 1];
+  const h1 = b.t - a.t;
+  const h2 = c.t - b.t;
+  if (h1 <= 0 || h2 <= 0) return { ...ZERO };
+  const s1 = slope(a, b);
+  const s2 = slope(b, c);
+  const w = 1 / (h1 + h2);
+  if (i === j) return scale(add(scale(s1, h2), scale(s2, h1)), w);
+  if (i > j) return add(s2, scale(sub(s2, s1), h2 * w));
+  return sub(s1, scale(sub(s2, s1), h1 * w));
 }

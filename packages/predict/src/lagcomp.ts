@@ -86,7 +86,12 @@ export class LagCompensator {
     const out = new Map<string | number, HitVolume>();
     for (const [id, vb] of b.volumes) {
       const va = a.volumes.get(id);
-      out.set(id, va ? { position: lerp(va.position, vb.position, u), radius: va.radius + (vb.radius - va.radius) * u } : vb);
+      out.set(
+        id,
+        va
+          ? { position: lerp(va.position, vb.position, u), radius: va.radius + (vb.radius - va.radius) * u }
+          : vb,
+      );
     }
     return out;
   }
@@ -123,7 +128,11 @@ export function raycastVolumes(
     if (dist < 0) dist = -b + sq; // origin inside the sphere
     if (dist < 0) continue;
     if (!best || dist < best.distance)
-      best = { id, distance: dist, point: { x: origin.x + d.x * dist, y: origin.y + d.y * dist, z: origin.z + d.z * dist } };
+      best = {
+        id,
+        distance: dist,
+        point: { x: origin.x + d.x * dist, y: origin.y + d.y * dist, z: origin.z + d.z * dist },
+      };
   }
   return best;
 }

@@ -9,7 +9,20 @@
  * respawn) the view snaps.
  */
 import { checkOption } from './errors.js';
-import { add, decay, distance, IDENTITY, type Quat, quatAngle, quatMul, quatConj, scale, slerp, sub, type Vec3 } from './math.js';
+import {
+  add,
+  decay,
+  distance,
+  IDENTITY,
+  type Quat,
+  quatAngle,
+  quatMul,
+  quatConj,
+  scale,
+  slerp,
+  sub,
+  type Vec3,
+} from './math.js';
 import type { Simulation } from './simulation.js';
 
 export interface PredictorOptions<S> {

@@ -18,6 +18,13 @@ export interface ServerTickEstimatorOptions {
   inputMarginMs?: number;
 }
 
+/** What the session layer offers (`@quiver/session`'s client: `serverTime()`, `clockError`, optionally `rtt`). */
+export interface ServerClockSource {
+  serverTime(): number;
+  readonly clockError: number;
+  readonly rtt?: number;
+}
+
 export interface TickEstimate {
   /** Estimated server clock now (ms), smooth and monotonic. */
   serverTime: number;
@@ -55,7 +62,8 @@ export class ServerTickEstimator {
    * lead; without it the lead assumes `RTT = 2 · errorBound`.
    */
   addSample(localNowMs: number, serverTimeMs: number, errorBoundMs: number, rttMs?: number): void {
-    if (!Number.isFinite(localNowMs) || !Number.isFinite(serverTimeMs) || !Number.isFinite(errorBoundMs)) return;
+    if (!Number.isFinite(localNowMs) || !Number.isFinite(serverTimeMs) || !Number.isFinite(errorBoundMs))
+      return;
     this.stats.samples++;
     this.#targetOffset = serverTimeMs - localNowMs;
     const rtt = rttMs !== undefined && Number.isFinite(rttMs) ? rttMs : 2 * errorBoundMs;
@@ -65,6 +73,16 @@ export class ServerTickEstimator {
       this.#lead = this.#targetLead;
       this.#lastLocal = localNowMs;
     }
+  }
+
+  /**
+   * Samples a session's clock estimate at local time `localNowMs` (the session's own clock). Samples taken before the
+   * session has an estimate (`clockError` is Infinity) are ignored.
+   */
+  sample(localNowMs: number, source: ServerClockSource): void {
+    const error = source.clockError;
+    if (!Number.isFinite(error)) return;
+    this.addSample(localNowMs, source.serverTime(), error, source.rtt);
   }
 
   /** Advances to local time `localNowMs`; undefined before the first sample. */

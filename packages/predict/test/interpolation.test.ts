@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type EntitySample, InterpolationBuffer, quatAngle, quatFromAxisAngle, SimLink } from '../src/index.js';
+import {
+  type EntitySample,
+  InterpolationBuffer,
+  quatAngle,
+  quatFromAxisAngle,
+  SimLink,
+} from '../src/index.js';
 
 /** A smooth seeded path (metres, seconds), with its velocity and a yaw that follows the heading. */
 function path(t: number): EntitySample {
@@ -23,9 +29,9 @@ function simulate(
   durationMs: number,
   warmupMs: number,
   sendVelocity: boolean,
-  gap?: [number, number],
+  options: InterpolationOptions = {},
 ): Trace {
-  const buffer = new InterpolationBuffer();
+  const buffer = new InterpolationBuffer(options);
   const frames = { interpolated: 0, extrapolated: 0, held: 0 };
   let maxError = 0;
   let maxRotError = 0;
@@ -35,12 +41,14 @@ function simulate(
   let nextFrame = 0;
   for (let now = 0; now <= durationMs; now++) {
     if (now >= nextSnap) {
-      if (!gap || now < gap[0] || now >= gap[1]) link.send(now, now);
+      link.send(now, now);
       nextSnap += 50;
     }
     for (const { at, payload } of link.receive(now)) {
       const e = path(payload);
-      buffer.push(payload, at + clientOffset, [['a', sendVelocity ? e : { position: e.position, rotation: e.rotation }]]);
+      buffer.push(payload, at + clientOffset, [
+        ['a', sendVelocity ? e : { position: e.position, rotation: e.rotation }],
+      ]);
     }
     if (now >= nextFrame) {
       nextFrame += 1000 / 60;
@@ -84,14 +92,31 @@ describe('InterpolationBuffer', () => {
     expect(steady.maxError).toBeLessThan(0.005);
   });
 
+  it('covers lost snapshots by default, or extrapolates through them with less delay (coverLoss: false)', () => {
+    const lossy = () =>
+      new SimLink<number>({ delayMs: 40, jitterMs: 10, lossRate: 0.05, meanBurstLength: 1.5, seed: 4 });
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    const covered = simulate(lossy(), 60_000, 10_000, false);
+    const fast = simulate(lossy(), 60_000, 10_000, false, { coverLoss: false });
+    expect(share(covered.frames)).toBeGreaterThanOrEqual(0.99);
+    expect(share(fast.frames)).toBeLessThan(0.98);
+    expect(fast.frames.extrapolated).toBeGreaterThan(covered.frames.extrapolated);
+    expect(mean(fast.delays)).toBeLessThan(mean(covered.delays) - 30);
+  });
+
   it('extrapolates for a bounded time when snapshots stop, then corrects smoothly', () => {
     // Straight line at 2 m/s along x, a stall of 600 ms, then the entity resumes 0.5 m to the side.
     const pos = (t: number) => ({ x: (2 * t) / 1000, y: 0, z: t >= 1500 ? 0.5 : 0 });
     const trace = (correctionHalfLifeMs: number) => {
-      const buffer = new InterpolationBuffer({ snapshotIntervalMs: 50, maxExtrapolationMs: 100, correctionHalfLifeMs });
+      const buffer = new InterpolationBuffer({
+        snapshotIntervalMs: 50,
+        maxExtrapolationMs: 100,
+        correctionHalfLifeMs,
+      });
       const seen: { mode: string; x: number; z: number; rt: number; now: number }[] = [];
       for (let now = 0; now <= 3000; now += 10) {
-        if (now % 50 === 0 && (now < 900 || now >= 1500)) buffer.push(now, now + 20, [[1, { position: pos(now) }]]);
+        if (now % 50 === 0 && (now < 900 || now >= 1500))
+          buffer.push(now, now + 20, [[1, { position: pos(now) }]]);
         const rt = buffer.update(now);
         const p = buffer.sample(1);
         if (rt !== undefined && p) seen.push({ mode: p.mode, x: p.position.x, z: p.position.z, rt, now });

@@ -23,7 +23,10 @@ interface Shot {
  * target through an InterpolationBuffer and fires straight at what it draws every 300 ms. Returns hits with and
  * without rewinding.
  */
-function play(seed: number, maxRewindMs = 350): { compensated: number; uncompensated: number; shots: number } {
+function play(
+  seed: number,
+  maxRewindMs = 350,
+): { compensated: number; uncompensated: number; shots: number } {
   const down = new SimLink<{ t: number; p: Vec3 }>({ delayMs: 125, jitterMs: 10, lossRate: 0.02, seed });
   const up = new SimLink<Shot>({ delayMs: 125, jitterMs: 10, seed: seed + 1 });
   const lag = new LagCompensator({ tickRate: TICK_RATE, maxRewindMs });
@@ -43,12 +46,17 @@ function play(seed: number, maxRewindMs = 350): { compensated: number; uncompens
     }
     if (tick % 3 === 0) down.send(now, { t: now, p: target(now) });
     // Client frame (same rate for simplicity): draw the target, fire at it.
-    for (const { at, payload } of down.receive(now)) buffer.push(payload.t, at, [['target', { position: payload.p }]]);
+    for (const { at, payload } of down.receive(now))
+      buffer.push(payload.t, at, [['target', { position: payload.p }]]);
     const rt = buffer.update(now);
     const drawn = buffer.sample('target');
     if (rt !== undefined && drawn && now >= nextShot) {
       nextShot += 300;
-      const d = { x: drawn.position.x - SHOOTER.x, y: drawn.position.y - SHOOTER.y, z: drawn.position.z - SHOOTER.z };
+      const d = {
+        x: drawn.position.x - SHOOTER.x,
+        y: drawn.position.y - SHOOTER.y,
+        z: drawn.position.z - SHOOTER.z,
+      };
       up.send(now, { direction: d, renderTime: rt });
     }
   }
@@ -69,7 +77,8 @@ describe('LagCompensator', () => {
   it('bounds the rewind window', () => {
     // A window shorter than the real latency cannot reach back far enough: shots miss and rewinds are clamped.
     const lag = new LagCompensator({ tickRate: TICK_RATE, maxRewindMs: 50 });
-    for (let tick = 0; tick < 120; tick++) lag.record(tick, [[1, { position: { x: tick, y: 0, z: 0 }, radius: 0.1 }]]);
+    for (let tick = 0; tick < 120; tick++)
+      lag.record(tick, [[1, { position: { x: tick, y: 0, z: 0 }, radius: 0.1 }]]);
     // 100 ticks back is far outside 50 ms (3 ticks): clamped to tick 116.
     const v = lag.rewind(19);
     expect(v.get(1)?.position.x).toBeCloseTo(119 - 50 / TICK_MS, 9);

@@ -55,7 +55,8 @@ describe('quaternions', () => {
   it('slerp moves at constant angular speed along the short arc', () => {
     const a = quatFromAxisAngle(Y, 0.2);
     const b = quatFromAxisAngle(Y, 1.4);
-    for (const t of [0, 0.3, 0.5, 1]) expect(quatAngle(slerp(a, b, t), quatFromAxisAngle(Y, 0.2 + 1.2 * t))).toBeLessThan(1e-7);
+    for (const t of [0, 0.3, 0.5, 1])
+      expect(quatAngle(slerp(a, b, t), quatFromAxisAngle(Y, 0.2 + 1.2 * t))).toBeLessThan(1e-7);
     // -b is the same orientation: slerp must not take the long way round.
     const nb = { x: -b.x, y: -b.y, z: -b.z, w: -b.w };
     expect(quatAngle(slerp(a, nb, 0.5), quatFromAxisAngle(Y, 0.8))).toBeLessThan(1e-7);

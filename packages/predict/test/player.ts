@@ -10,7 +10,7 @@ export interface PlayerState {
 }
 
 export const playerCodec = defineInputCodec({ moveX: 'i8', moveZ: 'i8', yaw: 'f32', sprint: 'bool' });
-export type PlayerInput = InputOf<{ moveX: "i8"; moveZ: "i8"; yaw: "f32"; sprint: "bool" }>;
+export type PlayerInput = InputOf<{ moveX: 'i8'; moveZ: 'i8'; yaw: 'f32'; sprint: 'bool' }>;
 
 const f = Math.fround;
 const HALF = 20;

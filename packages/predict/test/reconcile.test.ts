@@ -26,6 +26,7 @@ interface RunResult {
   filled: number;
   lostUp: number;
   maxCorrection: number;
+  invariantBroken: number;
 }
 
 const start: PlayerState = { x: 0, z: 0, vx: 0, vz: 0, yaw: 0 };
@@ -48,6 +49,8 @@ function run(seed: number, inputs: number): RunResult {
   const next = inputStream(mulberry32(seed + 1000));
   let server = start;
   let captured = 0;
+  let invariantBroken = 0;
+  const applied: PlayerInput[] = [];
   const tickMs = playerSim.tickMs;
   for (let tick = 0; tick < 100_000; tick++) {
     const now = tick * tickMs;
@@ -61,11 +64,18 @@ function run(seed: number, inputs: number): RunResult {
       if (payload.ack >= 0) {
         predictor.reconcile(payload.state, payload.ack);
         sender.ack(payload.ack);
+        // The contract, checked independently after every update: the present prediction is the newest server
+        // state advanced through every input it has not acknowledged yet.
+        if (payload.ack >= predictor.ackSeq) {
+          const expected = playerSim.run(payload.state, applied.slice(payload.ack + 1));
+          if (!sameBits(predictor.state, expected)) invariantBroken++;
+        }
       }
     }
     if (captured < inputs) {
       const { seq, input } = sender.capture(next());
       predictor.apply(seq, input);
+      applied[seq] = input;
       captured++;
     } else if (predictor.ackSeq === inputs - 1) {
       break;
@@ -84,6 +94,7 @@ function run(seed: number, inputs: number): RunResult {
     filled: receiver.stats.filled,
     lostUp: up.stats.lost,
     maxCorrection: predictor.stats.maxCorrection,
+    invariantBroken,
   };
 }
 
@@ -95,6 +106,7 @@ describe('prediction and reconciliation', () => {
       const res = run(seed, 600);
       expect(res.ackSeq, `seed ${seed}`).toBe(res.lastSeq);
       expect(res.pending, `seed ${seed}`).toBe(0);
+      expect(res.invariantBroken, `seed ${seed}`).toBe(0);
       expect(sameBits(res.predicted, res.server), `seed ${seed}: ${JSON.stringify(res)}`).toBe(true);
       if (res.lostUp > 0) withLoss++;
       if (res.mispredictions > 0) {
@@ -154,8 +166,8 @@ describe('prediction and reconciliation', () => {
     for (let seq = 1; seq < 10; seq++) p.apply(seq, neutralInput);
     expect(p.pendingCount).toBe(4);
     expect(p.stats.droppedInputs).toBe(6);
-    expect(() => new Predictor(playerSim, start, { position: () => ({ x: 0, y: 0, z: 0 }), maxPending: 0 })).toThrow(
-      RangeError,
-    );
+    expect(
+      () => new Predictor(playerSim, start, { position: () => ({ x: 0, y: 0, z: 0 }), maxPending: 0 }),
+    ).toThrow(RangeError);
   });
 });

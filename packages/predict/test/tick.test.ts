@@ -54,6 +54,21 @@ describe('ServerTickEstimator', () => {
   });
 });
 
+describe('ServerTickEstimator.sample', () => {
+  it('reads a session-shaped clock source and waits for its first estimate', () => {
+    const est = new ServerTickEstimator({ tickRate: 30, inputMarginMs: 0 });
+    const session = { serverTime: () => 10_000, clockError: Number.POSITIVE_INFINITY, rtt: 80 };
+    est.sample(0, session);
+    expect(est.update(0)).toBeUndefined();
+    session.clockError = 40;
+    est.sample(0, session);
+    const e = est.update(0)!;
+    expect(e.serverTick).toBeCloseTo(300, 9);
+    expect(e.leadMs).toBe(40);
+    expect(e.inputTick).toBe(Math.floor(10_040 / (1000 / 30)));
+  });
+});
+
 describe('FixedTicker', () => {
   it('turns frame times into whole ticks and drops a stall beyond the cap', () => {
     const t = new FixedTicker(60, { maxTicksPerAdvance: 4 });

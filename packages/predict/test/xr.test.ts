@@ -43,8 +43,14 @@ function evaluate(options: { noise: number; horizonMs: number; filterMs?: number
     const truth = head(t);
     // Tracking noise: ~1 mm and ~0.05° per axis at noise = 1.
     const sample = {
-      position: { x: truth.position.x + n() * 1e-3, y: truth.position.y + n() * 1e-3, z: truth.position.z + n() * 1e-3 },
-      orientation: quatNormalize(quatMul(quatExp({ x: n() * 1e-3, y: n() * 1e-3, z: n() * 1e-3 }), truth.orientation)),
+      position: {
+        x: truth.position.x + n() * 1e-3,
+        y: truth.position.y + n() * 1e-3,
+        z: truth.position.z + n() * 1e-3,
+      },
+      orientation: quatNormalize(
+        quatMul(quatExp({ x: n() * 1e-3, y: n() * 1e-3, z: n() * 1e-3 }), truth.orientation),
+      ),
     };
     predictor.addSample(t, sample);
     if (i < 90) continue;
@@ -90,12 +96,18 @@ describe('PosePredictor', () => {
       angularVelocity: { x: 0, y: 10, z: 0 },
     });
     const out = p.predict(40)!;
-    expect(quatAngle(out.orientation, quatMul(quatFromAxisAngle({ x: 0, y: 1, z: 0 }, 0.4), q0))).toBeLessThan(1e-12);
-    expect(Math.hypot(out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w)).toBeCloseTo(1, 14);
+    expect(
+      quatAngle(out.orientation, quatMul(quatFromAxisAngle({ x: 0, y: 1, z: 0 }, 0.4), q0)),
+    ).toBeLessThan(1e-12);
+    expect(
+      Math.hypot(out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w),
+    ).toBeCloseTo(1, 14);
     expect(out.position.x).toBeCloseTo(0.04, 12);
     // Clamped at 50 ms.
     expect(p.predict(1000)!.position.x).toBeCloseTo(0.05, 12);
     expect(p.predictAt(30)!.position.x).toBeCloseTo(0.03, 12);
-    expect(() => p.addSample(Number.NaN, { position: { x: 0, y: 0, z: 0 }, orientation: q0 })).toThrow(RangeError);
+    expect(() => p.addSample(Number.NaN, { position: { x: 0, y: 0, z: 0 }, orientation: q0 })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -54,10 +54,26 @@ function headerBytes(header: unknown[], prefixBytes: number, payloadLength: numb
   return out;
 }
 
-/** A stream frame as chunks: the header chunk and, when present, the payload chunk unchanged (no copy). */
+/** Payloads at least this large are written as their own chunk instead of being copied next to the header. */
+export const ZERO_COPY_THRESHOLD = 4096;
+
+/**
+ * A stream frame as chunks. Large payloads stay a chunk of their own, unchanged (no copy); small ones are joined to
+ * the header, since a write costs more than a small copy on every transport (a WebSocket message, a QUIC frame).
+ */
 export function streamFrame(header: unknown[], payload?: Uint8Array): Uint8Array[] {
-  const head = headerBytes(header, 4, payload?.length ?? 0);
-  return payload && payload.length > 0 ? [head, payload] : [head];
+  const plen = payload?.length ?? 0;
+  if (!payload || plen === 0) return [headerBytes(header, 4, 0)];
+  if (plen >= ZERO_COPY_THRESHOLD) return [headerBytes(header, 4, plen), payload];
+  const h = encoder.encode(header);
+  if (h.length > 0xffff) throw new DecodeError('frame header too large');
+  const out = new Uint8Array(6 + h.length + plen);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, 2 + h.length + plen);
+  view.setUint16(4, h.length);
+  out.set(h, 6);
+  out.set(payload, 6 + h.length);
+  return [out];
 }
 
 /** A datagram body (one contiguous buffer: a datagram cannot be written in pieces). */

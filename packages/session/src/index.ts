@@ -79,7 +79,7 @@ export {
   AuthRejection,
   type AuthResult,
   createSessionServer,
-  type IncomingMessage,
+  type ReceivedMessage,
   reject,
   ServerSession,
   type ServerSessionState,

@@ -216,7 +216,6 @@ export class Link {
   heartbeatTimer: unknown;
   ackTimer: unknown;
   budgetTimer: unknown;
-  pingId = 0;
   pings = new Map<number, number>();
   readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
 
@@ -689,7 +688,7 @@ export abstract class Peer<S> {
       else if (this.opts.scheduler === 'strict') {
         if (ch.priority > best.priority || (ch.priority === best.priority && ch.served < best.served))
           best = ch;
-      } else if (ch.vtime < best.vtime) best = ch;
+      } else if (Math.max(ch.vtime, this.vnow) < Math.max(best.vtime, this.vnow)) best = ch;
     }
     return best;
   }
@@ -725,7 +724,10 @@ export abstract class Peer<S> {
         this.windowCount++;
         this.countOut(ch.name, msg.payload.length);
       }
-      // Weighted fair share: virtual time advances inversely to the weight (start-time fair queueing).
+      // Weighted fair share (start-time fair queueing): a channel's virtual time advances inversely to its weight;
+      // one that was idle restarts from the current virtual time instead of claiming the share it did not use.
+      ch.vtime = Math.max(ch.vtime, this.vnow);
+      this.vnow = ch.vtime;
       ch.vtime += msg.size / Math.max(ch.priority, 1e-3);
       ch.served = ++this.servedCounter;
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
@@ -757,6 +759,9 @@ export abstract class Peer<S> {
   }
 
   private servedCounter = 0;
+  private pingSeq = 0;
+  /** Start-time fair queueing's virtual time: the start tag of the message served last. */
+  private vnow = 0;
 
   // ---- links ------------------------------------------------------------------------------------------------
 
@@ -1236,7 +1241,8 @@ export abstract class Peer<S> {
     this.lossEst.expire(now);
     this.reassembler.expire(now);
     for (const [id, at] of link.pings) if (now - at > this.opts.heartbeat.timeoutMs) link.pings.delete(id);
-    const id = ++link.pingId;
+    // Ids are per session, not per link: a late answer from an old link must not match a new probe.
+    const id = ++this.pingSeq;
     link.pings.set(id, now);
     this.stats.pings++;
     const ping = [Kind.PING, id, now];

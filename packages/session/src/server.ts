@@ -51,7 +51,7 @@ export interface AuthResult {
   [key: string]: unknown;
 }
 
-export interface IncomingMessage {
+export interface ReceivedMessage {
   name: string;
   channel: string;
   payload: unknown;
@@ -87,7 +87,7 @@ export interface SessionServerOptions extends PeerOptions {
   /** After accepting, the client's HELLO must arrive within this; else the session is closed with 4408. Default 5000 ms. */
   firstMessageTimeoutMs?: number;
   /** Hook run on every incoming message after decoding; false or a throw closes the session with 4422. */
-  validate?: (message: IncomingMessage, session: ServerSession) => boolean;
+  validate?: (message: ReceivedMessage, session: ServerSession) => boolean;
   /** How long a session whose transport dropped can be resumed. Default 30 000 ms. */
   resumeWindowMs?: number;
   /** Typed errors: bad input, refused requests, handler exceptions. */
@@ -616,7 +616,8 @@ export class SessionServer {
       if (
         old &&
         old.state !== 'closed' &&
-        old.resumeToken === resume.token &&
+        typeof resume.token === 'string' &&
+        sameSecret(old.resumeToken, resume.token) &&
         old.user.userId === user.userId
       ) {
         s = old;
@@ -643,6 +644,14 @@ export class SessionServer {
       }
     }
   }
+}
+
+/** Compares secrets in time independent of where they differ. */
+function sameSecret(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 export function createSessionServer(options: SessionServerOptions = {}): SessionServer {

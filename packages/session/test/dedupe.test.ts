@@ -56,4 +56,32 @@ describe('exactly-once', () => {
     expect(seen).toEqual([10, 20, 30, 40]);
     second.session.close();
   });
+
+  it('a wrong resume token gets a fresh session and leaves the old one alone', async () => {
+    const net = createMemoryNetwork();
+    const listener = net.listen();
+    const server = createSessionServer({ listeners: [listener], messages: [N] });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const hello = { messages: [['n', 1]], channels: [['reliable', 1, 'reliable-ordered']] };
+    const first = await rawClient(net.connect);
+    const read1 = frameReader(first.control.readable);
+    await first.hello(hello);
+    const welcome = (await read1())!.header[1] as { sessionId: string; resumeToken: string };
+    first.session.close({ closeCode: 0 });
+    await until(() => server.sessions.get(welcome.sessionId)?.state === 'disconnected');
+    const thief = await rawClient(net.connect);
+    const read2 = frameReader(thief.control.readable);
+    const forged = welcome.resumeToken.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    await thief.hello({ ...hello, resume: { id: welcome.sessionId, token: forged } });
+    const w2 = (await read2())!.header[1] as { recovered: boolean; sessionId: string };
+    expect(w2.recovered).toBe(false);
+    expect(w2.sessionId).not.toBe(welcome.sessionId);
+    expect(server.sessions.get(welcome.sessionId)?.state).toBe('disconnected');
+    expect(server.metrics.reconnects).toBe(1);
+    expect(server.metrics.recoveries).toBe(0);
+    thief.session.close();
+  });
 });

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { ensureDevCertificate } from '@quiver/devcert';
 import {
   bundleForBrowser,
-  type LaunchedChromium,
   launchChromium,
+  launchFirefox,
   type StaticServer,
   serveStatic,
 } from '@quiver/testkit';
@@ -28,7 +28,11 @@ let ws: TransportListener;
 let site: StaticServer;
 let silent: Socket;
 let cert: Awaited<ReturnType<typeof ensureDevCertificate>>;
-const browsers: LaunchedChromium[] = [];
+interface Browser {
+  newPage(url: string): Promise<{ evaluate(expression: string): Promise<unknown> }>;
+  close(): Promise<void>;
+}
+const browsers: Browser[] = [];
 
 beforeAll(async () => {
   cert = await ensureDevCertificate();
@@ -54,8 +58,8 @@ afterAll(async () => {
   silent?.close();
 });
 
-async function runInPage(opts: { disableQuic?: boolean }, cfgs: Partial<RunConfig>[]) {
-  const browser = await launchChromium({ disableQuic: opts.disableQuic });
+async function runInPage(launch: () => Promise<Browser>, cfgs: Partial<RunConfig>[]) {
+  const browser = await launch();
   browsers.push(browser);
   const page = await browser.newPage(site.url);
   const results = [];
@@ -83,7 +87,7 @@ async function runInPage(opts: { disableQuic?: boolean }, cfgs: Partial<RunConfi
 
 describe('fallback in Chromium', () => {
   it('chooses WebTransport when it works', async () => {
-    const [r] = await runInPage({}, [{}]);
+    const [r] = await runInPage(launchChromium, [{}]);
     expect(r.transport).toBe('webtransport');
     expect(r.attempts).toEqual([
       { name: 'webtransport', outcome: 'won' },
@@ -94,7 +98,7 @@ describe('fallback in Chromium', () => {
   });
 
   it('falls back to WebSocket at once where WebTransport does not exist', async () => {
-    const [r] = await runInPage({}, [{ removeWebTransport: true }]);
+    const [r] = await runInPage(launchChromium, [{ removeWebTransport: true }]);
     expect(r.transport).toBe('websocket');
     expect(r.attempts).toEqual([
       { name: 'webtransport', outcome: 'unsupported' },
@@ -104,7 +108,7 @@ describe('fallback in Chromium', () => {
   });
 
   it('falls back to WebSocket when the certificate check fails', async () => {
-    const [r] = await runInPage({}, [{ hash: new Array(32).fill(7) }]);
+    const [r] = await runInPage(launchChromium, [{ hash: new Array(32).fill(7) }]);
     expect(r.transport).toBe('websocket');
     expect(r.attempts).toEqual([
       { name: 'webtransport', outcome: 'failed' },
@@ -114,7 +118,7 @@ describe('fallback in Chromium', () => {
 
   it('falls back after the head start when UDP is silently dropped, then starts with the remembered winner', async () => {
     const blockedUrl = `https://127.0.0.1:${silent.address().port}/quiver`;
-    const [first, second] = await runInPage({}, [{ wtUrl: blockedUrl }, { wtUrl: blockedUrl }]);
+    const [first, second] = await runInPage(launchChromium, [{ wtUrl: blockedUrl }, { wtUrl: blockedUrl }]);
     expect(first.transport).toBe('websocket');
     expect(first.attempts).toEqual([
       { name: 'webtransport', outcome: 'cancelled' },
@@ -125,6 +129,29 @@ describe('fallback in Chromium', () => {
     expect(second.attempts).toEqual([
       { name: 'websocket', outcome: 'won' },
       { name: 'webtransport', outcome: 'skipped' },
+    ]);
+  });
+});
+
+describe('fallback in Firefox', () => {
+  it('chooses WebTransport when it works', async () => {
+    const [r] = await runInPage(launchFirefox, [{}]);
+    expect(r.transport).toBe('webtransport');
+    expect(r.attempts).toEqual([
+      { name: 'webtransport', outcome: 'won' },
+      { name: 'websocket', outcome: 'skipped' },
+    ]);
+    expect(r.echo).toBe('echo over webtransport: from the page');
+  });
+
+  it('falls back after the head start when UDP is silently dropped', async () => {
+    const [r] = await runInPage(launchFirefox, [
+      { wtUrl: `https://127.0.0.1:${silent.address().port}/quiver` },
+    ]);
+    expect(r.transport).toBe('websocket');
+    expect(r.attempts).toEqual([
+      { name: 'webtransport', outcome: 'cancelled' },
+      { name: 'websocket', outcome: 'won' },
     ]);
   });
 });

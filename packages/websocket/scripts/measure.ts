@@ -118,10 +118,15 @@ void (async () => {
 const client = connectWebSocket(`ws://127.0.0.1:${listener.address.port}/measure`);
 await client.ready;
 
+console.error("ready");
 await bulk(client, 8 << 20); // warm-up
+console.error("warm");
 const mbps = await bulk(client, 64 << 20);
+console.error('bulk');
 const rtt = await pingPong(client, 2000);
+console.error('rtt');
 const dgRate = await datagramEchoes(client, 50_000, 256);
+console.error('dg');
 const rawRate = await rawWsEchoes(50_000, 256);
 const stats = await client.getStats();
 

@@ -6,7 +6,8 @@
  * shared memory and bumps a heartbeat. The parent polls the heartbeat: an input that does not return within
  * `hangMs` is an infinite loop (or close enough), so the parent reads the input back from shared memory,
  * terminates the worker and resumes in a new one from the next input. Inputs that return but take longer than
- * `slowMs` are findings too: parsers must stay linear in their input.
+ * `slowMs` are findings too: parsers must stay linear in their input. A worker that dies inside an input (out of
+ * its memory limit, say) is a `crash` finding, recorded and resumed the same way.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { Rng } from './rng.js';
 import type { FuzzTarget } from './targets.js';
 
 export interface Finding {
-  kind: 'exception' | 'hang' | 'slow';
+  kind: 'exception' | 'hang' | 'slow' | 'crash';
   target: string;
   /** The input's index in the run: `--seed S` regenerates it. */
   iteration: number;
@@ -36,6 +37,8 @@ export interface RunOptions {
   hangMs?: number;
   /** A single input taking longer than this (but returning) is reported as slow. Default 1000 ms. */
   slowMs?: number;
+  /** Heap limit of the fuzz worker: an input that needs more is a crash finding. Default 512 MB. */
+  maxHeapMb?: number;
   onProgress?: (done: number, findings: number) => void;
 }
 
@@ -169,6 +172,7 @@ export async function fuzzTarget(target: FuzzTarget, options: RunOptions): Promi
         eval: true,
         workerData: data,
         execArgv: ['--conditions=quiver-source'],
+        resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? 512 },
       });
       let lastBeat = -1;
       let lastChange = performance.now();
@@ -220,10 +224,29 @@ export async function fuzzTarget(target: FuzzTarget, options: RunOptions): Promi
           finish({ hung: false, resumeAt: options.iterations });
         }
       });
-      worker.on('error', (err) => finish(err));
-      worker.on('exit', (code) => {
-        if (!settled) finish(new Error(`fuzz worker exited with code ${code} before the end`));
-      });
+      /** The worker died: inside an input that is a finding; while loading it is a broken target. */
+      const died = (why: string, err?: Error): void => {
+        if (settled) return;
+        const beat = Atomics.load(ctl, CTL_HEARTBEAT);
+        if (beat % 2 !== 1) {
+          finish(err ?? new Error(`fuzz worker ${why} outside an input`));
+          return;
+        }
+        const current = Atomics.load(ctl, CTL_CURRENT);
+        const len = Atomics.load(ctl, CTL_LENGTH);
+        record({
+          kind: 'crash',
+          target: target.name,
+          iteration: current,
+          input: new Uint8Array(input, 0, len).slice(),
+          error: err ? describeError(err).error : why,
+          signature: `crash: ${err?.message ?? why}`.replace(/\d+/g, 'N'),
+        });
+        done = base + Atomics.load(ctl, CTL_DONE) + 1;
+        finish({ hung: false, resumeAt: current + 1 });
+      };
+      worker.on('error', (err) => died('failed', err));
+      worker.on('exit', (code) => died(`exited with code ${code}`));
     });
     next = outcome.resumeAt;
     if (outcome.hung) done += 1;

@@ -781,7 +781,7 @@ export const TARGETS: ReadonlyArray<FuzzTarget> = [
  * Targets broken on purpose, so `test/fuzz.test.ts` can prove the harness reports an unexpected exception and
  * terminates an input that never returns. Not part of `all`.
  */
-export const SELFTEST_TARGETS: ReadonlyArray<FuzzTarget> = [
+const SELFTEST_TARGETS_MUTABLE: FuzzTarget[] = [
   {
     name: 'selftest-crash',
     description: 'throws TypeError on inputs starting with 0x42, a documented error on 0x43',
@@ -804,6 +804,22 @@ export const SELFTEST_TARGETS: ReadonlyArray<FuzzTarget> = [
     ciIterations: 2000,
   },
 ];
+
+/** Exhausts the worker's heap on inputs starting with 0x42 0x42 (to test crash recovery with a small heap). */
+SELFTEST_TARGETS_MUTABLE.push({
+  name: 'selftest-oom',
+  description: 'runs out of memory on inputs starting with 0x42 and 0x42',
+  seeds: () => [new Uint8Array([0x41, 0x42, 0x42])],
+  run(input) {
+    if (input[0] !== 0x42 || input[1] !== 0x42) return;
+    const hoard: number[][] = [];
+    for (;;) hoard.push(new Array(1 << 16).fill(hoard.length));
+  },
+  expected: () => false,
+  ciIterations: 200,
+});
+
+export const SELFTEST_TARGETS: ReadonlyArray<FuzzTarget> = SELFTEST_TARGETS_MUTABLE;
 
 export function getTarget(name: string): FuzzTarget {
   const t = TARGETS.find((x) => x.name === name) ?? SELFTEST_TARGETS.find((x) => x.name === name);

@@ -33,7 +33,12 @@ describe('Chromium native WebTransport against the Node listener', () => {
 
   beforeAll(async () => {
     cert = await ensureDevCertificate();
-    listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem });
+    listener = await createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
     void (async () => {
       const reader = listener.incomingSessions.getReader();
       for (;;) {
@@ -114,7 +119,10 @@ describe('Chromium native WebTransport against the Node listener', () => {
         let datagram = '';
         for (let i = 0; i < 20 && !datagram; i++) {
           await dw.write(enc.encode(`dg-${i}`));
-          const r = await Promise.race([dr.read(), new Promise<null>((res) => setTimeout(() => res(null), 200))]);
+          const r = await Promise.race([
+            dr.read(),
+            new Promise<null>((res) => setTimeout(() => res(null), 200)),
+          ]);
           if (r && !r.done) datagram = dec.decode(r.value);
         }
         const maxDatagramSize = wt.datagrams.maxDatagramSize;

@@ -35,8 +35,9 @@ describe('H3 core: settings and negotiation', () => {
     expect(cs.settings.get(SettingId.QPACK_MAX_TABLE_CAPACITY)).toBe(0n);
     expect(cs.settings.get(SettingId.QPACK_BLOCKED_STREAMS)).toBe(0n);
     expect(cs.settings.get(SettingId.MAX_FIELD_SECTION_SIZE)).toBe(16384n);
-    expect(cs.settings.get(SettingId.WT_MAX_SESSIONS)).toBe(16n);
-    expect(cs.settings.get(SettingId.WT_MAX_SESSIONS_DRAFT07)).toBe(16n);
+    // 1 keeps the current draft's flow control off (not implemented); draft-02 ignores it.
+    expect(cs.settings.get(SettingId.WT_MAX_SESSIONS)).toBe(1n);
+    expect(cs.settings.get(SettingId.WT_MAX_SESSIONS_DRAFT07)).toBe(1n);
     // A client does not send ENABLE_CONNECT_PROTOCOL (RFC 9220 §3).
     expect(ss.settings.has(SettingId.ENABLE_CONNECT_PROTOCOL)).toBe(false);
     // Exactly one GREASE setting each, of the reserved form.
@@ -583,6 +584,36 @@ describe('H3 core: sessions', () => {
     expect(ofType(p.client.events, 'session-rejected').map((e) => e.sessionId)).toEqual([b]);
     expect(p.server.conn.getStats().requestsRejected).toBe(1);
     expect(p.server.closes).toEqual([]);
+  });
+
+  it('a server speaking the current draft takes one session at a time, even if the CONNECTs came first', () => {
+    const server = createH3Connection({ role: 'server' });
+    server.start();
+    server.drainCommands();
+    const connect = literalBlock([
+      [':method', 'CONNECT'],
+      [':protocol', 'webtransport'],
+      [':scheme', 'https'],
+      [':authority', 'a'],
+      [':path', '/'],
+    ]);
+    for (const id of [0, 4]) {
+      server.receiveStreamData(id, Uint8Array.from([0x01, ...varint(connect.length), ...connect]), false);
+    }
+    // Current-draft client SETTINGS (WT_MAX_SESSIONS = 4, H3_DATAGRAM) arrive after both requests.
+    server.receiveStreamData(
+      2,
+      Uint8Array.from([0x00, 0x04, 0x0b, 0xc0, 0, 0, 0, 0xc6, 0x71, 0x70, 0x6a, 0x04, 0x33, 0x01]),
+      false,
+    );
+    const events = server.drainEvents();
+    expect(ofType(events, 'settings')[0].webTransportDraft).toBe('current');
+    expect(ofType(events, 'session-request').map((e) => e.sessionId)).toEqual([0]);
+    expect(server.drainCommands()).toContainEqual({
+      type: 'stream-reset',
+      streamId: 4,
+      code: H3ErrorCode.H3_REQUEST_REJECTED,
+    });
   });
 
   it('a client limits itself to the WT_MAX_SESSIONS a current-draft server offers', () => {

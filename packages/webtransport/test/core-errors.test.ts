@@ -612,6 +612,15 @@ describe('H3 core: edge cases', () => {
     expect(ofType(q.server.conn.drainEvents(), 'stream-error').map((e) => e.code)).toEqual([
       H3ErrorCode.H3_MESSAGE_ERROR,
     ]);
+    // A reserved frame after the DATA frame, or the first byte of another capsule header, in the same chunk.
+    for (const tail of [frame(0x21, []), [0x40]]) {
+      const t = establishedPair(57);
+      const bytes = tail.length === 1 ? frame(0x00, [...close, ...tail]) : [...frame(0x00, close), ...tail];
+      t.server.conn.receiveStreamData(t.sessionId, Uint8Array.from(bytes), false);
+      expect(ofType(t.server.conn.drainEvents(), 'stream-error').map((e) => e.code)).toEqual([
+        H3ErrorCode.H3_MESSAGE_ERROR,
+      ]);
+    }
     // A FIN right after the capsule is the clean case.
     const r = establishedPair(55);
     r.server.conn.receiveStreamData(r.sessionId, Uint8Array.from(frame(0x00, close)), true);
@@ -665,6 +674,18 @@ describe('H3 core: edge cases', () => {
     expect(ofType(c.drainEvents(), 'datagram')).toEqual([
       { type: 'datagram', sessionId: id, data: Uint8Array.of(0x68, 0x69) },
     ]);
+  });
+
+  it('no datagrams to a peer whose SETTINGS enable no HTTP Datagrams (RFC 9297 §2.1.1)', () => {
+    const c = createH3Connection({ role: 'client' });
+    c.start();
+    // draft-02 WebTransport but neither 0x33 nor 0xffd277.
+    c.receiveStreamData(3, Uint8Array.from([0x00, ...frame(0x04, [0xab, 0x60, 0x37, 0x42, 0x01])]), false);
+    const id = c.connect({ authority: 'a', path: '/' });
+    c.drainCommands();
+    c.sendDatagram(id, Uint8Array.of(1));
+    expect(c.drainCommands()).toEqual([]);
+    expect(c.getStats()).toMatchObject({ datagramsSent: 0, datagramsDroppedNotNegotiated: 1 });
   });
 
   it('a malformed response is a stream error and a rejected session, not a connection error', () => {

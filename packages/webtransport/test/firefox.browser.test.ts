@@ -33,7 +33,12 @@ describe('Firefox native WebTransport against the Node listener', () => {
 
   beforeAll(async () => {
     cert = await ensureDevCertificate();
-    listener = await createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem });
+    listener = await createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
     void (async () => {
       const reader = listener.incomingSessions.getReader();
       for (;;) {
@@ -115,7 +120,10 @@ describe('Firefox native WebTransport against the Node listener', () => {
         let datagram = '';
         for (let i = 0; i < 20 && !datagram; i++) {
           await dw.write(enc.encode(`dg-${i}`));
-          const r = await Promise.race([dr.read(), new Promise<null>((res) => setTimeout(() => res(null), 200))]);
+          const r = await Promise.race([
+            dr.read(),
+            new Promise<null>((res) => setTimeout(() => res(null), 200)),
+          ]);
           if (r && !r.done) datagram = dec.decode(r.value);
         }
         const maxDatagramSize = wt.datagrams.maxDatagramSize;
@@ -151,7 +159,8 @@ describe('Firefox native WebTransport against the Node listener', () => {
         const aw = a.writable.getWriter();
         await aw.write(new Uint8Array([1]));
         await new Promise((r) => setTimeout(r, 100));
-        await aw.abort(new WebTransportError('bye', { streamErrorCode: 42 }));
+        // Firefox 153 takes the W3C init dictionary as the only argument.
+        await aw.abort(new WebTransportError({ message: 'bye', streamErrorCode: 42 } as unknown as string));
         // Stream 2: the server stops it with 9: our writes must fail with that code.
         const b = await wt.createBidirectionalStream();
         const bw = b.writable.getWriter();
@@ -204,7 +213,10 @@ describe('Firefox native WebTransport against the Node listener', () => {
     const count = manual.length;
     await waitFor(() => manual.length > count);
     manual[manual.length - 1].close({ closeCode: 77, reason: 'server closing' });
-    expect(await closed).toEqual({ refused: 'WebTransportError', closed: { closeCode: 77, reason: 'server closing' } });
+    expect(await closed).toEqual({
+      refused: 'WebTransportError',
+      closed: { closeCode: 77, reason: 'server closing' },
+    });
     await waitFor(() => listener.connectionCount === 0);
     expect(listener.connectionCount).toBe(0);
   });

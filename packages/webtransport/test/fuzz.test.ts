@@ -4,7 +4,7 @@ import { FuzzPropertyError } from '../fuzz/errors.js';
 import { Checker, CONNECT_FIELDS, drive, Script, wire } from '../fuzz/h3-driver.js';
 import { getTarget, SELFTEST_TARGETS, TARGETS } from '../fuzz/targets.js';
 import type { H3Connection, H3Event, H3Limits, H3Stats, QuicCommand } from '../src/core/index.js';
-import { DEFAULT_H3_LIMITS } from '../src/core/index.js';
+import { createH3Connection, DEFAULT_H3_LIMITS } from '../src/core/index.js';
 import { encodeVarint } from '../src/core/varint.js';
 
 const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
@@ -83,6 +83,26 @@ describe('fuzz harness', () => {
   });
 });
 
+describe('fuzz harness: crashes', () => {
+  it('records an input that kills the worker (out of memory) and resumes after it', async () => {
+    const target = SELFTEST_TARGETS.find((t) => t.name === 'selftest-oom')!;
+    const seeds = target.seeds();
+    let first = 0;
+    while (true) {
+      const x = generateInput(target, seeds, 5, first);
+      if (x[0] === 0x42 && x[1] === 0x42) break;
+      first++;
+    }
+    const iterations = first + 20;
+    const result = await fuzzTarget(target, { iterations, seed: 5, maxHeapMb: 32, hangMs: 30_000 });
+    const crashes = result.findings.filter((f) => f.kind === 'crash');
+    expect(crashes).toHaveLength(1);
+    expect(crashes[0].iteration).toBe(first);
+    expect(crashes[0].error).toMatch(/memory/i);
+    expect(result.inputs).toBe(iterations);
+  });
+});
+
 /**
  * Inputs that once were findings (bugs in the core since fixed, or checker false positives), kept so they stay
  * fixed. Each runs through its target and must not be a finding; where it matters the outcome is asserted too.
@@ -150,23 +170,8 @@ function fake(steps: Array<{ commands?: QuicCommand[]; events?: H3Event[]; stats
   next(): void;
 } {
   let i = -1;
-  const zero: H3Stats = {
-    sessions: 0,
-    datagramsReceived: 0,
-    datagramsSent: 0,
-    datagramsDroppedMalformed: 0,
-    datagramsDroppedUnknownSession: 0,
-    datagramsDroppedClosedSession: 0,
-    streamsRejectedBufferFull: 0,
-    streamsRejectedSessionGone: 0,
-    streamsRejectedLimit: 0,
-    requestsRejected: 0,
-    unknownStreamTypes: 0,
-    bytesDiscarded: 0,
-    writesAfterClose: 0,
-    streamErrors: 0,
-    bufferedUnknownSessionBytes: 0,
-  };
+  // Every counter at 0, whatever counters the connection has today.
+  const zero: H3Stats = createH3Connection({ role: 'server' }).getStats();
   const conn = {
     drainCommands: () => steps[i]?.commands ?? [],
     drainEvents: () => steps[i]?.events ?? [],

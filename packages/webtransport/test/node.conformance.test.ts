@@ -10,7 +10,8 @@ runConformanceSuite({
   setup: async () => {
     cert = await ensureDevCertificate();
   },
-  listen: () => createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem }),
+  listen: () =>
+    createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem }),
   connect: (listener, path, options) =>
     connectWebTransport(`https://127.0.0.1:${listener.address.port}${path}`, {
       ...options,

@@ -19,7 +19,10 @@ export interface H3Limits {
   maxFieldSectionSize: number;
   /** Largest HTTP/3 frame payload accepted on control and request streams, except DATA. Default 64 KiB. */
   maxFramePayload: number;
-  /** Concurrent WebTransport sessions per connection. Default 16 (client side: as offered by the peer). */
+  /**
+   * Concurrent WebTransport sessions per connection. Default 16 (client side: as offered by the peer). With a
+   * current-draft peer the core advertises and allows 1 (its session flow control is not implemented).
+   */
   maxSessions: number;
   /** Concurrent WebTransport streams per session, both directions. Default 1024. */
   maxStreamsPerSession: number;
@@ -50,6 +53,8 @@ export interface H3Stats {
   datagramsDroppedUnknownSession: number;
   /** `sendDatagram` calls on a session that had already ended. */
   datagramsDroppedClosedSession: number;
+  /** `sendDatagram` calls while the peer's SETTINGS enable no HTTP Datagrams (RFC 9297 §2.1.1). */
+  datagramsDroppedNotNegotiated: number;
   /** Streams reset with WT_BUFFERED_STREAM_REJECTED: their session was unknown and the budget full (draft §4.6). */
   streamsRejectedBufferFull: number;
   /** Streams reset with WT_SESSION_GONE because their session had ended (draft §6). */

@@ -77,6 +77,9 @@ export const DEFAULT_H3_LIMITS: Readonly<H3Limits> = Object.freeze({
  */
 export const BUFFERED_STREAM_OVERHEAD = 64;
 
+/** What we advertise in the current draft's WT_MAX_SESSIONS settings (see `start()`). */
+export const WT_MAX_SESSIONS_ADVERTISED = 1n;
+
 type Draft = 'draft02' | 'current' | 'none';
 
 interface WtStream {
@@ -142,6 +145,7 @@ function emptyStats(): H3Stats {
     datagramsDroppedMalformed: 0,
     datagramsDroppedUnknownSession: 0,
     datagramsDroppedClosedSession: 0,
+    datagramsDroppedNotNegotiated: 0,
     streamsRejectedBufferFull: 0,
     streamsRejectedSessionGone: 0,
     streamsRejectedLimit: 0,
@@ -280,8 +284,11 @@ class H3ConnectionImpl implements H3Connection {
       [SettingId.H3_DATAGRAM, 1n],
       [SettingId.H3_DATAGRAM_DRAFT04, 1n],
       [SettingId.ENABLE_WEBTRANSPORT_DRAFT02, 1n],
-      [SettingId.WT_MAX_SESSIONS, BigInt(this.limits.maxSessions)],
-      [SettingId.WT_MAX_SESSIONS_DRAFT07, BigInt(this.limits.maxSessions)],
+      // Current draft §5.1: a value above 1 on both sides turns on its session flow control (WT_MAX_STREAMS,
+      // WT_MAX_DATA capsules), which this core does not implement; 1 keeps it off. Browsers speak draft-02, which
+      // ignores these settings, so `maxSessions` still applies to them.
+      [SettingId.WT_MAX_SESSIONS, WT_MAX_SESSIONS_ADVERTISED],
+      [SettingId.WT_MAX_SESSIONS_DRAFT07, WT_MAX_SESSIONS_ADVERTISED],
       [greaseCodepoint(this.random), BigInt(Math.floor(this.random() * 0x100000000))],
     );
     const ids = new Set(settings.map((s) => s[0]));
@@ -304,6 +311,13 @@ class H3ConnectionImpl implements H3Connection {
     this.write(encoder, encodeVarint(StreamType.QPACK_ENCODER));
     this.write(decoder, encodeVarint(StreamType.QPACK_DECODER));
     this.ownCriticalStreams = new Set([this.controlStreamId, encoder, decoder]);
+  }
+
+  /** Concurrent sessions allowed: `maxSessions`, or what we advertised when the current draft is spoken. */
+  private sessionLimit(): number {
+    return this.draft === 'current'
+      ? Math.min(this.limits.maxSessions, Number(WT_MAX_SESSIONS_ADVERTISED))
+      : this.limits.maxSessions;
   }
 
   private allocUni(): number {
@@ -858,11 +872,7 @@ class H3ConnectionImpl implements H3Connection {
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       if (this.failed) return;
-      if (this.inStreams.get(s.id) !== s) {
-        // draft §6: frames after the one carrying CLOSE_WEBTRANSPORT_SESSION.
-        if (this.closedByCapsule.has(s.id)) this.afterCloseCapsule(s.id, true, fin);
-        return;
-      }
+      if (this.inStreams.get(s.id) !== s) return;
       if (item.kind === 'error') {
         this.connectionError(item.code, item.reason);
         return;
@@ -880,6 +890,11 @@ class H3ConnectionImpl implements H3Connection {
         return;
       }
       if (s.session) this.capsuleInput(s, s.session, item.chunk);
+      // draft §6: bytes after the DATA piece that carried CLOSE_WEBTRANSPORT_SESSION, in this same chunk.
+      if (this.closedByCapsule.has(s.id) && this.inStreams.get(s.id) !== s) {
+        if (item.offset < data.length) this.afterCloseCapsule(s.id, true, fin);
+        return;
+      }
     }
     if (!fin || this.failed || this.inStreams.get(s.id) !== s) return;
     this.inStreams.delete(s.id);
@@ -981,7 +996,7 @@ class H3ConnectionImpl implements H3Connection {
       this.refuseStream(s.id, H3ErrorCode.H3_REQUEST_REJECTED, true);
       return;
     }
-    if (this.sessions.size >= this.limits.maxSessions) {
+    if (this.sessions.size >= this.sessionLimit()) {
       // draft §5.2: over SETTINGS_WT_MAX_SESSIONS the CONNECT stream is reset with H3_REQUEST_REJECTED.
       this.stats.requestsRejected++;
       this.refuseStream(s.id, H3ErrorCode.H3_REQUEST_REJECTED, true);
@@ -1010,6 +1025,16 @@ class H3ConnectionImpl implements H3Connection {
       this.endedSessions.add(session.id);
       this.rejectEarly(session.id, H3ErrorCode.WT_SESSION_GONE);
       this.respondAndStop(session.id, 400);
+      return;
+    }
+    const live = [...this.sessions.values()].filter((x) => x.state !== 'awaiting-settings').length;
+    if (live >= this.sessionLimit()) {
+      // The limit may have shrunk once the SETTINGS told the draft (current draft §5.2: H3_REQUEST_REJECTED).
+      this.stats.requestsRejected++;
+      this.sessions.delete(session.id);
+      this.endedSessions.add(session.id);
+      this.rejectEarly(session.id, H3ErrorCode.WT_SESSION_GONE);
+      this.refuseStream(session.id, H3ErrorCode.H3_REQUEST_REJECTED, true);
       return;
     }
     session.state = 'requested';
@@ -1131,10 +1156,9 @@ class H3ConnectionImpl implements H3Connection {
           this.closedByCapsule.add(s.id);
           this.finishConnectStream(session);
           this.endSession(session, close.code, close.reason, false);
-          const trailing =
-            items.indexOf(item) < items.length - 1 ||
-            !s.parser.atFrameBoundary ||
-            !session.capsules.atFrameBoundary;
+          // Later bytes in this piece: a capsule (the parser turns any capsule after CLOSE into an error item)
+          // or the start of one's header.
+          const trailing = items.indexOf(item) < items.length - 1 || !session.capsules.atFrameBoundary;
           if (trailing) this.afterCloseCapsule(s.id, true, false);
           return;
         }
@@ -1493,6 +1517,13 @@ class H3ConnectionImpl implements H3Connection {
       this.stats.datagramsDroppedClosedSession++;
       return;
     }
+    // RFC 9297 §2.1.1: never to a peer whose SETTINGS say it takes no HTTP Datagrams. Before its SETTINGS
+    // arrive we send optimistically (draft §4.6: the first flight may carry datagrams).
+    const ps = this.peerSettings;
+    if (ps && ps.get(SettingId.H3_DATAGRAM) !== 1n && ps.get(SettingId.H3_DATAGRAM_DRAFT04) !== 1n) {
+      this.stats.datagramsDroppedNotNegotiated++;
+      return;
+    }
     // draft §4.6: a client may send before the response; the server as soon as it has the request.
     const prefix = encodeVarint(sessionId / 4);
     const out = new Uint8Array(prefix.length + data.length);
@@ -1537,7 +1568,7 @@ class H3ConnectionImpl implements H3Connection {
               0n,
           )
         : Number.POSITIVE_INFINITY;
-    if (this.sessions.size >= Math.min(this.limits.maxSessions, peerMax)) {
+    if (this.sessions.size >= Math.min(this.sessionLimit(), peerMax)) {
       throw new Error(`session limit reached (${this.sessions.size})`);
     }
     const extra = request.headers ?? [];

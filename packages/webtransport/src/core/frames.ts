@@ -91,9 +91,10 @@ export type FrameAction =
   | { kind: 'error'; code: bigint; reason: string };
 
 export type FrameItem =
-  | { kind: 'frame'; type: bigint; payload: Uint8Array }
+  /** `offset`: where in the pushed chunk this item's bytes end. */
+  | { kind: 'frame'; type: bigint; payload: Uint8Array; offset: number }
   /** A piece of a streamed payload; `end` marks the frame's last piece. */
-  | { kind: 'data'; type: bigint; chunk: Uint8Array; end: boolean }
+  | { kind: 'data'; type: bigint; chunk: Uint8Array; end: boolean; offset: number }
   | { kind: 'error'; code: bigint; reason: string };
 
 /**
@@ -153,7 +154,7 @@ export class FrameParser {
         }
         this.parts = [];
         this.state = 'payload';
-        if (this.remaining === 0) this.finishFrame(out, new Uint8Array(0));
+        if (this.remaining === 0) this.finishFrame(out, new Uint8Array(0), off);
         continue;
       }
       // payload
@@ -162,11 +163,11 @@ export class FrameParser {
       off += n;
       this.remaining -= n;
       if (this.action.kind === 'stream') {
-        out.push({ kind: 'data', type: this.type, chunk: piece, end: this.remaining === 0 });
+        out.push({ kind: 'data', type: this.type, chunk: piece, end: this.remaining === 0, offset: off });
         if (this.remaining === 0) this.state = 'header';
       } else if (this.action.kind === 'buffer') {
         this.parts.push(piece);
-        if (this.remaining === 0) this.finishFrame(out, concatBytes(this.parts));
+        if (this.remaining === 0) this.finishFrame(out, concatBytes(this.parts), off);
       } else if (this.remaining === 0) {
         this.state = 'header';
       }
@@ -178,11 +179,11 @@ export class FrameParser {
     this.header = avail.slice();
   }
 
-  private finishFrame(out: FrameItem[], payload: Uint8Array): void {
+  private finishFrame(out: FrameItem[], payload: Uint8Array, offset: number): void {
     this.state = 'header';
-    if (this.action.kind === 'buffer') out.push({ kind: 'frame', type: this.type, payload });
+    if (this.action.kind === 'buffer') out.push({ kind: 'frame', type: this.type, payload, offset });
     else if (this.action.kind === 'stream')
-      out.push({ kind: 'data', type: this.type, chunk: payload, end: true });
+      out.push({ kind: 'data', type: this.type, chunk: payload, end: true, offset });
     this.parts = [];
   }
 

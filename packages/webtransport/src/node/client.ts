@@ -82,7 +82,8 @@ class ClientAttempt {
     const o = this.o;
     const u = new URL(this.url);
     if (u.protocol !== 'https:') throw new TypeError(`WebTransport needs an https: URL, got ${u.protocol}`);
-    if (o.signal?.aborted) throw new QuiverTransportError('connection aborted by the signal', { source: 'session' });
+    if (o.signal?.aborted)
+      throw new QuiverTransportError('connection aborted by the signal', { source: 'session' });
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.timer = setTimeout(() => {
       this.fail(new QuiverTransportError('WebTransport connect timed out', { source: 'session' }));
@@ -173,7 +174,8 @@ class ClientAttempt {
         const from = Date.parse(x.validFrom);
         const to = Date.parse(x.validTo);
         const now = Date.now();
-        if (to - from > MAX_PINNED_VALIDITY_MS) problem = 'a pinned certificate must be valid for at most 14 days';
+        if (to - from > MAX_PINNED_VALIDITY_MS)
+          problem = 'a pinned certificate must be valid for at most 14 days';
         else if (now < from || now > to) problem = 'the pinned certificate is not currently valid';
         else if (x.publicKey.asymmetricKeyType !== 'ec') problem = 'a pinned certificate must use ECDSA';
       }

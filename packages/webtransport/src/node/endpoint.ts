@@ -39,6 +39,14 @@ export type AcceptHook = (
   from: Host,
 ) => QuicConnection | undefined;
 
+function identityLookup(
+  address: string,
+  _family: unknown,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
+}
+
 /** Size of the memory slab packets are built in; slices stay alive until `send` completed with them. */
 const SLAB_BYTES = 256 * 1024;
 const PACKET_ROOM = 1500;
@@ -66,9 +74,6 @@ export class QuicEndpoint implements QuicTransmitter {
   private slabOff = 0;
   private closedP: Promise<void> | undefined;
   private connected = false;
-  private readonly onSendError = (err: Error | null): void => {
-    if (err) this.counters.sendErrors++;
-  };
 
   private constructor(readonly socket: dgram.Socket) {}
 
@@ -80,6 +85,9 @@ export class QuicEndpoint implements QuicTransmitter {
       sendBufferSize: opts.socketBufferBytes,
       // '::' also accepts IPv4 (mapped addresses) unless the OS forbids dual-stack.
       ipv6Only: false,
+      // We only ever send to IP literals (from received packets): an identity lookup saves the per-packet
+      // deferral through dns.lookup that node:dgram does for unconnected sends.
+      lookup: identityLookup,
     });
     const ep = new QuicEndpoint(socket);
     await new Promise<void>((resolve, reject) => {
@@ -196,8 +204,10 @@ export class QuicEndpoint implements QuicTransmitter {
       const pkt = out.subarray(0, n);
       this.counters.packetsSent++;
       this.counters.bytesSent += n;
-      if (this.connected) this.socket.send(pkt, this.onSendError);
-      else this.socket.send(pkt, r[1].to.port, r[1].to.host, this.onSendError);
+      // No callback: with one, node:dgram schedules a nextTick per packet even when the send completed at
+      // once. Send errors surface as 'error' events, counted below.
+      if (this.connected) this.socket.send(pkt);
+      else this.socket.send(pkt, r[1].to.port, r[1].to.host);
     }
   }
 

@@ -54,6 +54,8 @@ interface SendState {
   /** Someone waits for `onStreamDrained`. */
   waiting: boolean;
   stopped: boolean;
+  /** A WebTransport stream whose STOP_SENDING must be noticed while idle (HTTP/3 control streams are not). */
+  tracked: boolean;
 }
 
 export interface QuicConnectionCounters {
@@ -77,6 +79,7 @@ export class QuicConnection {
   /** Connection ids (latin1 keys) under which the endpoint routes packets to us. */
   readonly keys: string[] = [];
   peer: Host;
+  private recvInfo: { from: Host; to: Host };
   established = false;
   closed = false;
   /** After close(): free the connection as soon as the CONNECTION_CLOSE left (no draining period). */
@@ -106,6 +109,7 @@ export class QuicConnection {
     readonly streamHighWaterMark: number,
   ) {
     this.peer = peer;
+    this.recvInfo = { from: peer, to: endpoint.local };
   }
 
   /** One UDP datagram from the peer. Processing of what it carried is deferred to the next flush. */
@@ -113,8 +117,9 @@ export class QuicConnection {
   recv(packet: Uint8Array, from: Host): boolean {
     if (this.closed) return false;
     this.received = true;
+    if (this.recvInfo.from !== from) this.recvInfo = { from, to: this.endpoint.local };
     try {
-      this.conn.recv(packet, { from, to: this.endpoint.local });
+      this.conn.recv(packet, this.recvInfo);
       return true;
     } catch {
       // RFC 9000 §12.2: undecryptable or malformed packets are discarded; quiche closes the connection itself
@@ -130,7 +135,12 @@ export class QuicConnection {
 
   /** Start tracking a stream whose send side we own, so a STOP_SENDING on it is noticed while it is idle. */
   trackSend(streamId: number): void {
-    if (!this.sends.has(streamId)) this.sends.set(streamId, newSendState());
+    let st = this.sends.get(streamId);
+    if (!st) {
+      st = newSendState();
+      this.sends.set(streamId, st);
+    }
+    st.tracked = true;
   }
 
   /** Queue bytes (and FIN) for a stream; a new local stream id opens that stream (RFC 9000 §2.1). */
@@ -141,6 +151,7 @@ export class QuicConnection {
       this.sends.set(streamId, st);
     }
     if (st.stopped || st.fin) return;
+    const wasEmpty = st.queue.length === 0;
     if (data.length > 0) {
       st.queue.push(data);
       st.queued += data.length;
@@ -152,6 +163,14 @@ export class QuicConnection {
       this.pendingSend.add(streamId);
       this.writeOne(streamId, st);
     } else this.pendingSend.add(streamId);
+    // What quiche did not take is copied: the caller may reuse its buffer once its write resolved. Copying
+    // only the rest saves a copy of every chunk quiche took at once (it copies into its own buffers).
+    if (data.length > 0 && st.queue.length > 0 && st.queue[st.queue.length - 1] === data) {
+      const onlyHead = wasEmpty && st.queue.length === 1;
+      const rest = onlyHead && st.head > 0 ? data.slice(st.head) : data.slice();
+      if (onlyHead) st.head = 0;
+      st.queue[st.queue.length - 1] = rest;
+    }
     this.schedule();
   }
 
@@ -367,10 +386,19 @@ export class QuicConnection {
 
   /** RFC 9000 §3.5: quiche lists a stream as writable when the peer's STOP_SENDING arrives; ask it why. */
   private checkStopped(): void {
-    if (this.sends.size === 0) return;
+    // Streams with queued bytes learn of STOP_SENDING from streamSend; the native walk is only needed for
+    // idle ones (a bulk sender has none, and skips it).
+    let idle = false;
+    for (const [id, st] of this.sends) {
+      if (st.tracked && !st.stopped && !st.finSent && !this.pendingSend.has(id)) {
+        idle = true;
+        break;
+      }
+    }
+    if (!idle) return;
     for (const id of this.conn.writable()) {
       const st = this.sends.get(id);
-      if (!st || st.stopped || st.finSent || this.pendingSend.has(id)) continue;
+      if (!st?.tracked || st.stopped || st.finSent || this.pendingSend.has(id)) continue;
       try {
         this.conn.streamCapacity(id);
       } catch (e) {
@@ -471,7 +499,16 @@ export class QuicConnection {
 }
 
 function newSendState(): SendState {
-  return { queue: [], head: 0, queued: 0, fin: false, finSent: false, waiting: false, stopped: false };
+  return {
+    queue: [],
+    head: 0,
+    queued: 0,
+    fin: false,
+    finSent: false,
+    waiting: false,
+    stopped: false,
+    tracked: false,
+  };
 }
 
 function copyOf(buf: Uint8Array, n: number): Uint8Array {

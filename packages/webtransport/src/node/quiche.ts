@@ -3,7 +3,14 @@
  * HTTP/3 and WebTransport are Quiver's own sans-IO core (`../core/`).
  */
 import { quiche } from '@matrixai/quic/native/index.js';
-import type { Config, Connection, ConnectionError, Host, PathStats, Stats } from '@matrixai/quic/native/types.js';
+import type {
+  Config,
+  Connection,
+  ConnectionError,
+  Host,
+  PathStats,
+  Stats,
+} from '@matrixai/quic/native/types.js';
 
 export { quiche };
 export type { Config, Connection, ConnectionError, Host, PathStats, Stats };
@@ -55,6 +62,6 @@ export function parseDcid(
   if (dcidLen > 20 || packet.length < 6 + dcidLen) return undefined;
   const dcid = packet.subarray(6, 6 + dcidLen);
   // RFC 9000 §17.2: long packet type in bits 4-5; 0 is Initial for v1.
-  const initial = version === QUIC_V1 && ((first & 0x30) >> 4) === 0;
+  const initial = version === QUIC_V1 && (first & 0x30) >> 4 === 0;
   return { key: packet.toString('latin1', 6, 6 + dcidLen), long: true, initial, version, dcid };
 }

@@ -84,7 +84,11 @@ const DEFAULTS = {
   closeTimeoutMs: 2_000,
 };
 
-function pem(v: string | Uint8Array | undefined, path: string | undefined, what: string): string | Uint8Array {
+function pem(
+  v: string | Uint8Array | undefined,
+  path: string | undefined,
+  what: string,
+): string | Uint8Array {
   if (v !== undefined) return v;
   if (path !== undefined) return readFileSync(path);
   throw new TypeError(`createWebTransportListener: ${what} or ${what}Path is required`);
@@ -103,7 +107,11 @@ export async function createWebTransportListener(
     { cert: pem(o.cert, o.certPath, 'cert'), key: pem(o.key, o.keyPath, 'key'), verifyPeer: false },
     transport,
   );
-  const endpoint = await QuicEndpoint.bind({ host: o.host, port: o.port, socketBufferBytes: o.socketBufferBytes });
+  const endpoint = await QuicEndpoint.bind({
+    host: o.host,
+    port: o.port,
+    socketBufferBytes: o.socketBufferBytes,
+  });
   return new Listener(endpoint, config, o, sessionLimits, options.limits);
 }
 
@@ -212,7 +220,9 @@ class Listener implements WebTransportListener {
         if (!conn.pendingRequests.has(sessionId) || conn.quic.closed) {
           session.finish(
             undefined,
-            new QuiverTransportError('the request was withdrawn before it was accepted', { source: 'session' }),
+            new QuiverTransportError('the request was withdrawn before it was accepted', {
+              source: 'session',
+            }),
           );
           return session;
         }
@@ -321,7 +331,8 @@ function toRequest(headers: HeaderField[], peer: { host: string; port: number })
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
     headers: h,
     origin: h.origin,
-    remoteAddress: peer.host,
+    // A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6 (RFC 4291 §2.5.5.2); report them as IPv4.
+    remoteAddress: /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(peer.host) ? peer.host.slice(7) : peer.host,
     remotePort: peer.port,
   };
 }

@@ -128,12 +128,13 @@ export class WtStream {
   private write(chunk: Uint8Array): Promise<void> | undefined {
     if (this.stopError) throw this.stopError;
     if (this.session.isClosed) throw this.session.closedError();
-    // Copied: the caller owns its buffer again once write() resolves, which may be before quiche took it.
-    const data = toBytes(chunk).slice();
+    // Not copied here: quiche copies what it takes, and the adapter copies what it has to queue.
+    const data = toBytes(chunk);
     if (data.length === 0) return undefined;
     const conn = this.session.conn;
     conn.sendStreamData(this.streamId, data, false);
-    if (conn.quic.queuedBytes(this.streamId) <= this.session.limits.streamWriteHighWaterMark) return undefined;
+    if (conn.quic.queuedBytes(this.streamId) <= this.session.limits.streamWriteHighWaterMark)
+      return undefined;
     this.drained = deferred<void>();
     conn.quic.waitDrained(this.streamId);
     return this.drained.promise;
@@ -305,9 +306,19 @@ export class WtSession implements QuiverSession {
   }
 
   private sendDatagram(data: Uint8Array): void {
-    if (this.isClosed) return this.drop('droppedOutgoing', 'closed');
-    if (this.sessionId < 0) return this.drop('droppedOutgoing', 'congestion');
-    if (data.length > this.maxDatagramSize()) return this.drop('droppedOutgoing', 'too-large');
+    if (this.isClosed) {
+      this.drop('droppedOutgoing', 'closed');
+      return;
+    }
+    // Before the session id exists there is no quarter stream id to send with (RFC 9297 §2.1).
+    if (this.sessionId < 0) {
+      this.drop('droppedOutgoing', 'congestion');
+      return;
+    }
+    if (data.length > this.maxDatagramSize()) {
+      this.drop('droppedOutgoing', 'too-large');
+      return;
+    }
     const r = this.conn.sendDatagram(this.sessionId, data);
     if (r) this.drop('droppedOutgoing', r);
     else this.counters.datagramsSent++;
@@ -315,7 +326,10 @@ export class WtSession implements QuiverSession {
 
   onDatagram(data: Uint8Array): void {
     if (this.isClosed) return;
-    if ((this.dgramCtl.desiredSize ?? 0) <= 0) return this.drop('droppedIncoming', 'receive-queue-full');
+    if ((this.dgramCtl.desiredSize ?? 0) <= 0) {
+      this.drop('droppedIncoming', 'receive-queue-full');
+      return;
+    }
     this.counters.datagramsReceived++;
     this.dgramCtl.enqueue(data);
   }
@@ -392,7 +406,10 @@ export class WtSession implements QuiverSession {
     else if (this.sessionId >= 0) this.conn.abandonSession(this.sessionId);
     if (!this.isReady) {
       // W3C WebTransport §6.5 close(): before `ready`, the attempt is aborted.
-      this.finish(undefined, new QuiverTransportError('session closed before it was established', { source: 'session' }));
+      this.finish(
+        undefined,
+        new QuiverTransportError('session closed before it was established', { source: 'session' }),
+      );
       return;
     }
     this.finish({ closeCode: code, reason });
@@ -421,7 +438,11 @@ export class WtSession implements QuiverSession {
     for (const s of [...this.streams.values()]) s.onSessionClosed(err);
     this.streams.clear();
     for (const p of this.pendingOpens.splice(0)) p.d.reject(err);
-    for (const c of [this.bidiCtl, this.uniCtl, this.dgramCtl] as ReadableStreamDefaultController<unknown>[]) {
+    for (const c of [
+      this.bidiCtl,
+      this.uniCtl,
+      this.dgramCtl,
+    ] as ReadableStreamDefaultController<unknown>[]) {
       try {
         if (info) c.close();
         else c.error(err);

@@ -177,15 +177,28 @@ export class WtConnection implements QuicConnectionHandler {
         const s = this.sessions.get(e.sessionId);
         s?.finish(
           undefined,
-          new QuiverTransportError(`session rejected with status ${e.status}${e.reason ? `: ${e.reason}` : ''}`, {
-            source: 'session',
-          }),
+          new QuiverTransportError(
+            `session rejected with status ${e.status}${e.reason ? `: ${e.reason}` : ''}`,
+            {
+              source: 'session',
+            },
+          ),
         );
         break;
       }
       case 'session-closed': {
         if (this.pendingRequests.delete(e.sessionId)) this.checkIdle();
-        this.sessions.get(e.sessionId)?.finish({ closeCode: e.code, reason: e.reason });
+        const s = this.sessions.get(e.sessionId);
+        // W3C WebTransport §6.5: a reset or malformed CONNECT stream makes `closed` reject; a capsule or FIN
+        // resolves it. The core already reset the session's streams (WT_SESSION_GONE, draft §6).
+        if (s && e.abrupt)
+          s.finish(
+            undefined,
+            new QuiverTransportError(`session ended abruptly${e.reason ? `: ${e.reason}` : ''}`, {
+              source: 'session',
+            }),
+          );
+        else s?.finish({ closeCode: e.code, reason: e.reason });
         break;
       }
       case 'session-draining':
@@ -230,7 +243,8 @@ export class WtConnection implements QuicConnectionHandler {
         this.counters.datagramsDropped++;
         // With one session the drop is attributable; with several it is counted on the connection only. An
         // unknown session id counts as `malformed` (see DatagramDropReason).
-        if (this.sessions.size === 1) for (const s of this.sessions.values()) s.countIncomingDrop('malformed');
+        if (this.sessions.size === 1)
+          for (const s of this.sessions.values()) s.countIncomingDrop('malformed');
         break;
       }
       case 'connection-error':
@@ -367,7 +381,8 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   private checkIdle(): void {
-    if (this.sessions.size === 0 && this.pendingRequests.size === 0 && !this.quic.closed) this.owner.onIdle?.(this);
+    if (this.sessions.size === 0 && this.pendingRequests.size === 0 && !this.quic.closed)
+      this.owner.onIdle?.(this);
   }
 
   /** Application close of the QUIC connection with H3_NO_ERROR (RFC 9114 §5.2 graceful close). */

@@ -1,0 +1,159 @@
+/**
+ * Where a bench measurement runs: over an emulated link (client and server agents in their own namespaces) or
+ * on loopback (both agents in this namespace, 127.0.0.1). Suites get the same {@link Network} either way.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createLink, type Link, type LinkParams, linkUnavailable, REPO_ROOT } from './link.js';
+
+const AGENT = join(REPO_ROOT, 'bench', 'lib', 'agent.ts');
+const NODE_ARGS = ['--import', 'tsx', '--conditions=quiver-source', AGENT];
+
+export interface Agent {
+  readonly pid: number;
+  /** Calls `fn(...args)` exported by `module` (a path relative to the repository root) inside the agent. */
+  call<T = unknown>(module: string, fn: string, ...args: unknown[]): Promise<T>;
+  /** Kills the agent at once (an abrupt disconnect: no close frames, no CONNECTION_CLOSE). */
+  kill(): void;
+  close(): Promise<void>;
+}
+
+export interface Network {
+  readonly kind: 'link' | 'loopback';
+  readonly clientAddr: string;
+  readonly serverAddr: string;
+  readonly link?: Link;
+  /** Starts a Node agent on the client or the server side. */
+  agent(side: 'client' | 'server'): Promise<Agent>;
+  /** Link parameters for the JSON (or `{ loopback: true }`). */
+  describe(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+const loopbackChildren = new Set<ChildProcess>();
+let hook = false;
+
+function wrap(child: ChildProcess): Promise<Agent> {
+  let next = 1;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let exited = false;
+  return new Promise((resolveAgent, rejectAgent) => {
+    child.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+      if (m.id === 0) {
+        resolveAgent(agent);
+        return;
+      }
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`agent ${child.pid}: ${m.error}`));
+    });
+    child.once('exit', (code, sig) => {
+      exited = true;
+      const err = new Error(`agent ${child.pid} exited (${sig ?? code})`);
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+      rejectAgent(err);
+    });
+    child.once('error', (e) => rejectAgent(e));
+    const agent: Agent = {
+      pid: child.pid ?? -1,
+      call<T>(module: string, fn: string, ...args: unknown[]): Promise<T> {
+        if (exited) return Promise.reject(new Error(`agent ${child.pid} has exited`));
+        const id = next++;
+        return new Promise<T>((resolve, reject) => {
+          pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+          child.send({ id, module, fn, args });
+        });
+      },
+      kill() {
+        if (!exited) child.kill('SIGKILL');
+      },
+      close() {
+        if (exited) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+          child.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          child.disconnect();
+        });
+      },
+    };
+  });
+}
+
+function loopbackAgent(): Promise<Agent> {
+  if (!hook) {
+    hook = true;
+    process.on('exit', () => {
+      for (const c of loopbackChildren) c.kill('SIGKILL');
+    });
+  }
+  const child = spawn(process.execPath, NODE_ARGS, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+  });
+  loopbackChildren.add(child);
+  child.once('exit', () => loopbackChildren.delete(child));
+  return wrap(child);
+}
+
+export function loopback(): Network {
+  const agents: Agent[] = [];
+  return {
+    kind: 'loopback',
+    clientAddr: '127.0.0.1',
+    serverAddr: '127.0.0.1',
+    async agent() {
+      const a = await loopbackAgent();
+      agents.push(a);
+      return a;
+    },
+    describe: () => ({ loopback: true }),
+    async close() {
+      await Promise.all(agents.map((a) => a.close()));
+    },
+  };
+}
+
+export async function emulated(params: LinkParams): Promise<Network> {
+  const link = await createLink(params);
+  const agents: Agent[] = [];
+  return {
+    kind: 'link',
+    clientAddr: link.clientAddr,
+    serverAddr: link.serverAddr,
+    link,
+    async agent(side) {
+      const child = link.spawn(side === 'client' ? link.clientNs : link.serverNs, process.execPath, NODE_ARGS, {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'advanced',
+      });
+      const a = await wrap(child);
+      agents.push(a);
+      return a;
+    },
+    describe: () => ({ ...link.params, rttMs: 2 * link.params.delayMs }),
+    async close() {
+      await Promise.all(agents.map((a) => a.close()));
+      await link.close();
+    },
+  };
+}
+
+/**
+ * An emulated link when possible, else loopback with `fallback` saying why (suites print it and note it in
+ * their results: "without root, the link suites say so and run on loopback").
+ */
+export async function linkOrLoopback(
+  params: LinkParams,
+): Promise<{ net: Network; fallback?: string }> {
+  const why = linkUnavailable();
+  if (why) return { net: loopback(), fallback: why.message };
+  return { net: await emulated(params) };
+}

@@ -1,0 +1,179 @@
+/**
+ * Setup and latency in headless Chromium: the browser's native WebTransport against its native WebSocket (WSS),
+ * over the same emulated link, with Chromium running inside the client namespace (`ip netns exec`) and the
+ * server agent inside the server namespace. Without link support, both run on loopback and the suite says so.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHROMIUM_PATH, launchChromium, type LaunchedChromium } from '@quiver/testkit';
+import { BROWSER_PAGE } from '../lib/browser-page.js';
+import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { REPO_ROOT } from '../lib/link.js';
+import { benchCert, listArg, numArg, startPair } from '../lib/pair.js';
+import { distRow, median, openPath, round } from '../lib/suite-util.js';
+import { summarize } from '../lib/harness.js';
+
+/** Chromium started through `ip netns exec`: Playwright talks to it over inherited pipes, which survive the exec. */
+function chromiumInNamespace(ns: string): string {
+  if (!/^[a-z0-9-]+$/.test(ns)) throw new Error(`unexpected namespace name ${ns}`);
+  const dir = join(REPO_ROOT, 'scripts', '.build');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `chromium-in-${ns}.sh`);
+  const bin = process.env.QUIVER_CHROMIUM ?? CHROMIUM_PATH;
+  writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${bin} "$@"\n`);
+  chmodSync(file, 0o755);
+  return file;
+}
+
+interface SetupOut {
+  samples: { readyMs: number; echoMs: number }[];
+  failures: number;
+  firstError?: string;
+}
+
+interface LatOut {
+  kind: string;
+  tag: number;
+  sent: number;
+  received: number;
+  rttMs: number[];
+  error?: string;
+}
+
+const suite: BenchSuite = {
+  name: 'browser',
+  description:
+    'Headless Chromium over the emulated link: native WebTransport against native WebSocket (WSS), time to ready/open and first echo, and 60 Hz echo latency under loss.',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const rtt = numArg(ctx.args, 'rtt', 50);
+    const count = numArg(ctx.args, 'count', ctx.quick ? 10 : 30);
+    const losses = listArg(ctx.args, 'loss', [0, 2]);
+    const durationMs = numArg(ctx.args, 'seconds', ctx.quick ? 8 : 30) * 1000;
+    const notes: string[] = [];
+    const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
+    const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
+    const cert = await benchCert();
+    const pair = await startPair(net, { page: BROWSER_PAGE });
+    const rows: ResultRow[] = [];
+    const ratios: Record<string, number> = {};
+    let browser: LaunchedChromium | undefined;
+    const group = net.kind === 'link' ? `rtt${rtt}` : 'loopback';
+    try {
+      const executablePath = net.link ? chromiumInNamespace(net.link.clientNs) : undefined;
+      ctx.progress(`launching Chromium${net.link ? ` in ${net.link.clientNs}` : ''}`);
+      browser = await launchChromium({
+        executablePath,
+        args: [`--ignore-certificate-errors-spki-list=${cert.spkiHashBase64}`],
+      });
+      const origin = `https://${net.serverAddr}:${pair.ports.wss}`;
+      const page = await browser.newPage(`${origin}/`);
+      await page.waitForFunction('document.title === "ready"');
+      notes.push(
+        `Chromium ${browser.version}${net.link ? ` in namespace ${net.link.clientNs}` : ''}; page served by the server agent at ${origin}/ (certificate accepted by SPKI pin; WebTransport by serverCertificateHashes).`,
+      );
+      if (!pair.ports.wt) throw new Error(`WebTransport listener missing: ${pair.ports.wtError}`);
+      const wtUrl = `https://${net.serverAddr}:${pair.ports.wt}/bench`;
+      const wssUrl = `wss://${net.serverAddr}:${pair.ports.wss}/bench`;
+
+      // Setup, interleaved: one warm-up each (not recorded), then `count` rounds.
+      const med = new Map<string, number>();
+      const acc: Record<'wt' | 'wss', SetupOut> = {
+        wt: { samples: [], failures: 0 },
+        wss: { samples: [], failures: 0 },
+      };
+      const call = (kind: 'wt' | 'wss', n: number): Promise<SetupOut> =>
+        page.evaluate(
+          `window.bench.setup(${JSON.stringify(kind)}, ${JSON.stringify(kind === 'wt' ? wtUrl : wssUrl)}, ${JSON.stringify(cert.hashHex)}, ${n})`,
+        ) as Promise<SetupOut>;
+      await call('wt', 1);
+      await call('wss', 1);
+      for (let i = 0; i < count; i++) {
+        for (const k of ['wt', 'wss'] as const) {
+          const r = await call(k, 1);
+          acc[k].samples.push(...r.samples);
+          acc[k].failures += r.failures;
+          acc[k].firstError ??= r.firstError;
+        }
+        if ((i + 1) % 10 === 0) ctx.progress(`setup: ${i + 1}/${count} rounds`);
+      }
+      for (const k of ['wt', 'wss'] as const) {
+        const label = k === 'wt' ? 'Chromium WebTransport' : 'Chromium WebSocket (WSS)';
+        const ready = acc[k].samples.map((s) => s.readyMs);
+        const echo = acc[k].samples.map((s) => s.echoMs);
+        const units = (v: number[]): number | string => (net.kind === 'link' && v.length ? round(median(v) / rtt, 2) : '');
+        rows.push(
+          distRow(`${label} ready`, `${group} setup`, ready, 'ms', { p50_rtt: units(ready), floor_rtt: k === 'wt' ? 2 : 3, failures: acc[k].failures }),
+          distRow(`${label} first echo`, `${group} setup`, echo, 'ms', { p50_rtt: units(echo), floor_rtt: k === 'wt' ? 2 : 4, failures: acc[k].failures }),
+        );
+        if (acc[k].failures) notes.push(`${label}: ${acc[k].failures} failed, first error: ${acc[k].firstError}`);
+        med.set(`${k}/ready`, median(ready));
+        med.set(`${k}/echo`, median(echo));
+      }
+      ratios.browser_ready_wt_over_wss_rtt50 = round(med.get('wt/ready')! / med.get('wss/ready')!, 3);
+      ratios.browser_first_echo_wt_over_wss_rtt50 = round(med.get('wt/echo')! / med.get('wss/echo')!, 3);
+
+      // Latency: WebTransport datagrams, a WebTransport stream and WSS at once, per loss level.
+      const p99 = new Map<string, number>();
+      let tag = 100;
+      for (const loss of losses) {
+        if (net.link) await net.link.setParams({ loss: loss / 100 });
+        const g = net.kind === 'link' ? `rtt${rtt} loss${loss}%` : `loopback (loss ${loss}% not applied)`;
+        ctx.progress(`latency: ${g}, ${durationMs / 1000} s at 60 Hz`);
+        const channels = [
+          { kind: 'wt-datagram', url: wtUrl, hashHex: cert.hashHex, tag: tag++ },
+          { kind: 'wt-stream', url: wtUrl, hashHex: cert.hashHex, tag: tag++ },
+          { kind: 'wss', url: wssUrl, hashHex: cert.hashHex, tag: tag++ },
+        ];
+        const res = (await page.evaluate(
+          `window.bench.latency(${JSON.stringify(channels)}, 60, ${durationMs}, 32, 3000)`,
+        )) as LatOut[];
+        for (const r of res) {
+          const label = { 'wt-datagram': 'Chromium WebTransport datagram', 'wt-stream': 'Chromium WebTransport stream', wss: 'Chromium WebSocket (WSS)' }[r.kind] ?? r.kind;
+          if (r.error) notes.push(`${g} ${label}: ${r.error}`);
+          rows.push(
+            distRow(`${label} echo`, g, r.rttMs, 'ms', {
+              sent: r.sent,
+              delivered: round(r.sent ? r.received / r.sent : 0, 4),
+              lost: r.sent - r.received,
+            }, { rtt_ms: rtt, loss_pct: loss, transport: r.kind }),
+          );
+          p99.set(`${loss}/${r.kind}`, summarize(r.rttMs).p99);
+          await pair.server.call('bench/lib/roles/servers.ts', 'takeTag', r.tag);
+        }
+      }
+      const ref = losses.includes(2) ? 2 : losses[losses.length - 1];
+      ratios.browser_p99_wt_datagram_over_wss_loss2_rtt50 = round(p99.get(`${ref}/wt-datagram`)! / p99.get(`${ref}/wss`)!, 3);
+      if (net.kind !== 'link') notes.push('no emulated link: measured on loopback, the rtt50 ratios were measured without delay or loss');
+      notes.push('latency percentiles are echo round trips over delivered messages (the page clock is not the server clock).');
+      await page.close();
+    } finally {
+      await browser?.close();
+      await pair.close();
+      await net.close();
+    }
+    return {
+      link: { ...net.describe(), count, lossesPct: losses, durationMs },
+      rows,
+      ratios,
+      goals: {
+        browser_ready_wt_over_wss_rtt50: { op: '<=', value: 0.7, note: 'as setup' },
+        browser_first_echo_wt_over_wss_rtt50: { op: '<=', value: 0.52, note: 'as setup' },
+        browser_p99_wt_datagram_over_wss_loss2_rtt50: { op: '<=', value: 0.5, note: 'as latency (echo)' },
+      },
+      charts: [
+        {
+          file: 'setup',
+          title: 'Chromium: median time to ready/open and first echo',
+          categories: ['ready/open', 'first echo'],
+          unit: 'ms',
+          series: [
+            { name: 'WebTransport', values: rows.filter((r) => r.name.startsWith('Chromium WebTransport ') && r.group?.endsWith('setup')).map((r) => r.p50 ?? Number.NaN) },
+            { name: 'WebSocket (WSS)', values: rows.filter((r) => r.name.startsWith('Chromium WebSocket') && r.group?.endsWith('setup')).map((r) => r.p50 ?? Number.NaN) },
+          ],
+        },
+      ],
+      notes,
+    };
+  },
+};
+export default suite;

@@ -1,0 +1,127 @@
+/**
+ * Tail latency under loss: 60 Hz small messages over an emulated 50 ms RTT link at 0, 1, 2 and 5 % random loss
+ * per direction, for WebTransport datagrams, one WebTransport stream, our WebSocket transport (its datagrams,
+ * which ride on the reliable WebSocket) and plain `ws`, all at once over the same link so they meet the same
+ * conditions. One-way delay (client -> server, measured by the server against the shared monotonic clock) and
+ * echo round trip; lost messages are counted, not averaged in. Loss changes through the link's control channel
+ * without restarting anything.
+ */
+import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { CLIENTS, listArg, numArg, SERVERS, startPair } from '../lib/pair.js';
+import type { ChannelKind, LatencyChannelResult } from '../lib/roles/clients.js';
+import type { TagCounters } from '../lib/roles/servers.js';
+import { distRow, openPath, round } from '../lib/suite-util.js';
+import { summarize } from '../lib/harness.js';
+
+const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'ws'];
+const LABEL: Record<string, string> = {
+  'wt-datagram': 'WebTransport datagram',
+  'wt-stream': 'WebTransport stream',
+  'qws-datagram': 'Quiver WebSocket transport',
+  ws: 'ws (plain)',
+};
+
+const suite: BenchSuite = {
+  name: 'latency',
+  description:
+    '60 Hz small messages, one way (client to server) and echoed, per transport, at 0-5 % loss on a 50 ms RTT link: p50/p90/p99/max in ms.',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const rtt = numArg(ctx.args, 'rtt', 50);
+    const losses = listArg(ctx.args, 'loss', ctx.quick ? [0, 2] : [0, 1, 2, 5]);
+    const durationMs = numArg(ctx.args, 'seconds', ctx.quick ? 10 : 40) * 1000;
+    const hz = numArg(ctx.args, 'hz', 60);
+    const size = numArg(ctx.args, 'size', 32);
+    const notes: string[] = [
+      `${hz} Hz, ${size}-byte messages, ${durationMs / 1000} s per loss level, all transports at once over the same link; loss is random, per packet and direction.`,
+      'one-way: client to server, on the shared monotonic clock; echo: round trip as the client sees it. Percentiles are over delivered messages; `delivered` is the fraction that arrived (one way) and `lost` the count that never did.',
+    ];
+    const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
+    const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
+    const linkDesc = net.describe();
+    const pair = await startPair(net);
+    const rows: ResultRow[] = [];
+    const p99 = new Map<string, number>();
+    const chartSeries = new Map<string, number[]>();
+    const groups: string[] = [];
+    try {
+      let tagBase = 0;
+      for (const loss of losses) {
+        const group = net.kind === 'link' ? `rtt${rtt} loss${loss}%` : `loopback (loss ${loss}% not applied)`;
+        groups.push(group);
+        if (net.link) await net.link.setParams({ loss: loss / 100 });
+        ctx.progress(`${group}: ${durationMs / 1000} s of ${hz} Hz on ${KINDS.length} transports`);
+        const res = await pair.client.call<LatencyChannelResult[]>(CLIENTS, 'latencyRun', KINDS, pair.target, {
+          hz,
+          durationMs,
+          size,
+          graceMs: 3000,
+          tagBase,
+        });
+        tagBase += KINDS.length;
+        for (const r of res) {
+          const server = await pair.server.call<{ counters?: TagCounters; oneWayMs: number[] }>(
+            SERVERS,
+            'takeTag',
+            r.tag,
+          );
+          const label = LABEL[r.kind] ?? r.kind;
+          if (r.error) notes.push(`${group} ${label}: ${r.error}`);
+          const delivered = r.sent ? server.oneWayMs.length / r.sent : 0;
+          const params = { rtt_ms: rtt, loss_pct: loss, transport: r.kind };
+          rows.push(
+            distRow(`${label} one-way`, group, server.oneWayMs, 'ms', {
+              sent: r.sent,
+              delivered: round(delivered, 4),
+              lost: r.sent - server.oneWayMs.length,
+            }, params),
+            distRow(`${label} echo`, group, r.rttMs, 'ms', {
+              sent: r.sent,
+              delivered: round(r.sent ? r.received / r.sent : 0, 4),
+              lost: r.sent - r.received,
+            }, params),
+          );
+          const s = summarize(server.oneWayMs);
+          p99.set(`${loss}/${r.kind}`, s.p99);
+          if (!chartSeries.has(label)) chartSeries.set(label, []);
+          chartSeries.get(label)!.push(s.p99);
+        }
+      }
+      if (net.link) {
+        const st = await net.link.stats();
+        notes.push(
+          `link counters: up ${st.up.rxPackets} packets, ${st.up.droppedLoss} dropped by loss, ${st.up.droppedQueue} by queue; down ${st.down.rxPackets}, ${st.down.droppedLoss}, ${st.down.droppedQueue}`,
+        );
+      }
+    } finally {
+      await pair.close();
+      await net.close();
+    }
+    const ref = losses.includes(2) ? 2 : losses[losses.length - 1];
+    if (ref !== 2) notes.push(`loss 2 % not measured: the ratio uses loss ${ref} %`);
+    if (net.kind !== 'link') notes.push('no emulated link: measured on loopback without loss, the ratio says little');
+    const r = (a: string, b: string): number => round(p99.get(a)! / p99.get(b)!, 3);
+    return {
+      link: { ...linkDesc, lossesPct: losses, hz, size, durationMs },
+      rows,
+      ratios: {
+        p99_wt_datagram_over_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/ws`),
+        p99_wt_datagram_over_quiver_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/qws-datagram`),
+        p99_wt_stream_over_ws_loss2_rtt50: r(`${ref}/wt-stream`, `${ref}/ws`),
+      },
+      goals: {
+        p99_wt_datagram_over_ws_loss2_rtt50: { op: '<=', value: 0.5, note: 'one-way p99, plain ws' },
+      },
+      charts: [
+        {
+          file: 'p99',
+          title: `One-way p99 latency at ${rtt} ms RTT by loss`,
+          categories: groups,
+          unit: 'ms',
+          series: [...chartSeries].map(([name, values]) => ({ name, values })),
+        },
+      ],
+      notes,
+    };
+  },
+};
+export default suite;

@@ -1,0 +1,136 @@
+/**
+ * Session establishment: time from the connect call to `ready` (WebTransport, our WebSocket transport) or `open`
+ * (plain `ws`, `ws` over TLS), and to the echo of the first application message, over fresh connections on
+ * loopback and on emulated links of 20, 50 and 100 ms RTT. Also in RTT units next to the protocol floors:
+ * WebTransport over HTTP/3 is ready after 2 RTT (QUIC handshake, then the extended CONNECT,
+ * draft-ietf-webtrans-http3 §3.2) and can echo a message written on a stream opened before `ready` after 2 RTT
+ * (§4.5 lets the client send before the response); WSS opens after 3 RTT (TCP, TLS 1.3, HTTP upgrade,
+ * RFC 6455 §4) and echoes after 4.
+ */
+import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { CLIENTS, numArg, startPair } from '../lib/pair.js';
+import type { SetupResult } from '../lib/roles/clients.js';
+import { distRow, median, openPath, type PathSpec, round } from '../lib/suite-util.js';
+
+const KINDS = ['wt', 'qws', 'ws', 'wss'] as const;
+type Kind = (typeof KINDS)[number];
+const LABEL: Record<Kind, string> = {
+  wt: 'WebTransport (h3)',
+  qws: 'Quiver WebSocket transport (TLS)',
+  ws: 'ws (plain)',
+  wss: 'ws over TLS (WSS)',
+};
+/** RTTs to `ready`/`open` and to the first echo that the protocols cannot beat. */
+const FLOOR: Record<Kind, { ready: number; echo: number }> = {
+  wt: { ready: 2, echo: 2 },
+  qws: { ready: 3, echo: 4 },
+  ws: { ready: 2, echo: 3 },
+  wss: { ready: 3, echo: 4 },
+};
+
+const suite: BenchSuite = {
+  name: 'setup',
+  description:
+    'Time to ready/open and to the first echoed message over fresh connections, per transport and link RTT (ms, and RTT units next to the floors).',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const count = numArg(ctx.args, 'count', ctx.quick ? 10 : 40);
+    const paths: PathSpec[] = ctx.quick
+      ? [
+          { name: 'loopback', rttMs: 0 },
+          { name: 'rtt50', rttMs: 50 },
+        ]
+      : [
+          { name: 'loopback', rttMs: 0 },
+          { name: 'rtt20', rttMs: 20 },
+          { name: 'rtt50', rttMs: 50 },
+          { name: 'rtt100', rttMs: 100 },
+        ];
+    const rows: ResultRow[] = [];
+    const notes: string[] = [
+      `${count} fresh connections per transport and path (after one unrecorded warm-up each), transports interleaved round-robin so machine load affects all alike.`,
+      'ready: connect call to `ready` (session transports) or `open` (ws); echo: connect call to the echo of a 32-byte message written at once (on a bidirectional stream requested before `ready`) or on `open` (ws).',
+      'Floors in RTT: WebTransport ready 2, echo 2; WSS and our WebSocket transport (TLS) open 3, echo 4; plain ws open 2, echo 3.',
+    ];
+    const medians = new Map<string, number>();
+    const charts = { ready: new Map<string, number[]>(), echo: new Map<string, number[]>() };
+    const done: string[] = [];
+    for (const spec of paths) {
+      const opened = await openPath(ctx, spec, notes);
+      if (!opened) continue;
+      const { net } = opened;
+      done.push(spec.name);
+      ctx.progress(`${spec.name}: starting server and client agents (${net.kind})`);
+      const pair = await startPair(net);
+      try {
+        // One unrecorded round first: module loading and JIT warm-up are not connection setup.
+        for (const k of KINDS) await pair.client.call<SetupResult>(CLIENTS, 'setupRun', k, pair.target, 1);
+        const results = new Map<Kind, SetupResult>(KINDS.map((k) => [k, { samples: [], failures: 0 }]));
+        for (let i = 0; i < count; i++) {
+          for (const k of KINDS) {
+            const r = await pair.client.call<SetupResult>(CLIENTS, 'setupRun', k, pair.target, 1);
+            const acc = results.get(k)!;
+            acc.samples.push(...r.samples);
+            acc.failures += r.failures;
+            acc.firstError ??= r.firstError;
+          }
+          if ((i + 1) % 10 === 0 || i + 1 === count) ctx.progress(`${spec.name}: ${i + 1}/${count} rounds`);
+        }
+        for (const k of KINDS) {
+          const r = results.get(k)!;
+          const ready = r.samples.map((s) => s.readyMs);
+          const echo = r.samples.map((s) => s.echoMs);
+          const params = { rtt_ms: spec.rttMs, transport: k };
+          const units = (v: number[]): number | string => (spec.rttMs > 0 && v.length ? round(median(v) / spec.rttMs, 2) : '');
+          rows.push(
+            distRow(`${LABEL[k]} ready`, spec.name, ready, 'ms', { p50_rtt: units(ready), floor_rtt: FLOOR[k].ready, failures: r.failures }, params),
+            distRow(`${LABEL[k]} first echo`, spec.name, echo, 'ms', { p50_rtt: units(echo), floor_rtt: FLOOR[k].echo, failures: r.failures }, params),
+          );
+          if (r.failures) notes.push(`${spec.name} ${k}: ${r.failures} failed connection(s), first error: ${r.firstError}`);
+          medians.set(`${spec.name}/${k}/ready`, ready.length ? median(ready) : Number.NaN);
+          medians.set(`${spec.name}/${k}/echo`, echo.length ? median(echo) : Number.NaN);
+          if (!charts.ready.has(k)) charts.ready.set(k, []);
+          if (!charts.echo.has(k)) charts.echo.set(k, []);
+          charts.ready.get(k)!.push(medians.get(`${spec.name}/${k}/ready`)!);
+          charts.echo.get(k)!.push(medians.get(`${spec.name}/${k}/echo`)!);
+        }
+        if (pair.ports.wtError) notes.push(`WebTransport listener missing: ${pair.ports.wtError}`);
+      } finally {
+        await pair.close();
+        await net.close();
+      }
+    }
+    const ref = done.includes('rtt50') ? 'rtt50' : 'loopback';
+    if (ref !== 'rtt50') notes.push('the rtt50 ratios below were measured on loopback (no emulated link here)');
+    const ratio = (a: string, b: string): number => round(medians.get(a)! / medians.get(b)!, 3);
+    return {
+      link: { paths: paths.map((p) => p.name), measured: done, count },
+      rows,
+      ratios: {
+        ready_wt_over_wss_rtt50: ratio(`${ref}/wt/ready`, `${ref}/wss/ready`),
+        first_echo_wt_over_wss_rtt50: ratio(`${ref}/wt/echo`, `${ref}/wss/echo`),
+      },
+      goals: {
+        ready_wt_over_wss_rtt50: { op: '<=', value: 0.7, note: '2 RTT against 3' },
+        first_echo_wt_over_wss_rtt50: { op: '<=', value: 0.52, note: '2 RTT against 4' },
+      },
+      charts: [
+        {
+          file: 'ready',
+          title: 'Median time to ready/open',
+          categories: done,
+          unit: 'ms',
+          series: KINDS.map((k) => ({ name: LABEL[k], values: charts.ready.get(k) ?? [] })),
+        },
+        {
+          file: 'first-echo',
+          title: 'Median time to the first echoed message',
+          categories: done,
+          unit: 'ms',
+          series: KINDS.map((k) => ({ name: LABEL[k], values: charts.echo.get(k) ?? [] })),
+        },
+      ],
+      notes,
+    };
+  },
+};
+export default suite;

@@ -1,0 +1,145 @@
+/**
+ * Throughput on loopback: messages per second and MB/s, and the same per CPU-second of both ends ("per core"),
+ * for each transport, with the raw `node:dgram` packet ceiling and raw TCP measured in the same run. A client
+ * agent sends sink-flagged probes as fast as backpressure allows; the server agent counts what arrives. Unreliable
+ * kinds (UDP, WebTransport datagrams) may lose what the receiver cannot keep up with; only arrivals count.
+ */
+import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { loopback } from '../lib/network.js';
+import { CLIENTS, listArg, numArg, SERVERS, startPair } from '../lib/pair.js';
+import type { ChannelKind, ThroughputResult } from '../lib/roles/clients.js';
+import type { ServerSnapshot, TagCounters } from '../lib/roles/servers.js';
+import { median, round } from '../lib/suite-util.js';
+
+const KINDS: ChannelKind[] = ['udp', 'tcp', 'wt-datagram', 'wt-stream', 'qws-datagram', 'qws-stream', 'ws'];
+const LABEL: Record<string, string> = {
+  udp: 'node:dgram (raw UDP)',
+  tcp: 'node:net (raw TCP)',
+  'wt-datagram': 'WebTransport datagrams',
+  'wt-stream': 'WebTransport stream',
+  'qws-datagram': 'Quiver WebSocket datagrams',
+  'qws-stream': 'Quiver WebSocket stream',
+  ws: 'ws (plain)',
+};
+
+interface One {
+  msgs: number;
+  mbps: number;
+  msgsPerCore: number;
+  mbPerCore: number;
+  cores: number;
+  delivered: number;
+}
+
+const suite: BenchSuite = {
+  name: 'throughput',
+  description:
+    'Messages/s and MB/s per transport on loopback, and per CPU-second of client and server together (per core), against raw UDP and TCP in the same run.',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 3 : 8);
+    const sizes = listArg(ctx.args, 'size', ctx.quick ? [1000] : [64, 1000]);
+    const rounds = numArg(ctx.args, 'rounds', ctx.quick ? 1 : 3);
+    const notes: string[] = [
+      `loopback, one client agent and one server agent (separate processes), ${seconds} s per run, ${rounds} round(s) interleaved across transports; figures are medians over rounds.`,
+      'per core: divided by the CPU time (user + system) that the client and the server agents used during the run, so a transport that needs two busy cores counts double.',
+      '`delivered`: arrivals over messages sent (below 1 only for the unreliable kinds, when the receiver falls behind).',
+    ];
+    const net = loopback();
+    const pair = await startPair(net);
+    const results = new Map<string, One[]>();
+    let tag = 0;
+    try {
+      for (let round_ = 0; round_ < rounds; round_++) {
+        for (const size of sizes) {
+          for (const kind of KINDS) {
+            ctx.progress(`round ${round_ + 1}/${rounds}: ${kind}, ${size} B`);
+            tag = (tag + 1) % 250;
+            await pair.server.call(SERVERS, 'takeTag', tag);
+            const before = await pair.server.call<ServerSnapshot>(SERVERS, 'snapshot');
+            const r = await pair.client.call<ThroughputResult>(CLIENTS, 'throughputRun', kind, pair.target, {
+              durationMs: seconds * 1000,
+              size,
+              tag,
+            });
+            // Let what is in flight land before reading the counters.
+            await new Promise((res) => setTimeout(res, 300));
+            const after = await pair.server.call<ServerSnapshot>(SERVERS, 'snapshot');
+            const got = await pair.server.call<{ counters?: TagCounters }>(SERVERS, 'takeTag', tag);
+            if (r.error) {
+              notes.push(`${kind} ${size} B: ${r.error}`);
+              continue;
+            }
+            const msgs = got.counters?.messages ?? 0;
+            const bytes = got.counters?.bytes ?? 0;
+            const cpuS = (r.cpuUs + (after.cpuUs - before.cpuUs)) / 1e6;
+            const wallS = r.wallMs / 1000;
+            const key = `${size}/${kind}`;
+            if (!results.has(key)) results.set(key, []);
+            results.get(key)!.push({
+              msgs: msgs / wallS,
+              mbps: bytes / wallS / 1e6,
+              msgsPerCore: msgs / cpuS,
+              mbPerCore: bytes / cpuS / 1e6,
+              cores: cpuS / wallS,
+              delivered: r.sent ? msgs / r.sent : 0,
+            });
+          }
+        }
+      }
+    } finally {
+      await pair.close();
+      await net.close();
+    }
+    const rows: ResultRow[] = [];
+    const per = new Map<string, number>();
+    const chart = new Map<number, number[]>();
+    for (const size of sizes) {
+      for (const kind of KINDS) {
+        const rs = results.get(`${size}/${kind}`);
+        if (!rs?.length) continue;
+        const m = (f: (o: One) => number): number => median(rs.map(f));
+        per.set(`${size}/${kind}`, m((o) => o.msgsPerCore));
+        rows.push({
+          name: LABEL[kind] ?? kind,
+          group: `${size} B`,
+          unit: 'msg/s',
+          params: { size, transport: kind },
+          extra: {
+            'msg/s': round(m((o) => o.msgs), 0),
+            'MB/s': round(m((o) => o.mbps), 2),
+            'msg/s per core': round(m((o) => o.msgsPerCore), 0),
+            'MB/s per core': round(m((o) => o.mbPerCore), 2),
+            cores: round(m((o) => o.cores), 2),
+            delivered: round(m((o) => o.delivered), 3),
+          },
+        });
+        if (!chart.has(size)) chart.set(size, []);
+        chart.get(size)!.push(m((o) => o.msgsPerCore));
+      }
+    }
+    const ref = sizes.includes(1000) ? 1000 : sizes[sizes.length - 1];
+    const ratio = (a: string, b: string): number => round(per.get(`${ref}/${a}`)! / per.get(`${ref}/${b}`)!, 3);
+    notes.push(`ratios: messages per core at ${ref} B.`);
+    return {
+      link: { loopback: true, seconds, sizes, rounds },
+      rows,
+      ratios: {
+        wt_over_dgram_ceiling: ratio('wt-datagram', 'udp'),
+        wt_stream_over_tcp: ratio('wt-stream', 'tcp'),
+        quiver_ws_over_tcp: ratio('qws-stream', 'tcp'),
+      },
+      goals: { wt_over_dgram_ceiling: { op: '>=', value: 0.5, note: 'WebTransport datagrams per core vs raw UDP' } },
+      charts: [
+        {
+          file: 'per-core',
+          title: 'Messages per CPU-second (client + server)',
+          categories: KINDS.filter((k) => results.has(`${sizes[0]}/${k}`)).map((k) => LABEL[k] ?? k),
+          unit: 'msg/s per core',
+          series: sizes.map((s) => ({ name: `${s} B`, values: chart.get(s) ?? [] })),
+        },
+      ],
+      notes,
+    };
+  },
+};
+export default suite;

@@ -1,0 +1,29 @@
+/**
+ * `npm start`: builds the browser bundle, serves the demo and prints its URL. `PORT` (default 8080), `HOST`
+ * (default localhost), `BOTS` (default 8) and `WT_PORT` (UDP port of WebTransport, default the HTTP port number)
+ * come from the environment.
+ */
+import { createDemoServer } from './src/server/app.js';
+
+const env = process.env;
+const server = await createDemoServer({
+  host: env.HOST ?? 'localhost',
+  port: env.PORT ? Number(env.PORT) : 8080,
+  webtransportPort: env.WT_PORT ? Number(env.WT_PORT) : undefined,
+  bots: env.BOTS ? Number(env.BOTS) : 8,
+  logger: { level: env.LOG_LEVEL ?? 'warn' },
+});
+const wt = server.app.quiverTransports.webtransport?.address;
+console.log(`Quiver demo: ${server.url}`);
+console.log(
+  `  WebTransport on udp ${wt ? `${wt.host}:${wt.port}` : '(off)'}, WebSocket and /metrics on port ${server.port}`,
+);
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await server.close();
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

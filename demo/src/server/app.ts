@@ -1,0 +1,294 @@
+/**
+ * The demo server: fastify serving the page, Quiver's WebTransport (UDP) and WebSocket endpoints on `/quiver`,
+ * `/metrics`, and the authoritative world at a fixed tick, replicated to every player with `@quiver/sync` deltas
+ * on the unreliable channel (datagrams on WebTransport).
+ */
+import fastifyStatic from '@fastify/static';
+import quiver from '@quiver/fastify';
+import { FixedTicker, InputReceiver, PredictError, type SequencedInput, decodeInputPacket } from '@quiver/predict';
+import type { ServerSession } from '@quiver/session';
+import { SyncError, SyncServer } from '@quiver/sync';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  ARENA,
+  BotCount,
+  decodePose,
+  Frame,
+  inputCodec,
+  Join,
+  MAX_BOTS,
+  messages,
+  NEUTRAL_INPUT,
+  type PlayerInput,
+  SetBots,
+  Snapshot,
+  schema,
+  TICK_RATE,
+  Welcome,
+  yawQuat,
+} from '../shared/protocol.js';
+import { buildClient, PUBLIC_DIR } from './build.js';
+import { type AvatarState, World, worldOf } from './world.js';
+
+export interface DemoServerOptions {
+  /** Default `localhost` (a secure context for the page without a certificate). */
+  host?: string;
+  /** HTTP port; 0 lets the OS choose. Default 8080. */
+  port?: number;
+  /** UDP port of WebTransport. Default: the HTTP port number. */
+  webtransportPort?: number;
+  /** Bots at start (default 8, at most {@link MAX_BOTS}). */
+  bots?: number;
+  /** Seed of the world (layout and bot decisions). Default 8. */
+  seed?: number;
+  /** Build the browser bundle before listening (default true). */
+  build?: boolean;
+  /** fastify logger (default false). */
+  logger?: boolean | { level: string };
+  /** Inputs a player may have queued before the oldest is dropped (default 16). */
+  maxQueuedInputs?: number;
+}
+
+export interface DemoStats {
+  players: number;
+  bots: number;
+  tick: number;
+  /** Ticks skipped because the process stalled for longer than 8 ticks. */
+  droppedTickMs: number;
+  inputsApplied: number;
+  /** Inputs dropped because a player's queue was full. */
+  inputsDropped: number;
+  /** Malformed input packets (counted by the receivers, summed over players ever seen). */
+  inputsRejected: number;
+  /** Input streams restarted because a packet jumped too far ahead (a long outage). */
+  inputResets: number;
+  /** Sync acks refused by the sync layer. */
+  acksRejected: number;
+  /** Snapshots the session layer refused to send (congestion, budget, disconnected). */
+  snapshotsDropped: number;
+  snapshotsSent: number;
+}
+
+export interface DemoServer {
+  readonly app: FastifyInstance;
+  /** `http://<host>:<port>/` */
+  readonly url: string;
+  readonly port: number;
+  readonly world: World;
+  readonly stats: DemoStats;
+  close(): Promise<void>;
+}
+
+interface Player {
+  session: ServerSession;
+  entity: number;
+  receiver: InputReceiver<PlayerInput>;
+  queue: SequencedInput<PlayerInput>[];
+}
+
+export async function createDemoServer(options: DemoServerOptions = {}): Promise<DemoServer> {
+  const host = options.host ?? 'localhost';
+  const maxQueued = options.maxQueuedInputs ?? 16;
+  if (options.build !== false) await buildClient();
+
+  const app = Fastify({ logger: options.logger ?? false });
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'], cacheControl: false });
+  await app.register(quiver, {
+    path: '/quiver',
+    webtransport: {
+      // `localhost` resolves to both 127.0.0.1 and ::1; the page is told the IPv4 address (see /quiver/info).
+      host: host === 'localhost' ? '127.0.0.1' : host,
+      ...(options.webtransportPort !== undefined ? { port: options.webtransportPort } : {}),
+    },
+    session: {
+      messages,
+      maxSessions: 64,
+      rateLimits: { perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 } },
+    },
+  });
+
+  const stats: DemoStats = {
+    players: 0,
+    bots: 0,
+    tick: 0,
+    droppedTickMs: 0,
+    inputsApplied: 0,
+    inputsDropped: 0,
+    inputsRejected: 0,
+    inputResets: 0,
+    acksRejected: 0,
+    snapshotsDropped: 0,
+    snapshotsSent: 0,
+  };
+  const world = new World({ seed: options.seed ?? 8, bots: 0 });
+  const sync = new SyncServer(schema, { budgetBytes: 1000, maxPacketBytes: 1100 });
+  const thingIds = world.things.map((t) =>
+    sync.spawn({
+      body: { pos: t.pos, rot: t.rot },
+      shape: { kind: t.kind, size: t.size, color: t.color },
+    }),
+  );
+  const spawnAvatar = (name: string, owner?: string): number =>
+    sync.spawn({ shape: { kind: 'avatar', size: 0.3, color: 0 }, avatar: { name } }, owner ? { owner } : {});
+  world.setBotCount(options.bots ?? 8);
+  world.reconcileBots(spawnAvatar, (id) => sync.despawn(id));
+
+  const players = new Map<string, Player>();
+
+  const join = (session: ServerSession, name: string) => {
+    let p = players.get(session.id);
+    if (!p) {
+      sync.addClient(session.id);
+      const entity = spawnAvatar(name, session.id);
+      world.addAvatar(entity, name, false);
+      p = { session, entity, receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }), queue: [] };
+      players.set(session.id, p);
+    }
+    const a = world.avatars.get(p.entity)!;
+    session.send(Welcome, {
+      entity: p.entity,
+      tickRate: TICK_RATE,
+      arena: ARENA,
+      bots: world.botCount,
+      x: a.x,
+      z: a.z,
+    });
+  };
+  const leave = (session: ServerSession) => {
+    const p = players.get(session.id);
+    if (!p) return;
+    stats.inputsRejected += p.receiver.stats.rejected;
+    players.delete(session.id);
+    world.removeAvatar(p.entity);
+    sync.despawn(p.entity);
+    sync.removeClient(session.id);
+  };
+
+  app.quiver.on('session', (s) => s.on('close', () => leave(s)));
+  app.quiver.on(Join, (m, s) => join(s, m.name.slice(0, 24)));
+  app.quiver.on(SetBots, (m) => {
+    world.setBotCount(Math.min(MAX_BOTS, m.count));
+  });
+  app.quiver.on(Frame, (f, s) => {
+    const p = players.get(s.id);
+    if (!p) return;
+    if (f.a) {
+      try {
+        sync.receiveAck(s.id, f.a);
+      } catch (err) {
+        if (!(err instanceof SyncError)) throw err;
+        stats.acksRejected++;
+      }
+    }
+    if (f.i) {
+      let inputs: SequencedInput<PlayerInput>[] = [];
+      try {
+        inputs = p.receiver.receive(f.i);
+      } catch (err) {
+        if (!(err instanceof PredictError)) throw err;
+        // After a long outage the packet starts far past what the receiver expects: start over from it rather
+        // than inventing hundreds of inputs (the player's prediction reconciles against what we send).
+        try {
+          const first = decodeInputPacket(inputCodec, f.i)[0].seq;
+          if (first > p.receiver.lastSeq) {
+            p.receiver = new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: first });
+            p.queue.length = 0;
+            inputs = p.receiver.receive(f.i);
+            stats.inputResets++;
+          }
+        } catch {
+          // malformed: already counted by the receiver
+        }
+      }
+      for (const input of inputs) {
+        p.queue.push(input);
+        if (p.queue.length > maxQueued) {
+          p.queue.shift();
+          stats.inputsDropped++;
+        }
+      }
+    }
+    if (f.p) world.setPose(p.entity, decodePose(f.p));
+  });
+
+  const writeAvatar = (id: number, a: AvatarState) => {
+    sync.set(id, 'body', { pos: { x: a.x, y: 0, z: a.z }, rot: yawQuat(a.yaw) });
+    sync.set(id, 'shape', { color: a.color });
+    sync.set(id, 'avatar', {
+      head: worldOf(a, a.pose.head),
+      headRot: a.pose.headRot,
+      left: worldOf(a, a.pose.left),
+      leftRot: a.pose.leftRot,
+      right: worldOf(a, a.pose.right),
+      rightRot: a.pose.rightRot,
+      bot: a.bot,
+      seq: a.seq,
+    });
+  };
+
+  const tickOnce = () => {
+    for (const p of players.values()) {
+      // One input per tick keeps the player's clock; a backlog (jitter, a burst after loss) drains one extra.
+      const n = Math.min(p.queue.length, p.queue.length > 3 ? 2 : 1);
+      for (let i = 0; i < n; i++) {
+        const { seq, input } = p.queue.shift()!;
+        world.applyInput(p.entity, seq, input);
+        stats.inputsApplied++;
+      }
+    }
+    const botsBefore = world.botCount;
+    world.reconcileBots(spawnAvatar, (id) => sync.despawn(id));
+    world.step();
+    if (world.botCount !== botsBefore) app.quiver.broadcast(BotCount, { count: world.botCount });
+    world.things.forEach((t, i) => {
+      sync.set(thingIds[i], 'body', { pos: t.pos, rot: t.rot });
+    });
+    for (const [id, a] of world.avatars) writeAvatar(id, a);
+    sync.tick();
+    for (const [key, p] of players) {
+      if (!p.session.connected) continue;
+      if (p.session.send(Snapshot, sync.encodeFor(key))) stats.snapshotsSent++;
+      else stats.snapshotsDropped++;
+    }
+    stats.tick = world.tick;
+    stats.players = players.size;
+    stats.bots = world.botCount;
+  };
+
+  const ticker = new FixedTicker(TICK_RATE);
+  let last = performance.now();
+  const timer = setInterval(
+    () => {
+      const now = performance.now();
+      const n = ticker.advance(now - last);
+      last = now;
+      for (let i = 0; i < n; i++) tickOnce();
+      stats.droppedTickMs = ticker.droppedMs;
+    },
+    Math.max(1, Math.floor(ticker.tickMs / 4)),
+  );
+
+  app.get('/demo/status', async () => ({ ...stats, inputsRejected: currentRejected() }));
+  const currentRejected = () =>
+    stats.inputsRejected + [...players.values()].reduce((n, p) => n + p.receiver.stats.rejected, 0);
+
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+  });
+
+  const address = await app.listen({ host, port: options.port ?? 8080 });
+  await app.quiverTransports.ready();
+  const port = Number(new URL(address).port);
+  const urlHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return {
+    app,
+    url: `http://${urlHost}:${port}/`,
+    port,
+    world,
+    stats,
+    close: async () => {
+      clearInterval(timer);
+      await app.close();
+    },
+  };
+}
