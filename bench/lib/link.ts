@@ -128,7 +128,10 @@ export function linkUnavailable(): LinkUnavailableError | undefined {
       'emulated links need root (network namespaces and TUN devices); run as root or use loopback',
     );
   if (!existsSync('/dev/net/tun'))
-    return new LinkUnavailableError('no-tun', '/dev/net/tun is missing (no TUN support in this kernel/container)');
+    return new LinkUnavailableError(
+      'no-tun',
+      '/dev/net/tun is missing (no TUN support in this kernel/container)',
+    );
   if (!which('ip')) return new LinkUnavailableError('no-ip', 'the `ip` command (iproute2) is missing');
   if (!which(process.env.CC ?? 'cc') && !existsSync(join(REPO_ROOT, 'scripts', '.build', 'quiver-netem')))
     return new LinkUnavailableError('no-cc', 'no C compiler (`cc`) to build scripts/netem/forwarder.c');
@@ -187,11 +190,15 @@ export function listLinkNamespaces(): string[] {
 }
 
 /** The forwarder's `set` arguments for these parameters. */
+const PARAM_KEYS = new Set(['delayMs', 'jitterMs', 'loss', 'burst', 'rateMbit', 'limitPackets', 'seed']);
+
 export function controlArgs(p: Partial<LinkParams>): string[] {
+  for (const k of Object.keys(p)) if (!PARAM_KEYS.has(k)) throw new RangeError(`unknown link parameter ${k}`);
   const a: string[] = [];
   const num = (name: string, v: number | undefined, lo: number, hi = Number.POSITIVE_INFINITY): void => {
     if (v === undefined) return;
-    if (!Number.isFinite(v) || v < lo || v > hi) throw new RangeError(`link parameter ${name} out of range: ${v}`);
+    if (!Number.isFinite(v) || v < lo || v > hi)
+      throw new RangeError(`link parameter ${name} out of range: ${v}`);
   };
   num('delayMs', p.delayMs, 0, 60_000);
   num('jitterMs', p.jitterMs, 0, 60_000);
@@ -209,7 +216,8 @@ export function controlArgs(p: Partial<LinkParams>): string[] {
     if ('burst' in p || p.loss !== undefined) a.push('ge_p=0');
   } else if (typeof p.burst === 'number') {
     // Stationary loss of the two-state chain with h=0, k=1 is p/(p+r); pick p so that it equals `loss`.
-    if (!(p.burst >= 1)) throw new RangeError(`link parameter burst (mean burst length) must be >= 1: ${p.burst}`);
+    if (!(p.burst >= 1))
+      throw new RangeError(`link parameter burst (mean burst length) must be >= 1: ${p.burst}`);
     const loss = p.loss ?? 0;
     if (loss >= 1) throw new RangeError('bursty loss needs loss < 1');
     const r = 1 / p.burst;
@@ -283,7 +291,14 @@ function killTree(c: ChildProcess, sig: NodeJS.Signals): void {
 export async function createLink(params: LinkParams): Promise<Link> {
   const why = linkUnavailable();
   if (why) throw why;
-  const args = controlArgs({ jitterMs: 0, loss: 0, rateMbit: 0, seed: 1, ...params, burst: params.burst ?? 0 });
+  const args = controlArgs({
+    jitterMs: 0,
+    loss: 0,
+    rateMbit: 0,
+    seed: 1,
+    ...params,
+    burst: params.burst ?? 0,
+  });
   const bin = buildForwarder();
   cleanupStaleNamespaces();
   installHooks();
@@ -297,7 +312,9 @@ export async function createLink(params: LinkParams): Promise<Link> {
 
   // QUIVER_NETEM_TRACE=1 makes the forwarder log every packet; that goes straight to our stderr.
   const tracing = !!process.env.QUIVER_NETEM_TRACE && process.env.QUIVER_NETEM_TRACE !== '0';
-  const forwarder = spawnChild(bin, [clientDev, serverDev], { stdio: ['pipe', 'pipe', tracing ? 'inherit' : 'pipe'] });
+  const forwarder = spawnChild(bin, [clientDev, serverDev], {
+    stdio: ['pipe', 'pipe', tracing ? 'inherit' : 'pipe'],
+  });
   const l: LiveLink = { namespaces: [], forwarder, children: new Set() };
   live.add(l);
   let stderr = '';

@@ -129,11 +129,16 @@ export async function emulated(params: LinkParams): Promise<Network> {
     serverAddr: link.serverAddr,
     link,
     async agent(side) {
-      const child = link.spawn(side === 'client' ? link.clientNs : link.serverNs, process.execPath, NODE_ARGS, {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        serialization: 'advanced',
-      });
+      const child = link.spawn(
+        side === 'client' ? link.clientNs : link.serverNs,
+        process.execPath,
+        NODE_ARGS,
+        {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          serialization: 'advanced',
+        },
+      );
       const a = await wrap(child);
       agents.push(a);
       return a;
@@ -150,9 +155,7 @@ export async function emulated(params: LinkParams): Promise<Network> {
  * An emulated link when possible, else loopback with `fallback` saying why (suites print it and note it in
  * their results: "without root, the link suites say so and run on loopback").
  */
-export async function linkOrLoopback(
-  params: LinkParams,
-): Promise<{ net: Network; fallback?: string }> {
+export async function linkOrLoopback(params: LinkParams): Promise<{ net: Network; fallback?: string }> {
   const why = linkUnavailable();
   if (why) return { net: loopback(), fallback: why.message };
   return { net: await emulated(params) };

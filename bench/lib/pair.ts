@@ -83,7 +83,11 @@ export function numArg(args: Readonly<Record<string, string | boolean>>, key: st
 }
 
 /** A list `--key a,b,c` option, or the default. */
-export function listArg(args: Readonly<Record<string, string | boolean>>, key: string, dflt: number[]): number[] {
+export function listArg(
+  args: Readonly<Record<string, string | boolean>>,
+  key: string,
+  dflt: number[],
+): number[] {
   const v = args[key];
   if (typeof v !== 'string') return dflt;
   return v.split(',').map((x) => {

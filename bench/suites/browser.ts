@@ -3,7 +3,7 @@
  * over the same emulated link, with Chromium running inside the client namespace (`ip netns exec`) and the
  * server agent inside the server namespace. Without link support, both run on loopback and the suite says so.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHROMIUM_PATH, launchChromium, type LaunchedChromium } from '@quiver/testkit';
 import { BROWSER_PAGE } from '../lib/browser-page.js';
@@ -57,9 +57,11 @@ const suite: BenchSuite = {
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
     let browser: LaunchedChromium | undefined;
+    let wrapper: string | undefined;
     const group = net.kind === 'link' ? `rtt${rtt}` : 'loopback';
     try {
       const executablePath = net.link ? chromiumInNamespace(net.link.clientNs) : undefined;
+      wrapper = executablePath;
       ctx.progress(`launching Chromium${net.link ? ` in ${net.link.clientNs}` : ''}`);
       browser = await launchChromium({
         executablePath,
@@ -100,12 +102,22 @@ const suite: BenchSuite = {
         const label = k === 'wt' ? 'Chromium WebTransport' : 'Chromium WebSocket (WSS)';
         const ready = acc[k].samples.map((s) => s.readyMs);
         const echo = acc[k].samples.map((s) => s.echoMs);
-        const units = (v: number[]): number | string => (net.kind === 'link' && v.length ? round(median(v) / rtt, 2) : '');
+        const units = (v: number[]): number | string =>
+          net.kind === 'link' && v.length ? round(median(v) / rtt, 2) : '';
         rows.push(
-          distRow(`${label} ready`, `${group} setup`, ready, 'ms', { p50_rtt: units(ready), floor_rtt: k === 'wt' ? 2 : 3, failures: acc[k].failures }),
-          distRow(`${label} first echo`, `${group} setup`, echo, 'ms', { p50_rtt: units(echo), floor_rtt: k === 'wt' ? 2 : 4, failures: acc[k].failures }),
+          distRow(`${label} ready`, `${group} setup`, ready, 'ms', {
+            p50_rtt: units(ready),
+            floor_rtt: k === 'wt' ? 2 : 3,
+            failures: acc[k].failures,
+          }),
+          distRow(`${label} first echo`, `${group} setup`, echo, 'ms', {
+            p50_rtt: units(echo),
+            floor_rtt: k === 'wt' ? 2 : 4,
+            failures: acc[k].failures,
+          }),
         );
-        if (acc[k].failures) notes.push(`${label}: ${acc[k].failures} failed, first error: ${acc[k].firstError}`);
+        if (acc[k].failures)
+          notes.push(`${label}: ${acc[k].failures} failed, first error: ${acc[k].firstError}`);
         med.set(`${k}/ready`, median(ready));
         med.set(`${k}/echo`, median(echo));
       }
@@ -128,28 +140,49 @@ const suite: BenchSuite = {
           `window.bench.latency(${JSON.stringify(channels)}, 60, ${durationMs}, 32, 3000)`,
         )) as LatOut[];
         for (const r of res) {
-          const label = { 'wt-datagram': 'Chromium WebTransport datagram', 'wt-stream': 'Chromium WebTransport stream', wss: 'Chromium WebSocket (WSS)' }[r.kind] ?? r.kind;
+          const label =
+            {
+              'wt-datagram': 'Chromium WebTransport datagram',
+              'wt-stream': 'Chromium WebTransport stream',
+              wss: 'Chromium WebSocket (WSS)',
+            }[r.kind] ?? r.kind;
           if (r.error) notes.push(`${g} ${label}: ${r.error}`);
           rows.push(
-            distRow(`${label} echo`, g, r.rttMs, 'ms', {
-              sent: r.sent,
-              delivered: round(r.sent ? r.received / r.sent : 0, 4),
-              lost: r.sent - r.received,
-            }, { rtt_ms: rtt, loss_pct: loss, transport: r.kind }),
+            distRow(
+              `${label} echo`,
+              g,
+              r.rttMs,
+              'ms',
+              {
+                sent: r.sent,
+                delivered: round(r.sent ? r.received / r.sent : 0, 4),
+                lost: r.sent - r.received,
+              },
+              { rtt_ms: rtt, loss_pct: loss, transport: r.kind },
+            ),
           );
           p99.set(`${loss}/${r.kind}`, summarize(r.rttMs).p99);
           await pair.server.call('bench/lib/roles/servers.ts', 'takeTag', r.tag);
         }
       }
       const ref = losses.includes(2) ? 2 : losses[losses.length - 1];
-      ratios.browser_p99_wt_datagram_over_wss_loss2_rtt50 = round(p99.get(`${ref}/wt-datagram`)! / p99.get(`${ref}/wss`)!, 3);
-      if (net.kind !== 'link') notes.push('no emulated link: measured on loopback, the rtt50 ratios were measured without delay or loss');
-      notes.push('latency percentiles are echo round trips over delivered messages (the page clock is not the server clock).');
+      ratios.browser_p99_wt_datagram_over_wss_loss2_rtt50 = round(
+        p99.get(`${ref}/wt-datagram`)! / p99.get(`${ref}/wss`)!,
+        3,
+      );
+      if (net.kind !== 'link')
+        notes.push(
+          'no emulated link: measured on loopback, the rtt50 ratios were measured without delay or loss',
+        );
+      notes.push(
+        'latency percentiles are echo round trips over delivered messages (the page clock is not the server clock).',
+      );
       await page.close();
     } finally {
       await browser?.close();
       await pair.close();
       await net.close();
+      if (wrapper) rmSync(wrapper, { force: true });
     }
     return {
       link: { ...net.describe(), count, lossesPct: losses, durationMs },
@@ -167,8 +200,18 @@ const suite: BenchSuite = {
           categories: ['ready/open', 'first echo'],
           unit: 'ms',
           series: [
-            { name: 'WebTransport', values: rows.filter((r) => r.name.startsWith('Chromium WebTransport ') && r.group?.endsWith('setup')).map((r) => r.p50 ?? Number.NaN) },
-            { name: 'WebSocket (WSS)', values: rows.filter((r) => r.name.startsWith('Chromium WebSocket') && r.group?.endsWith('setup')).map((r) => r.p50 ?? Number.NaN) },
+            {
+              name: 'WebTransport',
+              values: rows
+                .filter((r) => r.name.startsWith('Chromium WebTransport ') && r.group?.endsWith('setup'))
+                .map((r) => r.p50 ?? Number.NaN),
+            },
+            {
+              name: 'WebSocket (WSS)',
+              values: rows
+                .filter((r) => r.name.startsWith('Chromium WebSocket') && r.group?.endsWith('setup'))
+                .map((r) => r.p50 ?? Number.NaN),
+            },
           ],
         },
       ],

@@ -50,13 +50,19 @@ const suite: BenchSuite = {
         groups.push(group);
         if (net.link) await net.link.setParams({ loss: loss / 100 });
         ctx.progress(`${group}: ${durationMs / 1000} s of ${hz} Hz on ${KINDS.length} transports`);
-        const res = await pair.client.call<LatencyChannelResult[]>(CLIENTS, 'latencyRun', KINDS, pair.target, {
-          hz,
-          durationMs,
-          size,
-          graceMs: 3000,
-          tagBase,
-        });
+        const res = await pair.client.call<LatencyChannelResult[]>(
+          CLIENTS,
+          'latencyRun',
+          KINDS,
+          pair.target,
+          {
+            hz,
+            durationMs,
+            size,
+            graceMs: 3000,
+            tagBase,
+          },
+        );
         tagBase += KINDS.length;
         for (const r of res) {
           const server = await pair.server.call<{ counters?: TagCounters; oneWayMs: number[] }>(
@@ -69,16 +75,30 @@ const suite: BenchSuite = {
           const delivered = r.sent ? server.oneWayMs.length / r.sent : 0;
           const params = { rtt_ms: rtt, loss_pct: loss, transport: r.kind };
           rows.push(
-            distRow(`${label} one-way`, group, server.oneWayMs, 'ms', {
-              sent: r.sent,
-              delivered: round(delivered, 4),
-              lost: r.sent - server.oneWayMs.length,
-            }, params),
-            distRow(`${label} echo`, group, r.rttMs, 'ms', {
-              sent: r.sent,
-              delivered: round(r.sent ? r.received / r.sent : 0, 4),
-              lost: r.sent - r.received,
-            }, params),
+            distRow(
+              `${label} one-way`,
+              group,
+              server.oneWayMs,
+              'ms',
+              {
+                sent: r.sent,
+                delivered: round(delivered, 4),
+                lost: r.sent - server.oneWayMs.length,
+              },
+              params,
+            ),
+            distRow(
+              `${label} echo`,
+              group,
+              r.rttMs,
+              'ms',
+              {
+                sent: r.sent,
+                delivered: round(r.sent ? r.received / r.sent : 0, 4),
+                lost: r.sent - r.received,
+              },
+              params,
+            ),
           );
           const s = summarize(server.oneWayMs);
           p99.set(`${loss}/${r.kind}`, s.p99);
@@ -98,7 +118,8 @@ const suite: BenchSuite = {
     }
     const ref = losses.includes(2) ? 2 : losses[losses.length - 1];
     if (ref !== 2) notes.push(`loss 2 % not measured: the ratio uses loss ${ref} %`);
-    if (net.kind !== 'link') notes.push('no emulated link: measured on loopback without loss, the ratio says little');
+    if (net.kind !== 'link')
+      notes.push('no emulated link: measured on loopback without loss, the ratio says little');
     const r = (a: string, b: string): number => round(p99.get(a)! / p99.get(b)!, 3);
     return {
       link: { ...linkDesc, lossesPct: losses, hz, size, durationMs },

@@ -9,7 +9,6 @@ import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/ha
 import { loopback } from '../lib/network.js';
 import { CLIENTS, numArg, startPair } from '../lib/pair.js';
 import type { SessionTransport, StormResult } from '../lib/roles/clients.js';
-import type { ServerSnapshot } from '../lib/roles/servers.js';
 import { distRow, round } from '../lib/suite-util.js';
 
 const LABEL: Record<SessionTransport, string> = {
@@ -49,12 +48,21 @@ const suite: BenchSuite = {
           }
         })();
         ctx.progress(`${kind}: join storm of ${clients} in ${spreadS} s`);
-        const storm = await agent.call<StormResult>(CLIENTS, 'joinStorm', kind, pair.target, clients, spreadS * 1000);
+        const storm = await agent.call<StormResult>(
+          CLIENTS,
+          'joinStorm',
+          kind,
+          pair.target,
+          clients,
+          spreadS * 1000,
+        );
         await new Promise((r) => setTimeout(r, 1000));
         const held = await pair.snapshot();
         sampling = false;
         await sampler;
-        ctx.progress(`${kind}: ${storm.ready}/${clients} ready, ${held.liveSessions} live on the server; killing the clients`);
+        ctx.progress(
+          `${kind}: ${storm.ready}/${clients} ready, ${held.liveSessions} live on the server; killing the clients`,
+        );
         const killedAt = performance.now();
         agent.kill();
         let last = held;
@@ -66,20 +74,34 @@ const suite: BenchSuite = {
         }
         const drainMs = performance.now() - killedAt;
         const left = last.liveSessions + last.wtConnections + last.qwsSessions;
-        if (storm.firstError) notes.push(`${kind}: ${storm.failed} failed joins, first error: ${storm.firstError}`);
-        if (left) notes.push(`${kind}: ${left} session(s)/connection(s) still open ${round(drainMs / 1000, 1)} s after the kill`);
+        if (storm.firstError)
+          notes.push(`${kind}: ${storm.failed} failed joins, first error: ${storm.firstError}`);
+        if (left)
+          notes.push(
+            `${kind}: ${left} session(s)/connection(s) still open ${round(drainMs / 1000, 1)} s after the kill`,
+          );
         const cpuMs = (held.cpuUs - start.cpuUs) / 1000;
         rows.push(
-          distRow(`${LABEL[kind]} join: time to ready`, `${clients} clients / ${spreadS} s`, storm.readyMs, 'ms', {
-            ready: storm.ready,
-            failed: storm.failed,
-            live_on_server: held.liveSessions,
-            'server CPU ms per join': round(cpuMs / Math.max(1, storm.ready), 2),
-            'peak RSS MB': round(peakRss / 2 ** 20, 1),
-            'RSS KB per session': round((held.rssBytes - start.rssBytes) / 1024 / Math.max(1, held.liveSessions), 1),
-            'drain ms': left ? 'timeout' : round(drainMs, 0),
-            left,
-          }, { transport: kind, clients, spread_s: spreadS }),
+          distRow(
+            `${LABEL[kind]} join: time to ready`,
+            `${clients} clients / ${spreadS} s`,
+            storm.readyMs,
+            'ms',
+            {
+              ready: storm.ready,
+              failed: storm.failed,
+              live_on_server: held.liveSessions,
+              'server CPU ms per join': round(cpuMs / Math.max(1, storm.ready), 2),
+              'peak RSS MB': round(peakRss / 2 ** 20, 1),
+              'RSS KB per session': round(
+                (held.rssBytes - start.rssBytes) / 1024 / Math.max(1, held.liveSessions),
+                1,
+              ),
+              'drain ms': left ? 'timeout' : round(drainMs, 0),
+              left,
+            },
+            { transport: kind, clients, spread_s: spreadS },
+          ),
         );
         ratios[`${kind}_sessions_left_after_kill`] = left;
         ratios[`${kind}_join_success`] = round(storm.ready / clients, 4);

@@ -25,7 +25,8 @@ async function varintGroup(): Promise<Group> {
   const wt = (await import('@quiver/webtransport')) as Record<string, unknown>;
   const enc = wt.encodeVarint as ((v: number) => Uint8Array) | undefined;
   const dec = wt.decodeVarint as ((b: Uint8Array, o: number) => { value: number } | undefined) | undefined;
-  if (!enc || !dec) return { group: 'varint', missing: '@quiver/webtransport exports no encodeVarint/decodeVarint' };
+  if (!enc || !dec)
+    return { group: 'varint', missing: '@quiver/webtransport exports no encodeVarint/decodeVarint' };
   const values = [5, 300, 70_000, 2 ** 31, 2 ** 40];
   const encoded = values.map((v) => enc(v));
   return {
@@ -90,7 +91,8 @@ async function wsFramingGroup(): Promise<Group> {
   const ws = (await import('@quiver/websocket')) as Record<string, unknown>;
   const encodeFrames = ws.encodeFrames as ((f: unknown[]) => Uint8Array) | undefined;
   const decodeFrames = ws.decodeFrames as ((m: Uint8Array) => unknown[]) | undefined;
-  if (!encodeFrames || !decodeFrames) return { group: 'WebSocket framing', missing: 'no encodeFrames/decodeFrames' };
+  if (!encodeFrames || !decodeFrames)
+    return { group: 'WebSocket framing', missing: 'no encodeFrames/decodeFrames' };
   const payload = new Uint8Array(64).fill(7);
   const big = new Uint8Array(1000).fill(9);
   const dgram = [{ type: 'datagram', data: payload }];
@@ -113,7 +115,10 @@ async function deltaGroup(): Promise<Group> {
   try {
     sync = await import('@quiver/sync');
   } catch (e) {
-    return { group: 'delta encoding', missing: `@quiver/sync unavailable: ${e instanceof Error ? e.message : e}` };
+    return {
+      group: 'delta encoding',
+      missing: `@quiver/sync unavailable: ${e instanceof Error ? e.message : e}`,
+    };
   }
   const { defineComponent, defineSchema, SyncClient, SyncServer, t } = sync;
   const Body = defineComponent({
@@ -141,7 +146,7 @@ async function deltaGroup(): Promise<Group> {
     }
   };
   // Reach a steady state where the client acknowledges every packet, so each tick encodes a delta.
-  let last = new Uint8Array(0);
+  let last: Uint8Array = new Uint8Array(0);
   for (let i = 0; i < 120; i++) {
     move();
     server.tick();
@@ -170,12 +175,15 @@ async function deltaGroup(): Promise<Group> {
 
 const suite: BenchSuite = {
   name: 'micro',
-  description: 'Codec micro-benchmarks (benny): operations per second of varint, QPACK, MessagePack, WebSocket framing and delta encoding.',
+  description:
+    'Codec micro-benchmarks (benny): operations per second of varint, QPACK, MessagePack, WebSocket framing and delta encoding.',
   async run(ctx: BenchContext): Promise<SuiteResult> {
     const maxTime = ctx.quick ? 0.5 : 3;
     const minSamples = ctx.quick ? 5 : 20;
     const rows: ResultRow[] = [];
-    const notes: string[] = [`benny (benchmark.js): maxTime ${maxTime} s, minSamples ${minSamples} per case; margin is the relative margin of error (%).`];
+    const notes: string[] = [
+      `benny (benchmark.js): maxTime ${maxTime} s, minSamples ${minSamples} per case; margin is the relative margin of error (%).`,
+    ];
     const ops = new Map<string, number>();
     for (const make of [varintGroup, qpackGroup, msgpackGroup, wsFramingGroup, deltaGroup]) {
       const g = await make();
@@ -222,10 +230,19 @@ const suite: BenchSuite = {
         {
           file: 'ops',
           title: 'Codec operations per second',
-          categories: rows.filter((r) => r.extra?.['ops/s'] !== undefined).map((r) => `${r.group}: ${r.name}`),
+          categories: rows
+            .filter((r) => r.extra?.['ops/s'] !== undefined)
+            .map((r) => `${r.group}: ${r.name}`),
           unit: 'ops/s',
           logY: true,
-          series: [{ name: 'ops/s', values: rows.filter((r) => r.extra?.['ops/s'] !== undefined).map((r) => Number(r.extra!['ops/s'])) }],
+          series: [
+            {
+              name: 'ops/s',
+              values: rows
+                .filter((r) => r.extra?.['ops/s'] !== undefined)
+                .map((r) => Number(r.extra!['ops/s'])),
+            },
+          ],
         },
       ],
       notes,

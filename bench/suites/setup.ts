@@ -80,12 +80,28 @@ const suite: BenchSuite = {
           const ready = r.samples.map((s) => s.readyMs);
           const echo = r.samples.map((s) => s.echoMs);
           const params = { rtt_ms: spec.rttMs, transport: k };
-          const units = (v: number[]): number | string => (spec.rttMs > 0 && v.length ? round(median(v) / spec.rttMs, 2) : '');
+          const units = (v: number[]): number | string =>
+            spec.rttMs > 0 && v.length ? round(median(v) / spec.rttMs, 2) : '';
           rows.push(
-            distRow(`${LABEL[k]} ready`, spec.name, ready, 'ms', { p50_rtt: units(ready), floor_rtt: FLOOR[k].ready, failures: r.failures }, params),
-            distRow(`${LABEL[k]} first echo`, spec.name, echo, 'ms', { p50_rtt: units(echo), floor_rtt: FLOOR[k].echo, failures: r.failures }, params),
+            distRow(
+              `${LABEL[k]} ready`,
+              spec.name,
+              ready,
+              'ms',
+              { p50_rtt: units(ready), floor_rtt: FLOOR[k].ready, failures: r.failures },
+              params,
+            ),
+            distRow(
+              `${LABEL[k]} first echo`,
+              spec.name,
+              echo,
+              'ms',
+              { p50_rtt: units(echo), floor_rtt: FLOOR[k].echo, failures: r.failures },
+              params,
+            ),
           );
-          if (r.failures) notes.push(`${spec.name} ${k}: ${r.failures} failed connection(s), first error: ${r.firstError}`);
+          if (r.failures)
+            notes.push(`${spec.name} ${k}: ${r.failures} failed connection(s), first error: ${r.firstError}`);
           medians.set(`${spec.name}/${k}/ready`, ready.length ? median(ready) : Number.NaN);
           medians.set(`${spec.name}/${k}/echo`, echo.length ? median(echo) : Number.NaN);
           if (!charts.ready.has(k)) charts.ready.set(k, []);
@@ -100,7 +116,8 @@ const suite: BenchSuite = {
       }
     }
     const ref = done.includes('rtt50') ? 'rtt50' : 'loopback';
-    if (ref !== 'rtt50') notes.push('the rtt50 ratios below were measured on loopback (no emulated link here)');
+    if (ref !== 'rtt50')
+      notes.push('the rtt50 ratios below were measured on loopback (no emulated link here)');
     const ratio = (a: string, b: string): number => round(medians.get(a)! / medians.get(b)!, 3);
     return {
       link: { paths: paths.map((p) => p.name), measured: done, count },

@@ -98,19 +98,40 @@ const suite: BenchSuite = {
         const rs = results.get(`${size}/${kind}`);
         if (!rs?.length) continue;
         const m = (f: (o: One) => number): number => median(rs.map(f));
-        per.set(`${size}/${kind}`, m((o) => o.msgsPerCore));
+        per.set(
+          `${size}/${kind}`,
+          m((o) => o.msgsPerCore),
+        );
         rows.push({
           name: LABEL[kind] ?? kind,
           group: `${size} B`,
           unit: 'msg/s',
           params: { size, transport: kind },
           extra: {
-            'msg/s': round(m((o) => o.msgs), 0),
-            'MB/s': round(m((o) => o.mbps), 2),
-            'msg/s per core': round(m((o) => o.msgsPerCore), 0),
-            'MB/s per core': round(m((o) => o.mbPerCore), 2),
-            cores: round(m((o) => o.cores), 2),
-            delivered: round(m((o) => o.delivered), 3),
+            'msg/s': round(
+              m((o) => o.msgs),
+              0,
+            ),
+            'MB/s': round(
+              m((o) => o.mbps),
+              2,
+            ),
+            'msg/s per core': round(
+              m((o) => o.msgsPerCore),
+              0,
+            ),
+            'MB/s per core': round(
+              m((o) => o.mbPerCore),
+              2,
+            ),
+            cores: round(
+              m((o) => o.cores),
+              2,
+            ),
+            delivered: round(
+              m((o) => o.delivered),
+              3,
+            ),
           },
         });
         if (!chart.has(size)) chart.set(size, []);
@@ -118,7 +139,8 @@ const suite: BenchSuite = {
       }
     }
     const ref = sizes.includes(1000) ? 1000 : sizes[sizes.length - 1];
-    const ratio = (a: string, b: string): number => round(per.get(`${ref}/${a}`)! / per.get(`${ref}/${b}`)!, 3);
+    const ratio = (a: string, b: string): number =>
+      round(per.get(`${ref}/${a}`)! / per.get(`${ref}/${b}`)!, 3);
     notes.push(`ratios: messages per core at ${ref} B.`);
     return {
       link: { loopback: true, seconds, sizes, rounds },
@@ -128,7 +150,9 @@ const suite: BenchSuite = {
         wt_stream_over_tcp: ratio('wt-stream', 'tcp'),
         quiver_ws_over_tcp: ratio('qws-stream', 'tcp'),
       },
-      goals: { wt_over_dgram_ceiling: { op: '>=', value: 0.5, note: 'WebTransport datagrams per core vs raw UDP' } },
+      goals: {
+        wt_over_dgram_ceiling: { op: '>=', value: 0.5, note: 'WebTransport datagrams per core vs raw UDP' },
+      },
       charts: [
         {
           file: 'per-core',

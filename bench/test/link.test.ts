@@ -19,6 +19,7 @@ describe('forwarder control arguments', () => {
     expect(() => controlArgs({ delayMs: -1 })).toThrow(RangeError);
     expect(() => controlArgs({ delayMs: 1, loss: 1.5 })).toThrow(RangeError);
     expect(() => controlArgs({ delayMs: 1, loss: 0.1, burst: 0.5 })).toThrow(RangeError);
+    expect(() => controlArgs({ delay: 5 } as never)).toThrow(/unknown link parameter/);
   });
 });
 
@@ -66,12 +67,27 @@ describe.skipIf(unavailable !== undefined)(
       const link = net!.link as Link;
       const before = await link.stats();
       await link.setParams({ loss: 1 }, 'up');
-      const udp = await client.call<{ received: number }>(ECHO, 'udpEcho', net!.serverAddr, ports.udpPort, 20, 5, 300);
+      const udp = await client.call<{ received: number }>(
+        ECHO,
+        'udpEcho',
+        net!.serverAddr,
+        ports.udpPort,
+        20,
+        5,
+        300,
+      );
       expect(udp.received).toBe(0);
       const after = await link.stats();
       expect(after.up.droppedLoss - before.up.droppedLoss).toBeGreaterThanOrEqual(20);
       await link.setParams({ loss: 0 }, 'up');
-      const again = await client.call<{ received: number }>(ECHO, 'udpEcho', net!.serverAddr, ports.udpPort, 5, 5);
+      const again = await client.call<{ received: number }>(
+        ECHO,
+        'udpEcho',
+        net!.serverAddr,
+        ports.udpPort,
+        5,
+        5,
+      );
       expect(again.received).toBe(5);
     });
 

@@ -10,7 +10,15 @@ import type { ServerPorts } from './servers.js';
 import { Deframer, encodeProbe, FLAG_SINK, monoMs, readProbe } from './wire.js';
 
 export type SessionTransport = 'wt' | 'qws';
-export type ChannelKind = 'wt-datagram' | 'wt-stream' | 'qws-datagram' | 'qws-stream' | 'ws' | 'wss' | 'tcp' | 'udp';
+export type ChannelKind =
+  | 'wt-datagram'
+  | 'wt-stream'
+  | 'qws-datagram'
+  | 'qws-stream'
+  | 'ws'
+  | 'wss'
+  | 'tcp'
+  | 'udp';
 
 export interface Target {
   host: string;
@@ -94,19 +102,22 @@ async function openChannel(kind: ChannelKind, t: Target): Promise<Channel> {
     streamP.catch(() => {});
     let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
     const pending: Uint8Array[] = [];
-    void streamP.then(async (stream) => {
-      writer = stream.writable.getWriter();
-      for (const m of pending.splice(0)) writer.write(m).catch(() => {});
-      const r = stream.readable.getReader();
-      const d = new Deframer();
-      try {
-        for (;;) {
-          const { value, done } = await r.read();
-          if (done) break;
-          d.push(value, (m) => deliver(m));
-        }
-      } catch {}
-    }, () => {});
+    void streamP.then(
+      async (stream) => {
+        writer = stream.writable.getWriter();
+        for (const m of pending.splice(0)) writer.write(m).catch(() => {});
+        const r = stream.readable.getReader();
+        const d = new Deframer();
+        try {
+          for (;;) {
+            const { value, done } = await r.read();
+            if (done) break;
+            d.push(value, (m) => deliver(m));
+          }
+        } catch {}
+      },
+      () => {},
+    );
     return {
       session,
       ready: session.ready,
@@ -123,8 +134,7 @@ async function openChannel(kind: ChannelKind, t: Target): Promise<Channel> {
     };
   }
   if (kind === 'ws' || kind === 'wss') {
-    const url =
-      kind === 'ws' ? `ws://${t.host}:${t.ports.ws}/bench` : `wss://${t.host}:${t.ports.wss}/bench`;
+    const url = kind === 'ws' ? `ws://${t.host}:${t.ports.ws}/bench` : `wss://${t.host}:${t.ports.wss}/bench`;
     const ws = new WebSocket(url, { perMessageDeflate: false, ca: kind === 'wss' ? t.certPem : undefined });
     ws.binaryType = 'nodebuffer';
     const ready = new Promise<void>((resolve, reject) => {
@@ -243,7 +253,9 @@ export async function setupRun(
       const readyP = c.ready.then(() => monoMs() - t0);
       if (kind === 'ws' || kind === 'wss') void c.ready.then(() => cc.send(encodeProbe(200, i, 32)));
       else c.send(encodeProbe(200, i, 32));
-      const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('setup timed out')), 20_000));
+      const timeout = new Promise<never>((_, rej) =>
+        setTimeout(() => rej(new Error('setup timed out')), 20_000),
+      );
       const [readyMs, echoMs] = await Promise.race([Promise.all([readyP, echo]), timeout]);
       samples.push({ readyMs, echoMs });
     } catch (e) {
@@ -306,7 +318,10 @@ export async function latencyRun(
     // Scheduled against absolute times so timer drift does not lower the rate.
     const tick = (): void => {
       const now = monoMs();
-      if (now - start >= opts.durationMs) return resolve();
+      if (now - start >= opts.durationMs) {
+        resolve();
+        return;
+      }
       for (const [i, c] of chans.entries()) {
         if (!c) continue;
         c.send(encodeProbe(out[i].tag, seq, opts.size));
@@ -378,7 +393,12 @@ const storm: QuiverSession[] = [];
  * Join storm: `count` sessions started evenly over `spreadMs`, each kept open. `killStorm` (or killing this agent)
  * ends them.
  */
-export async function joinStorm(kind: SessionTransport, t: Target, count: number, spreadMs: number): Promise<StormResult> {
+export async function joinStorm(
+  kind: SessionTransport,
+  t: Target,
+  count: number,
+  spreadMs: number,
+): Promise<StormResult> {
   const readyMs: number[] = [];
   let failed = 0;
   let firstError: string | undefined;

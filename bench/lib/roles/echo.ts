@@ -39,7 +39,13 @@ export interface EchoResult {
 }
 
 /** Sends `count` 64-byte probes `intervalMs` apart; waits `timeoutMs` after the last for stragglers. */
-export async function udpEcho(host: string, port: number, count: number, intervalMs = 10, timeoutMs = 1000): Promise<EchoResult> {
+export async function udpEcho(
+  host: string,
+  port: number,
+  count: number,
+  intervalMs = 10,
+  timeoutMs = 1000,
+): Promise<EchoResult> {
   const s = dgram.createSocket('udp4');
   const sentAt = new Map<number, number>();
   const rttMs: number[] = [];
@@ -65,7 +71,12 @@ export async function udpEcho(host: string, port: number, count: number, interva
 }
 
 /** Connects, then sends `count` 64-byte probes one at a time (each after the previous echo). */
-export async function tcpEcho(host: string, port: number, count: number, timeoutMs = 10_000): Promise<EchoResult & { connectMs: number }> {
+export async function tcpEcho(
+  host: string,
+  port: number,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<EchoResult & { connectMs: number }> {
   const started = performance.now();
   const s = net.connect({ host, port, noDelay: true });
   await new Promise<void>((resolve, reject) => {

@@ -68,12 +68,18 @@ function record(m: Uint8Array): boolean {
   c.lastAt = now;
   if (h.flags & FLAG_SINK) return false;
   let s = oneWay.get(h.tag);
-  if (!s) oneWay.set(h.tag, (s = []));
+  if (!s) {
+    s = [];
+    oneWay.set(h.tag, s);
+  }
   s.push(now - h.sentAt);
   return true;
 }
 
-async function serveStream(stream: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }) {
+async function serveStream(stream: {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+}) {
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   const d = new Deframer();

@@ -35,7 +35,13 @@ export interface ProbeHeader {
 
 export function readProbe(b: Uint8Array, offset = 0): ProbeHeader {
   const v = new DataView(b.buffer, b.byteOffset + offset, HEADER);
-  return { tag: b[offset], flags: b[offset + 1], length: v.getUint16(2), seq: v.getUint32(4), sentAt: v.getFloat64(8) };
+  return {
+    tag: b[offset],
+    flags: b[offset + 1],
+    length: v.getUint16(2),
+    seq: v.getUint32(4),
+    sentAt: v.getFloat64(8),
+  };
 }
 
 /** Splits a byte stream back into messages. */

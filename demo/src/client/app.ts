@@ -68,8 +68,10 @@ export class QuiverDemo extends LitElement {
   #exposeDebugHook(): void {
     const c = this.client;
     const overlayText = (k: string) =>
-      this.renderRoot.querySelector('net-overlay')?.shadowRoot?.querySelector(`[data-k="${k}"]`)?.textContent?.trim() ??
-      null;
+      this.renderRoot
+        .querySelector('net-overlay')
+        ?.shadowRoot?.querySelector(`[data-k="${k}"]`)
+        ?.textContent?.trim() ?? null;
     (globalThis as Record<string, unknown>).__quiverDemo = {
       client: c,
       get transport() {

@@ -13,8 +13,7 @@ export class DemoControls extends LitElement {
       width: 250px;
       padding: 10px 12px;
       border-radius: 10px;
-      background: rgba(12, 16, 26, 0.78);
-      backdrop-filter: blur(6px);
+      background: rgba(12, 16, 26, 0.86);
       color: #e6ecf5;
       font: 12px/1.4 system-ui, sans-serif;
       box-shadow: 0 4px 20px rgba(0, 0, 0, 0.35);

@@ -75,7 +75,11 @@ export interface RenderEntity {
 
 export interface InfoResponse {
   path: string;
-  webtransport: { url: string; port: number; certificateHashes: { algorithm: 'sha-256'; value: string }[] } | null;
+  webtransport: {
+    url: string;
+    port: number;
+    certificateHashes: { algorithm: 'sha-256'; value: string }[];
+  } | null;
   websocket: { url: string } | null;
 }
 
@@ -139,7 +143,14 @@ export class DemoClient extends EventTarget {
     fps: [],
   };
   /** Counters since the page loaded. */
-  readonly counters = { snapshots: 0, staleSnapshots: 0, rejectedSnapshots: 0, corrections: 0, frames: 0, connects: 0 };
+  readonly counters = {
+    snapshots: 0,
+    staleSnapshots: 0,
+    rejectedSnapshots: 0,
+    corrections: 0,
+    frames: 0,
+    connects: 0,
+  };
   controls: DesktopControls = { forward: 0, right: 0, yaw: 0, pitch: -0.25 };
   /** Set by the XR session: the tracked pose and thumbstick movement replace the desktop ones. */
   xr: { pose: Pose; moveX: number; moveZ: number } | undefined;
@@ -303,13 +314,17 @@ export class DemoClient extends EventTarget {
       // The server binds UDP on the address it reports; from another machine, reach the same host name the page
       // came from.
       const u = new URL(wt.url);
-      if (location.hostname !== 'localhost' && !/^127\.|^\[?::1\]?$/.test(location.hostname)) u.hostname = location.hostname;
+      if (location.hostname !== 'localhost' && !/^127\.|^\[?::1\]?$/.test(location.hostname))
+        u.hostname = location.hostname;
       out.push({
         name: 'webtransport',
         connector: shapeConnector(nativeWebTransportConnector, this.link, this.shaperStats),
         url: u.toString(),
         options: {
-          serverCertificateHashes: wt.certificateHashes.map((h) => ({ algorithm: h.algorithm, value: b64(h.value) })),
+          serverCertificateHashes: wt.certificateHashes.map((h) => ({
+            algorithm: h.algorithm,
+            value: b64(h.value),
+          })),
         },
       });
     }
@@ -368,11 +383,15 @@ export class DemoClient extends EventTarget {
     this.welcome = w;
     this.bots = w.bots;
     this.#ticker = new FixedTicker(w.tickRate);
-    this.predictor = new Predictor(playerSim, { x: w.x, z: w.z }, {
-      position: (s) => ({ x: s.x, y: 0, z: s.z }),
-      equals: (a, b) => a.x === b.x && a.z === b.z,
-      smoothingHalfLifeMs: 80,
-    });
+    this.predictor = new Predictor(
+      playerSim,
+      { x: w.x, z: w.z },
+      {
+        position: (s) => ({ x: s.x, y: 0, z: s.z }),
+        equals: (a, b) => a.x === b.x && a.z === b.z,
+        smoothingHalfLifeMs: 80,
+      },
+    );
     this.#prevPredicted = { x: w.x, z: w.z };
     this.predictor.onCorrection(() => {
       this.counters.corrections++;
@@ -467,7 +486,10 @@ export class DemoClient extends EventTarget {
     };
   }
 
-  #pose(id: string | number, fallback: { pos: Vec3; rot: Quat } | undefined): { pos: Vec3; rot: Quat } | undefined {
+  #pose(
+    id: string | number,
+    fallback: { pos: Vec3; rot: Quat } | undefined,
+  ): { pos: Vec3; rot: Quat } | undefined {
     if (!this.settings.interpolation) return fallback;
     const s: SampledPose | undefined = this.interp.sample(id);
     return s ? { pos: s.position, rot: s.rotation } : fallback;

@@ -39,7 +39,10 @@ const ROWS: Row[] = [
 export function describeAttempts(client: DemoClient): string {
   if (client.attempts.length === 0) return client.status === 'connecting' ? 'connecting…' : client.error;
   return client.attempts
-    .map((a) => `${a.name} ${a.outcome}${a.outcome === 'skipped' ? '' : ` ${Math.round(a.ms)} ms`}${a.error ? ` (${a.error})` : ''}`)
+    .map(
+      (a) =>
+        `${a.name} ${a.outcome}${a.outcome === 'skipped' ? '' : ` ${Math.round(a.ms)} ms`}${a.error ? ` (${a.error})` : ''}`,
+    )
     .join(' · ');
 }
 
@@ -54,8 +57,7 @@ export class NetOverlay extends LitElement {
       width: 340px;
       padding: 10px 12px;
       border-radius: 10px;
-      background: rgba(12, 16, 26, 0.78);
-      backdrop-filter: blur(6px);
+      background: rgba(12, 16, 26, 0.86);
       color: #e6ecf5;
       font: 12px/1.35 ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace;
       box-shadow: 0 4px 20px rgba(0, 0, 0, 0.35);

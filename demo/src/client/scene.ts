@@ -54,7 +54,9 @@ function labelSprite(text: string, color: number): THREE.Sprite {
   g.fillText(text, 128, 33);
   const tex = new THREE.CanvasTexture(canvas);
   tex.colorSpace = THREE.SRGBColorSpace;
-  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: tex, depthWrite: false, transparent: true }));
+  const sprite = new THREE.Sprite(
+    new THREE.SpriteMaterial({ map: tex, depthWrite: false, transparent: true }),
+  );
   sprite.scale.set(1.0, 0.25, 1);
   return sprite;
 }
@@ -79,7 +81,11 @@ const setPos = (o: THREE.Object3D, v: Vec3) => o.position.set(v.x, v.y, v.z);
 const setRot = (o: THREE.Object3D, q: Quat) => o.quaternion.set(q.x, q.y, q.z, q.w);
 
 export class DemoScene extends LitElement {
-  static override properties = { client: { attribute: false }, xrSupported: { state: true }, webglError: { state: true } };
+  static override properties = {
+    client: { attribute: false },
+    xrSupported: { state: true },
+    webglError: { state: true },
+  };
   static override styles = css`
     :host {
       position: absolute;
@@ -139,6 +145,11 @@ export class DemoScene extends LitElement {
   #lastFrame = 0;
   /** Render scale: lowered while frames are slow (software GL, a weak GPU), raised again when they are fast. */
   #scale = 1;
+  /** `?scale=0.5` fixes the render scale (no adaptation). */
+  #fixedScale = (() => {
+    const v = Number(new URLSearchParams(location.search).get('scale'));
+    return v >= 0.25 && v <= 2 ? v : undefined;
+  })();
   #slowCheck = { at: 0, frames: 0 };
   #resize: ResizeObserver | undefined;
   #grips: THREE.Group[] = [];
@@ -185,11 +196,12 @@ export class DemoScene extends LitElement {
   }
 
   #pixelRatio(): number {
-    return Math.min(2, devicePixelRatio || 1) * this.#scale;
+    return Math.min(2, devicePixelRatio || 1) * (this.#fixedScale ?? this.#scale);
   }
 
   #adaptResolution(t: number): void {
     const c = this.#slowCheck;
+    if (this.#fixedScale !== undefined) return;
     c.frames++;
     if (c.at === 0) c.at = t;
     if (t - c.at < 1000) return;
@@ -223,7 +235,7 @@ export class DemoScene extends LitElement {
     s.add(sun);
     const floor = new THREE.Mesh(
       new THREE.PlaneGeometry(ARENA * 2, ARENA * 2),
-      new THREE.MeshStandardMaterial({ color: 0x263047, roughness: 0.95 }),
+      new THREE.MeshLambertMaterial({ color: 0x263047 }),
     );
     floor.rotation.x = -Math.PI / 2;
     s.add(floor);
@@ -237,7 +249,7 @@ export class DemoScene extends LitElement {
     ground.rotation.x = -Math.PI / 2;
     ground.position.y = -0.01;
     s.add(ground);
-    const wallMat = new THREE.MeshStandardMaterial({ color: 0x5ec8ff, transparent: true, opacity: 0.35 });
+    const wallMat = new THREE.MeshLambertMaterial({ color: 0x5ec8ff, transparent: true, opacity: 0.35 });
     for (const [x, z, w, d] of [
       [0, -ARENA, ARENA * 2, 0.1],
       [0, ARENA, ARENA * 2, 0.1],
@@ -327,13 +339,26 @@ export class DemoScene extends LitElement {
       const q = new THREE.Quaternion();
       o.getWorldPosition(p);
       o.getWorldQuaternion(q);
-      return { p: { x: p.x - this.#rig.position.x, y: p.y, z: p.z - this.#rig.position.z }, q: { x: q.x, y: q.y, z: q.z, w: q.w } };
+      return {
+        p: { x: p.x - this.#rig.position.x, y: p.y, z: p.z - this.#rig.position.z },
+        q: { x: q.x, y: q.y, z: q.z, w: q.w },
+      };
     };
     const head = rel(cam);
     const l = this.#grips[0] ? rel(this.#grips[0]) : head;
     const rr = this.#grips[1] ? rel(this.#grips[1]) : head;
-    const pose: Pose = { head: head.p, headRot: head.q, left: l.p, leftRot: l.q, right: rr.p, rightRot: rr.q };
-    const yaw = new THREE.Euler().setFromQuaternion(new THREE.Quaternion(head.q.x, head.q.y, head.q.z, head.q.w), 'YXZ').y;
+    const pose: Pose = {
+      head: head.p,
+      headRot: head.q,
+      left: l.p,
+      leftRot: l.q,
+      right: rr.p,
+      rightRot: rr.q,
+    };
+    const yaw = new THREE.Euler().setFromQuaternion(
+      new THREE.Quaternion(head.q.x, head.q.y, head.q.z, head.q.w),
+      'YXZ',
+    ).y;
     let ax = 0;
     let ay = 0;
     for (const src of frame.session.inputSources) {
@@ -396,7 +421,11 @@ export class DemoScene extends LitElement {
     }
     const { yaw, pitch } = this.client.controls;
     const target = new THREE.Vector3(at.x, 1.3, at.z);
-    const back = new THREE.Vector3(Math.sin(yaw) * Math.cos(pitch), -Math.sin(pitch), Math.cos(yaw) * Math.cos(pitch));
+    const back = new THREE.Vector3(
+      Math.sin(yaw) * Math.cos(pitch),
+      -Math.sin(pitch),
+      Math.cos(yaw) * Math.cos(pitch),
+    );
     this.#rig.position.copy(target).addScaledVector(back, this.#distance);
     this.#rig.position.y = Math.max(0.4, this.#rig.position.y);
     this.#camera.position.set(0, 0, 0);
@@ -419,12 +448,17 @@ export class DemoScene extends LitElement {
     if (e.kind === 'ball') {
       object = new THREE.Mesh(
         new THREE.SphereGeometry(1, 24, 16),
-        new THREE.MeshStandardMaterial({ map: ballTexture(color), roughness: 0.45 }),
+        new THREE.MeshLambertMaterial({ map: ballTexture(color) }),
       );
     } else if (e.kind === 'box') {
       const geo = new THREE.BoxGeometry(2, 2, 2);
-      object = new THREE.Mesh(geo, new THREE.MeshStandardMaterial({ color, roughness: 0.7 }));
-      object.add(new THREE.LineSegments(new THREE.EdgesGeometry(geo), new THREE.LineBasicMaterial({ color: 0x10151f })));
+      object = new THREE.Mesh(geo, new THREE.MeshLambertMaterial({ color }));
+      object.add(
+        new THREE.LineSegments(
+          new THREE.EdgesGeometry(geo),
+          new THREE.LineBasicMaterial({ color: 0x10151f }),
+        ),
+      );
     } else {
       avatar = this.#avatar(e, color);
       object = avatar.group;
@@ -437,8 +471,8 @@ export class DemoScene extends LitElement {
 
   #avatar(e: RenderEntity, color: number): AvatarMeshes {
     const group = new THREE.Group();
-    const mat = new THREE.MeshStandardMaterial({ color, roughness: 0.55 });
-    const dark = new THREE.MeshStandardMaterial({ color: 0x10151f, roughness: 0.3, metalness: 0.2 });
+    const mat = new THREE.MeshLambertMaterial({ color });
+    const dark = new THREE.MeshLambertMaterial({ color: 0x10151f });
     const torso = new THREE.Mesh(new THREE.CapsuleGeometry(0.2, 0.9, 6, 12), mat);
     const head = new THREE.Group();
     const skull = new THREE.Mesh(new THREE.SphereGeometry(0.15, 20, 14), mat);

@@ -49,13 +49,14 @@ export class SparkLine extends LitElement {
     const y = (n: number) => h - 1 - (Math.max(0, n) / top) * (h - 2);
     g.beginPath();
     g.moveTo(x0, h);
-    v.forEach((n, i) => g.lineTo(x0 + i * step, y(n)));
+    for (let i = 0; i < v.length; i++) g.lineTo(x0 + i * step, y(v[i]));
     g.lineTo(w, h);
     g.closePath();
     g.fillStyle = `${this.color}33`;
     g.fill();
     g.beginPath();
-    v.forEach((n, i) => (i ? g.lineTo(x0 + i * step, y(n)) : g.moveTo(x0, y(n))));
+    g.moveTo(x0, y(v[0]));
+    for (let i = 1; i < v.length; i++) g.lineTo(x0 + i * step, y(v[i]));
     g.strokeStyle = this.color;
     g.lineWidth = dpr;
     g.stroke();

@@ -5,7 +5,13 @@
  */
 import fastifyStatic from '@fastify/static';
 import quiver from '@quiver/fastify';
-import { FixedTicker, InputReceiver, PredictError, type SequencedInput, decodeInputPacket } from '@quiver/predict';
+import {
+  FixedTicker,
+  InputReceiver,
+  PredictError,
+  type SequencedInput,
+  decodeInputPacket,
+} from '@quiver/predict';
 import type { ServerSession } from '@quiver/session';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -141,7 +147,12 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
       sync.addClient(session.id);
       const entity = spawnAvatar(name, session.id);
       world.addAvatar(entity, name, false);
-      p = { session, entity, receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }), queue: [] };
+      p = {
+        session,
+        entity,
+        receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }),
+        queue: [],
+      };
       players.set(session.id, p);
     }
     const a = world.avatars.get(p.entity)!;
@@ -191,6 +202,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
         try {
           const first = decodeInputPacket(inputCodec, f.i)[0].seq;
           if (first > p.receiver.lastSeq) {
+            stats.inputsRejected += p.receiver.stats.rejected;
             p.receiver = new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: first });
             p.queue.length = 0;
             inputs = p.receiver.receive(f.i);

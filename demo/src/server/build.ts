@@ -12,7 +12,9 @@ export const PUBLIC_DIR = join(DEMO_DIR, 'public');
  * is written under a temporary name and renamed, so a page loading while a second server builds never sees half
  * a bundle.
  */
-export async function buildClient(options: { minify?: boolean } = {}): Promise<{ bytes: number; ms: number }> {
+export async function buildClient(
+  options: { minify?: boolean } = {},
+): Promise<{ bytes: number; ms: number }> {
   const started = performance.now();
   const tmp = join(PUBLIC_DIR, `.bundle-${process.pid}-${Date.now()}.js`);
   const result = await build({

@@ -68,7 +68,18 @@ export interface WorldOptions {
   bots?: number;
 }
 
-const BOT_NAMES = ['Ada', 'Blaise', 'Cray', 'Dijkstra', 'Erlang', 'Floyd', 'Grace', 'Hopper', 'Iverson', 'Joy'];
+const BOT_NAMES = [
+  'Ada',
+  'Blaise',
+  'Cray',
+  'Dijkstra',
+  'Erlang',
+  'Floyd',
+  'Grace',
+  'Hopper',
+  'Iverson',
+  'Joy',
+];
 
 export class World {
   readonly dt = 1 / TICK_RATE;
@@ -179,7 +190,9 @@ export class World {
     if (!a || a.bot) return;
     const clamp = (v: Vec3): Vec3 => {
       const d = Math.hypot(v.x, v.y, v.z);
-      return d > MAX_REACH ? { x: (v.x * MAX_REACH) / d, y: (v.y * MAX_REACH) / d, z: (v.z * MAX_REACH) / d } : v;
+      return d > MAX_REACH
+        ? { x: (v.x * MAX_REACH) / d, y: (v.y * MAX_REACH) / d, z: (v.z * MAX_REACH) / d }
+        : v;
     };
     const norm = (q: Quat): Quat => {
       const n = Math.hypot(q.x, q.y, q.z, q.w);
@@ -219,7 +232,10 @@ export class World {
     gx /= gl;
     gz /= gl;
     if (gl < 0.8) b.ticksLeft = 0;
-    const behind = { x: t.pos.x - gx * (t.size + AVATAR_RADIUS + 0.25), z: t.pos.z - gz * (t.size + AVATAR_RADIUS + 0.25) };
+    const behind = {
+      x: t.pos.x - gx * (t.size + AVATAR_RADIUS + 0.25),
+      z: t.pos.z - gz * (t.size + AVATAR_RADIUS + 0.25),
+    };
     const toBehind = Math.hypot(behind.x - a.x, behind.z - a.z);
     const aligned = (t.pos.x - a.x) * gx + (t.pos.z - a.z) * gz > 0;
     let dx: number;
@@ -261,7 +277,13 @@ export class World {
     a.phase += (Math.hypot(a.vx, a.vz) / WALK_SPEED) * 0.35;
     // Look at the object a little downwards.
     const look = Math.atan2(1.6 - t.pos.y, Math.hypot(t.pos.x - a.x, t.pos.z - a.z) + 0.5);
-    a.pose = desktopPose(a.yaw, -Math.min(0.6, look), a.phase, Math.min(1, Math.hypot(a.vx, a.vz) / 2), b.reach);
+    a.pose = desktopPose(
+      a.yaw,
+      -Math.min(0.6, look),
+      a.phase,
+      Math.min(1, Math.hypot(a.vx, a.vz) / 2),
+      b.reach,
+    );
   }
 
   #physics(): void {

@@ -54,8 +54,8 @@ export const Avatar = defineComponent({
 export const schema = defineSchema({ body: Body, shape: Shape, avatar: Avatar }, { maxEntities: 512 });
 
 export const PALETTE = [
-  0xef476f, 0xffd166, 0x06d6a0, 0x118ab2, 0xf78c6b, 0x8338ec, 0x3a86ff, 0xfb5607, 0x80ed99, 0xff006e, 0xc0c0c0,
-  0x4cc9f0, 0xf15bb5, 0x9b5de5, 0x00bbf9, 0xfee440,
+  0xef476f, 0xffd166, 0x06d6a0, 0x118ab2, 0xf78c6b, 0x8338ec, 0x3a86ff, 0xfb5607, 0x80ed99, 0xff006e,
+  0xc0c0c0, 0x4cc9f0, 0xf15bb5, 0x9b5de5, 0x00bbf9, 0xfee440,
 ];
 
 // --- Messages -------------------------------------------------------------------------------------------------
@@ -110,7 +110,11 @@ export const Welcome = defineMessage<WelcomeInfo>('welcome');
 /** Client -> server: how many bots the server should run (clamped to 0..{@link MAX_BOTS}). */
 export const SetBots = defineMessage<{ count: number }>('set-bots', {
   validate: (p): p is { count: number } =>
-    isObject(p) && typeof p.count === 'number' && Number.isInteger(p.count) && p.count >= 0 && p.count <= MAX_BOTS,
+    isObject(p) &&
+    typeof p.count === 'number' &&
+    Number.isInteger(p.count) &&
+    p.count >= 0 &&
+    p.count <= MAX_BOTS,
 });
 /** Server -> everyone, when the bot count changed. */
 export const BotCount = defineMessage<{ count: number }>('bot-count');

@@ -353,7 +353,11 @@ export class InterpolationBuffer {
     return this.#renderTime;
   }
 
-  /** The pose of entity `id` at the current render time (after {@link update}), or undefined if unknown. */
+  /**
+   * The pose of entity `id` at the current render time (after {@link update}), or undefined if unknown. Call it
+   * once per frame for every drawn entity: the correction offset decays by the frame's time at each call, and the
+   * frame is counted in `stats`.
+   */
   sample(id: string | number): SampledPose | undefined {
     const track = this.#tracks.get(id);
     const rt = this.#renderTime;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type EntitySample,
   InterpolationBuffer,
+  type InterpolationOptions,
   quatAngle,
   quatFromAxisAngle,
   SimLink,

@@ -106,8 +106,10 @@ function statusOf(err: unknown): number | undefined {
     if (typeof e.status === 'number') return e.status;
     if (typeof e.statusCode === 'number') return e.statusCode;
   }
-  // Transports that only report the refusal as text (`ws`: "Unexpected server response: 401").
-  const m = /\b(?:response|status)[: ]+([1-5]\d\d)\b/i.exec(err instanceof Error ? err.message : String(err));
+  // Transports that only report the refusal as text: `ws` ("Unexpected server response: 401"), the memory
+  // transport ("the server rejected the session: 401 ..."), WebTransport ("... status 401").
+  const text = err instanceof Error ? err.message : String(err);
+  const m = /\b(?:response|status|rejected the session)[: ]+([1-5]\d\d)\b/i.exec(text);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSessionServer, defineMessage, type DropReason } from '../src/index.js';
 import { cleanups, settle, setup, until, useCleanup } from './support/harness.js';
-import { createMemoryNetwork } from './support/memory.js';
+import { connectMemory, createMemoryListener } from '@quiver/transport';
 import { rawClient } from './support/raw.js';
 
 useCleanup();
@@ -11,8 +11,7 @@ const Pos = defineMessage<number[]>('pos', { channel: 'unreliable' });
 
 describe('backpressure', () => {
   it('a client that never reads holds the server to its memory budget; coalesced and dropped sends are counted', async () => {
-    const net = createMemoryNetwork({ streamHighWaterMark: 16 * 1024 });
-    const listener = net.listen();
+    const listener = createMemoryListener({ name: `stall-a-${process.pid}`, highWaterMark: 16 * 1024 });
     const maxInFlightBytes = 64 * 1024;
     const maxQueuedBytes = 32 * 1024;
     const drops: DropReason[] = [];
@@ -26,7 +25,7 @@ describe('backpressure', () => {
       await server.close();
       await listener.close();
     });
-    const raw = await rawClient(net.connect);
+    const raw = await rawClient(connectMemory, `${listener.url}/q`);
     await raw.hello();
     await until(() => server.sessions.size === 1);
     const s = [...server.sessions.values()][0];
@@ -49,8 +48,7 @@ describe('backpressure', () => {
   });
 
   it('drop-oldest keeps a stalled session within its queue bound', async () => {
-    const net = createMemoryNetwork({ streamHighWaterMark: 8 * 1024 });
-    const listener = net.listen();
+    const listener = createMemoryListener({ name: `stall-b-${process.pid}`, highWaterMark: 8 * 1024 });
     const server = createSessionServer({
       listeners: [listener],
       channels: { state: { overflow: 'drop-oldest', maxQueuedBytes: 16 * 1024 } },
@@ -60,7 +58,7 @@ describe('backpressure', () => {
       await server.close();
       await listener.close();
     });
-    const raw = await rawClient(net.connect);
+    const raw = await rawClient(connectMemory, `${listener.url}/q`);
     await raw.hello();
     await until(() => server.sessions.size === 1);
     const s = [...server.sessions.values()][0];
@@ -116,7 +114,7 @@ describe('backpressure', () => {
   });
 
   it('unreliable sends while the transport datagram queue is full are dropped as congestion', async () => {
-    const { server, client } = await setup({ messages: [Pos] });
+    const { server, client } = await setup({ messages: [Pos] }, {}, { helper: true });
     const s = [...server.sessions.values()][0];
     for (let i = 0; i < 500; i++) s.send(Pos, [i]);
     expect(server.metrics.drops.congestion).toBeGreaterThan(0);

@@ -20,7 +20,7 @@ describe('channels', () => {
   });
 
   it('unreliable datagrams are lost by a lossy link (seeded), and the loss is not retransmitted', async () => {
-    const { server, client, net } = await setup({ messages: [N] }, {}, { loss: 0.3, seed: 11 });
+    const { server, client } = await setup({ messages: [N] }, {}, { loss: 0.3, seed: 11 });
     const seen: number[] = [];
     server.on(N, (n) => seen.push(n));
     for (let i = 0; i < 400; i++) {
@@ -35,9 +35,9 @@ describe('channels', () => {
     });
     client.send(Done, null);
     await until(() => done);
-    const lost = [...net.sessions].reduce((n, s) => n + s.dropped.lost, 0);
-    expect(lost).toBeGreaterThan(0);
+    // Nothing was dropped by the session layer: what is missing was lost by the link.
     expect(client.stats.drops.congestion ?? 0).toBe(0);
+    expect(client.stats.messagesOut.unreliable).toBe(400);
     expect(seen.length).toBeLessThan(400);
     expect(seen.length).toBeGreaterThan(200);
     expect(new Set(seen).size).toBe(seen.length);

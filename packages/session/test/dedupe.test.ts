@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSessionServer, defineMessage, encodeValue, Kind, streamFrame } from '../src/index.js';
 import { cleanups, until, useCleanup } from './support/harness.js';
-import { createMemoryNetwork } from './support/memory.js';
+import { connectMemory, createMemoryListener } from '@quiver/transport';
 import { frameReader, rawClient } from './support/raw.js';
 
 useCleanup();
@@ -21,8 +21,7 @@ async function sendData(
 
 describe('exactly-once', () => {
   it('delivers a replayed reliable message once, also when it comes back on a resumed connection', async () => {
-    const net = createMemoryNetwork();
-    const listener = net.listen();
+    const listener = createMemoryListener();
     const server = createSessionServer({ listeners: [listener], messages: [N] });
     cleanups.push(async () => {
       await server.close();
@@ -32,7 +31,7 @@ describe('exactly-once', () => {
     server.on(N, (n) => seen.push(n));
     const hello = { messages: [['n', 1]], channels: [['reliable', 1, 'reliable-ordered']] };
 
-    const first = await rawClient(net.connect);
+    const first = await rawClient(connectMemory, `${listener.url}/q`);
     const read1 = frameReader(first.control.readable);
     await first.hello(hello);
     const welcome = (await read1())!.header[1] as { sessionId: string; resumeToken: string };
@@ -43,7 +42,7 @@ describe('exactly-once', () => {
     first.session.close({ closeCode: 0 });
     await until(() => [...server.sessions.values()][0]?.state === 'disconnected');
 
-    const second = await rawClient(net.connect);
+    const second = await rawClient(connectMemory, `${listener.url}/q`);
     const read2 = frameReader(second.control.readable);
     // The client does not know what arrived: it replays from 2 (as after a lost ACK).
     await second.hello({ ...hello, resume: { id: welcome.sessionId, token: welcome.resumeToken } });
@@ -58,21 +57,20 @@ describe('exactly-once', () => {
   });
 
   it('a wrong resume token gets a fresh session and leaves the old one alone', async () => {
-    const net = createMemoryNetwork();
-    const listener = net.listen();
+    const listener = createMemoryListener();
     const server = createSessionServer({ listeners: [listener], messages: [N] });
     cleanups.push(async () => {
       await server.close();
       await listener.close();
     });
     const hello = { messages: [['n', 1]], channels: [['reliable', 1, 'reliable-ordered']] };
-    const first = await rawClient(net.connect);
+    const first = await rawClient(connectMemory, `${listener.url}/q`);
     const read1 = frameReader(first.control.readable);
     await first.hello(hello);
     const welcome = (await read1())!.header[1] as { sessionId: string; resumeToken: string };
     first.session.close({ closeCode: 0 });
     await until(() => server.sessions.get(welcome.sessionId)?.state === 'disconnected');
-    const thief = await rawClient(net.connect);
+    const thief = await rawClient(connectMemory, `${listener.url}/q`);
     const read2 = frameReader(thief.control.readable);
     const forged = welcome.resumeToken.replace(/^./, (c) => (c === '0' ? '1' : '0'));
     await thief.hello({ ...hello, resume: { id: welcome.sessionId, token: forged } });

@@ -1,35 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { connect, createSessionServer, defineMessage, QueueFullError } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
-import { createMemoryNetwork, type MemoryListener } from './support/memory.js';
+import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
+
+let seq = 0;
 
 useCleanup();
 
 const N = defineMessage<number>('n');
 
 async function world(serverExtra = {}, clientExtra = {}) {
-  const net = createMemoryNetwork();
-  const state: { listener: MemoryListener | null } = { listener: net.listen() };
+  // A named listener: closing it and creating another with the same name is a transport restart.
+  const name = `reconnect-${process.pid}-${++seq}`;
+  const listen = () => createMemoryListener({ name, seed: seq });
+  const state: { listener: MemoryListener | null } = { listener: listen() };
   const server = createSessionServer({ listeners: [state.listener!], messages: [N], ...serverExtra });
-  const client = await connect('https://game.test/q', {
-    connector: net.connect,
+  const client = await connect(`memory://${name}/q`, {
+    connector: connectMemory,
     reconnect: { initialMs: 5, maxMs: 40, seed: 7 },
     ...clientExtra,
   });
   cleanups.push(async () => {
     await client.close();
     await server.close();
-    await net.listener?.close();
+    await state.listener?.close();
   });
   /** Closes the transport listener (every transport session drops) and, later, opens a new one. */
   const restart = async (downMs = 0) => {
     await state.listener?.close();
     state.listener = null;
     if (downMs) await new Promise((r) => setTimeout(r, downMs));
-    state.listener = net.listen();
+    state.listener = listen();
     server.addListener(state.listener);
   };
-  return { net, server, client, restart, state };
+  return { server, client, restart, state };
 }
 
 describe('reconnection and resumption', () => {

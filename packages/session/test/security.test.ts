@@ -1,3 +1,10 @@
+import {
+  type ConnectOptions,
+  connectMemory,
+  createMemoryListener,
+  type QuiverSession,
+  type TransportListener,
+} from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import {
   CloseCode,
@@ -18,9 +25,32 @@ useCleanup();
 
 const Chat = defineMessage<string>('chat');
 
-async function world(opts: SessionServerOptions = {}) {
-  const net = createMemoryNetwork();
-  const listener = net.listen();
+/** The connector tests dial through: any `https://game.test/<path>?<query>` reaches the test's listener. */
+interface Net {
+  connect: (url: string, options?: ConnectOptions) => QuiverSession;
+}
+
+/**
+ * A server on @quiver/transport's memory transport, or (`helper`) on this package's test network, which gives each
+ * connection the remote address of its `x-test-ip` header (for the per-IP limit).
+ */
+async function world(opts: SessionServerOptions = {}, helper = false) {
+  let net: Net;
+  let listener: TransportListener;
+  if (helper) {
+    const n = createMemoryNetwork();
+    listener = n.listen();
+    net = n;
+  } else {
+    const l = createMemoryListener();
+    listener = l;
+    net = {
+      connect: (url, options) => {
+        const u = new URL(url);
+        return connectMemory(`${l.url}${u.pathname}${u.search}`, options);
+      },
+    };
+  }
   const errors: Error[] = [];
   const server = createSessionServer({
     listeners: [listener],
@@ -36,7 +66,7 @@ async function world(opts: SessionServerOptions = {}) {
   return { net, server, errors };
 }
 
-async function goodClient(net: ReturnType<typeof createMemoryNetwork>, token = 'good') {
+async function goodClient(net: Net, token = 'good') {
   const c = await connect('https://game.test/q', { connector: net.connect, token, reconnect: false });
   cleanups.push(() => c.close());
   return c;
@@ -110,11 +140,14 @@ describe('security', () => {
   });
 
   it('enforces allowed origins, per-IP session rate and maxSessions', async () => {
-    const { net, server } = await world({
-      allowedOrigins: ['https://good.test'],
-      rateLimits: { perIp: { sessionsPerMinute: 2 } },
-      maxSessions: 3,
-    });
+    const { net, server } = await world(
+      {
+        allowedOrigins: ['https://good.test'],
+        rateLimits: { perIp: { sessionsPerMinute: 2 } },
+        maxSessions: 3,
+      },
+      true,
+    );
     const bad = await connect('https://game.test/q', {
       connector: net.connect,
       connectOptions: { headers: { origin: 'https://evil.test' } },

@@ -288,7 +288,10 @@ export class WebSocketSession implements QuiverSession {
     };
   }
 
-  /** Framing-level counters beyond TransportStats: messages, discarded stream bytes, open streams. */
+  /**
+   * Framing-level counters beyond TransportStats: messages, stream bytes received but dropped unread (the
+   * application cancelled the stream or the peer reset it), open streams.
+   */
   get wireStats(): {
     messagesSent: number;
     messagesReceived: number;
@@ -403,7 +406,7 @@ export class WebSocketSession implements QuiverSession {
             });
           },
           cancel: (reason) => {
-            io.queue = [];
+            this.discardQueue(io);
             io.readEnded = true;
             this.core.stopSending(id, streamErrorCodeOf(reason));
             this.scheduleFlush();
@@ -478,6 +481,12 @@ export class WebSocketSession implements QuiverSession {
     this.forget(io);
   }
 
+  /** Drops data received but never read (cancel, reset): counted, as every drop is. */
+  private discardQueue(io: StreamIO): void {
+    for (const chunk of io.queue) this.core.stats.discardedStreamBytes += chunk.length;
+    io.queue = [];
+  }
+
   private forget(io: StreamIO): void {
     if (io.readEnded && io.writeEnded) this.streams.delete(io.id);
   }
@@ -517,7 +526,7 @@ export class WebSocketSession implements QuiverSession {
       streamReset: (id, code) => {
         const io = this.streams.get(id);
         if (!io || io.readEnded) return;
-        io.queue = [];
+        this.discardQueue(io);
         io.readEnded = true;
         io.rc!.error(
           new QuiverTransportError('stream reset by peer', { source: 'stream', streamErrorCode: code }),

@@ -42,5 +42,4 @@ runConformanceSuite({
     }),
   // Browsers do not expose the HTTP status of a refused WebSocket upgrade (WHATWG WebSockets: only "error").
   capabilities: { unreliableDatagrams: false, rejectStatusVisible: false },
-  bulkBytes: 4 * 1024 * 1024,
 });

@@ -122,6 +122,26 @@ describe('SessionCore (sans-IO)', () => {
     expect(c.core.openStream(true)).toBe(4);
   });
 
+  it('counts data that crosses a STOP_SENDING as discarded, then releases the stream on the RESET_STREAM answer', () => {
+    const { c, s } = connected({ initialMaxStreamsBidi: 1 });
+    const id = c.core.openStream(true)!;
+    c.core.write(id, new Uint8Array(100), () => {});
+    pump(c.core, s.core);
+    expect(s.rec.data.get(id)).toBe(100);
+    s.core.consumed(id, 100);
+    c.core.write(id, new Uint8Array(50), () => {});
+    const inFlight = c.core.nextMessage()!;
+    s.core.stopSending(id, 1);
+    s.core.receive(inFlight, 0);
+    expect(s.core.stats.discardedStreamBytes).toBe(50);
+    expect(s.rec.data.get(id)).toBe(100);
+    s.core.finish(id, () => {});
+    pump(c.core, s.core);
+    // The client answered STOP_SENDING with RESET_STREAM: the stream is gone and a new one may open.
+    expect(s.core.streamCount).toBe(0);
+    expect(c.core.openStream(true)).toBe(4);
+  });
+
   it('samples RTT from PING/PONG with the injected time (RFC 9002 §5.3)', () => {
     const { c, s } = connected();
     c.core.ping(1000);

@@ -601,10 +601,14 @@ function clientSeeds(): Uint8Array[] {
 const wtStreams: FuzzTarget = {
   name: 'wt-stream-signal',
   description:
-    'WebTransport stream signal parsing (0x41 / 0x54 + session id, draft §4.2-4.3) on a live session',
+    'WebTransport stream signal parsing (0x41 / 0x54 + session id, draft §4.2-4.3) on a live session, both roles',
+  // Selector byte: bit 0 uni, bits 1-2 which stream, bit 3 random chunks (else byte by byte), bit 4 client
+  // role (streams from the server), bit 7 FIN.
   seeds: () => [
     new Uint8Array([0x80, ...wire.wtBidi(0, 'hello world')]),
     new Uint8Array([0x81, ...wire.wtUni(0, 'hello uni')]),
+    new Uint8Array([0x90, ...wire.wtBidi(0, 'from the server')]),
+    new Uint8Array([0x19, ...wire.wtUni(0, 'server uni')]),
     new Uint8Array([0x00, ...wire.wtBidi(4, 'other session')]),
     new Uint8Array([0x01, 0x40, 0x54, 0x80, 0, 0, 0, ...te.encode('non-shortest')]),
     new Uint8Array([0x81, 0x00, ...encodeSettings([[1n, 0n]])]),
@@ -613,11 +617,14 @@ const wtStreams: FuzzTarget = {
   ],
   run(input) {
     if (input.length === 0) return;
-    const { checker, conn } = drive('server', serverSessionPrelude().bytes());
-    check(checker.live.has(0) && !checker.failed, 'prelude did not establish session 0');
     const sel = input[0];
+    const role: Role = sel & 0x10 ? 'client' : 'server';
+    const prelude = role === 'server' ? serverSessionPrelude() : clientSessionPrelude();
+    const { checker, conn } = drive(role, prelude.bytes());
+    check(checker.live.has(0) && !checker.failed, 'prelude did not establish session 0');
     const uni = (sel & 1) === 1;
-    const streamId = (uni ? 14 : 4) + 4 * ((sel >> 1) & 3);
+    // Peer streams the prelude did not use: client bidi 4.., uni 14..; server bidi 1.., uni 15...
+    const streamId = (role === 'server' ? (uni ? 14 : 4) : uni ? 15 : 1) + 4 * ((sel >> 1) & 3);
     const fin = (sel & 0x80) !== 0;
     const bytes = input.subarray(1);
     const [chunks] = chunkings(bytes, 1 + (sel & 0x08 ? 1 : 0)).slice(-1);
@@ -630,6 +637,7 @@ const wtStreams: FuzzTarget = {
     const events = checker.events.slice(seen);
     const error = events.find((e) => e.type === 'connection-error');
     const opened = events.filter((e) => e.type === 'stream-opened');
+    const isError = (code: bigint) => error?.type === 'connection-error' && error.code === code;
     const t = readVarint(bytes, 0);
     const signal = uni ? 0x54n : 0x41n;
     if (t && t.value === signal) {
@@ -639,11 +647,13 @@ const wtStreams: FuzzTarget = {
         return;
       }
       // draft §4: not a client-initiated bidi stream id; ids beyond 2^53 cannot name a stream we could track.
-      if (sid.value % 4n !== 0n || sid.value > BigInt(Number.MAX_SAFE_INTEGER)) {
-        check(
-          error?.type === 'connection-error' && error.code === 0x108n,
-          'bad session id is not H3_ID_ERROR',
-        );
+      // A client opened only session 0, so any other id names a stream it never opened.
+      if (
+        sid.value % 4n !== 0n ||
+        sid.value > BigInt(Number.MAX_SAFE_INTEGER) ||
+        (role === 'client' && sid.value !== 0n)
+      ) {
+        check(isError(0x108n), 'bad session id is not H3_ID_ERROR');
         return;
       }
       if (sid.value !== 0n) {
@@ -667,18 +677,23 @@ const wtStreams: FuzzTarget = {
       return;
     }
     check(opened.length === 0, 'stream opened without its signal');
-    if (uni && t) {
-      // RFC 9114 §6.2: a second control/encoder/decoder stream, or a push stream from a client, is fatal.
-      if (t.value <= 3n)
-        check(
-          error?.type === 'connection-error' && error.code === 0x103n,
-          `stream type ${t.value} not H3_STREAM_CREATION_ERROR`,
-        );
+    if (!t) return;
+    if (uni) {
+      // RFC 9114 §6.2: a second control, encoder or decoder stream is fatal; a push stream from a client is
+      // H3_STREAM_CREATION_ERROR, one to a client that never sent MAX_PUSH_ID H3_ID_ERROR (§4.6); other types
+      // are refused without harm (§6.2.3).
+      if (t.value === 1n && role === 'client') check(isError(0x108n), 'push stream not H3_ID_ERROR');
+      else if (t.value <= 3n) check(isError(0x103n), `stream type ${t.value} not H3_STREAM_CREATION_ERROR`);
       else check(!error, `unknown stream type ${t.value} was fatal (RFC 9114 §6.2.3)`);
+    } else if (role === 'client') {
+      // RFC 9114 §6.1: only WebTransport gives a server bidirectional streams.
+      check(isError(0x103n), 'server bidi stream without 0x41 not H3_STREAM_CREATION_ERROR');
     }
   },
   expected: () => false,
   ciIterations: 5_000,
+  // Headers sit in the first bytes; long payloads delivered byte by byte only cost time.
+  maxInputLength: 1024,
 };
 
 /** QUIC DATAGRAM payloads on a live session 0, with an oracle for the quarter stream id (RFC 9297 §2.1). */

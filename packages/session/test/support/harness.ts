@@ -5,7 +5,10 @@ import {
   createSessionServer,
   type SessionServerOptions,
 } from '../../src/index.js';
+import { connectMemory, createMemoryListener } from '@quiver/transport';
 import { createMemoryNetwork, type LinkOptions } from './memory.js';
+
+let nameSeq = 0;
 
 export const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -15,11 +18,32 @@ export function useCleanup(): void {
   });
 }
 
+/**
+ * A session server and a connected client. By default on @quiver/transport's memory transport (seeded link model:
+ * `loss`, `reorder`); `helper: true` uses this package's test network instead, for what the official one does not
+ * model (per-connection remote addresses, blackholing, a reliable-only carrier, a small datagram queue).
+ */
 export async function setup(
   serverOpts: SessionServerOptions = {},
   clientOpts: Partial<ClientOptions> = {},
-  link: LinkOptions = {},
+  link: LinkOptions & { helper?: boolean } = {},
 ) {
+  if (!link.helper) {
+    const name = `session-harness-${process.pid}-${++nameSeq}`;
+    const listener = createMemoryListener({
+      name,
+      seed: link.seed ?? 1,
+      link: { lossRate: link.loss ?? 0, reorderRate: link.reorder ?? 0 },
+    });
+    const server = createSessionServer({ listeners: [listener], ...serverOpts });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const client = await connect(`memory://${name}/quiver`, { connector: connectMemory, ...clientOpts });
+    cleanups.push(() => client.close());
+    return { net: null, listener, server, client };
+  }
   const net = createMemoryNetwork(link);
   const listener = net.listen();
   const server = createSessionServer({ listeners: [listener], ...serverOpts });
