@@ -13,6 +13,7 @@ import type { TagCounters } from '../lib/roles/servers.js';
 import { distRow, openPath, round } from '../lib/suite-util.js';
 import { summarize } from '../lib/harness.js';
 
+const ECHO = 'bench/lib/roles/echo.ts';
 const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'ws'];
 const LABEL: Record<string, string> = {
   'wt-datagram': 'WebTransport datagram',
@@ -39,6 +40,11 @@ const suite: BenchSuite = {
     const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
     const linkDesc = net.describe();
     const pair = await startPair(net);
+    const echoPorts = await pair.server.call<{ tcpPort: number; udpPort: number }>(
+      ECHO,
+      'startEcho',
+      net.serverAddr,
+    );
     const rows: ResultRow[] = [];
     const p99 = new Map<string, number>();
     const chartSeries = new Map<string, number[]>();
@@ -49,6 +55,22 @@ const suite: BenchSuite = {
         const group = net.kind === 'link' ? `rtt${rtt} loss${loss}%` : `loopback (loss ${loss}% not applied)`;
         groups.push(group);
         if (net.link) await net.link.setParams({ loss: loss / 100 });
+        if (net.link) {
+          // Calibration: raw UDP echoes show that the link delays and drops as configured.
+          const cal = await pair.client.call<{ sent: number; received: number; rttMs: number[] }>(
+            ECHO,
+            'udpEcho',
+            net.serverAddr,
+            echoPorts.udpPort,
+            400,
+            2,
+            500,
+          );
+          const expected = (1 - loss / 100) ** 2;
+          notes.push(
+            `link check at ${loss}% loss: raw UDP echo delivered ${round(cal.received / cal.sent, 3)} (expected ${round(expected, 3)}), min RTT ${round(Math.min(...cal.rttMs), 1)} ms (configured ${rtt} ms)`,
+          );
+        }
         ctx.progress(`${group}: ${durationMs / 1000} s of ${hz} Hz on ${KINDS.length} transports`);
         const res = await pair.client.call<LatencyChannelResult[]>(
           CLIENTS,
@@ -113,6 +135,7 @@ const suite: BenchSuite = {
         );
       }
     } finally {
+      await pair.server.call(ECHO, 'stopEcho').catch(() => {});
       await pair.close();
       await net.close();
     }

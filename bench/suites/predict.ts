@@ -262,6 +262,9 @@ function runLink(link: Link, seed: number, durationMs: number): RunResult {
   const corrections: number[] = [];
   const contactPredictor = new Predictor(playerSim, START, { position: (s) => ({ x: s.x, y: 0, z: s.z }) });
   const contactCorrections: number[] = [];
+  // Counted after the warm-up, like the distances.
+  let mispredictions = 0;
+  let contactMispredictions = 0;
   const contactDisplayCm: number[] = [];
   let reference = START; // the player with zero latency: every input applied at once
   const interp = new InterpolationBuffer();
@@ -314,12 +317,18 @@ function runLink(link: Link, seed: number, durationMs: number): RunResult {
       SI.snapshot.add({ id: String(payload.t), time: payload.t, state: payload.entities });
       if (payload.ack >= 0) {
         const c = predictor.reconcile(payload.player, payload.ack);
-        if (at >= WARMUP_MS) corrections.push(c ? c.distance * 100 : 0);
+        if (at >= WARMUP_MS) {
+          corrections.push(c ? c.distance * 100 : 0);
+          if (c) mispredictions++;
+        }
         sender.ack(payload.ack);
       }
       if (payload.contactAck >= 0) {
         const c = contactPredictor.reconcile(payload.contactPlayer, payload.contactAck);
-        if (at >= WARMUP_MS) contactCorrections.push(c ? c.distance * 100 : 0);
+        if (at >= WARMUP_MS) {
+          contactCorrections.push(c ? c.distance * 100 : 0);
+          if (c) contactMispredictions++;
+        }
       }
       if (!latestServer || payload.t > latestServer.t) latestServer = payload;
     }
@@ -419,10 +428,10 @@ function runLink(link: Link, seed: number, durationMs: number): RunResult {
     corrections,
     contactCorrections,
     contactDisplayCm,
-    contactReconciliations: contactPredictor.stats.reconciliations,
-    contactMispredictions: contactPredictor.stats.mispredictions,
-    reconciliations: predictor.stats.reconciliations,
-    mispredictions: predictor.stats.mispredictions,
+    contactReconciliations: contactCorrections.length,
+    contactMispredictions,
+    reconciliations: corrections.length,
+    mispredictions,
     filled: receiver.stats.filled,
     localDisplayCm,
     recipeDisplayCm,

@@ -17,7 +17,9 @@ try {
   await page.setViewportSize({ width: 1280, height: 720 });
   await page.goto(`${server.url}?scale=1&name=You`);
   await page.waitForFunction(
-    () => (globalThis as { __quiverDemo?: { transport: string | null } }).__quiverDemo?.transport === 'webtransport',
+    () =>
+      (globalThis as { __quiverDemo?: { transport: string | null } }).__quiverDemo?.transport ===
+      'webtransport',
     undefined,
     { timeout: 30_000 },
   );

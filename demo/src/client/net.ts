@@ -151,7 +151,7 @@ export class DemoClient extends EventTarget {
     frames: 0,
     connects: 0,
   };
-  controls: DesktopControls = { forward: 0, right: 0, yaw: 0, pitch: -0.25 };
+  controls: DesktopControls = { forward: 0, right: 0, yaw: 0, pitch: -0.42 };
   /** Set by the XR session: the tracked pose and thumbstick movement replace the desktop ones. */
   xr: { pose: Pose; moveX: number; moveZ: number } | undefined;
 

@@ -54,7 +54,7 @@ export class NetOverlay extends LitElement {
       position: absolute;
       top: 12px;
       left: 12px;
-      width: 340px;
+      width: 360px;
       padding: 10px 12px;
       border-radius: 10px;
       background: rgba(12, 16, 26, 0.86);

@@ -136,11 +136,11 @@ export class DemoScene extends LitElement {
   framesRendered = 0;
   #renderer: THREE.WebGLRenderer | undefined;
   #scene = new THREE.Scene();
-  #camera = new THREE.PerspectiveCamera(60, 1, 0.05, 200);
+  #camera = new THREE.PerspectiveCamera(50, 1, 0.05, 200);
   #rig = new THREE.Group();
   #views = new Map<number, EntityView>();
   #keys = new Set<string>();
-  #distance = 7;
+  #distance = 8.5;
   #drag: { x: number; y: number; id: number } | undefined;
   #lastFrame = 0;
   /** Render scale: lowered while frames are slow (software GL, a weak GPU), raised again when they are fast. */

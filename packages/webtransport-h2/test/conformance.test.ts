@@ -13,7 +13,7 @@ import { runConformanceSuite } from '@quiver/transport/conformance';
 import { beforeEach } from 'vitest';
 import { connectH2WebTransport, createH2WebTransportListener } from '../src/index.js';
 
-export const KNOWN_LIBRARY_FAILURES: Record<string, string> = {
+const KNOWN_LIBRARY_FAILURES: Record<string, string> = {
   // lib/stream.js abort(): `if (reason.code > 255) code = 255` (and the same in cancel()): codes are clamped to 8 bits,
   // where W3C WebTransport §9 allows 0..2^32-1 and the capsule (WT_RESET_STREAM) carries a varint. The receiver parses
   // the full varint; only the sender clamps.

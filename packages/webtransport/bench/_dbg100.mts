@@ -1,5 +1,5 @@
 import { ensureDevCertificate } from '@quiver/devcert';
-import { launchChromium, serveStatic } from '@quiver/testkit';
+import { launchChromium, launchFirefox, serveStatic } from '@quiver/testkit';
 import { createWebTransportListener } from '@quiver/webtransport';
 import { serveEcho } from '../examples/echo.ts';
 import { WtConnection } from '../src/node/wt-connection.ts';
@@ -21,8 +21,8 @@ const sessions: any[] = [];
     if (process.env.MODE === 'sepfin') { await w2.write(all); await new Promise(r => setTimeout(r, 20)); await w2.close(); }
     else { w2.write(all); await w2.close(); }
   })().catch(e => console.log('echo err', e.message)); } })(); } })();
-const site = await serveStatic(); const b = await launchChromium(); const page = await b.newPage(site.url);
-for (let round = 0; round < 8; round++) {
+const site = await serveStatic(); const b = process.env.FF ? await launchFirefox() : await launchChromium(); const page = await b.newPage(site.url);
+for (let round = 0; round < Number(process.env.ROUNDS ?? 8); round++) {
   const res = page.evaluate(async ({ url, hash }) => {
     const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(hash) }] });
     await wt.ready;

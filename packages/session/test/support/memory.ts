@@ -1,7 +1,9 @@
 /**
- * A small in-process transport for the session tests, until `@quiver/transport` ships `createMemoryPair`: real
- * WHATWG streams with bounded buffers (so backpressure is real), datagrams lost with a seeded probability, and a
- * "network" on which listeners can be closed and re-opened (a transport restart under a surviving session server).
+ * A small in-process test network, used where @quiver/transport's memory transport does not model what a test
+ * needs: a remote address per connection (`x-test-ip` header, for per-IP limits), a path that silently stops
+ * delivering (`blackhole()`, for heartbeat timeouts), a `reliable-only` carrier, a never-ready attempt (a blocked
+ * transport for the fallback race) and a one-slot datagram reordering. Real WHATWG streams with bounded buffers, so
+ * backpressure is real; datagram loss from a seeded generator.
  */
 import type {
   ConnectOptions,

@@ -161,7 +161,12 @@ export class QuicConnection {
     // see the stream; packets are still built once per flush.
     if (!this.closed && !this.pendingSend.has(streamId)) {
       this.pendingSend.add(streamId);
+      const finOnly = data.length === 0 && fin;
       this.writeOne(streamId, st);
+      // quiche 0.18 collects a stream once its receive side is finished and every byte up to the FIN offset is
+      // acknowledged, whether or not the FIN itself was sent: an ACK processed between a FIN-only write and the
+      // next send() makes the FIN vanish (the peer's readable never closes). Send it before any input.
+      if (finOnly && st.finSent) this.endpoint.sendPackets(this);
     } else this.pendingSend.add(streamId);
     // What quiche did not take is copied: the caller may reuse its buffer once its write resolved. Copying
     // only the rest saves a copy of every chunk quiche took at once (it copies into its own buffers).

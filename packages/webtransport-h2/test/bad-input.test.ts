@@ -1,0 +1,155 @@
+/**
+ * Bad input at the listener: a raw node:http2 client speaking broken WebTransport-over-HTTP/2 (draft-ietf-webtrans-
+ * http2 capsules), refused requests and pinning failures. The offending session (only it) ends; the listener keeps
+ * serving.
+ */
+import { once } from 'node:events';
+import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
+import { QuiverTransportError } from '@quiver/transport';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readAllBytes, type Rig, rig } from './helpers.js';
+
+let r: Rig | undefined;
+let raw: ClientHttp2Session | undefined;
+afterEach(async () => {
+  raw?.destroy();
+  raw = undefined;
+  await r?.close();
+  r = undefined;
+});
+
+/** QUIC-style variable-length integer (RFC 9000 §16), as the capsules use. */
+function varint(n: number): Buffer {
+  if (n < 0x40) return Buffer.from([n]);
+  if (n < 0x4000) return Buffer.from([0x40 | (n >> 8), n & 0xff]);
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE((0x80000000 | n) >>> 0);
+  return b;
+}
+
+const WT_STREAM = 0x190b4d3b;
+
+async function rawConnect(rg: Rig, path: string): Promise<{ stream: ClientHttp2Stream; status: number }> {
+  raw = connect(`https://127.0.0.1:${rg.listener.address.port}`, { ca: rg.cert.certPem });
+  raw.on('error', () => {});
+  await once(raw, 'remoteSettings');
+  const stream = raw.request({
+    ':method': 'CONNECT',
+    ':protocol': 'webtransport',
+    ':scheme': 'https',
+    ':path': path,
+    ':authority': `127.0.0.1:${rg.listener.address.port}`,
+  });
+  stream.on('error', () => {});
+  const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+  return { stream, status: Number(headers[':status']) };
+}
+
+/** The listener still completes a normal session and echo after the bad one. */
+async function stillServes(rg: Rig): Promise<void> {
+  const client = rg.connect('/after');
+  const server = (await rg.next()).accept();
+  server.closed.catch(() => {});
+  const [s] = await Promise.all([client.createBidirectionalStream(), server.ready]);
+  const echo = (async () => {
+    const incoming = (await server.incomingBidirectionalStreams.getReader().read()).value!;
+    await incoming.readable.pipeTo(incoming.writable);
+  })();
+  const w = s.writable.getWriter();
+  await w.write(new TextEncoder().encode('still here'));
+  await w.close();
+  expect(new TextDecoder().decode(await readAllBytes(s.readable))).toBe('still here');
+  await echo;
+  client.close();
+  await client.closed;
+}
+
+describe('bad input', () => {
+  it('closes only the session whose capsule announces an absurd length', async () => {
+    r = await rig();
+    const rawDone = rawConnect(r, '/bad?cid=1');
+    const incoming = await r.next();
+    expect(incoming.request.url).toBe('/bad?cid=1');
+    const session = incoming.accept();
+    const { stream, status } = await rawDone;
+    expect(status).toBe(200);
+    await session.ready;
+    // WT_STREAM on stream id 1 with a 1 GiB length: far beyond the flow-control window.
+    stream.write(Buffer.concat([varint(WT_STREAM), varint(0x3fffffff), varint(1), Buffer.alloc(16)]));
+    const info = await session.closed;
+    expect(info.closeCode).toBe(63);
+    await stillServes(r);
+  });
+
+  it('closes only the session that opens more streams than it was allowed', async () => {
+    r = await rig({ initialBidirectionalStreams: 4 });
+    const rawDone = rawConnect(r, '/bad?cid=2');
+    const session = (await r.next()).accept();
+    const { stream } = await rawDone;
+    await session.ready;
+    // Client-initiated bidi stream number 1000 (draft-ietf-webtrans-http2 stream ids follow RFC 9000 §2.1).
+    stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(4000), Buffer.from('xy')]));
+    const info = await session.closed;
+    expect(info.closeCode).toBe(20);
+    await stillServes(r);
+  });
+
+  it('refuses a request nobody decides on with 408 after requestTimeoutMs', async () => {
+    r = await rig({ requestTimeoutMs: 100 });
+    const client = r.connect('/slow');
+    const incoming = await r.next();
+    const error = await client.ready.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(QuiverTransportError);
+    expect((error as Error).message).toContain('408');
+    expect(() => incoming.accept()).toThrow();
+    await stillServes(r);
+  });
+
+  it('answers a request that is not a WebTransport CONNECT with 406, without bothering the application', async () => {
+    r = await rig();
+    raw = connect(`https://127.0.0.1:${r.listener.address.port}`, { ca: r.cert.certPem });
+    raw.on('error', () => {});
+    const req = raw.request({ ':method': 'GET', ':path': '/' });
+    req.on('error', () => {});
+    const [headers] = (await once(req, 'response')) as [Record<string, unknown>];
+    expect(headers[':status']).toBe(406);
+    req.destroy();
+    await stillServes(r);
+  });
+
+  it('rejects reject() with a non-error status and a second verdict', async () => {
+    r = await rig();
+    const client = r.connect('/x');
+    const incoming = await r.next();
+    expect(() => incoming.reject(200)).toThrow(RangeError);
+    incoming.reject(403);
+    expect(() => incoming.accept()).toThrow();
+    await expect(client.ready).rejects.toThrow(/403/);
+  });
+
+  it('fails ready when the pinned certificate hash does not match, and the listener goes on', async () => {
+    r = await rig();
+    const client = r.connect('/x', {
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(32) }],
+    });
+    await expect(client.ready).rejects.toBeInstanceOf(QuiverTransportError);
+    await stillServes(r);
+  });
+
+  it('refuses close codes outside 0..2^32-1 with a TypeError', async () => {
+    r = await rig();
+    const client = r.connect('/x');
+    const server = (await r.next()).accept();
+    server.closed.catch(() => {});
+    await client.ready;
+    expect(() => client.close({ closeCode: 2 ** 32 })).toThrow(TypeError);
+    expect(() => client.close({ closeCode: -1 })).toThrow(TypeError);
+    client.close({ closeCode: 1, reason: 'x'.repeat(2000) });
+    const info = await server.closed;
+    expect(info.closeCode).toBe(1);
+    expect(info.reason.length).toBeLessThanOrEqual(1024);
+  });
+});
