@@ -25,7 +25,7 @@ const suite: BenchSuite = {
     const spreadS = numArg(ctx.args, 'spread', 5);
     const idleMs = numArg(ctx.args, 'idle', 5000);
     const notes: string[] = [
-      `${clients} clients started evenly over ${spreadS} s from one client process, loopback; the WebTransport server's QUIC idle timeout is ${idleMs} ms.`,
+      `${clients} clients started evenly over ${spreadS} s from one client process, loopback, each sending a 16-byte heartbeat datagram every second once ready; the WebTransport server's QUIC idle timeout is ${idleMs} ms.`,
       'drain: from SIGKILL of the client process until the server reports 0 live sessions (and 0 QUIC connections); `left` is what remained at the deadline (must be 0).',
     ];
     const net = loopback();
@@ -105,6 +105,8 @@ const suite: BenchSuite = {
         );
         ratios[`${kind}_sessions_left_after_kill`] = left;
         ratios[`${kind}_join_success`] = round(storm.ready / clients, 4);
+        // Every joined session must still be alive on the server before the kill (heartbeats keep them busy).
+        ratios[`${kind}_live_over_joined`] = round(held.liveSessions / Math.max(1, storm.ready), 4);
         rssChart.push(round(peakRss / 2 ** 20, 1));
       }
       notes.push(`server RSS before the storms: ${round(base.rssBytes / 2 ** 20, 1)} MB.`);
@@ -120,6 +122,8 @@ const suite: BenchSuite = {
         wt_sessions_left_after_kill: { op: '<=', value: 0, note: 'all cleaned up' },
         qws_sessions_left_after_kill: { op: '<=', value: 0, note: 'all cleaned up' },
         wt_join_success: { op: '>=', value: 1 },
+        wt_live_over_joined: { op: '>=', value: 1, note: 'no session lost while held' },
+        qws_live_over_joined: { op: '>=', value: 1, note: 'no session lost while held' },
         qws_join_success: { op: '>=', value: 1 },
       },
       charts: [

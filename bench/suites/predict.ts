@@ -422,7 +422,6 @@ function runLink(link: Link, seed: number, durationMs: number): RunResult {
       }
     }
   }
-  // Let the last inputs be acknowledged, as a player who stops would.
   return {
     link,
     corrections,
@@ -511,6 +510,7 @@ const suite: BenchSuite = {
         ...summarize(r.contactCorrections),
         extra: {
           mispredict_pct: pct(r.contactMispredictions, r.contactReconciliations),
+          mean_when_wrong_cm: mean(r.contactCorrections.filter((c) => c > 0)),
           display_p99_cm: summarize(r.contactDisplayCm).p99,
         },
       });
@@ -532,7 +532,9 @@ const suite: BenchSuite = {
     if (r5) {
       ratios.local_p99_correction_cm_rtt100_loss5 = summarize(r5.corrections).p99;
       ratios.local_mispredict_rate_rtt100_loss5 = r5.mispredictions / r5.reconciliations;
-      ratios.contact_p99_correction_cm_rtt100_loss5 = summarize(r5.contactCorrections).p99;
+      ratios.contact_mean_correction_when_wrong_cm_rtt100_loss5 = mean(
+        r5.contactCorrections.filter((c) => c > 0),
+      );
       ratios.contact_mispredict_rate_rtt100_loss5 = r5.contactMispredictions / r5.contactReconciliations;
     }
     const r2 = at('rtt100 j10 loss2');

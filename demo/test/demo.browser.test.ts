@@ -190,9 +190,24 @@ describe('demo scene in Chromium', () => {
       { timeout: 20_000 },
     );
     await page.keyboard.up('KeyW');
-    const server_ = server.world.avatars.get(own.entity);
-    expect(server_).toBeDefined();
-    expect(Math.hypot(server_!.x - own.x, server_!.z - own.z)).toBeGreaterThan(1);
+    const avatar = server.world.avatars.get(own.entity);
+    expect(avatar).toBeDefined();
+    expect(Math.hypot(avatar!.x - own.x, avatar!.z - own.z)).toBeGreaterThan(1);
+    // The simulation is deterministic and quantised like the wire: the server disagrees with the page's
+    // prediction only where it had to invent or drop an input (every copy lost, a full queue, a restart).
+    const predictor = await page.evaluate(
+      () =>
+        (
+          globalThis as unknown as {
+            __quiverDemo: { client: { predictor: { stats: { inputs: number; mispredictions: number } } } };
+          }
+        ).__quiverDemo.client.predictor.stats,
+    );
+    const status = (await (await fetch(`${server.url}demo/status`)).json()) as Record<string, number>;
+    expect(predictor.inputs).toBeGreaterThan(10);
+    expect(predictor.mispredictions).toBeLessThanOrEqual(
+      status.inputsFilled + status.inputsDropped + status.inputResets,
+    );
     expect(errors).toEqual([]);
     await page.close();
   });

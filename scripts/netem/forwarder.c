@@ -35,6 +35,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -295,6 +296,14 @@ int main(int argc, char **argv) {
     dirs[i].ge_h = 0;
     dirs[i].ge_k = 1;
     seed_dir(&dirs[i], 2 + (uint64_t)i);
+  }
+  /* The emulated network must not stall when the machine is busy (the bench machines are shared): as root, run
+   * at a modest real-time priority so that queued packets leave on time. The loop blocks in ppoll, so this costs
+   * nothing when idle. QUIVER_NETEM_RT=0 turns it off; failure (no privilege) is not an error. */
+  const char *rt = getenv("QUIVER_NETEM_RT");
+  if (!rt || strcmp(rt, "0") != 0) {
+    struct sched_param sp = {.sched_priority = 10};
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) fprintf(stderr, "quiver-netem: no real-time priority: %s\n", strerror(errno));
   }
   printf("ready\n");
   fflush(stdout);

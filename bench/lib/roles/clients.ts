@@ -345,11 +345,14 @@ export interface ThroughputResult {
   error?: string;
 }
 
-/** Sends sink-flagged `size`-byte probes as fast as backpressure allows for `durationMs`. */
+/**
+ * Sends sink-flagged `size`-byte probes for `durationMs`: as fast as backpressure allows, or at `rate` messages per
+ * second (unreliable kinds have no backpressure from the receiver, so blasting mostly measures drops).
+ */
 export async function throughputRun(
   kind: ChannelKind,
   t: Target,
-  opts: { durationMs: number; size: number; tag: number },
+  opts: { durationMs: number; size: number; tag: number; rate?: number },
 ): Promise<ThroughputResult> {
   let c: Channel | undefined;
   try {
@@ -360,9 +363,18 @@ export async function throughputRun(
     const t0 = monoMs();
     let sent = 0;
     const batch = kind === 'udp' ? 16 : 64;
+    const rate = opts.rate;
     while (monoMs() - t0 < opts.durationMs) {
       await c.drained();
-      for (let i = 0; i < batch; i++) {
+      let n = batch;
+      if (rate) {
+        n = Math.min(batch, Math.floor(((monoMs() - t0) * rate) / 1000) - sent);
+        if (n <= 0) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+      }
+      for (let i = 0; i < n; i++) {
         c.send(msg);
         sent++;
       }
@@ -388,10 +400,11 @@ export interface StormResult {
 }
 
 const storm: QuiverSession[] = [];
+const heartbeats: NodeJS.Timeout[] = [];
 
 /**
- * Join storm: `count` sessions started evenly over `spreadMs`, each kept open. `killStorm` (or killing this agent)
- * ends them.
+ * Join storm: `count` sessions started evenly over `spreadMs`, each kept open with a 1 Hz heartbeat datagram.
+ * `closeStorm` (or killing this agent) ends them.
  */
 export async function joinStorm(
   kind: SessionTransport,
@@ -415,6 +428,14 @@ export async function joinStorm(
         try {
           await s.ready;
           readyMs.push(monoMs() - t0);
+          // A joined player is never silent: one small datagram a second keeps the session (and QUIC's idle
+          // timer, RFC 9000 §10.1) alive, as game traffic would.
+          const w = s.datagrams.writable.getWriter();
+          heartbeats.push(
+            setInterval(() => {
+              w.write(encodeProbe(250, 0, 16, FLAG_SINK)).catch(() => {});
+            }, 1000),
+          );
         } catch (e) {
           failed++;
           firstError ??= e instanceof Error ? e.message : String(e);
@@ -428,6 +449,7 @@ export async function joinStorm(
 
 /** Closes the storm's sessions cleanly. */
 export async function closeStorm(): Promise<void> {
+  for (const h of heartbeats.splice(0)) clearInterval(h);
   await Promise.all(storm.splice(0).map((s) => closeSession(s)));
 }
 

@@ -51,8 +51,14 @@ export interface DemoServerOptions {
   build?: boolean;
   /** fastify logger (default false). */
   logger?: boolean | { level: string };
-  /** Inputs a player may have queued before the oldest is dropped (default 16). */
+  /** Inputs a player may have queued before the oldest is dropped (default 64, about 2 s). */
   maxQueuedInputs?: number;
+  /**
+   * Most inputs of one player applied in a burst (default 30, one second's worth). A player earns one input per
+   * tick up to this credit, so a page that stalled and then sends a burst catches up at once, while no client
+   * can walk faster on average than one input per tick.
+   */
+  maxInputBurst?: number;
 }
 
 export interface DemoStats {
@@ -66,10 +72,14 @@ export interface DemoStats {
   inputsDropped: number;
   /** Malformed input packets (counted by the receivers, summed over players ever seen). */
   inputsRejected: number;
+  /** Inputs that never arrived (every redundant copy lost) and were filled in with the previous one. */
+  inputsFilled: number;
   /** Input streams restarted because a packet jumped too far ahead (a long outage). */
   inputResets: number;
   /** Sync acks refused by the sync layer. */
   acksRejected: number;
+  /** The same, by `SyncError` code. */
+  acksRejectedBy: Record<string, number>;
   /** Snapshots the session layer refused to send (congestion, budget, disconnected). */
   snapshotsDropped: number;
   snapshotsSent: number;
@@ -90,11 +100,14 @@ interface Player {
   entity: number;
   receiver: InputReceiver<PlayerInput>;
   queue: SequencedInput<PlayerInput>[];
+  /** Inputs this player may apply now (one earned per tick, at most `maxInputBurst`). */
+  credit: number;
 }
 
 export async function createDemoServer(options: DemoServerOptions = {}): Promise<DemoServer> {
   const host = options.host ?? 'localhost';
-  const maxQueued = options.maxQueuedInputs ?? 16;
+  const maxQueued = options.maxQueuedInputs ?? 64;
+  const maxBurst = options.maxInputBurst ?? 30;
   if (options.build !== false) await buildClient();
 
   const app = Fastify({ logger: options.logger ?? false });
@@ -121,8 +134,10 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     inputsApplied: 0,
     inputsDropped: 0,
     inputsRejected: 0,
+    inputsFilled: 0,
     inputResets: 0,
     acksRejected: 0,
+    acksRejectedBy: {},
     snapshotsDropped: 0,
     snapshotsSent: 0,
   };
@@ -152,6 +167,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
         entity,
         receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }),
         queue: [],
+        credit: 1,
       };
       players.set(session.id, p);
     }
@@ -169,6 +185,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     const p = players.get(session.id);
     if (!p) return;
     stats.inputsRejected += p.receiver.stats.rejected;
+    stats.inputsFilled += p.receiver.stats.filled;
     players.delete(session.id);
     world.removeAvatar(p.entity);
     sync.despawn(p.entity);
@@ -189,6 +206,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
       } catch (err) {
         if (!(err instanceof SyncError)) throw err;
         stats.acksRejected++;
+        stats.acksRejectedBy[err.code] = (stats.acksRejectedBy[err.code] ?? 0) + 1;
       }
     }
     if (f.i) {
@@ -203,6 +221,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
           const first = decodeInputPacket(inputCodec, f.i)[0].seq;
           if (first > p.receiver.lastSeq) {
             stats.inputsRejected += p.receiver.stats.rejected;
+            stats.inputsFilled += p.receiver.stats.filled;
             p.receiver = new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: first });
             p.queue.length = 0;
             inputs = p.receiver.receive(f.i);
@@ -240,8 +259,11 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
 
   const tickOnce = () => {
     for (const p of players.values()) {
-      // One input per tick keeps the player's clock; a backlog (jitter, a burst after loss) drains one extra.
-      const n = Math.min(p.queue.length, p.queue.length > 3 ? 2 : 1);
+      // Each input is one simulation step, exactly as the page predicted it: applying a burst at once (after a
+      // stall of the page or the network) keeps the prediction right; the credit keeps the average at one per tick.
+      p.credit = Math.min(maxBurst, p.credit + 1);
+      const n = Math.min(p.queue.length, Math.floor(p.credit));
+      p.credit -= n;
       for (let i = 0; i < n; i++) {
         const { seq, input } = p.queue.shift()!;
         world.applyInput(p.entity, seq, input);
@@ -280,9 +302,14 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     Math.max(1, Math.floor(ticker.tickMs / 4)),
   );
 
-  app.get('/demo/status', async () => ({ ...stats, inputsRejected: currentRejected() }));
-  const currentRejected = () =>
-    stats.inputsRejected + [...players.values()].reduce((n, p) => n + p.receiver.stats.rejected, 0);
+  // Counters of live receivers are added to those of receivers already gone.
+  const receiverSum = (k: 'rejected' | 'filled') =>
+    [...players.values()].reduce((n, p) => n + p.receiver.stats[k], 0);
+  app.get('/demo/status', async () => ({
+    ...stats,
+    inputsRejected: stats.inputsRejected + receiverSum('rejected'),
+    inputsFilled: stats.inputsFilled + receiverSum('filled'),
+  }));
 
   app.addHook('onClose', async () => {
     clearInterval(timer);

@@ -40,6 +40,8 @@ export interface LibSession {
 export interface LibNativeSession {
   stream?: { session?: { WTrtt?: number } | null; once?(event: 'response', fn: (headers: Record<string, unknown>) => void): void };
   datagramsWaiting_?: unknown[];
+  capsParser?: { parseData?: (data: Uint8Array) => void };
+  closeConnection?: (arg: { code: number; reason: string }) => void;
 }
 
 export interface LibServerSessionRequest {

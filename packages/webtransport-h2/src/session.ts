@@ -43,6 +43,8 @@ export const LIBRARY_MAX_DATAGRAM_SIZE = 16_384;
 const MAX_REASON_BYTES = 1024;
 
 const noop = (): void => {};
+/** RFC 9113 §7 PROTOCOL_ERROR: the close code of a session whose peer broke the capsule protocol. */
+export const H2_PROTOCOL_ERROR = 0x1;
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -128,6 +130,7 @@ export class H2Session implements QuiverSession {
   /** Closing was asked before the library session was ready; applied once it is. */
   #pendingClose = false;
   #closeTimer: TimerHandle | undefined;
+  #protocolError: unknown;
   readonly #bound = deferred<LibSession>();
   readonly #ready = deferred<void>();
   readonly #closed = deferred<WebTransportCloseInfo>();
@@ -192,6 +195,7 @@ export class H2Session implements QuiverSession {
   bind(lib: LibSession): void {
     if (this.#lib) throw new Error('H2Session: already bound');
     this.#lib = lib;
+    this.#guardParser(lib);
     this.#bound.resolve(lib);
     this.#datagramWriter = lib.datagrams.createWritable().getWriter();
     this.#datagramWriter.closed.catch(noop);
@@ -214,6 +218,38 @@ export class H2Session implements QuiverSession {
       (info) => this.#finish({ closeCode: info?.closeCode ?? 0, reason: info?.reason ?? '' }),
       (error) => this.fail(error),
     );
+  }
+
+  /**
+   * The library's capsule parser throws on some peer input (a WT_STREAM capsule for a stream id of the receiver's own
+   * direction that it never opened: "Got bidirectional stream without asking for it", session.js onStream), from a
+   * socket 'readable' handler, which would end the process. Catch it at the parser and close only this session with
+   * H2 PROTOCOL_ERROR (RFC 9113 §7), as draft-ietf-webtrans-http2 asks of a malformed capsule sequence.
+   */
+  #guardParser(lib: LibSession): void {
+    const native = nativeOf(lib);
+    const parser = native?.capsParser;
+    const parse = parser?.parseData;
+    if (!native || !parser || !parse) return;
+    parser.parseData = (data: Uint8Array) => {
+      if (this.#protocolError) return;
+      try {
+        parse.call(parser, data);
+      } catch (error) {
+        this.#protocolError = error;
+        const reason = `protocol violation: ${error instanceof Error ? error.message : String(error)}`;
+        try {
+          native.closeConnection?.({ code: H2_PROTOCOL_ERROR, reason });
+        } catch {
+          // the stream is already gone; the library reports the close through its own path
+        }
+      }
+    };
+  }
+
+  /** What the peer sent that the library's parser could not take, once it happened (the session is then closed). */
+  get protocolError(): unknown {
+    return this.#protocolError;
   }
 
   /** The attempt failed (refused, unreachable, handshake error): ready and closed reject with `error`. */

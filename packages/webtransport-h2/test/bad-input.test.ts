@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
 import { QuiverTransportError } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
+import { H2_PROTOCOL_ERROR } from '../src/index.js';
 import { readAllBytes, type Rig, rig } from './helpers.js';
 
 let r: Rig | undefined;
@@ -81,14 +82,28 @@ describe('bad input', () => {
     await stillServes(r);
   });
 
+  it('closes only the session that sends data on a stream of the server direction it never opened', async () => {
+    r = await rig();
+    const rawDone = rawConnect(r, '/bad?cid=3');
+    const session = (await r.next()).accept();
+    const { stream } = await rawDone;
+    await session.ready;
+    // Without the adapter's parser guard the library throws from a socket handler here and the process ends.
+    stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(4000), Buffer.from('xy')]));
+    const info = await session.closed;
+    expect(info.closeCode).toBe(H2_PROTOCOL_ERROR);
+    expect(info.reason).toContain('protocol violation');
+    await stillServes(r);
+  });
+
   it('closes only the session that opens more streams than it was allowed', async () => {
     r = await rig({ initialBidirectionalStreams: 4 });
     const rawDone = rawConnect(r, '/bad?cid=2');
     const session = (await r.next()).accept();
     const { stream } = await rawDone;
     await session.ready;
-    // Client-initiated bidi stream number 1000 (draft-ietf-webtrans-http2 stream ids follow RFC 9000 §2.1).
-    stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(4000), Buffer.from('xy')]));
+    // A peer-initiated bidi stream far above the 4 allowed (WT_MAX_STREAMS_BIDI).
+    stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(4001), Buffer.from('xy')]));
     const info = await session.closed;
     expect(info.closeCode).toBe(20);
     await stillServes(r);

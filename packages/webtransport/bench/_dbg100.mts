@@ -4,7 +4,7 @@ import { createWebTransportListener } from '@quiver/webtransport';
 import { serveEcho } from '../examples/echo.ts';
 import { WtConnection } from '../src/node/wt-connection.ts';
 import { QuicConnection } from '../src/node/quic-connection.ts';
-const log: string[] = [];
+const log: string[] = []; const finlog: string[] = [];
 const P: any = WtConnection.prototype;
 const od = P.dispatch; P.dispatch = function (e: any) { if (e.streamId === 4 || e.type.startsWith('session')) log.push('ev ' + JSON.stringify({ ...e, data: e.data?.length, headers: undefined })); return od.call(this, e); };
 const oa = P.apply; P.apply = function (cmds: any[]) { for (const c of cmds) if (c.streamId === 4) log.push('cmd ' + JSON.stringify({ ...c, data: c.data?.length, code: String(c.code) })); return oa.call(this, cmds); };
@@ -18,7 +18,7 @@ const sessions: any[] = [];
   if (process.env.MODE === 'echo') serveEcho(s); else (async () => { const rr = s.incomingBidirectionalStreams.getReader(); for (;;) { const { value: bs, done } = await rr.read(); if (done) return; (async () => {
     const chunks: Uint8Array[] = []; const r2 = bs.readable.getReader(); for (;;) { const { value: v, done: d } = await r2.read(); if (d) break; chunks.push(v); }
     const w2 = bs.writable.getWriter(); const all = Buffer.concat(chunks);
-    if (process.env.MODE === 'sepfin') { await w2.write(all); await new Promise(r => setTimeout(r, 20)); await w2.close(); }
+    if (process.env.MODE === 'sepfin') { await w2.write(all); await new Promise(r => setTimeout(r, 20)); const q: any = (s as any).conn.quic; const sentBefore = q.endpoint.counters.packetsSent; const id = [...(s as any).streams.keys()].find((k: number) => (s as any).streams.get(k).writable === bs.writable); await w2.close(); let st = 'open'; try { q.conn.streamCapacity(id); } catch (e) { st = (e as Error).message; } finlog.push(`${id}:${q.endpoint.counters.packetsSent - sentBefore}:${st}`); }
     else { w2.write(all); await w2.close(); }
   })().catch(e => console.log('echo err', e.message)); } })(); } })();
 const site = await serveStatic(); const b = process.env.FF ? await launchFirefox() : await launchChromium(); const page = await b.newPage(site.url);
@@ -48,7 +48,7 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 8); round++) {
   if (out.r === 'timeout') {
     const s = sessions[sessions.length - 1];
     const conn = s.conn; const q = conn.quic as any;
-    console.log(log.slice(-40).join('\n'), out.stages);
+    console.log(log.slice(-40).join('\n'), out.stages); console.log('finlog', finlog.slice(0, 8), finlog.length);
     try { console.log('cap4', q.conn.streamCapacity(4)); } catch (e) { console.log('cap4 err', (e as Error).message); }
     console.log('stats', q.conn.stats().sent, q.conn.stats().recv, q.conn.pathStats()[0].cwnd, 'send now', q.conn.send(Buffer.alloc(1500)));
     console.log('server streams', s.streams.size, 'pendingSend', [...q.pendingSend], 'readPaused', [...q.readPaused], 'sends', q.sends.size);

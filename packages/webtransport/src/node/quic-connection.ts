@@ -56,6 +56,13 @@ interface SendState {
   stopped: boolean;
   /** A WebTransport stream whose STOP_SENDING must be noticed while idle (HTTP/3 control streams are not). */
   tracked: boolean;
+  /**
+   * Hold the last byte of the latest write until the next flush. quiche 0.18 loses a FIN written alone once the
+   * stream's data has been emitted (the FIN frame is never sent and the stream is collected), so the peer's
+   * readable would never close. Holding one byte lets a close() that follows a write within the same event-loop
+   * turn (the common `write(); close()`) carry the FIN on that byte.
+   */
+  holdTail: boolean;
 }
 
 export interface QuicConnectionCounters {
@@ -89,6 +96,9 @@ export class QuicConnection {
   private readonly readPaused = new Set<number>();
   private readonly resumed = new Set<number>();
   private received = false;
+  private finOnlyWritten = false;
+  /** Streams with a held tail byte, released at the next flush. */
+  private readonly heldTails = new Set<number>();
   private localClose = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -141,6 +151,7 @@ export class QuicConnection {
       this.sends.set(streamId, st);
     }
     st.tracked = true;
+    st.holdTail = true;
   }
 
   /** Queue bytes (and FIN) for a stream; a new local stream id opens that stream (RFC 9000 §2.1). */
@@ -161,12 +172,12 @@ export class QuicConnection {
     // see the stream; packets are still built once per flush.
     if (!this.closed && !this.pendingSend.has(streamId)) {
       this.pendingSend.add(streamId);
-      const finOnly = data.length === 0 && fin;
       this.writeOne(streamId, st);
-      // quiche 0.18 collects a stream once its receive side is finished and every byte up to the FIN offset is
-      // acknowledged, whether or not the FIN itself was sent: an ACK processed between a FIN-only write and the
-      // next send() makes the FIN vanish (the peer's readable never closes). Send it before any input.
-      if (finOnly && st.finSent) this.endpoint.sendPackets(this);
+      // A FIN handed over alone must leave before any input is processed (see writeOne).
+      if (this.finOnlyWritten) {
+        this.finOnlyWritten = false;
+        this.endpoint.sendPackets(this);
+      }
     } else this.pendingSend.add(streamId);
     // What quiche did not take is copied: the caller may reuse its buffer once its write resolved. Copying
     // only the rest saves a copy of every chunk quiche took at once (it copies into its own buffers).
@@ -294,7 +305,9 @@ export class QuicConnection {
     }
     if (this.closed) return;
     this.handler.onFlush();
+    if (this.heldTails.size > 0) this.releaseTails();
     if (this.pendingSend.size > 0) this.writeQueued();
+    this.finOnlyWritten = false;
     this.endpoint.sendPackets(this);
     // RFC 9000 §10.2: a peer's CONNECTION_CLOSE puts us in draining, where nothing more is sent, so the sessions
     // learn now rather than after three PTOs. After our own close the closing period runs on quiche's timer,
@@ -425,6 +438,24 @@ export class QuicConnection {
     }
   }
 
+  private holdTail(id: number): void {
+    this.heldTails.add(id);
+    // Released by the next flush, which a write in progress or this schedule() guarantees.
+    this.schedule();
+  }
+
+  /** The turn that held tails is over: send them (a later FIN will go alone, see SendState.holdTail). */
+  private releaseTails(): void {
+    for (const id of this.heldTails) {
+      const st = this.sends.get(id);
+      if (!st || st.stopped || st.finSent) continue;
+      st.holdTail = false;
+      this.writeOne(id, st);
+      st.holdTail = true;
+    }
+    this.heldTails.clear();
+  }
+
   private writeQueued(): void {
     for (const id of this.pendingSend) {
       const st = this.sends.get(id);
@@ -441,8 +472,17 @@ export class QuicConnection {
       let blocked = false;
       while (st.queue.length > 0) {
         const head = st.queue[0];
-        const chunk = st.head > 0 ? head.subarray(st.head) : head;
+        let chunk = st.head > 0 ? head.subarray(st.head) : head;
         const last = st.fin && st.queue.length === 1;
+        if (st.queue.length === 1 && !st.fin && st.holdTail) {
+          // Keep the last byte back until the writer closes (it then carries the FIN) or the next flush.
+          if (chunk.length <= 1) {
+            this.holdTail(id);
+            blocked = true;
+            break;
+          }
+          chunk = chunk.subarray(0, chunk.length - 1);
+        }
         let n: number | null;
         try {
           n = this.conn.streamSend(id, chunk, last);
@@ -464,8 +504,9 @@ export class QuicConnection {
           break;
         }
         st.queued -= n;
-        if (n < chunk.length) {
+        if (n < chunk.length || chunk.length < head.length - st.head) {
           st.head += n;
+          if (n === chunk.length) this.holdTail(id);
           blocked = true;
           break;
         }
@@ -474,9 +515,18 @@ export class QuicConnection {
         if (last) st.finSent = true;
       }
       if (!blocked && st.fin && !st.finSent && !st.stopped) {
+        // A FIN with no data left to carry it (see `holdTail` for why this is avoided): hand it over at the
+        // highest urgency and build packets at once (see write()), before any ACK is processed.
         try {
-          if (this.conn.streamSend(id, EMPTY, true) !== null) st.finSent = true;
-          else blocked = true;
+          this.conn.streamPriority(id, 0, false);
+        } catch {
+          // Priority is an optimisation here.
+        }
+        try {
+          if (this.conn.streamSend(id, EMPTY, true) !== null) {
+            st.finSent = true;
+            this.finOnlyWritten = true;
+          } else blocked = true;
         } catch {
           st.stopped = true;
         }
@@ -513,6 +563,7 @@ function newSendState(): SendState {
     waiting: false,
     stopped: false,
     tracked: false,
+    holdTail: false,
   };
 }
 
