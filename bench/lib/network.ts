@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { createLink, type Link, type LinkParams, linkUnavailable, REPO_ROOT } from './link.js';
 
 const AGENT = join(REPO_ROOT, 'bench', 'lib', 'agent.ts');
-const NODE_ARGS = ['--import', 'tsx', '--conditions=quiver-source', AGENT];
+// --expose-gc: memory figures (the load suite's RSS per session) are taken after a full collection.
+const NODE_ARGS = ['--expose-gc', '--import', 'tsx', '--conditions=quiver-source', AGENT];
 
 export interface Agent {
   readonly pid: number;

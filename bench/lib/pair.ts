@@ -43,7 +43,8 @@ export interface Pair {
   client: Agent;
   target: Target;
   ports: ServerPorts;
-  snapshot(): Promise<ServerSnapshot>;
+  /** Server CPU, RSS and session counts; `collect` runs a full GC first. */
+  snapshot(collect?: boolean): Promise<ServerSnapshot>;
   close(): Promise<void>;
 }
 
@@ -65,7 +66,7 @@ export async function startPair(
     client,
     ports,
     target: { host: net.serverAddr, ports, certHashHex: c.hashHex, certPem: c.certPem },
-    snapshot: () => server.call<ServerSnapshot>(SERVERS, 'snapshot'),
+    snapshot: (collect = false) => server.call<ServerSnapshot>(SERVERS, 'snapshot', collect),
     async close() {
       await server.call(SERVERS, 'stopServers').catch(() => {});
       await Promise.all([client.close(), server.close()]);

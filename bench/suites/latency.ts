@@ -15,6 +15,12 @@ import { summarize } from '../lib/harness.js';
 
 const ECHO = 'bench/lib/roles/echo.ts';
 const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'ws'];
+const SHORT: Record<string, string> = {
+  'wt-datagram': 'WT datagram',
+  'wt-stream': 'WT stream',
+  'qws-datagram': 'Quiver WS',
+  ws: 'ws',
+};
 const LABEL: Record<string, string> = {
   'wt-datagram': 'WebTransport datagram',
   'wt-stream': 'WebTransport stream',
@@ -124,8 +130,9 @@ const suite: BenchSuite = {
           );
           const s = summarize(server.oneWayMs);
           p99.set(`${loss}/${r.kind}`, s.p99);
-          if (!chartSeries.has(label)) chartSeries.set(label, []);
-          chartSeries.get(label)!.push(s.p99);
+          const short = SHORT[r.kind] ?? r.kind;
+          if (!chartSeries.has(short)) chartSeries.set(short, []);
+          chartSeries.get(short)?.push(s.p99);
         }
       }
       if (net.link) {

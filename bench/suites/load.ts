@@ -26,7 +26,7 @@ const suite: BenchSuite = {
     const idleMs = numArg(ctx.args, 'idle', 5000);
     const notes: string[] = [
       `${clients} clients started evenly over ${spreadS} s from one client process, loopback, each sending a 16-byte heartbeat datagram every second once ready; the WebTransport server's QUIC idle timeout is ${idleMs} ms.`,
-      'drain: from SIGKILL of the client process until the server reports 0 live sessions (and 0 QUIC connections); `left` is what remained at the deadline (must be 0).',
+      'RSS KB per session: server RSS after a full GC with all sessions held, minus before the storm, per live session. drain: from SIGKILL of the client process until the server reports 0 live sessions (and 0 QUIC connections); `left` is what remained at the deadline (must be 0).',
     ];
     const net = loopback();
     const pair = await startPair(net, { idleTimeoutMs: idleMs });
@@ -37,7 +37,7 @@ const suite: BenchSuite = {
       const base = await pair.snapshot();
       for (const kind of ['wt', 'qws'] as SessionTransport[]) {
         const agent = await net.agent('client');
-        const start = await pair.snapshot();
+        const start = await pair.snapshot(true);
         let peakRss = start.rssBytes;
         let sampling = true;
         const sampler = (async () => {
@@ -57,7 +57,7 @@ const suite: BenchSuite = {
           spreadS * 1000,
         );
         await new Promise((r) => setTimeout(r, 1000));
-        const held = await pair.snapshot();
+        const held = await pair.snapshot(true);
         sampling = false;
         await sampler;
         ctx.progress(

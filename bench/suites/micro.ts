@@ -9,6 +9,8 @@ import { round } from '../lib/suite-util.js';
 
 interface Case {
   name: string;
+  /** Chart label. */
+  short: string;
   fn: () => unknown;
   /** Bytes handled per call, for MB/s. */
   bytes?: number;
@@ -32,8 +34,8 @@ async function varintGroup(): Promise<Group> {
   return {
     group: 'varint',
     cases: [
-      { name: 'encode (1-8 bytes, mixed)', fn: () => values.map((v) => enc(v)) },
-      { name: 'decode (1-8 bytes, mixed)', fn: () => encoded.map((e) => dec(e, 0)) },
+      { name: 'encode (1-8 bytes, mixed)', short: 'varint enc', fn: () => values.map((v) => enc(v)) },
+      { name: 'decode (1-8 bytes, mixed)', short: 'varint dec', fn: () => encoded.map((e) => dec(e, 0)) },
     ],
   };
 }
@@ -62,8 +64,18 @@ async function qpackGroup(): Promise<Group> {
   return {
     group: 'QPACK',
     cases: [
-      { name: 'encode CONNECT request (7 fields)', fn: () => enc(fields), bytes: block.length },
-      { name: 'decode CONNECT request (7 fields)', fn: () => dec(block, limits), bytes: block.length },
+      {
+        name: 'encode CONNECT request (7 fields)',
+        short: 'QPACK enc',
+        fn: () => enc(fields),
+        bytes: block.length,
+      },
+      {
+        name: 'decode CONNECT request (7 fields)',
+        short: 'QPACK dec',
+        fn: () => dec(block, limits),
+        bytes: block.length,
+      },
     ],
   };
 }
@@ -81,8 +93,13 @@ async function msgpackGroup(): Promise<Group> {
   return {
     group: 'MessagePack envelope',
     cases: [
-      { name: 'encode input envelope', fn: () => encode(envelope), bytes: bytes.length },
-      { name: 'decode input envelope', fn: () => decode(bytes), bytes: bytes.length },
+      {
+        name: 'encode input envelope',
+        short: 'msgpack enc',
+        fn: () => encode(envelope),
+        bytes: bytes.length,
+      },
+      { name: 'decode input envelope', short: 'msgpack dec', fn: () => decode(bytes), bytes: bytes.length },
     ],
   };
 }
@@ -102,10 +119,25 @@ async function wsFramingGroup(): Promise<Group> {
   return {
     group: 'WebSocket framing',
     cases: [
-      { name: 'encode 64 B datagram frame', fn: () => encodeFrames(dgram), bytes: a.length },
-      { name: 'decode 64 B datagram frame', fn: () => decodeFrames(a), bytes: a.length },
-      { name: 'encode 1000 B stream frame', fn: () => encodeFrames(stream), bytes: s.length },
-      { name: 'decode 1000 B stream frame', fn: () => decodeFrames(s), bytes: s.length },
+      {
+        name: 'encode 64 B datagram frame',
+        short: 'WS 64 enc',
+        fn: () => encodeFrames(dgram),
+        bytes: a.length,
+      },
+      { name: 'decode 64 B datagram frame', short: 'WS 64 dec', fn: () => decodeFrames(a), bytes: a.length },
+      {
+        name: 'encode 1000 B stream frame',
+        short: 'WS 1000 enc',
+        fn: () => encodeFrames(stream),
+        bytes: s.length,
+      },
+      {
+        name: 'decode 1000 B stream frame',
+        short: 'WS 1000 dec',
+        fn: () => decodeFrames(s),
+        bytes: s.length,
+      },
     ],
   };
 }
@@ -159,6 +191,7 @@ async function deltaGroup(): Promise<Group> {
     cases: [
       {
         name: `tick + encode, ${N} entities, ${MOVING} moving, acked`,
+        short: 'delta tick',
         fn: () => {
           move();
           server.tick();
@@ -214,6 +247,7 @@ const suite: BenchSuite = {
           name: r.name,
           group: g.group,
           unit: 'ops/s',
+          params: { short: c.short },
           extra: {
             'ops/s': round(r.ops, 0),
             'margin %': round(r.margin, 2),
@@ -232,7 +266,7 @@ const suite: BenchSuite = {
           title: 'Codec operations per second',
           categories: rows
             .filter((r) => r.extra?.['ops/s'] !== undefined)
-            .map((r) => `${r.group}: ${r.name}`),
+            .map((r) => String(r.params?.short ?? r.name)),
           unit: 'ops/s',
           logY: true,
           series: [

@@ -23,6 +23,7 @@ import {
   quatFromAxisAngle,
   SimLink,
 } from '@quiver/predict';
+import { createRng } from '@quiver/transport';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { summarize } from '../lib/harness.js';
 
@@ -115,17 +116,6 @@ function shove(p: Player, paths: Path[], tMs: number): Player {
   return x === p.x && z === p.z && vx === p.vx && vz === p.vz ? p : { ...p, x, z, vx, vz };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A person on a gamepad: an input held for 0-0.5 s, then another. */
 function inputStream(random: () => number): () => Input {
   let current = NEUTRAL;
@@ -154,7 +144,7 @@ interface Path {
 }
 /** Remote entity paths: sums of two sinusoids per axis, speeds of a few m/s, heading as rotation. */
 function makePaths(seed: number): Path[] {
-  const r = mulberry32(seed);
+  const r = createRng(seed).next;
   return Array.from({ length: REMOTES }, () => ({
     ax: [3 + r() * 8, 1 + r() * 3],
     wx: [0.2 + r() * 0.6, 0.8 + r() * 1.2],
@@ -283,7 +273,7 @@ function runLink(link: Link, seed: number, durationMs: number): RunResult {
   const recipeDisplayCm: number[] = [];
   let latestServer: Snapshot | undefined;
 
-  const next = inputStream(mulberry32(seed + 99));
+  const next = inputStream(createRng(seed + 99).next);
   let tick = 0;
   let nextFrame = 5; // client frames are out of phase with server ticks
   for (let now = 0; now <= durationMs; now += 0.5) {

@@ -21,6 +21,7 @@ const LABEL: Record<Kind, string> = {
   wss: 'ws over TLS (WSS)',
 };
 /** RTTs to `ready`/`open` and to the first echo that the protocols cannot beat. */
+const SHORT: Record<Kind, string> = { wt: 'WebTransport', qws: 'Quiver WS (TLS)', ws: 'ws', wss: 'WSS' };
 const FLOOR: Record<Kind, { ready: number; echo: number }> = {
   wt: { ready: 2, echo: 2 },
   qws: { ready: 3, echo: 4 },
@@ -136,14 +137,14 @@ const suite: BenchSuite = {
           title: 'Median time to ready/open',
           categories: done,
           unit: 'ms',
-          series: KINDS.map((k) => ({ name: LABEL[k], values: charts.ready.get(k) ?? [] })),
+          series: KINDS.map((k) => ({ name: SHORT[k], values: charts.ready.get(k) ?? [] })),
         },
         {
           file: 'first-echo',
           title: 'Median time to the first echoed message',
           categories: done,
           unit: 'ms',
-          series: KINDS.map((k) => ({ name: LABEL[k], values: charts.echo.get(k) ?? [] })),
+          series: KINDS.map((k) => ({ name: SHORT[k], values: charts.echo.get(k) ?? [] })),
         },
       ],
       notes,

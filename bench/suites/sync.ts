@@ -7,6 +7,7 @@
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { Encoder, schema as colyseusSchema, t as ct } from '@colyseus/schema';
 import { defineComponent, defineSchema, SyncClient, SyncServer, t } from '@quiver/sync';
+import { createRng } from '@quiver/transport';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { summarize } from '../lib/harness.js';
 
@@ -18,16 +19,9 @@ const SPIN_FRICTION = 6;
 /** The pusher is a ball of this radius (m) bulldozing through 1 m cubes. */
 const PUSHER_RADIUS = 2.5;
 
-/** mulberry32. */
+/** Floats in [0, 1): the transport's seeded PRNG (mulberry32). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
 
 /**

@@ -15,6 +15,15 @@ import { median, round } from '../lib/suite-util.js';
 const KINDS: ChannelKind[] = ['udp', 'tcp', 'wt-datagram', 'wt-stream', 'qws-datagram', 'qws-stream', 'ws'];
 /** No receiver backpressure: also measured paced. */
 const UNRELIABLE = new Set<ChannelKind>(['udp', 'wt-datagram']);
+const SHORT: Record<string, string> = {
+  udp: 'UDP',
+  tcp: 'TCP',
+  'wt-datagram': 'WT dgram',
+  'wt-stream': 'WT stream',
+  'qws-datagram': 'QWS dgram',
+  'qws-stream': 'QWS stream',
+  ws: 'ws',
+};
 const LABEL: Record<string, string> = {
   udp: 'node:dgram (raw UDP)',
   tcp: 'node:net (raw TCP)',
@@ -176,7 +185,7 @@ const suite: BenchSuite = {
         {
           file: 'per-core',
           title: 'Messages per CPU-second (client + server), best operating point',
-          categories: KINDS.map((k) => LABEL[k] ?? k),
+          categories: KINDS.map((k) => SHORT[k] ?? k),
           unit: 'msg/s per core',
           series: sizes.map((s) => ({ name: `${s} B`, values: chart.get(s) ?? [] })),
         },

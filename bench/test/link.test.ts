@@ -91,6 +91,54 @@ describe.skipIf(unavailable !== undefined)(
       expect(again.received).toBe(5);
     });
 
+    test('a bandwidth cap serializes packets: 1 Mbit at 1 Mbit/s takes at least a second to cross', async () => {
+      const link = net!.link as Link;
+      await link.setParams({ rateMbit: 1 });
+      // 100 datagrams of 1222 bytes are 1250-byte IP packets: 1 000 000 bits.
+      const r = await client.call<{ received: number; spanMs: number }>(
+        ECHO,
+        'udpEcho',
+        net!.serverAddr,
+        ports.udpPort,
+        100,
+        0,
+        3000,
+        1222,
+      );
+      expect(r.received).toBe(100);
+      expect(r.spanMs).toBeGreaterThanOrEqual(1000);
+      await link.setParams({ rateMbit: 0 });
+    });
+
+    test('Gilbert-Elliott loss comes in bursts, Bernoulli loss mostly alone', async () => {
+      const link = net!.link as Link;
+      const meanRun = async (): Promise<{ lost: number; run: number }> => {
+        const r = await client.call<{ lostSeqs: number[] }>(
+          ECHO,
+          'udpEcho',
+          net!.serverAddr,
+          ports.udpPort,
+          1500,
+          0,
+          500,
+        );
+        let runs = 0;
+        for (const [i, s] of r.lostSeqs.entries()) if (i === 0 || r.lostSeqs[i - 1] !== s - 1) runs++;
+        return { lost: r.lostSeqs.length, run: r.lostSeqs.length / Math.max(1, runs) };
+      };
+      // Only the client -> server direction drops, so each lost echo is one lost packet.
+      await link.setParams({ loss: 0.1, burst: 6 }, 'up');
+      const bursty = await meanRun();
+      await link.setParams({ loss: 0.1, burst: 0 }, 'up');
+      const random = await meanRun();
+      await link.setParams({ loss: 0 }, 'up');
+      expect(bursty.lost).toBeGreaterThan(30);
+      expect(random.lost).toBeGreaterThan(30);
+      // Expected mean runs: 6 and 1/(1 - 0.1) = 1.1; the margins leave room for chance.
+      expect(bursty.run).toBeGreaterThan(2.5);
+      expect(random.run).toBeLessThan(1.8);
+    });
+
     test('close() removes both namespaces and is idempotent', async () => {
       const link = net!.link as Link;
       expect(listLinkNamespaces()).toEqual(expect.arrayContaining([link.clientNs, link.serverNs]));

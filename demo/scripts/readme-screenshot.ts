@@ -15,7 +15,7 @@ const chromium = await launchChromium();
 try {
   const page = await chromium.newPage();
   await page.setViewportSize({ width: 1280, height: 720 });
-  await page.goto(`${server.url}?name=You${process.env.SCALE ? `&scale=${process.env.SCALE}` : ""}`);
+  await page.goto(`${server.url}?name=You${process.env.SCALE ? `&scale=${process.env.SCALE}` : ''}`);
   await page.waitForFunction(
     () =>
       (globalThis as { __quiverDemo?: { transport: string | null } }).__quiverDemo?.transport ===

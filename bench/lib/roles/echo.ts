@@ -36,38 +36,53 @@ export interface EchoResult {
   sent: number;
   received: number;
   rttMs: number[];
+  /** From the first send to the last echo received (0 when none came back). */
+  spanMs: number;
+  /** Sequence numbers that never came back (UDP only). */
+  lostSeqs?: number[];
 }
 
-/** Sends `count` 64-byte probes `intervalMs` apart; waits `timeoutMs` after the last for stragglers. */
+/** Sends `count` probes of `size` bytes `intervalMs` apart; waits `timeoutMs` after the last for stragglers. */
 export async function udpEcho(
   host: string,
   port: number,
   count: number,
   intervalMs = 10,
   timeoutMs = 1000,
+  size = 64,
 ): Promise<EchoResult> {
   const s = dgram.createSocket('udp4');
   const sentAt = new Map<number, number>();
   const rttMs: number[] = [];
+  let first = 0;
+  let last = 0;
   s.on('message', (m) => {
     const seq = m.readUInt32BE(0);
     const t = sentAt.get(seq);
     if (t !== undefined) {
-      rttMs.push(performance.now() - t);
+      last = performance.now();
+      rttMs.push(last - t);
       sentAt.delete(seq);
     }
   });
   await new Promise<void>((r) => s.bind(0, r));
   for (let i = 0; i < count; i++) {
-    const b = Buffer.alloc(64);
+    const b = Buffer.alloc(Math.max(4, size));
     b.writeUInt32BE(i, 0);
     sentAt.set(i, performance.now());
+    if (i === 0) first = performance.now();
     s.send(b, port, host);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   await new Promise((r) => setTimeout(r, timeoutMs));
   await new Promise<void>((r) => s.close(() => r()));
-  return { sent: count, received: rttMs.length, rttMs };
+  return {
+    sent: count,
+    received: rttMs.length,
+    rttMs,
+    spanMs: last ? last - first : 0,
+    lostSeqs: [...sentAt.keys()].sort((a, b) => a - b),
+  };
 }
 
 /** Connects, then sends `count` 64-byte probes one at a time (each after the previous echo). */
@@ -114,5 +129,5 @@ export async function tcpEcho(
   } finally {
     s.destroy();
   }
-  return { sent: count, received: rttMs.length, rttMs, connectMs };
+  return { sent: count, received: rttMs.length, rttMs, connectMs, spanMs: rttMs.reduce((a, b) => a + b, 0) };
 }

@@ -257,7 +257,9 @@ export interface ServerSnapshot {
   at: number;
 }
 
-export function snapshot(): ServerSnapshot {
+/** With `collect`, a full garbage collection first (agents run with --expose-gc) so that RSS means live memory. */
+export function snapshot(collect = false): ServerSnapshot {
+  if (collect) (globalThis as { gc?: () => void }).gc?.();
   const u = process.cpuUsage();
   return {
     cpuUs: u.user + u.system,

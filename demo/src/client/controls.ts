@@ -54,7 +54,7 @@ export class DemoControls extends LitElement {
       justify-self: start;
     }
   `;
-  client!: DemoClient;
+  declare client: DemoClient;
   #onChange = () => this.requestUpdate();
 
   override connectedCallback(): void {

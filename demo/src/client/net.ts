@@ -94,6 +94,11 @@ export interface NetFigures {
   correctionsPerSec: number;
   interpDelayMs: number;
   fps: number;
+  /**
+   * Longest gap between two runs of the 5 ms tick timer in the last second, minus 5 ms: how long the page's main
+   * thread was busy (rendering, GC). Messages wait that long too, so it inflates the RTT and jitter measured here.
+   */
+  stallMs: number;
 }
 
 export const HISTORY = 120;
@@ -131,6 +136,7 @@ export class DemoClient extends EventTarget {
     correctionsPerSec: 0,
     interpDelayMs: Number.NaN,
     fps: 0,
+    stallMs: 0,
   };
   readonly history: Record<keyof NetFigures, number[]> = {
     rttMs: [],
@@ -141,6 +147,7 @@ export class DemoClient extends EventTarget {
     correctionsPerSec: [],
     interpDelayMs: [],
     fps: [],
+    stallMs: [],
   };
   /** Counters since the page loaded. */
   readonly counters = {
@@ -169,6 +176,7 @@ export class DemoClient extends EventTarget {
   #lastTick = 0;
   #walkPhase = 0;
   #correctionTimes: number[] = [];
+  #stalls: number[] = [];
   #frameTimes: number[] = [];
   #lastBytes = { in: 0, out: 0, at: 0 };
   #connectSerial = 0;
@@ -411,8 +419,11 @@ export class DemoClient extends EventTarget {
     }
   }
 
+  #stallMax = 0;
+
   #tickLoop(): void {
     const now = performance.now();
+    this.#stallMax = Math.max(this.#stallMax, now - this.#lastTick - 5);
     const n = this.#ticker.advance(now - this.#lastTick);
     this.#lastTick = now;
     for (let i = 0; i < n; i++) this.#tickOnce();
@@ -563,6 +574,11 @@ export class DemoClient extends EventTarget {
     this.#frameTimes = this.#frameTimes.filter((t) => t > now - 1000);
     f.fps = this.#frameTimes.length;
     f.interpDelayMs = this.settings.interpolation ? this.interp.currentDelayMs : 0;
+    // Kept over the last second (four samples).
+    this.#stalls.push(Math.max(0, this.#stallMax));
+    if (this.#stalls.length > 4) this.#stalls.shift();
+    this.#stallMax = 0;
+    f.stallMs = Math.max(...this.#stalls);
     for (const k of Object.keys(f) as (keyof NetFigures)[]) {
       const h = this.history[k];
       h.push(Number.isFinite(f[k]) ? f[k] : 0);

@@ -119,7 +119,7 @@ export class NetOverlay extends LitElement {
       color: #ff6b8b;
     }
   `;
-  client!: DemoClient;
+  declare client: DemoClient;
   #off: (() => void)[] = [];
 
   override connectedCallback(): void {
@@ -160,7 +160,11 @@ export class NetOverlay extends LitElement {
       )}
       <div class="foot">
         tick <b data-k="tick">${c.sync.tick}</b> · entities <b data-k="entities">${entities.length}</b> · bots
-        <b data-k="bots">${bots}</b> · players <b>${players}</b> · ${fmt(f.fps, 0)} fps
+        <b data-k="bots">${bots}</b> · players <b>${players}</b>
+      </div>
+      <div class="foot">
+        page: ${fmt(f.fps, 0)} fps · main thread busy up to <b data-k="stall">${fmt(f.stallMs, 0)} ms</b> at a time
+        (messages wait too)
       </div>
       <div class="foot">
         emulated: +${c.settings.latencyMs} ms, ${c.settings.lossPct} % loss (dropped ${c.shaperStats.droppedIn} in /

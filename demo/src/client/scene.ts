@@ -129,9 +129,9 @@ export class DemoScene extends LitElement {
       font: 14px system-ui, sans-serif;
     }
   `;
-  client!: DemoClient;
-  xrSupported = false;
-  webglError = '';
+  declare client: DemoClient;
+  declare xrSupported: boolean;
+  declare webglError: string;
   /** Frames rendered (the test reads it to know the scene runs). */
   framesRendered = 0;
   #renderer: THREE.WebGLRenderer | undefined;
@@ -154,6 +154,12 @@ export class DemoScene extends LitElement {
   #resize: ResizeObserver | undefined;
   #grips: THREE.Group[] = [];
   #cleanup: (() => void)[] = [];
+
+  constructor() {
+    super();
+    this.xrSupported = false;
+    this.webglError = '';
+  }
 
   protected override render() {
     return html`<canvas></canvas>

@@ -19,10 +19,19 @@ export class SparkLine extends LitElement {
       display: block;
     }
   `;
-  values: number[] = [];
-  color = '#7cf';
+  // Reactive properties are declared, not defined as class fields: a field would shadow Lit's accessor and
+  // changes would not re-render.
+  declare values: number[];
+  declare color: string;
   /** Smallest top of the scale, so that noise around zero does not fill the chart. */
-  min = 1;
+  declare min: number;
+
+  constructor() {
+    super();
+    this.values = [];
+    this.color = '#7cf';
+    this.min = 1;
+  }
 
   protected override render() {
     return html`<canvas></canvas>`;

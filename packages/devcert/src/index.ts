@@ -62,8 +62,11 @@ export interface DevCertificate {
   keyPem: string;
   /** DER of the certificate. */
   certDer: Uint8Array;
-  /** SHA-256 of `certDer`: the value for `serverCertificateHashes: [{ algorithm: 'sha-256', value: hash }]`. */
-  hash: Uint8Array;
+  /**
+   * SHA-256 of `certDer`: the value for `serverCertificateHashes: [{ algorithm: 'sha-256', value: hash }]`. Backed by
+   * a plain `ArrayBuffer` (never shared), so it is a `BufferSource` as W3C WebTransport's dictionary types it.
+   */
+  hash: Uint8Array<ArrayBuffer>;
   /** `hash` as lower-case hex. */
   hashHex: string;
   notBefore: Date;
@@ -116,7 +119,7 @@ function toPem(label: string, der: ArrayBuffer | Uint8Array): string {
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
-function sha256(data: Uint8Array): Uint8Array {
+function sha256(data: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(createHash('sha256').update(data).digest());
 }
 
@@ -368,10 +371,10 @@ export async function ensureDevCertificate(
   });
 }
 
-/** `serverCertificateHashes` entry for W3C WebTransport §6.2. */
+/** `serverCertificateHashes` entry for W3C WebTransport §6.2 (assignable to `ConnectOptions`). */
 export function certificateHashOption(cert: Pick<DevCertificate, 'hash'>): {
   algorithm: 'sha-256';
-  value: Uint8Array;
+  value: Uint8Array<ArrayBuffer>;
 } {
   return { algorithm: 'sha-256', value: cert.hash };
 }

@@ -2,12 +2,11 @@
  * Prediction over the memory transport's datagrams (its seeded link model: delay, jitter, loss, reordering) under a
  * ManualClock: inputs go up redundantly, states come down, and the client ends bit for bit on the server's state.
  */
-import { createMemoryPair, ManualClock } from '@quiver/transport';
+import { createMemoryPair, createRng, ManualClock } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { InputReceiver, InputSender, Predictor } from '../src/index.js';
 import {
   inputStream,
-  mulberry32,
   neutralInput,
   type PlayerState,
   playerCodec,
@@ -61,7 +60,7 @@ describe('prediction over the memory transport', () => {
     // States cross the wire as f32, which the simulation already rounds to: no precision is lost.
     const predictor = new Predictor(playerSim, start, { position: (s) => ({ x: s.x, y: 0, z: s.z }) });
     let serverState = start;
-    const next = inputStream(mulberry32(7));
+    const next = inputStream(createRng(7).next);
     const INPUTS = 900;
     let tick = 0;
     for (; tick < 5000; tick++) {

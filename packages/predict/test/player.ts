@@ -82,17 +82,6 @@ export function inputStream(random: () => number): () => PlayerInput {
   };
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Bitwise equality of the numeric fields (distinguishes -0 and 0, unlike ===). */
 export function sameBits(a: PlayerState, b: PlayerState): boolean {
   const keys = ['x', 'z', 'vx', 'vz', 'yaw'] as const;

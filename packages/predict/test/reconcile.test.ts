@@ -1,8 +1,8 @@
+import { createRng } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { InputReceiver, InputSender, Predictor, SimLink } from '../src/index.js';
 import {
   inputStream,
-  mulberry32,
   neutralInput,
   type PlayerInput,
   type PlayerState,
@@ -33,7 +33,7 @@ const start: PlayerState = { x: 0, z: 0, vx: 0, vz: 0, yaw: 0 };
 
 /** Client and server on two seeded links; the client stops making inputs after `inputs` ticks and runs until acked. */
 function run(seed: number, inputs: number): RunResult {
-  const r = mulberry32(seed);
+  const r = createRng(seed).next;
   const linkOpts = {
     delayMs: 5 + r() * 150,
     jitterMs: r() * 40,
@@ -46,7 +46,7 @@ function run(seed: number, inputs: number): RunResult {
   const sender = new InputSender(playerCodec, { redundancy });
   const receiver = new InputReceiver(playerCodec, neutralInput);
   const predictor = new Predictor(playerSim, start, { position: (s) => ({ x: s.x, y: 0, z: s.z }) });
-  const next = inputStream(mulberry32(seed + 1000));
+  const next = inputStream(createRng(seed + 1000).next);
   let server = start;
   let captured = 0;
   let invariantBroken = 0;

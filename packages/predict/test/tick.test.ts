@@ -1,11 +1,11 @@
+import { createRng } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { FixedTicker, ServerTickEstimator } from '../src/index.js';
-import { mulberry32 } from './player.js';
 
 describe('ServerTickEstimator', () => {
   it('follows a noisy clock estimate smoothly and monotonically, leading by RTT/2 + margin', () => {
     const est = new ServerTickEstimator({ tickRate: 60, maxDilation: 0.05 });
-    const rand = mulberry32(9);
+    const rand = createRng(9).next;
     const trueOffset = 50_000; // server clock = local + 50 s
     let lastTick = Number.NEGATIVE_INFINITY;
     let lastInput = Number.NEGATIVE_INFINITY;

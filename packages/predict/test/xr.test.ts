@@ -1,3 +1,4 @@
+import { createRng } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import {
   distance,
@@ -10,7 +11,6 @@ import {
   type Quat,
   type Vec3,
 } from '../src/index.js';
-import { mulberry32 } from './player.js';
 
 /** A head looking around (yaw sweep, pitch nod, some roll) while walking and bobbing; t in ms. */
 function head(t: number): { position: Vec3; orientation: Quat } {
@@ -29,7 +29,7 @@ function head(t: number): { position: Vec3; orientation: Quat } {
 }
 
 function evaluate(options: { noise: number; horizonMs: number; filterMs?: number }) {
-  const rand = mulberry32(5);
+  const rand = createRng(5).next;
   const n = () => (rand() * 2 - 1) * options.noise;
   const predictor = new PosePredictor({ horizonMs: options.horizonMs, filterMs: options.filterMs });
   let errPredicted = 0;

@@ -1,5 +1,5 @@
 import type { ConnectOptions, Connector, QuiverSession } from '@quiver/transport';
-import { createRng } from './clock.js';
+import { createRng, type TimerHandle } from './clock.js';
 import { Kind } from './codec.js';
 import {
   CloseCode,
@@ -94,7 +94,7 @@ export class ClientSession extends Peer<ClientSession> {
   /** Reconnects that completed (resumed or not). */
   reconnects = 0;
   private resumeToken: string | undefined;
-  private reconnectTimer: unknown;
+  private reconnectTimer: TimerHandle | undefined;
   private readonly rng: () => number;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   private readonly events = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
@@ -201,7 +201,7 @@ export class ClientSession extends Peer<ClientSession> {
       throw new SessionClosedError('closed while connecting');
     }
     let control: ControlStream | undefined;
-    let timer: unknown;
+    let timer: TimerHandle | undefined;
     try {
       control = new ControlStream(await session.createBidirectionalStream(), this.opts.maxMessageBytes + 64);
       const t0 = this.clock.now();

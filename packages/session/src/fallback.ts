@@ -1,5 +1,5 @@
 import type { ConnectOptions, Connector, QuiverSession } from '@quiver/transport';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import { ConnectError } from './errors.js';
 
 /** One way to reach the server, tried in order by `connect()`. */
@@ -106,8 +106,9 @@ function statusOf(err: unknown): number | undefined {
     if (typeof e.status === 'number') return e.status;
     if (typeof e.statusCode === 'number') return e.statusCode;
   }
-  // Transports that only report the refusal as text: `ws` ("Unexpected server response: 401"), the memory
-  // transport ("the server rejected the session: 401 ..."), WebTransport ("... status 401").
+  // The memory and WebSocket transports reject `ready` with a `SessionRejectedError` carrying `status` (above).
+  // A browser's native WebTransport exposes no status, and other transports may only report the refusal as text
+  // (`ws`: "Unexpected server response: 401", WebTransport: "... status 401"), so the text is the fallback.
   const text = err instanceof Error ? err.message : String(err);
   const m = /\b(?:response|status|rejected the session)[: ]+([1-5]\d\d)\b/i.exec(text);
   return m ? Number(m[1]) : undefined;
@@ -155,12 +156,12 @@ export function raceTransports(
   return new Promise((resolve, rejectPromise) => {
     const attempts: TransportAttempt[] = order.map((c) => ({ name: c.name, outcome: 'skipped', ms: 0 }));
     const sessions: (QuiverSession | undefined)[] = [];
-    const timers: unknown[] = [];
+    const timers: (TimerHandle | undefined)[] = [];
     const started: boolean[] = [];
     const startedAt: number[] = [];
     const settled: boolean[] = [];
     let done = false;
-    let headTimer: unknown;
+    let headTimer: TimerHandle | undefined;
 
     const finishIfAllFailed = () => {
       if (done || settled.filter(Boolean).length < order.length) return;

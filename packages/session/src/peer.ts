@@ -1,5 +1,5 @@
 import type { QuiverBidirectionalStream, QuiverSession, TransportName } from '@quiver/transport';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import {
   datagramFrame,
   datagramHeaderSize,
@@ -213,9 +213,9 @@ export class Link {
   closed = false;
   unorderedOpen = 0;
   lastReceived: number;
-  heartbeatTimer: unknown;
-  ackTimer: unknown;
-  budgetTimer: unknown;
+  heartbeatTimer: TimerHandle | undefined;
+  ackTimer: TimerHandle | undefined;
+  budgetTimer: TimerHandle | undefined;
   pings = new Map<number, number>();
   readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
 
@@ -865,7 +865,7 @@ export abstract class Peer<S> {
     const sent = link.control.write([Kind.CLOSE, code, reason, reconnect]);
     this.detach(link);
     // Give the CLOSE frame a moment to leave before the transport tears the streams down.
-    let timer: unknown;
+    let timer: TimerHandle | undefined;
     await Promise.race([
       sent.catch(() => {}),
       new Promise((r) => {

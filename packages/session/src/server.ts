@@ -5,7 +5,7 @@ import type {
   TransportListener,
   TransportName,
 } from '@quiver/transport';
-import { randomToken } from './clock.js';
+import { randomToken, systemClock, type TimerHandle } from './clock.js';
 import { Kind } from './codec.js';
 import {
   CloseCode,
@@ -103,7 +103,7 @@ export class ServerSession extends Peer<ServerSession> {
   state: ServerSessionState = 'open';
   /** Transport that carried the session last. */
   lastTransport: TransportName;
-  private resumeTimer: unknown;
+  private resumeTimer: TimerHandle | undefined;
   private readonly closeHandlers = new Set<(code: number, reason: string) => void>();
 
   constructor(
@@ -506,33 +506,26 @@ export class SessionServer {
     const auth = this.options.authenticate;
     if (!auth) return { userId: 'anonymous' };
     const ms = this.options.handshakeTimeoutMs ?? 5000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const clock = this.options.clock;
-    let handle: unknown;
+    const clock = this.options.clock ?? systemClock;
+    let handle: TimerHandle | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      const fire = () => rej(new HandshakeTimeoutError(`authenticate took longer than ${ms} ms`));
-      if (clock) handle = clock.setTimeout(fire, ms);
-      else timer = setTimeout(fire, ms);
+      handle = clock.setTimeout(() => rej(new HandshakeTimeoutError(`authenticate took longer than ${ms} ms`)), ms);
     });
     try {
       const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout]);
       if (!result || typeof result.userId !== 'string') throw new AuthRejection(401, 'unauthenticated');
       return result;
     } finally {
-      if (timer) clearTimeout(timer);
-      if (clock) clock.clearTimeout(handle);
+      clock.clearTimeout(handle);
     }
   }
 
   private async handshake(session: QuiverSession, req: SessionRequest, user: AuthResult): Promise<void> {
-    const clock = this.options.clock;
+    const clock = this.options.clock ?? systemClock;
     const ms = this.options.firstMessageTimeoutMs ?? 5000;
-    let handle: unknown;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let handle: TimerHandle | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      const fire = () => rej(new HandshakeTimeoutError(`no HELLO within ${ms} ms`));
-      if (clock) handle = clock.setTimeout(fire, ms);
-      else timer = setTimeout(fire, ms);
+      handle = clock.setTimeout(() => rej(new HandshakeTimeoutError(`no HELLO within ${ms} ms`)), ms);
     });
     const maxFrame = (this.options.maxMessageBytes ?? 1 << 20) + 64;
     let control: ControlStream | undefined;
@@ -560,12 +553,10 @@ export class SessionServer {
         })(),
         timeout,
       ]);
-      if (timer) clearTimeout(timer);
-      if (clock) clock.clearTimeout(handle);
+      clock.clearTimeout(handle);
       this.establish(session, control!, hello, req, user);
     } catch (err) {
-      if (timer) clearTimeout(timer);
-      if (clock) clock.clearTimeout(handle);
+      clock.clearTimeout(handle);
       streams?.cancel().catch(() => {});
       control?.cancel().catch(() => {});
       const e =
@@ -574,15 +565,14 @@ export class SessionServer {
       this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
       if (control) {
         // A peer that does not read must not hold the close up: the write gets a short grace period only.
-        let t: unknown;
+        let t: TimerHandle | undefined;
         await Promise.race([
           control.write([Kind.CLOSE, e.closeCode, e.message.slice(0, 200), false]).catch(() => {}),
           new Promise((r) => {
-            t = clock ? clock.setTimeout(() => r(undefined), 50) : setTimeout(r, 50);
+            t = clock.setTimeout(() => r(undefined), 50);
           }),
         ]);
-        if (clock) clock.clearTimeout(t);
-        else clearTimeout(t as ReturnType<typeof setTimeout>);
+        clock.clearTimeout(t);
       }
       try {
         session.close({ closeCode: e.closeCode, reason: e.message.slice(0, 200) });

@@ -20,7 +20,7 @@ function offsetClock(base: ManualClock, offset: number): Clock {
   return {
     now: () => base.now() + offset,
     setTimeout: (fn, ms) => base.setTimeout(fn, ms),
-    clearTimeout: (h) => base.clearTimeout(h as never),
+    clearTimeout: (h) => base.clearTimeout(h),
   };
 }
 

@@ -4,14 +4,19 @@
  */
 import { createWebSocketListener, connectWebSocket } from '@quiver/websocket';
 import { describe, expect, it } from 'vitest';
-import { connect, ConnectError, createSessionServer, defineMessage, reject } from '../src/index.js';
+import { connect, createSessionServer, defineMessage } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
-import { rawClient } from './support/raw.js';
+import { holdsStalledClientToBudget, type RealTransport, rejectsUnauthenticated } from './support/transports.js';
 
 useCleanup();
 
 const N = defineMessage<number>('n');
-const State = defineMessage<{ key: number; blob: Uint8Array }>('state', { channel: 'state' });
+
+const websocket: RealTransport = {
+  listen: () => createWebSocketListener({ host: '127.0.0.1', port: 0 }),
+  url: (port, path) => `http://127.0.0.1:${port}${path}`,
+  connector: connectWebSocket,
+};
 
 describe('session over WebSocket', () => {
   it('resumes after a server (listener) restart in the middle of a reliable stream with zero loss', async () => {
@@ -55,53 +60,8 @@ describe('session over WebSocket', () => {
     expect(server.metrics.recoveries).toBe(1);
   });
 
-  it('holds a client that never reads to the session memory budget', async () => {
-    const listener = await createWebSocketListener({ host: '127.0.0.1', port: 0 });
-    const budget = { maxInFlightBytes: 64 * 1024, maxQueuedBytes: 32 * 1024 };
-    const server = createSessionServer({
-      listeners: [listener],
-      channels: { state: { overflow: 'coalesce', maxQueuedBytes: budget.maxQueuedBytes } },
-      maxInFlightBytes: budget.maxInFlightBytes,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const raw = await rawClient(connectWebSocket, `http://127.0.0.1:${listener.address.port}/`);
-    await raw.hello();
-    await until(() => server.sessions.size === 1);
-    const s = [...server.sessions.values()][0];
-    let max = 0;
-    const blob = new Uint8Array(300);
-    for (let i = 0; i < 30_000; i++) {
-      s.send(State, { key: i % 64, blob }, { key: i % 64 });
-      max = Math.max(max, s.bufferedBytes);
-      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 1));
-    }
-    expect(max).toBeLessThanOrEqual(budget.maxInFlightBytes + budget.maxQueuedBytes);
-    expect(server.metrics.drops.coalesced).toBeGreaterThan(20_000);
-    expect(s.state).toBe('open');
-    raw.session.close();
-  });
+  it('holds a client that never reads to the session memory budget', () =>
+    holdsStalledClientToBudget(websocket, 30_000, 20_000));
 
-  it('rejects unauthenticated sessions on WebSocket before they exist', async () => {
-    const listener = await createWebSocketListener({ host: '127.0.0.1', port: 0 });
-    const server = createSessionServer({
-      listeners: [listener],
-      authenticate: (req) => (req.query.get('token') === 'ok' ? { userId: 'u' } : reject(401, 'no')),
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const url = `http://127.0.0.1:${listener.address.port}/`;
-    const err = await connect(url, { connector: connectWebSocket, token: 'bad' }).catch((e) => e);
-    expect(err).toBeInstanceOf(ConnectError);
-    expect(err.status).toBe(401);
-    expect(server.sessions.size).toBe(0);
-    expect(server.metrics.rejections['401']).toBe(1);
-    const ok = await connect(url, { connector: connectWebSocket, token: 'ok' });
-    cleanups.push(() => ok.close());
-    expect(ok.state).toBe('open');
-  });
+  it('rejects unauthenticated sessions on WebSocket before they exist', () => rejectsUnauthenticated(websocket));
 });

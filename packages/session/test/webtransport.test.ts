@@ -1,25 +1,30 @@
 /**
  * The session layer over WebTransport over HTTP/3 (real QUIC on loopback UDP): resumption across a listener
- * restart, and authentication on this transport.
+ * restart, authentication, and a stalled client held to its budget on this transport.
  */
-import { ensureDevCertificate } from '@quiver/devcert';
+import { certificateHashOption, ensureDevCertificate } from '@quiver/devcert';
 import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
-import { ConnectError, connect, createSessionServer, defineMessage, reject } from '../src/index.js';
+import { connect, createSessionServer, defineMessage } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
-import { rawClient } from './support/raw.js';
+import { holdsStalledClientToBudget, type RealTransport, rejectsUnauthenticated } from './support/transports.js';
 
 useCleanup();
 
-/** `certificateHashOption` typed as `ConnectOptions` wants it (TS 5.9 tells Uint8Array<ArrayBufferLike> apart). */
-const hashOf = (cert: { hash: Uint8Array }) => ({
-  algorithm: 'sha-256' as const,
-  value: cert.hash as BufferSource,
-});
-
 const N = defineMessage<number>('n');
 const Pos = defineMessage<number>('pos', { channel: 'unreliable' });
-const State = defineMessage<{ key: number; blob: Uint8Array }>('state', { channel: 'state' });
+
+/** WebTransport on loopback with the development certificate, pinned by its hash. */
+async function webtransport(): Promise<RealTransport> {
+  const cert = await ensureDevCertificate();
+  return {
+    listen: () =>
+      createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem }),
+    url: (port, path) => `https://127.0.0.1:${port}${path}`,
+    connector: connectWebTransport,
+    connectOptions: { serverCertificateHashes: [certificateHashOption(cert)] },
+  };
+}
 
 describe('session over WebTransport (HTTP/3)', () => {
   it('exchanges reliable and unreliable messages and resumes across a listener restart with zero loss', async () => {
@@ -35,7 +40,7 @@ describe('session over WebTransport (HTTP/3)', () => {
     });
     const client = await connect(`https://127.0.0.1:${port}/quiver`, {
       transports: [{ name: 'webtransport', connector: connectWebTransport }],
-      connectOptions: { serverCertificateHashes: [hashOf(cert)] },
+      connectOptions: { serverCertificateHashes: [certificateHashOption(cert)] },
       reconnect: { initialMs: 50, maxMs: 500, seed: 3 },
     });
     cleanups.push(() => client.close());
@@ -68,70 +73,9 @@ describe('session over WebTransport (HTTP/3)', () => {
     expect(datagrams).toBeGreaterThan(0);
   });
 
-  it('rejects unauthenticated sessions on WebTransport before they exist', async () => {
-    const cert = await ensureDevCertificate();
-    const listener = await createWebTransportListener({
-      host: '127.0.0.1',
-      port: 0,
-      cert: cert.certPem,
-      key: cert.keyPem,
-    });
-    const server = createSessionServer({
-      listeners: [listener],
-      authenticate: (req) => (req.query.get('token') === 'ok' ? { userId: 'u' } : reject(401, 'no')),
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const url = `https://127.0.0.1:${listener.address.port}/`;
-    const connectOptions = { serverCertificateHashes: [hashOf(cert)] };
-    const err = await connect(url, { connector: connectWebTransport, connectOptions, token: 'bad' }).catch(
-      (e) => e,
-    );
-    expect(err).toBeInstanceOf(ConnectError);
-    expect(err.status).toBe(401);
-    expect(server.sessions.size).toBe(0);
-    expect(server.metrics.rejections['401']).toBe(1);
-    const ok = await connect(url, { connector: connectWebTransport, connectOptions, token: 'ok' });
-    cleanups.push(() => ok.close());
-    expect(ok.state).toBe('open');
-  });
+  it('rejects unauthenticated sessions on WebTransport before they exist', async () =>
+    rejectsUnauthenticated(await webtransport()));
 
-  it('holds a client that never reads to the session memory budget', async () => {
-    const cert = await ensureDevCertificate();
-    const listener = await createWebTransportListener({
-      host: '127.0.0.1',
-      port: 0,
-      cert: cert.certPem,
-      key: cert.keyPem,
-    });
-    const budget = { maxInFlightBytes: 64 * 1024, maxQueuedBytes: 32 * 1024 };
-    const server = createSessionServer({
-      listeners: [listener],
-      channels: { state: { overflow: 'coalesce', maxQueuedBytes: budget.maxQueuedBytes } },
-      maxInFlightBytes: budget.maxInFlightBytes,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const raw = await rawClient(connectWebTransport, `https://127.0.0.1:${listener.address.port}/`, {
-      serverCertificateHashes: [hashOf(cert)],
-    });
-    await raw.hello();
-    await until(() => server.sessions.size === 1);
-    const s = [...server.sessions.values()][0];
-    let max = 0;
-    const blob = new Uint8Array(300);
-    for (let i = 0; i < 20_000; i++) {
-      s.send(State, { key: i % 64, blob }, { key: i % 64 });
-      max = Math.max(max, s.bufferedBytes);
-      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 1));
-    }
-    expect(max).toBeLessThanOrEqual(budget.maxInFlightBytes + budget.maxQueuedBytes);
-    expect(server.metrics.drops.coalesced).toBeGreaterThan(10_000);
-    expect(s.state).toBe('open');
-    raw.session.close();
-  });
+  it('holds a client that never reads to the session memory budget', async () =>
+    holdsStalledClientToBudget(await webtransport(), 20_000, 10_000));
 });

@@ -1,15 +1,9 @@
+import { createRng } from '@quiver/transport';
 import { defineComponent, defineSchema, t } from '../src/index.js';
 
-/** mulberry32: small, seedable, good enough for test scenes and loss patterns. */
+/** Floats in [0, 1) for test scenes and loss patterns: the transport's seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
 
 export const Transform = defineComponent({

@@ -12,6 +12,12 @@ export {
 } from './browsers.js';
 export { type BundleOptions, bundleForBrowser, bundleForBrowserCached } from './bundle.js';
 export {
+  type BrowserHarness,
+  type BrowserHarnessOptions,
+  browserHarness,
+  type LaunchedBrowser,
+} from './harness.js';
+export {
   type BrowserSession,
   type BrowserSessionOptions,
   browserConnector,

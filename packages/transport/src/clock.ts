@@ -119,7 +119,10 @@ export class ManualClock implements Clock {
   }
 }
 
-/** A deterministic source of numbers in [0, 1). */
+/**
+ * A deterministic source of numbers in [0, 1). The methods do not use `this`, so they can be passed on alone:
+ * `const random = createRng(7).next` is a `() => number`.
+ */
 export interface Rng {
   next(): number;
   /** An integer in [0, n). */

@@ -17,6 +17,21 @@ export class QuiverTransportError extends Error {
   }
 }
 
+/**
+ * What `ready` rejects with when the server refused the session request with an HTTP status: a non-2xx response to
+ * the extended CONNECT (draft-ietf-webtrans-http3 §3.3), a refused WebSocket upgrade (RFC 6455 §4.1), or the memory
+ * transport's `reject`. `status` is that HTTP status (401, 403, 404, 429, 503, ...). A browser's native
+ * `WebTransport` exposes no status, so code that also handles browser sessions must allow for its absence.
+ */
+export class SessionRejectedError extends QuiverTransportError {
+  readonly status: number;
+
+  constructor(message: string, status: number) {
+    super(message, { source: 'session' });
+    this.status = status;
+  }
+}
+
 /** The application error code carried by an abort or cancel reason; 0 when the reason carries none. */
 export function streamErrorCodeOf(reason: unknown): number {
   if (reason && typeof reason === 'object' && 'streamErrorCode' in reason) {

@@ -91,6 +91,15 @@ describe('ManualClock and createRng', () => {
     const mean = sa.reduce((s, x) => s + x, 0) / sa.length;
     expect(Math.abs(mean - 0.5)).toBeLessThan(0.05);
   });
+
+  it('keeps its sequence when its methods are passed on alone (they do not use `this`)', () => {
+    const random = createRng(42).next;
+    const int = createRng(42).int;
+    const a = createRng(42);
+    const b = createRng(42);
+    expect(Array.from({ length: 100 }, () => random())).toEqual(Array.from({ length: 100 }, () => a.next()));
+    expect(Array.from({ length: 100 }, () => int(10))).toEqual(Array.from({ length: 100 }, () => b.int(10)));
+  });
 });
 
 describe('link model', () => {

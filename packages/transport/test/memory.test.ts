@@ -8,6 +8,7 @@ import {
   ManualClock,
   memoryListenerCount,
   type QuiverSession,
+  SessionRejectedError,
 } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -130,6 +131,8 @@ describe('memory listener', () => {
     const error = await errorOf(client.ready);
     expect(error).toMatchObject({ name: 'WebTransportError', source: 'session' });
     expect(error?.message).toContain('429 slow down');
+    expect(error).toBeInstanceOf(SessionRejectedError);
+    expect((error as SessionRejectedError).status).toBe(429);
     await listener.close();
   });
 

@@ -1,3 +1,4 @@
+import { SessionRejectedError } from '@quiver/transport';
 import WebSocket from 'ws';
 import { violation, WsErrorCode } from './codes.js';
 import type { SocketAdapter, SocketHandlers } from './socket.js';
@@ -44,6 +45,14 @@ export class NodeSocketAdapter implements SocketAdapter {
       }
       const buf = data as Buffer;
       h.message(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+    });
+    // A refused upgrade (RFC 6455 §4.1: any status but 101): keep the status for `ready`'s error. With a listener
+    // here `ws` leaves the aborting to us; `terminate()` does what it would have done.
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      this.error ??= new SessionRejectedError(`Unexpected server response: ${status}`, status);
+      res.resume();
+      ws.terminate();
     });
     ws.on('error', (e) => {
       this.error ??= mapWsError(e);

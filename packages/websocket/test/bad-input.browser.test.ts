@@ -5,19 +5,15 @@
  */
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import {
-  type EvaluatingPage,
-  type LaunchedChromium,
-  launchChromium,
-  openBrowserSession,
-  type StaticServer,
-  serveStatic,
-} from '@quiver/testkit';
+import { browserHarness, launchChromium } from '@quiver/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { encodeFrames, SettingId, SUBPROTOCOL, WsErrorCode } from '../src/index.js';
 
-const CLIENT = { entry: join(import.meta.dirname, 'fixtures/browser-client.ts') };
+const harness = browserHarness({
+  launch: launchChromium,
+  module: { entry: join(import.meta.dirname, 'fixtures/browser-client.ts') },
+});
 const SETTINGS = encodeFrames([
   {
     type: 'settings',
@@ -31,15 +27,10 @@ const SETTINGS = encodeFrames([
   },
 ]);
 
-let browser: LaunchedChromium | undefined;
-let statics: StaticServer | undefined;
-let page: EvaluatingPage | undefined;
 let wss: WebSocketServer;
 
 beforeAll(async () => {
-  statics = await serveStatic();
-  browser = await launchChromium();
-  page = await browser.newPage(statics.url);
+  await harness.setup();
   wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => SUBPROTOCOL });
   await new Promise((r) => wss.once('listening', r));
 });
@@ -47,8 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const ws of wss?.clients ?? []) ws.terminate();
   await new Promise((r) => wss?.close(r));
-  await browser?.close();
-  await statics?.close();
+  await harness.teardown();
 });
 
 /** Serves one connection with SETTINGS then `bad`, and reports how the browser closed it. */
@@ -63,11 +53,10 @@ async function browserAgainst(bad: Uint8Array) {
       });
     });
   });
-  const session = openBrowserSession(page!, {
-    kind: 'module',
-    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}/bad`,
-    module: CLIENT,
-  });
+  const session = harness.connect(
+    { address: { host: '127.0.0.1', port: (wss.address() as AddressInfo).port } },
+    '/bad',
+  );
   const closed = await session.closed.then(
     () => undefined,
     (e: Error) => e,

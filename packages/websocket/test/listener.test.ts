@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { IncomingSession } from '@quiver/transport';
+import { type IncomingSession, SessionRejectedError } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -107,6 +107,8 @@ describe('createWebSocketListener', () => {
     expect(() => incoming.accept()).toThrow();
     const err = await client.ready.catch((e) => e);
     expect(String(err.message)).toContain('429');
+    expect(err).toBeInstanceOf(SessionRejectedError);
+    expect(err).toMatchObject({ status: 429, source: 'session' });
     await client.released;
     expect(l.stats.rejected).toBe(2);
   });

@@ -216,7 +216,11 @@ async function main(): Promise<void> {
     {
       name: 'websocket (wss:)',
       listen: () =>
-        createWebSocketListener({ host: '127.0.0.1', port: 0, tls: { cert: cert.certPem, key: cert.keyPem } }),
+        createWebSocketListener({
+          host: '127.0.0.1',
+          port: 0,
+          tls: { cert: cert.certPem, key: cert.keyPem },
+        }),
       connect: (l, path) =>
         connectWebSocket(`https://127.0.0.1:${l.address.port}${path}`, { tls: { ca: cert.certPem } }),
     },
@@ -225,7 +229,7 @@ async function main(): Promise<void> {
       listen: () => createH2WebTransportListener({ cert: cert.certPem, key: cert.keyPem }),
       connect: (l, path) =>
         connectH2WebTransport(`https://127.0.0.1:${l.address.port}${path}`, {
-          serverCertificateHashes: [{ algorithm: 'sha-256', value: cert.hash }],
+          serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(cert.hash) }],
         }),
     },
   ];

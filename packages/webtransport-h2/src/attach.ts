@@ -42,7 +42,10 @@ export function attachLibWebTransport(
     timer = undefined;
     session.fail(new QuiverTransportError(`connect timed out after ${timeoutMs} ms`, { source: 'session' }));
     // The library has no abort: close the session it may still establish.
-    lib.ready.then(() => lib.close({ closeCode: 0, reason: '' }), () => {});
+    lib.ready.then(
+      () => lib.close({ closeCode: 0, reason: '' }),
+      () => {},
+    );
   }, timeoutMs);
   const settle = () => {
     clock.clearTimeout(timer);

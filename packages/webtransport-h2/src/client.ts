@@ -16,7 +16,10 @@ export interface H2WebTransportConnectOptions extends ConnectOptions, H2SessionO
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-const LibWebTransport = WebTransport as unknown as new (url: string, init: LibClientInit) => LibWebTransportType;
+const LibWebTransport = WebTransport as unknown as new (
+  url: string,
+  init: LibClientInit,
+) => LibWebTransportType;
 
 /**
  * Opens a WebTransport-over-HTTP/2 session (Node only) with `@fails-components/webtransport`'s `WebTransport`

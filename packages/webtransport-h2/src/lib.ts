@@ -22,7 +22,10 @@ export interface LibSession {
   readonly ready: Promise<void>;
   readonly closed: Promise<{ closeCode?: number; reason?: string }>;
   close(info?: { closeCode: number; reason: string }): void;
-  createBidirectionalStream(): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
+  createBidirectionalStream(): Promise<{
+    readable: ReadableStream<Uint8Array>;
+    writable: WritableStream<Uint8Array>;
+  }>;
   createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
   readonly incomingBidirectionalStreams: ReadableStream<{
     readable: ReadableStream<Uint8Array>;
@@ -38,7 +41,10 @@ export interface LibSession {
 
 /** `Http2WebTransportSession`, private. */
 export interface LibNativeSession {
-  stream?: { session?: { WTrtt?: number } | null; once?(event: 'response', fn: (headers: Record<string, unknown>) => void): void };
+  stream?: {
+    session?: { WTrtt?: number } | null;
+    once?(event: 'response', fn: (headers: Record<string, unknown>) => void): void;
+  };
   datagramsWaiting_?: unknown[];
   capsParser?: { parseData?: (data: Uint8Array) => void };
   closeConnection?: (arg: { code: number; reason: string }) => void;

@@ -89,7 +89,8 @@ function toRequest(args: LibServerSessionRequest): SessionRequest {
 export async function createH2WebTransportListener(
   options: H2WebTransportListenerOptions,
 ): Promise<H2WebTransportListener> {
-  if (!options?.cert || !options.key) throw new TypeError('createH2WebTransportListener: cert and key are required');
+  if (!options?.cert || !options.key)
+    throw new TypeError('createH2WebTransportListener: cert and key are required');
   const clock: Clock = options.clock ?? systemClock;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const maxPending = options.maxPendingRequests ?? DEFAULT_MAX_PENDING_REQUESTS;
@@ -188,7 +189,11 @@ export async function createH2WebTransportListener(
     override onSessionRequest(args: LibServerSessionRequest): void {
       onRequest(args);
     }
-    override onHttpWTSessionVisitor(args: { session: { jsobj?: unknown }; userData?: unknown; path?: string }): void {
+    override onHttpWTSessionVisitor(args: {
+      session: { jsobj?: unknown };
+      userData?: unknown;
+      path?: string;
+    }): void {
       // The library builds its session object (HttpWTSession, not exported) here; no path stream is registered, so
       // it is only attached to the native session, where onVisitor picks it up.
       super.onHttpWTSessionVisitor(args);

@@ -119,7 +119,6 @@ export class H2Session implements QuiverSession {
   readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
   readonly datagrams: QuiverDatagramDuplexStream;
 
-  readonly #side: Side;
   readonly #clock: Clock;
   readonly #incomingHwm: number;
   readonly #outgoingHwm: number;
@@ -151,7 +150,6 @@ export class H2Session implements QuiverSession {
   };
 
   constructor(side: Side, options: H2SessionOptions = {}) {
-    this.#side = side;
     this.#clock = options.clock ?? systemClock;
     this.#incomingHwm = options.incomingDatagramHighWaterMark ?? DEFAULT_INCOMING_DATAGRAM_HWM;
     this.#outgoingHwm = options.outgoingDatagramHighWaterMark ?? DEFAULT_OUTGOING_DATAGRAM_HWM;
@@ -380,10 +378,7 @@ export class H2Session implements QuiverSession {
     }
   }
 
-  #incoming<L, Q>(
-    pick: (lib: LibSession) => ReadableStream<L>,
-    wrap: (item: L) => Q,
-  ): ReadableStream<Q> {
+  #incoming<L, Q>(pick: (lib: LibSession) => ReadableStream<L>, wrap: (item: L) => Q): ReadableStream<Q> {
     let reader: ReadableStreamDefaultReader<L> | undefined;
     return new ReadableStream<Q>(
       {

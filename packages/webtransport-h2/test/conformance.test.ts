@@ -37,7 +37,7 @@ runConformanceSuite({
   connect: (listener, path, options) =>
     connectH2WebTransport(`https://127.0.0.1:${listener.address.port}${path}`, {
       ...options,
-      serverCertificateHashes: [{ algorithm: 'sha-256', value: cert!.hash }],
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(cert!.hash) }],
       clock,
     }),
   leakCheck: () => {

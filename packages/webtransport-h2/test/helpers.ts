@@ -32,7 +32,7 @@ export async function rig(options: Partial<H2WebTransportListenerOptions> = {}):
     },
     connect: (path, connectOptions = {}) => {
       const session = connectH2WebTransport(`https://127.0.0.1:${listener.address.port}${path}`, {
-        serverCertificateHashes: [{ algorithm: 'sha-256', value: cert.hash }],
+        serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(cert.hash) }],
         ...connectOptions,
       });
       session.ready.catch(() => {});

@@ -20,6 +20,12 @@ const ctl = new Int32Array(data.control);
 const shared = new Uint8Array(data.input);
 const post = (m: WorkerMessage): void => port.postMessage(m);
 
+function timed(input: Uint8Array): number {
+  const t = performance.now();
+  runOne(target, input);
+  return performance.now() - t;
+}
+
 let done = 0;
 let lastReport = performance.now();
 for (let i = data.start; i < data.end; i++) {
@@ -32,6 +38,9 @@ for (let i = data.start; i < data.end; i++) {
   const t0 = performance.now();
   const failure = runOne(target, input);
   const dt = performance.now() - t0;
+  // A shared machine can deschedule the worker mid-input: only an input slow twice in a row is reported. The
+  // second run is still under the watchdog (odd heartbeat).
+  const again = !failure && dt > data.slowMs ? timed(input) : 0;
   Atomics.store(ctl, CTL_HEARTBEAT, 2 * (i - data.start) + 2);
   done++;
   Atomics.store(ctl, CTL_DONE, done);
@@ -40,7 +49,7 @@ for (let i = data.start; i < data.end; i++) {
       type: 'finding',
       finding: { kind: 'exception', target: target.name, iteration: i, input, ...failure },
     });
-  } else if (dt > data.slowMs) {
+  } else if (again > data.slowMs) {
     post({
       type: 'finding',
       finding: {
@@ -48,7 +57,7 @@ for (let i = data.start; i < data.end; i++) {
         target: target.name,
         iteration: i,
         input,
-        error: `took ${dt.toFixed(0)} ms (limit ${data.slowMs} ms)`,
+        error: `took ${dt.toFixed(0)} ms, then ${again.toFixed(0)} ms (limit ${data.slowMs} ms)`,
         signature: 'slow',
       },
     });

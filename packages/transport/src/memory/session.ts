@@ -7,7 +7,7 @@
  * (draft-ietf-webtrans-http3 §5). The application-facing behaviour follows W3C WebTransport.
  */
 import type { Clock } from '../clock.js';
-import { QuiverTransportError, streamErrorCodeOf } from '../errors.js';
+import { QuiverTransportError, SessionRejectedError, streamErrorCodeOf } from '../errors.js';
 import type {
   DatagramDropReason,
   QuiverBidirectionalStream,
@@ -670,8 +670,9 @@ export class MemorySession implements QuiverSession {
         this.#out.close();
         this.terminate(
           null,
-          sessionError(
+          new SessionRejectedError(
             `the server rejected the session: ${frame.status}${frame.reason ? ` ${frame.reason}` : ''}`,
+            frame.status,
           ),
         );
         return;

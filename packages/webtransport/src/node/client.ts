@@ -117,6 +117,7 @@ class ClientAttempt {
     const serverName = isIP(hostname) ? null : hostname;
     const qc = quiche.Connection.connect(serverName, scid, endpoint.local, remote, config);
     const quic = new QuicConnection(qc, endpoint, remote, this.session.limits.streamWriteHighWaterMark);
+    quic.tailHoldMs = this.session.limits.streamTailHoldMs;
     endpoint.route(scid.toString('latin1'), quic);
     const authority = u.host;
     const path = `${u.pathname || '/'}${u.search}`;

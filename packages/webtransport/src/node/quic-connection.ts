@@ -97,8 +97,11 @@ export class QuicConnection {
   private readonly resumed = new Set<number>();
   private received = false;
   private finOnlyWritten = false;
-  /** Streams with a held tail byte, released at the next flush. */
-  private readonly heldTails = new Set<number>();
+  /** Streams with a held tail byte, and when it is released (see SendState.holdTail). */
+  private readonly heldTails = new Map<number, number>();
+  private tailTimer: NodeJS.Timeout | undefined;
+  /** How long a tail byte may wait for a close() before it is sent alone. */
+  tailHoldMs = 0;
   private localClose = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -328,6 +331,9 @@ export class QuicConnection {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.tailTimer) clearTimeout(this.tailTimer);
+    this.tailTimer = undefined;
+    this.heldTails.clear();
     const peerErr = this.conn.peerError();
     const localErr = this.conn.localError();
     const err = this.localClose ? (localErr ?? peerErr) : (peerErr ?? localErr);
@@ -439,21 +445,43 @@ export class QuicConnection {
   }
 
   private holdTail(id: number): void {
-    this.heldTails.add(id);
-    // Released by the next flush, which a write in progress or this schedule() guarantees.
-    this.schedule();
+    if (!this.heldTails.has(id)) this.heldTails.set(id, performance.now() + this.tailHoldMs);
+    // Released by a later flush: the one a write schedules, or the tail timer's.
+    if (this.tailHoldMs <= 0) this.schedule();
+    else this.armTailTimer();
   }
 
-  /** The turn that held tails is over: send them (a later FIN will go alone, see SendState.holdTail). */
+  private armTailTimer(): void {
+    if (this.tailTimer || this.closed) return;
+    let first = Number.POSITIVE_INFINITY;
+    for (const at of this.heldTails.values()) first = Math.min(first, at);
+    this.tailTimer = setTimeout(
+      () => {
+        this.tailTimer = undefined;
+        this.schedule();
+      },
+      Math.max(0, Math.ceil(first - performance.now())),
+    );
+    this.tailTimer.unref();
+  }
+
+  /** Send the tail bytes whose hold expired (a later FIN goes alone, see SendState.holdTail). */
   private releaseTails(): void {
-    for (const id of this.heldTails) {
+    const now = performance.now();
+    for (const [id, at] of this.heldTails) {
       const st = this.sends.get(id);
-      if (!st || st.stopped || st.finSent) continue;
+      if (st && (st.stopped || st.finSent || st.fin)) {
+        this.heldTails.delete(id);
+        continue;
+      }
+      if (at > now) continue;
+      this.heldTails.delete(id);
+      if (!st) continue;
       st.holdTail = false;
       this.writeOne(id, st);
       st.holdTail = true;
     }
-    this.heldTails.clear();
+    if (this.heldTails.size > 0) this.armTailTimer();
   }
 
   private writeQueued(): void {

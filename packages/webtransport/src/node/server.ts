@@ -173,6 +173,7 @@ class Listener implements WebTransportListener {
       return undefined;
     }
     const quic = new QuicConnection(qc, this.endpoint, from, this.sessionLimits.streamWriteHighWaterMark);
+    quic.tailHoldMs = this.sessionLimits.streamTailHoldMs;
     // RFC 9000 §7.2: the client keeps using its chosen DCID until it sees ours.
     this.endpoint.route(scid.toString('latin1'), quic);
     this.endpoint.route(odcidKey, quic);

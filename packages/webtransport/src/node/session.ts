@@ -23,12 +23,20 @@ export interface SessionLimits {
   streamWriteHighWaterMark: number;
   /** Incoming datagrams queued for the application; more are dropped as `receive-queue-full`. Default 1024. */
   datagramReadQueue: number;
+  /**
+   * Milliseconds the last byte of a write may wait for the stream's close() so that the FIN travels with it.
+   * quiche 0.18 loses a FIN written alone after the stream's data left (the peer's readable never ends), so a
+   * close() later than this after the last write is at risk. 0: until the end of the event-loop turn (no added
+   * latency; covers `write(); close()`). Servers that close in answer to the peer's FIN (echo) want ~50. Default 0.
+   */
+  streamTailHoldMs: number;
 }
 
 export const defaultSessionLimits: SessionLimits = {
   streamReadHighWaterMark: 256 * 1024,
   streamWriteHighWaterMark: 256 * 1024,
   datagramReadQueue: 1024,
+  streamTailHoldMs: 0,
 };
 
 const CLOSE_REASON_MAX = 1024;
