@@ -25,10 +25,25 @@ export interface Network {
   readonly serverAddr: string;
   readonly link?: Link;
   /** Starts a Node agent on the client or the server side. */
-  agent(side: 'client' | 'server'): Promise<Agent>;
+  agent(side: 'client' | 'server', options?: AgentOptions): Promise<Agent>;
   /** Link parameters for the JSON (or `{ loopback: true }`). */
   describe(): Record<string, unknown>;
   close(): Promise<void>;
+}
+
+export interface AgentOptions {
+  /**
+   * Run the agent under SCHED_RR (priority 5) when root: latency measurements on a shared, busy machine then
+   * measure the transports and the link rather than the scheduler. Only for light suites (setup, latency): a
+   * busy real-time process would starve everything else.
+   */
+  realtime?: boolean;
+}
+
+/** The command line of an agent: node, optionally under `chrt -r 5`. */
+function agentCommand(o: AgentOptions = {}): [string, string[]] {
+  const rt = o.realtime && typeof process.getuid === 'function' && process.getuid() === 0;
+  return rt ? ['chrt', ['-r', '5', process.execPath, ...NODE_ARGS]] : [process.execPath, NODE_ARGS];
 }
 
 const loopbackChildren = new Set<ChildProcess>();
@@ -86,14 +101,15 @@ function wrap(child: ChildProcess): Promise<Agent> {
   });
 }
 
-function loopbackAgent(): Promise<Agent> {
+function loopbackAgent(o?: AgentOptions): Promise<Agent> {
   if (!hook) {
     hook = true;
     process.on('exit', () => {
       for (const c of loopbackChildren) c.kill('SIGKILL');
     });
   }
-  const child = spawn(process.execPath, NODE_ARGS, {
+  const [cmd, args] = agentCommand(o);
+  const child = spawn(cmd, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
@@ -109,8 +125,8 @@ export function loopback(): Network {
     kind: 'loopback',
     clientAddr: '127.0.0.1',
     serverAddr: '127.0.0.1',
-    async agent() {
-      const a = await loopbackAgent();
+    async agent(_side, o) {
+      const a = await loopbackAgent(o);
       agents.push(a);
       return a;
     },
@@ -129,17 +145,13 @@ export async function emulated(params: LinkParams): Promise<Network> {
     clientAddr: link.clientAddr,
     serverAddr: link.serverAddr,
     link,
-    async agent(side) {
-      const child = link.spawn(
-        side === 'client' ? link.clientNs : link.serverNs,
-        process.execPath,
-        NODE_ARGS,
-        {
-          cwd: REPO_ROOT,
-          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-          serialization: 'advanced',
-        },
-      );
+    async agent(side, o) {
+      const [cmd, args] = agentCommand(o);
+      const child = link.spawn(side === 'client' ? link.clientNs : link.serverNs, cmd, args, {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'advanced',
+      });
       const a = await wrap(child);
       agents.push(a);
       return a;

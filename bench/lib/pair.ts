@@ -4,7 +4,7 @@
  */
 import { generateCertificate } from '@quiver/devcert';
 import { SERVER_ADDR } from './link.js';
-import type { Agent, Network } from './network.js';
+import type { Agent, AgentOptions, Network } from './network.js';
 import type { Target } from './roles/clients.js';
 import type { ServerOptions, ServerPorts, ServerSnapshot } from './roles/servers.js';
 
@@ -51,10 +51,11 @@ export interface Pair {
 export async function startPair(
   net: Network,
   opts: Partial<Pick<ServerOptions, 'idleTimeoutMs' | 'page'>> = {},
+  agentOptions: AgentOptions = {},
 ): Promise<Pair> {
   const c = await benchCert();
-  const server = await net.agent('server');
-  const client = await net.agent('client');
+  const server = await net.agent('server', agentOptions);
+  const client = await net.agent('client', agentOptions);
   const ports = await server.call<ServerPorts>(SERVERS, 'startServers', {
     host: net.serverAddr,
     certPem: c.certPem,
@@ -96,4 +97,12 @@ export function listArg(
     if (!Number.isFinite(n)) throw new RangeError(`--${key} must be numbers separated by commas, got ${v}`);
     return n;
   });
+}
+
+export const RT_NOTE =
+  'agents run under SCHED_RR priority 5 (as root; `--rt false` to turn off) so that a busy shared machine delays the measured processes less';
+
+/** `--rt false` turns real-time scheduling of the agents off (see {@link AgentOptions.realtime}). */
+export function realtimeArg(args: Readonly<Record<string, string | boolean>>): boolean {
+  return args.rt !== 'false' && args.rt !== '0';
 }

@@ -9,7 +9,7 @@ import { CHROMIUM_PATH, launchChromium, type LaunchedChromium } from '@quiver/te
 import { BROWSER_PAGE } from '../lib/browser-page.js';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { REPO_ROOT } from '../lib/link.js';
-import { benchCert, listArg, numArg, startPair } from '../lib/pair.js';
+import { benchCert, listArg, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js';
 import { distRow, median, openPath, round } from '../lib/suite-util.js';
 import { summarize } from '../lib/harness.js';
 
@@ -53,7 +53,8 @@ const suite: BenchSuite = {
     const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
     const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
     const cert = await benchCert();
-    const pair = await startPair(net, { page: BROWSER_PAGE });
+    const pair = await startPair(net, { page: BROWSER_PAGE }, { realtime: realtimeArg(ctx.args) });
+    if (realtimeArg(ctx.args)) notes.push(`${RT_NOTE} (the server agent; Chromium runs at normal priority)`);
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
     let browser: LaunchedChromium | undefined;

@@ -7,7 +7,7 @@
  * without restarting anything.
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
-import { CLIENTS, listArg, numArg, SERVERS, startPair } from '../lib/pair.js';
+import { CLIENTS, listArg, numArg, RT_NOTE, realtimeArg, SERVERS, startPair } from '../lib/pair.js';
 import type { ChannelKind, LatencyChannelResult } from '../lib/roles/clients.js';
 import type { TagCounters } from '../lib/roles/servers.js';
 import { distRow, openPath, round } from '../lib/suite-util.js';
@@ -45,7 +45,9 @@ const suite: BenchSuite = {
     const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
     const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
     const linkDesc = net.describe();
-    const pair = await startPair(net);
+    const realtime = realtimeArg(ctx.args);
+    const pair = await startPair(net, {}, { realtime });
+    if (realtime) notes.push(RT_NOTE);
     const echoPorts = await pair.server.call<{ tcpPort: number; udpPort: number }>(
       ECHO,
       'startEcho',

@@ -8,7 +8,7 @@
  * RFC 6455 §4) and echoes after 4.
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
-import { CLIENTS, numArg, startPair } from '../lib/pair.js';
+import { CLIENTS, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js';
 import type { SetupResult } from '../lib/roles/clients.js';
 import { distRow, median, openPath, type PathSpec, round } from '../lib/suite-util.js';
 
@@ -61,7 +61,8 @@ const suite: BenchSuite = {
       const { net } = opened;
       done.push(spec.name);
       ctx.progress(`${spec.name}: starting server and client agents (${net.kind})`);
-      const pair = await startPair(net);
+      const pair = await startPair(net, {}, { realtime: realtimeArg(ctx.args) });
+      if (realtimeArg(ctx.args) && !notes.includes(RT_NOTE)) notes.push(RT_NOTE);
       try {
         // One unrecorded round first: module loading and JIT warm-up are not connection setup.
         for (const k of KINDS) await pair.client.call<SetupResult>(CLIENTS, 'setupRun', k, pair.target, 1);

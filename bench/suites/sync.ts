@@ -211,6 +211,23 @@ function exchange(
   while (sim.up.length && sim.up[0].at <= now) server.receiveAck(key, sim.up.shift()!.bytes);
 }
 
+/**
+ * A server holding every cube of `scene` (initial state pushed) and `clients` clients, each behind its own simulated
+ * link whose loss draws are seeded by `linkSeed(client)`.
+ */
+function startWorld(scene: CubeScene, clients: number, linkSeed: (client: number) => number) {
+  const server = new SyncServer(cubeSchema, { budgetBytes: 1200 });
+  const ids: number[] = [];
+  for (let i = 0; i < scene.n; i++) ids.push(server.spawn({}));
+  pushToServer(scene, server, ids, true);
+  const sims: LinkSim[] = [];
+  for (let c = 0; c < clients; c++) {
+    server.addClient(c);
+    sims.push({ client: new SyncClient(cubeSchema), down: [], up: [], rand: rng(linkSeed(c)) });
+  }
+  return { server, ids, sims };
+}
+
 interface BytesResult {
   bytesPerTick: number[];
   encodeMs: number[];
@@ -225,20 +242,7 @@ function runOurs(
   clients: number,
 ): BytesResult & { verified: boolean } {
   const scene = new CubeScene(seed);
-  const server = new SyncServer(cubeSchema, { budgetBytes: 1200 });
-  const ids: number[] = [];
-  for (let i = 0; i < scene.n; i++) ids.push(server.spawn({}));
-  pushToServer(scene, server, ids, true);
-  const sims: LinkSim[] = [];
-  for (let c = 0; c < clients; c++) {
-    server.addClient(c);
-    sims.push({
-      client: new SyncClient(cubeSchema),
-      down: [],
-      up: [],
-      rand: rng(seed * 1000 + c + Math.round(loss * 100)),
-    });
-  }
+  const { server, ids, sims } = startWorld(scene, clients, (c) => seed * 1000 + c + Math.round(loss * 100));
   const out: BytesResult = { bytesPerTick: [], encodeMs: [], changed: [], moving: [] };
   for (let now = 0; now < ticks; now++) {
     scene.step();
@@ -369,15 +373,7 @@ function runMsgpack(seed: number, ticks: number): BytesResult {
 /** Server time per tick (snapshot + one packet per client) for `clients` clients that each see every entity. */
 function runScale(seed: number, ticks: number, clients: number, loss: number, allMoving: boolean) {
   const scene = new CubeScene(seed, 999);
-  const server = new SyncServer(cubeSchema, { budgetBytes: 1200 });
-  const ids: number[] = [];
-  for (let i = 0; i < scene.n; i++) ids.push(server.spawn({}));
-  pushToServer(scene, server, ids, true);
-  const sims: LinkSim[] = [];
-  for (let c = 0; c < clients; c++) {
-    server.addClient(c);
-    sims.push({ client: new SyncClient(cubeSchema), down: [], up: [], rand: rng(seed * 7919 + c) });
-  }
+  const { server, ids, sims } = startWorld(scene, clients, (c) => seed * 7919 + c);
   const jitter = rng(seed + 99);
   const ms: number[] = [];
   const decodeMs: number[] = [];

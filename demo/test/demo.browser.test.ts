@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type LaunchedChromium, launchChromium } from '@quiver/testkit';
+import { type LaunchedChromium, launchChromium, launchFirefox } from '@quiver/testkit';
 import type { Page } from 'playwright-core';
 import { connect } from '@quiver/session';
 import { connectWebSocket } from '@quiver/websocket';
@@ -240,8 +240,8 @@ describe('demo scene in Chromium', () => {
     await page.close();
   });
 
-  it('emulated latency shows in the measured RTT and the scene stays live', async () => {
-    const { page, errors } = await openDemo(chromium, '?latency=100');
+  it('emulated latency shows in the measured RTT, emulated loss is counted, and the scene stays live', async () => {
+    const { page, errors } = await openDemo(chromium, '?latency=100&loss=10');
     await waitConnected(page, 'webtransport');
     // 100 ms each way sits under the session layer, so every heartbeat takes at least 200 ms.
     await page.waitForFunction(
@@ -251,6 +251,54 @@ describe('demo scene in Chromium', () => {
       undefined,
       { timeout: 30_000 },
     );
+    await page.waitForFunction(
+      () => {
+        const d = (
+          globalThis as unknown as {
+            __quiverDemo: { client: { shaperStats: { droppedIn: number; droppedOut: number } } };
+          }
+        ).__quiverDemo;
+        return d.client.shaperStats.droppedIn > 0 && d.client.shaperStats.droppedOut > 0;
+      },
+      undefined,
+      { timeout: 30_000 },
+    );
+    await expectBotsMoving(page);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('turns prediction and interpolation off and on from the toggles while the scene keeps running', async () => {
+    const { page, errors } = await openDemo(chromium);
+    await waitConnected(page, 'webtransport');
+    const settings = () =>
+      page.evaluate(() => {
+        const s = (
+          globalThis as unknown as {
+            __quiverDemo: { settings: { prediction: boolean; interpolation: boolean } };
+          }
+        ).__quiverDemo.settings;
+        return { prediction: s.prediction, interpolation: s.interpolation };
+      });
+    const frames = () =>
+      page.evaluate(
+        () =>
+          (globalThis as unknown as { __quiverDemo: { framesRendered: number } }).__quiverDemo.framesRendered,
+      );
+    await page.locator('demo-controls #prediction').uncheck();
+    await page.locator('demo-controls #interpolation').uncheck();
+    expect(await settings()).toEqual({ prediction: false, interpolation: false });
+    const before = await frames();
+    await expectBotsMoving(page);
+    await page.waitForFunction(
+      (n) =>
+        (globalThis as unknown as { __quiverDemo: { framesRendered: number } }).__quiverDemo.framesRendered >
+        n + 2,
+      before,
+    );
+    await page.locator('demo-controls #prediction').check();
+    await page.locator('demo-controls #interpolation').check();
+    expect(await settings()).toEqual({ prediction: true, interpolation: true });
     await expectBotsMoving(page);
     expect(errors).toEqual([]);
     await page.close();
@@ -346,6 +394,52 @@ describe('demo scene in Chromium', () => {
     } finally {
       await noQuic.close();
       await blocked.close();
+    }
+  });
+});
+
+describe('demo scene in Firefox', () => {
+  it('connects over WebTransport and replicates the bots (headless Firefox has no WebGL: no view, no errors)', async () => {
+    const firefox = await launchFirefox();
+    try {
+      const page = await firefox.newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(`pageerror: ${String(e)}`));
+      await page.goto(server.url);
+      await page.waitForFunction(
+        () => {
+          const d = (
+            globalThis as unknown as { __quiverDemo?: { transport: string | null; entities(): Row[] } }
+          ).__quiverDemo;
+          return d?.transport === 'webtransport' && d.entities().some((e) => e.bot);
+        },
+        { timeout: 30_000 },
+      );
+      const before = await page.evaluate(() =>
+        (globalThis as unknown as { __quiverDemo: { entities(): Row[] } }).__quiverDemo
+          .entities()
+          .filter((e) => e.bot),
+      );
+      await page.waitForFunction(
+        (prev: Row[]) => {
+          const now = (
+            globalThis as unknown as { __quiverDemo: { entities(): Row[] } }
+          ).__quiverDemo.entities();
+          return prev.some((p) => {
+            const e = now.find((n) => n.id === p.id);
+            return e !== undefined && Math.hypot(e.x - p.x, e.z - p.z) > 0.05;
+          });
+        },
+        { timeout: 20_000 },
+        before,
+      );
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await firefox.close();
     }
   });
 });

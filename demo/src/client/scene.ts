@@ -170,10 +170,22 @@ export class DemoScene extends LitElement {
 
   protected override firstUpdated(): void {
     const canvas = this.renderRoot.querySelector('canvas')!;
+    // three.js needs WebGL 2; asking a scratch canvas first avoids its console errors where there is none (e.g.
+    // headless Firefox without a GPU). The network side keeps running without a view.
+    const probe = document.createElement('canvas').getContext('webgl2');
     try {
+      if (!probe) throw new Error('this browser offers no WebGL 2 context');
+      probe.getExtension('WEBGL_lose_context')?.loseContext();
       this.#renderer = new THREE.WebGLRenderer({ canvas, antialias: this.#pixelRatio() >= 1.5 });
     } catch (err) {
       this.webglError = (err as Error).message;
+      const tick = (t: number) => {
+        if (!this.isConnected) return;
+        this.client.frame(performance.now(), this.#lastFrame ? t - this.#lastFrame : 16);
+        this.#lastFrame = t;
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
       return;
     }
     const r = this.#renderer;

@@ -5,14 +5,7 @@
 import { createMemoryPair, createRng, ManualClock } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { InputReceiver, InputSender, Predictor } from '../src/index.js';
-import {
-  inputStream,
-  neutralInput,
-  type PlayerState,
-  playerCodec,
-  playerSim,
-  sameBits,
-} from './player.js';
+import { inputStream, neutralInput, type PlayerState, playerCodec, playerSim, sameBits } from './player.js';
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 

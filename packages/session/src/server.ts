@@ -509,7 +509,10 @@ export class SessionServer {
     const clock = this.options.clock ?? systemClock;
     let handle: TimerHandle | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      handle = clock.setTimeout(() => rej(new HandshakeTimeoutError(`authenticate took longer than ${ms} ms`)), ms);
+      handle = clock.setTimeout(
+        () => rej(new HandshakeTimeoutError(`authenticate took longer than ${ms} ms`)),
+        ms,
+      );
     });
     try {
       const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout]);

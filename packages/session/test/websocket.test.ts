@@ -6,7 +6,11 @@ import { createWebSocketListener, connectWebSocket } from '@quiver/websocket';
 import { describe, expect, it } from 'vitest';
 import { connect, createSessionServer, defineMessage } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
-import { holdsStalledClientToBudget, type RealTransport, rejectsUnauthenticated } from './support/transports.js';
+import {
+  holdsStalledClientToBudget,
+  type RealTransport,
+  rejectsUnauthenticated,
+} from './support/transports.js';
 
 useCleanup();
 
@@ -63,5 +67,6 @@ describe('session over WebSocket', () => {
   it('holds a client that never reads to the session memory budget', () =>
     holdsStalledClientToBudget(websocket, 30_000, 20_000));
 
-  it('rejects unauthenticated sessions on WebSocket before they exist', () => rejectsUnauthenticated(websocket));
+  it('rejects unauthenticated sessions on WebSocket before they exist', () =>
+    rejectsUnauthenticated(websocket));
 });

@@ -7,7 +7,11 @@ import { connectWebTransport, createWebTransportListener } from '@quiver/webtran
 import { describe, expect, it } from 'vitest';
 import { connect, createSessionServer, defineMessage } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
-import { holdsStalledClientToBudget, type RealTransport, rejectsUnauthenticated } from './support/transports.js';
+import {
+  holdsStalledClientToBudget,
+  type RealTransport,
+  rejectsUnauthenticated,
+} from './support/transports.js';
 
 useCleanup();
 

@@ -5,7 +5,12 @@
  * only says which browser, which client module and which listener.
  */
 import type { ConnectOptions, TransportListener } from '@quiver/transport';
-import { type BrowserSession, type EvaluatingPage, type ModuleSource, openBrowserSession } from './session-proxy.js';
+import {
+  type BrowserSession,
+  type EvaluatingPage,
+  type ModuleSource,
+  openBrowserSession,
+} from './session-proxy.js';
 import { type StaticServer, serveStatic } from './static-server.js';
 
 /** What {@link launchChromium} and {@link launchFirefox} both return, as far as the harness needs it. */
@@ -34,7 +39,11 @@ export interface BrowserHarness {
   /** Closes the browser and the page server; safe after a failed or skipped `setup`. */
   teardown(): Promise<void>;
   /** A session in the page for `path` on `listener`; `options` are JSON-serialised into the page. */
-  connect(listener: Pick<TransportListener, 'address'>, path: string, options?: ConnectOptions): BrowserSession;
+  connect(
+    listener: Pick<TransportListener, 'address'>,
+    path: string,
+    options?: ConnectOptions,
+  ): BrowserSession;
   /** The page, once `setup` has run; throws before. (A method, not a getter, so that the harness can be spread.) */
   page(): EvaluatingPage;
 }

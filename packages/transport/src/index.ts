@@ -15,7 +15,12 @@ export type {
   WebTransportCloseInfo,
   WebTransportLike,
 } from './types.js';
-export { ProtocolViolationError, QuiverTransportError, SessionRejectedError, streamErrorCodeOf } from './errors.js';
+export {
+  ProtocolViolationError,
+  QuiverTransportError,
+  SessionRejectedError,
+  streamErrorCodeOf,
+} from './errors.js';
 export type { Clock, Rng, TimerHandle, TrackedClock } from './clock.js';
 export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
 export * from './memory/index.js';

@@ -612,7 +612,8 @@ export class WebSocketSession implements QuiverSession {
     this.closeTimer = undefined;
     if (!this.finished) {
       this.core.terminate();
-      if (error instanceof ProtocolViolationError || error instanceof SessionRejectedError) this.finish(undefined, error);
+      if (error instanceof ProtocolViolationError || error instanceof SessionRejectedError)
+        this.finish(undefined, error);
       else if (code === 1000 && this.core.ready && !error) {
         // Like a CONNECT stream closed without CLOSE_WEBTRANSPORT_SESSION (draft-ietf-webtrans-http3 §5): code 0.
         this.finish({ closeCode: 0, reason: '' }, undefined);

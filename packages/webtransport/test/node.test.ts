@@ -217,6 +217,43 @@ describe('WebTransport over HTTP/3, Node client and server', () => {
     await s.ready;
   });
 
+  it('delivers a FIN written after a pause when streamTailHoldMs covers it (quiche 0.18 lone-FIN loss)', async () => {
+    // The server answers each of 100 streams, then closes it 30 ms later: a FIN on its own. Without the tail
+    // hold quiche 0.18 loses some of those FINs and the client's reads never end.
+    const l = await listen(
+      (incoming) => {
+        const session = incoming.accept();
+        void (async () => {
+          const reader = session.incomingBidirectionalStreams.getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) return;
+            void (async () => {
+              const request = await readAll(value.readable);
+              const w = value.writable.getWriter();
+              await w.write(request);
+              await new Promise((r) => setTimeout(r, 30));
+              await w.close();
+            })().catch(() => {});
+          }
+        })();
+      },
+      { sessionLimits: { streamTailHoldMs: 2_000 } },
+    );
+    const s = connect(l);
+    await s.ready;
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const bs = await s.createBidirectionalStream();
+        const w = bs.writable.getWriter();
+        await w.write(new Uint8Array(1000 + i * 97).fill(i));
+        await w.close();
+        return (await readAll(bs.readable)).length;
+      }),
+    );
+    expect(answers).toEqual(Array.from({ length: 100 }, (_, i) => 1000 + i * 97));
+  });
+
   it('serves IPv6 clients', async () => {
     const l = await listen(echoHandler, { host: '::1' });
     const seen: string[] = [];
@@ -307,6 +344,31 @@ describe('WebTransport over HTTP/3, Node client and server', () => {
     const s = connect(l);
     await expect(s.ready).rejects.toThrow(/408/);
     expect(l.counters.requestsTimedOut).toBe(1);
+  });
+
+  it('enforces maxConnections and maxPendingRequests, counting what it refused', async () => {
+    const l = await listen(echoHandler, { maxConnections: 1 });
+    const first = connect(l);
+    await first.ready;
+    const second = connect(l, '/echo', { connectTimeoutMs: 1_000 });
+    await expect(second.ready).rejects.toBeInstanceOf(QuiverTransportError);
+    expect(l.counters.droppedRefused).toBeGreaterThan(0);
+
+    // Nobody reads incomingSessions here: one request waits, the next gets 503.
+    const listener = await createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+      maxPendingRequests: 1,
+    });
+    open.listeners.push(listener);
+    const waiting = connect(listener);
+    await waitFor(() => listener.connectionCount === 1);
+    const refused = connect(listener);
+    await expect(refused.ready).rejects.toThrow(/503/);
+    expect(listener.counters.requestsOverflowed).toBe(1);
+    waiting.close();
   });
 
   it('refuses a server whose certificate does not match serverCertificateHashes', async () => {
