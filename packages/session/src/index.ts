@@ -8,7 +8,15 @@ export {
   type ReconnectingInfo,
   type ReconnectOptions,
 } from './client.js';
-export { type Clock, createRng, ManualClock, type Rng, randomToken, systemClock } from './clock.js';
+export {
+  type Clock,
+  createRng,
+  ManualClock,
+  type Rng,
+  randomToken,
+  systemClock,
+  type TimerHandle,
+} from './clock.js';
 export {
   datagramFrame,
   decodeValue,

@@ -25,7 +25,8 @@ export interface SessionLimits {
   datagramReadQueue: number;
   /**
    * Milliseconds the last byte of a write may wait for the stream's close() so that the FIN travels with it.
-   * quiche 0.18 loses a FIN written alone after the stream's data left (the peer's readable never ends), so a
+   * quiche 0.18 loses a FIN written alone once the stream's data was acknowledged (upstream cloudflare/quiche
+   * issue 2525: the stream is collected before a STREAM frame with FIN is sent; the peer's readable never ends), so a
    * close() later than this after the last write is at risk. 0: until the end of the event-loop turn (no added
    * latency; covers `write(); close()`). Servers that close in answer to the peer's FIN (echo) want ~50. Default 0.
    */
