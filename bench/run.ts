@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   const { suites, args } = parseArgs(process.argv.slice(2));
   const names = suites.length === 0 || suites.includes('all') ? available() : suites;
   if (suites.length === 0) {
-    process.stderr.write(`usage: npm run bench -- <suite|all> [--quick] [--seed N]\nsuites: ${available().join(', ')}\n`);
+    process.stderr.write(
+      `usage: npm run bench -- <suite|all> [--quick] [--seed N]\nsuites: ${available().join(', ')}\n`,
+    );
     process.exitCode = 2;
     return;
   }
@@ -58,14 +60,17 @@ async function main(): Promise<void> {
       args,
       seed: typeof args.seed === 'string' ? Number(args.seed) : 1,
       env: environment(),
-      progress: (m) => process.stderr.write(`[${suite.name} ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`),
+      progress: (m) =>
+        process.stderr.write(`[${suite.name} ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`),
     };
     ctx.progress(`starting${ctx.quick ? ' (quick)' : ''}`);
     try {
       const result = await suite.run(ctx);
       const durationMs = performance.now() - started;
       const files = writeResult(suite, result, { quick: ctx.quick, args, env: ctx.env, durationMs });
-      const stored = JSON.parse(JSON.stringify({ suite: suite.name, description: suite.description, ...result }));
+      const stored = JSON.parse(
+        JSON.stringify({ suite: suite.name, description: suite.description, ...result }),
+      );
       process.stdout.write(
         markdownFor({ ...stored, quick: ctx.quick, args, env: ctx.env, durationMs, charts: [] }) + '\n',
       );
@@ -73,10 +78,14 @@ async function main(): Promise<void> {
         const g = result.goals?.[k];
         if (g && !goalMet(v, g)) ctx.progress(`goal not met: ${k} = ${v} (goal ${g.op} ${g.value})`);
       }
-      ctx.progress(`wrote ${files.json}, ${files.md}${files.svgs.length ? `, ${files.svgs.length} plot(s)` : ''}`);
+      ctx.progress(
+        `wrote ${files.json}, ${files.md}${files.svgs.length ? `, ${files.svgs.length} plot(s)` : ''}`,
+      );
     } catch (err) {
       failed++;
-      process.stderr.write(`[${suite.name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `[${suite.name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
     }
   }
   // Suites must release their sockets; a forced exit would hide leaks, so only set the code.

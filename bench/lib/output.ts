@@ -39,7 +39,9 @@ export function markdownFor(r: StoredResult): string {
     for (const k of ratioNames) {
       const g = r.goals?.[k];
       const met = g ? (goalMet(r.ratios[k], g) ? 'yes' : 'no') : '';
-      lines.push(`| \`${k}\` | ${num(r.ratios[k])} | ${g ? `${g.op} ${g.value}${g.note ? ` (${g.note})` : ''}` : ''} | ${met} |`);
+      lines.push(
+        `| \`${k}\` | ${num(r.ratios[k])} | ${g ? `${g.op} ${g.value}${g.note ? ` (${g.note})` : ''}` : ''} | ${met} |`,
+      );
     }
   }
   const extraCols = [...new Set(r.rows.flatMap((row) => Object.keys(row.extra ?? {})))];
@@ -69,8 +71,17 @@ export function writeResult(
   meta: Omit<StoredResult, keyof SuiteResult | 'suite' | 'description'>,
 ): { json: string; md: string; svgs: string[] } {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const charts = (result.charts ?? []).map((c) => ({ ...c, file: `${suite.name}-${c.file.replace(/\.svg$/, '')}.svg` }));
-  const stored: StoredResult = { suite: suite.name, description: suite.description, ...meta, ...result, charts };
+  const charts = (result.charts ?? []).map((c) => ({
+    ...c,
+    file: `${suite.name}-${c.file.replace(/\.svg$/, '')}.svg`,
+  }));
+  const stored: StoredResult = {
+    suite: suite.name,
+    description: suite.description,
+    ...meta,
+    ...result,
+    charts,
+  };
   const json = join(RESULTS_DIR, `${suite.name}.json`);
   writeFileSync(json, `${JSON.stringify(stored, null, 2)}\n`);
   const svgs: string[] = [];

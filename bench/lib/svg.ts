@@ -61,7 +61,9 @@ export function renderChart(spec: ChartSpec): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="11">`,
   );
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
-  out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${esc(spec.title)}</text>`);
+  out.push(
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${esc(spec.title)}</text>`,
+  );
   const ticks = logY
     ? Array.from({ length: maxLog - minLog + 1 }, (_, i) => 10 ** (minLog + i))
     : [0, 0.25, 0.5, 0.75, 1].map((f) => f * maxV);
@@ -95,7 +97,9 @@ export function renderChart(spec: ChartSpec): string {
   } else {
     spec.series.forEach((s, si) => {
       const pts = s.values
-        .map((v, i) => (Number.isFinite(v) ? `${(left + groupW * (i + 0.5)).toFixed(1)},${y(v).toFixed(1)}` : ''))
+        .map((v, i) =>
+          Number.isFinite(v) ? `${(left + groupW * (i + 0.5)).toFixed(1)},${y(v).toFixed(1)}` : '',
+        )
         .filter(Boolean);
       out.push(
         `<polyline fill="none" stroke="${PALETTE[si % PALETTE.length]}" stroke-width="2" points="${pts.join(' ')}"/>`,

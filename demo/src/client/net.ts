@@ -68,6 +68,8 @@ export interface RenderEntity {
   own: boolean;
   name: string;
   bot: boolean;
+  /** The player's connection dropped (drawn faded until the session resumes or ends). */
+  away: boolean;
   head?: { pos: Vec3; rot: Quat };
   left?: { pos: Vec3; rot: Quat };
   right?: { pos: Vec3; rot: Quat };
@@ -524,6 +526,7 @@ export class DemoClient extends EventTarget {
         own,
         name: v.avatar?.name ?? '',
         bot: v.avatar?.bot ?? false,
+        away: v.avatar?.away ?? false,
       };
       if (own && predicted) {
         // The own avatar is drawn where the prediction puts it, with the pose from this page, not the echo.

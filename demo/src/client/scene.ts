@@ -516,6 +516,12 @@ export class DemoScene extends LitElement {
     const v = this.#view(e);
     if (v.avatar) {
       const a = v.avatar;
+      const mat = a.torso.material as THREE.MeshLambertMaterial;
+      if (mat.transparent !== e.away) {
+        mat.transparent = e.away;
+        mat.opacity = e.away ? 0.3 : 1;
+        mat.needsUpdate = true;
+      }
       // The group stays at the origin: head and hands are world poses; the torso hangs below the head.
       const head = e.head?.pos ?? { x: e.pos.x, y: 1.6, z: e.pos.z };
       setPos(a.head, head);

@@ -170,6 +170,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
         credit: 1,
       };
       players.set(session.id, p);
+      entityOwner.set(entity, p);
     }
     const a = world.avatars.get(p.entity)!;
     session.send(Welcome, {
@@ -187,6 +188,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     stats.inputsRejected += p.receiver.stats.rejected;
     stats.inputsFilled += p.receiver.stats.filled;
     players.delete(session.id);
+    entityOwner.delete(p.entity);
     world.removeAvatar(p.entity);
     sync.despawn(p.entity);
     sync.removeClient(session.id);
@@ -242,6 +244,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     if (f.p) world.setPose(p.entity, decodePose(f.p));
   });
 
+  const entityOwner = new Map<number, Player>();
   const writeAvatar = (id: number, a: AvatarState) => {
     sync.set(id, 'body', { pos: { x: a.x, y: 0, z: a.z }, rot: yawQuat(a.yaw) });
     sync.set(id, 'shape', { color: a.color });
@@ -253,6 +256,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
       right: worldOf(a, a.pose.right),
       rightRot: a.pose.rightRot,
       bot: a.bot,
+      away: !a.bot && entityOwner.get(id)?.session.connected === false,
       seq: a.seq,
     });
   };

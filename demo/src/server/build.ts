@@ -1,4 +1,4 @@
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -31,7 +31,11 @@ export async function buildClient(
     logLevel: 'silent',
     metafile: true,
   });
-  await rename(tmp, join(PUBLIC_DIR, 'bundle.js'));
+  try {
+    await rename(tmp, join(PUBLIC_DIR, 'bundle.js'));
+  } finally {
+    await rm(tmp, { force: true });
+  }
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
   return { bytes, ms: performance.now() - started };
 }

@@ -47,6 +47,8 @@ export const Avatar = defineComponent({
   rightRot: t.quat({ bits: 8 }),
   name: t.string({ maxBytes: 24 }),
   bot: t.bool(),
+  /** The player's connection dropped; the server keeps the avatar while the session may still resume. */
+  away: t.bool(),
   /** The last input of the owner the server applied: the ack its prediction reconciles against. */
   seq: t.int({ min: 0, max: 0xffffffff, ownerOnly: true }),
 });

@@ -1,3 +1,2 @@
-export {};
 export * from './core/index.js';
 export * from './node/index.js';

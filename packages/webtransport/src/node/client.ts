@@ -105,6 +105,7 @@ class ClientAttempt {
       port: 0,
       socketBufferBytes: o.socketBufferBytes ?? 8 * 1024 * 1024,
       connectTo: { host: address, port },
+      maxPacketBytes: transport.maxUdpPayloadSize,
     });
     this.endpoint = endpoint;
     if (this.done) {

@@ -31,6 +31,11 @@ export interface EndpointOptions {
   socketBufferBytes: number;
   /** Connect the socket to this peer (client): saves the per-packet address lookup in `send`. */
   connectTo?: Host;
+  /**
+   * Room handed to quiche for each packet: at least the configured max_udp_payload_size, else quiche cannot use
+   * a larger value (RFC 9000 §14). Default 1500.
+   */
+  maxPacketBytes?: number;
 }
 
 export type AcceptHook = (
@@ -49,7 +54,7 @@ function identityLookup(
 
 /** Size of the memory slab packets are built in; slices stay alive until `send` completed with them. */
 const SLAB_BYTES = 256 * 1024;
-const PACKET_ROOM = 1500;
+const DEFAULT_PACKET_ROOM = 1500;
 
 export class QuicEndpoint implements QuicTransmitter {
   readonly counters: EndpointCounters = {
@@ -74,8 +79,14 @@ export class QuicEndpoint implements QuicTransmitter {
   private slabOff = 0;
   private closedP: Promise<void> | undefined;
   private connected = false;
+  private readonly packetRoom: number;
 
-  private constructor(readonly socket: dgram.Socket) {}
+  private constructor(
+    readonly socket: dgram.Socket,
+    maxPacketBytes: number,
+  ) {
+    this.packetRoom = Math.max(DEFAULT_PACKET_ROOM, maxPacketBytes);
+  }
 
   static async bind(opts: EndpointOptions): Promise<QuicEndpoint> {
     const v6 = opts.host.includes(':');
@@ -89,7 +100,7 @@ export class QuicEndpoint implements QuicTransmitter {
       // deferral through dns.lookup that node:dgram does for unconnected sends.
       lookup: identityLookup,
     });
-    const ep = new QuicEndpoint(socket);
+    const ep = new QuicEndpoint(socket, opts.maxPacketBytes ?? DEFAULT_PACKET_ROOM);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(opts.port, opts.host, () => {
@@ -185,11 +196,11 @@ export class QuicEndpoint implements QuicTransmitter {
   sendPackets(conn: QuicConnection): void {
     const q = conn.conn;
     for (;;) {
-      if (this.slab.length - this.slabOff < PACKET_ROOM) {
-        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      if (this.slab.length - this.slabOff < this.packetRoom) {
+        this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, this.packetRoom * 8));
         this.slabOff = 0;
       }
-      const out = this.slab.subarray(this.slabOff, this.slabOff + PACKET_ROOM);
+      const out = this.slab.subarray(this.slabOff, this.slabOff + this.packetRoom);
       let r: ReturnType<typeof q.send>;
       try {
         r = q.send(out);

@@ -111,6 +111,7 @@ export async function createWebTransportListener(
     host: o.host,
     port: o.port,
     socketBufferBytes: o.socketBufferBytes,
+    maxPacketBytes: transport.maxUdpPayloadSize,
   });
   return new Listener(endpoint, config, o, sessionLimits, options.limits);
 }
