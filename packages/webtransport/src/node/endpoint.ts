@@ -8,7 +8,7 @@
 import dgram from 'node:dgram';
 import type { QuicConnection, QuicTransmitter } from './quic-connection.js';
 import type { Host } from './quiche.js';
-import { parseDcid } from './quiche.js';
+import { parseDcid, SCID_LEN } from './quiche.js';
 
 export interface EndpointCounters {
   packetsReceived: number;
@@ -138,12 +138,22 @@ export class QuicEndpoint implements QuicTransmitter {
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     this.counters.packetsReceived++;
     this.counters.bytesReceived += msg.length;
-    const parsed = parseDcid(msg);
-    if (!parsed) {
-      this.counters.droppedMalformed++;
-      return;
+    // Fast path for the bulk of traffic, 1-RTT short-header packets (RFC 9000 §17.3) to a known connection:
+    // route by our fixed-length connection id without building the parse result (its object and DCID view
+    // were per-packet garbage).
+    let conn: QuicConnection | undefined;
+    let parsed: ReturnType<typeof parseDcid>;
+    if ((msg[0] & 0x80) === 0 && msg.length > SCID_LEN) {
+      conn = this.routes.get(msg.toString('latin1', 1, 1 + SCID_LEN));
     }
-    let conn = this.routes.get(parsed.key);
+    if (!conn) {
+      parsed = parseDcid(msg);
+      if (!parsed) {
+        this.counters.droppedMalformed++;
+        return;
+      }
+      conn = this.routes.get(parsed.key);
+    }
     let from: Host;
     if (conn) {
       from = conn.peer;
@@ -154,6 +164,10 @@ export class QuicEndpoint implements QuicTransmitter {
       }
     } else {
       from = { host: rinfo.address, port: rinfo.port };
+      if (!parsed) {
+        this.counters.droppedMalformed++;
+        return;
+      }
       // RFC 9000 §14.1: a client Initial fills a datagram of at least 1200 bytes; anything else for an unknown
       // connection id is dropped without a reply (no stateless reset: we keep no reset tokens).
       if (!this.onAccept || !parsed.initial || msg.length < 1200) {

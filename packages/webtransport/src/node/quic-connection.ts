@@ -73,7 +73,16 @@ export interface QuicConnectionCounters {
 }
 
 const EMPTY = new Uint8Array(0);
-const READ_BUF = Buffer.allocUnsafeSlow(64 * 1024);
+/**
+ * Stream reads land in a shared slab and are handed on as views of it, not copies: the application keeps them,
+ * and a slab is never rewritten, only replaced once less than READ_MIN is left (the old one lives as long as a
+ * view of it does). A copy and a zeroed allocation per read showed up as several % of a bulk profile.
+ */
+const READ_SLAB = 256 * 1024;
+const READ_MIN = 16 * 1024;
+const READ_COPY_BELOW = 1024;
+let readSlab = new Uint8Array(READ_SLAB);
+let readOff = 0;
 
 export class QuicConnection {
   handler!: QuicConnectionHandler;
@@ -378,9 +387,14 @@ export class QuicConnection {
   private readStream(id: number): void {
     for (;;) {
       if (this.closed) return;
+      if (readSlab.length - readOff < READ_MIN) {
+        readSlab = new Uint8Array(READ_SLAB);
+        readOff = 0;
+      }
+      const room = readSlab.subarray(readOff);
       let r: [number, boolean] | null;
       try {
-        r = this.conn.streamRecv(id, READ_BUF);
+        r = this.conn.streamRecv(id, room);
       } catch (e) {
         const code = quicheErrorCode(e, 'StreamReset');
         if (code !== undefined) this.handler.onStreamReset(id, code);
@@ -388,10 +402,18 @@ export class QuicConnection {
       }
       if (r === null) return;
       const [n, fin] = r;
-      // Copied: the handler keeps the bytes (they end up in the application's queue) and READ_BUF is reused.
-      if (n > 0 || fin) this.handler.onStreamData(id, n > 0 ? copyOf(READ_BUF, n) : EMPTY, fin);
+      let data = EMPTY;
+      if (n >= READ_COPY_BELOW) {
+        data = room.subarray(0, n);
+        // 8-byte aligned so the next view starts on a word boundary.
+        readOff += (n + 7) & ~7;
+      } else if (n > 0) {
+        // Small reads are copied so that a few kept bytes do not pin a whole slab.
+        data = room.slice(0, n);
+      }
+      if (n > 0 || fin) this.handler.onStreamData(id, data, fin);
       if (fin || this.readPaused.has(id)) return;
-      if (n < READ_BUF.length) {
+      if (n < room.length) {
         // A short read drained quiche's buffer for now: skip the call that would only say "done".
         return;
       }
@@ -593,10 +615,4 @@ function newSendState(): SendState {
     tracked: false,
     holdTail: false,
   };
-}
-
-function copyOf(buf: Uint8Array, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  out.set(buf.subarray(0, n));
-  return out;
 }
