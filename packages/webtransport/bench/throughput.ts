@@ -19,11 +19,27 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     'payload-size': { type: 'string', default: '1350' },
-    /** Only these cases (comma-separated: raw,bulk1,bulk8,dg64,dg1k), e.g. for profiling one. */
-    only: { type: 'string', default: 'raw,bulk1,bulk8,dg64,dg1k' },
+    /**
+     * Also measure bulk with this opt-in maxUdpPayloadSize (loopback carries up to 65 527 B), next to raw
+     * node:dgram at the same datagram size; 0 skips these cases.
+     */
+    'large-payload': { type: 'string', default: '16384' },
+    /** congestionControl for both ends: cubic, reno or bbr. */
+    cc: { type: 'string', default: 'cubic' },
+    /** streamWindowBytes and connectionWindowBytes for both ends; empty keeps the adapter's defaults. */
+    'stream-window': { type: 'string', default: '' },
+    'connection-window': { type: 'string', default: '' },
+    /** Only these cases (comma-separated: raw,bulk1,bulk8,dg64,dg1k,large), e.g. for profiling one. */
+    only: { type: 'string', default: 'raw,bulk1,bulk8,dg64,dg1k,large' },
   },
 });
 const SECONDS = Number(values.seconds);
+const CC = values.cc as 'cubic' | 'reno' | 'bbr';
+const LARGE = Number(values['large-payload']);
+const windows = {
+  ...(values['stream-window'] ? { streamWindowBytes: Number(values['stream-window']) } : {}),
+  ...(values['connection-window'] ? { connectionWindowBytes: Number(values['connection-window']) } : {}),
+};
 const MB = 1024 * 1024;
 
 function cpuMs(start: NodeJS.CpuUsage): number {
@@ -79,14 +95,19 @@ async function rawDgram(
   };
 }
 
-async function withPair<T>(fn: (client: QuiverSession, server: QuiverSession) => Promise<T>): Promise<T> {
+async function withPair<T>(
+  fn: (client: QuiverSession, server: QuiverSession) => Promise<T>,
+  payloadSize = Number(values['payload-size']),
+): Promise<T> {
   const cert = await ensureDevCertificate();
   const listener = await createWebTransportListener({
     host: '127.0.0.1',
     port: 0,
     cert: cert.certPem,
     key: cert.keyPem,
-    maxUdpPayloadSize: Number(values['payload-size']),
+    maxUdpPayloadSize: payloadSize,
+    congestionControl: CC,
+    ...windows,
   });
   const serverP = listener.incomingSessions
     .getReader()
@@ -94,7 +115,9 @@ async function withPair<T>(fn: (client: QuiverSession, server: QuiverSession) =>
     .then((r) => r.value!.accept());
   const client = connectWebTransport(`https://127.0.0.1:${listener.address.port}/bench`, {
     serverCertificateHashes: [{ algorithm: 'sha-256', value: cert.hash }],
-    maxUdpPayloadSize: Number(values['payload-size']),
+    maxUdpPayloadSize: payloadSize,
+    congestionControl: CC,
+    ...windows,
   });
   await client.ready;
   const server = await serverP;
@@ -110,6 +133,7 @@ async function withPair<T>(fn: (client: QuiverSession, server: QuiverSession) =>
 /** Client writes on `streams` uni streams for SECONDS; the server reads and counts. */
 async function bulk(
   streams: number,
+  payloadSize?: number,
 ): Promise<{ mbPerSec: number; cpuMsPerMb: number; packetsSent: number; cpuUsPerPacket: number }> {
   return withPair(async (client, server) => {
     let received = 0;
@@ -157,13 +181,16 @@ async function bulk(
       // Everything both ends spend per data packet: send, receive, stream reads, ACKs, timers.
       cpuUsPerPacket: (cpu * 1000) / packets,
     };
-  });
+  }, payloadSize);
 }
 
 /** Client sends datagrams of `size` bytes for SECONDS, 32 per event-loop turn; the server counts arrivals. */
-async function datagrams(
-  size: number,
-): Promise<{ sentPerSec: number; receivedPerSec: number; drops: Record<string, number> }> {
+async function datagrams(size: number): Promise<{
+  sentPerSec: number;
+  receivedPerSec: number;
+  cpuUsPerDatagram: number;
+  drops: Record<string, number>;
+}> {
   return withPair(async (client, server) => {
     let received = 0;
     const r = server.datagrams.readable.getReader();
@@ -178,6 +205,7 @@ async function datagrams(
     const w = client.datagrams.writable.getWriter();
     const payload = new Uint8Array(size).fill(5);
     let sent = 0;
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + SECONDS * 1000;
     await new Promise<void>((resolve) => {
@@ -195,6 +223,8 @@ async function datagrams(
       pump();
     });
     await new Promise((res) => setTimeout(res, 100));
+    // Both ends (one process): send, packet build, receive, parse and delivery to the reader.
+    const cpuUsPerDatagram = (cpuMs(cpu0) * 1000) / Math.max(1, received);
     const secs = SECONDS;
     const st = await client.getStats();
     const srv = await server.getStats();
@@ -203,6 +233,7 @@ async function datagrams(
     return {
       sentPerSec: sent / secs,
       receivedPerSec: received / secs,
+      cpuUsPerDatagram,
       drops: {
         ...Object.fromEntries(
           Object.entries(st.datagrams.droppedOutgoing).map(([k, v]) => [`out:${k}`, v ?? 0]),
@@ -222,16 +253,29 @@ async function datagrams(
 const only = new Set(values.only.split(','));
 const skipped = { sentPerSec: 0, recvPerSec: 1, mbPerSec: 0, cpuUsPerPacket: 0 };
 const none = { mbPerSec: 0, cpuMsPerMb: 0, packetsSent: 0, cpuUsPerPacket: 0 };
-const noDg = { sentPerSec: 0, receivedPerSec: 0, drops: {} };
+const noDg = { sentPerSec: 0, receivedPerSec: 0, cpuUsPerDatagram: 0, drops: {} };
 const raw = only.has('raw') ? await rawDgram(1200) : skipped;
 const bulk1 = only.has('bulk1') ? await bulk(1) : none;
 const bulk8 = only.has('bulk8') ? await bulk(8) : none;
 const dg64 = only.has('dg64') ? await datagrams(64) : noDg;
 const dg1k = only.has('dg1k') ? await datagrams(1024) : noDg;
+const withLarge = only.has('large') && LARGE > 0;
+const rawL = withLarge ? await rawDgram(LARGE) : skipped;
+const bulk1L = withLarge ? await bulk(1, LARGE) : none;
+const bulk8L = withLarge ? await bulk(8, LARGE) : none;
 const result = {
   node: process.version,
   seconds: SECONDS,
+  congestionControl: CC,
   maxUdpPayloadSize: Number(values['payload-size']),
+  largePayload: {
+    maxUdpPayloadSize: LARGE,
+    rawDgram: rawL,
+    bulk1: bulk1L,
+    bulk8: bulk8L,
+    /** Bulk bytes/s over raw node:dgram bytes/s at the same datagram size. */
+    byteRateVsRaw: { bulk1: bulk1L.mbPerSec / rawL.mbPerSec, bulk8: bulk8L.mbPerSec / rawL.mbPerSec },
+  },
   rawDgram1200: raw,
   bulk1,
   bulk8,
@@ -251,7 +295,7 @@ if (values.json) console.log(JSON.stringify(result));
 else {
   const f = (n: number, d = 1) => n.toFixed(d);
   console.log(
-    `node ${process.version}, ${SECONDS} s per case, QUIC max UDP payload ${result.maxUdpPayloadSize} B`,
+    `node ${process.version}, ${SECONDS} s per case, QUIC max UDP payload ${result.maxUdpPayloadSize} B, ${CC}`,
   );
   console.log(
     `raw node:dgram 1200 B  sent ${f(raw.sentPerSec, 0)}/s  received ${f(raw.recvPerSec, 0)}/s  ${f(raw.mbPerSec)} MB/s  ${f(raw.cpuUsPerPacket, 2)} CPU us/packet`,
@@ -269,7 +313,20 @@ else {
     ['1 KiB', dg1k],
   ] as const) {
     console.log(
-      `datagrams ${name}  sent ${f(d.sentPerSec, 0)}/s  received ${f(d.receivedPerSec, 0)}/s  drops ${JSON.stringify(d.drops)}`,
+      `datagrams ${name}  sent ${f(d.sentPerSec, 0)}/s  received ${f(d.receivedPerSec, 0)}/s  ${f(d.cpuUsPerDatagram, 2)} CPU us/datagram  drops ${JSON.stringify(d.drops)}`,
     );
+  }
+  if (withLarge) {
+    console.log(
+      `opt-in maxUdpPayloadSize ${LARGE} B (loopback only): raw node:dgram ${LARGE} B  received ${f(rawL.recvPerSec, 0)}/s  ${f(rawL.mbPerSec)} MB/s  ${f(rawL.cpuUsPerPacket, 2)} CPU us/packet`,
+    );
+    for (const [name, b] of [
+      ['1 stream ', bulk1L],
+      ['8 streams', bulk8L],
+    ] as const) {
+      console.log(
+        `bulk ${name} @${LARGE} B  ${f(b.mbPerSec)} MB/s (${f((100 * b.mbPerSec) / rawL.mbPerSec)} % of raw MB/s)  ${f(b.cpuMsPerMb)} CPU ms/MB  ${f(b.packetsSent, 0)} packets/s sent  ${f(b.cpuUsPerPacket, 2)} CPU us/packet`,
+      );
+    }
   }
 }

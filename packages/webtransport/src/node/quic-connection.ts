@@ -105,6 +105,8 @@ export class QuicConnection {
   private readonly readPaused = new Set<number>();
   private readonly resumed = new Set<number>();
   private received = false;
+  /** Cached dgramMaxWritableLen(), -1 when stale. */
+  private maxDgram = -1;
   private finOnlyWritten = false;
   /** Streams with a held tail byte, and when it is released (see SendState.holdTail). */
   private readonly heldTails = new Map<number, number>();
@@ -120,6 +122,7 @@ export class QuicConnection {
     if (this.closed) return;
     this.conn.onTimeout();
     this.received = true;
+    this.maxDgram = -1;
     this.flush();
   };
 
@@ -139,6 +142,7 @@ export class QuicConnection {
   recv(packet: Uint8Array, from: Host): boolean {
     if (this.closed) return false;
     this.received = true;
+    this.maxDgram = -1;
     if (this.recvInfo.from !== from) this.recvInfo = { from, to: this.endpoint.local };
     try {
       this.conn.recv(packet, this.recvInfo);
@@ -274,7 +278,10 @@ export class QuicConnection {
   /** The largest DATAGRAM payload the path allows now (RFC 9221 §3), 0 when the peer did not enable them. */
   maxDatagramPayload(): number {
     if (this.closed) return 0;
-    return this.conn.dgramMaxWritableLen() ?? 0;
+    // Asked once per datagram sent: the native call is cached until the next input (it only changes with the
+    // handshake's transport parameters and the path, both learnt from received packets).
+    if (this.maxDgram < 0) this.maxDgram = this.conn.dgramMaxWritableLen() ?? 0;
+    return this.maxDgram;
   }
 
   /** Application CONNECTION_CLOSE (RFC 9000 §10.2); the draining period follows unless abandoned. */
@@ -301,12 +308,15 @@ export class QuicConnection {
     if (this.closed) return;
     if (this.received) {
       this.received = false;
+      this.maxDgram = -1;
       if (!this.established && this.conn.isEstablished()) {
         this.established = true;
         this.handler.onEstablished();
       }
       if (this.established) {
-        this.readStreams();
+        // isReadable() is one cheap call that is true while quiche's readable-stream set (data, FIN or
+        // RESET_STREAM) is not empty; a sender's ACK-only input then skips the costly readable() walk.
+        if (this.conn.isReadable()) this.readStreams();
         this.readDatagrams();
         this.checkStopped();
       }
