@@ -371,7 +371,7 @@ function runMsgpack(seed: number, ticks: number): BytesResult {
 }
 
 /** Server time per tick (snapshot + one packet per client) for `clients` clients that each see every entity. */
-function runScale(seed: number, ticks: number, clients: number, loss: number, allMoving: boolean) {
+export function runScale(seed: number, ticks: number, clients: number, loss: number, allMoving: boolean) {
   const scene = new CubeScene(seed, 999);
   const { server, ids, sims } = startWorld(scene, clients, (c) => seed * 7919 + c);
   const jitter = rng(seed + 99);

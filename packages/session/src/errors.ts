@@ -143,7 +143,7 @@ export class ConnectError extends SessionError {
     message: string,
     readonly attempts: readonly {
       name: string;
-      outcome: 'won' | 'failed' | 'timeout' | 'unsupported' | 'cancelled' | 'skipped';
+      outcome: 'won' | 'failed' | 'timeout' | 'unsupported' | 'lost-race' | 'skipped';
       error?: string;
       status?: number;
       ms: number;

@@ -25,8 +25,12 @@ export type AttemptOutcome =
   | 'timeout'
   /** The connector threw at once: the platform lacks it (no `WebTransport` in this browser). */
   | 'unsupported'
-  /** Started, but another transport won first; closed. */
-  | 'cancelled'
+  /**
+   * Started, but had not answered when another transport won (`error` says how long it waited and who won). On a
+   * network that drops UDP this is what a blocked WebTransport looks like; a slow one looks the same, which is why a
+   * preferred transport that lost is still followed in the background (see `raceTransports`).
+   */
+  | 'lost-race'
   /** Never started because another transport won within its head start. */
   | 'skipped';
 
@@ -40,34 +44,57 @@ export interface TransportAttempt {
   ms: number;
 }
 
+/** A transport that won for an origin, and when (the race's clock, `Clock.now()`: the Unix epoch by default). */
+export interface RememberedWinner {
+  name: string;
+  at: number;
+}
+
 /** Remembers which transport won per origin. */
 export interface WinnerMemory {
-  get(origin: string): string | undefined;
-  set(origin: string, name: string): void;
+  get(origin: string): RememberedWinner | undefined;
+  set(origin: string, winner: RememberedWinner): void;
+}
+
+const STORAGE_PREFIX = 'quiver:transport:';
+
+function parseStored(raw: string | null | undefined): RememberedWinner | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as Partial<RememberedWinner>;
+    if (typeof v?.name === 'string' && typeof v.at === 'number' && Number.isFinite(v.at)) {
+      return { name: v.name, at: v.at };
+    }
+  } catch {
+    // An entry without a time (written by an older version as the bare name) cannot expire, so it is ignored: a
+    // network that was blocked once must not pin a browser to the fallback forever.
+  }
+  return undefined;
 }
 
 /**
  * In-memory, and in `localStorage` where it exists (browsers), so a page reload starts with the transport that
- * worked last time instead of waiting out a blocked one again.
+ * worked last time instead of waiting out a blocked one again. Entries carry the time they were won at; the race
+ * ignores them after `rememberWinnerMs`.
  */
 export function createWinnerMemory(
   storage: Pick<Storage, 'getItem' | 'setItem'> | null = defaultStorage(),
 ): WinnerMemory {
-  const map = new Map<string, string>();
+  const map = new Map<string, RememberedWinner>();
   return {
     get(origin) {
       const v = map.get(origin);
       if (v !== undefined) return v;
       try {
-        return storage?.getItem(`quiver:transport:${origin}`) ?? undefined;
+        return parseStored(storage?.getItem(`${STORAGE_PREFIX}${origin}`));
       } catch {
         return undefined;
       }
     },
-    set(origin, name) {
-      map.set(origin, name);
+    set(origin, winner) {
+      map.set(origin, { name: winner.name, at: winner.at });
       try {
-        storage?.setItem(`quiver:transport:${origin}`, name);
+        storage?.setItem(`${STORAGE_PREFIX}${origin}`, JSON.stringify({ name: winner.name, at: winner.at }));
       } catch {
         // storage full or denied: the in-memory entry still works for this page
       }
@@ -97,6 +124,12 @@ export interface FallbackOptions {
   connectTimeoutMs?: number;
   /** Where winners are remembered; `false` disables it. Default `defaultWinnerMemory`. */
   memory?: WinnerMemory | false;
+  /**
+   * How long a remembered winner is used to reorder the race. Default 600 000 ms (10 min): long enough that page
+   * reloads on a UDP-blocking network skip the head start, short enough that a laptop that moves to a better network
+   * gets WebTransport back soon even if the background race below never catches it.
+   */
+  rememberWinnerMs?: number;
   clock?: Clock;
 }
 
@@ -134,8 +167,14 @@ function originOf(url: string): string {
 }
 
 /**
- * Races `candidates` for `url`: the first (or the remembered winner) starts at once, each next one after the head
- * start or as soon as the previous fails. The first session whose `ready` resolves wins; the others are closed.
+ * Races `candidates` for `url`: the first starts at once, each next one after the head start or as soon as the
+ * previous fails. The first session whose `ready` resolves wins; the others are closed.
+ *
+ * A winner remembered for the origin (within `rememberWinnerMs`) that is not the first candidate starts at once,
+ * and so does the first candidate alongside it: a remembered fallback saves the head start, but the preferred
+ * transport still gets its chance each time. A preferred transport (earlier in `candidates` than the winner) that
+ * has not answered when another wins is recorded `lost-race` and followed until its own `connectTimeoutMs`: if it
+ * becomes ready after all, it is closed and remembered as the winner, so the next connect starts with it.
  */
 export function raceTransports(
   url: string,
@@ -146,12 +185,19 @@ export function raceTransports(
   const clock = options.clock ?? systemClock;
   const headStart = options.headStartMs ?? 400;
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  const ttl = options.rememberWinnerMs ?? 600_000;
   const memory = options.memory === false ? null : (options.memory ?? defaultWinnerMemory);
   const origin = originOf(url);
   const remembered = memory?.get(origin);
+  const age = remembered ? clock.now() - remembered.at : Number.NaN;
+  // A time in the future came from another clock (or a changed system clock): not trusted either.
+  const fresh = remembered !== undefined && age >= 0 && age < ttl;
   const order = [...candidates];
-  const wi = order.findIndex((c) => c.name === remembered);
+  const wi = fresh ? order.findIndex((c) => c.name === remembered.name) : -1;
   if (wi > 0) order.unshift(...order.splice(wi, 1));
+  // With a remembered fallback first, the preferred transport (now second) starts together with it.
+  const startTogether = wi > 0 ? 2 : 1;
+  const rank = (c: TransportCandidate) => candidates.indexOf(c);
 
   return new Promise((resolve, rejectPromise) => {
     const attempts: TransportAttempt[] = order.map((c) => ({ name: c.name, outcome: 'skipped', ms: 0 }));
@@ -181,13 +227,30 @@ export function raceTransports(
       if (done || i >= order.length) return;
       clock.clearTimeout(headTimer);
       start(i);
+      // A connector that threw at once has already moved the race on (`failed` started the next one).
+      if (done || started.length > i + 1) return;
+      if (i + 1 < startTogether) {
+        startNext();
+        return;
+      }
       if (i + 1 < order.length) headTimer = clock.setTimeout(startNext, headStart);
+    };
+
+    const closeQuietly = (s: QuiverSession | undefined) => {
+      try {
+        s?.close();
+      } catch {
+        // already closed
+      }
     };
 
     const failed = (i: number, outcome: AttemptOutcome, err: unknown, t0: number) => {
       if (settled[i]) return;
       settled[i] = true;
       clock.clearTimeout(timers[i]);
+      closeQuietly(sessions[i]);
+      // After the race, a failing background attempt keeps its `lost-race` record: that is what the caller saw.
+      if (done) return;
       attempts[i] = {
         name: order[i].name,
         outcome,
@@ -195,12 +258,8 @@ export function raceTransports(
         status: statusOf(err),
         ms: clock.now() - t0,
       };
-      try {
-        sessions[i]?.close();
-      } catch {
-        // already closed
-      }
-      if (!done && started.length === i + 1) startNext();
+      const nonePending = started.every((_, j) => settled[j]);
+      if (started.length === i + 1 || nonePending) startNext();
       finishIfAllFailed();
     };
 
@@ -231,29 +290,31 @@ export function raceTransports(
           settled[i] = true;
           clock.clearTimeout(timers[i]);
           if (done) {
-            attempts[i] = { name: c.name, outcome: 'cancelled', ms: clock.now() - t0 };
-            try {
-              session.close();
-            } catch {
-              // already closed
-            }
+            // A preferred transport followed after losing: it works after all (the network let it through, or it
+            // was only slow). Not needed for this session, but the next connect should start with it.
+            closeQuietly(session);
+            memory?.set(origin, { name: c.name, at: clock.now() });
             return;
           }
           done = true;
           clock.clearTimeout(headTimer);
-          attempts[i] = { name: c.name, outcome: 'won', ms: clock.now() - t0 };
+          const now = clock.now();
+          attempts[i] = { name: c.name, outcome: 'won', ms: now - t0 };
           for (let j = 0; j < order.length; j++) {
             if (j === i || !started[j] || settled[j]) continue;
+            const waited = now - startedAt[j];
+            attempts[j] = {
+              name: order[j].name,
+              outcome: 'lost-race',
+              error: `no response within ${Math.round(waited)} ms; ${c.name} won`,
+              ms: waited,
+            };
+            if (rank(order[j]) < rank(c)) continue; // followed until its own timeout (above)
             settled[j] = true;
             clock.clearTimeout(timers[j]);
-            attempts[j] = { name: order[j].name, outcome: 'cancelled', ms: clock.now() - startedAt[j] };
-            try {
-              sessions[j]?.close();
-            } catch {
-              // already closed
-            }
+            closeQuietly(sessions[j]);
           }
-          memory?.set(origin, c.name);
+          memory?.set(origin, { name: c.name, at: now });
           resolve({ session, attempts });
         },
         (err) => failed(i, 'failed', err, t0),

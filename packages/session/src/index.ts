@@ -56,6 +56,7 @@ export {
   defaultWinnerMemory,
   type FallbackOptions,
   raceTransports,
+  type RememberedWinner,
   type TransportAttempt,
   type TransportCandidate,
   type WinnerMemory,

@@ -35,7 +35,10 @@ export type DropReason =
   | 'congestion'
   /** Unreliable send while no transport is connected. */
   | 'disconnected'
-  /** A reliable queue was full: the oldest message was dropped (`drop-oldest`, or `coalesce` with no key match). */
+  /**
+   * A reliable queue was full: the send was refused (`error`, which also throws `QueueFullError`; `close`), or the
+   * oldest message was dropped (`drop-oldest`, or `coalesce` with no key match).
+   */
   | 'queue-full'
   /** Replaced by a newer message with the same key (`coalesce`). */
   | 'coalesced'
@@ -79,7 +82,8 @@ export interface ChannelOptions {
    * Reliable queue policy when full. `error`: `send()` throws `QueueFullError`. `drop-oldest`: the oldest waiting
    * message is dropped (counted `queue-full`). `coalesce`: a waiting message with the same key (default: the
    * message name) is replaced (counted `coalesced`), then oldest-first as `drop-oldest`. `close`: the session is
-   * closed with 4450. Default `error` on clients, `drop-oldest` on servers... unless set here.
+   * closed with 4450. Default `error` on both ends: a refused send is also counted `queue-full` and reported to
+   * `onDrop`, so loss on a reliable channel is never silent.
    */
   overflow?: 'error' | 'drop-oldest' | 'coalesce' | 'close';
   /** Unreliable: split messages larger than a datagram into fragments (true, default) or throw (false). */
@@ -610,11 +614,13 @@ export abstract class Peer<S> {
       (ch.queuedBytes + msg.size > ch.maxQueuedBytes || ch.queue.length + 1 > ch.maxQueuedMessages)
     ) {
       if (ch.overflow === 'error') {
+        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
         throw new QueueFullError(
           `channel '${ch.name}' queue is full (${ch.queue.length} messages, ${ch.queuedBytes} bytes)`,
         );
       }
       if (ch.overflow === 'close') {
+        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
         this.fail(new QueueFullError(`channel '${ch.name}' queue overflowed`));
         return;
       }
@@ -623,6 +629,7 @@ export abstract class Peer<S> {
       this.drop('queue-full', { message: old.name, channel: ch.name, bytes: old.payload.length });
     }
     if (msg.size > ch.maxQueuedBytes && ch.overflow === 'error') {
+      this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
       throw new QueueFullError(`message larger than channel '${ch.name}' maxQueuedBytes`);
     }
     ch.queue.push(msg);

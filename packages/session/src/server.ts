@@ -112,7 +112,9 @@ export class ServerSession extends Peer<ServerSession> {
     public request: SessionRequest,
     options: SessionServerOptions,
   ) {
-    super(options, 'drop-oldest');
+    // A reliable channel that silently lost messages would break the one promise it makes; shedding load is opt-in
+    // per channel (`drop-oldest`, `coalesce`), so the default refuses the send with a typed error.
+    super(options, 'error');
     this.strictMessages = true;
     this.lastTransport = request.transport;
     this.sink = server.sinkFor();
@@ -247,6 +249,7 @@ export class ServerSession extends Peer<ServerSession> {
     this.clock.clearTimeout(this.resumeTimer);
     if (this.link) this.detach(this.link);
     this.server.removeSession(this);
+    this.server.log('info', `session ${this.id} closed (${code}${reason ? ` ${reason}` : ''})`);
     for (const h of this.closeHandlers) {
       try {
         h(code, reason);
@@ -627,6 +630,11 @@ export class SessionServer {
       this.metrics.sessionsTotal++;
     }
     s.connect(session, control, peer, resumed);
+    this.log(
+      'info',
+      `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +
+        ` (user ${user.userId})`,
+    );
     if (!resumed) {
       for (const h of this.sessionHandlers) {
         try {

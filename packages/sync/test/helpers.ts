@@ -1,5 +1,5 @@
 import { createRng } from '@quiver/transport';
-import { defineComponent, defineSchema, t } from '../src/index.js';
+import { defineComponent, defineSchema, type SyncServer, t } from '../src/index.js';
 
 /** Floats in [0, 1) for test scenes and loss patterns: the transport's seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {
@@ -58,5 +58,65 @@ export class TickLink {
   clear(): void {
     this.queue.length = 0;
     this.bad = false;
+  }
+}
+
+type S = typeof schema.components;
+
+/**
+ * A random batch of scene edits: spawns (up to `maxLive` live entities), despawns, moves and teleports, stats and tag
+ * changes, component removals.
+ */
+export function mutate(rand: () => number, server: SyncServer<S>, live: number[], maxLive = 200): void {
+  const r = () => (rand() - 0.5) * 180;
+  const ops = Math.floor(rand() * 12);
+  for (let i = 0; i < ops; i++) {
+    const op = rand();
+    if (op < 0.12 && live.length < maxLive) {
+      const id = server.spawn(
+        {
+          transform: {
+            pos: { x: r(), y: r(), z: r() },
+            rot: { x: rand(), y: rand(), z: rand(), w: rand() - 0.5 },
+          },
+          ...(rand() < 0.6
+            ? {
+                stats: {
+                  hp: Math.floor(rand() * 140) - 20,
+                  name: rand() < 0.5 ? 'orc' : 'ünïcode✓',
+                  secret: 7,
+                },
+              }
+            : {}),
+        },
+        rand() < 0.3 ? { owner: 'owner' } : {},
+      );
+      live.push(id);
+    } else if (op < 0.2 && live.length > 0) {
+      server.despawn(live.splice(Math.floor(rand() * live.length), 1)[0]);
+    } else if (live.length > 0) {
+      const id = live[Math.floor(rand() * live.length)];
+      const which = rand();
+      if (which < 0.5) {
+        const p = server.getQuantised(id)?.transform?.pos ?? { x: 0, y: 0, z: 0 };
+        const step = rand() < 0.8 ? 0.5 : 60;
+        server.set(id, 'transform', {
+          pos: { x: p.x + (rand() - 0.5) * step, y: p.y, z: p.z + (rand() - 0.5) * step },
+          ...(rand() < 0.5
+            ? { rot: { x: rand() - 0.5, y: rand() - 0.5, z: rand() - 0.5, w: rand() - 0.5 } }
+            : {}),
+        });
+      } else if (which < 0.75) {
+        server.set(id, 'stats', {
+          hp: Math.floor(rand() * 101),
+          alive: rand() < 0.5,
+          kind: (['a', 'b', 'c'] as const)[Math.floor(rand() * 3)],
+          secret: Math.floor(rand() * 1000),
+          ...(rand() < 0.2 ? { name: `n${Math.floor(rand() * 1e6)}` } : {}),
+        });
+      } else if (which < 0.85) server.set(id, 'tag', { team: Math.floor(rand() * 4) });
+      else if (which < 0.92) server.removeComponent(id, rand() < 0.5 ? 'tag' : 'stats');
+      else server.set(id, 'stats', { alive: true });
+    }
   }
 }

@@ -46,7 +46,7 @@ export function streamErrorCodeOf(reason: unknown): number {
  * with `code`; the process goes on.
  */
 export class ProtocolViolationError extends Error {
-  override readonly name = 'ProtocolViolationError';
+  override readonly name: string = 'ProtocolViolationError';
   constructor(
     message: string,
     /** The transport's own error code (e.g. an HTTP/3 error code, a WebSocket close code). */

@@ -32,3 +32,12 @@ export {
   encodeVarint,
   varintLength,
 } from './varint.js';
+export {
+  FieldSectionTooLargeError,
+  QpackDecompressionError,
+  STATIC_TABLE,
+  decodeFieldSection,
+  encodeFieldSection,
+  huffmanDecode,
+  huffmanEncode,
+} from './qpack/index.js';

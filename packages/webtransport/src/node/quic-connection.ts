@@ -81,8 +81,14 @@ const EMPTY = new Uint8Array(0);
 const READ_SLAB = 256 * 1024;
 const READ_MIN = 16 * 1024;
 const READ_COPY_BELOW = 1024;
-let readSlab = new Uint8Array(READ_SLAB);
+let readSlab = newReadSlab();
 let readOff = 0;
+
+/** Not zero-filled: only bytes quiche wrote are ever exposed. A plain Uint8Array view, as reads always were. */
+function newReadSlab(): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(READ_SLAB);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
 
 export class QuicConnection {
   handler!: QuicConnectionHandler;
@@ -398,7 +404,7 @@ export class QuicConnection {
     for (;;) {
       if (this.closed) return;
       if (readSlab.length - readOff < READ_MIN) {
-        readSlab = new Uint8Array(READ_SLAB);
+        readSlab = newReadSlab();
         readOff = 0;
       }
       const room = readSlab.subarray(readOff);
@@ -412,7 +418,7 @@ export class QuicConnection {
       }
       if (r === null) return;
       const [n, fin] = r;
-      let data = EMPTY;
+      let data: Uint8Array = EMPTY;
       if (n >= READ_COPY_BELOW) {
         data = room.subarray(0, n);
         // 8-byte aligned so the next view starts on a word boundary.

@@ -1,15 +1,5 @@
 import { ProtocolViolationError } from '@quiver/transport';
 
-/** `ProtocolViolationError.name` is typed as its own literal, so subclasses can only rename at run time. */
-function setName(error: Error, name: string): void {
-  Object.defineProperty(error, 'name', {
-    value: name,
-    configurable: true,
-    writable: true,
-    enumerable: false,
-  });
-}
-
 /** QPACK_DECOMPRESSION_FAILED (RFC 9204 §6): the peer sent a field section we cannot (or may not) decode. */
 export const QPACK_DECOMPRESSION_FAILED = 0x200;
 /** H3_EXCESSIVE_LOAD (RFC 9114 §8.1), the default code for a field section over our advertised limit. */
@@ -20,13 +10,13 @@ export const H3_EXCESSIVE_LOAD = 0x107;
  * QPACK_DECOMPRESSION_FAILED (`code`).
  */
 export class QpackDecompressionError extends ProtocolViolationError {
+  override readonly name: string = 'QpackDecompressionError';
   constructor(
     message: string,
     /** Offset in the encoded field section where decoding failed. */
     readonly offset: number,
   ) {
     super(message, QPACK_DECOMPRESSION_FAILED, 'qpack');
-    setName(this, 'QpackDecompressionError');
   }
 }
 
@@ -36,6 +26,7 @@ export class QpackDecompressionError extends ProtocolViolationError {
  * answer 431, RFC 6585 §5; otherwise a stream error, `code` H3_EXCESSIVE_LOAD by default).
  */
 export class FieldSectionTooLargeError extends ProtocolViolationError {
+  override readonly name: string = 'FieldSectionTooLargeError';
   constructor(
     /** The size reached when the limit was crossed (at least `limit + 1`, not the full section's size). */
     readonly size: number,
@@ -46,6 +37,5 @@ export class FieldSectionTooLargeError extends ProtocolViolationError {
       H3_EXCESSIVE_LOAD,
       'field-section-size',
     );
-    setName(this, 'FieldSectionTooLargeError');
   }
 }
