@@ -178,6 +178,9 @@ const suite: BenchSuite = {
       notes.push(
         'latency percentiles are echo round trips over delivered messages (the page clock is not the server clock).',
       );
+      notes.push(
+        'In the page, createBidirectionalStream() resolves only once the session is ready (W3C WebTransport), so a browser echo cannot beat ready + 1 RTT (3 RTT floor, against 4 for WSS); the Node client of the setup suite writes before ready.',
+      );
       await page.close();
     } finally {
       await browser?.close();

@@ -376,14 +376,18 @@ export function runScale(seed: number, ticks: number, clients: number, loss: num
   const { server, ids, sims } = startWorld(scene, clients, (c) => seed * 7919 + c);
   const jitter = rng(seed + 99);
   const ms: number[] = [];
+  const cpuMs: number[] = [];
   const decodeMs: number[] = [];
   const bytes: number[] = [];
   let shared0 = 0;
   let deferred0 = 0;
+  let moved = 0;
+  let moved0 = 0;
   for (let now = 0; now < ticks; now++) {
     if (now === HZ) {
       shared0 = server.stats.sharedPackets;
       deferred0 = server.stats.deferred;
+      moved0 = moved;
     }
     scene.step();
     if (allMoving) {
@@ -394,12 +398,18 @@ export function runScale(seed: number, ticks: number, clients: number, loss: num
       }
       pushToServer(scene, server, ids, true);
     } else pushToServer(scene, server, ids, false);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     server.tick();
     const packets: Uint8Array[] = [];
     for (let c = 0; c < clients; c++) packets.push(server.encodeFor(c));
     const t1 = performance.now();
-    if (now >= HZ) ms.push(t1 - t0);
+    const c1 = process.cpuUsage(c0);
+    moved += server.changedLastTick;
+    if (now >= HZ) {
+      ms.push(t1 - t0);
+      cpuMs.push((c1.user + c1.system) / 1000);
+    }
     for (let c = 0; c < clients; c++) {
       const d0 = performance.now();
       exchange(server, c, sims[c], now, loss, packets[c]);
@@ -408,7 +418,8 @@ export function runScale(seed: number, ticks: number, clients: number, loss: num
     }
   }
   const shared = (server.stats.sharedPackets - shared0) / ((ticks - HZ) * clients);
-  return { ms, decodeMs, bytes, shared, deferred: server.stats.deferred - deferred0 };
+  const movers = (moved - moved0) / ((ticks - HZ) * scene.n);
+  return { ms, cpuMs, decodeMs, bytes, shared, movers, deferred: server.stats.deferred - deferred0 };
 }
 
 // ------------------------------------------------------------------ suite

@@ -182,9 +182,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   const path = options.path ?? '/quiver';
   const server = createSessionServer({ path, ...options.session });
   server.logger = {
-    debug: (msg) => app.log.debug(msg),
-    info: (msg) => app.log.info(msg),
-    warn: (msg) => app.log.warn(msg),
+    debug: (msg) => app.log.debug(`quiver: ${msg}`),
+    info: (msg) => app.log.info(`quiver: ${msg}`),
+    warn: (msg) => app.log.warn(`quiver: ${msg}`),
   };
   const registry = createPrometheusMetrics(
     server,

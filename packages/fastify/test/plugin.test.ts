@@ -1,19 +1,21 @@
 import { connect, defineMessage, reject, type ClientSession } from '@quiver/session';
 import { connectWebTransport } from '@quiver/webtransport';
 import { connectWebSocket } from '@quiver/websocket';
+import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import quiver, { type QuiverInfo } from '../src/index.js';
 
 const Chat = defineMessage<string>('chat');
+const Pos = defineMessage<number[]>('pos', { channel: 'unreliable' });
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function start(session = {}) {
-  const app = Fastify({ logger: false });
+async function start(session = {}, logger: boolean | { level: string; stream: Writable } = false) {
+  const app = Fastify({ logger });
   await app.register(quiver, { path: '/quiver', session: { messages: [Chat], ...session } });
   app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -113,6 +115,58 @@ describe('@quiver/fastify', () => {
     expect(text).toContain('quiver_reconnects_total 0');
     expect(text).toContain('quiver_recoveries_total 0');
     expect(text).toContain('# TYPE quiver_drops_total counter');
+  });
+
+  it('counts drops by reason: unreliable sends over the send budget', async () => {
+    const { app, info } = await start({
+      messages: [Chat, Pos],
+      sendBudget: { bytesPerSecond: 1000, burstBytes: 500 },
+    });
+    const a = await client(info, 'webtransport');
+    await echo(a, 'hi');
+    const s = [...app.quiver.sessions.values()][0];
+    let dropped = 0;
+    for (let i = 0; i < 40; i++) if (!s.send(Pos, new Array(20).fill(i))) dropped++;
+    expect(dropped).toBeGreaterThan(0);
+    expect(app.quiver.metrics.drops.budget).toBe(dropped);
+    const text = await metrics(app);
+    expect(text).toContain(`quiver_drops_total{reason="budget"} ${dropped}`);
+  });
+
+  it('counts errors by kind: a message the server does not know closes only that session (4404)', async () => {
+    const { app, info } = await start();
+    const good = await client(info, 'webtransport');
+    const bad = await client(info, 'websocket', { reconnect: false });
+    const closed = bad.closed;
+    bad.send(defineMessage<string>('admin'), 'let me in');
+    expect((await closed).code).toBe(4404);
+    expect(await echo(good, 'still here')).toBe('echo:still here');
+    const text = await metrics(app);
+    expect(text).toContain('quiver_errors_total{kind="unknown-message"} 1');
+    expect(text).toContain('quiver_sessions_active{transport="websocket"} 0');
+    expect(text).toContain('quiver_sessions_active{transport="webtransport"} 1');
+  });
+
+  it("logs through fastify's logger: session open and close lines", async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const { info } = await start({}, { level: 'info', stream });
+    const b = await client(info, 'websocket');
+    await echo(b, 'log me');
+    const id = lines
+      .map((l) => /^quiver: session (\w+) opened over websocket/.exec(l.msg)?.[1])
+      .find(Boolean);
+    expect(id).toBeDefined();
+    await b.close();
+    await until(() => lines.some((l) => l.msg.startsWith(`quiver: session ${id} closed`)));
+    // pino levels: 30 = info.
+    expect(lines.find((l) => l.msg.startsWith(`quiver: session ${id} opened`))?.level).toBe(30);
+    expect(lines.some((l) => l.msg.startsWith('quiver: WebTransport on udp://127.0.0.1:'))).toBe(true);
   });
 
   it('restarting the transports keeps sessions: clients resume (recovered) and the counters show it', async () => {

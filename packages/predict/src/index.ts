@@ -64,3 +64,5 @@ export type { ServerClockSource, ServerTickEstimatorOptions, TickEstimate } from
 export { ServerTickEstimator } from './tick.js';
 export type { SimLinkOptions, SimLinkStats } from './simlink.js';
 export { SimLink } from './simlink.js';
+export type { SnapshotFeedOptions, TickSnapshotLike } from './snapshots.js';
+export { SnapshotFeed } from './snapshots.js';

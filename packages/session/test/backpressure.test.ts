@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSessionServer, defineMessage, type DropReason } from '../src/index.js';
+import { createSessionServer, defineMessage, type DropReason, QueueFullError } from '../src/index.js';
 import { cleanups, settle, setup, until, useCleanup } from './support/harness.js';
 import { connectMemory, createMemoryListener } from '@quiver/transport';
 import { rawClient } from './support/raw.js';
@@ -44,6 +44,53 @@ describe('backpressure', () => {
     expect(server.metrics.drops.coalesced).toBeGreaterThan(10_000);
     expect(drops.filter((d) => d === 'coalesced').length).toBe(server.metrics.drops.coalesced);
     expect(s.state).toBe('open');
+    raw.session.close();
+  });
+
+  it('by default a server never loses reliable messages silently: a full queue refuses the send, typed and counted', async () => {
+    const listener = createMemoryListener({ name: `stall-c-${process.pid}`, highWaterMark: 8 * 1024 });
+    const drops: [DropReason, string | undefined, string | undefined][] = [];
+    const errors: Error[] = [];
+    // No `overflow` given: the default policy of a reliable channel on the server is under test.
+    const server = createSessionServer({
+      listeners: [listener],
+      channels: { state: { maxQueuedBytes: 16 * 1024 } },
+      maxInFlightBytes: 16 * 1024,
+      onDrop: (r, info) => drops.push([r, info.message, info.channel]),
+      onError: (e) => errors.push(e),
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    const raw = await rawClient(connectMemory, `${listener.url}/q`);
+    await raw.hello();
+    await until(() => server.sessions.size === 1);
+    const s = [...server.sessions.values()][0];
+    const blob = new Uint8Array(500);
+    let accepted = 0;
+    const refused: unknown[] = [];
+    for (let i = 0; i < 2000; i++) {
+      try {
+        s.send(State, { key: i, blob });
+        accepted++;
+      } catch (err) {
+        refused.push(err);
+      }
+      if (i % 100 === 0) await settle();
+    }
+    expect(accepted).toBeGreaterThan(0);
+    expect(refused.length).toBe(2000 - accepted);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((e) => e instanceof QueueFullError)).toBe(true);
+    // Every refusal counted and reported; nothing accepted was dropped behind the sender's back.
+    expect(server.metrics.drops['queue-full']).toBe(refused.length);
+    expect(drops).toEqual(refused.map(() => ['queue-full', 'state', 'state']));
+    expect(server.metrics.drops.coalesced ?? 0).toBe(0);
+    expect(s.bufferedBytes).toBeLessThanOrEqual(32 * 1024);
+    // Refusing a send is the caller's business, not a session error: the session stays open.
+    expect(s.state).toBe('open');
+    expect(errors).toEqual([]);
     raw.session.close();
   });
 

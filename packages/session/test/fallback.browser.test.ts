@@ -58,12 +58,22 @@ afterAll(async () => {
   silent?.close();
 });
 
-async function runInPage(launch: () => Promise<Browser>, cfgs: Partial<RunConfig>[]) {
+type Page = Awaited<ReturnType<Browser['newPage']>>;
+
+/** Runs the client in one page once per config; a function in the list runs (in Node) between two runs. */
+async function runInPage(
+  launch: () => Promise<Browser>,
+  cfgs: (Partial<RunConfig> | ((page: Page) => Promise<void>))[],
+) {
   const browser = await launch();
   browsers.push(browser);
   const page = await browser.newPage(site.url);
   const results = [];
   for (const c of cfgs) {
+    if (typeof c === 'function') {
+      await c(page);
+      continue;
+    }
     const cfg: RunConfig = {
       wtUrl: `https://127.0.0.1:${wt.address.port}/quiver`,
       wsUrl: `ws://127.0.0.1:${ws.address.port}/quiver`,
@@ -82,6 +92,7 @@ async function runInPage(launch: () => Promise<Browser>, cfgs: Partial<RunConfig
     attempts: { name: string; outcome: string }[];
     echo: string;
     remembered: string | null;
+    webtransportError: string | null;
   }[];
 }
 
@@ -121,15 +132,85 @@ describe('fallback in Chromium', () => {
     const [first, second] = await runInPage(launchChromium, [{ wtUrl: blockedUrl }, { wtUrl: blockedUrl }]);
     expect(first.transport).toBe('websocket');
     expect(first.attempts).toEqual([
-      { name: 'webtransport', outcome: 'cancelled' },
+      { name: 'webtransport', outcome: 'lost-race' },
       { name: 'websocket', outcome: 'won' },
     ]);
+    expect(first.webtransportError).toMatch(/^no response within \d+ ms; websocket won$/);
     expect(first.remembered).toBe('websocket');
-    // localStorage remembered the winner for this origin: WebSocket goes first and WebTransport is not even tried.
+    // localStorage remembered the winner for this origin: WebSocket goes first without a head start, and the
+    // preferred WebTransport is raced alongside it (still blocked, so it loses again, recorded).
     expect(second.attempts).toEqual([
       { name: 'websocket', outcome: 'won' },
-      { name: 'webtransport', outcome: 'skipped' },
+      { name: 'webtransport', outcome: 'lost-race' },
     ]);
+    expect(second.webtransportError).toMatch(/^no response within \d+ ms; websocket won$/);
+  });
+});
+
+describe('fallback in Chromium when the network unblocks', () => {
+  it('gets WebTransport back on the same origin: raced alongside the remembered WebSocket, then first again', async () => {
+    // One UDP port that first swallows everything, then (same port, same origin) answers WebTransport.
+    const hole = createSocket('udp4');
+    await new Promise<void>((r) => hole.bind(0, '127.0.0.1', r));
+    const port = hole.address().port;
+    const wtUrl = `https://127.0.0.1:${port}/quiver`;
+    let wt2: TransportListener | undefined;
+    const rememberedIn = async (page: Page) =>
+      page.evaluate(
+        `(JSON.parse(localStorage.getItem('quiver:transport:https://127.0.0.1:${port}') ?? 'null') ?? {}).name`,
+      );
+    try {
+      const [blocked, unblocked, after] = await runInPage(launchChromium, [
+        { wtUrl },
+        async () => {
+          hole.close();
+          wt2 = await createWebTransportListener({
+            host: '127.0.0.1',
+            port,
+            cert: cert.certPem,
+            key: cert.keyPem,
+          });
+          server.addListener(wt2);
+        },
+        { wtUrl },
+        async (page) => {
+          // The race may have been won by either; a WebTransport that lost is followed and remembered once ready.
+          for (let i = 0; i < 200 && (await rememberedIn(page)) !== 'webtransport'; i++) {
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        },
+        { wtUrl },
+      ]);
+      expect(blocked.attempts).toEqual([
+        { name: 'webtransport', outcome: 'lost-race' },
+        { name: 'websocket', outcome: 'won' },
+      ]);
+      expect(blocked.remembered).toBe('websocket');
+      // Either WebSocket is still remembered, goes first and WebTransport is raced alongside it (and wins, or loses
+      // and is followed), or the first run's WebTransport attempt, still followed, already got through once the
+      // port answered. Either way WebTransport is tried, never skipped.
+      const tried = unblocked.attempts.find((a) => a.name === 'webtransport');
+      expect(['won', 'lost-race']).toContain(tried?.outcome);
+      if (unblocked.attempts[0].name === 'websocket') {
+        expect(unblocked.attempts.map((a) => a.outcome).sort()).toEqual(['lost-race', 'won']);
+      }
+      expect(after.attempts).toEqual([
+        { name: 'webtransport', outcome: 'won' },
+        { name: 'websocket', outcome: 'skipped' },
+      ]);
+      expect(after.echo).toBe('echo over webtransport: from the page');
+    } finally {
+      if (wt2) {
+        server.removeListener(wt2);
+        await wt2.close();
+      } else {
+        try {
+          hole.close();
+        } catch {
+          // closed in the step already
+        }
+      }
+    }
   });
 });
 
@@ -150,8 +231,9 @@ describe('fallback in Firefox', () => {
     ]);
     expect(r.transport).toBe('websocket');
     expect(r.attempts).toEqual([
-      { name: 'webtransport', outcome: 'cancelled' },
+      { name: 'webtransport', outcome: 'lost-race' },
       { name: 'websocket', outcome: 'won' },
     ]);
+    expect(r.webtransportError).toMatch(/^no response within \d+ ms; websocket won$/);
   });
 });

@@ -37,4 +37,11 @@ describe('README', () => {
     const example = await readFile(file, 'utf8');
     expect(readme).toContain('```ts\n' + example + '```');
   });
+
+  it('the root README shows the same quick start, exactly', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+    const example = await readFile(file, 'utf8');
+    expect(readme).toContain('```ts\n' + example + '```');
+  });
 });

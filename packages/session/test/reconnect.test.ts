@@ -95,6 +95,8 @@ describe('reconnection and resumption', () => {
     client.send(N, 2);
     client.send(N, 3);
     expect(() => client.send(N, 4)).toThrow(QueueFullError);
+    // The refusal is counted like any other loss, so an application that swallows the error still sees it.
+    expect(client.stats.drops['queue-full']).toBe(1);
     await restart();
     await until(() => seen.length === 3);
     expect(seen).toEqual([1, 2, 3]);

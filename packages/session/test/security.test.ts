@@ -14,6 +14,7 @@ import {
   defineMessage,
   Kind,
   reject,
+  SessionError,
   type SessionServerOptions,
   streamFrame,
 } from '../src/index.js';
@@ -269,6 +270,13 @@ describe('security', () => {
         },
       ],
     ];
+    const kindOf: Record<string, string> = {
+      NotAuthenticatedError: 'not-authenticated',
+      DecodeError: 'decode',
+      UnknownMessageError: 'unknown-message',
+      MessageTooLargeError: 'too-large',
+      RateLimitError: 'rate-limit',
+    };
     for (const [what, code, errorName, misbehave] of cases) {
       it(what, async () => {
         const { net, server, errors } = await world({
@@ -282,7 +290,17 @@ describe('security', () => {
         const info = await raw.closed;
         expect(info.closeCode).toBe(code);
         expect(errors.map((e) => e.name)).toContain(errorName);
-        expect(Object.values(server.metrics.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+        // The offending error is typed, carries the code the session was closed with, and is counted under its
+        // own kind (the `quiver_errors_total{kind}` label), once per error reported.
+        const kind = kindOf[errorName];
+        const offending = errors.find((e) => e.name === errorName) as SessionError;
+        expect(offending).toBeInstanceOf(SessionError);
+        expect(offending.kind).toBe(kind);
+        expect(offending.closeCode).toBe(code);
+        expect(server.metrics.errors[kind]).toBe(
+          errors.filter((e) => (e as SessionError).kind === kind).length,
+        );
+        expect(server.metrics.errors[kind]).toBeGreaterThanOrEqual(1);
         // The well-behaved session is untouched.
         expect(await echo(good, 'ok')).toBe('echo:ok');
         expect(good.state).toBe('open');

@@ -87,6 +87,24 @@ export class BitWriter {
     this.writeBits(v, len + 1);
   }
 
+  /**
+   * Appends `n` bits of another writer's buffer starting at bit `start`: a record body encoded once per tick is
+   * copied into every packet (and measurement) that needs it instead of being encoded again.
+   */
+  copyBits(src: Uint8Array, start: number, n: number): void {
+    let pos = start;
+    let left = n;
+    while (left > 0) {
+      const take = left < 24 ? left : 24;
+      const i = pos >>> 3;
+      // Bytes past the end of `src` read as undefined, which `|` turns into 0 (never used: take stops before).
+      const word = ((src[i] << 24) | (src[i + 1] << 16) | (src[i + 2] << 8) | src[i + 3]) >>> 0;
+      this.writeBits(((word << (pos & 7)) >>> 0) >>> (32 - take), take);
+      pos += take;
+      left -= take;
+    }
+  }
+
   bytes(): Uint8Array {
     return this.buf.slice(0, (this.pos + 7) >>> 3);
   }

@@ -132,6 +132,10 @@ interface SharedPacket {
 }
 
 const KIND_VIRTUAL = 3;
+/** Body cache key of a FULL record (UPDATE bodies are keyed by their baseline tick, < 2^32 - 1). */
+const FULL_BODY = 0xffffffff;
+const BODY_ANY = 1;
+const BODY_RELIABLE = 2;
 const KIND_WEIGHT = [1, 2, 4];
 
 /**
@@ -168,7 +172,14 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private readonly countBits: number;
   private readonly strings = new StringTable();
   private readonly writer = new BitWriter(4096);
-  private readonly measure = new BitWriter(1024);
+  /** This tick's encoded record bodies (see `writeRecord`), indexed per slot and owner flag by the body* arrays. */
+  private readonly bodies = new BitWriter(16384);
+  private readonly bodyTick: Uint32Array;
+  private readonly bodyKey: Uint32Array;
+  private readonly bodyStart: Uint32Array;
+  private readonly bodyLen: Uint32Array;
+  private readonly bodyFlags: Uint8Array;
+  private readonly bodyPriority: Float32Array;
 
   // Live state (what the next tick will snapshot).
   private tickNo = 0;
@@ -229,6 +240,13 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     this.recKinds = new Uint8Array(this.max);
     this.keys = new Float64Array(this.max);
     this.chosen = new Uint8Array(this.max);
+    // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
+    this.bodyTick = new Uint32Array(2 * this.max);
+    this.bodyKey = new Uint32Array(2 * this.max);
+    this.bodyStart = new Uint32Array(2 * this.max);
+    this.bodyLen = new Uint32Array(2 * this.max);
+    this.bodyFlags = new Uint8Array(2 * this.max);
+    this.bodyPriority = new Float32Array(2 * this.max);
     this.fieldWeights = schema.compiled.some((c) => c.fields.some((f) => f.priority !== 1 || f.reliable));
     this.cellSize = options.cellSize ?? 32;
     if (options.position) {
@@ -511,6 +529,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     this.changedCount = changed;
     this.stats.ticks++;
     this.shared.clear();
+    this.bodies.reset();
     this.grid = null;
     return t;
   }
@@ -940,30 +959,37 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       const q = Math.min(Math.floor(cs.acc[s] * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
       keys[i] = q * 2097152 + i;
     }
-    keys.sort();
     const gapBound = expGolombBits(this.max, GAP_K);
     const budget = cs.budgetBytes * 8;
+    // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below):
+    // select that many in O(n) and sort just them; sort the rest only if the loop runs past them.
+    const expected = Math.ceil(budget / Math.max(8, cs.recordBits));
+    let sortedFrom = Math.max(0, n - (2 * expected + 32));
+    if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
+    keys.subarray(sortedFrom, n).sort();
     const hard = this.maxPacketBytes * 8;
     // chosen: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual).
     const chosen = this.chosen;
     chosen.fill(0, 0, n);
-    const m = this.measure;
     let total = headerBits;
     let picked = 0;
     let empty = 0;
     let misses = 0;
     for (let j = n - 1; j >= 0; j--) {
+      if (j < sortedFrom) {
+        keys.subarray(0, sortedFrom).sort();
+        sortedFrom = 0;
+      }
       const key = keys[j];
       const i = key % 2097152;
       const reliable = key >= 0x80000000 * 2097152;
-      m.reset();
-      this.writeRecord(m, cs, snap, cand[i] >>> 3, cand[i], candBase[i], p);
+      const bits = this.recordCost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], p);
       if (this.recEmpty) {
         chosen[i] = 2;
         empty++;
         continue;
       }
-      const cost = m.pos + gapBound;
+      const cost = bits + gapBound;
       if (total + cost <= budget || picked === 0 || (reliable && total + cost <= hard)) {
         chosen[i] = 1;
         total += cost;
@@ -1011,7 +1037,15 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     }
   }
 
-  /** Writes one record body (kind and what follows). Sets recEmpty when an update turned out to carry nothing. */
+  /**
+   * Writes one record (kind and what follows). Sets recEmpty when an update turned out to carry nothing (and was
+   * skippable, so nothing was written).
+   *
+   * A record's body depends only on the entity slot, its baseline tick (or FULL) and whether the client owns the
+   * entity, not on the client otherwise: it is encoded once per tick into `bodies` and copied into every packet
+   * (and every budget measurement) that needs it. Under load, clients share baselines and the encode cost is paid
+   * once per (slot, baseline) instead of twice per client.
+   */
   private writeRecord(
     w: BitWriter,
     cs: ClientState,
@@ -1021,49 +1055,125 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     baseTick: number,
     packetBase: number,
   ): void {
+    const e = this.resolveRecord(cs, snap, s, code, baseTick, packetBase, w === this.writer);
+    if (this.recEmpty) return;
+    const kind = this.recKind;
+    w.writeBits(kind, 2);
+    if (kind === KIND_REMOVE) return;
+    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
+    if (kind === KIND_UPDATE) {
+      if (baseTick === packetBase) w.writeBit(0);
+      else {
+        w.writeBit(1);
+        w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
+      }
+    }
+    w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+  }
+
+  /** Bits `writeRecord` would write (0 when recEmpty), without writing: the budget's measure. */
+  private recordCost(
+    cs: ClientState,
+    snap: Snapshot,
+    s: number,
+    code: number,
+    baseTick: number,
+    packetBase: number,
+  ): number {
+    const e = this.resolveRecord(cs, snap, s, code, baseTick, packetBase, false);
+    if (this.recEmpty) return 0;
+    const kind = this.recKind;
+    if (kind === KIND_REMOVE) return 2;
+    let bits = 2 + this.bodyLen[e];
+    if (kind === KIND_UPDATE) bits += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
+    return bits;
+  }
+
+  /**
+   * Decides a record's final kind (an UPDATE whose baseline left the window becomes FULL) and finds or encodes its
+   * body; sets recKind, recEmpty (a skippable update that carries nothing), recPriority and recReliable. Returns
+   * the body entry (-1 for REMOVE).
+   */
+  private resolveRecord(
+    cs: ClientState,
+    snap: Snapshot,
+    s: number,
+    code: number,
+    baseTick: number,
+    packetBase: number,
+    counting: boolean,
+  ): number {
     let kind = code & 3;
     this.recEmpty = false;
     this.recPriority = 1;
     this.recReliable = false;
     this.recKind = kind;
-    if (kind === KIND_REMOVE) {
-      w.writeBits(KIND_REMOVE, 2);
-      return;
-    }
-    const isOwner = this.owner[s] === cs.index;
-    const row = this.row;
-    const vals = snap.values;
-    const o = s * row;
+    if (kind === KIND_REMOVE) return -1;
+    const isOwner = this.owner[s] === cs.index ? 1 : 0;
     let baseSnap: Snapshot | null = null;
     if (kind === KIND_UPDATE) {
       // The client decodes against its own state of tick baseTick, which it keeps for `window` ticks only.
       if (baseTick >= this.tickNo - this.window + 1 && baseTick <= packetBase)
         baseSnap = this.baselineSnapshot(s, baseTick, snap.ids[s]);
       if (!baseSnap) {
-        if (w === this.writer) this.stats.refreshes++;
+        if (counting) this.stats.refreshes++;
         kind = KIND_FULL;
         this.recKind = KIND_FULL;
       }
     }
-    const mask = snap.masks[s];
-    if (kind === KIND_FULL || !baseSnap) {
-      w.writeBits(KIND_FULL, 2);
-      w.writeExpGolomb(snap.ids[s], ID_K);
-      w.writeBits(mask, this.comps.length);
-      for (const c of this.comps)
-        if (mask & (1 << c.index)) this.writeComponentAbsolute(w, c, vals, o, isOwner);
-      return;
+    const e = this.bodyEntry(s, kind === KIND_FULL ? FULL_BODY : baseTick, isOwner, snap, baseSnap);
+    if (kind === KIND_UPDATE) {
+      const flags = this.bodyFlags[e];
+      this.recPriority = this.bodyPriority[e];
+      this.recReliable = (flags & BODY_RELIABLE) !== 0;
+      this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
+    } else {
+      this.recPriority = 1;
+      this.recReliable = false;
     }
+    return e;
+  }
+
+  /** Index of the cached body of (slot, baseline key, owner), encoding it on a miss. */
+  private bodyEntry(s: number, key: number, isOwner: number, snap: Snapshot, baseSnap: Snapshot | null): number {
+    // Two entries per slot (owner and others): the common case of one owner among many clients stays cached.
+    const e = 2 * s + isOwner;
+    if (this.bodyTick[e] === this.tickNo && this.bodyKey[e] === key) return e;
+    const b = this.bodies;
+    const start = b.pos;
+    let flags = 0;
+    this.recPriority = 1;
+    this.recReliable = false;
+    if (key === FULL_BODY) {
+      this.writeFullBody(b, snap, s, isOwner === 1);
+      flags = BODY_ANY;
+    } else if (this.writeUpdateBody(b, snap, baseSnap!, s, isOwner === 1)) flags = BODY_ANY;
+    if (this.recReliable) flags |= BODY_RELIABLE;
+    this.bodyTick[e] = this.tickNo;
+    this.bodyKey[e] = key;
+    this.bodyStart[e] = start;
+    this.bodyLen[e] = b.pos - start;
+    this.bodyFlags[e] = flags;
+    this.bodyPriority[e] = this.recPriority;
+    return e;
+  }
+
+  private writeFullBody(w: BitWriter, snap: Snapshot, s: number, isOwner: boolean): void {
+    const mask = snap.masks[s];
+    const o = s * this.row;
+    w.writeExpGolomb(snap.ids[s], ID_K);
+    w.writeBits(mask, this.comps.length);
+    for (const c of this.comps)
+      if (mask & (1 << c.index)) this.writeComponentAbsolute(w, c, snap.values, o, isOwner);
+  }
+
+  /** The part of an UPDATE after its baseline reference. Returns whether it carries anything. */
+  private writeUpdateBody(w: BitWriter, snap: Snapshot, baseSnap: Snapshot, s: number, isOwner: boolean): boolean {
+    const vals = snap.values;
+    const o = s * this.row;
+    const mask = snap.masks[s];
     const bvals = baseSnap.values;
     const bmask = baseSnap.masks[s];
-    const start = w.pos;
-    w.writeBits(KIND_UPDATE, 2);
-    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
-    if (baseTick === packetBase) w.writeBit(0);
-    else {
-      w.writeBit(1);
-      w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
-    }
     const maskChanged = mask !== bmask;
     w.writeBit(maskChanged);
     if (maskChanged) w.writeBits(mask, this.comps.length);
@@ -1111,10 +1221,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
           }
       }
     }
-    if (!any && code & 4) {
-      this.recEmpty = true;
-      w.rewind(start);
-    }
+    return any;
   }
 
   private writeComponentAbsolute(
@@ -1131,5 +1238,37 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       }
       writeFieldAbsolute(w, f, vals, o, this.strings.utf8);
     }
+  }
+}
+
+/**
+ * Quickselect (Hoare partition, median-of-three pivot): rearranges `a[0..n)` so that `a[k..n)` holds its largest
+ * `n - k` values (in any order) and `a[0..k)` the rest. Keys are distinct (they embed the candidate index).
+ */
+function selectTop(a: Float64Array, k: number, n: number): void {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const x = a[lo];
+    const y = a[(lo + hi) >>> 1];
+    const z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // Now a[lo..j] <= pivot <= a[i..hi] (and anything between equals the pivot).
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
   }
 }

@@ -1,5 +1,5 @@
 import { type Clock, QuiverTransportError, type TimerHandle } from '@quiver/transport';
-import type { LibNativeSession, LibWebTransport } from './lib.js';
+import { guardParser, type LibNativeSession, type LibWebTransport } from './lib.js';
 import type { H2Session } from './session.js';
 
 /**
@@ -18,6 +18,9 @@ export function attachLibWebTransport(
   const original = si?.setSessionObj;
   if (si && original) {
     si.setSessionObj = (object: LibNativeSession, reliable: boolean) => {
+      // The library calls this right after building the native session and its parser, in the same synchronous
+      // turn, so no server bytes can reach the parser before the guard (see guardParser in lib.ts).
+      session.adoptParserGuard(guardParser(object));
       object?.stream?.once?.('response', (headers) => {
         status = headers[':status'];
       });

@@ -44,6 +44,7 @@ export interface LibNativeSession {
   stream?: {
     session?: { WTrtt?: number } | null;
     once?(event: 'response', fn: (headers: Record<string, unknown>) => void): void;
+    destroy?(): void;
   };
   datagramsWaiting_?: unknown[];
   capsParser?: { parseData?: (data: Uint8Array) => void };
@@ -108,6 +109,76 @@ export interface LibWebTransport extends LibSession {
 }
 
 export type { Socket };
+
+/** RFC 9113 §7 PROTOCOL_ERROR: the close code of a session whose peer broke the capsule protocol. */
+export const H2_PROTOCOL_ERROR = 0x1;
+
+/**
+ * The guard on one native session's capsule parser: what the peer sent that the parser could not take, and who is
+ * told about it. One per native session (see {@link guardParser}).
+ */
+export interface ParserGuard {
+  /** The first error the parser threw on peer input; later input is then ignored. */
+  error: unknown;
+  /** Called once, with that error; set by whoever owns the session (the adapter's `H2Session`). */
+  onViolation: ((error: unknown) => void) | undefined;
+}
+
+const guards = new WeakMap<object, ParserGuard>();
+
+/**
+ * Wraps the parser of a library native session so that nothing it throws on peer input leaves it.
+ *
+ * Why: `Http2CapsuleParser.parseData` (and the WebSocket mapping's parser) runs from the CONNECT stream's
+ * `'readable'` handler. Some peer input makes it throw, e.g. a WT_STREAM capsule for a stream id of the receiver's own
+ * direction that it never opened (`lib/session.js` `onStream`: "Got bidirectional stream without asking for it").
+ * A throw there is an uncaught exception that ends the process. draft-ietf-webtrans-http2 treats a malformed capsule
+ * sequence as a session error, so the guard closes only this session, with H2 PROTOCOL_ERROR (RFC 9113 §7).
+ *
+ * Callers install it in the same synchronous turn that the library builds the native session (the parser attaches
+ * its `'readable'` listener in its constructor and Node emits `'readable'` no earlier than the next tick), so no
+ * bytes can reach an unguarded parser: on the server in the `onHttpWTSessionVisitor` override, on the client in the
+ * `setSessionObj` hook. The one path where the library parses bytes inside its own constructor (the head of a
+ * WebSocket-over-HTTP/1.1 upgrade) is handed to the guarded parser by the listener instead. Idempotent: a second call
+ * returns the same guard.
+ */
+export function guardParser(native: LibNativeSession | undefined): ParserGuard | undefined {
+  if (!native || typeof native !== 'object') return undefined;
+  const existing = guards.get(native);
+  if (existing) return existing;
+  const parser = native.capsParser;
+  const parse = parser?.parseData;
+  if (!parser || typeof parse !== 'function') return undefined;
+  const guard: ParserGuard = { error: undefined, onViolation: undefined };
+  guards.set(native, guard);
+  parser.parseData = (data: Uint8Array) => {
+    // After a violation the parser state is unknown (it threw mid-capsule): drop whatever else arrives.
+    if (guard.error !== undefined) return;
+    try {
+      parse.call(parser, data);
+    } catch (error) {
+      guard.error = error ?? new Error('parser threw without an error');
+      const reason = `protocol violation: ${error instanceof Error ? error.message : String(error)}`;
+      try {
+        native.closeConnection?.({ code: H2_PROTOCOL_ERROR, reason });
+      } catch {
+        // The library could not close it the orderly way (no session object yet, or already gone): end the
+        // CONNECT stream so that the peer and the library both see the session end.
+        try {
+          native.stream?.destroy?.();
+        } catch {
+          // already destroyed
+        }
+      }
+      try {
+        guard.onViolation?.(guard.error);
+      } catch {
+        // the owner's bookkeeping must not turn this back into an uncaught throw
+      }
+    }
+  };
+  return guard;
+}
 
 /** The native session behind a library session, when the library still holds one. */
 export function nativeOf(lib: LibSession): LibNativeSession | undefined {

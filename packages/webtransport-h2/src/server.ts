@@ -12,7 +12,14 @@ import {
   type WebTransportCloseInfo,
 } from '@quiver/transport';
 import { Http2Server } from '@fails-components/webtransport';
-import type { LibHttpServer, LibServerInit, LibServerSessionRequest, LibSession } from './lib.js';
+import {
+  guardParser,
+  type LibHttpServer,
+  type LibNativeSession,
+  type LibServerInit,
+  type LibServerSessionRequest,
+  type LibSession,
+} from './lib.js';
 import { H2Session, type H2SessionOptions } from './session.js';
 
 export interface H2WebTransportListenerOptions extends H2SessionOptions {
@@ -97,6 +104,12 @@ export async function createH2WebTransportListener(
   const live = new Set<H2Session>();
   /** Sessions accepted whose library session does not exist yet, by the id carried in the library's userData. */
   const unbound = new Map<number, H2Session>();
+  /**
+   * Bytes that followed a WebSocket-over-HTTP/1.1 upgrade request in the same read, by session id. The library would
+   * parse them inside its parser's constructor, before any hook of ours can guard the parser; they are withheld from
+   * it and fed to the guarded parser in the visitor instead (same synchronous turn, so still before any socket data).
+   */
+  const heads = new Map<number, Uint8Array>();
   const undecided = new Set<() => void>();
   const h2sessions = new Set<ServerHttp2Session>();
   const sockets = new Set<Socket>();
@@ -162,10 +175,13 @@ export async function createH2WebTransportListener(
           () => live.delete(session),
           () => live.delete(session),
         );
+        const head = args.head instanceof Uint8Array && args.head.byteLength > 0 ? args.head : undefined;
+        if (head) heads.set(id, head);
         try {
-          finish(args, { status: 200, path: '/', userData: { quiverId: id } });
+          finish(args, { status: 200, path: '/', userData: { quiverId: id }, head: undefined });
         } catch (error) {
           unbound.delete(id);
+          heads.delete(id);
           session.fail(error);
         }
         return session;
@@ -179,10 +195,16 @@ export async function createH2WebTransportListener(
 
   const onVisitor = (args: { session: { jsobj?: unknown }; userData?: unknown }): void => {
     const id = (args.userData as { quiverId?: number } | undefined)?.quiverId;
-    const session = id === undefined ? undefined : unbound.get(id);
-    if (!session || id === undefined) return;
-    unbound.delete(id);
-    session.bind(args.session.jsobj as LibSession);
+    if (id === undefined) return;
+    const session = unbound.get(id);
+    const head = heads.get(id);
+    heads.delete(id);
+    if (session) {
+      unbound.delete(id);
+      session.bind(args.session.jsobj as LibSession);
+    }
+    // Through the guard installed in the visitor override: a bad head closes only this session.
+    if (head) (args.session as LibNativeSession).capsParser?.parseData?.(head);
   };
 
   class QuiverHttp2Server extends LibHttp2Server {
@@ -194,6 +216,9 @@ export async function createH2WebTransportListener(
       userData?: unknown;
       path?: string;
     }): void {
+      // The library calls this in the same synchronous turn in which it builds the native session and its parser,
+      // so the guard is in place before the first 'readable' event can deliver peer bytes, whatever the load.
+      guardParser(args.session as LibNativeSession);
       // The library builds its session object (HttpWTSession, not exported) here; no path stream is registered, so
       // it is only attached to the native session, where onVisitor picks it up.
       super.onHttpWTSessionVisitor(args);
@@ -251,6 +276,7 @@ export async function createH2WebTransportListener(
         session.fail(new QuiverTransportError('listener closed', { source: 'session' }));
       }
       unbound.clear();
+      heads.clear();
       const sessions = [...live];
       for (const session of sessions) {
         try {

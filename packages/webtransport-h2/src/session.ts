@@ -11,7 +11,9 @@ import {
   type TransportStats,
   type WebTransportCloseInfo,
 } from '@quiver/transport';
-import { type LibSession, nativeOf } from './lib.js';
+import { guardParser, H2_PROTOCOL_ERROR, type LibSession, nativeOf, type ParserGuard } from './lib.js';
+
+export { H2_PROTOCOL_ERROR };
 
 /** Limits of one session. Every one is a count, never a byte size, because the library queues whole messages. */
 export interface H2SessionOptions {
@@ -43,8 +45,6 @@ export const LIBRARY_MAX_DATAGRAM_SIZE = 16_384;
 const MAX_REASON_BYTES = 1024;
 
 const noop = (): void => {};
-/** RFC 9113 §7 PROTOCOL_ERROR: the close code of a session whose peer broke the capsule protocol. */
-export const H2_PROTOCOL_ERROR = 0x1;
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -193,7 +193,9 @@ export class H2Session implements QuiverSession {
   bind(lib: LibSession): void {
     if (this.#lib) throw new Error('H2Session: already bound');
     this.#lib = lib;
-    this.#guardParser(lib);
+    // Normally a no-op (the guard is installed when the library builds its session); covers a library session
+    // bound by some other route.
+    this.adoptParserGuard(guardParser(nativeOf(lib)));
     this.#bound.resolve(lib);
     this.#datagramWriter = lib.datagrams.createWritable().getWriter();
     this.#datagramWriter.closed.catch(noop);
@@ -219,29 +221,15 @@ export class H2Session implements QuiverSession {
   }
 
   /**
-   * The library's capsule parser throws on some peer input (a WT_STREAM capsule for a stream id of the receiver's own
-   * direction that it never opened: "Got bidirectional stream without asking for it", session.js onStream), from a
-   * socket 'readable' handler, which would end the process. Catch it at the parser and close only this session with
-   * H2 PROTOCOL_ERROR (RFC 9113 §7), as draft-ietf-webtrans-http2 asks of a malformed capsule sequence.
+   * Takes over the parser guard of this session's native library session (see `guardParser` in lib.ts). The guard
+   * itself is installed where the library builds the native session, before any byte can reach the parser; this only
+   * connects its report to {@link protocolError}. Internal: called by the listener and the client connector.
    */
-  #guardParser(lib: LibSession): void {
-    const native = nativeOf(lib);
-    const parser = native?.capsParser;
-    const parse = parser?.parseData;
-    if (!native || !parser || !parse) return;
-    parser.parseData = (data: Uint8Array) => {
-      if (this.#protocolError) return;
-      try {
-        parse.call(parser, data);
-      } catch (error) {
-        this.#protocolError = error;
-        const reason = `protocol violation: ${error instanceof Error ? error.message : String(error)}`;
-        try {
-          native.closeConnection?.({ code: H2_PROTOCOL_ERROR, reason });
-        } catch {
-          // the stream is already gone; the library reports the close through its own path
-        }
-      }
+  adoptParserGuard(guard: ParserGuard | undefined): void {
+    if (!guard) return;
+    if (guard.error !== undefined) this.#protocolError ??= guard.error;
+    guard.onViolation = (error) => {
+      this.#protocolError ??= error;
     };
   }
 

@@ -4,17 +4,33 @@
  * serving.
  */
 import { once } from 'node:events';
-import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect,
+  createSecureServer,
+  type Http2SecureServer,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { generateCertificate } from '@quiver/devcert';
 import { QuiverTransportError } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2_PROTOCOL_ERROR } from '../src/index.js';
+import { connectH2WebTransport, H2_PROTOCOL_ERROR, H2Session } from '../src/index.js';
 import { readAllBytes, type Rig, rig } from './helpers.js';
 
 let r: Rig | undefined;
 let raw: ClientHttp2Session | undefined;
+let rawServer: Http2SecureServer | undefined;
 afterEach(async () => {
   raw?.destroy();
   raw = undefined;
+  if (rawServer) {
+    const closed = once(rawServer, 'close');
+    rawServer.close();
+    await closed;
+    rawServer = undefined;
+  }
   await r?.close();
   r = undefined;
 });
@@ -93,7 +109,61 @@ describe('bad input', () => {
     const info = await session.closed;
     expect(info.closeCode).toBe(H2_PROTOCOL_ERROR);
     expect(info.reason).toContain('protocol violation');
+    expect(session).toBeInstanceOf(H2Session);
+    expect(((session as H2Session).protocolError as Error).message).toContain('without asking for it');
     await stillServes(r);
+  });
+
+  it('closes only the client session whose server sends data on a client stream it never opened', async () => {
+    const cert = await generateCertificate();
+    const sockets = new Set<import('node:net').Socket>();
+    // A raw node:http2 server that speaks just enough extended CONNECT (RFC 8441) to be a broken WebTransport peer.
+    rawServer = createSecureServer({
+      cert: cert.certPem,
+      key: cert.keyPem,
+      settings: { enableConnectProtocol: true },
+    });
+    rawServer.on('connection', (socket: import('node:net').Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    rawServer.on('close', () => {});
+    const streams: ServerHttp2Stream[] = [];
+    rawServer.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      streams.push(stream);
+      if (headers[':method'] !== 'CONNECT') {
+        stream.respond({ ':status': 406 });
+        stream.end();
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      // WT_STREAM on stream id 0: client-initiated bidirectional, which this client never opened. Sent right behind
+      // the 200 so it may arrive before the client has even reported ready; the guard must hold either way.
+      stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(0), Buffer.from('xy')]));
+    });
+    rawServer.listen(0, '127.0.0.1');
+    await once(rawServer, 'listening');
+    const { port } = rawServer.address() as AddressInfo;
+    const client = connectH2WebTransport(`https://127.0.0.1:${port}/bad`, {
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(cert.hash) }],
+    });
+    client.ready.catch(() => {});
+    // Depending on whether the capsule is parsed before or after the 200 is reported, the session fails or closes;
+    // what matters is that it ends, by itself, with the violation recorded, and that the process is still here.
+    const ended = await client.closed.then(
+      (info) => ({ info }),
+      (error: unknown) => ({ error }),
+    );
+    if ('info' in ended) {
+      expect(ended.info.closeCode).toBe(H2_PROTOCOL_ERROR);
+      expect(ended.info.reason).toContain('protocol violation');
+    } else {
+      expect(ended.error).toBeInstanceOf(QuiverTransportError);
+    }
+    expect((client.protocolError as Error).message).toContain('without asking for it');
+    for (const stream of streams) stream.destroy();
+    for (const socket of sockets) socket.destroy();
   });
 
   it('closes only the session that opens more streams than it was allowed', async () => {

@@ -38,6 +38,7 @@ const url = `https://127.0.0.1:${listener.address.port}/echo`;
 const secs = Number(process.env.SECS ?? 15);
 const mode = process.env.MODE ?? 'dgram';
 const t0 = Date.now();
+await page.evaluate(({ b, cw }) => { (globalThis as any).BUSY = b; (globalThis as any).CW = cw; }, { b: Number(process.env.BUSY ?? 0), cw: !!process.env.CW });
 const res = await page.evaluate(
   async ({ url, hash, secs, mode }) => {
     const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(hash) }] });
@@ -45,9 +46,12 @@ const res = await page.evaluate(
     const sent = new Map<number, number>();
     const rtts: [number, number][] = [];
     const start = performance.now();
+    const busy = Number(location.hash.slice(1) || 0);
+    const BUSY = (globalThis as any).BUSY ?? 0;
+    if (BUSY > 0) (0, eval)(`(() => { const f = () => { const t = performance.now(); while (performance.now() - t < ${BUSY}) {} requestAnimationFrame(f); }; requestAnimationFrame(f); })()`);
     const outstandingAt: number[] = [];
     if (mode === 'dgram') {
-      const w = wt.datagrams.writable.getWriter();
+      const w = ((globalThis as any).CW ? (wt.datagrams as any).createWritable() : wt.datagrams.writable).getWriter();
       const r = wt.datagrams.readable.getReader();
       void (async () => {
         for (;;) {
