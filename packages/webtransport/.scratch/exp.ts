@@ -50,6 +50,7 @@ const res = await page.evaluate(
     const BUSY = (globalThis as any).BUSY ?? 0;
     if (BUSY > 0) (0, eval)(`(() => { const f = () => { const t = performance.now(); while (performance.now() - t < ${BUSY}) {} requestAnimationFrame(f); }; requestAnimationFrame(f); })()`);
     const outstandingAt: number[] = [];
+    const res: number[] = []; const dss: number[] = [];
     if (mode === 'dgram') {
       const w = ((globalThis as any).CW ? (wt.datagrams as any).createWritable() : wt.datagrams.writable).getWriter();
       const r = wt.datagrams.readable.getReader();
@@ -70,12 +71,14 @@ const res = await page.evaluate(
         new DataView(b.buffer).setUint32(0, seq);
         sent.set(seq, performance.now());
         seq++;
-        w.write(b);
+        const tw = performance.now(); const ds = w.desiredSize;
+        w.write(b).then(() => { res.push(performance.now() - tw); dss.push(ds); });
         await new Promise((r) => setTimeout(r, 16));
         if (performance.now() - start >= nextSec) { outstandingAt.push(sent.size); nextSec += 1000; }
       }
       await new Promise((r) => setTimeout(r, 2000));
-      return { sentN: seq, lost: sent.size, outstandingAt, rtts };
+      res.sort((a, b) => a - b);
+      return { sentN: seq, lost: sent.size, outstandingAt, rtts, resolve: [res[res.length >> 1], res[Math.floor(res.length * 0.9)], res[res.length - 1]], minDesired: Math.min(...dss) };
     } else {
       const bidi = await wt.createBidirectionalStream();
       const w = bidi.writable.getWriter();
@@ -114,7 +117,7 @@ const res = await page.evaluate(
 const bySec = new Map<number, number[]>();
 for (const [t, r] of res.rtts) { const s = Math.floor(t / 1000); if (!bySec.has(s)) bySec.set(s, []); bySec.get(s)!.push(r); }
 const med = (a: number[]) => { const b = [...a].sort((x, y) => x - y); return b[Math.floor(b.length / 2)]; };
-console.log(JSON.stringify({ mode, sent: res.sentN, lost: res.lost, outstandingAt: res.outstandingAt }));
+console.log(JSON.stringify({ mode, sent: res.sentN, lost: res.lost, outstandingAt: res.outstandingAt, resolve: (res as any).resolve, minDesired: (res as any).minDesired }));
 console.log('median rtt per second:', [...bySec.entries()].map(([s, a]) => `${s}:${med(a).toFixed(1)}`).join(' '));
 const conns = (listener as any);
 console.log('elapsed', Date.now() - t0);
