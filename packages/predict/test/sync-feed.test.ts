@@ -2,14 +2,7 @@
  * `@quiver/sync` → `SnapshotFeed` → `InterpolationBuffer`: real sync snapshots (quantised, bit-packed, decoded by a
  * SyncClient) drive the interpolation of remote entities. This is the code of the sync README's client example.
  */
-import {
-  defineComponent,
-  defineSchema,
-  type EntityValues,
-  SyncClient,
-  SyncServer,
-  t,
-} from '@quiver/sync';
+import { defineComponent, defineSchema, type EntityValues, SyncClient, SyncServer, t } from '@quiver/sync';
 import { describe, expect, it } from 'vitest';
 import {
   distance,
@@ -66,7 +59,10 @@ describe('SnapshotFeed: sync snapshots into the interpolation buffer', () => {
         server.set(id, 'transform', { pos: p.position, rot: quatFromAxisAngle({ x: 0, y: 1, z: 0 }, p.yaw) });
       }
       expect(server.tick()).toBe(tick);
-      inFlight.push({ at: tick * TICK_MS + LOCAL_OFFSET + 40 + ((tick * 7) % 13), bytes: server.encodeFor('me') });
+      inFlight.push({
+        at: tick * TICK_MS + LOCAL_OFFSET + 40 + ((tick * 7) % 13),
+        bytes: server.encodeFor('me'),
+      });
       // One render frame per tick, at the local time the tick ends.
       localNow = tick * TICK_MS + LOCAL_OFFSET;
       inFlight.sort((a, b) => a.at - b.at);
@@ -83,7 +79,10 @@ describe('SnapshotFeed: sync snapshots into the interpolation buffer', () => {
         // The render time is on the server's timeline (ticks × tickMs): compare with the truth at that time.
         const want = truth(k, renderTime);
         maxPosErr = Math.max(maxPosErr, distance(pose.position, want.position));
-        maxRotErr = Math.max(maxRotErr, quatAngle(pose.rotation, quatFromAxisAngle({ x: 0, y: 1, z: 0 }, want.yaw)));
+        maxRotErr = Math.max(
+          maxRotErr,
+          quatAngle(pose.rotation, quatFromAxisAngle({ x: 0, y: 1, z: 0 }, want.yaw)),
+        );
         frames++;
       }
       // The render clock trails the newest server time by the adaptive delay, never more than ~150 ms here.

@@ -1,5 +1,5 @@
 import { BitReader } from './bits.js';
-import { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, readSlot } from './codec.js';
+import * as codec from './codec.js';
 import { SyncError } from './errors.js';
 import {
   bitsFor,
@@ -12,6 +12,9 @@ import {
   StringTable,
   type SyncSchema,
 } from './schema.js';
+
+// Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
+const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, readSlot } = codec;
 
 export interface SyncClientOptions {
   /** Decoded snapshots kept as possible baselines, in ticks. Must be >= the server's window. Default 64. */

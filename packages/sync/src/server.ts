@@ -1,14 +1,5 @@
-import { BitWriter, expGolombBits } from './bits.js';
-import {
-  GAP_K,
-  HEADER_FIXED_BITS,
-  ID_K,
-  KIND_FULL,
-  KIND_REMOVE,
-  KIND_UPDATE,
-  writeFieldAbsolute,
-  writeSlot,
-} from './codec.js';
+import * as bits from './bits.js';
+import * as codec from './codec.js';
 import { SyncError } from './errors.js';
 import {
   bitsFor,
@@ -23,6 +14,13 @@ import {
   type SyncSchema,
   type Vec3,
 } from './schema.js';
+
+// Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
+// bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
+const { BitWriter, expGolombBits } = bits;
+type BitWriter = bits.BitWriter;
+const { GAP_K, HEADER_FIXED_BITS, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, writeFieldAbsolute, writeSlot } =
+  codec;
 
 export type ClientKey = string | number;
 
@@ -944,9 +942,13 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const candBase = this.candBase;
     const keys = this.keys.subarray(0, n);
     const fieldWeights = this.fieldWeights;
+    const acc = cs.acc;
+    const priority = this.priority;
+    const byDistance = cs.focus !== null && this.posComp >= 0;
     for (let i = 0; i < n; i++) {
-      const s = cand[i] >>> 3;
-      const kind = cand[i] & 3;
+      const c = cand[i];
+      const s = c >>> 3;
+      const kind = c & 3;
       let fp = 1;
       let reliable = false;
       if (kind === KIND_UPDATE && fieldWeights) {
@@ -954,9 +956,12 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
         fp = this.recPriority;
         reliable = this.recReliable;
       }
-      cs.acc[s] += KIND_WEIGHT[kind] * this.priority[s] * fp * this.distanceFactor(cs, snap, s);
+      const df = byDistance ? this.distanceFactor(cs, snap, s) : 1;
+      // Rounded as the Float32Array stores it, so the key is the stored accumulator's.
+      const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s] * fp * df);
+      acc[s] = a;
       // Packed sort key: reliable first, then the accumulator (quantised), then the candidate index.
-      const q = Math.min(Math.floor(cs.acc[s] * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
+      const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
       keys[i] = q * 2097152 + i;
     }
     const gapBound = expGolombBits(this.max, GAP_K);
@@ -1085,7 +1090,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const kind = this.recKind;
     if (kind === KIND_REMOVE) return 2;
     let bits = 2 + this.bodyLen[e];
-    if (kind === KIND_UPDATE) bits += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
+    if (kind === KIND_UPDATE)
+      bits += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
     return bits;
   }
 
@@ -1135,7 +1141,13 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   }
 
   /** Index of the cached body of (slot, baseline key, owner), encoding it on a miss. */
-  private bodyEntry(s: number, key: number, isOwner: number, snap: Snapshot, baseSnap: Snapshot | null): number {
+  private bodyEntry(
+    s: number,
+    key: number,
+    isOwner: number,
+    snap: Snapshot,
+    baseSnap: Snapshot | null,
+  ): number {
     // Two entries per slot (owner and others): the common case of one owner among many clients stays cached.
     const e = 2 * s + isOwner;
     if (this.bodyTick[e] === this.tickNo && this.bodyKey[e] === key) return e;
@@ -1168,7 +1180,13 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   }
 
   /** The part of an UPDATE after its baseline reference. Returns whether it carries anything. */
-  private writeUpdateBody(w: BitWriter, snap: Snapshot, baseSnap: Snapshot, s: number, isOwner: boolean): boolean {
+  private writeUpdateBody(
+    w: BitWriter,
+    snap: Snapshot,
+    baseSnap: Snapshot,
+    s: number,
+    isOwner: boolean,
+  ): boolean {
     const vals = snap.values;
     const o = s * this.row;
     const mask = snap.masks[s];
@@ -1252,7 +1270,7 @@ function selectTop(a: Float64Array, k: number, n: number): void {
     const x = a[lo];
     const y = a[(lo + hi) >>> 1];
     const z = a[hi];
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    const pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), z)); // median of three
     let i = lo;
     let j = hi;
     while (i <= j) {

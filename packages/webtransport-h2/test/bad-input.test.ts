@@ -12,7 +12,7 @@ import {
   type Http2SecureServer,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { generateCertificate } from '@quiver/devcert';
 import { QuiverTransportError } from '@quiver/transport';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,9 +22,12 @@ import { readAllBytes, type Rig, rig } from './helpers.js';
 let r: Rig | undefined;
 let raw: ClientHttp2Session | undefined;
 let rawServer: Http2SecureServer | undefined;
+const sockets = new Set<Socket>();
 afterEach(async () => {
   raw?.destroy();
   raw = undefined;
+  // node:http2 servers only emit 'close' once every connection has ended.
+  for (const socket of sockets) socket.destroy();
   if (rawServer) {
     const closed = once(rawServer, 'close');
     rawServer.close();
@@ -116,14 +119,13 @@ describe('bad input', () => {
 
   it('closes only the client session whose server sends data on a client stream it never opened', async () => {
     const cert = await generateCertificate();
-    const sockets = new Set<import('node:net').Socket>();
     // A raw node:http2 server that speaks just enough extended CONNECT (RFC 8441) to be a broken WebTransport peer.
     rawServer = createSecureServer({
       cert: cert.certPem,
       key: cert.keyPem,
       settings: { enableConnectProtocol: true },
     });
-    rawServer.on('connection', (socket: import('node:net').Socket) => {
+    rawServer.on('connection', (socket: Socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
@@ -138,9 +140,10 @@ describe('bad input', () => {
         return;
       }
       stream.respond({ ':status': 200 });
-      // WT_STREAM on stream id 0: client-initiated bidirectional, which this client never opened. Sent right behind
-      // the 200 so it may arrive before the client has even reported ready; the guard must hold either way.
-      stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(0), Buffer.from('xy')]));
+      // WT_STREAM on stream id 1: odd ids are the client's own bidirectional streams in the library's numbering
+      // (lib/http2/parserbase.js newStream), and this client opened none. Sent right behind the 200, so it may arrive
+      // before the client has even reported ready; the guard must hold either way.
+      stream.write(Buffer.concat([varint(WT_STREAM), varint(3), varint(1), Buffer.from('xy')]));
     });
     rawServer.listen(0, '127.0.0.1');
     await once(rawServer, 'listening');
@@ -163,7 +166,6 @@ describe('bad input', () => {
     }
     expect((client.protocolError as Error).message).toContain('without asking for it');
     for (const stream of streams) stream.destroy();
-    for (const socket of sockets) socket.destroy();
   });
 
   it('closes only the session that opens more streams than it was allowed', async () => {

@@ -32,13 +32,13 @@ void (async () => {
   }
 })();
 const site = await serveStatic();
-const browser = await launchChromium();
+const browser = await launchChromium(process.env.NETLOG ? { args: [`--log-net-log=${process.env.NETLOG}`, '--net-log-capture-mode=Everything'] } : {});
 const page = await browser.newPage(site.url);
 const url = `https://127.0.0.1:${listener.address.port}/echo`;
 const secs = Number(process.env.SECS ?? 15);
 const mode = process.env.MODE ?? 'dgram';
 const t0 = Date.now();
-await page.evaluate(({ b, cw }) => { (globalThis as any).BUSY = b; (globalThis as any).CW = cw; }, { b: Number(process.env.BUSY ?? 0), cw: !!process.env.CW });
+await page.evaluate(({ b, cw, per }) => { (globalThis as any).BUSY = b; (globalThis as any).CW = cw; (globalThis as any).PER = per; }, { b: Number(process.env.BUSY ?? 0), cw: !!process.env.CW, per: Number(process.env.PER ?? 1) });
 const res = await page.evaluate(
   async ({ url, hash, secs, mode }) => {
     const wt = new WebTransport(url, { serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(hash) }] });
@@ -71,6 +71,7 @@ const res = await page.evaluate(
         new DataView(b.buffer).setUint32(0, seq);
         sent.set(seq, performance.now());
         seq++;
+        if ((globalThis as any).PER > 1) for (let k = 1; k < (globalThis as any).PER; k++) { const b2 = new Uint8Array(64); new DataView(b2.buffer).setUint32(0, 0xfffffff0); w.write(b2); }
         const tw = performance.now(); const ds = w.desiredSize;
         w.write(b).then(() => { res.push(performance.now() - tw); dss.push(ds); });
         await new Promise((r) => setTimeout(r, 16));
