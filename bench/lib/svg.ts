@@ -60,6 +60,7 @@ export function renderChart(spec: ChartSpec): string {
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="11">`,
   );
+  out.push(`<title>${esc(spec.title)}</title>`);
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
   out.push(
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${esc(spec.title)}</text>`,
