@@ -133,7 +133,9 @@ export interface PeerOptions {
   reassembly?: ReassemblyOptions;
   /**
    * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
-   * dropped as `congestion`. Default 32.
+   * dropped as `congestion`. Default 32 (a fragmented message is written as one burst). A browser page moves
+   * about one datagram per event-loop turn into its QUIC stack (Chromium 156 resolves each datagram write in a
+   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there.
    */
   datagramBacklog?: number;
   /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */

@@ -444,7 +444,19 @@ class Agent {
 
   write(id: number, b64: string): Promise<Result<object>> {
     return settle(async () => {
-      await this.stream(id).writer!.write(fromBase64(b64));
+      const w = this.stream(id).writer!;
+      try {
+        await w.write(fromBase64(b64));
+      } catch (err) {
+        // A write already in flight when the peer's STOP_SENDING lands can reject with a generic NetworkError
+        // (Chromium 156), while the stream itself is errored with the WebTransportError that W3C WebTransport
+        // specifies (source 'stream', the peer's code). `closed` rejects with that stored error: report it.
+        const stored = await w.closed.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        throw stored ?? err;
+      }
       return {};
     });
   }
