@@ -7,7 +7,7 @@ import { DecodeError, MessageTooLargeError } from './errors.js';
  * A frame body is `u16 headerLength | header | payload`: the header is a MessagePack array whose first element is
  * the frame kind; the payload is the application's message, either MessagePack or raw bytes (flag bit 0), kept
  * outside the header so that binary payloads are written and read without a copy. On streams every body is
- * preceded by a `u32` length; a datagram carries exactly one body.
+ * preceded by a `u32` length; a datagram carries one body, which may be a BUNDLE of several bodies.
  */
 export const Kind = {
   HELLO: 1,
@@ -23,6 +23,12 @@ export const Kind = {
   DGRAM: 8,
   /** [CLOSE, code, reason, reconnect]: a deliberate close; `reconnect` false forbids resumption. */
   CLOSE: 9,
+  /**
+   * A datagram carrying several datagram bodies: header `[BUNDLE, count]`, payload `count` times `u16 length | body`.
+   * Chromium moves about one datagram per event-loop turn from a page into QUIC, so everything a turn sends
+   * unreliably is packed into as few datagrams as fit `maxDatagramSize`. Bundles do not nest.
+   */
+  BUNDLE: 10,
 } as const;
 
 export const FLAG_RAW = 1;
@@ -89,6 +95,59 @@ export function datagramFrame(header: unknown[], payload?: Uint8Array): Uint8Arr
 /** Size in bytes a datagram header takes, to know how much room a fragment has. */
 export function datagramHeaderSize(header: unknown[]): number {
   return 2 + encoder.encode(header).length;
+}
+
+/**
+ * Bytes a bundle adds around its bodies, at most: `u16 headerLength` and the header `[10, count]` (count up to
+ * `MAX_BUNDLE_COUNT`, a MessagePack uint16 at worst), plus a `u16` length per body (`BUNDLE_ENTRY_OVERHEAD`).
+ */
+export const BUNDLE_OVERHEAD = 2 + 1 + 1 + 3;
+export const BUNDLE_ENTRY_OVERHEAD = 2;
+export const MAX_BUNDLE_COUNT = 0xffff;
+
+/** Packs datagram bodies into one bundle datagram; a single body is sent as is (no bundle around it). */
+export function bundleFrame(bodies: Uint8Array[]): Uint8Array {
+  if (bodies.length === 1) return bodies[0];
+  if (bodies.length > MAX_BUNDLE_COUNT) throw new DecodeError('too many bodies for one bundle');
+  const head = headerBytes([Kind.BUNDLE, bodies.length], 0, 0);
+  let size = head.length;
+  for (const b of bodies) {
+    if (b.length > 0xffff) throw new DecodeError('bundled body too large');
+    size += BUNDLE_ENTRY_OVERHEAD + b.length;
+  }
+  const out = new Uint8Array(size);
+  out.set(head);
+  let off = head.length;
+  for (const b of bodies) {
+    out[off] = b.length >>> 8;
+    out[off + 1] = b.length & 0xff;
+    out.set(b, off + 2);
+    off += 2 + b.length;
+  }
+  return out;
+}
+
+/**
+ * The bodies of a parsed BUNDLE frame, as views into the received bytes. The whole bundle is checked before any
+ * body is handed out: a count that disagrees with the payload, or a length past its end, is a DecodeError.
+ */
+export function unbundle(frame: Frame): Uint8Array[] {
+  const count = frame.header[1];
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_BUNDLE_COUNT)
+    throw new DecodeError('bundle count is not a positive integer');
+  const p = frame.payload;
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < p.length) {
+    if (out.length === count) throw new DecodeError('bundle has bytes after its last body');
+    if (off + 2 > p.length) throw new DecodeError('bundle body length truncated');
+    const len = (p[off] << 8) | p[off + 1];
+    if (off + 2 + len > p.length) throw new DecodeError('bundle body length exceeds the datagram');
+    out.push(p.subarray(off + 2, off + 2 + len));
+    off += 2 + len;
+  }
+  if (out.length !== count) throw new DecodeError(`bundle announces ${count} bodies but holds ${out.length}`);
+  return out;
 }
 
 export interface Frame {

@@ -18,6 +18,7 @@ export {
   type TimerHandle,
 } from './clock.js';
 export {
+  bundleFrame,
   datagramFrame,
   decodeValue,
   encodeValue,
@@ -25,6 +26,7 @@ export {
   Kind,
   parseBody,
   streamFrame,
+  unbundle,
 } from './codec.js';
 export {
   CloseCode,

@@ -1,8 +1,13 @@
 import type { QuiverBidirectionalStream, QuiverSession, TransportName } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import {
+  BUNDLE_ENTRY_OVERHEAD,
+  BUNDLE_OVERHEAD,
+  bundleFrame,
   datagramFrame,
   datagramHeaderSize,
+  MAX_BUNDLE_COUNT,
+  unbundle,
   decodeValue,
   encodeValue,
   FLAG_RAW,
@@ -135,7 +140,8 @@ export interface PeerOptions {
    * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
    * dropped as `congestion`. Default 32 (a fragmented message is written as one burst). A browser page moves
    * about one datagram per event-loop turn into its QUIC stack (Chromium 156 resolves each datagram write in a
-   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there.
+   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there. What
+   * is counted is datagram writes: the messages of one turn are packed into as few datagrams as fit (BUNDLE).
    */
   datagramBacklog?: number;
   /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
@@ -216,6 +222,15 @@ interface StreamWriter {
 export class Link {
   readonly writers = new Map<string, StreamWriter>();
   datagramWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  /**
+   * Datagram bodies sent during the current event-loop turn, already packed: each group becomes one datagram (a
+   * BUNDLE when it holds more than one body) when the turn's microtasks run. Chromium moves about one datagram
+   * per turn from a page into QUIC, so a write per body would queue the surplus for seconds on a busy page.
+   */
+  dgramGroups: Uint8Array[][] = [];
+  /** Bundled size of the last group, counting the bundle overhead even when it would go out alone. */
+  dgramLastSize = 0;
+  dgramFlushScheduled = false;
   closed = false;
   unorderedOpen = 0;
   lastReceived: number;
@@ -580,8 +595,10 @@ export abstract class Peer<S> {
     for (const f of frames) total += f.length;
     const writer = this.datagramWriter(link);
     // Unreliable data is never queued behind congestion: stale state is worse than lost state. A small backlog
-    // beyond the transport's high-water mark (often 1) absorbs bursts written in one tick.
-    if (writer.desiredSize !== null && writer.desiredSize - frames.length < -this.opts.datagramBacklog) {
+    // beyond the transport's high-water mark (often 1) absorbs bursts written in one tick. What counts is the
+    // datagrams (bundles) this turn will write, not the messages in them.
+    const datagrams = link.dgramGroups.length + this.packDatagrams(link, frames, max, true);
+    if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
       this.drop('congestion', info);
       return false;
     }
@@ -589,7 +606,7 @@ export abstract class Peer<S> {
       this.drop('budget', info);
       return false;
     }
-    for (const f of frames) writer.write(f).catch(() => {});
+    this.queueDatagrams(link, frames);
     this.countOut(ch.name, msg.payload.length);
     return true;
   }
@@ -597,6 +614,60 @@ export abstract class Peer<S> {
   private datagramWriter(link: Link): WritableStreamDefaultWriter<Uint8Array> {
     if (!link.datagramWriter) link.datagramWriter = link.session.datagrams.writable.getWriter();
     return link.datagramWriter;
+  }
+
+  /**
+   * Adds bodies to the turn's datagrams, first fit into the last one, in order (so a sequenced channel's bodies
+   * keep their order on the wire); returns how many datagrams it opened. `dryRun` only counts.
+   */
+  private packDatagrams(link: Link, bodies: Uint8Array[], max: number, dryRun: boolean): number {
+    let opened = 0;
+    let size = link.dgramLastSize;
+    let count = link.dgramGroups.at(-1)?.length ?? 0;
+    for (const b of bodies) {
+      const entry = BUNDLE_ENTRY_OVERHEAD + b.length;
+      if (count === 0 || count >= MAX_BUNDLE_COUNT || size + entry > max) {
+        opened++;
+        size = BUNDLE_OVERHEAD + entry;
+        count = 1;
+        if (!dryRun) link.dgramGroups.push([b]);
+      } else {
+        size += entry;
+        count++;
+        if (!dryRun) link.dgramGroups[link.dgramGroups.length - 1].push(b);
+      }
+    }
+    if (!dryRun) link.dgramLastSize = size;
+    return opened;
+  }
+
+  /**
+   * Queues bodies for this turn's datagrams and makes sure they are written once the turn's code is done. `now`
+   * writes at once what the turn has so far, the bodies included: a heartbeat probe carries a timestamp, and RTT is
+   * measured from it, so it must not wait; whatever the turn sent before it rides along in its bundle.
+   */
+  private queueDatagrams(link: Link, bodies: Uint8Array[], now = false): void {
+    this.packDatagrams(link, bodies, link.session.datagrams.maxDatagramSize, false);
+    if (now) {
+      this.flushDatagrams(link);
+      return;
+    }
+    if (link.dgramFlushScheduled) return;
+    link.dgramFlushScheduled = true;
+    queueMicrotask(() => {
+      link.dgramFlushScheduled = false;
+      this.flushDatagrams(link);
+    });
+  }
+
+  /** One write per packed group: a lone body goes out as is, several as a BUNDLE. */
+  private flushDatagrams(link: Link): void {
+    const groups = link.dgramGroups;
+    if (groups.length === 0) return;
+    link.dgramGroups = [];
+    link.dgramLastSize = 0;
+    const writer = this.datagramWriter(link);
+    for (const g of groups) writer.write(bundleFrame(g)).catch(() => {});
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {
@@ -862,6 +933,8 @@ export abstract class Peer<S> {
     link.control.cancel().catch(() => {});
     for (const r of link.readers) r.cancel().catch(() => {});
     for (const w of link.writers.values()) w.writer?.releaseLock();
+    // Datagrams already accepted (and counted out) this turn still go, before the writer is let go.
+    if (link.dgramGroups.length > 0) this.flushDatagrams(link);
     link.datagramWriter?.releaseLock();
     for (const ch of this.channels.values()) ch.retransmit = [];
   }
@@ -988,26 +1061,45 @@ export abstract class Peer<S> {
         const { value, done } = await reader.read();
         if (done || link.closed) return;
         link.lastReceived = this.clock.now();
-        this.checkIncomingRate(value.length);
         let frame: Frame;
+        let bodies: Uint8Array[] | null = null;
         try {
           frame = parseBody(value);
+          if (frame.header[0] === Kind.BUNDLE) bodies = unbundle(frame);
         } catch {
+          this.checkIncomingRate(value.length);
           this.drop('malformed', {});
           continue;
         }
-        this.handleDatagram(link, frame);
+        // A bundled body counts as a message of its own, as it would had it come alone.
+        this.checkIncomingRate(value.length, bodies ? bodies.length : 1);
+        if (!bodies) {
+          this.handleDatagram(link, frame);
+          continue;
+        }
+        for (const body of bodies) {
+          if (link.closed) return;
+          let inner: Frame;
+          try {
+            inner = parseBody(body);
+          } catch {
+            this.drop('malformed', {});
+            continue;
+          }
+          // Bundles do not nest: a BUNDLE inside one is dropped as malformed by handleDatagram.
+          this.handleDatagram(link, inner);
+        }
       }
     } catch (err) {
       this.onError(link, err);
     }
   }
 
-  private checkIncomingRate(bytes: number): void {
+  private checkIncomingRate(bytes: number, messages = 1): void {
     const l = this.incomingLimits;
     if (!l) return;
     const now = this.clock.now();
-    if (!l.messages.take(1, now) || !l.bytes.take(bytes, now)) {
+    if (!l.messages.take(messages, now) || !l.bytes.take(bytes, now)) {
       throw new RateLimitError('peer exceeded its message or byte rate limit');
     }
   }
@@ -1129,10 +1221,9 @@ export abstract class Peer<S> {
       case Kind.PING: {
         const pong = [Kind.PONG, h[1], h[2], now];
         if (viaDatagram) {
-          // Probes are tiny and rare: they are written even when the datagram queue is momentarily full.
-          this.datagramWriter(link)
-            .write(datagramFrame(pong))
-            .catch(() => {});
+          // Probes are tiny and rare: they are written even when the datagram queue is momentarily full, and ride
+          // this turn's bundle rather than costing a datagram write of their own.
+          this.queueDatagrams(link, [datagramFrame(pong)], true);
         } else link.control.write(pong);
         return;
       }
@@ -1258,9 +1349,7 @@ export abstract class Peer<S> {
     if (link.session.reliability === 'supports-unreliable') {
       // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
       this.lossEst.sent(id, now + Math.max(2 * this.rttEst.rto(), 1000));
-      this.datagramWriter(link)
-        .write(datagramFrame(ping))
-        .catch(() => {});
+      this.queueDatagrams(link, [datagramFrame(ping)], true);
     } else {
       link.control.write(ping);
     }

@@ -163,7 +163,9 @@ describe('backpressure', () => {
   it('unreliable sends while the transport datagram queue is full are dropped as congestion', async () => {
     const { server, client } = await setup({ messages: [Pos] }, {}, { helper: true });
     const s = [...server.sessions.values()][0];
-    for (let i = 0; i < 500; i++) s.send(Pos, [i]);
+    // Small sends of one turn share datagrams (BUNDLE), so each of these is made to need a datagram of its own.
+    const filler = Array.from({ length: 600 }, () => 1);
+    for (let i = 0; i < 500; i++) s.send(Pos, [i, ...filler]);
     expect(server.metrics.drops.congestion).toBeGreaterThan(0);
     await settle(10);
     expect(client.stats.messagesIn.unreliable).toBe(500 - server.metrics.drops.congestion!);

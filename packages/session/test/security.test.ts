@@ -11,12 +11,16 @@ import {
   ConnectError,
   connect,
   createSessionServer,
+  bundleFrame,
+  datagramFrame,
   defineMessage,
   Kind,
+  parseBody,
   reject,
   SessionError,
   type SessionServerOptions,
   streamFrame,
+  unbundle,
 } from '../src/index.js';
 import { cleanups, until, useCleanup } from './support/harness.js';
 import { createMemoryNetwork } from './support/memory.js';
@@ -277,6 +281,52 @@ describe('security', () => {
       MessageTooLargeError: 'too-large',
       RateLimitError: 'rate-limit',
     };
+    // Datagrams are the exception the table does not cover: a bad one is counted and dropped, the session stays.
+    it('a malformed datagram bundle is dropped and counted as malformed; good bundles still work', async () => {
+      const { net, server, errors } = await world();
+      const raw = await rawClient(net.connect);
+      raw.drainControl();
+      await raw.hello();
+      await until(() => server.sessions.size === 1, 'session');
+      const ping = (id: number) => datagramFrame([Kind.PING, id, 0]);
+      const good = bundleFrame([ping(101), ping(102)]);
+      const goodBody = parseBody(good).payload;
+      const head = good.subarray(0, good.length - goodBody.length);
+      const withPayload = (p: Uint8Array) => Uint8Array.of(...head, ...p);
+      const bad = [
+        // Announces two bodies, the second's length runs past the end.
+        withPayload(goodBody.subarray(0, -1)),
+        // Announces two bodies, holds one more byte than they account for.
+        withPayload(Uint8Array.of(...goodBody, 0)),
+        // A count of zero.
+        datagramFrame([Kind.BUNDLE, 0], goodBody),
+        // A bundle inside a bundle: bundles do not nest.
+        bundleFrame([good, ping(103)]),
+      ];
+      const before = server.metrics.drops.malformed ?? 0;
+      const w = raw.session.datagrams.writable.getWriter();
+      for (const d of bad) await w.write(d);
+      await w.write(good);
+      const pongs = new Set<number>();
+      const r = raw.session.datagrams.readable.getReader();
+      while (!(pongs.has(101) && pongs.has(102))) {
+        const { value } = await r.read();
+        const f = parseBody(value!);
+        for (const body of f.header[0] === Kind.BUNDLE ? unbundle(f) : [value!]) {
+          const h = parseBody(body).header;
+          if (h[0] === Kind.PONG) pongs.add(h[1] as number);
+        }
+      }
+      // The nested bundle's inner ping (103) is answered: only the nested bundle in it is malformed.
+      expect(pongs.has(103)).toBe(true);
+      expect(server.metrics.drops.malformed).toBe(before + 4);
+      expect(errors).toEqual([]);
+      expect(server.sessions.size).toBe(1);
+      r.releaseLock();
+      w.releaseLock();
+      raw.session.close();
+    });
+
     for (const [what, code, errorName, misbehave] of cases) {
       it(what, async () => {
         const { net, server, errors } = await world({

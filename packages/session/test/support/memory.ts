@@ -159,7 +159,11 @@ export class MemorySession implements QuiverSession {
     for (const p of this.pipes) p.blackholed = true;
   }
 
+  /** Datagram writes the session made, whatever became of them: what bundling is meant to keep low. */
+  datagramWrites = 0;
+
   private sendDatagram(chunk: Uint8Array): void {
+    this.datagramWrites++;
     if (this.isClosed || chunk.length > this.datagrams.maxDatagramSize || this.blackholed) return;
     this.bytesSent += chunk.length;
     const unreliable = this.reliability === 'supports-unreliable';
