@@ -3,6 +3,7 @@
  * emulated link, state sync, prediction of the own avatar, interpolation of everything else, and the figures the
  * overlay shows. Components read it; it knows nothing about them.
  */
+import type { QuiverInfo } from '@quiver/fastify';
 import {
   type EntitySample,
   FixedTicker,
@@ -73,16 +74,6 @@ export interface RenderEntity {
   head?: { pos: Vec3; rot: Quat };
   left?: { pos: Vec3; rot: Quat };
   right?: { pos: Vec3; rot: Quat };
-}
-
-export interface InfoResponse {
-  path: string;
-  webtransport: {
-    url: string;
-    port: number;
-    certificateHashes: { algorithm: 'sha-256'; value: string }[];
-  } | null;
-  websocket: { url: string } | null;
 }
 
 /** Live figures, sampled four times a second. */
@@ -256,7 +247,7 @@ export class DemoClient extends EventTarget {
     this.#changed();
     if (previous) await previous.close().catch(() => {});
     try {
-      const info = (await (await fetch('/quiver/info')).json()) as InfoResponse;
+      const info = (await (await fetch('/quiver/info')).json()) as QuiverInfo;
       if (serial !== this.#connectSerial) return;
       const candidates = this.#candidates(info);
       const mode = this.settings.transport;
@@ -316,7 +307,7 @@ export class DemoClient extends EventTarget {
     }
   }
 
-  #candidates(info: InfoResponse): TransportCandidate[] {
+  #candidates(info: QuiverInfo): TransportCandidate[] {
     const out: TransportCandidate[] = [];
     const mode = this.settings.transport;
     const wt = info.webtransport;

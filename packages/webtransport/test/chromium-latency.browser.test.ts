@@ -10,51 +10,18 @@
  * sent while the stream is in use) shows as a lag that grows second after second; a healthy one keeps it at a
  * few messages. The bound is a count, not a time: it holds on a loaded machine, the growing queue does not.
  */
-import { type DevCertificate, ensureDevCertificate } from '@quiver/devcert';
-import { type LaunchedChromium, launchChromium, type StaticServer, serveStatic } from '@quiver/testkit';
-import type { WebTransportListener } from '@quiver/webtransport';
-import { createWebTransportListener } from '@quiver/webtransport';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveEcho } from '../examples/echo.js';
+import { launchChromium } from '@quiver/testkit';
+import { describe, expect, it } from 'vitest';
+import { useEchoRig } from './browser-echo.js';
 
 /** Messages the echo may lag behind at a sample: about half a second at 60 Hz. */
 const MAX_LAG = 30;
 
 describe('Chromium WebTransport client-to-server queueing against the Node listener', () => {
-  let cert: DevCertificate;
-  let site: StaticServer;
-  let browser: LaunchedChromium;
-  let listener: WebTransportListener;
-  let page: Awaited<ReturnType<LaunchedChromium['newPage']>>;
-
-  beforeAll(async () => {
-    cert = await ensureDevCertificate();
-    listener = await createWebTransportListener({
-      host: '127.0.0.1',
-      port: 0,
-      cert: cert.certPem,
-      key: cert.keyPem,
-    });
-    void (async () => {
-      const reader = listener.incomingSessions.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        serveEcho(value.accept());
-      }
-    })();
-    site = await serveStatic();
-    browser = await launchChromium();
-    page = await browser.newPage(site.url);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await site?.close();
-    await listener?.close();
-  });
+  const rig = useEchoRig(launchChromium);
 
   it('keeps datagram and stream echoes from falling behind at 60 Hz for 10 s', async () => {
+    const { listener, cert, page } = rig;
     const url = `https://127.0.0.1:${listener.address.port}/echo`;
     const r = await page.evaluate(
       async ({ url, hash }) => {

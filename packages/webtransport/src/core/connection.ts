@@ -549,14 +549,7 @@ class H3ConnectionImpl implements H3Connection {
       first = false;
       switch (type) {
         case FrameType.SETTINGS:
-          if (length > this.limits.maxFramePayload) {
-            return {
-              kind: 'error',
-              code: H3ErrorCode.H3_EXCESSIVE_LOAD,
-              reason: `SETTINGS of ${length} bytes`,
-            };
-          }
-          return { kind: 'buffer' };
+          return this.bufferWithinLimit('SETTINGS', length);
         case FrameType.GOAWAY:
         case FrameType.MAX_PUSH_ID:
         case FrameType.CANCEL_PUSH:
@@ -579,17 +572,30 @@ class H3ConnectionImpl implements H3Connection {
             reason: 'WT_STREAM on the control stream (draft §4.3)',
           };
         default:
-          if (HTTP2_ONLY_FRAME_TYPES.has(type)) {
-            return {
-              kind: 'error',
-              code: H3ErrorCode.H3_FRAME_UNEXPECTED,
-              reason: `HTTP/2 frame type 0x${type.toString(16)} (RFC 9114 §7.2.8)`,
-            };
-          }
-          // Unknown and reserved frame types are ignored (RFC 9114 §7.2.8, §9), buffered never.
-          return { kind: 'skip' };
+          return this.otherFrame(type);
       }
     });
+  }
+
+  /** A frame parsed whole before it is acted on, up to `maxFramePayload` bytes (a bound on what one buffers). */
+  private bufferWithinLimit(name: string, length: number): FrameAction {
+    if (length > this.limits.maxFramePayload) {
+      return { kind: 'error', code: H3ErrorCode.H3_EXCESSIVE_LOAD, reason: `${name} of ${length} bytes` };
+    }
+    return { kind: 'buffer' };
+  }
+
+  /** A frame type no stream of this connection gives a meaning to. */
+  private otherFrame(type: bigint): FrameAction {
+    if (HTTP2_ONLY_FRAME_TYPES.has(type)) {
+      return {
+        kind: 'error',
+        code: H3ErrorCode.H3_FRAME_UNEXPECTED,
+        reason: `HTTP/2 frame type 0x${type.toString(16)} (RFC 9114 §7.2.8)`,
+      };
+    }
+    // Unknown and reserved frame types are ignored (RFC 9114 §7.2.8, §9), buffered never.
+    return { kind: 'skip' };
   }
 
   private controlInput(s: Extract<InStream, { kind: 'control' }>, data: Uint8Array, fin: boolean): void {
@@ -812,14 +818,7 @@ class H3ConnectionImpl implements H3Connection {
     s.parser = new FrameParser((type, length): FrameAction => {
       switch (type) {
         case FrameType.HEADERS:
-          if (length > this.limits.maxFramePayload) {
-            return {
-              kind: 'error',
-              code: H3ErrorCode.H3_EXCESSIVE_LOAD,
-              reason: `HEADERS of ${length} bytes`,
-            };
-          }
-          return { kind: 'buffer' };
+          return this.bufferWithinLimit('HEADERS', length);
         case FrameType.DATA:
           // Ordering against HEADERS (RFC 9114 §4.1) is checked when the item is processed: whether a HEADERS
           // frame was a final response is only known then, and the verdict must not depend on chunking.
@@ -853,14 +852,7 @@ class H3ConnectionImpl implements H3Connection {
             reason: 'WT_STREAM after the start of a stream (draft §4.3)',
           };
         default:
-          if (HTTP2_ONLY_FRAME_TYPES.has(type)) {
-            return {
-              kind: 'error',
-              code: H3ErrorCode.H3_FRAME_UNEXPECTED,
-              reason: `HTTP/2 frame type 0x${type.toString(16)} (RFC 9114 §7.2.8)`,
-            };
-          }
-          return { kind: 'skip' };
+          return this.otherFrame(type);
       }
     });
     return s;
