@@ -44,12 +44,16 @@ describe('Firefox native WebTransport against the Node listener', () => {
         await new Promise((r) => setTimeout(r, 100));
         // Firefox 153 takes the W3C init dictionary as the only argument.
         await aw.abort(new WebTransportError({ message: 'bye', streamErrorCode: 42 } as unknown as string));
-        // Stream 2: the server stops it with 9: our writes must fail with that code.
+        // Stream 2: the server stops it with 9: our writes must fail with that code. Firefox errors the stream
+        // with a generic AbortError when STOP_SENDING lands while a write is in flight, so the page writes again
+        // only after a pause in which the server (which stops the stream as soon as it sees it) has done so.
         const b = await wt.createBidirectionalStream();
         const bw = b.writable.getWriter();
+        await bw.write(new Uint8Array([2]));
+        await new Promise((r) => setTimeout(r, 500));
         let stopCode: number | null | undefined;
         let stopError = '';
-        for (let i = 0; i < 500 && stopCode === undefined; i++) {
+        for (let i = 0; i < 500 && stopCode === undefined && stopError === ''; i++) {
           try {
             await bw.write(new Uint8Array([2]));
             await new Promise((r) => setTimeout(r, 20));
