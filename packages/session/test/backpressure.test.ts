@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createSessionServer, defineMessage, type DropReason, QueueFullError } from '../src/index.js';
+import {
+  createSessionServer,
+  defineMessage,
+  type DropReason,
+  QueueFullError,
+  type SessionServerOptions,
+} from '../src/index.js';
 import { cleanups, settle, setup, until, useCleanup } from './support/harness.js';
 import { connectMemory, createMemoryListener } from '@quiver/transport';
 import { rawClient } from './support/raw.js';
@@ -9,26 +15,37 @@ useCleanup();
 const State = defineMessage<{ key: number; blob: Uint8Array }>('state', { channel: 'state' });
 const Pos = defineMessage<number[]>('pos', { channel: 'unreliable' });
 
+/**
+ * A server on the memory transport with one raw client that completes the handshake and then never reads: the
+ * stalled peer every test here pushes against.
+ */
+async function stalledSession(
+  name: string,
+  highWaterMark: number,
+  options: Omit<SessionServerOptions, 'listeners'>,
+) {
+  const listener = createMemoryListener({ name: `${name}-${process.pid}`, highWaterMark });
+  const server = createSessionServer({ listeners: [listener], ...options });
+  cleanups.push(async () => {
+    await server.close();
+    await listener.close();
+  });
+  const raw = await rawClient(connectMemory, `${listener.url}/q`);
+  await raw.hello();
+  await until(() => server.sessions.size === 1);
+  return { server, raw, s: [...server.sessions.values()][0] };
+}
+
 describe('backpressure', () => {
   it('a client that never reads holds the server to its memory budget; coalesced and dropped sends are counted', async () => {
-    const listener = createMemoryListener({ name: `stall-a-${process.pid}`, highWaterMark: 16 * 1024 });
     const maxInFlightBytes = 64 * 1024;
     const maxQueuedBytes = 32 * 1024;
     const drops: DropReason[] = [];
-    const server = createSessionServer({
-      listeners: [listener],
+    const { server, raw, s } = await stalledSession('stall-a', 16 * 1024, {
       channels: { state: { overflow: 'coalesce', maxQueuedBytes } },
       maxInFlightBytes,
       onDrop: (r) => drops.push(r),
     });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const raw = await rawClient(connectMemory, `${listener.url}/q`);
-    await raw.hello();
-    await until(() => server.sessions.size === 1);
-    const s = [...server.sessions.values()][0];
     let maxSeen = 0;
     const blob = new Uint8Array(200);
     for (let i = 0; i < 20_000; i++) {
@@ -48,25 +65,15 @@ describe('backpressure', () => {
   });
 
   it('by default a server never loses reliable messages silently: a full queue refuses the send, typed and counted', async () => {
-    const listener = createMemoryListener({ name: `stall-c-${process.pid}`, highWaterMark: 8 * 1024 });
     const drops: [DropReason, string | undefined, string | undefined][] = [];
     const errors: Error[] = [];
     // No `overflow` given: the default policy of a reliable channel on the server is under test.
-    const server = createSessionServer({
-      listeners: [listener],
+    const { server, raw, s } = await stalledSession('stall-c', 8 * 1024, {
       channels: { state: { maxQueuedBytes: 16 * 1024 } },
       maxInFlightBytes: 16 * 1024,
       onDrop: (r, info) => drops.push([r, info.message, info.channel]),
       onError: (e) => errors.push(e),
     });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const raw = await rawClient(connectMemory, `${listener.url}/q`);
-    await raw.hello();
-    await until(() => server.sessions.size === 1);
-    const s = [...server.sessions.values()][0];
     const blob = new Uint8Array(500);
     let accepted = 0;
     const refused: unknown[] = [];
@@ -95,20 +102,10 @@ describe('backpressure', () => {
   });
 
   it('drop-oldest keeps a stalled session within its queue bound', async () => {
-    const listener = createMemoryListener({ name: `stall-b-${process.pid}`, highWaterMark: 8 * 1024 });
-    const server = createSessionServer({
-      listeners: [listener],
+    const { server, raw, s } = await stalledSession('stall-b', 8 * 1024, {
       channels: { state: { overflow: 'drop-oldest', maxQueuedBytes: 16 * 1024 } },
       maxInFlightBytes: 16 * 1024,
     });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
-    const raw = await rawClient(connectMemory, `${listener.url}/q`);
-    await raw.hello();
-    await until(() => server.sessions.size === 1);
-    const s = [...server.sessions.values()][0];
     const blob = new Uint8Array(500);
     for (let i = 0; i < 5000; i++) {
       s.send(State, { key: i, blob }, { key: i });
