@@ -4,12 +4,15 @@
  *
  * Prints progress and a summary per target (inputs, time, inputs/s, findings). Each distinct finding's input is
  * written as hex with its error to `packages/webtransport/.fuzz/` (git-ignored). Exits 1 when anything was found.
+ * After each target the run is recorded (seed, inputs, duration, findings, commit) in `fuzz/results.json` and
+ * `fuzz/RESULTS.md` (tracked: the evidence the README cites); `--record <file.json>` elsewhere, `--no-record` not.
  * `--replay <file.hex>` runs one saved input in-process and prints what it does.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findingId, fuzzTarget, runOne } from './engine.js';
+import { type RunRecord, recordRun, runContext } from './record.js';
 import { getTarget, TARGETS } from './targets.js';
 
 const { values } = parseArgs({
@@ -20,6 +23,8 @@ const { values } = parseArgs({
     'hang-ms': { type: 'string', default: '5000' },
     'slow-ms': { type: 'string', default: '1000' },
     out: { type: 'string' },
+    record: { type: 'string', default: fileURLToPath(new URL('./results.json', import.meta.url)) },
+    'no-record': { type: 'boolean', default: false },
     replay: { type: 'string' },
     list: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
@@ -52,8 +57,10 @@ const targets = values.target === 'all' ? TARGETS : values.target!.split(',').ma
 
 let totalFindings = 0;
 const rows: string[] = [];
+const context = runContext();
 for (const target of targets) {
   let lastPrint = 0;
+  const startedAt = new Date().toISOString();
   const started = performance.now();
   const result = await fuzzTarget(target, {
     iterations,
@@ -92,6 +99,26 @@ for (const target of targets) {
     }
   }
   totalFindings += result.findings.length;
+  if (!values['no-record']) {
+    const record: RunRecord = {
+      ...context,
+      started: startedAt,
+      target: target.name,
+      seed,
+      iterations,
+      inputs: result.inputs,
+      durationS: Math.round(seconds * 10) / 10,
+      inputsPerS: rate,
+      findings: result.findings.map((f) => ({
+        kind: f.kind,
+        iteration: f.iteration,
+        count: result.counts.get(f.signature) ?? 1,
+        error: f.error.split('\n')[0],
+      })),
+    };
+    // Per target, so that a run stopped part way still leaves what it did.
+    recordRun(values.record!, record);
+  }
 }
 console.log(`\nfuzz summary (seed ${seed}):\n${rows.join('\n')}`);
 process.exit(totalFindings > 0 ? 1 : 0);

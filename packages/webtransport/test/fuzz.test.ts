@@ -10,22 +10,35 @@ import { encodeVarint } from '../src/core/varint.js';
 const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 /**
- * Keeps every parser honest against the fuzzer in CI: each target runs a fixed, seeded set of inputs in a worker
- * under the hang watchdog, and must produce no finding. The long runs (10^6 inputs per target) are manual:
- * `npm run fuzz -w packages/webtransport -- --iterations 1000000`.
+ * The seed of the short CI runs rotates daily (the UTC date as YYYYMMDD) so that CI explores new inputs over time;
+ * `QUIVER_FUZZ_SEED=<n>` pins it. It is printed, so a failure replays with
+ * `npm run fuzz -w packages/webtransport -- --target <name> --iterations <n> --seed <seed>`.
  */
-describe('fuzz targets (seeded, short)', () => {
+const ciSeed = ((): number => {
+  const pinned = Number(process.env.QUIVER_FUZZ_SEED);
+  if (process.env.QUIVER_FUZZ_SEED && Number.isSafeInteger(pinned)) return pinned;
+  return Number(new Date().toISOString().slice(0, 10).replaceAll('-', ''));
+})();
+console.log(`fuzz CI seed ${ciSeed} (QUIVER_FUZZ_SEED=${ciSeed} replays this run)`);
+
+/**
+ * Keeps every parser honest against the fuzzer in CI: each target runs a seeded set of inputs in a worker under
+ * the hang watchdog, and must produce no finding. The long runs (10^6 inputs per target) are made with
+ * `npm run fuzz -w packages/webtransport -- --iterations 1000000`, recorded in fuzz/results.json.
+ */
+describe(`fuzz targets (short, seed ${ciSeed})`, () => {
   for (const target of TARGETS) {
     it(`${target.name}: ${target.ciIterations} inputs, no finding`, async () => {
       // Generous watchdog limits: CI machines are shared, and a descheduled worker is not a slow parser.
       const result = await fuzzTarget(target, {
         iterations: target.ciIterations,
-        seed: 20261128,
+        seed: ciSeed,
         hangMs: 30_000,
         slowMs: 10_000,
       });
       const report = result.findings.map(
-        (f) => `${f.kind} #${f.iteration}: ${f.error}\n  input ${Buffer.from(f.input).toString('hex')}`,
+        (f) =>
+          `seed ${ciSeed} ${f.kind} #${f.iteration}: ${f.error}\n  input ${Buffer.from(f.input).toString('hex')}`,
       );
       expect(report).toEqual([]);
       expect(result.inputs).toBe(target.ciIterations);
