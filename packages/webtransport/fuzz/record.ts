@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { TARGETS } from './targets.js';
 
 export interface RunContext {
-  /** `git rev-parse HEAD`, with `-dirty` when the work tree had uncommitted changes under packages/webtransport. */
+  /** `git rev-parse HEAD`, `-dirty` when .ts files under packages/webtransport/{src,fuzz} had uncommitted changes. */
   commit: string;
   /** ISO time the run started. */
   started: string;
@@ -42,11 +42,9 @@ export function runContext(): RunContext {
     }
   };
   const head = git('rev-parse', 'HEAD') || 'unknown';
-  // Only changes to the code under test make the commit an inexact description of what ran.
+  // Only changes to code (the parsers, the fuzzer) make the commit an inexact description of what ran.
   const dirty = git('status', '--porcelain', '--', 'packages/webtransport/src', 'packages/webtransport/fuzz');
-  const changed = dirty
-    .split('\n')
-    .filter((l) => l && !/fuzz\/(results\.json|RESULTS\.md)$/.test(l));
+  const changed = dirty.split('\n').filter((l) => /\.ts$/.test(l));
   return {
     commit: changed.length > 0 ? `${head}-dirty` : head,
     started: new Date().toISOString(),
@@ -92,7 +90,8 @@ export function renderMarkdown(records: RunRecord[]): string {
   if (found.length === 0) out.push('No findings in these runs.');
   else {
     out.push('## Findings', '');
-    for (const f of found) out.push(`- \`${f.target}\` ${f.kind} at input ${f.iteration} (×${f.count}): ${f.error}`);
+    for (const f of found)
+      out.push(`- \`${f.target}\` ${f.kind} at input ${f.iteration} (×${f.count}): ${f.error}`);
   }
   out.push('');
   return out.join('\n');
