@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { connect, createSessionServer, defineMessage, QueueFullError } from '../src/index.js';
+import { connect, createSessionServer, defineMessage, Kind, QueueFullError } from '../src/index.js';
 import { cleanups, settle, until, useCleanup } from './support/harness.js';
+import { frameReader, rawClient } from './support/raw.js';
 import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
 
 let seq = 0;
@@ -33,7 +34,7 @@ async function world(serverExtra = {}, clientExtra = {}) {
     state.listener = listen();
     server.addListener(state.listener);
   };
-  return { server, client, restart, state };
+  return { server, client, restart, state, url: `memory://${name}/q` };
 }
 
 describe('reconnection and resumption', () => {
@@ -46,14 +47,25 @@ describe('reconnection and resumption', () => {
     client.on(N, (n) => atClient.push(n));
     client.on('open', (i) => opens.push(i.recovered));
     const s = [...server.sessions.values()][0];
+    let unackedAtRestart = { client: 0, server: 0 };
     for (let i = 0; i < 1000; i++) {
       client.send(N, i);
       s.send(N, i);
-      if (i === 500) await restart();
+      if (i === 500) {
+        // Messages on the wire (counted out) that the other end has not received are certainly unacknowledged: the
+        // replay buffers are non-empty at the restart, so passing needs a replay, not only a later flush.
+        unackedAtRestart = {
+          client: (client.stats.messagesOut.reliable ?? 0) - atServer.length,
+          server: (s.stats.messagesOut.reliable ?? 0) - atClient.length,
+        };
+        await restart();
+      }
       if (i % 25 === 0) await settle();
     }
     await until(() => atServer.length >= 1000 && atClient.length >= 1000, 'all messages');
     await settle(20);
+    expect(unackedAtRestart.client).toBeGreaterThan(0);
+    expect(unackedAtRestart.server).toBeGreaterThan(0);
     expect(opens).toEqual([true]);
     expect(client.recovered).toBe(true);
     expect(atServer).toEqual(Array.from({ length: 1000 }, (_, i) => i));
@@ -124,7 +136,36 @@ describe('reconnection and resumption', () => {
     expect(drops.filter((d) => d === 'queue-full').length).toBe(7);
   });
 
-  it('does not resume with a wrong token; a different user gets a fresh session', async () => {
+  it('does not resume with a forged token: the same user gets a fresh session, the real one is untouched', async () => {
+    const { server, client, url } = await world({ authenticate: () => ({ userId: 'alice' }) });
+    const victim = client.sessionId;
+    const seen: number[] = [];
+    server.on(N, (n) => seen.push(n));
+    // Resume tokens are 18 random bytes in base64url (24 characters); forge one of the same length and one shorter
+    // (the comparison must not accept a prefix).
+    for (const [i, token] of ['A'.repeat(24), 'A'.repeat(23)].entries()) {
+      const raw = await rawClient(connectMemory, url);
+      const read = frameReader(raw.control.readable);
+      await raw.hello({ resume: { id: victim, token } });
+      const reply = await read();
+      expect(reply?.header[0]).toBe(Kind.WELCOME);
+      const welcome = reply!.header[1] as { sessionId: string; recovered: boolean };
+      expect(welcome.recovered).toBe(false);
+      expect(welcome.sessionId).not.toBe(victim);
+      expect(server.metrics.reconnects).toBe(i + 1);
+      expect(server.metrics.recoveries).toBe(0);
+      raw.session.close();
+    }
+    // The victim's session was neither taken over nor replaced: same id, still open, still carrying messages.
+    expect(client.state).toBe('open');
+    expect(client.sessionId).toBe(victim);
+    expect(server.sessions.get(victim)?.user.userId).toBe('alice');
+    client.send(N, 7);
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([7]);
+  });
+
+  it('does not resume for a different user, even with the right token', async () => {
     let user = 'alice';
     const { server, client, restart } = await world({
       authenticate: () => ({ userId: user }),
@@ -137,6 +178,8 @@ describe('reconnection and resumption', () => {
     await until(() => opens.length === 1);
     expect(opens).toEqual([false]);
     expect(client.sessionId).not.toBe(first);
+    expect(server.metrics.reconnects).toBe(1);
+    expect(server.metrics.recoveries).toBe(0);
     expect([...server.sessions.values()].map((s) => s.user.userId)).toContain('mallory');
   });
 });

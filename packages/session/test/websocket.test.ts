@@ -44,12 +44,18 @@ describe('session over WebSocket', () => {
     client.on(N, (n) => atClient.push(n));
     client.on('open', (i) => opens.push(i.recovered));
     const s = [...server.sessions.values()][0];
+    let unackedAtRestart = { client: 0, server: 0 };
     const total = 3000;
     for (let i = 0; i < total; i++) {
       client.send(N, i);
       s.send(N, i);
       if (i === total / 2) {
         // The transport goes away under the session server; a new listener takes the same port.
+        // Sent but not yet received, so certainly unacknowledged: the restart has something to replay.
+        unackedAtRestart = {
+          client: (client.stats.messagesOut.reliable ?? 0) - atServer.length,
+          server: (s.stats.messagesOut.reliable ?? 0) - atClient.length,
+        };
         await listener.close();
         listener = await createWebSocketListener({ host: '127.0.0.1', port, path: '/quiver' });
         server.addListener(listener);
@@ -59,6 +65,8 @@ describe('session over WebSocket', () => {
     await until(() => atServer.length >= total && atClient.length >= total, 'all messages');
     await settle(20);
     expect(opens).toEqual([true]);
+    expect(unackedAtRestart.client).toBeGreaterThan(0);
+    expect(unackedAtRestart.server).toBeGreaterThan(0);
     expect(atServer).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(atClient).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(server.metrics.recoveries).toBe(1);

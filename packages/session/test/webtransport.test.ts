@@ -58,12 +58,18 @@ describe('session over WebTransport (HTTP/3)', () => {
     client.on(N, (n) => atClient.push(n));
     client.on('open', (i) => opens.push(i.recovered));
     const s = [...server.sessions.values()][0];
+    let unackedAtRestart = { client: 0, server: 0 };
     const total = 1000;
     for (let i = 0; i < total; i++) {
       client.send(N, i);
       s.send(N, i);
       if (i < 100) client.send(Pos, i);
       if (i === total / 2) {
+        // Sent but not yet received, so certainly unacknowledged: the restart has something to replay.
+        unackedAtRestart = {
+          client: (client.stats.messagesOut.reliable ?? 0) - atServer.length,
+          server: (s.stats.messagesOut.reliable ?? 0) - atClient.length,
+        };
         await listener.close();
         listener = await listen(port);
         server.addListener(listener);
@@ -72,6 +78,8 @@ describe('session over WebTransport (HTTP/3)', () => {
     }
     await until(() => atServer.length >= total && atClient.length >= total, 'all messages');
     expect(opens).toEqual([true]);
+    expect(unackedAtRestart.client).toBeGreaterThan(0);
+    expect(unackedAtRestart.server).toBeGreaterThan(0);
     expect(atServer).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(atClient).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(datagrams).toBeGreaterThan(0);
