@@ -69,10 +69,12 @@ describe('liveness and time', () => {
   it('estimates loss from unanswered heartbeat datagrams', async () => {
     const { clock, client } = await manualSetup({ delayMs: 10, loss: 0.25, seed: 9 });
     await run(clock, 60_000, 10);
-    expect(client.stats.pings).toBeGreaterThan(20);
-    // Each probe crosses the lossy link twice: P(lost) = 1 - 0.75^2 ≈ 0.44; an EWMA of it stays well inside (0, 1).
-    expect(client.loss).toBeGreaterThan(0.1);
-    expect(client.loss).toBeLessThan(0.8);
+    expect(client.stats.pings).toBe(21);
+    // Each probe crosses the lossy link twice: P(lost) = 1 - 0.75^2 ≈ 0.44. The run is deterministic (manual clock,
+    // seeded link): its EWMA (weight 0.1) over these 21 probes ends at 0.339; the band allows only rounding-level
+    // drift, so an estimator that counted answered probes as lost, or lost ones twice, fails.
+    expect(client.loss).toBeGreaterThan(0.33);
+    expect(client.loss).toBeLessThan(0.35);
   });
 
   it('reports no loss on a reliable-only transport', async () => {
