@@ -72,6 +72,27 @@ function simulate(
 const share = (f: Trace['frames']) => f.interpolated / (f.interpolated + f.extrapolated + f.held);
 
 describe('InterpolationBuffer', () => {
+  // The ">= 99 % of frames interpolated" claim (README) holds for every seed here, not for one lucky draw.
+  const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+  for (const seed of SEEDS)
+    it(`interpolates >= 99 % of frames at 30 ms jitter after warm-up (seed ${seed})`, () => {
+      const t = simulate(new SimLink({ delayMs: 40, jitterMs: 30, seed }), 60_000, 5_000, false);
+      expect(share(t.frames)).toBeGreaterThanOrEqual(0.99);
+    });
+
+  for (const seed of SEEDS)
+    it(`covers 5 % bursty loss with >= 99 % of frames interpolated (seed ${seed})`, () => {
+      const link = new SimLink<number>({
+        delayMs: 40,
+        jitterMs: 10,
+        lossRate: 0.05,
+        meanBurstLength: 1.5,
+        seed,
+      });
+      expect(share(simulate(link, 60_000, 10_000, false).frames)).toBeGreaterThanOrEqual(0.99);
+    });
+
   it('adapts its delay to 30 ms of jitter and interpolates >= 99 % of frames after warm-up', () => {
     const t = simulate(new SimLink({ delayMs: 40, jitterMs: 30, seed: 7 }), 60_000, 5_000, false);
     expect(share(t.frames)).toBeGreaterThanOrEqual(0.99);
