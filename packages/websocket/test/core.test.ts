@@ -1,3 +1,4 @@
+import { QuiverTransportError } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { type CoreEvents, decodeFrames, SessionCore, type WireSettings } from '../src/index.js';
 
@@ -177,14 +178,15 @@ describe('SessionCore (sans-IO)', () => {
     const last = decodeFrames(c.core.nextMessage()!);
     expect(last.map((f) => f.type)).toEqual(['close']);
     expect(c.core.nextMessage()).toBeUndefined();
-    expect(error).toBeDefined();
+    expect(error).toBeInstanceOf(QuiverTransportError);
+    expect(error).toMatchObject({ message: 'session closed', source: 'session', streamErrorCode: null });
   });
 });
 
 describe('SessionCore with random input', () => {
   it('answers any byte sequence with success or a ProtocolViolationError, never another exception', async () => {
     const { createRng, ProtocolViolationError } = await import('@quiver/transport');
-    const { encodeFrames } = await import('../src/index.js');
+    const { encodeFrames, WsErrorCode, wsErrorName } = await import('../src/index.js');
     const rng = createRng(0x5eed);
     // Valid frames to mutate, so that the fuzzing reaches past the frame type byte.
     const seeds = [
@@ -198,6 +200,7 @@ describe('SessionCore with random input', () => {
       encodeFrames([{ type: 'ping', id: 3 }]),
     ];
     let violations = 0;
+    const codes = new Set<number>();
     for (let i = 0; i < 3000; i++) {
       const { s } = connected({ initialMaxStreamData: 64, initialMaxStreamsBidi: 3 });
       const parts: number[] = [];
@@ -210,11 +213,24 @@ describe('SessionCore with random input', () => {
         while (s.core.nextMessage()) {}
       } catch (e) {
         if (!(e instanceof ProtocolViolationError)) throw e;
+        // A documented framing code, named in the error's kind.
+        expect(Object.values(WsErrorCode)).toContain(e.code);
+        expect(e.kind).toBe(wsErrorName(e.code));
+        codes.add(e.code);
         violations++;
       }
     }
     // Both outcomes occur: the mutations are neither all harmless nor all fatal.
     expect(violations).toBeGreaterThan(100);
     expect(violations).toBeLessThan(3000);
+    // The run is seeded, so the set of codes it trips is exact: six distinct checks, not one catch-all code.
+    expect([...codes].sort((a, b) => a - b)).toEqual([
+      WsErrorCode.FRAME_ENCODING_ERROR,
+      WsErrorCode.FRAME_TYPE_ERROR,
+      WsErrorCode.STREAM_STATE_ERROR,
+      WsErrorCode.STREAM_LIMIT_ERROR,
+      WsErrorCode.FRAME_SIZE_ERROR,
+      WsErrorCode.SETTINGS_ERROR,
+    ]);
   });
 });

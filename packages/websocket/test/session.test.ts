@@ -160,8 +160,12 @@ describe('WebSocket session over real sockets', () => {
     await server.close();
     server = undefined;
     const client = connect(url);
-    await expect(client.ready).rejects.toBeInstanceOf(QuiverTransportError);
-    await expect(client.closed).rejects.toMatchObject({ source: 'session' });
+    const err = await client.ready.catch((e) => e);
+    expect(err).toBeInstanceOf(QuiverTransportError);
+    expect(err).toMatchObject({ source: 'session', streamErrorCode: null });
+    expect(err.message).toMatch(/^connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+    // closed rejects with the same error.
+    expect(await client.closed.catch((e) => e)).toBe(err);
   });
 
   it('accepts https:// URLs and maps them to ws(s)', async () => {
@@ -197,6 +201,12 @@ describe('timers on an injected clock', () => {
     expect(err.code).toBe(WsErrorCode.IDLE_TIMEOUT);
     await client.released;
     // The server saw the policy close (1008) and ended its session without a close info.
-    await expect(server.sessions[0].closed).rejects.toBeDefined();
+    const serverErr = await server.sessions[0].closed.catch((e) => e);
+    expect(serverErr).toBeInstanceOf(QuiverTransportError);
+    expect(serverErr).toMatchObject({
+      source: 'session',
+      streamErrorCode: null,
+      message: `WebSocket closed with 1008 (Q${WsErrorCode.IDLE_TIMEOUT} IDLE_TIMEOUT: nothing received for 10000 ms)`,
+    });
   });
 });
