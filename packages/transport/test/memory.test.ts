@@ -7,6 +7,7 @@ import {
   type IncomingSession,
   ManualClock,
   memoryListenerCount,
+  QuiverTransportError,
   type QuiverSession,
   SessionRejectedError,
 } from '@quiver/transport';
@@ -18,6 +19,32 @@ const errorOf = (p: Promise<unknown>) =>
     () => undefined,
     (e: unknown) => e as Error,
   );
+
+/** A session-level failure with exactly this message (not a rejection with an HTTP status). */
+function expectSessionError(e: unknown, message: string): void {
+  expect(e).toBeInstanceOf(QuiverTransportError);
+  expect(e).not.toBeInstanceOf(SessionRejectedError);
+  expect(e).toMatchObject({ name: 'WebTransportError', source: 'session', streamErrorCode: null, message });
+}
+
+/** The listener's refusal as the client sees it: the HTTP status and reason, exactly. */
+function expectRejected(e: unknown, status: number, reason: string): void {
+  expect(e).toBeInstanceOf(SessionRejectedError);
+  expect(e).toMatchObject({
+    name: 'WebTransportError',
+    source: 'session',
+    status,
+    message: `the server rejected the session: ${status} ${reason}`,
+  });
+}
+
+/** A stream-level failure carrying the peer's code, exactly. */
+function expectStreamError(e: unknown, message: string, streamErrorCode: number): void {
+  expect(e).toBeInstanceOf(QuiverTransportError);
+  expect(e).toMatchObject({ name: 'WebTransportError', source: 'stream', streamErrorCode, message });
+}
+
+const ALREADY = new Error('this session request was already accepted or rejected');
 
 /** Advances a ManualClock in steps, letting promise reactions run between steps. */
 async function run(clock: ManualClock, ms: number, step = 1) {
@@ -98,10 +125,10 @@ describe('memory listener', () => {
     const readyError = errorOf(client.ready);
     clock.advance(1);
     await flush();
-    expect((await readyError)?.message).toContain('408');
-    expect((await errorOf(client.closed))?.message).toContain('408');
-    expect(() => incoming.accept()).toThrow(/already/);
-    expect(() => incoming.reject(403)).toThrow(/already/);
+    expectRejected(await readyError, 408, 'request timeout');
+    expectRejected(await errorOf(client.closed), 408, 'request timeout');
+    expect(() => incoming.accept()).toThrow(ALREADY);
+    expect(() => incoming.reject(403)).toThrow(ALREADY);
     await listener.close();
     expect(clock.pending).toBe(0);
   });
@@ -112,11 +139,11 @@ describe('memory listener', () => {
     const clients = [1, 2, 3].map((i) => connectMemory(`${listener.url}/p${i}`));
     clock.advance(0);
     await flush();
-    expect((await errorOf(clients[2].ready))?.message).toContain('503 too many pending');
+    expectRejected(await errorOf(clients[2].ready), 503, 'too many pending session requests');
     expect(listener.refusedRequests).toBe(1);
     clock.advance(50);
     await flush();
-    expect((await errorOf(clients[0].ready))?.message).toContain('408');
+    expectRejected(await errorOf(clients[0].ready), 408, 'request timeout');
     expect(listener.timedOutRequests).toBe(2);
     await listener.close();
     expect(clock.pending).toBe(0);
@@ -126,27 +153,25 @@ describe('memory listener', () => {
     const listener = listen();
     const client = connectMemory(`${listener.url}/x`);
     const incoming = await nextIncoming(listener.incomingSessions);
-    expect(() => incoming.reject(200)).toThrow(RangeError);
+    expect(() => incoming.reject(200)).toThrow(
+      new RangeError('reject status must be an HTTP error status (400-599), got 200'),
+    );
     incoming.reject(429, 'slow down');
-    const error = await errorOf(client.ready);
-    expect(error).toMatchObject({ name: 'WebTransportError', source: 'session' });
-    expect(error?.message).toContain('429 slow down');
-    expect(error).toBeInstanceOf(SessionRejectedError);
-    expect((error as SessionRejectedError).status).toBe(429);
+    expectRejected(await errorOf(client.ready), 429, 'slow down');
     await listener.close();
   });
 
   it('fails connections to unknown listeners, on connectTimeoutMs and on abort', async () => {
     const missing = connectMemory('memory://nobody/here');
-    expect((await errorOf(missing.ready))?.message).toContain('no memory listener');
-    expect(await errorOf(missing.closed)).toBeDefined();
+    expectSessionError(await errorOf(missing.ready), 'no memory listener at memory://nobody/here');
+    expectSessionError(await errorOf(missing.closed), 'no memory listener at memory://nobody/here');
     expect(() => connectMemory('https://example/x')).toThrow(TypeError);
 
     const clock = new ManualClock();
     const listener = listen({ clock, link: { delayMs: 50 } });
     const timedOut = connectMemory(`${listener.url}/t`, { connectTimeoutMs: 20 });
     await run(clock, 20);
-    expect((await errorOf(timedOut.ready))?.message).toContain('timed out');
+    expectSessionError(await errorOf(timedOut.ready), 'connect timed out after 20 ms');
     // The request still arrives; accepting it yields a session that is closed at once, not a lingering one.
     const incomingP = nextIncoming(listener.incomingSessions);
     await run(clock, 60);
@@ -156,7 +181,7 @@ describe('memory listener', () => {
     const controller = new AbortController();
     const aborted = connectMemory(`${listener.url}/a`, { signal: controller.signal });
     controller.abort();
-    expect((await errorOf(aborted.ready))?.message).toContain('aborted');
+    expectSessionError(await errorOf(aborted.ready), 'the connection attempt was aborted');
     await run(clock, 200);
     await listener.close();
     clock.runAll();
@@ -195,7 +220,7 @@ describe('memory listener', () => {
     await (await reader.read()).value;
     await listener.close({ closeCode: 1001, reason: 'maintenance' });
     expect(await accepted.closed).toEqual({ closeCode: 1001, reason: 'maintenance' });
-    expect((await errorOf(undecided.ready))?.message).toContain('503');
+    expectRejected(await errorOf(undecided.ready), 503, 'listener closed');
     expect((await reader.read()).done).toBe(true);
     const again = listen({ name: 'arena' });
     await again.close();
@@ -273,7 +298,7 @@ describe('memory session', () => {
     const fourth = errorOf(client.createBidirectionalStream());
     await flush();
     client.close();
-    expect(await fourth).toMatchObject({ source: 'session' });
+    expectSessionError(await fourth, 'the session closed (code 0)');
     clock.runAll();
   });
 
@@ -309,7 +334,7 @@ describe('memory session', () => {
     const after = await client.getStats();
     // The two still behind the cap were abandoned by the close.
     expect(after.datagrams.droppedOutgoing.closed).toBe(2);
-    expect(await errorOf(writer.write(new Uint8Array(1)))).toBeDefined();
+    expectSessionError(await errorOf(writer.write(new Uint8Array(1))), 'the session closed (code 0)');
     clock.runAll();
     expect(clock.pending).toBe(0);
   });
@@ -338,17 +363,20 @@ describe('memory session', () => {
     await writer.abort({ streamErrorCode: 9 });
     clock.advance(0);
     const error = await errorOf(incoming.getReader().read());
-    expect(error).toMatchObject({ source: 'stream', streamErrorCode: 9 });
+    expectStreamError(error, 'the peer reset the stream (RESET_STREAM, code 9)', 9);
 
     const other = (await client.createUnidirectionalStream()).getWriter();
-    expect(await errorOf(other.write({ byteLength: 3 } as unknown as Uint8Array))).toBeInstanceOf(TypeError);
+    expect(await errorOf(other.write({ byteLength: 3 } as unknown as Uint8Array))).toEqual(
+      new TypeError('a WebTransport stream or datagram chunk must be a BufferSource (Uint8Array)'),
+    );
     clock.advance(0);
     // The bad write resets the stream, so the peer's reader is not left waiting.
     const otherIncoming = (await incomingStreams.read()).value!;
-    expect(await errorOf(otherIncoming.getReader().read())).toMatchObject({
-      source: 'stream',
-      streamErrorCode: 0,
-    });
+    expectStreamError(
+      await errorOf(otherIncoming.getReader().read()),
+      'the peer reset the stream (RESET_STREAM, code 0)',
+      0,
+    );
   });
 
   it('refuses streams the application no longer accepts (incoming readable cancelled)', async () => {
@@ -367,8 +395,8 @@ describe('memory session', () => {
       clock.advance(0);
       await flush();
     }
-    expect(await writing).toMatchObject({ source: 'stream', streamErrorCode: 0 });
-    expect(await reading).toMatchObject({ source: 'stream', streamErrorCode: 0 });
+    expectStreamError(await writing, 'the peer stopped reading (STOP_SENDING, code 0)', 0);
+    expectStreamError(await reading, 'the peer reset the stream (RESET_STREAM, code 0)', 0);
     // The session itself is unharmed.
     const uni = (await client.createUnidirectionalStream()).getWriter();
     await uni.write(new Uint8Array([1]));
@@ -386,7 +414,7 @@ describe('memory session', () => {
     expect((await bidi.read()).done).toBe(false);
     expect((await uni.read()).done).toBe(false);
     client.close();
-    expect(await errorOf(client.createBidirectionalStream())).toMatchObject({ source: 'session' });
+    expectSessionError(await errorOf(client.createBidirectionalStream()), 'the session is closed');
     await server.closed;
     expect((await bidi.read()).done).toBe(true);
     expect((await uni.read()).done).toBe(true);
