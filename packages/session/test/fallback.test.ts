@@ -161,7 +161,8 @@ describe('automatic fallback', () => {
     late[0].markReady();
     await settle(5);
     // Not used for this session (closed), but remembered: the next connect starts with WebTransport.
-    expect((await late[0].closed).closeCode).toBeDefined();
+    // Closed by the race as unused: a plain close (code 0, no reason), not an error.
+    expect(await late[0].closed).toEqual({ closeCode: 0, reason: '' });
     expect(memory.get('https://game.test')).toEqual({ name: 'webtransport', at: clock.now() });
     expect(first.session!.transportAttempts[1].outcome).toBe('lost-race');
     const second = await race(
@@ -228,9 +229,12 @@ describe('automatic fallback', () => {
     );
     expect(error).toBeInstanceOf(ConnectError);
     const attempts = (error as ConnectError).attempts;
-    expect(attempts.map((a) => [a.name, a.outcome])).toEqual([
-      ['webtransport', 'failed'],
-      ['websocket', 'timeout'],
+    expect(attempts).toEqual([
+      { name: 'webtransport', outcome: 'failed', error: 'connection refused', ms: 0 },
+      { name: 'websocket', outcome: 'timeout', error: 'no connection within 5000 ms', ms: 5000 },
     ]);
+    expect((error as ConnectError).message).toBe(
+      'could not connect to https://game.test/q: webtransport failed (connection refused), websocket timeout (no connection within 5000 ms)',
+    );
   });
 });
