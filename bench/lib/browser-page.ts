@@ -113,19 +113,21 @@ window.bench = {
   },
   // channels: [{ kind, url, hashHex, tag }]
   async latency(channels, hz, durationMs, size, graceMs) {
-    const out = channels.map((c) => ({ kind: c.kind, tag: c.tag, sent: 0, received: 0, rttMs: [], error: undefined }));
+    // arrivals: flat [receivedAt, sentAt] pairs of echoes on the page clock, for round-trip state staleness.
+    const out = channels.map((c) => ({ kind: c.kind, tag: c.tag, sent: 0, received: 0, rttMs: [], arrivals: [], firstSentAt: undefined, lastSentAt: undefined, error: undefined }));
     const open = [];
     for (const [i, c] of channels.entries()) {
       try {
-        open.push(await openChannel(c, (m) => { const h = head(m, 0); if (h.tag !== c.tag) return; out[i].received++; out[i].rttMs.push(performance.now() - h.t); }));
+        open.push(await openChannel(c, (m) => { const h = head(m, 0); if (h.tag !== c.tag) return; const now = performance.now(); out[i].received++; out[i].rttMs.push(now - h.t); out[i].arrivals.push(now, h.t); }));
       } catch (e) { out[i].error = String(e && e.message || e); open.push(undefined); }
     }
     const start = performance.now();
     let seq = 0;
     await new Promise((resolve) => {
       const tick = () => {
-        if (performance.now() - start >= durationMs) return resolve();
-        for (const [i, ch] of open.entries()) { if (!ch) continue; ch.send(probe(channels[i].tag, seq, size)); out[i].sent++; }
+        const now = performance.now();
+        if (now - start >= durationMs) return resolve();
+        for (const [i, ch] of open.entries()) { if (!ch) continue; ch.send(probe(channels[i].tag, seq, size)); out[i].firstSentAt ??= now; out[i].lastSentAt = now; out[i].sent++; }
         seq++;
         setTimeout(tick, Math.max(0, start + seq * (1000 / hz) - performance.now()));
       };

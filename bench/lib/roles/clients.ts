@@ -275,6 +275,9 @@ export interface LatencyChannelResult {
   sent: number;
   received: number;
   rttMs: number[];
+  /** CLOCK_MONOTONIC ms of the first and last send (the same for every kind of a run: they send in one tick). */
+  firstSentAt?: number;
+  lastSentAt?: number;
   error?: string;
 }
 
@@ -325,6 +328,8 @@ export async function latencyRun(
       for (const [i, c] of chans.entries()) {
         if (!c) continue;
         c.send(encodeProbe(out[i].tag, seq, opts.size));
+        out[i].firstSentAt ??= now;
+        out[i].lastSentAt = now;
         out[i].sent++;
       }
       seq++;

@@ -44,6 +44,8 @@ export interface TagCounters {
 
 const counters = new Map<number, TagCounters>();
 const oneWay = new Map<number, number[]>();
+/** Per tag, flat pairs [receivedAt, sentAt]: what state staleness is computed from (bench/lib/staleness.ts). */
+const arrivals = new Map<number, number[]>();
 const sessions = new Set<QuiverSession>();
 const stats = { wtAccepted: 0, qwsAccepted: 0, wsOpen: 0, errors: 0, malformed: 0 };
 let closers: (() => Promise<void>)[] = [];
@@ -73,6 +75,12 @@ function record(m: Uint8Array): boolean {
     oneWay.set(h.tag, s);
   }
   s.push(now - h.sentAt);
+  let a = arrivals.get(h.tag);
+  if (!a) {
+    a = [];
+    arrivals.set(h.tag, a);
+  }
+  a.push(now, h.sentAt);
   return true;
 }
 
@@ -273,18 +281,21 @@ export function snapshot(collect = false): ServerSnapshot {
   };
 }
 
-/** Counters of a series, and its one-way delays (then forgotten). */
-export function takeTag(tag: number): { counters?: TagCounters; oneWayMs: number[] } {
+/** Counters of a series, its one-way delays and its arrivals (then forgotten). */
+export function takeTag(tag: number): { counters?: TagCounters; oneWayMs: number[]; arrivals: number[] } {
   const c = counters.get(tag);
   const s = oneWay.get(tag) ?? [];
+  const a = arrivals.get(tag) ?? [];
   counters.delete(tag);
   oneWay.delete(tag);
-  return { counters: c, oneWayMs: s };
+  arrivals.delete(tag);
+  return { counters: c, oneWayMs: s, arrivals: a };
 }
 
 export function resetTags(): void {
   counters.clear();
   oneWay.clear();
+  arrivals.clear();
 }
 
 export async function stopServers(): Promise<void> {
