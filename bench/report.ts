@@ -1,6 +1,8 @@
 /**
  * `npm run bench:report`: gathers the latest bench/results/*.json into bench/REPORT.md, copying their plots into
- * bench/report/ so the committed report renders on its own.
+ * bench/report/ so the committed report renders on its own. A suite with no result here (results are not committed,
+ * and a machine may have run only some suites) keeps its headline rows and section from the current REPORT.md, each
+ * with the run date it was measured on, so regenerating after one suite does not drop the others.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +13,35 @@ import { markdownFor, RESULTS_DIR, type StoredResult } from './lib/output.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const plotsDir = join(here, 'report');
 const ORDER = ['setup', 'latency', 'throughput', 'load', 'browser', 'micro', 'sync', 'predict'];
+
+const reportFile = join(here, 'REPORT.md');
+const previous = existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '';
+
+/** The previous report's headline rows and section of each suite. */
+function previousBySuite(text: string): Map<string, { headline: string[]; section: string }> {
+  const out = new Map<string, { headline: string[]; section: string }>();
+  const get = (suite: string) => {
+    let e = out.get(suite);
+    if (!e) {
+      e = { headline: [], section: '' };
+      out.set(suite, e);
+    }
+    return e;
+  };
+  const parts = text.split(/^(?=## )/m);
+  for (const part of parts) {
+    const m = /^## (\S+)(?: \(quick\)| ratios)?\n/.exec(part);
+    if (!m) continue;
+    if (m[1] === 'Headline') {
+      for (const line of part.split('\n')) {
+        const row = /^\| (\S+)(?: \(quick\))? \| `/.exec(line);
+        if (row) get(row[1]).headline.push(line);
+      }
+    } else get(m[1]).section = part.trimEnd();
+  }
+  return out;
+}
+const carried = previousBySuite(previous);
 
 const results: StoredResult[] = existsSync(RESULTS_DIR)
   ? readdirSync(RESULTS_DIR)
@@ -35,7 +66,18 @@ const out: string[] = [
   '| suite | ratio | value | goal | met |',
   '| --- | --- | ---: | --- | --- |',
 ];
-for (const r of results) {
+const fresh = new Map(results.map((r) => [r.suite, r]));
+const suites = [...new Set([...ORDER, ...results.map((r) => r.suite), ...carried.keys()])].filter(
+  (s) => fresh.has(s) || carried.get(s)?.section,
+);
+const kept: string[] = [];
+for (const suite of suites) {
+  const r = fresh.get(suite);
+  if (!r) {
+    out.push(...(carried.get(suite)?.headline ?? []));
+    kept.push(suite);
+    continue;
+  }
   for (const [k, v] of Object.entries(r.ratios)) {
     const g = r.goals?.[k];
     out.push(
@@ -44,13 +86,20 @@ for (const r of results) {
   }
 }
 out.push('');
-for (const r of results) {
+for (const suite of suites) {
+  const r = fresh.get(suite);
+  if (!r) {
+    out.push(carried.get(suite)!.section, '');
+    continue;
+  }
   for (const c of r.charts ?? []) {
     const src = join(RESULTS_DIR, c.file);
     if (existsSync(src)) copyFileSync(src, join(plotsDir, c.file));
   }
   out.push(markdownFor({ ...r, charts: (r.charts ?? []).map((c) => ({ ...c, file: `report/${c.file}` })) }));
 }
-if (results.length === 0) out.push('No results yet: run `npm run bench -- all --quick` first.', '');
-writeFileSync(join(here, 'REPORT.md'), out.join('\n'));
-process.stdout.write(`wrote ${join(here, 'REPORT.md')} from ${results.length} suite(s)\n`);
+if (suites.length === 0) out.push('No results yet: run `npm run bench -- all --quick` first.', '');
+writeFileSync(reportFile, out.join('\n'));
+process.stdout.write(
+  `wrote ${reportFile} from ${results.length} suite result(s)${kept.length ? `; kept from the previous report: ${kept.join(', ')}` : ''}\n`,
+);
