@@ -159,7 +159,7 @@ describe('reconnection and resumption', () => {
     // The victim's session was neither taken over nor replaced: same id, still open, still carrying messages.
     expect(client.state).toBe('open');
     expect(client.sessionId).toBe(victim);
-    expect(server.sessions.get(victim)?.user.userId).toBe('alice');
+    expect(server.sessions.get(victim!)?.user.userId).toBe('alice');
     client.send(N, 7);
     await until(() => seen.length === 1);
     expect(seen).toEqual([7]);
