@@ -247,7 +247,7 @@ describe('@quiver/fastify HTTP deadlines', () => {
     await app.register(quiver, { webtransport: false });
     expect(app.server.requestTimeout).toBe(5000);
     expect(app.server.headersTimeout).toBe(5000);
-    expect(app.server.connectionsCheckingInterval).toBe(1000);
+    expect((app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval).toBe(1000);
     await app.close();
     const loose = Fastify({ logger: false });
     await loose.register(quiver, { webtransport: false });
