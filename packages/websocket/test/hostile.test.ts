@@ -97,20 +97,22 @@ function sentAll(ws: WebSocket): Promise<void> {
 describe('hostile peers cost bounded memory', () => {
   it('one unread byte per 1 MiB message does not pin the message', async () => {
     // Each message: STREAM on stream 0 with one byte, then 871 DATAGRAM frames of 1200 bytes as padding, just under
-    // the 1 MiB message limit. The application reads neither, so the session keeps 100 stream bytes and (at most)
-    // 128 datagrams: about 150 KiB, where views of the messages would hold all 100 MiB sent.
+    // the 1 MiB message limit. The application reads neither, so the session keeps 48 stream bytes and (at most)
+    // 128 datagrams: about 150 KiB, where views of the messages would hold all 48 MiB sent.
     const datagram = [0x0a, 0x44, 0xb0, ...new Array(1200).fill(0x5a)];
     const message = new Uint8Array(4 + 871 * datagram.length);
     message.set([0x08, 0x00, 0x01, 0xee]);
     for (let i = 0; i < 871; i++) message.set(datagram, 4 + i * datagram.length);
     const baseline = heldBytes();
     const { ws, server } = await attacker();
-    for (let i = 0; i < 100; i++) ws.send(message);
+    for (let i = 0; i < 48; i++) ws.send(message);
     await sentAll(ws);
     // MAX_STREAMS 0 (ignored) marks the end: every message before it has been decoded once it is counted.
     const stats = () => (server as unknown as { wireStats: { messagesReceived: number } }).wireStats;
-    while (stats().messagesReceived < 102) await new Promise((r) => setTimeout(r, 10));
+    while (stats().messagesReceived < 50) await new Promise((r) => setTimeout(r, 10));
     const held = heldBytes() - baseline;
+    // Measured here: 105 MB held for 100 such messages before `detach` (views pinned every message), 0.16 MB for 48
+    // after.
     expect(held).toBeLessThan(16 * 1024 * 1024);
     await assertServed();
     ws.terminate();
