@@ -6,7 +6,7 @@ import { loopback } from '../lib/network.ts';
 import { Deframer, encodeProbe, FLAG_SINK, readProbe } from '../lib/roles/wire.ts';
 
 const suitesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'suites');
-const OWN = ['setup', 'latency', 'throughput', 'load', 'micro', 'browser'];
+const OWN = ['setup', 'latency', 'throughput', 'load', 'micro', 'browser', 'soak'];
 
 describe('probe wire format', () => {
   test('a probe carries tag, flags, length, sequence and send time', () => {

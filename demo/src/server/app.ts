@@ -12,7 +12,7 @@ import {
   type SequencedInput,
   decodeInputPacket,
 } from '@quiver/predict';
-import type { ServerSession } from '@quiver/session';
+import { reject, type ServerSession } from '@quiver/session';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -59,6 +59,10 @@ export interface DemoServerOptions {
    * can walk faster on average than one input per tick.
    */
   maxInputBurst?: number;
+  /** Sessions at once from one remote address (default 8); more get 429. */
+  maxSessionsPerIp?: number;
+  /** New sessions per minute from one remote address (default 60); more get 429. */
+  sessionsPerMinutePerIp?: number;
 }
 
 export interface DemoStats {
@@ -108,6 +112,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   const host = options.host ?? 'localhost';
   const maxQueued = options.maxQueuedInputs ?? 64;
   const maxBurst = options.maxInputBurst ?? 30;
+  const maxPerIp = options.maxSessionsPerIp ?? 8;
   if (options.build !== false) await buildClient();
 
   const app = Fastify({ logger: options.logger ?? false });
@@ -122,7 +127,18 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     session: {
       messages,
       maxSessions: 64,
-      rateLimits: { perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 } },
+      // The demo has no accounts: one address must not take every seat of `maxSessions`.
+      authenticate: (req) => {
+        let open = 0;
+        for (const s of app.quiver.sessions.values())
+          if (s.state === 'open' && s.request.remoteAddress === req.remoteAddress) open++;
+        if (open >= maxPerIp) return reject(429, 'too many sessions from this address');
+        return { userId: 'anonymous' };
+      },
+      rateLimits: {
+        perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 },
+        perIp: { sessionsPerMinute: options.sessionsPerMinutePerIp ?? 60 },
+      },
     },
   });
 

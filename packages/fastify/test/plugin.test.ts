@@ -1,6 +1,7 @@
 import { CloseCode, ConnectError, connect, defineMessage, reject, type ClientSession } from '@quiver/session';
 import { connectWebTransport } from '@quiver/webtransport';
 import { connectWebSocket } from '@quiver/websocket';
+import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -263,5 +264,58 @@ describe('@quiver/fastify without listening', () => {
     const m = await app.inject({ method: 'GET', url: '/metrics' });
     expect(m.body).toContain('# TYPE quiver_sessions_active gauge');
     await app.close();
+  });
+});
+
+describe('@quiver/fastify HTTP deadlines', () => {
+  it('sets safe defaults on the HTTP server, tightening but never loosening what the app configured', async () => {
+    const app = Fastify({ logger: false, requestTimeout: 5000 });
+    await app.register(quiver, { webtransport: false });
+    expect(app.server.requestTimeout).toBe(5000);
+    expect(app.server.headersTimeout).toBe(5000);
+    expect((app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval).toBe(1000);
+    await app.close();
+    const loose = Fastify({ logger: false });
+    await loose.register(quiver, { webtransport: false });
+    expect(loose.server.requestTimeout).toBe(30_000);
+    expect(loose.server.headersTimeout).toBe(10_000);
+    await loose.close();
+  });
+
+  it('frees a stalled partial upgrade at the configured headers deadline, while others are served', async () => {
+    const app = Fastify({ logger: false });
+    await app.register(quiver, {
+      path: '/quiver',
+      webtransport: false,
+      session: { messages: [Chat] },
+      http: { headersTimeoutMs: 300, checkIntervalMs: 100 },
+    });
+    app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => app.close());
+    const { port } = app.server.address() as AddressInfo;
+    // An upgrade request whose head never ends (no blank line): with Node's defaults it would be held 60 to 90 s.
+    const stalled = net.connect(port, '127.0.0.1');
+    let answer = '';
+    stalled.on('data', (d) => {
+      answer += d.toString('latin1');
+    });
+    const freed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+    stalled.write('GET /quiver HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n');
+    // Served meanwhile: a well-behaved WebSocket client completes a round trip.
+    const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
+    const c = await client(info, 'websocket');
+    expect(await echo(c, 'hi')).toBe('echo:hi');
+    await freed;
+    // Node answers the expired head with 408 (RFC 9110 §15.5.9) before it drops the connection.
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('refuses nonsensical deadlines', async () => {
+    const app = Fastify({ logger: false });
+    await expect(
+      app.register(quiver, { webtransport: false, http: { headersTimeoutMs: 0 } }),
+    ).rejects.toThrow(RangeError);
+    await app.close().catch(() => {});
   });
 });

@@ -47,6 +47,7 @@ export function defineInputCodec<F extends Record<string, InputFieldType>>(
   fields: F,
 ): InputCodec<InputOf<F>> {
   const entries = Object.entries(fields) as [string, InputFieldType][];
+  if (entries.length === 0) throw new TypeError('an input codec needs at least one field');
   let size = 0;
   const layout = entries.map(([name, type]) => {
     if (!(type in FIELD_SIZE)) throw new TypeError(`unknown input field type ${type} for ${name}`);
@@ -129,12 +130,22 @@ export function encodeInputPacket<I>(codec: InputCodec<I>, inputs: readonly Sequ
   return bytes;
 }
 
-/** Throws {@link PredictError} on a malformed packet. */
+/** A codec of at least one byte per input: the decoder's output is then bounded by the bytes it was given. */
+function checkCodec(codec: InputCodec<unknown>): void {
+  if (!Number.isSafeInteger(codec.size) || codec.size < 1)
+    throw new RangeError(`codec.size must be an integer >= 1, got ${codec.size}`);
+}
+
+/**
+ * Throws {@link PredictError} on a malformed packet. Every length is checked against the bytes given before
+ * anything is decoded, and each input takes `codec.size` >= 1 bytes: at most one input object per input byte.
+ */
 export function decodeInputPacket<I>(
   codec: InputCodec<I>,
   bytes: Uint8Array,
   maxInputs = MAX_INPUTS_PER_PACKET,
 ): SequencedInput<I>[] {
+  checkCodec(codec);
   if (bytes.byteLength < HEADER)
     throw new PredictError('truncated', `input packet of ${bytes.byteLength} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -247,6 +258,7 @@ export class InputReceiver<I> {
     readonly neutral: I,
     options: InputReceiverOptions<I> = {},
   ) {
+    checkCodec(codec);
     this.#fill = options.fill ?? ((previous) => previous ?? neutral);
     this.#maxInputs = checkOption(
       'maxInputsPerPacket',

@@ -113,3 +113,51 @@ describe('redundant input delivery', () => {
     expect(receiver.lastSeq).toBe(100);
   });
 });
+
+describe('hostile input packets', () => {
+  it('cost bounded work whatever the bytes: a typed error or at most maxGap + maxInputsPerPacket inputs', () => {
+    const receiver = new InputReceiver(codec, neutral, { maxInputsPerPacket: 16, maxGap: 32 });
+    // A seeded xorshift: the same hostile stream every run.
+    let x = 0x9e3779b9;
+    const next = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x >>> 0;
+    };
+    let rejected = 0;
+    for (let n = 0; n < 20_000; n++) {
+      // Half the packets are well-formed headers with hostile counts and seqs, half random bytes.
+      const count = next() % 3 === 0 ? next() & 0xff : 1 + (next() % 16);
+      const len = next() % 2 === 0 ? 5 + count * codec.size : next() % 400;
+      const bytes = new Uint8Array(len);
+      for (let i = 0; i < len; i++) bytes[i] = next() & 0xff;
+      if (len >= 5) {
+        new DataView(bytes.buffer).setUint32(
+          0,
+          next() % 4 === 0 ? next() : receiver.lastSeq + (next() % 64),
+          true,
+        );
+        bytes[4] = count;
+      }
+      let out: unknown[] = [];
+      try {
+        out = receiver.receive(bytes);
+      } catch (err) {
+        expect(err).toBeInstanceOf(PredictError);
+        rejected++;
+      }
+      expect(out.length).toBeLessThanOrEqual(32 + 16);
+    }
+    expect(receiver.stats.rejected).toBe(rejected);
+    expect(rejected).toBeGreaterThan(0);
+    expect(receiver.stats.packets).toBeGreaterThan(0);
+  });
+
+  it('refuses codecs of zero bytes per input, which would decode unbounded inputs from a 5-byte header', () => {
+    expect(() => defineInputCodec({})).toThrow(TypeError);
+    const empty = { size: 0, write() {}, read: () => ({}) };
+    expect(() => decodeInputPacket(empty, new Uint8Array([0, 0, 0, 0, 255]))).toThrow(RangeError);
+    expect(() => new InputReceiver(empty, {})).toThrow(RangeError);
+  });
+});

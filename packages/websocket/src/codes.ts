@@ -27,6 +27,11 @@ export const WsErrorCode = {
   HANDSHAKE_TIMEOUT: 0xa,
   /** Nothing received for longer than the idle timeout. */
   IDLE_TIMEOUT: 0xb,
+  /**
+   * The peer made this side queue more than it may: answers (PONG) beyond `maxQueuedControlBytes`, or an outgoing
+   * socket buffer beyond `maxBufferedAmount` (a peer that sends but never reads, like an HTTP/2 ping flood).
+   */
+  EXCESSIVE_LOAD: 0xc,
 } as const;
 export type WsErrorCode = (typeof WsErrorCode)[keyof typeof WsErrorCode];
 
@@ -46,6 +51,7 @@ export function wsCloseCodeFor(code: number): number {
     case WsErrorCode.STREAM_LIMIT_ERROR:
     case WsErrorCode.HANDSHAKE_TIMEOUT:
     case WsErrorCode.IDLE_TIMEOUT:
+    case WsErrorCode.EXCESSIVE_LOAD:
       return 1008; // Policy Violation
     case WsErrorCode.UNSUPPORTED_DATA:
       return 1003; // Unsupported Data

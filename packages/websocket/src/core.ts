@@ -6,6 +6,7 @@ import {
   ByteWriter,
   type Frame,
   MAX_CLOSE_REASON_BYTES,
+  detach,
   readFrame,
   SettingId,
   writeFrame,
@@ -112,6 +113,11 @@ export interface CoreOptions {
   maxStreamFrameSize: number;
   /** Upper bound on outgoing message size (also bounded by the peer's max message size). */
   maxOutgoingMessageSize: number;
+  /**
+   * Control frames the peer's input may make us queue (PONG answers) while the socket does not drain; beyond it the
+   * session fails with EXCESSIVE_LOAD rather than hold an unbounded answer queue for a peer that never reads.
+   */
+  maxQueuedControlBytes: number;
 }
 
 const STREAM_FRAME_OVERHEAD = 1 + 8 + 8;
@@ -146,6 +152,8 @@ export class SessionCore {
   private readonly streams = new Map<number, CoreStream>();
   /** Encoded control frames, sent before anything else in FIFO order. */
   private control: Uint8Array[] = [];
+  private controlBytes = 0;
+  private readonly maxQueuedControlBytes: number;
   private datagrams: Uint8Array[] = [];
   private datagramBytes = 0;
   private rotation: number[] = [];
@@ -168,6 +176,7 @@ export class SessionCore {
     this.events = events;
     this.maxStreamFrameSize = options.maxStreamFrameSize;
     this.maxOutgoingMessageSize = options.maxOutgoingMessageSize;
+    this.maxQueuedControlBytes = options.maxQueuedControlBytes;
     this.localMaxStreams = [options.local.initialMaxStreamsBidi, options.local.initialMaxStreamsUni];
     const settings = new Map<number, number>([
       [SettingId.MAX_MESSAGE_SIZE, options.local.maxMessageSize],
@@ -221,6 +230,7 @@ export class SessionCore {
     const w = new ByteWriter(32);
     writeFrame(w, f);
     this.control.push(w.finish());
+    this.controlBytes += w.length;
   }
 
   // ---- input ----
@@ -260,6 +270,12 @@ export class SessionCore {
       case 'settings':
         throw violation(WsErrorCode.SETTINGS_ERROR, 'second SETTINGS frame');
       case 'ping':
+        if (this.controlBytes > this.maxQueuedControlBytes) {
+          throw violation(
+            WsErrorCode.EXCESSIVE_LOAD,
+            `${this.controlBytes} bytes of control frames queued > ${this.maxQueuedControlBytes}`,
+          );
+        }
         this.queueControl({ type: 'pong', id: f.id });
         return;
       case 'pong': {
@@ -323,7 +339,7 @@ export class SessionCore {
           );
         }
         if (this.state !== 'open') return;
-        this.events.datagram(f.data);
+        this.events.datagram(detach(f.data));
         return;
       case 'close':
         this.state = 'closed';
@@ -457,7 +473,7 @@ export class SessionCore {
       this.maybeRelease(known);
       return;
     }
-    this.events.streamData(id, data, fin);
+    this.events.streamData(id, detach(data), fin);
     // The application may already have read everything before this (possibly empty) FIN.
     if (fin) this.maybeRelease(known);
   }
@@ -635,6 +651,7 @@ export class SessionCore {
     this.dropAll();
     // SETTINGS must still go first if nothing was sent yet (a server closing right after accept).
     this.control = this.settingsSent ? [] : this.control.slice(0, 1);
+    this.controlBytes = this.control.reduce((n, c) => n + c.length, 0);
     this.queueControl({
       type: 'close',
       code: code >>> 0,
@@ -662,6 +679,7 @@ export class SessionCore {
     if (this.state !== 'closed') this.dropAll();
     this.state = 'closed';
     this.control = [];
+    this.controlBytes = 0;
   }
 
   private schedule(s: CoreStream): void {
@@ -687,7 +705,9 @@ export class SessionCore {
     const w = new ByteWriter(256);
     let frames = 0;
     while (this.control.length > 0 && (frames === 0 || w.length + this.control[0].length <= budget)) {
-      w.bytes(this.control.shift()!);
+      const c = this.control.shift()!;
+      this.controlBytes -= c.length;
+      w.bytes(c);
       frames++;
     }
     if (this.state === 'closing') {

@@ -41,6 +41,8 @@ export function connectWebSocket(url: string, options: NodeWebSocketConnectOptio
       const ws = new WebSocket(u, protocols, {
         headers: o.headers,
         perMessageDeflate: false,
+        // Pings are answered by the adapter, after the session's buffer check (NodeSocketAdapter).
+        autoPong: false,
         maxPayload: resolveOptions(o).maxMessageSize,
         ca: o.tls?.ca,
         rejectUnauthorized: o.tls?.rejectUnauthorized,

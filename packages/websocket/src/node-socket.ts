@@ -38,6 +38,11 @@ export class NodeSocketAdapter implements SocketAdapter {
     this.handlers = h;
     const ws = this.ws;
     ws.on('open', () => h.open());
+    // RFC 6455 §5.5.2 asks for a pong per ping; the session first checks that the peer reads what we send, so a
+    // peer that pings but never reads gets a typed EXCESSIVE_LOAD rather than an unbounded pong backlog.
+    ws.on('ping', (data) => {
+      if (h.control() && ws.readyState === WebSocket.OPEN) ws.pong(data);
+    });
     ws.on('message', (data, isBinary) => {
       if (!isBinary) {
         h.textMessage();

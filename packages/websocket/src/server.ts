@@ -120,6 +120,8 @@ export async function createWebSocketListener(
     noServer: true,
     clientTracking: false,
     perMessageDeflate: false,
+    // Pings are answered by the adapter, after the session's buffer check (NodeSocketAdapter).
+    autoPong: false,
     maxPayload: sessionOptions.maxMessageSize,
     handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });

@@ -49,6 +49,14 @@ export interface WebSocketSessionOptions {
   handshakeTimeoutMs?: number;
   /** Time the WebSocket closing handshake may take before the socket is dropped. Default 2000 ms. */
   closeTimeoutMs?: number;
+  /** Control frames (PONG answers) the peer's input may leave queued before EXCESSIVE_LOAD. Default 64 KiB. */
+  maxQueuedControlBytes?: number;
+  /**
+   * Outgoing socket buffer (WebSocket `bufferedAmount`, which includes `ws`'s automatic pongs) beyond which the
+   * session fails with EXCESSIVE_LOAD: a peer that sends but never reads cannot make us buffer more.
+   * Default 1 MiB; at least `sendHighWaterMark + maxOutgoingMessageSize`.
+   */
+  maxBufferedAmount?: number;
   /** Time and timers (default the system clock); tests inject a ManualClock or a tracked clock. */
   clock?: Clock;
 }
@@ -68,6 +76,8 @@ export const DEFAULTS = {
   idleTimeoutMs: 30_000,
   handshakeTimeoutMs: 10_000,
   closeTimeoutMs: 2000,
+  maxQueuedControlBytes: 64 * 1024,
+  maxBufferedAmount: 1024 * 1024,
 } as const;
 
 type Resolved = Required<Omit<WebSocketSessionOptions, 'clock'>> & { clock: Clock };
@@ -94,6 +104,8 @@ export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved 
   int('idleTimeoutMs', 0);
   int('handshakeTimeoutMs', 1);
   int('closeTimeoutMs', 0);
+  int('maxQueuedControlBytes', 0);
+  int('maxBufferedAmount', o.sendHighWaterMark + o.maxOutgoingMessageSize);
   if (o.maxDatagramSize > o.maxMessageSize - 16) {
     throw new RangeError(
       `maxDatagramSize ${o.maxDatagramSize} does not fit in maxMessageSize ${o.maxMessageSize}`,
@@ -197,6 +209,7 @@ export class WebSocketSession implements QuiverSession {
         },
         maxStreamFrameSize: o.maxStreamFrameSize,
         maxOutgoingMessageSize: o.maxOutgoingMessageSize,
+        maxQueuedControlBytes: o.maxQueuedControlBytes,
       },
       this.coreEvents(),
     );
@@ -249,6 +262,7 @@ export class WebSocketSession implements QuiverSession {
     adapter.listen({
       open: () => this.scheduleFlush(),
       message: (data) => this.onMessage(data),
+      control: () => this.checkBuffered(),
       textMessage: () => this.fail(violation(WsErrorCode.UNSUPPORTED_DATA, 'text message')),
       close: (code, reason, error) => this.onSocketClose(code, reason, error),
       drain: () => {
@@ -590,8 +604,21 @@ export class WebSocketSession implements QuiverSession {
     else this.scheduleFlush();
   }
 
+  /** Fails the session when the peer made us buffer more than `maxBufferedAmount` (it sends but never reads). */
+  private checkBuffered(): boolean {
+    const buffered = this.adapter?.bufferedAmount ?? 0;
+    if (this.finished || buffered <= this.o.maxBufferedAmount) return true;
+    this.fail(
+      violation(
+        WsErrorCode.EXCESSIVE_LOAD,
+        `${buffered} bytes buffered for a peer that does not read > ${this.o.maxBufferedAmount}`,
+      ),
+    );
+    return false;
+  }
+
   private onMessage(data: Uint8Array): void {
-    if (this.finished) return;
+    if (this.finished || !this.checkBuffered()) return;
     this.lastReceived = this.o.clock.now();
     try {
       this.core.receive(data, this.lastReceived);

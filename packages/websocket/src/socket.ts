@@ -13,6 +13,8 @@ export interface SocketHandlers {
   close(code: number, reason: string, error?: Error): void;
   /** The socket's send buffer shrank (only called when `emitsDrain` is true). */
   drain(): void;
+  /** A WebSocket ping arrived; the adapter answers it only if this returns true (the session is still healthy). */
+  control(): boolean;
 }
 
 export interface SocketAdapter {

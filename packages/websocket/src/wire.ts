@@ -34,6 +34,22 @@ export const SettingId = {
 /** W3C WebTransport §6.3: a close reason is at most 1024 UTF-8 bytes. */
 export const MAX_CLOSE_REASON_BYTES = 1024;
 
+/**
+ * Largest SETTINGS body accepted. The five settings take at most 80 bytes; the rest leaves room for later ids while
+ * keeping the map of ids a decoder builds small whatever the message size.
+ */
+export const MAX_SETTINGS_LENGTH = 1024;
+
+/**
+ * Returns `data` itself, or a copy when it is a small view of a larger buffer. Stream data and datagrams are views
+ * of the WebSocket message they arrived in; kept as they are, one byte left unread would pin the whole message (up
+ * to `maxMessageSize`), so the memory a peer can make us hold would no longer be bounded by the windows and queues
+ * that account for it. With this, what is held is at most twice what is accounted.
+ */
+export function detach(data: Uint8Array): Uint8Array {
+  return data.byteLength * 2 < data.buffer.byteLength ? data.slice() : data;
+}
+
 export function varintLength(v: number): number {
   if (v < 0x40) return 1;
   if (v < 0x4000) return 2;
@@ -182,6 +198,9 @@ export function readFrame(r: ByteReader): Frame {
   switch (type) {
     case FrameType.SETTINGS: {
       const len = r.varint('SETTINGS length');
+      if (len > MAX_SETTINGS_LENGTH) {
+        throw violation(WsErrorCode.FRAME_SIZE_ERROR, `SETTINGS of ${len} bytes > ${MAX_SETTINGS_LENGTH}`);
+      }
       const body = new ByteReader(r.bytes(len, 'SETTINGS'));
       const settings = new Map<number, number>();
       while (body.remaining > 0) {

@@ -34,7 +34,13 @@ function makeCore(role: 'client' | 'server', local: Partial<WireSettings> = {}, 
     closeReceived: () => {},
   };
   const core = new SessionCore(
-    { role, local: { ...SETTINGS, ...local }, maxStreamFrameSize: frame, maxOutgoingMessageSize: 64 * 1024 },
+    {
+      role,
+      local: { ...SETTINGS, ...local },
+      maxStreamFrameSize: frame,
+      maxOutgoingMessageSize: 64 * 1024,
+      maxQueuedControlBytes: 64 * 1024,
+    },
     events,
   );
   return { core, rec };

@@ -430,10 +430,14 @@ export class H2Session implements QuiverSession {
 
   #wrapWritable(lib: WritableStream<Uint8Array>): WritableStream<Uint8Array> {
     const writer = lib.getWriter();
-    writer.closed.catch(noop);
     const stats = this.#stats;
     return new WritableStream<Uint8Array>(
       {
+        start: (controller) => {
+          // W3C WebTransport: the peer's STOP_SENDING errors the writable when it arrives, not at the next write.
+          // The library errors its own writable then; pass that on.
+          writer.closed.catch((error) => controller.error(translateError(error)));
+        },
         write: async (chunk) => {
           if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Uint8Array');
           // The library skips empty writes itself; nothing goes on the wire.

@@ -5,7 +5,7 @@
  * incremental parsers are fed random chunkings and compared with a one-shot parse.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { CapsuleType } from '../src/core/codes.js';
+import { CapsuleType, H3ErrorCode } from '../src/core/codes.js';
 import {
   createCapsuleParser,
   decodeCloseCapsule,
@@ -705,6 +705,8 @@ const datagrams: FuzzTarget = {
     new Uint8Array([3, ...wire.datagram(4, 'x'), 0, 2, 0x40, 0]),
     new Uint8Array([9, 0xc0, 0, 0, 0, 0, 0, 0, 0, 7, 1, 0x80]),
     new Uint8Array([8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+    // 2^60 - 1 (the largest legal quarter stream id), then 2^60 (RFC 9297 §2.1: H3_DATAGRAM_ERROR).
+    new Uint8Array([8, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 8, 0xd0, 0, 0, 0, 0, 0, 0, 0]),
   ],
   run(input) {
     const { checker, conn } = drive('server', serverSessionPrelude().bytes());
@@ -719,10 +721,27 @@ const datagrams: FuzzTarget = {
       checker.drain(true);
       const events = checker.events.slice(seen);
       const q = readVarint(d, 0);
-      if (!q || q.value * 4n > BigInt(Number.MAX_SAFE_INTEGER)) {
+      if (!q) {
         check(
           events.length === 1 && events[0].type === 'datagram-dropped' && events[0].reason === 'malformed',
           'malformed datagram not dropped as malformed',
+        );
+      } else if (q.value >= 1n << 60n) {
+        // RFC 9297 §2.1: a connection error, after which the connection takes no more input.
+        check(
+          events.length === 1 &&
+            events[0].type === 'connection-error' &&
+            events[0].code === H3ErrorCode.H3_DATAGRAM_ERROR &&
+            checker.failed,
+          'quarter stream id >= 2^60 not a connection error of type H3_DATAGRAM_ERROR',
+        );
+        return;
+      } else if (q.value * 4n > BigInt(Number.MAX_SAFE_INTEGER)) {
+        check(
+          events.length === 1 &&
+            events[0].type === 'datagram-dropped' &&
+            events[0].reason === 'unknown-session',
+          'datagram for a stream that cannot exist not dropped as unknown-session',
         );
       } else if (q.value === 0n) {
         check(

@@ -345,10 +345,40 @@ describe('H3 core: sessions', () => {
     expect(ofType(p.client.conn.drainEvents(), 'datagram-dropped')).toEqual([
       { type: 'datagram-dropped', reason: 'malformed' },
     ]);
+    // 2^60 - 1 is legal but names no stream that can exist: dropped, counted.
+    p.client.conn.receiveDatagram(Uint8Array.from([0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 9]));
+    expect(ofType(p.client.conn.drainEvents(), 'datagram-dropped')).toEqual([
+      { type: 'datagram-dropped', reason: 'unknown-session' },
+    ]);
     expect(p.client.conn.getStats()).toMatchObject({
-      datagramsDroppedUnknownSession: 1,
+      datagramsDroppedUnknownSession: 2,
       datagramsDroppedMalformed: 1,
     });
+  });
+
+  it('a quarter stream id of 2^60 or more is a connection error of type H3_DATAGRAM_ERROR (RFC 9297 §2.1)', () => {
+    for (const quarter of [
+      [0xd0, 0, 0, 0, 0, 0, 0, 0], // 2^60
+      [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // 2^62 - 1
+    ]) {
+      const p = establishedPair(3);
+      p.server.conn.receiveDatagram(Uint8Array.from([...quarter, 1, 2, 3]));
+      const events = p.server.conn.drainEvents();
+      expect(ofType(events, 'connection-error')).toEqual([
+        {
+          type: 'connection-error',
+          code: H3ErrorCode.H3_DATAGRAM_ERROR,
+          reason: expect.stringContaining('2^60'),
+        },
+      ]);
+      expect(ofType(events, 'datagram-dropped')).toEqual([]);
+      expect(p.server.conn.drainCommands().filter((c) => c.type === 'connection-close')).toEqual([
+        { type: 'connection-close', code: H3ErrorCode.H3_DATAGRAM_ERROR, reason: expect.any(String) },
+      ]);
+      // Nothing more is taken from this connection.
+      p.server.conn.receiveDatagram(Uint8Array.from([0, 1]));
+      expect(p.server.conn.drainEvents()).toEqual([]);
+    }
   });
 
   it('reset and stop-sending map WebTransport codes through the HTTP/3 code space and back', () => {

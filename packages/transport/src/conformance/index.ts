@@ -211,21 +211,6 @@ async function readUntilError(reader: ReadableStreamDefaultReader<Uint8Array>): 
   }
 }
 
-async function writeUntilError(
-  writer: WritableStreamDefaultWriter<Uint8Array>,
-  chunkSize: number,
-): Promise<unknown> {
-  for (let i = 0; ; i++) {
-    try {
-      await writer.write(new Uint8Array(chunkSize));
-    } catch (error) {
-      return error;
-    }
-    // A transport whose writes resolve in microtasks would otherwise never let the peer's STOP_SENDING in.
-    if (i % 8 === 7) await sleep(1);
-  }
-}
-
 function describeError(error: unknown): string {
   if (error && typeof error === 'object') {
     const e = error as { name?: unknown; message?: unknown; source?: unknown; streamErrorCode?: unknown };
@@ -880,6 +865,36 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
       timeoutMs,
     );
 
+    /**
+     * W3C WebTransport: a STOP_SENDING errors the writable when it arrives (`writer.closed` rejects with the
+     * WebTransportError, source 'stream', the peer's code), and every later write rejects with that error. The
+     * writer stays idle until then: a write in flight when STOP_SENDING lands may fail with whatever the network
+     * layer reports (Chromium rejects it, and can error the stream, with a generic NetworkError; Firefox with an
+     * AbortError), so writing in a loop made this check depend on timing.
+     */
+    async function expectStoppedWriter(
+      writer: WritableStreamDefaultWriter<Uint8Array>,
+      code: number,
+      what: string,
+    ) {
+      const stopped = await withTimeout(
+        writer.closed.then(
+          () => new Error('the writable closed without an error'),
+          (e: unknown) => e,
+        ),
+        waitMs,
+        what,
+      );
+      expectStreamError(stopped, code);
+      expectStreamError(
+        await writer.write(new Uint8Array(1024)).then(
+          () => new Error('a write after STOP_SENDING succeeded'),
+          (e: unknown) => e,
+        ),
+        code,
+      );
+    }
+
     /** A client bidi stream the server has seen, with one message each way so both ends know the stream exists. */
     async function handshakeStream(client: QuiverSession, s: QuiverSession) {
       const stream = await client.createBidirectionalStream();
@@ -932,10 +947,7 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
         const { client, server: s } = await open('/manual');
         const { cr, sw } = await handshakeStream(client, s);
         await cr.cancel(new QuiverTransportError('conformance stop', { streamErrorCode: 44 }));
-        expectStreamError(
-          await withTimeout(writeUntilError(sw, 1024), waitMs, 'STOP_SENDING at the server'),
-          44,
-        );
+        await expectStoppedWriter(sw, 44, 'STOP_SENDING at the server');
       },
       timeoutMs,
     );
@@ -946,10 +958,7 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
         const { client, server: s } = await open('/manual');
         const { cw, sr } = await handshakeStream(client, s);
         await sr.cancel(new QuiverTransportError('conformance stop', { streamErrorCode: 45 }));
-        expectStreamError(
-          await withTimeout(writeUntilError(cw, 1024), waitMs, 'STOP_SENDING at the client'),
-          45,
-        );
+        await expectStoppedWriter(cw, 45, 'STOP_SENDING at the client');
       },
       timeoutMs,
     );

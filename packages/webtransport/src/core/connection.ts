@@ -137,6 +137,10 @@ type InStream =
   | { kind: 'qpack-encoder'; id: number }
   | { kind: 'qpack-decoder'; id: number; continuation: number };
 
+/** RFC 9297 §2.1: the largest legal Quarter Stream ID is 2^60 - 1. */
+const MAX_QUARTER_STREAM_ID_EXCLUSIVE = 1n << 60n;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
 function emptyStats(): H3Stats {
   return {
     sessions: 0,
@@ -1462,19 +1466,31 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveDatagram(data: Uint8Array): void {
     if (this.failed) return;
-    let q: { value: number; length: number } | undefined;
-    try {
-      q = decodeVarint(data, 0);
-    } catch {
-      q = undefined;
-    }
-    // RFC 9297 §2.1: the quarter stream id names a client-initiated bidi stream (id / 4).
-    if (!q || q.value * 4 > Number.MAX_SAFE_INTEGER) {
+    // RFC 9297 §2.1: the Quarter Stream ID names a client-initiated bidi stream (id / 4). Stream ids are below
+    // 2^62, so a value of 2^60 or more is a connection error of type H3_DATAGRAM_ERROR, not a datagram to drop.
+    // Values of one to four bytes (below 2^30) decode as numbers: only 8-byte ones need the bigint path.
+    const q = data.length > 0 && data[0] < 0xc0 ? decodeVarint(data, 0) : decodeVarintBig(data, 0);
+    if (!q) {
       this.stats.datagramsDroppedMalformed++;
       this.events.push({ type: 'datagram-dropped', reason: 'malformed' });
       return;
     }
-    const sessionId = q.value * 4;
+    if (typeof q.value === 'bigint') {
+      if (q.value >= MAX_QUARTER_STREAM_ID_EXCLUSIVE) {
+        this.connectionError(
+          H3ErrorCode.H3_DATAGRAM_ERROR,
+          `quarter stream id ${q.value} >= 2^60 (RFC 9297 §2.1)`,
+        );
+        return;
+      }
+      // Legal, but no stream this high can have been opened (it would take 2^51 requests): a counted drop.
+      if (q.value * 4n > MAX_SAFE_BIG) {
+        this.stats.datagramsDroppedUnknownSession++;
+        this.events.push({ type: 'datagram-dropped', reason: 'unknown-session' });
+        return;
+      }
+    }
+    const sessionId = Number(q.value) * 4;
     const payload = data.subarray(q.length);
     const session = this.sessions.get(sessionId);
     if (session?.state === 'established') {

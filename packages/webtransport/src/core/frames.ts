@@ -166,7 +166,9 @@ export class FrameParser {
         out.push({ kind: 'data', type: this.type, chunk: piece, end: this.remaining === 0, offset: off });
         if (this.remaining === 0) this.state = 'header';
       } else if (this.action.kind === 'buffer') {
-        this.parts.push(piece);
+        // A piece held across chunks is copied: a view would pin the caller's whole chunk for a few bytes, so the
+        // memory a partial frame holds would no longer be bounded by its announced (and limited) length.
+        this.parts.push(this.remaining > 0 ? piece.slice() : piece);
         if (this.remaining === 0) this.finishFrame(out, concatBytes(this.parts), off);
       } else if (this.remaining === 0) {
         this.state = 'header';

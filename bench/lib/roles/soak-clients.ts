@@ -1,0 +1,144 @@
+/**
+ * The soak suite's client agent: a cohort of `@quiver/session` clients, a configurable fraction on WebTransport
+ * and the rest on our WebSocket transport, each sending an input message at the tick rate. Clients also leave and
+ * are replaced throughout (a clean close after a random lifetime, then a fresh join); the orchestrator kills the
+ * whole agent with SIGKILL for the abrupt departures.
+ */
+import { type ClientSession, connect } from '@quiver/session';
+import { createRng } from '@quiver/transport';
+import type { Target } from './clients.js';
+import { SOAK_MESSAGES, SoakInput, SoakState } from './soak-messages.js';
+
+export interface CohortOptions {
+  target: Target;
+  /** Sessions this cohort keeps open. */
+  count: number;
+  /** Fraction of them on WebTransport (the rest on our WebSocket transport). */
+  wtFraction: number;
+  hz: number;
+  /** Joins are spread over this long at the start. */
+  spreadMs: number;
+  /** Each client leaves cleanly after a lifetime drawn uniformly from this range, and a new one joins. */
+  lifetimeMs: [number, number];
+  seed: number;
+}
+
+interface KindStats {
+  joined: number;
+  failed: number;
+  closedCleanly: number;
+  lostUnexpectedly: number;
+  statesReceived: number;
+  inputsSent: number;
+}
+
+export interface CohortStats {
+  open: { wt: number; qws: number };
+  wt: KindStats;
+  qws: KindStats;
+  firstError: { wt?: string; qws?: string };
+}
+
+const empty = (): KindStats => ({
+  joined: 0,
+  failed: 0,
+  closedCleanly: 0,
+  lostUnexpectedly: 0,
+  statesReceived: 0,
+  inputsSent: 0,
+});
+const stats: CohortStats = { open: { wt: 0, qws: 0 }, wt: empty(), qws: empty(), firstError: {} };
+let running = false;
+const timers = new Set<NodeJS.Timeout>();
+
+function hashOption(hex: string) {
+  return [{ algorithm: 'sha-256' as const, value: new Uint8Array(Buffer.from(hex, 'hex')) }];
+}
+
+async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession> {
+  const t = o.target;
+  const common = { messages: SOAK_MESSAGES, reconnect: false as const, handshakeTimeoutMs: 15_000 };
+  if (kind === 'wt') {
+    const { connectWebTransport } = await import('@quiver/webtransport');
+    return connect(`https://${t.host}:${t.ports.wt}/soak`, {
+      ...common,
+      connector: connectWebTransport,
+      connectOptions: { serverCertificateHashes: hashOption(t.certHashHex), connectTimeoutMs: 15_000 },
+    });
+  }
+  const { connectWebSocket } = await import('@quiver/websocket');
+  return connect(`https://${t.host}:${t.ports.qws}/soak`, {
+    ...common,
+    connector: connectWebSocket,
+    connectOptions: { serverCertificateHashes: hashOption(t.certHashHex), connectTimeoutMs: 15_000 },
+  });
+}
+
+/** One seat of the cohort: a client joins, plays until its lifetime ends, leaves, and the next one joins. */
+async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, delayMs: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, delayMs));
+  const s = stats[kind];
+  while (running) {
+    let c: ClientSession;
+    try {
+      c = await join(kind, o);
+    } catch (e) {
+      s.failed++;
+      stats.firstError[kind] ??= e instanceof Error ? e.message : String(e);
+      // A refused or failed join is retried after a pause, as a player's page would.
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    s.joined++;
+    stats.open[kind]++;
+    let seq = 0;
+    const off = c.on(SoakState, () => {
+      s.statesReceived++;
+    });
+    const input = setInterval(() => {
+      c.send(SoakInput, { seq: ++seq, x: seq & 0xff, y: 1 });
+      s.inputsSent++;
+    }, 1000 / o.hz);
+    timers.add(input);
+    const lifetime = o.lifetimeMs[0] + rng() * (o.lifetimeMs[1] - o.lifetimeMs[0]);
+    const ended = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(true), lifetime);
+      timers.add(t);
+      c.on('close', () => {
+        clearTimeout(t);
+        timers.delete(t);
+        resolve(false);
+      });
+    });
+    clearInterval(input);
+    timers.delete(input);
+    off();
+    stats.open[kind]--;
+    if (ended) {
+      await c.close().catch(() => {});
+      s.closedCleanly++;
+    } else {
+      s.lostUnexpectedly++;
+    }
+  }
+}
+
+/** Starts the cohort in the background; `cohortStats()` reports on it. */
+export function startCohort(o: CohortOptions): void {
+  running = true;
+  const rng = createRng(o.seed);
+  const wt = o.target.ports.wt ? Math.round(o.count * o.wtFraction) : 0;
+  for (let i = 0; i < o.count; i++) {
+    const kind = wtSeats(i, o.count, wt) ? 'wt' : 'qws';
+    void seat(kind, o, () => rng.next(), (i * o.spreadMs) / o.count);
+  }
+}
+
+/** Spreads `wt` WebTransport seats evenly among `count`. */
+function wtSeats(i: number, count: number, wt: number): boolean {
+  return Math.floor(((i + 1) * wt) / count) > Math.floor((i * wt) / count);
+}
+
+export function cohortStats(): CohortStats {
+  return JSON.parse(JSON.stringify(stats));
+}

@@ -1,0 +1,248 @@
+/**
+ * Soak: many concurrent `@quiver/session` sessions, WebTransport and our WebSocket transport mixed, at a game's
+ * tick rate (input up, state down), for minutes, with joins and departures throughout: every client leaves cleanly
+ * after a random lifetime and is replaced, and every `--kill-every` seconds a whole client process is SIGKILLed (no
+ * close frame, no CONNECTION_CLOSE) and replaced by a fresh one whose clients join over a few seconds.
+ *
+ * The server runs in its own process, the clients in two others. Reported: server RSS over time (and its growth
+ * after warm-up), event-loop delay p99, sessions leaked (the server's sessions once every client is gone, after the
+ * resume window and the QUIC idle timeout) and handles left after the server shut down.
+ */
+import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { summarize } from '../lib/harness.js';
+import { type Agent, loopback } from '../lib/network.js';
+import { benchCert, numArg } from '../lib/pair.js';
+import type { Target } from '../lib/roles/clients.js';
+import type { CohortStats } from '../lib/roles/soak-clients.js';
+import type { SoakPorts, SoakSample } from '../lib/roles/soak-server.js';
+import { round } from '../lib/suite-util.js';
+
+const SERVER = 'bench/lib/roles/soak-server.ts';
+const COHORT = 'bench/lib/roles/soak-clients.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Cohort {
+  agent: Agent;
+  startedAt: number;
+  seed: number;
+  last?: CohortStats;
+}
+
+const suite: BenchSuite = {
+  name: 'soak',
+  description:
+    'Many sessions (WebTransport and WebSocket mixed) at 20 Hz for minutes with joins and SIGKILLed client processes throughout: server RSS over time, event-loop delay, sessions leaked, handles left.',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const sessions = numArg(ctx.args, 'sessions', ctx.quick ? 60 : 1000);
+    const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 30 : 600);
+    const wtFraction = numArg(ctx.args, 'wt', 0.1);
+    const hz = numArg(ctx.args, 'hz', 20);
+    const killEveryS = numArg(ctx.args, 'kill-every', ctx.quick ? 10 : 60);
+    const spreadS = numArg(ctx.args, 'spread', ctx.quick ? 3 : 10);
+    const sampleS = numArg(ctx.args, 'sample', ctx.quick ? 1 : 5);
+    const resumeWindowMs = numArg(ctx.args, 'resume', 3000);
+    const idleMs = numArg(ctx.args, 'idle', 3000);
+    const lifetimeS = numArg(ctx.args, 'lifetime', ctx.quick ? 8 : 60);
+    const warmupFraction = 0.25;
+    const net = loopback();
+    const cert = await benchCert();
+    const server = await net.agent('server');
+    const ports = await server.call<SoakPorts>(SERVER, 'startSoakServer', {
+      host: net.serverAddr,
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      hz,
+      resumeWindowMs,
+      idleTimeoutMs: idleMs,
+    });
+    const target: Target = {
+      host: net.serverAddr,
+      ports: { wt: ports.wt, wtError: ports.wtError, qws: ports.qws } as Target['ports'],
+      certHashHex: cert.hashHex,
+      certPem: cert.certPem,
+    };
+    const notes: string[] = [
+      `${sessions} sessions in two client processes (${round(wtFraction * 100, 1)} % on WebTransport, the rest on our WebSocket transport over TLS), loopback, ${hz} Hz input up and state down per session, ${seconds} s.`,
+      `Joins throughout: each client leaves cleanly after 0.5-1.5 × ${lifetimeS} s and a new one joins; every ${killEveryS} s the older client process is SIGKILLed and a fresh one joins its ${sessions / 2} clients over ${spreadS} s.`,
+      `Server: resume window ${resumeWindowMs} ms, QUIC idle timeout ${idleMs} ms. RSS growth: mean RSS of the last 10 % of the samples over the mean of the samples just after warm-up (${warmupFraction * 100} % of the run).`,
+    ];
+    if (ports.wtError) notes.push(`WebTransport did not listen: ${ports.wtError}`);
+    const samples: SoakSample[] = [];
+    const cohorts: Cohort[] = [];
+    const killed: CohortStats[] = [];
+    let seed = ctx.seed * 1000;
+    const startCohort = async (): Promise<Cohort> => {
+      const agent = await net.agent('client');
+      const c: Cohort = { agent, startedAt: performance.now(), seed: ++seed };
+      await agent.call(COHORT, 'startCohort', {
+        target,
+        count: Math.round(sessions / 2),
+        wtFraction,
+        hz,
+        spreadMs: spreadS * 1000,
+        lifetimeMs: [lifetimeS * 500, lifetimeS * 1500],
+        seed: c.seed,
+      });
+      return c;
+    };
+    const t0 = performance.now();
+    let kills = 0;
+    let leaked = -1;
+    let handlesLeft: string[] = [];
+    let overall = { p50: 0, p99: 0, max: 0 };
+    try {
+      cohorts.push(await startCohort(), await startCohort());
+      let nextKill = t0 + killEveryS * 1000;
+      while (performance.now() - t0 < seconds * 1000) {
+        await sleep(sampleS * 1000);
+        samples.push(await server.call<SoakSample>(SERVER, 'sampleSoakServer'));
+        for (const c of cohorts)
+          c.last = await c.agent.call<CohortStats>(COHORT, 'cohortStats').catch(() => c.last);
+        const s = samples[samples.length - 1];
+        ctx.progress(
+          `${round(s.t / 1000, 0)} s: ${s.open} open + ${s.disconnected} awaiting resume (${JSON.stringify(s.byTransport)}), RSS ${round(s.rssBytes / 2 ** 20, 1)} MB, loop delay p99 ${round(s.eldP99Ms, 1)} ms`,
+        );
+        if (performance.now() >= nextKill && performance.now() - t0 < seconds * 1000 - spreadS * 1000) {
+          const victim = cohorts.shift()!;
+          if (victim.last) killed.push(victim.last);
+          victim.agent.kill();
+          kills++;
+          cohorts.push(await startCohort());
+          nextKill += killEveryS * 1000;
+        }
+      }
+      // Every client gone at once, abruptly: the server must forget every session on its own.
+      for (const c of cohorts) {
+        c.last = await c.agent.call<CohortStats>(COHORT, 'cohortStats').catch(() => c.last);
+        if (c.last) killed.push(c.last);
+        c.agent.kill();
+      }
+      cohorts.length = 0;
+      const deadline = performance.now() + resumeWindowMs + idleMs + 15_000;
+      let last = await server.call<SoakSample>(SERVER, 'sampleSoakServer');
+      while (
+        performance.now() < deadline &&
+        (last.sessions > 0 || last.wtConnections > 0 || last.qwsSessions > 0)
+      ) {
+        await sleep(250);
+        last = await server.call<SoakSample>(SERVER, 'sampleSoakServer');
+      }
+      leaked = last.sessions;
+      if (last.wtConnections || last.qwsSessions)
+        notes.push(
+          `transport state left at the deadline: ${last.wtConnections} QUIC connection(s), ${last.qwsSessions} WebSocket session(s)`,
+        );
+      samples.push(last);
+      overall = await server.call(SERVER, 'overallEventLoopDelay');
+      handlesLeft = (await server.call<{ handlesLeft: string[] }>(SERVER, 'stopSoakServer')).handlesLeft;
+    } finally {
+      for (const c of cohorts) c.agent.kill();
+      await server.close();
+      await net.close();
+    }
+
+    const run = samples.filter((s) => s.t <= seconds * 1000);
+    const warm = run.filter((s) => s.t >= seconds * 1000 * warmupFraction);
+    const head = warm.slice(0, Math.max(1, Math.ceil(warm.length * 0.1)));
+    const tail = run.slice(-Math.max(1, Math.ceil(run.length * 0.1)));
+    const mean = (xs: SoakSample[]) => xs.reduce((a, s) => a + s.rssBytes, 0) / Math.max(1, xs.length);
+    const growth = head.length && tail.length ? mean(tail) / mean(head) - 1 : Number.NaN;
+    const total = (k: 'wt' | 'qws', f: keyof CohortStats['wt']) => killed.reduce((a, c) => a + c[k][f], 0);
+    const rows: ResultRow[] = [];
+    const mb = (b: number) => round(b / 2 ** 20, 1);
+    rows.push({
+      name: 'server RSS',
+      group: 'memory',
+      unit: 'MB',
+      ...summarize(run.map((s) => s.rssBytes / 2 ** 20)),
+      extra: {
+        'after warm-up': mb(mean(head)),
+        end: mb(mean(tail)),
+        'growth %': round(growth * 100, 2),
+      },
+    });
+    rows.push({
+      name: 'server event-loop delay p99 (per sample)',
+      group: 'event loop',
+      unit: 'ms',
+      ...summarize(run.map((s) => s.eldP99Ms)),
+      extra: { 'whole run p99': round(overall.p99, 1), 'whole run max': round(overall.max, 1) },
+    });
+    for (const k of ['wt', 'qws'] as const) {
+      const first = killed.map((c) => c.firstError[k]).find((e) => e);
+      rows.push({
+        name: k === 'wt' ? 'WebTransport clients' : 'WebSocket clients',
+        group: 'clients',
+        unit: 'sessions',
+        extra: {
+          joined: total(k, 'joined'),
+          'failed joins': total(k, 'failed'),
+          'left cleanly': total(k, 'closedCleanly'),
+          'lost unexpectedly': total(k, 'lostUnexpectedly'),
+          'inputs sent': total(k, 'inputsSent'),
+          'states received': total(k, 'statesReceived'),
+          'states per input': round(total(k, 'statesReceived') / Math.max(1, total(k, 'inputsSent')), 3),
+        },
+      });
+      if (first) notes.push(`${k}: first failed join: ${first}`);
+    }
+    rows.push({
+      name: 'server sessions',
+      group: 'sessions',
+      unit: 'sessions',
+      ...summarize(run.map((s) => s.sessions)),
+      extra: {
+        'process kills': kills,
+        'leaked after all clients gone': leaked,
+        'handles left': handlesLeft.length,
+      },
+    });
+    if (handlesLeft.length) notes.push(`handles left after shutdown: ${handlesLeft.join(', ')}`);
+    const label = (s: SoakSample) => `${round(s.t / 1000, 0)}s`;
+    const every = Math.max(1, Math.ceil(run.length / 40));
+    const plotted = run.filter((_, i) => i % every === 0);
+    return {
+      link: { loopback: true, sessions, seconds, wtFraction, hz, killEveryS, resumeWindowMs, idleMs },
+      rows,
+      ratios: {
+        rss_growth_after_warmup: round(growth, 4),
+        sessions_leaked: leaked,
+        handles_left: handlesLeft.length,
+        eld_p99_ms: round(overall.p99, 1),
+      },
+      goals: {
+        rss_growth_after_warmup: { op: '<', value: 0.05, note: 'issue 11' },
+        sessions_leaked: { op: '<=', value: 0, note: 'issue 11' },
+        handles_left: { op: '<=', value: 0, note: 'issue 11' },
+      },
+      charts: [
+        {
+          file: 'rss',
+          title: `Server RSS, ${sessions} sessions at ${hz} Hz`,
+          kind: 'line',
+          categories: plotted.map(label),
+          unit: 'MB',
+          series: [
+            { name: 'RSS', values: plotted.map((s) => mb(s.rssBytes)) },
+            { name: 'heap used', values: plotted.map((s) => mb(s.heapUsedBytes)) },
+          ],
+        },
+        {
+          file: 'sessions',
+          title: 'Server sessions and event-loop delay p99',
+          kind: 'line',
+          categories: plotted.map(label),
+          unit: 'sessions / ms',
+          series: [
+            { name: 'open', values: plotted.map((s) => s.open) },
+            { name: 'awaiting resume', values: plotted.map((s) => s.disconnected) },
+            { name: 'loop delay p99 ms', values: plotted.map((s) => round(s.eldP99Ms, 1)) },
+          ],
+        },
+      ],
+      notes,
+    };
+  },
+};
+export default suite;
