@@ -333,10 +333,10 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
   private readFieldDelta(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {
     const a = o + f.slot;
     if (f.kind === 'string') this.readString(r, f, vals, o);
-    else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a]);
+    else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a], f.wrap[0]);
     else
       for (let k = 0; k < f.slotCount; k++)
-        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k]);
+        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k], f.wrap[k]);
   }
 
   private readString(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {

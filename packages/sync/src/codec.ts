@@ -11,9 +11,9 @@
  *           | maskChanged u1 [| mask] | per component present in both masks: changed u1, then per field a
  *           changed bit (only when the component has several fields), then the changed fields;
  *           components newly in the mask are written absolute as in FULL
- * Field values: a multi-slot field (vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed
+ * Field values: a multi-slot field (vec2, vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed
  * by a mode bit: 0 = absolute (width bits), 1 = delta: class u2 and zigzag(value - baseline) in
- * DELTA_WIDTHS[class] bits, whichever is shorter. Fields marked ownerOnly carry a visible bit in absolute form.
+ * DELTA_WIDTHS[class] bits, whichever is shorter; an angle's delta wraps around the turn. Fields marked ownerOnly carry a visible bit in absolute form.
  */
 import type { BitReader, BitWriter } from './bits.js';
 import { SyncError } from './errors.js';
@@ -29,13 +29,24 @@ export const DELTA_WIDTHS = [2, 4, 7, 11] as const;
 /** Slots this narrow are always absolute: a mode bit would cost more than it saves. */
 export const ABSOLUTE_ONLY_WIDTH = 4;
 
-/** Writes one slot, delta-coded against `base` when that is shorter. */
-export function writeSlot(w: BitWriter, width: number, value: number, base: number): void {
+/** `value - base`, taken into [-wrap/2, wrap/2) for a wrapping slot (angles), so a turn past ±π is a small delta. */
+export function slotDelta(value: number, base: number, wrap: number): number {
+  let d = value - base;
+  if (wrap > 0) {
+    const half = wrap >>> 1;
+    if (d >= wrap - half) d -= wrap;
+    else if (d < -half) d += wrap;
+  }
+  return d;
+}
+
+/** Writes one slot, delta-coded against `base` when that is shorter (modulo `wrap` when it is not 0). */
+export function writeSlot(w: BitWriter, width: number, value: number, base: number, wrap: number): void {
   if (width <= ABSOLUTE_ONLY_WIDTH) {
     w.writeBits(value, width);
     return;
   }
-  const d = value - base;
+  const d = slotDelta(value, base, wrap);
   const z = d >= 0 ? 2 * d : -2 * d - 1;
   for (let c = 0; c < 4; c++) {
     const dw = DELTA_WIDTHS[c];
@@ -52,12 +63,13 @@ export function writeSlot(w: BitWriter, width: number, value: number, base: numb
   w.writeBits(value, width);
 }
 
-export function readSlot(r: BitReader, width: number, maxQ: number, base: number): number {
+export function readSlot(r: BitReader, width: number, maxQ: number, base: number, wrap: number): number {
   let v: number;
   if (width <= ABSOLUTE_ONLY_WIDTH) v = r.readBits(width);
   else if (r.readBit()) {
     const z = r.readBits(DELTA_WIDTHS[r.readBits(2)]);
     v = base + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+    if (wrap > 0) v = ((v % wrap) + wrap) % wrap;
   } else v = r.readBits(width);
   if (v < 0 || v > maxQ) throw new SyncError('corrupt', `value ${v} out of range 0..${maxQ}`);
   return v;

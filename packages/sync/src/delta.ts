@@ -251,12 +251,12 @@ export class DeltaEncoder {
         const f = fields[fi];
         const a = o + f.slot;
         if (f.kind === 'string') writeFieldAbsolute(w, f, vals, o, this.store.strings.utf8);
-        else if (f.slotCount === 1) writeSlot(w, f.widths[0], vals[a], bvals[a]);
+        else if (f.slotCount === 1) writeSlot(w, f.widths[0], vals[a], bvals[a], f.wrap[0]);
         else
           for (let k = 0; k < f.slotCount; k++) {
             const d = vals[a + k] !== bvals[a + k];
             w.writeBit(d);
-            if (d) writeSlot(w, f.widths[k], vals[a + k], bvals[a + k]);
+            if (d) writeSlot(w, f.widths[k], vals[a + k], bvals[a + k], f.wrap[k]);
           }
       }
     }

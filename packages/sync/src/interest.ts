@@ -1,4 +1,4 @@
-import type { SyncSchema, Vec3 } from './schema.js';
+import { type CompiledField, numberOf, type SyncSchema, type Vec3 } from './schema.js';
 import type { Snapshot } from './store.js';
 
 /** What interest management needs to know of a client. */
@@ -20,8 +20,9 @@ export interface InterestClient {
 export class Interest {
   private readonly posSlot: number;
   private readonly posComp: number;
-  private readonly posMin: number;
-  private readonly posPrecision: number;
+  private readonly posField: CompiledField | null;
+  /** 2 for a vec2 position (its y is the z of the focus: a plane), 3 for vec3. */
+  private readonly posAxes: number;
   private readonly row: number;
   private grid: Map<number, number[]> | null = null;
 
@@ -34,16 +35,17 @@ export class Interest {
     if (position) {
       const c = schema.byName.get(position.component);
       const f = c?.fields.find((x) => x.name === position.field);
-      if (!c || !f || f.kind !== 'vec3') throw new RangeError('position must name a vec3 field');
+      if (!c || !f || (f.kind !== 'vec3' && f.kind !== 'vec2'))
+        throw new RangeError('position must name a vec3 or vec2 field');
       this.posComp = c.index;
       this.posSlot = f.slot;
-      this.posMin = f.params.min as number;
-      this.posPrecision = f.params.precision as number;
+      this.posField = f;
+      this.posAxes = f.kind === 'vec2' ? 2 : 3;
     } else {
       this.posComp = -1;
       this.posSlot = -1;
-      this.posMin = 0;
-      this.posPrecision = 0;
+      this.posField = null;
+      this.posAxes = 3;
     }
   }
 
@@ -76,8 +78,14 @@ export class Interest {
     return grid;
   }
 
+  /** Position of slot `s` along x (0), y (1), z (2); a vec2 position (x, y) lies in the x-z plane. */
   private pos(snap: Snapshot, s: number, axis: number): number {
-    return this.posMin + snap.values[s * this.row + this.posSlot + axis] * this.posPrecision;
+    let i = axis;
+    if (this.posAxes === 2) {
+      if (axis === 1) return 0;
+      if (axis === 2) i = 1;
+    }
+    return numberOf(this.posField!, i, snap.values[s * this.row + this.posSlot + i]);
   }
 
   private cellKey(snap: Snapshot, s: number): number {

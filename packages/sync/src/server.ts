@@ -231,8 +231,11 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   }
 
   /**
-   * Every entity the client should see this tick (interest applied, owner-only fields hidden from
-   * non-owners), as the client will decode them: the reference for "client state equals server state".
+   * Every entity the client should see this tick (interest applied, owner-only fields hidden from non-owners), as
+   * the client decodes them: the state it converges to, and the reference for "client state equals server state".
+   * It is what the client holds after this tick's packet only if that packet carried every difference: while the
+   * byte budget defers records (`stats.deferred`) or packets are lost, the client holds older values for some
+   * entities until later packets catch up.
    */
   quantisedStateFor(client: ClientKey): Map<number, EntityValues<M>> {
     const cs = this.requireClient(client);

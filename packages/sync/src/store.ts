@@ -7,7 +7,6 @@ import {
   quantiseField,
   StringTable,
   type SyncSchema,
-  type Vec3,
 } from './schema.js';
 
 /** The frozen state of one tick: what every delta of that tick is encoded from, and what later ones refer to. */
@@ -157,14 +156,7 @@ export class EntityStore<M extends ComponentMap = ComponentMap> {
     for (const f of c.fields) {
       const v = value[f.name];
       if (v === undefined) continue;
-      quantiseField(f, v, scratch, -f.slot, this.strings);
-      if (f.kind === 'int' || f.kind === 'float') this.countClamp(f.params, v as number);
-      else if (f.kind === 'vec3') {
-        const p = v as Vec3;
-        this.countClamp(f.params, p.x);
-        this.countClamp(f.params, p.y);
-        this.countClamp(f.params, p.z);
-      }
+      this.stats.clamped += quantiseField(f, v, scratch, -f.slot, this.strings);
       for (let i = 0; i < f.slotCount; i++) {
         const q = scratch[i];
         if (this.values[base + f.slot + i] !== q) {
@@ -174,10 +166,6 @@ export class EntityStore<M extends ComponentMap = ComponentMap> {
       }
     }
     if (changed && !spawning) this.changedAt[slot] = this.tickNo + 1;
-  }
-
-  private countClamp(p: Readonly<Record<string, unknown>>, v: number): void {
-    if (!(v >= (p.min as number) && v <= (p.max as number))) this.stats.clamped++;
   }
 
   /** The entity's values as a client decodes them; owner-only fields at their defaults unless `owner`. */
