@@ -35,6 +35,11 @@ export interface ClientState<K = unknown> extends InterestClient {
   ackedId: Uint32Array;
   /** The tick whose values the client is known to hold for the slot (its delta baseline). */
   ackedTick: Uint32Array;
+  /**
+   * An older acked tick whose values the client also holds, in its state of that tick, for the same entity (0 =
+   * none): the second baseline that value prediction extrapolates from.
+   */
+  prevTick: Uint32Array;
   /** Tick of the newest FULL/UPDATE record sent for the slot. */
   lastEntityTick: Uint32Array;
   /** Tick of the newest REMOVE record sent for the slot. */
@@ -66,6 +71,7 @@ export function createClientState<K>(
     recordBits: 0,
     ackedId: new Uint32Array(max),
     ackedTick: new Uint32Array(max),
+    prevTick: new Uint32Array(max),
     lastEntityTick: new Uint32Array(max),
     lastRemoveTick: new Uint32Array(max),
     removeAcked: new Uint32Array(max),
@@ -168,7 +174,7 @@ export class AckTracker {
   private apply(cs: ClientState, p: SentPacket): void {
     p.acked = true;
     const t = p.tick;
-    const { ackedId, ackedTick, removeAcked } = cs;
+    const { ackedId, ackedTick, prevTick, removeAcked } = cs;
     for (let i = 0; i < p.slots.length; i++) {
       const s = p.slots[i];
       const kind = p.kinds[i];
@@ -177,12 +183,18 @@ export class AckTracker {
         if (t > ackedTick[s]) {
           ackedId[s] = 0;
           ackedTick[s] = t;
+          prevTick[s] = 0;
         }
       } else if (t > ackedTick[s]) {
+        const same = ackedId[s] === p.ids[i];
         if (kind !== KIND_VIRTUAL) {
+          prevTick[s] = same ? ackedTick[s] : 0;
           ackedId[s] = p.ids[i];
           ackedTick[s] = t;
-        } else if (ackedId[s] === p.ids[i]) ackedTick[s] = t;
+        } else if (same) {
+          prevTick[s] = ackedTick[s];
+          ackedTick[s] = t;
+        }
       }
     }
   }
@@ -195,13 +207,16 @@ export class AckTracker {
   private advanceBaselines(cs: ClientState, t: number): void {
     const snap = this.store.snapshotAt(t);
     if (!snap) return;
-    const { ackedId, ackedTick, lastRemoveTick } = cs;
+    const { ackedId, ackedTick, prevTick, lastRemoveTick } = cs;
     const ids = snap.ids;
     const at = snap.changedAt;
     for (let s = 0; s < snap.hw; s++) {
       const id = ackedId[s];
       const bt = ackedTick[s];
-      if (id !== 0 && bt < t && ids[s] === id && at[s] <= bt && lastRemoveTick[s] <= bt) ackedTick[s] = t;
+      if (id !== 0 && bt < t && ids[s] === id && at[s] <= bt && lastRemoveTick[s] <= bt) {
+        prevTick[s] = bt;
+        ackedTick[s] = t;
+      }
     }
   }
 }

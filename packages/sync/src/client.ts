@@ -14,7 +14,7 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, readSlot } = codec;
+const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readSlot } = codec;
 
 export interface SyncClientOptions {
   /** Decoded snapshots kept as possible baselines, in ticks. Must be >= the server's window. Default 64. */
@@ -174,7 +174,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
       // Records apply on top of the newest state (so nothing received ever goes back in time); each update
       // is a delta against the state of the tick the server knows this client holds for that entity.
       view = this.acquire(tick, this.cur);
-      this.decodeRecords(r, view, back === 0 ? 0 : tick - back);
+      this.decodeRecords(r, view, tick, back === 0 ? 0 : tick - back);
       if (!r.atPaddedEnd()) throw new SyncError('corrupt', 'trailing bytes after the last record');
     } catch (err) {
       if (view) this.pool.push(view);
@@ -245,7 +245,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return base;
   }
 
-  private decodeRecords(r: BitReader, v: ClientView, packetBase: number): void {
+  private decodeRecords(r: BitReader, v: ClientView, tick: number, packetBase: number): void {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
@@ -285,10 +285,18 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         const base = this.baselineView(bt);
         if (slot >= base.hw || !base.ids[slot])
           throw new SyncError('corrupt', `update of slot ${slot}, empty at ${bt}`);
-        // Start from the entity as of its baseline, then apply the changed fields.
+        // Start from the entity as of its baseline (or the extrapolation from it), then apply the changed fields.
         v.ids[slot] = base.ids[slot];
         v.values.set(base.values.subarray(o, o + row), o);
         const bmask = base.masks[slot];
+        if (this.schema.predictable && r.readBit()) {
+          const b1 = bt - 1 - r.readExpGolomb(0);
+          if (b1 < 1) throw new SyncError('corrupt', `prediction baseline tick ${b1}`);
+          const base2 = this.baselineView(b1);
+          if (slot >= base2.hw || base2.ids[slot] !== base.ids[slot] || base2.masks[slot] !== bmask)
+            throw new SyncError('corrupt', `prediction of slot ${slot} from a different entity at ${b1}`);
+          predictRow(this.comps, bmask, base.values, o, base2.values, o, v.values, o, tick - bt, bt - b1);
+        }
         const mask = r.readBit() ? r.readBits(nComps) : bmask;
         v.masks[slot] = mask;
         for (const c of this.comps) {

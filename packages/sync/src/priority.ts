@@ -17,6 +17,8 @@ const KIND_WEIGHT = [1, 2, 4];
 export interface Candidates {
   cand: Int32Array;
   candBase: Uint32Array;
+  /** Second baseline tick per candidate (value prediction), 0 for none. */
+  candBase2: Uint32Array;
   /** Out: the final kind of each candidate (KIND_VIRTUAL for an empty update left out). */
   kinds: Uint8Array;
 }
@@ -58,7 +60,7 @@ export class PrioritySelector {
     headerBits: number,
     p: number,
   ): { count: number; deferred: number } {
-    const { cand, candBase } = c;
+    const { cand, candBase, candBase2 } = c;
     const keys = this.keys.subarray(0, n);
     const fieldWeights = this.fieldWeights;
     const acc = cs.acc;
@@ -107,7 +109,7 @@ export class PrioritySelector {
       const key = keys[j];
       const i = key % 2097152;
       const reliable = key >= 0x80000000 * 2097152;
-      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], p);
+      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p);
       if (delta.recEmpty) {
         chosen[i] = 2;
         empty++;
@@ -128,7 +130,7 @@ export class PrioritySelector {
       if (chosen[i] !== 1) continue;
       const s = cand[i] >>> 3;
       w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], p, true);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
       kinds[i] = delta.recKind;
       prev = s;
       count++;

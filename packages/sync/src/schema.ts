@@ -246,6 +246,8 @@ export interface SyncSchema<M extends ComponentMap = ComponentMap> {
   /** FNV-1a of the canonical schema description; sent in every packet header. */
   readonly hash: number;
   readonly hasOwnerOnly: boolean;
+  /** Some field is a float, vector, angle or quaternion: UPDATE records carry a prediction flag (see codec.ts). */
+  readonly predictable: boolean;
   /** Upper bound of the bits of one full entity record body (without its index). */
   readonly maxFullRecordBits: number;
 }
@@ -348,6 +350,13 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
   };
 }
 
+/** Fields whose values are extrapolated from two baselines (numbers that move; ints are counters, not motion). */
+export function isPredictable(f: CompiledField): boolean {
+  return (
+    f.kind === 'float' || f.kind === 'vec2' || f.kind === 'vec3' || f.kind === 'angle' || f.kind === 'quat'
+  );
+}
+
 /** Upper bound of the bits of one field written absolutely (see codec.ts). */
 export function fieldMaxBits(f: CompiledField): number {
   if (f.kind === 'string') return f.widths[0] + 8 * (f.params.maxBytes as number);
@@ -407,6 +416,7 @@ export function defineSchema<const M extends ComponentMap>(
     maxEntities,
     hash: fnv1a(JSON.stringify(canon)),
     hasOwnerOnly,
+    predictable: compiled.some((c) => c.fields.some((f) => isPredictable(f))),
     maxFullRecordBits,
   };
 }

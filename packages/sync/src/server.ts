@@ -69,6 +69,8 @@ export interface SyncServerStats {
   deferred: number;
   /** Entities whose baseline values had left the snapshot window, re-sent absolute. */
   refreshes: number;
+  /** UPDATE records encoded against values extrapolated from two acknowledged baselines (shorter that way). */
+  predicted: number;
   acks: number;
   acksRejected: { corrupt: number; unknownSnapshot: number; outOfWindow: number; unknownClient: number };
   /** Numbers clamped into their declared range on `spawn`/`set`. */
@@ -105,6 +107,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     records: 0,
     deferred: 0,
     refreshes: 0,
+    predicted: 0,
     acks: 0,
     acksRejected: { corrupt: 0, unknownSnapshot: 0, outOfWindow: 0, unknownClient: 0 },
     clamped: 0,
@@ -147,6 +150,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     this.candidates = {
       cand: new Int32Array(this.max),
       candBase: new Uint32Array(this.max),
+      candBase2: new Uint32Array(this.max),
       kinds: new Uint8Array(this.max),
     };
   }
@@ -330,8 +334,11 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const all = Interest.all(cs);
     const clean = all && p > 0 && p >= cs.completeSince && store.snapshotAt(p) !== null;
     const shareable = clean && (cs.owned === 0 || !this.schema.hasOwnerOnly);
+    // A clean client also holds the world of its previous acked tick p2: the second baseline of value prediction.
+    const p2 = clean ? this.previousAcked(cs, p) : 0;
+    const shareKey = p * 4096 + (p2 === 0 ? 0 : p - p2);
     if (shareable) {
-      const hit = this.shared.get(p);
+      const hit = this.shared.get(shareKey);
       if (hit && hit.bytes.length <= cs.budgetBytes) {
         this.acks.recordSent(cs, hit.records, true);
         this.account(hit.bytes, p, hit.records.slots.length, 0);
@@ -349,8 +356,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     w.writeBits(0, this.countBits);
     const headerBits = w.pos;
 
-    const n = clean ? this.cleanCandidates(snap, p) : this.candidatesFor(cs, snap, all);
-    const { cand, candBase, kinds } = this.candidates;
+    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
+    const { cand, candBase, candBase2, kinds } = this.candidates;
 
     // Fast path: everything in one pass; fall back to prioritised selection when over budget.
     const delta = this.delta;
@@ -363,7 +370,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       const s = cand[i] >>> 3;
       const mark = w.pos;
       w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], p, true);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
       if (delta.recEmpty) {
         w.rewind(mark);
         kinds[i] = KIND_VIRTUAL;
@@ -408,14 +415,29 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const complete = deferred === 0 && all;
     this.acks.recordSent(cs, records, complete);
     this.account(bytes, p, count, deferred);
-    if (shareable && complete) this.shared.set(p, { bytes, records });
+    if (shareable && complete) this.shared.set(shareKey, { bytes, records });
     return bytes;
   }
 
+  /**
+   * The newest acked tick before p from which the client's packets were complete (so it holds that tick's world),
+   * still in the window; 0 for none.
+   */
+  private previousAcked(cs: ClientState, p: number): number {
+    if (!this.schema.predictable) return 0;
+    const from = Math.max(cs.completeSince, this.store.oldest, p - 4095);
+    for (let t = p - 1; t >= from; t--) {
+      const sent = cs.ring[t % this.window];
+      if (sent && sent.tick === t && sent.acked && this.store.snapshotAt(t)) return t;
+    }
+    return 0;
+  }
+
   /** Candidates of a clean client: everything that differs between the world of tick p and now. */
-  private cleanCandidates(snap: Snapshot, p: number): number {
-    const { cand, candBase } = this.candidates;
+  private cleanCandidates(snap: Snapshot, p: number, p2: number): number {
+    const { cand, candBase, candBase2 } = this.candidates;
     const sp = this.store.snapshotAt(p)!;
+    const sp2 = p2 > 0 ? this.store.snapshotAt(p2) : null;
     const hw = Math.max(snap.hw, sp.hw);
     let n = 0;
     for (let s = 0; s < hw; s++) {
@@ -427,6 +449,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       } else if (had !== cur) cand[n++] = (s << 3) | KIND_FULL;
       else if (snap.changedAt[s] > p) {
         candBase[n] = p;
+        candBase2[n] = sp2 && s < sp2.hw && sp2.ids[s] === cur ? p2 : 0;
         cand[n++] = (s << 3) | KIND_UPDATE;
       }
     }
@@ -435,8 +458,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
 
   /** Candidates from the client's per-entity baselines (interest applied). */
   private candidatesFor(cs: ClientState, snap: Snapshot, all: boolean): number {
-    const { cand, candBase } = this.candidates;
-    const { ackedId, ackedTick, lastEntityTick, lastRemoveTick, removeAcked, interest } = cs;
+    const { cand, candBase, candBase2 } = this.candidates;
+    const { ackedId, ackedTick, prevTick, lastEntityTick, lastRemoveTick, removeAcked, interest } = cs;
     let n = 0;
     for (let s = 0; s < snap.hw; s++) {
       const cur = snap.ids[s];
@@ -448,6 +471,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
         const removed = lastRemoveTick[s] > bt;
         if (removed || snap.changedAt[s] > bt) {
           candBase[n] = bt;
+          candBase2[n] = prevTick[s];
           // An update that turns out empty may be skipped only if nothing newer is in flight to the client.
           const skippable = !removed && lastEntityTick[s] <= bt;
           cand[n++] = (s << 3) | (skippable ? 4 : 0) | KIND_UPDATE;
