@@ -34,7 +34,7 @@ class Recorder {
   ) {}
   frame(idx: number[], get: (i: number, out: Float64Array, o: number) => void, moving: number): void {
     const vals = new Float64Array(idx.length * this.k);
-    idx.forEach((i, j) => get(i, vals, j * this.k));
+    for (let j = 0; j < idx.length; j++) get(idx[j], vals, j * this.k);
     this.frames.push({ idx: Int32Array.from(idx), vals });
     this.moving.push(moving / this.n);
   }

@@ -96,7 +96,7 @@ function poseSchema(xz: number, y: [number, number], maxEntities: number) {
   );
 }
 
-const SCENES: SceneDef[] = [
+export const SCENES: SceneDef[] = [
   {
     key: 'arena',
     title: '64-player arena on a plane',
@@ -227,7 +227,7 @@ function startServer(def: SceneDef, trace: Trace) {
   return { server, apply };
 }
 
-function runQuiver(
+export function runQuiver(
   def: SceneDef,
   trace: Trace,
   lat: number,
@@ -277,7 +277,8 @@ function runQuiver(
   // Exact convergence: after a lossless drain every client holds exactly the server's quantised state.
   for (let k = 0; k < 2 * lat + 4; k++) {
     server.tick();
-    sims.forEach((sim, c) => exchange(server, c, sim, ticks + k, lat, 0, server.encodeFor(c)));
+    for (let c = 0; c < sims.length; c++)
+      exchange(server, c, sims[c], ticks + k, lat, 0, server.encodeFor(c));
   }
   server.tick();
   sims.forEach((sim, c) => {
@@ -302,7 +303,7 @@ let colyseusClass = 0;
  * simulated like ours: each segment of up to MTU bytes is lost with probability `loss` per transmission and sent
  * again until it arrives; every transmission counts. Acks are TCP/QUIC-level (no payload): not counted.
  */
-function runColyseus(def: SceneDef, trace: Trace, loss: number, clients: number, seed: number) {
+export function runColyseus(def: SceneDef, trace: Trace, loss: number, clients: number, seed: number) {
   const id = colyseusClass++;
   const Item = colyseusSchema(def.colyseus as never, `Item${id}`);
   const State = colyseusSchema({ items: ct.array(Item) }, `State${id}`);

@@ -385,18 +385,18 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       }
     }
     let deferred = 0;
-    let chosen: Uint8Array | null = null;
+    let order: Int32Array | null = null;
     if (over) {
       w.rewind(headerBits);
       ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p));
-      chosen = this.priority.chosen;
+      order = this.priority.order;
     }
     // The count was reserved as zero bits; OR it in now that it is known.
     w.orBitsAt(countPos, count, this.countBits);
     if (count > 0) cs.recordBits = 0.8 * cs.recordBits + (0.2 * (w.pos - headerBits)) / count;
     const bytes = w.bytes();
-    let m = 0;
-    for (let i = 0; i < n; i++) if (chosen?.[i] !== 0) m++;
+    // Every candidate went in (written or empty) unless the budget chose: then only those in `order`.
+    const m = order ? this.priority.picked : n;
     const records: SentPacket = {
       tick: t,
       slots: new Int32Array(m),
@@ -404,13 +404,12 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       ids: new Uint32Array(m),
       acked: false,
     };
-    m = 0;
-    for (let i = 0; i < n; i++) {
-      if (chosen && chosen[i] === 0) continue;
+    for (let j = 0; j < m; j++) {
+      const i = order ? order[j] : j;
       const s = cand[i] >>> 3;
-      records.slots[m] = s;
-      records.kinds[m] = kinds[i];
-      records.ids[m++] = snap.ids[s];
+      records.slots[j] = s;
+      records.kinds[j] = kinds[i];
+      records.ids[j] = snap.ids[s];
     }
     const complete = deferred === 0 && all;
     this.acks.recordSent(cs, records, complete);
