@@ -249,12 +249,18 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
+    // Every record takes at least 5 bits (gap and kind): a count the packet cannot hold is rejected up front.
+    if (count * 5 > r.totalBits - r.pos)
+      throw new SyncError('truncated', `${count} records in ${r.totalBits} bits`);
     const nComps = this.comps.length;
     const row = this.row;
     let slot = -1;
     for (let i = 0; i < count; i++) {
       slot += r.readExpGolomb(GAP_K) + 1;
       if (slot >= max) throw new SyncError('corrupt', `entity slot ${slot} >= maxEntities`);
+      const kind = r.readBits(2);
+      // A removal past the known slots changes nothing: it must not make the view grow (memory on a peer's word).
+      if (kind === KIND_REMOVE && slot >= v.hw) continue;
       this.grow(v, slot + 1);
       if (slot >= v.hw) {
         // Slots between the old high-water mark and this one hold no entity.
@@ -262,7 +268,6 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         v.masks.fill(0, v.hw, slot + 1);
         v.hw = slot + 1;
       }
-      const kind = r.readBits(2);
       const o = slot * row;
       if (kind === KIND_REMOVE) {
         // Idempotent: the server repeats removals until acked, also for entities this client never got.
@@ -351,6 +356,9 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     const len = r.readBits(f.widths[0]);
     if (len > (f.params.maxBytes as number))
       throw new SyncError('corrupt', `string of ${len} bytes in ${f.name}`);
+    // Allocate only what the packet really carries.
+    if (len * 8 > r.totalBits - r.pos)
+      throw new SyncError('truncated', `string of ${len} bytes past the end`);
     const b = new Uint8Array(len);
     for (let i = 0; i < len; i++) b[i] = r.readBits(8);
     let s: string;
