@@ -1,31 +1,57 @@
 import { expect, test } from 'vitest';
-import { CubeScene } from '../suites/sync.ts';
+import { CubeWorld } from '../suites/_sync-cubes.ts';
+import { arenaTrace, crowdTrace, xrTrace } from '../suites/_sync-scenes.ts';
 
-function run(seed: number, steps: number) {
-  const s = new CubeScene(seed);
-  let moving = 0;
+function run(seed: number, steps: number, settle = 600) {
+  const w = new CubeWorld(seed);
+  w.settle(settle);
+  const moving: number[] = [];
   for (let i = 0; i < steps; i++) {
-    s.step();
-    moving += s.dirty.length;
+    w.step();
+    moving.push(w.dirty.length / w.n);
   }
-  return { s, moving: moving / steps / s.n };
+  return { w, moving };
 }
 
 test('the cube scene is deterministic per seed and differs across seeds', () => {
-  const a = run(7, 300).s;
-  const b = run(7, 300).s;
-  const c = run(8, 300).s;
-  expect([...a.x]).toEqual([...b.x]);
-  expect([...a.yaw]).toEqual([...b.yaw]);
-  expect([...a.x]).not.toEqual([...c.x]);
+  const a = run(7, 120, 120).w;
+  const b = run(7, 120, 120).w;
+  const c = run(8, 120, 120).w;
+  expect([...a.px]).toEqual([...b.px]);
+  expect([...a.qx]).toEqual([...b.qx]);
+  expect([...a.px]).not.toEqual([...c.px]);
 });
 
-test('cubes are disturbed by the pusher and settle: a small, non-zero moving fraction', () => {
-  const { s, moving } = run(1, 1200);
-  expect(moving).toBeGreaterThan(0.005);
-  expect(moving).toBeLessThan(0.2);
-  // Most cubes are at rest at any moment (velocity exactly zero: settled, not creeping).
+test('cubes settle into piles, the player knocks them over and they tumble: a small, non-zero moving share', () => {
+  const { w, moving } = run(1, 1200);
+  const share = moving.reduce((x, y) => x + y, 0) / moving.length;
+  expect(share).toBeGreaterThan(0.01);
+  expect(share).toBeLessThan(0.3);
+  // 3-D: some cubes rest on others, and rotations are general (not about one axis).
+  let stacked = 0;
+  let tilted = 0;
+  for (let i = 0; i < w.n - 1; i++) {
+    if (w.py[i] > 0.9) stacked++;
+    if (Math.abs(w.qx[i]) > 0.1 && Math.abs(w.qz[i]) > 0.1) tilted++;
+    expect(Math.abs(Math.hypot(w.qx[i], w.qy[i], w.qz[i], w.qw[i]) - 1)).toBeLessThan(1e-9);
+  }
+  expect(stacked).toBeGreaterThan(50);
+  expect(tilted).toBeGreaterThan(100);
+  // Most cubes are exactly at rest at any moment (asleep: settled, not creeping).
   let resting = 0;
-  for (let i = 0; i < s.n - 1; i++) if (s.vx[i] === 0 && s.vz[i] === 0 && s.w[i] === 0) resting++;
-  expect(resting / (s.n - 1)).toBeGreaterThan(0.8);
+  for (let i = 0; i < w.n - 1; i++) if (!w.awake[i]) resting++;
+  expect(resting / (w.n - 1)).toBeGreaterThan(0.7);
+});
+
+test('scene traces: 10 % of the crowd walks, arena players and XR poses move', () => {
+  const crowd = crowdTrace(3, 3600);
+  const walking = crowd.moving.reduce((a, b) => a + b, 0) / crowd.moving.length;
+  expect(walking).toBeGreaterThan(0.07);
+  expect(walking).toBeLessThan(0.13);
+  const arena = arenaTrace(3, 600);
+  expect(arena.moving.reduce((a, b) => a + b, 0) / arena.moving.length).toBeGreaterThan(0.5);
+  const xr = xrTrace(3, 60);
+  expect(xr.n).toBe(12);
+  expect(xr.frames.every((f) => f.idx.length === 12)).toBe(true);
+  expect(crowdTrace(3, 100).frames[99].vals).toEqual(crowd.frames[99].vals);
 });

@@ -14,7 +14,7 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, readSlot } = codec;
+const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readSlot } = codec;
 
 export interface SyncClientOptions {
   /** Decoded snapshots kept as possible baselines, in ticks. Must be >= the server's window. Default 64. */
@@ -174,7 +174,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
       // Records apply on top of the newest state (so nothing received ever goes back in time); each update
       // is a delta against the state of the tick the server knows this client holds for that entity.
       view = this.acquire(tick, this.cur);
-      this.decodeRecords(r, view, back === 0 ? 0 : tick - back);
+      this.decodeRecords(r, view, tick, back === 0 ? 0 : tick - back);
       if (!r.atPaddedEnd()) throw new SyncError('corrupt', 'trailing bytes after the last record');
     } catch (err) {
       if (view) this.pool.push(view);
@@ -245,16 +245,22 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return base;
   }
 
-  private decodeRecords(r: BitReader, v: ClientView, packetBase: number): void {
+  private decodeRecords(r: BitReader, v: ClientView, tick: number, packetBase: number): void {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
+    // Every record takes at least 5 bits (gap and kind): a count the packet cannot hold is rejected up front.
+    if (count * 5 > r.totalBits - r.pos)
+      throw new SyncError('truncated', `${count} records in ${r.totalBits} bits`);
     const nComps = this.comps.length;
     const row = this.row;
     let slot = -1;
     for (let i = 0; i < count; i++) {
       slot += r.readExpGolomb(GAP_K) + 1;
       if (slot >= max) throw new SyncError('corrupt', `entity slot ${slot} >= maxEntities`);
+      const kind = r.readBits(2);
+      // A removal past the known slots changes nothing: it must not make the view grow (memory on a peer's word).
+      if (kind === KIND_REMOVE && slot >= v.hw) continue;
       this.grow(v, slot + 1);
       if (slot >= v.hw) {
         // Slots between the old high-water mark and this one hold no entity.
@@ -262,7 +268,6 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         v.masks.fill(0, v.hw, slot + 1);
         v.hw = slot + 1;
       }
-      const kind = r.readBits(2);
       const o = slot * row;
       if (kind === KIND_REMOVE) {
         // Idempotent: the server repeats removals until acked, also for entities this client never got.
@@ -285,10 +290,18 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         const base = this.baselineView(bt);
         if (slot >= base.hw || !base.ids[slot])
           throw new SyncError('corrupt', `update of slot ${slot}, empty at ${bt}`);
-        // Start from the entity as of its baseline, then apply the changed fields.
+        // Start from the entity as of its baseline (or the extrapolation from it), then apply the changed fields.
         v.ids[slot] = base.ids[slot];
         v.values.set(base.values.subarray(o, o + row), o);
         const bmask = base.masks[slot];
+        if (this.schema.predictable && r.readBit()) {
+          const b1 = bt - 1 - r.readExpGolomb(0);
+          if (b1 < 1) throw new SyncError('corrupt', `prediction baseline tick ${b1}`);
+          const base2 = this.baselineView(b1);
+          if (slot >= base2.hw || base2.ids[slot] !== base.ids[slot] || base2.masks[slot] !== bmask)
+            throw new SyncError('corrupt', `prediction of slot ${slot} from a different entity at ${b1}`);
+          predictRow(this.comps, bmask, base.values, o, base2.values, o, v.values, o, tick - bt, bt - b1);
+        }
         const mask = r.readBit() ? r.readBits(nComps) : bmask;
         v.masks[slot] = mask;
         for (const c of this.comps) {
@@ -333,16 +346,19 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
   private readFieldDelta(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {
     const a = o + f.slot;
     if (f.kind === 'string') this.readString(r, f, vals, o);
-    else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a]);
+    else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a], f.wrap[0]);
     else
       for (let k = 0; k < f.slotCount; k++)
-        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k]);
+        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k], f.wrap[k]);
   }
 
   private readString(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {
     const len = r.readBits(f.widths[0]);
     if (len > (f.params.maxBytes as number))
       throw new SyncError('corrupt', `string of ${len} bytes in ${f.name}`);
+    // Allocate only what the packet really carries.
+    if (len * 8 > r.totalBits - r.pos)
+      throw new SyncError('truncated', `string of ${len} bytes past the end`);
     const b = new Uint8Array(len);
     for (let i = 0; i < len; i++) b[i] = r.readBits(8);
     let s: string;

@@ -8,16 +8,17 @@
  *   REMOVE: (no body; idempotent, repeated until acked)
  *   FULL:   entityId expGolomb(8) | component mask (C bits) | every field of every present component, absolute
  *   UPDATE: baseline: 0 = B, or 1 and expGolomb(2) of B - baseline - 1 (the entity's own acked tick)
+ *           | [predicted u1 [| expGolomb(0) of baseline - baseline2 - 1]]   (schemas with predictable fields)
  *           | maskChanged u1 [| mask] | per component present in both masks: changed u1, then per field a
  *           changed bit (only when the component has several fields), then the changed fields;
  *           components newly in the mask are written absolute as in FULL
- * Field values: a multi-slot field (vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed
+ * Field values: a multi-slot field (vec2, vec3, quat) has a changed bit per slot. A slot of width > 4 is prefixed
  * by a mode bit: 0 = absolute (width bits), 1 = delta: class u2 and zigzag(value - baseline) in
- * DELTA_WIDTHS[class] bits, whichever is shorter. Fields marked ownerOnly carry a visible bit in absolute form.
+ * DELTA_WIDTHS[class] bits, whichever is shorter; an angle's delta wraps around the turn. Fields marked ownerOnly carry a visible bit in absolute form.
  */
 import type { BitReader, BitWriter } from './bits.js';
 import { SyncError } from './errors.js';
-import type { CompiledField } from './schema.js';
+import { type CompiledComponent, type CompiledField, isPredictable } from './schema.js';
 
 export const KIND_UPDATE = 0;
 export const KIND_FULL = 1;
@@ -29,13 +30,24 @@ export const DELTA_WIDTHS = [2, 4, 7, 11] as const;
 /** Slots this narrow are always absolute: a mode bit would cost more than it saves. */
 export const ABSOLUTE_ONLY_WIDTH = 4;
 
-/** Writes one slot, delta-coded against `base` when that is shorter. */
-export function writeSlot(w: BitWriter, width: number, value: number, base: number): void {
+/** `value - base`, taken into [-wrap/2, wrap/2) for a wrapping slot (angles), so a turn past ±π is a small delta. */
+export function slotDelta(value: number, base: number, wrap: number): number {
+  let d = value - base;
+  if (wrap > 0) {
+    const half = wrap >>> 1;
+    if (d >= wrap - half) d -= wrap;
+    else if (d < -half) d += wrap;
+  }
+  return d;
+}
+
+/** Writes one slot, delta-coded against `base` when that is shorter (modulo `wrap` when it is not 0). */
+export function writeSlot(w: BitWriter, width: number, value: number, base: number, wrap: number): void {
   if (width <= ABSOLUTE_ONLY_WIDTH) {
     w.writeBits(value, width);
     return;
   }
-  const d = value - base;
+  const d = slotDelta(value, base, wrap);
   const z = d >= 0 ? 2 * d : -2 * d - 1;
   for (let c = 0; c < 4; c++) {
     const dw = DELTA_WIDTHS[c];
@@ -52,12 +64,13 @@ export function writeSlot(w: BitWriter, width: number, value: number, base: numb
   w.writeBits(value, width);
 }
 
-export function readSlot(r: BitReader, width: number, maxQ: number, base: number): number {
+export function readSlot(r: BitReader, width: number, maxQ: number, base: number, wrap: number): number {
   let v: number;
   if (width <= ABSOLUTE_ONLY_WIDTH) v = r.readBits(width);
   else if (r.readBit()) {
     const z = r.readBits(DELTA_WIDTHS[r.readBits(2)]);
     v = base + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+    if (wrap > 0) v = ((v % wrap) + wrap) % wrap;
   } else v = r.readBits(width);
   if (v < 0 || v > maxQ) throw new SyncError('corrupt', `value ${v} out of range 0..${maxQ}`);
   return v;
@@ -78,4 +91,68 @@ export function writeFieldAbsolute(
     return;
   }
   for (let i = 0; i < f.slotCount; i++) w.writeBits(row[o + f.slot + i], f.widths[i]);
+}
+
+/**
+ * Linear extrapolation from two baselines the client holds (Unity Netcode for Entities predicts from its acked
+ * baselines the same way): the entity's values at tick `b0` (row `v0` at `o0`) and at an older tick `b1` (`v1` at
+ * `o1`), carried `ahead` = t - b0 ticks past b0 at the rate seen over `span` = b0 - b1 ticks. Only moving numbers
+ * (floats, vectors, angles modulo their turn, quaternion components while the largest stays the same) are
+ * extrapolated; everything else is b0's value. Integer arithmetic and one division, so both ends agree exactly.
+ * Writes the prediction of every component in `mask` to `out` at `oo`.
+ */
+export function predictRow(
+  comps: readonly CompiledComponent[],
+  mask: number,
+  v0: Uint32Array,
+  o0: number,
+  v1: Uint32Array,
+  o1: number,
+  out: Uint32Array,
+  oo: number,
+  ahead: number,
+  span: number,
+): void {
+  for (const c of comps) {
+    if (!(mask & (1 << c.index))) continue;
+    for (const f of c.fields) {
+      const a = f.slot;
+      if (!isPredictable(f)) {
+        for (let k = 0; k < f.slotCount; k++) out[oo + a + k] = v0[o0 + a + k];
+        continue;
+      }
+      let k = 0;
+      if (f.kind === 'quat') {
+        out[oo + a] = v0[o0 + a];
+        if (v0[o0 + a] !== v1[o1 + a]) {
+          for (k = 1; k < 4; k++) out[oo + a + k] = v0[o0 + a + k];
+          continue;
+        }
+        k = 1;
+      }
+      for (; k < f.slotCount; k++) {
+        const x0 = v0[o0 + a + k];
+        const wrap = f.wrap[k];
+        const d = slotDelta(x0, v1[o1 + a + k], wrap);
+        let x = x0 + Math.round((d * ahead) / span);
+        if (wrap > 0) x = ((x % wrap) + wrap) % wrap;
+        else if (x < 0) x = 0;
+        else if (x > f.maxQ[k]) x = f.maxQ[k];
+        out[oo + a + k] = x;
+      }
+    }
+  }
+}
+
+/** Bits `writeSlot` spends on a slot that differs from `base`, plus its changed bit (1 when equal). */
+export function slotCost(width: number, value: number, base: number, wrap: number): number {
+  if (value === base) return 1;
+  if (width <= ABSOLUTE_ONLY_WIDTH) return 1 + width;
+  const d = slotDelta(value, base, wrap);
+  const z = d >= 0 ? 2 * d : -2 * d - 1;
+  for (let c = 0; c < 4; c++) {
+    const dw = DELTA_WIDTHS[c];
+    if (z < 1 << dw) return 1 + Math.min(3 + dw, 1 + width);
+  }
+  return 2 + width;
 }

@@ -16,6 +16,10 @@ export interface FieldOptions {
   ownerOnly?: boolean;
 }
 
+export interface Vec2 {
+  x: number;
+  y: number;
+}
 export interface Vec3 {
   x: number;
   y: number;
@@ -35,11 +39,31 @@ export interface IntSpec extends FieldOptions {
 export interface FloatSpec extends FieldOptions {
   min: number;
   max: number;
-  /** Quantisation step: values are sent as round((v - min) / precision). */
+  /**
+   * Largest quantisation step. The range is cut into n = ceil((max - min) / precision) equal steps, so both ends are
+   * exact, the step is at most `precision` and the error at most half of it.
+   */
   precision: number;
 }
+/** A range per axis (`[x, y]` or `[x, y, z]`) or one number for every axis. */
+export type PerAxis<N extends number> =
+  | number
+  | (N extends 2 ? readonly [number, number] : readonly [number, number, number]);
+export interface VecSpec<N extends 2 | 3> extends FieldOptions {
+  min: PerAxis<N>;
+  max: PerAxis<N>;
+  /** Largest step per axis (see `FloatSpec.precision`). An axis with min = max costs no bits. */
+  precision: PerAxis<N>;
+}
+export interface AngleSpec extends FieldOptions {
+  /** Largest step in degrees: a turn is cut into ceil(360 / precision) steps. Default 1. */
+  precision?: number;
+}
 export interface QuatSpec extends FieldOptions {
-  /** Bits per smallest-three component, 2..15. Default 9 (Fiedler's choice; < 0.2° error). */
+  /**
+   * Bits per smallest-three component, 3..15. Default 9 (Fiedler's choice): worst case 0.47° measured over a million
+   * random rotations (see the README table).
+   */
   bits?: number;
 }
 export interface StringSpec extends FieldOptions {
@@ -47,7 +71,7 @@ export interface StringSpec extends FieldOptions {
   maxBytes?: number;
 }
 
-type Kind = 'int' | 'float' | 'vec3' | 'quat' | 'bool' | 'enum' | 'string';
+type Kind = 'int' | 'float' | 'vec2' | 'vec3' | 'angle' | 'quat' | 'bool' | 'enum' | 'string';
 
 /** A declared field; `V` is the TypeScript type of its value (phantom, for inference only). */
 export interface Field<V = unknown, K extends Kind = Kind> {
@@ -83,17 +107,24 @@ export const t = {
       params: { min: spec.min, max: spec.max, precision: spec.precision },
     };
   },
-  vec3(spec: FloatSpec): Field<Vec3, 'vec3'> {
-    checkFloat(spec, 't.vec3');
-    return {
-      kind: 'vec3',
-      options: pickOptions(spec),
-      params: { min: spec.min, max: spec.max, precision: spec.precision },
-    };
+  vec2(spec: VecSpec<2>): Field<Vec2, 'vec2'> {
+    return { kind: 'vec2', options: pickOptions(spec), params: vecParams(spec, 2, 't.vec2') };
+  },
+  vec3(spec: VecSpec<3>): Field<Vec3, 'vec3'> {
+    return { kind: 'vec3', options: pickOptions(spec), params: vecParams(spec, 3, 't.vec3') };
+  },
+  /** An angle in radians that wraps: any input is taken modulo a turn and decodes into [-π, π). */
+  angle(spec: AngleSpec = {}): Field<number, 'angle'> {
+    const precision = spec.precision ?? 1;
+    if (!(precision > 0 && precision <= 180))
+      throw new RangeError('t.angle: precision must be in (0, 180] degrees');
+    const steps = Math.ceil(360 / precision - 1e-9);
+    if (steps > 2 ** 31) throw new RangeError('t.angle: at most 2^31 steps per turn');
+    return { kind: 'angle', options: pickOptions(spec), params: { precision, steps } };
   },
   quat(spec: QuatSpec = {}): Field<Quat, 'quat'> {
     const bits = spec.bits ?? 9;
-    if (!Number.isInteger(bits) || bits < 2 || bits > 15) throw new RangeError('t.quat: bits must be 2..15');
+    if (!Number.isInteger(bits) || bits < 3 || bits > 15) throw new RangeError('t.quat: bits must be 3..15');
     return { kind: 'quat', options: pickOptions(spec), params: { bits } };
   },
   bool(opts: FieldOptions = {}): Field<boolean, 'bool'> {
@@ -112,11 +143,36 @@ export const t = {
   },
 };
 
-function checkFloat(spec: FloatSpec, what: string): void {
+function checkFloat(spec: { min: number; max: number; precision: number }, what: string): void {
   checkRange(spec.min, spec.max, what);
   if (!(spec.precision > 0)) throw new RangeError(`${what}: precision must be > 0`);
   if ((spec.max - spec.min) / spec.precision > 0xffffffff)
     throw new RangeError(`${what}: (max - min) / precision must be below 2^32`);
+}
+
+function vecParams(spec: VecSpec<2> | VecSpec<3>, n: number, what: string): Record<string, unknown> {
+  const axis = (v: number | readonly number[], name: string): number[] => {
+    if (typeof v === 'number') return new Array(n).fill(v);
+    if (!Array.isArray(v) || v.length !== n) throw new RangeError(`${what}: ${name} needs ${n} values`);
+    return [...v];
+  };
+  const min = axis(spec.min, 'min');
+  const max = axis(spec.max, 'max');
+  const precision = axis(spec.precision, 'precision');
+  for (let i = 0; i < n; i++) checkFloat({ min: min[i], max: max[i], precision: precision[i] }, what);
+  // One number each is kept as a number, so schemas written before per-axis ranges hash as before.
+  const one = (v: number[]) => (v.every((x) => x === v[0]) ? v[0] : v);
+  return { min: one(min), max: one(max), precision: one(precision) };
+}
+
+/**
+ * Steps of a float range: n = ceil((max - min) / precision), tolerant of binary rounding (0.3 / 0.1 is not 3), so
+ * that the step (max - min) / n is never above the precision asked for and max itself is a step.
+ */
+export function floatSteps(min: number, max: number, precision: number): number {
+  const r = (max - min) / precision;
+  const near = Math.round(r);
+  return Math.abs(r - near) <= 1e-9 * Math.max(1, near) ? near : Math.ceil(r);
 }
 
 export type FieldMap = Record<string, Field<unknown, Kind>>;
@@ -153,6 +209,12 @@ export interface CompiledField {
   readonly widths: readonly number[];
   /** Largest valid quantised value of each slot (anything above is corrupt input). */
   readonly maxQ: readonly number[];
+  /** Per slot of a number field (int, float, vec, angle): decoded value = lo + q * step (angles wrap). */
+  readonly lo: readonly number[];
+  readonly hi: readonly number[];
+  readonly step: readonly number[];
+  /** Per slot: the modulus of a wrapping slot (angles: steps per turn), 0 otherwise. Deltas wrap around it. */
+  readonly wrap: readonly number[];
   readonly reliable: boolean;
   readonly priority: number;
   readonly ownerOnly: boolean;
@@ -184,11 +246,15 @@ export interface SyncSchema<M extends ComponentMap = ComponentMap> {
   /** FNV-1a of the canonical schema description; sent in every packet header. */
   readonly hash: number;
   readonly hasOwnerOnly: boolean;
+  /** Some field is a float, vector, angle or quaternion: UPDATE records carry a prediction flag (see codec.ts). */
+  readonly predictable: boolean;
   /** Upper bound of the bits of one full entity record body (without its index). */
   readonly maxFullRecordBits: number;
 }
 
 const MAX_COMPONENTS = 31;
+/** 2: ranges cut into equal steps ending at max, exact identity quaternions, angles, value prediction. */
+const WIRE_VERSION = 2;
 
 export function bitsFor(maxValue: number): number {
   if (maxValue <= 0) return 0;
@@ -199,25 +265,54 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
   const p = f.params;
   let widths: number[];
   let maxQ: number[];
+  let lo: number[] = [];
+  let hi: number[] = [];
+  let step: number[] = [];
+  let wrap: number[] = [];
   switch (f.kind) {
     case 'int': {
       const m = (p.max as number) - (p.min as number);
       widths = [bitsFor(m)];
       maxQ = [m];
+      lo = [p.min as number];
+      hi = [p.max as number];
+      step = [1];
       break;
     }
     case 'float':
+    case 'vec2':
     case 'vec3': {
-      const m = Math.round(((p.max as number) - (p.min as number)) / (p.precision as number));
-      const n = f.kind === 'vec3' ? 3 : 1;
-      widths = new Array(n).fill(bitsFor(m));
-      maxQ = new Array(n).fill(m);
+      const n = f.kind === 'float' ? 1 : f.kind === 'vec2' ? 2 : 3;
+      const at = (v: unknown, i: number) => (typeof v === 'number' ? v : (v as number[])[i]);
+      widths = [];
+      maxQ = [];
+      for (let i = 0; i < n; i++) {
+        const min = at(p.min, i);
+        const max = at(p.max, i);
+        const m = floatSteps(min, max, at(p.precision, i));
+        widths.push(bitsFor(m));
+        maxQ.push(m);
+        lo.push(min);
+        hi.push(max);
+        step.push(m === 0 ? 0 : (max - min) / m);
+      }
+      break;
+    }
+    case 'angle': {
+      const n = p.steps as number;
+      widths = [bitsFor(n - 1)];
+      maxQ = [n - 1];
+      lo = [0];
+      hi = [2 * Math.PI];
+      step = [(2 * Math.PI) / n];
+      wrap = [n];
       break;
     }
     case 'quat': {
+      // An even top code: the midpoint (zero) is a code, so the identity is exact. The code 2^bits - 1 is unused.
       const b = p.bits as number;
       widths = [2, b, b, b];
-      maxQ = [3, 2 ** b - 1, 2 ** b - 1, 2 ** b - 1];
+      maxQ = [3, 2 ** b - 2, 2 ** b - 2, 2 ** b - 2];
       break;
     }
     case 'bool':
@@ -236,6 +331,7 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
       maxQ = [0xffffffff];
       break;
   }
+  if (wrap.length === 0) wrap = new Array(widths.length).fill(0);
   return {
     name,
     kind: f.kind,
@@ -243,11 +339,22 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
     slotCount: widths.length,
     widths,
     maxQ,
+    lo,
+    hi,
+    step,
+    wrap,
     reliable: f.options.reliable ?? false,
     priority: f.options.priority ?? 1,
     ownerOnly: f.options.ownerOnly ?? false,
     params: p,
   };
+}
+
+/** Fields whose values are extrapolated from two baselines (numbers that move; ints are counters, not motion). */
+export function isPredictable(f: CompiledField): boolean {
+  return (
+    f.kind === 'float' || f.kind === 'vec2' || f.kind === 'vec3' || f.kind === 'angle' || f.kind === 'quat'
+  );
 }
 
 /** Upper bound of the bits of one field written absolutely (see codec.ts). */
@@ -282,7 +389,8 @@ export function defineSchema<const M extends ComponentMap>(
   let slot = 0;
   let hasOwnerOnly = false;
   let maxFullRecordBits = 0;
-  const canon: unknown[] = [maxEntities];
+  // The wire format's version first: a schema hash never matches across incompatible quantisers.
+  const canon: unknown[] = [WIRE_VERSION, maxEntities];
   names.forEach((cname, index) => {
     const start = slot;
     const fields: CompiledField[] = [];
@@ -308,6 +416,7 @@ export function defineSchema<const M extends ComponentMap>(
     maxEntities,
     hash: fnv1a(JSON.stringify(canon)),
     hasOwnerOnly,
+    predictable: compiled.some((c) => c.fields.some((f) => isPredictable(f))),
     maxFullRecordBits,
   };
 }
@@ -336,45 +445,59 @@ export class StringTable {
 }
 
 const SQRT1_2 = Math.SQRT1_2;
+const TURN = 2 * Math.PI;
 
-/** Writes the quantised form of `value` into `row[base + f.slot ...]`. Out-of-range numbers are clamped. */
+/**
+ * Writes the quantised form of `value` into `row[base + f.slot ...]`. Out-of-range numbers are clamped; returns how
+ * many were (non-finite numbers count and become the minimum).
+ */
 export function quantiseField(
   f: CompiledField,
   value: unknown,
   row: Uint32Array,
   base: number,
   strings: StringTable,
-): void {
+): number {
   const o = base + f.slot;
   const p = f.params;
   switch (f.kind) {
-    case 'int': {
-      const v = Math.round(Number(value));
-      const min = p.min as number;
-      row[o] = Number.isFinite(v) ? Math.min(Math.max(v, min), p.max as number) - min : 0;
-      return;
-    }
+    case 'int':
     case 'float':
-      row[o] = quantiseFloat(Number(value), p, f.maxQ[0]);
-      return;
+      return quantiseNumber(f, 0, Number(value), row, o);
+    case 'vec2': {
+      const v = value as Vec2;
+      return quantiseNumber(f, 0, v.x, row, o) + quantiseNumber(f, 1, v.y, row, o + 1);
+    }
     case 'vec3': {
       const v = value as Vec3;
-      row[o] = quantiseFloat(v.x, p, f.maxQ[0]);
-      row[o + 1] = quantiseFloat(v.y, p, f.maxQ[0]);
-      row[o + 2] = quantiseFloat(v.z, p, f.maxQ[0]);
-      return;
+      return (
+        quantiseNumber(f, 0, v.x, row, o) +
+        quantiseNumber(f, 1, v.y, row, o + 1) +
+        quantiseNumber(f, 2, v.z, row, o + 2)
+      );
+    }
+    case 'angle': {
+      const v = Number(value);
+      if (!Number.isFinite(v)) {
+        row[o] = 0;
+        return 1;
+      }
+      const n = f.wrap[0];
+      const q = Math.round((v / TURN) * n) % n;
+      row[o] = q < 0 ? q + n : q;
+      return 0;
     }
     case 'quat':
-      quantiseQuat(value as Quat, p.bits as number, row, o);
-      return;
+      quantiseQuat(value as Quat, f.maxQ[1], row, o);
+      return 0;
     case 'bool':
       row[o] = value ? 1 : 0;
-      return;
+      return 0;
     case 'enum': {
       const i = (p.values as string[]).indexOf(value as string);
       if (i < 0) throw new RangeError(`field ${f.name}: ${String(value)} is not one of ${String(p.values)}`);
       row[o] = i;
-      return;
+      return 0;
     }
     case 'string': {
       const s = String(value);
@@ -382,19 +505,39 @@ export function quantiseField(
       if (strings.utf8[id].length > (p.maxBytes as number))
         throw new RangeError(`field ${f.name}: string longer than ${p.maxBytes as number} UTF-8 bytes`);
       row[o] = id;
-      return;
+      return 0;
     }
   }
 }
 
-function quantiseFloat(v: number, p: Readonly<Record<string, unknown>>, maxQ: number): number {
-  if (!Number.isFinite(v)) return 0;
-  const q = Math.round((v - (p.min as number)) / (p.precision as number));
-  return q < 0 ? 0 : Math.min(q, maxQ);
+/** Nearest step of slot `i` (clamped into the range); returns 1 when the value had to be clamped. */
+function quantiseNumber(f: CompiledField, i: number, v: number, row: Uint32Array, o: number): number {
+  const lo = f.lo[i];
+  const maxQ = f.maxQ[i];
+  if (!(v >= lo && v <= f.hi[i])) {
+    row[o] = v > f.hi[i] ? maxQ : 0;
+    return 1;
+  }
+  if (maxQ === 0) {
+    row[o] = 0;
+    return 0;
+  }
+  const q = Math.round((v - lo) / f.step[i]);
+  row[o] = Math.min(q, maxQ);
+  return 0;
 }
 
-/** Smallest-three: drop the largest component (made positive), send its index and the other three. */
-function quantiseQuat(q: Quat, bits: number, row: Uint32Array, o: number): void {
+/** The decoded value of a number slot: never outside [lo, hi] (the top step is hi itself, not lo + n * step). */
+export function numberOf(f: CompiledField, i: number, q: number): number {
+  if (q >= f.maxQ[i]) return f.hi[i];
+  return f.lo[i] + q * f.step[i];
+}
+
+/**
+ * Smallest-three: drop the largest component (made positive), send its index and the other three, each mapped from
+ * [-1/√2, 1/√2] onto 0..maxQ with maxQ even, so that 0 (and with it the identity) is exact.
+ */
+function quantiseQuat(q: Quat, maxQ: number, row: Uint32Array, o: number): void {
   let { x, y, z, w } = q;
   let len = Math.hypot(x, y, z, w);
   if (!(len > 0) || !Number.isFinite(len)) {
@@ -408,12 +551,12 @@ function quantiseQuat(q: Quat, bits: number, row: Uint32Array, o: number): void 
   let li = 0;
   for (let i = 1; i < 4; i++) if (Math.abs(c[i]) > Math.abs(c[li])) li = i;
   const sign = c[li] < 0 ? -1 : 1;
-  const maxQ = 2 ** bits - 1;
+  const mid = maxQ / 2;
   row[o] = li;
   let k = 1;
   for (let i = 0; i < 4; i++) {
     if (i === li) continue;
-    const v = Math.round(((c[i] * sign + SQRT1_2) / (2 * SQRT1_2)) * maxQ);
+    const v = Math.round(((c[i] * sign) / SQRT1_2) * mid + mid);
     row[o + k++] = v < 0 ? 0 : Math.min(v, maxQ);
   }
 }
@@ -431,21 +574,25 @@ export function dequantiseField(
     case 'int':
       return row[o] + (p.min as number);
     case 'float':
-      return (p.min as number) + row[o] * (p.precision as number);
-    case 'vec3': {
-      const min = p.min as number;
-      const pr = p.precision as number;
-      return { x: min + row[o] * pr, y: min + row[o + 1] * pr, z: min + row[o + 2] * pr };
+      return numberOf(f, 0, row[o]);
+    case 'vec2':
+      return { x: numberOf(f, 0, row[o]), y: numberOf(f, 1, row[o + 1]) };
+    case 'vec3':
+      return { x: numberOf(f, 0, row[o]), y: numberOf(f, 1, row[o + 1]), z: numberOf(f, 2, row[o + 2]) };
+    case 'angle': {
+      const n = f.wrap[0];
+      const q = row[o];
+      return (q < n / 2 ? q : q - n) * f.step[0];
     }
     case 'quat': {
-      const maxQ = 2 ** (p.bits as number) - 1;
+      const mid = f.maxQ[1] / 2;
       const li = row[o];
       const c = [0, 0, 0, 0];
       let k = 1;
       let sum = 0;
       for (let i = 0; i < 4; i++) {
         if (i === li) continue;
-        const v = (row[o + k++] / maxQ) * 2 * SQRT1_2 - SQRT1_2;
+        const v = ((row[o + k++] - mid) / mid) * SQRT1_2;
         c[i] = v;
         sum += v * v;
       }
@@ -465,29 +612,26 @@ export function dequantiseField(
 export function defaultField(f: CompiledField, row: Uint32Array, base: number): void {
   const o = base + f.slot;
   for (let i = 0; i < f.slotCount; i++) row[o + i] = 0;
-  if (f.kind === 'int' || f.kind === 'float') {
-    // Zero when in range, else the minimum: the most natural "unset" number.
-    const min = f.params.min as number;
-    const max = f.params.max as number;
-    if (min <= 0 && max >= 0) {
-      const q = f.kind === 'int' ? -min : Math.round(-min / (f.params.precision as number));
-      row[o] = Math.min(q, f.maxQ[0]);
+  switch (f.kind) {
+    case 'int':
+    case 'float':
+    case 'vec2':
+    case 'vec3':
+      // Zero when in range, else the minimum: the most natural "unset" number.
+      for (let i = 0; i < f.slotCount; i++)
+        if (f.lo[i] <= 0 && f.hi[i] >= 0 && f.step[i] > 0)
+          row[o + i] = Math.min(Math.round(-f.lo[i] / f.step[i]), f.maxQ[i]);
+      return;
+    case 'quat': {
+      // Identity: w (index 3) is the largest; x, y, z sit exactly at the midpoint of their range.
+      const mid = f.maxQ[1] / 2;
+      row[o] = 3;
+      row[o + 1] = mid;
+      row[o + 2] = mid;
+      row[o + 3] = mid;
+      return;
     }
-  } else if (f.kind === 'vec3') {
-    const min = f.params.min as number;
-    const max = f.params.max as number;
-    if (min <= 0 && max >= 0) {
-      const q = Math.min(Math.round(-min / (f.params.precision as number)), f.maxQ[0]);
-      row[o] = q;
-      row[o + 1] = q;
-      row[o + 2] = q;
-    }
-  } else if (f.kind === 'quat') {
-    // Identity: w (index 3) is the largest; x, y, z sit at the midpoint of their range.
-    const mid = Math.round((SQRT1_2 / (2 * SQRT1_2)) * (2 ** (f.params.bits as number) - 1));
-    row[o] = 3;
-    row[o + 1] = mid;
-    row[o + 2] = mid;
-    row[o + 3] = mid;
+    default:
+      return;
   }
 }

@@ -1,5 +1,14 @@
 import { createRng } from '@quiver/transport';
-import { defineComponent, defineSchema, type SyncServer, t } from '../src/index.js';
+import { expect } from 'vitest';
+import {
+  type ComponentMap,
+  defineComponent,
+  defineSchema,
+  type SyncClient,
+  SyncError,
+  type SyncServer,
+  t,
+} from '../src/index.js';
 
 /** Floats in [0, 1) for test scenes and loss patterns: the transport's seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {
@@ -118,5 +127,72 @@ export function mutate(rand: () => number, server: SyncServer<S>, live: number[]
       else if (which < 0.92) server.removeComponent(id, rand() < 0.5 ? 'tag' : 'stats');
       else server.set(id, 'stats', { alive: true });
     }
+  }
+}
+
+export interface Peer<M extends ComponentMap = typeof schema.components> {
+  key: string;
+  client: SyncClient<M>;
+  down: TickLink;
+  up: TickLink;
+  /** Check client == server at every applied tick (all-interest, unlimited budget clients only). */
+  exact: boolean;
+  known: Set<number>;
+}
+
+/**
+ * One tick: snapshot, one packet per peer over its link (or directly when `lossless`), acks back. Exact peers are
+ * checked against the server's state of every tick they apply (`history`, keyed by tick, of client 'all').
+ */
+export function step<M extends ComponentMap>(
+  server: SyncServer<M>,
+  peers: Peer<M>[],
+  history: Map<number, Map<number, unknown>>,
+  now: number,
+  lossless: boolean,
+): void {
+  const tick = server.tick();
+  history.set(tick, server.quantisedStateFor('all'));
+  history.delete(tick - 80);
+  for (const p of peers) {
+    const bytes = server.encodeFor(p.key);
+    if (lossless) {
+      p.down.clear();
+      p.up.clear();
+      p.client.receive(bytes);
+      server.receiveAck(p.key, p.client.createAck());
+      if (p.exact) expect(p.client.state()).toEqual(history.get(tick));
+      continue;
+    }
+    p.down.send(now, bytes);
+    for (const b of p.down.deliver(now)) {
+      let applied = false;
+      try {
+        applied = p.client.receive(b);
+      } catch (e) {
+        // Deltas against a baseline the client has replaced are the only legitimate failure here.
+        expect(e).toBeInstanceOf(SyncError);
+        expect((e as SyncError).code).toBe('baseline-missing');
+      }
+      if (applied && p.exact) expect(p.client.state()).toEqual(history.get(p.client.tick));
+      p.up.send(now, p.client.createAck());
+    }
+    for (const a of p.up.deliver(now)) {
+      try {
+        server.receiveAck(p.key, a);
+      } catch (e) {
+        // A long-delayed ack may name a tick that has left the window.
+        expect((e as SyncError).code).toBe('out-of-window');
+      }
+    }
+  }
+}
+
+export function equal(a: unknown, b: unknown): boolean {
+  try {
+    expect(a).toEqual(b);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,18 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { type ClientOptions, SyncClient, SyncError, SyncServer } from '../src/index.js';
-import { mutate, rng, schema, TickLink } from './helpers.js';
-
-type S = typeof schema.components;
-
-interface Peer {
-  key: string;
-  client: SyncClient<S>;
-  down: TickLink;
-  up: TickLink;
-  /** Check client == server at every applied tick (all-interest, unlimited budget clients only). */
-  exact: boolean;
-  known: Set<number>;
-}
+import { type ClientOptions, SyncClient, SyncServer } from '../src/index.js';
+import { equal, mutate, type Peer, rng, schema, step, TickLink } from './helpers.js';
 
 function randomScene(seed: number) {
   const rand = rng(seed);
@@ -63,50 +51,6 @@ function randomScene(seed: number) {
   return { rand, server, peers, loss };
 }
 
-function step(
-  server: SyncServer<S>,
-  peers: Peer[],
-  history: Map<number, Map<number, unknown>>,
-  now: number,
-  lossless: boolean,
-): void {
-  const tick = server.tick();
-  history.set(tick, server.quantisedStateFor('all'));
-  history.delete(tick - 80);
-  for (const p of peers) {
-    const bytes = server.encodeFor(p.key);
-    if (lossless) {
-      p.down.clear();
-      p.up.clear();
-      p.client.receive(bytes);
-      server.receiveAck(p.key, p.client.createAck());
-      if (p.exact) expect(p.client.state()).toEqual(history.get(tick));
-      continue;
-    }
-    p.down.send(now, bytes);
-    for (const b of p.down.deliver(now)) {
-      let applied = false;
-      try {
-        applied = p.client.receive(b);
-      } catch (e) {
-        // Deltas against a baseline the client has replaced are the only legitimate failure here.
-        expect(e).toBeInstanceOf(SyncError);
-        expect((e as SyncError).code).toBe('baseline-missing');
-      }
-      if (applied && p.exact) expect(p.client.state()).toEqual(history.get(p.client.tick));
-      p.up.send(now, p.client.createAck());
-    }
-    for (const a of p.up.deliver(now)) {
-      try {
-        server.receiveAck(p.key, a);
-      } catch (e) {
-        // A long-delayed ack may name a tick that has left the window.
-        expect((e as SyncError).code).toBe('out-of-window');
-      }
-    }
-  }
-}
-
 describe('property: client state converges to the server quantised state under loss', () => {
   for (let seed = 1; seed <= 24; seed++) {
     test(`seed ${seed}`, () => {
@@ -143,12 +87,3 @@ describe('property: client state converges to the server quantised state under l
     });
   }
 });
-
-function equal(a: unknown, b: unknown): boolean {
-  try {
-    expect(a).toEqual(b);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,0 +1,397 @@
+import type { ClientState } from './acks.js';
+import * as bits from './bits.js';
+import * as codec from './codec.js';
+import { type CompiledComponent, isPredictable } from './schema.js';
+import type { EntityStore, Snapshot } from './store.js';
+
+// Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
+// bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
+const { BitWriter, expGolombBits } = bits;
+type BitWriter = bits.BitWriter;
+const {
+  GAP_K,
+  ID_K,
+  KIND_FULL,
+  KIND_REMOVE,
+  KIND_UPDATE,
+  predictRow,
+  slotCost,
+  writeFieldAbsolute,
+  writeSlot,
+} = codec;
+
+/** Body cache key of a FULL record (UPDATE bodies are keyed by their baseline tick, < 2^32 - 1). */
+const FULL_BODY = 0xffffffff;
+const BODY_ANY = 1;
+const BODY_RELIABLE = 2;
+/** Encoded against the extrapolation from two baselines. */
+const BODY_PREDICTED = 4;
+
+/**
+ * Encodes entity records: FULL (absolute), UPDATE (a delta against the client's baseline of that entity) and REMOVE.
+ *
+ * A record's body depends only on the entity slot, its baseline tick (or FULL) and whether the client owns the
+ * entity, not on the client otherwise: it is encoded once per tick into `bodies` and copied into every packet (and
+ * every budget measurement) that needs it. Under load, clients share baselines and the encode cost is paid once per
+ * (slot, baseline) instead of twice per client.
+ */
+export class DeltaEncoder {
+  /** This tick's encoded record bodies, indexed per slot and owner flag by the body* arrays. */
+  private readonly bodies = new BitWriter(16384);
+  private readonly bodyTick: Uint32Array;
+  private readonly bodyKey: Uint32Array;
+  /** The second baseline (prediction) the body was encoded for, 0 for none. */
+  private readonly bodyKey2: Uint32Array;
+  private readonly bodyStart: Uint32Array;
+  private readonly bodyLen: Uint32Array;
+  private readonly bodyFlags: Uint8Array;
+  private readonly bodyPriority: Float32Array;
+  private readonly comps: readonly CompiledComponent[];
+  private readonly row: number;
+  private readonly predictable: boolean;
+  /** The predicted row of the entity being encoded. */
+  private readonly pred: Uint32Array;
+
+  // Per-record results, kept in fields to avoid allocating per record.
+  /** Highest priority of the fields the record changes. */
+  recPriority = 1;
+  /** The record changes a `reliable` field. */
+  recReliable = false;
+  /** A skippable update that carries nothing (nothing was written). */
+  recEmpty = false;
+  /** The record's final kind (an UPDATE whose baseline left the window becomes FULL). */
+  recKind = 0;
+  /** The body just encoded is a delta against a prediction. */
+  private lastPredicted = false;
+
+  constructor(
+    private readonly store: EntityStore,
+    private readonly stats: { refreshes: number; predicted: number },
+  ) {
+    const max = store.max;
+    this.comps = store.comps;
+    this.row = store.row;
+    this.predictable = store.schema.predictable;
+    this.pred = new Uint32Array(store.row);
+    // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
+    this.bodyTick = new Uint32Array(2 * max);
+    this.bodyKey = new Uint32Array(2 * max);
+    this.bodyKey2 = new Uint32Array(2 * max);
+    this.bodyStart = new Uint32Array(2 * max);
+    this.bodyLen = new Uint32Array(2 * max);
+    this.bodyFlags = new Uint8Array(2 * max);
+    this.bodyPriority = new Float32Array(2 * max);
+  }
+
+  /** A new tick: last tick's bodies are stale. */
+  reset(): void {
+    this.bodies.reset();
+  }
+
+  /**
+   * Writes one record (kind and what follows) into `w`. Sets recEmpty when an update turned out to carry nothing
+   * (and was skippable, so nothing was written). `counting`: the record goes into a packet (stats count it).
+   */
+  write(
+    w: BitWriter,
+    cs: ClientState,
+    snap: Snapshot,
+    s: number,
+    code: number,
+    baseTick: number,
+    base2: number,
+    packetBase: number,
+    counting: boolean,
+  ): void {
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, counting);
+    if (this.recEmpty) return;
+    const kind = this.recKind;
+    w.writeBits(kind, 2);
+    if (kind === KIND_REMOVE) return;
+    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
+    if (kind === KIND_UPDATE) {
+      if (baseTick === packetBase) w.writeBit(0);
+      else {
+        w.writeBit(1);
+        w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
+      }
+    }
+    if (counting && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
+    w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+  }
+
+  /** Bits `write` would write (0 when recEmpty), without writing: the budget's measure. */
+  cost(
+    cs: ClientState,
+    snap: Snapshot,
+    s: number,
+    code: number,
+    baseTick: number,
+    base2: number,
+    packetBase: number,
+  ): number {
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, false);
+    if (this.recEmpty) return 0;
+    const kind = this.recKind;
+    if (kind === KIND_REMOVE) return 2;
+    let n = 2 + this.bodyLen[e];
+    if (kind === KIND_UPDATE)
+      n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
+    return n;
+  }
+
+  /**
+   * Decides a record's final kind and finds or encodes its body; sets the rec* fields. Returns the body entry (-1
+   * for REMOVE).
+   */
+  private resolve(
+    cs: ClientState,
+    snap: Snapshot,
+    s: number,
+    code: number,
+    baseTick: number,
+    base2: number,
+    packetBase: number,
+    counting: boolean,
+  ): number {
+    let kind = code & 3;
+    this.recEmpty = false;
+    this.recPriority = 1;
+    this.recReliable = false;
+    this.recKind = kind;
+    if (kind === KIND_REMOVE) return -1;
+    const store = this.store;
+    const isOwner = store.owner[s] === cs.index ? 1 : 0;
+    let baseSnap: Snapshot | null = null;
+    let baseSnap2: Snapshot | null = null;
+    const oldest = store.tickNo - store.window + 1;
+    if (kind === KIND_UPDATE) {
+      // The client decodes against its own state of tick baseTick, which it keeps for `window` ticks only.
+      if (baseTick >= oldest && baseTick <= packetBase)
+        baseSnap = store.baselineSnapshot(s, baseTick, snap.ids[s]);
+      if (!baseSnap) {
+        if (counting) this.stats.refreshes++;
+        kind = KIND_FULL;
+        this.recKind = KIND_FULL;
+      } else if (this.predictable && base2 > 0 && base2 >= oldest && base2 < baseTick) {
+        baseSnap2 = store.baselineSnapshot(s, base2, snap.ids[s]);
+        if (baseSnap2 && baseSnap2.masks[s] !== baseSnap.masks[s]) baseSnap2 = null;
+      }
+    }
+    const e = this.bodyEntry(
+      s,
+      kind === KIND_FULL ? FULL_BODY : baseTick,
+      baseSnap2 ? base2 : 0,
+      isOwner,
+      snap,
+      baseSnap,
+      baseSnap2,
+    );
+    if (kind === KIND_UPDATE) {
+      const flags = this.bodyFlags[e];
+      this.recPriority = this.bodyPriority[e];
+      this.recReliable = (flags & BODY_RELIABLE) !== 0;
+      this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
+    } else {
+      this.recPriority = 1;
+      this.recReliable = false;
+    }
+    return e;
+  }
+
+  /** Index of the cached body of (slot, baseline key, second baseline, owner), encoding it on a miss. */
+  private bodyEntry(
+    s: number,
+    key: number,
+    key2: number,
+    isOwner: number,
+    snap: Snapshot,
+    baseSnap: Snapshot | null,
+    baseSnap2: Snapshot | null,
+  ): number {
+    // Two entries per slot (owner and others): the common case of one owner among many clients stays cached.
+    const e = 2 * s + isOwner;
+    const tickNo = this.store.tickNo;
+    if (this.bodyTick[e] === tickNo && this.bodyKey[e] === key && this.bodyKey2[e] === key2) return e;
+    const b = this.bodies;
+    const start = b.pos;
+    let flags = 0;
+    this.recPriority = 1;
+    this.recReliable = false;
+    this.lastPredicted = false;
+    if (key === FULL_BODY) {
+      this.writeFullBody(b, snap, s, isOwner === 1);
+      flags = BODY_ANY;
+    } else if (this.writeUpdateBody(b, snap, baseSnap!, baseSnap2, key, key2, s, isOwner === 1))
+      flags = BODY_ANY;
+    if (this.recReliable) flags |= BODY_RELIABLE;
+    if (this.lastPredicted) flags |= BODY_PREDICTED;
+    this.bodyTick[e] = tickNo;
+    this.bodyKey[e] = key;
+    this.bodyKey2[e] = key2;
+    this.bodyStart[e] = start;
+    this.bodyLen[e] = b.pos - start;
+    this.bodyFlags[e] = flags;
+    this.bodyPriority[e] = this.recPriority;
+    return e;
+  }
+
+  private writeFullBody(w: BitWriter, snap: Snapshot, s: number, isOwner: boolean): void {
+    const mask = snap.masks[s];
+    const o = s * this.row;
+    w.writeExpGolomb(snap.ids[s], ID_K);
+    w.writeBits(mask, this.comps.length);
+    for (const c of this.comps)
+      if (mask & (1 << c.index)) this.writeComponentAbsolute(w, c, snap.values, o, isOwner);
+  }
+
+  /**
+   * The part of an UPDATE after its baseline reference. Returns whether it carries anything. With a second baseline
+   * (`baseSnap2` of tick `b1`), the values are extrapolated from the two (`predictRow`) and the record is a delta
+   * against that prediction when this is shorter, flagged by one bit.
+   */
+  private writeUpdateBody(
+    w: BitWriter,
+    snap: Snapshot,
+    baseSnap: Snapshot,
+    baseSnap2: Snapshot | null,
+    b0: number,
+    b1: number,
+    s: number,
+    isOwner: boolean,
+  ): boolean {
+    const vals = snap.values;
+    const o = s * this.row;
+    const mask = snap.masks[s];
+    let bvals = baseSnap.values;
+    let bo = o;
+    const bmask = baseSnap.masks[s];
+    let predicted = false;
+    if (this.predictable) {
+      if (baseSnap2 && this.predictionPays(snap, baseSnap, baseSnap2, b0, b1, s, isOwner)) {
+        predicted = true;
+        this.lastPredicted = true;
+        w.writeBit(1);
+        w.writeExpGolomb(b0 - b1 - 1, 0);
+        bvals = this.pred;
+        bo = 0;
+      } else w.writeBit(0);
+    }
+    const maskChanged = mask !== bmask;
+    w.writeBit(maskChanged);
+    if (maskChanged) w.writeBits(mask, this.comps.length);
+    let any = maskChanged || predicted;
+    for (const c of this.comps) {
+      const bit = 1 << c.index;
+      if (!(mask & bit)) continue;
+      if (!(bmask & bit)) {
+        this.writeComponentAbsolute(w, c, vals, o, isOwner);
+        continue;
+      }
+      // Which fields differ (owner-only fields never "differ" for others: they never see them).
+      let changedFields = 0;
+      const fields = c.fields;
+      for (let fi = 0; fi < fields.length; fi++) {
+        const f = fields[fi];
+        if (f.ownerOnly && !isOwner) continue;
+        const a = o + f.slot;
+        const ba = bo + f.slot;
+        for (let k = 0; k < f.slotCount; k++) {
+          if (vals[a + k] !== bvals[ba + k]) {
+            changedFields |= 1 << fi;
+            if (f.priority > this.recPriority) this.recPriority = f.priority;
+            if (f.reliable) this.recReliable = true;
+            break;
+          }
+        }
+      }
+      w.writeBit(changedFields !== 0);
+      if (!changedFields) continue;
+      any = true;
+      const multi = fields.length > 1;
+      for (let fi = 0; fi < fields.length; fi++) {
+        const changed = (changedFields & (1 << fi)) !== 0;
+        if (multi) w.writeBit(changed);
+        if (!changed) continue;
+        const f = fields[fi];
+        const a = o + f.slot;
+        const ba = bo + f.slot;
+        if (f.kind === 'string') writeFieldAbsolute(w, f, vals, o, this.store.strings.utf8);
+        else if (f.slotCount === 1) writeSlot(w, f.widths[0], vals[a], bvals[ba], f.wrap[0]);
+        else
+          for (let k = 0; k < f.slotCount; k++) {
+            const d = vals[a + k] !== bvals[ba + k];
+            w.writeBit(d);
+            if (d) writeSlot(w, f.widths[k], vals[a + k], bvals[ba + k], f.wrap[k]);
+          }
+      }
+    }
+    return any;
+  }
+
+  /**
+   * Fills `pred` with the extrapolation from b1 to b0 carried to this tick and says whether encoding against it is
+   * shorter than against b0 (counting the slots of the predictable fields and the flag's tick distance).
+   */
+  private predictionPays(
+    snap: Snapshot,
+    baseSnap: Snapshot,
+    baseSnap2: Snapshot,
+    b0: number,
+    b1: number,
+    s: number,
+    isOwner: boolean,
+  ): boolean {
+    const o = s * this.row;
+    const mask = snap.masks[s] & baseSnap.masks[s];
+    const pred = this.pred;
+    const t = this.store.tickNo;
+    predictRow(
+      this.comps,
+      baseSnap.masks[s],
+      baseSnap.values,
+      o,
+      baseSnap2.values,
+      o,
+      pred,
+      0,
+      t - b0,
+      b0 - b1,
+    );
+    const vals = snap.values;
+    const bvals = baseSnap.values;
+    let withPred = expGolombBits(b0 - b1 - 1, 0);
+    let without = 0;
+    let differs = false;
+    for (const c of this.comps) {
+      if (!(mask & (1 << c.index))) continue;
+      for (const f of c.fields) {
+        if (!isPredictable(f) || (f.ownerOnly && !isOwner)) continue;
+        for (let k = 0; k < f.slotCount; k++) {
+          const v = vals[o + f.slot + k];
+          const b = bvals[o + f.slot + k];
+          if (v !== b) differs = true;
+          without += slotCost(f.widths[k], v, b, f.wrap[k]);
+          withPred += slotCost(f.widths[k], v, pred[f.slot + k], f.wrap[k]);
+        }
+      }
+    }
+    return differs && withPred < without;
+  }
+
+  private writeComponentAbsolute(
+    w: BitWriter,
+    c: CompiledComponent,
+    vals: Uint32Array,
+    o: number,
+    isOwner: boolean,
+  ): void {
+    for (const f of c.fields) {
+      if (f.ownerOnly) {
+        w.writeBit(isOwner);
+        if (!isOwner) continue;
+      }
+      writeFieldAbsolute(w, f, vals, o, this.store.strings.utf8);
+    }
+  }
+}
