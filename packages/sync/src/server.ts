@@ -364,6 +364,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     let prev = -1;
     let count = 0;
     const budgetBits = cs.budgetBytes * 8;
+    const refreshes0 = this.stats.refreshes;
+    const predicted0 = this.stats.predicted;
     // Far over budget by recent record sizes: go straight to prioritised selection.
     let over = n * cs.recordBits > 2 * (budgetBits - headerBits);
     for (let i = 0; i < n && !over; i++) {
@@ -387,6 +389,9 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     let deferred = 0;
     let order: Int32Array | null = null;
     if (over) {
+      // The records of the abandoned fast pass were not sent: their counts go back.
+      this.stats.refreshes = refreshes0;
+      this.stats.predicted = predicted0;
       w.rewind(headerBits);
       ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p));
       order = this.priority.order;
