@@ -28,6 +28,7 @@ import {
   UnknownMessageError,
   ValidationError,
 } from './errors.js';
+import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
 import { type DeliveryMode, MessageRegistry, type MessageType, type QoS } from './messages.js';
 import { type ReassemblyOptions, Reassembler, ReceiveTracker } from './reassembly.js';
@@ -146,6 +147,11 @@ export interface PeerOptions {
   datagramBacklog?: number;
   /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
   maxOutOfOrder?: number;
+  /**
+   * Nesting depth of arrays and maps accepted in a received MessagePack payload; deeper is a `DecodeError` (4400).
+   * Default 32. (Lengths need no option: a payload of n bytes never allocates more than n entries.)
+   */
+  maxDepth?: number;
   /** Called for every drop, after it is counted. */
   onDrop?: (reason: DropReason, info: DropInfo) => void;
 }
@@ -382,6 +388,7 @@ export abstract class Peer<S> {
     scheduler: 'strict' | 'weighted';
     maxOutOfOrder: number;
     datagramBacklog: number;
+    maxDepth: number;
   };
 
   constructor(
@@ -399,6 +406,7 @@ export abstract class Peer<S> {
       scheduler: options.scheduler ?? 'strict',
       maxOutOfOrder: options.maxOutOfOrder ?? 4096,
       datagramBacklog: options.datagramBacklog ?? 32,
+      maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
       heartbeat: {
         intervalMs: hb.intervalMs ?? 1000,
         idleIntervalMs: hb.idleIntervalMs ?? 5000,
@@ -1061,18 +1069,19 @@ export abstract class Peer<S> {
         const { value, done } = await reader.read();
         if (done || link.closed) return;
         link.lastReceived = this.clock.now();
+        // Charged before anything is decoded: a flood of datagrams costs the peer its budget, not the server CPU.
+        this.checkIncomingRate(value.length, 1);
         let frame: Frame;
         let bodies: Uint8Array[] | null = null;
         try {
           frame = parseBody(value);
           if (frame.header[0] === Kind.BUNDLE) bodies = unbundle(frame);
         } catch {
-          this.checkIncomingRate(value.length);
           this.drop('malformed', {});
           continue;
         }
-        // A bundled body counts as a message of its own, as it would had it come alone.
-        this.checkIncomingRate(value.length, bodies ? bodies.length : 1);
+        // A bundled body counts as a message of its own, as it would had it come alone (only split, not decoded).
+        if (bodies) this.checkIncomingRate(0, bodies.length - 1);
         if (!bodies) {
           this.handleDatagram(link, frame);
           continue;
@@ -1171,7 +1180,8 @@ export abstract class Peer<S> {
     if (name === undefined) throw new UnknownMessageError(`unknown message id ${String(wire)}`);
     const type = this.knownType(name);
     if (!type && this.strictMessages) throw new UnknownMessageError(`unknown message '${name}'`);
-    const payload = typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes);
+    const payload =
+      typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes, this.opts.maxDepth);
     this.validateIncoming(name, channel, payload, type);
     this.lastActivity = this.clock.now();
     this.stats.messagesIn[channel] = (this.stats.messagesIn[channel] ?? 0) + 1;
