@@ -302,19 +302,25 @@ function isRaw(payload: unknown): payload is Uint8Array {
   return payload instanceof Uint8Array;
 }
 
+/** The delivery mode a channel's options describe (`mode`, else derived from `qos`). */
+export function channelMode(o: ChannelOptions): DeliveryMode {
+  return (
+    o.mode ??
+    (o.qos === 'at-most-once'
+      ? 'unreliable'
+      : o.qos === 'at-least-once'
+        ? 'reliable-unordered'
+        : 'reliable-ordered')
+  );
+}
+
 function channelFromOptions(
   name: string,
   id: number,
   o: ChannelOptions,
   defaultOverflow: ChannelState['overflow'],
 ) {
-  const mode: DeliveryMode =
-    o.mode ??
-    (o.qos === 'at-most-once'
-      ? 'unreliable'
-      : o.qos === 'at-least-once'
-        ? 'reliable-unordered'
-        : 'reliable-ordered');
+  const mode = channelMode(o);
   const reliable = mode === 'reliable-ordered' || mode === 'reliable-unordered';
   const state: ChannelState = {
     name,

@@ -9,7 +9,6 @@ import { randomToken, systemClock, type TimerHandle } from './clock.js';
 import { Kind } from './codec.js';
 import {
   CloseCode,
-  DecodeError,
   HandshakeTimeoutError,
   isFinalCloseCode,
   NotAuthenticatedError,
@@ -20,8 +19,12 @@ import {
 import { TokenBucket } from './estimators.js';
 import type { MessageType } from './messages.js';
 import { createMetrics, type SessionMetrics } from './metrics.js';
+import { parseHello } from './hello.js';
+import type { DeliveryMode } from './messages.js';
 import {
   ControlStream,
+  channelMode,
+  defaultChannels,
   type Handler,
   type HandshakeTables,
   Peer,
@@ -308,6 +311,17 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.server.reportError(err, this);
   }
 
+  /**
+   * @internal A session that failed establishment and was never admitted: let go of its link and timers without
+   * any event (nobody was told it existed).
+   */
+  abandon(): void {
+    this.state = 'closed';
+    this.closedForGood = true;
+    this.clock.clearTimeout(this.resumeTimer);
+    if (this.link) this.detach(this.link);
+  }
+
   /** @internal */
   finish(code: number, reason: string, cause: Omit<SessionCloseInfo, 'code' | 'reason'>): void {
     if (this.state === 'closed') return;
@@ -383,6 +397,8 @@ export class SessionServer {
   private readonly types = new Map<string, MessageType>();
   private readonly events = new Emitter<SessionServerEvents>();
   private readonly ipWindows = new Map<string, number[]>();
+  /** The channels sessions have, by name: a HELLO may only announce these (with the same mode). */
+  private readonly channelModes: ReadonlyMap<string, DeliveryMode>;
   private pendingHandshakes = 0;
   private closing = false;
   /** Where logs go (the fastify plugin points it at fastify's logger). */
@@ -390,6 +406,8 @@ export class SessionServer {
 
   constructor(readonly options: SessionServerOptions = {}) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
+    const channels = { ...defaultChannels, ...(options.channels ?? {}) };
+    this.channelModes = new Map(Object.entries(channels).map(([name, o]) => [name, channelMode(o)]));
     this.metrics = createMetrics(() => this.sessions.values());
     for (const m of options.messages ?? []) this.types.set(m.name, m);
     for (const l of options.listeners ?? []) this.addListener(l);
@@ -707,25 +725,21 @@ export class SessionServer {
     }
   }
 
+  /**
+   * Turns a validated HELLO into a session. Nothing exists for the peer until the HELLO has passed `parseHello`;
+   * a new session enters `sessions` only once it is connected, so a throw anywhere here leaves nothing behind (the
+   * caller closes the transport and counts the rejection).
+   */
   private establish(
     session: QuiverSession,
     control: ControlStream,
-    hello: Record<string, unknown>,
+    raw: Record<string, unknown>,
     req: SessionRequest,
     user: AuthResult,
   ): void {
-    const peer: HandshakeTables = {
-      messages: Array.isArray(hello.messages) ? (hello.messages as [string, number][]) : [],
-      channels: Array.isArray(hello.channels) ? (hello.channels as HandshakeTables['channels']) : [],
-      acks: Array.isArray(hello.acks) ? (hello.acks as [string, number][]) : [],
-    };
-    // The peer's tables are kept per session: bound them before anything is created.
-    if (peer.channels.length > 256 || peer.messages.length > 65_535) {
-      throw new DecodeError('HELLO announces too many channels or messages');
-    }
-    const resume = hello.resume as { id?: unknown; token?: unknown } | undefined;
+    const { tables, resume } = parseHello(raw, this.channelModes);
     let s: ServerSession | undefined;
-    if (resume && typeof resume === 'object') {
+    if (resume) {
       this.metrics.reconnects++;
       const old = typeof resume.id === 'string' ? this.sessions.get(resume.id) : undefined;
       if (
@@ -736,19 +750,31 @@ export class SessionServer {
         old.user.userId === user.userId
       ) {
         s = old;
-        s.user = user;
-        s.request = req;
-        s.resumeToken = randomToken(18);
-        this.metrics.recoveries++;
       }
     }
     const resumed = s !== undefined;
-    if (!s) {
+    if (s) {
+      s.user = user;
+      s.request = req;
+      s.resumeToken = randomToken(18);
+      this.metrics.recoveries++;
+      try {
+        s.connect(session, control, tables, true);
+      } catch (err) {
+        s.finish(CloseCode.INTERNAL, 'resume failed', { initiator: 'server', deliberate: false });
+        throw err;
+      }
+    } else {
       s = new ServerSession(this, user, req, this.options);
+      try {
+        s.connect(session, control, tables, false);
+      } catch (err) {
+        s.abandon();
+        throw err;
+      }
       this.sessions.set(s.id, s);
       this.metrics.sessionsTotal++;
     }
-    s.connect(session, control, peer, resumed);
     this.log(
       'info',
       `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +
