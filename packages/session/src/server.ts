@@ -5,6 +5,7 @@ import type {
   TransportListener,
   TransportName,
 } from '@quiver/transport';
+import { PendingHandshakes, type PreAuthOptions } from './admission.js';
 import { randomToken, systemClock, type TimerHandle } from './clock.js';
 import { Kind } from './codec.js';
 import {
@@ -12,6 +13,7 @@ import {
   HandshakeTimeoutError,
   isFinalCloseCode,
   NotAuthenticatedError,
+  ServerBusyError,
   SessionClosedError,
   SessionError,
   ValidationError,
@@ -83,8 +85,19 @@ export interface SessionServerOptions extends PeerOptions {
     /** New sessions per minute per remote address; over it requests get 429. */
     perIp?: { sessionsPerMinute?: number };
   };
-  /** Sessions at once (connected or awaiting a resume); over it requests get 503. Default 10 000. */
+  /**
+   * Sessions at once (connected or awaiting a resume); over it requests get 503 (and a HELLO that arrives when the
+   * server filled up meanwhile is closed with 4503). Connections still in their handshake do not count here but
+   * against `preAuth`. Default 10 000.
+   */
   maxSessions?: number;
+  /**
+   * The pre-authentication budget: connections that have not completed HELLO (authenticate running or HELLO
+   * awaited), in total (`maxPending`, default 1024) and per remote address (`maxPendingPerIp`, default 16). At a
+   * cap the oldest pending handshake is evicted (503 before acceptance, 4503 after), so idle sockets cannot lock
+   * clients out. Each has at most `handshakeTimeoutMs` + `firstMessageTimeoutMs` to finish.
+   */
+  preAuth?: PreAuthOptions;
   /** Deadline for `authenticate` to decide; over it the request gets 503. Default 5000 ms. */
   handshakeTimeoutMs?: number;
   /** After accepting, the client's HELLO must arrive within this; else the session is closed with 4408. Default 5000 ms. */
@@ -399,13 +412,16 @@ export class SessionServer {
   private readonly ipWindows = new Map<string, number[]>();
   /** The channels sessions have, by name: a HELLO may only announce these (with the same mode). */
   private readonly channelModes: ReadonlyMap<string, DeliveryMode>;
-  private pendingHandshakes = 0;
+  private readonly pending: PendingHandshakes;
+  private readonly maxSessions: number;
   private closing = false;
   /** Where logs go (the fastify plugin points it at fastify's logger). */
   logger: { debug?: (msg: string) => void; info?: (msg: string) => void; warn?: (msg: string) => void } = {};
 
   constructor(readonly options: SessionServerOptions = {}) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
+    this.maxSessions = options.maxSessions ?? 10_000;
+    this.pending = new PendingHandshakes(options.preAuth);
     const channels = { ...defaultChannels, ...(options.channels ?? {}) };
     this.channelModes = new Map(Object.entries(channels).map(([name, o]) => [name, channelMode(o)]));
     this.metrics = createMetrics(() => this.sessions.values());
@@ -561,9 +577,14 @@ export class SessionServer {
     }
   }
 
-  private rejectRequest(incoming: IncomingSession, status: number, reason: string): void {
-    const key = `${status}`;
-    this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
+  /** Refuses a request before it is accepted; counted under its status unless `key` is null (already counted). */
+  private rejectRequest(
+    incoming: IncomingSession,
+    status: number,
+    reason: string,
+    key: string | null = `${status}`,
+  ): void {
+    if (key !== null) this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
     this.log(
       'info',
       `rejected ${incoming.request.transport} session from ${incoming.request.remoteAddress}: ${status} ${reason}`,
@@ -610,15 +631,24 @@ export class SessionServer {
     if (!this.originAllowed(req.origin)) return this.rejectRequest(incoming, 403, 'origin not allowed');
     if (!this.ipAllowed(req.remoteAddress, now))
       return this.rejectRequest(incoming, 429, 'too many sessions');
-    if (this.sessions.size + this.pendingHandshakes >= (this.options.maxSessions ?? 10_000)) {
-      return this.rejectRequest(incoming, 503, 'server full');
-    }
-    this.pendingHandshakes++;
+    if (this.sessions.size >= this.maxSessions) return this.rejectRequest(incoming, 503, 'server full');
+    // Until its HELLO is validated the connection holds a pre-authentication slot, not a session: a newer
+    // connection may evict it (see PendingHandshakes), which rejects it wherever it is in the handshake.
+    let evicted!: (err: SessionError) => void;
+    const eviction = new Promise<never>((_, rej) => {
+      evicted = rej;
+    });
+    eviction.catch(() => {});
+    const release = this.pending.admit(req.remoteAddress, () => {
+      this.metrics.rejections['handshake-evicted'] = (this.metrics.rejections['handshake-evicted'] ?? 0) + 1;
+      evicted(new ServerBusyError('too many pending handshakes', 'handshake-evicted'));
+    });
     let user: AuthResult;
     try {
-      user = await this.authenticate(req);
+      user = await this.authenticate(req, eviction);
     } catch (err) {
-      this.pendingHandshakes--;
+      release();
+      if (err instanceof ServerBusyError) return this.rejectRequest(incoming, 503, err.message, null);
       if (err instanceof AuthRejection) return this.rejectRequest(incoming, err.status, err.reason);
       this.reportError(err as Error);
       return this.rejectRequest(
@@ -631,18 +661,23 @@ export class SessionServer {
     try {
       session = incoming.accept();
     } catch (err) {
-      this.pendingHandshakes--;
+      release();
       this.reportError(err as Error);
       return;
     }
     try {
-      await this.handshake(session, req, user);
+      await this.handshake(session, req, user, eviction);
     } finally {
-      this.pendingHandshakes--;
+      release();
     }
   }
 
-  private async authenticate(req: SessionRequest): Promise<AuthResult> {
+  /** Connections past the request checks that have not completed their HELLO (the pre-authentication budget). */
+  get handshakesPending(): number {
+    return this.pending.size;
+  }
+
+  private async authenticate(req: SessionRequest, eviction: Promise<never>): Promise<AuthResult> {
     const auth = this.options.authenticate;
     if (!auth) return { userId: 'anonymous' };
     const ms = this.options.handshakeTimeoutMs ?? 5000;
@@ -655,7 +690,7 @@ export class SessionServer {
       );
     });
     try {
-      const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout]);
+      const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout, eviction]);
       if (!result || typeof result.userId !== 'string') throw new AuthRejection(401, 'unauthenticated');
       return result;
     } finally {
@@ -663,7 +698,12 @@ export class SessionServer {
     }
   }
 
-  private async handshake(session: QuiverSession, req: SessionRequest, user: AuthResult): Promise<void> {
+  private async handshake(
+    session: QuiverSession,
+    req: SessionRequest,
+    user: AuthResult,
+    eviction: Promise<never>,
+  ): Promise<void> {
     const clock = this.options.clock ?? systemClock;
     const ms = this.options.firstMessageTimeoutMs ?? 5000;
     let handle: TimerHandle | undefined;
@@ -695,6 +735,7 @@ export class SessionServer {
           return h;
         })(),
         timeout,
+        eviction,
       ]);
       clock.clearTimeout(handle);
       this.establish(session, control!, hello, req, user);
@@ -705,7 +746,10 @@ export class SessionServer {
       const e =
         err instanceof SessionError ? err : new NotAuthenticatedError(String((err as Error)?.message ?? err));
       if (!(e instanceof SessionClosedError)) this.reportError(e);
-      this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
+      // Evictions were counted when they happened.
+      if (e.kind !== 'handshake-evicted') {
+        this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
+      }
       if (control) {
         // A peer that does not read must not hold the close up: the write gets a short grace period only.
         let t: TimerHandle | undefined;
@@ -765,6 +809,8 @@ export class SessionServer {
         throw err;
       }
     } else {
+      // Pending handshakes do not count against maxSessions, so the check is repeated once the HELLO is in.
+      if (this.sessions.size >= this.maxSessions) throw new ServerBusyError('server full', 'server-full');
       s = new ServerSession(this, user, req, this.options);
       try {
         s.connect(session, control, tables, false);
