@@ -14,6 +14,11 @@ export interface PreAuthOptions {
   maxPending?: number;
   /** The same per remote address. Default 16. */
   maxPendingPerIp?: number;
+  /**
+   * Largest HELLO frame accepted (bytes), so that pending handshakes hold at most `maxPending` times this.
+   * Default 64 KiB (a HELLO carries the client's message and channel tables).
+   */
+  maxHelloBytes?: number;
 }
 
 interface Entry {

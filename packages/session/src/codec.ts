@@ -161,7 +161,10 @@ export class FrameReader {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(
+    /** May be raised later (a control stream accepts larger frames once its HELLO is through). */
+    public maxFrameBytes: number,
+  ) {}
 
   push(chunk: Uint8Array): Uint8Array[] {
     if (chunk.length > 0) {

@@ -11,8 +11,8 @@ import {
   decodeValue,
   encodeValue,
   FLAG_RAW,
-  FrameReader,
   type Frame,
+  FrameReader,
   Kind,
   parseBody,
   streamFrame,
@@ -22,12 +22,12 @@ import {
   DecodeError,
   MessageTooLargeError,
   QueueFullError,
-  RateLimitError,
   SessionClosedError,
   SessionError,
   UnknownMessageError,
   ValidationError,
 } from './errors.js';
+import { type BudgetedFrameReader, IncomingBudget } from './limits.js';
 import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
 import { type DeliveryMode, MessageRegistry, type MessageType, type QoS } from './messages.js';
@@ -152,6 +152,12 @@ export interface PeerOptions {
    * Default 32. (Lengths need no option: a payload of n bytes never allocates more than n entries.)
    */
   maxDepth?: number;
+  /**
+   * Bytes of incomplete incoming frames held at once, all streams of the session together (partial frames are
+   * also charged to the byte rate as they arrive). Over it the session closes with 4429. Default 4 MiB, and never
+   * below `maxMessageBytes` + 64.
+   */
+  maxReceiveBufferBytes?: number;
   /** Called for every drop, after it is counted. */
   onDrop?: (reason: DropReason, info: DropInfo) => void;
 }
@@ -260,12 +266,22 @@ export class ControlStream {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   private readonly frames: FrameReader;
+  private budgeted: BudgetedFrameReader | null = null;
   private queued: Uint8Array[] = [];
 
+  /** `maxFrameBytes` bounds the handshake frame; `useBudget` sets the limit for the rest of the session. */
   constructor(stream: QuiverBidirectionalStream, maxFrameBytes: number) {
     this.reader = stream.readable.getReader();
     this.writer = stream.writable.getWriter();
     this.frames = new FrameReader(maxFrameBytes);
+  }
+
+  /** From now on every byte received is charged to `budget` as it arrives (what is already buffered included). */
+  useBudget(budget: IncomingBudget, maxFrameBytes: number): void {
+    this.budgeted?.release();
+    this.budgeted = budget.reader(maxFrameBytes, this.frames);
+    // Frames that completed before the budget applied still count as messages.
+    if (this.queued.length > 0) budget.charge(0, this.queued.length);
   }
 
   /** The next frame, or null at the end of the stream. Throws `DecodeError` / `MessageTooLargeError`. */
@@ -275,7 +291,7 @@ export class ControlStream {
       if (body) return parseBody(body);
       const { value, done } = await this.reader.read();
       if (done) return null;
-      this.queued = this.frames.push(value);
+      this.queued = this.budgeted ? this.budgeted.push(value) : this.frames.push(value);
     }
   }
 
@@ -288,6 +304,7 @@ export class ControlStream {
   }
 
   cancel(reason?: unknown): Promise<void> {
+    this.budgeted?.release();
     return this.reader.cancel(reason).catch(() => {});
   }
 }
@@ -371,7 +388,8 @@ export abstract class Peer<S> {
   private windowCount = 0;
   private lastActivity: number;
   protected closedForGood = false;
-  protected incomingLimits: { messages: TokenBucket; bytes: TokenBucket } | null = null;
+  /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
+  protected incoming: IncomingBudget;
   protected sink: PeerSink | null = null;
   /** When true, a message name this end never registered closes the session (servers); else it is counted. */
   protected strictMessages = false;
@@ -395,6 +413,7 @@ export abstract class Peer<S> {
     maxOutOfOrder: number;
     datagramBacklog: number;
     maxDepth: number;
+    maxReceiveBufferBytes: number;
   };
 
   constructor(
@@ -413,6 +432,11 @@ export abstract class Peer<S> {
       maxOutOfOrder: options.maxOutOfOrder ?? 4096,
       datagramBacklog: options.datagramBacklog ?? 32,
       maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
+      // A session must be able to receive one frame of the largest message it accepts.
+      maxReceiveBufferBytes: Math.max(
+        options.maxReceiveBufferBytes ?? 4 << 20,
+        (options.maxMessageBytes ?? 1 << 20) + 64,
+      ),
       heartbeat: {
         intervalMs: hb.intervalMs ?? 1000,
         idleIntervalMs: hb.idleIntervalMs ?? 5000,
@@ -434,6 +458,7 @@ export abstract class Peer<S> {
       ? new TokenBucket(b.bytesPerSecond, b.burstBytes ?? b.bytesPerSecond, this.clock.now())
       : null;
     this.reassembler = new Reassembler(options.reassembly ?? {}, (reason) => this.drop(reason, {}));
+    this.incoming = new IncomingBudget(this.clock, this.opts.maxReceiveBufferBytes);
   }
 
   /** The session this peer is, as handed to handlers. */
@@ -879,6 +904,7 @@ export abstract class Peer<S> {
     peer: HandshakeTables,
     resumed: boolean,
   ): void {
+    control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
     const link = new Link(session, control, this.clock.now());
     this.link = link;
     this.peerMessages = new Map();
@@ -991,7 +1017,6 @@ export abstract class Peer<S> {
         if (link.closed) return;
         if (!frame) return; // the transport's close will follow
         link.lastReceived = this.clock.now();
-        this.checkIncomingRate(frame.payload.length + 8);
         this.handleControl(link, frame, false);
       }
     } catch (err) {
@@ -1032,7 +1057,7 @@ export abstract class Peer<S> {
   private async runStream(link: Link, stream: ReadableStream<Uint8Array>): Promise<void> {
     const reader = stream.getReader();
     link.readers.push(reader);
-    const frames = new FrameReader(this.opts.maxMessageBytes + 64);
+    const frames = this.incoming.reader(this.opts.maxMessageBytes + 64);
     let ch: RecvChannel | undefined;
     try {
       for (;;) {
@@ -1044,7 +1069,6 @@ export abstract class Peer<S> {
         }
         link.lastReceived = this.clock.now();
         for (const body of frames.push(value)) {
-          this.checkIncomingRate(body.length);
           const { header, payload } = parseBody(body);
           if (!ch) {
             if (header[0] !== Kind.OPEN) throw new DecodeError('a stream must start with OPEN');
@@ -1063,6 +1087,7 @@ export abstract class Peer<S> {
     } catch (err) {
       this.onError(link, err);
     } finally {
+      frames.release();
       reader.releaseLock();
     }
   }
@@ -1076,7 +1101,7 @@ export abstract class Peer<S> {
         if (done || link.closed) return;
         link.lastReceived = this.clock.now();
         // Charged before anything is decoded: a flood of datagrams costs the peer its budget, not the server CPU.
-        this.checkIncomingRate(value.length, 1);
+        this.incoming.charge(value.length, 1);
         let frame: Frame;
         let bodies: Uint8Array[] | null = null;
         try {
@@ -1087,7 +1112,7 @@ export abstract class Peer<S> {
           continue;
         }
         // A bundled body counts as a message of its own, as it would had it come alone (only split, not decoded).
-        if (bodies) this.checkIncomingRate(0, bodies.length - 1);
+        if (bodies) this.incoming.charge(0, bodies.length - 1);
         if (!bodies) {
           this.handleDatagram(link, frame);
           continue;
@@ -1107,15 +1132,6 @@ export abstract class Peer<S> {
       }
     } catch (err) {
       this.onError(link, err);
-    }
-  }
-
-  private checkIncomingRate(bytes: number, messages = 1): void {
-    const l = this.incomingLimits;
-    if (!l) return;
-    const now = this.clock.now();
-    if (!l.messages.take(messages, now) || !l.bytes.take(bytes, now)) {
-      throw new RateLimitError('peer exceeded its message or byte rate limit');
     }
   }
 

@@ -18,7 +18,7 @@ import {
   SessionError,
   ValidationError,
 } from './errors.js';
-import { TokenBucket } from './estimators.js';
+import { IncomingBudget } from './limits.js';
 import type { MessageType } from './messages.js';
 import { createMetrics, type SessionMetrics } from './metrics.js';
 import { parseHello } from './hello.js';
@@ -179,16 +179,7 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.lastTransport = request.transport;
     this.sink = server.sinkFor();
     const per = options.rateLimits?.perSession;
-    if (per && (per.messagesPerSecond !== undefined || per.bytesPerSecond !== undefined)) {
-      const burst = per.burstSeconds ?? 1;
-      const now = this.clock.now();
-      const m = per.messagesPerSecond ?? Number.POSITIVE_INFINITY;
-      const b = per.bytesPerSecond ?? Number.POSITIVE_INFINITY;
-      this.incomingLimits = {
-        messages: new TokenBucket(m, Math.max(1, m * burst), now),
-        bytes: new TokenBucket(b, Math.max(1, b * burst), now),
-      };
-    }
+    if (per) this.incoming = new IncomingBudget(this.clock, this.incoming.maxBufferedBytes, per);
     // Handlers registered on the server apply to every session; their message names are known up front.
     for (const name of server.handlerNames()) {
       const t = server.messageType(name);
@@ -710,7 +701,8 @@ export class SessionServer {
     const timeout = new Promise<never>((_, rej) => {
       handle = clock.setTimeout(() => rej(new HandshakeTimeoutError(`no HELLO within ${ms} ms`)), ms);
     });
-    const maxFrame = (this.options.maxMessageBytes ?? 1 << 20) + 64;
+    // Before authentication only the HELLO is read, and it is small: the budget caps what a pending handshake holds.
+    const maxFrame = this.options.preAuth?.maxHelloBytes ?? 64 * 1024;
     let control: ControlStream | undefined;
     let streams:
       | ReadableStreamDefaultReader<{

@@ -37,7 +37,9 @@ describe('hostile: idle sockets that never say HELLO (defect 3)', () => {
       const raw = await rawClient(connectWebSocket, url);
       cleanups.push(() => raw.session.close());
       closes.push(raw.closed.then((c) => c.closeCode ?? 0));
-      await until(() => server.handshakesPending + (server.metrics.rejections['handshake-evicted'] ?? 0) === i + 1);
+      await until(
+        () => server.handshakesPending + (server.metrics.rejections['handshake-evicted'] ?? 0) === i + 1,
+      );
       expect(server.handshakesPending).toBeLessThanOrEqual(preAuth.maxPendingPerIp);
     }
     expect(server.handshakesPending).toBe(preAuth.maxPendingPerIp);
