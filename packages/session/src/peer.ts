@@ -1007,6 +1007,9 @@ export abstract class Peer<S> {
   private onError(link: Link, err: unknown): void {
     if (link.closed) return;
     if (err instanceof SessionError) this.fail(err);
+    // A read that failed because the transport session closed is the link going away, not an error: `closed`
+    // of the transport reports it (and the read may lose that race).
+    else if ((err as { source?: unknown })?.source === 'session') return;
     else this.reportError(err as Error);
   }
 

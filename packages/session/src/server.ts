@@ -530,7 +530,9 @@ export class SessionServer {
   sinkFor() {
     const m = this.metrics;
     return {
-      message: (channel: string, direction: 'in' | 'out', bytes: number) => {
+      message: (name: string, direction: 'in' | 'out', bytes: number) => {
+        // Labels come from the server's configuration only (parseHello already refuses other channel names).
+        const channel = this.channelModes.has(name) ? name : 'unknown';
         const c = m.messages[direction];
         c[channel] = (c[channel] ?? 0) + 1;
         const b = m.bytes[direction];
