@@ -1,18 +1,12 @@
-import type { QuiverBidirectionalStream, QuiverSession, TransportName } from '@quiver/transport';
+import type { QuiverSession, TransportName } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import {
-  BUNDLE_ENTRY_OVERHEAD,
-  BUNDLE_OVERHEAD,
-  bundleFrame,
   datagramFrame,
-  datagramHeaderSize,
-  MAX_BUNDLE_COUNT,
   unbundle,
   decodeValue,
   encodeValue,
   FLAG_RAW,
   type Frame,
-  FrameReader,
   Kind,
   parseBody,
   streamFrame,
@@ -27,340 +21,29 @@ import {
   UnknownMessageError,
   ValidationError,
 } from './errors.js';
-import { type BudgetedFrameReader, IncomingBudget } from './limits.js';
+import { IncomingBudget } from './limits.js';
 import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
-import { type DeliveryMode, MessageRegistry, type MessageType, type QoS } from './messages.js';
-import { type ReassemblyOptions, Reassembler, ReceiveTracker } from './reassembly.js';
+import { type ChannelState, channelFromOptions, isRaw, type OutMsg, type RecvChannel } from './channels.js';
+import { datagramBodies } from './datagrams.js';
+import { type ControlStream, type HandshakeTables, Link } from './link.js';
+import { MessageRegistry, type MessageType } from './messages.js';
+import {
+  type DropInfo,
+  type DropReason,
+  defaultChannels,
+  type Handler,
+  type HeartbeatOptions,
+  type PeerOptions,
+  type PeerSink,
+  type PeerStats,
+  type SendOptions,
+} from './peer-options.js';
+import { Reassembler, ReceiveTracker } from './reassembly.js';
 
-/** Why a message was dropped. Every drop is counted under one of these. */
-export type DropReason =
-  /** Unreliable send over the send budget (token bucket). */
-  | 'budget'
-  /** Unreliable send while the transport's datagram queue is full. */
-  | 'congestion'
-  /** Unreliable send while no transport is connected. */
-  | 'disconnected'
-  /**
-   * A reliable queue was full: the send was refused (`error`, which also throws `QueueFullError`; `close`), or the
-   * oldest message was dropped (`drop-oldest`, or `coalesce` with no key match).
-   */
-  | 'queue-full'
-  /** Replaced by a newer message with the same key (`coalesce`). */
-  | 'coalesced'
-  /** An unreliable-sequenced message older than one already delivered. */
-  | 'stale'
-  /** A reliable message received twice (replayed after a reconnect), dropped by dedupe. */
-  | 'duplicate'
-  /** Fragments that did not all arrive within the reassembly timeout. */
-  | 'reassembly-timeout'
-  /** Fragments that did not fit the bounded reassembly buffers. */
-  | 'reassembly-overflow'
-  /** Reliable messages in flight when the server could not resume the session (`recovered: false`). */
-  | 'session-lost'
-  /** A datagram that could not be parsed (only datagrams: a bad stream frame closes the session). */
-  | 'malformed'
-  /** A message without any handler. */
-  | 'unhandled';
-
-export interface DropInfo {
-  message?: string;
-  channel?: string;
-  bytes?: number;
-}
-
-export interface ChannelOptions {
-  /** Default `reliable-ordered`, or derived from `qos`. */
-  mode?: DeliveryMode;
-  /**
-   * `at-most-once` = `unreliable`; `at-least-once` = `reliable-unordered` without receive dedupe (a replay after a
-   * reconnect may deliver twice); `exactly-once` = `reliable-ordered` with dedupe by sequence number, kept across
-   * reconnects for as long as the session resumes.
-   */
-  qos?: QoS;
-  /** Scheduling priority (strict: higher first) or weight (weighted). Default 1. */
-  priority?: number;
-  /** Reliable: bytes waiting to be sent (not yet in flight). Default 1 MiB. */
-  maxQueuedBytes?: number;
-  /** Reliable: messages waiting to be sent. Default 4096. */
-  maxQueuedMessages?: number;
-  /**
-   * Reliable queue policy when full. `error`: `send()` throws `QueueFullError`. `drop-oldest`: the oldest waiting
-   * message is dropped (counted `queue-full`). `coalesce`: a waiting message with the same key (default: the
-   * message name) is replaced (counted `coalesced`), then oldest-first as `drop-oldest`. `close`: the session is
-   * closed with 4450. Default `error` on both ends: a refused send is also counted `queue-full` and reported to
-   * `onDrop`, so loss on a reliable channel is never silent.
-   */
-  overflow?: 'error' | 'drop-oldest' | 'coalesce' | 'close';
-  /** Unreliable: split messages larger than a datagram into fragments (true, default) or throw (false). */
-  fragment?: boolean;
-}
-
-/** Channels every session has unless overridden: `reliable` (ordered) and `unreliable` (datagrams). */
-export const defaultChannels: Record<string, ChannelOptions> = {
-  reliable: { mode: 'reliable-ordered' },
-  unreliable: { mode: 'unreliable' },
-};
-
-export interface HeartbeatOptions {
-  /** Ping interval while messages flow. Default 1000 ms. */
-  intervalMs?: number;
-  /** Ping interval after `idleAfterMs` without application messages. Default 5000 ms. */
-  idleIntervalMs?: number;
-  /** Default 10 000 ms. */
-  idleAfterMs?: number;
-  /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
-  timeoutMs?: number;
-}
-
-export interface PeerOptions {
-  channels?: Record<string, ChannelOptions>;
-  /** Message types known up front: their ids are announced at the handshake. */
-  messages?: MessageType<unknown>[];
-  clock?: Clock;
-  heartbeat?: HeartbeatOptions;
-  /** A cumulative ack is sent after this delay or after `ackEvery` messages. Default 20 ms. */
-  ackDelayMs?: number;
-  /** Default 32. */
-  ackEvery?: number;
-  /**
-   * Reliable bytes in flight (sent, not yet acknowledged) across channels: the replay buffer kept for resumption and
-   * the flow-control window. Default 256 KiB.
-   */
-  maxInFlightBytes?: number;
-  /** Default 1024. */
-  maxInFlightMessages?: number;
-  /** Outgoing send budget: a token bucket in bytes. Default unlimited. */
-  sendBudget?: { bytesPerSecond: number; burstBytes?: number };
-  /** Cross-channel scheduler for reliable queues: `strict` priority or `weighted` fair share. Default `strict`. */
-  scheduler?: 'strict' | 'weighted';
-  /** Largest message accepted or sent, in bytes (after encoding). Default 1 MiB. */
-  maxMessageBytes?: number;
-  reassembly?: ReassemblyOptions;
-  /**
-   * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
-   * dropped as `congestion`. Default 32 (a fragmented message is written as one burst). A browser page moves
-   * about one datagram per event-loop turn into its QUIC stack (Chromium 156 resolves each datagram write in a
-   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there. What
-   * is counted is datagram writes: the messages of one turn are packed into as few datagrams as fit (BUNDLE).
-   */
-  datagramBacklog?: number;
-  /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
-  maxOutOfOrder?: number;
-  /**
-   * Nesting depth of arrays and maps accepted in a received MessagePack payload; deeper is a `DecodeError` (4400).
-   * Default 32. (Lengths need no option: a payload of n bytes never allocates more than n entries.)
-   */
-  maxDepth?: number;
-  /**
-   * Bytes of incomplete incoming frames held at once, all streams of the session together (partial frames are
-   * also charged to the byte rate as they arrive). Over it the session closes with 4429. Default 4 MiB, and never
-   * below `maxMessageBytes` + 64.
-   */
-  maxReceiveBufferBytes?: number;
-  /** Called for every drop, after it is counted. */
-  onDrop?: (reason: DropReason, info: DropInfo) => void;
-}
-
-export interface SendOptions {
-  channel?: string;
-  /** Coalescing key (`coalesce` channels); default the message name. */
-  key?: unknown;
-}
-
-export interface PeerStats {
-  messagesIn: Record<string, number>;
-  messagesOut: Record<string, number>;
-  bytesIn: Record<string, number>;
-  bytesOut: Record<string, number>;
-  drops: Partial<Record<DropReason, number>>;
-  /** Heartbeat probes sent. */
-  pings: number;
-}
-
-/** Receives counters as they happen (the server aggregates them into its metrics). */
-export interface PeerSink {
-  message(channel: string, direction: 'in' | 'out', bytes: number): void;
-  drop(reason: DropReason): void;
-  rtt(ms: number): void;
-}
-
-export type Handler<T, S> = (payload: T, session: S) => void;
-
-interface OutMsg {
-  name: string;
-  flags: number;
-  payload: Uint8Array;
-  key: unknown;
-  size: number;
-  seq: number;
-}
-
-interface ChannelState {
-  name: string;
-  id: number;
-  mode: DeliveryMode;
-  reliable: boolean;
-  dedupe: boolean;
-  priority: number;
-  maxQueuedBytes: number;
-  maxQueuedMessages: number;
-  overflow: 'error' | 'drop-oldest' | 'coalesce' | 'close';
-  fragment: boolean;
-  queue: OutMsg[];
-  queuedBytes: number;
-  retransmit: OutMsg[];
-  window: OutMsg[];
-  nextSeq: number;
-  dgramSeq: number;
-  vtime: number;
-  served: number;
-}
-
-interface RecvChannel {
-  name: string;
-  mode: DeliveryMode;
-  tracker: ReceiveTracker;
-  lastSeq: number;
-  ackDirty: boolean;
-}
-
-interface StreamWriter {
-  writer: WritableStreamDefaultWriter<Uint8Array> | null;
-  waiting: boolean;
-}
-
-/** One transport connection of a session; a session outlives its links when it resumes. */
-export class Link {
-  readonly writers = new Map<string, StreamWriter>();
-  datagramWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
-  /**
-   * Datagram bodies sent during the current event-loop turn, already packed: each group becomes one datagram (a
-   * BUNDLE when it holds more than one body) when the turn's microtasks run. Chromium moves about one datagram
-   * per turn from a page into QUIC, so a write per body would queue the surplus for seconds on a busy page.
-   */
-  dgramGroups: Uint8Array[][] = [];
-  /** Bundled size of the last group, counting the bundle overhead even when it would go out alone. */
-  dgramLastSize = 0;
-  dgramFlushScheduled = false;
-  closed = false;
-  unorderedOpen = 0;
-  lastReceived: number;
-  heartbeatTimer: TimerHandle | undefined;
-  ackTimer: TimerHandle | undefined;
-  budgetTimer: TimerHandle | undefined;
-  pings = new Map<number, number>();
-  readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
-
-  constructor(
-    readonly session: QuiverSession,
-    readonly control: ControlStream,
-    now: number,
-  ) {
-    this.lastReceived = now;
-  }
-}
-
-/** The control stream (the session's first bidirectional stream): HELLO, WELCOME, ACK, PING/PONG, CLOSE. */
-export class ControlStream {
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
-  private readonly frames: FrameReader;
-  private budgeted: BudgetedFrameReader | null = null;
-  private queued: Uint8Array[] = [];
-
-  /** `maxFrameBytes` bounds the handshake frame; `useBudget` sets the limit for the rest of the session. */
-  constructor(stream: QuiverBidirectionalStream, maxFrameBytes: number) {
-    this.reader = stream.readable.getReader();
-    this.writer = stream.writable.getWriter();
-    this.frames = new FrameReader(maxFrameBytes);
-  }
-
-  /** From now on every byte received is charged to `budget` as it arrives (what is already buffered included). */
-  useBudget(budget: IncomingBudget, maxFrameBytes: number): void {
-    this.budgeted?.release();
-    this.budgeted = budget.reader(maxFrameBytes, this.frames);
-    // Frames that completed before the budget applied still count as messages.
-    if (this.queued.length > 0) budget.charge(0, this.queued.length);
-  }
-
-  /** The next frame, or null at the end of the stream. Throws `DecodeError` / `MessageTooLargeError`. */
-  async next(): Promise<Frame | null> {
-    for (;;) {
-      const body = this.queued.shift();
-      if (body) return parseBody(body);
-      const { value, done } = await this.reader.read();
-      if (done) return null;
-      this.queued = this.budgeted ? this.budgeted.push(value) : this.frames.push(value);
-    }
-  }
-
-  write(header: unknown[], payload?: Uint8Array): Promise<void> {
-    const chunks = streamFrame(header, payload);
-    let last: Promise<void> = Promise.resolve();
-    for (const c of chunks) last = this.writer.write(c);
-    last.catch(() => {});
-    return last;
-  }
-
-  cancel(reason?: unknown): Promise<void> {
-    this.budgeted?.release();
-    return this.reader.cancel(reason).catch(() => {});
-  }
-}
-
-export interface HandshakeTables {
-  messages: [string, number][];
-  channels: [string, number, DeliveryMode][];
-  acks: [string, number][];
-}
-
-function isRaw(payload: unknown): payload is Uint8Array {
-  return payload instanceof Uint8Array;
-}
-
-/** The delivery mode a channel's options describe (`mode`, else derived from `qos`). */
-export function channelMode(o: ChannelOptions): DeliveryMode {
-  return (
-    o.mode ??
-    (o.qos === 'at-most-once'
-      ? 'unreliable'
-      : o.qos === 'at-least-once'
-        ? 'reliable-unordered'
-        : 'reliable-ordered')
-  );
-}
-
-function channelFromOptions(
-  name: string,
-  id: number,
-  o: ChannelOptions,
-  defaultOverflow: ChannelState['overflow'],
-) {
-  const mode = channelMode(o);
-  const reliable = mode === 'reliable-ordered' || mode === 'reliable-unordered';
-  const state: ChannelState = {
-    name,
-    id,
-    mode,
-    reliable,
-    dedupe: o.qos !== 'at-least-once',
-    priority: o.priority ?? 1,
-    maxQueuedBytes: o.maxQueuedBytes ?? 1 << 20,
-    maxQueuedMessages: o.maxQueuedMessages ?? 4096,
-    overflow: o.overflow ?? defaultOverflow,
-    fragment: o.fragment ?? true,
-    queue: [],
-    queuedBytes: 0,
-    retransmit: [],
-    window: [],
-    nextSeq: 1,
-    dgramSeq: 0,
-    vtime: 0,
-    served: 0,
-  };
-  return state;
-}
+export { channelMode } from './channels.js';
+export { ControlStream, type HandshakeTables, Link } from './link.js';
+export * from './peer-options.js';
 
 /**
  * The part of a session both ends share: typed messages on channels, reliability with cumulative acks and replay,
@@ -601,42 +284,24 @@ export abstract class Peer<S> {
       this.drop('disconnected', info);
       return false;
     }
-    const dg = link.session.datagrams;
-    const max = dg.maxDatagramSize;
     const seq = ch.mode === 'unreliable-sequenced' ? ++ch.dgramSeq : 0;
-    const wire = this.wireId(msg.name);
-    const header = [Kind.DGRAM, ch.id, wire, seq, msg.flags];
-    let frames: Uint8Array[];
-    if (datagramHeaderSize(header) + msg.payload.length <= max) {
-      frames = [datagramFrame(header, msg.payload)];
-    } else {
-      this.fragSeq = (this.fragSeq + 1) >>> 0;
-      const fragId = this.fragSeq;
-      // The largest header a fragment can have: the room left is what every fragment may carry.
-      const room = max - datagramHeaderSize([...header, fragId, 0xffff, 0xffff]);
-      const count = room > 0 ? Math.ceil(msg.payload.length / room) : Number.POSITIVE_INFINITY;
-      if (!ch.fragment || count > 0xffff) {
-        throw new MessageTooLargeError(
-          `message '${msg.name}' (${msg.payload.length} bytes) does not fit a datagram of ${max} bytes` +
-            (ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`),
-          msg.payload.length,
-          max,
-        );
-      }
-      frames = [];
-      for (let i = 0; i < count; i++) {
-        frames.push(
-          datagramFrame([...header, fragId, i, count], msg.payload.subarray(i * room, (i + 1) * room)),
-        );
-      }
-    }
+    const header = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
+    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, {
+      allowed: ch.fragment,
+      id: () => {
+        this.fragSeq = (this.fragSeq + 1) >>> 0;
+        return this.fragSeq;
+      },
+      what: `message '${msg.name}'`,
+      note: ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`,
+    });
     let total = 0;
     for (const f of frames) total += f.length;
-    const writer = this.datagramWriter(link);
+    const writer = link.dgram.writer;
     // Unreliable data is never queued behind congestion: stale state is worse than lost state. A small backlog
     // beyond the transport's high-water mark (often 1) absorbs bursts written in one tick. What counts is the
     // datagrams (bundles) this turn will write, not the messages in them.
-    const datagrams = link.dgramGroups.length + this.packDatagrams(link, frames, max, true);
+    const datagrams = link.dgram.datagramsWith(frames);
     if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
       this.drop('congestion', info);
       return false;
@@ -645,68 +310,9 @@ export abstract class Peer<S> {
       this.drop('budget', info);
       return false;
     }
-    this.queueDatagrams(link, frames);
+    link.dgram.queue(frames);
     this.countOut(ch.name, msg.payload.length);
     return true;
-  }
-
-  private datagramWriter(link: Link): WritableStreamDefaultWriter<Uint8Array> {
-    if (!link.datagramWriter) link.datagramWriter = link.session.datagrams.writable.getWriter();
-    return link.datagramWriter;
-  }
-
-  /**
-   * Adds bodies to the turn's datagrams, first fit into the last one, in order (so a sequenced channel's bodies
-   * keep their order on the wire); returns how many datagrams it opened. `dryRun` only counts.
-   */
-  private packDatagrams(link: Link, bodies: Uint8Array[], max: number, dryRun: boolean): number {
-    let opened = 0;
-    let size = link.dgramLastSize;
-    let count = link.dgramGroups.at(-1)?.length ?? 0;
-    for (const b of bodies) {
-      const entry = BUNDLE_ENTRY_OVERHEAD + b.length;
-      if (count === 0 || count >= MAX_BUNDLE_COUNT || size + entry > max) {
-        opened++;
-        size = BUNDLE_OVERHEAD + entry;
-        count = 1;
-        if (!dryRun) link.dgramGroups.push([b]);
-      } else {
-        size += entry;
-        count++;
-        if (!dryRun) link.dgramGroups[link.dgramGroups.length - 1].push(b);
-      }
-    }
-    if (!dryRun) link.dgramLastSize = size;
-    return opened;
-  }
-
-  /**
-   * Queues bodies for this turn's datagrams and makes sure they are written once the turn's code is done. `now`
-   * writes at once what the turn has so far, the bodies included: a heartbeat probe carries a timestamp, and RTT is
-   * measured from it, so it must not wait; whatever the turn sent before it rides along in its bundle.
-   */
-  private queueDatagrams(link: Link, bodies: Uint8Array[], now = false): void {
-    this.packDatagrams(link, bodies, link.session.datagrams.maxDatagramSize, false);
-    if (now) {
-      this.flushDatagrams(link);
-      return;
-    }
-    if (link.dgramFlushScheduled) return;
-    link.dgramFlushScheduled = true;
-    queueMicrotask(() => {
-      link.dgramFlushScheduled = false;
-      this.flushDatagrams(link);
-    });
-  }
-
-  /** One write per packed group: a lone body goes out as is, several as a BUNDLE. */
-  private flushDatagrams(link: Link): void {
-    const groups = link.dgramGroups;
-    if (groups.length === 0) return;
-    link.dgramGroups = [];
-    link.dgramLastSize = 0;
-    const writer = this.datagramWriter(link);
-    for (const g of groups) writer.write(bundleFrame(g)).catch(() => {});
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {
@@ -973,9 +579,7 @@ export abstract class Peer<S> {
     link.control.cancel().catch(() => {});
     for (const r of link.readers) r.cancel().catch(() => {});
     for (const w of link.writers.values()) w.writer?.releaseLock();
-    // Datagrams already accepted (and counted out) this turn still go, before the writer is let go.
-    if (link.dgramGroups.length > 0) this.flushDatagrams(link);
-    link.datagramWriter?.releaseLock();
+    link.dgram.release();
     for (const ch of this.channels.values()) ch.retransmit = [];
   }
 
@@ -1258,7 +862,7 @@ export abstract class Peer<S> {
         if (viaDatagram) {
           // Probes are tiny and rare: they are written even when the datagram queue is momentarily full, and ride
           // this turn's bundle rather than costing a datagram write of their own.
-          this.queueDatagrams(link, [datagramFrame(pong)], true);
+          link.dgram.queue([datagramFrame(pong)], true);
         } else link.control.write(pong);
         return;
       }
@@ -1384,7 +988,7 @@ export abstract class Peer<S> {
     if (link.session.reliability === 'supports-unreliable') {
       // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
       this.lossEst.sent(id, now + Math.max(2 * this.rttEst.rto(), 1000));
-      this.queueDatagrams(link, [datagramFrame(ping)], true);
+      link.dgram.queue([datagramFrame(ping)], true);
     } else {
       link.control.write(ping);
     }
