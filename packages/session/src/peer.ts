@@ -26,6 +26,8 @@ import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg, type RecvChannel } from './channels.js';
 import { datagramBodies } from './datagrams.js';
+import { ReliableWindow } from './reliable.js';
+import { Scheduler } from './scheduler.js';
 import { type ControlStream, type HandshakeTables, Link } from './link.js';
 import { MessageRegistry, type MessageType } from './messages.js';
 import {
@@ -67,8 +69,9 @@ export abstract class Peer<S> {
   private readonly budget: TokenBucket | null;
   private readonly reassembler: Reassembler;
   private fragSeq = 0;
-  private windowBytes = 0;
-  private windowCount = 0;
+  /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
+  private readonly window: ReliableWindow;
+  private readonly scheduler: Scheduler;
   private lastActivity: number;
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
@@ -142,6 +145,10 @@ export abstract class Peer<S> {
       : null;
     this.reassembler = new Reassembler(options.reassembly ?? {}, (reason) => this.drop(reason, {}));
     this.incoming = new IncomingBudget(this.clock, this.opts.maxReceiveBufferBytes);
+    this.window = new ReliableWindow(this.opts.maxInFlightBytes, this.opts.maxInFlightMessages, (r, i) =>
+      this.drop(r, i),
+    );
+    this.scheduler = new Scheduler(this.opts.scheduler);
   }
 
   /** The session this peer is, as handed to handlers. */
@@ -182,7 +189,7 @@ export abstract class Peer<S> {
 
   /** Bytes this session holds for sending: queued plus in flight (the replay buffer). */
   get bufferedBytes(): number {
-    let n = this.windowBytes;
+    let n = this.window.bytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
     return n;
   }
@@ -316,51 +323,11 @@ export abstract class Peer<S> {
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {
-    if (ch.overflow === 'coalesce') {
-      const i = ch.queue.findIndex((m) => m.key === msg.key);
-      if (i >= 0) {
-        const old = ch.queue[i];
-        ch.queue[i] = msg;
-        ch.queuedBytes += msg.size - old.size;
-        this.drop('coalesced', { message: old.name, channel: ch.name, bytes: old.payload.length });
-        this.pump();
-        return;
-      }
+    if (!this.window.enqueue(ch, msg)) {
+      this.fail(new QueueFullError(`channel '${ch.name}' queue overflowed`));
+      return;
     }
-    while (
-      ch.queue.length > 0 &&
-      (ch.queuedBytes + msg.size > ch.maxQueuedBytes || ch.queue.length + 1 > ch.maxQueuedMessages)
-    ) {
-      if (ch.overflow === 'error') {
-        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-        throw new QueueFullError(
-          `channel '${ch.name}' queue is full (${ch.queue.length} messages, ${ch.queuedBytes} bytes)`,
-        );
-      }
-      if (ch.overflow === 'close') {
-        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-        this.fail(new QueueFullError(`channel '${ch.name}' queue overflowed`));
-        return;
-      }
-      const old = ch.queue.shift()!;
-      ch.queuedBytes -= old.size;
-      this.drop('queue-full', { message: old.name, channel: ch.name, bytes: old.payload.length });
-    }
-    if (msg.size > ch.maxQueuedBytes && ch.overflow === 'error') {
-      this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-      throw new QueueFullError(`message larger than channel '${ch.name}' maxQueuedBytes`);
-    }
-    ch.queue.push(msg);
-    ch.queuedBytes += msg.size;
     this.pump();
-  }
-
-  private windowHasRoom(msg: OutMsg): boolean {
-    if (this.windowCount === 0) return true;
-    return (
-      this.windowBytes + msg.size <= this.opts.maxInFlightBytes &&
-      this.windowCount < this.opts.maxInFlightMessages
-    );
   }
 
   private writerReady(link: Link, ch: ChannelState): boolean {
@@ -402,20 +369,13 @@ export abstract class Peer<S> {
   }
 
   private pickChannel(link: Link): ChannelState | undefined {
-    let best: ChannelState | undefined;
-    for (const ch of this.channels.values()) {
-      if (!ch.reliable) continue;
+    return this.scheduler.pick(this.channels.values(), (ch) => {
+      if (!ch.reliable) return false;
       const head = ch.retransmit[0] ?? ch.queue[0];
-      if (!head) continue;
-      if (ch.retransmit.length === 0 && !this.windowHasRoom(head)) continue;
-      if (!this.writerReady(link, ch)) continue;
-      if (!best) best = ch;
-      else if (this.opts.scheduler === 'strict') {
-        if (ch.priority > best.priority || (ch.priority === best.priority && ch.served < best.served))
-          best = ch;
-      } else if (Math.max(ch.vtime, this.vnow) < Math.max(best.vtime, this.vnow)) best = ch;
-    }
-    return best;
+      if (!head) return false;
+      if (ch.retransmit.length === 0 && !this.window.hasRoom(head)) return false;
+      return this.writerReady(link, ch);
+    });
   }
 
   protected pump(): void {
@@ -441,20 +401,10 @@ export abstract class Peer<S> {
       }
       if (retx) ch.retransmit.shift();
       else {
-        ch.queue.shift();
-        ch.queuedBytes -= msg.size;
-        msg.seq = ch.nextSeq++;
-        ch.window.push(msg);
-        this.windowBytes += msg.size;
-        this.windowCount++;
+        this.window.sendHead(ch);
         this.countOut(ch.name, msg.payload.length);
       }
-      // Weighted fair share (start-time fair queueing): a channel's virtual time advances inversely to its weight;
-      // one that was idle restarts from the current virtual time instead of claiming the share it did not use.
-      ch.vtime = Math.max(ch.vtime, this.vnow);
-      this.vnow = ch.vtime;
-      ch.vtime += msg.size / Math.max(ch.priority, 1e-3);
-      ch.served = ++this.servedCounter;
+      this.scheduler.served(ch, msg);
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
       if (ch.mode === 'reliable-ordered') {
         const w = link.writers.get(ch.name)!.writer!;
@@ -483,10 +433,7 @@ export abstract class Peer<S> {
     }
   }
 
-  private servedCounter = 0;
   private pingSeq = 0;
-  /** Start-time fair queueing's virtual time: the start tag of the message served last. */
-  private vnow = 0;
 
   // ---- links ------------------------------------------------------------------------------------------------
 
@@ -531,18 +478,9 @@ export abstract class Peer<S> {
     for (const [name, cum] of peer.acks ?? []) acked.set(name, cum);
     for (const ch of this.channels.values()) {
       if (!ch.reliable) continue;
-      if (resumed) {
-        this.ackChannel(ch, acked.get(ch.name) ?? 0);
-        // The rest was sent on the dead link and maybe lost with it: send it again, first, in order.
-        ch.retransmit = [...ch.window];
-      } else {
-        for (const m of ch.window) this.drop('session-lost', { message: m.name, channel: ch.name });
-        this.windowBytes -= ch.window.reduce((n, m) => n + m.size, 0);
-        this.windowCount -= ch.window.length;
-        ch.window = [];
-        ch.retransmit = [];
-        ch.nextSeq = 1;
-      }
+      // Resumed: what was sent on the dead link and maybe lost with it goes again, first, in order.
+      if (resumed) this.window.resume(ch, acked.get(ch.name) ?? 0);
+      else this.window.reset(ch);
     }
     if (!resumed) {
       for (const r of this.recv.values()) {
@@ -883,7 +821,7 @@ export abstract class Peer<S> {
         for (const entry of h[1] as unknown[]) {
           if (!Array.isArray(entry)) throw new DecodeError('bad ACK entry');
           const ch = this.channelsById.get(entry[0] as number);
-          if (ch?.reliable && typeof entry[1] === 'number') this.ackChannel(ch, entry[1]);
+          if (ch?.reliable && typeof entry[1] === 'number') this.window.ack(ch, entry[1]);
         }
         this.pump();
         this.checkDrained();
@@ -914,16 +852,6 @@ export abstract class Peer<S> {
 
   /** The peer sent CLOSE. */
   protected abstract peerClosed(code: number, reason: string, reconnect: boolean): void;
-
-  private ackChannel(ch: ChannelState, cum: number): void {
-    let n = 0;
-    while (n < ch.window.length && ch.window[n].seq <= cum) {
-      this.windowBytes -= ch.window[n].size;
-      this.windowCount--;
-      n++;
-    }
-    if (n > 0) ch.window.splice(0, n);
-  }
 
   private pendingAcks = 0;
 
