@@ -23,9 +23,10 @@ import {
 } from './errors.js';
 import { IncomingBudget } from './limits.js';
 import { DEFAULT_MAX_DEPTH } from './msgpack.js';
-import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
+import { TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg, type RecvChannel } from './channels.js';
 import { datagramBodies } from './datagrams.js';
+import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
 import { Scheduler } from './scheduler.js';
 import { type ControlStream, type HandshakeTables, Link } from './link.js';
@@ -63,16 +64,13 @@ export abstract class Peer<S> {
   private readonly recv = new Map<string, RecvChannel>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   protected readonly handlers = new Map<string, Set<Handler<any, S>>>();
-  private readonly rttEst = new RttEstimator();
-  protected readonly clockSync = new ClockSync();
-  private readonly lossEst = new LossEstimator();
+  protected readonly liveness: Liveness;
   private readonly budget: TokenBucket | null;
   private readonly reassembler: Reassembler;
   private fragSeq = 0;
   /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
   private readonly window: ReliableWindow;
   private readonly scheduler: Scheduler;
-  private lastActivity: number;
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
   protected incoming: IncomingBudget;
@@ -130,7 +128,7 @@ export abstract class Peer<S> {
         timeoutMs: hb.timeoutMs ?? 15_000,
       },
     };
-    this.lastActivity = this.clock.now();
+    this.liveness = new Liveness(this.opts.heartbeat, this.clock.now());
     const channels = { ...defaultChannels, ...(options.channels ?? {}) };
     let id = 0;
     for (const name of Object.keys(channels).sort()) {
@@ -161,21 +159,21 @@ export abstract class Peer<S> {
 
   /** Smoothed RTT in ms (RFC 6298); 0 before the first sample. */
   get rtt(): number {
-    return this.rttEst.srtt;
+    return this.liveness.rtt.srtt;
   }
 
   /** RTTVAR in ms (RFC 6298): the mean deviation of RTT samples. */
   get jitter(): number {
-    return this.rttEst.rttvar;
+    return this.liveness.rtt.rttvar;
   }
 
   /** Fraction of heartbeat probes lost (EWMA); only measured where datagrams are unreliable. */
   get loss(): number {
-    return this.lossEst.value;
+    return this.liveness.loss.value;
   }
 
   get minRtt(): number {
-    return Number.isFinite(this.rttEst.min) ? this.rttEst.min : 0;
+    return Number.isFinite(this.liveness.rtt.min) ? this.liveness.rtt.min : 0;
   }
 
   /** The transport currently carrying the session, or undefined while disconnected. */
@@ -247,7 +245,7 @@ export abstract class Peer<S> {
         this.opts.maxMessageBytes,
       );
     }
-    this.lastActivity = this.clock.now();
+    this.liveness.active(this.clock.now());
     const msg: OutMsg = {
       name: type.name,
       flags: raw ? FLAG_RAW : 0,
@@ -432,8 +430,6 @@ export abstract class Peer<S> {
       }
     }
   }
-
-  private pingSeq = 0;
 
   // ---- links ------------------------------------------------------------------------------------------------
 
@@ -750,7 +746,7 @@ export abstract class Peer<S> {
     const payload =
       typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes, this.opts.maxDepth);
     this.validateIncoming(name, channel, payload, type);
-    this.lastActivity = this.clock.now();
+    this.liveness.active(this.clock.now());
     this.stats.messagesIn[channel] = (this.stats.messagesIn[channel] ?? 0) + 1;
     this.stats.bytesIn[channel] = (this.stats.bytesIn[channel] ?? 0) + bytes.length;
     this.sink?.message(channel, 'in', bytes.length);
@@ -805,15 +801,8 @@ export abstract class Peer<S> {
         return;
       }
       case Kind.PONG: {
-        const id = h[1] as number;
-        const sentAt = link.pings.get(id);
-        if (sentAt === undefined || sentAt !== h[2]) return;
-        link.pings.delete(id);
-        this.lossEst.answered(id);
-        const sample = now - sentAt;
-        this.rttEst.update(sample);
-        this.sink?.rtt(sample);
-        if (typeof h[3] === 'number') this.clockSync.add(sentAt, h[3], now);
+        const sample = this.liveness.answer(link, h, now);
+        if (sample !== null) this.sink?.rtt(sample);
         return;
       }
       case Kind.ACK: {
@@ -888,38 +877,25 @@ export abstract class Peer<S> {
   // ---- heartbeats -------------------------------------------------------------------------------------------
 
   private scheduleHeartbeat(link: Link, immediate = false): void {
-    const now = this.clock.now();
-    const hb = this.opts.heartbeat;
-    const idle = now - this.lastActivity > hb.idleAfterMs;
-    link.heartbeatTimer = this.clock.setTimeout(
-      () => this.heartbeat(link),
-      immediate ? 0 : idle ? hb.idleIntervalMs : hb.intervalMs,
-    );
+    const delay = immediate ? 0 : this.liveness.nextDelay(this.clock.now());
+    link.heartbeatTimer = this.clock.setTimeout(() => this.heartbeat(link), delay);
   }
 
   private heartbeat(link: Link): void {
     if (link.closed) return;
     const now = this.clock.now();
-    if (now - link.lastReceived > this.opts.heartbeat.timeoutMs) {
+    if (this.liveness.dead(link, now)) {
       this.closeLink(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', true);
       this.linkLost(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
       return;
     }
-    this.lossEst.expire(now);
     this.reassembler.expire(now);
-    for (const [id, at] of link.pings) if (now - at > this.opts.heartbeat.timeoutMs) link.pings.delete(id);
-    // Ids are per session, not per link: a late answer from an old link must not match a new probe.
-    const id = ++this.pingSeq;
-    link.pings.set(id, now);
+    // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
+    const lossy = link.session.reliability === 'supports-unreliable';
+    const ping = [Kind.PING, ...this.liveness.probe(link, now, lossy)];
     this.stats.pings++;
-    const ping = [Kind.PING, id, now];
-    if (link.session.reliability === 'supports-unreliable') {
-      // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
-      this.lossEst.sent(id, now + Math.max(2 * this.rttEst.rto(), 1000));
-      link.dgram.queue([datagramFrame(ping)], true);
-    } else {
-      link.control.write(ping);
-    }
+    if (lossy) link.dgram.queue([datagramFrame(ping)], true);
+    else link.control.write(ping);
     this.scheduleHeartbeat(link);
   }
 }
