@@ -46,8 +46,13 @@ export class IncomingBudget {
   /** Charges received bytes (as they arrive) and messages (as frames complete); throws `RateLimitError` over. */
   charge(bytes: number, messages: number): void {
     const now = this.clock.now();
-    if (messages > 0 && this.messages && !this.messages.take(messages, now))
-      throw new RateLimitError('peer exceeded its message rate limit');
+    // One at a time: a batch larger than the burst would otherwise pass whole when the bucket is full (the bucket
+    // lets one oversized item through), and a peer packing thousands of frames into one chunk would skip the limit.
+    if (this.messages) {
+      for (let i = 0; i < messages; i++) {
+        if (!this.messages.take(1, now)) throw new RateLimitError('peer exceeded its message rate limit');
+      }
+    }
     if (bytes > 0 && this.bytes && !this.bytes.take(bytes, now))
       throw new RateLimitError('peer exceeded its byte rate limit');
   }

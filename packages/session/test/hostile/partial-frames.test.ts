@@ -4,52 +4,14 @@
  * frames are capped per session (`maxReceiveBufferBytes`): the session is closed with 4429 long before.
  */
 import { describe, expect, it } from 'vitest';
-import { CloseCode, Kind, streamFrame } from '../../src/index.js';
+import { CloseCode } from '../../src/index.js';
 import { useCleanup } from '../support/harness.js';
-import { servesGoodClient, startHostileServer, type Target } from '../support/hostile.js';
-import { rawClient } from '../support/raw.js';
+import { partialFrames, servesGoodClient, startHostileServer } from '../support/hostile.js';
 
 useCleanup();
 
 const MiB = 1 << 20;
 const RSS_GROWTH_LIMIT = 48 * MiB;
-
-/**
- * Opens `streams` unidirectional streams and sends on each all but the last byte of a 1 MiB frame, 64 KiB at a
- * time. Returns the bytes sent and whether the server let every byte in (the attack completed).
- */
-export async function partialFrames(t: Target, streams: number) {
-  const raw = await rawClient(t.connector, t.url, t.connectOptions);
-  raw.drainControl();
-  await raw.hello();
-  let cut = false;
-  const closed = raw.closed.then((info) => {
-    cut = true;
-    return info;
-  });
-  const chunk = new Uint8Array(64 * 1024);
-  let sent = 0;
-  try {
-    for (let s = 0; s < streams && !cut; s++) {
-      const w = (await raw.session.createUnidirectionalStream()).getWriter();
-      for (const c of streamFrame([Kind.OPEN, 1])) await w.write(c);
-      const prefix = new Uint8Array(4);
-      new DataView(prefix.buffer).setUint32(0, MiB);
-      await w.write(prefix);
-      for (let off = 0; off + chunk.length < MiB && !cut; off += chunk.length) {
-        await Promise.race([w.write(chunk), closed]);
-        sent += chunk.length;
-      }
-      w.releaseLock();
-    }
-  } catch {
-    cut = true;
-  }
-  const completed = !cut;
-  const info = completed ? null : await closed;
-  raw.session.close();
-  return { sent, completed, info };
-}
 
 describe('hostile: partial frames on many streams (defect 4)', () => {
   for (const transport of ['websocket', 'webtransport'] as const) {

@@ -8,8 +8,16 @@ import { certificateHashOption, ensureDevCertificate } from '@quiver/devcert';
 import type { ConnectOptions, Connector } from '@quiver/transport';
 import { connectWebSocket } from '@quiver/websocket';
 import { connectWebTransport } from '@quiver/webtransport';
-import { connect, defineMessage, type SessionMetrics, type SessionServerOptions } from '../../src/index.js';
+import {
+  connect,
+  defineMessage,
+  Kind,
+  type SessionMetrics,
+  type SessionServerOptions,
+  streamFrame,
+} from '../../src/index.js';
 import { cleanups } from './harness.js';
+import { rawClient } from './raw.js';
 
 const script = fileURLToPath(new URL('./hostile-server.ts', import.meta.url));
 
@@ -139,4 +147,43 @@ export async function servesGoodClient(t: Target): Promise<void> {
   } finally {
     await client.close();
   }
+}
+
+const MiB = 1 << 20;
+
+/**
+ * Opens `streams` unidirectional streams and sends on each all but the last byte of a 1 MiB frame, 64 KiB at a
+ * time. Returns the bytes sent and whether the server let every byte in (the attack completed).
+ */
+export async function partialFrames(t: Target, streams: number) {
+  const raw = await rawClient(t.connector, t.url, t.connectOptions);
+  raw.drainControl();
+  await raw.hello();
+  let cut = false;
+  const closed = raw.closed.then((info) => {
+    cut = true;
+    return info;
+  });
+  const chunk = new Uint8Array(64 * 1024);
+  let sent = 0;
+  try {
+    for (let s = 0; s < streams && !cut; s++) {
+      const w = (await raw.session.createUnidirectionalStream()).getWriter();
+      for (const c of streamFrame([Kind.OPEN, 1])) await w.write(c);
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, MiB);
+      await w.write(prefix);
+      for (let off = 0; off + chunk.length < MiB && !cut; off += chunk.length) {
+        await Promise.race([w.write(chunk), closed]);
+        sent += chunk.length;
+      }
+      w.releaseLock();
+    }
+  } catch {
+    cut = true;
+  }
+  const completed = !cut;
+  const info = completed ? null : await closed;
+  raw.session.close();
+  return { sent, completed, info };
 }
