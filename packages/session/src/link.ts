@@ -1,9 +1,16 @@
 import type { QuiverBidirectionalStream, QuiverSession } from '@quiver/transport';
 import type { TimerHandle } from './clock.js';
-import { type Frame, FrameReader, parseBody, streamFrame } from './codec.js';
+import { type Frame, FrameReader, Kind, parseBody, streamFrame } from './codec.js';
 import { DatagramPacker } from './datagrams.js';
 import type { BudgetedFrameReader, IncomingBudget } from './limits.js';
 import type { DeliveryMode } from './messages.js';
+
+/** What a link needs to know of a channel to carry its reliable messages. */
+export interface SendChannel {
+  name: string;
+  id: number;
+  mode: DeliveryMode;
+}
 
 export interface StreamWriter {
   writer: WritableStreamDefaultWriter<Uint8Array> | null;
@@ -31,6 +38,81 @@ export class Link {
   ) {
     this.lastReceived = now;
     this.dgram = new DatagramPacker(session);
+  }
+
+  /**
+   * Whether `ch` can take a message now: its stream is open and not backpressured (ordered), or fewer than 16
+   * single-message streams are in flight (unordered). Opens the stream on first use; `wake` runs when that
+   * changes.
+   */
+  writerReady(ch: SendChannel, wake: () => void): boolean {
+    if (ch.mode === 'reliable-unordered') return this.unorderedOpen < 16;
+    let w = this.writers.get(ch.name);
+    if (!w) {
+      w = { writer: null, waiting: false };
+      this.writers.set(ch.name, w);
+      const entry = w;
+      this.session.createUnidirectionalStream().then(
+        (ws) => {
+          if (this.closed) {
+            ws.abort().catch(() => {});
+            return;
+          }
+          entry.writer = ws.getWriter();
+          for (const c of streamFrame([Kind.OPEN, ch.id])) entry.writer.write(c).catch(() => {});
+          wake();
+        },
+        () => {},
+      );
+      return false;
+    }
+    if (!w.writer) return false;
+    if (w.writer.desiredSize !== null && w.writer.desiredSize <= 0) {
+      if (!w.waiting) {
+        w.waiting = true;
+        w.writer.ready.then(
+          () => {
+            w.waiting = false;
+            wake();
+          },
+          () => {},
+        );
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Writes a DATA frame of `ch`: on its long-lived stream (ordered), or on a stream of its own (unordered). `wake`
+   * runs when a single-message stream is done, freeing its place. A failed write leaves the message in the replay
+   * window: it is sent again on the next link.
+   */
+  writeReliable(ch: SendChannel, header: unknown[], payload: Uint8Array, wake: () => void): void {
+    if (ch.mode === 'reliable-ordered') {
+      const w = this.writers.get(ch.name)!.writer!;
+      for (const c of streamFrame(header, payload)) w.write(c).catch(() => {});
+      return;
+    }
+    this.unorderedOpen++;
+    this.session.createUnidirectionalStream().then(
+      async (ws) => {
+        const w = ws.getWriter();
+        try {
+          for (const c of streamFrame([Kind.OPEN, ch.id])) w.write(c).catch(() => {});
+          for (const c of streamFrame(header, payload)) w.write(c).catch(() => {});
+          await w.close();
+        } catch {
+          // The link died; the message stays in the replay window.
+        } finally {
+          this.unorderedOpen--;
+          wake();
+        }
+      },
+      () => {
+        this.unorderedOpen--;
+      },
+    );
   }
 }
 

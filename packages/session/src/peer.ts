@@ -9,7 +9,6 @@ import {
   type Frame,
   Kind,
   parseBody,
-  streamFrame,
 } from './codec.js';
 import {
   CloseCode,
@@ -328,51 +327,13 @@ export abstract class Peer<S> {
     this.pump();
   }
 
-  private writerReady(link: Link, ch: ChannelState): boolean {
-    if (ch.mode === 'reliable-unordered') return link.unorderedOpen < 16;
-    let w = link.writers.get(ch.name);
-    if (!w) {
-      w = { writer: null, waiting: false };
-      link.writers.set(ch.name, w);
-      const entry = w;
-      link.session.createUnidirectionalStream().then(
-        (ws) => {
-          if (link.closed) {
-            ws.abort().catch(() => {});
-            return;
-          }
-          entry.writer = ws.getWriter();
-          for (const c of streamFrame([Kind.OPEN, ch.id])) entry.writer.write(c).catch(() => {});
-          this.pump();
-        },
-        () => {},
-      );
-      return false;
-    }
-    if (!w.writer) return false;
-    if (w.writer.desiredSize !== null && w.writer.desiredSize <= 0) {
-      if (!w.waiting) {
-        w.waiting = true;
-        w.writer.ready.then(
-          () => {
-            w.waiting = false;
-            this.pump();
-          },
-          () => {},
-        );
-      }
-      return false;
-    }
-    return true;
-  }
-
   private pickChannel(link: Link): ChannelState | undefined {
     return this.scheduler.pick(this.channels.values(), (ch) => {
       if (!ch.reliable) return false;
       const head = ch.retransmit[0] ?? ch.queue[0];
       if (!head) return false;
       if (ch.retransmit.length === 0 && !this.window.hasRoom(head)) return false;
-      return this.writerReady(link, ch);
+      return link.writerReady(ch, () => this.pump());
     });
   }
 
@@ -404,30 +365,7 @@ export abstract class Peer<S> {
       }
       this.scheduler.served(ch, msg);
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
-      if (ch.mode === 'reliable-ordered') {
-        const w = link.writers.get(ch.name)!.writer!;
-        for (const c of streamFrame(header, msg.payload)) w.write(c).catch(() => {});
-      } else {
-        link.unorderedOpen++;
-        link.session.createUnidirectionalStream().then(
-          async (ws) => {
-            const w = ws.getWriter();
-            try {
-              for (const c of streamFrame([Kind.OPEN, ch.id])) w.write(c).catch(() => {});
-              for (const c of streamFrame(header, msg.payload)) w.write(c).catch(() => {});
-              await w.close();
-            } catch {
-              // The link died; the message stays in the replay window.
-            } finally {
-              link.unorderedOpen--;
-              this.pump();
-            }
-          },
-          () => {
-            link.unorderedOpen--;
-          },
-        );
-      }
+      link.writeReliable(ch, header, msg.payload, () => this.pump());
     }
   }
 
