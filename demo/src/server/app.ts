@@ -135,6 +135,9 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
         if (open >= maxPerIp) return reject(429, 'too many sessions from this address');
         return { userId: 'anonymous' };
       },
+      // Connections still in their handshake, per address (the oldest is evicted): idle sockets cannot hold the
+      // 64 places either.
+      preAuth: { maxPending: 128, maxPendingPerIp: 8 },
       rateLimits: {
         perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 },
         perIp: { sessionsPerMinute: options.sessionsPerMinutePerIp ?? 60 },

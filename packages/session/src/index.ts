@@ -1,3 +1,4 @@
+export { PendingHandshakes, type PreAuthOptions } from './admission.js';
 export {
   type ClientOptions,
   ClientSession,
@@ -39,6 +40,7 @@ export {
   NotAuthenticatedError,
   QueueFullError,
   RateLimitError,
+  ServerBusyError,
   SessionClosedError,
   SessionError,
   UnknownMessageError,
@@ -93,7 +95,13 @@ export {
   type ReceivedMessage,
   reject,
   ServerSession,
+  type ServerSessionEvents,
   type ServerSessionState,
+  type SessionCloseInfo,
+  type SessionData,
+  type SessionDisconnectInfo,
+  type SessionResumeInfo,
   SessionServer,
+  type SessionServerEvents,
   type SessionServerOptions,
 } from './server.js';

@@ -8,7 +8,9 @@ export interface ReassemblyOptions {
 }
 
 interface Partial {
-  parts: (Uint8Array | undefined)[];
+  /** Fragments received, by index: a map, not an array of `count` slots, so memory follows what arrived. */
+  parts: Map<number, Uint8Array>;
+  count: number;
   received: number;
   bytes: number;
   deadline: number;
@@ -49,21 +51,21 @@ export class Reassembler {
         this.onDrop('reassembly-overflow');
         return undefined;
       }
-      p = { parts: new Array(count), received: 0, bytes: 0, deadline: now + this.timeoutMs };
+      p = { parts: new Map(), count, received: 0, bytes: 0, deadline: now + this.timeoutMs };
       this.partials.set(key, p);
     }
-    if (p.parts.length !== count) {
+    if (p.count !== count) {
       this.onDrop('malformed');
       return undefined;
     }
-    if (p.parts[index]) return undefined; // a duplicated fragment
+    if (p.parts.has(index)) return undefined; // a duplicated fragment
     if (this.bytes + part.length > this.maxBytes) {
       this.discard(key, p);
       this.onDrop('reassembly-overflow');
       return undefined;
     }
     // Copy: the fragment is a view into a datagram buffer that the transport may reuse.
-    p.parts[index] = part.slice();
+    p.parts.set(index, part.slice());
     p.received++;
     p.bytes += part.length;
     this.bytes += part.length;
@@ -71,7 +73,8 @@ export class Reassembler {
     this.discard(key, p);
     const out = new Uint8Array(p.bytes);
     let off = 0;
-    for (const x of p.parts as Uint8Array[]) {
+    for (let i = 0; i < count; i++) {
+      const x = p.parts.get(i)!;
       out.set(x, off);
       off += x.length;
     }
