@@ -62,6 +62,7 @@ export {
   type TransportAttempt,
   type TransportCandidate,
   type WinnerMemory,
+  type WinnerStorage,
 } from './fallback.js';
 export {
   type DeliveryMode,
@@ -94,7 +95,9 @@ export {
   type ReceivedMessage,
   reject,
   ServerSession,
+  type LogFields,
   type ServerSessionState,
   SessionServer,
+  type SessionLogger,
   type SessionServerOptions,
 } from './server.js';

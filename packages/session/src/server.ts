@@ -45,6 +45,28 @@ export function reject(status: number, reason?: string): never {
   throw new AuthRejection(status, reason);
 }
 
+/**
+ * The fields of a log record, kept apart from its message so that a structured logger (pino) stores them as
+ * fields: `sessionId`, `transport`, `user` (the authenticated user id), `code` (a close code or HTTP status),
+ * `reason`, `remoteAddress` and `err`.
+ */
+export interface LogFields {
+  sessionId?: string;
+  transport?: string;
+  user?: string;
+  code?: number;
+  reason?: string;
+  remoteAddress?: string;
+  err?: Error;
+}
+
+/** A logger in pino's shape (`logger.info(fields, message)`); every level is optional. */
+export interface SessionLogger {
+  debug?: (fields: LogFields, msg: string) => void;
+  info?: (fields: LogFields, msg: string) => void;
+  warn?: (fields: LogFields, msg: string) => void;
+}
+
 /** What `authenticate` returns: who the peer is. Kept on the session as `session.user`. */
 export interface AuthResult {
   userId: string;
@@ -218,7 +240,7 @@ export class ServerSession extends Peer<ServerSession> {
       return;
     }
     this.state = 'disconnected';
-    this.server.log('debug', `session ${this.id} lost its transport (${code} ${reason}); resumable`);
+    this.server.log('debug', { ...this.logFields(), code, reason }, 'session lost its transport, resumable');
     this.resumeTimer = this.clock.setTimeout(
       () => this.finish(code, 'resume window expired'),
       this.server.resumeWindowMs,
@@ -240,6 +262,11 @@ export class ServerSession extends Peer<ServerSession> {
     this.server.reportError(err, this);
   }
 
+  /** @internal The fields that name this session in every log record. */
+  logFields(): LogFields {
+    return { sessionId: this.id, transport: this.lastTransport, user: this.user.userId };
+  }
+
   /** @internal */
   finish(code: number, reason: string): void {
     if (this.state === 'closed') return;
@@ -249,7 +276,7 @@ export class ServerSession extends Peer<ServerSession> {
     this.clock.clearTimeout(this.resumeTimer);
     if (this.link) this.detach(this.link);
     this.server.removeSession(this);
-    this.server.log('info', `session ${this.id} closed (${code}${reason ? ` ${reason}` : ''})`);
+    this.server.log('info', { ...this.logFields(), code, reason }, 'session closed');
     for (const h of this.closeHandlers) {
       try {
         h(code, reason);
@@ -276,8 +303,8 @@ export class SessionServer {
   private readonly ipWindows = new Map<string, number[]>();
   private pendingHandshakes = 0;
   private closing = false;
-  /** Where logs go (the fastify plugin points it at fastify's logger). */
-  logger: { debug?: (msg: string) => void; info?: (msg: string) => void; warn?: (msg: string) => void } = {};
+  /** Where logs go (the fastify plugin points it at fastify's pino logger). */
+  logger: SessionLogger = {};
 
   constructor(readonly options: SessionServerOptions = {}) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
@@ -403,7 +430,11 @@ export class SessionServer {
   reportError(err: Error, session?: ServerSession): void {
     const kind = err instanceof SessionError ? err.kind : 'handler';
     this.metrics.errors[kind] = (this.metrics.errors[kind] ?? 0) + 1;
-    this.log('warn', `session ${session?.id ?? '-'}: ${err.name}: ${err.message}`);
+    this.log(
+      'warn',
+      { ...session?.logFields(), err, code: err instanceof SessionError ? err.closeCode : undefined },
+      'session error',
+    );
     try {
       this.options.onError?.(err, session);
     } catch {
@@ -412,8 +443,8 @@ export class SessionServer {
   }
 
   /** @internal */
-  log(level: 'debug' | 'info' | 'warn', msg: string): void {
-    this.logger[level]?.(msg);
+  log(level: 'debug' | 'info' | 'warn', fields: LogFields, msg: string): void {
+    this.logger[level]?.(fields, msg);
   }
 
   /** @internal */
@@ -427,10 +458,8 @@ export class SessionServer {
   private rejectRequest(incoming: IncomingSession, status: number, reason: string): void {
     const key = `${status}`;
     this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
-    this.log(
-      'info',
-      `rejected ${incoming.request.transport} session from ${incoming.request.remoteAddress}: ${status} ${reason}`,
-    );
+    const { transport, remoteAddress } = incoming.request;
+    this.log('info', { transport, remoteAddress, code: status, reason }, 'session request rejected');
     try {
       incoming.reject(status, reason);
     } catch {
@@ -632,8 +661,8 @@ export class SessionServer {
     s.connect(session, control, peer, resumed);
     this.log(
       'info',
-      `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +
-        ` (user ${user.userId})`,
+      { ...s.logFields(), remoteAddress: req.remoteAddress },
+      resumed ? 'session resumed' : 'session opened',
     );
     if (!resumed) {
       for (const h of this.sessionHandlers) {

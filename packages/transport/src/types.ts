@@ -145,8 +145,11 @@ export interface TransportListener {
 
 /** Options every client connector understands; transports may accept more. */
 export interface ConnectOptions {
-  /** W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). */
-  serverCertificateHashes?: { algorithm: 'sha-256'; value: BufferSource }[];
+  /**
+   * W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). `value` is a
+   * `BufferSource`, spelled out so that Node apps need no DOM lib.
+   */
+  serverCertificateHashes?: { algorithm: 'sha-256'; value: ArrayBuffer | ArrayBufferView<ArrayBuffer> }[];
   /** Milliseconds before `ready` rejects and the attempt is abandoned. */
   connectTimeoutMs?: number;
   /** Extra request headers where the platform allows them (not in browsers). */
