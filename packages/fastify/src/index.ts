@@ -24,6 +24,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { certificatePin } from './certificate.js';
 import { buildInfo, parsePublicUrl } from './info.js';
 
+/** WebTransport (HTTP/3 over UDP) options of the plugin: the listener's, with the port, host and certificate. */
 export interface QuiverWebTransportOptions
   extends Omit<WebTransportListenerOptions, 'port' | 'host' | 'cert' | 'key' | 'certPath' | 'keyPath'> {
   /** UDP port. Default: the same number as the app's HTTP(S) port, once it listens. */
@@ -36,6 +37,7 @@ export interface QuiverWebTransportOptions
    * validate it against their CAs; one line in the log says so.
    */
   cert?: string;
+  /** PEM private key of `cert`. */
   key?: string;
   /**
    * Options of the development certificate (`@quiver/devcert`: ECDSA P-256, valid at most 14 days, accepted by
@@ -44,6 +46,7 @@ export interface QuiverWebTransportOptions
   devcert?: EnsureDevCertificateOptions;
 }
 
+/** Options of the fastify plugin (`app.register(quiver, options)`). */
 export interface QuiverPluginOptions {
   /** URL path of the endpoints. Default `/quiver`. */
   path?: string;
@@ -64,7 +67,14 @@ export interface QuiverPluginOptions {
    * Prometheus metrics at `path` (default `/metrics`), every name prefixed `quiver_`. `false` disables the route;
    * the registry is still built and exposed as `app.quiverMetrics`.
    */
-  metrics?: false | { path?: string; registry?: Registry };
+  metrics?:
+    | false
+    | {
+        /** Route of the Prometheus text format. Default `/metrics`. */
+        path?: string;
+        /** Registry to add the metrics to. Default a new one. */
+        registry?: Registry;
+      };
   /** `GET <path>/info` for browsers (WebTransport URL, port and certificate hash). Default true. */
   info?: boolean;
 }
@@ -73,7 +83,9 @@ export type { QuiverInfo } from '@quiver/session';
 
 /** What the plugin adds to the app besides `app.quiver` (the session server). */
 export interface QuiverTransports {
+  /** The WebTransport listener; `null` when disabled, before the app listens, or where QUIC cannot load. */
   webtransport: WebTransportListener | null;
+  /** The WebSocket listener on the app's HTTP server; `null` when disabled. */
   websocket: WebSocketListener | null;
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
