@@ -167,6 +167,32 @@ await app.close();
 `,
 );
 
+// A server with its own certificate must not load @quiver/devcert (and its reflect-metadata polyfill).
+await writeFile(
+  join(app, 'make-cert.js'),
+  `import { writeFileSync } from 'node:fs';
+import { generateCertificate } from '@quiver/devcert';
+const c = await generateCertificate();
+writeFileSync('own-cert.pem', c.certPem);
+writeFileSync('own-key.pem', c.keyPem);
+`,
+);
+await writeFile(
+  join(app, 'server-own-cert.js'),
+  `import { readFileSync } from 'node:fs';
+import quiver from '@quiver/fastify';
+import Fastify from 'fastify';
+const app = Fastify();
+const webtransport = { cert: readFileSync('own-cert.pem', 'utf8'), key: readFileSync('own-key.pem', 'utf8') };
+await app.register(quiver, { webtransport });
+await app.listen({ host: '127.0.0.1', port: 0 });
+await app.quiverTransports.ready();
+const info = await app.quiverTransports.info();
+console.log(JSON.stringify({ reflectMetadata: typeof Reflect.getMetadata, hashes: info.webtransport.certificateHashes.length }));
+await app.close();
+`,
+);
+
 // Browser clients: the budgeted one (session + native WebTransport) and the full one with the WebSocket fallback.
 await writeFile(
   join(app, 'client-wt.ts'),
@@ -258,6 +284,14 @@ await must(process.execPath, [tsc, '-p', 'tsconfig.node-nodom.json'], app);
 check(true, 'session, transport, websocket, sync and predict typecheck for Node without the DOM lib');
 await must(process.execPath, [tsc, '-p', 'tsconfig.browser.json'], app);
 check(true, 'the browser clients typecheck with lib DOM, no Node types, skipLibCheck: false');
+
+await must(process.execPath, ['make-cert.js'], app);
+const ownCert = await run(process.execPath, ['server-own-cert.js'], app, { NODE_OPTIONS: '' }, 60_000);
+check(
+  ownCert.code === 0 && ownCert.out.includes('{"reflectMetadata":"undefined","hashes":1}'),
+  'a server with its own certificate serves WebTransport without loading @quiver/devcert (no reflect-metadata)',
+  ownCert.out,
+);
 
 async function quickstartOver(transport: string): Promise<void> {
   // Plain node, no loader, no condition: what `node quickstart.js` does for a user.
