@@ -5,27 +5,28 @@
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { type BenchContext, type BenchSuite, environment, goalMet } from './lib/harness.js';
 import { markdownFor, writeResult } from './lib/output.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const suitesDir = join(here, 'suites');
 
-function parseArgs(argv: string[]): { suites: string[]; args: Record<string, string | boolean> } {
-  const suites: string[] = [];
+/** Suite names, and the options suites read (`ctx.args`); an unknown option is an error. */
+function parseCommandLine(argv: string[]): { suites: string[]; args: Record<string, string | boolean> } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean' },
+      seed: { type: 'string' },
+      duration: { type: 'string' },
+      rt: { type: 'string' },
+    },
+  });
   const args: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a.startsWith('--')) {
-      const key = a.slice(2);
-      const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('--')) {
-        args[key] = next;
-        i++;
-      } else args[key] = true;
-    } else suites.push(a);
-  }
-  return { suites, args };
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) args[k] = v;
+  return { suites: positionals, args };
 }
 
 function available(): string[] {
@@ -36,7 +37,7 @@ function available(): string[] {
 }
 
 async function main(): Promise<void> {
-  const { suites, args } = parseArgs(process.argv.slice(2));
+  const { suites, args } = parseCommandLine(process.argv.slice(2));
   const names = suites.length === 0 || suites.includes('all') ? available() : suites;
   if (suites.length === 0) {
     process.stderr.write(

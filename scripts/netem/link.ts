@@ -6,12 +6,24 @@
  *   ip netns exec <server-ns> node server.js   # in another shell; the server listens on 198.18.0.2
  */
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { createLink, type LinkParams, LinkUnavailableError } from '../../bench/lib/link.ts';
 
-function arg(name: string): number | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = Number(process.argv[i + 1]);
+const { values } = parseArgs({
+  options: {
+    delay: { type: 'string' },
+    jitter: { type: 'string' },
+    loss: { type: 'string' },
+    burst: { type: 'string' },
+    rate: { type: 'string' },
+    seed: { type: 'string' },
+  },
+});
+
+function arg(name: keyof typeof values): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
   if (!Number.isFinite(v)) throw new RangeError(`--${name} needs a number`);
   return v;
 }

@@ -28,8 +28,10 @@ export const MAX_VALIDITY_DAYS = 14;
 /** notBefore is moved this far into the past so that a peer whose clock lags a little still accepts it. */
 export const CLOCK_SKEW_MS = 3_600_000;
 
+/** Hosts a development certificate covers unless told otherwise. */
 export const DEFAULT_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '::1'];
 
+/** Options of {@link generateCertificate}. */
 export interface GenerateCertificateOptions {
   /** DNS names and IP addresses for subjectAltName. Default: `localhost`, `127.0.0.1`, `::1`. */
   hosts?: readonly string[];
@@ -42,6 +44,7 @@ export interface GenerateCertificateOptions {
   now?: () => number;
 }
 
+/** Options of {@link ensureDevCertificate}: where the certificate lives and when it is renewed. */
 export interface EnsureDevCertificateOptions extends GenerateCertificateOptions {
   /** Where `cert.pem`, `key.pem`, `cert.sha256` and `cert.json` live. Default: `<repo>/certs`. */
   dir?: string;
@@ -56,7 +59,9 @@ export interface EnsureDevCertificateOptions extends GenerateCertificateOptions 
   staleLockMs?: number;
 }
 
+/** A generated certificate, its key and its hash. */
 export interface DevCertificate {
+  /** The certificate, PEM. */
   certPem: string;
   /** PKCS #8 PEM. */
   keyPem: string;
@@ -69,14 +74,19 @@ export interface DevCertificate {
   hash: Uint8Array<ArrayBuffer>;
   /** `hash` as lower-case hex. */
   hashHex: string;
+  /** Start of validity (an hour before generation, for clock skew). */
   notBefore: Date;
+  /** End of validity: `notBefore` plus `validityDays`. */
   notAfter: Date;
   /** subjectAltName entries the certificate covers. */
   hosts: string[];
 }
 
+/** A development certificate as stored on disk by {@link ensureDevCertificate}. */
 export interface DevCertificateFiles extends DevCertificate {
+  /** Path of `cert.pem`. */
   certPath: string;
+  /** Path of `key.pem`. */
   keyPath: string;
   /** Whether this call generated a new certificate (false: an existing one was loaded). */
   generated: boolean;
@@ -84,6 +94,7 @@ export interface DevCertificateFiles extends DevCertificate {
 
 /** Raised for bad options or a lock that could not be taken; file damage is repaired, not raised. */
 export class DevCertError extends Error {
+  /** Always `DevCertError`. */
   override readonly name = 'DevCertError';
 }
 
@@ -373,7 +384,9 @@ export async function ensureDevCertificate(
 
 /** `serverCertificateHashes` entry for W3C WebTransport §6.2 (assignable to `ConnectOptions`). */
 export function certificateHashOption(cert: Pick<DevCertificate, 'hash'>): {
+  /** Always `sha-256` (W3C WebTransport §6.2). */
   algorithm: 'sha-256';
+  /** SHA-256 of the DER certificate. */
   value: Uint8Array<ArrayBuffer>;
 } {
   return { algorithm: 'sha-256', value: cert.hash };

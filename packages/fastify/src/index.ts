@@ -2,38 +2,42 @@
  * @quiver/fastify: mounts Quiver's WebTransport (HTTP/3 over UDP) and WebSocket endpoints on a fastify app, runs
  * one session server on both, exports its metrics for Prometheus and answers `GET <path>/info` for browsers.
  */
-import { createHash, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ensureDevCertificate, type EnsureDevCertificateOptions } from '@quiver/devcert';
+import type { EnsureDevCertificateOptions } from '@quiver/devcert';
 import {
   createSessionServer,
+  type QuiverInfo,
   rttBucketsSeconds,
   type SessionServer,
   type SessionServerOptions,
 } from '@quiver/session';
 import type { TransportListener } from '@quiver/transport';
-import {
-  createWebTransportListener,
-  type WebTransportListener,
-  type WebTransportListenerOptions,
-} from '@quiver/webtransport';
+import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
 import {
   createWebSocketListener,
   type WebSocketListener,
   type WebSocketListenerOptions,
 } from '@quiver/websocket';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { certificatePin } from './certificate.js';
+import { buildInfo, parsePublicUrl } from './info.js';
 
+/** WebTransport (HTTP/3 over UDP) options of the plugin: the listener's, with the port, host and certificate. */
 export interface QuiverWebTransportOptions
   extends Omit<WebTransportListenerOptions, 'port' | 'host' | 'cert' | 'key' | 'certPath' | 'keyPath'> {
   /** UDP port. Default: the same number as the app's HTTP(S) port, once it listens. */
   port?: number;
   /** Address to bind. Default: the address the app listens on. */
   host?: string;
-  /** PEM certificate and key. Without them a development certificate is used (`devcert`). */
+  /**
+   * PEM certificate and key. Without them a development certificate is used (`devcert`). A certificate browsers
+   * cannot pin (not ECDSA P-256, or valid over 14 days: any CA-signed one) is advertised without hashes, so clients
+   * validate it against their CAs; one line in the log says so.
+   */
   cert?: string;
+  /** PEM private key of `cert`. */
   key?: string;
   /**
    * Options of the development certificate (`@quiver/devcert`: ECDSA P-256, valid at most 14 days, accepted by
@@ -42,9 +46,17 @@ export interface QuiverWebTransportOptions
   devcert?: EnsureDevCertificateOptions;
 }
 
+/** Options of the fastify plugin (`app.register(quiver, options)`). */
 export interface QuiverPluginOptions {
   /** URL path of the endpoints. Default `/quiver`. */
   path?: string;
+  /**
+   * Where clients reach this server, e.g. `https://game.example.com` behind a reverse proxy: `<path>/info`
+   * advertises `wss://game.example.com<path>` for WebSocket and `https://game.example.com:<UDP port><path>` for
+   * WebTransport. Default: the `PUBLIC_URL` environment variable, else each request's Host header (with
+   * `trustProxy`, X-Forwarded-Host and -Proto), else the address the app listens on.
+   */
+  publicUrl?: string;
   /** WebTransport over HTTP/3 (UDP); `false` to disable. Default enabled with a development certificate. */
   webtransport?: QuiverWebTransportOptions | false;
   /** WebSocket on the app's own HTTP server (upgrade requests on `path`); `false` to disable. Default true. */
@@ -55,7 +67,14 @@ export interface QuiverPluginOptions {
    * Prometheus metrics at `path` (default `/metrics`), every name prefixed `quiver_`. `false` disables the route;
    * the registry is still built and exposed as `app.quiverMetrics`.
    */
-  metrics?: false | { path?: string; registry?: Registry };
+  metrics?:
+    | false
+    | {
+        /** Route of the Prometheus text format. Default `/metrics`. */
+        path?: string;
+        /** Registry to add the metrics to. Default a new one. */
+        registry?: Registry;
+      };
   /** `GET <path>/info` for browsers (WebTransport URL, port and certificate hash). Default true. */
   info?: boolean;
   /**
@@ -116,24 +135,21 @@ export function applyHttpTimeouts(
   );
 }
 
-export interface QuiverInfo {
-  path: string;
-  webtransport: {
-    url: string;
-    port: number;
-    certificateHashes: { algorithm: 'sha-256'; value: string }[];
-  } | null;
-  websocket: { url: string } | null;
-}
+export type { QuiverInfo } from '@quiver/session';
 
 /** What the plugin adds to the app besides `app.quiver` (the session server). */
 export interface QuiverTransports {
+  /** The WebTransport listener; `null` when disabled, before the app listens, or where QUIC cannot load. */
   webtransport: WebTransportListener | null;
+  /** The WebSocket listener on the app's HTTP server; `null` when disabled. */
   websocket: WebSocketListener | null;
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
-  /** What `GET <path>/info` answers. */
-  info(): Promise<QuiverInfo>;
+  /**
+   * What `GET <path>/info` answers: for `request`, the host it reached (unless `publicUrl` is set); without one,
+   * `publicUrl` or the address the app listens on.
+   */
+  info(request?: Pick<FastifyRequest, 'host' | 'protocol'>): Promise<QuiverInfo>;
   /**
    * Closes and re-opens the transport listeners on the same ports. Sessions lose their transport and resume on the
    * new one (`recovered: true`): the session server and its replay buffers survive.
@@ -229,46 +245,69 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
   return registry;
 }
 
-function hostForUrl(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
+/** `@quiver/webtransport`, or `null` (with one warning) where its native QUIC binding cannot load. */
+async function loadWebTransport(log: FastifyBaseLogger) {
+  let problem: unknown;
+  try {
+    const mod = await import('@quiver/webtransport');
+    problem = mod.quicBindingError();
+    if (!problem) return mod;
+  } catch (err) {
+    problem = err;
+  }
+  log.warn(
+    { transport: 'webtransport', err: problem },
+    'WebTransport is off because the QUIC binding cannot load here; serving WebSocket only',
+  );
+  return null;
 }
 
 const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInstance, options) => {
   const path = options.path ?? '/quiver';
   applyHttpTimeouts(app.server, options.http);
+  const publicUrl = parsePublicUrl(options.publicUrl ?? process.env.PUBLIC_URL);
   const server = createSessionServer({ path, ...options.session });
+  // Records keep their fields (sessionId, transport, user, code, reason) as pino fields, tagged `quiver`.
+  const log = app.log.child({ component: 'quiver' });
   server.logger = {
-    debug: (msg) => app.log.debug(`quiver: ${msg}`),
-    info: (msg) => app.log.info(`quiver: ${msg}`),
-    warn: (msg) => app.log.warn(`quiver: ${msg}`),
+    debug: (fields, msg) => log.debug(fields, msg),
+    info: (fields, msg) => log.info(fields, msg),
+    warn: (fields, msg) => log.warn(fields, msg),
   };
   const registry = createPrometheusMetrics(
     server,
     options.metrics === false ? undefined : options.metrics?.registry,
   );
 
-  const wtOptions = options.webtransport === false ? null : (options.webtransport ?? {});
+  let wtOptions = options.webtransport === false ? null : (options.webtransport ?? {});
   const wsOptions =
     options.websocket === false
       ? null
       : options.websocket === true || !options.websocket
         ? {}
         : options.websocket;
-  let cert: { certPem: string; keyPem: string; hash: Uint8Array } | null = null;
+  // The QUIC binding is native and prebuilt for some platforms only, and `@quiver/devcert` pulls in
+  // reflect-metadata: both are loaded only when WebTransport is on, and devcert only without a certificate.
+  const webtransport = wtOptions ? await loadWebTransport(log) : null;
+  if (!webtransport) wtOptions = null;
+  let cert: { certPem: string; keyPem: string; hash: Uint8Array | null } | null = null;
   if (wtOptions) {
     if (wtOptions.cert && wtOptions.key) {
-      // W3C WebTransport §6.2 serverCertificateHashes: SHA-256 of the DER certificate.
-      const der = new X509Certificate(wtOptions.cert).raw;
-      cert = {
-        certPem: wtOptions.cert,
-        keyPem: wtOptions.key,
-        hash: new Uint8Array(createHash('sha256').update(der).digest()),
-      };
+      const pin = certificatePin(wtOptions.cert);
+      cert = { certPem: wtOptions.cert, keyPem: wtOptions.key, hash: pin.hash };
+      if (pin.reason) {
+        log.info(
+          { transport: 'webtransport', reason: pin.reason },
+          'WebTransport certificate hashes not advertised (browsers cannot pin this certificate): clients validate it against their CAs',
+        );
+      }
     } else {
-      cert = await ensureDevCertificate(wtOptions.devcert);
-      app.log.info(
-        'quiver: WebTransport uses a development certificate (pass webtransport.cert/key in production)',
+      const { ensureDevCertificate } = await import('@quiver/devcert');
+      const dev = await ensureDevCertificate(wtOptions.devcert);
+      cert = dev;
+      log.info(
+        { transport: 'webtransport', notAfter: dev.notAfter.toISOString() },
+        'WebTransport uses a development certificate (pass webtransport.cert/key in production)',
       );
     }
   }
@@ -291,9 +330,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     server.addListener(ws as TransportListener);
   };
   const openWebTransport = async () => {
-    if (!wtOptions || !cert) return;
+    if (!wtOptions || !cert || !webtransport) return;
     const { port: _p, host: _h, cert: _c, key: _k, devcert: _d, ...rest } = wtOptions;
-    wt = await createWebTransportListener({
+    wt = await webtransport.createWebTransportListener({
       ...rest,
       host: wtHost,
       port: wtPort,
@@ -313,11 +352,11 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
         wtHost = wtOptions.host ?? addr?.address ?? '127.0.0.1';
         wtPort = wtOptions.port ?? addr?.port ?? 0;
         await openWebTransport();
-        app.log.info(`quiver: WebTransport on udp://${hostForUrl(wtHost)}:${wtPort}${path}`);
+        log.info({ transport: 'webtransport', host: wtHost, port: wtPort, path }, 'WebTransport listening');
       }
       resolveReady();
     } catch (err) {
-      app.log.error({ err }, 'quiver: could not start WebTransport');
+      log.error({ err }, 'could not start WebTransport');
       rejectReady(err);
     }
   });
@@ -331,23 +370,18 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       return ws;
     },
     ready: () => readyPromise,
-    async info() {
-      const addr = app.server.address() as AddressInfo | null;
-      const httpHost = hostForUrl(addr?.address ?? '127.0.0.1');
-      const scheme = app.initialConfig.https ? 'wss' : 'ws';
-      return {
-        path,
-        webtransport: wt
-          ? {
-              url: `https://${hostForUrl(wtHost)}:${wtPort}${path}`,
-              port: wtPort,
-              certificateHashes: cert
-                ? [{ algorithm: 'sha-256', value: Buffer.from(cert.hash).toString('base64') }]
-                : [],
-            }
-          : null,
-        websocket: ws && addr ? { url: `${scheme}://${httpHost}:${addr.port}${path}` } : null,
-      };
+    async info(request) {
+      return buildInfo(
+        {
+          path,
+          publicUrl,
+          address: app.server.address() as AddressInfo | null,
+          https: !!app.initialConfig.https,
+          webtransport: wt ? { port: wtPort, hash: cert?.hash ?? null } : null,
+          websocket: ws !== null,
+        },
+        request,
+      );
     },
     async restart() {
       if (closing) return;
@@ -377,10 +411,12 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     });
   }
   if (options.info !== false) {
-    app.get(`${path === '/' ? '' : path}/info`, async () => {
+    app.get(`${path === '/' ? '' : path}/info`, async (request, reply) => {
       // Before listen (e.g. `inject`) WebTransport cannot have started: answer with what exists.
       if (app.server.listening) await readyPromise.catch(() => {});
-      return transports.info();
+      // The answer follows the request's Host and the listeners' ports: never from a shared cache.
+      reply.header('cache-control', 'no-store');
+      return transports.info(request);
     });
   }
 

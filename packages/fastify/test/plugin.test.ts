@@ -1,11 +1,26 @@
-import { CloseCode, ConnectError, connect, defineMessage, reject, type ClientSession } from '@quiver/session';
+import 'reflect-metadata';
+import { get as httpGet } from 'node:http';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import {
+  CloseCode,
+  ConnectError,
+  connect,
+  defineMessage,
+  reject,
+  transportsFromInfo,
+  type ClientSession,
+} from '@quiver/session';
+import type { ConnectOptions } from '@quiver/transport';
 import { connectWebTransport } from '@quiver/webtransport';
 import { connectWebSocket } from '@quiver/websocket';
 import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import quiver, { type QuiverInfo } from '../src/index.js';
+import { generateCertificate } from '@quiver/devcert';
+import { certificatePin } from '../src/certificate.js';
+import quiver, { type QuiverInfo, type QuiverPluginOptions } from '../src/index.js';
 
 const Chat = defineMessage<string>('chat');
 const Pos = defineMessage<number[]>('pos', { channel: 'unreliable' });
@@ -15,15 +30,33 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function start(session = {}, logger: boolean | { level: string; stream: Writable } = false) {
+async function start(
+  session = {},
+  logger: boolean | { level: string; stream: Writable } = false,
+  plugin: QuiverPluginOptions = {},
+  host = '127.0.0.1',
+) {
   const app = Fastify({ logger });
-  await app.register(quiver, { path: '/quiver', session: { messages: [Chat], ...session } });
+  await app.register(quiver, { path: '/quiver', session: { messages: [Chat], ...session }, ...plugin });
   app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host, port: 0 });
   cleanups.push(() => app.close());
   await app.quiverTransports.ready();
-  const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
-  return { app, info };
+  const port = (app.server.address() as { port: number }).port;
+  const info = (await (await fetch(`http://127.0.0.1:${port}/quiver/info`)).json()) as QuiverInfo;
+  return { app, info, port };
+}
+
+/** Records written by fastify's pino logger, as objects. */
+function logRecords() {
+  const records: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line) records.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { records, stream };
 }
 
 function wtOptions(info: QuiverInfo) {
@@ -148,26 +181,37 @@ describe('@quiver/fastify', () => {
     expect(text).toContain('quiver_sessions_active{transport="webtransport"} 1');
   });
 
-  it("logs through fastify's logger: session open and close lines", async () => {
-    const lines: { level: number; msg: string }[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+  it("logs through fastify's pino logger as records with fields: sessionId, transport, user, code, reason", async () => {
+    const { records, stream } = logRecords();
     const { info } = await start({}, { level: 'info', stream });
     const b = await client(info, 'websocket');
     await echo(b, 'log me');
-    const id = lines
-      .map((l) => /^quiver: session (\w+) opened over websocket/.exec(l.msg)?.[1])
-      .find(Boolean);
-    expect(id).toBeDefined();
-    await b.close();
-    await until(() => lines.some((l) => l.msg.startsWith(`quiver: session ${id} closed`)));
-    // pino levels: 30 = info.
-    expect(lines.find((l) => l.msg.startsWith(`quiver: session ${id} opened`))?.level).toBe(30);
-    expect(lines.some((l) => l.msg.startsWith('quiver: WebTransport on udp://127.0.0.1:'))).toBe(true);
+    const opened = records.find((r) => r.msg === 'session opened');
+    expect(opened).toMatchObject({
+      level: 30,
+      component: 'quiver',
+      transport: 'websocket',
+      user: 'anonymous',
+    });
+    expect(opened?.sessionId).toEqual(expect.any(String));
+    await b.close(4100, 'bye');
+    await until(() => records.some((r) => r.msg === 'session closed'));
+    expect(records.find((r) => r.msg === 'session closed')).toMatchObject({
+      level: 30,
+      component: 'quiver',
+      sessionId: opened?.sessionId,
+      transport: 'websocket',
+      user: 'anonymous',
+      code: 4100,
+      reason: 'bye',
+    });
+    expect(records.find((r) => r.msg === 'WebTransport listening')).toMatchObject({
+      transport: 'webtransport',
+      host: '127.0.0.1',
+      port: expect.any(Number),
+    });
+    // No record carries its details only inside a formatted message.
+    for (const r of records.filter((r) => r.component === 'quiver')) expect(r.msg).not.toMatch(/\d{3,}/);
   });
 
   it('restarting the transports keeps sessions: clients resume (recovered) and the counters show it', async () => {
@@ -317,5 +361,146 @@ describe('@quiver/fastify HTTP deadlines', () => {
       app.register(quiver, { webtransport: false, http: { headersTimeoutMs: 0 } }),
     ).rejects.toThrow(RangeError);
     await app.close().catch(() => {});
+  });
+});
+
+/** GET <path>/info over a real socket with the given request headers (fetch cannot set Host). */
+function getInfo(port: number, headers: Record<string, string> = {}) {
+  return new Promise<{ info: QuiverInfo; cacheControl: string | undefined }>((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/quiver/info', headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ info: JSON.parse(body), cacheControl: res.headers['cache-control'] }));
+    }).on('error', reject);
+  });
+}
+
+/** A self-signed certificate with any key and validity (devcert refuses what browsers cannot pin). */
+async function selfSigned(days: number, key: 'ECDSA' | 'RSA') {
+  const subtle = webcrypto.subtle;
+  const alg =
+    key === 'ECDSA'
+      ? { name: 'ECDSA', namedCurve: 'P-256' }
+      : {
+          name: 'RSASSA-PKCS1-v1_5',
+          modulusLength: 2048,
+          publicExponent: new Uint8Array([1, 0, 1]),
+          hash: 'SHA-256',
+        };
+  const keys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const notBefore = new Date(Date.now() - 3_600_000);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: '01',
+      name: 'CN=localhost',
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + days * 86_400_000),
+      keys,
+      signingAlgorithm: key === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : alg,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.SubjectAlternativeNameExtension([
+          { type: 'dns', value: 'localhost' },
+          { type: 'ip', value: '127.0.0.1' },
+        ]),
+      ],
+    },
+    webcrypto as unknown as Crypto,
+  );
+  const pkcs8 = Buffer.from(await subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
+  return {
+    certPem: cert.toString('pem'),
+    keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`,
+  };
+}
+
+describe('@quiver/fastify in production shape', () => {
+  it('advertises the host each request reached (Host header), not the wildcard it listens on', async () => {
+    const { app, port } = await start({}, false, {}, '0.0.0.0');
+    const direct = await getInfo(port);
+    expect(direct.info.webtransport?.url).toBe(`https://127.0.0.1:${port}/quiver`);
+    expect(direct.cacheControl).toBe('no-store');
+    const named = await getInfo(port, { host: `localhost:${port}` });
+    expect(named.info.webtransport?.url).toBe(`https://localhost:${port}/quiver`);
+    expect(named.info.websocket?.url).toBe(`ws://localhost:${port}/quiver`);
+    const v6 = await getInfo(port, { host: `[::1]:${port}` });
+    expect(v6.info.websocket?.url).toBe(`ws://[::1]:${port}/quiver`);
+    // A Host that is no host[:port] is not reflected: the bound address is advertised instead.
+    const bad = await getInfo(port, { host: 'evil.example/x?' });
+    expect(bad.info.websocket?.url).toBe(`ws://127.0.0.1:${port}/quiver`);
+    // Called without a request: the bound address (wildcard shown as 127.0.0.1).
+    expect((await app.quiverTransports.info()).websocket?.url).toBe(`ws://127.0.0.1:${port}/quiver`);
+    // The advertised WebSocket URL works as given.
+    const c = await client(named.info, 'websocket');
+    expect(await echo(c, 'via host')).toBe('echo:via host');
+  });
+
+  it('behind a reverse proxy (trustProxy) advertises X-Forwarded-Host and wss:', async () => {
+    const app = Fastify({ trustProxy: true });
+    await app.register(quiver, { path: '/quiver', webtransport: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => app.close());
+    const port = (app.server.address() as { port: number }).port;
+    const { info } = await getInfo(port, {
+      'x-forwarded-host': 'game.example.com',
+      'x-forwarded-proto': 'https',
+    });
+    expect(info.websocket?.url).toBe('wss://game.example.com/quiver');
+    expect(info.webtransport).toBeNull();
+  });
+
+  it('publicUrl (or PUBLIC_URL) overrides the Host for every request', async () => {
+    const { port } = await start({}, false, { publicUrl: 'https://game.example.com' });
+    const { info } = await getInfo(port, { host: `localhost:${port}` });
+    expect(info.websocket?.url).toBe('wss://game.example.com/quiver');
+    expect(info.webtransport?.url).toBe(`https://game.example.com:${port}/quiver`);
+
+    process.env.PUBLIC_URL = 'http://lan-box:8080';
+    try {
+      const app = Fastify();
+      await app.register(quiver, { webtransport: false });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      cleanups.push(() => app.close());
+      expect((await app.quiverTransports.info()).websocket?.url).toBe('ws://lan-box:8080/quiver');
+    } finally {
+      delete process.env.PUBLIC_URL;
+    }
+    await expect(Fastify().register(quiver, { publicUrl: 'ftp://x', webtransport: false })).rejects.toThrow(
+      /publicUrl must be an http: or https: URL/,
+    );
+  });
+
+  it('a certificate browsers cannot pin (90 days) is advertised without hashes, logged once, and clients validate it by CA', async () => {
+    const { certPem, keyPem } = await selfSigned(90, 'ECDSA');
+    const { records, stream } = logRecords();
+    const { info } = await start(
+      {},
+      { level: 'info', stream },
+      { webtransport: { cert: certPem, key: keyPem } },
+    );
+    expect(info.webtransport?.certificateHashes).toEqual([]);
+    const explained = records.filter((r) => /certificate hashes not advertised/.test(String(r.msg)));
+    expect(explained).toHaveLength(1);
+    expect(explained[0]).toMatchObject({ level: 30, reason: 'it is valid for 90 days, more than 14' });
+    // The hash-less entry gets no serverCertificateHashes: the client checks the chain against its CAs.
+    const [wt] = transportsFromInfo(info, { webtransport: connectWebTransport });
+    expect(wt.options).toBeUndefined();
+    const c = await connect(wt.url!, { transports: [wt], connectOptions: { ca: certPem } as ConnectOptions });
+    cleanups.push(() => c.close());
+    expect(c.transport).toBe('webtransport');
+    expect(await echo(c, 'ca')).toBe('echo:ca');
+  });
+
+  it('advertises the hash of a certificate browsers accept (ECDSA P-256, at most 14 days), none for RSA', async () => {
+    const short = await generateCertificate({ validityDays: 14 });
+    expect(certificatePin(short.certPem).hash).toEqual(short.hash);
+    const rsa = await selfSigned(7, 'RSA');
+    expect(certificatePin(rsa.certPem)).toEqual({ hash: null, reason: 'its key is rsa, not ECDSA P-256' });
+    const { info } = await start({}, false, { webtransport: { cert: short.certPem, key: short.keyPem } });
+    expect(info.webtransport?.certificateHashes).toEqual([
+      { algorithm: 'sha-256', value: Buffer.from(short.hash).toString('base64') },
+    ]);
   });
 });

@@ -77,9 +77,7 @@ function parseStored(raw: string | null | undefined): RememberedWinner | undefin
  * worked last time instead of waiting out a blocked one again. Entries carry the time they were won at; the race
  * ignores them after `rememberWinnerMs`.
  */
-export function createWinnerMemory(
-  storage: Pick<Storage, 'getItem' | 'setItem'> | null = defaultStorage(),
-): WinnerMemory {
+export function createWinnerMemory(storage: WinnerStorage | null = defaultStorage()): WinnerMemory {
   const map = new Map<string, RememberedWinner>();
   return {
     get(origin) {
@@ -102,9 +100,15 @@ export function createWinnerMemory(
   };
 }
 
-function defaultStorage(): Pick<Storage, 'getItem' | 'setItem'> | null {
+/** The part of the Web Storage API the winner memory uses (`localStorage` has it); typed here so Node needs no DOM. */
+export interface WinnerStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+function defaultStorage(): WinnerStorage | null {
   try {
-    const ls = (globalThis as { localStorage?: Storage }).localStorage;
+    const ls = (globalThis as { localStorage?: WinnerStorage }).localStorage;
     return ls ?? null;
   } catch {
     return null;

@@ -64,6 +64,7 @@ export {
   type TransportAttempt,
   type TransportCandidate,
   type WinnerMemory,
+  type WinnerStorage,
 } from './fallback.js';
 export {
   type DeliveryMode,
@@ -74,6 +75,7 @@ export {
   type PayloadOf,
   type QoS,
 } from './messages.js';
+export { type InfoConnectors, type QuiverInfo, transportsFromInfo } from './info.js';
 export { createMetrics, type Histogram, rttBucketsSeconds, type SessionMetrics } from './metrics.js';
 export { nativeWebTransportConnector, wrapNativeWebTransport } from './native.js';
 export {
@@ -96,6 +98,7 @@ export {
   reject,
   ServerSession,
   type ServerSessionEvents,
+  type LogFields,
   type ServerSessionState,
   type SessionCloseInfo,
   type SessionData,
@@ -103,5 +106,6 @@ export {
   type SessionResumeInfo,
   SessionServer,
   type SessionServerEvents,
+  type SessionLogger,
   type SessionServerOptions,
 } from './server.js';

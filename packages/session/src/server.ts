@@ -50,6 +50,28 @@ export function reject(status: number, reason?: string): never {
   throw new AuthRejection(status, reason);
 }
 
+/**
+ * The fields of a log record, kept apart from its message so that a structured logger (pino) stores them as
+ * fields: `sessionId`, `transport`, `user` (the authenticated user id), `code` (a close code or HTTP status),
+ * `reason`, `remoteAddress` and `err`.
+ */
+export interface LogFields {
+  sessionId?: string;
+  transport?: string;
+  user?: string;
+  code?: number;
+  reason?: string;
+  remoteAddress?: string;
+  err?: Error;
+}
+
+/** A logger in pino's shape (`logger.info(fields, message)`); every level is optional. */
+export interface SessionLogger {
+  debug?: (fields: LogFields, msg: string) => void;
+  info?: (fields: LogFields, msg: string) => void;
+  warn?: (fields: LogFields, msg: string) => void;
+}
+
 /** What `authenticate` returns: who the peer is. Kept on the session as `session.user`. */
 export interface AuthResult {
   userId: string;
@@ -281,7 +303,7 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
       return;
     }
     this.state = 'disconnected';
-    this.server.log('debug', `session ${this.id} lost its transport (${code} ${reason}); resumable`);
+    this.server.log('debug', { ...this.logFields(), code, reason }, 'session lost its transport, resumable');
     const window = this.server.resumeWindowMs;
     this.resumeTimer = this.clock.setTimeout(
       () => this.finish(code, 'resume window expired', { initiator: 'timeout', deliberate: false }),
@@ -326,6 +348,11 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     if (this.link) this.detach(this.link);
   }
 
+  /** @internal The fields that name this session in every log record. */
+  logFields(): LogFields {
+    return { sessionId: this.id, transport: this.lastTransport, user: this.user.userId };
+  }
+
   /** @internal */
   finish(code: number, reason: string, cause: Omit<SessionCloseInfo, 'code' | 'reason'>): void {
     if (this.state === 'closed') return;
@@ -335,7 +362,7 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.clock.clearTimeout(this.resumeTimer);
     if (this.link) this.detach(this.link);
     this.server.removeSession(this);
-    this.server.log('info', `session ${this.id} closed (${code}${reason ? ` ${reason}` : ''})`);
+    this.server.log('info', { ...this.logFields(), code, reason }, 'session closed');
     for (const h of this.closeHandlers) {
       try {
         h(code, reason);
@@ -406,8 +433,8 @@ export class SessionServer {
   private readonly pending: PendingHandshakes;
   private readonly maxSessions: number;
   private closing = false;
-  /** Where logs go (the fastify plugin points it at fastify's logger). */
-  logger: { debug?: (msg: string) => void; info?: (msg: string) => void; warn?: (msg: string) => void } = {};
+  /** Where logs go (the fastify plugin points it at fastify's pino logger). */
+  logger: SessionLogger = {};
 
   constructor(readonly options: SessionServerOptions = {}) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
@@ -549,7 +576,11 @@ export class SessionServer {
   reportError(err: Error, session?: ServerSession): void {
     const kind = err instanceof SessionError ? err.kind : 'handler';
     this.metrics.errors[kind] = (this.metrics.errors[kind] ?? 0) + 1;
-    this.log('warn', `session ${session?.id ?? '-'}: ${err.name}: ${err.message}`);
+    this.log(
+      'warn',
+      { ...session?.logFields(), err, code: err instanceof SessionError ? err.closeCode : undefined },
+      'session error',
+    );
     try {
       this.options.onError?.(err, session);
     } catch {
@@ -558,8 +589,8 @@ export class SessionServer {
   }
 
   /** @internal */
-  log(level: 'debug' | 'info' | 'warn', msg: string): void {
-    this.logger[level]?.(msg);
+  log(level: 'debug' | 'info' | 'warn', fields: LogFields, msg: string): void {
+    this.logger[level]?.(fields, msg);
   }
 
   /** @internal */
@@ -578,10 +609,8 @@ export class SessionServer {
     key: string | null = `${status}`,
   ): void {
     if (key !== null) this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
-    this.log(
-      'info',
-      `rejected ${incoming.request.transport} session from ${incoming.request.remoteAddress}: ${status} ${reason}`,
-    );
+    const { transport, remoteAddress } = incoming.request;
+    this.log('info', { transport, remoteAddress, code: status, reason }, 'session request rejected');
     try {
       incoming.reject(status, reason);
     } catch {
@@ -817,8 +846,8 @@ export class SessionServer {
     }
     this.log(
       'info',
-      `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +
-        ` (user ${user.userId})`,
+      { ...s.logFields(), remoteAddress: req.remoteAddress },
+      resumed ? 'session resumed' : 'session opened',
     );
     if (!resumed) this.events.emit('session', [s], (err) => this.reportError(err as Error, s));
   }

@@ -7,10 +7,13 @@ declare const timerBrand: unique symbol;
 /** Opaque handle returned by {@link Clock.setTimeout}. */
 export type TimerHandle = { readonly [timerBrand]: true };
 
+/** Time and timers, injected so that protocol code runs on a manual clock in tests. */
 export interface Clock {
   /** Milliseconds; monotonic. The epoch is the clock's own (the Unix epoch for {@link systemClock}). */
   now(): number;
+  /** Calls `fn` once after `ms` milliseconds of this clock. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer; `undefined` and fired timers are ignored. */
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 

@@ -65,8 +65,11 @@ export type DatagramDropReason =
   /** Malformed on the wire (for example an unknown session id). */
   | 'malformed';
 
+/** Datagram counters of a session's `getStats()`. */
 export interface DatagramStats {
+  /** Datagrams handed to the wire. */
   sent: number;
+  /** Datagrams delivered to the application. */
   received: number;
   /** Outgoing datagrams dropped before reaching the wire, by reason. */
   droppedOutgoing: Partial<Record<DatagramDropReason, number>>;
@@ -74,6 +77,7 @@ export interface DatagramStats {
   droppedIncoming: Partial<Record<DatagramDropReason, number>>;
 }
 
+/** What a session's `getStats()` reports (shaped like W3C WebTransport's `WebTransportConnectionStats`). */
 export interface TransportStats {
   /** Milliseconds since the epoch of the clock the transport uses. */
   timestamp: number;
@@ -81,16 +85,23 @@ export interface TransportStats {
   smoothedRtt: number;
   /** RFC 9002 §5.3 rttvar in milliseconds. */
   rttVariation: number;
+  /** RFC 9002 §5.2 min_rtt in milliseconds. */
   minRtt: number;
+  /** Bytes sent on the wire, headers included where the transport knows them. */
   bytesSent: number;
+  /** Bytes received from the wire. */
   bytesReceived: number;
+  /** Packets (QUIC) or frames (WebSocket, memory) sent. */
   packetsSent: number;
+  /** Packets or frames received. */
   packetsReceived: number;
   /** Packets the transport knows it lost (QUIC loss detection); 0 where it cannot know. */
   packetsLost: number;
+  /** Datagram counters. */
   datagrams: DatagramStats;
 }
 
+/** Which transport carries a session; the built-in names, or any other a third-party transport chooses. */
 export type TransportName = 'memory' | 'websocket' | 'webtransport' | 'http2-webtransport' | (string & {});
 
 /** The session every layer above the transport sees. */
@@ -145,8 +156,11 @@ export interface TransportListener {
 
 /** Options every client connector understands; transports may accept more. */
 export interface ConnectOptions {
-  /** W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). */
-  serverCertificateHashes?: { algorithm: 'sha-256'; value: BufferSource }[];
+  /**
+   * W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). `value` is a
+   * `BufferSource`, spelled out so that Node apps need no DOM lib.
+   */
+  serverCertificateHashes?: { algorithm: 'sha-256'; value: ArrayBuffer | ArrayBufferView<ArrayBuffer> }[];
   /** Milliseconds before `ready` rejects and the attempt is abandoned. */
   connectTimeoutMs?: number;
   /** Extra request headers where the platform allows them (not in browsers). */

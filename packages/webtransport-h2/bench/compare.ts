@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 /**
  * WebTransport over HTTP/2 (this package) next to @quiver/websocket over TLS (wss:), measured in the same run, client
  * and server in this one process on loopback (so both sides share the CPU, as in the team's other loopback figures).
@@ -16,8 +17,11 @@ import type { IncomingSession, QuiverSession, TransportListener } from '@quiver/
 import { connectWebSocket, createWebSocketListener } from '@quiver/websocket';
 import { connectH2WebTransport, createH2WebTransportListener } from '../src/index.js';
 
-const quick = process.argv.includes('--quick');
-const asJson = process.argv.includes('--json');
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+});
+const quick = values.quick;
+const asJson = values.json;
 const SETUP_N = quick ? 20 : 60;
 const ECHO_N = quick ? 500 : 3000;
 const BULK_BYTES = (quick ? 16 : 64) * 1024 * 1024;

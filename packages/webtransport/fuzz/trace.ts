@@ -3,10 +3,13 @@
  * wt-* targets. `npx tsx --conditions=quiver-source packages/webtransport/fuzz/trace.ts <file.hex|hex> [server|client] [split]`
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { type Checker, drive } from './h3-driver.js';
 import { chunkings } from './targets.js';
 
-const [arg, roleArg = 'server', mode] = process.argv.slice(2);
+const {
+  positionals: [arg, roleArg = 'server', mode],
+} = parseArgs({ allowPositionals: true, options: {} });
 if (!arg) {
   console.error('usage: trace.ts <file.hex|hex> [server|client] [split]');
   process.exit(2);

@@ -10,6 +10,7 @@
  */
 import type { Clock, Rng, TimerHandle } from '../clock.js';
 
+/** The link model of one direction of the memory transport. */
 export interface LinkOptions {
   /** One-way propagation delay in ms. Default 0. */
   delayMs?: number;
@@ -31,6 +32,7 @@ export interface LinkOptions {
   retransmitTimeoutMs?: number;
 }
 
+/** {@link LinkOptions} with every default filled in. */
 export interface ResolvedLinkOptions {
   delayMs: number;
   jitterMs: number;
@@ -82,6 +84,7 @@ interface Scheduled<F> {
   unreliable: boolean;
 }
 
+/** What a {@link Link} did to the frames it carried. */
 export interface LinkCounters {
   framesSent: number;
   bytesSent: number;
@@ -93,6 +96,7 @@ export interface LinkCounters {
   retransmissions: number;
 }
 
+/** One direction of an emulated link: delays, loses, reorders and paces frames of type `F` by its options. */
 export class Link<F> {
   readonly options: ResolvedLinkOptions;
   readonly counters: LinkCounters = {

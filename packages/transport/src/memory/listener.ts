@@ -22,6 +22,7 @@ import {
   type TransportParams,
 } from './session.js';
 
+/** Options of the in-memory transport, shared by listeners and pairs. */
 export interface MemoryTransportOptions {
   /** Drives link delays and timeouts. Default {@link systemClock}; a ManualClock makes runs reproducible. */
   clock?: Clock;
@@ -47,6 +48,7 @@ export interface MemoryTransportOptions {
   datagramSendBufferBytes?: number;
 }
 
+/** Options of `createMemoryListener`. */
 export interface MemoryListenerOptions extends MemoryTransportOptions {
   /** Registry name: clients connect to `memory://<name>/<path>`. Default: a fresh unique name. */
   name?: string;
@@ -67,18 +69,29 @@ export interface MemoryListener extends TransportListener {
   readonly timedOutRequests: number;
 }
 
+/** Two connected memory sessions. */
 export interface MemoryPair {
+  /** The session that connected. */
   client: MemorySession;
+  /** The session that accepted. */
   server: MemorySession;
 }
 
+/** Default of {@link MemoryTransportOptions.maxDatagramSize}. */
 export const DEFAULT_MAX_DATAGRAM_SIZE = 1200;
+/** Default of {@link MemoryTransportOptions.highWaterMark}. */
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+/** Default of {@link MemoryTransportOptions.streamReceiveWindow}. */
 export const DEFAULT_STREAM_RECEIVE_WINDOW = 256 * 1024;
+/** Default of {@link MemoryTransportOptions.datagramReceiveQueue}. */
 export const DEFAULT_DATAGRAM_RECEIVE_QUEUE = 128;
+/** Default of {@link MemoryTransportOptions.maxIncomingStreams}. */
 export const DEFAULT_MAX_INCOMING_STREAMS = 100;
+/** Default of {@link MemoryListenerOptions.maxPendingRequests}. */
 export const DEFAULT_MAX_PENDING_REQUESTS = 128;
+/** Default of {@link MemoryTransportOptions.datagramSendBufferBytes}. */
 export const DEFAULT_DATAGRAM_SEND_BUFFER_BYTES = 64 * 1024;
+/** Default of {@link MemoryListenerOptions.requestTimeoutMs}. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {

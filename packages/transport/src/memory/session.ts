@@ -45,6 +45,7 @@ export function frameSize(frame: Frame): number {
   return CONTROL_FRAME_BYTES;
 }
 
+/** The limits a memory session enforces (resolved from {@link MemoryTransportOptions}). */
 export interface MemorySessionLimits {
   /** Largest outgoing datagram payload; larger writes are dropped as `too-large`. */
   maxDatagramSize: number;
