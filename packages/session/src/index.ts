@@ -93,7 +93,13 @@ export {
   type ReceivedMessage,
   reject,
   ServerSession,
+  type ServerSessionEvents,
   type ServerSessionState,
+  type SessionCloseInfo,
+  type SessionData,
+  type SessionDisconnectInfo,
+  type SessionResumeInfo,
   SessionServer,
+  type SessionServerEvents,
   type SessionServerOptions,
 } from './server.js';

@@ -96,15 +96,59 @@ export interface SessionServerOptions extends PeerOptions {
 
 export type ServerSessionState = 'open' | 'disconnected' | 'closed';
 
-/** The server's end of one client session, surviving transport reconnects within the resume window. */
-export class ServerSession extends Peer<ServerSession> {
+/** Why a session ended, as told to `closed` handlers. */
+export interface SessionCloseInfo {
+  code: number;
+  reason: string;
+  /**
+   * Who ended it: `server` (the application's `session.close()` / `server.close()`, or the server closing a peer
+   * that broke a rule), `client` (its CLOSE frame, or a final close code on its transport), `timeout` (the resume
+   * window ran out after the transport was lost).
+   */
+  initiator: 'server' | 'client' | 'timeout';
+  /**
+   * True when an end chose to close (the application or the client said so); false when the session was lost:
+   * the resume window expired, or the peer broke a rule (`error` says which).
+   */
+  deliberate: boolean;
+  /** The typed error when the server closed the session because of the peer's input or a limit. */
+  error?: SessionError;
+}
+
+/** Why a session's transport went away while the session waits for a resume. */
+export interface SessionDisconnectInfo {
+  code: number;
+  reason: string;
+  /** When the resume window ends (clock time in ms): without a resume by then the session closes. */
+  resumeDeadline: number;
+}
+
+/** A session came back on a new transport connection within the resume window. */
+export interface SessionResumeInfo {
+  transport: TransportName;
+  /** True when the server still had a live link for it (the new connection replaced it, without `disconnected`). */
+  replaced: boolean;
+}
+
+/** What `session.data` holds unless typed: anything the application puts there. */
+// biome-ignore lint/suspicious/noExplicitAny: untyped, the slot takes any value (`ServerSession<MyData>` narrows it)
+export type SessionData = Record<string, any>;
+
+/**
+ * The server's end of one client session, surviving transport reconnects within the resume window. `Data` types
+ * `session.data`, a slot the application (or a layer such as rooms) keeps per session.
+ */
+export class ServerSession<Data extends SessionData = SessionData> extends Peer<ServerSession> {
   readonly id = randomToken(12);
   resumeToken = randomToken(18);
   state: ServerSessionState = 'open';
   /** Transport that carried the session last. */
   lastTransport: TransportName;
+  /** The application's per-session data: starts as `{}`, lives as long as the session (resumes included). */
+  data: Data = {} as Data;
   private resumeTimer: TimerHandle | undefined;
   private readonly closeHandlers = new Set<(code: number, reason: string) => void>();
+  private readonly events = new Emitter<ServerSessionEvents>();
 
   constructor(
     private readonly server: SessionServer,
@@ -140,14 +184,22 @@ export class ServerSession extends Peer<ServerSession> {
     return this;
   }
 
-  /** Registers a handler for this session only. */
+  /**
+   * Registers a handler for this session only: a message, or a lifecycle event. `disconnected`: the transport was
+   * lost and the resume window runs; `resumed`: the client came back within it; `closed`: the session ended for
+   * good (once, with `SessionCloseInfo`); `close`: the same moment as `(code, reason)`.
+   */
   on<T>(type: MessageType<T>, handler: Handler<T, ServerSession>): () => void;
   on(event: 'close', handler: (code: number, reason: string) => void): () => void;
+  on<E extends keyof ServerSessionEvents>(event: E, handler: ServerSessionEvents[E]): () => void;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
-  on(type: MessageType<any> | 'close', handler: (...args: any[]) => void): () => void {
+  on(type: MessageType<any> | string, handler: (...args: any[]) => void): () => void {
     if (type === 'close') {
       this.closeHandlers.add(handler as (code: number, reason: string) => void);
       return () => this.closeHandlers.delete(handler as (code: number, reason: string) => void);
+    }
+    if (typeof type === 'string') {
+      return this.events.on(type as keyof ServerSessionEvents, handler as never);
     }
     return this.onMessage(type, handler);
   }
@@ -161,7 +213,7 @@ export class ServerSession extends Peer<ServerSession> {
     if (this.state === 'closed') return;
     // The session ends here either way; `reconnect` tells the client whether coming back makes sense (4503).
     await this.closeLink(code, reason, code !== CloseCode.NORMAL && !isFinalCloseCode(code));
-    this.finish(code, reason);
+    this.finish(code, reason, { initiator: 'server', deliberate: true });
   }
 
   protected override knownType(name: string): MessageType | undefined {
@@ -195,6 +247,7 @@ export class ServerSession extends Peer<ServerSession> {
   /** @internal */
   connect(session: QuiverSession, control: ControlStream, peer: HandshakeTables, resumed: boolean): void {
     this.clock.clearTimeout(this.resumeTimer);
+    const replaced = this.link !== null;
     if (this.link) this.closeLink(CloseCode.REPLACED, 'replaced by a resumed connection', false);
     this.state = 'open';
     this.lastTransport = session.transport;
@@ -209,31 +262,46 @@ export class ServerSession extends Peer<ServerSession> {
     };
     control.write([Kind.WELCOME, welcome]);
     this.attach(session, control, peer, resumed);
+    if (resumed) this.emit('resumed', { transport: session.transport, replaced });
   }
 
   protected linkLost(code: number, reason: string): void {
     if (this.state === 'closed') return;
     if (isFinalCloseCode(code)) {
-      this.finish(code, reason);
+      // A final code on the transport comes from the client (the server's own closes detach first).
+      const deliberate = code === CloseCode.NORMAL || code === CloseCode.CLOSED;
+      this.finish(code, reason, { initiator: 'client', deliberate });
       return;
     }
     this.state = 'disconnected';
     this.server.log('debug', `session ${this.id} lost its transport (${code} ${reason}); resumable`);
+    const window = this.server.resumeWindowMs;
     this.resumeTimer = this.clock.setTimeout(
-      () => this.finish(code, 'resume window expired'),
-      this.server.resumeWindowMs,
+      () => this.finish(code, 'resume window expired', { initiator: 'timeout', deliberate: false }),
+      window,
     );
+    this.emit('disconnected', { code, reason, resumeDeadline: this.clock.now() + window });
   }
 
   protected peerClosed(code: number, reason: string, _reconnect: boolean): void {
     // A client's CLOSE is final: it will not resume.
-    this.finish(code, reason);
+    this.finish(code, reason, { initiator: 'client', deliberate: true });
   }
 
   protected fail(err: SessionError): void {
     this.server.reportError(err, this);
     this.closeLink(err.closeCode, err.message.slice(0, 200), false);
-    this.finish(err.closeCode, err.message);
+    this.finish(err.closeCode, err.message, { initiator: 'server', deliberate: false, error: err });
+  }
+
+  /** Runs lifecycle handlers, session first, then the server's; a handler that throws is reported, not fatal. */
+  private emit<E extends keyof ServerSessionEvents>(
+    event: E,
+    info: Parameters<ServerSessionEvents[E]>[0],
+  ): void {
+    const report = (err: unknown) => this.server.reportError(err as Error, this);
+    this.events.emit(event, [info] as Parameters<ServerSessionEvents[E]>, report);
+    this.server.emitSessionEvent(event, this, info, report);
   }
 
   protected reportError(err: Error): void {
@@ -241,7 +309,7 @@ export class ServerSession extends Peer<ServerSession> {
   }
 
   /** @internal */
-  finish(code: number, reason: string): void {
+  finish(code: number, reason: string, cause: Omit<SessionCloseInfo, 'code' | 'reason'>): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.closedForGood = true;
@@ -257,10 +325,51 @@ export class ServerSession extends Peer<ServerSession> {
         this.server.reportError(err as Error, this);
       }
     }
+    this.emit('closed', { code, reason, ...cause });
   }
 }
 
-type ServerEventHandler = (session: ServerSession) => void;
+/** Lifecycle events of one server session (`session.on(event, handler)`). */
+export interface ServerSessionEvents {
+  disconnected: (info: SessionDisconnectInfo) => void;
+  resumed: (info: SessionResumeInfo) => void;
+  closed: (info: SessionCloseInfo) => void;
+}
+
+/** The same events on the server, for every session (`server.on(event, handler)`). */
+export interface SessionServerEvents {
+  session: (session: ServerSession) => void;
+  disconnected: (session: ServerSession, info: SessionDisconnectInfo) => void;
+  resumed: (session: ServerSession, info: SessionResumeInfo) => void;
+  closed: (session: ServerSession, info: SessionCloseInfo) => void;
+}
+
+/** A minimal typed event table: handlers run in registration order; one that throws does not stop the others. */
+class Emitter<E extends { [K in keyof E]: (...args: never[]) => void }> {
+  private readonly table = new Map<keyof E, Set<E[keyof E]>>();
+
+  on<K extends keyof E>(event: K, handler: E[K]): () => void {
+    let set = this.table.get(event);
+    if (!set) {
+      set = new Set();
+      this.table.set(event, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  emit<K extends keyof E>(event: K, args: Parameters<E[K]>, onError: (err: unknown) => void): void {
+    const set = this.table.get(event);
+    if (!set) return;
+    for (const h of [...set]) {
+      try {
+        (h as (...a: Parameters<E[K]>) => void)(...args);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+}
 
 /** Accepts sessions from any number of transport listeners and runs the session layer on each. */
 export class SessionServer {
@@ -272,7 +381,7 @@ export class SessionServer {
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   private readonly handlers = new Map<string, Set<Handler<any, ServerSession>>>();
   private readonly types = new Map<string, MessageType>();
-  private readonly sessionHandlers = new Set<ServerEventHandler>();
+  private readonly events = new Emitter<SessionServerEvents>();
   private readonly ipWindows = new Map<string, number[]>();
   private pendingHandshakes = 0;
   private closing = false;
@@ -318,15 +427,15 @@ export class SessionServer {
     this.loops.delete(listener);
   }
 
-  /** Registers a handler for a message on every session. */
+  /**
+   * Registers a handler for a message on every session, or for a lifecycle event of every session: `session` (a
+   * new session is established), `disconnected`, `resumed`, `closed` (see `ServerSession.on`).
+   */
   on<T>(type: MessageType<T>, handler: Handler<T, ServerSession>): () => void;
-  on(event: 'session', handler: ServerEventHandler): () => void;
+  on<E extends keyof SessionServerEvents>(event: E, handler: SessionServerEvents[E]): () => void;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
-  on(type: MessageType<any> | 'session', handler: (...args: any[]) => void): () => void {
-    if (type === 'session') {
-      this.sessionHandlers.add(handler as ServerEventHandler);
-      return () => this.sessionHandlers.delete(handler as ServerEventHandler);
-    }
+  on(type: MessageType<any> | string, handler: (...args: any[]) => void): () => void {
+    if (typeof type === 'string') return this.events.on(type as keyof SessionServerEvents, handler as never);
     this.types.set(type.name, type);
     let set = this.handlers.get(type.name);
     if (!set) {
@@ -356,6 +465,16 @@ export class SessionServer {
     this.closing = true;
     for (const l of [...this.listeners]) this.removeListener(l);
     await Promise.all([...this.sessions.values()].map((s) => s.close(code, reason)));
+  }
+
+  /** @internal */
+  emitSessionEvent<E extends keyof ServerSessionEvents>(
+    event: E,
+    session: ServerSession,
+    info: Parameters<ServerSessionEvents[E]>[0],
+    onError: (err: unknown) => void,
+  ): void {
+    this.events.emit(event, [session, info] as never, onError);
   }
 
   /** @internal */
@@ -635,15 +754,7 @@ export class SessionServer {
       `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +
         ` (user ${user.userId})`,
     );
-    if (!resumed) {
-      for (const h of this.sessionHandlers) {
-        try {
-          h(s);
-        } catch (err) {
-          this.reportError(err as Error, s);
-        }
-      }
-    }
+    if (!resumed) this.events.emit('session', [s], (err) => this.reportError(err as Error, s));
   }
 }
 
