@@ -104,7 +104,7 @@ export class Matchmaker {
       const seat = { ...this.seat(roomId, {}), reconnect: reconnectToken };
       const outcome = await this.deps.driver.reserveSeat(seat, { ignoreLock: true, ignoreCapacity: true });
       if (outcome !== 'ok') throw new RoomError(RoomErrorCode.RECONNECT_EXPIRED, 'the room is gone');
-      return { ...this.reserved(listing, seat), reconnect: true };
+      return { ...(await this.reserved(listing, seat)), reconnect: true };
     });
   }
 

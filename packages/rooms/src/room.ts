@@ -243,8 +243,11 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   }
 }
 
-export type RoomClass<R extends Room = Room> = new () => R;
-export type OptionsOf<R> = R extends Room<infer O, unknown, unknown> ? O : never;
+// biome-ignore lint/suspicious/noExplicitAny: a room type of any options, data and auth
+export type AnyRoom = Room<any, any, any>;
+export type RoomClass<R extends AnyRoom = AnyRoom> = new () => R;
+// biome-ignore lint/suspicious/noExplicitAny: inference only
+export type OptionsOf<R> = R extends Room<infer O, any, any> ? O : never;
 
 /** Throws a typed error from a handler: `fail('not-your-turn', 'wait for your turn')`. */
 export function fail(code: string, message?: string, data?: unknown): never {

@@ -32,11 +32,6 @@ interface MessageEntry {
   handlers: Set<MessageHandler<RoomClient, unknown>>;
 }
 
-/** Close codes after which a session ended on the client's own decision. */
-function consentedClose(code: number): boolean {
-  return code === 0 || code === RoomCloseCode.LEFT;
-}
-
 /**
  * Runs one room: seats, lifecycle hooks, message and request dispatch, the state ticker. The `Room` subclass is the
  * application's view of it.
@@ -157,14 +152,13 @@ export class RoomRuntime {
     this.host.bind(session, client, this);
     bump(this.host.metrics.joins, this.roomName);
     // The session may have ended while a hook awaited: the seat is then handled like any lost client.
-    if (session.state === 'closed')
-      queueMicrotask(() => this.sessionClosed(client, session, 4500, 'closed during join'));
+    if (session.state === 'closed') queueMicrotask(() => this.sessionClosed(client, session, false));
     return { client, joined: this.joinedFrame(client, false) };
   }
 
   private takeBack(session: ServerSession, token: string): { client: RoomClient; joined: JoinedFrame } {
     const client = this.byReconnectToken.get(token);
-    if (!client || client.state !== 'disconnected' || client.session.state !== 'closed') {
+    if (client?.state !== 'disconnected' || client.session.state !== 'closed') {
       throw new RoomError(RoomErrorCode.RECONNECT_EXPIRED, 'no seat held for this reconnection token');
     }
     this.clock.clear(client.reconnectTimer);
@@ -202,11 +196,11 @@ export class RoomRuntime {
   }
 
   /** The session ended for good: the client leaves, or its seat is held for `reconnectWindowMs`. */
-  sessionClosed(client: RoomClient, session: ServerSession, code: number, _reason: string): void {
+  sessionClosed(client: RoomClient, session: ServerSession, consented: boolean): void {
     if (client.session !== session || client.state === 'left') return;
     const window = this.room.reconnectWindowMs;
-    if (consentedClose(code) || window <= 0 || this.disposed) {
-      void this.leave(client, consentedClose(code));
+    if (consented || window <= 0 || this.disposed) {
+      void this.leave(client, consented);
       return;
     }
     if (client.state === 'joined') {
@@ -235,7 +229,7 @@ export class RoomRuntime {
   }
 
   private async leave(client: RoomClient, consented: boolean): Promise<void> {
-    if (client.state === 'left' || !this.clients.has(client.id)) return;
+    if (client.state === 'left' || this.clients.get(client.id) !== client) return;
     client.state = 'left';
     this.clock.clear(client.reconnectTimer);
     this.abortRequests(client);
@@ -348,9 +342,13 @@ export class RoomRuntime {
       this.send(client, { i: id, e: e.toWire() });
     };
     const entry = this.requests.get(frame.n);
-    if (!entry) return respondError(new RoomError(RoomErrorCode.NO_HANDLER, 'no handler for this request'));
+    if (!entry) {
+      respondError(new RoomError(RoomErrorCode.NO_HANDLER, 'no handler for this request'));
+      return;
+    }
     if (client.pending.size >= this.room.maxPendingRequests) {
-      return respondError(new RoomError(RoomErrorCode.TOO_MANY_REQUESTS, 'too many requests in flight'));
+      respondError(new RoomError(RoomErrorCode.TOO_MANY_REQUESTS, 'too many requests in flight'));
+      return;
     }
     const ac = new AbortController();
     client.pending.set(id, ac);
@@ -399,7 +397,10 @@ export class RoomRuntime {
 
   handleAck(client: RoomClient, bytes: unknown): void {
     if (!this.state || client.state !== 'joined') return;
-    if (!(bytes instanceof Uint8Array)) return this.count(RoomErrorCode.BAD_REQUEST);
+    if (!(bytes instanceof Uint8Array)) {
+      this.count(RoomErrorCode.BAD_REQUEST);
+      return;
+    }
     try {
       this.state.receiveAck(client.id, bytes);
     } catch (err) {

@@ -22,7 +22,7 @@ import {
   RequestMsg,
   RoomCloseCode,
 } from './protocol.js';
-import type { OptionsOf, Room, RoomClass, RoomClient } from './room.js';
+import type { AnyRoom, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
 import { RoomRuntime, type RuntimeHost } from './runtime.js';
 import { watchSession } from './session-events.js';
 
@@ -137,14 +137,14 @@ export class RoomServer {
   }
 
   /** Defines a room type: `rooms.define('arena', ArenaRoom)` or with a shared `roomType(...)`. */
-  define<R extends Room>(
+  define<R extends AnyRoom>(
     type: string | RoomType<OptionsOf<R>>,
     cls: RoomClass<R>,
     options: RoomTypeOptions = {},
   ): this {
     const name = typeof type === 'string' ? type : type.name;
     if (this.definitions.has(name)) throw new RangeError(`room type '${name}' is already defined`);
-    this.definitions.set(name, { cls: cls as RoomClass, filterBy: options.filterBy ?? [] });
+    this.definitions.set(name, { cls: cls as unknown as RoomClass, filterBy: options.filterBy ?? [] });
     return this;
   }
 
@@ -310,7 +310,7 @@ export class RoomServer {
       watchSession(session, {
         disconnected: () => runtime.sessionDisconnected(client, session),
         resumed: () => runtime.sessionResumed(client, session),
-        closed: (code, reason) => runtime.sessionClosed(client, session, code, reason),
+        closed: (consented) => runtime.sessionClosed(client, session, consented),
       });
     }
     for (const [name, entry] of runtime.messages) {

@@ -15,7 +15,7 @@ const Missing = request<null, null>('missing');
 
 const log: string[] = [];
 
-class ChatRoom extends Room<{ topic?: string }, { name: string }> {
+class ChatRoom extends Room<{ topic?: string; name?: string }, { name: string }> {
   override maxClients = 3;
   slowAborted = 0;
   override onCreate(options: { topic?: string }) {

@@ -1,5 +1,5 @@
 import { connect, createSessionServer, type ClientSession, type SessionServerOptions } from '@quiver/session';
-import { connectMemory, createMemoryListener } from '@quiver/transport';
+import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
 import { afterEach } from 'vitest';
 import { RoomServer, type RoomServerOptions } from '../src/index.js';
 import { type JoinOptions, joinWithSeat } from '../src/client/index.js';
@@ -20,14 +20,23 @@ export function memoryRooms(
   sessionOptions: SessionServerOptions = {},
 ) {
   const name = `rooms-${process.pid}-${++seq}`;
-  const listener = createMemoryListener({ name });
+  const state: { listener: MemoryListener | null } = { listener: createMemoryListener({ name }) };
+  const listener = state.listener!;
   const sessions = createSessionServer({ listeners: [listener], ...sessionOptions });
   const rooms = new RoomServer({ sessions, ...roomOptions });
   cleanups.push(async () => {
     await rooms.close();
     await sessions.close();
-    await listener.close();
+    await state.listener?.close();
   });
+  /** Closes the transport listener (every transport drops; sessions wait for a resume) and opens a new one later. */
+  const restart = async (downMs = 0) => {
+    await state.listener?.close();
+    state.listener = null;
+    if (downMs) await new Promise((r) => setTimeout(r, downMs));
+    state.listener = createMemoryListener({ name });
+    sessions.addListener(state.listener);
+  };
   const clientSession = async (opts: Parameters<typeof connect>[1] = {}): Promise<ClientSession> => {
     const s = await connect(`memory://${name}/quiver`, { connector: connectMemory, ...opts });
     cleanups.push(() => s.close());
@@ -41,10 +50,10 @@ export function memoryRooms(
     join: JoinOptions = {},
   ) => {
     const r = await rooms[method](type, options);
-    const s = await clientSession();
+    const s = await clientSession({ reconnect: { initialMs: 5, maxMs: 40, seed: 7 } });
     return joinWithSeat(s, r.seat, join);
   };
-  return { name, listener, sessions, rooms, clientSession, joinRoom };
+  return { name, listener, sessions, rooms, clientSession, joinRoom, restart };
 }
 
 /** Polls `cond` on real time; fails after 10 s. */

@@ -107,7 +107,10 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
     }
     this.offs.push(
       session.on(ResponseMsg, (f) => this.onResponse(f)),
-      session.on(ErrorMsg, (f: ErrorFrame) => this.emit('error', RoomError.fromWire(f?.error), f?.message)),
+      session.on(ErrorMsg, (f: ErrorFrame) => {
+        // A refused (re)join is the join's answer, reported by `rejoin`.
+        if (f?.message !== JoinMsg.name) this.emit('error', RoomError.fromWire(f?.error), f?.message);
+      }),
       session.on(LeftMsg, (f) => this.finish(f?.code ?? RoomCloseCode.REMOVED, f?.reason ?? '', false)),
       session.on('reconnecting', () => this.emit('disconnect')),
       session.on('open', (info) => {
