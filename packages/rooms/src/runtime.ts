@@ -132,6 +132,8 @@ export class RoomRuntime {
         client.auth = auth;
       }
       if (this.disposed) throw new RoomError(RoomErrorCode.ROOM_DISPOSED, 'the room was disposed');
+      // In the state before onJoin, so that onJoin can spawn entities the client owns.
+      this.state?.addClient(client.id, this.interest?.(client));
       try {
         await this.room.onJoin?.(client, seat.options, auth);
       } catch (err) {
@@ -141,6 +143,7 @@ export class RoomRuntime {
       if (this.disposed) throw new RoomError(RoomErrorCode.ROOM_DISPOSED, 'the room was disposed');
     } catch (err) {
       this.clients.delete(id);
+      this.dropFromState(id);
       client.state = 'left';
       await this.host.driver.releaseClient(this.roomId);
       this.checkEmpty();
@@ -148,7 +151,6 @@ export class RoomRuntime {
     }
     client.state = 'joined';
     this.byReconnectToken.set(client.reconnectToken, client);
-    this.state?.addClient(client.id, this.interest?.(client));
     this.host.bind(session, client, this);
     bump(this.host.metrics.joins, this.roomName);
     // The session may have ended while a hook awaited: the seat is then handled like any lost client.
@@ -235,7 +237,7 @@ export class RoomRuntime {
     this.abortRequests(client);
     this.clients.delete(client.id);
     this.byReconnectToken.delete(client.reconnectToken);
-    this.state?.removeClient(client.id);
+    this.dropFromState(client.id);
     bump(this.host.metrics.leaves, this.roomName);
     try {
       await this.room.onLeave?.(client, consented);
@@ -244,6 +246,14 @@ export class RoomRuntime {
     }
     await this.host.driver.releaseClient(this.roomId);
     this.checkEmpty();
+  }
+
+  private dropFromState(id: string): void {
+    try {
+      this.state?.removeClient(id);
+    } catch {
+      // not in the state (setState came after the client's join failed)
+    }
   }
 
   private abortRequests(client: RoomClient): void {

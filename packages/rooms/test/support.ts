@@ -1,5 +1,6 @@
 import { connect, createSessionServer, type ClientSession, type SessionServerOptions } from '@quiver/session';
 import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
+import type { ComponentMap } from '@quiver/sync';
 import { afterEach } from 'vitest';
 import { RoomServer, type RoomServerOptions } from '../src/index.js';
 import { type JoinOptions, joinWithSeat } from '../src/client/index.js';
@@ -43,11 +44,11 @@ export function memoryRooms(
     return s;
   };
   /** Matchmakes on the server and joins over a fresh session. */
-  const joinRoom = async (
+  const joinRoom = async <M extends ComponentMap = ComponentMap>(
     method: 'joinOrCreate' | 'create' | 'join',
     type: string,
     options: Record<string, unknown> = {},
-    join: JoinOptions = {},
+    join: JoinOptions<M> = {},
   ) => {
     const r = await rooms[method](type, options);
     const s = await clientSession({ reconnect: { initialMs: 5, maxMs: 40, seed: 7 } });
