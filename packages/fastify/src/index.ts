@@ -4,19 +4,16 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ensureDevCertificate, type EnsureDevCertificateOptions } from '@quiver/devcert';
+import type { EnsureDevCertificateOptions } from '@quiver/devcert';
 import {
   createSessionServer,
+  type QuiverInfo,
   rttBucketsSeconds,
   type SessionServer,
   type SessionServerOptions,
 } from '@quiver/session';
 import type { TransportListener } from '@quiver/transport';
-import {
-  createWebTransportListener,
-  type WebTransportListener,
-  type WebTransportListenerOptions,
-} from '@quiver/webtransport';
+import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
 import {
   createWebSocketListener,
   type WebSocketListener,
@@ -60,15 +57,7 @@ export interface QuiverPluginOptions {
   info?: boolean;
 }
 
-export interface QuiverInfo {
-  path: string;
-  webtransport: {
-    url: string;
-    port: number;
-    certificateHashes: { algorithm: 'sha-256'; value: string }[];
-  } | null;
-  websocket: { url: string } | null;
-}
+export type { QuiverInfo } from '@quiver/session';
 
 /** What the plugin adds to the app besides `app.quiver` (the session server). */
 export interface QuiverTransports {
@@ -178,6 +167,23 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** `@quiver/webtransport`, or `null` (with one warning) where its native QUIC binding cannot load. */
+async function loadWebTransport(app: FastifyInstance) {
+  let problem: unknown;
+  try {
+    const mod = await import('@quiver/webtransport');
+    problem = mod.quicBindingError();
+    if (!problem) return mod;
+  } catch (err) {
+    problem = err;
+  }
+  app.log.warn(
+    { err: problem },
+    'quiver: WebTransport is off because the QUIC binding cannot load here; serving WebSocket only',
+  );
+  return null;
+}
+
 const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInstance, options) => {
   const path = options.path ?? '/quiver';
   const server = createSessionServer({ path, ...options.session });
@@ -191,13 +197,17 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     options.metrics === false ? undefined : options.metrics?.registry,
   );
 
-  const wtOptions = options.webtransport === false ? null : (options.webtransport ?? {});
+  let wtOptions = options.webtransport === false ? null : (options.webtransport ?? {});
   const wsOptions =
     options.websocket === false
       ? null
       : options.websocket === true || !options.websocket
         ? {}
         : options.websocket;
+  // The QUIC binding is native and prebuilt for some platforms only, and `@quiver/devcert` pulls in
+  // reflect-metadata: both are loaded only when WebTransport is on, and devcert only without a certificate.
+  const webtransport = wtOptions ? await loadWebTransport(app) : null;
+  if (!webtransport) wtOptions = null;
   let cert: { certPem: string; keyPem: string; hash: Uint8Array } | null = null;
   if (wtOptions) {
     if (wtOptions.cert && wtOptions.key) {
@@ -209,6 +219,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
         hash: new Uint8Array(createHash('sha256').update(der).digest()),
       };
     } else {
+      const { ensureDevCertificate } = await import('@quiver/devcert');
       cert = await ensureDevCertificate(wtOptions.devcert);
       app.log.info(
         'quiver: WebTransport uses a development certificate (pass webtransport.cert/key in production)',
@@ -234,9 +245,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     server.addListener(ws as TransportListener);
   };
   const openWebTransport = async () => {
-    if (!wtOptions || !cert) return;
+    if (!wtOptions || !cert || !webtransport) return;
     const { port: _p, host: _h, cert: _c, key: _k, devcert: _d, ...rest } = wtOptions;
-    wt = await createWebTransportListener({
+    wt = await webtransport.createWebTransportListener({
       ...rest,
       host: wtHost,
       port: wtPort,

@@ -72,6 +72,7 @@ export {
   type PayloadOf,
   type QoS,
 } from './messages.js';
+export { type InfoConnectors, type QuiverInfo, transportsFromInfo } from './info.js';
 export { createMetrics, type Histogram, rttBucketsSeconds, type SessionMetrics } from './metrics.js';
 export { nativeWebTransportConnector, wrapNativeWebTransport } from './native.js';
 export {

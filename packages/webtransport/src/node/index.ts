@@ -8,5 +8,6 @@ export type {
   WebTransportListenerOptions,
 } from './server.js';
 export { createWebTransportListener } from './server.js';
+export { quicBindingError } from './quiche.js';
 export type { SessionLimits } from './session.js';
 export { defaultSessionLimits, WtSession as WebTransportSession } from './session.js';

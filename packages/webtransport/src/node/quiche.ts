@@ -2,23 +2,49 @@
  * The raw N-API binding of Cloudflare quiche 0.18 shipped by `@matrixai/quic`. Only the transport is used:
  * HTTP/3 and WebTransport are Quiver's own sans-IO core (`../core/`).
  */
-import { quiche } from '@matrixai/quic/native/index.js';
 import type {
   Config,
   Connection,
   ConnectionError,
   Host,
   PathStats,
+  Quiche,
   Stats,
-} from '@matrixai/quic/native/types.js';
+} from '@matrixai/quic/native/index.js';
 
-export { quiche };
 export type { Config, Connection, ConnectionError, Host, PathStats, Stats };
+
+// The binding is a prebuilt native addon that exists only for some platforms (none for linux-arm64 or musl, say).
+// It is loaded here, once, without throwing: where it is missing, importing this package still works (its sans-IO
+// core, the WebSocket fallback of an app) and every QUIC operation throws `quicBindingError()` instead.
+let binding: Quiche | undefined;
+let bindingError: Error | undefined;
+try {
+  binding = (await import('@matrixai/quic/native/index.js')).quiche;
+} catch (e) {
+  bindingError = new Error(
+    `the QUIC binding (@matrixai/quic) could not load on ${process.platform}-${process.arch}: ${e instanceof Error ? e.message : String(e)}`,
+    { cause: e },
+  );
+}
+
+/** Why WebTransport over HTTP/3 cannot run in this process (the native QUIC binding did not load), or `undefined`. */
+export function quicBindingError(): Error | undefined {
+  return bindingError;
+}
+
+export const quiche: Quiche =
+  binding ??
+  new Proxy({} as Quiche, {
+    get() {
+      throw bindingError;
+    },
+  });
 
 /** RFC 9000 §17.2: QUIC v1. */
 export const QUIC_V1 = 0x00000001;
 /** Our source connection ids are always this long, so short headers can be routed without parsing them. */
-export const SCID_LEN = quiche.MAX_CONN_ID_LEN;
+export const SCID_LEN: number = binding?.MAX_CONN_ID_LEN ?? 20;
 
 /**
  * The binding reports quiche errors as thrown `Error`s whose message is the Rust `Debug` form, e.g.

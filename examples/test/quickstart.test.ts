@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const file = fileURLToPath(new URL('../examples/quickstart.ts', import.meta.url));
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const file = fileURLToPath(new URL('../quickstart.ts', import.meta.url));
 
 describe('quick start', () => {
   it('the README snippet (examples/quickstart.ts) runs as is and shows messages flowing', async () => {
@@ -31,17 +32,11 @@ describe('quick start', () => {
 });
 
 describe('README', () => {
-  it('shows the quick start exactly as examples/quickstart.ts', async () => {
-    const { readFile } = await import('node:fs/promises');
-    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-    const example = await readFile(file, 'utf8');
-    expect(readme).toContain('```ts\n' + example + '```');
-  });
-
-  it('the root README shows the same quick start, exactly', async () => {
-    const { readFile } = await import('node:fs/promises');
-    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
-    const example = await readFile(file, 'utf8');
-    expect(readme).toContain('```ts\n' + example + '```');
-  });
+  const example = readFile(file, 'utf8');
+  for (const readme of ['README.md', 'packages/session/README.md']) {
+    it(`${readme} shows the quick start exactly as examples/quickstart.ts`, async () => {
+      const text = await readFile(new URL(`../../${readme}`, import.meta.url), 'utf8');
+      expect(text).toContain('```ts\n' + (await example) + '```');
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import quiver from '@quiver/fastify';
-import { connect, defineMessage } from '@quiver/session';
+import { connect, defineMessage, transportsFromInfo } from '@quiver/session';
 import { connectWebTransport } from '@quiver/webtransport';
 import { connectWebSocket } from '@quiver/websocket';
 import Fastify from 'fastify';
@@ -17,17 +17,11 @@ await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 4433) });
 await app.quiverTransports.ready();
 const info = await app.quiverTransports.info(); // what GET /quiver/info tells browsers
 
-// Client: WebTransport first, WebSocket 400 ms later if WebTransport has not connected by then.
-const serverCertificateHashes = info.webtransport!.certificateHashes.map((h) => ({
-  algorithm: h.algorithm,
-  value: new Uint8Array(Buffer.from(h.value, 'base64')),
-}));
-const client = await connect(info.webtransport!.url, {
-  transports: [
-    { name: 'webtransport', connector: connectWebTransport, options: { serverCertificateHashes } },
-    { name: 'websocket', connector: connectWebSocket, url: info.websocket!.url },
-  ],
-});
+// Client: WebTransport first (pinned by the development certificate's hash), WebSocket 400 ms later if
+// WebTransport has not connected by then.
+const connectors = { webtransport: connectWebTransport, websocket: connectWebSocket };
+const transports = transportsFromInfo(info, connectors);
+const client = await connect(transports[0].url!, { transports });
 console.log(`connected over ${client.transport}`);
 client.on(Chat, (m) => console.log(`chat from ${m.from}: ${m.text}`));
 client.on(Pos, (p) => console.log(`pos echo: ${p.x},${p.y}`));

@@ -1,7 +1,7 @@
 /**
  * A quick measurement (not a benchmark suite): reliable messages per second, client to server, and the median
  * echo RTT, through the session layer on each transport, on loopback in one process.
- *   npx tsx --conditions=quiver-source packages/session/examples/throughput.ts
+ *   npx tsx --conditions=quiver-source examples/throughput.ts
  */
 import { certificateHashOption, ensureDevCertificate } from '@quiver/devcert';
 import {
@@ -12,7 +12,7 @@ import {
 } from '@quiver/transport';
 import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
 import { connectWebSocket, createWebSocketListener } from '@quiver/websocket';
-import { connect, createSessionServer, defineMessage } from '../src/index.js';
+import { connect, createSessionServer, defineMessage } from '@quiver/session';
 
 const Msg = defineMessage<{ i: number; s: string }>('m');
 const Ping = defineMessage<number>('ping');
