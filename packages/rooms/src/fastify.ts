@@ -2,7 +2,7 @@
  * The rooms plugin for fastify: a room server on `app.quiver` (register `@quiver/fastify` first), matchmaking at
  * `POST <path>/matchmake/:method/:roomName` and the room listing at `GET <path>/rooms`.
  */
-import type { QuiverInfo } from '@quiver/fastify';
+import type { QuiverInfo } from '@quiver/session';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, type Registry } from 'prom-client';

@@ -8,7 +8,7 @@ import { connectWebSocket } from '@quiver/websocket';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { candidatesFrom, RoomsClient } from '../src/client/index.js';
+import { RoomsClient } from '../src/client/index.js';
 import quiverRooms from '../src/fastify.js';
 import { message, Room, request, RoomErrorCode } from '../src/index.js';
 
@@ -46,13 +46,10 @@ describe.each(['webtransport', 'websocket'] as const)('rooms over %s', (transpor
     const { app, endpoint } = await start();
     const client = new RoomsClient({
       endpoint,
-      transports: (e) =>
-        candidatesFrom(
-          e,
-          transport === 'webtransport'
-            ? { webtransport: connectWebTransport }
-            : { websocket: connectWebSocket },
-        ),
+      connectors:
+        transport === 'webtransport'
+          ? { webtransport: connectWebTransport }
+          : { websocket: connectWebSocket },
     });
     const a = await client.joinOrCreate('duo');
     cleanups.push(() => a.leave());

@@ -1,17 +1,21 @@
-import { type ClientOptions, type ClientSession, connect, type TransportCandidate } from '@quiver/session';
+import {
+  type ClientOptions,
+  type ClientSession,
+  connect,
+  type InfoConnectors,
+  type QuiverInfo,
+  type TransportCandidate,
+  transportsFromInfo,
+} from '@quiver/session';
 import type { ComponentMap } from '@quiver/sync';
-import type { Connector } from '@quiver/transport';
 import type { RoomListing } from '../driver.js';
 import { RoomError, RoomErrorCode } from '../errors.js';
 import type { MatchmakeMethod, SeatReservation } from '../matchmaker.js';
 import type { RoomType } from '../server.js';
 import { type ClientRoom, type JoinOptions, joinWithSeat } from './room.js';
 
-/** Where the session of a reservation connects (what `GET /quiver/info` answers). */
-export interface SessionEndpoints {
-  webtransport: { url: string; certificateHashes: { algorithm: 'sha-256'; value: string }[] } | null;
-  websocket: { url: string } | null;
-}
+/** Where the session of a reservation connects (what `GET /quiver/info` answers, without the path). */
+export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket'>;
 
 /** `POST /quiver/matchmake/:method/:roomName` answers a seat and where to use it. */
 export interface MatchmakeResponse extends SeatReservation {
@@ -23,40 +27,13 @@ export interface RoomsClientOptions {
   endpoint: string;
   /** The plugin's path. Default `/quiver`. */
   path?: string;
-  /** The transports to race for a reservation's session (see `candidatesFrom`). */
-  transports: (endpoints: SessionEndpoints) => TransportCandidate[];
+  /** Connectors for the reservation's endpoints, WebTransport first (`transportsFromInfo` of `@quiver/session`). */
+  connectors?: InfoConnectors;
+  /** Or the transports to race, built from the endpoints yourself (an emulated link, a forced transport). */
+  transports?: (endpoints: SessionEndpoints) => TransportCandidate[];
   /** Session options (channels, heartbeat, reconnect, token, ...). */
   session?: Omit<ClientOptions, 'transports' | 'connector'>;
   fetch?: typeof fetch;
-}
-
-const toBytes = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-
-/**
- * Transport candidates for a reservation: WebTransport with the server's certificate hashes (a development
- * certificate needs them), then WebSocket.
- */
-export function candidatesFrom(
-  endpoints: SessionEndpoints,
-  connectors: { webtransport?: Connector; websocket?: Connector },
-): TransportCandidate[] {
-  const out: TransportCandidate[] = [];
-  if (endpoints.webtransport && connectors.webtransport) {
-    const serverCertificateHashes = endpoints.webtransport.certificateHashes.map((h) => ({
-      algorithm: h.algorithm,
-      value: toBytes(h.value),
-    }));
-    out.push({
-      name: 'webtransport',
-      connector: connectors.webtransport,
-      url: endpoints.webtransport.url,
-      options: { serverCertificateHashes },
-    });
-  }
-  if (endpoints.websocket && connectors.websocket) {
-    out.push({ name: 'websocket', connector: connectors.websocket, url: endpoints.websocket.url });
-  }
-  return out;
 }
 
 /** Matchmaking over HTTP, then a session to the room's process and the join, in one call. */
@@ -135,7 +112,10 @@ export class RoomsClient {
     reservation: MatchmakeResponse,
     join: JoinOptions<M> = {},
   ): Promise<ClientRoom<M>> {
-    const candidates = this.options.transports(reservation.session);
+    const { transports, connectors } = this.options;
+    const candidates = transports
+      ? transports(reservation.session)
+      : transportsFromInfo({ path: '', ...reservation.session }, connectors ?? {});
     if (candidates.length === 0)
       throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'no transport to connect with');
     let session: ClientSession;

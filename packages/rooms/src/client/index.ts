@@ -7,7 +7,6 @@ export {
   type SnapshotSink,
 } from './room.js';
 export {
-  candidatesFrom,
   type MatchmakeResponse,
   RoomsClient,
   type RoomsClientOptions,
