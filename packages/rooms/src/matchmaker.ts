@@ -193,6 +193,11 @@ export class Matchmaker {
     }
   }
 
+  /** Runs `fn`, counting a failure as a refused matchmaking request would be. */
+  guarded<T>(fn: () => Promise<T>): Promise<T> {
+    return this.guard(fn);
+  }
+
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();

@@ -114,7 +114,7 @@ export class RoomServer {
       presence: this.presence,
       clock: this.clock,
       seatReservationMs: options.seatReservationMs ?? 15_000,
-      createRoom: (name, opts) => this.createRoom(name, opts),
+      createRoom: (name, opts) => this.create_(name, opts),
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
     });
@@ -174,6 +174,15 @@ export class RoomServer {
     return this.matchmaker.query({ includeUnavailable: true, ...query });
   }
 
+  /**
+   * Creates a room in this process without reserving a seat (a lobby or a persistent world the server opens
+   * itself; set `autoDispose = false` on it, or it is disposed once the first seat check finds it empty).
+   */
+  async createRoom<R extends AnyRoom = AnyRoom>(type: string | RoomType, options: Record<string, unknown> = {}): Promise<R> {
+    const listing = await this.matchmaker.guarded(() => this.create_(nameOf(type), options));
+    return this.runtimes.get(listing.roomId)!.room as R;
+  }
+
   /** A room hosted by this process. */
   getRoom(roomId: string): Room | undefined {
     return this.runtimes.get(roomId)?.room;
@@ -190,7 +199,7 @@ export class RoomServer {
     await Promise.all([...this.runtimes.values()].map((r) => r.dispose('server closing')));
   }
 
-  private async createRoom(name: string, options: Record<string, unknown>): Promise<RoomListing> {
+  private async create_(name: string, options: Record<string, unknown>): Promise<RoomListing> {
     const def = this.definitions.get(name);
     if (!def) throw new RoomError(RoomErrorCode.UNKNOWN_ROOM_TYPE, 'no room type of that name');
     const roomId = randomToken(6);
