@@ -2,6 +2,8 @@
  * The rooms plugin for fastify: a room server on `app.quiver` (register `@quiver/fastify` first), matchmaking at
  * `POST <path>/matchmake/:method/:roomName` and the room listing at `GET <path>/rooms`.
  */
+// The plugin's decorations (app.quiver, app.quiverTransports, app.quiverMetrics) come with its types.
+import type {} from '@quiver/fastify';
 import type { QuiverInfo } from '@quiver/session';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';

@@ -178,7 +178,10 @@ export class RoomServer {
    * Creates a room in this process without reserving a seat (a lobby or a persistent world the server opens
    * itself; set `autoDispose = false` on it, or it is disposed once the first seat check finds it empty).
    */
-  async createRoom<R extends AnyRoom = AnyRoom>(type: string | RoomType, options: Record<string, unknown> = {}): Promise<R> {
+  async createRoom<R extends AnyRoom = AnyRoom>(
+    type: string | RoomType,
+    options: Record<string, unknown> = {},
+  ): Promise<R> {
     const listing = await this.matchmaker.guarded(() => this.create_(nameOf(type), options));
     return this.runtimes.get(listing.roomId)!.room as R;
   }
