@@ -1,28 +1,13 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runExample } from './run-example.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const file = fileURLToPath(new URL('../rooms-quickstart.ts', import.meta.url));
 
 describe('rooms quick start', () => {
   it('the README snippet (examples/rooms-quickstart.ts) runs as is: matchmaking, messages, a request', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=quiver-source', file], {
-      cwd: root,
-      env: { ...process.env, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
-    clearTimeout(timer);
+    const { out, code } = await runExample(file);
     expect(out).toContain('alice asks where she is: {"x":1,"y":0}');
     expect(out).toMatch(/bob sees \{"name":"alice","x":1,"y":0\} in room [0-9a-f]+ \(same: true\)/);
     expect(out).toContain('over webtransport');

@@ -1,27 +1,12 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runExample } from './run-example.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const file = fileURLToPath(new URL('../tictactoe.ts', import.meta.url));
 
 describe('tic-tac-toe example', () => {
   it('plays a game in a private room: requests answered, illegal moves refused with typed errors', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=quiver-source', file], {
-      cwd: root,
-      env: { ...process.env, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
-    clearTimeout(timer);
+    const { out, code } = await runExample(file);
     expect(out.trim().split('\n')).toEqual([
       'rooms listed: 0',
       "a stranger's joinOrCreate went to a new room",

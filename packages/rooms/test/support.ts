@@ -1,7 +1,7 @@
 import { connect, createSessionServer, type ClientSession, type SessionServerOptions } from '@quiver/session';
 import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
 import type { ComponentMap } from '@quiver/sync';
-import { afterEach } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import { RoomServer, type RoomServerOptions } from '../src/index.js';
 import { type JoinOptions, joinWithSeat } from '../src/client/index.js';
 
@@ -57,15 +57,12 @@ export function memoryRooms(
   return { name, listener, sessions, rooms, clientSession, joinRoom, restart };
 }
 
-/** Polls `cond` on real time; fails after 10 s. */
+/** Waits for `cond` on real time (events, not sleeps); fails after 10 s naming `what`. */
 export function until(cond: () => boolean, what = 'condition'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = () => {
-      if (cond()) resolve();
-      else if (Date.now() - started > 10_000) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 2);
-    };
-    tick();
-  });
+  return vi.waitFor(
+    () => {
+      if (!cond()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: 10_000, interval: 2 },
+  );
 }
