@@ -16,11 +16,23 @@ const Say = message('say', z.object({ text: z.string().min(1) }));
 const Heard = message<string>('heard');
 const Add = request('add', z.object({ a: z.number(), b: z.number() })).returns<number>();
 
+const Missing = request<null, null>('missing');
+const Boom = request<null, null>('boom');
+
+class Broken extends Room {
+  override onCreate() {
+    throw new Error('no map');
+  }
+}
+
 class Duo extends Room {
   override maxClients = 2;
   override onCreate() {
     this.onMessage(Say, (c, m) => this.broadcast(Heard, m.text, { except: c }));
     this.onRequest(Add, (_c, { a, b }) => a + b);
+    this.onRequest(Boom, () => {
+      throw new Error('internal detail');
+    });
     this.setMetadata({ map: 'dust' });
   }
 }
@@ -30,10 +42,13 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function start() {
+async function start(seatReservationMs = 15_000) {
   const app = Fastify();
   await app.register(quiver, { path: '/quiver' });
-  await app.register(quiverRooms, { setup: (rooms) => rooms.define('duo', Duo) });
+  await app.register(quiverRooms, {
+    seatReservationMs,
+    setup: (rooms) => rooms.define('duo', Duo).define('broken', Broken),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   cleanups.push(() => app.close());
   await app.quiverTransports.ready();
@@ -86,5 +101,57 @@ describe.each(['webtransport', 'websocket'] as const)('rooms over %s', (transpor
     expect(metrics).toContain('quiver_rooms_errors_total{code="room-full"} 2');
     expect(metrics).toContain('quiver_rooms_invalid_total{message="add"} 1');
     expect(app.rooms.localRooms.length).toBe(1);
+  });
+
+  it('faults: no handler, a throwing handler, onCreate that throws, a reused or expired seat, an old token', async () => {
+    // Seats expire soon here (the test waits for one to), but not before a loaded machine connects.
+    const { app, endpoint } = await start(2000);
+    const client = new RoomsClient({
+      endpoint,
+      connectors:
+        transport === 'webtransport'
+          ? { webtransport: connectWebTransport }
+          : { websocket: connectWebSocket },
+    });
+    const a = await client.joinOrCreate('duo');
+    cleanups.push(() => a.leave());
+    await expect(a.request(Missing, null)).rejects.toMatchObject({ code: RoomErrorCode.NO_HANDLER });
+    // The client learns that the handler failed, not why (that goes to onError and the logs).
+    await expect(a.request(Boom, null)).rejects.toMatchObject({
+      code: RoomErrorCode.HANDLER_ERROR,
+      message: 'the handler failed',
+    });
+    expect(await a.request(Add, { a: 1, b: 2 })).toBe(3); // the room goes on
+    await expect(client.create('broken')).rejects.toMatchObject({ code: RoomErrorCode.CREATE_FAILED });
+
+    // A seat used twice, and one used after it expired: typed refusals, no seat leaked.
+    const r = await client.matchmake('joinById', a.roomId, {});
+    const b = await client.consume(r);
+    cleanups.push(() => b.leave());
+    await expect(client.consume(r)).rejects.toMatchObject({ code: RoomErrorCode.SEAT_USED });
+    await b.leave();
+    const late = await client.matchmake('joinById', a.roomId, {});
+    await expect.poll(() => app.rooms.driver.reservations(a.roomId), { timeout: 10_000 }).toBe(0);
+    await expect(client.consume(late)).rejects.toMatchObject({ code: RoomErrorCode.SEAT_EXPIRED });
+    expect((await app.rooms.query())[0].clients).toBe(1);
+
+    // A reconnection token whose seat is gone (the client left): the room refuses it at the join.
+    const res = await fetch(`${endpoint}/quiver/matchmake/reconnect/-`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reconnectToken: b.reconnectToken }),
+    });
+    expect(res.status).toBe(200);
+    await expect(client.consume(await res.json())).rejects.toMatchObject({
+      code: RoomErrorCode.RECONNECT_EXPIRED,
+    });
+    expect(app.rooms.metrics.errors).toMatchObject({
+      'no-handler': 1,
+      'handler-error': 1,
+      'create-failed': 1,
+      'seat-used': 1,
+      'seat-expired': 1,
+      'reconnect-expired': 1,
+    });
   });
 });
