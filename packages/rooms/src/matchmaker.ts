@@ -36,6 +36,8 @@ export interface MatchmakerDeps {
   filterBy(name: string): readonly string[] | undefined;
   /** Counts a refused matchmaking request. */
   count(code: string): void;
+  /** Counts a reserved seat. */
+  reserved(): void;
   /** How long a create lock held by another process is waited on before retrying. Default 10 ms. */
   lockRetryMs?: number;
 }
@@ -157,6 +159,7 @@ export class Matchmaker {
   }
 
   private async reserved(listing: RoomListing, seat: SeatRecord): Promise<SeatReservation> {
+    this.deps.reserved();
     await this.deps.presence.publish(roomChannel(listing.roomId), String(seat.expiresAt));
     return {
       roomId: listing.roomId,

@@ -117,6 +117,9 @@ export class RoomServer {
       createRoom: (name, opts) => this.create_(name, opts),
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
+      reserved: () => {
+        this.metrics.seatsReserved++;
+      },
     });
     this.offs.push(
       sessions.on(JoinMsg, (frame, session) => void this.handleJoin(session, frame)),

@@ -46,6 +46,7 @@ describe('matchmaking', () => {
     );
     const local = rooms.localRooms;
     expect(local.length).toBe(25); // rooms fill before new ones open
+    expect(rooms.metrics.seatsReserved).toBe(200);
     const byRoom = new Map<string, string[]>();
     for (const room of local) {
       expect(room.clients.length).toBeLessThanOrEqual(8);
