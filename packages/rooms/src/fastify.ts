@@ -153,6 +153,12 @@ function registerMetrics(m: RoomMetrics, active: () => number, registry: Registr
   table('quiver_rooms_leaves_total', 'Clients that left a room, by room type', 'room', () => m.leaves);
   table('quiver_rooms_reconnects_total', 'Seats taken back, by room type', 'room', () => m.reconnects);
   table('quiver_rooms_errors_total', 'Room errors, by code', 'code', () => m.errors);
+  table(
+    'quiver_rooms_undelivered_total',
+    'Messages to clients without a session, by room type',
+    'room',
+    () => m.undelivered,
+  );
   table('quiver_rooms_invalid_total', 'Payloads refused by a schema, by message', 'message', () => m.invalid);
   new Gauge({
     name: 'quiver_rooms_active',

@@ -13,6 +13,8 @@ export interface RoomMetrics {
   /** Room messages and requests handled, by room type. */
   messages: Record<string, number>;
   requests: Record<string, number>;
+  /** Messages to clients without a session (left, or held for reconnection), by room type. */
+  undelivered: Record<string, number>;
   /** Errors by code (what the client was told, or what a hook threw). */
   errors: Record<string, number>;
   /** Payloads refused by a schema, by message name. */
@@ -29,6 +31,7 @@ export function createRoomMetrics(): RoomMetrics {
     reconnects: {},
     messages: {},
     requests: {},
+    undelivered: {},
     errors: {},
     invalid: {},
     seatsReserved: 0,

@@ -44,7 +44,11 @@ export class RoomClient<Data = Record<string, unknown>, Auth = unknown> {
    * the transport is down, reliable messages wait in the session's replay buffer.
    */
   send<T>(type: RoomMessage<T>, payload: T, options?: SendOptions): boolean {
-    if (this.state === 'left' || this.session.state === 'closed') return false;
+    if (this.state === 'left' || this.session.state === 'closed') {
+      // Held for reconnection without a session, or gone: nothing carries it.
+      this.host?.undelivered();
+      return false;
+    }
     try {
       return this.session.send(type, payload, options);
     } catch {

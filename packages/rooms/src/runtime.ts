@@ -66,6 +66,11 @@ export class RoomRuntime {
     return this.phase === 'disposing' || this.phase === 'disposed';
   }
 
+  /** A message to a client without a session (left, or held for reconnection): counted, not queued. */
+  undelivered(): void {
+    bump(this.host.metrics.undelivered, this.roomName);
+  }
+
   clientList(): RoomClient[] {
     return [...this.clients.values()];
   }

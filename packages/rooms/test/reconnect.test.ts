@@ -91,3 +91,22 @@ describe('disconnect, resume and reconnect', () => {
     expect(rooms.metrics.errors[RoomErrorCode.RECONNECT_EXPIRED]).toBe(1);
   });
 });
+
+describe('a seat held without a session', () => {
+  it('counts messages to it as undelivered, and frees the seat when the window ends', async () => {
+    // The crash below may reach the server as a lost transport (then the 50 ms resume window runs first).
+    const { rooms, joinRoom } = memoryRooms({}, { resumeWindowMs: 50 });
+    rooms.define('echo', EchoRoom);
+    const a = await joinRoom('joinOrCreate', 'echo');
+    const b = await joinRoom('joinOrCreate', 'echo');
+    const room = rooms.getRoom(a.roomId) as EchoRoom;
+    const held = room.clients.find((c) => c.id === a.clientId)!;
+    await a.session.close(4500, 'crashed'); // not a leave: the seat is held for reconnectWindowMs (200 ms)
+    await until(() => held.state === 'disconnected' && held.session.state === 'closed', 'seat held');
+    expect(room.broadcast(Pong, { n: 1, id: 'x' })).toBe(1); // b only
+    expect(rooms.metrics.undelivered).toEqual({ echo: 1 });
+    await until(() => room.events.includes(`leave ${held.id} false`), 'window ended');
+    expect((await rooms.query())[0].clients).toBe(1);
+    expect(b.left).toBe(false);
+  });
+});
