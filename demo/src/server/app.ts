@@ -127,7 +127,13 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     session: {
       messages,
       maxSessions: 64,
-      rateLimits: { perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 } },
+      // Per address: new sessions per minute, and connections still in their handshake (the oldest is evicted),
+      // so that one address can neither churn through the 64 places nor hold them with idle sockets.
+      preAuth: { maxPending: 128, maxPendingPerIp: 8 },
+      rateLimits: {
+        perSession: { messagesPerSecond: 240, bytesPerSecond: 256_000 },
+        perIp: { sessionsPerMinute: 30 },
+      },
     },
   });
 

@@ -122,12 +122,12 @@ export class ClientSession extends Peer<ClientSession> {
 
   /** The server's clock now, estimated from the heartbeat exchange with the smallest RTT (NTP-style). */
   serverTime(): number {
-    return this.clock.now() + this.clockSync.offset;
+    return this.clock.now() + this.liveness.clockSync.offset;
   }
 
   /** Bound on the error of `serverTime()` in ms: half the RTT of the sample it uses; Infinity before any. */
   get clockError(): number {
-    return this.clockSync.error;
+    return this.liveness.clockSync.error;
   }
 
   on<T>(type: MessageType<T>, handler: Handler<T, ClientSession>): () => void;
@@ -228,7 +228,7 @@ export class ClientSession extends Peer<ClientSession> {
       if (frame.header[0] !== Kind.WELCOME || !w || typeof w.sessionId !== 'string') {
         throw new SessionClosedError('expected WELCOME', CloseCode.BAD_MESSAGE);
       }
-      if (typeof w.serverTime === 'number') this.clockSync.add(t0, w.serverTime, this.clock.now());
+      if (typeof w.serverTime === 'number') this.liveness.clockSync.add(t0, w.serverTime, this.clock.now());
       const resumed = w.recovered === true && w.sessionId === this.sessionId;
       this.sessionId = w.sessionId;
       this.resumeToken = typeof w.resumeToken === 'string' ? w.resumeToken : undefined;

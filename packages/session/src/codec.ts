@@ -1,5 +1,7 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
 import { DecodeError, MessageTooLargeError } from './errors.js';
+import { decodeValue, encodeValue } from './msgpack.js';
+
+export { decodeValue, encodeValue } from './msgpack.js';
 
 /**
  * Wire format of the session layer, the same on every transport.
@@ -33,24 +35,9 @@ export const Kind = {
 
 export const FLAG_RAW = 1;
 
-const encoder = new Encoder({ ignoreUndefined: true });
-const decoder = new Decoder();
-
-export function encodeValue(value: unknown): Uint8Array {
-  return encoder.encode(value);
-}
-
-export function decodeValue(bytes: Uint8Array): unknown {
-  try {
-    return decoder.decode(bytes);
-  } catch (err) {
-    throw new DecodeError(`undecodable MessagePack: ${(err as Error).message}`);
-  }
-}
-
 /** Encodes `u16 headerLength | header` followed by nothing: the payload, if any, is sent after it as is. */
 function headerBytes(header: unknown[], prefixBytes: number, payloadLength: number): Uint8Array {
-  const h = encoder.encode(header);
+  const h = encodeValue(header);
   if (h.length > 0xffff) throw new DecodeError('frame header too large');
   const out = new Uint8Array(prefixBytes + 2 + h.length);
   const view = new DataView(out.buffer);
@@ -71,7 +58,7 @@ export function streamFrame(header: unknown[], payload?: Uint8Array): Uint8Array
   const plen = payload?.length ?? 0;
   if (!payload || plen === 0) return [headerBytes(header, 4, 0)];
   if (plen >= ZERO_COPY_THRESHOLD) return [headerBytes(header, 4, plen), payload];
-  const h = encoder.encode(header);
+  const h = encodeValue(header);
   if (h.length > 0xffff) throw new DecodeError('frame header too large');
   const out = new Uint8Array(6 + h.length + plen);
   const view = new DataView(out.buffer);
@@ -94,7 +81,7 @@ export function datagramFrame(header: unknown[], payload?: Uint8Array): Uint8Arr
 
 /** Size in bytes a datagram header takes, to know how much room a fragment has. */
 export function datagramHeaderSize(header: unknown[]): number {
-  return 2 + encoder.encode(header).length;
+  return 2 + encodeValue(header).length;
 }
 
 /**
@@ -174,7 +161,10 @@ export class FrameReader {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(
+    /** May be raised later (a control stream accepts larger frames once its HELLO is through). */
+    public maxFrameBytes: number,
+  ) {}
 
   push(chunk: Uint8Array): Uint8Array[] {
     if (chunk.length > 0) {

@@ -117,6 +117,18 @@ export class HandshakeTimeoutError extends SessionError {
   }
 }
 
+/**
+ * The server has no room for this handshake: `server-full` (maxSessions reached when the HELLO came) or
+ * `handshake-evicted` (the pre-authentication budget was full and this was the oldest pending handshake). Closes
+ * with 4503: the client may come back later.
+ */
+export class ServerBusyError extends SessionError {
+  override readonly name = 'ServerBusyError';
+  constructor(message: string, kind: 'server-full' | 'handshake-evicted') {
+    super(message, kind, CloseCode.GOING_AWAY);
+  }
+}
+
 /** A reliable send refused because the queue is full and the channel's overflow policy is `error`. */
 export class QueueFullError extends SessionError {
   override readonly name = 'QueueFullError';

@@ -1,3 +1,4 @@
+export { PendingHandshakes, type PreAuthOptions } from './admission.js';
 export {
   type ClientOptions,
   ClientSession,
@@ -39,6 +40,7 @@ export {
   NotAuthenticatedError,
   QueueFullError,
   RateLimitError,
+  ServerBusyError,
   SessionClosedError,
   SessionError,
   UnknownMessageError,

@@ -1,17 +1,11 @@
-import type { QuiverBidirectionalStream, QuiverSession, TransportName } from '@quiver/transport';
+import type { QuiverSession, TransportName } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import {
-  BUNDLE_ENTRY_OVERHEAD,
-  BUNDLE_OVERHEAD,
-  bundleFrame,
   datagramFrame,
-  datagramHeaderSize,
-  MAX_BUNDLE_COUNT,
   unbundle,
   decodeValue,
   encodeValue,
   FLAG_RAW,
-  FrameReader,
   type Frame,
   Kind,
   parseBody,
@@ -22,316 +16,37 @@ import {
   DecodeError,
   MessageTooLargeError,
   QueueFullError,
-  RateLimitError,
   SessionClosedError,
   SessionError,
   UnknownMessageError,
   ValidationError,
 } from './errors.js';
-import { ClockSync, LossEstimator, RttEstimator, TokenBucket } from './estimators.js';
-import { type DeliveryMode, MessageRegistry, type MessageType, type QoS } from './messages.js';
-import { type ReassemblyOptions, Reassembler, ReceiveTracker } from './reassembly.js';
+import { IncomingBudget } from './limits.js';
+import { DEFAULT_MAX_DEPTH } from './msgpack.js';
+import { TokenBucket } from './estimators.js';
+import { type ChannelState, channelFromOptions, isRaw, type OutMsg, type RecvChannel } from './channels.js';
+import { datagramBodies } from './datagrams.js';
+import { Liveness } from './liveness.js';
+import { ReliableWindow } from './reliable.js';
+import { Scheduler } from './scheduler.js';
+import { type ControlStream, type HandshakeTables, Link } from './link.js';
+import { MessageRegistry, type MessageType } from './messages.js';
+import {
+  type DropInfo,
+  type DropReason,
+  defaultChannels,
+  type Handler,
+  type HeartbeatOptions,
+  type PeerOptions,
+  type PeerSink,
+  type PeerStats,
+  type SendOptions,
+} from './peer-options.js';
+import { Reassembler, ReceiveTracker } from './reassembly.js';
 
-/** Why a message was dropped. Every drop is counted under one of these. */
-export type DropReason =
-  /** Unreliable send over the send budget (token bucket). */
-  | 'budget'
-  /** Unreliable send while the transport's datagram queue is full. */
-  | 'congestion'
-  /** Unreliable send while no transport is connected. */
-  | 'disconnected'
-  /**
-   * A reliable queue was full: the send was refused (`error`, which also throws `QueueFullError`; `close`), or the
-   * oldest message was dropped (`drop-oldest`, or `coalesce` with no key match).
-   */
-  | 'queue-full'
-  /** Replaced by a newer message with the same key (`coalesce`). */
-  | 'coalesced'
-  /** An unreliable-sequenced message older than one already delivered. */
-  | 'stale'
-  /** A reliable message received twice (replayed after a reconnect), dropped by dedupe. */
-  | 'duplicate'
-  /** Fragments that did not all arrive within the reassembly timeout. */
-  | 'reassembly-timeout'
-  /** Fragments that did not fit the bounded reassembly buffers. */
-  | 'reassembly-overflow'
-  /** Reliable messages in flight when the server could not resume the session (`recovered: false`). */
-  | 'session-lost'
-  /** A datagram that could not be parsed (only datagrams: a bad stream frame closes the session). */
-  | 'malformed'
-  /** A message without any handler. */
-  | 'unhandled';
-
-export interface DropInfo {
-  message?: string;
-  channel?: string;
-  bytes?: number;
-}
-
-export interface ChannelOptions {
-  /** Default `reliable-ordered`, or derived from `qos`. */
-  mode?: DeliveryMode;
-  /**
-   * `at-most-once` = `unreliable`; `at-least-once` = `reliable-unordered` without receive dedupe (a replay after a
-   * reconnect may deliver twice); `exactly-once` = `reliable-ordered` with dedupe by sequence number, kept across
-   * reconnects for as long as the session resumes.
-   */
-  qos?: QoS;
-  /** Scheduling priority (strict: higher first) or weight (weighted). Default 1. */
-  priority?: number;
-  /** Reliable: bytes waiting to be sent (not yet in flight). Default 1 MiB. */
-  maxQueuedBytes?: number;
-  /** Reliable: messages waiting to be sent. Default 4096. */
-  maxQueuedMessages?: number;
-  /**
-   * Reliable queue policy when full. `error`: `send()` throws `QueueFullError`. `drop-oldest`: the oldest waiting
-   * message is dropped (counted `queue-full`). `coalesce`: a waiting message with the same key (default: the
-   * message name) is replaced (counted `coalesced`), then oldest-first as `drop-oldest`. `close`: the session is
-   * closed with 4450. Default `error` on both ends: a refused send is also counted `queue-full` and reported to
-   * `onDrop`, so loss on a reliable channel is never silent.
-   */
-  overflow?: 'error' | 'drop-oldest' | 'coalesce' | 'close';
-  /** Unreliable: split messages larger than a datagram into fragments (true, default) or throw (false). */
-  fragment?: boolean;
-}
-
-/** Channels every session has unless overridden: `reliable` (ordered) and `unreliable` (datagrams). */
-export const defaultChannels: Record<string, ChannelOptions> = {
-  reliable: { mode: 'reliable-ordered' },
-  unreliable: { mode: 'unreliable' },
-};
-
-export interface HeartbeatOptions {
-  /** Ping interval while messages flow. Default 1000 ms. */
-  intervalMs?: number;
-  /** Ping interval after `idleAfterMs` without application messages. Default 5000 ms. */
-  idleIntervalMs?: number;
-  /** Default 10 000 ms. */
-  idleAfterMs?: number;
-  /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
-  timeoutMs?: number;
-}
-
-export interface PeerOptions {
-  channels?: Record<string, ChannelOptions>;
-  /** Message types known up front: their ids are announced at the handshake. */
-  messages?: MessageType<unknown>[];
-  clock?: Clock;
-  heartbeat?: HeartbeatOptions;
-  /** A cumulative ack is sent after this delay or after `ackEvery` messages. Default 20 ms. */
-  ackDelayMs?: number;
-  /** Default 32. */
-  ackEvery?: number;
-  /**
-   * Reliable bytes in flight (sent, not yet acknowledged) across channels: the replay buffer kept for resumption and
-   * the flow-control window. Default 256 KiB.
-   */
-  maxInFlightBytes?: number;
-  /** Default 1024. */
-  maxInFlightMessages?: number;
-  /** Outgoing send budget: a token bucket in bytes. Default unlimited. */
-  sendBudget?: { bytesPerSecond: number; burstBytes?: number };
-  /** Cross-channel scheduler for reliable queues: `strict` priority or `weighted` fair share. Default `strict`. */
-  scheduler?: 'strict' | 'weighted';
-  /** Largest message accepted or sent, in bytes (after encoding). Default 1 MiB. */
-  maxMessageBytes?: number;
-  reassembly?: ReassemblyOptions;
-  /**
-   * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
-   * dropped as `congestion`. Default 32 (a fragmented message is written as one burst). A browser page moves
-   * about one datagram per event-loop turn into its QUIC stack (Chromium 156 resolves each datagram write in a
-   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there. What
-   * is counted is datagram writes: the messages of one turn are packed into as few datagrams as fit (BUNDLE).
-   */
-  datagramBacklog?: number;
-  /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
-  maxOutOfOrder?: number;
-  /** Called for every drop, after it is counted. */
-  onDrop?: (reason: DropReason, info: DropInfo) => void;
-}
-
-export interface SendOptions {
-  channel?: string;
-  /** Coalescing key (`coalesce` channels); default the message name. */
-  key?: unknown;
-}
-
-export interface PeerStats {
-  messagesIn: Record<string, number>;
-  messagesOut: Record<string, number>;
-  bytesIn: Record<string, number>;
-  bytesOut: Record<string, number>;
-  drops: Partial<Record<DropReason, number>>;
-  /** Heartbeat probes sent. */
-  pings: number;
-}
-
-/** Receives counters as they happen (the server aggregates them into its metrics). */
-export interface PeerSink {
-  message(channel: string, direction: 'in' | 'out', bytes: number): void;
-  drop(reason: DropReason): void;
-  rtt(ms: number): void;
-}
-
-export type Handler<T, S> = (payload: T, session: S) => void;
-
-interface OutMsg {
-  name: string;
-  flags: number;
-  payload: Uint8Array;
-  key: unknown;
-  size: number;
-  seq: number;
-}
-
-interface ChannelState {
-  name: string;
-  id: number;
-  mode: DeliveryMode;
-  reliable: boolean;
-  dedupe: boolean;
-  priority: number;
-  maxQueuedBytes: number;
-  maxQueuedMessages: number;
-  overflow: 'error' | 'drop-oldest' | 'coalesce' | 'close';
-  fragment: boolean;
-  queue: OutMsg[];
-  queuedBytes: number;
-  retransmit: OutMsg[];
-  window: OutMsg[];
-  nextSeq: number;
-  dgramSeq: number;
-  vtime: number;
-  served: number;
-}
-
-interface RecvChannel {
-  name: string;
-  mode: DeliveryMode;
-  tracker: ReceiveTracker;
-  lastSeq: number;
-  ackDirty: boolean;
-}
-
-interface StreamWriter {
-  writer: WritableStreamDefaultWriter<Uint8Array> | null;
-  waiting: boolean;
-}
-
-/** One transport connection of a session; a session outlives its links when it resumes. */
-export class Link {
-  readonly writers = new Map<string, StreamWriter>();
-  datagramWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
-  /**
-   * Datagram bodies sent during the current event-loop turn, already packed: each group becomes one datagram (a
-   * BUNDLE when it holds more than one body) when the turn's microtasks run. Chromium moves about one datagram
-   * per turn from a page into QUIC, so a write per body would queue the surplus for seconds on a busy page.
-   */
-  dgramGroups: Uint8Array[][] = [];
-  /** Bundled size of the last group, counting the bundle overhead even when it would go out alone. */
-  dgramLastSize = 0;
-  dgramFlushScheduled = false;
-  closed = false;
-  unorderedOpen = 0;
-  lastReceived: number;
-  heartbeatTimer: TimerHandle | undefined;
-  ackTimer: TimerHandle | undefined;
-  budgetTimer: TimerHandle | undefined;
-  pings = new Map<number, number>();
-  readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
-
-  constructor(
-    readonly session: QuiverSession,
-    readonly control: ControlStream,
-    now: number,
-  ) {
-    this.lastReceived = now;
-  }
-}
-
-/** The control stream (the session's first bidirectional stream): HELLO, WELCOME, ACK, PING/PONG, CLOSE. */
-export class ControlStream {
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
-  private readonly frames: FrameReader;
-  private queued: Uint8Array[] = [];
-
-  constructor(stream: QuiverBidirectionalStream, maxFrameBytes: number) {
-    this.reader = stream.readable.getReader();
-    this.writer = stream.writable.getWriter();
-    this.frames = new FrameReader(maxFrameBytes);
-  }
-
-  /** The next frame, or null at the end of the stream. Throws `DecodeError` / `MessageTooLargeError`. */
-  async next(): Promise<Frame | null> {
-    for (;;) {
-      const body = this.queued.shift();
-      if (body) return parseBody(body);
-      const { value, done } = await this.reader.read();
-      if (done) return null;
-      this.queued = this.frames.push(value);
-    }
-  }
-
-  write(header: unknown[], payload?: Uint8Array): Promise<void> {
-    const chunks = streamFrame(header, payload);
-    let last: Promise<void> = Promise.resolve();
-    for (const c of chunks) last = this.writer.write(c);
-    last.catch(() => {});
-    return last;
-  }
-
-  cancel(reason?: unknown): Promise<void> {
-    return this.reader.cancel(reason).catch(() => {});
-  }
-}
-
-export interface HandshakeTables {
-  messages: [string, number][];
-  channels: [string, number, DeliveryMode][];
-  acks: [string, number][];
-}
-
-function isRaw(payload: unknown): payload is Uint8Array {
-  return payload instanceof Uint8Array;
-}
-
-function channelFromOptions(
-  name: string,
-  id: number,
-  o: ChannelOptions,
-  defaultOverflow: ChannelState['overflow'],
-) {
-  const mode: DeliveryMode =
-    o.mode ??
-    (o.qos === 'at-most-once'
-      ? 'unreliable'
-      : o.qos === 'at-least-once'
-        ? 'reliable-unordered'
-        : 'reliable-ordered');
-  const reliable = mode === 'reliable-ordered' || mode === 'reliable-unordered';
-  const state: ChannelState = {
-    name,
-    id,
-    mode,
-    reliable,
-    dedupe: o.qos !== 'at-least-once',
-    priority: o.priority ?? 1,
-    maxQueuedBytes: o.maxQueuedBytes ?? 1 << 20,
-    maxQueuedMessages: o.maxQueuedMessages ?? 4096,
-    overflow: o.overflow ?? defaultOverflow,
-    fragment: o.fragment ?? true,
-    queue: [],
-    queuedBytes: 0,
-    retransmit: [],
-    window: [],
-    nextSeq: 1,
-    dgramSeq: 0,
-    vtime: 0,
-    served: 0,
-  };
-  return state;
-}
+export { channelMode } from './channels.js';
+export { ControlStream, type HandshakeTables, Link } from './link.js';
+export * from './peer-options.js';
 
 /**
  * The part of a session both ends share: typed messages on channels, reliability with cumulative acks and replay,
@@ -349,17 +64,16 @@ export abstract class Peer<S> {
   private readonly recv = new Map<string, RecvChannel>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   protected readonly handlers = new Map<string, Set<Handler<any, S>>>();
-  private readonly rttEst = new RttEstimator();
-  protected readonly clockSync = new ClockSync();
-  private readonly lossEst = new LossEstimator();
+  protected readonly liveness: Liveness;
   private readonly budget: TokenBucket | null;
   private readonly reassembler: Reassembler;
   private fragSeq = 0;
-  private windowBytes = 0;
-  private windowCount = 0;
-  private lastActivity: number;
+  /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
+  private readonly window: ReliableWindow;
+  private readonly scheduler: Scheduler;
   protected closedForGood = false;
-  protected incomingLimits: { messages: TokenBucket; bytes: TokenBucket } | null = null;
+  /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
+  protected incoming: IncomingBudget;
   protected sink: PeerSink | null = null;
   /** When true, a message name this end never registered closes the session (servers); else it is counted. */
   protected strictMessages = false;
@@ -382,6 +96,8 @@ export abstract class Peer<S> {
     scheduler: 'strict' | 'weighted';
     maxOutOfOrder: number;
     datagramBacklog: number;
+    maxDepth: number;
+    maxReceiveBufferBytes: number;
   };
 
   constructor(
@@ -399,6 +115,12 @@ export abstract class Peer<S> {
       scheduler: options.scheduler ?? 'strict',
       maxOutOfOrder: options.maxOutOfOrder ?? 4096,
       datagramBacklog: options.datagramBacklog ?? 32,
+      maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
+      // A session must be able to receive one frame of the largest message it accepts.
+      maxReceiveBufferBytes: Math.max(
+        options.maxReceiveBufferBytes ?? 4 << 20,
+        (options.maxMessageBytes ?? 1 << 20) + 64,
+      ),
       heartbeat: {
         intervalMs: hb.intervalMs ?? 1000,
         idleIntervalMs: hb.idleIntervalMs ?? 5000,
@@ -406,7 +128,7 @@ export abstract class Peer<S> {
         timeoutMs: hb.timeoutMs ?? 15_000,
       },
     };
-    this.lastActivity = this.clock.now();
+    this.liveness = new Liveness(this.opts.heartbeat, this.clock.now());
     const channels = { ...defaultChannels, ...(options.channels ?? {}) };
     let id = 0;
     for (const name of Object.keys(channels).sort()) {
@@ -420,6 +142,11 @@ export abstract class Peer<S> {
       ? new TokenBucket(b.bytesPerSecond, b.burstBytes ?? b.bytesPerSecond, this.clock.now())
       : null;
     this.reassembler = new Reassembler(options.reassembly ?? {}, (reason) => this.drop(reason, {}));
+    this.incoming = new IncomingBudget(this.clock, this.opts.maxReceiveBufferBytes);
+    this.window = new ReliableWindow(this.opts.maxInFlightBytes, this.opts.maxInFlightMessages, (r, i) =>
+      this.drop(r, i),
+    );
+    this.scheduler = new Scheduler(this.opts.scheduler);
   }
 
   /** The session this peer is, as handed to handlers. */
@@ -432,21 +159,21 @@ export abstract class Peer<S> {
 
   /** Smoothed RTT in ms (RFC 6298); 0 before the first sample. */
   get rtt(): number {
-    return this.rttEst.srtt;
+    return this.liveness.rtt.srtt;
   }
 
   /** RTTVAR in ms (RFC 6298): the mean deviation of RTT samples. */
   get jitter(): number {
-    return this.rttEst.rttvar;
+    return this.liveness.rtt.rttvar;
   }
 
   /** Fraction of heartbeat probes lost (EWMA); only measured where datagrams are unreliable. */
   get loss(): number {
-    return this.lossEst.value;
+    return this.liveness.loss.value;
   }
 
   get minRtt(): number {
-    return Number.isFinite(this.rttEst.min) ? this.rttEst.min : 0;
+    return Number.isFinite(this.liveness.rtt.min) ? this.liveness.rtt.min : 0;
   }
 
   /** The transport currently carrying the session, or undefined while disconnected. */
@@ -460,7 +187,7 @@ export abstract class Peer<S> {
 
   /** Bytes this session holds for sending: queued plus in flight (the replay buffer). */
   get bufferedBytes(): number {
-    let n = this.windowBytes;
+    let n = this.window.bytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
     return n;
   }
@@ -518,7 +245,7 @@ export abstract class Peer<S> {
         this.opts.maxMessageBytes,
       );
     }
-    this.lastActivity = this.clock.now();
+    this.liveness.active(this.clock.now());
     const msg: OutMsg = {
       name: type.name,
       flags: raw ? FLAG_RAW : 0,
@@ -562,42 +289,24 @@ export abstract class Peer<S> {
       this.drop('disconnected', info);
       return false;
     }
-    const dg = link.session.datagrams;
-    const max = dg.maxDatagramSize;
     const seq = ch.mode === 'unreliable-sequenced' ? ++ch.dgramSeq : 0;
-    const wire = this.wireId(msg.name);
-    const header = [Kind.DGRAM, ch.id, wire, seq, msg.flags];
-    let frames: Uint8Array[];
-    if (datagramHeaderSize(header) + msg.payload.length <= max) {
-      frames = [datagramFrame(header, msg.payload)];
-    } else {
-      this.fragSeq = (this.fragSeq + 1) >>> 0;
-      const fragId = this.fragSeq;
-      // The largest header a fragment can have: the room left is what every fragment may carry.
-      const room = max - datagramHeaderSize([...header, fragId, 0xffff, 0xffff]);
-      const count = room > 0 ? Math.ceil(msg.payload.length / room) : Number.POSITIVE_INFINITY;
-      if (!ch.fragment || count > 0xffff) {
-        throw new MessageTooLargeError(
-          `message '${msg.name}' (${msg.payload.length} bytes) does not fit a datagram of ${max} bytes` +
-            (ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`),
-          msg.payload.length,
-          max,
-        );
-      }
-      frames = [];
-      for (let i = 0; i < count; i++) {
-        frames.push(
-          datagramFrame([...header, fragId, i, count], msg.payload.subarray(i * room, (i + 1) * room)),
-        );
-      }
-    }
+    const header = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
+    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, {
+      allowed: ch.fragment,
+      id: () => {
+        this.fragSeq = (this.fragSeq + 1) >>> 0;
+        return this.fragSeq;
+      },
+      what: `message '${msg.name}'`,
+      note: ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`,
+    });
     let total = 0;
     for (const f of frames) total += f.length;
-    const writer = this.datagramWriter(link);
+    const writer = link.dgram.writer;
     // Unreliable data is never queued behind congestion: stale state is worse than lost state. A small backlog
     // beyond the transport's high-water mark (often 1) absorbs bursts written in one tick. What counts is the
     // datagrams (bundles) this turn will write, not the messages in them.
-    const datagrams = link.dgramGroups.length + this.packDatagrams(link, frames, max, true);
+    const datagrams = link.dgram.datagramsWith(frames);
     if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
       this.drop('congestion', info);
       return false;
@@ -606,116 +315,17 @@ export abstract class Peer<S> {
       this.drop('budget', info);
       return false;
     }
-    this.queueDatagrams(link, frames);
+    link.dgram.queue(frames);
     this.countOut(ch.name, msg.payload.length);
     return true;
   }
 
-  private datagramWriter(link: Link): WritableStreamDefaultWriter<Uint8Array> {
-    if (!link.datagramWriter) link.datagramWriter = link.session.datagrams.writable.getWriter();
-    return link.datagramWriter;
-  }
-
-  /**
-   * Adds bodies to the turn's datagrams, first fit into the last one, in order (so a sequenced channel's bodies
-   * keep their order on the wire); returns how many datagrams it opened. `dryRun` only counts.
-   */
-  private packDatagrams(link: Link, bodies: Uint8Array[], max: number, dryRun: boolean): number {
-    let opened = 0;
-    let size = link.dgramLastSize;
-    let count = link.dgramGroups.at(-1)?.length ?? 0;
-    for (const b of bodies) {
-      const entry = BUNDLE_ENTRY_OVERHEAD + b.length;
-      if (count === 0 || count >= MAX_BUNDLE_COUNT || size + entry > max) {
-        opened++;
-        size = BUNDLE_OVERHEAD + entry;
-        count = 1;
-        if (!dryRun) link.dgramGroups.push([b]);
-      } else {
-        size += entry;
-        count++;
-        if (!dryRun) link.dgramGroups[link.dgramGroups.length - 1].push(b);
-      }
-    }
-    if (!dryRun) link.dgramLastSize = size;
-    return opened;
-  }
-
-  /**
-   * Queues bodies for this turn's datagrams and makes sure they are written once the turn's code is done. `now`
-   * writes at once what the turn has so far, the bodies included: a heartbeat probe carries a timestamp, and RTT is
-   * measured from it, so it must not wait; whatever the turn sent before it rides along in its bundle.
-   */
-  private queueDatagrams(link: Link, bodies: Uint8Array[], now = false): void {
-    this.packDatagrams(link, bodies, link.session.datagrams.maxDatagramSize, false);
-    if (now) {
-      this.flushDatagrams(link);
+  private enqueue(ch: ChannelState, msg: OutMsg): void {
+    if (!this.window.enqueue(ch, msg)) {
+      this.fail(new QueueFullError(`channel '${ch.name}' queue overflowed`));
       return;
     }
-    if (link.dgramFlushScheduled) return;
-    link.dgramFlushScheduled = true;
-    queueMicrotask(() => {
-      link.dgramFlushScheduled = false;
-      this.flushDatagrams(link);
-    });
-  }
-
-  /** One write per packed group: a lone body goes out as is, several as a BUNDLE. */
-  private flushDatagrams(link: Link): void {
-    const groups = link.dgramGroups;
-    if (groups.length === 0) return;
-    link.dgramGroups = [];
-    link.dgramLastSize = 0;
-    const writer = this.datagramWriter(link);
-    for (const g of groups) writer.write(bundleFrame(g)).catch(() => {});
-  }
-
-  private enqueue(ch: ChannelState, msg: OutMsg): void {
-    if (ch.overflow === 'coalesce') {
-      const i = ch.queue.findIndex((m) => m.key === msg.key);
-      if (i >= 0) {
-        const old = ch.queue[i];
-        ch.queue[i] = msg;
-        ch.queuedBytes += msg.size - old.size;
-        this.drop('coalesced', { message: old.name, channel: ch.name, bytes: old.payload.length });
-        this.pump();
-        return;
-      }
-    }
-    while (
-      ch.queue.length > 0 &&
-      (ch.queuedBytes + msg.size > ch.maxQueuedBytes || ch.queue.length + 1 > ch.maxQueuedMessages)
-    ) {
-      if (ch.overflow === 'error') {
-        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-        throw new QueueFullError(
-          `channel '${ch.name}' queue is full (${ch.queue.length} messages, ${ch.queuedBytes} bytes)`,
-        );
-      }
-      if (ch.overflow === 'close') {
-        this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-        this.fail(new QueueFullError(`channel '${ch.name}' queue overflowed`));
-        return;
-      }
-      const old = ch.queue.shift()!;
-      ch.queuedBytes -= old.size;
-      this.drop('queue-full', { message: old.name, channel: ch.name, bytes: old.payload.length });
-    }
-    if (msg.size > ch.maxQueuedBytes && ch.overflow === 'error') {
-      this.drop('queue-full', { message: msg.name, channel: ch.name, bytes: msg.payload.length });
-      throw new QueueFullError(`message larger than channel '${ch.name}' maxQueuedBytes`);
-    }
-    ch.queue.push(msg);
-    ch.queuedBytes += msg.size;
     this.pump();
-  }
-
-  private windowHasRoom(msg: OutMsg): boolean {
-    if (this.windowCount === 0) return true;
-    return (
-      this.windowBytes + msg.size <= this.opts.maxInFlightBytes &&
-      this.windowCount < this.opts.maxInFlightMessages
-    );
   }
 
   private writerReady(link: Link, ch: ChannelState): boolean {
@@ -757,20 +367,13 @@ export abstract class Peer<S> {
   }
 
   private pickChannel(link: Link): ChannelState | undefined {
-    let best: ChannelState | undefined;
-    for (const ch of this.channels.values()) {
-      if (!ch.reliable) continue;
+    return this.scheduler.pick(this.channels.values(), (ch) => {
+      if (!ch.reliable) return false;
       const head = ch.retransmit[0] ?? ch.queue[0];
-      if (!head) continue;
-      if (ch.retransmit.length === 0 && !this.windowHasRoom(head)) continue;
-      if (!this.writerReady(link, ch)) continue;
-      if (!best) best = ch;
-      else if (this.opts.scheduler === 'strict') {
-        if (ch.priority > best.priority || (ch.priority === best.priority && ch.served < best.served))
-          best = ch;
-      } else if (Math.max(ch.vtime, this.vnow) < Math.max(best.vtime, this.vnow)) best = ch;
-    }
-    return best;
+      if (!head) return false;
+      if (ch.retransmit.length === 0 && !this.window.hasRoom(head)) return false;
+      return this.writerReady(link, ch);
+    });
   }
 
   protected pump(): void {
@@ -796,20 +399,10 @@ export abstract class Peer<S> {
       }
       if (retx) ch.retransmit.shift();
       else {
-        ch.queue.shift();
-        ch.queuedBytes -= msg.size;
-        msg.seq = ch.nextSeq++;
-        ch.window.push(msg);
-        this.windowBytes += msg.size;
-        this.windowCount++;
+        this.window.sendHead(ch);
         this.countOut(ch.name, msg.payload.length);
       }
-      // Weighted fair share (start-time fair queueing): a channel's virtual time advances inversely to its weight;
-      // one that was idle restarts from the current virtual time instead of claiming the share it did not use.
-      ch.vtime = Math.max(ch.vtime, this.vnow);
-      this.vnow = ch.vtime;
-      ch.vtime += msg.size / Math.max(ch.priority, 1e-3);
-      ch.served = ++this.servedCounter;
+      this.scheduler.served(ch, msg);
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
       if (ch.mode === 'reliable-ordered') {
         const w = link.writers.get(ch.name)!.writer!;
@@ -838,11 +431,6 @@ export abstract class Peer<S> {
     }
   }
 
-  private servedCounter = 0;
-  private pingSeq = 0;
-  /** Start-time fair queueing's virtual time: the start tag of the message served last. */
-  private vnow = 0;
-
   // ---- links ------------------------------------------------------------------------------------------------
 
   protected localTables(): Omit<HandshakeTables, 'acks'> {
@@ -865,6 +453,7 @@ export abstract class Peer<S> {
     peer: HandshakeTables,
     resumed: boolean,
   ): void {
+    control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
     const link = new Link(session, control, this.clock.now());
     this.link = link;
     this.peerMessages = new Map();
@@ -885,18 +474,9 @@ export abstract class Peer<S> {
     for (const [name, cum] of peer.acks ?? []) acked.set(name, cum);
     for (const ch of this.channels.values()) {
       if (!ch.reliable) continue;
-      if (resumed) {
-        this.ackChannel(ch, acked.get(ch.name) ?? 0);
-        // The rest was sent on the dead link and maybe lost with it: send it again, first, in order.
-        ch.retransmit = [...ch.window];
-      } else {
-        for (const m of ch.window) this.drop('session-lost', { message: m.name, channel: ch.name });
-        this.windowBytes -= ch.window.reduce((n, m) => n + m.size, 0);
-        this.windowCount -= ch.window.length;
-        ch.window = [];
-        ch.retransmit = [];
-        ch.nextSeq = 1;
-      }
+      // Resumed: what was sent on the dead link and maybe lost with it goes again, first, in order.
+      if (resumed) this.window.resume(ch, acked.get(ch.name) ?? 0);
+      else this.window.reset(ch);
     }
     if (!resumed) {
       for (const r of this.recv.values()) {
@@ -933,9 +513,7 @@ export abstract class Peer<S> {
     link.control.cancel().catch(() => {});
     for (const r of link.readers) r.cancel().catch(() => {});
     for (const w of link.writers.values()) w.writer?.releaseLock();
-    // Datagrams already accepted (and counted out) this turn still go, before the writer is let go.
-    if (link.dgramGroups.length > 0) this.flushDatagrams(link);
-    link.datagramWriter?.releaseLock();
+    link.dgram.release();
     for (const ch of this.channels.values()) ch.retransmit = [];
   }
 
@@ -967,6 +545,9 @@ export abstract class Peer<S> {
   private onError(link: Link, err: unknown): void {
     if (link.closed) return;
     if (err instanceof SessionError) this.fail(err);
+    // A read that failed because the transport session closed is the link going away, not an error: `closed`
+    // of the transport reports it (and the read may lose that race).
+    else if ((err as { source?: unknown })?.source === 'session') return;
     else this.reportError(err as Error);
   }
 
@@ -977,7 +558,6 @@ export abstract class Peer<S> {
         if (link.closed) return;
         if (!frame) return; // the transport's close will follow
         link.lastReceived = this.clock.now();
-        this.checkIncomingRate(frame.payload.length + 8);
         this.handleControl(link, frame, false);
       }
     } catch (err) {
@@ -1018,7 +598,7 @@ export abstract class Peer<S> {
   private async runStream(link: Link, stream: ReadableStream<Uint8Array>): Promise<void> {
     const reader = stream.getReader();
     link.readers.push(reader);
-    const frames = new FrameReader(this.opts.maxMessageBytes + 64);
+    const frames = this.incoming.reader(this.opts.maxMessageBytes + 64);
     let ch: RecvChannel | undefined;
     try {
       for (;;) {
@@ -1030,7 +610,6 @@ export abstract class Peer<S> {
         }
         link.lastReceived = this.clock.now();
         for (const body of frames.push(value)) {
-          this.checkIncomingRate(body.length);
           const { header, payload } = parseBody(body);
           if (!ch) {
             if (header[0] !== Kind.OPEN) throw new DecodeError('a stream must start with OPEN');
@@ -1049,6 +628,7 @@ export abstract class Peer<S> {
     } catch (err) {
       this.onError(link, err);
     } finally {
+      frames.release();
       reader.releaseLock();
     }
   }
@@ -1061,18 +641,19 @@ export abstract class Peer<S> {
         const { value, done } = await reader.read();
         if (done || link.closed) return;
         link.lastReceived = this.clock.now();
+        // Charged before anything is decoded: a flood of datagrams costs the peer its budget, not the server CPU.
+        this.incoming.charge(value.length, 1);
         let frame: Frame;
         let bodies: Uint8Array[] | null = null;
         try {
           frame = parseBody(value);
           if (frame.header[0] === Kind.BUNDLE) bodies = unbundle(frame);
         } catch {
-          this.checkIncomingRate(value.length);
           this.drop('malformed', {});
           continue;
         }
-        // A bundled body counts as a message of its own, as it would had it come alone.
-        this.checkIncomingRate(value.length, bodies ? bodies.length : 1);
+        // A bundled body counts as a message of its own, as it would had it come alone (only split, not decoded).
+        if (bodies) this.incoming.charge(0, bodies.length - 1);
         if (!bodies) {
           this.handleDatagram(link, frame);
           continue;
@@ -1092,15 +673,6 @@ export abstract class Peer<S> {
       }
     } catch (err) {
       this.onError(link, err);
-    }
-  }
-
-  private checkIncomingRate(bytes: number, messages = 1): void {
-    const l = this.incomingLimits;
-    if (!l) return;
-    const now = this.clock.now();
-    if (!l.messages.take(messages, now) || !l.bytes.take(bytes, now)) {
-      throw new RateLimitError('peer exceeded its message or byte rate limit');
     }
   }
 
@@ -1171,9 +743,10 @@ export abstract class Peer<S> {
     if (name === undefined) throw new UnknownMessageError(`unknown message id ${String(wire)}`);
     const type = this.knownType(name);
     if (!type && this.strictMessages) throw new UnknownMessageError(`unknown message '${name}'`);
-    const payload = typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes);
+    const payload =
+      typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes, this.opts.maxDepth);
     this.validateIncoming(name, channel, payload, type);
-    this.lastActivity = this.clock.now();
+    this.liveness.active(this.clock.now());
     this.stats.messagesIn[channel] = (this.stats.messagesIn[channel] ?? 0) + 1;
     this.stats.bytesIn[channel] = (this.stats.bytesIn[channel] ?? 0) + bytes.length;
     this.sink?.message(channel, 'in', bytes.length);
@@ -1223,20 +796,13 @@ export abstract class Peer<S> {
         if (viaDatagram) {
           // Probes are tiny and rare: they are written even when the datagram queue is momentarily full, and ride
           // this turn's bundle rather than costing a datagram write of their own.
-          this.queueDatagrams(link, [datagramFrame(pong)], true);
+          link.dgram.queue([datagramFrame(pong)], true);
         } else link.control.write(pong);
         return;
       }
       case Kind.PONG: {
-        const id = h[1] as number;
-        const sentAt = link.pings.get(id);
-        if (sentAt === undefined || sentAt !== h[2]) return;
-        link.pings.delete(id);
-        this.lossEst.answered(id);
-        const sample = now - sentAt;
-        this.rttEst.update(sample);
-        this.sink?.rtt(sample);
-        if (typeof h[3] === 'number') this.clockSync.add(sentAt, h[3], now);
+        const sample = this.liveness.answer(link, h, now);
+        if (sample !== null) this.sink?.rtt(sample);
         return;
       }
       case Kind.ACK: {
@@ -1244,7 +810,7 @@ export abstract class Peer<S> {
         for (const entry of h[1] as unknown[]) {
           if (!Array.isArray(entry)) throw new DecodeError('bad ACK entry');
           const ch = this.channelsById.get(entry[0] as number);
-          if (ch?.reliable && typeof entry[1] === 'number') this.ackChannel(ch, entry[1]);
+          if (ch?.reliable && typeof entry[1] === 'number') this.window.ack(ch, entry[1]);
         }
         this.pump();
         this.checkDrained();
@@ -1275,16 +841,6 @@ export abstract class Peer<S> {
 
   /** The peer sent CLOSE. */
   protected abstract peerClosed(code: number, reason: string, reconnect: boolean): void;
-
-  private ackChannel(ch: ChannelState, cum: number): void {
-    let n = 0;
-    while (n < ch.window.length && ch.window[n].seq <= cum) {
-      this.windowBytes -= ch.window[n].size;
-      this.windowCount--;
-      n++;
-    }
-    if (n > 0) ch.window.splice(0, n);
-  }
 
   private pendingAcks = 0;
 
@@ -1321,38 +877,25 @@ export abstract class Peer<S> {
   // ---- heartbeats -------------------------------------------------------------------------------------------
 
   private scheduleHeartbeat(link: Link, immediate = false): void {
-    const now = this.clock.now();
-    const hb = this.opts.heartbeat;
-    const idle = now - this.lastActivity > hb.idleAfterMs;
-    link.heartbeatTimer = this.clock.setTimeout(
-      () => this.heartbeat(link),
-      immediate ? 0 : idle ? hb.idleIntervalMs : hb.intervalMs,
-    );
+    const delay = immediate ? 0 : this.liveness.nextDelay(this.clock.now());
+    link.heartbeatTimer = this.clock.setTimeout(() => this.heartbeat(link), delay);
   }
 
   private heartbeat(link: Link): void {
     if (link.closed) return;
     const now = this.clock.now();
-    if (now - link.lastReceived > this.opts.heartbeat.timeoutMs) {
+    if (this.liveness.dead(link, now)) {
       this.closeLink(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', true);
       this.linkLost(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
       return;
     }
-    this.lossEst.expire(now);
     this.reassembler.expire(now);
-    for (const [id, at] of link.pings) if (now - at > this.opts.heartbeat.timeoutMs) link.pings.delete(id);
-    // Ids are per session, not per link: a late answer from an old link must not match a new probe.
-    const id = ++this.pingSeq;
-    link.pings.set(id, now);
+    // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
+    const lossy = link.session.reliability === 'supports-unreliable';
+    const ping = [Kind.PING, ...this.liveness.probe(link, now, lossy)];
     this.stats.pings++;
-    const ping = [Kind.PING, id, now];
-    if (link.session.reliability === 'supports-unreliable') {
-      // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
-      this.lossEst.sent(id, now + Math.max(2 * this.rttEst.rto(), 1000));
-      this.queueDatagrams(link, [datagramFrame(ping)], true);
-    } else {
-      link.control.write(ping);
-    }
+    if (lossy) link.dgram.queue([datagramFrame(ping)], true);
+    else link.control.write(ping);
     this.scheduleHeartbeat(link);
   }
 }

@@ -5,23 +5,28 @@ import type {
   TransportListener,
   TransportName,
 } from '@quiver/transport';
+import { PendingHandshakes, type PreAuthOptions } from './admission.js';
 import { randomToken, systemClock, type TimerHandle } from './clock.js';
 import { Kind } from './codec.js';
 import {
   CloseCode,
-  DecodeError,
   HandshakeTimeoutError,
   isFinalCloseCode,
   NotAuthenticatedError,
+  ServerBusyError,
   SessionClosedError,
   SessionError,
   ValidationError,
 } from './errors.js';
-import { TokenBucket } from './estimators.js';
+import { IncomingBudget } from './limits.js';
 import type { MessageType } from './messages.js';
 import { createMetrics, type SessionMetrics } from './metrics.js';
+import { parseHello } from './hello.js';
+import type { DeliveryMode } from './messages.js';
 import {
   ControlStream,
+  channelMode,
+  defaultChannels,
   type Handler,
   type HandshakeTables,
   Peer,
@@ -80,8 +85,19 @@ export interface SessionServerOptions extends PeerOptions {
     /** New sessions per minute per remote address; over it requests get 429. */
     perIp?: { sessionsPerMinute?: number };
   };
-  /** Sessions at once (connected or awaiting a resume); over it requests get 503. Default 10 000. */
+  /**
+   * Sessions at once (connected or awaiting a resume); over it requests get 503 (and a HELLO that arrives when the
+   * server filled up meanwhile is closed with 4503). Connections still in their handshake do not count here but
+   * against `preAuth`. Default 10 000.
+   */
   maxSessions?: number;
+  /**
+   * The pre-authentication budget: connections that have not completed HELLO (authenticate running or HELLO
+   * awaited), in total (`maxPending`, default 1024) and per remote address (`maxPendingPerIp`, default 16). At a
+   * cap the oldest pending handshake is evicted (503 before acceptance, 4503 after), so idle sockets cannot lock
+   * clients out. Each has at most `handshakeTimeoutMs` + `firstMessageTimeoutMs` to finish.
+   */
+  preAuth?: PreAuthOptions;
   /** Deadline for `authenticate` to decide; over it the request gets 503. Default 5000 ms. */
   handshakeTimeoutMs?: number;
   /** After accepting, the client's HELLO must arrive within this; else the session is closed with 4408. Default 5000 ms. */
@@ -163,16 +179,7 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.lastTransport = request.transport;
     this.sink = server.sinkFor();
     const per = options.rateLimits?.perSession;
-    if (per && (per.messagesPerSecond !== undefined || per.bytesPerSecond !== undefined)) {
-      const burst = per.burstSeconds ?? 1;
-      const now = this.clock.now();
-      const m = per.messagesPerSecond ?? Number.POSITIVE_INFINITY;
-      const b = per.bytesPerSecond ?? Number.POSITIVE_INFINITY;
-      this.incomingLimits = {
-        messages: new TokenBucket(m, Math.max(1, m * burst), now),
-        bytes: new TokenBucket(b, Math.max(1, b * burst), now),
-      };
-    }
+    if (per) this.incoming = new IncomingBudget(this.clock, this.incoming.maxBufferedBytes, per);
     // Handlers registered on the server apply to every session; their message names are known up front.
     for (const name of server.handlerNames()) {
       const t = server.messageType(name);
@@ -308,6 +315,17 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.server.reportError(err, this);
   }
 
+  /**
+   * @internal A session that failed establishment and was never admitted: let go of its link and timers without
+   * any event (nobody was told it existed).
+   */
+  abandon(): void {
+    this.state = 'closed';
+    this.closedForGood = true;
+    this.clock.clearTimeout(this.resumeTimer);
+    if (this.link) this.detach(this.link);
+  }
+
   /** @internal */
   finish(code: number, reason: string, cause: Omit<SessionCloseInfo, 'code' | 'reason'>): void {
     if (this.state === 'closed') return;
@@ -383,13 +401,20 @@ export class SessionServer {
   private readonly types = new Map<string, MessageType>();
   private readonly events = new Emitter<SessionServerEvents>();
   private readonly ipWindows = new Map<string, number[]>();
-  private pendingHandshakes = 0;
+  /** The channels sessions have, by name: a HELLO may only announce these (with the same mode). */
+  private readonly channelModes: ReadonlyMap<string, DeliveryMode>;
+  private readonly pending: PendingHandshakes;
+  private readonly maxSessions: number;
   private closing = false;
   /** Where logs go (the fastify plugin points it at fastify's logger). */
   logger: { debug?: (msg: string) => void; info?: (msg: string) => void; warn?: (msg: string) => void } = {};
 
   constructor(readonly options: SessionServerOptions = {}) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
+    this.maxSessions = options.maxSessions ?? 10_000;
+    this.pending = new PendingHandshakes(options.preAuth);
+    const channels = { ...defaultChannels, ...(options.channels ?? {}) };
+    this.channelModes = new Map(Object.entries(channels).map(([name, o]) => [name, channelMode(o)]));
     this.metrics = createMetrics(() => this.sessions.values());
     for (const m of options.messages ?? []) this.types.set(m.name, m);
     for (const l of options.listeners ?? []) this.addListener(l);
@@ -505,7 +530,9 @@ export class SessionServer {
   sinkFor() {
     const m = this.metrics;
     return {
-      message: (channel: string, direction: 'in' | 'out', bytes: number) => {
+      message: (name: string, direction: 'in' | 'out', bytes: number) => {
+        // Labels come from the server's configuration only (parseHello already refuses other channel names).
+        const channel = this.channelModes.has(name) ? name : 'unknown';
         const c = m.messages[direction];
         c[channel] = (c[channel] ?? 0) + 1;
         const b = m.bytes[direction];
@@ -543,9 +570,14 @@ export class SessionServer {
     }
   }
 
-  private rejectRequest(incoming: IncomingSession, status: number, reason: string): void {
-    const key = `${status}`;
-    this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
+  /** Refuses a request before it is accepted; counted under its status unless `key` is null (already counted). */
+  private rejectRequest(
+    incoming: IncomingSession,
+    status: number,
+    reason: string,
+    key: string | null = `${status}`,
+  ): void {
+    if (key !== null) this.metrics.rejections[key] = (this.metrics.rejections[key] ?? 0) + 1;
     this.log(
       'info',
       `rejected ${incoming.request.transport} session from ${incoming.request.remoteAddress}: ${status} ${reason}`,
@@ -592,15 +624,24 @@ export class SessionServer {
     if (!this.originAllowed(req.origin)) return this.rejectRequest(incoming, 403, 'origin not allowed');
     if (!this.ipAllowed(req.remoteAddress, now))
       return this.rejectRequest(incoming, 429, 'too many sessions');
-    if (this.sessions.size + this.pendingHandshakes >= (this.options.maxSessions ?? 10_000)) {
-      return this.rejectRequest(incoming, 503, 'server full');
-    }
-    this.pendingHandshakes++;
+    if (this.sessions.size >= this.maxSessions) return this.rejectRequest(incoming, 503, 'server full');
+    // Until its HELLO is validated the connection holds a pre-authentication slot, not a session: a newer
+    // connection may evict it (see PendingHandshakes), which rejects it wherever it is in the handshake.
+    let evicted!: (err: SessionError) => void;
+    const eviction = new Promise<never>((_, rej) => {
+      evicted = rej;
+    });
+    eviction.catch(() => {});
+    const release = this.pending.admit(req.remoteAddress, () => {
+      this.metrics.rejections['handshake-evicted'] = (this.metrics.rejections['handshake-evicted'] ?? 0) + 1;
+      evicted(new ServerBusyError('too many pending handshakes', 'handshake-evicted'));
+    });
     let user: AuthResult;
     try {
-      user = await this.authenticate(req);
+      user = await this.authenticate(req, eviction);
     } catch (err) {
-      this.pendingHandshakes--;
+      release();
+      if (err instanceof ServerBusyError) return this.rejectRequest(incoming, 503, err.message, null);
       if (err instanceof AuthRejection) return this.rejectRequest(incoming, err.status, err.reason);
       this.reportError(err as Error);
       return this.rejectRequest(
@@ -613,18 +654,23 @@ export class SessionServer {
     try {
       session = incoming.accept();
     } catch (err) {
-      this.pendingHandshakes--;
+      release();
       this.reportError(err as Error);
       return;
     }
     try {
-      await this.handshake(session, req, user);
+      await this.handshake(session, req, user, eviction);
     } finally {
-      this.pendingHandshakes--;
+      release();
     }
   }
 
-  private async authenticate(req: SessionRequest): Promise<AuthResult> {
+  /** Connections past the request checks that have not completed their HELLO (the pre-authentication budget). */
+  get handshakesPending(): number {
+    return this.pending.size;
+  }
+
+  private async authenticate(req: SessionRequest, eviction: Promise<never>): Promise<AuthResult> {
     const auth = this.options.authenticate;
     if (!auth) return { userId: 'anonymous' };
     const ms = this.options.handshakeTimeoutMs ?? 5000;
@@ -637,7 +683,7 @@ export class SessionServer {
       );
     });
     try {
-      const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout]);
+      const result = await Promise.race([Promise.resolve().then(() => auth(req)), timeout, eviction]);
       if (!result || typeof result.userId !== 'string') throw new AuthRejection(401, 'unauthenticated');
       return result;
     } finally {
@@ -645,14 +691,20 @@ export class SessionServer {
     }
   }
 
-  private async handshake(session: QuiverSession, req: SessionRequest, user: AuthResult): Promise<void> {
+  private async handshake(
+    session: QuiverSession,
+    req: SessionRequest,
+    user: AuthResult,
+    eviction: Promise<never>,
+  ): Promise<void> {
     const clock = this.options.clock ?? systemClock;
     const ms = this.options.firstMessageTimeoutMs ?? 5000;
     let handle: TimerHandle | undefined;
     const timeout = new Promise<never>((_, rej) => {
       handle = clock.setTimeout(() => rej(new HandshakeTimeoutError(`no HELLO within ${ms} ms`)), ms);
     });
-    const maxFrame = (this.options.maxMessageBytes ?? 1 << 20) + 64;
+    // Before authentication only the HELLO is read, and it is small: the budget caps what a pending handshake holds.
+    const maxFrame = this.options.preAuth?.maxHelloBytes ?? 64 * 1024;
     let control: ControlStream | undefined;
     let streams:
       | ReadableStreamDefaultReader<{
@@ -677,6 +729,7 @@ export class SessionServer {
           return h;
         })(),
         timeout,
+        eviction,
       ]);
       clock.clearTimeout(handle);
       this.establish(session, control!, hello, req, user);
@@ -687,7 +740,10 @@ export class SessionServer {
       const e =
         err instanceof SessionError ? err : new NotAuthenticatedError(String((err as Error)?.message ?? err));
       if (!(e instanceof SessionClosedError)) this.reportError(e);
-      this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
+      // Evictions were counted when they happened.
+      if (e.kind !== 'handshake-evicted') {
+        this.metrics.rejections[e.kind] = (this.metrics.rejections[e.kind] ?? 0) + 1;
+      }
       if (control) {
         // A peer that does not read must not hold the close up: the write gets a short grace period only.
         let t: TimerHandle | undefined;
@@ -707,25 +763,21 @@ export class SessionServer {
     }
   }
 
+  /**
+   * Turns a validated HELLO into a session. Nothing exists for the peer until the HELLO has passed `parseHello`;
+   * a new session enters `sessions` only once it is connected, so a throw anywhere here leaves nothing behind (the
+   * caller closes the transport and counts the rejection).
+   */
   private establish(
     session: QuiverSession,
     control: ControlStream,
-    hello: Record<string, unknown>,
+    raw: Record<string, unknown>,
     req: SessionRequest,
     user: AuthResult,
   ): void {
-    const peer: HandshakeTables = {
-      messages: Array.isArray(hello.messages) ? (hello.messages as [string, number][]) : [],
-      channels: Array.isArray(hello.channels) ? (hello.channels as HandshakeTables['channels']) : [],
-      acks: Array.isArray(hello.acks) ? (hello.acks as [string, number][]) : [],
-    };
-    // The peer's tables are kept per session: bound them before anything is created.
-    if (peer.channels.length > 256 || peer.messages.length > 65_535) {
-      throw new DecodeError('HELLO announces too many channels or messages');
-    }
-    const resume = hello.resume as { id?: unknown; token?: unknown } | undefined;
+    const { tables, resume } = parseHello(raw, this.channelModes);
     let s: ServerSession | undefined;
-    if (resume && typeof resume === 'object') {
+    if (resume) {
       this.metrics.reconnects++;
       const old = typeof resume.id === 'string' ? this.sessions.get(resume.id) : undefined;
       if (
@@ -736,19 +788,33 @@ export class SessionServer {
         old.user.userId === user.userId
       ) {
         s = old;
-        s.user = user;
-        s.request = req;
-        s.resumeToken = randomToken(18);
-        this.metrics.recoveries++;
       }
     }
     const resumed = s !== undefined;
-    if (!s) {
+    if (s) {
+      s.user = user;
+      s.request = req;
+      s.resumeToken = randomToken(18);
+      this.metrics.recoveries++;
+      try {
+        s.connect(session, control, tables, true);
+      } catch (err) {
+        s.finish(CloseCode.INTERNAL, 'resume failed', { initiator: 'server', deliberate: false });
+        throw err;
+      }
+    } else {
+      // Pending handshakes do not count against maxSessions, so the check is repeated once the HELLO is in.
+      if (this.sessions.size >= this.maxSessions) throw new ServerBusyError('server full', 'server-full');
       s = new ServerSession(this, user, req, this.options);
+      try {
+        s.connect(session, control, tables, false);
+      } catch (err) {
+        s.abandon();
+        throw err;
+      }
       this.sessions.set(s.id, s);
       this.metrics.sessionsTotal++;
     }
-    s.connect(session, control, peer, resumed);
     this.log(
       'info',
       `session ${s.id} ${resumed ? 'resumed' : 'opened'} over ${req.transport} from ${req.remoteAddress}` +

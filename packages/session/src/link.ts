@@ -1,0 +1,89 @@
+import type { QuiverBidirectionalStream, QuiverSession } from '@quiver/transport';
+import type { TimerHandle } from './clock.js';
+import { type Frame, FrameReader, parseBody, streamFrame } from './codec.js';
+import { DatagramPacker } from './datagrams.js';
+import type { BudgetedFrameReader, IncomingBudget } from './limits.js';
+import type { DeliveryMode } from './messages.js';
+
+export interface StreamWriter {
+  writer: WritableStreamDefaultWriter<Uint8Array> | null;
+  waiting: boolean;
+}
+
+/** One transport connection of a session; a session outlives its links when it resumes. */
+export class Link {
+  readonly writers = new Map<string, StreamWriter>();
+  /** This turn's outgoing datagrams, packed into as few writes as fit. */
+  readonly dgram: DatagramPacker;
+  closed = false;
+  unorderedOpen = 0;
+  lastReceived: number;
+  heartbeatTimer: TimerHandle | undefined;
+  ackTimer: TimerHandle | undefined;
+  budgetTimer: TimerHandle | undefined;
+  pings = new Map<number, number>();
+  readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
+
+  constructor(
+    readonly session: QuiverSession,
+    readonly control: ControlStream,
+    now: number,
+  ) {
+    this.lastReceived = now;
+    this.dgram = new DatagramPacker(session);
+  }
+}
+
+/** The control stream (the session's first bidirectional stream): HELLO, WELCOME, ACK, PING/PONG, CLOSE. */
+export class ControlStream {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  private readonly frames: FrameReader;
+  private budgeted: BudgetedFrameReader | null = null;
+  private queued: Uint8Array[] = [];
+
+  /** `maxFrameBytes` bounds the handshake frame; `useBudget` sets the limit for the rest of the session. */
+  constructor(stream: QuiverBidirectionalStream, maxFrameBytes: number) {
+    this.reader = stream.readable.getReader();
+    this.writer = stream.writable.getWriter();
+    this.frames = new FrameReader(maxFrameBytes);
+  }
+
+  /** From now on every byte received is charged to `budget` as it arrives (what is already buffered included). */
+  useBudget(budget: IncomingBudget, maxFrameBytes: number): void {
+    this.budgeted?.release();
+    this.budgeted = budget.reader(maxFrameBytes, this.frames);
+    // Frames that completed before the budget applied still count as messages.
+    if (this.queued.length > 0) budget.charge(0, this.queued.length);
+  }
+
+  /** The next frame, or null at the end of the stream. Throws `DecodeError` / `MessageTooLargeError`. */
+  async next(): Promise<Frame | null> {
+    for (;;) {
+      const body = this.queued.shift();
+      if (body) return parseBody(body);
+      const { value, done } = await this.reader.read();
+      if (done) return null;
+      this.queued = this.budgeted ? this.budgeted.push(value) : this.frames.push(value);
+    }
+  }
+
+  write(header: unknown[], payload?: Uint8Array): Promise<void> {
+    const chunks = streamFrame(header, payload);
+    let last: Promise<void> = Promise.resolve();
+    for (const c of chunks) last = this.writer.write(c);
+    last.catch(() => {});
+    return last;
+  }
+
+  cancel(reason?: unknown): Promise<void> {
+    this.budgeted?.release();
+    return this.reader.cancel(reason).catch(() => {});
+  }
+}
+
+export interface HandshakeTables {
+  messages: [string, number][];
+  channels: [string, number, DeliveryMode][];
+  acks: [string, number][];
+}

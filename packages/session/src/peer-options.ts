@@ -1,0 +1,157 @@
+import type { Clock } from './clock.js';
+import type { DeliveryMode, MessageType, QoS } from './messages.js';
+import type { ReassemblyOptions } from './reassembly.js';
+
+/** Why a message was dropped. Every drop is counted under one of these. */
+export type DropReason =
+  /** Unreliable send over the send budget (token bucket). */
+  | 'budget'
+  /** Unreliable send while the transport's datagram queue is full. */
+  | 'congestion'
+  /** Unreliable send while no transport is connected. */
+  | 'disconnected'
+  /**
+   * A reliable queue was full: the send was refused (`error`, which also throws `QueueFullError`; `close`), or the
+   * oldest message was dropped (`drop-oldest`, or `coalesce` with no key match).
+   */
+  | 'queue-full'
+  /** Replaced by a newer message with the same key (`coalesce`). */
+  | 'coalesced'
+  /** An unreliable-sequenced message older than one already delivered. */
+  | 'stale'
+  /** A reliable message received twice (replayed after a reconnect), dropped by dedupe. */
+  | 'duplicate'
+  /** Fragments that did not all arrive within the reassembly timeout. */
+  | 'reassembly-timeout'
+  /** Fragments that did not fit the bounded reassembly buffers. */
+  | 'reassembly-overflow'
+  /** Reliable messages in flight when the server could not resume the session (`recovered: false`). */
+  | 'session-lost'
+  /** A datagram that could not be parsed (only datagrams: a bad stream frame closes the session). */
+  | 'malformed'
+  /** A message without any handler. */
+  | 'unhandled';
+
+export interface DropInfo {
+  message?: string;
+  channel?: string;
+  bytes?: number;
+}
+
+export interface ChannelOptions {
+  /** Default `reliable-ordered`, or derived from `qos`. */
+  mode?: DeliveryMode;
+  /**
+   * `at-most-once` = `unreliable`; `at-least-once` = `reliable-unordered` without receive dedupe (a replay after a
+   * reconnect may deliver twice); `exactly-once` = `reliable-ordered` with dedupe by sequence number, kept across
+   * reconnects for as long as the session resumes.
+   */
+  qos?: QoS;
+  /** Scheduling priority (strict: higher first) or weight (weighted). Default 1. */
+  priority?: number;
+  /** Reliable: bytes waiting to be sent (not yet in flight). Default 1 MiB. */
+  maxQueuedBytes?: number;
+  /** Reliable: messages waiting to be sent. Default 4096. */
+  maxQueuedMessages?: number;
+  /**
+   * Reliable queue policy when full. `error`: `send()` throws `QueueFullError`. `drop-oldest`: the oldest waiting
+   * message is dropped (counted `queue-full`). `coalesce`: a waiting message with the same key (default: the
+   * message name) is replaced (counted `coalesced`), then oldest-first as `drop-oldest`. `close`: the session is
+   * closed with 4450. Default `error` on both ends: a refused send is also counted `queue-full` and reported to
+   * `onDrop`, so loss on a reliable channel is never silent.
+   */
+  overflow?: 'error' | 'drop-oldest' | 'coalesce' | 'close';
+  /** Unreliable: split messages larger than a datagram into fragments (true, default) or throw (false). */
+  fragment?: boolean;
+}
+
+/** Channels every session has unless overridden: `reliable` (ordered) and `unreliable` (datagrams). */
+export const defaultChannels: Record<string, ChannelOptions> = {
+  reliable: { mode: 'reliable-ordered' },
+  unreliable: { mode: 'unreliable' },
+};
+
+export interface HeartbeatOptions {
+  /** Ping interval while messages flow. Default 1000 ms. */
+  intervalMs?: number;
+  /** Ping interval after `idleAfterMs` without application messages. Default 5000 ms. */
+  idleIntervalMs?: number;
+  /** Default 10 000 ms. */
+  idleAfterMs?: number;
+  /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
+  timeoutMs?: number;
+}
+
+export interface PeerOptions {
+  channels?: Record<string, ChannelOptions>;
+  /** Message types known up front: their ids are announced at the handshake. */
+  messages?: MessageType<unknown>[];
+  clock?: Clock;
+  heartbeat?: HeartbeatOptions;
+  /** A cumulative ack is sent after this delay or after `ackEvery` messages. Default 20 ms. */
+  ackDelayMs?: number;
+  /** Default 32. */
+  ackEvery?: number;
+  /**
+   * Reliable bytes in flight (sent, not yet acknowledged) across channels: the replay buffer kept for resumption and
+   * the flow-control window. Default 256 KiB.
+   */
+  maxInFlightBytes?: number;
+  /** Default 1024. */
+  maxInFlightMessages?: number;
+  /** Outgoing send budget: a token bucket in bytes. Default unlimited. */
+  sendBudget?: { bytesPerSecond: number; burstBytes?: number };
+  /** Cross-channel scheduler for reliable queues: `strict` priority or `weighted` fair share. Default `strict`. */
+  scheduler?: 'strict' | 'weighted';
+  /** Largest message accepted or sent, in bytes (after encoding). Default 1 MiB. */
+  maxMessageBytes?: number;
+  reassembly?: ReassemblyOptions;
+  /**
+   * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
+   * dropped as `congestion`. Default 32 (a fragmented message is written as one burst). A browser page moves
+   * about one datagram per event-loop turn into its QUIC stack (Chromium 156 resolves each datagram write in a
+   * main-thread task), so on a busy page a deep backlog is stale input waiting for frames: lower it there. What
+   * is counted is datagram writes: the messages of one turn are packed into as few datagrams as fit (BUNDLE).
+   */
+  datagramBacklog?: number;
+  /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
+  maxOutOfOrder?: number;
+  /**
+   * Nesting depth of arrays and maps accepted in a received MessagePack payload; deeper is a `DecodeError` (4400).
+   * Default 32. (Lengths need no option: a payload of n bytes never allocates more than n entries.)
+   */
+  maxDepth?: number;
+  /**
+   * Bytes of incomplete incoming frames held at once, all streams of the session together (partial frames are
+   * also charged to the byte rate as they arrive). Over it the session closes with 4429. Default 4 MiB, and never
+   * below `maxMessageBytes` + 64.
+   */
+  maxReceiveBufferBytes?: number;
+  /** Called for every drop, after it is counted. */
+  onDrop?: (reason: DropReason, info: DropInfo) => void;
+}
+
+export interface SendOptions {
+  channel?: string;
+  /** Coalescing key (`coalesce` channels); default the message name. */
+  key?: unknown;
+}
+
+export interface PeerStats {
+  messagesIn: Record<string, number>;
+  messagesOut: Record<string, number>;
+  bytesIn: Record<string, number>;
+  bytesOut: Record<string, number>;
+  drops: Partial<Record<DropReason, number>>;
+  /** Heartbeat probes sent. */
+  pings: number;
+}
+
+/** Receives counters as they happen (the server aggregates them into its metrics). */
+export interface PeerSink {
+  message(channel: string, direction: 'in' | 'out', bytes: number): void;
+  drop(reason: DropReason): void;
+  rtt(ms: number): void;
+}
+
+export type Handler<T, S> = (payload: T, session: S) => void;
