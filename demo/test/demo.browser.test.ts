@@ -7,12 +7,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type LaunchedChromium, launchChromium, launchFirefox } from '@quiver/testkit';
 import type { Page } from 'playwright-core';
-import { connect } from '@quiver/session';
+import { RoomsClient } from '@quiver/rooms/client';
 import { connectWebSocket } from '@quiver/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoServer, type DemoServer } from '../src/server/app.js';
 import { World } from '../src/server/world.js';
-import { Frame, Join, messages, POSE_LENGTH, Welcome, type WelcomeInfo } from '../src/shared/protocol.js';
+import { Frame, Hello, messages, POSE_LENGTH } from '../src/shared/protocol.js';
 
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 const BOTS = 4;
@@ -135,6 +135,12 @@ describe('demo scene in Chromium', () => {
     await waitConnected(page, 'webtransport');
     expect(await overlay(page, 'transport')).toBe('webtransport');
     expect(await overlay(page, 'why')).toMatch(/^auto: webtransport won/);
+    // The page matchmade into the one arena room; the overlay names it and counts its clients.
+    const arena = server.app.rooms.localRooms[0];
+    expect(server.app.rooms.localRooms.map((r) => r.roomName)).toEqual(['arena']);
+    await expect.poll(() => overlay(page, 'room')).toBe(arena.roomId);
+    await expect.poll(() => overlay(page, 'room-clients')).toBe(String(arena.clients.length));
+    expect(arena.clients.length).toBeGreaterThanOrEqual(1);
     const rows = await entities(page);
     expect(rows.filter((e) => e.bot)).toHaveLength(BOTS);
     expect(rows.filter((e) => e.kind === 'ball' || e.kind === 'box').length).toBe(server.world.things.length);
@@ -445,16 +451,18 @@ describe('demo scene in Firefox', () => {
 });
 
 describe('demo server without a browser', () => {
-  const wsUrl = () => `ws://127.0.0.1:${server.port}/quiver`;
-
   it('counts bad input packets and acks, and closes only a session that sends an invalid message', async () => {
-    const a = await connect(wsUrl(), { connector: connectWebSocket, messages, reconnect: false });
-    const b = await connect(wsUrl(), { connector: connectWebSocket, messages, reconnect: false });
+    // A client matchmakes into the arena like the page does, over WebSocket.
+    const rooms = new RoomsClient({
+      endpoint: server.url.replace(/\/$/, ''),
+      connectors: { websocket: connectWebSocket },
+      session: { messages, reconnect: false },
+    });
+    const a = await rooms.joinOrCreate('arena', { name: 'tester' });
+    const b = await rooms.joinOrCreate('arena', { name: 'bystander' });
+    expect(b.roomId).toBe(a.roomId);
     try {
-      const welcomed = new Promise<WelcomeInfo>((resolve) => a.on(Welcome, resolve));
-      a.send(Join, { name: 'tester' });
-      b.send(Join, { name: 'bystander' });
-      await welcomed;
+      await a.request(Hello, {});
       const rejectedBefore = (await (await fetch(`${server.url}demo/status`)).json()) as Record<
         string,
         number
@@ -470,15 +478,15 @@ describe('demo server without a browser', () => {
         .toBe(rejectedBefore.inputsRejected + 1);
       const status = (await (await fetch(`${server.url}demo/status`)).json()) as Record<string, number>;
       expect(status.acksRejected).toBe(rejectedBefore.acksRejected + 1);
-      expect(a.state).toBe('open');
+      expect(a.session.state).toBe('open');
       // A pose of the wrong length fails the message's validation: that session alone is closed (4422).
       a.send(Frame, { p: new Array(POSE_LENGTH - 1).fill(0) });
-      expect((await a.closed).code).toBe(4422);
-      expect(b.state).toBe('open');
+      expect((await a.session.closed).code).toBe(4422);
+      expect(b.session.state).toBe('open');
       expect(server.world.avatars.size).toBeGreaterThan(BOTS);
     } finally {
-      await a.close();
-      await b.close();
+      await a.leave();
+      await b.leave();
     }
   });
 

@@ -1,28 +1,13 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runExample } from './run-example.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const file = fileURLToPath(new URL('../quickstart.ts', import.meta.url));
 
 describe('quick start', () => {
   it('the README snippet (examples/quickstart.ts) runs as is and shows messages flowing', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=quiver-source', file], {
-      cwd: root,
-      env: { ...process.env, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
-    clearTimeout(timer);
+    const { out, code } = await runExample(file);
     expect(out).toContain('connected over webtransport');
     expect(out).toContain('chat from anonymous: hello, quiver');
     expect(out).toMatch(/pos echo: \d+,-\d+/);

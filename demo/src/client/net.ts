@@ -4,6 +4,7 @@
  * overlay shows. Components read it; it knows nothing about them.
  */
 import type { QuiverInfo } from '@quiver/fastify';
+import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
 import {
   type EntitySample,
   FixedTicker,
@@ -14,7 +15,6 @@ import {
 } from '@quiver/predict';
 import {
   type ClientSession,
-  connect,
   nativeWebTransportConnector,
   type TransportAttempt,
   type TransportCandidate,
@@ -22,12 +22,13 @@ import {
 import { type EntityValues, SyncClient, SyncError } from '@quiver/sync';
 import { connectWebSocket } from '@quiver/websocket';
 import {
+  type ArenaOptions,
   BotCount,
   desktopPose,
   encodePose,
   Frame,
   inputCodec,
-  Join,
+  Hello,
   type PlayerInput,
   type PlayerState,
   type Pose,
@@ -37,7 +38,7 @@ import {
   Snapshot,
   schema,
   type Vec3,
-  Welcome,
+  RoomInfo,
   type WelcomeInfo,
   WALK_SPEED,
   yawQuat,
@@ -112,6 +113,10 @@ export class DemoClient extends EventTarget {
   readonly link: LinkSettings = { latencyMs: 0, loss: 0 };
   readonly shaperStats: ShaperStats = { droppedIn: 0, droppedOut: 0 };
   session: ClientSession | undefined;
+  /** The arena room joined, and how many players it holds (shown in the overlay). */
+  room: ClientRoom | undefined;
+  roomId = '';
+  roomClients = 0;
   status: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'error' = 'idle';
   error = '';
   attempts: TransportAttempt[] = [];
@@ -218,7 +223,7 @@ export class DemoClient extends EventTarget {
     clearInterval(this.#scrapeTimer);
     clearTimeout(this.#retryTimer);
     this.#connectSerial++;
-    await this.session?.close();
+    await this.room?.leave();
   }
 
   update(patch: Partial<DemoSettings>): void {
@@ -231,70 +236,88 @@ export class DemoClient extends EventTarget {
   }
 
   setBots(count: number): void {
-    this.session?.send(SetBots, { count });
+    if (this.room && !this.room.left) this.room.send(SetBots, { count });
   }
 
-  /** (Re)connects with the current transport setting; the previous session is closed for good first. */
+  /**
+   * (Re)joins the arena with the current transport setting: matchmaking (`POST /quiver/matchmake/joinOrCreate/arena`)
+   * and the session in one call; the previous room is left first.
+   */
   async connect(): Promise<void> {
     const serial = ++this.#connectSerial;
     clearTimeout(this.#retryTimer);
-    const previous = this.session;
+    const previous = this.room;
+    this.room = undefined;
     this.session = undefined;
     this.#resetWorld();
     this.status = 'connecting';
     this.error = '';
     this.attempts = [];
     this.#changed();
-    if (previous) await previous.close().catch(() => {});
+    if (previous) await previous.leave().catch(() => {});
     try {
-      const info = (await (await fetch('/quiver/info')).json()) as QuiverInfo;
-      if (serial !== this.#connectSerial) return;
-      const candidates = this.#candidates(info);
       const mode = this.settings.transport;
-      const session = await connect(candidates[0].url ?? '', {
-        transports: candidates,
-        // A forced transport is a test of that transport: it must not teach the automatic mode anything.
-        fallback: { headStartMs: 400, connectTimeoutMs: 8000, ...(mode === 'auto' ? {} : { memory: false }) },
-        messages: [Frame, Join, SetBots],
-        reconnect: { initialMs: 250, maxMs: 5000 },
-        heartbeat: { intervalMs: 500, idleIntervalMs: 1000, idleAfterMs: 5000, timeoutMs: 10000 },
+      const rooms = new RoomsClient({
+        endpoint: '',
+        transports: (endpoints) => this.#candidates({ path: '/quiver', ...endpoints }),
+        session: {
+          // A forced transport is a test of that transport: it must not teach the automatic mode anything.
+          fallback: {
+            headStartMs: 400,
+            connectTimeoutMs: 8000,
+            ...(mode === 'auto' ? {} : { memory: false }),
+          },
+          messages: [Frame, SetBots],
+          reconnect: { initialMs: 250, maxMs: 5000 },
+          heartbeat: { intervalMs: 500, idleIntervalMs: 1000, idleAfterMs: 5000, timeoutMs: 10000 },
+        },
       });
+      const room = await rooms.joinOrCreate<ArenaOptions>('arena', { name: this.name });
       if (serial !== this.#connectSerial) {
-        await session.close();
+        await room.leave();
         return;
       }
+      const session = room.session;
+      this.room = room;
       this.session = session;
       this.attempts = session.transportAttempts;
       this.status = 'open';
       this.counters.connects++;
-      session.on(Welcome, (w) => this.#onWelcome(w));
       session.on(BotCount, (b) => {
         this.bots = b.count;
         this.#changed();
       });
+      session.on(RoomInfo, (r) => {
+        this.roomId = r.roomId;
+        this.roomClients = r.clients;
+        this.#changed();
+      });
       session.on(Snapshot, (bytes) => this.#onSnapshot(bytes));
-      session.on('open', (o) => {
+      session.on('open', () => {
         this.status = 'open';
         this.attempts = session.transportAttempts;
         this.counters.connects++;
-        if (!o.recovered) {
-          this.#resetWorld();
-          session.send(Join, { name: this.name });
-        }
         this.#changed();
+      });
+      // Back on the same seat: a resumed session lost nothing; a new one (the room took the seat back with the
+      // reconnection token) starts the world over.
+      room.on('reconnect', () => {
+        if (session.recovered) return;
+        this.#resetWorld();
+        void this.#hello(room, serial);
       });
       session.on('reconnecting', () => {
         this.status = 'reconnecting';
         this.#changed();
       });
-      session.on('close', (c) => {
-        if (this.session !== session) return;
+      room.on('leave', (l) => {
+        if (this.room !== room) return;
         this.status = 'closed';
-        this.error = `closed ${c.code} ${c.reason}`;
+        this.error = `left the room: ${l.code} ${l.reason}`;
         this.#changed();
         this.#retryTimer = setTimeout(() => void this.connect(), 2000);
       });
-      session.send(Join, { name: this.name });
+      await this.#hello(room, serial);
       this.#changed();
     } catch (err) {
       if (serial !== this.#connectSerial) return;
@@ -305,6 +328,15 @@ export class DemoClient extends EventTarget {
       this.#changed();
       this.#retryTimer = setTimeout(() => void this.connect(), 3000);
     }
+  }
+
+  /** Asks the room for the own avatar and the world's parameters (after every join). */
+  async #hello(room: ClientRoom, serial: number): Promise<void> {
+    const w = await room.request(Hello, {});
+    if (serial !== this.#connectSerial || this.room !== room) return;
+    this.roomId = w.roomId;
+    this.roomClients = w.clients;
+    this.#onWelcome(w);
   }
 
   #candidates(info: QuiverInfo): TransportCandidate[] {

@@ -159,6 +159,9 @@ export class NetOverlay extends LitElement {
         </div>`,
       )}
       <div class="foot">
+        room <b data-k="room">${c.roomId || '—'}</b> · clients <b data-k="room-clients">${c.roomClients}</b>
+      </div>
+      <div class="foot">
         tick <b data-k="tick">${c.sync.tick}</b> · entities <b data-k="entities">${entities.length}</b> · bots
         <b data-k="bots">${bots}</b> · players <b>${players}</b>
       </div>

@@ -12,25 +12,29 @@ import {
   type SequencedInput,
   decodeInputPacket,
 } from '@quiver/predict';
-import { reject, type ServerSession } from '@quiver/session';
+import { reject } from '@quiver/session';
+import { Room, type RoomClient } from '@quiver/rooms';
+import quiverRooms from '@quiver/rooms/fastify';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   ARENA,
+  type ArenaOptions,
   BotCount,
+  type ClientFrame,
   decodePose,
   Frame,
+  Hello,
   inputCodec,
-  Join,
   MAX_BOTS,
   messages,
   NEUTRAL_INPUT,
   type PlayerInput,
+  RoomInfo,
   SetBots,
   Snapshot,
   schema,
   TICK_RATE,
-  Welcome,
   yawQuat,
 } from '../shared/protocol.js';
 import { buildClient, PUBLIC_DIR } from './build.js';
@@ -100,7 +104,9 @@ export interface DemoServer {
 }
 
 interface Player {
-  session: ServerSession;
+  client: RoomClient;
+  /** The session the sync baselines belong to: a seat taken back on a new session starts them over. */
+  session: RoomClient['session'];
   entity: number;
   receiver: InputReceiver<PlayerInput>;
   queue: SequencedInput<PlayerInput>[];
@@ -175,55 +181,25 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
 
   const players = new Map<string, Player>();
 
-  const join = (session: ServerSession, name: string) => {
-    let p = players.get(session.id);
-    if (!p) {
-      sync.addClient(session.id);
-      const entity = spawnAvatar(name, session.id);
-      world.addAvatar(entity, name, false);
-      p = {
-        session,
-        entity,
-        receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }),
-        queue: [],
-        credit: 1,
-      };
-      players.set(session.id, p);
-      entityOwner.set(entity, p);
-    }
+  const welcome = (p: Player) => {
     const a = world.avatars.get(p.entity)!;
-    session.send(Welcome, {
+    return {
+      roomId: arena.roomId,
+      clients: players.size,
       entity: p.entity,
       tickRate: TICK_RATE,
       arena: ARENA,
       bots: world.botCount,
       x: a.x,
       z: a.z,
-    });
+    };
   };
-  const leave = (session: ServerSession) => {
-    const p = players.get(session.id);
-    if (!p) return;
-    stats.inputsRejected += p.receiver.stats.rejected;
-    stats.inputsFilled += p.receiver.stats.filled;
-    players.delete(session.id);
-    entityOwner.delete(p.entity);
-    world.removeAvatar(p.entity);
-    sync.despawn(p.entity);
-    sync.removeClient(session.id);
-  };
+  const roomInfo = () => arena.broadcast(RoomInfo, { roomId: arena.roomId, clients: players.size });
 
-  app.quiver.on('session', (s) => s.on('close', () => leave(s)));
-  app.quiver.on(Join, (m, s) => join(s, m.name.slice(0, 24)));
-  app.quiver.on(SetBots, (m) => {
-    world.setBotCount(Math.min(MAX_BOTS, m.count));
-  });
-  app.quiver.on(Frame, (f, s) => {
-    const p = players.get(s.id);
-    if (!p) return;
+  const onFrame = (p: Player, f: ClientFrame) => {
     if (f.a) {
       try {
-        sync.receiveAck(s.id, f.a);
+        sync.receiveAck(p.client.id, f.a);
       } catch (err) {
         if (!(err instanceof SyncError)) throw err;
         stats.acksRejected++;
@@ -261,7 +237,66 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
       }
     }
     if (f.p) world.setPose(p.entity, decodePose(f.p));
-  });
+  };
+
+  /** The scene is one `arena` room: every page matchmakes into it. */
+  class Arena extends Room<ArenaOptions, { player?: Player }> {
+    override maxClients = 64;
+    // The world lives on (bots keep playing) when the last player leaves.
+    override autoDispose = false;
+    // A page whose session could not be resumed takes its avatar back with its reconnection token.
+    override reconnectWindowMs = 15_000;
+
+    override onCreate() {
+      this.onMessage(SetBots, (_c, m) => world.setBotCount(Math.min(MAX_BOTS, m.count)));
+      this.onMessage(Frame, (c, f) => {
+        const p = c.data.player;
+        if (p) onFrame(p, f);
+      });
+      this.onRequest(Hello, (c) => {
+        const p = c.data.player!;
+        if (p.session !== c.session) {
+          // A new session (not a resume): the page starts its sync state over, so must the server.
+          sync.removeClient(c.id);
+          sync.addClient(c.id);
+          p.session = c.session;
+        }
+        return welcome(p);
+      });
+    }
+
+    override onJoin(client: RoomClient<{ player?: Player }>, options: ArenaOptions) {
+      sync.addClient(client.id);
+      const name = String(options?.name ?? 'player').slice(0, 24) || 'player';
+      const entity = spawnAvatar(name, client.id);
+      world.addAvatar(entity, name, false);
+      const p: Player = {
+        client,
+        session: client.session,
+        entity,
+        receiver: new InputReceiver(inputCodec, NEUTRAL_INPUT, { firstSeq: 1 }),
+        queue: [],
+        credit: 1,
+      };
+      client.data.player = p;
+      players.set(client.id, p);
+      entityOwner.set(entity, p);
+      roomInfo();
+    }
+
+    override onLeave(client: RoomClient<{ player?: Player }>) {
+      const p = client.data.player;
+      if (!p) return;
+      stats.inputsRejected += p.receiver.stats.rejected;
+      stats.inputsFilled += p.receiver.stats.filled;
+      players.delete(client.id);
+      entityOwner.delete(p.entity);
+      world.removeAvatar(p.entity);
+      sync.despawn(p.entity);
+      sync.removeClient(client.id);
+      roomInfo();
+    }
+  }
 
   const entityOwner = new Map<number, Player>();
   const writeAvatar = (id: number, a: AvatarState) => {
@@ -275,7 +310,7 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
       right: worldOf(a, a.pose.right),
       rightRot: a.pose.rightRot,
       bot: a.bot,
-      away: !a.bot && entityOwner.get(id)?.session.connected === false,
+      away: !a.bot && entityOwner.get(id)?.client.session.connected === false,
       seq: a.seq,
     });
   };
@@ -296,15 +331,15 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     const botsBefore = world.botCount;
     world.reconcileBots(spawnAvatar, (id) => sync.despawn(id));
     world.step();
-    if (world.botCount !== botsBefore) app.quiver.broadcast(BotCount, { count: world.botCount });
+    if (world.botCount !== botsBefore) arena.broadcast(BotCount, { count: world.botCount });
     world.things.forEach((t, i) => {
       sync.set(thingIds[i], 'body', { pos: t.pos, rot: t.rot });
     });
     for (const [id, a] of world.avatars) writeAvatar(id, a);
     sync.tick();
     for (const [key, p] of players) {
-      if (!p.session.connected) continue;
-      if (p.session.send(Snapshot, sync.encodeFor(key))) stats.snapshotsSent++;
+      if (!p.client.session.connected || p.client.state !== 'joined') continue;
+      if (p.client.send(Snapshot, sync.encodeFor(key))) stats.snapshotsSent++;
       else stats.snapshotsDropped++;
     }
     stats.tick = world.tick;
@@ -312,13 +347,14 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     stats.bots = world.botCount;
   };
 
+  // The world runs on the arena room's clock: a fixed tick, caught up in steps when the process was late; the
+  // room's timers stop when it is disposed (app close).
   const ticker = new FixedTicker(TICK_RATE);
-  let last = performance.now();
-  const timer = setInterval(
-    () => {
-      const now = performance.now();
-      const n = ticker.advance(now - last);
-      last = now;
+  await app.register(quiverRooms, { setup: (rooms) => rooms.define('arena', Arena) });
+  const arena = await app.rooms.createRoom<Arena>('arena');
+  arena.setSimulationInterval(
+    (dt) => {
+      const n = ticker.advance(dt);
       for (let i = 0; i < n; i++) tickOnce();
       stats.droppedTickMs = ticker.droppedMs;
     },
@@ -334,10 +370,6 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     inputsFilled: stats.inputsFilled + receiverSum('filled'),
   }));
 
-  app.addHook('onClose', async () => {
-    clearInterval(timer);
-  });
-
   const address = await app.listen({ host, port: options.port ?? 8080 });
   await app.quiverTransports.ready();
   const port = Number(new URL(address).port);
@@ -348,9 +380,6 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
     port,
     world,
     stats,
-    close: async () => {
-      clearInterval(timer);
-      await app.close();
-    },
+    close: () => app.close(),
   };
 }

@@ -8,6 +8,7 @@
  */
 import { defineInputCodec, defineSimulation, type InputOf } from '@quiver/predict';
 import { defineMessage } from '@quiver/session';
+import { message, request } from '@quiver/rooms/client';
 import { defineComponent, defineSchema, t } from '@quiver/sync';
 
 /** Half the side of the square arena (metres). */
@@ -91,13 +92,10 @@ export const Frame = defineMessage<ClientFrame>('frame', {
 /** Server -> client, every tick on datagrams: a `SyncServer.encodeFor()` packet. */
 export const Snapshot = defineMessage<Uint8Array>('snap', { channel: 'unreliable' });
 
-/** Client -> server after every fresh session: asks for an avatar. */
-export const Join = defineMessage<{ name: string }>('join', {
-  validate: (p): p is { name: string } =>
-    isObject(p) && typeof p.name === 'string' && p.name.length > 0 && p.name.length <= 24,
-});
-
 export interface WelcomeInfo {
+  /** The arena room the page joined, and how many players it holds. */
+  roomId: string;
+  clients: number;
   /** The client's own avatar entity. */
   entity: number;
   tickRate: number;
@@ -107,7 +105,14 @@ export interface WelcomeInfo {
   x: number;
   z: number;
 }
-export const Welcome = defineMessage<WelcomeInfo>('welcome');
+/** Client -> room after every join (and every seat taken back): its avatar and the world's parameters. */
+export const Hello = request<Record<string, never>, WelcomeInfo>('hello');
+/** Room -> everyone, when a player joined or left. */
+export const RoomInfo = message<{ roomId: string; clients: number }>('room-info');
+/** What the page matchmakes with (`joinOrCreate('arena', options)`). */
+export interface ArenaOptions {
+  name?: string;
+}
 
 /** Client -> server: how many bots the server should run (clamped to 0..{@link MAX_BOTS}). */
 export const SetBots = defineMessage<{ count: number }>('set-bots', {
@@ -121,7 +126,7 @@ export const SetBots = defineMessage<{ count: number }>('set-bots', {
 /** Server -> everyone, when the bot count changed. */
 export const BotCount = defineMessage<{ count: number }>('bot-count');
 
-export const messages = [Frame, Snapshot, Join, Welcome, SetBots, BotCount];
+export const messages = [Frame, Snapshot, SetBots, BotCount];
 
 // --- Player simulation ------------------------------------------------------------------------------------------
 

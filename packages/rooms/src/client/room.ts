@@ -1,0 +1,308 @@
+import type { ClientSession, Clock, Handler, SendOptions } from '@quiver/session';
+import { systemClock } from '@quiver/session';
+import {
+  type ClientSnapshot,
+  type ComponentMap,
+  SyncClient,
+  type SyncClientOptions,
+  SyncError,
+  type SyncSchema,
+} from '@quiver/sync';
+import { RoomError, RoomErrorCode } from '../errors.js';
+import type { RoomMessage, RoomRequest } from '../messages.js';
+import {
+  AckMsg,
+  CancelMsg,
+  ErrorMsg,
+  type ErrorFrame,
+  type JoinedFrame,
+  JoinedMsg,
+  JoinMsg,
+  LeaveMsg,
+  LeftMsg,
+  RequestMsg,
+  ResponseMsg,
+  RoomCloseCode,
+  StateMsg,
+} from '../protocol.js';
+
+export interface JoinOptions<M extends ComponentMap = ComponentMap> {
+  /** The room's sync schema: the room handle then decodes its state (`room.state`). */
+  state?: SyncSchema<M>;
+  sync?: SyncClientOptions;
+  /** Deadline for the room's answer to the join. Default 10 000 ms. */
+  timeoutMs?: number;
+  clock?: Clock;
+}
+
+export interface RequestOptions {
+  /** Rejects with `timeout` (and cancels the request on the server) after this. Default 10 000 ms. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface RoomEvents {
+  /** A typed error the room sent (invalid payload, handler error). */
+  error: (error: RoomError, message?: string) => void;
+  /** The client is out of the room: `consented` when it called `leave()`. */
+  leave: (info: { code: number; reason: string; consented: boolean }) => void;
+  /** The transport dropped; the session is resuming. */
+  disconnect: () => void;
+  /** Back in the room, on the same seat. */
+  reconnect: () => void;
+}
+
+/** Something that takes interpolation snapshots (`SnapshotFeed` of `@quiver/predict`). */
+export interface SnapshotSink<M extends ComponentMap> {
+  push(snapshot: ClientSnapshot<M>, localTimeMs: number): void;
+}
+
+/**
+ * A joined room on the client, over its own session. Messages are the room's typed messages; `request` awaits the
+ * handler's answer; `state` is the decoded sync state when the join named a schema.
+ */
+export class ClientRoom<M extends ComponentMap = ComponentMap> {
+  roomId: string;
+  readonly roomName: string;
+  clientId: string;
+  /** `client.reconnect(token)` takes the seat back after the session could not be resumed (page reload). */
+  reconnectToken: string;
+  /** Decoded room state (`entered`, `changed`, `left`, `snapshot` events), when joined with a schema. */
+  readonly state: SyncClient<M> | undefined;
+  left = false;
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: RoomError) => void; done: () => void }
+  >();
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every event share one table
+  private readonly events = new Map<keyof RoomEvents, Set<(...args: any[]) => void>>();
+  private readonly offs: (() => void)[] = [];
+  private readonly clock: Clock;
+
+  constructor(
+    readonly session: ClientSession,
+    joined: JoinedFrame,
+    options: JoinOptions<M> = {},
+  ) {
+    this.roomId = joined.roomId;
+    this.roomName = joined.roomName;
+    this.clientId = joined.clientId;
+    this.reconnectToken = joined.reconnectToken;
+    this.clock = options.clock ?? systemClock;
+    if (options.state) {
+      const state = new SyncClient(options.state, options.sync);
+      this.state = state;
+      this.offs.push(
+        session.on(StateMsg, (bytes) => {
+          try {
+            state.receive(bytes);
+          } catch (err) {
+            if (!(err instanceof SyncError)) throw err; // typed and counted in state.stats; the state is unchanged
+          }
+          // The room carries acknowledgements itself: one small datagram per packet received.
+          session.send(AckMsg, state.createAck());
+        }),
+      );
+    }
+    this.offs.push(
+      session.on(ResponseMsg, (f) => this.onResponse(f)),
+      session.on(ErrorMsg, (f: ErrorFrame) => {
+        // A refused (re)join is the join's answer, reported by `rejoin`.
+        if (f?.message !== JoinMsg.name) this.emit('error', RoomError.fromWire(f?.error), f?.message);
+      }),
+      session.on(LeftMsg, (f) => this.finish(f?.code ?? RoomCloseCode.REMOVED, f?.reason ?? '', false)),
+      session.on('reconnecting', () => this.emit('disconnect')),
+      session.on('open', (info) => {
+        if (info.recovered) this.emit('reconnect');
+        else void this.rejoin();
+      }),
+      session.on('close', (info) => this.finish(info.code, info.reason, info.code === RoomCloseCode.LEFT)),
+    );
+  }
+
+  /** Handles a room message from the server. */
+  on<T>(type: RoomMessage<T>, handler: Handler<T, ClientSession>): () => void;
+  on<E extends keyof RoomEvents>(event: E, handler: RoomEvents[E]): () => void;
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  on(type: RoomMessage<any> | keyof RoomEvents, handler: (...args: any[]) => void): () => void {
+    if (typeof type !== 'string') return this.session.on(type, handler);
+    let set = this.events.get(type);
+    if (!set) {
+      set = new Set();
+      this.events.set(type, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  send<T>(type: RoomMessage<T>, payload: T, options?: SendOptions): boolean {
+    if (this.left) throw new RoomError(RoomErrorCode.LEFT, 'not in the room');
+    return this.session.send(type, payload, options);
+  }
+
+  /**
+   * Sends a request and resolves with the handler's answer; rejects with a `RoomError`: the handler's own code,
+   * `validation`, `no-handler`, `handler-error`, `timeout` (the server is told to cancel), or `left`.
+   */
+  request<Q, R>(type: RoomRequest<Q, R>, payload: Q, options: RequestOptions = {}): Promise<R> {
+    if (this.left) return Promise.reject(new RoomError(RoomErrorCode.LEFT, 'not in the room'));
+    const id = this.nextId++;
+    return new Promise<R>((resolve, reject) => {
+      const timeoutMs = options.timeoutMs ?? 10_000;
+      const cancel = (err: RoomError) => {
+        if (!this.pending.has(id)) return;
+        entry.done();
+        try {
+          this.session.send(CancelMsg, { i: id });
+        } catch {
+          // the session is gone: nothing to cancel
+        }
+        reject(err);
+      };
+      const timer = this.clock.setTimeout(
+        () =>
+          cancel(new RoomError(RoomErrorCode.TIMEOUT, `no answer to '${type.name}' within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onAbort = () => cancel(new RoomError(RoomErrorCode.LEFT, 'the request was aborted'));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const entry = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        done: () => {
+          this.pending.delete(id);
+          this.clock.clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.pending.set(id, entry);
+      try {
+        this.session.send(RequestMsg, { i: id, n: type.name, p: payload });
+      } catch (err) {
+        entry.done();
+        reject(new RoomError(RoomErrorCode.LEFT, String((err as Error).message)));
+      }
+    });
+  }
+
+  /** Leaves the room (consented: the room's `onLeave` sees `true`) and closes the session. */
+  async leave(): Promise<void> {
+    if (this.left) return;
+    try {
+      this.session.send(LeaveMsg, {});
+      await this.session.drained();
+    } catch {
+      // already closing
+    }
+    this.finish(RoomCloseCode.LEFT, 'left', true);
+    await this.session.close(RoomCloseCode.LEFT, 'left the room');
+  }
+
+  /** Feeds every applied state tick into `sink` (e.g. `SnapshotFeed` of `@quiver/predict`) at local time. */
+  feed(sink: SnapshotSink<M>, now: () => number = () => this.clock.now()): () => void {
+    if (!this.state) throw new TypeError('the room was joined without a state schema');
+    return this.state.on('snapshot', (snap) => sink.push(snap, now()));
+  }
+
+  private onResponse(f: unknown): void {
+    const frame = f as { i?: unknown; v?: unknown; e?: unknown };
+    const p = typeof frame?.i === 'number' ? this.pending.get(frame.i) : undefined;
+    if (!p) return; // timed out or cancelled before the answer came
+    p.done();
+    if (frame.e !== undefined) p.reject(RoomError.fromWire(frame.e));
+    else p.resolve(frame.v);
+  }
+
+  /** The session came back without its state (resume window passed): take the seat back with the token. */
+  private async rejoin(): Promise<void> {
+    try {
+      const joined = await awaitJoined(this.session, { reconnect: this.reconnectToken }, 10_000, this.clock);
+      this.clientId = joined.clientId;
+      this.reconnectToken = joined.reconnectToken;
+      this.emit('reconnect');
+    } catch (err) {
+      this.emit('error', err instanceof RoomError ? err : new RoomError(RoomErrorCode.RECONNECT_EXPIRED));
+      this.finish(RoomCloseCode.REMOVED, 'reconnection refused', false);
+      await this.session.close(RoomCloseCode.LEFT, 'reconnection refused').catch(() => {});
+    }
+  }
+
+  private finish(code: number, reason: string, consented: boolean): void {
+    if (this.left) return;
+    this.left = true;
+    for (const p of [...this.pending.values()]) {
+      p.done();
+      p.reject(new RoomError(RoomErrorCode.LEFT, 'left the room with the request pending'));
+    }
+    for (const off of this.offs.splice(0)) off();
+    this.emit('leave', { code, reason, consented });
+  }
+
+  private emit(event: keyof RoomEvents, ...args: unknown[]): void {
+    for (const h of this.events.get(event) ?? []) {
+      try {
+        h(...args);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
+/** Sends the join frame on `session` and waits for the room's answer. */
+export function awaitJoined(
+  session: ClientSession,
+  frame: { seat: string } | { reconnect: string },
+  timeoutMs: number,
+  clock: Clock = systemClock,
+): Promise<JoinedFrame> {
+  return new Promise<JoinedFrame>((resolve, reject) => {
+    const offs: (() => void)[] = [];
+    const done = () => {
+      for (const off of offs) off();
+      clock.clearTimeout(timer);
+    };
+    const timer = clock.setTimeout(() => {
+      done();
+      reject(new RoomError(RoomErrorCode.TIMEOUT, `no answer to the join within ${timeoutMs} ms`));
+    }, timeoutMs);
+    offs.push(
+      session.on(JoinedMsg, (j) => {
+        done();
+        resolve(j);
+      }),
+      session.on(ErrorMsg, (f) => {
+        if (f?.message !== JoinMsg.name) return;
+        done();
+        reject(RoomError.fromWire(f.error));
+      }),
+      session.on('close', (c) => {
+        done();
+        // A refused join closes with its code as the reason, in case the error frame lost the race to the close.
+        if (c.code === RoomCloseCode.JOIN_REFUSED)
+          reject(new RoomError(c.reason, `join refused: ${c.reason}`));
+        else
+          reject(new RoomError(RoomErrorCode.LEFT, `session closed before the join: ${c.code} ${c.reason}`));
+      }),
+    );
+    try {
+      session.send(JoinMsg, frame as { seat: string });
+    } catch (err) {
+      done();
+      reject(new RoomError(RoomErrorCode.LEFT, String((err as Error).message)));
+    }
+  });
+}
+
+/** Joins the room a seat was reserved in, over a connected session. */
+export async function joinWithSeat<M extends ComponentMap = ComponentMap>(
+  session: ClientSession,
+  seat: string,
+  options: JoinOptions<M> = {},
+): Promise<ClientRoom<M>> {
+  const joined = await awaitJoined(session, { seat }, options.timeoutMs ?? 10_000, options.clock);
+  return new ClientRoom<M>(session, joined, options);
+}

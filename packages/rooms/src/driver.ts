@@ -1,0 +1,175 @@
+import { type Clock, systemClock } from '@quiver/session';
+
+/** What the room registry knows of a room: what `GET /quiver/rooms` lists and what matchmaking filters on. */
+export interface RoomListing {
+  roomId: string;
+  name: string;
+  /** The process hosting the room (its sessions connect there). */
+  processId: string;
+  /** Clients joined (seats taken); reservations not yet used are not counted here. */
+  clients: number;
+  /** `null` for no limit. */
+  maxClients: number | null;
+  locked: boolean;
+  /** Private rooms are not listed and not joined by `join`/`joinOrCreate`, only by id. */
+  private: boolean;
+  metadata: Record<string, unknown>;
+  createdAt: number;
+}
+
+export interface RoomQuery {
+  name?: string;
+  /** Include locked and full rooms (listing); matchmaking leaves them out. Default false. */
+  includeUnavailable?: boolean;
+  /** Include private rooms. Default false. */
+  includePrivate?: boolean;
+  /** Every key must equal the room's metadata value (shallow, `===`). */
+  metadata?: Record<string, unknown>;
+}
+
+export interface SeatRecord {
+  token: string;
+  roomId: string;
+  expiresAt: number;
+  /** The options the client matchmade with; `onAuth` and `onJoin` receive them. */
+  options: unknown;
+  /** The reconnection token this seat takes back, when issued by `reconnect`. */
+  reconnect?: string;
+}
+
+export type ReserveOutcome = 'ok' | 'full' | 'locked' | 'not-found';
+export type ConsumeOutcome = SeatRecord | 'expired' | 'used' | 'invalid';
+
+/**
+ * The room registry: listings and seat reservations. Every method is atomic on its own (a Redis driver uses one
+ * script per method), which is all matchmaking relies on. Seats count against `maxClients` from reservation until
+ * they expire or the client leaves.
+ */
+export interface RoomDriver {
+  create(listing: RoomListing): Promise<void>;
+  update(roomId: string, patch: Partial<Omit<RoomListing, 'roomId' | 'name' | 'processId'>>): Promise<void>;
+  /** Forgets the room and its reservations. */
+  remove(roomId: string): Promise<void>;
+  get(roomId: string): Promise<RoomListing | undefined>;
+  query(query: RoomQuery): Promise<RoomListing[]>;
+  /**
+   * Atomically checks that the room exists, is not locked (unless `ignoreLock`), and that joined clients plus live
+   * reservations are under `maxClients` (unless `ignoreCapacity`, for seats taken back by reconnection), then
+   * records the seat.
+   */
+  reserveSeat(
+    seat: SeatRecord,
+    options?: { ignoreLock?: boolean; ignoreCapacity?: boolean },
+  ): Promise<ReserveOutcome>;
+  /** Atomically takes a reserved seat: the reservation becomes a joined client. */
+  consumeSeat(roomId: string, token: string): Promise<ConsumeOutcome>;
+  /** A joined client left: its seat is free. */
+  releaseClient(roomId: string): Promise<void>;
+  /** Live (unexpired, unused) reservations of a room. */
+  reservations(roomId: string): Promise<number>;
+}
+
+interface MemoryRoom {
+  listing: RoomListing;
+  seats: Map<string, { seat: SeatRecord; state: 'reserved' | 'used' | 'expired' }>;
+}
+
+export interface MemoryDriverOptions {
+  clock?: Clock;
+  /**
+   * How long a used or expired seat token is remembered, so that reusing it is told apart from an unknown token
+   * (`seat-used`/`seat-expired` rather than `seat-invalid`). Default 60 000 ms.
+   */
+  tombstoneMs?: number;
+}
+
+/** `RoomDriver` in this process's memory. */
+export class MemoryDriver implements RoomDriver {
+  private readonly rooms = new Map<string, MemoryRoom>();
+  private readonly clock: Clock;
+  private readonly tombstoneMs: number;
+
+  constructor(options: MemoryDriverOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.tombstoneMs = options.tombstoneMs ?? 60_000;
+  }
+
+  private prune(room: MemoryRoom): number {
+    const now = this.clock.now();
+    let live = 0;
+    for (const [token, s] of room.seats) {
+      if (s.state === 'reserved' && s.seat.expiresAt <= now) s.state = 'expired';
+      if (s.state !== 'reserved' && s.seat.expiresAt + this.tombstoneMs <= now) room.seats.delete(token);
+      else if (s.state === 'reserved') live++;
+    }
+    return live;
+  }
+
+  async create(listing: RoomListing) {
+    if (this.rooms.has(listing.roomId)) throw new RangeError(`room ${listing.roomId} exists`);
+    this.rooms.set(listing.roomId, { listing: { ...listing }, seats: new Map() });
+  }
+
+  async update(roomId: string, patch: Partial<RoomListing>) {
+    const r = this.rooms.get(roomId);
+    if (r) Object.assign(r.listing, patch, { roomId, name: r.listing.name, processId: r.listing.processId });
+  }
+
+  async remove(roomId: string) {
+    this.rooms.delete(roomId);
+  }
+
+  async get(roomId: string) {
+    const r = this.rooms.get(roomId);
+    return r ? { ...r.listing } : undefined;
+  }
+
+  async query(query: RoomQuery) {
+    const out: RoomListing[] = [];
+    for (const r of this.rooms.values()) {
+      const l = r.listing;
+      if (query.name !== undefined && l.name !== query.name) continue;
+      if (l.private && !query.includePrivate) continue;
+      if (!query.includeUnavailable) {
+        if (l.locked) continue;
+        if (l.maxClients !== null && l.clients + this.prune(r) >= l.maxClients) continue;
+      }
+      if (query.metadata && !Object.entries(query.metadata).every(([k, v]) => l.metadata[k] === v)) continue;
+      out.push({ ...l });
+    }
+    return out;
+  }
+
+  async reserveSeat(seat: SeatRecord, options: { ignoreLock?: boolean; ignoreCapacity?: boolean } = {}) {
+    const r = this.rooms.get(seat.roomId);
+    if (!r) return 'not-found';
+    if (r.listing.locked && !options.ignoreLock) return 'locked';
+    const live = this.prune(r);
+    const max = r.listing.maxClients;
+    if (!options.ignoreCapacity && max !== null && r.listing.clients + live >= max) return 'full';
+    r.seats.set(seat.token, { seat: { ...seat }, state: 'reserved' });
+    return 'ok';
+  }
+
+  async consumeSeat(roomId: string, token: string): Promise<ConsumeOutcome> {
+    const r = this.rooms.get(roomId);
+    if (!r) return 'invalid';
+    this.prune(r);
+    const s = r.seats.get(token);
+    if (!s) return 'invalid';
+    if (s.state !== 'reserved') return s.state;
+    s.state = 'used';
+    r.listing.clients++;
+    return { ...s.seat };
+  }
+
+  async releaseClient(roomId: string) {
+    const r = this.rooms.get(roomId);
+    if (r && r.listing.clients > 0) r.listing.clients--;
+  }
+
+  async reservations(roomId: string) {
+    const r = this.rooms.get(roomId);
+    return r ? this.prune(r) : 0;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The rooms plugin for fastify: a room server on `app.quiver` (register `@quiver/fastify` first), matchmaking at
+ * `POST <path>/matchmake/:method/:roomName` and the room listing at `GET <path>/rooms`.
+ */
+// The plugin's decorations (app.quiver, app.quiverTransports, app.quiverMetrics) come with its types.
+import type {} from '@quiver/fastify';
+import type { QuiverInfo } from '@quiver/session';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { SessionEndpoints } from './client/client.js';
+import { RoomError, RoomErrorCode } from './errors.js';
+import { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
+import type { RoomMetrics } from './metrics.js';
+import { RoomServer, type RoomServerOptions } from './server.js';
+
+export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessions'> {
+  /** Path prefix of the routes; the same as `@quiver/fastify`'s. Default `/quiver`. */
+  path?: string;
+  /** Largest matchmaking body (the JSON options), in bytes. Default 16 384. */
+  bodyLimit?: number;
+  /** Define room types here (or later on `app.rooms`). */
+  setup?: (rooms: RoomServer) => void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rooms: RoomServer;
+  }
+}
+
+/** HTTP status of a matchmaking failure (the body carries the typed error). */
+const statusOf: Record<string, number> = {
+  [RoomErrorCode.UNKNOWN_ROOM_TYPE]: 404,
+  [RoomErrorCode.ROOM_NOT_FOUND]: 404,
+  [RoomErrorCode.ROOM_FULL]: 409,
+  [RoomErrorCode.ROOM_LOCKED]: 409,
+  [RoomErrorCode.NO_ROOM_AVAILABLE]: 409,
+  [RoomErrorCode.RECONNECT_EXPIRED]: 410,
+  [RoomErrorCode.CREATE_FAILED]: 500,
+  [RoomErrorCode.BAD_REQUEST]: 400,
+};
+
+const PROCESSES = 'quiver:processes';
+
+const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options) => {
+  if (!app.hasDecorator('quiver')) throw new Error('register @quiver/fastify before @quiver/rooms/fastify');
+  const { path: rawPath, bodyLimit, setup, ...roomOptions } = options;
+  const path = (rawPath ?? '/quiver').replace(/\/$/, '');
+  const rooms = new RoomServer({ ...roomOptions, sessions: app.quiver });
+  setup?.(rooms);
+  app.decorate('rooms', rooms);
+  registerMetrics(rooms.metrics, () => rooms.localRooms.length, app.quiverMetrics);
+
+  // Where this process's sessions connect, published for matchmakers in other processes.
+  let own: Promise<QuiverInfo> | undefined;
+  const ownInfo = () => {
+    own ??= app.quiverTransports.ready().then(() => app.quiverTransports.info());
+    return own;
+  };
+  app.addHook('onListen', async () => {
+    await rooms.presence.hset(PROCESSES, rooms.processId, JSON.stringify(await ownInfo()));
+  });
+  const endpointsOf = async (processId: string): Promise<SessionEndpoints> => {
+    const info =
+      processId === rooms.processId
+        ? await ownInfo()
+        : (JSON.parse((await rooms.presence.hget(PROCESSES, processId)) ?? 'null') as QuiverInfo | null);
+    if (!info) throw new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'the room process is gone');
+    return { webtransport: info.webtransport, websocket: info.websocket };
+  };
+
+  app.post<{ Params: { method: string; roomName: string }; Body: unknown }>(
+    `${path}/matchmake/:method/:roomName`,
+    { bodyLimit: bodyLimit ?? 16_384 },
+    async (req, reply) => {
+      const { method, roomName } = req.params;
+      const body = req.body;
+      const opts =
+        body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+      try {
+        if (!matchmakeMethods.includes(method as MatchmakeMethod)) {
+          throw new RoomError(RoomErrorCode.BAD_REQUEST, 'unknown matchmaking method');
+        }
+        const r = await matchmake(rooms, method as MatchmakeMethod, roomName, opts);
+        return { ...r, session: await endpointsOf(r.processId) };
+      } catch (err) {
+        const e =
+          err instanceof RoomError
+            ? err
+            : new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'matchmaking failed');
+        if (!(err instanceof RoomError)) req.log.error({ err }, 'rooms: matchmaking failed');
+        return reply.code(statusOf[e.code] ?? 400).send({ error: e.toWire() });
+      }
+    },
+  );
+
+  app.get<{ Querystring: { name?: string } }>(`${path}/rooms`, async (req) => {
+    const listings = await rooms.query({
+      name: typeof req.query.name === 'string' ? req.query.name : undefined,
+    });
+    return {
+      rooms: listings.map((l) => ({
+        name: l.name,
+        id: l.roomId,
+        clients: l.clients,
+        maxClients: l.maxClients,
+        locked: l.locked,
+        metadata: l.metadata,
+      })),
+    };
+  });
+
+  // Rooms go before the session server closes its sessions: clients get `left`, hooks run.
+  app.addHook('preClose', async () => {
+    await rooms.close();
+    await rooms.presence.hdel(PROCESSES, rooms.processId);
+  });
+};
+
+function matchmake(
+  rooms: RoomServer,
+  method: MatchmakeMethod,
+  target: string,
+  options: Record<string, unknown>,
+): Promise<SeatReservation> {
+  switch (method) {
+    case 'joinById':
+      return rooms.joinById(target, options);
+    case 'reconnect':
+      return rooms.reconnect(String(options.reconnectToken ?? ''));
+    default:
+      return rooms[method](target, options);
+  }
+}
+
+/** Room counters in the app's Prometheus registry (`quiver_rooms_*`), read from `metrics` when scraped. */
+function registerMetrics(m: RoomMetrics, active: () => number, registry: Registry): void {
+  const table = (name: string, help: string, label: string, read: () => Record<string, number>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [k, v] of Object.entries(read())) if (v > 0) this.inc({ [label]: k }, v);
+      },
+    });
+  table('quiver_rooms_created_total', 'Rooms created, by room type', 'room', () => m.roomsCreated);
+  table('quiver_rooms_disposed_total', 'Rooms disposed, by room type', 'room', () => m.roomsDisposed);
+  table('quiver_rooms_joins_total', 'Clients that joined a room, by room type', 'room', () => m.joins);
+  table('quiver_rooms_leaves_total', 'Clients that left a room, by room type', 'room', () => m.leaves);
+  table('quiver_rooms_reconnects_total', 'Seats taken back, by room type', 'room', () => m.reconnects);
+  table('quiver_rooms_errors_total', 'Room errors, by code', 'code', () => m.errors);
+  table(
+    'quiver_rooms_undelivered_total',
+    'Messages to clients without a session, by room type',
+    'room',
+    () => m.undelivered,
+  );
+  table('quiver_rooms_invalid_total', 'Payloads refused by a schema, by message', 'message', () => m.invalid);
+  new Gauge({
+    name: 'quiver_rooms_active',
+    help: 'Rooms hosted by this process',
+    registers: [registry],
+    collect() {
+      this.set(active());
+    },
+  });
+}
+
+/** `app.register(quiverRooms, { setup: (rooms) => rooms.define('arena', Arena) })` after `@quiver/fastify`. */
+export const quiverRooms = fp(plugin, {
+  name: '@quiver/rooms',
+  dependencies: ['@quiver/fastify'],
+  fastify: '5.x',
+});
+export default quiverRooms;

@@ -1,0 +1,359 @@
+import {
+  type Clock,
+  randomToken,
+  type ServerSession,
+  type SessionServer,
+  systemClock,
+  type TimerHandle,
+} from '@quiver/session';
+import { MemoryDriver, type RoomDriver, type RoomListing, type RoomQuery } from './driver.js';
+import { errorLabel, RoomError, RoomErrorCode } from './errors.js';
+import { Matchmaker, roomChannel, type SeatReservation } from './matchmaker.js';
+import { bump, createRoomMetrics, type RoomMetrics } from './metrics.js';
+import { MemoryPresence, type Presence } from './presence.js';
+import {
+  AckMsg,
+  CancelMsg,
+  ErrorMsg,
+  type JoinFrame,
+  JoinedMsg,
+  JoinMsg,
+  LeaveMsg,
+  RequestMsg,
+  RoomCloseCode,
+} from './protocol.js';
+import type { AnyRoom, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
+import { RoomRuntime, type RuntimeHost } from './runtime.js';
+import { watchSession } from './session-events.js';
+
+export interface RoomServerOptions {
+  /** The session server whose sessions join rooms (`app.quiver` with `@quiver/fastify`). */
+  sessions: SessionServer;
+  /** Room registry. Default an in-memory one (one process). */
+  driver?: RoomDriver;
+  /** Shared keys, locks and pub/sub. Default in memory (one process). */
+  presence?: Presence;
+  clock?: Clock;
+  /** This process's id in listings and reservations. Default random. */
+  processId?: string;
+  /** How long a reserved seat waits for its join. Default 15 000 ms. */
+  seatReservationMs?: number;
+  /** A session that has not sent its join within this is closed (4408). Default 10 000 ms. */
+  joinTimeoutMs?: number;
+  /** Errors thrown by room hooks and handlers (also counted in `metrics.errors`). */
+  onError?: (error: Error, where: string) => void;
+}
+
+export interface RoomTypeOptions {
+  /**
+   * Option keys that must equal a room's metadata for `join`/`joinOrCreate` to pick it; rooms created by
+   * matchmaking get them as metadata. Default none.
+   */
+  filterBy?: readonly string[];
+}
+
+/** A room type name with the options its clients matchmake with, for typed calls on both ends. */
+export interface RoomType<Options = Record<string, unknown>> {
+  readonly name: string;
+  /** Phantom field carrying `Options`; never set. */
+  readonly __options?: Options;
+}
+
+/** `roomType<{ mode: string }>('arena')`: shared by server (`define`) and client (`joinOrCreate`). */
+export function roomType<Options = Record<string, unknown>>(name: string): RoomType<Options> {
+  return Object.freeze({ name });
+}
+
+interface Definition {
+  cls: RoomClass;
+  filterBy: readonly string[];
+}
+
+interface Binding {
+  client: RoomClient;
+  runtime: RoomRuntime;
+  names: Set<string>;
+}
+
+/**
+ * Hosts rooms on a session server and matchmakes into them. One per process; processes share the driver and
+ * presence.
+ */
+export class RoomServer {
+  readonly metrics: RoomMetrics = createRoomMetrics();
+  readonly processId: string;
+  readonly driver: RoomDriver;
+  readonly presence: Presence;
+  private readonly clock: Clock;
+  private readonly definitions = new Map<string, Definition>();
+  private readonly runtimes = new Map<string, RoomRuntime>();
+  private readonly unsubscribes = new Map<string, Promise<() => Promise<void>>>();
+  private readonly bindings = new WeakMap<ServerSession, Binding>();
+  private readonly joining = new WeakSet<ServerSession>();
+  private readonly joinTimers = new WeakMap<ServerSession, TimerHandle>();
+  private readonly matchmaker: Matchmaker;
+  private readonly host: RuntimeHost;
+  private readonly offs: (() => void)[] = [];
+
+  constructor(readonly options: RoomServerOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.processId = options.processId ?? randomToken(6);
+    this.driver = options.driver ?? new MemoryDriver({ clock: this.clock });
+    this.presence = options.presence ?? new MemoryPresence(this.clock);
+    const sessions = options.sessions;
+    this.host = {
+      driver: this.driver,
+      metrics: this.metrics,
+      clock: this.clock,
+      bind: (session, client, runtime) => this.bind(session, client, runtime),
+      reportError: (err, where) => this.reportError(err, where),
+      disposed: (runtime) => this.disposed(runtime),
+    };
+    this.matchmaker = new Matchmaker({
+      driver: this.driver,
+      presence: this.presence,
+      clock: this.clock,
+      seatReservationMs: options.seatReservationMs ?? 15_000,
+      createRoom: (name, opts) => this.create_(name, opts),
+      filterBy: (name) => this.definitions.get(name)?.filterBy,
+      count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
+      reserved: () => {
+        this.metrics.seatsReserved++;
+      },
+    });
+    this.offs.push(
+      sessions.on(JoinMsg, (frame, session) => void this.handleJoin(session, frame)),
+      sessions.on(LeaveMsg, (_f, session) =>
+        this.withClient(session, (b) => b.runtime.consentedLeave(b.client)),
+      ),
+      sessions.on(RequestMsg, (frame, session) =>
+        this.withClient(session, (b) => b.runtime.handleRequest(b.client, frame)),
+      ),
+      sessions.on(CancelMsg, (frame, session) =>
+        this.withClient(session, (b) => b.runtime.handleCancel(b.client, frame?.i)),
+      ),
+      sessions.on(AckMsg, (bytes, session) =>
+        this.withClient(session, (b) => b.runtime.handleAck(b.client, bytes)),
+      ),
+      sessions.on('session', (session) => this.admit(session)),
+    );
+  }
+
+  /** Defines a room type: `rooms.define('arena', ArenaRoom)` or with a shared `roomType(...)`. */
+  define<R extends AnyRoom>(
+    type: string | RoomType<OptionsOf<R>>,
+    cls: RoomClass<R>,
+    options: RoomTypeOptions = {},
+  ): this {
+    const name = typeof type === 'string' ? type : type.name;
+    if (this.definitions.has(name)) throw new RangeError(`room type '${name}' is already defined`);
+    this.definitions.set(name, { cls: cls as unknown as RoomClass, filterBy: options.filterBy ?? [] });
+    return this;
+  }
+
+  /** Joins the fullest available room of that type (matching `filterBy`), or creates one. */
+  joinOrCreate(type: string | RoomType, options: Record<string, unknown> = {}): Promise<SeatReservation> {
+    return this.matchmaker.joinOrCreate(nameOf(type), options);
+  }
+
+  create(type: string | RoomType, options: Record<string, unknown> = {}): Promise<SeatReservation> {
+    return this.matchmaker.create(nameOf(type), options);
+  }
+
+  join(type: string | RoomType, options: Record<string, unknown> = {}): Promise<SeatReservation> {
+    return this.matchmaker.join(nameOf(type), options);
+  }
+
+  joinById(roomId: string, options: Record<string, unknown> = {}): Promise<SeatReservation> {
+    return this.matchmaker.joinById(roomId, options);
+  }
+
+  reconnect(reconnectToken: string): Promise<SeatReservation> {
+    return this.matchmaker.reconnect(reconnectToken);
+  }
+
+  /** Listed rooms (all processes): public ones, available or not unless filtered. */
+  query(query: RoomQuery = {}): Promise<RoomListing[]> {
+    return this.matchmaker.query({ includeUnavailable: true, ...query });
+  }
+
+  /**
+   * Creates a room in this process without reserving a seat (a lobby or a persistent world the server opens
+   * itself; set `autoDispose = false` on it, or it is disposed once the first seat check finds it empty).
+   */
+  async createRoom<R extends AnyRoom = AnyRoom>(
+    type: string | RoomType,
+    options: Record<string, unknown> = {},
+  ): Promise<R> {
+    const listing = await this.matchmaker.guarded(() => this.create_(nameOf(type), options));
+    return this.runtimes.get(listing.roomId)!.room as R;
+  }
+
+  /** A room hosted by this process. */
+  getRoom(roomId: string): Room | undefined {
+    return this.runtimes.get(roomId)?.room;
+  }
+
+  /** Rooms hosted by this process. */
+  get localRooms(): Room[] {
+    return [...this.runtimes.values()].map((r) => r.room);
+  }
+
+  /** Disposes every room of this process and stops handling room messages. */
+  async close(): Promise<void> {
+    for (const off of this.offs.splice(0)) off();
+    await Promise.all([...this.runtimes.values()].map((r) => r.dispose('server closing')));
+  }
+
+  private async create_(name: string, options: Record<string, unknown>): Promise<RoomListing> {
+    const def = this.definitions.get(name);
+    if (!def) throw new RoomError(RoomErrorCode.UNKNOWN_ROOM_TYPE, 'no room type of that name');
+    const roomId = randomToken(6);
+    const listing: RoomListing = {
+      roomId,
+      name,
+      processId: this.processId,
+      clients: 0,
+      maxClients: null,
+      locked: false,
+      private: false,
+      metadata: Object.fromEntries(def.filterBy.map((k) => [k, options[k]])),
+      createdAt: this.clock.now(),
+    };
+    const runtime = new RoomRuntime(new def.cls(), name, roomId, listing, this.host);
+    this.runtimes.set(roomId, runtime);
+    try {
+      await runtime.create(options);
+    } catch (err) {
+      this.runtimes.delete(roomId);
+      throw err;
+    }
+    this.unsubscribes.set(
+      roomId,
+      this.presence.subscribe(roomChannel(roomId), (msg) => runtime.seatReserved(Number(msg))),
+    );
+    bump(this.metrics.roomsCreated, name);
+    return runtime.listing;
+  }
+
+  private disposed(runtime: RoomRuntime): void {
+    this.runtimes.delete(runtime.roomId);
+    const unsub = this.unsubscribes.get(runtime.roomId);
+    this.unsubscribes.delete(runtime.roomId);
+    void unsub?.then((f) => f());
+    bump(this.metrics.roomsDisposed, runtime.roomName);
+  }
+
+  /** A new session: it must join a room within `joinTimeoutMs`. */
+  private admit(session: ServerSession): void {
+    const ms = this.options.joinTimeoutMs ?? 10_000;
+    const timer = this.clock.setTimeout(() => {
+      if (!this.bindings.has(session) && session.state !== 'closed') {
+        bump(this.metrics.errors, 'join-timeout');
+        session.close(4408, 'no room joined in time').catch(() => {});
+      }
+    }, ms);
+    this.joinTimers.set(session, timer);
+    session.on('close', () => this.clock.clearTimeout(timer));
+  }
+
+  private async handleJoin(session: ServerSession, frame: JoinFrame): Promise<void> {
+    if (this.bindings.has(session) || this.joining.has(session)) {
+      return this.refuse(
+        session,
+        new RoomError(RoomErrorCode.BAD_REQUEST, 'this session already joined a room'),
+        false,
+      );
+    }
+    let seat = frame?.seat;
+    if (typeof frame?.reconnect === 'string' && frame.reconnect.length <= 256) {
+      try {
+        seat = (await this.reconnect(frame.reconnect)).seat;
+      } catch (err) {
+        return this.refuse(session, err as RoomError, true, true);
+      }
+    }
+    if (typeof seat !== 'string' || seat.length > 256) {
+      return this.refuse(session, new RoomError(RoomErrorCode.SEAT_INVALID, 'malformed seat'), true);
+    }
+    const runtime = this.runtimes.get(seat.split('.')[0]);
+    if (!runtime)
+      return this.refuse(session, new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'no such room here'), true);
+    this.joining.add(session);
+    try {
+      const { joined } = await runtime.join(session, seat);
+      this.clock.clearTimeout(this.joinTimers.get(session));
+      session.send(JoinedMsg, joined);
+    } catch (err) {
+      const e = err instanceof RoomError ? err : new RoomError(RoomErrorCode.JOIN_FAILED, 'join failed');
+      if (!(err instanceof RoomError)) this.reportError(err as Error, 'join');
+      this.refuse(session, e, true);
+    } finally {
+      this.joining.delete(session);
+    }
+  }
+
+  /** Tells the client why, counts it, and (for a refused join) closes the session. */
+  private refuse(session: ServerSession, err: RoomError, close: boolean, counted = false): void {
+    if (!counted) bump(this.metrics.errors, errorLabel(err));
+    if (session.state === 'closed') return;
+    try {
+      session.send(ErrorMsg, { error: err.toWire(), message: JoinMsg.name });
+    } catch {
+      // closed meanwhile
+    }
+    if (!close) return;
+    // The error frame first (bounded wait), so the client reads the message and not only the close.
+    const timer = this.clock.setTimeout(
+      () => session.close(RoomCloseCode.JOIN_REFUSED, err.code).catch(() => {}),
+      1000,
+    );
+    session
+      .drained()
+      .then(() => {
+        this.clock.clearTimeout(timer);
+        return session.close(RoomCloseCode.JOIN_REFUSED, err.code);
+      })
+      .catch(() => {});
+  }
+
+  private bind(session: ServerSession, client: RoomClient, runtime: RoomRuntime): void {
+    let b = this.bindings.get(session);
+    if (!b) {
+      b = { client, runtime, names: new Set() };
+      this.bindings.set(session, b);
+      watchSession(session, {
+        disconnected: () => runtime.sessionDisconnected(client, session),
+        resumed: () => runtime.sessionResumed(client, session),
+        closed: (consented) => runtime.sessionClosed(client, session, consented),
+      });
+    }
+    for (const [name, entry] of runtime.messages) {
+      if (b.names.has(name)) continue;
+      b.names.add(name);
+      session.on(entry.type, (payload) => runtime.handleMessage(client, entry, payload));
+    }
+  }
+
+  private withClient(session: ServerSession, fn: (b: Binding) => void): void {
+    const b = this.bindings.get(session);
+    if (b && b.client.session === session) fn(b);
+  }
+
+  private reportError(err: Error, where: string): void {
+    try {
+      this.options.onError?.(err, where);
+    } catch {
+      // a throwing onError must not take a room down
+    }
+    this.options.sessions.log('warn', `rooms: ${where}: ${err?.name}: ${err?.message}`);
+  }
+}
+
+function nameOf(type: string | RoomType): string {
+  return typeof type === 'string' ? type : type.name;
+}
+
+export function createRoomServer(options: RoomServerOptions): RoomServer {
+  return new RoomServer(options);
+}
