@@ -346,7 +346,7 @@ export class RoomServer {
     } catch {
       // a throwing onError must not take a room down
     }
-    this.options.sessions.log('warn', `rooms: ${where}: ${err?.name}: ${err?.message}`);
+    this.options.sessions.log('warn', { err, reason: where }, 'room error');
   }
 }
 
