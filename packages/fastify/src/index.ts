@@ -1,5 +1,6 @@
 /**
- * @quiver/fastify: mounts Quiver's WebTransport (HTTP/3 over UDP) and WebSocket endpoints on a fastify app, runs
+ * @quiver/fastify: mounts Quiver's WebTransport (HTTP/3 over UDP), WebSocket and HTTP (event stream and POST)
+ * endpoints on a fastify app, runs
  * one session server on both, exports its metrics for Prometheus and answers `GET <path>/info` for browsers.
  */
 import { createHash, X509Certificate } from 'node:crypto';
@@ -22,6 +23,11 @@ import {
   type WebSocketListener,
   type WebSocketListenerOptions,
 } from '@quiver/websocket';
+import {
+  createHttpStreamListener,
+  type HttpStreamListener,
+  type HttpStreamListenerOptions,
+} from '@quiver/http-stream';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -49,6 +55,11 @@ export interface QuiverPluginOptions {
   webtransport?: QuiverWebTransportOptions | false;
   /** WebSocket on the app's own HTTP server (upgrade requests on `path`); `false` to disable. Default true. */
   websocket?: boolean | Omit<WebSocketListenerOptions, 'server' | 'path' | 'port' | 'host' | 'tls'>;
+  /**
+   * The HTTP fallback (`@quiver/http-stream`: an event stream down, POSTs up) on the app's own server, on `path`
+   * (requests whose query has `qh=`); `false` to disable. Default true.
+   */
+  http?: boolean | Omit<HttpStreamListenerOptions, 'server' | 'path' | 'port' | 'host' | 'tls'>;
   /** Options of the session server (authentication, limits, channels, ...). */
   session?: Omit<SessionServerOptions, 'listeners'>;
   /**
@@ -68,12 +79,15 @@ export interface QuiverInfo {
     certificateHashes: { algorithm: 'sha-256'; value: string }[];
   } | null;
   websocket: { url: string } | null;
+  /** The HTTP fallback's URL (`http:` or `https:`, as the app serves). */
+  http: { url: string } | null;
 }
 
 /** What the plugin adds to the app besides `app.quiver` (the session server). */
 export interface QuiverTransports {
   webtransport: WebTransportListener | null;
   websocket: WebSocketListener | null;
+  http: HttpStreamListener | null;
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
   /** What `GET <path>/info` answers. */
@@ -120,7 +134,7 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of ['webtransport', 'websocket']) this.set({ transport: t }, 0);
+      for (const t of ['webtransport', 'websocket', 'http']) this.set({ transport: t }, 0);
       for (const [transport, n] of Object.entries(m.sessionsActive)) this.set({ transport }, n);
     },
   });
@@ -198,6 +212,8 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       : options.websocket === true || !options.websocket
         ? {}
         : options.websocket;
+  const httpOptions =
+    options.http === false ? null : options.http === true || !options.http ? {} : options.http;
   let cert: { certPem: string; keyPem: string; hash: Uint8Array } | null = null;
   if (wtOptions) {
     if (wtOptions.cert && wtOptions.key) {
@@ -217,6 +233,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   }
 
   let ws: WebSocketListener | null = null;
+  let httpListener: HttpStreamListener | null = null;
   let wt: WebTransportListener | null = null;
   let wtPort = 0;
   let wtHost = '127.0.0.1';
@@ -247,7 +264,22 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     server.addListener(wt as TransportListener);
   };
 
+  const openHttp = async () => {
+    httpListener = await createHttpStreamListener({ ...(httpOptions ?? {}), server: app.server, path });
+    server.addListener(httpListener as TransportListener);
+  };
+
   if (wsOptions) await openWebSocket();
+  if (httpOptions) {
+    await openHttp();
+    // Tunnel requests (`?qh=` on `path`) are taken before routing, with the raw request body unread.
+    app.addHook('onRequest', async (req, reply) => {
+      if (httpListener?.handle(req.raw, reply.raw)) {
+        reply.hijack();
+        return reply;
+      }
+    });
+  }
 
   app.addHook('onListen', async () => {
     try {
@@ -273,6 +305,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     get websocket() {
       return ws;
     },
+    get http() {
+      return httpListener;
+    },
     ready: () => readyPromise,
     async info() {
       const addr = app.server.address() as AddressInfo | null;
@@ -290,6 +325,10 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
             }
           : null,
         websocket: ws && addr ? { url: `${scheme}://${httpHost}:${addr.port}${path}` } : null,
+        http:
+          httpListener && addr
+            ? { url: `${app.initialConfig.https ? 'https' : 'http'}://${httpHost}:${addr.port}${path}` }
+            : null,
       };
     },
     async restart() {
@@ -300,6 +339,12 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
         server.removeListener(oldWs);
         await oldWs.close();
         await openWebSocket();
+      }
+      const oldHttp = httpListener;
+      if (oldHttp) {
+        server.removeListener(oldHttp);
+        await oldHttp.close();
+        await openHttp();
       }
       if (oldWt) {
         server.removeListener(oldWt);
@@ -332,7 +377,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   app.addHook('preClose', async () => {
     closing = true;
     await server.close();
-    await Promise.all([ws?.close(), wt?.close()]);
+    await Promise.all([ws?.close(), wt?.close(), httpListener?.close()]);
   });
 };
 

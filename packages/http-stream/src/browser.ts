@@ -2,9 +2,8 @@
  * Browser entry of @quiver/http-stream: the client over `fetch` (and optionally `EventSource`). Imports nothing
  * from Node.
  */
-import type { WebSocketSession } from '@quiver/websocket';
 import { BrowserCarrier } from './browser-carrier.js';
-import { connectWithCarrier, type HttpStreamConnectOptions } from './client.js';
+import { connectWithCarrier, type HttpStreamConnectOptions, type HttpStreamSession } from './client.js';
 
 export * from './common.js';
 export { BrowserCarrier } from './browser-carrier.js';
@@ -15,6 +14,6 @@ export interface BrowserHttpStreamConnectOptions extends HttpStreamConnectOption
 }
 
 /** Opens a Quiver session over HTTP. Browsers cannot set most headers, so `options.headers` is ignored. */
-export function connectHttpStream(url: string, options: BrowserHttpStreamConnectOptions = {}): WebSocketSession {
+export function connectHttpStream(url: string, options: BrowserHttpStreamConnectOptions = {}): HttpStreamSession {
   return connectWithCarrier(() => new BrowserCarrier(options.downstream ?? 'fetch'), url, options);
 }

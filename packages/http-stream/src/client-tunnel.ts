@@ -323,6 +323,7 @@ export class ClientTunnel implements SocketAdapter {
     // Lost: a network failure, a proxy's 502, a 408 body timeout. The batch goes again after a pause.
     this.counters.postFailures++;
     this.core.carrierLost(id);
+    this.core.ackLost();
     if (withClose) this.closeSent = false;
     const now = this.o.clock.now();
     this.postFailingSince ??= now;

@@ -3,6 +3,7 @@ import { QuiverTransportError, systemClock } from '@quiver/transport';
 import { WebSocketSession, type WebSocketSessionOptions } from '@quiver/websocket';
 import type { HttpCarrier } from './carrier.js';
 import { ClientTunnel } from './client-tunnel.js';
+import type { TunnelStats } from './tunnel.js';
 import { type HttpTunnelOptions, resolveTunnel, SESSION_DEFAULTS, tunnelLimits } from './options.js';
 
 /** Client options: the common {@link ConnectOptions}, the session limits and the tunnel's. */
@@ -36,13 +37,22 @@ export function toHttpUrl(url: string): string {
   return u.toString();
 }
 
+/** A client session, with its tunnel's counters (retransmissions, duplicates, reconnections). */
+export type HttpStreamSession = WebSocketSession & {
+  readonly tunnel: {
+    readonly stats: Readonly<TunnelStats>;
+    readonly counters: Readonly<ClientTunnel['counters']>;
+  };
+};
+
 /** The platform-independent client: a WebSocket-framing session over a tunnel on `carrier`. */
 export function connectWithCarrier(
   makeCarrier: (url: URL) => HttpCarrier,
   url: string,
   options: HttpStreamConnectOptions = {},
-): WebSocketSession {
-  const session = new WebSocketSession(
+): HttpStreamSession {
+  let tunnel: ClientTunnel | undefined;
+  const ws = new WebSocketSession(
     'client',
     {
       ...SESSION_DEFAULTS,
@@ -51,12 +61,21 @@ export function connectWithCarrier(
     },
     'http',
   );
+  const session = Object.assign(ws, {
+    tunnel: {
+      get stats(): TunnelStats {
+        return tunnel?.stats ?? { messagesSent: 0, retransmitted: 0, messagesReceived: 0, duplicates: 0, reordered: 0 };
+      },
+      get counters(): ClientTunnel['counters'] {
+        return tunnel?.counters ?? { downstreamReconnects: 0, postFailures: 0, posts: 0 };
+      },
+    },
+  });
   const signal = options.signal;
   if (signal?.aborted) {
     session.fail(new QuiverTransportError('connect aborted', { source: 'session' }));
     return session;
   }
-  let tunnel: ClientTunnel;
   try {
     const target = toHttpUrl(url);
     const t = resolveTunnel(options);

@@ -3,8 +3,7 @@
  * framing of `@quiver/websocket` carried with sequence numbers and acknowledgements; sessions implement
  * QuiverSession.
  */
-import type { WebSocketSession } from '@quiver/websocket';
-import { connectWithCarrier, type HttpStreamConnectOptions } from './client.js';
+import { connectWithCarrier, type HttpStreamConnectOptions, type HttpStreamSession } from './client.js';
 import { NodeCarrier, type NodeCarrierOptions } from './node-carrier.js';
 
 export * from './common.js';
@@ -23,7 +22,7 @@ export {
 export interface NodeHttpStreamConnectOptions extends HttpStreamConnectOptions, Omit<NodeCarrierOptions, 'headers'> {}
 
 /** Opens a Quiver session over HTTP (`https:` or `http:`; `wss:`/`ws:` are mapped). */
-export function connectHttpStream(url: string, options: NodeHttpStreamConnectOptions = {}): WebSocketSession {
+export function connectHttpStream(url: string, options: NodeHttpStreamConnectOptions = {}): HttpStreamSession {
   return connectWithCarrier(
     (u) => new NodeCarrier(u, { tls: options.tls, headers: options.headers, http2: options.http2 }),
     url,

@@ -28,6 +28,9 @@ export const TUNNEL_DEFAULTS = {
  * acknowledged, a round trip later than a socket would release them, so the high-water marks are larger.
  */
 export const SESSION_DEFAULTS: WebSocketSessionOptions = {
+  // One message per event at most this large: an intermediary that cuts responses after some bytes still lets
+  // whole events through, so every reconnection makes progress.
+  maxOutgoingMessageSize: 16 * 1024,
   sendHighWaterMark: 512 * 1024,
   datagramDropThreshold: 640 * 1024,
 };

@@ -30,6 +30,8 @@ export interface ServerTunnelOptions {
   clock: Clock;
   /** Ends a downstream response after this many bytes so that the client reconnects (0: never). */
   maxDownstreamBytes: number;
+  /** Largest batch in one event (at least one message goes). */
+  maxEventBytes: number;
   /** A comment event after this long without output keeps proxies from timing the stream out (0: never). */
   keepAliveMs: number;
   /** Called once the tunnel is finished, to drop it from the listener's table. */
@@ -124,6 +126,7 @@ export class ServerTunnel implements SocketAdapter {
     }
     // Whatever went out on earlier responses may not have arrived: send everything unacknowledged again.
     this.core.resendAll();
+    this.core.ackLost();
     this.o.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.res = res;
@@ -254,7 +257,7 @@ export class ServerTunnel implements SocketAdapter {
   private flush(force = false): void {
     const res = this.res;
     if (!res) return;
-    const max = this.o.tunnel.maxBatchBytes;
+    const max = this.o.maxEventBytes;
     while ((force || !this.blocked) && (this.core.hasUnsent || this.core.ackDue)) {
       const batch = this.core.takeBatch(max, this.resId, this.core.ackDue);
       if (batch.length === 0) break;

@@ -37,6 +37,11 @@ export interface HttpStreamListenerOptions extends WebSocketSessionOptions, Http
   maxSessions?: number;
   /** A downstream response is ended after this many bytes and the client reconnects (0: never). Default 0. */
   maxDownstreamBytes?: number;
+  /**
+   * Largest batch (decoded bytes) in one event; an event is the unit that a cut response loses, so it stays well
+   * below what intermediaries let through in one response. Default 16 KiB (at least one message always goes).
+   */
+  maxEventBytes?: number;
   /** Comment event after this long without output, for proxies that close quiet responses. Default 15000 ms. */
   keepAliveMs?: number;
   /** A POST body must arrive within this long, or it is answered 408 (the client sends it again). Default 10000 ms. */
@@ -49,6 +54,7 @@ export const HTTP_LISTENER_DEFAULTS = {
   maxPendingRequests: 256,
   maxSessions: 10_000,
   maxDownstreamBytes: 0,
+  maxEventBytes: 16 * 1024,
   keepAliveMs: 15_000,
   bodyTimeoutMs: 10_000,
 } as const;
@@ -232,6 +238,7 @@ export async function createHttpStreamListener(
           limits,
           clock,
           maxDownstreamBytes: o.maxDownstreamBytes,
+          maxEventBytes: o.maxEventBytes,
           keepAliveMs: o.keepAliveMs,
           onFinished: () => tunnels.delete(sessionId),
         });

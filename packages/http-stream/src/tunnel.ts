@@ -147,6 +147,11 @@ export class TunnelCore {
     return w.finish();
   }
 
+  /** An acknowledgement sent may not have arrived (its carrier was lost): the next batch carries one again. */
+  ackLost(): void {
+    this.ackSent = 0;
+  }
+
   /** The request or response `carrier` was lost: what it carried and nobody acknowledged is sent again. */
   carrierLost(carrier: number): void {
     for (const m of this.outgoing) {
