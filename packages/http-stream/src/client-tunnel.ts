@@ -60,6 +60,8 @@ export class ClientTunnel implements SocketAdapter {
   private closeSent = false;
   private readonly abort = new AbortController();
   private pumpScheduled = false;
+  /** A POST was answered 410: nothing more goes up. */
+  private upstreamClosed = false;
 
   constructor(
     private readonly url: string,
@@ -256,7 +258,7 @@ export class ClientTunnel implements SocketAdapter {
   }
 
   private pump(): void {
-    if (this.retryTimer !== undefined) return;
+    if (this.retryTimer !== undefined || this.upstreamClosed) return;
     while (this.postsInFlight < this.o.maxConcurrentPosts && (this.state === 'open' || this.state === 'closing')) {
       const closing = this.closeFrame !== undefined && !this.closeSent;
       if (!this.core.hasUnsent && !this.core.ackDue && !closing) return;
@@ -307,7 +309,12 @@ export class ClientTunnel implements SocketAdapter {
       this.schedulePump();
       return;
     }
-    if (status === 404 || status === 403 || status === 410) {
+    if (status === 410) {
+      // The session closed on the server; the close itself comes on the event stream (reconnecting if need be).
+      this.upstreamClosed = true;
+      return;
+    }
+    if (status === 404 || status === 403) {
       this.gone(`POST refused with ${status}`);
       return;
     }

@@ -34,8 +34,23 @@ export interface ServerTunnelOptions {
   maxEventBytes: number;
   /** A comment event after this long without output keeps proxies from timing the stream out (0: never). */
   keepAliveMs: number;
-  /** Called once the tunnel is finished, to drop it from the listener's table. */
-  onFinished(): void;
+  /**
+   * Called once the tunnel is finished, to drop it from the listener's table; with a tombstone when the client may
+   * not have received the close (messages were still unacknowledged).
+   */
+  onFinished(tombstone: Tombstone | undefined): void;
+}
+
+/**
+ * What is left of a closed session for a client whose event stream was cut just before the close reached it: its
+ * resume gets the session's last message (CLOSE_SESSION, numbered as the next one it expects: what was still in
+ * flight before it is abandoned, as a closing WebTransport session abandons it) and the tunnel's CLOSE.
+ */
+export interface Tombstone {
+  token: string;
+  lastMessage: Uint8Array | undefined;
+  code: number;
+  reason: string;
 }
 
 /**
@@ -54,6 +69,9 @@ export class ServerTunnel implements SocketAdapter {
   private flushScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closeInfo: { code: number; reason: string } = { code: 1000, reason: '' };
+  /** The last message queued, kept for a tombstone (the session's CLOSE_SESSION when it closes). */
+  private lastQueued: Uint8Array | undefined;
+  private finalMessage: Uint8Array | undefined;
   private reconnectTimer: TimerHandle | undefined;
   private keepAliveTimer: TimerHandle | undefined;
   /** Events written and POSTs handled, for stats. */
@@ -91,6 +109,7 @@ export class ServerTunnel implements SocketAdapter {
       this.failWith(e as ProtocolViolationError);
       return;
     }
+    this.lastQueued = data;
     this.scheduleFlush();
   }
 
@@ -98,6 +117,7 @@ export class ServerTunnel implements SocketAdapter {
     if (this.state !== 'open') return;
     this.state = 'closing';
     this.closeInfo = { code, reason };
+    this.finalMessage = this.lastQueued;
     // Without a downstream the close waits for the client's reconnection (or the reconnect timeout).
     if (this.res) this.finishDownstream();
   }
@@ -234,7 +254,11 @@ export class ServerTunnel implements SocketAdapter {
     const clock = this.o.clock;
     clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    this.o.onFinished();
+    this.o.onFinished(
+      this.core.unacked > 0
+        ? { token: this.token, lastMessage: error ? undefined : this.finalMessage, code, reason }
+        : undefined,
+    );
     this.handlers?.close(code, reason, error);
   }
 

@@ -12,8 +12,8 @@ import type {
 import { ProtocolViolationError, QuiverTransportError, systemClock } from '@quiver/transport';
 import { matchesPath, WebSocketSession, type WebSocketSessionOptions } from '@quiver/websocket';
 import { type HttpTunnelOptions, Q, resolveTunnel, SESSION_DEFAULTS, splitQuery, tunnelLimits } from './options.js';
-import { type EventResponse, ServerTunnel } from './server-tunnel.js';
-import { HttpErrorCode, httpViolation } from './wire.js';
+import { type EventResponse, ServerTunnel, type Tombstone } from './server-tunnel.js';
+import { encodeEvent, encodeTunnelFrames, HttpErrorCode, httpViolation, type TunnelFrame } from './wire.js';
 
 export interface HttpStreamListenerOptions extends WebSocketSessionOptions, HttpTunnelOptions {
   /** Standalone: port to listen on (0 lets the OS choose). */
@@ -95,6 +95,8 @@ export type IncomingRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type OutgoingResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const ID_BYTES = 16;
+/** Closed sessions remembered for a late resume (oldest forgotten first); each holds one message at most. */
+const MAX_TOMBSTONES = 1024;
 
 function newId(): string {
   return randomBytes(ID_BYTES).toString('base64url');
@@ -158,6 +160,7 @@ export async function createHttpStreamListener(
     sessions: 0,
   };
   const tunnels = new Map<string, { tunnel: ServerTunnel; session: WebSocketSession }>();
+  const tombstones = new Map<string, Tombstone & { until: number }>();
   const pending = new Set<{ refuse(status: number, reason: string): void }>();
   let closing = false;
   let controller!: ReadableStreamDefaultController<IncomingSession>;
@@ -240,7 +243,12 @@ export async function createHttpStreamListener(
           maxDownstreamBytes: o.maxDownstreamBytes,
           maxEventBytes: o.maxEventBytes,
           keepAliveMs: o.keepAliveMs,
-          onFinished: () => tunnels.delete(sessionId),
+          onFinished: (tombstone) => {
+            tunnels.delete(sessionId);
+            if (!tombstone) return;
+            tombstones.set(sessionId, { ...tombstone, until: clock.now() + tunnel.reconnectTimeoutMs });
+            if (tombstones.size > MAX_TOMBSTONES) tombstones.delete(tombstones.keys().next().value!);
+          },
         });
         tunnels.set(sessionId, { tunnel: t, session });
         stats.sessions++;
@@ -271,7 +279,13 @@ export async function createHttpStreamListener(
     res: OutgoingResponse,
     params: Map<string, string>,
   ): { tunnel: ServerTunnel; session: WebSocketSession } | undefined => {
-    const entry = tunnels.get(params.get(Q.sid) ?? '');
+    const sid = params.get(Q.sid) ?? '';
+    const entry = tunnels.get(sid);
+    if (!entry && tombstones.has(sid)) {
+      // Closed: the client learns how from its event stream (the tombstone), not from this answer.
+      reply(req, res, 410, 'Session closed');
+      return undefined;
+    }
     if (!entry) {
       stats.unknownSession++;
       reply(req, res, 404, 'Unknown session');
@@ -292,6 +306,20 @@ export async function createHttpStreamListener(
       stats.malformed++;
       reply(req, res, 400, 'Bad ack');
       return;
+    }
+    const sid = params.get(Q.sid) ?? '';
+    const tomb = tombstones.get(sid);
+    if (tomb && !tunnels.has(sid)) {
+      tombstones.delete(sid);
+      if (tomb.until >= clock.now() && sameToken(params.get(Q.token) ?? '', tomb.token)) {
+        stats.resumed++;
+        startEvents(req, res);
+        const frames: TunnelFrame[] = [];
+        if (tomb.lastMessage) frames.push({ type: 'data', seq: Number(ackText) + 1, data: tomb.lastMessage });
+        frames.push({ type: 'close', code: tomb.code, reason: tomb.reason });
+        res.end(encodeEvent(encodeTunnelFrames(frames)));
+        return;
+      }
     }
     const entry = lookup(req, res, params);
     if (!entry) return;
