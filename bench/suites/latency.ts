@@ -14,17 +14,19 @@ import { distRow, openPath, round } from '../lib/suite-util.js';
 import { summarize } from '../lib/harness.js';
 
 const ECHO = 'bench/lib/roles/echo.ts';
-const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'ws'];
+const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'qhttp-datagram', 'ws'];
 const SHORT: Record<string, string> = {
   'wt-datagram': 'WT datagram',
   'wt-stream': 'WT stream',
   'qws-datagram': 'Quiver WS',
+  'qhttp-datagram': 'Quiver HTTP',
   ws: 'ws',
 };
 const LABEL: Record<string, string> = {
   'wt-datagram': 'WebTransport datagram',
   'wt-stream': 'WebTransport stream',
   'qws-datagram': 'Quiver WebSocket transport',
+  'qhttp-datagram': 'Quiver HTTP transport (HTTP/2)',
   ws: 'ws (plain)',
 };
 
@@ -160,6 +162,7 @@ const suite: BenchSuite = {
         p99_wt_datagram_over_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/ws`),
         p99_wt_datagram_over_quiver_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/qws-datagram`),
         p99_wt_stream_over_ws_loss2_rtt50: r(`${ref}/wt-stream`, `${ref}/ws`),
+        p99_http_over_quiver_ws_loss2_rtt50: r(`${ref}/qhttp-datagram`, `${ref}/qws-datagram`),
       },
       goals: {
         p99_wt_datagram_over_ws_loss2_rtt50: { op: '<=', value: 0.5, note: 'one-way p99, plain ws' },
