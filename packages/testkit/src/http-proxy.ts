@@ -18,6 +18,11 @@ export interface TestProxyOptions {
   dropPost?: (n: number) => 'before' | 'after' | undefined;
   /** Closes a response (both connections) once this many body bytes went through (0: never). Default 0. */
   cutResponsesAfterBytes?: number;
+  /**
+   * Rewrites the JSON answer to `GET <path>` (e.g. point a page's `/quiver/info` at a dead UDP port, as a network
+   * that drops UDP would make it).
+   */
+  rewriteJson?: { path: string; map(value: unknown): unknown };
 }
 
 export interface TestProxyStats {
@@ -58,6 +63,19 @@ export async function startTestProxy(options: TestProxyOptions): Promise<TestPro
       headers: req.headers,
     });
     upstream.on('response', (ures) => {
+      const rewrite = options.rewriteJson;
+      if (rewrite && req.method === 'GET' && (req.url ?? '').split('?')[0] === rewrite.path) {
+        const chunks: Buffer[] = [];
+        ures.on('data', (c: Buffer) => chunks.push(c));
+        ures.on('end', () => {
+          const body = Buffer.from(JSON.stringify(rewrite.map(JSON.parse(Buffer.concat(chunks).toString()))));
+          const headers = { ...ures.headers, 'content-length': String(body.length) };
+          delete headers['transfer-encoding'];
+          res.writeHead(ures.statusCode ?? 200, headers);
+          res.end(body);
+        });
+        return;
+      }
       if (fate === 'after') {
         stats.droppedAfter++;
         ures.resume();
