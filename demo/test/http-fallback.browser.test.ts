@@ -75,7 +75,9 @@ async function playsOverHttp(page: AnyPage): Promise<Attempt[]> {
           __quiverDemo?: { transport: string | null; entities(): Row[]; attempts: Attempt[] };
         }
       ).__quiverDemo;
-      return d ? { transport: d.transport, bots: d.entities().filter((e) => e.bot), attempts: d.attempts } : null;
+      return d
+        ? { transport: d.transport, bots: d.entities().filter((e) => e.bot), attempts: d.attempts }
+        : null;
     });
   const first = await poll('the HTTP transport with bots', async () => {
     const d = await demo();

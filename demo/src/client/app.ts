@@ -11,7 +11,8 @@ export function settingsFromQuery(search: string): Partial<DemoSettings> {
   const q = new URLSearchParams(search);
   const out: Partial<DemoSettings> = {};
   const t = q.get('transport');
-  if (t === 'auto' || t === 'webtransport' || t === 'websocket' || t === 'http') out.transport = t as TransportMode;
+  if (t === 'auto' || t === 'webtransport' || t === 'websocket' || t === 'http')
+    out.transport = t as TransportMode;
   const flag = (name: string) => (q.has(name) ? q.get(name) !== '0' && q.get(name) !== 'false' : undefined);
   const prediction = flag('prediction');
   if (prediction !== undefined) out.prediction = prediction;

@@ -68,7 +68,11 @@ export class BrowserCarrier implements HttpCarrier {
     };
   }
 
-  private openEventSource(url: string, handlers: EventStreamHandlers, maxEventBytes: number): EventStreamHandle {
+  private openEventSource(
+    url: string,
+    handlers: EventStreamHandlers,
+    maxEventBytes: number,
+  ): EventStreamHandle {
     const source = new EventSource(url);
     this.sources.add(source);
     let opened = false;
@@ -113,7 +117,11 @@ export class BrowserCarrier implements HttpCarrier {
     };
   }
 
-  async post(url: string, body: Uint8Array, signal: AbortSignal): Promise<{ status: number; body: Uint8Array }> {
+  async post(
+    url: string,
+    body: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<{ status: number; body: Uint8Array }> {
     const res = await fetch(url, { method: 'POST', body: body as BufferSource, signal, cache: 'no-store' });
     const bytes = new Uint8Array(await res.arrayBuffer());
     return { status: res.status, body: bytes };

@@ -14,6 +14,9 @@ export interface BrowserHttpStreamConnectOptions extends HttpStreamConnectOption
 }
 
 /** Opens a Quiver session over HTTP. Browsers cannot set most headers, so `options.headers` is ignored. */
-export function connectHttpStream(url: string, options: BrowserHttpStreamConnectOptions = {}): HttpStreamSession {
+export function connectHttpStream(
+  url: string,
+  options: BrowserHttpStreamConnectOptions = {},
+): HttpStreamSession {
   return connectWithCarrier(() => new BrowserCarrier(options.downstream ?? 'fetch'), url, options);
 }

@@ -178,7 +178,11 @@ export class ClientTunnel implements SocketAdapter {
       const batch = fromBase64(data);
       result = this.core.receive(decodeTunnelFrames(batch, this.o.limits.maxMessageSize));
     } catch (e) {
-      this.finish(1006, '', e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e)));
+      this.finish(
+        1006,
+        '',
+        e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e)),
+      );
       return;
     }
     if (result.hello) {
@@ -229,7 +233,12 @@ export class ClientTunnel implements SocketAdapter {
       this.counters.downstreamReconnects++;
       this.downLostAt = undefined;
       this.openDownstream(
-        withParams(this.url, { [Q.op]: 'down', [Q.sid]: this.sessionId, [Q.token]: this.token, [Q.ack]: this.core.ack }),
+        withParams(this.url, {
+          [Q.op]: 'down',
+          [Q.sid]: this.sessionId,
+          [Q.token]: this.token,
+          [Q.ack]: this.core.ack,
+        }),
       );
     }, delay);
   }
@@ -259,7 +268,10 @@ export class ClientTunnel implements SocketAdapter {
 
   private pump(): void {
     if (this.retryTimer !== undefined || this.upstreamClosed) return;
-    while (this.postsInFlight < this.o.maxConcurrentPosts && (this.state === 'open' || this.state === 'closing')) {
+    while (
+      this.postsInFlight < this.o.maxConcurrentPosts &&
+      (this.state === 'open' || this.state === 'closing')
+    ) {
       const closing = this.closeFrame !== undefined && !this.closeSent;
       if (!this.core.hasUnsent && !this.core.ackDue && !closing) return;
       // CLOSE goes last, alone after every POST before it has been answered, so nothing of the session is behind it.
@@ -353,7 +365,11 @@ export class ClientTunnel implements SocketAdapter {
   }
 
   private gone(detail: string): void {
-    this.finish(1006, '', new QuiverTransportError(`session gone on the server (${detail})`, { source: 'session' }));
+    this.finish(
+      1006,
+      '',
+      new QuiverTransportError(`session gone on the server (${detail})`, { source: 'session' }),
+    );
   }
 
   private finish(code: number, reason: string, error: Error | undefined): void {

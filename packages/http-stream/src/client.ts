@@ -64,7 +64,15 @@ export function connectWithCarrier(
   const session = Object.assign(ws, {
     tunnel: {
       get stats(): TunnelStats {
-        return tunnel?.stats ?? { messagesSent: 0, retransmitted: 0, messagesReceived: 0, duplicates: 0, reordered: 0 };
+        return (
+          tunnel?.stats ?? {
+            messagesSent: 0,
+            retransmitted: 0,
+            messagesReceived: 0,
+            duplicates: 0,
+            reordered: 0,
+          }
+        );
       },
       get counters(): ClientTunnel['counters'] {
         return tunnel?.counters ?? { downstreamReconnects: 0, postFailures: 0, posts: 0 };
@@ -81,17 +89,28 @@ export function connectWithCarrier(
     const t = resolveTunnel(options);
     const int = (v: number | undefined, d: number, name: string, min: number) => {
       const x = v ?? d;
-      if (!Number.isSafeInteger(x) || x < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${x}`);
+      if (!Number.isSafeInteger(x) || x < min)
+        throw new RangeError(`${name} must be an integer >= ${min}, got ${x}`);
       return x;
     };
     tunnel = new ClientTunnel(target, makeCarrier(new URL(target)), {
       tunnel: t,
       limits: tunnelLimits(t, options.maxMessageSize ?? 1024 * 1024),
       clock: options.clock ?? systemClock,
-      maxConcurrentPosts: int(options.maxConcurrentPosts, CLIENT_DEFAULTS.maxConcurrentPosts, 'maxConcurrentPosts', 1),
+      maxConcurrentPosts: int(
+        options.maxConcurrentPosts,
+        CLIENT_DEFAULTS.maxConcurrentPosts,
+        'maxConcurrentPosts',
+        1,
+      ),
       postBatchBytes: int(options.postBatchBytes, CLIENT_DEFAULTS.postBatchBytes, 'postBatchBytes', 1),
       ackDelayMs: int(options.ackDelayMs, CLIENT_DEFAULTS.ackDelayMs, 'ackDelayMs', 0),
-      ackThresholdBytes: int(options.ackThresholdBytes, CLIENT_DEFAULTS.ackThresholdBytes, 'ackThresholdBytes', 1),
+      ackThresholdBytes: int(
+        options.ackThresholdBytes,
+        CLIENT_DEFAULTS.ackThresholdBytes,
+        'ackThresholdBytes',
+        1,
+      ),
     });
   } catch (e) {
     session.fail(new QuiverTransportError(e instanceof Error ? e.message : String(e), { source: 'session' }));

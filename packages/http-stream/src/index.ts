@@ -19,10 +19,15 @@ export {
 } from './server.js';
 
 /** Node client options: TLS, HTTP/2 and the common ones. */
-export interface NodeHttpStreamConnectOptions extends HttpStreamConnectOptions, Omit<NodeCarrierOptions, 'headers'> {}
+export interface NodeHttpStreamConnectOptions
+  extends HttpStreamConnectOptions,
+    Omit<NodeCarrierOptions, 'headers'> {}
 
 /** Opens a Quiver session over HTTP (`https:` or `http:`; `wss:`/`ws:` are mapped). */
-export function connectHttpStream(url: string, options: NodeHttpStreamConnectOptions = {}): HttpStreamSession {
+export function connectHttpStream(
+  url: string,
+  options: NodeHttpStreamConnectOptions = {},
+): HttpStreamSession {
   return connectWithCarrier(
     (u) => new NodeCarrier(u, { tls: options.tls, headers: options.headers, http2: options.http2 }),
     url,

@@ -41,7 +41,8 @@ export class NodeCarrier implements HttpCarrier {
   ) {
     if (!o.http2) {
       const agentOptions = { keepAlive: true, ca: o.tls?.ca, rejectUnauthorized: o.tls?.rejectUnauthorized };
-      this.agent = origin.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+      this.agent =
+        origin.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     }
   }
 
@@ -51,7 +52,10 @@ export class NodeCarrier implements HttpCarrier {
     const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = this.request(url, 'GET', { accept: 'text/event-stream' }, (res) => {
         if (res.status !== 200) {
-          readLimited(res, MAX_ERROR_BODY).then((b) => resolve({ status: res.status, body: b.toString() }), reject);
+          readLimited(res, MAX_ERROR_BODY).then(
+            (b) => resolve({ status: res.status, body: b.toString() }),
+            reject,
+          );
           return;
         }
         resolve({ status: 200, body: '' });
@@ -96,18 +100,13 @@ export class NodeCarrier implements HttpCarrier {
   post(url: string, body: Uint8Array, signal: AbortSignal): Promise<{ status: number; body: Uint8Array }> {
     return new Promise((resolve, reject) => {
       const onAbort = () => req.destroy(new Error('aborted'));
-      const req = this.request(
-        url,
-        'POST',
-        { 'content-length': String(body.length) },
-        (res) => {
-          signal.removeEventListener('abort', onAbort);
-          readLimited(res, MAX_POST_ANSWER).then(
-            (b) => resolve({ status: res.status, body: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) }),
-            reject,
-          );
-        },
-      );
+      const req = this.request(url, 'POST', { 'content-length': String(body.length) }, (res) => {
+        signal.removeEventListener('abort', onAbort);
+        readLimited(res, MAX_POST_ANSWER).then(
+          (b) => resolve({ status: res.status, body: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) }),
+          reject,
+        );
+      });
       signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', (e) => {
         signal.removeEventListener('abort', onAbort);
@@ -131,12 +130,19 @@ export class NodeCarrier implements HttpCarrier {
     method: 'GET' | 'POST',
     headers: Record<string, string>,
     onResponse: (res: Response) => void,
-  ): { destroy(e?: Error): void; on(event: 'error', fn: (e: Error) => void): unknown; end(body?: Uint8Array): void } {
+  ): {
+    destroy(e?: Error): void;
+    on(event: 'error', fn: (e: Error) => void): unknown;
+    end(body?: Uint8Array): void;
+  } {
     const u = new URL(url);
     if (this.closed) throw new Error('carrier closed');
     if (this.o.http2) {
       if (!this.h2 || this.h2.destroyed || this.h2.closed) {
-        this.h2 = http2.connect(this.origin.origin, { ca: this.o.tls?.ca, rejectUnauthorized: this.o.tls?.rejectUnauthorized });
+        this.h2 = http2.connect(this.origin.origin, {
+          ca: this.o.tls?.ca,
+          rejectUnauthorized: this.o.tls?.rejectUnauthorized,
+        });
         this.h2.on('error', () => {
           // Each stream reports its own failure.
         });

@@ -47,7 +47,9 @@ export function resolveTunnel(options: HttpTunnelOptions & { maxMessageSize?: nu
   }
   const maxMessage = options.maxMessageSize ?? 1024 * 1024;
   if (o.maxBatchBytes < maxMessage + 32) {
-    throw new RangeError(`maxBatchBytes ${o.maxBatchBytes} must hold one message of maxMessageSize ${maxMessage}`);
+    throw new RangeError(
+      `maxBatchBytes ${o.maxBatchBytes} must hold one message of maxMessageSize ${maxMessage}`,
+    );
   }
   return o;
 }

@@ -199,8 +199,7 @@ export class ServerTunnel implements SocketAdapter {
     try {
       result = this.core.receive(decodeTunnelFrames(body, this.o.limits.maxMessageSize));
     } catch (e) {
-      const err =
-        e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e));
+      const err = e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e));
       this.failWith(err);
       throw err;
     }

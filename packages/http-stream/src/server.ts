@@ -11,7 +11,14 @@ import type {
 } from '@quiver/transport';
 import { ProtocolViolationError, QuiverTransportError, systemClock } from '@quiver/transport';
 import { matchesPath, WebSocketSession, type WebSocketSessionOptions } from '@quiver/websocket';
-import { type HttpTunnelOptions, Q, resolveTunnel, SESSION_DEFAULTS, splitQuery, tunnelLimits } from './options.js';
+import {
+  type HttpTunnelOptions,
+  Q,
+  resolveTunnel,
+  SESSION_DEFAULTS,
+  splitQuery,
+  tunnelLimits,
+} from './options.js';
 import { type EventResponse, ServerTunnel, type Tombstone } from './server-tunnel.js';
 import { encodeEvent, encodeTunnelFrames, HttpErrorCode, httpViolation, type TunnelFrame } from './wire.js';
 
@@ -339,9 +346,7 @@ export async function createHttpStreamListener(
     const declared = Number(req.headers['content-length'] ?? 0);
     const tooLarge = () => {
       stats.oversize++;
-      entry.tunnel.failWith(
-        httpViolation(HttpErrorCode.BATCH_TOO_LARGE, `POST body over ${max} bytes`),
-      );
+      entry.tunnel.failWith(httpViolation(HttpErrorCode.BATCH_TOO_LARGE, `POST body over ${max} bytes`));
       reply(req, res, 413, 'Batch too large');
       // Whatever else the client sends of it is not read.
       req.destroy();
@@ -383,8 +388,14 @@ export async function createHttpStreamListener(
       try {
         ack = entry.tunnel.onPost(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
       } catch (e) {
-        const status = e instanceof ProtocolViolationError && e.code === HttpErrorCode.BATCH_TOO_LARGE ? 413 : 400;
-        reply(req, res, e instanceof ProtocolViolationError ? status : 410, e instanceof Error ? e.message : '');
+        const status =
+          e instanceof ProtocolViolationError && e.code === HttpErrorCode.BATCH_TOO_LARGE ? 413 : 400;
+        reply(
+          req,
+          res,
+          e instanceof ProtocolViolationError ? status : 410,
+          e instanceof Error ? e.message : '',
+        );
         return;
       }
       reply(req, res, 200, ack);

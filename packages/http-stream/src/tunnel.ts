@@ -171,7 +171,10 @@ export class TunnelCore {
   /** Applies a cumulative acknowledgement; returns whether it freed anything. */
   onAck(seq: number): boolean {
     if (seq >= this.nextSeq) {
-      throw httpViolation(HttpErrorCode.SEQUENCE_ERROR, `ACK ${seq} for a message never sent (last ${this.nextSeq - 1})`);
+      throw httpViolation(
+        HttpErrorCode.SEQUENCE_ERROR,
+        `ACK ${seq} for a message never sent (last ${this.nextSeq - 1})`,
+      );
     }
     if (seq <= this.peerAcked) return false;
     this.peerAcked = seq;
@@ -244,6 +247,5 @@ export class TunnelCore {
     }
   }
 }
-
 
 export type { TunnelFrame };

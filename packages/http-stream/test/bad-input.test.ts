@@ -95,7 +95,11 @@ async function rawPost(
   return { status: res.status, body: await res.text() };
 }
 
-const data = (seq: number, bytes: number[] = [0]) => ({ type: 'data' as const, seq, data: new Uint8Array(bytes) });
+const data = (seq: number, bytes: number[] = [0]) => ({
+  type: 'data' as const,
+  seq,
+  data: new Uint8Array(bytes),
+});
 
 async function violation(s: QuiverSession): Promise<ProtocolViolationError> {
   const err = await s.closed.then(
@@ -126,7 +130,10 @@ describe('hostile clients against the listener', () => {
   });
 
   it('an oversize batch is refused with 413 before it is read, declared or streamed, and fails that session', async () => {
-    const { base, nextServer, listener } = await setup({ maxBatchBytes: 64 * 1024, maxMessageSize: 32 * 1024 });
+    const { base, nextServer, listener } = await setup({
+      maxBatchBytes: 64 * 1024,
+      maxMessageSize: 32 * 1024,
+    });
     const check = await healthy(base, nextServer);
     const serverP = nextServer();
     const { sid, token } = await rawOpen(base);
@@ -173,7 +180,9 @@ describe('hostile clients against the listener', () => {
     const serverP2 = nextServer();
     const b = await rawOpen(base);
     const server2 = await serverP2;
-    expect((await rawPost(base, b.sid, b.token, encodeTunnelFrames([{ type: 'ack', seq: 1e9 }]))).status).toBe(400);
+    expect(
+      (await rawPost(base, b.sid, b.token, encodeTunnelFrames([{ type: 'ack', seq: 1e9 }]))).status,
+    ).toBe(400);
     expect((await violation(server2)).code).toBe(HttpErrorCode.SEQUENCE_ERROR);
     await check();
   });
@@ -191,7 +200,12 @@ describe('hostile clients against the listener', () => {
     const attacker = await rawOpen(base);
     await attackerP;
     const victimId = await sessionIdOf(victim);
-    const bad = await rawPost(base, victimId, attacker.token, encodeTunnelFrames([data(1), { type: 'close', code: 1000, reason: '' }]));
+    const bad = await rawPost(
+      base,
+      victimId,
+      attacker.token,
+      encodeTunnelFrames([data(1), { type: 'close', code: 1000, reason: '' }]),
+    );
     expect(bad.status).toBe(403);
     const resume = await fetch(`${base}?qh=down&qh-sid=${victimId}&qh-tok=${attacker.token}&qh-ack=0`);
     expect(resume.status).toBe(403);
@@ -208,7 +222,10 @@ describe('hostile clients against the listener', () => {
   });
 
   it('a client that never reads its event stream holds the server to its buffer bound; datagrams drop as congestion', async () => {
-    const { base, nextServer } = await setup({ sendHighWaterMark: 256 * 1024, datagramDropThreshold: 300 * 1024 });
+    const { base, nextServer } = await setup({
+      sendHighWaterMark: 256 * 1024,
+      datagramDropThreshold: 300 * 1024,
+    });
     const check = await healthy(base, nextServer);
     const serverP = nextServer();
     // A raw TCP client: opens the session, answers SETTINGS through a real client's first POST, then stops reading.
@@ -251,7 +268,8 @@ async function sessionIdOf(s: HttpStreamSession): Promise<string> {
 
 /** Stops reading the client's event stream at the socket (as a slow or stuck reader would). */
 function pauseDownstream(s: HttpStreamSession): void {
-  const carrier = (s as unknown as { adapter: { carrier: { live: Set<http.ClientRequest> } } }).adapter.carrier;
+  const carrier = (s as unknown as { adapter: { carrier: { live: Set<http.ClientRequest> } } }).adapter
+    .carrier;
   for (const req of carrier.live) if (req.method === 'GET') req.socket?.pause();
 }
 

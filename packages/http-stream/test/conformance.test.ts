@@ -25,7 +25,12 @@ const rotateClock = trackTimers();
 runConformanceSuite({
   name: 'http-stream (Node client, downstream cut every 16 KiB)',
   listen: () =>
-    createHttpStreamListener({ host: '127.0.0.1', port: 0, clock: rotateClock, maxDownstreamBytes: 16 * 1024 }),
+    createHttpStreamListener({
+      host: '127.0.0.1',
+      port: 0,
+      clock: rotateClock,
+      maxDownstreamBytes: 16 * 1024,
+    }),
   connect: (listener, path, options) =>
     connectHttpStream(`http://127.0.0.1:${listener.address.port}${path}`, { ...options, clock: rotateClock }),
   leakCheck: timerLeakCheck(rotateClock),

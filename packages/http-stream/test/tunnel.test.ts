@@ -52,9 +52,13 @@ describe('TunnelCore', () => {
       return undefined;
     };
     const b = new TunnelCore(limits);
-    expect(code(() => b.receive([{ type: 'data', seq: 5, data: msg(0) }]))).toBe(HttpErrorCode.SEQUENCE_ERROR);
+    expect(code(() => b.receive([{ type: 'data', seq: 5, data: msg(0) }]))).toBe(
+      HttpErrorCode.SEQUENCE_ERROR,
+    );
     const c = new TunnelCore(limits);
-    expect(code(() => c.receive([{ type: 'data', seq: 2, data: msg(0, 65) }]))).toBe(HttpErrorCode.BUFFER_LIMIT);
+    expect(code(() => c.receive([{ type: 'data', seq: 2, data: msg(0, 65) }]))).toBe(
+      HttpErrorCode.BUFFER_LIMIT,
+    );
     expect(code(() => c.onAck(1))).toBe(HttpErrorCode.SEQUENCE_ERROR);
     const d = new TunnelCore(limits);
     d.queue(msg(0, 100));
@@ -64,6 +68,8 @@ describe('TunnelCore', () => {
   it('decodes with work linear in the input: a length beyond the batch is refused before allocation', () => {
     const huge = new Uint8Array([0x01, 0x01, 0x80 | 0x3f, 0xff, 0xff, 0xff]); // DATA of ~1 GiB
     expect(() => decodeTunnelFrames(huge, 1 << 30)).toThrow(ProtocolViolationError);
-    expect(() => decodeTunnelFrames(new Uint8Array([0x01, 0x01, 0x44, 0x01]), 1024)).toThrow(/BATCH_TOO_LARGE/);
+    expect(() => decodeTunnelFrames(new Uint8Array([0x01, 0x01, 0x44, 0x01]), 1024)).toThrow(
+      /BATCH_TOO_LARGE/,
+    );
   });
 });

@@ -239,7 +239,8 @@ export function raceTransports(
         startNext();
         return;
       }
-      if (i + 1 < order.length) headTimer = clock.setTimeout(startNext, order[i + 1].headStartMs ?? headStart);
+      if (i + 1 < order.length)
+        headTimer = clock.setTimeout(startNext, order[i + 1].headStartMs ?? headStart);
     };
 
     const closeQuietly = (s: QuiverSession | undefined) => {

@@ -26,7 +26,11 @@ const http: RealTransport = {
 
 /** 3000 numbered messages each way with the transport listener replaced half way: all arrive, in order, once. */
 async function resumesWithZeroLoss(viaProxy: boolean): Promise<void> {
-  let listener: HttpStreamListener = await createHttpStreamListener({ host: '127.0.0.1', port: 0, path: '/quiver' });
+  let listener: HttpStreamListener = await createHttpStreamListener({
+    host: '127.0.0.1',
+    port: 0,
+    path: '/quiver',
+  });
   const port = listener.address.port;
   const server = createSessionServer({ listeners: [listener], messages: [N] });
   cleanups.push(async () => {

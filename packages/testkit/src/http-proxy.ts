@@ -40,7 +40,13 @@ export interface TestProxy {
 }
 
 export async function startTestProxy(options: TestProxyOptions): Promise<TestProxy> {
-  const stats: TestProxyStats = { requests: 0, refusedUpgrades: 0, droppedBefore: 0, droppedAfter: 0, cutResponses: 0 };
+  const stats: TestProxyStats = {
+    requests: 0,
+    refusedUpgrades: 0,
+    droppedBefore: 0,
+    droppedAfter: 0,
+    cutResponses: 0,
+  };
   const cut = options.cutResponsesAfterBytes ?? 0;
   let posts = 0;
   const server = http.createServer((req, res) => {
@@ -113,7 +119,7 @@ export async function startTestProxy(options: TestProxyOptions): Promise<TestPro
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);
   });
-  server.on('upgrade', (req, socket) => {
+  server.on('upgrade', (_req, socket) => {
     socket.on('error', () => {});
     if (options.refuseUpgrades ?? true) {
       stats.refusedUpgrades++;
