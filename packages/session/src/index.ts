@@ -97,3 +97,4 @@ export {
   SessionServer,
   type SessionServerOptions,
 } from './server.js';
+export { PERSIST_DEFAULTS, PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
