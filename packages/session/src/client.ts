@@ -358,7 +358,8 @@ export async function connect(url: string, options: ClientOptions): Promise<Clie
     throw err;
   }
   // What a previous page queued while offline goes out first, before the application's own sends.
-  for (const m of session.persistedQueue?.take() ?? []) session.send(m.type, m.payload, { channel: m.channel });
+  for (const m of session.persistedQueue?.take() ?? [])
+    session.send(m.type, m.payload, { channel: m.channel });
   return session;
 }
 

@@ -61,7 +61,11 @@ describe('persisted offline queue', () => {
     await page1.close();
     state.listener = createMemoryListener({ name });
     server.addListener(state.listener);
-    const page2 = await connect(`memory://${name}/q`, { connector: connectMemory, messages: [N, Pos], persistQueue });
+    const page2 = await connect(`memory://${name}/q`, {
+      connector: connectMemory,
+      messages: [N, Pos],
+      persistQueue,
+    });
     cleanups.push(() => page2.close());
     await until(() => seen.length === 3);
     expect(seen.slice(1)).toEqual([
