@@ -22,3 +22,14 @@ for (const [name, launch] of [
     capabilities: { unreliableDatagrams: false },
   });
 }
+
+runConformanceSuite({
+  name: 'http-stream, browser build in Chromium, EventSource downstream',
+  listen: () => createHttpStreamListener({ host: '127.0.0.1', port: 0 }),
+  ...browserHarness({
+    launch: launchChromium,
+    module: { entry: join(import.meta.dirname, 'fixtures/browser-eventsource-client.ts') },
+  }),
+  // EventSource reports a refused request as a bare `error` event, without its status.
+  capabilities: { unreliableDatagrams: false, rejectStatusVisible: false },
+});
