@@ -32,8 +32,9 @@ async function setup(options: Parameters<typeof createHttpStreamListener>[0] = {
   const servers: QuiverSession[] = [];
   const waiting: ((s: QuiverSession) => void)[] = [];
   void (async () => {
-    for await (const incoming of listener.incomingSessions) {
-      const s = incoming.accept();
+    const reader = listener.incomingSessions.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      const s = r.value.accept();
       s.closed.catch(() => {});
       servers.push(s);
       waiting.shift()?.(s);
@@ -91,7 +92,7 @@ async function rawPost(
   token: string,
   body: Uint8Array,
 ): Promise<{ status: number; body: string }> {
-  const res = await fetch(`${base}?qh=up&qh-sid=${sid}&qh-tok=${token}`, { method: 'POST', body });
+  const res = await fetch(`${base}?qh=up&qh-sid=${sid}&qh-tok=${token}`, { method: 'POST', body: body as BufferSource });
   return { status: res.status, body: await res.text() };
 }
 
