@@ -8,20 +8,20 @@ import { type HttpTunnelOptions, resolveTunnel, SESSION_DEFAULTS, tunnelLimits }
 
 /** Client options: the common {@link ConnectOptions}, the session limits and the tunnel's. */
 export interface HttpStreamConnectOptions extends ConnectOptions, WebSocketSessionOptions, HttpTunnelOptions {
-  /** POSTs in flight at once. Default 2. */
+  /** POSTs in flight at once. Default 4 (with the event stream, 5 of the 6 connections a browser opens per HTTP/1.1 origin). */
   maxConcurrentPosts?: number;
   /** Largest POST body. Default 256 KiB (at least one whole message always goes). */
   postBatchBytes?: number;
-  /** Delay before an acknowledgement-only POST. Default 10 ms. */
+  /** Delay before an acknowledgement-only POST (data POSTs carry the acknowledgement anyway). Default 25 ms. */
   ackDelayMs?: number;
   /** Unacknowledged bytes received before an acknowledgement goes at once. Default 64 KiB. */
   ackThresholdBytes?: number;
 }
 
 export const CLIENT_DEFAULTS = {
-  maxConcurrentPosts: 2,
+  maxConcurrentPosts: 4,
   postBatchBytes: 256 * 1024,
-  ackDelayMs: 10,
+  ackDelayMs: 25,
   ackThresholdBytes: 64 * 1024,
 } as const;
 

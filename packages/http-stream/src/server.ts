@@ -86,6 +86,10 @@ export interface HttpStreamListenerStats {
   resumed: number;
   posts: number;
   sessions: number;
+  /** Messages clients sent again that had already arrived (a POST whose answer was lost), dropped: all sessions. */
+  duplicateMessages: number;
+  /** Messages sent again on a new event stream: all sessions. */
+  retransmittedMessages: number;
 }
 
 export interface HttpStreamListener extends TransportListener {
@@ -165,6 +169,8 @@ export async function createHttpStreamListener(
     resumed: 0,
     posts: 0,
     sessions: 0,
+    duplicateMessages: 0,
+    retransmittedMessages: 0,
   };
   const tunnels = new Map<string, { tunnel: ServerTunnel; session: WebSocketSession }>();
   const tombstones = new Map<string, Tombstone & { until: number }>();
@@ -252,6 +258,8 @@ export async function createHttpStreamListener(
           keepAliveMs: o.keepAliveMs,
           onFinished: (tombstone) => {
             tunnels.delete(sessionId);
+            stats.duplicateMessages += t.stats.duplicates;
+            stats.retransmittedMessages += t.stats.retransmitted;
             if (!tombstone) return;
             tombstones.set(sessionId, { ...tombstone, until: clock.now() + tunnel.reconnectTimeoutMs });
             if (tombstones.size > MAX_TOMBSTONES) tombstones.delete(tombstones.keys().next().value!);
@@ -457,7 +465,12 @@ export async function createHttpStreamListener(
       return address();
     },
     get stats() {
-      return { ...stats };
+      const live = [...tunnels.values()].map((e) => e.tunnel.stats);
+      return {
+        ...stats,
+        duplicateMessages: live.reduce((n, t) => n + t.duplicates, stats.duplicateMessages),
+        retransmittedMessages: live.reduce((n, t) => n + t.retransmitted, stats.retransmittedMessages),
+      };
     },
     close(closeInfo: WebTransportCloseInfo = {}): Promise<void> {
       closePromise ??= (async () => {

@@ -92,7 +92,10 @@ async function rawPost(
   token: string,
   body: Uint8Array,
 ): Promise<{ status: number; body: string }> {
-  const res = await fetch(`${base}?qh=up&qh-sid=${sid}&qh-tok=${token}`, { method: 'POST', body: body as BufferSource });
+  const res = await fetch(`${base}?qh=up&qh-sid=${sid}&qh-tok=${token}`, {
+    method: 'POST',
+    body: body as BufferSource,
+  });
   return { status: res.status, body: await res.text() };
 }
 

@@ -14,10 +14,14 @@ runConformanceSuite({
   name: 'http-stream (browser carrier on Node fetch)',
   listen: () => createHttpStreamListener({ host: '127.0.0.1', port: 0, clock }),
   connect: (listener, path, options) =>
-    connectWithCarrier(() => new BrowserCarrier('fetch'), `http://127.0.0.1:${listener.address.port}${path}`, {
-      ...options,
-      clock,
-    }),
+    connectWithCarrier(
+      () => new BrowserCarrier('fetch'),
+      `http://127.0.0.1:${listener.address.port}${path}`,
+      {
+        ...options,
+        clock,
+      },
+    ),
   checkActiveResources: false,
   // `closed` resolves before the client's last POST (its CLOSE) is answered; its close timer goes with that answer.
   leakCheck: async () => {
