@@ -11,7 +11,7 @@ import { CLIENTS, numArg, startPair } from '../lib/pair.js';
 import type { SessionTransport, StormResult } from '../lib/roles/clients.js';
 import { distRow, round } from '../lib/suite-util.js';
 
-const LABEL: Record<SessionTransport, string> = {
+const LABEL: Partial<Record<SessionTransport, string>> = {
   wt: 'WebTransport (h3)',
   qws: 'Quiver WebSocket transport (TLS)',
 };

@@ -12,19 +12,28 @@ import { CLIENTS, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js
 import type { SetupResult } from '../lib/roles/clients.js';
 import { distRow, median, openPath, type PathSpec, round } from '../lib/suite-util.js';
 
-const KINDS = ['wt', 'qws', 'ws', 'wss'] as const;
+const KINDS = ['wt', 'qws', 'qhttp', 'ws', 'wss'] as const;
 type Kind = (typeof KINDS)[number];
 const LABEL: Record<Kind, string> = {
   wt: 'WebTransport (h3)',
   qws: 'Quiver WebSocket transport (TLS)',
+  qhttp: 'Quiver HTTP transport (HTTP/2, TLS)',
   ws: 'ws (plain)',
   wss: 'ws over TLS (WSS)',
 };
 /** RTTs to `ready`/`open` and to the first echo that the protocols cannot beat. */
-const SHORT: Record<Kind, string> = { wt: 'WebTransport', qws: 'Quiver WS (TLS)', ws: 'ws', wss: 'WSS' };
+const SHORT: Record<Kind, string> = {
+  wt: 'WebTransport',
+  qws: 'Quiver WS (TLS)',
+  qhttp: 'Quiver HTTP (h2)',
+  ws: 'ws',
+  wss: 'WSS',
+};
 const FLOOR: Record<Kind, { ready: number; echo: number }> = {
   wt: { ready: 2, echo: 2 },
   qws: { ready: 3, echo: 4 },
+  // TCP, TLS, the event-stream GET; the first message then goes up in a POST on the same HTTP/2 connection.
+  qhttp: { ready: 3, echo: 4 },
   ws: { ready: 2, echo: 3 },
   wss: { ready: 3, echo: 4 },
 };
@@ -50,7 +59,7 @@ const suite: BenchSuite = {
     const notes: string[] = [
       `${count} fresh connections per transport and path (after one unrecorded warm-up each), transports interleaved round-robin so machine load affects all alike.`,
       'ready: connect call to `ready` (session transports) or `open` (ws); echo: connect call to the echo of a 32-byte message written at once (on a bidirectional stream requested before `ready`) or on `open` (ws).',
-      'Floors in RTT: WebTransport ready 2, echo 2; WSS and our WebSocket transport (TLS) open 3, echo 4; plain ws open 2, echo 3.',
+      'Floors in RTT: WebTransport ready 2, echo 2; WSS, our WebSocket transport (TLS) and our HTTP transport (HTTP/2, TLS) open 3, echo 4; plain ws open 2, echo 3.',
     ];
     const medians = new Map<string, number>();
     const charts = { ready: new Map<string, number[]>(), echo: new Map<string, number[]>() };
@@ -127,6 +136,8 @@ const suite: BenchSuite = {
       ratios: {
         ready_wt_over_wss_rtt50: ratio(`${ref}/wt/ready`, `${ref}/wss/ready`),
         first_echo_wt_over_wss_rtt50: ratio(`${ref}/wt/echo`, `${ref}/wss/echo`),
+        ready_http_over_quiver_ws_rtt50: ratio(`${ref}/qhttp/ready`, `${ref}/qws/ready`),
+        first_echo_http_over_quiver_ws_rtt50: ratio(`${ref}/qhttp/echo`, `${ref}/qws/echo`),
       },
       goals: {
         ready_wt_over_wss_rtt50: { op: '<=', value: 0.7, note: '2 RTT against 3' },

@@ -9,12 +9,14 @@ import WebSocket from 'ws';
 import type { ServerPorts } from './servers.js';
 import { Deframer, encodeProbe, FLAG_SINK, monoMs, readProbe } from './wire.js';
 
-export type SessionTransport = 'wt' | 'qws';
+export type SessionTransport = 'wt' | 'qws' | 'qhttp';
 export type ChannelKind =
   | 'wt-datagram'
   | 'wt-stream'
   | 'qws-datagram'
   | 'qws-stream'
+  | 'qhttp-datagram'
+  | 'qhttp-stream'
   | 'ws'
   | 'wss'
   | 'tcp'
@@ -52,6 +54,16 @@ async function connectSession(kind: SessionTransport, t: Target): Promise<Quiver
       connectTimeoutMs: 15_000,
     });
   }
+  if (kind === 'qhttp') {
+    if (!t.ports.qhttp) throw new Error(`HTTP transport server missing: ${t.ports.qhttpError}`);
+    const { connectHttpStream } = await import('@quiver/http-stream');
+    // HTTP/2: one connection for the event stream and the POSTs, as a browser uses it over TLS.
+    return connectHttpStream(`https://${t.host}:${t.ports.qhttp}/bench`, {
+      tls: { ca: t.certPem },
+      http2: true,
+      connectTimeoutMs: 15_000,
+    });
+  }
   if (!t.ports.qws) throw new Error(`WebSocket transport server missing: ${t.ports.qwsError}`);
   const { connectWebSocket } = await import('@quiver/websocket');
   return connectWebSocket(`https://${t.host}:${t.ports.qws}/bench`, {
@@ -73,8 +85,8 @@ async function openChannel(kind: ChannelKind, t: Target): Promise<Channel> {
   const deliver = (m: Uint8Array): void => {
     for (const l of listeners) l(m);
   };
-  if (kind === 'wt-datagram' || kind === 'qws-datagram' || kind === 'wt-stream' || kind === 'qws-stream') {
-    const session = await connectSession(kind.startsWith('wt') ? 'wt' : 'qws', t);
+  if (kind.endsWith('-datagram') || kind.endsWith('-stream')) {
+    const session = await connectSession(kind.slice(0, kind.indexOf('-')) as SessionTransport, t);
     if (kind.endsWith('datagram')) {
       const writer = session.datagrams.writable.getWriter();
       void (async () => {
@@ -234,7 +246,7 @@ export interface SetupResult {
  * application write; on `open` for plain WebSockets).
  */
 export async function setupRun(
-  kind: 'wt' | 'qws' | 'ws' | 'wss',
+  kind: 'wt' | 'qws' | 'qhttp' | 'ws' | 'wss',
   t: Target,
   count: number,
   pauseMs = 20,
@@ -243,7 +255,7 @@ export async function setupRun(
   let failures = 0;
   let firstError: string | undefined;
   for (let i = 0; i < count; i++) {
-    const ch = kind === 'wt' ? 'wt-stream' : kind === 'qws' ? 'qws-stream' : kind;
+    const ch: ChannelKind = kind === 'ws' || kind === 'wss' ? kind : `${kind}-stream`;
     const t0 = monoMs();
     let c: Channel | undefined;
     try {

@@ -3,6 +3,7 @@
  * probe messages of wire.ts (sink-flagged ones are only counted). Runs inside the server namespace or on loopback.
  *   - WebTransport over HTTP/3 (@quiver/webtransport): datagrams and every bidirectional stream echoed;
  *   - our WebSocket transport (@quiver/websocket) over TLS: the same QuiverSession handler;
+ *   - our HTTP transport (@quiver/http-stream) over TLS (HTTP/2 and HTTP/1.1): the same handler;
  *   - plain `ws` and `ws` over TLS (WSS): messages echoed; the HTTPS server also serves the browser page;
  *   - raw TCP and UDP (node:net, node:dgram): the floors.
  */
@@ -29,6 +30,8 @@ export interface ServerPorts {
   wtError?: string;
   qws?: number;
   qwsError?: string;
+  qhttp?: number;
+  qhttpError?: string;
   ws: number;
   wss: number;
   tcp: number;
@@ -47,7 +50,7 @@ const oneWay = new Map<number, number[]>();
 /** Per tag, flat pairs [receivedAt, sentAt]: what state staleness is computed from (bench/lib/staleness.ts). */
 const arrivals = new Map<number, number[]>();
 const sessions = new Set<QuiverSession>();
-const stats = { wtAccepted: 0, qwsAccepted: 0, wsOpen: 0, errors: 0, malformed: 0 };
+const stats = { wtAccepted: 0, qwsAccepted: 0, qhttpAccepted: 0, wsOpen: 0, errors: 0, malformed: 0 };
 let closers: (() => Promise<void>)[] = [];
 let wtListener: (TransportListener & { connectionCount?: number }) | undefined;
 let qwsListener: (TransportListener & { stats?: { sessions: number } }) | undefined;
@@ -134,7 +137,10 @@ async function serveSession(s: QuiverSession): Promise<void> {
   } catch {}
 }
 
-async function acceptAll(l: TransportListener, kind: 'wtAccepted' | 'qwsAccepted'): Promise<void> {
+async function acceptAll(
+  l: TransportListener,
+  kind: 'wtAccepted' | 'qwsAccepted' | 'qhttpAccepted',
+): Promise<void> {
   const reader = l.incomingSessions.getReader();
   try {
     for (;;) {
@@ -180,6 +186,20 @@ export async function startServers(o: ServerOptions): Promise<ServerPorts> {
     closers.push(() => l.close());
   } catch (e) {
     ports.qwsError = e instanceof Error ? e.message : String(e);
+  }
+  try {
+    const qhttp = (await import('@quiver/http-stream')) as typeof import('@quiver/http-stream');
+    const l = await qhttp.createHttpStreamListener({
+      host: o.host,
+      port: 0,
+      tls: { cert: o.certPem, key: o.keyPem },
+      maxPendingRequests: 1024,
+    });
+    ports.qhttp = l.address.port;
+    void acceptAll(l, 'qhttpAccepted');
+    closers.push(() => l.close());
+  } catch (e) {
+    ports.qhttpError = e instanceof Error ? e.message : String(e);
   }
 
   const onWs = (sock: import('ws').WebSocket): void => {

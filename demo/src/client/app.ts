@@ -6,12 +6,13 @@ import './controls.js';
 import './overlay.js';
 import './scene.js';
 
-/** Initial settings from the query string: `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5`. */
+/** Initial settings from the query string (`transport`: auto, webtransport, websocket or http): `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5`. */
 export function settingsFromQuery(search: string): Partial<DemoSettings> {
   const q = new URLSearchParams(search);
   const out: Partial<DemoSettings> = {};
   const t = q.get('transport');
-  if (t === 'auto' || t === 'webtransport' || t === 'websocket') out.transport = t as TransportMode;
+  if (t === 'auto' || t === 'webtransport' || t === 'websocket' || t === 'http')
+    out.transport = t as TransportMode;
   const flag = (name: string) => (q.has(name) ? q.get(name) !== '0' && q.get(name) !== 'false' : undefined);
   const prediction = flag('prediction');
   if (prediction !== undefined) out.prediction = prediction;

@@ -83,6 +83,7 @@ export class DemoControls extends LitElement {
           <option value="auto">auto (fallback)</option>
           <option value="webtransport">WebTransport</option>
           <option value="websocket">WebSocket</option>
+          <option value="http">HTTP</option>
         </select></label
       >
       <label class="check"

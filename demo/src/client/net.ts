@@ -20,6 +20,7 @@ import {
   type TransportCandidate,
 } from '@quiver/session';
 import { type EntityValues, SyncClient, SyncError } from '@quiver/sync';
+import { connectHttpStream } from '@quiver/http-stream';
 import { connectWebSocket } from '@quiver/websocket';
 import {
   type ArenaOptions,
@@ -46,7 +47,7 @@ import {
 } from '../shared/protocol.js';
 import { type LinkSettings, type ShaperStats, shapeConnector } from './shaper.js';
 
-export type TransportMode = 'auto' | 'webtransport' | 'websocket';
+export type TransportMode = 'auto' | 'webtransport' | 'websocket' | 'http';
 type Values = EntityValues<typeof schema.components>;
 
 export interface DemoSettings {
@@ -343,7 +344,7 @@ export class DemoClient extends EventTarget {
     const out: TransportCandidate[] = [];
     const mode = this.settings.transport;
     const wt = info.webtransport;
-    if (wt && mode !== 'websocket') {
+    if (wt && (mode === 'auto' || mode === 'webtransport')) {
       // The server binds UDP on the address it reports; from another machine, reach the same host name the page
       // came from.
       const u = new URL(wt.url);
@@ -361,12 +362,22 @@ export class DemoClient extends EventTarget {
         },
       });
     }
-    if (info.websocket && mode !== 'webtransport') {
+    if (info.websocket && (mode === 'auto' || mode === 'websocket')) {
       const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
       out.push({
         name: 'websocket',
         connector: shapeConnector(connectWebSocket, this.link, this.shaperStats),
         url: `${scheme}//${location.host}${info.path}`,
+      });
+    }
+    if (info.http && (mode === 'auto' || mode === 'http')) {
+      // The last resort, for networks that drop UDP and refuse WebSocket upgrades: it starts a second after
+      // WebSocket, so that it only runs where WebSocket had a fair chance and failed or hung.
+      out.push({
+        name: 'http',
+        connector: shapeConnector(connectHttpStream, this.link, this.shaperStats),
+        url: `${location.protocol}//${location.host}${info.path}`,
+        headStartMs: 1000,
       });
     }
     if (out.length === 0) throw new Error(`the server offers no ${mode} endpoint`);

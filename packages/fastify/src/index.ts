@@ -1,5 +1,6 @@
 /**
- * @quiver/fastify: mounts Quiver's WebTransport (HTTP/3 over UDP) and WebSocket endpoints on a fastify app, runs
+ * @quiver/fastify: mounts Quiver's WebTransport (HTTP/3 over UDP), WebSocket and HTTP (event stream and POST)
+ * endpoints on a fastify app, runs
  * one session server on both, exports its metrics for Prometheus and answers `GET <path>/info` for browsers.
  */
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,11 @@ import {
   type WebSocketListenerOptions,
 } from '@quiver/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import {
+  createHttpStreamListener,
+  type HttpStreamListener,
+  type HttpStreamListenerOptions,
+} from '@quiver/http-stream';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { certificatePin } from './certificate.js';
@@ -61,6 +67,11 @@ export interface QuiverPluginOptions {
   webtransport?: QuiverWebTransportOptions | false;
   /** WebSocket on the app's own HTTP server (upgrade requests on `path`); `false` to disable. Default true. */
   websocket?: boolean | Omit<WebSocketListenerOptions, 'server' | 'path' | 'port' | 'host' | 'tls'>;
+  /**
+   * The HTTP fallback (`@quiver/http-stream`: an event stream down, POSTs up) on the app's own server, on `path`
+   * (requests whose query has `qh=`); `false` to disable. Default true.
+   */
+  http?: boolean | Omit<HttpStreamListenerOptions, 'server' | 'path' | 'port' | 'host' | 'tls'>;
   /** Options of the session server (authentication, limits, channels, ...). */
   session?: Omit<SessionServerOptions, 'listeners'>;
   /**
@@ -82,7 +93,7 @@ export interface QuiverPluginOptions {
    * WebSocket upgrade, a slowloris) is freed in seconds rather than by Node's defaults (60 s for headers, checked
    * every 30 s). Given values are set as they are; defaults only ever tighten what the app already configured.
    */
-  http?: QuiverHttpTimeouts;
+  httpTimeouts?: QuiverHttpTimeouts;
 }
 
 export interface QuiverHttpTimeouts {
@@ -143,6 +154,7 @@ export interface QuiverTransports {
   webtransport: WebTransportListener | null;
   /** The WebSocket listener on the app's HTTP server; `null` when disabled. */
   websocket: WebSocketListener | null;
+  http: HttpStreamListener | null;
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
   /**
@@ -192,7 +204,7 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of ['webtransport', 'websocket']) this.set({ transport: t }, 0);
+      for (const t of ['webtransport', 'websocket', 'http']) this.set({ transport: t }, 0);
       for (const [transport, n] of Object.entries(m.sessionsActive)) this.set({ transport }, n);
     },
   });
@@ -264,7 +276,7 @@ async function loadWebTransport(log: FastifyBaseLogger) {
 
 const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInstance, options) => {
   const path = options.path ?? '/quiver';
-  applyHttpTimeouts(app.server, options.http);
+  applyHttpTimeouts(app.server, options.httpTimeouts);
   const publicUrl = parsePublicUrl(options.publicUrl ?? process.env.PUBLIC_URL);
   const server = createSessionServer({ path, ...options.session });
   // Records keep their fields (sessionId, transport, user, code, reason) as pino fields, tagged `quiver`.
@@ -286,6 +298,8 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       : options.websocket === true || !options.websocket
         ? {}
         : options.websocket;
+  const httpOptions =
+    options.http === false ? null : options.http === true || !options.http ? {} : options.http;
   // The QUIC binding is native and prebuilt for some platforms only, and `@quiver/devcert` pulls in
   // reflect-metadata: both are loaded only when WebTransport is on, and devcert only without a certificate.
   const webtransport = wtOptions ? await loadWebTransport(log) : null;
@@ -313,6 +327,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   }
 
   let ws: WebSocketListener | null = null;
+  let httpListener: HttpStreamListener | null = null;
   let wt: WebTransportListener | null = null;
   let wtPort = 0;
   let wtHost = '127.0.0.1';
@@ -343,7 +358,22 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     server.addListener(wt as TransportListener);
   };
 
+  const openHttp = async () => {
+    httpListener = await createHttpStreamListener({ ...(httpOptions ?? {}), server: app.server, path });
+    server.addListener(httpListener as TransportListener);
+  };
+
   if (wsOptions) await openWebSocket();
+  if (httpOptions) {
+    await openHttp();
+    // Tunnel requests (`?qh=` on `path`) are taken before routing, with the raw request body unread.
+    app.addHook('onRequest', async (req, reply) => {
+      if (httpListener?.handle(req.raw, reply.raw)) {
+        reply.hijack();
+        return reply;
+      }
+    });
+  }
 
   app.addHook('onListen', async () => {
     try {
@@ -369,6 +399,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     get websocket() {
       return ws;
     },
+    get http() {
+      return httpListener;
+    },
     ready: () => readyPromise,
     async info(request) {
       return buildInfo(
@@ -379,6 +412,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
           https: !!app.initialConfig.https,
           webtransport: wt ? { port: wtPort, hash: cert?.hash ?? null } : null,
           websocket: ws !== null,
+          http: httpListener !== null,
         },
         request,
       );
@@ -391,6 +425,12 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
         server.removeListener(oldWs);
         await oldWs.close();
         await openWebSocket();
+      }
+      const oldHttp = httpListener;
+      if (oldHttp) {
+        server.removeListener(oldHttp);
+        await oldHttp.close();
+        await openHttp();
       }
       if (oldWt) {
         server.removeListener(oldWt);
@@ -425,7 +465,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   app.addHook('preClose', async () => {
     closing = true;
     await server.close();
-    await Promise.all([ws?.close(), wt?.close()]);
+    await Promise.all([ws?.close(), wt?.close(), httpListener?.close()]);
   });
 };
 

@@ -18,6 +18,7 @@ export interface InfoSource {
   https: boolean;
   webtransport: { port: number; hash: Uint8Array | null } | null;
   websocket: boolean;
+  http: boolean;
 }
 
 /** What a request says of the server's address: its Host header (or X-Forwarded-Host under `trustProxy`). */
@@ -87,5 +88,6 @@ export function buildInfo(src: InfoSource, request?: RequestOrigin): QuiverInfo 
         }
       : null,
     websocket: src.websocket && bound ? { url: `${o.secure ? 'wss' : 'ws'}://${o.host}${src.path}` } : null,
+    http: src.http && bound ? { url: `${o.secure ? 'https' : 'http'}://${o.host}${src.path}` } : null,
   };
 }

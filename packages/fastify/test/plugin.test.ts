@@ -332,7 +332,7 @@ describe('@quiver/fastify HTTP deadlines', () => {
       path: '/quiver',
       webtransport: false,
       session: { messages: [Chat] },
-      http: { headersTimeoutMs: 300, checkIntervalMs: 100 },
+      httpTimeouts: { headersTimeoutMs: 300, checkIntervalMs: 100 },
     });
     app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -358,7 +358,7 @@ describe('@quiver/fastify HTTP deadlines', () => {
   it('refuses nonsensical deadlines', async () => {
     const app = Fastify({ logger: false });
     await expect(
-      app.register(quiver, { webtransport: false, http: { headersTimeoutMs: 0 } }),
+      app.register(quiver, { webtransport: false, httpTimeouts: { headersTimeoutMs: 0 } }),
     ).rejects.toThrow(RangeError);
     await app.close().catch(() => {});
   });

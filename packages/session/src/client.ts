@@ -17,6 +17,7 @@ import {
   type TransportCandidate,
 } from './fallback.js';
 import type { MessageType } from './messages.js';
+import { PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
 import {
   ControlStream,
   type Handler,
@@ -53,6 +54,11 @@ export interface ClientOptions extends PeerOptions {
   /** Automatic reconnection with resumption; `false` disables it. */
   reconnect?: ReconnectOptions | false;
   onError?: (error: Error) => void;
+  /**
+   * Opt-in: reliable messages sent while no transport is connected are also kept in storage (`localStorage`), and a
+   * page reloaded before the connection came back sends them on its first connect (README "Offline queue").
+   */
+  persistQueue?: PersistQueueOptions;
 }
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -100,6 +106,8 @@ export class ClientSession extends Peer<ClientSession> {
   private readonly events = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
   private closeInfo: CloseEventInfo | undefined;
   private readonly candidates: TransportCandidate[];
+  /** The persisted offline queue, when `persistQueue` is set (`dropped` counts what it could not keep). */
+  readonly persistedQueue: PersistedQueue | undefined;
 
   constructor(
     readonly url: string,
@@ -114,6 +122,12 @@ export class ClientSession extends Peer<ClientSession> {
     const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
     const rng = createRng(seed);
     this.rng = rng;
+    if (clientOptions.persistQueue) {
+      const store = new PersistedQueue(clientOptions.persistQueue);
+      this.persistedQueue = store;
+      // Once a transport is connected, what was recorded is in flight through the session's resumable queue.
+      this.on('open', () => store.clear());
+    }
   }
 
   protected get self(): ClientSession {
@@ -147,7 +161,13 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   override send<T>(type: MessageType<T>, payload: T, options?: SendOptions): boolean {
-    return super.send(type, payload, options);
+    const accepted = super.send(type, payload, options);
+    const store = this.persistedQueue;
+    if (store && accepted && this.state !== 'open') {
+      const channel = options?.channel ?? type.channel ?? 'reliable';
+      if (this.channels.get(channel)?.reliable) store.add(type as MessageType<unknown>, channel, payload);
+    }
+    return accepted;
   }
 
   private emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
@@ -337,6 +357,9 @@ export async function connect(url: string, options: ClientOptions): Promise<Clie
     await session.close(err instanceof SessionClosedError ? err.code : CloseCode.NORMAL, String(err));
     throw err;
   }
+  // What a previous page queued while offline goes out first, before the application's own sends.
+  for (const m of session.persistedQueue?.take() ?? [])
+    session.send(m.type, m.payload, { channel: m.channel });
   return session;
 }
 

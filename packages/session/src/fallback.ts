@@ -14,6 +14,12 @@ export interface TransportCandidate {
    * WebTransport.
    */
   options?: ConnectOptions;
+  /**
+   * How long the candidates before this one get before it starts too (overrides the race's `headStartMs` for this
+   * candidate), e.g. a longer one for the HTTP fallback after WebSocket, which is slower to set up and costlier to
+   * run, so that it only starts when WebSocket has had a fair chance.
+   */
+  headStartMs?: number;
 }
 
 export type AttemptOutcome =
@@ -237,7 +243,8 @@ export function raceTransports(
         startNext();
         return;
       }
-      if (i + 1 < order.length) headTimer = clock.setTimeout(startNext, headStart);
+      if (i + 1 < order.length)
+        headTimer = clock.setTimeout(startNext, order[i + 1].headStartMs ?? headStart);
     };
 
     const closeQuietly = (s: QuiverSession | undefined) => {

@@ -109,3 +109,4 @@ export {
   type SessionLogger,
   type SessionServerOptions,
 } from './server.js';
+export { PERSIST_DEFAULTS, PersistedQueue, type PersistQueueOptions } from './offline-queue.js';

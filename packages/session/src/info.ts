@@ -22,17 +22,26 @@ export interface QuiverInfo {
   } | null;
   /** The WebSocket endpoint (`ws:` or `wss:` URL), or `null` where the server runs none. */
   websocket: { url: string } | null;
+  /**
+   * The HTTP fallback (`@quiver/http-stream`: an event stream down, POSTs up; `http:` or `https:` URL), or `null`
+   * where the server runs none. Absent in answers from servers older than the HTTP transport.
+   */
+  http?: { url: string } | null;
 }
 
 /** Connectors to use for the endpoints of a {@link QuiverInfo}; an endpoint without one is skipped. */
 export interface InfoConnectors {
   webtransport?: Connector;
   websocket?: Connector;
+  http?: Connector;
 }
+
+/** Head start the WebSocket candidate gets over the HTTP fallback in {@link transportsFromInfo}. */
+export const HTTP_FALLBACK_HEAD_START_MS = 1000;
 
 /**
  * The transport candidates for `connect(url, { transports })` from a server's {@link QuiverInfo}, WebTransport
- * first. A WebTransport entry with certificate hashes gets them as `serverCertificateHashes` (W3C WebTransport
+ * first, then WebSocket, then the HTTP fallback (which starts only after WebSocket had a head start). A WebTransport entry with certificate hashes gets them as `serverCertificateHashes` (W3C WebTransport
  * §6.2); one without gets no `serverCertificateHashes` at all, so its certificate is validated against the CAs
  * as for any HTTPS site.
  */
@@ -50,6 +59,14 @@ export function transportsFromInfo(info: QuiverInfo, connectors: InfoConnectors)
   }
   if (info.websocket && connectors.websocket) {
     out.push({ name: 'websocket', connector: connectors.websocket, url: info.websocket.url });
+  }
+  if (info.http && connectors.http) {
+    out.push({
+      name: 'http',
+      connector: connectors.http,
+      url: info.http.url,
+      headStartMs: HTTP_FALLBACK_HEAD_START_MS,
+    });
   }
   if (out.length === 0) throw new Error('the server offers no endpoint for the given connectors');
   return out;

@@ -33,3 +33,9 @@ export {
   type StaticServerOptions,
   serveStatic,
 } from './static-server.js';
+export {
+  startTestProxy,
+  type TestProxy,
+  type TestProxyOptions,
+  type TestProxyStats,
+} from './http-proxy.js';

@@ -18,6 +18,7 @@ export { NodeSocketAdapter } from './node-socket.js';
 export {
   createWebSocketListener,
   LISTENER_DEFAULTS,
+  matchesPath,
   type WebSocketListener,
   type WebSocketListenerOptions,
   type WebSocketListenerStats,

@@ -61,7 +61,8 @@ export interface WebSocketListener extends TransportListener {
   readonly stats: Readonly<WebSocketListenerStats>;
 }
 
-function matchesPath(pathname: string, prefixes: string[] | undefined): boolean {
+/** Whether `pathname` is one of `prefixes` or below one (`/game` matches `/game` and `/game/x`, not `/gamex`). */
+export function matchesPath(pathname: string, prefixes: string[] | undefined): boolean {
   if (!prefixes) return true;
   return prefixes.some((p) => {
     if (p === '/' || pathname === p) return true;

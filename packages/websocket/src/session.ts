@@ -4,6 +4,7 @@ import type {
   TimerHandle,
   QuiverDatagramDuplexStream,
   QuiverSession,
+  TransportName,
   TransportStats,
   WebTransportCloseInfo,
 } from '@quiver/transport';
@@ -141,7 +142,8 @@ function noop(): void {}
  * {@link SocketAdapter}. Used by both the client (Node and browsers) and the server.
  */
 export class WebSocketSession implements QuiverSession {
-  readonly transport = 'websocket' as const;
+  /** `'websocket'`, or the name of a transport that carries this framing over another carrier (`'http'`). */
+  readonly transport: TransportName;
   readonly reliability = 'reliable-only' as const;
   readonly ready: Promise<void>;
   readonly closed: Promise<WebTransportCloseInfo>;
@@ -178,7 +180,12 @@ export class WebSocketSession implements QuiverSession {
   private uniController!: ReadableStreamDefaultController<ReadableStream<Uint8Array>>;
   private datagramController!: ReadableStreamDefaultController<Uint8Array>;
 
-  constructor(role: 'client' | 'server', options: WebSocketSessionOptions = {}) {
+  constructor(
+    role: 'client' | 'server',
+    options: WebSocketSessionOptions = {},
+    transport: TransportName = 'websocket',
+  ) {
+    this.transport = transport;
     this.o = resolveOptions(options);
     this.awaitingSocket = role === 'server';
     const o = this.o;

@@ -1,0 +1,128 @@
+/**
+ * The demo where only plain HTTP gets through: WebTransport is pointed at a UDP port that swallows every packet (as
+ * a network that drops UDP), and the page is loaded through a small HTTP/1.1 proxy that refuses WebSocket upgrades
+ * (as a corporate proxy) and passes everything else through as it comes. Chromium and Firefox must end on the HTTP
+ * transport with the scene playing (bots moving in the replicated state), after WebTransport and WebSocket lost.
+ */
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { launchChromium, launchFirefox, startTestProxy, type TestProxy } from '@quiver/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDemoServer, type DemoServer } from '../src/server/app.js';
+
+type Row = { id: number; bot: boolean; x: number; z: number };
+type Attempt = { name: string; outcome: string };
+
+/** What both Playwright's and Puppeteer's pages offer. */
+interface AnyPage {
+  goto(url: string): Promise<unknown>;
+  evaluate<R>(fn: () => R): Promise<R>;
+  close(): Promise<void>;
+}
+
+let server: DemoServer;
+let proxy: TestProxy;
+let blackhole: dgram.Socket;
+
+beforeAll(async () => {
+  server = await createDemoServer({ host: '127.0.0.1', port: 0, webtransportPort: 0, bots: 3 });
+  blackhole = dgram.createSocket('udp4');
+  blackhole.on('message', () => {
+    // Dropped, as a firewall that blocks UDP drops QUIC's Initial packets.
+  });
+  blackhole.bind(0, '127.0.0.1');
+  await once(blackhole, 'listening');
+  const deadPort = blackhole.address().port;
+  proxy = await startTestProxy({
+    target: { host: '127.0.0.1', port: server.port },
+    refuseUpgrades: true,
+    rewriteJson: {
+      path: '/quiver/info',
+      map: (info) => {
+        const i = info as { webtransport: { url: string; port: number } | null };
+        if (i.webtransport) {
+          const u = new URL(i.webtransport.url);
+          u.port = String(deadPort);
+          i.webtransport = { ...i.webtransport, url: u.toString(), port: deadPort };
+        }
+        return i;
+      },
+    },
+  });
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  blackhole?.close();
+  await server?.close();
+});
+
+async function playsOverHttp(page: AnyPage): Promise<Attempt[]> {
+  await page.goto(`http://127.0.0.1:${proxy.address.port}/`);
+  const poll = async <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> => {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await fn();
+      if (v !== undefined) return v;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const demo = () =>
+    page.evaluate(() => {
+      const d = (
+        globalThis as unknown as {
+          __quiverDemo?: { transport: string | null; entities(): Row[]; attempts: Attempt[] };
+        }
+      ).__quiverDemo;
+      return d
+        ? { transport: d.transport, bots: d.entities().filter((e) => e.bot), attempts: d.attempts }
+        : null;
+    });
+  const first = await poll('the HTTP transport with bots', async () => {
+    const d = await demo();
+    return d?.transport === 'http' && d.bots.length > 0 ? d : undefined;
+  });
+  // The scene plays: some bot moves in the replicated state.
+  await poll('a bot to move', async () => {
+    const d = await demo();
+    const moved = d?.bots.some((b) => {
+      const p = first.bots.find((x) => x.id === b.id);
+      return p !== undefined && Math.hypot(b.x - p.x, b.z - p.z) > 0.05;
+    });
+    return moved ? true : undefined;
+  });
+  return first.attempts;
+}
+
+function expectOnlyHttpWorked(attempts: Attempt[]): void {
+  const outcome = Object.fromEntries(attempts.map((a) => [a.name, a.outcome]));
+  expect(outcome.http).toBe('won');
+  expect(['failed', 'lost-race', 'timeout']).toContain(outcome.webtransport);
+  expect(outcome.websocket).toBe('failed');
+  expect(proxy.stats.refusedUpgrades).toBeGreaterThan(0);
+}
+
+describe('demo with UDP dropped and WebSocket refused', () => {
+  it('Chromium ends on the HTTP transport with the scene playing', async () => {
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.newPage();
+      expectOnlyHttpWorked(await playsOverHttp(page as unknown as AnyPage));
+      await page.close();
+    } finally {
+      await chromium.close();
+    }
+  });
+
+  it('Firefox ends on the HTTP transport with the scene playing', async () => {
+    const firefox = await launchFirefox();
+    try {
+      const page = await firefox.newPage();
+      expectOnlyHttpWorked(await playsOverHttp(page as unknown as AnyPage));
+      await page.close();
+    } finally {
+      await firefox.close();
+    }
+  });
+});

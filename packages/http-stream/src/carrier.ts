@@ -1,0 +1,31 @@
+/**
+ * The platform part of the client: how one event stream is read and one POST is sent. Everything else (numbering,
+ * acknowledgements, retransmission, reconnection) is shared (`ClientTunnel`). Node uses `node:http`/`node:https`/
+ * `node:http2` with an agent per session (so closing the session releases every socket); browsers use `fetch` or
+ * `EventSource`.
+ */
+
+export interface EventStreamHandlers {
+  /** The `data` of one event. May throw (a violation): the carrier then stops reading. */
+  event(data: string): void;
+  /** The stream ended or failed; not called after `cancel()`. */
+  end(error?: Error): void;
+}
+
+export interface EventStreamHandle {
+  /**
+   * Resolves with the response status once headers arrived (0 where the platform hides it, as EventSource does),
+   * and the body text for a non-200 status where the platform has it. Rejects on a network failure.
+   */
+  readonly response: Promise<{ status: number; body: string }>;
+  cancel(): void;
+}
+
+export interface HttpCarrier {
+  /** GETs `url` as an event stream; events longer than `maxEventBytes` are a violation (`end(error)`). */
+  openEvents(url: string, handlers: EventStreamHandlers, maxEventBytes: number): EventStreamHandle;
+  /** POSTs `body`; resolves with the status and the response body, rejects on a network failure or `signal`. */
+  post(url: string, body: Uint8Array, signal: AbortSignal): Promise<{ status: number; body: Uint8Array }>;
+  /** Releases connections and agents. */
+  close(): void;
+}
