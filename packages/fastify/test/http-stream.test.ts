@@ -24,7 +24,9 @@ describe('@quiver/fastify HTTP fallback', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     cleanups.push(() => app.close());
     const port = (app.server.address() as { port: number }).port;
-    const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
+    const info = (await (
+      await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/quiver/info`)
+    ).json()) as QuiverInfo;
     expect(info.http?.url).toBe(`http://127.0.0.1:${port}/quiver`);
 
     const c = await connect(info.http!.url, { connector: connectHttpStream, reconnect: false });

@@ -347,7 +347,9 @@ describe('@quiver/fastify HTTP deadlines', () => {
     const freed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
     stalled.write('GET /quiver HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n');
     // Served meanwhile: a well-behaved WebSocket client completes a round trip.
-    const info = (await app.inject({ method: 'GET', url: '/quiver/info' })).json() as QuiverInfo;
+    const info = (await (
+      await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/quiver/info`)
+    ).json()) as QuiverInfo;
     const c = await client(info, 'websocket');
     expect(await echo(c, 'hi')).toBe('echo:hi');
     await freed;
