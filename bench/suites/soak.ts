@@ -68,6 +68,10 @@ const suite: BenchSuite = {
       `Server: resume window ${resumeWindowMs} ms, QUIC idle timeout ${idleMs} ms. RSS growth: mean RSS of the last 10 % of the samples over the mean of the samples just after warm-up (${warmupFraction * 100} % of the run).`,
     ];
     if (ports.wtError) notes.push(`WebTransport did not listen: ${ports.wtError}`);
+    if (seconds < 300)
+      notes.push(
+        'A run this short is mostly warm-up (JIT, buffer pools, the first kill cycles): its RSS growth is not a leak measure; the goal is meant for the full 10-minute run.',
+      );
     const samples: SoakSample[] = [];
     const cohorts: Cohort[] = [];
     const killed: CohortStats[] = [];
