@@ -216,6 +216,14 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
       this.set(m.sessionsDisconnected);
     },
   });
+  new Gauge({
+    name: 'quiver_handshakes_pending',
+    help: 'Connections past the request checks whose HELLO is not yet validated (pre-authentication slots held)',
+    registers: [registry],
+    collect() {
+      this.set(server.handshakesPending);
+    },
+  });
   const byDirection = (rec: { in: Record<string, number>; out: Record<string, number> }) =>
     (['in', 'out'] as const).flatMap((direction) =>
       Object.entries(rec[direction]).map(

@@ -254,6 +254,69 @@ describe('@quiver/fastify', () => {
     expect(text).toContain('quiver_rejections_total{reason="401"} 2');
   });
 
+  it('exports pending handshakes and evicts the oldest while authenticate is still running', async () => {
+    // authenticate parks every slow client on a gate this test opens; `entered` tells which calls are running.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const entered: string[] = [];
+    const waiters: { n: number; resolve: () => void }[] = [];
+    const enteredCount = (n: number) =>
+      new Promise<void>((resolve) => {
+        if (entered.length >= n) resolve();
+        else waiters.push({ n, resolve });
+      });
+    const { app, info } = await start({
+      preAuth: { maxPendingPerIp: 2 },
+      authenticate: async (req: { query: URLSearchParams }) => {
+        const token = req.query.get('token') ?? '';
+        if (token === 'good') return { userId: 'good' };
+        entered.push(token);
+        for (const w of waiters.filter((w) => entered.length >= w.n)) w.resolve();
+        await gate;
+        return { userId: token };
+      },
+    });
+    const gauge = async () => /^quiver_handshakes_pending (\d+)$/m.exec(await metrics(app))?.[1];
+    expect(await gauge()).toBe('0');
+
+    const slow = (token: string) => client(info, 'websocket', { token, reconnect: false });
+    const first = slow('slow1').catch((e) => e);
+    await enteredCount(1);
+    const second = slow('slow2').catch((e) => e);
+    await enteredCount(2);
+    expect(await gauge()).toBe('2');
+
+    // A third from the same address is over maxPendingPerIp: the oldest, whose authenticate has not returned, goes.
+    const third = slow('slow3');
+    const e1 = await first;
+    expect(e1).toBeInstanceOf(ConnectError);
+    expect(e1.status).toBe(503);
+    await enteredCount(3);
+    let text = await metrics(app);
+    expect(text).toMatch(/^quiver_handshakes_pending 2$/m);
+    expect(text).toContain('quiver_rejections_total{reason="handshake-evicted"} 1');
+
+    // A good client still gets in while both slots are held (evicting the now oldest, slow2) and is served.
+    const good = await client(info, 'websocket', { token: 'good', reconnect: false });
+    expect(await echo(good, 'in')).toBe('echo:in');
+    const e2 = await second;
+    expect(e2).toBeInstanceOf(ConnectError);
+    expect(e2.status).toBe(503);
+    text = await metrics(app);
+    expect(text).toMatch(/^quiver_handshakes_pending 1$/m);
+    expect(text).toContain('quiver_rejections_total{reason="handshake-evicted"} 2');
+
+    // Once authenticate returns, the survivor completes its handshake and frees its slot.
+    open();
+    const c3 = await third;
+    expect(await echo(c3, 'late')).toBe('echo:late');
+    expect(await gauge()).toBe('0');
+    expect([...app.quiver.sessions.values()].map((s) => s.user.userId).sort()).toEqual(['good', 'slow3']);
+    expect(entered).toEqual(['slow1', 'slow2', 'slow3']);
+  });
+
   it('app.close() tells sessions to go away (4503: reconnect later) and releases everything', async () => {
     const { app, info } = await start();
     const a = await client(info, 'webtransport', { reconnect: false });

@@ -12,6 +12,17 @@ export interface IncomingRateOptions {
 }
 
 /**
+ * The server's per-session default: four times what a 60 Hz game sending four bundled messages a tick uses (the
+ * demo's own limit is 240 messages and 256 kB a second), with two seconds of burst so that a reconnect's catch-up
+ * or a 1 MiB message (`maxMessageBytes`) passes. Bundled datagram bodies count one message each.
+ */
+export const DEFAULT_SESSION_RATE: Required<IncomingRateOptions> = {
+  messagesPerSecond: 1000,
+  bytesPerSecond: 1 << 20,
+  burstSeconds: 2,
+};
+
+/**
  * Everything a session lets its peer make it receive, in one place: the message and byte rates (token buckets)
  * and the bytes held for frames that have not completed yet, across all streams (`maxReceiveBufferBytes`).
  *
@@ -33,7 +44,9 @@ export class IncomingBudget {
     const now = clock.now();
     const burst = rate?.burstSeconds ?? 1;
     const bucket = (perSecond: number | undefined) =>
-      perSecond === undefined ? null : new TokenBucket(perSecond, Math.max(1, perSecond * burst), now);
+      perSecond === undefined || perSecond === Number.POSITIVE_INFINITY
+        ? null
+        : new TokenBucket(perSecond, Math.max(1, perSecond * burst), now);
     this.messages = bucket(rate?.messagesPerSecond);
     this.bytes = bucket(rate?.bytesPerSecond);
   }

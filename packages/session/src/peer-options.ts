@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
 import type { DeliveryMode, MessageType, QoS } from './messages.js';
+import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import type { ReassemblyOptions } from './reassembly.js';
 
 /** Why a message was dropped. Every drop is counted under one of these. */
@@ -155,3 +156,44 @@ export interface PeerSink {
 }
 
 export type Handler<T, S> = (payload: T, session: S) => void;
+
+/** The options a peer reads while running, with their defaults (documented on `PeerOptions`) filled in. */
+export type ResolvedPeerOptions = Required<
+  Pick<
+    PeerOptions,
+    'ackDelayMs' | 'ackEvery' | 'maxInFlightBytes' | 'maxInFlightMessages' | 'maxMessageBytes'
+  >
+> & {
+  heartbeat: Required<HeartbeatOptions>;
+  scheduler: 'strict' | 'weighted';
+  maxOutOfOrder: number;
+  datagramBacklog: number;
+  maxDepth: number;
+  maxReceiveBufferBytes: number;
+};
+
+export function resolvePeerOptions(options: PeerOptions): ResolvedPeerOptions {
+  const hb = options.heartbeat ?? {};
+  return {
+    ackDelayMs: options.ackDelayMs ?? 20,
+    ackEvery: options.ackEvery ?? 32,
+    maxInFlightBytes: options.maxInFlightBytes ?? 256 * 1024,
+    maxInFlightMessages: options.maxInFlightMessages ?? 1024,
+    maxMessageBytes: options.maxMessageBytes ?? 1 << 20,
+    scheduler: options.scheduler ?? 'strict',
+    maxOutOfOrder: options.maxOutOfOrder ?? 4096,
+    datagramBacklog: options.datagramBacklog ?? 32,
+    maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
+    // A session must be able to receive one frame of the largest message it accepts.
+    maxReceiveBufferBytes: Math.max(
+      options.maxReceiveBufferBytes ?? 4 << 20,
+      (options.maxMessageBytes ?? 1 << 20) + 64,
+    ),
+    heartbeat: {
+      intervalMs: hb.intervalMs ?? 1000,
+      idleIntervalMs: hb.idleIntervalMs ?? 5000,
+      idleAfterMs: hb.idleAfterMs ?? 10_000,
+      timeoutMs: hb.timeoutMs ?? 15_000,
+    },
+  };
+}

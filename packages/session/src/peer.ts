@@ -1,29 +1,20 @@
 import type { QuiverSession, TransportName } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
-import {
-  datagramFrame,
-  unbundle,
-  decodeValue,
-  encodeValue,
-  FLAG_RAW,
-  type Frame,
-  Kind,
-  parseBody,
-} from './codec.js';
+import { datagramFrame, decodeValue, encodeValue, FLAG_RAW, type Frame, Kind } from './codec.js';
+import { type ControlHost, handleControl } from './control.js';
 import {
   CloseCode,
   DecodeError,
   MessageTooLargeError,
   QueueFullError,
   SessionClosedError,
-  SessionError,
+  type SessionError,
   UnknownMessageError,
   ValidationError,
 } from './errors.js';
 import { IncomingBudget } from './limits.js';
-import { DEFAULT_MAX_DEPTH } from './msgpack.js';
 import { TokenBucket } from './estimators.js';
-import { type ChannelState, channelFromOptions, isRaw, type OutMsg, type RecvChannel } from './channels.js';
+import { type ChannelState, channelFromOptions, isRaw, type OutMsg } from './channels.js';
 import { datagramBodies } from './datagrams.js';
 import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
@@ -35,13 +26,14 @@ import {
   type DropReason,
   defaultChannels,
   type Handler,
-  type HeartbeatOptions,
   type PeerOptions,
   type PeerSink,
   type PeerStats,
+  type ResolvedPeerOptions,
+  resolvePeerOptions,
   type SendOptions,
 } from './peer-options.js';
-import { Reassembler, ReceiveTracker } from './reassembly.js';
+import { Receiver, type ReceiverHost } from './receiver.js';
 
 export { channelMode } from './channels.js';
 export { ControlStream, type HandshakeTables, Link } from './link.js';
@@ -58,14 +50,12 @@ export abstract class Peer<S> {
   protected readonly registry = new MessageRegistry();
   protected readonly channels = new Map<string, ChannelState>();
   private readonly channelsById = new Map<number, ChannelState>();
-  private peerMessages = new Map<number, string>();
-  private peerChannels = new Map<number, RecvChannel>();
-  private readonly recv = new Map<string, RecvChannel>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   protected readonly handlers = new Map<string, Set<Handler<any, S>>>();
   protected readonly liveness: Liveness;
   private readonly budget: TokenBucket | null;
-  private readonly reassembler: Reassembler;
+  /** The read loops, reassembly, ordering and acks of what the peer sends. */
+  private readonly receiver: Receiver;
   private fragSeq = 0;
   /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
   private readonly window: ReliableWindow;
@@ -85,48 +75,14 @@ export abstract class Peer<S> {
     pings: 0,
   };
 
-  protected readonly opts: Required<
-    Pick<
-      PeerOptions,
-      'ackDelayMs' | 'ackEvery' | 'maxInFlightBytes' | 'maxInFlightMessages' | 'maxMessageBytes'
-    >
-  > & {
-    heartbeat: Required<HeartbeatOptions>;
-    scheduler: 'strict' | 'weighted';
-    maxOutOfOrder: number;
-    datagramBacklog: number;
-    maxDepth: number;
-    maxReceiveBufferBytes: number;
-  };
+  protected readonly opts: ResolvedPeerOptions;
 
   constructor(
     protected readonly options: PeerOptions,
     defaultOverflow: ChannelState['overflow'],
   ) {
     this.clock = options.clock ?? systemClock;
-    const hb = options.heartbeat ?? {};
-    this.opts = {
-      ackDelayMs: options.ackDelayMs ?? 20,
-      ackEvery: options.ackEvery ?? 32,
-      maxInFlightBytes: options.maxInFlightBytes ?? 256 * 1024,
-      maxInFlightMessages: options.maxInFlightMessages ?? 1024,
-      maxMessageBytes: options.maxMessageBytes ?? 1 << 20,
-      scheduler: options.scheduler ?? 'strict',
-      maxOutOfOrder: options.maxOutOfOrder ?? 4096,
-      datagramBacklog: options.datagramBacklog ?? 32,
-      maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
-      // A session must be able to receive one frame of the largest message it accepts.
-      maxReceiveBufferBytes: Math.max(
-        options.maxReceiveBufferBytes ?? 4 << 20,
-        (options.maxMessageBytes ?? 1 << 20) + 64,
-      ),
-      heartbeat: {
-        intervalMs: hb.intervalMs ?? 1000,
-        idleIntervalMs: hb.idleIntervalMs ?? 5000,
-        idleAfterMs: hb.idleAfterMs ?? 10_000,
-        timeoutMs: hb.timeoutMs ?? 15_000,
-      },
-    };
+    this.opts = resolvePeerOptions(options);
     this.liveness = new Liveness(this.opts.heartbeat, this.clock.now());
     const channels = { ...defaultChannels, ...(options.channels ?? {}) };
     let id = 0;
@@ -140,12 +96,51 @@ export abstract class Peer<S> {
     this.budget = b
       ? new TokenBucket(b.bytesPerSecond, b.burstBytes ?? b.bytesPerSecond, this.clock.now())
       : null;
-    this.reassembler = new Reassembler(options.reassembly ?? {}, (reason) => this.drop(reason, {}));
     this.incoming = new IncomingBudget(this.clock, this.opts.maxReceiveBufferBytes);
     this.window = new ReliableWindow(this.opts.maxInFlightBytes, this.opts.maxInFlightMessages, (r, i) =>
       this.drop(r, i),
     );
     this.scheduler = new Scheduler(this.opts.scheduler);
+    this.receiver = new Receiver(this.receiverHost(), this.opts, this.channels, options.reassembly ?? {});
+  }
+
+  /** What the receive side and control frames act on: delivery, acks, the peer's CLOSE. */
+  private receiverHost(): ReceiverHost {
+    const control: ControlHost = {
+      liveness: this.liveness,
+      now: () => this.clock.now(),
+      rtt: (sample) => this.sink?.rtt(sample),
+      ack: (id, cum) => {
+        const ch = this.channelsById.get(id);
+        if (ch?.reliable) this.window.ack(ch, cum);
+      },
+      acked: () => {
+        this.pump();
+        this.checkDrained();
+      },
+      closed: (link, code, reason, reconnect) => {
+        this.detach(link);
+        try {
+          link.session.close({ closeCode: code, reason });
+        } catch {
+          // already closed
+        }
+        this.peerClosed(code, reason, reconnect);
+      },
+      other: (link, frame) => this.onControlFrame(link, frame),
+    };
+    const peer = this;
+    return {
+      clock: this.clock,
+      get incoming() {
+        return peer.incoming;
+      },
+      drop: (reason, info) => this.drop(reason, info),
+      deliver: (channel, name, raw, bytes) => this.deliver(channel, name, raw, bytes),
+      control: (link, frame, viaDatagram) => handleControl(control, link, frame, viaDatagram),
+      fail: (err) => this.fail(err),
+      reportError: (err) => this.reportError(err),
+    };
   }
 
   /** The session this peer is, as handed to handlers. */
@@ -381,7 +376,7 @@ export abstract class Peer<S> {
   }
 
   protected localAcks(): [string, number][] {
-    return [...this.recv.values()].map((r) => [r.name, r.tracker.cum]);
+    return this.receiver.acks();
   }
 
   /** Starts using `session` after a completed handshake. `peer` is what the other end announced. */
@@ -394,20 +389,7 @@ export abstract class Peer<S> {
     control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
     const link = new Link(session, control, this.clock.now());
     this.link = link;
-    this.peerMessages = new Map();
-    for (const [name, id] of peer.messages ?? []) {
-      if (typeof name === 'string' && typeof id === 'number') this.peerMessages.set(id, name);
-    }
-    this.peerChannels = new Map();
-    for (const [name, id, mode] of peer.channels ?? []) {
-      if (typeof name !== 'string' || typeof id !== 'number') continue;
-      let r = this.recv.get(name);
-      if (!r || r.mode !== mode) {
-        r = { name, mode, tracker: new ReceiveTracker(), lastSeq: 0, ackDirty: false };
-        this.recv.set(name, r);
-      }
-      this.peerChannels.set(id, r);
-    }
+    this.receiver.adopt(peer, resumed);
     const acked = new Map<string, number>();
     for (const [name, cum] of peer.acks ?? []) acked.set(name, cum);
     for (const ch of this.channels.values()) {
@@ -416,16 +398,7 @@ export abstract class Peer<S> {
       if (resumed) this.window.resume(ch, acked.get(ch.name) ?? 0);
       else this.window.reset(ch);
     }
-    if (!resumed) {
-      for (const r of this.recv.values()) {
-        r.tracker = new ReceiveTracker();
-        r.lastSeq = 0;
-      }
-    }
-    this.runControl(link);
-    this.runUni(link);
-    this.runDatagrams(link);
-    this.runBidi(link);
+    this.receiver.start(link);
     session.closed.then(
       (info) => this.onTransportClosed(link, info?.closeCode ?? 0, info?.reason ?? ''),
       (err) => this.onTransportClosed(link, 0, String((err as Error)?.message ?? err)),
@@ -459,7 +432,7 @@ export abstract class Peer<S> {
   protected async closeLink(code: number, reason: string, reconnect: boolean): Promise<void> {
     const link = this.link;
     if (!link || link.closed) return;
-    this.flushAcks(link);
+    this.receiver.flushAcks(link);
     const sent = link.control.write([Kind.CLOSE, code, reason, reconnect]);
     this.detach(link);
     // Give the CLOSE frame a moment to leave before the transport tears the streams down.
@@ -480,209 +453,10 @@ export abstract class Peer<S> {
     }
   }
 
-  private onError(link: Link, err: unknown): void {
-    if (link.closed) return;
-    if (err instanceof SessionError) this.fail(err);
-    // A read that failed because the transport session closed is the link going away, not an error: `closed`
-    // of the transport reports it (and the read may lose that race).
-    else if ((err as { source?: unknown })?.source === 'session') return;
-    else this.reportError(err as Error);
-  }
-
-  private async runControl(link: Link): Promise<void> {
-    try {
-      for (;;) {
-        const frame = await link.control.next();
-        if (link.closed) return;
-        if (!frame) return; // the transport's close will follow
-        link.lastReceived = this.clock.now();
-        this.handleControl(link, frame, false);
-      }
-    } catch (err) {
-      this.onError(link, err);
-    }
-  }
-
-  private async runUni(link: Link): Promise<void> {
-    const reader = link.session.incomingUnidirectionalStreams.getReader();
-    link.readers.push(reader);
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || link.closed) return;
-        this.runStream(link, value);
-      }
-    } catch (err) {
-      this.onError(link, err);
-    }
-  }
-
-  private async runBidi(link: Link): Promise<void> {
-    const reader = link.session.incomingBidirectionalStreams.getReader();
-    link.readers.push(reader);
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || link.closed) return;
-        // Only one bidirectional stream (the control stream) is part of the protocol.
-        value.readable.cancel().catch(() => {});
-        value.writable.abort().catch(() => {});
-      }
-    } catch {
-      // closing
-    }
-  }
-
-  private async runStream(link: Link, stream: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = stream.getReader();
-    link.readers.push(reader);
-    const frames = this.incoming.reader(this.opts.maxMessageBytes + 64);
-    let ch: RecvChannel | undefined;
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (link.closed) return;
-        if (done) {
-          if (frames.pending > 0) throw new DecodeError('stream ended inside a frame');
-          return;
-        }
-        link.lastReceived = this.clock.now();
-        for (const body of frames.push(value)) {
-          const { header, payload } = parseBody(body);
-          if (!ch) {
-            if (header[0] !== Kind.OPEN) throw new DecodeError('a stream must start with OPEN');
-            ch = this.peerChannels.get(header[1] as number);
-            if (!ch) throw new UnknownMessageError(`unknown channel id ${String(header[1])}`);
-            continue;
-          }
-          if (header[0] !== Kind.DATA)
-            throw new DecodeError(`unexpected frame kind ${header[0]} on a data stream`);
-          const seq = header[2];
-          if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1)
-            throw new DecodeError('bad sequence');
-          this.receiveReliable(link, ch, seq, header[1], header[3], payload);
-        }
-      }
-    } catch (err) {
-      this.onError(link, err);
-    } finally {
-      frames.release();
-      reader.releaseLock();
-    }
-  }
-
-  private async runDatagrams(link: Link): Promise<void> {
-    const reader = link.session.datagrams.readable.getReader();
-    link.readers.push(reader);
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || link.closed) return;
-        link.lastReceived = this.clock.now();
-        // Charged before anything is decoded: a flood of datagrams costs the peer its budget, not the server CPU.
-        this.incoming.charge(value.length, 1);
-        let frame: Frame;
-        let bodies: Uint8Array[] | null = null;
-        try {
-          frame = parseBody(value);
-          if (frame.header[0] === Kind.BUNDLE) bodies = unbundle(frame);
-        } catch {
-          this.drop('malformed', {});
-          continue;
-        }
-        // A bundled body counts as a message of its own, as it would had it come alone (only split, not decoded).
-        if (bodies) this.incoming.charge(0, bodies.length - 1);
-        if (!bodies) {
-          this.handleDatagram(link, frame);
-          continue;
-        }
-        for (const body of bodies) {
-          if (link.closed) return;
-          let inner: Frame;
-          try {
-            inner = parseBody(body);
-          } catch {
-            this.drop('malformed', {});
-            continue;
-          }
-          // Bundles do not nest: a BUNDLE inside one is dropped as malformed by handleDatagram.
-          this.handleDatagram(link, inner);
-        }
-      }
-    } catch (err) {
-      this.onError(link, err);
-    }
-  }
-
-  private handleDatagram(link: Link, frame: Frame): void {
-    const h = frame.header;
-    if (h[0] === Kind.PING || h[0] === Kind.PONG) {
-      this.handleControl(link, frame, true);
-      return;
-    }
-    if (h[0] !== Kind.DGRAM) {
-      this.drop('malformed', {});
-      return;
-    }
-    const ch = this.peerChannels.get(h[1] as number);
-    if (!ch) throw new UnknownMessageError(`unknown channel id ${String(h[1])}`);
-    let payload: Uint8Array | undefined = frame.payload;
-    const now = this.clock.now();
-    this.reassembler.expire(now);
-    if (h.length >= 8) {
-      payload = this.reassembler.add(`${h[1]}:${h[5]}`, h[6] as number, h[7] as number, payload, now);
-      if (!payload) return;
-      if (payload.length > this.opts.maxMessageBytes) {
-        throw new MessageTooLargeError(
-          'reassembled message too large',
-          payload.length,
-          this.opts.maxMessageBytes,
-        );
-      }
-    }
-    if (ch.mode === 'unreliable-sequenced') {
-      const seq = h[3] as number;
-      if (typeof seq !== 'number' || seq <= ch.lastSeq) {
-        this.drop('stale', { channel: ch.name });
-        return;
-      }
-      ch.lastSeq = seq;
-    }
-    this.deliver(ch.name, h[2], h[4], payload);
-  }
-
-  private receiveReliable(
-    link: Link,
-    ch: RecvChannel,
-    seq: number,
-    wire: unknown,
-    flags: unknown,
-    payload: Uint8Array,
-  ): void {
-    const chState = this.channels.get(ch.name);
-    const dedupe = chState ? chState.dedupe : true;
-    const fresh = ch.tracker.accept(seq);
-    if (ch.tracker.outOfOrder > this.opts.maxOutOfOrder) {
-      throw new DecodeError(`more than ${this.opts.maxOutOfOrder} out-of-order messages on '${ch.name}'`);
-    }
-    ch.ackDirty = true;
-    this.scheduleAck(link);
-    if (!fresh && dedupe) {
-      this.drop('duplicate', { channel: ch.name });
-      return;
-    }
-    this.deliver(ch.name, wire, flags, payload);
-  }
-
-  private deliver(channel: string, wire: unknown, flags: unknown, bytes: Uint8Array): void {
-    let name: string | undefined;
-    if (typeof wire === 'number') name = this.peerMessages.get(wire);
-    else if (typeof wire === 'string') name = wire;
-    if (name === undefined) throw new UnknownMessageError(`unknown message id ${String(wire)}`);
+  private deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array): void {
     const type = this.knownType(name);
     if (!type && this.strictMessages) throw new UnknownMessageError(`unknown message '${name}'`);
-    const payload =
-      typeof flags === 'number' && flags & FLAG_RAW ? bytes : decodeValue(bytes, this.opts.maxDepth);
+    const payload = raw ? bytes : decodeValue(bytes, this.opts.maxDepth);
     this.validateIncoming(name, channel, payload, type);
     this.liveness.active(this.clock.now());
     this.stats.messagesIn[channel] = (this.stats.messagesIn[channel] ?? 0) + 1;
@@ -725,53 +499,6 @@ export abstract class Peer<S> {
     return true;
   }
 
-  private handleControl(link: Link, frame: Frame, viaDatagram: boolean): void {
-    const h = frame.header;
-    const now = this.clock.now();
-    switch (h[0]) {
-      case Kind.PING: {
-        const pong = [Kind.PONG, h[1], h[2], now];
-        if (viaDatagram) {
-          // Probes are tiny and rare: they are written even when the datagram queue is momentarily full, and ride
-          // this turn's bundle rather than costing a datagram write of their own.
-          link.dgram.queue([datagramFrame(pong)], true);
-        } else link.control.write(pong);
-        return;
-      }
-      case Kind.PONG: {
-        const sample = this.liveness.answer(link, h, now);
-        if (sample !== null) this.sink?.rtt(sample);
-        return;
-      }
-      case Kind.ACK: {
-        if (!Array.isArray(h[1])) throw new DecodeError('bad ACK');
-        for (const entry of h[1] as unknown[]) {
-          if (!Array.isArray(entry)) throw new DecodeError('bad ACK entry');
-          const ch = this.channelsById.get(entry[0] as number);
-          if (ch?.reliable && typeof entry[1] === 'number') this.window.ack(ch, entry[1]);
-        }
-        this.pump();
-        this.checkDrained();
-        return;
-      }
-      case Kind.CLOSE: {
-        const code = typeof h[1] === 'number' ? h[1] : 0;
-        const reason = typeof h[2] === 'string' ? h[2] : '';
-        const reconnect = h[3] === true;
-        this.detach(link);
-        try {
-          link.session.close({ closeCode: code, reason });
-        } catch {
-          // already closed
-        }
-        this.peerClosed(code, reason, reconnect);
-        return;
-      }
-      default:
-        this.onControlFrame(link, frame);
-    }
-  }
-
   /** Control frames other than the shared ones (the subclasses' handshake frames). */
   protected onControlFrame(_link: Link, frame: Frame): void {
     throw new DecodeError(`unexpected control frame kind ${String(frame.header[0])}`);
@@ -779,38 +506,6 @@ export abstract class Peer<S> {
 
   /** The peer sent CLOSE. */
   protected abstract peerClosed(code: number, reason: string, reconnect: boolean): void;
-
-  private pendingAcks = 0;
-
-  private scheduleAck(link: Link): void {
-    if (++this.pendingAcks >= this.opts.ackEvery) {
-      this.flushAcks(link);
-      return;
-    }
-    if (link.ackTimer === undefined) {
-      link.ackTimer = this.clock.setTimeout(() => {
-        link.ackTimer = undefined;
-        this.flushAcks(link);
-      }, this.opts.ackDelayMs);
-    }
-  }
-
-  private flushAcks(link: Link): void {
-    this.pendingAcks = 0;
-    if (link.ackTimer !== undefined) {
-      this.clock.clearTimeout(link.ackTimer);
-      link.ackTimer = undefined;
-    }
-    if (link.closed) return;
-    const entries: [number, number][] = [];
-    for (const [id, r] of this.peerChannels) {
-      if (r.ackDirty) {
-        r.ackDirty = false;
-        entries.push([id, r.tracker.cum]);
-      }
-    }
-    if (entries.length > 0) link.control.write([Kind.ACK, entries]);
-  }
 
   // ---- heartbeats -------------------------------------------------------------------------------------------
 
@@ -827,7 +522,7 @@ export abstract class Peer<S> {
       this.linkLost(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
       return;
     }
-    this.reassembler.expire(now);
+    this.receiver.expire(now);
     // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
     const lossy = link.session.reliability === 'supports-unreliable';
     const ping = [Kind.PING, ...this.liveness.probe(link, now, lossy)];

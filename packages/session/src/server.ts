@@ -18,7 +18,7 @@ import {
   SessionError,
   ValidationError,
 } from './errors.js';
-import { IncomingBudget } from './limits.js';
+import { DEFAULT_SESSION_RATE, IncomingBudget } from './limits.js';
 import type { MessageType } from './messages.js';
 import { createMetrics, type SessionMetrics } from './metrics.js';
 import { parseHello } from './hello.js';
@@ -102,7 +102,11 @@ export interface SessionServerOptions extends PeerOptions {
   allowedOrigins?: string[] | ((origin: string) => boolean);
   requireOrigin?: boolean;
   rateLimits?: {
-    /** Incoming frames per second and bytes per second per session; over it the session is closed with 4429. */
+    /**
+     * Incoming frames per second and bytes per second per session, with `burstSeconds` of either held in reserve;
+     * over it the session is closed with 4429. Each field left out takes its default: 1000 messages/s, 1 MiB/s,
+     * 2 s of burst (`DEFAULT_SESSION_RATE`). `Infinity` lifts a limit.
+     */
     perSession?: { messagesPerSecond?: number; bytesPerSecond?: number; burstSeconds?: number };
     /** New sessions per minute per remote address; over it requests get 429. */
     perIp?: { sessionsPerMinute?: number };
@@ -200,8 +204,12 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     this.strictMessages = true;
     this.lastTransport = request.transport;
     this.sink = server.sinkFor();
-    const per = options.rateLimits?.perSession;
-    if (per) this.incoming = new IncomingBudget(this.clock, this.incoming.maxBufferedBytes, per);
+    const per = options.rateLimits?.perSession ?? {};
+    this.incoming = new IncomingBudget(this.clock, this.incoming.maxBufferedBytes, {
+      messagesPerSecond: per.messagesPerSecond ?? DEFAULT_SESSION_RATE.messagesPerSecond,
+      bytesPerSecond: per.bytesPerSecond ?? DEFAULT_SESSION_RATE.bytesPerSecond,
+      burstSeconds: per.burstSeconds ?? DEFAULT_SESSION_RATE.burstSeconds,
+    });
     // Handlers registered on the server apply to every session; their message names are known up front.
     for (const name of server.handlerNames()) {
       const t = server.messageType(name);
