@@ -155,15 +155,18 @@ const suite: BenchSuite = {
               size,
             };
             await Promise.all(clients.map((a) => a.call(ROLE, 'capClientStart', plan)));
-            const res = await server.call<Omit<CapacityServerResult, 'inputsReceived'>>(
+            const res = await server.call<Omit<CapacityServerResult, 'inputsReceived' | 'drops'>>(
               ROLE,
               'capServeRun',
               plan,
             );
             // Stragglers: what was sent in the window may still be in flight.
             await new Promise((r) => setTimeout(r, 500));
-            const inputs = await server.call<number>(ROLE, 'capServeInputs');
-            step.server = { ...res, inputsReceived: inputs };
+            const got = await server.call<{ inputs: number; drops: Record<string, number> }>(
+              ROLE,
+              'capServeInputs',
+            );
+            step.server = { ...res, inputsReceived: got.inputs, drops: got.drops };
             step.clients = await Promise.all(
               clients.map((a) => a.call<CapacityClientResult>(ROLE, 'capClientReport')),
             );
@@ -178,6 +181,8 @@ const suite: BenchSuite = {
             if (!(lat.p99 < LATENESS_P99_MAX_MS)) whys.push(`lateness p99 ${round(lat.p99, 1)} ms`);
             if (!(upd >= DELIVERED_MIN)) whys.push(`updates ${round(upd * 100, 1)} %`);
             if (!(inp >= DELIVERED_MIN)) whys.push(`inputs ${round(inp * 100, 1)} %`);
+            const d = dropsText(step);
+            if (d && whys.length) whys.push(`drops: ${d}`);
             step.ok = whys.length === 0;
             step.why = whys.join(', ');
             await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
@@ -253,6 +258,7 @@ const suite: BenchSuite = {
           'major GC': srvRes?.gcMajor ?? '',
           'updates delivered': srvRes ? round(updatesDelivered(s), 4) : '',
           'inputs delivered': srvRes ? round(inputsDelivered(s), 4) : '',
+          'datagram drops': dropsText(s),
         },
       });
     }
@@ -315,6 +321,16 @@ const suite: BenchSuite = {
     };
   },
 };
+
+/** Drops the transports counted, server side (`server out:congestion=3`) and client side. */
+function dropsText(s: Step): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(s.server?.drops ?? {})) if (v) parts.push(`server ${k}=${v}`);
+  const c: Record<string, number> = {};
+  for (const r of s.clients) for (const [k, v] of Object.entries(r.drops)) c[k] = (c[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(c)) if (v) parts.push(`client ${k}=${v}`);
+  return parts.join(' ');
+}
 
 function cpuPerSessionTick(s: Step): number {
   const r = s.server;

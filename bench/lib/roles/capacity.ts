@@ -56,6 +56,7 @@ interface Peer {
 
 const srv = {
   peers: new Set<Peer>(),
+  sessions: new Set<QuiverSession>(),
   closers: [] as (() => Promise<void>)[],
   window: { from: Number.POSITIVE_INFINITY, to: Number.NEGATIVE_INFINITY },
   inputsInWindow: 0,
@@ -76,6 +77,7 @@ async function serveQuiver(l: TransportListener): Promise<void> {
       const { value, done } = await reader.read();
       if (done) break;
       const s: QuiverSession = value.accept();
+      srv.sessions.add(s);
       const w = s.datagrams.writable.getWriter();
       let open = true;
       const peer: Peer = {
@@ -185,6 +187,8 @@ export interface CapacityServerResult {
   /** Bytes allocated on the V8 heap in the window (from GC statistics; Buffers' external memory excluded). */
   allocatedBytes: number;
   engine: string;
+  /** Datagrams the server's sessions dropped, by direction and reason. */
+  drops: Record<string, number>;
 }
 
 interface GcStat {
@@ -196,7 +200,9 @@ interface GcStat {
  * Runs the plan's ticks and resolves after the last measured one. Ticks are scheduled against absolute times,
  * so a late tick does not shift the ones after it: lateness is now minus the tick's due time.
  */
-export async function capServeRun(plan: CapacityPlan): Promise<Omit<CapacityServerResult, 'inputsReceived'>> {
+export async function capServeRun(
+  plan: CapacityPlan,
+): Promise<Omit<CapacityServerResult, 'inputsReceived' | 'drops'>> {
   const period = 1000 / plan.hz;
   const w = planWindow(plan);
   srv.window = { from: w.from, to: w.to };
@@ -285,15 +291,16 @@ export async function capServeRun(plan: CapacityPlan): Promise<Omit<CapacityServ
   };
 }
 
-/** Inputs that arrived with a send time in the window (call after the clients' grace period). */
-export function capServeInputs(): number {
-  return srv.inputsInWindow;
+/** Inputs that arrived with a send time in the window (call after the clients' grace period), and drops. */
+export async function capServeInputs(): Promise<{ inputs: number; drops: Record<string, number> }> {
+  return { inputs: srv.inputsInWindow, drops: await dropsOf(srv.sessions) };
 }
 
 export async function capServeStop(): Promise<void> {
   const cs = srv.closers.splice(0);
   await Promise.all(cs.map((c) => c().catch(() => {})));
   srv.peers.clear();
+  srv.sessions.clear();
 }
 
 // --- client ---
@@ -301,6 +308,22 @@ export async function capServeStop(): Promise<void> {
 interface ClientSession {
   send(m: Uint8Array): void;
   close(): Promise<void>;
+  session?: QuiverSession;
+}
+
+/** Datagrams a set of sessions dropped, by direction and reason (summed over sessions). */
+async function dropsOf(sessions: Iterable<QuiverSession>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const s of sessions) {
+    const st = await s.getStats().catch(() => undefined);
+    if (!st) continue;
+    for (const [dir, m] of [
+      ['out', st.datagrams.droppedOutgoing],
+      ['in', st.datagrams.droppedIncoming],
+    ] as const)
+      for (const [k, v] of Object.entries(m)) out[`${dir}:${k}`] = (out[`${dir}:${k}`] ?? 0) + (v ?? 0);
+  }
+  return out;
 }
 
 const cli = {
@@ -367,6 +390,7 @@ async function openOne(kind: CapacityKind, t: Target, port: number): Promise<Cli
     } catch {}
   })();
   return {
+    session: s,
     send: (m) => {
       w.write(m).catch(() => {});
     },
@@ -432,15 +456,18 @@ export interface CapacityClientResult {
   inputsSent: number;
   updatesReceived: number;
   cpuUs: number;
+  /** Datagrams the client sessions dropped (`out:<reason>`, `in:<reason>`), over the whole step. */
+  drops: Record<string, number>;
 }
 
-export function capClientReport(): CapacityClientResult {
+export async function capClientReport(): Promise<CapacityClientResult> {
   const cu = process.cpuUsage(cli.cpu0);
   return {
     sessions: cli.sessions.length,
     inputsSent: cli.inputsInWindow,
     updatesReceived: cli.updatesInWindow,
     cpuUs: cu.user + cu.system,
+    drops: await dropsOf(cli.sessions.flatMap((c) => (c.session ? [c.session] : []))),
   };
 }
 
