@@ -47,9 +47,8 @@ interface Step {
 
 /** The WebTransport engines this build can run (the listener reports which are available). */
 async function wtEngines(): Promise<string[]> {
-  const wt = (await import('@quiver/webtransport')) as Record<string, unknown>;
-  const f = wt.availableEngines as (() => string[]) | undefined;
-  return f ? f() : ['quiche'];
+  const wt = await import('@quiver/webtransport');
+  return wt.availableEngines();
 }
 
 const suite: BenchSuite = {

@@ -126,9 +126,9 @@ export async function capServeStart(o: CapacityServerOptions): Promise<{ port: n
       key: o.keyPem,
       maxConnections: 8192,
       maxPendingRequests: 4096,
-      ...({ engine } as object),
+      engine: engine as import('@quiver/webtransport').EngineName,
     });
-    srv.engine = (l as { engine?: string }).engine ?? engine;
+    srv.engine = l.engine;
     void serveQuiver(l);
     srv.closers.push(() => l.close());
     return { port: l.address.port, engine: srv.engine };

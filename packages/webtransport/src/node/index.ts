@@ -10,3 +10,5 @@ export type {
 export { createWebTransportListener } from './server.js';
 export type { SessionLimits } from './session.js';
 export { defaultSessionLimits, WtSession as WebTransportSession } from './session.js';
+export type { EngineName } from './engine.js';
+export { availableEngines } from './engine.js';

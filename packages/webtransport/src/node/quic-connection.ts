@@ -8,33 +8,17 @@
  * branches that return `null`.
  */
 import { performance } from 'node:perf_hooks';
+import type {
+  DatagramRefusal,
+  QuicCloseInfo,
+  QuicConnectionHandler,
+  QuicEngineConnection,
+  QuicTransportStats,
+} from './engine.js';
 import type { Connection, Host } from './quiche.js';
 import { quiche, quicheErrorCode, quicheErrorName } from './quiche.js';
 
-export interface QuicCloseInfo {
-  /** Whether we closed it (true) or the peer or the idle timer did. */
-  local: boolean;
-  /** The CONNECTION_CLOSE was an application close (frame type 0x1d, RFC 9000 §19.19). */
-  isApp: boolean;
-  code: number;
-  reason: string;
-  timedOut: boolean;
-}
-
-export interface QuicConnectionHandler {
-  /** The handshake completed (RFC 9001 §4.1.1). */
-  onEstablished(): void;
-  onStreamData(streamId: number, data: Uint8Array, fin: boolean): void;
-  onStreamReset(streamId: number, code: bigint): void;
-  onStopSending(streamId: number, code: bigint): void;
-  onDatagram(data: Uint8Array): void;
-  /** A stream's send queue fell to or below its low-water mark (write backpressure released). */
-  onStreamDrained(streamId: number): void;
-  /** Called once per flush after input was delivered and before packets are built. */
-  onFlush(): void;
-  /** The peer's CONNECTION_CLOSE arrived or we closed: no more I/O. Called once. */
-  onClosed(info: QuicCloseInfo): void;
-}
+export type { QuicCloseInfo, QuicConnectionHandler };
 
 /** What the connection needs from the socket it lives on. */
 export interface QuicTransmitter {
@@ -92,7 +76,7 @@ function newReadSlab(): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-export class QuicConnection {
+export class QuicConnection implements QuicEngineConnection {
   handler!: QuicConnectionHandler;
   readonly counters: QuicConnectionCounters = {
     recvErrors: 0,
@@ -282,7 +266,7 @@ export class QuicConnection {
   }
 
   /** RFC 9221 DATAGRAM frame. `null` when queued, else why it was not. */
-  sendDatagram(data: Uint8Array): 'congestion' | 'too-large' | 'closed' | null {
+  sendDatagram(data: Uint8Array): DatagramRefusal | null {
     if (this.closed) return 'closed';
     try {
       // A full send queue is quiche's `Done`, which the binding returns as null.
@@ -302,6 +286,39 @@ export class QuicConnection {
     // handshake's transport parameters and the path, both learnt from received packets).
     if (this.maxDgram < 0) this.maxDgram = this.conn.dgramMaxWritableLen() ?? 0;
     return this.maxDgram;
+  }
+
+  peerStreamsLeft(bidi: boolean): number {
+    if (this.closed) return 0;
+    return bidi ? this.conn.peerStreamsLeftBidi() : this.conn.peerStreamsLeftUni();
+  }
+
+  peerCertChain(): Uint8Array[] | null {
+    return this.closed ? null : this.conn.peerCertChain();
+  }
+
+  stats(): QuicTransportStats | undefined {
+    if (this.closed) return undefined;
+    const st = this.conn.stats();
+    const path = this.conn.pathStats()[0];
+    // The binding reports the smoothed RTT in whole milliseconds (quiche `PathStats::rtt`) and no variation.
+    const rtt = path ? path.rtt : 0;
+    return {
+      smoothedRttMs: rtt,
+      minRttMs: rtt,
+      rttVariationMs: 0,
+      bytesSent: st.sentBytes,
+      bytesReceived: st.recvBytes,
+      packetsSent: st.sent,
+      packetsReceived: st.recv,
+      packetsLost: st.lost,
+      congestionWindow: path?.cwnd ?? 0,
+      deliveryRate: path?.deliveryRate ?? 0,
+    };
+  }
+
+  flushNow(): void {
+    this.flush();
   }
 
   /** Application CONNECTION_CLOSE (RFC 9000 §10.2); the draining period follows unless abandoned. */
