@@ -38,12 +38,19 @@ export interface AgentOptions {
    * busy real-time process would starve everything else.
    */
   realtime?: boolean;
+  /** Pin the agent to these CPUs (`taskset -c`), e.g. `'0'`: keeps a measured server off its clients' core. */
+  cpus?: string;
+  /** Extra Node options (e.g. `--cpu-prof`), before the agent's own. */
+  nodeArgs?: string[];
 }
 
 /** The command line of an agent: node, optionally under `chrt -r 5`. */
 function agentCommand(o: AgentOptions = {}): [string, string[]] {
   const rt = o.realtime && typeof process.getuid === 'function' && process.getuid() === 0;
-  return rt ? ['chrt', ['-r', '5', process.execPath, ...NODE_ARGS]] : [process.execPath, NODE_ARGS];
+  const node = [process.execPath, ...(o.nodeArgs ?? []), ...NODE_ARGS];
+  const cmd = rt ? ['chrt', '-r', '5', ...node] : node;
+  const pinned = o.cpus ? ['taskset', '-c', o.cpus, ...cmd] : cmd;
+  return [pinned[0], pinned.slice(1)];
 }
 
 const loopbackChildren = new Set<ChildProcess>();

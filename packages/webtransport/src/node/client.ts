@@ -3,7 +3,7 @@
  * the server's certificate is checked either by TLS against CA certificates or, as W3C WebTransport §6.2
  * `serverCertificateHashes`, by the SHA-256 of the leaf certificate after the handshake.
  */
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -12,10 +12,9 @@ import { QuiverTransportError } from '@quiver/transport';
 import type { H3Limits, HeaderField } from '../core/api.js';
 import { createH3Connection } from './h3.js';
 import type { QuicTransportOptions } from './config.js';
-import { buildQuicheConfig, defaultQuicTransportOptions } from './config.js';
-import { QuicEndpoint } from './endpoint.js';
-import { QuicConnection } from './quic-connection.js';
-import { quiche, SCID_LEN } from './quiche.js';
+import { defaultQuicTransportOptions, validateTransportOptions } from './config.js';
+import type { EngineClientConnection, EngineName, QuicConnectionHandler } from './engine.js';
+import { resolveEngine } from './engine.js';
 import type { SessionLimits } from './session.js';
 import { defaultSessionLimits, WtSession } from './session.js';
 import { WtConnection } from './wt-connection.js';
@@ -32,6 +31,8 @@ export interface WebTransportConnectOptions extends ConnectOptions, Partial<Quic
   socketBufferBytes?: number;
   /** Delay between the session's end and the CONNECTION_CLOSE (see the listener's `lingerMs`). Default 50 ms. */
   lingerMs?: number;
+  /** QUIC engine, as the listener's `engine` option. Default: quinn when available, else quiche. */
+  engine?: EngineName;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -49,7 +50,7 @@ export function connectWebTransport(url: string, options: WebTransportConnectOpt
 
 class ClientAttempt {
   readonly session: WtSession;
-  private endpoint: QuicEndpoint | undefined;
+  private endpoint: EngineClientConnection | undefined;
   private conn: WtConnection | undefined;
   private timer: NodeJS.Timeout | undefined;
   private linger: NodeJS.Timeout | undefined;
@@ -96,30 +97,32 @@ class ClientAttempt {
     for (const k of Object.keys(defaultQuicTransportOptions) as (keyof QuicTransportOptions)[]) {
       if (o[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = o[k];
     }
+    validateTransportOptions(transport);
     const pinned = o.serverCertificateHashes && o.serverCertificateHashes.length > 0;
     const ca = o.ca ?? (o.caPath ? readFileSync(o.caPath) : undefined);
-    const config = buildQuicheConfig({ ca, verifyPeer: !pinned }, transport);
-    const v6 = isIP(address) === 6;
-    const endpoint = await QuicEndpoint.bind({
-      host: v6 ? '::' : '0.0.0.0',
-      port: 0,
+    const engine = await resolveEngine(o.engine);
+    if (this.done) return;
+    const remote = { host: address, port };
+    const endpoint = await engine.connect({
+      remote,
+      // SNI and TLS host checks need a DNS name; IP literals are checked against the certificate's IP SANs below.
+      serverName: isIP(hostname) ? null : hostname,
+      ca,
+      verifyPeer: !pinned,
+      transport,
       socketBufferBytes: o.socketBufferBytes ?? 8 * 1024 * 1024,
-      connectTo: { host: address, port },
-      maxPacketBytes: transport.maxUdpPayloadSize,
+      streamHighWaterMark: this.session.limits.streamWriteHighWaterMark,
+      streamTailHoldMs: this.session.limits.streamTailHoldMs,
     });
     this.endpoint = endpoint;
+    const quic = endpoint.conn;
     if (this.done) {
-      await endpoint.close();
+      // Failed or aborted while the socket was being bound: drop the connection before it sent anything.
+      quic.handler = IGNORE_EVENTS;
+      quic.destroy();
+      await endpoint.release();
       return;
     }
-    const remote = { host: address, port };
-    const scid = randomBytes(SCID_LEN);
-    // SNI and TLS host checks need a DNS name; IP literals are checked against the certificate's IP SANs below.
-    const serverName = isIP(hostname) ? null : hostname;
-    const qc = quiche.Connection.connect(serverName, scid, endpoint.local, remote, config);
-    const quic = new QuicConnection(qc, endpoint, remote, this.session.limits.streamWriteHighWaterMark);
-    quic.tailHoldMs = this.session.limits.streamTailHoldMs;
-    endpoint.route(scid.toString('latin1'), quic);
     const authority = u.host;
     const path = `${u.pathname || '/'}${u.search}`;
     const extraHeaders: HeaderField[] = Object.entries(o.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
@@ -156,12 +159,12 @@ class ClientAttempt {
     });
     this.session.attach(conn);
     this.conn = conn;
-    quic.schedule();
+    conn.schedule();
   }
 
   /** W3C WebTransport §6.2: verify a pinned certificate; also the IP SAN when the URL names an IP. */
   private verify(c: WtConnection, hostname: string, pinned: boolean, noVerification: boolean): boolean {
-    const chain = c.quic.conn.peerCertChain();
+    const chain = c.peerCertChain();
     const leaf = chain?.[0];
     let problem: string | undefined;
     if (!leaf) problem = 'the server sent no certificate';
@@ -199,7 +202,7 @@ class ClientAttempt {
     this.timer = undefined;
     this.session.finish(undefined, err);
     const conn = this.conn;
-    if (conn && !conn.quic.closed) {
+    if (conn && !conn.isClosed) {
       // Closed one turn later: the flush in progress first sends our handshake Finished, without which the
       // server (quiche) cannot act on the CONNECTION_CLOSE and would keep the connection until its idle timeout.
       setImmediate(() => {
@@ -224,10 +227,20 @@ class ClientAttempt {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.o.signal?.removeEventListener('abort', this.onAbort);
-    const ep = this.endpoint;
-    if (ep && ep.connections.size === 0) await ep.close();
+    await this.endpoint?.release();
   }
 }
+
+const IGNORE_EVENTS: QuicConnectionHandler = {
+  onEstablished() {},
+  onStreamData() {},
+  onStreamReset() {},
+  onStopSending() {},
+  onDatagram() {},
+  onStreamDrained() {},
+  onFlush() {},
+  onClosed() {},
+};
 
 function toU8(v: BufferSource): Uint8Array {
   if (v instanceof Uint8Array) return v;

@@ -58,7 +58,8 @@ const bytes = (v: string | Uint8Array): Uint8Array => (typeof v === 'string' ? e
 export const MIN_UDP_PAYLOAD_SIZE = 1200;
 export const MAX_UDP_PAYLOAD_SIZE = 65_527;
 
-export function buildQuicheConfig(tls: TlsMaterial, o: QuicTransportOptions): Config {
+/** Throws a RangeError for settings no engine may use. */
+export function validateTransportOptions(o: QuicTransportOptions): void {
   if (
     !Number.isInteger(o.maxUdpPayloadSize) ||
     o.maxUdpPayloadSize < MIN_UDP_PAYLOAD_SIZE ||
@@ -68,6 +69,10 @@ export function buildQuicheConfig(tls: TlsMaterial, o: QuicTransportOptions): Co
       `maxUdpPayloadSize must be an integer from ${MIN_UDP_PAYLOAD_SIZE} to ${MAX_UDP_PAYLOAD_SIZE}, got ${o.maxUdpPayloadSize}`,
     );
   }
+}
+
+export function buildQuicheConfig(tls: TlsMaterial, o: QuicTransportOptions): Config {
+  validateTransportOptions(o);
   const config = quiche.Config.withBoringSslCtx(
     tls.verifyPeer,
     false,

@@ -73,7 +73,9 @@ export class QuicEndpoint implements QuicTransmitter {
   /** Called when a connection was released (closed and unrouted). */
   onRelease: ((conn: QuicConnection) => void) | undefined;
   private readonly routes = new Map<string, QuicConnection>();
-  private readonly dirty = new Set<QuicConnection>();
+  private dirty = new Set<QuicConnection>();
+  /** The other half of a double buffer for `dirty`: a flush swaps them instead of copying the set. */
+  private flushing = new Set<QuicConnection>();
   private scheduled: NodeJS.Immediate | undefined;
   private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private slabOff = 0;
@@ -203,9 +205,11 @@ export class QuicEndpoint implements QuicTransmitter {
     this.scheduled = undefined;
     // A flush may schedule further work (a handler writes): that lands in the next turn, which keeps one
     // turn's work bounded.
-    const conns = [...this.dirty];
-    this.dirty.clear();
+    const conns = this.dirty;
+    this.dirty = this.flushing;
+    this.flushing = conns;
     for (const c of conns) c.flush();
+    conns.clear();
   };
 
   /**

@@ -11,3 +11,5 @@ export { createWebTransportListener } from './server.js';
 export { quicBindingError } from './quiche.js';
 export type { SessionLimits } from './session.js';
 export { defaultSessionLimits, WtSession as WebTransportSession } from './session.js';
+export type { EngineName } from './engine.js';
+export { availableEngines } from './engine.js';

@@ -3,7 +3,6 @@
  * connections, several sessions per connection where the peer allows (draft-ietf-webtrans-http3 §4.8 / draft-02
  * SETTINGS_ENABLE_WEBTRANSPORT).
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type {
   IncomingSession,
@@ -16,11 +15,10 @@ import { QuiverTransportError } from '@quiver/transport';
 import type { H3Limits, HeaderField } from '../core/api.js';
 import { createH3Connection } from './h3.js';
 import type { QuicTransportOptions } from './config.js';
-import { buildQuicheConfig, defaultQuicTransportOptions } from './config.js';
+import { defaultQuicTransportOptions, validateTransportOptions } from './config.js';
 import type { EndpointCounters } from './endpoint.js';
-import { QuicEndpoint } from './endpoint.js';
-import { QuicConnection } from './quic-connection.js';
-import { quiche, SCID_LEN } from './quiche.js';
+import type { EngineName, EngineServer, QuicEngineConnection } from './engine.js';
+import { resolveEngine } from './engine.js';
 import type { SessionLimits } from './session.js';
 import { defaultSessionLimits, WtSession } from './session.js';
 import { WtConnection } from './wt-connection.js';
@@ -55,6 +53,13 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   lingerMs?: number;
   /** Deadline of `close()`: connections still open then are closed at once. Default 2 000 ms. */
   closeTimeoutMs?: number;
+  /**
+   * QUIC engine: 'quinn' (native, when `npm run build:native` built it) or 'quiche'. Default: quinn when
+   * available, else quiche. Naming an engine that is not available is an error.
+   */
+  engine?: EngineName;
+  /** Told which engine runs the listener, once it is bound (e.g. `console.info`). Default: nothing. */
+  log?: (message: string) => void;
 }
 
 export interface WebTransportListenerCounters extends EndpointCounters {
@@ -68,6 +73,8 @@ export interface WebTransportListenerCounters extends EndpointCounters {
 }
 
 export interface WebTransportListener extends TransportListener {
+  /** The QUIC engine running this listener. */
+  readonly engine: EngineName;
   readonly counters: Readonly<WebTransportListenerCounters>;
   /** Open QUIC connections. */
   readonly connectionCount: number;
@@ -103,20 +110,28 @@ export async function createWebTransportListener(
     if (options[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = options[k];
   }
   const sessionLimits: SessionLimits = { ...defaultSessionLimits, ...options.sessionLimits };
-  const config = buildQuicheConfig(
-    { cert: pem(o.cert, o.certPath, 'cert'), key: pem(o.key, o.keyPath, 'key'), verifyPeer: false },
-    transport,
-  );
-  const endpoint = await QuicEndpoint.bind({
+  validateTransportOptions(transport);
+  const engine = await resolveEngine(options.engine);
+  const cert = pem(o.cert, o.certPath, 'cert');
+  const key = pem(o.key, o.keyPath, 'key');
+  let listener: Listener | undefined;
+  const server = await engine.listen({
     host: o.host,
     port: o.port,
+    cert,
+    key,
+    transport,
     socketBufferBytes: o.socketBufferBytes,
-    maxPacketBytes: transport.maxUdpPayloadSize,
+    streamHighWaterMark: sessionLimits.streamWriteHighWaterMark,
+    streamTailHoldMs: sessionLimits.streamTailHoldMs,
+    accept: (quic) => listener?.accept(quic) ?? false,
   });
-  return new Listener(endpoint, config, o, sessionLimits, options.limits);
+  listener = new Listener(engine.name as EngineName, server, o, sessionLimits, options.limits);
+  options.log?.(
+    `WebTransport listener on udp://${server.address.host}:${server.address.port} (QUIC engine: ${engine.name})`,
+  );
+  return listener;
 }
-
-type Config = ReturnType<typeof buildQuicheConfig>;
 
 class Listener implements WebTransportListener {
   readonly transport = 'webtransport' as const;
@@ -138,13 +153,13 @@ class Listener implements WebTransportListener {
   private allClosed: (() => void) | undefined;
 
   constructor(
-    private readonly endpoint: QuicEndpoint,
-    private readonly config: Config,
+    readonly engine: EngineName,
+    private readonly endpoint: EngineServer,
     private readonly o: typeof DEFAULTS,
     private readonly sessionLimits: SessionLimits,
     private readonly limits: Partial<H3Limits> | undefined,
   ) {
-    this.address = { host: endpoint.local.host, port: endpoint.local.port };
+    this.address = { host: endpoint.address.host, port: endpoint.address.port };
     this.incomingSessions = new ReadableStream<IncomingSession>(
       {
         start: (c) => {
@@ -153,31 +168,19 @@ class Listener implements WebTransportListener {
       },
       { highWaterMark: o.maxPendingRequests },
     );
-    endpoint.onAccept = (_packet, parsed, from) => this.accept(parsed.key, from);
   }
 
   get counters(): WebTransportListenerCounters {
-    return { ...this.endpoint.counters, ...this.extra };
+    return { ...(this.endpoint.counters as unknown as EndpointCounters), ...this.extra };
   }
 
   get connectionCount(): number {
     return this.conns.size;
   }
 
-  private accept(odcidKey: string, from: { host: string; port: number }): QuicConnection | undefined {
-    if (this.closing || this.conns.size >= this.o.maxConnections) return undefined;
-    const scid = randomBytes(SCID_LEN);
-    let qc: ReturnType<typeof quiche.Connection.accept>;
-    try {
-      qc = quiche.Connection.accept(scid, null, this.endpoint.local, from, this.config);
-    } catch {
-      return undefined;
-    }
-    const quic = new QuicConnection(qc, this.endpoint, from, this.sessionLimits.streamWriteHighWaterMark);
-    quic.tailHoldMs = this.sessionLimits.streamTailHoldMs;
-    // RFC 9000 §7.2: the client keeps using its chosen DCID until it sees ours.
-    this.endpoint.route(scid.toString('latin1'), quic);
-    this.endpoint.route(odcidKey, quic);
+  /** A new QUIC connection from the engine: refused while closing or at `maxConnections`. */
+  accept(quic: QuicEngineConnection): boolean {
+    if (this.closing || this.conns.size >= this.o.maxConnections) return false;
     const h3 = createH3Connection({ role: 'server', limits: this.limits });
     const conn = new WtConnection(quic, h3, {
       onSessionRequest: (c, sid, headers) => this.onRequest(c, sid, headers),
@@ -186,7 +189,7 @@ class Listener implements WebTransportListener {
     });
     this.conns.add(conn);
     this.extra.connectionsAccepted++;
-    return quic;
+    return true;
   }
 
   private onRequest(conn: WtConnection, sessionId: number, headers: HeaderField[]): void {
@@ -196,7 +199,7 @@ class Listener implements WebTransportListener {
       conn.rejectSession(sessionId, 503);
       return;
     }
-    const request = toRequest(headers, conn.quic.peer);
+    const request = toRequest(headers, conn.peer);
     let decided = false;
     const timer = setTimeout(() => {
       this.requestTimers.delete(timer);
@@ -219,7 +222,7 @@ class Listener implements WebTransportListener {
       accept: (): QuiverSession => {
         const session = new WtSession(conn, this.sessionLimits);
         if (!decide()) throw new Error('IncomingSession already accepted or rejected');
-        if (!conn.pendingRequests.has(sessionId) || conn.quic.closed) {
+        if (!conn.pendingRequests.has(sessionId) || conn.isClosed) {
           session.finish(
             undefined,
             new QuiverTransportError('the request was withdrawn before it was accepted', {
@@ -276,7 +279,6 @@ class Listener implements WebTransportListener {
   }
 
   private async shutdown(): Promise<void> {
-    this.endpoint.onAccept = undefined;
     try {
       this.ctl.close();
     } catch {
@@ -311,9 +313,8 @@ class Listener implements WebTransportListener {
     this.lingerTimers.clear();
     for (const conn of [...this.conns]) {
       conn.close(true);
-      conn.quic.flush();
+      conn.flushAndDestroy();
     }
-    for (const conn of [...this.conns]) conn.quic.destroy();
     await this.endpoint.close();
   }
 }

@@ -92,7 +92,7 @@ export class WtStream {
           pull: () => {
             if (this.paused) {
               this.paused = false;
-              conn.quic.resumeRead(streamId);
+              conn.resumeRead(streamId);
             }
           },
           cancel: (reason) => {
@@ -107,7 +107,7 @@ export class WtStream {
       );
     }
     if (hasWritable) {
-      conn.quic.trackSend(streamId);
+      conn.trackSend(streamId);
       this.writable = new WritableStream<Uint8Array>(
         {
           start: (c) => {
@@ -142,10 +142,9 @@ export class WtStream {
     if (data.length === 0) return undefined;
     const conn = this.session.conn;
     conn.sendStreamData(this.streamId, data, false);
-    if (conn.quic.queuedBytes(this.streamId) <= this.session.limits.streamWriteHighWaterMark)
-      return undefined;
+    if (conn.queuedBytes(this.streamId) <= this.session.limits.streamWriteHighWaterMark) return undefined;
     this.drained = deferred<void>();
-    conn.quic.waitDrained(this.streamId);
+    conn.waitDrained(this.streamId);
     return this.drained.promise;
   }
 
@@ -162,7 +161,7 @@ export class WtStream {
     }
     if (!this.paused && (c.desiredSize ?? 0) <= 0) {
       this.paused = true;
-      this.session.conn.quic.pauseRead(this.streamId);
+      this.session.conn.pauseRead(this.streamId);
     }
   }
 
@@ -463,25 +462,21 @@ export class WtSession implements QuiverSession {
     this.conn?.onSessionFinished(this);
   }
 
-  /** TransportStats plus quiche's congestion window and delivery rate estimate (bytes, bytes/s). */
+  /** TransportStats plus the engine's congestion window and delivery rate estimate (bytes, bytes/s). */
   async getStats(): Promise<TransportStats & { congestionWindow: number; deliveryRate: number }> {
-    const q = this.conn?.quic;
-    const st = !q || q.closed ? undefined : q.conn.stats();
-    const path = !q || q.closed ? undefined : q.conn.pathStats()[0];
-    // The binding reports the smoothed RTT in whole milliseconds (quiche `PathStats::rtt`).
-    const rtt = path ? path.rtt : 0;
+    const st = this.conn?.transportStats();
     return {
       timestamp: performance.timeOrigin + performance.now(),
-      smoothedRtt: rtt,
-      rttVariation: 0,
-      minRtt: rtt,
-      bytesSent: st?.sentBytes ?? 0,
-      bytesReceived: st?.recvBytes ?? 0,
-      packetsSent: st?.sent ?? 0,
-      packetsReceived: st?.recv ?? 0,
-      packetsLost: st?.lost ?? 0,
-      congestionWindow: path?.cwnd ?? 0,
-      deliveryRate: path?.deliveryRate ?? 0,
+      smoothedRtt: st?.smoothedRttMs ?? 0,
+      rttVariation: st?.rttVariationMs ?? 0,
+      minRtt: st?.minRttMs ?? 0,
+      bytesSent: st?.bytesSent ?? 0,
+      bytesReceived: st?.bytesReceived ?? 0,
+      packetsSent: st?.packetsSent ?? 0,
+      packetsReceived: st?.packetsReceived ?? 0,
+      packetsLost: st?.packetsLost ?? 0,
+      congestionWindow: st?.congestionWindow ?? 0,
+      deliveryRate: st?.deliveryRate ?? 0,
       datagrams: {
         sent: this.counters.datagramsSent,
         received: this.counters.datagramsReceived,

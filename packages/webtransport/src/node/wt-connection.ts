@@ -1,12 +1,20 @@
 /**
- * Glue between one QUIC connection on quiche ({@link QuicConnection}) and the sans-IO HTTP/3 + WebTransport
- * core ({@link H3Connection}): QUIC input goes into the core; the core's commands go to quiche and its events
- * to the {@link WtSession}s. Every call into the core is followed by applying the commands it queued, so
- * nothing waits for a later turn; events are dispatched in {@link WtConnection.pump}.
+ * Glue between one QUIC connection of any engine ({@link QuicEngineConnection}) and the sans-IO HTTP/3 +
+ * WebTransport core ({@link H3Connection}): QUIC input goes into the core; the core's commands go to the engine
+ * and its events to the {@link WtSession}s. Every call into the core is followed by applying the commands it
+ * queued, so nothing waits for a later turn; events are dispatched in {@link WtConnection.pump}. Sessions and
+ * streams reach the QUIC connection only through this class: it is the single seam.
  */
 import { QuiverTransportError } from '@quiver/transport';
 import type { H3Connection, H3Event, HeaderField, QuicCommand } from '../core/api.js';
-import type { QuicCloseInfo, QuicConnection, QuicConnectionHandler } from './quic-connection.js';
+import type {
+  DatagramRefusal,
+  Host,
+  QuicCloseInfo,
+  QuicConnectionHandler,
+  QuicEngineConnection,
+  QuicTransportStats,
+} from './engine.js';
 import type { WtSession } from './session.js';
 
 /** RFC 9114 §8.1 H3_NO_ERROR. */
@@ -49,7 +57,7 @@ export class WtConnection implements QuicConnectionHandler {
   private readonly waitingOpeners = new Set<WtSession>();
 
   constructor(
-    readonly quic: QuicConnection,
+    private readonly quic: QuicEngineConnection,
     readonly h3: H3Connection,
     readonly owner: WtConnectionOwner,
   ) {
@@ -129,8 +137,9 @@ export class WtConnection implements QuicConnectionHandler {
     }
   }
 
-  private apply(cmds: QuicCommand[]): 'congestion' | 'too-large' | 'closed' | null {
-    let dgram: 'congestion' | 'too-large' | 'closed' | null = null;
+  /** Applies the core's commands; returns what became of the last datagram among them (none: `undefined`). */
+  private apply(cmds: QuicCommand[]): DatagramRefusal | null | undefined {
+    let dgram: DatagramRefusal | null | undefined;
     const q = this.quic;
     for (const c of cmds) {
       switch (c.type) {
@@ -291,7 +300,12 @@ export class WtConnection implements QuicConnectionHandler {
     }
   }
 
-  sendDatagram(sessionId: number, data: Uint8Array): 'congestion' | 'too-large' | 'closed' | null {
+  /**
+   * `null` when the datagram was queued on the QUIC connection. The core refuses some without a word (a session
+   * it no longer has, a peer whose SETTINGS disable HTTP datagrams, RFC 9297 §2.1.1): it then queues no datagram
+   * command, and that is a refusal too, never a datagram counted as sent.
+   */
+  sendDatagram(sessionId: number, data: Uint8Array): DatagramRefusal | null {
     if (this.quic.closed) return 'closed';
     try {
       this.h3.sendDatagram(sessionId, data);
@@ -299,7 +313,8 @@ export class WtConnection implements QuicConnectionHandler {
       return 'closed';
     }
     const cmds = this.h3.drainCommands();
-    return this.apply(cmds);
+    const r = this.apply(cmds);
+    return r === undefined ? 'closed' : r;
   }
 
   maxDatagramSize(sessionId: number): number {
@@ -310,7 +325,7 @@ export class WtConnection implements QuicConnectionHandler {
 
   /** Opens a WebTransport stream if the peer's stream limit allows (RFC 9000 §4.6), else `undefined`. */
   openStream(sessionId: number, bidi: boolean): number | undefined {
-    const left = bidi ? this.quic.conn.peerStreamsLeftBidi() : this.quic.conn.peerStreamsLeftUni();
+    const left = this.quic.peerStreamsLeft(bidi);
     if (left <= 0) {
       const s = this.sessions.get(sessionId);
       if (s) this.waitingOpeners.add(s);
@@ -320,6 +335,58 @@ export class WtConnection implements QuicConnectionHandler {
     const s = this.sessions.get(sessionId);
     if (s) this.streamOwner.set(id, s);
     return id;
+  }
+
+  // --- the QUIC connection, as sessions and streams need it ---
+
+  get isClosed(): boolean {
+    return this.quic.closed;
+  }
+
+  get peer(): Host {
+    return this.quic.peer;
+  }
+
+  peerCertChain(): Uint8Array[] | null {
+    return this.quic.peerCertChain();
+  }
+
+  transportStats(): QuicTransportStats | undefined {
+    return this.quic.closed ? undefined : this.quic.stats();
+  }
+
+  trackSend(streamId: number): void {
+    this.quic.trackSend(streamId);
+  }
+
+  queuedBytes(streamId: number): number {
+    return this.quic.queuedBytes(streamId);
+  }
+
+  waitDrained(streamId: number): void {
+    this.quic.waitDrained(streamId);
+  }
+
+  pauseRead(streamId: number): void {
+    this.quic.pauseRead(streamId);
+  }
+
+  resumeRead(streamId: number): void {
+    this.quic.resumeRead(streamId);
+  }
+
+  /** Send what is queued at once (a closing listener's last word), then drop the connection. */
+  flushAndDestroy(): void {
+    this.quic.flushNow();
+    this.quic.destroy();
+  }
+
+  destroy(): void {
+    this.quic.destroy();
+  }
+
+  schedule(): void {
+    this.quic.schedule();
   }
 
   forgetStream(streamId: number): void {

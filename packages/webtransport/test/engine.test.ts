@@ -1,0 +1,53 @@
+/** Engine selection: the listener says which QUIC engine runs it; an engine that is not available is an error. */
+import { generateCertificate } from '@quiver/devcert';
+import { availableEngines, connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
+import { describe, expect, it } from 'vitest';
+
+const engines = await availableEngines();
+
+describe('QUIC engine selection', () => {
+  it('runs on an available engine, reports and logs it, and serves a session on it', async () => {
+    expect(engines).toContain('quiche');
+    const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
+    const logs: string[] = [];
+    const l = await createWebTransportListener({
+      cert: cert.certPem,
+      key: cert.keyPem,
+      engine: 'quiche',
+      log: (m) => logs.push(m),
+    });
+    try {
+      expect(l.engine).toBe('quiche');
+      expect(logs).toEqual([
+        `WebTransport listener on udp://127.0.0.1:${l.address.port} (QUIC engine: quiche)`,
+      ]);
+      const accepted = l.incomingSessions.getReader().read();
+      const s = connectWebTransport(`https://127.0.0.1:${l.address.port}/e`, {
+        serverCertificateHashes: [{ algorithm: 'sha-256', value: Buffer.from(cert.hashHex, 'hex') }],
+        engine: 'quiche',
+      });
+      const server = (await accepted).value?.accept();
+      await s.ready;
+      s.close();
+      await s.closed;
+      await server?.closed;
+    } finally {
+      await l.close();
+    }
+  });
+
+  it.skipIf(engines.includes('quinn'))(
+    'refuses an engine that is not available, naming how to build it',
+    async () => {
+      await expect(createWebTransportListener({ cert: 'x', key: 'y', engine: 'quinn' })).rejects.toThrow(
+        /quinn.*not available.*build:native/,
+      );
+    },
+  );
+
+  it('refuses an unknown engine', async () => {
+    await expect(
+      createWebTransportListener({ cert: 'x', key: 'y', engine: 'msquic' as unknown as 'quiche' }),
+    ).rejects.toThrow(/unknown QUIC engine/);
+  });
+});
