@@ -69,6 +69,12 @@ export function recordRun(file: string, record: RunRecord): void {
   writeFileSync(join(dirname(file), 'RESULTS.md'), renderMarkdown(Object.values(sorted)));
 }
 
+/** Re-renders `RESULTS.md` beside `file` from the records (after the list of targets changed, for instance). */
+export function renderRecords(file: string): void {
+  const data = JSON.parse(readFileSync(file, 'utf8')) as RecordFile;
+  writeFileSync(join(dirname(file), 'RESULTS.md'), renderMarkdown(Object.values(data.targets)));
+}
+
 export function renderMarkdown(records: RunRecord[]): string {
   const out = [
     '# Fuzz results',
@@ -86,7 +92,13 @@ export function renderMarkdown(records: RunRecord[]): string {
     );
   }
   const found = records.flatMap((r) => r.findings.map((f) => ({ target: r.target, ...f })));
+  const missing = TARGETS.map((t) => t.name).filter((n) => !records.some((r) => r.target === n));
   out.push('');
+  if (missing.length > 0)
+    out.push(
+      `No recorded run yet (only the short CI runs of \`test/fuzz.test.ts\`): ${missing.map((n) => `\`${n}\``).join(', ')}.`,
+      '',
+    );
   if (found.length === 0) out.push('No findings in these runs.');
   else {
     out.push('## Findings', '');

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findingId, fuzzTarget, runOne } from './engine.js';
-import { type RunRecord, recordRun, runContext } from './record.js';
+import { type RunRecord, recordRun, renderRecords, runContext } from './record.js';
 import { getTarget, TARGETS } from './targets.js';
 
 const { values } = parseArgs({
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     record: { type: 'string', default: fileURLToPath(new URL('./results.json', import.meta.url)) },
     'no-record': { type: 'boolean', default: false },
+    render: { type: 'boolean', default: false },
     replay: { type: 'string' },
     list: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
@@ -33,6 +34,12 @@ const { values } = parseArgs({
 
 if (values.list) {
   for (const t of TARGETS) console.log(`${t.name.padEnd(20)} ${t.description}`);
+  process.exit(0);
+}
+
+if (values.render) {
+  // Only re-renders RESULTS.md from the records.
+  renderRecords(values.record!);
   process.exit(0);
 }
 
