@@ -17,12 +17,21 @@ import { Frame, Hello, messages, POSE_LENGTH } from '../src/shared/protocol.js';
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 const BOTS = 4;
 
+const UNLIMITED = { maxSessionsPerIp: 1000, sessionsPerMinutePerIp: 100_000 };
 let server: DemoServer;
 let chromium: LaunchedChromium;
 
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
-  server = await createDemoServer({ host: '127.0.0.1', port: 0, webtransportPort: 0, bots: BOTS });
+  // Every test here opens pages from 127.0.0.1: the per-address limits (tested in limits.test.ts) are lifted so
+  // that the file's many sessions are not refused as one abusive address.
+  server = await createDemoServer({
+    host: '127.0.0.1',
+    port: 0,
+    webtransportPort: 0,
+    bots: BOTS,
+    ...UNLIMITED,
+  });
   chromium = await launchChromium();
 });
 
@@ -369,6 +378,7 @@ describe('demo scene in Chromium', () => {
       webtransportPort: 0,
       bots: 2,
       build: false,
+      ...UNLIMITED,
     });
     const noQuic = await launchChromium({ disableQuic: true });
     try {

@@ -25,7 +25,15 @@ let proxy: TestProxy;
 let blackhole: dgram.Socket;
 
 beforeAll(async () => {
-  server = await createDemoServer({ host: '127.0.0.1', port: 0, webtransportPort: 0, bots: 3 });
+  server = await createDemoServer({
+    host: '127.0.0.1',
+    port: 0,
+    webtransportPort: 0,
+    bots: 3,
+    // Per-address limits have their own test (limits.test.ts); every page here comes from 127.0.0.1.
+    maxSessionsPerIp: 1000,
+    sessionsPerMinutePerIp: 100_000,
+  });
   blackhole = dgram.createSocket('udp4');
   blackhole.on('message', () => {
     // Dropped, as a firewall that blocks UDP drops QUIC's Initial packets.
