@@ -103,7 +103,7 @@ function echo(c: ClientSession, text: string): Promise<string> {
 async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
   const t0 = Date.now();
   while (!(await cond())) {
-    if (Date.now() - t0 > 10_000) throw new Error('timed out');
+    if (Date.now() - t0 > 45_000) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -57,12 +57,15 @@ export function memoryRooms(
   return { name, listener, sessions, rooms, clientSession, joinRoom, restart };
 }
 
-/** Waits for `cond` on real time (events, not sleeps); fails after 10 s naming `what`. */
+/**
+ * Waits for `cond` on real time (events, not sleeps); fails after 45 s naming `what`: a hang detector, generous so
+ * that a loaded CI machine never fails a test that is merely slow.
+ */
 export function until(cond: () => boolean, what = 'condition'): Promise<void> {
   return vi.waitFor(
     () => {
       if (!cond()) throw new Error(`timed out waiting for ${what}`);
     },
-    { timeout: 10_000, interval: 2 },
+    { timeout: 45_000, interval: 2 },
   );
 }

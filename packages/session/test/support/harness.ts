@@ -58,12 +58,18 @@ export async function setup(
 }
 
 /** Polls `cond` on real time (for tests on the system clock); fails after 10 s. */
+/**
+ * How long `until` waits before it names what never happened. A hang detector, not a timing claim: generous, so
+ * that a loaded 2-core CI machine never fails a test that is merely slow, and below the 60 s test timeout.
+ */
+export const UNTIL_LIMIT_MS = 45_000;
+
 export function until(cond: () => boolean, what = 'condition'): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const tick = () => {
       if (cond()) resolve();
-      else if (Date.now() - started > 10_000) reject(new Error(`timed out waiting for ${what}`));
+      else if (Date.now() - started > UNTIL_LIMIT_MS) reject(new Error(`timed out waiting for ${what}`));
       else setTimeout(tick, 2);
     };
     tick();
