@@ -79,7 +79,11 @@ export class RedisDriver implements RoomDriver {
 
   async remove(roomId: string): Promise<void> {
     this.owned.delete(roomId);
-    await this.run(REMOVE, [this.key('room', roomId), this.key('seats', roomId), `${this.p}rooms`], [roomId, this.p]);
+    await this.run(
+      REMOVE,
+      [this.key('room', roomId), this.key('seats', roomId), `${this.p}rooms`],
+      [roomId, this.p],
+    );
   }
 
   async get(roomId: string): Promise<RoomListing | undefined> {
@@ -88,7 +92,9 @@ export class RedisDriver implements RoomDriver {
   }
 
   async query(query: RoomQuery): Promise<RoomListing[]> {
-    const ids = await this.redis.smembers(query.name === undefined ? `${this.p}rooms` : this.key('rooms', query.name));
+    const ids = await this.redis.smembers(
+      query.name === undefined ? `${this.p}rooms` : this.key('rooms', query.name),
+    );
     const out: RoomListing[] = [];
     for (const r of await this.load(ids)) {
       if (!r?.live) continue;
@@ -165,6 +171,7 @@ export class RedisDriver implements RoomDriver {
         await this.run(REMOVE, [this.key('room', id), this.key('seats', id), `${this.p}rooms`], [id, this.p]);
         removed++;
       }
+      await this.redis.del(this.key('node-rooms', pid));
       await this.redis.srem(`${this.p}nodes`, pid);
     }
     return removed;
@@ -175,8 +182,12 @@ export class RedisDriver implements RoomDriver {
     this.closed = true;
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.nodes.size > 0) await this.redis.del(...[...this.nodes].map((n) => this.key('node', n)));
-    if (this.ownsClient) await this.redis.quit();
+    // Graceful: the node's heartbeat goes at once (its rooms were removed by the room server). If Redis is
+    // unreachable it expires by itself.
+    if (this.nodes.size > 0) {
+      await this.redis.del(...[...this.nodes].map((n) => this.key('node', n))).catch(() => {});
+    }
+    if (this.ownsClient) await this.redis.quit().catch(() => {});
   }
 
   private async aliveOf(nodes: string[]): Promise<Set<string>> {
@@ -246,7 +257,9 @@ export class RedisDriver implements RoomDriver {
   }
 
   /** Listings with their live reservation count and whether their node heartbeats, in one round trip. */
-  private async load(ids: string[]): Promise<({ listing: RoomListing; reserved: number; live: boolean } | undefined)[]> {
+  private async load(
+    ids: string[],
+  ): Promise<({ listing: RoomListing; reserved: number; live: boolean } | undefined)[]> {
     if (ids.length === 0) return [];
     const now = this.clock.now();
     const pipe = this.redis.pipeline();

@@ -116,6 +116,8 @@ export class RedisPresence implements Presence {
     if (!this.sub) {
       // ioredis resubscribes by itself after a reconnect, so subscriptions survive a Redis restart.
       this.sub = this.redis.duplicate();
+      // An outage shows on the command connection too, where the application listens for 'error'.
+      this.sub.on('error', () => {});
     }
     if (!this.wired) {
       this.wired = true;

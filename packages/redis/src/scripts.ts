@@ -54,7 +54,7 @@ local expiresAt = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[2], expiresAt, ARGV[1])
 redis.call('HSET', KEYS[3], 'roomId', ARGV[2], 'expiresAt', ARGV[3], 'options', ARGV[4], 'reconnect', ARGV[5],
   'state', 'reserved')
-redis.call('PEXPIRE', KEYS[3], math.max(1, expiresAt - now + tonumber(ARGV[9])))
+redis.call('PEXPIRE', KEYS[3], math.max(1, math.ceil(expiresAt - now + tonumber(ARGV[9]))))
 return 'ok'
 `;
 

@@ -49,7 +49,12 @@ export function driverContract(
         expect(await d.get(l.roomId)).toEqual(l);
         await expect(d.create(l)).rejects.toThrow();
         await d.update(l.roomId, { locked: true, metadata: { mode: 'ctf' }, maxClients: null });
-        expect(await d.get(l.roomId)).toEqual({ ...l, locked: true, metadata: { mode: 'ctf' }, maxClients: null });
+        expect(await d.get(l.roomId)).toEqual({
+          ...l,
+          locked: true,
+          metadata: { mode: 'ctf' },
+          maxClients: null,
+        });
         await d.remove(l.roomId);
         expect(await d.get(l.roomId)).toBeUndefined();
         await d.update(l.roomId, { locked: false });
@@ -100,7 +105,9 @@ export function driverContract(
         expect(await d.reservations(l.roomId)).toBe(3);
         await d.update(l.roomId, { locked: true });
         expect(await d.reserveSeat(seat(l.roomId, clock), { ignoreCapacity: true })).toBe('locked');
-        expect(await d.reserveSeat(seat(l.roomId, clock), { ignoreLock: true, ignoreCapacity: true })).toBe('ok');
+        expect(await d.reserveSeat(seat(l.roomId, clock), { ignoreLock: true, ignoreCapacity: true })).toBe(
+          'ok',
+        );
         const unlimited = listing({ maxClients: null });
         await d.create(unlimited);
         for (let i = 0; i < 20; i++) expect(await d.reserveSeat(seat(unlimited.roomId, clock))).toBe('ok');

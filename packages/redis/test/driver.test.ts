@@ -10,13 +10,22 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-driverContract('MemoryDriver', async (clock) => ({ driver: new MemoryDriver({ clock }), close: async () => {} }));
+driverContract('MemoryDriver', async (clock) => ({
+  driver: new MemoryDriver({ clock }),
+  close: async () => {},
+}));
 
 let db = 0;
 driverContract('RedisDriver', async (clock) => {
   const redis = server.client();
   // Each case on its own key prefix: a fresh registry on the same server.
-  const driver = new RedisDriver({ redis, clock, prefix: `t${++db}:`, heartbeatMs: 10_000, nodeTtlMs: 60_000 });
+  const driver = new RedisDriver({
+    redis,
+    clock,
+    prefix: `t${++db}:`,
+    heartbeatMs: 10_000,
+    nodeTtlMs: 60_000,
+  });
   return {
     driver,
     close: async () => {
