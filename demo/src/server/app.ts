@@ -13,6 +13,7 @@ import {
   decodeInputPacket,
 } from '@quiver/predict';
 import { Room, type RoomClient } from '@quiver/rooms';
+import { connectRedisRooms } from '@quiver/redis';
 import quiverRooms from '@quiver/rooms/fastify';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -62,6 +63,13 @@ export interface DemoServerOptions {
    * can walk faster on average than one input per tick.
    */
   maxInputBurst?: number;
+  /**
+   * `redis://host:port`: rooms, matchmaking and presence on Redis (`@quiver/redis`), shared by every demo process
+   * on it. Default: none (in-memory, this process only).
+   */
+  redisUrl?: string;
+  /** The base URL clients reach this process at (`https://game1.example`), advertised in reservations. */
+  publicUrl?: string;
 }
 
 export interface DemoStats {
@@ -336,7 +344,13 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   // The world runs on the arena room's clock: a fixed tick, caught up in steps when the process was late; the
   // room's timers stop when it is disposed (app close).
   const ticker = new FixedTicker(TICK_RATE);
-  await app.register(quiverRooms, { setup: (rooms) => rooms.define('arena', Arena) });
+  const redis = options.redisUrl ? await connectRedisRooms({ url: options.redisUrl }) : undefined;
+  if (redis) app.addHook('onClose', () => redis.close());
+  await app.register(quiverRooms, {
+    setup: (rooms) => rooms.define('arena', Arena),
+    ...(redis ? { driver: redis.driver, presence: redis.presence } : {}),
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+  });
   const arena = await app.rooms.createRoom<Arena>('arena');
   arena.setSimulationInterval(
     (dt) => {

@@ -1,0 +1,131 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { RoomsClient } from '@quiver/rooms/client';
+import { connectWebSocket } from '@quiver/websocket';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Heard, Say } from './fixtures/messages.js';
+import { type RedisServer, startRedis } from './redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(() => redis.stop());
+
+const procs: ChildProcess[] = [];
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.exitCode !== null || p.signalCode !== null) continue;
+    const exited = once(p, 'exit');
+    p.kill('SIGTERM');
+    await exited;
+  }
+});
+
+/** A server process (`fixtures/node.ts`) on the test's Redis. */
+async function startNode(
+  name: string,
+): Promise<{ name: string; endpoint: string; port: number; proc: ChildProcess }> {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=quiver-source', 'packages/redis/test/fixtures/node.ts'],
+    {
+      cwd: join(import.meta.dirname, '../../..'),
+      env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: name },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  procs.push(proc);
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    proc.once('exit', (code) => reject(new Error(`node ${name} exited (${code})`)));
+  });
+  const { port } = JSON.parse(line) as { port: number };
+  return { name, port, endpoint: `http://127.0.0.1:${port}`, proc };
+}
+
+async function listing(
+  endpoint: string,
+): Promise<{ id: string; clients: number; metadata: { mode?: string } }[]> {
+  const res = await fetch(`${endpoint}/quiver/rooms?name=arena`);
+  return ((await res.json()) as { rooms: { id: string; clients: number; metadata: { mode?: string } }[] })
+    .rooms;
+}
+
+async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('two server processes on one Redis', () => {
+  it('one room listing on both; matchmaking on either node sends clients to the node that owns the room', async () => {
+    const [a, b] = await Promise.all([startNode('node-a'), startNode('node-b')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+
+    // A room on each node.
+    const onA = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'a' });
+    const onB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'b' });
+    const ids = async (e: string) => (await listing(e)).map((r) => r.id).sort();
+    expect(await ids(a.endpoint)).toEqual([onA.roomId, onB.roomId].sort());
+    expect(await ids(b.endpoint)).toEqual([onA.roomId, onB.roomId].sort());
+
+    // Matchmaking on B for mode 'a' answers A's room with A's endpoints.
+    const res = await fetch(`${b.endpoint}/quiver/matchmake/joinOrCreate/arena`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mode: 'a' }),
+    });
+    const reservation = (await res.json()) as {
+      roomId: string;
+      processId: string;
+      session: { websocket: { url: string } | null };
+    };
+    expect(reservation).toMatchObject({ roomId: onA.roomId, processId: 'node-a' });
+    expect(new URL(reservation.session.websocket!.url).port).toBe(String(a.port));
+
+    // A client that matchmakes on B joins the room on A, and they talk.
+    const viaB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'a' });
+    expect(viaB.roomId).toBe(onA.roomId);
+    const heard = new Promise<{ text: string; from: string }>((r) => onA.on(Heard, r));
+    viaB.send(Say, { text: 'hi from b' });
+    expect(await heard).toEqual({ text: 'hi from b', from: 'node-a' });
+    await waitFor(
+      async () => (await listing(b.endpoint)).find((r) => r.id === onA.roomId)?.clients === 2,
+      'two joined',
+    );
+    await viaB.leave();
+    await onA.leave();
+    await onB.leave();
+  });
+
+  it('a node killed with SIGKILL: its rooms leave the registry on the surviving node', async () => {
+    const [a, b] = await Promise.all([startNode('doomed'), startNode('survivor')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+    const onA = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'x' });
+    const onB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'y' });
+    expect((await listing(b.endpoint)).length).toBe(2);
+    const exited = once(a.proc, 'exit');
+    a.proc.kill('SIGKILL');
+    await exited;
+    await waitFor(async () => (await ids(b.endpoint)) === onB.roomId, 'the dead node unlisted');
+    // Matchmaking for the dead node's mode now creates a room on the survivor.
+    const again = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'x' });
+    expect(again.roomId).not.toBe(onA.roomId);
+    await again.leave();
+    await onB.leave();
+    async function ids(e: string) {
+      return (await listing(e)).map((r) => r.id).join();
+    }
+  });
+});
