@@ -13,8 +13,7 @@ import {
   decodeInputPacket,
 } from '@quiver/predict';
 import { Room, type RoomClient } from '@quiver/rooms';
-import { connectRedisRooms } from '@quiver/redis';
-import quiverRooms from '@quiver/rooms/fastify';
+import quiverRoomsRedis from '@quiver/redis/fastify';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -344,11 +343,10 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   // The world runs on the arena room's clock: a fixed tick, caught up in steps when the process was late; the
   // room's timers stop when it is disposed (app close).
   const ticker = new FixedTicker(TICK_RATE);
-  const redis = options.redisUrl ? await connectRedisRooms({ url: options.redisUrl }) : undefined;
-  if (redis) app.addHook('onClose', () => redis.close());
-  await app.register(quiverRooms, {
+  // With a Redis URL the arena's listing and matchmaking are shared by every demo process on that Redis.
+  await app.register(quiverRoomsRedis, {
     setup: (rooms) => rooms.define('arena', Arena),
-    ...(redis ? { driver: redis.driver, presence: redis.presence } : {}),
+    redisUrl: options.redisUrl ?? '',
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
   });
   const arena = await app.rooms.createRoom<Arena>('arena');
