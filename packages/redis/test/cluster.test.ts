@@ -3,7 +3,7 @@ import { joinWithSeat } from '@quiver/rooms/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryRooms, until, useCleanup, cleanups } from '../../rooms/test/support.js';
 import { RedisDriver, RedisPresence } from '../src/index.js';
-import { type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, startRedis } from '../src/testing.js';
 
 useCleanup();
 

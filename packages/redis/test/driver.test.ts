@@ -2,7 +2,7 @@ import { MemoryDriver } from '@quiver/rooms';
 import { afterAll, beforeAll } from 'vitest';
 import { RedisDriver } from '../src/index.js';
 import { driverContract } from './driver-contract.js';
-import { type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, startRedis } from '../src/testing.js';
 
 let server: RedisServer;
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { RoomsClient } from '@quiver/rooms/client';
 import { connectWebSocket } from '@quiver/websocket';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Heard, Say } from './fixtures/messages.js';
-import { type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, startRedis } from '../src/testing.js';
 
 let redis: RedisServer;
 beforeAll(async () => {

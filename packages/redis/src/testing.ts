@@ -3,7 +3,10 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
-/** A real `redis-server` on a free loopback port, without persistence; `stop()` kills it. */
+/**
+ * For tests and benches (`@quiver/redis/testing`): a real `redis-server` (`REDIS_SERVER`, default
+ * `/usr/bin/redis-server`) on a free loopback port, without persistence; `stop()` kills it.
+ */
 export interface RedisServer {
   port: number;
   url: string;
