@@ -22,11 +22,34 @@ const plugin: FastifyPluginAsync<QuiverRoomsRedisOptions> = async (app, options)
     await app.register(quiverRooms, roomOptions);
     return;
   }
-  const store = await connectRedisRooms({ ...driverOptions, url: redisUrl, clock: roomOptions.clock });
+  let lastError = '';
+  const store = await connectRedisRooms({
+    ...driverOptions,
+    url: redisUrl,
+    clock: roomOptions.clock,
+    // One line per kind of failure, not one per reconnection attempt.
+    onError: (err) => {
+      if (err.message !== lastError) app.log.warn({ err }, 'rooms: Redis connection error');
+      lastError = err.message;
+    },
+  });
   // After the rooms plugin's preClose (rooms disposed, unlisted): then the heartbeat stops and connections close.
   app.addHook('onClose', () => store.close());
   await app.register(quiverRooms, { ...roomOptions, driver: store.driver, presence: store.presence });
+
+  // The rooms plugin publishes this process's endpoints once, when it listens (`quiver:processes`, see the rooms
+  // README). A Redis restart loses them: publish the same entry again whenever the connection is back.
+  let entry: string | undefined;
+  app.addHook('onListen', async () => {
+    entry = await store.presence.hget(PROCESSES, app.rooms.processId);
+  });
+  store.redis.on('ready', () => {
+    lastError = '';
+    if (entry) void store.presence.hset(PROCESSES, app.rooms.processId, entry).catch(() => {});
+  });
 };
+
+const PROCESSES = 'quiver:processes';
 
 export const quiverRoomsRedis = fp(plugin, {
   name: '@quiver/redis',

@@ -128,4 +128,37 @@ describe('two server processes on one Redis', () => {
       return (await listing(e)).map((r) => r.id).join();
     }
   });
+
+  it('Redis restarted: rooms keep playing, matchmaking fails while it is down, the listing comes back on both nodes', async () => {
+    const [a, b] = await Promise.all([startNode('r-a'), startNode('r-b')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+    const first = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'r' });
+    const second = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'r' });
+    expect(second.roomId).toBe(first.roomId);
+    await redis.kill();
+    // The room lives in node A's process: its clients still talk.
+    const heard = new Promise<{ text: string }>((r) => first.on(Heard, r));
+    second.send(Say, { text: 'redis is down' });
+    expect((await heard).text).toBe('redis is down');
+    const down = await fetch(`${b.endpoint}/quiver/matchmake/joinOrCreate/arena`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"mode":"r"}',
+    });
+    expect(((await down.json()) as { error: { code: string } }).error.code).toBe('matchmake-failed');
+    await redis.start();
+    // Node A relists its room with both clients; node B sees it; matchmaking joins it again.
+    await waitFor(async () => {
+      try {
+        const l = await listing(b.endpoint);
+        return l.length === 1 && l[0]?.id === first.roomId && l[0].clients === 2;
+      } catch {
+        return false;
+      }
+    }, 'the room relisted');
+    const third = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'r' });
+    expect(third.roomId).toBe(first.roomId);
+    await Promise.all([first.leave(), second.leave(), third.leave()]);
+  });
 });
