@@ -119,6 +119,10 @@ describe('two server processes on one Redis', () => {
     a.proc.kill('SIGKILL');
     await exited;
     await waitFor(async () => (await ids(b.endpoint)) === onB.roomId, 'the dead node unlisted');
+    // The dead node's clients cannot take their seats back: a typed error at once, not a timeout.
+    await expect(clientOf(b.endpoint).reconnect(onA.reconnectToken)).rejects.toMatchObject({
+      code: 'reconnect-expired',
+    });
     // Matchmaking for the dead node's mode now creates a room on the survivor.
     const again = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'x' });
     expect(again.roomId).not.toBe(onA.roomId);
