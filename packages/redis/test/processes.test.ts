@@ -26,13 +26,14 @@ afterEach(async () => {
 /** A server process (`fixtures/node.ts`) on the test's Redis. */
 async function startNode(
   name: string,
+  host = '127.0.0.1',
 ): Promise<{ name: string; endpoint: string; port: number; proc: ChildProcess }> {
   const proc = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=quiver-source', 'packages/redis/test/fixtures/node.ts'],
     {
       cwd: join(import.meta.dirname, '../../..'),
-      env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: name },
+      env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: name, HOST: host },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
@@ -164,5 +165,18 @@ describe('two server processes on one Redis', () => {
     const third = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'r' });
     expect(third.roomId).toBe(first.roomId);
     await Promise.all([first.leave(), second.leave(), third.leave()]);
+  });
+
+  it('a node bound to every interface advertises the host clients matchmade through, not 0.0.0.0', async () => {
+    const [a, b] = await Promise.all([startNode('any-a', '0.0.0.0'), startNode('any-b', '0.0.0.0')]);
+    const onA = await new RoomsClient({
+      endpoint: a.endpoint,
+      connectors: { websocket: connectWebSocket },
+    }).create('arena', { mode: 'h' });
+    const res = await fetch(`${b.endpoint}/quiver/matchmake/joinById/${onA.roomId}`, { method: 'POST' });
+    const r = (await res.json()) as { processId: string; session: { websocket: { url: string } } };
+    expect(r.processId).toBe('any-a');
+    expect(r.session.websocket.url).toBe(`ws://127.0.0.1:${a.port}/quiver`);
+    await onA.leave();
   });
 });

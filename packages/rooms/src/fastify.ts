@@ -24,7 +24,7 @@ export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessi
   /**
    * The base URL clients reach this process at (`https://game1.example`): its host replaces the bound address in
    * the endpoints this process advertises to matchmakers of every process (ports stay). Default: none; an
-   * endpoint on a loopback or unspecified address is then given the host of the matchmaking request.
+   * endpoint on an unspecified address (`0.0.0.0`, `::`) is then given the host of the matchmaking request.
    */
   publicUrl?: string;
 }
@@ -128,13 +128,15 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
   });
 };
 
-const LOCAL_HOSTS = new Set(['127.0.0.1', '[::1]', '0.0.0.0', '[::]', 'localhost']);
+// A process bound to every interface advertises an address no client can dial; a loopback one stays as it is (only
+// this machine reaches it, and the browser pins its certificate by hash, not by name).
+const UNSPECIFIED = new Set(['0.0.0.0', '[::]']);
 
-/** `info` with `host` in its URLs: always (`publicUrl`), or only where they name a loopback/unspecified address. */
+/** `info` with `host` in its URLs: always (`publicUrl`), or only where they name an unspecified address. */
 function withHost(info: QuiverInfo, host: string, always: boolean): QuiverInfo {
   const swap = (url: string) => {
     const u = new URL(url);
-    if (!host || (!always && !LOCAL_HOSTS.has(u.hostname))) return url;
+    if (!host || (!always && !UNSPECIFIED.has(u.hostname))) return url;
     u.hostname = host;
     return u.toString();
   };
