@@ -97,14 +97,24 @@ const suite: BenchSuite = {
           }
         }),
       );
-      // The registry itself (GET /quiver/rooms leaves full rooms out): joined plus reserved per room.
-      const registry = new RedisDriver({ redis: redis.client() });
+      // The registry itself (GET /quiver/rooms leaves full rooms out): joined plus live reservations per room, read
+      // in one transaction (two separate reads could count a seat freed and taken again in between twice).
+      const conn = redis.client();
+      const registry = new RedisDriver({ redis: conn });
       const rooms = await registry.query({ name: 'arena', includeUnavailable: true });
       let over = 0;
       let listed = 0;
       for (const r of rooms) {
-        if (r.clients + (await registry.reservations(r.roomId)) > (r.maxClients ?? Number.POSITIVE_INFINITY))
+        const res = await conn
+          .multi()
+          .hget(`quiver:reg:room:${r.roomId}`, 'clients')
+          .zcount(`quiver:reg:seats:${r.roomId}`, `(${Date.now()}`, '+inf')
+          .exec();
+        const seats = Number(res?.[0]?.[1] ?? 0) + Number(res?.[1]?.[1] ?? 0);
+        if (seats > (r.maxClients ?? Number.POSITIVE_INFINITY)) {
           over++;
+          notes.push(`room ${r.roomId}: ${seats} seats (joined plus reserved) of ${r.maxClients}`);
+        }
         listed += r.clients;
       }
       if (firstError) notes.push(`${failed} joins failed; first: ${firstError}`);
