@@ -64,11 +64,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return { 'invalid' } end
 local seat = redis.call('HMGET', KEYS[3], 'roomId', 'expiresAt', 'options', 'reconnect', 'state')
 if not seat[1] then return { 'invalid' } end
 if seat[5] ~= 'reserved' then return { seat[5] } end
-redis.call('ZREM', KEYS[2], ARGV[1])
 if tonumber(seat[2]) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HSET', KEYS[3], 'state', 'expired')
   return { 'expired' }
 end
+-- Only a seat still counted against capacity is taken: one forgotten when a stalled node's rooms were swept (and
+-- relisted without their reservations) would put the room over capacity.
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return { 'invalid' } end
 redis.call('HSET', KEYS[3], 'state', 'used')
 redis.call('HINCRBY', KEYS[1], 'clients', 1)
 return { 'ok', seat[2], seat[3], seat[4] }

@@ -141,6 +141,56 @@ describe('RedisDriver across nodes', () => {
   });
 });
 
+describe('RedisDriver: a stalled node swept and relisted', () => {
+  it('seats reserved before the sweep are refused, so the relisted room never goes over capacity', async () => {
+    const prefix = `stall${++prefixes}:`;
+    const clock = { now: () => Date.now(), setTimeout, clearTimeout } as never;
+    const a = new RedisDriver({ redis: server.client(), prefix, heartbeatMs: 50, nodeTtlMs: 200, clock });
+    const b = new RedisDriver({
+      redis: server.client(),
+      prefix,
+      heartbeatMs: 10_000,
+      nodeTtlMs: 20_000,
+      clock,
+    });
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const listing = {
+      roomId: 'stalled',
+      name: 'arena',
+      processId: 'slow',
+      clients: 0,
+      maxClients: 2,
+      locked: false,
+      private: false,
+      metadata: {},
+      createdAt: 1,
+    };
+    await a.create(listing);
+    const seat = (token: string) => ({
+      token,
+      roomId: 'stalled',
+      expiresAt: Date.now() + 60_000,
+      options: {},
+    });
+    expect(await a.reserveSeat(seat('t1'))).toBe('ok');
+    expect(await a.reserveSeat(seat('t2'))).toBe('ok');
+    // The node's heartbeat lapses (a long stall): another node sweeps its room with the reservations.
+    await server.client().del(`${prefix}node:slow`);
+    expect(await b.sweep()).toBe(1);
+    // The stalled node's next beat lists the room again, without the reservations it cannot know of.
+    await waitFor(async () => (await b.get('stalled')) !== undefined, 'relisted');
+    expect(await b.reserveSeat(seat('t3'))).toBe('ok');
+    expect(await b.reserveSeat(seat('t4'))).toBe('ok');
+    expect(await a.consumeSeat('stalled', 't1')).toBe('invalid');
+    expect(await a.consumeSeat('stalled', 't3')).toMatchObject({ token: 't3' });
+    expect(await a.consumeSeat('stalled', 't4')).toMatchObject({ token: 't4' });
+    expect((await b.get('stalled'))?.clients).toBe(2);
+  });
+});
+
 describe('RedisPresence', () => {
   it('pub/sub across two connections; unsubscribing stops delivery', async () => {
     const a = new RedisPresence({ redis: server.client() });
