@@ -68,7 +68,7 @@ const suite: BenchSuite = {
     const ratios: Record<string, number> = {};
     const notes: string[] = [
       `${clients} WebSocket clients from one process, matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
-      'Nodes heartbeat every 100 ms with a 500 ms TTL. recovery: from SIGKILL of a node until every client it hosted has joined a room again through a surviving node (the bench rematchmakes on the disconnect event; the client SDK does not yet do it by itself).',
+      'Nodes heartbeat every 250 ms with a 1 500 ms TTL. recovery: from SIGKILL of a node until every client it hosted has joined a room again through a surviving node (the bench rematchmakes on the disconnect event; the client SDK does not yet do it by itself).',
       'Not measured: cross-node broadcast (by room type or global) is not built yet.',
     ];
     const clientOf = (n: Node) =>
