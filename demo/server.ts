@@ -1,7 +1,8 @@
 /**
  * `npm start`: builds the browser bundle, serves the demo and prints its URL. `PORT` (default 8080), `HOST`
  * (default localhost), `BOTS` (default 8) and `WT_PORT` (UDP port of WebTransport, default the HTTP port number)
- * come from the environment.
+ * come from the environment; `REDIS_URL` (`redis://host:port`) puts rooms on Redis so that several demo processes
+ * share one room listing and matchmaking, and `PUBLIC_URL` is the base URL clients reach this process at.
  */
 import { createDemoServer } from './src/server/app.js';
 
@@ -12,6 +13,8 @@ const server = await createDemoServer({
   webtransportPort: env.WT_PORT ? Number(env.WT_PORT) : undefined,
   bots: env.BOTS ? Number(env.BOTS) : 8,
   logger: { level: env.LOG_LEVEL ?? 'warn' },
+  ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
+  ...(env.PUBLIC_URL ? { publicUrl: env.PUBLIC_URL } : {}),
 });
 const wt = server.app.quiverTransports.webtransport?.address;
 console.log(`Quiver demo: ${server.url}`);

@@ -14,7 +14,7 @@ import {
 } from '@quiver/predict';
 import { reject } from '@quiver/session';
 import { Room, type RoomClient } from '@quiver/rooms';
-import quiverRooms from '@quiver/rooms/fastify';
+import quiverRoomsRedis from '@quiver/redis/fastify';
 import { SyncError, SyncServer } from '@quiver/sync';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -67,6 +67,13 @@ export interface DemoServerOptions {
   maxSessionsPerIp?: number;
   /** New sessions per minute from one remote address (default 60); more get 429. */
   sessionsPerMinutePerIp?: number;
+  /**
+   * `redis://host:port`: rooms, matchmaking and presence on Redis (`@quiver/redis`), shared by every demo process
+   * on it. Default: none (in-memory, this process only).
+   */
+  redisUrl?: string;
+  /** The base URL clients reach this process at (`https://game1.example`), advertised in reservations. */
+  publicUrl?: string;
 }
 
 export interface DemoStats {
@@ -350,7 +357,12 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   // The world runs on the arena room's clock: a fixed tick, caught up in steps when the process was late; the
   // room's timers stop when it is disposed (app close).
   const ticker = new FixedTicker(TICK_RATE);
-  await app.register(quiverRooms, { setup: (rooms) => rooms.define('arena', Arena) });
+  // With a Redis URL the arena's listing and matchmaking are shared by every demo process on that Redis.
+  await app.register(quiverRoomsRedis, {
+    setup: (rooms) => rooms.define('arena', Arena),
+    redisUrl: options.redisUrl ?? '',
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+  });
   const arena = await app.rooms.createRoom<Arena>('arena');
   arena.setSimulationInterval(
     (dt) => {

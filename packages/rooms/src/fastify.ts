@@ -21,6 +21,12 @@ export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessi
   bodyLimit?: number;
   /** Define room types here (or later on `app.rooms`). */
   setup?: (rooms: RoomServer) => void;
+  /**
+   * The base URL clients reach this process at (`https://game1.example`): its host replaces the bound address in
+   * the endpoints this process advertises to matchmakers of every process (ports stay). Default: none; an
+   * endpoint on an unspecified address (`0.0.0.0`, `::`) is then given the host of the matchmaking request.
+   */
+  publicUrl?: string;
 }
 
 declare module 'fastify' {
@@ -45,7 +51,7 @@ const PROCESSES = 'quiver:processes';
 
 const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options) => {
   if (!app.hasDecorator('quiver')) throw new Error('register @quiver/fastify before @quiver/rooms/fastify');
-  const { path: rawPath, bodyLimit, setup, ...roomOptions } = options;
+  const { path: rawPath, bodyLimit, setup, publicUrl, ...roomOptions } = options;
   const path = (rawPath ?? '/quiver').replace(/\/$/, '');
   const rooms = new RoomServer({ ...roomOptions, sessions: app.quiver });
   setup?.(rooms);
@@ -55,19 +61,23 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
   // Where this process's sessions connect, published for matchmakers in other processes.
   let own: Promise<QuiverInfo> | undefined;
   const ownInfo = () => {
-    own ??= app.quiverTransports.ready().then(() => app.quiverTransports.info());
+    own ??= app.quiverTransports
+      .ready()
+      .then(() => app.quiverTransports.info())
+      .then((info) => (publicUrl ? withHost(info, new URL(publicUrl).hostname, true) : info));
     return own;
   };
   app.addHook('onListen', async () => {
     await rooms.presence.hset(PROCESSES, rooms.processId, JSON.stringify(await ownInfo()));
   });
-  const endpointsOf = async (processId: string): Promise<SessionEndpoints> => {
+  const endpointsOf = async (processId: string, requestHost: string): Promise<SessionEndpoints> => {
     const info =
       processId === rooms.processId
         ? await ownInfo()
         : (JSON.parse((await rooms.presence.hget(PROCESSES, processId)) ?? 'null') as QuiverInfo | null);
     if (!info) throw new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'the room process is gone');
-    return { webtransport: info.webtransport, websocket: info.websocket };
+    const { webtransport, websocket } = withHost(info, requestHost, false);
+    return { webtransport, websocket };
   };
 
   app.post<{ Params: { method: string; roomName: string }; Body: unknown }>(
@@ -83,7 +93,7 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
           throw new RoomError(RoomErrorCode.BAD_REQUEST, 'unknown matchmaking method');
         }
         const r = await matchmake(rooms, method as MatchmakeMethod, roomName, opts);
-        return { ...r, session: await endpointsOf(r.processId) };
+        return { ...r, session: await endpointsOf(r.processId, req.hostname) };
       } catch (err) {
         const e =
           err instanceof RoomError
@@ -117,6 +127,25 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
     await rooms.presence.hdel(PROCESSES, rooms.processId);
   });
 };
+
+// A process bound to every interface advertises an address no client can dial; a loopback one stays as it is (only
+// this machine reaches it, and the browser pins its certificate by hash, not by name).
+const UNSPECIFIED = new Set(['0.0.0.0', '[::]']);
+
+/** `info` with `host` in its URLs: always (`publicUrl`), or only where they name an unspecified address. */
+function withHost(info: QuiverInfo, host: string, always: boolean): QuiverInfo {
+  const swap = (url: string) => {
+    const u = new URL(url);
+    if (!host || (!always && !UNSPECIFIED.has(u.hostname))) return url;
+    u.hostname = host;
+    return u.toString();
+  };
+  return {
+    ...info,
+    webtransport: info.webtransport && { ...info.webtransport, url: swap(info.webtransport.url) },
+    websocket: info.websocket && { url: swap(info.websocket.url) },
+  };
+}
 
 function matchmake(
   rooms: RoomServer,

@@ -1,0 +1,91 @@
+/**
+ * The driver's Lua scripts: each `RoomDriver` method that must be atomic is one script, so that no interleaving of
+ * matchmakers on any number of nodes can put a room over capacity (Redis runs a script with nothing in between).
+ *
+ * Key layout (`P` is the prefix): `P room:<id>` hash (name, pid, max (-1: no limit), locked, private, meta (JSON),
+ * createdAt, clients); `P seats:<id>` sorted set of live reservation tokens scored by expiry; `P seat:<token>` hash
+ * (roomId, expiresAt, options, reconnect, state) kept for a tombstone period after use or expiry; `P node:<pid>`
+ * the node's heartbeat (a key with a TTL); index sets `P rooms`, `P node-rooms:<pid>` and `P nodes`.
+ */
+
+/** KEYS: room, name index, node-rooms, all rooms, nodes. ARGV: id, name, pid, max, locked, private, meta, createdAt, clients. */
+export const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'pid', ARGV[3], 'max', ARGV[4], 'locked', ARGV[5],
+  'private', ARGV[6], 'meta', ARGV[7], 'createdAt', ARGV[8], 'clients', ARGV[9])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[3])
+return 1
+`;
+
+/** KEYS: room. ARGV: field, value, field, value... Only patches a room that exists (a late update never revives one). */
+export const UPDATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`;
+
+/** KEYS: room, seats, all rooms. ARGV: id, prefix. Index sets of the room's name and node are derived from it. */
+export const REMOVE = `
+local name = redis.call('HGET', KEYS[1], 'name')
+local pid = redis.call('HGET', KEYS[1], 'pid')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+if name then redis.call('SREM', ARGV[2] .. 'rooms:' .. name, ARGV[1]) end
+if pid then redis.call('SREM', ARGV[2] .. 'node-rooms:' .. pid, ARGV[1]) end
+return name and 1 or 0
+`;
+
+/**
+ * KEYS: room, seats, seat. ARGV: token, roomId, expiresAt, options, reconnect, now, ignoreLock, ignoreCapacity,
+ * tombstoneMs. Expired reservations leave the seats set first, so only live ones count against capacity.
+ */
+export const RESERVE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'not-found' end
+local room = redis.call('HMGET', KEYS[1], 'locked', 'max', 'clients')
+if room[1] == '1' and ARGV[7] ~= '1' then return 'locked' end
+local now = tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local max = tonumber(room[2])
+if ARGV[8] ~= '1' and max >= 0 and tonumber(room[3]) + redis.call('ZCARD', KEYS[2]) >= max then return 'full' end
+local expiresAt = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], expiresAt, ARGV[1])
+redis.call('HSET', KEYS[3], 'roomId', ARGV[2], 'expiresAt', ARGV[3], 'options', ARGV[4], 'reconnect', ARGV[5],
+  'state', 'reserved')
+redis.call('PEXPIRE', KEYS[3], math.max(1, math.ceil(expiresAt - now + tonumber(ARGV[9]))))
+return 'ok'
+`;
+
+/** KEYS: room, seats, seat. ARGV: token, now. Answers `{ 'ok', expiresAt, options, reconnect }` or `{ outcome }`. */
+export const CONSUME = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return { 'invalid' } end
+local seat = redis.call('HMGET', KEYS[3], 'roomId', 'expiresAt', 'options', 'reconnect', 'state')
+if not seat[1] then return { 'invalid' } end
+if seat[5] ~= 'reserved' then return { seat[5] } end
+if tonumber(seat[2]) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[3], 'state', 'expired')
+  return { 'expired' }
+end
+-- Only a seat still counted against capacity is taken: one forgotten when a stalled node's rooms were swept (and
+-- relisted without their reservations) would put the room over capacity.
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return { 'invalid' } end
+redis.call('HSET', KEYS[3], 'state', 'used')
+redis.call('HINCRBY', KEYS[1], 'clients', 1)
+return { 'ok', seat[2], seat[3], seat[4] }
+`;
+
+/** KEYS: room. */
+export const RELEASE = `
+local n = tonumber(redis.call('HGET', KEYS[1], 'clients') or '0')
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'clients', -1) end
+return n
+`;
+
+/** KEYS: key. ARGV: value. Deletes a lock only its owner holds. */
+export const DEL_IF = `
+if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

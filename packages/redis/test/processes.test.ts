@@ -1,0 +1,182 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { RoomsClient } from '@quiver/rooms/client';
+import { connectWebSocket } from '@quiver/websocket';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Heard, Say } from './fixtures/messages.js';
+import { type RedisServer, startRedis } from '../src/testing.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(() => redis.stop());
+
+const procs: ChildProcess[] = [];
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.exitCode !== null || p.signalCode !== null) continue;
+    const exited = once(p, 'exit');
+    p.kill('SIGTERM');
+    await exited;
+  }
+});
+
+/** A server process (`fixtures/node.ts`) on the test's Redis. */
+async function startNode(
+  name: string,
+  host = '127.0.0.1',
+): Promise<{ name: string; endpoint: string; port: number; proc: ChildProcess }> {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=quiver-source', 'packages/redis/test/fixtures/node.ts'],
+    {
+      cwd: join(import.meta.dirname, '../../..'),
+      env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: name, HOST: host },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  procs.push(proc);
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    proc.once('exit', (code) => reject(new Error(`node ${name} exited (${code})`)));
+  });
+  const { port } = JSON.parse(line) as { port: number };
+  return { name, port, endpoint: `http://127.0.0.1:${port}`, proc };
+}
+
+async function listing(
+  endpoint: string,
+): Promise<{ id: string; clients: number; metadata: { mode?: string } }[]> {
+  const res = await fetch(`${endpoint}/quiver/rooms?name=arena`);
+  return ((await res.json()) as { rooms: { id: string; clients: number; metadata: { mode?: string } }[] })
+    .rooms;
+}
+
+async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('two server processes on one Redis', () => {
+  it('one room listing on both; matchmaking on either node sends clients to the node that owns the room', async () => {
+    const [a, b] = await Promise.all([startNode('node-a'), startNode('node-b')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+
+    // A room on each node.
+    const onA = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'a' });
+    const onB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'b' });
+    const ids = async (e: string) => (await listing(e)).map((r) => r.id).sort();
+    expect(await ids(a.endpoint)).toEqual([onA.roomId, onB.roomId].sort());
+    expect(await ids(b.endpoint)).toEqual([onA.roomId, onB.roomId].sort());
+
+    // Matchmaking on B for mode 'a' answers A's room with A's endpoints.
+    const res = await fetch(`${b.endpoint}/quiver/matchmake/joinOrCreate/arena`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mode: 'a' }),
+    });
+    const reservation = (await res.json()) as {
+      roomId: string;
+      processId: string;
+      session: { websocket: { url: string } | null };
+    };
+    expect(reservation).toMatchObject({ roomId: onA.roomId, processId: 'node-a' });
+    expect(new URL(reservation.session.websocket!.url).port).toBe(String(a.port));
+
+    // A client that matchmakes on B joins the room on A, and they talk.
+    const viaB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'a' });
+    expect(viaB.roomId).toBe(onA.roomId);
+    const heard = new Promise<{ text: string; from: string }>((r) => onA.on(Heard, r));
+    viaB.send(Say, { text: 'hi from b' });
+    expect(await heard).toEqual({ text: 'hi from b', from: 'node-a' });
+    await waitFor(
+      async () => (await listing(b.endpoint)).find((r) => r.id === onA.roomId)?.clients === 2,
+      'two joined',
+    );
+    await viaB.leave();
+    await onA.leave();
+    await onB.leave();
+  });
+
+  it('a node killed with SIGKILL: its rooms leave the registry on the surviving node', async () => {
+    const [a, b] = await Promise.all([startNode('doomed'), startNode('survivor')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+    const onA = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'x' });
+    const onB = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'y' });
+    expect((await listing(b.endpoint)).length).toBe(2);
+    const exited = once(a.proc, 'exit');
+    a.proc.kill('SIGKILL');
+    await exited;
+    await waitFor(async () => (await ids(b.endpoint)) === onB.roomId, 'the dead node unlisted');
+    // The dead node's clients cannot take their seats back: a typed error at once, not a timeout.
+    await expect(clientOf(b.endpoint).reconnect(onA.reconnectToken)).rejects.toMatchObject({
+      code: 'reconnect-expired',
+    });
+    // Matchmaking for the dead node's mode now creates a room on the survivor.
+    const again = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'x' });
+    expect(again.roomId).not.toBe(onA.roomId);
+    await again.leave();
+    await onB.leave();
+    async function ids(e: string) {
+      return (await listing(e)).map((r) => r.id).join();
+    }
+  });
+
+  it('Redis restarted: rooms keep playing, matchmaking fails while it is down, the listing comes back on both nodes', async () => {
+    const [a, b] = await Promise.all([startNode('r-a'), startNode('r-b')]);
+    const clientOf = (endpoint: string) =>
+      new RoomsClient({ endpoint, connectors: { websocket: connectWebSocket } });
+    const first = await clientOf(a.endpoint).joinOrCreate('arena', { mode: 'r' });
+    const second = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'r' });
+    expect(second.roomId).toBe(first.roomId);
+    await redis.kill();
+    // The room lives in node A's process: its clients still talk.
+    const heard = new Promise<{ text: string }>((r) => first.on(Heard, r));
+    second.send(Say, { text: 'redis is down' });
+    expect((await heard).text).toBe('redis is down');
+    const down = await fetch(`${b.endpoint}/quiver/matchmake/joinOrCreate/arena`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"mode":"r"}',
+    });
+    expect(((await down.json()) as { error: { code: string } }).error.code).toBe('matchmake-failed');
+    await redis.start();
+    // Node A relists its room with both clients; node B sees it; matchmaking joins it again.
+    await waitFor(async () => {
+      try {
+        const l = await listing(b.endpoint);
+        return l.length === 1 && l[0]?.id === first.roomId && l[0].clients === 2;
+      } catch {
+        return false;
+      }
+    }, 'the room relisted');
+    const third = await clientOf(b.endpoint).joinOrCreate('arena', { mode: 'r' });
+    expect(third.roomId).toBe(first.roomId);
+    await Promise.all([first.leave(), second.leave(), third.leave()]);
+  });
+
+  it('a node bound to every interface advertises the host clients matchmade through, not 0.0.0.0', async () => {
+    const [a, b] = await Promise.all([startNode('any-a', '0.0.0.0'), startNode('any-b', '0.0.0.0')]);
+    const onA = await new RoomsClient({
+      endpoint: a.endpoint,
+      connectors: { websocket: connectWebSocket },
+    }).create('arena', { mode: 'h' });
+    const res = await fetch(`${b.endpoint}/quiver/matchmake/joinById/${onA.roomId}`, { method: 'POST' });
+    const r = (await res.json()) as { processId: string; session: { websocket: { url: string } } };
+    expect(r.processId).toBe('any-a');
+    expect(r.session.websocket.url).toBe(`ws://127.0.0.1:${a.port}/quiver`);
+    await onA.leave();
+  });
+});
