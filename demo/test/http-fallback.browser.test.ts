@@ -44,16 +44,18 @@ beforeAll(async () => {
   proxy = await startTestProxy({
     target: { host: '127.0.0.1', port: server.port },
     refuseUpgrades: true,
+    // The page learns the WebTransport endpoint from /quiver/info and from each matchmaking answer (`session`).
     rewriteJson: {
-      path: '/quiver/info',
-      map: (info) => {
-        const i = info as { webtransport: { url: string; port: number } | null };
+      paths: ['/quiver/info', '/quiver/matchmake/'],
+      map: (answer) => {
+        const a = answer as { session?: unknown };
+        const i = (a.session ?? a) as { webtransport?: { url: string; port: number } | null };
         if (i.webtransport) {
           const u = new URL(i.webtransport.url);
           u.port = String(deadPort);
           i.webtransport = { ...i.webtransport, url: u.toString(), port: deadPort };
         }
-        return i;
+        return answer;
       },
     },
   });

@@ -76,8 +76,8 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
         ? await ownInfo()
         : (JSON.parse((await rooms.presence.hget(PROCESSES, processId)) ?? 'null') as QuiverInfo | null);
     if (!info) throw new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'the room process is gone');
-    const { webtransport, websocket } = withHost(info, requestHost, false);
-    return { webtransport, websocket };
+    const { webtransport, websocket, http } = withHost(info, requestHost, false);
+    return { webtransport, websocket, http: http ?? null };
   };
 
   app.post<{ Params: { method: string; roomName: string }; Body: unknown }>(
@@ -144,6 +144,7 @@ function withHost(info: QuiverInfo, host: string, always: boolean): QuiverInfo {
     ...info,
     webtransport: info.webtransport && { ...info.webtransport, url: swap(info.webtransport.url) },
     websocket: info.websocket && { url: swap(info.websocket.url) },
+    http: info.http && { url: swap(info.http.url) },
   };
 }
 

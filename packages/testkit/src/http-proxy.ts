@@ -19,10 +19,10 @@ export interface TestProxyOptions {
   /** Closes a response (both connections) once this many body bytes went through (0: never). Default 0. */
   cutResponsesAfterBytes?: number;
   /**
-   * Rewrites the JSON answer to `GET <path>` (e.g. point a page's `/quiver/info` at a dead UDP port, as a network
-   * that drops UDP would make it).
+   * Rewrites the JSON answers to requests for any of `paths` (exact, or a prefix when it ends in `/`), e.g. point a
+   * page's `/quiver/info` and its matchmaking answers at a dead UDP port, as a network that drops UDP would make it.
    */
-  rewriteJson?: { path: string; map(value: unknown): unknown };
+  rewriteJson?: { paths: string[]; map(value: unknown): unknown };
 }
 
 export interface TestProxyStats {
@@ -70,7 +70,9 @@ export async function startTestProxy(options: TestProxyOptions): Promise<TestPro
     });
     upstream.on('response', (ures) => {
       const rewrite = options.rewriteJson;
-      if (rewrite && req.method === 'GET' && (req.url ?? '').split('?')[0] === rewrite.path) {
+      const reqPath = (req.url ?? '').split('?')[0];
+      const rewritten = rewrite?.paths.some((p) => (p.endsWith('/') ? reqPath.startsWith(p) : reqPath === p));
+      if (rewrite && rewritten && (ures.headers['content-type'] ?? '').startsWith('application/json')) {
         const chunks: Buffer[] = [];
         ures.on('data', (c: Buffer) => chunks.push(c));
         ures.on('end', () => {

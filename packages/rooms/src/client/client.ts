@@ -15,7 +15,7 @@ import type { RoomType } from '../server.js';
 import { type ClientRoom, type JoinOptions, joinWithSeat } from './room.js';
 
 /** Where the session of a reservation connects (what `GET /quiver/info` answers, without the path). */
-export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket'>;
+export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket' | 'http'>;
 
 /** `POST /quiver/matchmake/:method/:roomName` answers a seat and where to use it. */
 export interface MatchmakeResponse extends SeatReservation {
