@@ -358,10 +358,14 @@ describe('demo scene in Chromium', () => {
           (globalThis as unknown as { __quiverDemo: { attempts: { name: string; outcome: string }[] } })
             .__quiverDemo.attempts,
       );
-      expect(attempts.map((a) => [a.name, a.outcome])).toEqual([
+      // The HTTP fallback is third in the race, a second behind WebSocket: skipped when WebSocket connects within
+      // its head start, a lost race on a machine slow enough that it had started.
+      expect(attempts.map((a) => [a.name, a.outcome]).slice(0, 2)).toEqual([
         ['webtransport', 'unsupported'],
         ['websocket', 'won'],
       ]);
+      expect(attempts.map((a) => a.name)).toEqual(['webtransport', 'websocket', 'http']);
+      expect(['skipped', 'lost-race']).toContain(attempts[2].outcome);
       expect(await overlay(page, 'why')).toMatch(/^auto: webtransport unsupported .*websocket won/);
       await expectBotsMoving(page);
       expect(errors).toEqual([]);
