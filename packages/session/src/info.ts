@@ -46,7 +46,7 @@ export interface InfoConnectors {
   webtransport?: Connector;
   /** E.g. `connectWebSocket` from `@quiver/websocket`. */
   websocket?: Connector;
-  /** E.g. the connector of `@quiver/http-stream`. */
+  /** E.g. `connectHttpStream` from `@quiver/http-stream`. */
   http?: Connector;
 }
 
