@@ -28,7 +28,7 @@ export const Kind = {
   DATA: 7,
   /** A message in a datagram: [DGRAM, channelId, messageId | name, seq, flags, fragmentId?, index?, count?]. */
   DGRAM: 8,
-  /** [CLOSE, code, reason, reconnect]: a deliberate close; `reconnect` false forbids resumption. */
+  /** `[CLOSE, code, reason, reconnect]`: a deliberate close; `reconnect` false forbids resumption. */
   CLOSE: 9,
   /**
    * A datagram carrying several datagram bodies: header `[BUNDLE, count]`, payload `count` times `u16 length | body`.

@@ -930,6 +930,7 @@ function sameSecret(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/** Creates a {@link SessionServer}; it accepts from `options.listeners` at once and from any added later. */
 export function createSessionServer(options: SessionServerOptions = {}): SessionServer {
   return new SessionServer(options);
 }
