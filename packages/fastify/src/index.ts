@@ -96,6 +96,7 @@ export interface QuiverPluginOptions {
   httpTimeouts?: QuiverHttpTimeouts;
 }
 
+/** Deadlines of the app's Node HTTP server, which bound how long a stalled client can hold a connection. */
 export interface QuiverHttpTimeouts {
   /** Node `server.headersTimeout`: the whole request head must arrive within this. Default 10 000 ms. */
   headersTimeoutMs?: number;
@@ -108,6 +109,7 @@ export interface QuiverHttpTimeouts {
   checkIntervalMs?: number;
 }
 
+/** The defaults of {@link QuiverHttpTimeouts}: 10 s for the head, 30 s for the request, checked every second. */
 export const HTTP_TIMEOUT_DEFAULTS: Required<QuiverHttpTimeouts> = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
@@ -154,6 +156,7 @@ export interface QuiverTransports {
   webtransport: WebTransportListener | null;
   /** The WebSocket listener on the app's HTTP server; `null` when disabled. */
   websocket: WebSocketListener | null;
+  /** The HTTP fallback listener (`@quiver/http-stream`) on the app's HTTP server; `null` when disabled. */
   http: HttpStreamListener | null;
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;

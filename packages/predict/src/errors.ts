@@ -7,8 +7,10 @@ export type PredictErrorCode =
 
 /** A typed rejection of bad input (a malformed input packet); the caller drops the packet and counts it. */
 export class PredictError extends Error {
+  /** `'PredictError'`. */
   override readonly name = 'PredictError';
   constructor(
+    /** Why the input was rejected; stable, for counters and tests. */
     readonly code: PredictErrorCode,
     message: string,
   ) {

@@ -11,10 +11,13 @@ import { checkOption, PredictError } from './errors.js';
 export interface InputCodec<I> {
   /** Bytes per input. */
   readonly size: number;
+  /** Writes `input` as `size` bytes at `offset` (little endian). */
   write(view: DataView, offset: number, input: I): void;
+  /** Reads one input of `size` bytes at `offset`. */
   read(view: DataView, offset: number): I;
 }
 
+/** Wire type of one input field: a boolean byte, 8/16/32-bit integers, or a 32-bit float. */
 export type InputFieldType = 'bool' | 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32';
 const FIELD_SIZE: Record<InputFieldType, number> = {
   bool: 1,
@@ -36,6 +39,7 @@ const FIELD_RANGE: Record<string, [number, number]> = {
 };
 
 type FieldValue<T extends InputFieldType> = T extends 'bool' ? boolean : number;
+/** The input object type of a {@link defineInputCodec} field map: booleans for `bool`, numbers otherwise. */
 export type InputOf<F extends Record<string, InputFieldType>> = { [K in keyof F]: FieldValue<F[K]> };
 
 /**
@@ -106,8 +110,11 @@ export function quantize<I>(codec: InputCodec<I>, input: I): I {
   return codec.read(view, 0);
 }
 
+/** An input with its sequence number. */
 export interface SequencedInput<I> {
+  /** Sequence number: one per captured input (per tick), from `firstSeq` up, u32. */
   seq: number;
+  /** The (quantized) input. */
   input: I;
 }
 
@@ -115,6 +122,7 @@ const HEADER = 5;
 /** The most inputs one packet may carry (the count is a u8). */
 export const MAX_INPUTS_PER_PACKET = 255;
 
+/** Encodes 1 to 255 consecutive inputs as one packet (layout in the module comment); throws RangeError otherwise. */
 export function encodeInputPacket<I>(codec: InputCodec<I>, inputs: readonly SequencedInput<I>[]): Uint8Array {
   if (inputs.length === 0 || inputs.length > MAX_INPUTS_PER_PACKET)
     throw new RangeError(`an input packet carries 1..${MAX_INPUTS_PER_PACKET} inputs, got ${inputs.length}`);
@@ -165,6 +173,7 @@ export function decodeInputPacket<I>(
   return out;
 }
 
+/** Options of {@link InputSender}. */
 export interface InputSenderOptions {
   /** Inputs repeated in every packet (default 8: survives 7 consecutive lost packets). */
   redundancy?: number;
@@ -172,13 +181,21 @@ export interface InputSenderOptions {
 
 /** Client side: numbers inputs, keeps the unacknowledged ones and writes redundant packets. */
 export class InputSender<I> {
+  /** Inputs repeated in every packet (option `redundancy`, default 8). */
   readonly redundancy: number;
   #next: number;
   #recent: SequencedInput<I>[] = [];
   #acked = -1;
-  readonly stats = { captured: 0, packets: 0 };
+  /** Live counters. */
+  readonly stats = {
+    /** Inputs numbered by `capture`. */
+    captured: 0,
+    /** Packets built by `packet`. */
+    packets: 0,
+  };
 
   constructor(
+    /** The input layout; the same on the receiver. */
     readonly codec: InputCodec<I>,
     options: InputSenderOptions & { firstSeq?: number } = {},
   ) {
@@ -211,11 +228,13 @@ export class InputSender<I> {
     return encodeInputPacket(this.codec, this.#recent);
   }
 
+  /** The seq the next captured input gets. */
   get nextSeq(): number {
     return this.#next;
   }
 }
 
+/** Options of {@link InputReceiver}. */
 export interface InputReceiverOptions<I> {
   /**
    * The input the server applies in place of one that never arrived (every packet that carried it was lost):
@@ -251,10 +270,28 @@ export class InputReceiver<I> {
   readonly #fill: (previous: I | undefined, seq: number) => I;
   readonly #maxInputs: number;
   readonly #maxGap: number;
-  readonly stats = { packets: 0, applied: 0, duplicates: 0, filled: 0, late: 0, skipped: 0, rejected: 0 };
+  /** Live counters. */
+  readonly stats = {
+    /** Packets decoded. */
+    packets: 0,
+    /** Inputs handed out as they arrived. */
+    applied: 0,
+    /** Redundant copies of inputs already applied. */
+    duplicates: 0,
+    /** Inputs invented by `fill` because every packet carrying them was lost. */
+    filled: 0,
+    /** Copies that arrived after their seq had been filled. */
+    late: 0,
+    /** Seqs jumped over by a resynchronisation after a gap over `maxGap`. */
+    skipped: 0,
+    /** Malformed packets refused. */
+    rejected: 0,
+  };
 
   constructor(
+    /** The input layout; the same on the sender. */
     readonly codec: InputCodec<I>,
+    /** The do-nothing input, filled in before any input arrived. */
     readonly neutral: I,
     options: InputReceiverOptions<I> = {},
   ) {

@@ -29,23 +29,36 @@ import {
   type Vec3,
 } from './math.js';
 
+/** One entity's state in one snapshot, as given to `push`. */
 export interface EntitySample {
+  /** Position, in the application's units. */
   position: Vec3;
+  /** Orientation; the identity when absent. */
   rotation?: Quat;
   /** Linear velocity (units per second), when the server sends it; else estimated from neighbouring snapshots. */
   velocity?: Vec3;
 }
 
+/**
+ * `interpolated`: between two snapshots. `extrapolated`: past the newest, from its velocity (at most
+ * `maxExtrapolationMs`). `held`: past that limit, the entity no longer moves.
+ */
 export type FrameMode = 'interpolated' | 'extrapolated' | 'held';
 
+/** An entity's pose at the render time. */
 export interface SampledPose {
+  /** Position, correction offset included. */
   position: Vec3;
+  /** Orientation, correction offset included. */
   rotation: Quat;
+  /** How the pose was obtained. */
   mode: FrameMode;
 }
 
+/** How velocities are estimated from positions (see `InterpolationOptions.velocityEstimate`). */
 export type VelocityEstimate = 'parabolic' | 'secant';
 
+/** Options of {@link InterpolationBuffer}. */
 export interface InterpolationOptions {
   /**
    * How velocities are estimated when snapshots carry none (default 'parabolic': second order, exact for constant
@@ -73,6 +86,7 @@ export interface InterpolationOptions {
   extraDelayMs?: number;
   /** Bounds on the delay (ms; defaults 0 and 1000). */
   minDelayMs?: number;
+  /** Upper bound on the delay (ms; default 1000). */
   maxDelayMs?: number;
   /** Longest extrapolation past the newest snapshot (ms, default 150); then the entity is held. */
   maxExtrapolationMs?: number;
@@ -113,7 +127,9 @@ interface Track {
   rotOffset: Quat;
 }
 
+/** Counters of an {@link InterpolationBuffer} since it was created. */
 export interface InterpolationStats {
+  /** Snapshots pushed (duplicates not counted). */
   snapshots: number;
   /** Snapshots that arrived after the render time had passed them. */
   late: number;
@@ -125,13 +141,17 @@ export interface InterpolationStats {
   snaps: number;
   /** Entity frames by mode. */
   interpolated: number;
+  /** Entity frames extrapolated past the newest snapshot. */
   extrapolated: number;
+  /** Entity frames held after `maxExtrapolationMs`. */
   held: number;
 }
 
 const ZERO: Readonly<Vec3> = Object.freeze({ x: 0, y: 0, z: 0 });
 
+/** Adaptive-delay entity interpolation for remote entities (see the module comment). */
 export class InterpolationBuffer {
+  /** Live counters (not a snapshot). */
   readonly stats: InterpolationStats = {
     snapshots: 0,
     late: 0,
@@ -320,10 +340,12 @@ export class InterpolationBuffer {
     return this.#tracks.delete(id);
   }
 
+  /** Whether samples of entity `id` are held. */
   has(id: string | number): boolean {
     return this.#tracks.has(id);
   }
 
+  /** Ids of the entities held (a live iterator over the buffer's keys). */
   get entityIds(): IterableIterator<string | number> {
     return this.#tracks.keys();
   }

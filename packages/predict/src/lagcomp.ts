@@ -7,12 +7,15 @@
 import { checkOption } from './errors.js';
 import { dot, lerp, sub, type Vec3 } from './math.js';
 
+/** An entity's hit volume at one tick: a sphere. */
 export interface HitVolume {
+  /** Centre of the sphere. */
   position: Vec3;
   /** Sphere radius (metres). */
   radius: number;
 }
 
+/** Options of {@link LagCompensator}. */
 export interface LagCompensatorOptions {
   /** Server ticks per second. */
   tickRate: number;
@@ -22,10 +25,13 @@ export interface LagCompensatorOptions {
   maxRewindMs?: number;
 }
 
+/** The nearest volume a ray entered. */
 export interface RayHit {
+  /** The entity hit. */
   id: string | number;
   /** Distance along the (normalized) ray to the entry point. */
   distance: number;
+  /** Where the ray entered the sphere. */
   point: Vec3;
 }
 
@@ -34,11 +40,21 @@ interface Frame {
   volumes: Map<string | number, HitVolume>;
 }
 
+/** The server's history of hit volumes, and shot tests against it (see the module comment). */
 export class LagCompensator {
+  /** Milliseconds per server tick (1000 / `tickRate`). */
   readonly tickMs: number;
+  /** Ticks of history kept (option `historyTicks`, default one second's worth). */
   readonly historyTicks: number;
+  /** Furthest rewind honoured (option `maxRewindMs`, default 350 ms). */
   readonly maxRewindMs: number;
-  readonly stats = { rewinds: 0, clamped: 0 };
+  /** Live counters. */
+  readonly stats = {
+    /** Rewinds served. */
+    rewinds: 0,
+    /** Rewinds whose tick was clamped into the allowed window. */
+    clamped: 0,
+  };
   #frames: Frame[] = [];
 
   constructor(options: LagCompensatorOptions) {

@@ -4,28 +4,42 @@
  * Quaternions are unit, Hamilton convention, `w` scalar; angular velocities are world-frame rotation vectors (rad/s).
  */
 
+/** A 3D vector: a position, a velocity, an axis (units are the application's). */
 export interface Vec3 {
+  /** First component. */
   x: number;
+  /** Second component. */
   y: number;
+  /** Third component. */
   z: number;
 }
 
+/** A quaternion; rotations are unit quaternions. */
 export interface Quat {
+  /** Vector part, first component. */
   x: number;
+  /** Vector part, second component. */
   y: number;
+  /** Vector part, third component. */
   z: number;
+  /** Scalar part. */
   w: number;
 }
 
+/** Makes a vector; components default to 0. */
 export const vec3 = (x = 0, y = 0, z = 0): Vec3 => ({ x, y, z });
+/** The identity rotation (frozen). */
 export const IDENTITY: Readonly<Quat> = Object.freeze({ x: 0, y: 0, z: 0, w: 1 });
 
+/** `a + b`, a new vector. */
 export function add(a: Vec3, b: Vec3): Vec3 {
   return { x: a.x + b.x, y: a.y + b.y, z: a.z + b.z };
 }
+/** `a - b`, a new vector. */
 export function sub(a: Vec3, b: Vec3): Vec3 {
   return { x: a.x - b.x, y: a.y - b.y, z: a.z - b.z };
 }
+/** `a * s`, a new vector. */
 export function scale(a: Vec3, s: number): Vec3 {
   return { x: a.x * s, y: a.y * s, z: a.z * s };
 }
@@ -33,15 +47,18 @@ export function scale(a: Vec3, s: number): Vec3 {
 export function addScaled(a: Vec3, b: Vec3, s: number): Vec3 {
   return { x: a.x + b.x * s, y: a.y + b.y * s, z: a.z + b.z * s };
 }
+/** Euclidean length of `a`. */
 export function length(a: Vec3): number {
   return Math.hypot(a.x, a.y, a.z);
 }
+/** Euclidean distance between `a` and `b`. */
 export function distance(a: Vec3, b: Vec3): number {
   return Math.hypot(a.x - b.x, a.y - b.y, a.z - b.z);
 }
 export function dot(a: Vec3, b: Vec3): number {
   return a.x * b.x + a.y * b.y + a.z * b.z;
 }
+/** Linear interpolation: `a` at t = 0, `b` at t = 1 (t is not clamped). */
 export function lerp(a: Vec3, b: Vec3, t: number): Vec3 {
   return { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t, z: a.z + (b.z - a.z) * t };
 }
@@ -65,6 +82,7 @@ export function hermite(p0: Vec3, v0: Vec3, p1: Vec3, v1: Vec3, t: number, spanS
   };
 }
 
+/** Hamilton product `a * b`: the rotation `b` followed by `a`. */
 export function quatMul(a: Quat, b: Quat): Quat {
   return {
     x: a.w * b.x + a.x * b.w + a.y * b.z - a.z * b.y,
@@ -73,17 +91,20 @@ export function quatMul(a: Quat, b: Quat): Quat {
     w: a.w * b.w - a.x * b.x - a.y * b.y - a.z * b.z,
   };
 }
+/** Conjugate of `q`: the inverse rotation when `q` is a unit quaternion. */
 export function quatConj(q: Quat): Quat {
   return { x: -q.x, y: -q.y, z: -q.z, w: q.w };
 }
 export function quatDot(a: Quat, b: Quat): number {
   return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
+/** `q` scaled to unit length; the identity for a zero or non-finite `q`. */
 export function quatNormalize(q: Quat): Quat {
   const n = Math.hypot(q.x, q.y, q.z, q.w);
   if (n === 0 || !Number.isFinite(n)) return { ...IDENTITY };
   return { x: q.x / n, y: q.y / n, z: q.z / n, w: q.w / n };
 }
+/** Rotation by `angle` radians about `axis` (normalised here); the identity for a zero axis. */
 export function quatFromAxisAngle(axis: Vec3, angle: number): Quat {
   const n = length(axis);
   if (n === 0) return { ...IDENTITY };

@@ -25,6 +25,7 @@ import {
 } from './math.js';
 import type { Simulation } from './simulation.js';
 
+/** Options of {@link Predictor}. */
 export interface PredictorOptions<S> {
   /** Where the predicted entity is (metres): used to measure corrections and to smooth them. */
   position(state: S): Vec3;
@@ -45,6 +46,7 @@ export interface PredictorOptions<S> {
   settleDistance?: number;
 }
 
+/** What one reconciliation changed in the present predicted state. */
 export interface Correction {
   /** The acknowledged input seq of the server state that caused it. */
   ackSeq: number;
@@ -58,12 +60,15 @@ export interface Correction {
   replayed: number;
 }
 
+/** Counters of a {@link Predictor} since it was created. */
 export interface PredictorStats {
+  /** Local inputs applied. */
   inputs: number;
   /** Server states applied. */
   reconciliations: number;
   /** Server states that disagreed with the prediction for the same input. */
   mispredictions: number;
+  /** Corrections shown at once because they exceeded `snapDistance`. */
   snaps: number;
   /** Server states older than one already applied (reordered datagrams), ignored. */
   staleStates: number;
@@ -80,6 +85,10 @@ interface Pending<S, I> {
   after: S;
 }
 
+/**
+ * The default state comparison: `Object.is`, else same own enumerable keys compared recursively; typed arrays and
+ * other ArrayBuffer views byte by byte.
+ */
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
@@ -98,7 +107,12 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/**
+ * Client-side prediction with server reconciliation: applies local inputs at once, replays the unacknowledged ones
+ * on each server state, and smooths the visible correction.
+ */
 export class Predictor<S, I> {
+  /** Live counters (not a snapshot). */
   readonly stats: PredictorStats = {
     inputs: 0,
     reconciliations: 0,
@@ -117,6 +131,7 @@ export class Predictor<S, I> {
   readonly #o: Required<Omit<PredictorOptions<S>, 'rotation'>> & Pick<PredictorOptions<S>, 'rotation'>;
 
   constructor(
+    /** The simulation the server runs too; predictions are only as good as it is deterministic. */
     readonly simulation: Simulation<S, I>,
     initial: S,
     options: PredictorOptions<S>,
@@ -143,6 +158,7 @@ export class Predictor<S, I> {
     return this.#ackSeq;
   }
 
+  /** Inputs applied locally and not yet acknowledged by the server. */
   get pendingCount(): number {
     return this.#pending.length;
   }

@@ -7,24 +7,29 @@
  */
 import { checkOption } from './errors.js';
 
+/** Options of {@link SimLink}. */
 export interface SimLinkOptions {
-  /** One-way delay (ms). */
+  /** One-way delay (ms). Default 0. */
   delayMs?: number;
-  /** Extra delay drawn uniformly from [0, jitterMs) per packet; packets may overtake each other. */
+  /** Extra delay drawn uniformly from [0, jitterMs) per packet; packets may overtake each other. Default 0. */
   jitterMs?: number;
-  /** Long-run share of packets lost, in [0, 1). */
+  /** Long-run share of packets lost, in [0, 0.99]. Default 0. */
   lossRate?: number;
   /** Mean length of a loss burst in packets (default 1: independent losses). */
   meanBurstLength?: number;
-  /** Seed of the link's own generator (mulberry32). */
+  /** Seed of the link's own generator (mulberry32). Default 1. */
   seed?: number;
   /** Packets in flight before further sends are dropped and counted (default 100000). */
   maxInFlight?: number;
 }
 
+/** Counters of a {@link SimLink}. */
 export interface SimLinkStats {
+  /** Calls of `send`. */
   sent: number;
+  /** Packets returned by `receive`. */
   delivered: number;
+  /** Packets lost by the loss model. */
   lost: number;
   /** Dropped because `maxInFlight` packets were in flight. */
   overflow: number;
@@ -36,10 +41,15 @@ interface InFlight<T> {
   payload: T;
 }
 
+/** One direction of a simulated network path carrying payloads of type `T` (see the module comment). */
 export class SimLink<T> {
+  /** Live counters. */
   readonly stats: SimLinkStats = { sent: 0, delivered: 0, lost: 0, overflow: 0 };
+  /** One-way delay in force (ms). */
   readonly delayMs: number;
+  /** Jitter bound in force (ms). */
   readonly jitterMs: number;
+  /** Long-run loss rate in force. */
   readonly lossRate: number;
   readonly #pGoodToBad: number;
   readonly #pBadToGood: number;
@@ -70,6 +80,7 @@ export class SimLink<T> {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  /** Packets sent and not yet received. */
   get inFlight(): number {
     return this.#heap.length;
   }
@@ -97,7 +108,12 @@ export class SimLink<T> {
   }
 
   /** Packets that have arrived by `nowMs`, in arrival order, each with its arrival time. */
-  receive(nowMs: number): { at: number; payload: T }[] {
+  receive(nowMs: number): {
+    /** Arrival time (ms). */
+    at: number;
+    /** What was sent. */
+    payload: T;
+  }[] {
     const out: { at: number; payload: T }[] = [];
     while (this.#heap.length && this.#heap[0].at <= nowMs) {
       const p = this.#pop();

@@ -10,6 +10,7 @@
  */
 import { checkOption } from './errors.js';
 
+/** What {@link defineSimulation} takes: the tick rate and the step function. */
 export interface SimulationDefinition<S, I> {
   /** Ticks per second (e.g. 60). */
   tickRate: number;
@@ -17,17 +18,21 @@ export interface SimulationDefinition<S, I> {
   step(state: S, input: I, dt: number): S;
 }
 
+/** A fixed-tick simulation, the same object on server and client. */
 export interface Simulation<S, I> {
+  /** Ticks per second (1 to 1000). */
   readonly tickRate: number;
   /** Seconds per tick, the `dt` handed to `step`. */
   readonly dt: number;
   /** Milliseconds per tick. */
   readonly tickMs: number;
+  /** One tick with the fixed `dt`: returns the next state. */
   step(state: S, input: I): S;
   /** Applies `inputs` in order, one tick each. */
   run(state: S, inputs: Iterable<I>): S;
 }
 
+/** Defines a simulation; throws RangeError for a tick rate outside 1 to 1000. */
 export function defineSimulation<S, I>(definition: SimulationDefinition<S, I>): Simulation<S, I> {
   const tickRate = checkOption('tickRate', definition.tickRate, 1, 1000);
   const dt = 1 / tickRate;
@@ -45,6 +50,7 @@ export function defineSimulation<S, I>(definition: SimulationDefinition<S, I>): 
   };
 }
 
+/** Options of {@link FixedTicker}. */
 export interface FixedTickerOptions {
   /**
    * At most this many ticks per `advance` (default 8). After a long stall (a background tab, a GC pause) the
@@ -55,7 +61,9 @@ export interface FixedTickerOptions {
 
 /** Turns variable frame times into whole ticks (the "fix your timestep" accumulator). */
 export class FixedTicker {
+  /** Milliseconds per tick. */
   readonly tickMs: number;
+  /** Most ticks one `advance` returns (option, default 8). */
   readonly maxTicksPerAdvance: number;
   /** Ticks handed out so far. */
   tick = 0;

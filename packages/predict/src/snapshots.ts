@@ -10,10 +10,13 @@ import type { EntitySample, InterpolationBuffer } from './interpolation.js';
 export interface TickSnapshotLike<V> {
   /** Server tick the state belongs to. */
   readonly tick: number;
+  /** Ids of the entities in the snapshot. */
   ids(): Iterable<number>;
+  /** Values of one entity; undefined when it is not in the snapshot. */
   get(id: number): V | undefined;
 }
 
+/** Options of {@link SnapshotFeed}. */
 export interface SnapshotFeedOptions<V> {
   /** Server ticks per second: a snapshot of tick `n` was taken at server time `n · 1000 / tickRate` ms. */
   tickRate: number;
@@ -30,12 +33,19 @@ export interface SnapshotFeedOptions<V> {
  * copied, so nothing of the snapshot is kept.
  */
 export class SnapshotFeed<V> {
+  /** Milliseconds per server tick (1000 / `tickRate`). */
   readonly tickMs: number;
-  /** Snapshots pushed, and entities skipped because `pose` returned undefined. */
-  readonly stats = { snapshots: 0, skipped: 0 };
+  /** Live counters. */
+  readonly stats = {
+    /** Snapshots pushed into the buffer. */
+    snapshots: 0,
+    /** Entities skipped because `pose` returned undefined. */
+    skipped: 0,
+  };
   readonly #pose: (values: V, id: number) => EntitySample | undefined;
 
   constructor(
+    /** The buffer the poses go into. */
     readonly buffer: InterpolationBuffer,
     options: SnapshotFeedOptions<V>,
   ) {

@@ -6,7 +6,9 @@
  */
 import { checkOption } from './errors.js';
 
+/** Options of {@link ServerTickEstimator}. */
 export interface ServerTickEstimatorOptions {
+  /** Server ticks per second (1 to 1000), as the server simulates. */
   tickRate: number;
   /** Most the estimated clock may run fast or slow while converging (default 0.05, i.e. ±5 %). */
   maxDilation?: number;
@@ -20,11 +22,15 @@ export interface ServerTickEstimatorOptions {
 
 /** What the session layer offers (`@quiver/session`'s client: `serverTime()`, `clockError`, optionally `rtt`). */
 export interface ServerClockSource {
+  /** Estimated server clock now (ms). */
   serverTime(): number;
+  /** Bound on the error of `serverTime()` (ms); Infinity before any estimate. */
   readonly clockError: number;
+  /** Smoothed RTT (ms), when known. */
   readonly rtt?: number;
 }
 
+/** What {@link ServerTickEstimator.update} returns for one frame. */
 export interface TickEstimate {
   /** Estimated server clock now (ms), smooth and monotonic. */
   serverTime: number;
@@ -36,9 +42,17 @@ export interface TickEstimate {
   leadMs: number;
 }
 
+/** The client's smooth estimate of the server clock and tick (see the module comment). */
 export class ServerTickEstimator {
+  /** Milliseconds per server tick (1000 / `tickRate`). */
   readonly tickMs: number;
-  readonly stats = { samples: 0, snaps: 0 };
+  /** Live counters. */
+  readonly stats = {
+    /** Clock samples taken (`addSample`, `sample`). */
+    samples: 0,
+    /** Times the estimated clock jumped forward instead of dilating. */
+    snaps: 0,
+  };
   readonly #o: Required<Omit<ServerTickEstimatorOptions, 'tickRate'>>;
   #targetOffset: number | undefined;
   #targetLead = 0;

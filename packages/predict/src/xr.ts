@@ -10,13 +10,19 @@
 import { checkOption } from './errors.js';
 import { addScaled, angularVelocity, integrate, lerp, type Quat, scale, sub, type Vec3 } from './math.js';
 
+/** One tracked pose, e.g. from a WebXR `XRPose`. */
 export interface PoseSample {
+  /** Position (WebXR: metres). */
   position: Vec3;
+  /** Orientation, a unit quaternion. */
   orientation: Quat;
+  /** Linear velocity in units per second, when the runtime reports it; else estimated from samples. */
   linearVelocity?: Vec3;
+  /** World-frame angular velocity in rad/s, when the runtime reports it; else estimated from samples. */
   angularVelocity?: Vec3;
 }
 
+/** Options of {@link PosePredictor}. */
 export interface PosePredictorOptions {
   /** Default prediction horizon (ms, default 20). */
   horizonMs?: number;
@@ -30,11 +36,15 @@ export interface PosePredictorOptions {
   staleMs?: number;
 }
 
+/** A pose pushed forward to the display time. */
 export interface PredictedPose {
+  /** Predicted position. */
   position: Vec3;
+  /** Predicted orientation, a unit quaternion. */
   orientation: Quat;
 }
 
+/** Predicts head and hand poses to the display time (see the module comment). */
 export class PosePredictor {
   readonly #o: Required<PosePredictorOptions>;
   #t: number | undefined;

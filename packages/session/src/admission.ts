@@ -9,6 +9,7 @@
  * handshakes out of the shared pool.
  */
 
+/** The pre-authentication budget of a session server (`SessionServerOptions.preAuth`). */
 export interface PreAuthOptions {
   /** Connections that have not completed HELLO, in total. Default 1024. */
   maxPending?: number;
@@ -27,10 +28,13 @@ interface Entry {
   done: boolean;
 }
 
+/** Bounded set of handshakes in progress, evicting the oldest at a cap so idle sockets cannot lock others out. */
 export class PendingHandshakes {
   private readonly order = new Set<Entry>();
   private readonly byIp = new Map<string, Set<Entry>>();
+  /** The total cap in force (default 1024, at least 1). */
   readonly maxPending: number;
+  /** The per-address cap in force (default 16, at least 1). */
   readonly maxPendingPerIp: number;
   /** Pending handshakes evicted to make room (also counted by the caller in its metrics). */
   evictions = 0;
@@ -40,6 +44,7 @@ export class PendingHandshakes {
     this.maxPendingPerIp = Math.max(1, options.maxPendingPerIp ?? 16);
   }
 
+  /** Handshakes pending now. */
   get size(): number {
     return this.order.size;
   }

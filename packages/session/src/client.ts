@@ -27,6 +27,7 @@ import {
   type SendOptions,
 } from './peer.js';
 
+/** Automatic reconnection: exponential backoff with jitter (the backoff fields), and when to give up. */
 export interface ReconnectOptions extends BackoffOptions {
   /** Attempts after a loss before giving up (the session then closes). Default Infinity. */
   maxAttempts?: number;
@@ -34,11 +35,13 @@ export interface ReconnectOptions extends BackoffOptions {
   seed?: number;
 }
 
+/** Options of `connect()`: transports, credentials, reconnection, plus the peer options. */
 export interface ClientOptions extends PeerOptions {
   /** Transports in order of preference; raced with a head start (see `fallback`). */
   transports?: TransportCandidate[];
   /** Shorthand for a single transport. */
   connector?: Connector;
+  /** How `transports` are raced: head start, per-attempt timeout, remembered winners. */
   fallback?: FallbackOptions;
   /** Options passed to every connector (certificate hashes, headers, timeout). */
   connectOptions?: ConnectOptions;
@@ -53,6 +56,7 @@ export interface ClientOptions extends PeerOptions {
   handshakeTimeoutMs?: number;
   /** Automatic reconnection with resumption; `false` disables it. */
   reconnect?: ReconnectOptions | false;
+  /** Errors that do not end the session (a throwing handler) and the typed error of a session that failed. */
   onError?: (error: Error) => void;
   /**
    * Opt-in: reliable messages sent while no transport is connected are also kept in storage (`localStorage`), and a
@@ -61,23 +65,37 @@ export interface ClientOptions extends PeerOptions {
   persistQueue?: PersistQueueOptions;
 }
 
+/**
+ * `connecting`: the first connect runs. `open`: a transport carries the session. `reconnecting`: it was lost and
+ * a reconnect is scheduled or running. `closed`: ended for good.
+ */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** What `open` handlers get on every (re)connect. */
 export interface OpenInfo {
   /** True when the server resumed the previous session: no reliable message was lost. */
   recovered: boolean;
+  /** The name of the transport that won the race. */
   transport: string;
 }
 
+/** What `reconnecting` handlers get before each reconnect attempt. */
 export interface ReconnectingInfo {
+  /** 0 for the first attempt after a loss, counting up until one succeeds. */
   attempt: number;
+  /** Backoff before this attempt starts, in ms. */
   delayMs: number;
+  /** Close code of the loss that started the reconnecting. */
   code: number;
+  /** Why the connection was lost, or why the previous attempt failed. */
   reason: string;
 }
 
+/** What `close` handlers get when the session ends for good. */
 export interface CloseEventInfo {
+  /** The close code ({@link CloseCode}, or the application's own). */
   code: number;
+  /** The close reason; may be empty. */
   reason: string;
 }
 
@@ -90,6 +108,7 @@ interface ClientEvents {
 
 /** The client end of a session: reconnects by itself and resumes where the transport dropped. */
 export class ClientSession extends Peer<ClientSession> {
+  /** Where the session is in its lifecycle. */
   state: ClientState = 'connecting';
   /** The server's id for this session. */
   sessionId: string | undefined;
@@ -110,6 +129,7 @@ export class ClientSession extends Peer<ClientSession> {
   readonly persistedQueue: PersistedQueue | undefined;
 
   constructor(
+    /** The server URL given to `connect()`, before `token` is added. */
     readonly url: string,
     private readonly clientOptions: ClientOptions,
   ) {
@@ -144,6 +164,10 @@ export class ClientSession extends Peer<ClientSession> {
     return this.liveness.clockSync.error;
   }
 
+  /**
+   * Registers a handler for a message type, or for a lifecycle event (`open`, `reconnecting`, `close`, `error`).
+   * Returns a function that removes it.
+   */
   on<T>(type: MessageType<T>, handler: Handler<T, ClientSession>): () => void;
   on<E extends keyof ClientEvents>(event: E, handler: ClientEvents[E]): () => void;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table

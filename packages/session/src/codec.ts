@@ -12,10 +12,15 @@ export { decodeValue, encodeValue } from './msgpack.js';
  * preceded by a `u32` length; a datagram carries one body, which may be a BUNDLE of several bodies.
  */
 export const Kind = {
+  /** Client's first frame on the control stream: its message and channel tables, acks, and the session to resume. */
   HELLO: 1,
+  /** Server's answer to HELLO: session id, resume token, whether it recovered, its tables, acks, server time. */
   WELCOME: 2,
+  /** Heartbeat probe; answered by PONG. */
   PING: 3,
+  /** Answer to a PING, with the server's clock for clock sync. */
   PONG: 4,
+  /** Cumulative acknowledgement of a reliable channel. */
   ACK: 5,
   /** First frame of a unidirectional stream: which channel it carries. */
   OPEN: 6,
@@ -23,7 +28,7 @@ export const Kind = {
   DATA: 7,
   /** A message in a datagram: [DGRAM, channelId, messageId | name, seq, flags, fragmentId?, index?, count?]. */
   DGRAM: 8,
-  /** [CLOSE, code, reason, reconnect]: a deliberate close; `reconnect` false forbids resumption. */
+  /** `[CLOSE, code, reason, reconnect]`: a deliberate close; `reconnect` false forbids resumption. */
   CLOSE: 9,
   /**
    * A datagram carrying several datagram bodies: header `[BUNDLE, count]`, payload `count` times `u16 length | body`.
@@ -137,12 +142,15 @@ export function unbundle(frame: Frame): Uint8Array[] {
   return out;
 }
 
+/** A parsed frame body. */
 export interface Frame {
+  /** The decoded MessagePack header, `[kind, ...]`. */
   header: unknown[];
   /** A view into the received bytes. */
   payload: Uint8Array;
 }
 
+/** Splits a frame body into its decoded header and payload view; throws {@link DecodeError} when malformed. */
 export function parseBody(body: Uint8Array): Frame {
   if (body.length < 2) throw new DecodeError('frame shorter than its header length');
   const hlen = (body[0] << 8) | body[1];
@@ -166,6 +174,10 @@ export class FrameReader {
     public maxFrameBytes: number,
   ) {}
 
+  /**
+   * Adds received bytes; returns the frame bodies they completed, in order (often none). Throws
+   * {@link MessageTooLargeError} for a length prefix above `maxFrameBytes`.
+   */
   push(chunk: Uint8Array): Uint8Array[] {
     if (chunk.length > 0) {
       this.chunks.push(chunk);

@@ -45,10 +45,12 @@ export const CloseCode = {
 export function isFinalCloseCode(code: number): boolean {
   return code >= 4000 && code < 4500 && code !== CloseCode.HEARTBEAT_TIMEOUT;
 }
+/** One of the {@link CloseCode} values. */
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Base of every error the session layer raises or reports to `onError`. */
 export class SessionError extends Error {
+  /** `'SessionError'`. */
   override readonly name: string = 'SessionError';
   constructor(
     message: string,
@@ -61,56 +63,73 @@ export class SessionError extends Error {
   }
 }
 
+/** An undecodable frame or MessagePack body; closes the session with `BAD_MESSAGE` (4400). */
 export class DecodeError extends SessionError {
+  /** `'DecodeError'`. */
   override readonly name = 'DecodeError';
   constructor(message: string) {
     super(message, 'decode', CloseCode.BAD_MESSAGE);
   }
 }
 
+/** A message or channel id the receiver does not know; closes with `UNKNOWN_MESSAGE` (4404). */
 export class UnknownMessageError extends SessionError {
+  /** `'UnknownMessageError'`. */
   override readonly name = 'UnknownMessageError';
   constructor(message: string) {
     super(message, 'unknown-message', CloseCode.UNKNOWN_MESSAGE);
   }
 }
 
+/** A frame over `maxMessageBytes`; closes with `MESSAGE_TOO_LARGE` (4413). */
 export class MessageTooLargeError extends SessionError {
+  /** `'MessageTooLargeError'`. */
   override readonly name = 'MessageTooLargeError';
   constructor(
     message: string,
+    /** Size of the offending frame in bytes. */
     readonly size: number,
+    /** The `maxMessageBytes` it exceeded. */
     readonly limit: number,
   ) {
     super(message, 'too-large', CloseCode.MESSAGE_TOO_LARGE);
   }
 }
 
+/** A data frame before the handshake completed; closes with `NOT_AUTHENTICATED` (4401). */
 export class NotAuthenticatedError extends SessionError {
+  /** `'NotAuthenticatedError'`. */
   override readonly name = 'NotAuthenticatedError';
   constructor(message: string) {
     super(message, 'not-authenticated', CloseCode.NOT_AUTHENTICATED);
   }
 }
 
+/** The `validate` hook refused a message; closes with `VALIDATION_FAILED` (4422). */
 export class ValidationError extends SessionError {
+  /** `'ValidationError'`. */
   override readonly name = 'ValidationError';
   constructor(
     message: string,
+    /** The name of the message type that failed validation. */
     readonly messageName: string,
   ) {
     super(message, 'validation', CloseCode.VALIDATION_FAILED);
   }
 }
 
+/** The peer exceeded `rateLimits.perSession`; closes with `RATE_LIMITED` (4429). */
 export class RateLimitError extends SessionError {
+  /** `'RateLimitError'`. */
   override readonly name = 'RateLimitError';
   constructor(message: string) {
     super(message, 'rate-limit', CloseCode.RATE_LIMITED);
   }
 }
 
+/** No HELLO within `firstMessageTimeoutMs`; closes with `HANDSHAKE_TIMEOUT` (4408). */
 export class HandshakeTimeoutError extends SessionError {
+  /** `'HandshakeTimeoutError'`. */
   override readonly name = 'HandshakeTimeoutError';
   constructor(message: string) {
     super(message, 'handshake-timeout', CloseCode.HANDSHAKE_TIMEOUT);
@@ -123,6 +142,7 @@ export class HandshakeTimeoutError extends SessionError {
  * with 4503: the client may come back later.
  */
 export class ServerBusyError extends SessionError {
+  /** `'ServerBusyError'`. */
   override readonly name = 'ServerBusyError';
   constructor(message: string, kind: 'server-full' | 'handshake-evicted') {
     super(message, kind, CloseCode.GOING_AWAY);
@@ -131,6 +151,7 @@ export class ServerBusyError extends SessionError {
 
 /** A reliable send refused because the queue is full and the channel's overflow policy is `error`. */
 export class QueueFullError extends SessionError {
+  /** `'QueueFullError'`. */
   override readonly name = 'QueueFullError';
   constructor(message: string) {
     super(message, 'queue-full', CloseCode.QUEUE_OVERFLOW);
@@ -139,9 +160,11 @@ export class QueueFullError extends SessionError {
 
 /** The session is closed for good (not merely reconnecting). */
 export class SessionClosedError extends SessionError {
+  /** `'SessionClosedError'`. */
   override readonly name = 'SessionClosedError';
   constructor(
     message: string,
+    /** The close code the session ended with. */
     readonly code: number = CloseCode.NORMAL,
   ) {
     super(message, 'closed', code);
@@ -150,14 +173,21 @@ export class SessionClosedError extends SessionError {
 
 /** Every connector of `connect()` failed; `attempts` tells why each one did. */
 export class ConnectError extends SessionError {
+  /** `'ConnectError'`. */
   override readonly name = 'ConnectError';
   constructor(
     message: string,
+    /** One entry per connector, in the order of the race (a remembered winner first). */
     readonly attempts: readonly {
+      /** The connector's name (e.g. `webtransport`, `websocket`). */
       name: string;
+      /** How the attempt ended (see `AttemptOutcome`). */
       outcome: 'won' | 'failed' | 'timeout' | 'unsupported' | 'lost-race' | 'skipped';
+      /** The error message of a failed, timed-out or unsupported attempt. */
       error?: string;
+      /** HTTP status of a refusal, when the transport reports one. */
       status?: number;
+      /** Milliseconds from the attempt's start to its outcome (0 when skipped). */
       ms: number;
     }[],
     /** The HTTP status when the server refused the session (401, 403, 429, 503), if known. */

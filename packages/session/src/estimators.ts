@@ -3,12 +3,18 @@
  * `jitter` is RTTVAR: the smoothed mean deviation of RTT samples.
  */
 export class RttEstimator {
+  /** Smoothed RTT in ms; 0 before the first sample. */
   srtt = 0;
+  /** RTTVAR in ms: smoothed mean deviation of the samples. */
   rttvar = 0;
+  /** Smallest sample in ms; Infinity before the first. */
   min = Number.POSITIVE_INFINITY;
+  /** Most recent sample in ms. */
   latest = 0;
+  /** Samples taken so far. */
   samples = 0;
 
+  /** Adds an RTT sample in ms; negative or non-finite samples are ignored. */
   update(sample: number): void {
     if (!(sample >= 0) || !Number.isFinite(sample)) return;
     this.latest = sample;
@@ -39,12 +45,17 @@ export class RttEstimator {
  */
 export class ClockSync {
   private readonly samples: { offset: number; rtt: number }[] = [];
+  /** Server clock minus local clock, in ms, from the best sample; 0 before any. */
   offset = 0;
   /** Half the RTT of the chosen sample; `Infinity` until a sample exists. */
   error = Number.POSITIVE_INFINITY;
 
   constructor(private readonly window = 16) {}
 
+  /**
+   * Adds one exchange: `t0` local time the ping left, `serverTime` the server's clock in its answer, `t1` local
+   * time the answer arrived (all ms). Ignored when `t1 < t0`.
+   */
   add(t0: number, serverTime: number, t1: number): void {
     const rtt = t1 - t0;
     if (!(rtt >= 0)) return;
@@ -56,6 +67,7 @@ export class ClockSync {
     this.error = best.rtt / 2;
   }
 
+  /** True once at least one sample exists. */
   get synced(): boolean {
     return this.samples.length > 0;
   }
@@ -66,11 +78,13 @@ export class ClockSync {
  * Only meaningful where probes travel unreliably (datagrams); on reliable-only transports it stays 0.
  */
 export class LossEstimator {
+  /** Estimated loss fraction in [0, 1]; 0 before any probe expired. */
   value = 0;
   private readonly pending = new Map<number, number>();
 
   constructor(private readonly weight = 0.1) {}
 
+  /** Records probe `id`, counted lost if not answered by `deadline` (clock ms). */
   sent(id: number, deadline: number): void {
     this.pending.set(id, deadline);
   }
@@ -102,7 +116,9 @@ export class TokenBucket {
   private last: number;
 
   constructor(
+    /** Refill rate, tokens per second; Infinity disables the bucket. */
     readonly rate: number,
+    /** Capacity: the most tokens that can accumulate (and the initial fill). */
     readonly burst: number,
     now: number,
   ) {
@@ -139,6 +155,7 @@ export class TokenBucket {
   }
 }
 
+/** Exponential backoff with jitter between reconnect attempts. */
 export interface BackoffOptions {
   /** First delay in ms. Default 250. */
   initialMs?: number;

@@ -6,6 +6,7 @@ import { ConnectError } from './errors.js';
 export interface TransportCandidate {
   /** e.g. `webtransport`, `websocket`. */
   name: string;
+  /** Opens a session with this transport. */
   connector: Connector;
   /** A URL for this transport only (e.g. `ws://host:port/path` for WebSocket on a plain-HTTP server). */
   url?: string;
@@ -22,6 +23,7 @@ export interface TransportCandidate {
   headStartMs?: number;
 }
 
+/** How one transport's connection attempt ended in a race. */
 export type AttemptOutcome =
   /** This transport carried the session. */
   | 'won'
@@ -40,9 +42,13 @@ export type AttemptOutcome =
   /** Never started because another transport won within its head start. */
   | 'skipped';
 
+/** What happened to one transport in a race. */
 export interface TransportAttempt {
+  /** The connector's name. */
   name: string;
+  /** How the attempt ended. */
   outcome: AttemptOutcome;
+  /** Why it failed, timed out or lost, for logs; absent for `won` and `skipped`. */
   error?: string;
   /** HTTP status of a refusal, when the transport reports one. */
   status?: number;
@@ -52,13 +58,17 @@ export interface TransportAttempt {
 
 /** A transport that won for an origin, and when (the race's clock, `Clock.now()`: the Unix epoch by default). */
 export interface RememberedWinner {
+  /** The winning connector's name. */
   name: string;
+  /** When it won, in the race clock's milliseconds. */
   at: number;
 }
 
 /** Remembers which transport won per origin. */
 export interface WinnerMemory {
+  /** The winner remembered for `origin` (scheme, host and port), however old; `undefined` if none. */
   get(origin: string): RememberedWinner | undefined;
+  /** Remembers `winner` for `origin`, replacing any earlier one. */
   set(origin: string, winner: RememberedWinner): void;
 }
 
@@ -108,7 +118,9 @@ export function createWinnerMemory(storage: WinnerStorage | null = defaultStorag
 
 /** The part of the Web Storage API the winner memory uses (`localStorage` has it); typed here so Node needs no DOM. */
 export interface WinnerStorage {
+  /** The stored string, or `null` when there is none (Web Storage `getItem`). */
   getItem(key: string): string | null;
+  /** Stores `value`; may throw when storage is full or denied (Web Storage `setItem`). */
   setItem(key: string, value: string): void;
 }
 
@@ -124,6 +136,7 @@ function defaultStorage(): WinnerStorage | null {
 /** Shared by every `connect()` that does not pass its own. */
 export const defaultWinnerMemory: WinnerMemory = createWinnerMemory();
 
+/** Options of {@link raceTransports}. */
 export interface FallbackOptions {
   /**
    * How long a transport gets on its own before the next one is started too (Happy Eyeballs, RFC 8305 §5, applied
@@ -140,6 +153,7 @@ export interface FallbackOptions {
    * gets WebTransport back soon even if the background race below never catches it.
    */
   rememberWinnerMs?: number;
+  /** Time and timers of the race (default the system clock); tests inject a ManualClock. */
   clock?: Clock;
 }
 
@@ -190,7 +204,12 @@ export function raceTransports(
   url: string,
   candidates: TransportCandidate[],
   options: FallbackOptions & { connectOptions?: ConnectOptions } = {},
-): Promise<{ session: QuiverSession; attempts: TransportAttempt[] }> {
+): Promise<{
+  /** The winner's session, `ready` already resolved. */
+  session: QuiverSession;
+  /** What happened to every candidate, in race order. */
+  attempts: TransportAttempt[];
+}> {
   if (candidates.length === 0) return Promise.reject(new TypeError('no transports to connect with'));
   const clock = options.clock ?? systemClock;
   const headStart = options.headStartMs ?? 400;

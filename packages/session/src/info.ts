@@ -18,21 +18,35 @@ export interface QuiverInfo {
      * only for a certificate browsers accept that way (ECDSA P-256, valid at most 14 days). Empty for a
      * CA-signed certificate, which the client validates as usual.
      */
-    certificateHashes: { algorithm: 'sha-256'; value: string }[];
+    certificateHashes: {
+      /** The only algorithm W3C WebTransport §6.2 allows. */
+      algorithm: 'sha-256';
+      /** The certificate's SHA-256 digest, base64. */
+      value: string;
+    }[];
   } | null;
   /** The WebSocket endpoint (`ws:` or `wss:` URL), or `null` where the server runs none. */
-  websocket: { url: string } | null;
+  websocket: {
+    /** `ws://` or `wss://host:port/path`. */
+    url: string;
+  } | null;
   /**
    * The HTTP fallback (`@quiver/http-stream`: an event stream down, POSTs up; `http:` or `https:` URL), or `null`
    * where the server runs none. Absent in answers from servers older than the HTTP transport.
    */
-  http?: { url: string } | null;
+  http?: {
+    /** `http://` or `https://host:port/path`. */
+    url: string;
+  } | null;
 }
 
 /** Connectors to use for the endpoints of a {@link QuiverInfo}; an endpoint without one is skipped. */
 export interface InfoConnectors {
+  /** E.g. `connectWebTransport`, or the browser's native `WebTransport` wrapped as a connector. */
   webtransport?: Connector;
+  /** E.g. `connectWebSocket` from `@quiver/websocket`. */
   websocket?: Connector;
+  /** E.g. `connectHttpStream` from `@quiver/http-stream`. */
   http?: Connector;
 }
 

@@ -1,9 +1,11 @@
 /** How a channel delivers. */
 export type DeliveryMode = 'reliable-ordered' | 'reliable-unordered' | 'unreliable' | 'unreliable-sequenced';
+/** Delivery guarantee, as an alternative to naming a {@link DeliveryMode} (see `ChannelOptions.qos`). */
 export type QoS = 'at-most-once' | 'at-least-once' | 'exactly-once';
 
 /** A typed message: `T` is the payload type, carried only at compile time. */
 export interface MessageType<T = unknown> {
+  /** Unique name of the message type, the same on both ends; handlers are looked up by it. */
   readonly name: string;
   /** A compact id fixed by the application; otherwise one is assigned and announced at the handshake. */
   readonly id?: number;
@@ -15,9 +17,13 @@ export interface MessageType<T = unknown> {
   readonly __payload?: T;
 }
 
+/** Options of {@link defineMessage}. */
 export interface MessageOptions<T> {
+  /** A fixed compact id, 1 to 65535, unique among the application's messages. Default: assigned at registration. */
   id?: number;
+  /** The channel it is sent on unless `send()` says otherwise. Default `reliable`. */
   channel?: string;
+  /** Type guard for incoming payloads (e.g. from a schema library); false closes the sender with 4422. */
   validate?: (payload: unknown) => payload is T;
 }
 
@@ -56,6 +62,10 @@ export class MessageRegistry {
   private readonly used = new Set<number>();
   private next = 1;
 
+  /**
+   * Adds `type` (the first registration of a name wins, though a later one may add a `validate`); returns the
+   * registered type. Throws RangeError when an id is declared twice or differently for one name.
+   */
   register(type: MessageType): MessageType {
     const existing = this.byName.get(type.name);
     if (existing) {
@@ -78,10 +88,12 @@ export class MessageRegistry {
     return type;
   }
 
+  /** The registered type named `name`. */
   get(name: string): MessageType | undefined {
     return this.byName.get(name);
   }
 
+  /** The compact wire id of `name`, if registered. */
   idOf(name: string): number | undefined {
     return this.ids.get(name);
   }

@@ -3,12 +3,15 @@ import type { TransportName } from '@quiver/transport';
 /** RTT histogram bucket upper bounds in seconds (Prometheus convention: seconds, cumulative `le`). */
 export const rttBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** A Prometheus-style histogram of values in seconds. */
 export interface Histogram {
   /** Upper bounds in seconds. */
   buckets: number[];
   /** Non-cumulative counts per bucket, plus one last entry for +Inf. */
   counts: number[];
+  /** Sum of all observed values, in seconds. */
   sum: number;
+  /** Number of observations. */
   count: number;
 }
 
@@ -21,12 +24,27 @@ export interface SessionMetrics {
   readonly sessionsActive: Record<TransportName, number>;
   /** Sessions whose transport dropped and that wait for a resume (a gauge). */
   readonly sessionsDisconnected: number;
+  /** Sessions opened since the server started (resumes not counted). */
   sessionsTotal: number;
+  /** Sessions ended for good since the server started. */
   sessionsClosed: number;
-  messages: { in: Record<string, number>; out: Record<string, number> };
-  bytes: { in: Record<string, number>; out: Record<string, number> };
+  /** Messages by channel name, per direction. */
+  messages: {
+    /** Received, by channel. */
+    in: Record<string, number>;
+    /** Sent, by channel. */
+    out: Record<string, number>;
+  };
+  /** Encoded message bytes by channel name, per direction. */
+  bytes: {
+    /** Received, by channel. */
+    in: Record<string, number>;
+    /** Sent, by channel. */
+    out: Record<string, number>;
+  };
   /** Session-layer drops by reason (see `DropReason`). */
   drops: Record<string, number>;
+  /** Heartbeat RTT samples of all sessions, in seconds. */
   rtt: Histogram;
   /** Resume attempts (HELLO with a resume token). */
   reconnects: number;
@@ -36,11 +54,13 @@ export interface SessionMetrics {
   rejections: Record<string, number>;
   /** Errors reported to `onError`, by kind. */
   errors: Record<string, number>;
+  /** Records an RTT sample in ms into `rtt` and tells `rttListeners`. */
   observeRtt(ms: number): void;
   /** Called with every RTT sample in ms (exporters that keep their own histogram subscribe here). */
   readonly rttListeners: Set<(ms: number) => void>;
 }
 
+/** Creates the metrics of a session server; `sessions` yields the live sessions for the gauges. */
 export function createMetrics(
   sessions: () => Iterable<{ connected: boolean; transport: TransportName | undefined; state: string }>,
 ): SessionMetrics {

@@ -43,6 +43,7 @@ function decoderFor(length: number): Decoder {
   return d;
 }
 
+/** Encodes one value as MessagePack (`@msgpack/msgpack`); object properties that are `undefined` are left out. */
 export function encodeValue(value: unknown): Uint8Array {
   return encoder.encode(value);
 }

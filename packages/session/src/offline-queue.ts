@@ -20,7 +20,13 @@ export interface PersistQueueOptions {
   maxBytes?: number;
 }
 
-export const PERSIST_DEFAULTS = { maxMessages: 256, maxBytes: 256 * 1024 } as const;
+/** The defaults of {@link PersistQueueOptions}. */
+export const PERSIST_DEFAULTS = {
+  /** Entries kept at most. */
+  maxMessages: 256,
+  /** Encoded bytes kept at most. */
+  maxBytes: 256 * 1024,
+} as const;
 
 interface Entry {
   /** Message type name. */
@@ -44,6 +50,7 @@ function fromBase64(s: string): Uint8Array {
   return out;
 }
 
+/** The client's opt-in offline queue in Web Storage (README "Offline queue"), bounded and counted. */
 export class PersistedQueue {
   /** Entries dropped: over the bounds (oldest first), unreadable, or of a type not in `messages`. */
   dropped = 0;
@@ -84,7 +91,14 @@ export class PersistedQueue {
   }
 
   /** Reads what a previous page left, and forgets it (it is about to be sent again through the session). */
-  take(): { type: MessageType<unknown>; channel: string; payload: unknown }[] {
+  take(): {
+    /** The message type, resolved from `messages` by name. */
+    type: MessageType<unknown>;
+    /** The channel it was sent on. */
+    channel: string;
+    /** The decoded payload. */
+    payload: unknown;
+  }[] {
     let raw: string | null = null;
     try {
       raw = this.storage?.getItem(this.o.key) ?? null;

@@ -33,12 +33,17 @@ export type DropReason =
   /** A message without any handler. */
   | 'unhandled';
 
+/** What is known about a dropped message; fields are absent where the drop happens before they are known. */
 export interface DropInfo {
+  /** The message type's name. */
   message?: string;
+  /** The channel's name. */
   channel?: string;
+  /** Encoded size of the dropped message in bytes. */
   bytes?: number;
 }
 
+/** How one channel delivers its messages: reliability, ordering, priority and queue limits. */
 export interface ChannelOptions {
   /** Default `reliable-ordered`, or derived from `qos`. */
   mode?: DeliveryMode;
@@ -72,40 +77,51 @@ export const defaultChannels: Record<string, ChannelOptions> = {
   unreliable: { mode: 'unreliable' },
 };
 
+/** Liveness probing: pings also give RTT samples, and silence beyond `timeoutMs` ends the connection. */
 export interface HeartbeatOptions {
   /** Ping interval while messages flow. Default 1000 ms. */
   intervalMs?: number;
   /** Ping interval after `idleAfterMs` without application messages. Default 5000 ms. */
   idleIntervalMs?: number;
-  /** Default 10 000 ms. */
+  /** Time without application messages after which pings slow to `idleIntervalMs`. Default 10 000 ms. */
   idleAfterMs?: number;
   /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
   timeoutMs?: number;
 }
 
+/** Options both ends of a session understand (the client and server options extend them). */
 export interface PeerOptions {
+  /** Channels by name, added to (or overriding) {@link defaultChannels}. */
   channels?: Record<string, ChannelOptions>;
   /** Message types known up front: their ids are announced at the handshake. */
   messages?: MessageType<unknown>[];
+  /** Time and timers (default the system clock); tests inject a ManualClock. */
   clock?: Clock;
+  /** Ping cadence and dead-connection timeout; each field has its default. */
   heartbeat?: HeartbeatOptions;
   /** A cumulative ack is sent after this delay or after `ackEvery` messages. Default 20 ms. */
   ackDelayMs?: number;
-  /** Default 32. */
+  /** Reliable messages received after which a cumulative ack is sent at once. Default 32. */
   ackEvery?: number;
   /**
    * Reliable bytes in flight (sent, not yet acknowledged) across channels: the replay buffer kept for resumption and
    * the flow-control window. Default 256 KiB.
    */
   maxInFlightBytes?: number;
-  /** Default 1024. */
+  /** Reliable messages in flight (sent, not yet acknowledged) across channels. Default 1024. */
   maxInFlightMessages?: number;
   /** Outgoing send budget: a token bucket in bytes. Default unlimited. */
-  sendBudget?: { bytesPerSecond: number; burstBytes?: number };
+  sendBudget?: {
+    /** Refill rate of the bucket, in bytes per second. */
+    bytesPerSecond: number;
+    /** Bucket size: the largest burst, in bytes. Default `bytesPerSecond` (one second's worth). */
+    burstBytes?: number;
+  };
   /** Cross-channel scheduler for reliable queues: `strict` priority or `weighted` fair share. Default `strict`. */
   scheduler?: 'strict' | 'weighted';
   /** Largest message accepted or sent, in bytes (after encoding). Default 1 MiB. */
   maxMessageBytes?: number;
+  /** Limits on fragments of unreliable messages waiting to be reassembled. */
   reassembly?: ReassemblyOptions;
   /**
    * Datagrams an unreliable send may queue beyond the transport's datagram high-water mark; past it, sends are
@@ -132,17 +148,25 @@ export interface PeerOptions {
   onDrop?: (reason: DropReason, info: DropInfo) => void;
 }
 
+/** Per-call options of `send()`. */
 export interface SendOptions {
+  /** The channel to send on; default the message type's channel, else `reliable`. */
   channel?: string;
   /** Coalescing key (`coalesce` channels); default the message name. */
   key?: unknown;
 }
 
+/** A session's counters since it was created. */
 export interface PeerStats {
+  /** Messages received, by channel name. */
   messagesIn: Record<string, number>;
+  /** Messages sent, by channel name. */
   messagesOut: Record<string, number>;
+  /** Encoded bytes received, by channel name. */
   bytesIn: Record<string, number>;
+  /** Encoded bytes sent, by channel name. */
   bytesOut: Record<string, number>;
+  /** Messages dropped, by reason. */
   drops: Partial<Record<DropReason, number>>;
   /** Heartbeat probes sent. */
   pings: number;
@@ -155,6 +179,7 @@ export interface PeerSink {
   rtt(ms: number): void;
 }
 
+/** A message handler: the decoded payload and the session it arrived on. */
 export type Handler<T, S> = (payload: T, session: S) => void;
 
 /** The options a peer reads while running, with their defaults (documented on `PeerOptions`) filled in. */

@@ -45,13 +45,19 @@ export * from './peer-options.js';
  * handshake and decide what happens when a link is lost (the client reconnects, the server waits for a resume).
  */
 export abstract class Peer<S> {
+  /** The transport connection carrying the session now; `null` while disconnected. */
   protected link: Link | null = null;
+  /** Time and timers (`options.clock`, default the system clock). */
   protected readonly clock: Clock;
+  /** Message types known to this end, by name, with the wire ids announced at the handshake. */
   protected readonly registry = new MessageRegistry();
+  /** Channel state by name: queues, sequence numbers and delivery mode. */
   protected readonly channels = new Map<string, ChannelState>();
   private readonly channelsById = new Map<number, ChannelState>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+  /** Message handlers by message name. */
   protected readonly handlers = new Map<string, Set<Handler<any, S>>>();
+  /** Heartbeat schedule and the RTT, loss and idleness estimates it feeds. */
   protected readonly liveness: Liveness;
   private readonly budget: TokenBucket | null;
   /** The read loops, reassembly, ordering and acks of what the peer sends. */
@@ -60,12 +66,15 @@ export abstract class Peer<S> {
   /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
   private readonly window: ReliableWindow;
   private readonly scheduler: Scheduler;
+  /** True once the session ended for good: nothing is sent or resumed after that. */
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
   protected incoming: IncomingBudget;
+  /** Where counters are mirrored as they happen (the server's metrics); `null` when nobody aggregates them. */
   protected sink: PeerSink | null = null;
   /** When true, a message name this end never registered closes the session (servers); else it is counted. */
   protected strictMessages = false;
+  /** Live counters since the session was created (not a snapshot). */
   readonly stats: PeerStats = {
     messagesIn: {},
     messagesOut: {},
@@ -75,9 +84,11 @@ export abstract class Peer<S> {
     pings: 0,
   };
 
+  /** `options` with every default filled in. */
   protected readonly opts: ResolvedPeerOptions;
 
   constructor(
+    /** The options as given. */
     protected readonly options: PeerOptions,
     defaultOverflow: ChannelState['overflow'],
   ) {
@@ -149,6 +160,7 @@ export abstract class Peer<S> {
   protected abstract linkLost(code: number, reason: string): void;
   /** A final close: `err` when the peer broke a rule. */
   protected abstract fail(err: SessionError): void;
+  /** Reports an error that does not end the session (a throwing handler) to the application's `onError`. */
   protected abstract reportError(err: Error): void;
 
   /** Smoothed RTT in ms (RFC 6298); 0 before the first sample. */
@@ -166,6 +178,7 @@ export abstract class Peer<S> {
     return this.liveness.loss.value;
   }
 
+  /** Smallest RTT sample in ms; 0 before the first sample. */
   get minRtt(): number {
     return Number.isFinite(this.liveness.rtt.min) ? this.liveness.rtt.min : 0;
   }
@@ -175,6 +188,7 @@ export abstract class Peer<S> {
     return this.link?.session.transport;
   }
 
+  /** True while a transport connection carries the session. */
   get connected(): boolean {
     return this.link !== null && !this.link.closed;
   }
@@ -197,6 +211,7 @@ export abstract class Peer<S> {
     return new Promise((resolve) => this.drainWaiters.push({ bytes, resolve }));
   }
 
+  /** Resolves the `drained()` promises whose threshold `bufferedBytes` has reached. */
   protected checkDrained(): void {
     if (this.drainWaiters.length === 0) return;
     const n = this.bufferedBytes;
@@ -260,6 +275,7 @@ export abstract class Peer<S> {
     return this.announced.get(name) ?? name;
   }
 
+  /** Counts a dropped message in `stats`, mirrors it to the sink and tells `onDrop`. */
   protected drop(reason: DropReason, info: DropInfo): void {
     this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
     this.sink?.drop(reason);
@@ -332,6 +348,7 @@ export abstract class Peer<S> {
     });
   }
 
+  /** Writes queued reliable messages to the link while the scheduler, flow-control window and writer allow. */
   protected pump(): void {
     const link = this.link;
     if (!link || link.closed) return;
@@ -366,6 +383,7 @@ export abstract class Peer<S> {
 
   // ---- links ------------------------------------------------------------------------------------------------
 
+  /** The message and channel tables this end announces in its handshake. */
   protected localTables(): Omit<HandshakeTables, 'acks'> {
     const messages = this.registry.table();
     this.announced = new Map(messages);
@@ -375,6 +393,7 @@ export abstract class Peer<S> {
     };
   }
 
+  /** Per reliable channel name, the cumulative ack (all sequence numbers up to it received), sent on resume so the peer replays the rest. */
   protected localAcks(): [string, number][] {
     return this.receiver.acks();
   }
@@ -470,6 +489,7 @@ export abstract class Peer<S> {
     return this.registry.get(name);
   }
 
+  /** Runs the message type's `validate`; throws a {@link ValidationError} (close 4422) when it fails or throws. */
   protected validateIncoming(
     name: string,
     _channel: string,

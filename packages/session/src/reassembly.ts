@@ -1,3 +1,4 @@
+/** Bounds on unreliable messages waiting for their missing fragments. */
 export interface ReassemblyOptions {
   /** A partly received message is dropped this long after its first fragment. Default 2000 ms. */
   timeoutMs?: number;
@@ -25,8 +26,11 @@ export type ReassemblyDrop = 'reassembly-timeout' | 'reassembly-overflow' | 'mal
 export class Reassembler {
   private readonly partials = new Map<string, Partial>();
   private bytes = 0;
+  /** The `timeoutMs` in force (default 2000 ms). */
   readonly timeoutMs: number;
+  /** The `maxBytes` in force (default 1 MiB). */
   readonly maxBytes: number;
+  /** The `maxMessages` in force (default 64). */
   readonly maxMessages: number;
 
   constructor(
@@ -91,14 +95,17 @@ export class Reassembler {
     }
   }
 
+  /** Fragment bytes held now, all partial messages together. */
   get bufferedBytes(): number {
     return this.bytes;
   }
 
+  /** Partial messages held now. */
   get pendingMessages(): number {
     return this.partials.size;
   }
 
+  /** Forgets every partial message without reporting drops. */
   clear(): void {
     this.partials.clear();
     this.bytes = 0;
@@ -112,6 +119,7 @@ export class Reassembler {
 
 /** Receive-side state of a reliable channel: cumulative seq plus the set above it (for unordered delivery). */
 export class ReceiveTracker {
+  /** Cumulative ack: every sequence number up to this one was received (0: none yet; sequences start at 1). */
   cum = 0;
   private readonly above = new Set<number>();
 
@@ -127,6 +135,7 @@ export class ReceiveTracker {
     return true;
   }
 
+  /** Sequence numbers received above `cum`, waiting for the gap below them to fill. */
   get outOfOrder(): number {
     return this.above.size;
   }

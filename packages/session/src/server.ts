@@ -36,16 +36,19 @@ import {
 
 /** Thrown (or returned via `reject()`) by `authenticate` to refuse a session before it exists. */
 export class AuthRejection extends Error {
+  /** `'AuthRejection'`. */
   override readonly name = 'AuthRejection';
   constructor(
     /** 401, 403, 429, 503, ... */
     readonly status: number,
+    /** Sent to the client with the status; empty by default. Do not put secrets here. */
     readonly reason = '',
   ) {
     super(`rejected with ${status}${reason ? `: ${reason}` : ''}`);
   }
 }
 
+/** Refuses the session from inside `authenticate` with an HTTP status: throws an {@link AuthRejection}. */
 export function reject(status: number, reason?: string): never {
   throw new AuthRejection(status, reason);
 }
@@ -56,34 +59,50 @@ export function reject(status: number, reason?: string): never {
  * `reason`, `remoteAddress` and `err`.
  */
 export interface LogFields {
+  /** The session's `id`. */
   sessionId?: string;
+  /** The transport's name (`webtransport`, `websocket`, ...). */
   transport?: string;
+  /** The authenticated user id (`AuthResult.userId`). */
   user?: string;
+  /** A close code or HTTP status. */
   code?: number;
+  /** A close or refusal reason. */
   reason?: string;
+  /** The peer's IP address as the socket reports it. */
   remoteAddress?: string;
+  /** The error behind the record, if any. */
   err?: Error;
 }
 
 /** A logger in pino's shape (`logger.info(fields, message)`); every level is optional. */
 export interface SessionLogger {
+  /** A session lost its transport and may resume. */
   debug?: (fields: LogFields, msg: string) => void;
+  /** Lifecycle: session opened, resumed, closed; session request rejected. */
   info?: (fields: LogFields, msg: string) => void;
+  /** Errors: bad peer input, broken limits, handler exceptions (what `onError` gets). */
   warn?: (fields: LogFields, msg: string) => void;
 }
 
 /** What `authenticate` returns: who the peer is. Kept on the session as `session.user`. */
 export interface AuthResult {
+  /** Stable id of the user; a resume is only accepted for the same `userId`. */
   userId: string;
   [key: string]: unknown;
 }
 
+/** A decoded incoming message as the `validate` hook sees it. */
 export interface ReceivedMessage {
+  /** The message type's name. */
   name: string;
+  /** The channel it arrived on. */
   channel: string;
+  /** The decoded MessagePack payload, not yet checked against any schema. */
   payload: unknown;
 }
 
+/** Options of {@link createSessionServer}; the peer options apply to every session. */
 export interface SessionServerOptions extends PeerOptions {
   /** Only requests for this path are accepted (others get 404). Default: any path. */
   path?: string;
@@ -100,16 +119,31 @@ export interface SessionServerOptions extends PeerOptions {
    * 403. Requests without Origin (non-browser clients) are allowed unless `requireOrigin`. Default: any.
    */
   allowedOrigins?: string[] | ((origin: string) => boolean);
+  /**
+   * Refuse (403) requests with no Origin header (non-browser clients). Default false. An Origin of `null` is
+   * refused whenever `allowedOrigins` is set.
+   */
   requireOrigin?: boolean;
+  /** Per-session and per-address rate limits on what peers may send or open. */
   rateLimits?: {
     /**
      * Incoming frames per second and bytes per second per session, with `burstSeconds` of either held in reserve;
      * over it the session is closed with 4429. Each field left out takes its default: 1000 messages/s, 1 MiB/s,
      * 2 s of burst (`DEFAULT_SESSION_RATE`). `Infinity` lifts a limit.
      */
-    perSession?: { messagesPerSecond?: number; bytesPerSecond?: number; burstSeconds?: number };
+    perSession?: {
+      /** Incoming frames per second. Default 1000. */
+      messagesPerSecond?: number;
+      /** Incoming bytes per second. Default 1 MiB. */
+      bytesPerSecond?: number;
+      /** Seconds of either rate a session may use at once. Default 2. */
+      burstSeconds?: number;
+    };
     /** New sessions per minute per remote address; over it requests get 429. */
-    perIp?: { sessionsPerMinute?: number };
+    perIp?: {
+      /** Session requests per sliding minute from one address. Default: no limit. */
+      sessionsPerMinute?: number;
+    };
   };
   /**
    * Sessions at once (connected or awaiting a resume); over it requests get 503 (and a HELLO that arrives when the
@@ -136,11 +170,17 @@ export interface SessionServerOptions extends PeerOptions {
   onError?: (error: Error, session?: ServerSession) => void;
 }
 
+/**
+ * `open`: a transport carries the session. `disconnected`: the transport was lost and the resume window runs.
+ * `closed`: ended for good.
+ */
 export type ServerSessionState = 'open' | 'disconnected' | 'closed';
 
 /** Why a session ended, as told to `closed` handlers. */
 export interface SessionCloseInfo {
+  /** The close code ({@link CloseCode}, or the application's own). */
   code: number;
+  /** The close reason; may be empty. */
   reason: string;
   /**
    * Who ended it: `server` (the application's `session.close()` / `server.close()`, or the server closing a peer
@@ -159,7 +199,9 @@ export interface SessionCloseInfo {
 
 /** Why a session's transport went away while the session waits for a resume. */
 export interface SessionDisconnectInfo {
+  /** The transport's close code (0 when it was lost without one). */
   code: number;
+  /** The transport's close reason or error message. */
   reason: string;
   /** When the resume window ends (clock time in ms): without a resume by then the session closes. */
   resumeDeadline: number;
@@ -167,6 +209,7 @@ export interface SessionDisconnectInfo {
 
 /** A session came back on a new transport connection within the resume window. */
 export interface SessionResumeInfo {
+  /** The transport the session resumed on. */
   transport: TransportName;
   /** True when the server still had a live link for it (the new connection replaced it, without `disconnected`). */
   replaced: boolean;
@@ -181,8 +224,11 @@ export type SessionData = Record<string, any>;
  * `session.data`, a slot the application (or a layer such as rooms) keeps per session.
  */
 export class ServerSession<Data extends SessionData = SessionData> extends Peer<ServerSession> {
+  /** Random id of the session, stable across resumes; used in logs. */
   readonly id = randomToken(12);
+  /** Secret the client presents to resume the session on a new transport; random, 18 bytes of entropy. */
   resumeToken = randomToken(18);
+  /** Where the session is in its lifecycle. */
   state: ServerSessionState = 'open';
   /** Transport that carried the session last. */
   lastTransport: TransportName;
@@ -194,7 +240,9 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
 
   constructor(
     private readonly server: SessionServer,
+    /** What `authenticate` returned (`{ userId: 'anonymous' }` without it). */
     public user: AuthResult,
+    /** The request that established the session (updated by a resume). */
     public request: SessionRequest,
     options: SessionServerOptions,
   ) {
@@ -384,16 +432,23 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
 
 /** Lifecycle events of one server session (`session.on(event, handler)`). */
 export interface ServerSessionEvents {
+  /** The transport was lost; the session waits for a resume until `info.resumeDeadline`. */
   disconnected: (info: SessionDisconnectInfo) => void;
+  /** The client came back within the resume window. */
   resumed: (info: SessionResumeInfo) => void;
+  /** The session ended for good; raised once. */
   closed: (info: SessionCloseInfo) => void;
 }
 
 /** The same events on the server, for every session (`server.on(event, handler)`). */
 export interface SessionServerEvents {
+  /** A new session completed its handshake (not raised for resumes). */
   session: (session: ServerSession) => void;
+  /** A session's transport was lost; it waits for a resume. */
   disconnected: (session: ServerSession, info: SessionDisconnectInfo) => void;
+  /** A session came back within its resume window. */
   resumed: (session: ServerSession, info: SessionResumeInfo) => void;
+  /** A session ended for good. */
   closed: (session: ServerSession, info: SessionCloseInfo) => void;
 }
 
@@ -426,8 +481,11 @@ class Emitter<E extends { [K in keyof E]: (...args: never[]) => void }> {
 
 /** Accepts sessions from any number of transport listeners and runs the session layer on each. */
 export class SessionServer {
+  /** Live sessions (open or awaiting a resume), by `id`. */
   readonly sessions = new Map<string, ServerSession>();
+  /** The server's metrics, for an exporter such as Prometheus. */
   readonly metrics: SessionMetrics;
+  /** The resume window in force, in ms (`resumeWindowMs`, default 30 000). */
   readonly resumeWindowMs: number;
   private readonly listeners = new Set<TransportListener>();
   private readonly loops = new Map<TransportListener, ReadableStreamDefaultReader<IncomingSession>>();
@@ -444,7 +502,10 @@ export class SessionServer {
   /** Where logs go (the fastify plugin points it at fastify's pino logger). */
   logger: SessionLogger = {};
 
-  constructor(readonly options: SessionServerOptions = {}) {
+  constructor(
+    /** The options as given (defaults are not filled in here). */
+    readonly options: SessionServerOptions = {},
+  ) {
     this.resumeWindowMs = options.resumeWindowMs ?? 30_000;
     this.maxSessions = options.maxSessions ?? 10_000;
     this.pending = new PendingHandshakes(options.preAuth);
@@ -869,6 +930,7 @@ function sameSecret(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/** Creates a {@link SessionServer}; it accepts from `options.listeners` at once and from any added later. */
 export function createSessionServer(options: SessionServerOptions = {}): SessionServer {
   return new SessionServer(options);
 }

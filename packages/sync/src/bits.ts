@@ -5,14 +5,17 @@ import { SyncError } from './errors.js';
  * per-byte loop keeps every shift below 32 so JavaScript's 32-bit shift semantics never bite.
  */
 export class BitWriter {
+  /** The backing buffer, zero beyond `pos`; replaced when it grows. */
   buf: Uint8Array;
   /** Bits written so far. */
   pos = 0;
 
+  /** @param initialBytes Initial capacity; the buffer doubles when full. */
   constructor(initialBytes = 1500) {
     this.buf = new Uint8Array(initialBytes);
   }
 
+  /** Empties the writer, keeping (and zeroing) its buffer for reuse. */
   reset(): void {
     this.buf.fill(0, 0, (this.pos + 7) >>> 3);
     this.pos = 0;
@@ -40,6 +43,7 @@ export class BitWriter {
     this.buf = next;
   }
 
+  /** Appends the low `n` bits (0 to 32) of the unsigned integer `value`, most significant first. */
   writeBits(value: number, n: number): void {
     if (n === 0) return;
     this.grow(n);
@@ -70,6 +74,7 @@ export class BitWriter {
     }
   }
 
+  /** Appends one bit: 1 for a truthy `b`. */
   writeBit(b: boolean | number): void {
     this.grow(1);
     if (b) this.buf[this.pos >>> 3] |= 0x80 >>> (this.pos & 7);
@@ -105,10 +110,12 @@ export class BitWriter {
     }
   }
 
+  /** A copy of the bytes written, the last one zero-padded. */
   bytes(): Uint8Array {
     return this.buf.slice(0, (this.pos + 7) >>> 3);
   }
 
+  /** Bytes `bytes()` would return: `pos` rounded up to whole bytes. */
   byteLength(): number {
     return (this.pos + 7) >>> 3;
   }
@@ -122,13 +129,19 @@ export function expGolombBits(value: number, k: number): number {
 
 /** MSB-first bit reader. Reading past the end throws a `truncated` SyncError. */
 export class BitReader {
+  /** Bits read so far. */
   pos = 0;
+  /** Bits in `buf`. */
   readonly totalBits: number;
 
-  constructor(readonly buf: Uint8Array) {
+  constructor(
+    /** The packet read from. */
+    readonly buf: Uint8Array,
+  ) {
     this.totalBits = buf.length * 8;
   }
 
+  /** Reads an `n`-bit unsigned integer (n up to 32), most significant bit first. */
   readBits(n: number): number {
     if (n === 0) return 0;
     if (this.pos + n > this.totalBits)
@@ -150,6 +163,7 @@ export class BitReader {
     return out;
   }
 
+  /** Reads one bit. */
   readBit(): boolean {
     if (this.pos >= this.totalBits) throw new SyncError('truncated', `packet truncated at bit ${this.pos}`);
     const b = (this.buf[this.pos >>> 3] >>> (7 - (this.pos & 7))) & 1;
@@ -157,6 +171,7 @@ export class BitReader {
     return b === 1;
   }
 
+  /** Reads an exp-Golomb code of order `k`; a `corrupt` SyncError for a prefix our writer cannot produce. */
   readExpGolomb(k: number): number {
     let zeros = 0;
     while (!this.readBit()) {

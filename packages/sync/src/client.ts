@@ -16,31 +16,75 @@ import {
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
 const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readSlot } = codec;
 
+/** Options of {@link SyncClient}. */
 export interface SyncClientOptions {
   /** Decoded snapshots kept as possible baselines, in ticks. Must be >= the server's window. Default 64. */
   window?: number;
 }
 
+/** What the client received and did with it, since it was created. */
 export interface SyncClientStats {
+  /** Packets passed to `receive`. */
   packets: number;
+  /** Bytes of those packets. */
   bytes: number;
+  /** Packets decoded and applied as the new current snapshot. */
   applied: number;
   /** Packets older than (or equal to) the newest applied one: reordered or duplicated, dropped. */
   stale: number;
-  rejected: { truncated: number; corrupt: number; schemaMismatch: number; baselineMissing: number };
+  /** Packets refused (the state is unchanged), by {@link SyncError} code. */
+  rejected: {
+    /** Ended inside a record. */
+    truncated: number;
+    /** Any other malformed content. */
+    corrupt: number;
+    /** Schema hash differs from this client's schema. */
+    schemaMismatch: number;
+    /** Encoded against a baseline tick this client no longer (or never) had. */
+    baselineMissing: number;
+  };
 }
 
+/** What `on()` handlers of `entered`, `left` and `changed` receive. */
 export type SyncEvent =
-  | { type: 'entered'; id: number; tick: number }
-  | { type: 'left'; id: number; tick: number }
-  | { type: 'changed'; id: number; tick: number; components: string[] };
+  | {
+      /** The entity is now replicated to this client. */
+      type: 'entered';
+      /** Entity id, as given to `spawn` on the server. */
+      id: number;
+      /** The snapshot tick it happened in. */
+      tick: number;
+    }
+  | {
+      /** The entity is no longer replicated (despawned, or out of this client's interest). */
+      type: 'left';
+      /** Entity id, as given to `spawn` on the server. */
+      id: number;
+      /** The snapshot tick it happened in. */
+      tick: number;
+    }
+  | {
+      /** Some component values of the entity changed. */
+      type: 'changed';
+      /** Entity id, as given to `spawn` on the server. */
+      id: number;
+      /** The snapshot tick it happened in. */
+      tick: number;
+      /** Names of the components that changed. */
+      components: string[];
+    };
 
 /** One decoded tick of state. Valid only during the `snapshot` callback; use `toMap()` to keep it. */
 export interface ClientSnapshot<M extends ComponentMap> {
+  /** The server tick this snapshot is of. */
   readonly tick: number;
+  /** Entities in it. */
   readonly size: number;
+  /** Ids of the entities in it. */
   ids(): number[];
+  /** Values of one entity, or undefined when it is not in the snapshot. */
   get(id: number): EntityValues<M> | undefined;
+  /** Every entity's values, copied: safe to keep after the callback. */
   toMap(): Map<number, EntityValues<M>>;
 }
 
@@ -59,6 +103,7 @@ type Listener = (e: never) => void;
  * baseline, `createAck()` returns the ack to put on the next client->server packet.
  */
 export class SyncClient<M extends ComponentMap = ComponentMap> {
+  /** Live counters (not a snapshot). */
   readonly stats: SyncClientStats = {
     packets: 0,
     bytes: 0,
@@ -66,6 +111,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     stale: 0,
     rejected: { truncated: 0, corrupt: 0, schemaMismatch: 0, baselineMissing: 0 },
   };
+  /** Snapshots kept as baselines, in ticks (option `window`, default 64). */
   readonly window: number;
   private readonly row: number;
   private readonly comps: readonly CompiledComponent[];
@@ -81,6 +127,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
   private readonly listeners = new Map<string, Listener[]>();
 
   constructor(
+    /** The schema; its hash must equal the server's or every packet is rejected. */
     readonly schema: SyncSchema<M>,
     options: SyncClientOptions = {},
   ) {
@@ -98,10 +145,15 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return this.cur?.tick ?? 0;
   }
 
+  /** Entities in the current snapshot. */
   get size(): number {
     return this.slotOf.size;
   }
 
+  /**
+   * Subscribes to `entered`, `left` and `changed` entity events, or to every applied `snapshot`; returns a function
+   * that unsubscribes.
+   */
   on(type: 'entered' | 'left', fn: (e: { id: number; tick: number }) => void): () => void;
   on(type: 'changed', fn: (e: { id: number; tick: number; components: string[] }) => void): () => void;
   on(type: 'snapshot', fn: (s: ClientSnapshot<M>) => void): () => void;
@@ -121,6 +173,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return s === undefined || !this.cur ? undefined : this.materialise(this.cur, s);
   }
 
+  /** Ids of the entities in the current snapshot. */
   ids(): number[] {
     return [...this.slotOf.keys()];
   }

@@ -17,8 +17,10 @@ export type SyncErrorCode =
 
 /** A typed rejection of bad input; thrown by `SyncClient.receive` and `SyncServer.receiveAck`. */
 export class SyncError extends Error {
+  /** `'SyncError'`. */
   override readonly name = 'SyncError';
   constructor(
+    /** Why the input was rejected; stable, for counters and tests. */
     readonly code: SyncErrorCode,
     message: string,
   ) {

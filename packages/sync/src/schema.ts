@@ -4,6 +4,7 @@
  * server's quantised state exactly, never approximately.
  */
 
+/** Options every field builder accepts. */
 export interface FieldOptions {
   /**
    * A change to this field is never deferred by the byte budget: the entity goes into the next packet even
@@ -16,28 +17,46 @@ export interface FieldOptions {
   ownerOnly?: boolean;
 }
 
+/** The value of a `t.vec2()` field. */
 export interface Vec2 {
+  /** First axis, in the field's units. */
   x: number;
+  /** Second axis. */
   y: number;
 }
+/** The value of a `t.vec3()` field. */
 export interface Vec3 {
+  /** First axis, in the field's units. */
   x: number;
+  /** Second axis. */
   y: number;
+  /** Third axis. */
   z: number;
 }
+/** The value of a `t.quat()` field: a unit quaternion (rotation). */
 export interface Quat {
+  /** Vector part, first component. */
   x: number;
+  /** Vector part, second component. */
   y: number;
+  /** Vector part, third component. */
   z: number;
+  /** Scalar part. */
   w: number;
 }
 
+/** An integer field: every integer in [min, max] is exact; values outside are clamped. */
 export interface IntSpec extends FieldOptions {
+  /** Smallest value, an integer. */
   min: number;
+  /** Largest value, an integer; `max - min` at most 2^32 - 1. */
   max: number;
 }
+/** A quantised float field on [min, max]; values outside are clamped. */
 export interface FloatSpec extends FieldOptions {
+  /** Smallest value; exact after quantisation. */
   min: number;
+  /** Largest value; exact after quantisation. */
   max: number;
   /**
    * Largest quantisation step. The range is cut into n = ceil((max - min) / precision) equal steps, so both ends are
@@ -49,16 +68,21 @@ export interface FloatSpec extends FieldOptions {
 export type PerAxis<N extends number> =
   | number
   | (N extends 2 ? readonly [number, number] : readonly [number, number, number]);
+/** A quantised vector field, each axis like a {@link FloatSpec}. */
 export interface VecSpec<N extends 2 | 3> extends FieldOptions {
+  /** Smallest value per axis. */
   min: PerAxis<N>;
+  /** Largest value per axis. */
   max: PerAxis<N>;
   /** Largest step per axis (see `FloatSpec.precision`). An axis with min = max costs no bits. */
   precision: PerAxis<N>;
 }
+/** A wrapping angle field (radians). */
 export interface AngleSpec extends FieldOptions {
   /** Largest step in degrees: a turn is cut into ceil(360 / precision) steps. Default 1. */
   precision?: number;
 }
+/** A rotation field, sent as smallest-three (Glenn Fiedler, "Snapshot Compression"). */
 export interface QuatSpec extends FieldOptions {
   /**
    * Bits per smallest-three component, 3..15. Default 9 (Fiedler's choice): worst case 0.47° measured over a million
@@ -66,6 +90,7 @@ export interface QuatSpec extends FieldOptions {
    */
   bits?: number;
 }
+/** A short UTF-8 string field. */
 export interface StringSpec extends FieldOptions {
   /** Maximum UTF-8 length in bytes, 0..4095. Default 32. */
   maxBytes?: number;
@@ -75,8 +100,11 @@ type Kind = 'int' | 'float' | 'vec2' | 'vec3' | 'angle' | 'quat' | 'bool' | 'enu
 
 /** A declared field; `V` is the TypeScript type of its value (phantom, for inference only). */
 export interface Field<V = unknown, K extends Kind = Kind> {
+  /** Which builder made it (`int`, `float`, `vec3`, ...). */
   readonly kind: K;
+  /** The field options with defaults filled in. */
   readonly options: FieldOptions;
+  /** The builder's validated parameters (ranges, steps, bits); part of the schema hash. */
   readonly params: Readonly<Record<string, unknown>>;
   /** Phantom: never set at run time. */
   readonly __value?: V;
@@ -93,12 +121,14 @@ function checkRange(min: number, max: number, what: string): void {
 
 /** Field builders. */
 export const t = {
+  /** An integer in [min, max]; throws RangeError for non-integer bounds or a span over 2^32. */
   int(spec: IntSpec): Field<number, 'int'> {
     checkRange(spec.min, spec.max, 't.int');
     if (!Number.isInteger(spec.min) || !Number.isInteger(spec.max) || spec.max - spec.min > 0xffffffff)
       throw new RangeError('t.int: integer bounds spanning at most 2^32 values');
     return { kind: 'int', options: pickOptions(spec), params: { min: spec.min, max: spec.max } };
   },
+  /** A float on [min, max] with steps of at most `precision`. */
   float(spec: FloatSpec): Field<number, 'float'> {
     checkFloat(spec, 't.float');
     return {
@@ -107,9 +137,11 @@ export const t = {
       params: { min: spec.min, max: spec.max, precision: spec.precision },
     };
   },
+  /** A 2D vector, each axis quantised like `t.float`. */
   vec2(spec: VecSpec<2>): Field<Vec2, 'vec2'> {
     return { kind: 'vec2', options: pickOptions(spec), params: vecParams(spec, 2, 't.vec2') };
   },
+  /** A 3D vector, each axis quantised like `t.float`. */
   vec3(spec: VecSpec<3>): Field<Vec3, 'vec3'> {
     return { kind: 'vec3', options: pickOptions(spec), params: vecParams(spec, 3, 't.vec3') };
   },
@@ -122,19 +154,23 @@ export const t = {
     if (steps > 2 ** 31) throw new RangeError('t.angle: at most 2^31 steps per turn');
     return { kind: 'angle', options: pickOptions(spec), params: { precision, steps } };
   },
+  /** A rotation, smallest-three encoded with `bits` per component (default 9). */
   quat(spec: QuatSpec = {}): Field<Quat, 'quat'> {
     const bits = spec.bits ?? 9;
     if (!Number.isInteger(bits) || bits < 3 || bits > 15) throw new RangeError('t.quat: bits must be 3..15');
     return { kind: 'quat', options: pickOptions(spec), params: { bits } };
   },
+  /** A boolean: one bit. */
   bool(opts: FieldOptions = {}): Field<boolean, 'bool'> {
     return { kind: 'bool', options: pickOptions(opts), params: {} };
   },
+  /** One of `values` (distinct, at least one), sent as its index. */
   enum<const V extends readonly string[]>(values: V, opts: FieldOptions = {}): Field<V[number], 'enum'> {
     if (values.length === 0 || new Set(values).size !== values.length)
       throw new RangeError('t.enum: need at least one value, all distinct');
     return { kind: 'enum', options: pickOptions(opts), params: { values: [...values] } };
   },
+  /** A UTF-8 string of at most `maxBytes` bytes (default 32). */
   string(spec: StringSpec = {}): Field<string, 'string'> {
     const maxBytes = spec.maxBytes ?? 32;
     if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 4095)
@@ -175,9 +211,12 @@ export function floatSteps(min: number, max: number, precision: number): number 
   return Math.abs(r - near) <= 1e-9 * Math.max(1, near) ? near : Math.ceil(r);
 }
 
+/** Fields of a component, by name. */
 export type FieldMap = Record<string, Field<unknown, Kind>>;
 
+/** A declared component: a named group of fields an entity may have. */
 export interface Component<F extends FieldMap = FieldMap> {
+  /** Its fields, by name. */
   readonly fields: F;
 }
 
@@ -187,9 +226,12 @@ export function defineComponent<const F extends FieldMap>(fields: F): Component<
   return { fields };
 }
 
+/** The TypeScript value type of a field. */
 export type FieldValue<F> = F extends Field<infer V, Kind> ? V : never;
+/** The TypeScript value type of a component: one value per field. */
 export type ComponentValue<C> =
   C extends Component<infer F> ? { -readonly [K in keyof F]: FieldValue<F[K]> } : never;
+/** Components of a schema, by name. */
 export type ComponentMap = Record<string, Component>;
 /** The values of one entity: any subset of the schema's components. */
 export type EntityValues<M extends ComponentMap> = { -readonly [K in keyof M]?: ComponentValue<M[K]> };
@@ -231,20 +273,27 @@ export interface CompiledComponent {
   readonly maxFullBits: number;
 }
 
+/** Options of `defineSchema`. */
 export interface SyncSchemaOptions {
   /** Highest number of live entities (slots). Default 4096. Part of the schema hash. */
   maxEntities?: number;
 }
 
+/** A compiled schema: the components, their bit layout and the hash both ends check. */
 export interface SyncSchema<M extends ComponentMap = ComponentMap> {
+  /** The components as declared, by name. */
   readonly components: M;
+  /** The components' bit layout, in wire order. */
   readonly compiled: readonly CompiledComponent[];
+  /** The same, by component name. */
   readonly byName: ReadonlyMap<string, CompiledComponent>;
   /** Slots per entity row. */
   readonly rowWidth: number;
+  /** Highest number of live entities (default 4096). */
   readonly maxEntities: number;
   /** FNV-1a of the canonical schema description; sent in every packet header. */
   readonly hash: number;
+  /** Some field is `ownerOnly`: records of owned entities then differ per client and are not shared. */
   readonly hasOwnerOnly: boolean;
   /** Some field is a float, vector, angle or quaternion: UPDATE records carry a prediction flag (see codec.ts). */
   readonly predictable: boolean;

@@ -20,8 +20,10 @@ import { EntityStore, type Snapshot } from './store.js';
 const { BitWriter, expGolombBits } = bits;
 const { GAP_K, HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
 
+/** How the application names a client to the sync server (e.g. a session id). */
 export type ClientKey = string | number;
 
+/** Options of {@link SyncServer}. */
 export interface SyncServerOptions {
   /**
    * Snapshots kept, and the oldest acknowledged packet still usable as a baseline, in ticks. Default 64
@@ -33,11 +35,17 @@ export interface SyncServerOptions {
   /** Hard cap of a packet, even for `reliable` fields over budget. Default 1200. */
   maxPacketBytes?: number;
   /** The vec3 field that positions an entity, for radius interest and distance priority. */
-  position?: { component: string; field: string };
+  position?: {
+    /** Name of the component holding the position. */
+    component: string;
+    /** Name of its `t.vec3()` field. */
+    field: string;
+  };
   /** Spatial grid cell edge for radius interest, in position units. Default 32. */
   cellSize?: number;
 }
 
+/** Per-client options of `addClient`: budget and interest. */
 export interface ClientOptions {
   /** Overrides the server's `budgetBytes` for this client. */
   budgetBytes?: number;
@@ -49,6 +57,7 @@ export interface ClientOptions {
   filter?: (entityId: number) => boolean;
 }
 
+/** Options of `spawn`. */
 export interface SpawnOptions {
   /** The client that owns the entity: the only one receiving its `ownerOnly` fields. */
   owner?: ClientKey;
@@ -56,14 +65,19 @@ export interface SpawnOptions {
   priority?: number;
 }
 
+/** What the server encoded and received, since it was created. */
 export interface SyncServerStats {
+  /** Calls of `tick()`. */
   ticks: number;
+  /** Packets encoded (`encodeFor`). */
   packets: number;
+  /** Bytes of those packets. */
   bytes: number;
   /** Packets without a usable acknowledged baseline (full snapshots). */
   fullPackets: number;
   /** Packets reused byte-for-byte from another client with the same baseline. */
   sharedPackets: number;
+  /** Entity records (FULL, UPDATE, REMOVE) written into packets. */
   records: number;
   /** Entity records left out of a packet by the budget (they accumulate priority). */
   deferred: number;
@@ -71,8 +85,19 @@ export interface SyncServerStats {
   refreshes: number;
   /** UPDATE records encoded against values extrapolated from two acknowledged baselines (shorter that way). */
   predicted: number;
+  /** Acks accepted by `receiveAck`. */
   acks: number;
-  acksRejected: { corrupt: number; unknownSnapshot: number; outOfWindow: number; unknownClient: number };
+  /** Acks refused (the client's state unchanged), by {@link SyncError} code. */
+  acksRejected: {
+    /** Malformed ack bytes. */
+    corrupt: number;
+    /** Named a tick never sent to this client. */
+    unknownSnapshot: number;
+    /** Named a tick older than the window. */
+    outOfWindow: number;
+    /** For a client key not added. */
+    unknownClient: number;
+  };
   /** Numbers clamped into their declared range on `spawn`/`set`. */
   clamped: number;
 }
@@ -98,6 +123,7 @@ interface SharedPacket {
  * packet's candidates and assembles it.
  */
 export class SyncServer<M extends ComponentMap = ComponentMap> {
+  /** Live counters (not a snapshot). */
   readonly stats: SyncServerStats = {
     ticks: 0,
     packets: 0,
@@ -112,6 +138,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     acksRejected: { corrupt: 0, unknownSnapshot: 0, outOfWindow: 0, unknownClient: 0 },
     clamped: 0,
   };
+  /** Snapshots kept, in ticks (option `window`, default 64). */
   readonly window: number;
   private readonly budgetBytes: number;
   private readonly maxPacketBytes: number;
@@ -130,6 +157,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private readonly candidates: Candidates;
 
   constructor(
+    /** The schema; clients must use the same one (its hash is in every packet). */
     readonly schema: SyncSchema<M>,
     options: SyncServerOptions = {},
   ) {
@@ -179,12 +207,17 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     return this.store.changedCount;
   }
 
+  /** Live entities. */
   get entityCount(): number {
     return this.store.size;
   }
 
   // ---------------------------------------------------------------- entities
 
+  /**
+   * Creates an entity with the given component values (missing fields take their defaults) and returns its id.
+   * Throws RangeError for an unknown owner or beyond `maxEntities`.
+   */
   spawn(values: EntityInput<M>, opts: SpawnOptions = {}): number {
     let owner = -1;
     let cs: ClientState<ClientKey> | undefined;
@@ -202,6 +235,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     return id;
   }
 
+  /** Removes an entity; clients see it leave with the next packet. False when no such entity exists. */
   despawn(id: number): boolean {
     const o = this.store.despawn(id);
     if (o === undefined) return false;
@@ -212,6 +246,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     return true;
   }
 
+  /** Whether entity `id` is live. */
   has(id: number): boolean {
     return this.store.has(id);
   }
@@ -221,6 +256,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     this.store.set(id, component, value as Record<string, unknown>);
   }
 
+  /** Removes one component from an entity; clients see it disappear with the next packet. */
   removeComponent(id: number, component: keyof M & string): void {
     this.store.removeComponent(id, component);
   }
@@ -256,6 +292,10 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
 
   // ---------------------------------------------------------------- clients
 
+  /**
+   * Starts replicating to a client; its first packet is a full snapshot. Throws RangeError for a key already added,
+   * or a `radius` without the server's `position` option.
+   */
   addClient(key: ClientKey, opts: ClientOptions = {}): void {
     if (this.clients.has(key)) throw new RangeError(`client ${String(key)} already added`);
     if (opts.budgetBytes !== undefined) this.checkBudget(opts.budgetBytes);
@@ -269,6 +309,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     this.clientByIndex[index] = cs;
   }
 
+  /** Stops replicating to a client; entities it owned stay, without an owner. No-op for an unknown key. */
   removeClient(key: ClientKey): void {
     const cs = this.clients.get(key);
     if (!cs) return;

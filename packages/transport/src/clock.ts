@@ -5,7 +5,10 @@
 
 declare const timerBrand: unique symbol;
 /** Opaque handle returned by {@link Clock.setTimeout}. */
-export type TimerHandle = { readonly [timerBrand]: true };
+export type TimerHandle = {
+  /** A type-level brand only: no such property exists at run time. */
+  readonly [timerBrand]: true;
+};
 
 /** Time and timers, injected so that protocol code runs on a manual clock in tests. */
 export interface Clock {
@@ -127,6 +130,7 @@ export class ManualClock implements Clock {
  * `const random = createRng(7).next` is a `() => number`.
  */
 export interface Rng {
+  /** A float in [0, 1) with 32 bits of randomness, like `Math.random()`. */
   next(): number;
   /** An integer in [0, n). */
   int(n: number): number;
@@ -156,6 +160,7 @@ export function createRng(seed: number): Rng {
 
 /** A {@link Clock} that counts its scheduled timers, for leak checks: `pending` must return to 0 after a close. */
 export interface TrackedClock extends Clock {
+  /** Timers scheduled and neither fired nor cleared yet. */
   readonly pending: number;
 }
 

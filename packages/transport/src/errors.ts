@@ -6,8 +6,11 @@
  * `streamErrorCode` to the peer as RESET_STREAM / STOP_SENDING (or the transport's equivalent).
  */
 export class QuiverTransportError extends Error {
+  /** `'WebTransportError'`, the browser class's name, so that one check matches errors from either. */
   override readonly name: string = 'WebTransportError';
+  /** Whether one stream (`'stream'`, the default) or the whole session (`'session'`) failed. */
   readonly source: 'stream' | 'session';
+  /** The application error code (0 to 2^32 - 1) of a stream reset or stop; `null` when there is none. */
   readonly streamErrorCode: number | null;
 
   constructor(message = '', init: { source?: 'stream' | 'session'; streamErrorCode?: number | null } = {}) {
@@ -24,6 +27,7 @@ export class QuiverTransportError extends Error {
  * `WebTransport` exposes no status, so code that also handles browser sessions must allow for its absence.
  */
 export class SessionRejectedError extends QuiverTransportError {
+  /** The HTTP status the server refused with. */
   readonly status: number;
 
   constructor(message: string, status: number) {
@@ -46,11 +50,13 @@ export function streamErrorCodeOf(reason: unknown): number {
  * with `code`; the process goes on.
  */
 export class ProtocolViolationError extends Error {
+  /** `'ProtocolViolationError'`. */
   override readonly name: string = 'ProtocolViolationError';
   constructor(
     message: string,
     /** The transport's own error code (e.g. an HTTP/3 error code, a WebSocket close code). */
     readonly code: number,
+    /** The spec's name for `code` (e.g. `H3_FRAME_ERROR`), for logs and metric labels; `'protocol'` if none. */
     readonly kind: string = 'protocol',
   ) {
     super(message);

@@ -17,13 +17,17 @@ export interface WebTransportCloseInfo {
 
 /** W3C WebTransport §7 `WebTransportBidirectionalStream`. */
 export interface QuiverBidirectionalStream {
+  /** Bytes from the peer, in order; ends when the peer finishes its side, errors when it resets it. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer, delivered reliably and in order; `close()` finishes the stream, `abort()` resets it. */
   readonly writable: WritableStream<Uint8Array>;
 }
 
 /** W3C WebTransport §5 `WebTransportDatagramDuplexStream`. */
 export interface QuiverDatagramDuplexStream {
+  /** Datagrams from the peer, one chunk per datagram; may miss, reorder or repeat them (see `reliability`). */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Datagrams to the peer, one chunk per datagram; a write never blocks on the network, drops are counted. */
   readonly writable: WritableStream<Uint8Array>;
   /** The largest payload that `writable` accepts; larger writes are dropped and counted as `too-large`. */
   readonly maxDatagramSize: number;
@@ -31,13 +35,21 @@ export interface QuiverDatagramDuplexStream {
 
 /** What a browser's native `WebTransport` already offers (no Quiver additions). */
 export interface WebTransportLike {
+  /** Resolves once the session is established; rejects if establishment fails (W3C WebTransport §6.1). */
   readonly ready: Promise<void>;
+  /** Resolves with the close code and reason when the session closes cleanly; rejects when it is lost. */
   readonly closed: Promise<WebTransportCloseInfo>;
+  /** Closes the session with an application code and reason (W3C WebTransport §6.4); idempotent. */
   close(closeInfo?: WebTransportCloseInfo): void;
+  /** Opens a stream in both directions; rejects once the session is closed. */
   createBidirectionalStream(): Promise<QuiverBidirectionalStream>;
+  /** Opens a send-only stream; rejects once the session is closed. */
   createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+  /** Bidirectional streams the peer opened, in the order they arrived. */
   readonly incomingBidirectionalStreams: ReadableStream<QuiverBidirectionalStream>;
+  /** Receive-only streams the peer opened, in the order they arrived. */
   readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+  /** Unreliable, unordered messages of at most `datagrams.maxDatagramSize` bytes. */
   readonly datagrams: QuiverDatagramDuplexStream;
 }
 
@@ -108,6 +120,7 @@ export type TransportName = 'memory' | 'websocket' | 'webtransport' | 'http2-web
 export interface QuiverSession extends WebTransportLike {
   /** Which transport carries this session. */
   readonly transport: TransportName;
+  /** Whether datagrams can be lost by the network or only by a counted drop policy. */
   readonly reliability: TransportReliability;
   /** Transport statistics; async like W3C WebTransport `getStats()`. */
   getStats(): Promise<TransportStats>;
@@ -115,16 +128,21 @@ export interface QuiverSession extends WebTransportLike {
 
 /** What the server knows of a session request before the session exists. */
 export interface SessionRequest {
+  /** Which transport the request arrived on. */
   readonly transport: TransportName;
   /** Path without the query string, e.g. `/game`. */
   readonly path: string;
   /** Path with the query string, e.g. `/game?token=abc`. */
   readonly url: string;
+  /** The parsed query string of `url` (empty when there is none). */
   readonly query: URLSearchParams;
   /** Lower-case header names; pseudo-headers (`:authority`, ...) included where the protocol has them. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The `origin` request header; `undefined` when the client sent none (non-browser clients). */
   readonly origin: string | undefined;
+  /** The peer's IP address as the socket reports it (not taken from any header). */
   readonly remoteAddress: string;
+  /** The peer's UDP (QUIC) or TCP (WebSocket) port. */
   readonly remotePort: number;
 }
 
@@ -133,6 +151,7 @@ export interface SessionRequest {
  * listener rejects requests left undecided for longer than its `requestTimeoutMs` with 408.
  */
 export interface IncomingSession {
+  /** What the peer asked for, to decide on before calling `accept` or `reject`. */
   readonly request: SessionRequest;
   /** Completes establishment (WebTransport: a 200 response; WebSocket: the upgrade) and returns the session. */
   accept(): QuiverSession;
@@ -142,11 +161,17 @@ export interface IncomingSession {
 
 /** The server end of a transport: yields session requests. */
 export interface TransportListener {
+  /** Which transport this listener serves. */
   readonly transport: TransportName;
   /** One entry per establishment attempt, before the session exists: the place where authentication hooks in. */
   readonly incomingSessions: ReadableStream<IncomingSession>;
   /** The bound address (port resolved when 0 was asked for). */
-  readonly address: { host: string; port: number };
+  readonly address: {
+    /** The bound host or IP address. */
+    host: string;
+    /** The bound port. */
+    port: number;
+  };
   /**
    * Stops accepting, closes every session (close code 0 unless given) and releases sockets and timers. Resolves
    * when all are released.
@@ -160,11 +185,17 @@ export interface ConnectOptions {
    * W3C WebTransport §6.2: accept a self-signed certificate by its SHA-256 hash (WebTransport only). `value` is a
    * `BufferSource`, spelled out so that Node apps need no DOM lib.
    */
-  serverCertificateHashes?: { algorithm: 'sha-256'; value: ArrayBuffer | ArrayBufferView<ArrayBuffer> }[];
+  serverCertificateHashes?: {
+    /** The only algorithm W3C WebTransport §6.2 allows. */
+    algorithm: 'sha-256';
+    /** The 32-byte SHA-256 digest of the certificate's DER encoding. */
+    value: ArrayBuffer | ArrayBufferView<ArrayBuffer>;
+  }[];
   /** Milliseconds before `ready` rejects and the attempt is abandoned. */
   connectTimeoutMs?: number;
   /** Extra request headers where the platform allows them (not in browsers). */
   headers?: Record<string, string>;
+  /** Aborting it before `ready` resolves abandons the attempt and rejects `ready`; later aborts are ignored. */
   signal?: AbortSignal;
 }
 

@@ -5,7 +5,9 @@ import { ProtocolViolationError } from '@quiver/transport';
  * next to a WebSocket close code (RFC 6455 §7.4.1) chosen by {@link wsCloseCodeFor}.
  */
 export const WsErrorCode = {
+  /** Clean close; maps to WebSocket close code 1000. */
   NO_ERROR: 0x0,
+  /** A fault of this endpoint, not the peer's; maps to WebSocket close code 1011. */
   INTERNAL_ERROR: 0x1,
   /** Truncated frame, varint beyond 2^53 - 1, invalid UTF-8 in a close reason. */
   FRAME_ENCODING_ERROR: 0x2,
@@ -76,7 +78,16 @@ export function closeReasonFor(code: number, detail: string): string {
 }
 
 /** Parses a close reason written by {@link closeReasonFor}; undefined for any other text. */
-export function parseCloseReason(reason: string): { code: number; name: string; detail: string } | undefined {
+export function parseCloseReason(reason: string):
+  | {
+      /** The {@link WsErrorCode} value. */
+      code: number;
+      /** Its name, e.g. `FLOW_CONTROL_ERROR`. */
+      name: string;
+      /** The free text after the name. */
+      detail: string;
+    }
+  | undefined {
   const m = /^Q(\d+) ([A-Z_0-9]+): ?(.*)$/s.exec(reason);
   if (!m) return undefined;
   return { code: Number(m[1]), name: m[2], detail: m[3] };

@@ -24,6 +24,7 @@ export interface WireSettings {
   maxMessageSize: number;
   /** Streams of each kind the peer may open before the first MAX_STREAMS (RFC 9000 §4.6 style). */
   initialMaxStreamsBidi: number;
+  /** Unidirectional streams the peer may open before the first MAX_STREAMS_UNI. */
   initialMaxStreamsUni: number;
   /** Per-stream receive window (RFC 9000 §4.1 style): bytes the peer may send before a MAX_STREAM_DATA. */
   initialMaxStreamData: number;
@@ -34,9 +35,11 @@ export interface WireSettings {
 /** Smallest max message size a peer may announce: large enough for any control frame and a 1200-byte datagram. */
 export const MIN_MESSAGE_SIZE = 1500;
 
+/** Callbacks through which {@link SessionCore} reports what the peer did; called synchronously from `receive`. */
 export interface CoreEvents {
   /** The peer's SETTINGS arrived. */
   ready(): void;
+  /** The peer opened stream `id` (its first frame arrived). */
   incomingStream(id: number, bidirectional: boolean): void;
   /** Data in order; `fin` marks the end of the stream. */
   streamData(id: number, data: Uint8Array, fin: boolean): void;
@@ -46,6 +49,7 @@ export interface CoreEvents {
   stopSending(id: number, code: number): void;
   /** MAX_STREAMS raised the number of streams we may open. */
   streamCredit(): void;
+  /** A datagram from the peer; the caller queues it or counts the drop (`countDatagramDrop`). */
   datagram(data: Uint8Array): void;
   /** The peer sent CLOSE_SESSION. */
   closeReceived(code: number, reason: string): void;
@@ -91,23 +95,37 @@ interface CoreStream {
   recv: RecvSide | undefined;
 }
 
+/** The core's running totals and RTT estimate; the source of the session's `getStats()`. */
 export interface CoreStats {
+  /** Bytes of the WebSocket messages produced (framing payload; WebSocket and TCP headers not included). */
   bytesSent: number;
+  /** Bytes of the WebSocket messages received. */
   bytesReceived: number;
+  /** Frames encoded into outgoing messages. */
   framesSent: number;
+  /** Frames decoded from incoming messages. */
   framesReceived: number;
+  /** WebSocket messages produced. */
   messagesSent: number;
+  /** WebSocket messages received. */
   messagesReceived: number;
+  /** RFC 9002 §5.3 smoothed RTT from PING/PONG samples, in ms; 0 until the first sample. */
   smoothedRtt: number;
+  /** RFC 9002 §5.3 rttvar in ms. */
   rttVariation: number;
+  /** Smallest RTT sample in ms; 0 until the first sample. */
   minRtt: number;
   /** Bytes that arrived on streams the application had cancelled (dropped, counted). */
   discardedStreamBytes: number;
+  /** Datagram counters, drops by reason. */
   datagrams: DatagramStats;
 }
 
+/** Construction options of {@link SessionCore}; the session resolves them from `WebSocketSessionOptions`. */
 export interface CoreOptions {
+  /** Which end this is; it decides the parity of the stream ids it opens (RFC 9000 §2.1). */
   role: 'client' | 'server';
+  /** What this side announces in its SETTINGS and enforces. */
   local: WireSettings;
   /** Largest STREAM frame payload; smaller frames interleave streams more finely. */
   maxStreamFrameSize: number;
@@ -127,11 +145,17 @@ export function isBidirectional(id: number): boolean {
   return (id & 2) === 0;
 }
 
+/** The sans-IO core of one Quiver WebSocket session (see the module comment). */
 export class SessionCore {
+  /** Which end this is. */
   readonly role: 'client' | 'server';
+  /** The settings this side announced. */
   readonly local: WireSettings;
+  /** The peer's settings; `undefined` until its SETTINGS frame arrived. */
   peer: WireSettings | undefined;
+  /** `closing` once `close()` queued CLOSE_SESSION and until it is sent; `closed` after that or when terminated. */
   state: 'open' | 'closing' | 'closed' = 'open';
+  /** Live counters (not a snapshot). */
   readonly stats: CoreStats = {
     bytesSent: 0,
     bytesReceived: 0,
@@ -188,6 +212,7 @@ export class SessionCore {
     this.queueControl({ type: 'settings', settings });
   }
 
+  /** True once the peer's SETTINGS arrived. */
   get ready(): boolean {
     return this.peer !== undefined;
   }
@@ -198,10 +223,12 @@ export class SessionCore {
     return Math.min(this.local.maxDatagramSize, this.peer.maxDatagramSize, this.outgoingBudget() - 1 - 8);
   }
 
+  /** Encoded bytes of the outgoing datagrams waiting to be put in a message. */
   get queuedDatagramBytes(): number {
     return this.datagramBytes;
   }
 
+  /** Streams the core tracks now, both directions and both openers. */
   get streamCount(): number {
     return this.streams.size;
   }
@@ -626,6 +653,7 @@ export class SessionCore {
     return undefined;
   }
 
+  /** Counts a datagram the caller dropped (e.g. its receive queue was full) in `stats.datagrams`. */
   countDatagramDrop(direction: 'outgoing' | 'incoming', reason: DatagramDropReason): void {
     const m =
       direction === 'outgoing' ? this.stats.datagrams.droppedOutgoing : this.stats.datagrams.droppedIncoming;

@@ -27,7 +27,12 @@ export {
 /** Node-only client options. */
 export interface NodeWebSocketConnectOptions extends WebSocketConnectOptions {
   /** TLS settings for `wss:`: trusted CA certificates (PEM), or `rejectUnauthorized: false` for tests only. */
-  tls?: { ca?: string | Buffer | (string | Buffer)[]; rejectUnauthorized?: boolean };
+  tls?: {
+    /** Trusted CA certificates (PEM); default Node's bundled roots. */
+    ca?: string | Buffer | (string | Buffer)[];
+    /** `false` accepts any certificate: for tests only. Default true. */
+    rejectUnauthorized?: boolean;
+  };
 }
 
 /**

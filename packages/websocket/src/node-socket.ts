@@ -24,7 +24,10 @@ export class NodeSocketAdapter implements SocketAdapter {
     this.handlers?.drain();
   };
 
-  constructor(readonly ws: WebSocket) {}
+  constructor(
+    /** The `ws` socket adapted; the adapter installs its listeners on it in `listen`. */
+    readonly ws: WebSocket,
+  ) {}
 
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;

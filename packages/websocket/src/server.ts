@@ -21,7 +21,12 @@ export interface WebSocketListenerOptions extends WebSocketSessionOptions {
   /** Standalone: address to bind. Default `127.0.0.1`. */
   host?: string;
   /** Standalone: serve WSS (HTTPS) with this certificate and key (PEM). */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  tls?: {
+    /** PEM certificate chain, leaf first. */
+    cert: string | Buffer;
+    /** PEM private key of the leaf certificate. */
+    key: string | Buffer;
+  };
   /** Mounted: an existing Node `http`/`https` server (e.g. `fastify.server`); only upgrades on `path` are taken. */
   server?: http.Server | https.Server;
   /**
@@ -35,17 +40,25 @@ export interface WebSocketListenerOptions extends WebSocketSessionOptions {
   maxPendingRequests?: number;
 }
 
+/** The defaults of {@link WebSocketListenerOptions}. */
 export const LISTENER_DEFAULTS = {
+  /** Loopback only: binding a public address is a deliberate choice. */
   host: '127.0.0.1',
+  /** Milliseconds before an undecided request gets 408. */
   requestTimeoutMs: 10_000,
+  /** Undecided requests at once before further ones get 503. */
   maxPendingRequests: 256,
 } as const;
 
 /** Listener counters: every refused or failed request is counted. */
 export interface WebSocketListenerStats {
+  /** Upgrade requests that reached the listener on a served path. */
   requests: number;
+  /** Requests the application accepted. */
   accepted: number;
+  /** Requests the application rejected with `reject(status)`. */
   rejected: number;
+  /** Requests answered 408 because nobody decided within `requestTimeoutMs`. */
   timedOut: number;
   /** Refused with 503 because maxPendingRequests were waiting or the listener was closing. */
   overloaded: number;
@@ -57,7 +70,9 @@ export interface WebSocketListenerStats {
   sessions: number;
 }
 
+/** A WebSocket transport listener, standalone or mounted on an existing HTTP server. */
 export interface WebSocketListener extends TransportListener {
+  /** The listener's counters since it was created. */
   readonly stats: Readonly<WebSocketListenerStats>;
 }
 

@@ -62,22 +62,39 @@ export interface WebSocketSessionOptions {
   clock?: Clock;
 }
 
+/** The defaults of {@link WebSocketSessionOptions} (README "Options"). */
 export const DEFAULTS = {
+  /** Largest incoming WebSocket message, announced to the peer (ws `maxPayload`). See {@link WebSocketSessionOptions.maxMessageSize}. */
   maxMessageSize: 1024 * 1024,
+  /** Bidirectional streams the peer may have open at once (MAX_STREAMS). See {@link WebSocketSessionOptions.maxIncomingBidirectionalStreams}. */
   maxIncomingBidirectionalStreams: 100,
+  /** Unidirectional streams the peer may have open at once (MAX_STREAMS). See {@link WebSocketSessionOptions.maxIncomingUnidirectionalStreams}. */
   maxIncomingUnidirectionalStreams: 100,
+  /** Per-stream receive window in bytes (MAX_STREAM_DATA credit). See {@link WebSocketSessionOptions.streamWindow}. */
   streamWindow: 256 * 1024,
+  /** Largest datagram payload accepted, and sent. See {@link WebSocketSessionOptions.maxDatagramSize}. */
   maxDatagramSize: 1200,
+  /** Largest STREAM frame payload: the round-robin quantum. See {@link WebSocketSessionOptions.maxStreamFrameSize}. */
   maxStreamFrameSize: 16 * 1024,
+  /** Largest outgoing message (also capped by the peer's max message size). See {@link WebSocketSessionOptions.maxOutgoingMessageSize}. */
   maxOutgoingMessageSize: 64 * 1024,
+  /** Stream data is framed only while the socket's bufferedAmount is below this. See {@link WebSocketSessionOptions.sendHighWaterMark}. */
   sendHighWaterMark: 64 * 1024,
+  /** Outgoing datagrams are dropped (`congestion`) while bufferedAmount plus queued datagrams exceed this. See {@link WebSocketSessionOptions.datagramDropThreshold}. */
   datagramDropThreshold: 128 * 1024,
+  /** Incoming datagrams queued for the application before further ones drop (`receive-queue-full`). See {@link WebSocketSessionOptions.incomingDatagramQueue}. */
   incomingDatagramQueue: 128,
+  /** PING interval for RTT samples and keep-alive; 0 disables. See {@link WebSocketSessionOptions.pingIntervalMs}. */
   pingIntervalMs: 5000,
+  /** The session fails when nothing arrives for this long; 0 disables. See {@link WebSocketSessionOptions.idleTimeoutMs}. */
   idleTimeoutMs: 30_000,
+  /** Time for the socket to open and the peer's SETTINGS to arrive. See {@link WebSocketSessionOptions.handshakeTimeoutMs}. */
   handshakeTimeoutMs: 10_000,
+  /** Time the WebSocket closing handshake may take before the socket is dropped. See {@link WebSocketSessionOptions.closeTimeoutMs}. */
   closeTimeoutMs: 2000,
+  /** Control frames (PONG answers) the peer's input may leave queued before EXCESSIVE_LOAD. See {@link WebSocketSessionOptions.maxQueuedControlBytes}. */
   maxQueuedControlBytes: 64 * 1024,
+  /** Outgoing socket buffer (WebSocket `bufferedAmount`, which includes `ws`'s automatic pongs) beyond which the session fails with EXCESSIVE_LOAD: a peer that sends but never reads cannot make us buffer more. at least `sendHighWaterMark + maxOutgoingMessageSize`. See {@link WebSocketSessionOptions.maxBufferedAmount}. */
   maxBufferedAmount: 1024 * 1024,
 } as const;
 
@@ -315,9 +332,13 @@ export class WebSocketSession implements QuiverSession {
    * application cancelled the stream or the peer reset it), open streams.
    */
   get wireStats(): {
+    /** WebSocket messages sent, each carrying one or more frames. */
     messagesSent: number;
+    /** WebSocket messages received. */
     messagesReceived: number;
+    /** Bytes that arrived on streams the application had cancelled (dropped, counted). */
     discardedStreamBytes: number;
+    /** Streams open now, both directions and both openers. */
     openStreams: number;
   } {
     const s = this.core.stats;

@@ -3,7 +3,9 @@
  * provides it. Everything else (framing, streams, flow control) is shared.
  */
 
+/** What a {@link SocketAdapter} reports to the session, one callback per socket event. */
 export interface SocketHandlers {
+  /** The WebSocket opening handshake completed (RFC 6455 §4). */
   open(): void;
   /** A binary message. */
   message(data: Uint8Array): void;
@@ -17,13 +19,17 @@ export interface SocketHandlers {
   control(): boolean;
 }
 
+/** One platform WebSocket, reduced to what the session needs. */
 export interface SocketAdapter {
   /** Bytes handed to send() but not yet written to the network (WebSocket `bufferedAmount`). */
   readonly bufferedAmount: number;
+  /** True while the socket is in the OPEN state (RFC 6455 §4.1): sends reach the peer. */
   readonly isOpen: boolean;
   /** Whether the adapter calls `drain`; otherwise the session polls `bufferedAmount`. */
   readonly emitsDrain: boolean;
+  /** Registers the session's handlers; called once, before the socket can open. */
   listen(handlers: SocketHandlers): void;
+  /** Sends one binary message; never blocks, the bytes count in `bufferedAmount` until written. */
   send(data: Uint8Array): void;
   /**
    * Starts the WebSocket closing handshake. `code` is an RFC 6455 §7.4 code; adapters that cannot send it (browsers

@@ -7,27 +7,47 @@ import { violation, WsErrorCode } from './codes.js';
  * varints above 2^53 - 1 are refused as FRAME_ENCODING_ERROR rather than silently rounded.
  */
 
+/** Frame type code points of the Quiver WebSocket framing (README "Framing"). */
 export const FrameType = {
+  /** Length-prefixed (id, value) pairs; the first frame each side sends, exactly once. */
   SETTINGS: 0x00,
+  /** Asks for a PONG with the same id (RTT sample, keep-alive). */
   PING: 0x01,
+  /** Answers the PING with the same id. */
   PONG: 0x02,
+  /** Cumulative count of bidirectional streams the peer may open (as RFC 9000 §19.11). */
   MAX_STREAMS_BIDI: 0x03,
+  /** Cumulative count of unidirectional streams the peer may open (as RFC 9000 §19.11). */
   MAX_STREAMS_UNI: 0x04,
+  /** Credit: the peer may send a stream's bytes up to this offset (as RFC 9000 §19.10). */
   MAX_STREAM_DATA: 0x05,
+  /** The sender abandons its side of a stream, with a 32-bit code. */
   RESET_STREAM: 0x06,
+  /** The receiver asks the sender to stop, with a 32-bit code; it answers with RESET_STREAM. */
   STOP_SENDING: 0x07,
+  /** Stream data, in order. */
   STREAM: 0x08,
+  /** Stream data, then the end of the stream (FIN). */
   STREAM_FIN: 0x09,
+  /** One datagram. */
   DATAGRAM: 0x0a,
+  /** Ends the session with a 32-bit code and a UTF-8 reason of at most 1024 bytes. */
   CLOSE_SESSION: 0x0b,
 } as const;
+/** One of the {@link FrameType} code points. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
+/** SETTINGS identifiers; all five are required, unknown ones are ignored (README "Framing"). */
 export const SettingId = {
+  /** Largest WebSocket message the sender accepts, in bytes (at least 1500). */
   MAX_MESSAGE_SIZE: 0x01,
+  /** Bidirectional streams the peer may open before any MAX_STREAMS_BIDI. */
   INITIAL_MAX_STREAMS_BIDI: 0x02,
+  /** Unidirectional streams the peer may open before any MAX_STREAMS_UNI. */
   INITIAL_MAX_STREAMS_UNI: 0x03,
+  /** Receive window of each new stream, in bytes (at least 1). */
   INITIAL_MAX_STREAM_DATA: 0x04,
+  /** Largest datagram payload the sender accepts, in bytes; 0 disables datagrams toward it. */
   MAX_DATAGRAM_SIZE: 0x05,
 } as const;
 
@@ -50,6 +70,7 @@ export function detach(data: Uint8Array): Uint8Array {
   return data.byteLength * 2 < data.buffer.byteLength ? data.slice() : data;
 }
 
+/** Bytes of the shortest QUIC varint encoding of `v` (RFC 9000 §16): 1, 2, 4 or 8. */
 export function varintLength(v: number): number {
   if (v < 0x40) return 1;
   if (v < 0x4000) return 2;
@@ -57,14 +78,19 @@ export function varintLength(v: number): number {
   return 8;
 }
 
+/** A growable byte buffer for encoding frames; it doubles its capacity when full. */
 export class ByteWriter {
+  /** The backing buffer; only its first `length` bytes are written. Replaced when it grows. */
   buf: Uint8Array;
+  /** Bytes written so far. */
   length = 0;
 
+  /** @param initial Initial capacity in bytes. */
   constructor(initial = 256) {
     this.buf = new Uint8Array(initial);
   }
 
+  /** Grows `buf` so that `n` more bytes fit. */
   ensure(n: number): void {
     if (this.length + n <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -74,11 +100,13 @@ export class ByteWriter {
     this.buf = next;
   }
 
+  /** Appends one byte. */
   u8(v: number): void {
     this.ensure(1);
     this.buf[this.length++] = v;
   }
 
+  /** Appends a 32-bit big-endian unsigned integer. */
   u32(v: number): void {
     this.ensure(4);
     const b = this.buf;
@@ -90,6 +118,7 @@ export class ByteWriter {
     this.length = i;
   }
 
+  /** Appends `v` as a shortest-form QUIC varint; throws RangeError unless it is a safe non-negative integer. */
   varint(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
     if (v < 0x40) {
@@ -110,21 +139,29 @@ export class ByteWriter {
     }
   }
 
+  /** Appends (copies) `data`. */
   bytes(data: Uint8Array): void {
     this.ensure(data.length);
     this.buf.set(data, this.length);
     this.length += data.length;
   }
 
+  /** The written bytes, as a view of `buf` (no copy): further writes may overwrite or detach it. */
   finish(): Uint8Array {
     return this.buf.subarray(0, this.length);
   }
 }
 
+/** A cursor over one WebSocket message; running short throws FRAME_ENCODING_ERROR. */
 export class ByteReader {
+  /** Index in `buf` of the next byte to read. */
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(
+    /** The message read from; returned slices are views of it. */
+    readonly buf: Uint8Array,
+  ) {}
 
+  /** Bytes left after `pos`. */
   get remaining(): number {
     return this.buf.length - this.pos;
   }
@@ -135,6 +172,7 @@ export class ByteReader {
     }
   }
 
+  /** Reads a 32-bit big-endian unsigned integer; `what` names the field in the error. */
   u32(what: string): number {
     this.need(4, what);
     const b = this.buf;
@@ -143,6 +181,7 @@ export class ByteReader {
     return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
   }
 
+  /** Reads a QUIC varint; FRAME_ENCODING_ERROR above 2^53 - 1. `what` names the field in the error. */
   varint(what: string): number {
     this.need(1, what);
     const b = this.buf;
@@ -170,6 +209,7 @@ export class ByteReader {
     }
   }
 
+  /** Returns the next `n` bytes as a view (no copy); `what` names the field in the error. */
   bytes(n: number, what: string): Uint8Array {
     this.need(n, what);
     const out = this.buf.subarray(this.pos, this.pos + n);
@@ -178,17 +218,82 @@ export class ByteReader {
   }
 }
 
+/** One decoded frame of the Quiver WebSocket framing. */
 export type Frame =
-  | { type: 'settings'; settings: Map<number, number> }
-  | { type: 'ping'; id: number }
-  | { type: 'pong'; id: number }
-  | { type: 'max-streams'; bidi: boolean; max: number }
-  | { type: 'max-stream-data'; streamId: number; max: number }
-  | { type: 'reset-stream'; streamId: number; code: number }
-  | { type: 'stop-sending'; streamId: number; code: number }
-  | { type: 'stream'; streamId: number; data: Uint8Array; fin: boolean }
-  | { type: 'datagram'; data: Uint8Array }
-  | { type: 'close'; code: number; reason: string };
+  | {
+      /** Discriminant. */
+      type: 'settings';
+      /** Values by {@link SettingId}, unknown ids included. */
+      settings: Map<number, number>;
+    }
+  | {
+      /** Discriminant. */
+      type: 'ping';
+      /** Echoed by the PONG. */
+      id: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'pong';
+      /** The id of the PING answered. */
+      id: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'max-streams';
+      /** MAX_STREAMS_BIDI when true, MAX_STREAMS_UNI when false. */
+      bidi: boolean;
+      /** Cumulative count of streams of that type the receiver may open. */
+      max: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'max-stream-data';
+      /** The stream id. */
+      streamId: number;
+      /** Offset up to which the receiver may send on the stream. */
+      max: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'reset-stream';
+      /** The stream id. */
+      streamId: number;
+      /** Application error code, 0 to 2^32 - 1. */
+      code: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'stop-sending';
+      /** The stream id. */
+      streamId: number;
+      /** Application error code, 0 to 2^32 - 1. */
+      code: number;
+    }
+  | {
+      /** Discriminant. */
+      type: 'stream';
+      /** The stream id. */
+      streamId: number;
+      /** The next bytes of the stream (a view of the message when decoded). */
+      data: Uint8Array;
+      /** The stream ends after `data` (STREAM_FIN). */
+      fin: boolean;
+    }
+  | {
+      /** Discriminant. */
+      type: 'datagram';
+      /** The payload (a view of the message when decoded). */
+      data: Uint8Array;
+    }
+  | {
+      /** Discriminant. */
+      type: 'close';
+      /** Application close code, 0 to 2^32 - 1. */
+      code: number;
+      /** UTF-8 reason, at most 1024 bytes encoded. */
+      reason: string;
+    };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -34,15 +34,28 @@ export interface LinkOptions {
 
 /** {@link LinkOptions} with every default filled in. */
 export interface ResolvedLinkOptions {
+  /** One-way propagation delay in ms (default 0). */
   delayMs: number;
+  /** Upper bound in ms of the uniform per-frame extra delay (default 0). */
   jitterMs: number;
+  /** Loss probability in [0, 1] (default 0). */
   lossRate: number;
+  /** Probability in [0, 1] that a datagram is held back (default 0). */
   reorderRate: number;
+  /** Extra delay in ms of a held-back datagram (default `max(1, delayMs)`). */
   reorderDelayMs: number;
+  /** Serialization rate in bytes per second (default Infinity, no cap). */
   bandwidthBytesPerSecond: number;
+  /** Delay in ms a lost reliable frame costs; 0 (default) means reliable frames are never lost. */
   retransmitTimeoutMs: number;
 }
 
+/**
+ * Fills in the defaults of {@link LinkOptions}.
+ *
+ * @throws RangeError when a delay is negative, a probability is outside [0, 1], the bandwidth is not positive, or
+ * `lossRate` is 1 with `retransmitTimeoutMs` set (reliable frames would be retransmitted forever).
+ */
 export function resolveLinkOptions(options: LinkOptions = {}): ResolvedLinkOptions {
   const nonNegative = (name: string, v: number | undefined, fallback: number) => {
     const value = v ?? fallback;
@@ -86,9 +99,13 @@ interface Scheduled<F> {
 
 /** What a {@link Link} did to the frames it carried. */
 export interface LinkCounters {
+  /** Frames handed to the link. */
   framesSent: number;
+  /** Bytes of the frames handed to the link, as their senders sized them. */
   bytesSent: number;
+  /** Frames handed to the receiving end. */
   framesDelivered: number;
+  /** Bytes of the frames handed to the receiving end. */
   bytesDelivered: number;
   /** Datagrams lost for good. */
   datagramsLost: number;
@@ -98,7 +115,9 @@ export interface LinkCounters {
 
 /** One direction of an emulated link: delays, loses, reorders and paces frames of type `F` by its options. */
 export class Link<F> {
+  /** The link model in force, defaults filled in. */
   readonly options: ResolvedLinkOptions;
+  /** Running totals since the link was created; the object is live, not a snapshot. */
   readonly counters: LinkCounters = {
     framesSent: 0,
     bytesSent: 0,

@@ -58,8 +58,11 @@ export interface MemoryListenerOptions extends MemoryTransportOptions {
   maxPendingRequests?: number;
 }
 
+/** A memory transport listener, registered process-wide under `name` until closed. */
 export interface MemoryListener extends TransportListener {
+  /** Always `'memory'`. */
   readonly transport: 'memory';
+  /** The registry name clients address as `memory://<name>` (the `name` option, or `memory-<n>`). */
   readonly name: string;
   /** `memory://<name>`; append a path to connect. */
   readonly url: string;

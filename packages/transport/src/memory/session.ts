@@ -440,6 +440,7 @@ export class MemorySession implements QuiverSession {
     this.datagrams = { readable, writable, maxDatagramSize: this.#limits.maxDatagramSize };
   }
 
+  /** `connecting` until `ready` resolves, then `connected`, and `closed` once the session has closed. */
   get state(): State {
     return this.#state;
   }

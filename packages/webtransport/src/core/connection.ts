@@ -62,6 +62,7 @@ import {
   varintLength,
 } from './varint.js';
 
+/** The defaults of {@link H3Limits}, each documented there. */
 export const DEFAULT_H3_LIMITS: Readonly<H3Limits> = Object.freeze({
   maxFieldSectionSize: 16 * 1024,
   maxFramePayload: 64 * 1024,
@@ -162,6 +163,7 @@ function emptyStats(): H3Stats {
   };
 }
 
+/** Creates the sans-IO HTTP/3 + WebTransport core for one QUIC connection; call `start()` once QUIC is up. */
 export function createH3Connection(options: H3ConnectionOptions): H3Connection {
   return new H3ConnectionImpl(options);
 }

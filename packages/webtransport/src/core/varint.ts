@@ -11,6 +11,7 @@ export const MAX_VARINT = (1n << 62n) - 1n;
 
 /** Thrown by {@link ByteReader} when the input ends inside a field: the caller waits for more bytes. */
 export class NeedMoreData extends Error {
+  /** `'NeedMoreData'`. */
   override readonly name = 'NeedMoreData';
   constructor() {
     super('need more data');
@@ -19,6 +20,7 @@ export class NeedMoreData extends Error {
 
 /** A value that does not fit the field it is read into (e.g. a length beyond 2^53 - 1). */
 export class VarintRangeError extends RangeError {
+  /** `'VarintRangeError'`. */
   override readonly name = 'VarintRangeError';
 }
 
@@ -77,6 +79,7 @@ export function writeVarintAt(buf: Uint8Array, offset: number, value: number | b
   return offset + len;
 }
 
+/** Encodes `value` (0 to 2^62 - 1) in its shortest varint form (RFC 9000 §16). */
 export function encodeVarint(value: number | bigint): Uint8Array {
   const out = new Uint8Array(varintLength(value));
   writeVarintAt(out, 0, value);
@@ -90,7 +93,14 @@ export function encodeVarint(value: number | bigint): Uint8Array {
 export function decodeVarintBig(
   buf: Uint8Array,
   offset: number,
-): { value: bigint; length: number } | undefined {
+):
+  | {
+      /** The decoded value. */
+      value: bigint;
+      /** Bytes the encoding took: 1, 2, 4 or 8. */
+      length: number;
+    }
+  | undefined {
   if (offset >= buf.length) return undefined;
   const len = varintLengthFromFirstByte(buf[offset]);
   if (offset + len > buf.length) return undefined;
@@ -109,7 +119,17 @@ export function decodeVarintBig(
  * Decodes the varint at `offset` as a number; `undefined` when `buf` ends inside it. Values above 2^53 - 1
  * throw {@link VarintRangeError}: use this only where the protocol value is bounded (lengths, stream ids).
  */
-export function decodeVarint(buf: Uint8Array, offset: number): { value: number; length: number } | undefined {
+export function decodeVarint(
+  buf: Uint8Array,
+  offset: number,
+):
+  | {
+      /** The decoded value. */
+      value: number;
+      /** Bytes the encoding took: 1, 2, 4 or 8. */
+      length: number;
+    }
+  | undefined {
   if (offset >= buf.length) return undefined;
   const len = varintLengthFromFirstByte(buf[offset]);
   if (offset + len > buf.length) return undefined;
@@ -131,19 +151,24 @@ function decodeSmall(buf: Uint8Array, offset: number, len: 1 | 2 | 4): number {
 
 /** A cursor over one complete buffer. Running out throws {@link NeedMoreData}. */
 export class ByteReader {
+  /** Index in `buf` of the next byte to read. */
   offset: number;
   constructor(
+    /** The buffer read from; never copied, returned slices are views of it. */
     readonly buf: Uint8Array,
     offset = 0,
+    /** Index in `buf` where the readable bytes end (default its length). */
     readonly end = buf.length,
   ) {
     this.offset = offset;
   }
 
+  /** Bytes left between `offset` and `end`. */
   get remaining(): number {
     return this.end - this.offset;
   }
 
+  /** Reads a varint as a number; throws {@link VarintRangeError} above 2^53 - 1. */
   readVarint(): number {
     const r = decodeVarint(this.buf.subarray(0, this.end), this.offset);
     if (!r) throw new NeedMoreData();
@@ -151,6 +176,7 @@ export class ByteReader {
     return r.value;
   }
 
+  /** Reads a varint of any size (up to 2^62 - 1) as a bigint. */
   readVarintBig(): bigint {
     const r = decodeVarintBig(this.buf.subarray(0, this.end), this.offset);
     if (!r) throw new NeedMoreData();
@@ -158,11 +184,13 @@ export class ByteReader {
     return r.value;
   }
 
+  /** Reads one byte. */
   readUint8(): number {
     if (this.offset + 1 > this.end) throw new NeedMoreData();
     return this.buf[this.offset++];
   }
 
+  /** Reads a big-endian 32-bit unsigned integer. */
   readUint32(): number {
     if (this.offset + 4 > this.end) throw new NeedMoreData();
     const b = this.buf;
@@ -171,6 +199,7 @@ export class ByteReader {
     return ((b[o] << 24) >>> 0) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
   }
 
+  /** Returns the next `n` bytes as a view (no copy). */
   readBytes(n: number): Uint8Array {
     if (n < 0 || this.offset + n > this.end) throw new NeedMoreData();
     const out = this.buf.subarray(this.offset, this.offset + n);
@@ -178,6 +207,7 @@ export class ByteReader {
     return out;
   }
 
+  /** Returns every byte up to `end` as a view (no copy) and moves `offset` there. */
   rest(): Uint8Array {
     const out = this.buf.subarray(this.offset, this.end);
     this.offset = this.end;
@@ -192,12 +222,14 @@ export class ByteWriter {
   > = [];
   private size = 0;
 
+  /** Appends `value` as a shortest-form varint (RFC 9000 §16). */
   varint(value: number | bigint): this {
     this.size += varintLength(value);
     this.parts.push({ kind: 'v', value });
     return this;
   }
 
+  /** Appends a big-endian 32-bit unsigned integer; throws RangeError outside 0 to 2^32 - 1. */
   uint32(value: number): this {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
       throw new RangeError(`not a u32: ${value}`);
@@ -206,16 +238,19 @@ export class ByteWriter {
     return this;
   }
 
+  /** Appends raw bytes; they are copied only by `finish()`, so must not change before it. */
   bytes(bytes: Uint8Array): this {
     this.size += bytes.length;
     this.parts.push({ kind: 'b', bytes });
     return this;
   }
 
+  /** Bytes appended so far, which is the length `finish()` will return. */
   get length(): number {
     return this.size;
   }
 
+  /** Allocates the result once and writes every part into it. */
   finish(): Uint8Array {
     const out = new Uint8Array(this.size);
     let o = 0;

@@ -22,10 +22,13 @@ import { WtConnection } from './wt-connection.js';
 export interface WebTransportConnectOptions extends ConnectOptions, Partial<QuicTransportOptions> {
   /** PEM CA certificates for TLS validation (used when `serverCertificateHashes` is absent). */
   ca?: string | Uint8Array;
+  /** File to read `ca` from when `ca` is not given. */
   caPath?: string;
   /** `origin` request header (browsers always send one; the server may check it). Default none. */
   origin?: string;
+  /** Overrides of the HTTP/3 core's limits (`DEFAULT_H3_LIMITS`). */
   limits?: Partial<H3Limits>;
+  /** Overrides of the per-session limits (`defaultSessionLimits`). */
   sessionLimits?: Partial<SessionLimits>;
   /** SO_RCVBUF/SO_SNDBUF of the client's socket. Default 8 MiB. */
   socketBufferBytes?: number;

@@ -29,6 +29,7 @@ export interface QuicTransportOptions {
   congestionControl: 'cubic' | 'reno' | 'bbr';
 }
 
+/** The defaults of {@link QuicTransportOptions}, each documented there. */
 export const defaultQuicTransportOptions: QuicTransportOptions = {
   idleTimeoutMs: 30_000,
   connectionWindowBytes: 16 * 1024 * 1024,

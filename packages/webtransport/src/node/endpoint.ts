@@ -11,9 +11,13 @@ import type { Host } from './quiche.js';
 import { parseDcid, SCID_LEN } from './quiche.js';
 
 export interface EndpointCounters {
+  /** UDP datagrams read from the socket, malformed ones included. */
   packetsReceived: number;
+  /** UDP datagrams (QUIC packets) handed to the socket. */
   packetsSent: number;
+  /** Bytes of the UDP payloads read from the socket. */
   bytesReceived: number;
+  /** Bytes of the UDP payloads handed to the socket. */
   bytesSent: number;
   /** Datagrams that could not be QUIC packets (too short, bad header). */
   droppedMalformed: number;
@@ -21,6 +25,7 @@ export interface EndpointCounters {
   droppedUnknownConnection: number;
   /** Initial packets refused (e.g. maxConnections reached, unsupported version). */
   droppedRefused: number;
+  /** Socket errors and packets the QUIC engine failed to produce; the connection recovers by retransmission. */
   sendErrors: number;
 }
 

@@ -161,6 +161,7 @@ export interface QuicEngine {
   connect(o: EngineClientOptions): Promise<EngineClientConnection>;
 }
 
+/** A QUIC implementation the Node adapter can run on: `quiche` (always available) or `quinn` (native addon, when built). */
 export type EngineName = 'quiche' | 'quinn';
 
 type EngineLoader = () => Promise<QuicEngine | undefined>;

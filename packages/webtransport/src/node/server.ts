@@ -23,6 +23,7 @@ import type { SessionLimits } from './session.js';
 import { defaultSessionLimits, WtSession } from './session.js';
 import { WtConnection } from './wt-connection.js';
 
+/** Options of {@link createWebTransportListener}; the QUIC transport parameters default to `defaultQuicTransportOptions`. */
 export interface WebTransportListenerOptions extends Partial<QuicTransportOptions> {
   /** Address to bind. '::' accepts IPv6 and IPv4. Default '127.0.0.1'. */
   host?: string;
@@ -32,7 +33,9 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   cert?: string | Uint8Array;
   /** PEM private key, or `keyPath`. */
   key?: string | Uint8Array;
+  /** File to read the PEM certificate chain from when `cert` is not given. */
   certPath?: string;
+  /** File to read the PEM private key from when `key` is not given. */
   keyPath?: string;
   /** HTTP/3 and WebTransport limits of the core (see `H3Limits`). */
   limits?: Partial<H3Limits>;
@@ -62,9 +65,13 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   log?: (message: string) => void;
 }
 
+/** A listener's running totals since it was created: its UDP endpoint's counters plus session outcomes. */
 export interface WebTransportListenerCounters extends EndpointCounters {
+  /** QUIC connections accepted (not refused by `maxConnections`). */
   connectionsAccepted: number;
+  /** Session requests the application accepted. */
   sessionsAccepted: number;
+  /** Session requests the application rejected with `reject(status)`. */
   sessionsRejected: number;
   /** Requests rejected with 408 because the application did not decide in time. */
   requestsTimedOut: number;
@@ -75,6 +82,7 @@ export interface WebTransportListenerCounters extends EndpointCounters {
 export interface WebTransportListener extends TransportListener {
   /** The QUIC engine running this listener. */
   readonly engine: EngineName;
+  /** A snapshot of the listener's counters, taken on each read. */
   readonly counters: Readonly<WebTransportListenerCounters>;
   /** Open QUIC connections. */
   readonly connectionCount: number;
@@ -101,6 +109,11 @@ function pem(
   throw new TypeError(`createWebTransportListener: ${what} or ${what}Path is required`);
 }
 
+/**
+ * Binds a UDP socket and serves WebTransport over HTTP/3 (draft-ietf-webtrans-http3) on it. Resolves once bound.
+ *
+ * @throws TypeError when neither `cert` nor `certPath` (or `key` nor `keyPath`) is given.
+ */
 export async function createWebTransportListener(
   options: WebTransportListenerOptions = {},
 ): Promise<WebTransportListener> {

@@ -16,6 +16,7 @@ import type {
 import { QuiverTransportError, streamErrorCodeOf } from '@quiver/transport';
 import type { WtConnection } from './wt-connection.js';
 
+/** Per-session buffering limits of the Node WebTransport adapter; see {@link defaultSessionLimits}. */
 export interface SessionLimits {
   /** Bytes a stream's readable queues before the adapter stops reading it from QUIC. Default 256 KiB. */
   streamReadHighWaterMark: number;
@@ -33,6 +34,7 @@ export interface SessionLimits {
   streamTailHoldMs: number;
 }
 
+/** The defaults of {@link SessionLimits}, each documented there. */
 export const defaultSessionLimits: SessionLimits = {
   streamReadHighWaterMark: 256 * 1024,
   streamWriteHighWaterMark: 256 * 1024,
@@ -218,10 +220,15 @@ export class WtStream {
   }
 }
 
+/** A session's datagram totals since it was created; the source of `getStats().datagrams`. */
 export interface SessionCounters {
+  /** Datagrams handed to QUIC. */
   datagramsSent: number;
+  /** Datagrams delivered to `datagrams.readable`. */
   datagramsReceived: number;
+  /** Outgoing datagrams dropped before QUIC took them, by reason. */
   droppedOutgoing: Partial<Record<DatagramDropReason, number>>;
+  /** Incoming datagrams dropped before the application read them, by reason. */
   droppedIncoming: Partial<Record<DatagramDropReason, number>>;
 }
 
@@ -236,14 +243,18 @@ export class WtSession implements QuiverSession {
   readonly datagrams: QuiverDatagramDuplexStream;
   /** Resolves when the peer asked to drain (draft §4.7) or the connection got a GOAWAY (RFC 9114 §5.2). */
   readonly draining: Promise<void>;
+  /** Live datagram counters (not a snapshot). */
   readonly counters: SessionCounters = {
     datagramsSent: 0,
     datagramsReceived: 0,
     droppedOutgoing: {},
     droppedIncoming: {},
   };
+  /** The stream id of the CONNECT request stream (draft-ietf-webtrans-http3 §4.2); -1 until it is known. */
   sessionId = -1;
+  /** True once the session has ended, cleanly or not. */
   isClosed = false;
+  /** The session's open WebTransport streams, by QUIC stream id. */
   readonly streams = new Map<number, WtStream>();
   private readonly readyD = deferred<void>();
   private readonly closedD = deferred<WebTransportCloseInfo>();
@@ -261,6 +272,7 @@ export class WtSession implements QuiverSession {
 
   constructor(
     conn: WtConnection | undefined,
+    /** The buffering limits in force, defaults filled in. */
     readonly limits: SessionLimits,
   ) {
     if (conn) this.conn = conn;
@@ -308,6 +320,7 @@ export class WtSession implements QuiverSession {
     m[reason] = (m[reason] ?? 0) + 1;
   }
 
+  /** Largest datagram payload that fits one QUIC packet now; 0 before the session id is known or after close. */
   maxDatagramSize(): number {
     if (this.sessionId < 0 || this.isClosed) return 0;
     return this.conn.maxDatagramSize(this.sessionId);
@@ -332,6 +345,7 @@ export class WtSession implements QuiverSession {
     else this.counters.datagramsSent++;
   }
 
+  /** Called by the HTTP/3 adapter, not by applications: a datagram for this session; dropped and counted when the readable queue is full. */
   onDatagram(data: Uint8Array): void {
     if (this.isClosed) return;
     if ((this.dgramCtl.desiredSize ?? 0) <= 0) {
@@ -342,10 +356,12 @@ export class WtSession implements QuiverSession {
     this.dgramCtl.enqueue(data);
   }
 
+  /** Called by the HTTP/3 adapter, not by applications: counts an incoming datagram the adapter dropped for this session. */
   countIncomingDrop(reason: DatagramDropReason): void {
     this.drop('droppedIncoming', reason);
   }
 
+  /** Called by the HTTP/3 adapter, not by applications: binds the session to its connection once that exists. */
   attach(conn: WtConnection): void {
     this.conn = conn;
   }
@@ -357,12 +373,14 @@ export class WtSession implements QuiverSession {
     this.processPendingOpens();
   }
 
+  /** Called by the HTTP/3 adapter, not by applications: the session is established; resolves `ready` (once; ignored after close). */
   markReady(): void {
     if (this.isReady || this.isClosed) return;
     this.isReady = true;
     this.readyD.resolve();
   }
 
+  /** Called by the HTTP/3 adapter, not by applications: resolves `draining`. */
   markDraining(): void {
     this.drainingD.resolve();
   }
@@ -423,6 +441,7 @@ export class WtSession implements QuiverSession {
     this.finish({ closeCode: code, reason });
   }
 
+  /** The error streams and pending calls fail with now that the session is closed. */
   closedError(): QuiverTransportError {
     return this.closeError ?? new QuiverTransportError('session closed', { source: 'session' });
   }
@@ -463,7 +482,14 @@ export class WtSession implements QuiverSession {
   }
 
   /** TransportStats plus the engine's congestion window and delivery rate estimate (bytes, bytes/s). */
-  async getStats(): Promise<TransportStats & { congestionWindow: number; deliveryRate: number }> {
+  async getStats(): Promise<
+    TransportStats & {
+      /** The engine's congestion window in bytes; 0 when unknown. */
+      congestionWindow: number;
+      /** The engine's delivery rate estimate in bytes per second; 0 when unknown. */
+      deliveryRate: number;
+    }
+  > {
     const st = this.conn?.transportStats();
     return {
       timestamp: performance.timeOrigin + performance.now(),

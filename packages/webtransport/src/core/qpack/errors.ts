@@ -10,6 +10,7 @@ export const H3_EXCESSIVE_LOAD = 0x107;
  * QPACK_DECOMPRESSION_FAILED (`code`).
  */
 export class QpackDecompressionError extends ProtocolViolationError {
+  /** `'QpackDecompressionError'`. */
   override readonly name: string = 'QpackDecompressionError';
   constructor(
     message: string,
@@ -26,10 +27,12 @@ export class QpackDecompressionError extends ProtocolViolationError {
  * answer 431, RFC 6585 §5; otherwise a stream error, `code` H3_EXCESSIVE_LOAD by default).
  */
 export class FieldSectionTooLargeError extends ProtocolViolationError {
+  /** `'FieldSectionTooLargeError'`. */
   override readonly name: string = 'FieldSectionTooLargeError';
   constructor(
     /** The size reached when the limit was crossed (at least `limit + 1`, not the full section's size). */
     readonly size: number,
+    /** The limit crossed: our advertised SETTINGS_MAX_FIELD_SECTION_SIZE, in RFC 9114 §4.2.2 units. */
     readonly limit: number,
   ) {
     super(
