@@ -46,11 +46,15 @@ export type ConsumeOutcome = SeatRecord | 'expired' | 'used' | 'invalid';
  * they expire or the client leaves.
  */
 export interface RoomDriver {
+  /** Lists a new room; rejects when `roomId` is already listed. */
   create(listing: RoomListing): Promise<void>;
+  /** Changes the given fields of a listed room (clients, lock, metadata...); identity fields are fixed. */
   update(roomId: string, patch: Partial<Omit<RoomListing, 'roomId' | 'name' | 'processId'>>): Promise<void>;
   /** Forgets the room and its reservations. */
   remove(roomId: string): Promise<void>;
+  /** The room's listing; undefined when it is not listed (removed, or its node died). */
   get(roomId: string): Promise<RoomListing | undefined>;
+  /** Listed rooms matching `query`; by default without locked, full or private rooms. */
   query(query: RoomQuery): Promise<RoomListing[]>;
   /**
    * Atomically checks that the room exists, is not locked (unless `ignoreLock`), and that joined clients plus live
