@@ -180,7 +180,7 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
     options: Options,
     request: SessionRequest,
   ): Auth | false | Promise<Auth | false>;
-  /** After `onAuth` accepted the client: its seat is taken and it receives messages from now on. */
+  /** After `onAuth` accepted the client, its seat taken; broadcasts reach it once this returns. Throwing: `join-failed`. */
   onJoin?(client: RoomClient<Data, Auth>, options: Options, auth: Auth): void | Promise<void>;
   /** `consented`: the client called `leave()`; false when its connection was lost for good or it was removed. */
   onLeave?(client: RoomClient<Data, Auth>, consented: boolean): void | Promise<void>;
