@@ -121,7 +121,12 @@ export class BrowserCarrier implements HttpCarrier {
     url: string,
     body: Uint8Array,
     signal: AbortSignal,
-  ): Promise<{ status: number; body: Uint8Array }> {
+  ): Promise<{
+    /** The HTTP status code. */
+    status: number;
+    /** The response body (empty when there is none). */
+    body: Uint8Array;
+  }> {
     const res = await fetch(url, { method: 'POST', body: body as BufferSource, signal, cache: 'no-store' });
     const bytes = new Uint8Array(await res.arrayBuffer());
     return { status: res.status, body: bytes };

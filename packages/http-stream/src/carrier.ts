@@ -17,7 +17,13 @@ export interface EventStreamHandle {
    * Resolves with the response status once headers arrived (0 where the platform hides it, as EventSource does),
    * and the body text for a non-200 status where the platform has it. Rejects on a network failure.
    */
-  readonly response: Promise<{ status: number; body: string }>;
+  readonly response: Promise<{
+    /** The HTTP status code; 0 where the platform hides it. */
+    status: number;
+    /** The response body for a non-200 status, where the platform exposes it; otherwise empty. */
+    body: string;
+  }>;
+  /** Stops reading and releases the request; `end` is not called afterwards. */
   cancel(): void;
 }
 
@@ -25,7 +31,16 @@ export interface HttpCarrier {
   /** GETs `url` as an event stream; events longer than `maxEventBytes` are a violation (`end(error)`). */
   openEvents(url: string, handlers: EventStreamHandlers, maxEventBytes: number): EventStreamHandle;
   /** POSTs `body`; resolves with the status and the response body, rejects on a network failure or `signal`. */
-  post(url: string, body: Uint8Array, signal: AbortSignal): Promise<{ status: number; body: Uint8Array }>;
+  post(
+    url: string,
+    body: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<{
+    /** The HTTP status code. */
+    status: number;
+    /** The response body (empty when there is none). */
+    body: Uint8Array;
+  }>;
   /** Releases connections and agents. */
   close(): void;
 }

@@ -38,7 +38,14 @@ const BACKOFF_MS = [0, 50, 100, 250, 500, 1000];
 export class ClientTunnel implements SocketAdapter {
   readonly emitsDrain = true;
   /** Reconnections of the downstream, POSTs sent again: for tests and stats. */
-  readonly counters = { downstreamReconnects: 0, postFailures: 0, posts: 0 };
+  readonly counters = {
+    /** Event streams opened again after the previous one ended or failed. */
+    downstreamReconnects: 0,
+    /** POSTs lost (network failure, a proxy's 502, a 408 body timeout); their messages are sent again. */
+    postFailures: 0,
+    /** POSTs sent, including ones sent again. */
+    posts: 0,
+  };
   private handlers: SocketHandlers | undefined;
   private readonly core: TunnelCore;
   private sessionId = '';
@@ -79,6 +86,7 @@ export class ClientTunnel implements SocketAdapter {
     return this.state === 'open';
   }
 
+  /** The reliability core's message counters. */
   get stats() {
     return this.core.stats;
   }

@@ -18,10 +18,15 @@ export interface HttpStreamConnectOptions extends ConnectOptions, WebSocketSessi
   ackThresholdBytes?: number;
 }
 
+/** The defaults of the client-only options of {@link HttpStreamConnectOptions}. */
 export const CLIENT_DEFAULTS = {
+  /** POSTs in flight at once. */
   maxConcurrentPosts: 4,
+  /** Largest POST body, in bytes (256 KiB). */
   postBatchBytes: 256 * 1024,
+  /** Milliseconds before an acknowledgement-only POST. */
   ackDelayMs: 25,
+  /** Unacknowledged bytes received before an acknowledgement goes at once (64 KiB). */
   ackThresholdBytes: 64 * 1024,
 } as const;
 
@@ -39,8 +44,11 @@ export function toHttpUrl(url: string): string {
 
 /** A client session, with its tunnel's counters (retransmissions, duplicates, reconnections). */
 export type HttpStreamSession = WebSocketSession & {
+  /** Counters of the tunnel under the session; all zero until it exists. */
   readonly tunnel: {
+    /** Messages sent, resent, received, dropped as duplicates and held out of order. */
     readonly stats: Readonly<TunnelStats>;
+    /** Downstream reconnections and POSTs sent and failed. */
     readonly counters: Readonly<ClientTunnel['counters']>;
   };
 };

@@ -4,9 +4,15 @@ import https from 'node:https';
 import type { EventStreamHandle, EventStreamHandlers, HttpCarrier } from './carrier.js';
 import { EventStreamParser } from './wire.js';
 
+/** Options of the Node carrier: TLS, headers and HTTP version of every request. */
 export interface NodeCarrierOptions {
   /** TLS for `https:`: trusted CA certificates (PEM), or `rejectUnauthorized: false` for tests only. */
-  tls?: { ca?: string | Buffer | (string | Buffer)[]; rejectUnauthorized?: boolean };
+  tls?: {
+    /** CA certificates (PEM) trusted in place of Node's default roots. */
+    ca?: string | Buffer | (string | Buffer)[];
+    /** False accepts any server certificate: for tests only. Default true. */
+    rejectUnauthorized?: boolean;
+  };
   /** Extra headers on every request. */
   headers?: Record<string, string>;
   /** Speak HTTP/2 (over TLS by ALPN, or prior knowledge for `http:`) on one connection. Default false. */
@@ -97,7 +103,16 @@ export class NodeCarrier implements HttpCarrier {
     };
   }
 
-  post(url: string, body: Uint8Array, signal: AbortSignal): Promise<{ status: number; body: Uint8Array }> {
+  post(
+    url: string,
+    body: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<{
+    /** The HTTP status code. */
+    status: number;
+    /** The response body (empty when there is none). */
+    body: Uint8Array;
+  }> {
     return new Promise((resolve, reject) => {
       const onAbort = () => req.destroy(new Error('aborted'));
       const req = this.request(url, 'POST', { 'content-length': String(body.length) }, (res) => {

@@ -15,11 +15,17 @@ export interface HttpTunnelOptions {
   reconnectTimeoutMs?: number;
 }
 
+/** The defaults of {@link HttpTunnelOptions}, on both sides. */
 export const TUNNEL_DEFAULTS = {
+  /** Largest POST body or event payload, in decoded bytes: one message of the default `maxMessageSize` (1 MiB) plus 1 KiB of framing. */
   maxBatchBytes: 1024 * 1024 + 1024,
+  /** Messages a sequence number may run ahead of the next expected one. */
   receiveWindow: 256,
+  /** Bytes held out of order at most (2 MiB). */
   receiveWindowBytes: 2 * 1024 * 1024,
+  /** Bytes unacknowledged or unsent at most before BUFFER_LIMIT (8 MiB). */
   maxUnackedBytes: 8 * 1024 * 1024,
+  /** Milliseconds the downstream (or every POST) may fail before RECONNECT_TIMEOUT. */
   reconnectTimeoutMs: 10_000,
 } as const;
 

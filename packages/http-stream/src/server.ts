@@ -28,12 +28,23 @@ export interface HttpStreamListenerOptions extends WebSocketSessionOptions, Http
   /** Standalone: address to bind. Default `127.0.0.1`. */
   host?: string;
   /** Standalone: serve HTTPS with this certificate and key (PEM), HTTP/2 and HTTP/1.1 by ALPN. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  tls?: {
+    /** The certificate chain (PEM). */
+    cert: string | Buffer;
+    /** The private key of `cert` (PEM). */
+    key: string | Buffer;
+  };
   /**
    * Mounted: the server whose requests the application hands to `listener.handle(req, res)` (e.g. fastify's
    * `server`); only used for `address`. Without it the listener starts its own server.
    */
-  server?: http.Server | http2.Http2SecureServer | { address(): unknown };
+  server?:
+    | http.Server
+    | http2.Http2SecureServer
+    | {
+        /** The bound address, as `net.Server.address()` returns it. */
+        address(): unknown;
+      };
   /** Path prefixes served (see `@quiver/websocket`). Default: every path. */
   path?: string | string[];
   /** Requests without accept() or reject() for this long get 408. Default 10000 ms. */
@@ -55,26 +66,41 @@ export interface HttpStreamListenerOptions extends WebSocketSessionOptions, Http
   bodyTimeoutMs?: number;
 }
 
+/** The defaults of {@link HttpStreamListenerOptions}, for applications that derive their own limits from them. */
 export const HTTP_LISTENER_DEFAULTS = {
+  /** Standalone: loopback only. */
   host: '127.0.0.1',
+  /** Milliseconds a request may wait for accept() or reject() before 408. */
   requestTimeoutMs: 10_000,
+  /** Requests waiting for a verdict at once; more get 503. */
   maxPendingRequests: 256,
+  /** Open sessions at most; more session requests get 503. */
   maxSessions: 10_000,
+  /** Bytes after which a downstream response is ended and the client reconnects; 0: never. */
   maxDownstreamBytes: 0,
+  /** Largest batch in one event, in decoded bytes (16 KiB). */
   maxEventBytes: 16 * 1024,
+  /** Milliseconds without output before a comment event keeps proxies from closing the response. */
   keepAliveMs: 15_000,
+  /** Milliseconds a POST body may take to arrive before 408. */
   bodyTimeoutMs: 10_000,
 } as const;
 
 /** Listener counters: every refused or failed request is counted. */
 export interface HttpStreamListenerStats {
+  /** Tunnel requests (those with an operation in the query) on the listener's paths, of any kind. */
   requests: number;
+  /** Session requests the application accepted. */
   accepted: number;
+  /** Session requests the application rejected. */
   rejected: number;
+  /** Session requests answered 408: no accept() or reject() within `requestTimeoutMs`. */
   timedOut: number;
+  /** Session requests answered 503: shutting down, or `maxPendingRequests` or `maxSessions` reached. */
   overloaded: number;
   /** Refused with 400: unknown tunnel operation, method or parameters. */
   malformed: number;
+  /** Session requests whose client went away before the application decided. */
   abandoned: number;
   /** A resume or POST whose token does not match the session's (403); the session is not affected. */
   forbidden: number;
@@ -84,7 +110,9 @@ export interface HttpStreamListenerStats {
   oversize: number;
   /** Downstream responses opened to resume a session. */
   resumed: number;
+  /** Upstream POSTs that named a live session with its token. */
   posts: number;
+  /** Sessions open now (a gauge: it goes down when a session is released). */
   sessions: number;
   /** Messages clients sent again that had already arrived (a POST whose answer was lost), dropped: all sessions. */
   duplicateMessages: number;
@@ -92,7 +120,9 @@ export interface HttpStreamListenerStats {
   retransmittedMessages: number;
 }
 
+/** A tunnel listener: standalone, or mounted on an application's server through `handle`. */
 export interface HttpStreamListener extends TransportListener {
+  /** Live counters; read, never reset. */
   readonly stats: Readonly<HttpStreamListenerStats>;
   /**
    * Serves `req` if it is a tunnel request on one of the listener's paths (its query has `qh=`) and returns true;
@@ -103,6 +133,7 @@ export interface HttpStreamListener extends TransportListener {
 
 /** What `handle` needs of a Node request (`http.IncomingMessage` or `http2.Http2ServerRequest`). */
 export type IncomingRequest = http.IncomingMessage | http2.Http2ServerRequest;
+/** What `handle` answers on: the response of the same request. */
 export type OutgoingResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const ID_BYTES = 16;

@@ -1,17 +1,7 @@
 import { ByteWriter } from '@quiver/websocket';
 import { HttpErrorCode, httpViolation, type TunnelFrame, writeTunnelFrame } from './wire.js';
 
-/**
- * The sans-IO reliability core of one end of an HTTP tunnel: numbered messages out, kept until acknowledged and
- * sent again when the request or event stream that carried them is lost; numbered messages in, delivered once and
- * in order, duplicates dropped and counted, gaps held within a bounded window. It knows no sockets, no timers and
- * no HTTP: the client and server adapters call it with batches and carrier events.
- *
- * Numbering: each direction counts its messages 1, 2, 3, ... An ACK of n says that every message up to n has
- * arrived (cumulative, like a TCP acknowledgement, RFC 9293 §3.4), so one lost acknowledgement is repaired by the
- * next.
- */
-
+/** The bounds one end of a tunnel enforces on its peer. */
 export interface TunnelLimits {
   /** Largest message (DATA payload) accepted. */
   maxMessageSize: number;
@@ -23,6 +13,7 @@ export interface TunnelLimits {
   maxUnackedBytes: number;
 }
 
+/** Message counters of one end of a tunnel, in frames. */
 export interface TunnelStats {
   /** DATA frames sent, including retransmissions. */
   messagesSent: number;
@@ -50,13 +41,39 @@ export interface BatchResult {
   /** Messages now in order, to hand to the WebSocket framing core. */
   messages: Uint8Array[];
   /** The peer closed the carrier with this code and reason. */
-  close: { code: number; reason: string } | undefined;
-  hello: { sessionId: string; token: string } | undefined;
+  close:
+    | {
+        /** An RFC 6455 §7.4 close code. */
+        code: number;
+        /** UTF-8, at most 123 bytes. */
+        reason: string;
+      }
+    | undefined;
+  /** The server's HELLO: the new session's id and the secret token that resumes it (client side only). */
+  hello:
+    | {
+        /** The session id. */
+        sessionId: string;
+        /** The secret that authorises resumes and POSTs of the session. */
+        token: string;
+      }
+    | undefined;
   /** An ACK freed sent bytes. */
   acked: boolean;
 }
 
+/**
+ * The sans-IO reliability core of one end of an HTTP tunnel: numbered messages out, kept until acknowledged and
+ * sent again when the request or event stream that carried them is lost; numbered messages in, delivered once and
+ * in order, duplicates dropped and counted, gaps held within a bounded window. It knows no sockets, no timers and
+ * no HTTP: the client and server adapters call it with batches and carrier events.
+ *
+ * Numbering: each direction counts its messages 1, 2, 3, ... An ACK of n says that every message up to n has
+ * arrived (cumulative, like a TCP acknowledgement, RFC 9293 §3.4), so one lost acknowledgement is repaired by the
+ * next.
+ */
 export class TunnelCore {
+  /** Live counters; read, never reset. */
   readonly stats: TunnelStats = {
     messagesSent: 0,
     retransmitted: 0,
@@ -85,10 +102,12 @@ export class TunnelCore {
     return this.outgoingBytes;
   }
 
+  /** Messages are queued that no carrier has taken yet. */
   get hasUnsent(): boolean {
     return this.unsentCount > 0;
   }
 
+  /** Messages arrived since the last acknowledgement sent: the adapter should send one. */
   get ackDue(): boolean {
     return this.expected - 1 > this.ackSent;
   }
@@ -98,6 +117,7 @@ export class TunnelCore {
     return this.expected - 1;
   }
 
+  /** Messages sent or queued that the peer has not acknowledged. */
   get unacked(): number {
     return this.outgoing.length;
   }

@@ -42,11 +42,38 @@ export function httpViolation(code: HttpErrorCode, detail: string): ProtocolViol
   return new ProtocolViolationError(`${name}: ${detail}`, code, name);
 }
 
+/** One decoded tunnel frame (see {@link TunnelFrameType}). */
 export type TunnelFrame =
-  | { type: 'data'; seq: number; data: Uint8Array }
-  | { type: 'ack'; seq: number }
-  | { type: 'close'; code: number; reason: string }
-  | { type: 'hello'; sessionId: string; token: string };
+  | {
+      /** A numbered message. */
+      type: 'data';
+      /** Its sequence number, from 1 in each direction. */
+      seq: number;
+      /** One message of the WebSocket framing. */
+      data: Uint8Array;
+    }
+  | {
+      /** A cumulative acknowledgement. */
+      type: 'ack';
+      /** Every message up to and including this one has arrived. */
+      seq: number;
+    }
+  | {
+      /** The carrier is closed. */
+      type: 'close';
+      /** An RFC 6455 §7.4 close code. */
+      code: number;
+      /** UTF-8, at most 123 bytes. */
+      reason: string;
+    }
+  | {
+      /** The first downstream frame of a new session. */
+      type: 'hello';
+      /** The session id (ASCII, at most 64 bytes). */
+      sessionId: string;
+      /** The secret that authorises resumes and POSTs of the session (ASCII, at most 64 bytes). */
+      token: string;
+    };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
@@ -89,6 +116,7 @@ export function writeTunnelFrame(w: ByteWriter, f: TunnelFrame): void {
   }
 }
 
+/** Encodes `frames` back to back: one POST body or one event payload. */
 export function encodeTunnelFrames(frames: TunnelFrame[]): Uint8Array {
   const w = new ByteWriter(64);
   for (const f of frames) writeTunnelFrame(w, f);
@@ -222,6 +250,7 @@ export class EventStreamParser {
     return this.pushText(this.decoder.decode(chunk, { stream: true }));
   }
 
+  /** As `push`, for text already decoded from UTF-8. */
   pushText(text: string): string[] {
     const events: string[] = [];
     let start = 0;

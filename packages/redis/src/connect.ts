@@ -3,9 +3,11 @@ import { Redis } from 'ioredis';
 import { RedisDriver, type RedisDriverOptions } from './driver.js';
 import { RedisPresence } from './presence.js';
 
+/** Options of {@link connectRedisRooms}: the connection, plus the driver's options. */
 export interface RedisRoomsOptions extends Omit<RedisDriverOptions, 'redis' | 'ownsClient' | 'clock'> {
   /** `redis://host:port[/db]`, e.g. `process.env.REDIS_URL`. */
   url: string;
+  /** Time source of the driver (seat expiry, heartbeat). Default the system clock. */
   clock?: Clock;
   /** Connection errors (refused, reset); `ioredis` reconnects by itself. Default: ignored. */
   onError?: (err: Error) => void;
@@ -20,7 +22,9 @@ export interface RedisRoomsOptions extends Omit<RedisDriverOptions, 'redis' | 'o
 export interface RedisRooms {
   /** The command connection. */
   redis: Redis;
+  /** The room registry, for `RoomServer`'s `driver`. */
   driver: RedisDriver;
+  /** Presence on the same connection (plus its subscriber), for `RoomServer`'s `presence`. */
   presence: RedisPresence;
   /** Stops the heartbeat and closes the connections; after the room server closed. */
   close(): Promise<void>;

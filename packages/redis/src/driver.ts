@@ -10,11 +10,13 @@ import { type Clock, systemClock } from '@quiver/session';
 import type { Redis } from 'ioredis';
 import { CONSUME, CREATE, RELEASE, REMOVE, RESERVE, UPDATE } from './scripts.js';
 
+/** Options of {@link RedisDriver}. */
 export interface RedisDriverOptions {
   /** The connection (commands only; the driver never subscribes on it). Closed by `close()` only if `ownsClient`. */
   redis: Redis;
   /** Key prefix of the registry. Default `quiver:reg:`. */
   prefix?: string;
+  /** Time source for seat expiry and the heartbeat timer. Default the system clock. */
   clock?: Clock;
   /** How often a node that hosts rooms refreshes its heartbeat, and sweeps rooms of dead nodes. Default 1 000 ms. */
   heartbeatMs?: number;

@@ -9,6 +9,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { connectRedisRooms, type RedisRoomsOptions } from './connect.js';
 
+/** The rooms plugin's options, plus where Redis is. */
 export interface QuiverRoomsRedisOptions extends QuiverRoomsPluginOptions {
   /** `redis://host:port[/db]`. Default `process.env.REDIS_URL`; empty or unset: in memory. */
   redisUrl?: string;
@@ -51,6 +52,10 @@ const plugin: FastifyPluginAsync<QuiverRoomsRedisOptions> = async (app, options)
 
 const PROCESSES = 'quiver:processes';
 
+/**
+ * Registers the rooms plugin (`app.rooms`) with its registry and presence on Redis when `redisUrl` is set, in memory
+ * otherwise. Needs `@quiver/fastify` registered first.
+ */
 export const quiverRoomsRedis = fp(plugin, {
   name: '@quiver/redis',
   dependencies: ['@quiver/fastify'],

@@ -2,6 +2,7 @@ import type { Presence } from '@quiver/rooms';
 import type { Redis } from 'ioredis';
 import { DEL_IF } from './scripts.js';
 
+/** Options of {@link RedisPresence}. */
 export interface RedisPresenceOptions {
   /** Commands and publishing. */
   redis: Redis;
@@ -106,6 +107,7 @@ export class RedisPresence implements Presence {
     };
   }
 
+  /** Drops every listener and quits the connections this presence owns (see `ownsClient`). */
   async close(): Promise<void> {
     this.listeners.clear();
     if (this.sub && this.ownsSub) await this.sub.quit();

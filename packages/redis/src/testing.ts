@@ -8,12 +8,17 @@ import { Redis } from 'ioredis';
  * `/usr/bin/redis-server`) on a free loopback port, without persistence; `stop()` kills it.
  */
 export interface RedisServer {
+  /** The loopback TCP port, kept across `kill()`/`start()`. */
   port: number;
+  /** `redis://127.0.0.1:<port>`, for `connectRedisRooms` or `redisUrl`. */
   url: string;
+  /** A new ioredis connection to the server (3 retries per command); `stop()` disconnects it. */
   client(): Redis;
   /** SIGKILLs the server; `start()` runs a fresh one (empty: no persistence) on the same port. */
   kill(): Promise<void>;
+  /** Runs a fresh server on `port` after `kill()`; resolves once it accepts connections. */
   start(): Promise<void>;
+  /** Disconnects every `client()` and kills the server. */
   stop(): Promise<void>;
 }
 
@@ -26,6 +31,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Starts a `redis-server` and resolves once it accepts connections; rejects if it exits first. */
 export async function startRedis(): Promise<RedisServer> {
   const port = await freePort();
   const clients: Redis[] = [];

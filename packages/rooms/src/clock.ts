@@ -13,10 +13,12 @@ export class RoomClock {
     private readonly onError: (err: Error) => void,
   ) {}
 
+  /** Milliseconds, from the injected clock. */
   now(): number {
     return this.clock.now();
   }
 
+  /** Runs `fn` once after `ms`; an exception goes to the room's error handler. Undefined once the room is disposed. */
   setTimeout(fn: () => void, ms: number): TimerHandle | undefined {
     if (this.disposed) return undefined;
     const h = this.clock.setTimeout(() => {
@@ -27,6 +29,7 @@ export class RoomClock {
     return h;
   }
 
+  /** Cancels a timer of `setTimeout`; undefined or already-run handles are ignored. */
   clear(handle: TimerHandle | undefined): void {
     if (handle === undefined) return;
     this.timers.delete(handle);
@@ -91,6 +94,7 @@ export class RoomClock {
     this.timers.clear();
   }
 
+  /** Timers scheduled and not yet run or cleared. */
   get pending(): number {
     return this.timers.size;
   }

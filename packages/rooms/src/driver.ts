@@ -2,7 +2,9 @@ import { type Clock, systemClock } from '@quiver/session';
 
 /** What the room registry knows of a room: what `GET /quiver/rooms` lists and what matchmaking filters on. */
 export interface RoomListing {
+  /** Unique across the deployment. */
   roomId: string;
+  /** The room type's name. */
   name: string;
   /** The process hosting the room (its sessions connect there). */
   processId: string;
@@ -10,14 +12,19 @@ export interface RoomListing {
   clients: number;
   /** `null` for no limit. */
   maxClients: number | null;
+  /** Locked rooms take no new seats (reconnection still works). */
   locked: boolean;
   /** Private rooms are not listed and not joined by `join`/`joinOrCreate`, only by id. */
   private: boolean;
+  /** Set by the room (`setMetadata`); `filterBy` options of rooms created by matchmaking. */
   metadata: Record<string, unknown>;
+  /** When the room was created, in milliseconds of the server clock. */
   createdAt: number;
 }
 
+/** Which listings `RoomDriver.query` returns. */
 export interface RoomQuery {
+  /** Only rooms of this type. Default every type. */
   name?: string;
   /** Include locked and full rooms (listing); matchmaking leaves them out. Default false. */
   includeUnavailable?: boolean;
@@ -27,9 +34,13 @@ export interface RoomQuery {
   metadata?: Record<string, unknown>;
 }
 
+/** A seat reservation as the registry keeps it. */
 export interface SeatRecord {
+  /** The secret the client joins with: `<roomId>.<random>`. */
   token: string;
+  /** The room the seat is in. */
   roomId: string;
+  /** Unused after this time (milliseconds, registry clock), the seat is free again. */
   expiresAt: number;
   /** The options the client matchmade with; `onAuth` and `onJoin` receive them. */
   options: unknown;
@@ -37,7 +48,9 @@ export interface SeatRecord {
   reconnect?: string;
 }
 
+/** Result of `reserveSeat`: `ok`, or why no seat was reserved. */
 export type ReserveOutcome = 'ok' | 'full' | 'locked' | 'not-found';
+/** Result of `consumeSeat`: the seat taken, or why not (`invalid`: unknown token or another room's). */
 export type ConsumeOutcome = SeatRecord | 'expired' | 'used' | 'invalid';
 
 /**
@@ -46,11 +59,15 @@ export type ConsumeOutcome = SeatRecord | 'expired' | 'used' | 'invalid';
  * they expire or the client leaves.
  */
 export interface RoomDriver {
+  /** Lists a new room; rejects when `roomId` is already listed. */
   create(listing: RoomListing): Promise<void>;
+  /** Changes the given fields of a listed room (clients, lock, metadata...); identity fields are fixed. */
   update(roomId: string, patch: Partial<Omit<RoomListing, 'roomId' | 'name' | 'processId'>>): Promise<void>;
   /** Forgets the room and its reservations. */
   remove(roomId: string): Promise<void>;
+  /** The room's listing; undefined when it is not listed (removed, or its node died). */
   get(roomId: string): Promise<RoomListing | undefined>;
+  /** Listed rooms matching `query`; by default without locked, full or private rooms. */
   query(query: RoomQuery): Promise<RoomListing[]>;
   /**
    * Atomically checks that the room exists, is not locked (unless `ignoreLock`), and that joined clients plus live
@@ -74,7 +91,9 @@ interface MemoryRoom {
   seats: Map<string, { seat: SeatRecord; state: 'reserved' | 'used' | 'expired' }>;
 }
 
+/** Options of {@link MemoryDriver}. */
 export interface MemoryDriverOptions {
+  /** Time source of seat expiry. Default the system clock. */
   clock?: Clock;
   /**
    * How long a used or expired seat token is remembered, so that reusing it is told apart from an unknown token

@@ -46,14 +46,17 @@ export const RoomErrorCode = {
   /** The matchmaking request itself failed (HTTP error, no route). */
   MATCHMAKE_FAILED: 'matchmake-failed',
 } as const;
+/** One of the {@link RoomErrorCode} values. */
 export type RoomErrorCodeValue = (typeof RoomErrorCode)[keyof typeof RoomErrorCode];
 
 const codes = new Set<string>(Object.values(RoomErrorCode));
 
 /** Every failure the rooms layer reports, on the server and (decoded from the wire) on the client. */
 export class RoomError extends Error {
+  /** Always `RoomError`, also after crossing the wire. */
   override readonly name = 'RoomError';
   constructor(
+    /** A {@link RoomErrorCode}, or an application's own code (`fail('not-your-turn')`). */
     readonly code: RoomErrorCodeValue | (string & {}),
     message: string = code,
     /** Application data a handler attached (sent to the client as is), or the schema issues for `validation`. */
@@ -78,9 +81,13 @@ export class RoomError extends Error {
   }
 }
 
+/** A {@link RoomError} as it travels in `q.room.error` and `q.room.res`. */
 export interface WireError {
+  /** The error code (at most 64 characters kept when decoded). */
   code: string;
+  /** Human-readable detail (at most 500 characters kept when decoded). */
   message: string;
+  /** Application data, or the schema issues of a `validation` error. */
   data?: unknown;
 }
 

@@ -14,6 +14,7 @@ import { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './
 import type { RoomMetrics } from './metrics.js';
 import { RoomServer, type RoomServerOptions } from './server.js';
 
+/** Options of the rooms plugin: the room server's options (its session server is `app.quiver`), plus routes. */
 export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessions'> {
   /** Path prefix of the routes; the same as `@quiver/fastify`'s. Default `/quiver`. */
   path?: string;

@@ -5,18 +5,23 @@ import type { Presence } from './presence.js';
 
 /** What matchmaking answers: a seat held in a room until `expiresAt`; connect and join with `seat`. */
 export interface SeatReservation {
+  /** The room the seat is in (for `joinById` and logs). */
   roomId: string;
+  /** The room type's name. */
   roomName: string;
   /** The process hosting the room: its session endpoints are where to connect. */
   processId: string;
   /** The seat token: `q.room.join { seat }` on a session to that process takes the seat. */
   seat: string;
+  /** Server-clock milliseconds after which an unused seat is free again (`seat-expired`). */
   expiresAt: number;
   /** Set when the seat takes back a client's place (`reconnect`). */
   reconnect?: boolean;
 }
 
+/** The matchmaking operations a client may call (`POST <path>/matchmake/:method/:roomName`). */
 export type MatchmakeMethod = 'joinOrCreate' | 'create' | 'join' | 'joinById' | 'reconnect';
+/** Every {@link MatchmakeMethod}, for routing and validating the method a client names. */
 export const matchmakeMethods: readonly MatchmakeMethod[] = [
   'joinOrCreate',
   'create',

@@ -7,19 +7,25 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
  * session: an invalid payload is answered with a typed `validation` error and counted, and the session goes on.
  */
 export interface RoomMessage<T = unknown> extends MessageType<T> {
+  /** Checks (and may transform) the payload on arrival in the room; without it the payload is trusted as `T`. */
   readonly schema?: StandardSchemaV1<unknown, T>;
 }
 
 /** A request type: the payload `Req` travels to the room, whose handler returns `Res`. */
 export interface RoomRequest<Req = unknown, Res = unknown> {
+  /** Unique among the room's requests; `q.room.` is reserved. */
   readonly name: string;
+  /** Tells a request from a message. */
   readonly kind: 'request';
+  /** Checks the payload on arrival; a failing payload is answered `validation`. */
   readonly schema?: StandardSchemaV1<unknown, Req>;
   /** Phantom fields carrying the types; never set. */
   readonly __request?: Req;
+  /** Phantom: the response type; never set. */
   readonly __response?: Res;
 }
 
+/** Options of {@link message} beyond its name. */
 export interface MessageDefinitionOptions {
   /** The session channel (`reliable` by default; `unreliable` for datagrams). */
   channel?: string;
@@ -60,6 +66,7 @@ export function request<S extends StandardSchemaV1>(
   name: string,
   schema: S,
 ): RoomRequest<StandardSchemaV1.InferOutput<S>, unknown> & {
+  /** Fixes the response type: `request('buy', BuySchema).returns<Receipt>()`. */
   returns<Res>(): RoomRequest<StandardSchemaV1.InferOutput<S>, Res>;
 };
 export function request(name: string, schema?: StandardSchemaV1): RoomRequest {
@@ -69,13 +76,32 @@ export function request(name: string, schema?: StandardSchemaV1): RoomRequest {
   return Object.freeze(r);
 }
 
+/** The payload type of a room message. */
 export type MessagePayload<M> = M extends RoomMessage<infer T> ? T : never;
+/** The payload type of a request. */
 export type RequestPayload<R> = R extends RoomRequest<infer Q, unknown> ? Q : never;
+/** The response type of a request. */
 export type ResponseOf<R> = R extends RoomRequest<unknown, infer S> ? S : never;
 
-export type ValidationResult<T> = { ok: true; value: T } | { ok: false; issues: ValidationIssue[] };
+/** A payload that passed its schema (`value`, as the schema output it), or why it did not (`issues`). */
+export type ValidationResult<T> =
+  | {
+      /** The payload passed. */
+      ok: true;
+      /** The schema's output. */
+      value: T;
+    }
+  | {
+      /** The payload failed. */
+      ok: false;
+      /** Why, at most 8 issues. */
+      issues: ValidationIssue[];
+    };
+/** One reason a payload failed its schema; bounded in length, as it is sent to the client. */
 export interface ValidationIssue {
+  /** What is wrong (at most 200 characters). */
   message: string;
+  /** Where in the payload (at most 8 segments); absent for the payload as a whole. */
   path?: (string | number)[];
 }
 

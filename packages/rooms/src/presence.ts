@@ -8,18 +8,27 @@ import { type Clock, systemClock } from '@quiver/session';
 export interface Presence {
   /** Sets `key`; with `ttlMs` it expires. `onlyIfAbsent` makes it a lock: returns false when the key exists. */
   set(key: string, value: string, options?: { ttlMs?: number; onlyIfAbsent?: boolean }): Promise<boolean>;
+  /** The string at `key`; undefined when absent or expired. */
   get(key: string): Promise<string | undefined>;
   /** Deletes `key` (of any kind); with `ifValue`, only when it holds that value (releasing one's own lock). */
   del(key: string, ifValue?: string): Promise<boolean>;
   /** Sets the expiry of an existing key; false when there is none. */
   expire(key: string, ttlMs: number): Promise<boolean>;
+  /** Adds `member` to the set at `key`; false when it was already a member. */
   sadd(key: string, member: string): Promise<boolean>;
+  /** Removes `member` from the set at `key`; false when it was not a member. */
   srem(key: string, member: string): Promise<boolean>;
+  /** The members of the set at `key`, in no particular order; empty when absent. */
   smembers(key: string): Promise<string[]>;
+  /** Sets `field` of the hash at `key`, creating the hash if needed. */
   hset(key: string, field: string, value: string): Promise<void>;
+  /** `field` of the hash at `key`; undefined when the hash or the field is absent. */
   hget(key: string, field: string): Promise<string | undefined>;
+  /** Deletes `field` of the hash at `key`; false when it was absent. */
   hdel(key: string, field: string): Promise<boolean>;
+  /** Every field of the hash at `key`; empty when absent. */
   hgetall(key: string): Promise<Record<string, string>>;
+  /** Sends `message` to the current subscribers of `channel` (not stored); returns how many received it. */
   publish(channel: string, message: string): Promise<number>;
   /** Returns a function that unsubscribes. */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;

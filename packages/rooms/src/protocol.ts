@@ -45,7 +45,11 @@ export const JoinedMsg = defineMessage<JoinedFrame>('q.room.joined');
 export const LeaveMsg = defineMessage<Record<string, never>>('q.room.leave');
 export const LeftMsg = defineMessage<LeftFrame>('q.room.left');
 export const RequestMsg = defineMessage<RequestFrame>('q.room.req');
-export const CancelMsg = defineMessage<{ i: number }>('q.room.cancel');
+/** A client gives up on a request (`i`: its id); the handler's signal aborts. */
+export const CancelMsg = defineMessage<{
+  /** The request id. */
+  i: number;
+}>('q.room.cancel');
 export const ResponseMsg = defineMessage<ResponseFrame>('q.room.res');
 export const ErrorMsg = defineMessage<ErrorFrame>('q.room.error');
 /** Sync packets (raw bytes), datagrams: a lost one is superseded by the next tick's delta. */

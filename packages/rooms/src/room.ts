@@ -8,6 +8,10 @@ import { ErrorMsg } from './protocol.js';
 import type { RoomRuntime } from './runtime.js';
 import type { RoomState, RoomStateOptions } from './state.js';
 
+/**
+ * Where a client is: `joining` until `onJoin` returned, `joined`, `disconnected` while its seat is held for
+ * reconnection, `left` once the seat is freed.
+ */
 export type RoomClientState = 'joining' | 'joined' | 'disconnected' | 'left';
 
 /**
@@ -15,6 +19,7 @@ export type RoomClientState = 'joining' | 'joined' | 'disconnected' | 'left';
  * (`reconnectWindowMs`), and is then attached to the new session.
  */
 export class RoomClient<Data = Record<string, unknown>, Auth = unknown> {
+  /** See {@link RoomClientState}. */
   state: RoomClientState = 'joining';
   /** The per-client data slot: whatever the room keeps about this client. */
   data: Data = {} as Data;
@@ -79,20 +84,25 @@ export class RoomClient<Data = Record<string, unknown>, Auth = unknown> {
   host: RoomRuntime | undefined;
 }
 
+/** Which clients a broadcast reaches, and on which channel. */
 export interface BroadcastOptions<C> {
   /** A client (or clients) left out, typically the sender. */
   except?: C | readonly C[];
   /** Only clients for which it returns true. */
   filter?: (client: C) => boolean;
+  /** The session channel to send on. Default the message type's channel, else `reliable`. */
   channel?: string;
 }
 
+/** What a request handler gets besides the client and the payload. */
 export interface RequestContext {
   /** Aborted when the client cancels (its `timeoutMs` passed) or leaves: stop work, the answer goes nowhere. */
   signal: AbortSignal;
 }
 
+/** Handles one room message from `client`; `payload` passed the message's schema. */
 export type MessageHandler<C, T> = (client: C, payload: T) => void;
+/** Answers one request from `client`: return the response; throw a `RoomError` for a typed error. */
 export type RequestHandler<C, Q, R> = (client: C, payload: Q, context: RequestContext) => R | Promise<R>;
 
 /**
@@ -116,10 +126,12 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   /** @internal set before `onCreate` */
   runtime!: RoomRuntime;
 
+  /** The room's unique id (as listed, and as `joinById` takes it). */
   get roomId(): string {
     return this.runtime.roomId;
   }
 
+  /** The room type's name, as given to `define`. */
   get roomName(): string {
     return this.runtime.roomName;
   }
@@ -129,18 +141,22 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
     return this.runtime.clientList() as RoomClient<Data, Auth>[];
   }
 
+  /** The room's clock: timers on it are cleared when the room is disposed. */
   get clock(): RoomClock {
     return this.runtime.clock;
   }
 
+  /** True while `lock()` is in force: matchmaking skips the room. */
   get locked(): boolean {
     return this.runtime.listing.locked;
   }
 
+  /** The listing's metadata, as `setMetadata` left it. */
   get metadata(): Readonly<Record<string, unknown>> {
     return this.runtime.listing.metadata;
   }
 
+  /** True when the room is not listed and only joined by id (see `setPrivate`). */
   get isPrivate(): boolean {
     return this.runtime.listing.private;
   }
@@ -150,6 +166,10 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
     return this.runtime.state;
   }
 
+  /**
+   * Once, before the room is listed, with the options of the client that created it. Throwing leaves nothing
+   * behind: the creator gets `create-failed` (or the `RoomError` thrown).
+   */
   onCreate?(options: Options): void | Promise<void>;
   /**
    * Per room, after the session's own authentication. Return what the room should know of the client (kept in
@@ -160,6 +180,7 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
     options: Options,
     request: SessionRequest,
   ): Auth | false | Promise<Auth | false>;
+  /** After `onAuth` accepted the client, its seat taken; broadcasts reach it once this returns. Throwing: `join-failed`. */
   onJoin?(client: RoomClient<Data, Auth>, options: Options, auth: Auth): void | Promise<void>;
   /** `consented`: the client called `leave()`; false when its connection was lost for good or it was removed. */
   onLeave?(client: RoomClient<Data, Auth>, consented: boolean): void | Promise<void>;
@@ -167,6 +188,7 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   onDisconnect?(client: RoomClient<Data, Auth>): void;
   /** The client is back on the same seat (session resumed, or `reconnect(token)`). */
   onReconnect?(client: RoomClient<Data, Auth>): void;
+  /** Once, when the room is disposed (last client left with `autoDispose`, or `disconnect()`): release resources. */
   onDispose?(): void | Promise<void>;
 
   /** Handles a room message; the payload passed the message's schema. */
@@ -207,6 +229,7 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
     return this.runtime.updateListing({ locked: true });
   }
 
+  /** Undoes `lock()`: matchmaking may seat clients again. */
   unlock(): Promise<void> {
     return this.runtime.updateListing({ locked: false });
   }
@@ -249,8 +272,10 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
 
 // biome-ignore lint/suspicious/noExplicitAny: a room type of any options, data and auth
 export type AnyRoom = Room<any, any, any>;
+/** A room type's constructor, as `define` takes it. */
 export type RoomClass<R extends AnyRoom = AnyRoom> = new () => R;
 // biome-ignore lint/suspicious/noExplicitAny: inference only
+/** The matchmaking options type of a room type. */
 export type OptionsOf<R> = R extends Room<infer O, any, any> ? O : never;
 
 /** Throws a typed error from a handler: `fail('not-your-turn', 'wait for your turn')`. */

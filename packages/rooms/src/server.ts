@@ -26,6 +26,7 @@ import type { AnyRoom, OptionsOf, Room, RoomClass, RoomClient } from './room.js'
 import { RoomRuntime, type RuntimeHost } from './runtime.js';
 import { watchSession } from './session-events.js';
 
+/** Options of {@link RoomServer}. */
 export interface RoomServerOptions {
   /** The session server whose sessions join rooms (`app.quiver` with `@quiver/fastify`). */
   sessions: SessionServer;
@@ -33,6 +34,7 @@ export interface RoomServerOptions {
   driver?: RoomDriver;
   /** Shared keys, locks and pub/sub. Default in memory (one process). */
   presence?: Presence;
+  /** Time source of seat expiry, room timers and simulation. Default the system clock. */
   clock?: Clock;
   /** This process's id in listings and reservations. Default random. */
   processId?: string;
@@ -44,6 +46,7 @@ export interface RoomServerOptions {
   onError?: (error: Error, where: string) => void;
 }
 
+/** Options of one room type, given to `define`. */
 export interface RoomTypeOptions {
   /**
    * Option keys that must equal a room's metadata for `join`/`joinOrCreate` to pick it; rooms created by
@@ -54,6 +57,7 @@ export interface RoomTypeOptions {
 
 /** A room type name with the options its clients matchmake with, for typed calls on both ends. */
 export interface RoomType<Options = Record<string, unknown>> {
+  /** The name the type is defined under, and matchmade by. */
   readonly name: string;
   /** Phantom field carrying `Options`; never set. */
   readonly __options?: Options;
@@ -80,9 +84,13 @@ interface Binding {
  * presence.
  */
 export class RoomServer {
+  /** Counters of rooms, joins, requests and errors, for export (labels: room type names and error codes). */
   readonly metrics: RoomMetrics = createRoomMetrics();
+  /** This process's id in listings and reservations (`options.processId`, else random). */
   readonly processId: string;
+  /** The room registry in use (`options.driver`, else in memory). */
   readonly driver: RoomDriver;
+  /** The presence store in use (`options.presence`, else in memory). */
   readonly presence: Presence;
   private readonly clock: Clock;
   private readonly definitions = new Map<string, Definition>();
@@ -95,7 +103,10 @@ export class RoomServer {
   private readonly host: RuntimeHost;
   private readonly offs: (() => void)[] = [];
 
-  constructor(readonly options: RoomServerOptions) {
+  constructor(
+    /** The options as given. */
+    readonly options: RoomServerOptions,
+  ) {
     this.clock = options.clock ?? systemClock;
     this.processId = options.processId ?? randomToken(6);
     this.driver = options.driver ?? new MemoryDriver({ clock: this.clock });
@@ -156,18 +167,25 @@ export class RoomServer {
     return this.matchmaker.joinOrCreate(nameOf(type), options);
   }
 
+  /** Creates a new room of that type (with `options` as its matchmaking options) and reserves a seat in it. */
   create(type: string | RoomType, options: Record<string, unknown> = {}): Promise<SeatReservation> {
     return this.matchmaker.create(nameOf(type), options);
   }
 
+  /** As `joinOrCreate` but never creates: rejects with `no-room-available` when no room fits. */
   join(type: string | RoomType, options: Record<string, unknown> = {}): Promise<SeatReservation> {
     return this.matchmaker.join(nameOf(type), options);
   }
 
+  /** Reserves a seat in that room, private ones included; rejects when it is unknown, locked or full. */
   joinById(roomId: string, options: Record<string, unknown> = {}): Promise<SeatReservation> {
     return this.matchmaker.joinById(roomId, options);
   }
 
+  /**
+   * Reserves the seat a client held, by its reconnection token, while the room holds it
+   * (`reconnectWindowMs`); rejects with `reconnect-expired` otherwise.
+   */
   reconnect(reconnectToken: string): Promise<SeatReservation> {
     return this.matchmaker.reconnect(reconnectToken);
   }
@@ -354,6 +372,7 @@ function nameOf(type: string | RoomType): string {
   return typeof type === 'string' ? type : type.name;
 }
 
+/** Same as `new RoomServer(options)`. */
 export function createRoomServer(options: RoomServerOptions): RoomServer {
   return new RoomServer(options);
 }

@@ -10,7 +10,9 @@ import type {
 // biome-ignore lint/suspicious/noExplicitAny: any component map
 export type RoomState<M extends ComponentMap = any> = SyncServer<M>;
 
+/** Options of `room.setState`: `C` is the room's client type, `M` the component map of the schema. */
 export interface RoomStateOptions<C, M extends ComponentMap = ComponentMap> {
+  /** The `@quiver/sync` schema of the state's entities and components. */
   schema: SyncSchema<M>;
   /** Options of the sync server (window, budget, position field for radius interest, ...). */
   sync?: SyncServerOptions;

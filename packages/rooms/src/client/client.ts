@@ -17,11 +17,13 @@ import { type ClientRoom, type JoinOptions, joinWithSeat } from './room.js';
 /** Where the session of a reservation connects (what `GET /quiver/info` answers, without the path). */
 export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket' | 'http'>;
 
-/** `POST /quiver/matchmake/:method/:roomName` answers a seat and where to use it. */
+/** `POST <path>/matchmake/:method/:roomName` answers a seat and where to use it. */
 export interface MatchmakeResponse extends SeatReservation {
+  /** Where to open the room's session: the hosting process's endpoints. */
   session: SessionEndpoints;
 }
 
+/** Options of {@link RoomsClient}. */
 export interface RoomsClientOptions {
   /** The server's HTTP origin, e.g. `http://127.0.0.1:4433`; `''` in a page served by the game server. */
   endpoint: string;
@@ -33,6 +35,7 @@ export interface RoomsClientOptions {
   transports?: (endpoints: SessionEndpoints) => TransportCandidate[];
   /** Session options (channels, heartbeat, reconnect, token, ...). */
   session?: Omit<ClientOptions, 'transports' | 'connector'>;
+  /** The `fetch` for matchmaking requests (a polyfill, or one that adds headers). Default `globalThis.fetch`. */
   fetch?: typeof fetch;
 }
 
@@ -44,6 +47,7 @@ export class RoomsClient {
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
+  /** Joins the fullest available room of that type (matching its `filterBy` options), or creates one. */
   joinOrCreate<O, M extends ComponentMap = ComponentMap>(
     type: string | RoomType<O>,
     options?: O,
@@ -52,6 +56,7 @@ export class RoomsClient {
     return this.matchmakeAndJoin('joinOrCreate', nameOf(type), options ?? {}, join);
   }
 
+  /** Creates a new room of that type and joins it. */
   create<O, M extends ComponentMap = ComponentMap>(
     type: string | RoomType<O>,
     options?: O,
@@ -60,6 +65,7 @@ export class RoomsClient {
     return this.matchmakeAndJoin('create', nameOf(type), options ?? {}, join);
   }
 
+  /** Joins an available room of that type; rejects with `no-room-available` when none fits. */
   join<O, M extends ComponentMap = ComponentMap>(
     type: string | RoomType<O>,
     options?: O,
@@ -68,6 +74,7 @@ export class RoomsClient {
     return this.matchmakeAndJoin('join', nameOf(type), options ?? {}, join);
   }
 
+  /** Joins that room, private ones included; rejects when it is unknown, locked or full. */
   joinById<M extends ComponentMap = ComponentMap>(
     roomId: string,
     options?: Record<string, unknown>,

@@ -26,18 +26,23 @@ import {
   StateMsg,
 } from '../protocol.js';
 
+/** Options of joining a room from the client. */
 export interface JoinOptions<M extends ComponentMap = ComponentMap> {
   /** The room's sync schema: the room handle then decodes its state (`room.state`). */
   state?: SyncSchema<M>;
+  /** Options of the state decoder (`@quiver/sync` client); used with `state`. */
   sync?: SyncClientOptions;
   /** Deadline for the room's answer to the join. Default 10 000 ms. */
   timeoutMs?: number;
+  /** Time source of request and join deadlines. Default the system clock. */
   clock?: Clock;
 }
 
+/** Options of one `room.request`. */
 export interface RequestOptions {
   /** Rejects with `timeout` (and cancels the request on the server) after this. Default 10 000 ms. */
   timeoutMs?: number;
+  /** Aborting rejects with `left` and cancels the request on the server. */
   signal?: AbortSignal;
 }
 
@@ -54,6 +59,7 @@ interface RoomEvents {
 
 /** Something that takes interpolation snapshots (`SnapshotFeed` of `@quiver/predict`). */
 export interface SnapshotSink<M extends ComponentMap> {
+  /** Takes one decoded state tick, stamped with the local time it was applied (milliseconds). */
   push(snapshot: ClientSnapshot<M>, localTimeMs: number): void;
 }
 
@@ -62,13 +68,17 @@ export interface SnapshotSink<M extends ComponentMap> {
  * handler's answer; `state` is the decoded sync state when the join named a schema.
  */
 export class ClientRoom<M extends ComponentMap = ComponentMap> {
+  /** The room's id, for `joinById` and logs. */
   roomId: string;
+  /** The room type's name. */
   readonly roomName: string;
+  /** This client's id in the room, as the server's `RoomClient` has it. */
   clientId: string;
   /** `client.reconnect(token)` takes the seat back after the session could not be resumed (page reload). */
   reconnectToken: string;
   /** Decoded room state (`entered`, `changed`, `left`, `snapshot` events), when joined with a schema. */
   readonly state: SyncClient<M> | undefined;
+  /** True once the client is out of the room; `send` and `request` then throw `left`. */
   left = false;
   private nextId = 1;
   private readonly pending = new Map<
@@ -81,6 +91,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   private readonly clock: Clock;
 
   constructor(
+    /** The room's own session (one per joined room). */
     readonly session: ClientSession,
     joined: JoinedFrame,
     options: JoinOptions<M> = {},
@@ -136,6 +147,10 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
     return () => set.delete(handler);
   }
 
+  /**
+   * Sends a room message; returns false when an unreliable message was dropped (as the session's `send`).
+   * Throws `left` once out of the room.
+   */
   send<T>(type: RoomMessage<T>, payload: T, options?: SendOptions): boolean {
     if (this.left) throw new RoomError(RoomErrorCode.LEFT, 'not in the room');
     return this.session.send(type, payload, options);
