@@ -109,4 +109,9 @@ export {
   type SessionLogger,
   type SessionServerOptions,
 } from './server.js';
-export { PERSIST_DEFAULTS, PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
+export {
+  PERSIST_DEFAULTS,
+  PersistedQueue,
+  type PersistQueueOptions,
+  type QueueStorage,
+} from './offline-queue.js';

@@ -1,3 +1,4 @@
+import type { WinnerStorage } from './fallback.js';
 import { decodeValue, encodeValue } from './codec.js';
 import type { MessageType } from './messages.js';
 
@@ -7,13 +8,22 @@ import type { MessageType } from './messages.js';
  * on its first connect. The session's own queue bounds them while the page lives (channel `maxQueuedBytes`,
  * `maxQueuedMessages`); this store has its own bounds, and drops the oldest beyond them, counted.
  */
+/**
+ * The part of the Web Storage API the offline queue uses (`localStorage` has it); typed here so that Node apps need
+ * no DOM types.
+ */
+export interface QueueStorage extends WinnerStorage {
+  /** Forgets `key` (Web Storage `removeItem`). */
+  removeItem(key: string): void;
+}
+
 export interface PersistQueueOptions {
   /** Storage key, one per application and user. */
   key: string;
   /** Message types that may be restored: an entry names its type; unknown names are dropped and counted. */
   messages: MessageType<unknown>[];
   /** Default `localStorage` where it exists; `null` keeps nothing. */
-  storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
+  storage?: QueueStorage | null;
   /** Entries kept at most. Default 256. */
   maxMessages?: number;
   /** Encoded bytes kept at most. Default 256 KiB (well within the 5 MiB browsers give `localStorage`). */
@@ -56,7 +66,7 @@ export class PersistedQueue {
   dropped = 0;
   private entries: Entry[] = [];
   private bytes = 0;
-  private readonly storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
+  private readonly storage: QueueStorage | null;
   private readonly maxMessages: number;
   private readonly maxBytes: number;
 
@@ -141,9 +151,9 @@ export class PersistedQueue {
   }
 }
 
-function defaultStorage(): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null {
+function defaultStorage(): QueueStorage | null {
   try {
-    return (globalThis as { localStorage?: Storage }).localStorage ?? null;
+    return (globalThis as { localStorage?: QueueStorage }).localStorage ?? null;
   } catch {
     return null;
   }
