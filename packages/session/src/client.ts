@@ -17,7 +17,7 @@ import {
   type TransportCandidate,
 } from './fallback.js';
 import type { MessageType } from './messages.js';
-import { PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
+import type { PersistedQueue } from './offline-queue.js';
 import {
   ControlStream,
   type Handler,
@@ -60,9 +60,10 @@ export interface ClientOptions extends PeerOptions {
   onError?: (error: Error) => void;
   /**
    * Opt-in: reliable messages sent while no transport is connected are also kept in storage (`localStorage`), and a
-   * page reloaded before the connection came back sends them on its first connect (README "Offline queue").
+   * page reloaded before the connection came back sends them on its first connect (README "Offline queue"). Pass
+   * `new PersistedQueue({ key, messages })`; taking an instance keeps the store out of bundles that do not use it.
    */
-  persistQueue?: PersistQueueOptions;
+  persistQueue?: PersistedQueue;
 }
 
 /**
@@ -142,8 +143,8 @@ export class ClientSession extends Peer<ClientSession> {
     const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
     const rng = createRng(seed);
     this.rng = rng;
-    if (clientOptions.persistQueue) {
-      const store = new PersistedQueue(clientOptions.persistQueue);
+    const store = clientOptions.persistQueue;
+    if (store) {
       this.persistedQueue = store;
       // Once a transport is connected, what was recorded is in flight through the session's resumable queue.
       this.on('open', () => store.clear());

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
 import type { DeliveryMode, MessageType, QoS } from './messages.js';
-import { DEFAULT_MAX_DEPTH } from './msgpack.js';
+import { DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT } from './msgpack.js';
 import type { ReassemblyOptions } from './reassembly.js';
 
 /** Why a message was dropped. Every drop is counted under one of these. */
@@ -135,7 +135,8 @@ export interface PeerOptions {
   maxOutOfOrder?: number;
   /**
    * Nesting depth of arrays and maps accepted in a received MessagePack payload; deeper is a `DecodeError` (4400).
-   * Default 32. (Lengths need no option: a payload of n bytes never allocates more than n entries.)
+   * Default 32, at most 1000 (the decoder recurses once per level). (Lengths need no option: a payload of n bytes
+   * never allocates more than n entries.)
    */
   maxDepth?: number;
   /**
@@ -208,7 +209,7 @@ export function resolvePeerOptions(options: PeerOptions): ResolvedPeerOptions {
     scheduler: options.scheduler ?? 'strict',
     maxOutOfOrder: options.maxOutOfOrder ?? 4096,
     datagramBacklog: options.datagramBacklog ?? 32,
-    maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
+    maxDepth: Math.min(options.maxDepth ?? DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT),
     // A session must be able to receive one frame of the largest message it accepts.
     maxReceiveBufferBytes: Math.max(
       options.maxReceiveBufferBytes ?? 4 << 20,

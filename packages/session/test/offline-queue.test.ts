@@ -4,7 +4,7 @@
  */
 import { connectMemory, createMemoryListener, type MemoryListener } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
-import { connect, createSessionServer, defineMessage } from '../src/index.js';
+import { connect, createSessionServer, defineMessage, PersistedQueue } from '../src/index.js';
 import { cleanups, until, useCleanup } from './support/harness.js';
 
 useCleanup();
@@ -41,12 +41,13 @@ describe('persisted offline queue', () => {
   it('sends what a previous page queued while offline on the next page first connect', async () => {
     const { name, server, state, seen } = await world();
     const storage = memoryStorage();
-    const persistQueue = { key: 'game:alice', messages: [N], storage };
+    // Each page builds its own store over the same storage, as a reloaded page does.
+    const persistQueue = () => new PersistedQueue({ key: 'game:alice', messages: [N], storage });
     const page1 = await connect(`memory://${name}/q`, {
       connector: connectMemory,
       messages: [N, Pos],
       reconnect: { initialMs: 5, maxMs: 20, seed: 1 },
-      persistQueue,
+      persistQueue: persistQueue(),
     });
     page1.send(N, { n: 0, tag: 'online' });
     await until(() => seen.length === 1);
@@ -64,7 +65,7 @@ describe('persisted offline queue', () => {
     const page2 = await connect(`memory://${name}/q`, {
       connector: connectMemory,
       messages: [N, Pos],
-      persistQueue,
+      persistQueue: persistQueue(),
     });
     cleanups.push(() => page2.close());
     await until(() => seen.length === 3);
@@ -82,7 +83,7 @@ describe('persisted offline queue', () => {
       connector: connectMemory,
       messages: [N],
       reconnect: { initialMs: 5, maxMs: 20, seed: 2 },
-      persistQueue: { key: 'k', messages: [N], storage, maxMessages: 2 },
+      persistQueue: new PersistedQueue({ key: 'k', messages: [N], storage, maxMessages: 2 }),
     });
     cleanups.push(() => c.close());
     await state.listener!.close();
