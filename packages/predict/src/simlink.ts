@@ -5,6 +5,7 @@
  * reads a clock or schedules a timer: the caller moves time, so a run is reproducible and thousands of simulated
  * seconds take a second.
  */
+import { createRng, TimeHeap } from '@quiver/transport';
 import { checkOption } from './errors.js';
 
 /** Options of {@link SimLink}. */
@@ -17,7 +18,7 @@ export interface SimLinkOptions {
   lossRate?: number;
   /** Mean length of a loss burst in packets (default 1: independent losses). */
   meanBurstLength?: number;
-  /** Seed of the link's own generator (mulberry32). Default 1. */
+  /** Seed of the link's own generator (`createRng` of @quiver/transport). Default 1. */
   seed?: number;
   /** Packets in flight before further sends are dropped and counted (default 100000). */
   maxInFlight?: number;
@@ -55,10 +56,9 @@ export class SimLink<T> {
   readonly #pBadToGood: number;
   readonly #maxInFlight: number;
   #bad = false;
-  #state: number;
   #seq = 0;
-  // Binary min-heap on (at, seq).
-  #heap: InFlight<T>[] = [];
+  readonly #heap = new TimeHeap<InFlight<T>>();
+  readonly #random: () => number;
 
   constructor(options: SimLinkOptions = {}) {
     this.delayMs = checkOption('delayMs', options.delayMs ?? 0, 0);
@@ -69,20 +69,12 @@ export class SimLink<T> {
     this.#pBadToGood = 1 / burst;
     // Stationary loss of the chain is p / (p + r).
     this.#pGoodToBad = this.lossRate === 0 ? 0 : (this.lossRate * this.#pBadToGood) / (1 - this.lossRate);
-    this.#state = (options.seed ?? 1) >>> 0;
-  }
-
-  #random(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.#random = createRng(options.seed ?? 1).next;
   }
 
   /** Packets sent and not yet received. */
   get inFlight(): number {
-    return this.#heap.length;
+    return this.#heap.size;
   }
 
   /** Sends `payload` at `nowMs`; returns false when it is lost. */
@@ -94,17 +86,17 @@ export class SimLink<T> {
       this.stats.lost++;
       return false;
     }
-    if (this.#heap.length >= this.#maxInFlight) {
+    if (this.#heap.size >= this.#maxInFlight) {
       this.stats.overflow++;
       return false;
     }
-    this.#push({ at: nowMs + this.delayMs + jitter, seq: this.#seq++, payload });
+    this.#heap.push({ at: nowMs + this.delayMs + jitter, seq: this.#seq++, payload });
     return true;
   }
 
   /** Arrival time of the next packet, or Infinity. */
   get nextArrival(): number {
-    return this.#heap.length ? this.#heap[0].at : Number.POSITIVE_INFINITY;
+    return this.#heap.size ? this.#heap.peek()!.at : Number.POSITIVE_INFINITY;
   }
 
   /** Packets that have arrived by `nowMs`, in arrival order, each with its arrival time. */
@@ -115,48 +107,11 @@ export class SimLink<T> {
     payload: T;
   }[] {
     const out: { at: number; payload: T }[] = [];
-    while (this.#heap.length && this.#heap[0].at <= nowMs) {
-      const p = this.#pop();
+    while (this.#heap.size && this.#heap.peek()!.at <= nowMs) {
+      const p = this.#heap.pop()!;
       out.push({ at: p.at, payload: p.payload });
     }
     this.stats.delivered += out.length;
     return out;
-  }
-
-  #less(a: InFlight<T>, b: InFlight<T>): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  #push(item: InFlight<T>): void {
-    const h = this.#heap;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(h[i], h[parent])) break;
-      [h[i], h[parent]] = [h[parent], h[i]];
-      i = parent;
-    }
-  }
-
-  #pop(): InFlight<T> {
-    const h = this.#heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
   }
 }

@@ -23,4 +23,6 @@ export {
 } from './errors.js';
 export type { Clock, Rng, TimerHandle, TrackedClock } from './clock.js';
 export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
+export type { Timed } from './heap.js';
+export { TimeHeap } from './heap.js';
 export * from './memory/index.js';

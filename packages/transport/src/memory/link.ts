@@ -9,6 +9,7 @@
  * Unreliable frames (datagrams, RFC 9221) are lost, delayed and reordered independently.
  */
 import type { Clock, Rng, TimerHandle } from '../clock.js';
+import { TimeHeap } from '../heap.js';
 
 /** The link model of one direction of the memory transport. */
 export interface LinkOptions {
@@ -131,7 +132,7 @@ export class Link<F> {
   #deliver: (frame: F, size: number) => void;
   #onLost: ((frame: F) => void) | undefined;
   // Binary min-heap on (at, seq).
-  #heap: Scheduled<F>[] = [];
+  readonly #heap = new TimeHeap<Scheduled<F>>();
   #seq = 0;
   #wireFreeAt = Number.NEGATIVE_INFINITY;
   #lastReliableAt = Number.NEGATIVE_INFINITY;
@@ -156,7 +157,7 @@ export class Link<F> {
 
   /** Frames in flight. */
   get inFlight(): number {
-    return this.#heap.length;
+    return this.#heap.size;
   }
 
   /** Bytes not yet serialized onto the wire at the current time (the sender's queue behind the bandwidth cap). */
@@ -200,7 +201,7 @@ export class Link<F> {
       at = Math.max(at, this.#lastReliableAt);
       this.#lastReliableAt = at;
     }
-    this.#push({ at, seq: this.#seq++, frame, size, unreliable });
+    this.#heap.push({ at, seq: this.#seq++, frame, size, unreliable });
     this.#arm();
     return true;
   }
@@ -212,20 +213,20 @@ export class Link<F> {
   dropInFlight(which: (frame: F) => boolean = () => true): F[] {
     const dropped: F[] = [];
     const kept: Scheduled<F>[] = [];
-    while (this.#heap.length > 0) {
-      const item = this.#pop();
+    while (this.#heap.size > 0) {
+      const item = this.#heap.pop()!;
       if (which(item.frame)) dropped.push(item.frame);
       else kept.push(item);
     }
     this.#lastReliableAt = Number.NEGATIVE_INFINITY;
     for (const item of kept) {
-      this.#heap.push(item); // already in heap order
+      this.#heap.push(item);
       if (!item.unreliable) this.#lastReliableAt = item.at;
     }
     this.#wireFreeAt = Math.min(this.#wireFreeAt, this.#clock.now());
     this.#disarm();
     this.#arm();
-    if (this.#heap.length === 0) this.#notifyIdle();
+    if (this.#heap.size === 0) this.#notifyIdle();
     return dropped;
   }
 
@@ -237,7 +238,7 @@ export class Link<F> {
 
   /** Resolves when nothing is in flight. */
   whenIdle(): Promise<void> {
-    if (this.#heap.length === 0) return Promise.resolve();
+    if (this.#heap.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -246,8 +247,8 @@ export class Link<F> {
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#clock.now();
     try {
-      while (this.#heap.length > 0 && this.#heap[0].at <= now) {
-        const item = this.#pop();
+      while (this.#heap.size > 0 && this.#heap.peek()!.at <= now) {
+        const item = this.#heap.pop()!;
         this.counters.framesDelivered++;
         this.counters.bytesDelivered += item.size;
         this.#deliver(item.frame, item.size);
@@ -256,16 +257,16 @@ export class Link<F> {
     } finally {
       // Even if a receiver threw, later frames must still be delivered and whenIdle() must still settle.
       this.#arm();
-      if (this.#heap.length === 0) this.#notifyIdle();
+      if (this.#heap.size === 0) this.#notifyIdle();
     }
   };
 
   #arm(): void {
-    if (this.#heap.length === 0) {
+    if (this.#heap.size === 0) {
       this.#disarm();
       return;
     }
-    const at = this.#heap[0].at;
+    const at = this.#heap.peek()!.at;
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     this.#disarm();
     this.#timerAt = at;
@@ -281,42 +282,5 @@ export class Link<F> {
   #notifyIdle(): void {
     const waiters = this.#idleWaiters.splice(0);
     for (const w of waiters) w();
-  }
-
-  #less(a: Scheduled<F>, b: Scheduled<F>): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  #push(item: Scheduled<F>): void {
-    const h = this.#heap;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(h[i], h[parent])) break;
-      [h[i], h[parent]] = [h[parent], h[i]];
-      i = parent;
-    }
-  }
-
-  #pop(): Scheduled<F> {
-    const h = this.#heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
   }
 }
