@@ -17,6 +17,7 @@ export interface QueueStorage extends WinnerStorage {
   removeItem(key: string): void;
 }
 
+/** Options of {@link PersistedQueue}: where the queue lives and how much it keeps. */
 export interface PersistQueueOptions {
   /** Storage key, one per application and user. */
   key: string;
