@@ -14,7 +14,7 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readSlot } = codec;
+const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readMultiDelta, readSlot } = codec;
 
 /** Options of {@link SyncClient}. */
 export interface SyncClientOptions {
@@ -302,8 +302,8 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
-    // Every record takes at least 5 bits (gap and kind): a count the packet cannot hold is rejected up front.
-    if (count * 5 > r.totalBits - r.pos)
+    // Every record takes at least 4 bits (gap and kind): a count the packet cannot hold is rejected up front.
+    if (count * 4 > r.totalBits - r.pos)
       throw new SyncError('truncated', `${count} records in ${r.totalBits} bits`);
     const nComps = this.comps.length;
     const row = this.row;
@@ -311,7 +311,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     for (let i = 0; i < count; i++) {
       slot += r.readExpGolomb(GAP_K) + 1;
       if (slot >= max) throw new SyncError('corrupt', `entity slot ${slot} >= maxEntities`);
-      const kind = r.readBits(2);
+      const kind = !r.readBit() ? KIND_UPDATE : r.readBit() ? KIND_REMOVE : KIND_FULL;
       // A removal past the known slots changes nothing: it must not make the view grow (memory on a peer's word).
       if (kind === KIND_REMOVE && slot >= v.hw) continue;
       this.grow(v, slot + 1);
@@ -400,9 +400,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     const a = o + f.slot;
     if (f.kind === 'string') this.readString(r, f, vals, o);
     else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a], f.wrap[0]);
-    else
-      for (let k = 0; k < f.slotCount; k++)
-        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k], f.wrap[k]);
+    else readMultiDelta(r, f, vals, a);
   }
 
   private readString(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {

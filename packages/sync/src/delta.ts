@@ -14,9 +14,11 @@ const {
   KIND_FULL,
   KIND_REMOVE,
   KIND_UPDATE,
+  multiDeltaBits,
   predictRow,
   slotCost,
   writeFieldAbsolute,
+  writeMultiDelta,
   writeSlot,
 } = codec;
 
@@ -106,7 +108,9 @@ export class DeltaEncoder {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, counting);
     if (this.recEmpty) return;
     const kind = this.recKind;
-    w.writeBits(kind, 2);
+    // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
+    if (kind === KIND_UPDATE) w.writeBit(0);
+    else w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
     if (kind === KIND_REMOVE) return;
     // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
     if (kind === KIND_UPDATE) {
@@ -134,7 +138,7 @@ export class DeltaEncoder {
     if (this.recEmpty) return 0;
     const kind = this.recKind;
     if (kind === KIND_REMOVE) return 2;
-    let n = 2 + this.bodyLen[e];
+    let n = (kind === KIND_UPDATE ? 1 : 2) + this.bodyLen[e];
     if (kind === KIND_UPDATE)
       n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
     return n;
@@ -318,12 +322,7 @@ export class DeltaEncoder {
         const ba = bo + f.slot;
         if (f.kind === 'string') writeFieldAbsolute(w, f, vals, o, this.store.strings.utf8);
         else if (f.slotCount === 1) writeSlot(w, f.widths[0], vals[a], bvals[ba], f.wrap[0]);
-        else
-          for (let k = 0; k < f.slotCount; k++) {
-            const d = vals[a + k] !== bvals[ba + k];
-            w.writeBit(d);
-            if (d) writeSlot(w, f.widths[k], vals[a + k], bvals[ba + k], f.wrap[k]);
-          }
+        else writeMultiDelta(w, f, vals, a, bvals, ba);
       }
     }
     return any;
@@ -367,13 +366,23 @@ export class DeltaEncoder {
       if (!(mask & (1 << c.index))) continue;
       for (const f of c.fields) {
         if (!isPredictable(f) || (f.ownerOnly && !isOwner)) continue;
-        for (let k = 0; k < f.slotCount; k++) {
-          const v = vals[o + f.slot + k];
-          const b = bvals[o + f.slot + k];
-          if (v !== b) differs = true;
-          without += slotCost(f.widths[k], v, b, f.wrap[k]);
-          withPred += slotCost(f.widths[k], v, pred[f.slot + k], f.wrap[k]);
+        const a = o + f.slot;
+        if (f.slotCount === 1) {
+          const v = vals[a];
+          if (v !== bvals[a]) differs = true;
+          without += slotCost(f.widths[0], v, bvals[a], f.wrap[0]);
+          withPred += slotCost(f.widths[0], v, pred[f.slot], f.wrap[0]);
+          continue;
         }
+        let d0 = false;
+        let d1 = false;
+        for (let k = 0; k < f.slotCount; k++) {
+          if (vals[a + k] !== bvals[a + k]) d0 = true;
+          if (vals[a + k] !== pred[f.slot + k]) d1 = true;
+        }
+        if (d0) differs = true;
+        without += d0 ? 1 + multiDeltaBits(f, vals, a, bvals, a) : 1;
+        withPred += d1 ? 1 + multiDeltaBits(f, vals, a, pred, f.slot) : 1;
       }
     }
     return differs && withPred < without;

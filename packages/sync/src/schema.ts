@@ -257,6 +257,8 @@ export interface CompiledField {
   readonly step: readonly number[];
   /** Per slot: the modulus of a wrapping slot (angles: steps per turn), 0 otherwise. Deltas wrap around it. */
   readonly wrap: readonly number[];
+  /** Widest slot of a multi-slot field's shared-width delta (a quaternion's index excluded): its "absolute" code. */
+  readonly jointMax: number;
   readonly reliable: boolean;
   readonly priority: number;
   readonly ownerOnly: boolean;
@@ -302,8 +304,11 @@ export interface SyncSchema<M extends ComponentMap = ComponentMap> {
 }
 
 const MAX_COMPONENTS = 31;
-/** 2: ranges cut into equal steps ending at max, exact identity quaternions, angles, value prediction. */
-const WIRE_VERSION = 2;
+/**
+ * 2: ranges cut into equal steps ending at max, exact identity quaternions, angles, value prediction.
+ * 3: shared-width deltas of multi-slot fields, a 1-bit UPDATE kind.
+ */
+const WIRE_VERSION = 3;
 
 export function bitsFor(maxValue: number): number {
   if (maxValue <= 0) return 0;
@@ -392,6 +397,7 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
     hi,
     step,
     wrap,
+    jointMax: Math.max(0, ...widths.slice(f.kind === 'quat' ? 1 : 0)),
     reliable: f.options.reliable ?? false,
     priority: f.options.priority ?? 1,
     ownerOnly: f.options.ownerOnly ?? false,

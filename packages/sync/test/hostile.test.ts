@@ -77,7 +77,7 @@ describe('hostile packets', () => {
     const { client } = established();
     const w = header(3, 0, 1);
     w.writeExpGolomb(5, 2); // slot 5
-    w.writeBits(1, 2); // FULL
+    w.writeBits(0b10, 2); // FULL
     w.writeExpGolomb(99, 8); // id
     w.writeBits(1, 1); // mask
     w.writeBits(0, 11); // p.x
@@ -92,7 +92,7 @@ describe('hostile packets', () => {
     for (let k = 0; k < 200; k++) {
       const w = header(3 + k, 2, 1);
       w.writeExpGolomb((1 << 20) - 1, 2); // the last slot: a view grown to it would be 2^20 x 5 x 4 bytes
-      w.writeBits(2, 2); // REMOVE
+      w.writeBits(0b11, 2); // REMOVE
       client.receive(w.bytes());
     }
     expect(client.size).toBe(2);
@@ -104,7 +104,7 @@ describe('hostile packets', () => {
     const update = (b1Back: number, slot: number) => {
       const w = header(3, 2, 1);
       w.writeExpGolomb(slot, 2);
-      w.writeBits(0, 2); // UPDATE
+      w.writeBit(0); // UPDATE
       w.writeBit(0); // baseline = the packet's (tick 2)
       w.writeBit(1); // predicted
       w.writeExpGolomb(b1Back, 0); // b1 = 2 - 1 - b1Back
@@ -136,7 +136,7 @@ describe('hostile packets', () => {
     }
     const w = header(6, 5, 1);
     w.writeExpGolomb(0, 2);
-    w.writeBits(0, 2);
+    w.writeBit(0); // UPDATE
     w.writeBit(0);
     w.writeBit(1);
     w.writeExpGolomb(1, 0); // b1 = 3: never applied
