@@ -14,7 +14,7 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readMultiDelta, readSlot } = codec;
+const { ACK_BYTES, ACK_HISTORY, GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readMultiDelta, readSlot } = codec;
 
 /** Options of {@link SyncClient}. */
 export interface SyncClientOptions {
@@ -185,18 +185,20 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return out;
   }
 
-  /** 8 bytes: the newest decoded tick (u32 BE) and a bitfield of the 32 ticks before it. */
+  /** 4 bytes: the newest decoded tick modulo 2^16 and which of the 15 ticks before it were decoded (codec.ts). */
   createAck(): Uint8Array {
-    const out = new Uint8Array(8);
-    const newest = this.cur?.tick ?? 0;
+    const out = new Uint8Array(ACK_BYTES);
+    if (!this.cur) return out;
+    const newest = this.cur.tick;
     let mask = 0;
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < ACK_HISTORY; i++) {
       const t = newest - 1 - i;
       if (t > 0 && this.received[t % 64] === t) mask |= 1 << i;
     }
-    const dv = new DataView(out.buffer);
-    dv.setUint32(0, newest);
-    dv.setUint32(4, mask >>> 0);
+    out[0] = (newest >>> 8) & 0xff;
+    out[1] = newest & 0xff;
+    out[2] = 0x80 | (mask >>> 8);
+    out[3] = mask & 0xff;
     return out;
   }
 
@@ -226,8 +228,12 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
       }
       // Records apply on top of the newest state (so nothing received ever goes back in time); each update
       // is a delta against the state of the tick the server knows this client holds for that entity.
+      const packetBase = back === 0 ? 0 : tick - back;
+      const back2 = packetBase > 0 && this.schema.predictable ? r.readExpGolomb(0) : 0;
+      if (back2 >= packetBase && back2 > 0)
+        throw new SyncError('corrupt', `bad second baseline distance ${back2}`);
       view = this.acquire(tick, this.cur);
-      this.decodeRecords(r, view, tick, back === 0 ? 0 : tick - back);
+      this.decodeRecords(r, view, tick, packetBase, back2 === 0 ? 0 : packetBase - back2);
       if (!r.atPaddedEnd()) throw new SyncError('corrupt', 'trailing bytes after the last record');
     } catch (err) {
       if (view) this.pool.push(view);
@@ -298,7 +304,13 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return base;
   }
 
-  private decodeRecords(r: BitReader, v: ClientView, tick: number, packetBase: number): void {
+  private decodeRecords(
+    r: BitReader,
+    v: ClientView,
+    tick: number,
+    packetBase: number,
+    packetBase2: number,
+  ): void {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
@@ -348,7 +360,8 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         v.values.set(base.values.subarray(o, o + row), o);
         const bmask = base.masks[slot];
         if (this.schema.predictable && r.readBit()) {
-          const b1 = bt - 1 - r.readExpGolomb(0);
+          const b1 =
+            bt === packetBase && packetBase2 > 0 && r.readBit() ? packetBase2 : bt - 1 - r.readExpGolomb(0);
           if (b1 < 1) throw new SyncError('corrupt', `prediction baseline tick ${b1}`);
           const base2 = this.baselineView(b1);
           if (slot >= base2.hw || base2.ids[slot] !== base.ids[slot] || base2.masks[slot] !== bmask)

@@ -103,6 +103,7 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
     counting: boolean,
   ): void {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, counting);
@@ -120,7 +121,19 @@ export class DeltaEncoder {
         w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
       }
     }
-    if (counting && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
+    if (kind === KIND_UPDATE && this.predictable) {
+      // The second baseline: one bit when it is the packet's (header), else its distance from the first.
+      if (this.bodyFlags[e] & BODY_PREDICTED) {
+        w.writeBit(1);
+        if (counting) this.stats.predicted++;
+        const base2e = this.bodyKey2[e];
+        if (baseTick === packetBase && packetBase2 > 0) {
+          const same = base2e === packetBase2;
+          w.writeBit(same);
+          if (!same) w.writeExpGolomb(baseTick - base2e - 1, 0);
+        } else w.writeExpGolomb(baseTick - base2e - 1, 0);
+      } else w.writeBit(0);
+    }
     w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
   }
 
@@ -133,14 +146,24 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
   ): number {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, false);
     if (this.recEmpty) return 0;
     const kind = this.recKind;
     if (kind === KIND_REMOVE) return 2;
     let n = (kind === KIND_UPDATE ? 1 : 2) + this.bodyLen[e];
-    if (kind === KIND_UPDATE)
+    if (kind === KIND_UPDATE) {
       n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
+      if (this.predictable) {
+        n++;
+        if (this.bodyFlags[e] & BODY_PREDICTED) {
+          const far = expGolombBits(baseTick - this.bodyKey2[e] - 1, 0);
+          if (baseTick === packetBase && packetBase2 > 0) n += this.bodyKey2[e] === packetBase2 ? 1 : 1 + far;
+          else n += far;
+        }
+      }
+    }
     return n;
   }
 
@@ -272,14 +295,13 @@ export class DeltaEncoder {
     const bmask = baseSnap.masks[s];
     let predicted = false;
     if (this.predictable) {
+      // The flag and the second baseline are written by `write` (the packet header may name the second baseline).
       if (baseSnap2 && this.predictionPays(snap, baseSnap, baseSnap2, b0, b1, s, isOwner)) {
         predicted = true;
         this.lastPredicted = true;
-        w.writeBit(1);
-        w.writeExpGolomb(b0 - b1 - 1, 0);
         bvals = this.pred;
         bo = 0;
-      } else w.writeBit(0);
+      }
     }
     const maskChanged = mask !== bmask;
     w.writeBit(maskChanged);
@@ -359,7 +381,8 @@ export class DeltaEncoder {
     );
     const vals = snap.values;
     const bvals = baseSnap.values;
-    let withPred = expGolombBits(b0 - b1 - 1, 0);
+    // The flag's second bit (usually the packet's second baseline).
+    let withPred = 1;
     let without = 0;
     let differs = false;
     for (const c of this.comps) {

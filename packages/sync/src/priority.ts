@@ -63,6 +63,7 @@ export class PrioritySelector {
     n: number,
     headerBits: number,
     p: number,
+    p2: number,
   ): { count: number; deferred: number } {
     const { cand, candBase, candBase2 } = c;
     const keys = this.keys.subarray(0, n);
@@ -114,7 +115,7 @@ export class PrioritySelector {
       // The low 21 bits (floating-point modulo is slow).
       const i = key - Math.floor(key / 2097152) * 2097152;
       const reliable = key >= 0x80000000 * 2097152;
-      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p);
+      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
         chosen[i] = 2;
         order[picked + empty++] = i;
@@ -142,7 +143,7 @@ export class PrioritySelector {
       }
       const s = cand[i] >>> 3;
       w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       kinds[i] = delta.recKind;
       prev = s;
       count++;

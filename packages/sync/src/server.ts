@@ -393,6 +393,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     w.writeBits(this.schema.hash, 32);
     w.writeBits(t, 32);
     w.writeExpGolomb(p === 0 ? 0 : t - p, 0);
+    // The packet's second baseline (the prediction's, for records against p): 0 for none.
+    if (p > 0 && this.schema.predictable) w.writeExpGolomb(p2 === 0 ? 0 : p - p2, 0);
     const countPos = w.pos;
     w.writeBits(0, this.countBits);
     const headerBits = w.pos;
@@ -413,7 +415,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       const s = cand[i] >>> 3;
       const mark = w.pos;
       w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       if (delta.recEmpty) {
         w.rewind(mark);
         kinds[i] = KIND_VIRTUAL;
@@ -434,7 +436,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       this.stats.refreshes = refreshes0;
       this.stats.predicted = predicted0;
       w.rewind(headerBits);
-      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p));
+      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p, p2));
       order = this.priority.order;
     }
     // The count was reserved as zero bits; OR it in now that it is known.
@@ -471,11 +473,17 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private previousAcked(cs: ClientState, p: number): number {
     if (!this.schema.predictable) return 0;
     const from = Math.max(cs.completeSince, this.store.oldest, p - 4095);
+    // The newest such tick at least half the ticks ahead (t - p) before p, else the oldest one after that.
+    const span = Math.max(1, (this.store.tickNo - p) >>> 1);
+    let found = 0;
     for (let t = p - 1; t >= from; t--) {
       const sent = cs.ring[t % this.window];
-      if (sent && sent.tick === t && sent.acked && this.store.snapshotAt(t)) return t;
+      if (sent && sent.tick === t && sent.acked && this.store.snapshotAt(t)) {
+        found = t;
+        if (p - t >= span) break;
+      }
     }
-    return 0;
+    return found;
   }
 
   /** Candidates of a clean client: everything that differs between the world of tick p and now. */

@@ -25,12 +25,16 @@ const schema = defineSchema(
 );
 const COUNT_BITS = 21; // bitsFor(2^20)
 
-/** Header of a packet for `tick` against the client's ack `base` (0 = none), then `count` records. */
-function header(tick: number, base: number, count: number): BitWriter {
+/**
+ * Header of a packet for `tick` against the client's ack `base` (0 = none) and second baseline `base2` (0 = none),
+ * then `count` records.
+ */
+function header(tick: number, base: number, count: number, base2 = 0): BitWriter {
   const w = new BitWriter(64);
   w.writeBits(schema.hash, 32);
   w.writeBits(tick, 32);
   w.writeExpGolomb(base === 0 ? 0 : tick - base, 0);
+  if (base > 0) w.writeExpGolomb(base2 === 0 ? 0 : base - base2, 0);
   w.writeBits(count, COUNT_BITS);
   return w;
 }
@@ -120,6 +124,39 @@ describe('hostile packets', () => {
     expectRejected(established().client, update(6, 1), 'corrupt');
     // A slot that is empty at the baseline.
     expectRejected(established().client, update(0, 7), 'corrupt');
+  });
+
+  test("the header's second baseline: past tick 1 is corrupt; one the client does not hold is baseline-missing", () => {
+    const viaHeader = (base2: number) => {
+      const w = header(3, 2, 1, base2);
+      w.writeExpGolomb(0, 2);
+      w.writeBit(0); // UPDATE
+      w.writeBit(0); // baseline = the packet's (tick 2)
+      w.writeBit(1); // predicted
+      w.writeBit(1); // from the header's second baseline
+      w.writeBit(0); // mask unchanged
+      w.writeBit(0); // component unchanged
+      return w.bytes();
+    };
+    expect(established().client.receive(viaHeader(1))).toBe(true);
+    // Second baseline at distance 2 from tick 2: tick 0.
+    const corrupt = new BitWriter(64);
+    corrupt.writeBits(schema.hash, 32);
+    corrupt.writeBits(3, 32);
+    corrupt.writeExpGolomb(1, 0);
+    corrupt.writeExpGolomb(2, 0);
+    corrupt.writeBits(0, COUNT_BITS);
+    expectRejected(established().client, corrupt.bytes(), 'corrupt');
+    // A client that never applied tick 1 (it joined at tick 2's packet) cannot predict from it.
+    const server = new SyncServer(schema, { budgetBytes: 8000, maxPacketBytes: 8000 });
+    const late = new SyncClient(schema);
+    server.addClient(1);
+    server.spawn({ c: { p: { x: 1, y: 1 } } });
+    server.tick();
+    server.encodeFor(1); // tick 1: lost
+    server.tick();
+    late.receive(server.encodeFor(1));
+    expectRejected(late, viaHeader(1), 'baseline-missing');
   });
 
   test('a prediction from a tick the client never held is baseline-missing', () => {
