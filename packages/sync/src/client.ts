@@ -212,28 +212,40 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     let view: ClientView | null = null;
     try {
       const r = new BitReader(bytes);
-      const hash = r.readBits(32);
-      if (hash !== this.schema.hash)
-        throw new SyncError(
-          'schema-mismatch',
-          `schema hash ${hash.toString(16)} != ${this.schema.hash.toString(16)}`,
-        );
-      const tick = r.readBits(32);
-      const back = r.readExpGolomb(0);
-      if (tick === 0 || back >= tick)
-        throw new SyncError('corrupt', `bad tick ${tick} / baseline distance ${back}`);
+      let tick: number;
+      if (r.readBit()) {
+        const hash = r.readBits(32);
+        if (hash !== this.schema.hash)
+          throw new SyncError(
+            'schema-mismatch',
+            `schema hash ${hash.toString(16)} != ${this.schema.hash.toString(16)}`,
+          );
+        tick = r.readBits(32);
+      } else {
+        // Compact header: sent only once this client acknowledged a packet, so after it checked the hash.
+        if (!this.cur) throw new SyncError('corrupt', 'compact header before any packet with the schema hash');
+        // The tick modulo 2^16: the one nearest to the newest applied tick.
+        const c = this.cur.tick;
+        let d = (r.readBits(16) - (c & 0xffff)) & 0xffff;
+        if (d >= 0x8000) d -= 0x10000;
+        tick = c + d;
+      }
       if (this.cur && tick <= this.cur.tick) {
         this.stats.stale++;
         return false;
       }
+      const back = r.readExpGolomb(0);
+      if (tick === 0 || back >= tick)
+        throw new SyncError('corrupt', `bad tick ${tick} / baseline distance ${back}`);
       // Records apply on top of the newest state (so nothing received ever goes back in time); each update
       // is a delta against the state of the tick the server knows this client holds for that entity.
       const packetBase = back === 0 ? 0 : tick - back;
       const back2 = packetBase > 0 && this.schema.predictable ? r.readExpGolomb(0) : 0;
       if (back2 >= packetBase && back2 > 0)
         throw new SyncError('corrupt', `bad second baseline distance ${back2}`);
+      const gapK = r.readBits(2);
       view = this.acquire(tick, this.cur);
-      this.decodeRecords(r, view, tick, packetBase, back2 === 0 ? 0 : packetBase - back2);
+      this.decodeRecords(r, view, tick, packetBase, back2 === 0 ? 0 : packetBase - back2, gapK);
       if (!r.atPaddedEnd()) throw new SyncError('corrupt', 'trailing bytes after the last record');
     } catch (err) {
       if (view) this.pool.push(view);
@@ -310,18 +322,19 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     tick: number,
     packetBase: number,
     packetBase2: number,
+    gapK: number,
   ): void {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
-    // Every record takes at least 4 bits (gap and kind): a count the packet cannot hold is rejected up front.
-    if (count * 4 > r.totalBits - r.pos)
+    // Every record takes at least gapK + 2 bits (gap and kind): a count the packet cannot hold is rejected up front.
+    if (count * (gapK + 2) > r.totalBits - r.pos)
       throw new SyncError('truncated', `${count} records in ${r.totalBits} bits`);
     const nComps = this.comps.length;
     const row = this.row;
     let slot = -1;
     for (let i = 0; i < count; i++) {
-      slot += r.readExpGolomb(GAP_K) + 1;
+      slot += r.readExpGolomb(gapK) + 1;
       if (slot >= max) throw new SyncError('corrupt', `entity slot ${slot} >= maxEntities`);
       const kind = !r.readBit() ? KIND_UPDATE : r.readBit() ? KIND_REMOVE : KIND_FULL;
       // A removal past the known slots changes nothing: it must not make the view grow (memory on a peer's word).

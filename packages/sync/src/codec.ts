@@ -37,7 +37,8 @@ export const KIND_FULL = 1;
 export const KIND_REMOVE = 2;
 export const GAP_K = 2;
 export const ID_K = 8;
-export const HEADER_FIXED_BITS = 64;
+/** Upper bound of the header's fixed fields: the full form's flag, hash and tick, and the gap order. */
+export const HEADER_FIXED_BITS = 67;
 export const DELTA_WIDTHS = [2, 4, 7, 11] as const;
 /** Slots this narrow are always absolute: a mode bit would cost more than it saves. */
 export const ABSOLUTE_ONLY_WIDTH = 4;

@@ -8,7 +8,7 @@ import type { EntityStore, Snapshot } from './store.js';
 
 const { expGolombBits } = bits;
 type BitWriter = bits.BitWriter;
-const { GAP_K, KIND_UPDATE } = codec;
+const { KIND_UPDATE } = codec;
 
 /** Accumulator gain per record kind (update, full, remove): removals and creations first. */
 const KIND_WEIGHT = [1, 2, 4];
@@ -48,7 +48,8 @@ export class PrioritySelector {
     this.chosen = new Uint8Array(store.max);
     this.order = new Int32Array(store.max);
     this.fieldWeights = store.comps.some((c) => c.fields.some((f) => f.priority !== 1 || f.reliable));
-    this.gapBound = expGolombBits(store.max, GAP_K);
+    // The longest gap in the costliest code order (0).
+    this.gapBound = expGolombBits(store.max, 0);
   }
 
   /**
@@ -64,6 +65,7 @@ export class PrioritySelector {
     headerBits: number,
     p: number,
     p2: number,
+    gapK: number,
   ): { count: number; deferred: number } {
     const { cand, candBase, candBase2 } = c;
     const keys = this.keys.subarray(0, n);
@@ -142,7 +144,7 @@ export class PrioritySelector {
         continue;
       }
       const s = cand[i] >>> 3;
-      w.writeExpGolomb(s - prev - 1, GAP_K);
+      w.writeExpGolomb(s - prev - 1, gapK);
       delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       kinds[i] = delta.recKind;
       prev = s;

@@ -18,7 +18,7 @@ import { EntityStore, type Snapshot } from './store.js';
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
 const { BitWriter, expGolombBits } = bits;
-const { GAP_K, HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
+const { HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
 
 /** How the application names a client to the sync server (e.g. a session id). */
 export type ClientKey = string | number;
@@ -189,7 +189,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       HEADER_FIXED_BITS +
       64 +
       this.countBits +
-      expGolombBits(this.max, GAP_K) +
+      expGolombBits(this.max, 0) +
       this.schema.maxFullRecordBits;
     if (!(bytes * 8 >= need))
       throw new RangeError(
@@ -388,19 +388,31 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       }
     }
     this.interest.compute(cs, snap);
+    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
+    const { cand, candBase, candBase2, kinds } = this.candidates;
     const w = this.writer;
     w.reset();
-    w.writeBits(this.schema.hash, 32);
-    w.writeBits(t, 32);
+    if (p === 0) {
+      // Full header: the schema hash and the whole tick, until the client has acknowledged a packet (which it
+      // applied only after checking a hash: see codec.ts).
+      w.writeBit(1);
+      w.writeBits(this.schema.hash, 32);
+      w.writeBits(t, 32);
+    } else {
+      w.writeBit(0);
+      w.writeBits(t & 0xffff, 16);
+    }
     w.writeExpGolomb(p === 0 ? 0 : t - p, 0);
     // The packet's second baseline (the prediction's, for records against p): 0 for none.
     if (p > 0 && this.schema.predictable) w.writeExpGolomb(p2 === 0 ? 0 : p - p2, 0);
+    // Order of the slot gaps' exp-Golomb code, from the candidates' density: dense packets (every entity moving)
+    // spend 1 bit per record on its slot.
+    const density = n === 0 ? 1 : snap.hw / n;
+    const gapK = Math.min(3, Math.max(0, 31 - Math.clz32(Math.floor(density)) - 1));
+    w.writeBits(gapK, 2);
     const countPos = w.pos;
     w.writeBits(0, this.countBits);
     const headerBits = w.pos;
-
-    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
-    const { cand, candBase, candBase2, kinds } = this.candidates;
 
     // Fast path: everything in one pass; fall back to prioritised selection when over budget.
     const delta = this.delta;
@@ -414,7 +426,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     for (let i = 0; i < n && !over; i++) {
       const s = cand[i] >>> 3;
       const mark = w.pos;
-      w.writeExpGolomb(s - prev - 1, GAP_K);
+      w.writeExpGolomb(s - prev - 1, gapK);
       delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       if (delta.recEmpty) {
         w.rewind(mark);
@@ -436,7 +448,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       this.stats.refreshes = refreshes0;
       this.stats.predicted = predicted0;
       w.rewind(headerBits);
-      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p, p2));
+      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p, p2, gapK));
       order = this.priority.order;
     }
     // The count was reserved as zero bits; OR it in now that it is known.

@@ -126,13 +126,18 @@ describe('decoder fuzzing: bad packets are rejected with a typed error and leave
   });
 
   test('a delta against a baseline the client never had is rejected as baseline-missing', () => {
-    const { next } = established(3);
-    const fresh = new SyncClient(schema);
-    const err = catchError(() => fresh.receive(next));
+    const { next, packets } = established(3);
+    // A client that got only the first packet (the full header, with the schema hash), not the baseline of `next`.
+    const late = new SyncClient(schema);
+    expect(late.receive(packets[0])).toBe(true);
+    const size = late.size;
+    const err = catchError(() => late.receive(next));
     expect((err as SyncError).code).toBe('baseline-missing');
-    expect(fresh.stats.rejected.baselineMissing).toBe(1);
-    expect(fresh.tick).toBe(0);
-    expect(fresh.size).toBe(0);
+    expect(late.stats.rejected.baselineMissing).toBe(1);
+    expect(late.tick).toBe(1);
+    expect(late.size).toBe(size);
+    // A fresh client cannot even check the schema of `next` (no hash in a compact header): corrupt.
+    expect((catchError(() => new SyncClient(schema).receive(next)) as SyncError).code).toBe('corrupt');
   });
 
   test('baselines older than the client window are rejected (window too small for the server)', () => {

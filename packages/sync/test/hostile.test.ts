@@ -31,10 +31,12 @@ const COUNT_BITS = 21; // bitsFor(2^20)
  */
 function header(tick: number, base: number, count: number, base2 = 0): BitWriter {
   const w = new BitWriter(64);
+  w.writeBit(1); // full header
   w.writeBits(schema.hash, 32);
   w.writeBits(tick, 32);
   w.writeExpGolomb(base === 0 ? 0 : tick - base, 0);
   if (base > 0) w.writeExpGolomb(base2 === 0 ? 0 : base - base2, 0);
+  w.writeBits(2, 2); // slot gaps in exp-Golomb order 2
   w.writeBits(count, COUNT_BITS);
   return w;
 }
@@ -141,10 +143,12 @@ describe('hostile packets', () => {
     expect(established().client.receive(viaHeader(1))).toBe(true);
     // Second baseline at distance 2 from tick 2: tick 0.
     const corrupt = new BitWriter(64);
+    corrupt.writeBit(1);
     corrupt.writeBits(schema.hash, 32);
     corrupt.writeBits(3, 32);
     corrupt.writeExpGolomb(1, 0);
     corrupt.writeExpGolomb(2, 0);
+    corrupt.writeBits(2, 2);
     corrupt.writeBits(0, COUNT_BITS);
     expectRejected(established().client, corrupt.bytes(), 'corrupt');
     // A client that never applied tick 1 (it joined at tick 2's packet) cannot predict from it.
@@ -157,6 +161,25 @@ describe('hostile packets', () => {
     server.tick();
     late.receive(server.encodeFor(1));
     expectRejected(late, viaHeader(1), 'baseline-missing');
+  });
+
+  test('a compact header (no schema hash) before any packet with the hash is corrupt; later its tick is exact', () => {
+    const compact = (low: number) => {
+      const w = new BitWriter(16);
+      w.writeBit(0);
+      w.writeBits(low, 16);
+      w.writeExpGolomb(0, 0);
+      w.writeBits(0, 2);
+      w.writeBits(0, COUNT_BITS);
+      return w.bytes();
+    };
+    expectRejected(new SyncClient(schema), compact(1), 'corrupt');
+    const { client } = established();
+    // Tick 2 applied: low bits 3 are tick 3; low bits 2 are tick 2 again (stale); 65535 is tick -1 (stale too).
+    expect(client.receive(compact(2))).toBe(false);
+    expect(client.receive(compact(65535))).toBe(false);
+    expect(client.receive(compact(3))).toBe(true);
+    expect(client.tick).toBe(3);
   });
 
   test('a prediction from a tick the client never held is baseline-missing', () => {
