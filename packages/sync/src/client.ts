@@ -373,15 +373,16 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         v.values.set(base.values.subarray(o, o + row), o);
         const bmask = base.masks[slot];
         if (this.schema.predictable && r.readBit()) {
-          const b1 =
-            bt === packetBase && packetBase2 > 0 && r.readBit() ? packetBase2 : bt - 1 - r.readExpGolomb(0);
+          const b1 = bt === packetBase && packetBase2 > 0 ? packetBase2 : bt - 1 - r.readExpGolomb(0);
           if (b1 < 1) throw new SyncError('corrupt', `prediction baseline tick ${b1}`);
           const base2 = this.baselineView(b1);
           if (slot >= base2.hw || base2.ids[slot] !== base.ids[slot] || base2.masks[slot] !== bmask)
             throw new SyncError('corrupt', `prediction of slot ${slot} from a different entity at ${b1}`);
           predictRow(this.comps, bmask, base.values, o, base2.values, o, v.values, o, tick - bt, bt - b1);
         }
-        const mask = r.readBit() ? r.readBits(nComps) : bmask;
+        // Form bit: 1 = same mask, every field of every component changed (no changed bits follow).
+        const allChanged = r.readBit();
+        const mask = !allChanged && r.readBit() ? r.readBits(nComps) : bmask;
         v.masks[slot] = mask;
         for (const c of this.comps) {
           const bit = 1 << c.index;
@@ -391,6 +392,11 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
           }
           if (!(bmask & bit)) {
             this.readComponentAbsolute(r, c, v.values, o);
+            continue;
+          }
+          if (allChanged) {
+            if (c.hasOwnerOnly) throw new SyncError('corrupt', `all-changed form for ${c.name}`);
+            for (const f of c.fields) this.readFieldDelta(r, f, v.values, o);
             continue;
           }
           if (!r.readBit()) continue;

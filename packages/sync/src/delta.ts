@@ -51,6 +51,8 @@ export class DeltaEncoder {
   private readonly comps: readonly CompiledComponent[];
   private readonly row: number;
   private readonly predictable: boolean;
+  /** Per component index: bit mask of the fields that differ from the base, for the record being encoded. */
+  private readonly changedFields: Uint32Array;
   /** The predicted row of the entity being encoded. */
   private readonly pred: Uint32Array;
 
@@ -75,6 +77,7 @@ export class DeltaEncoder {
     this.row = store.row;
     this.predictable = store.schema.predictable;
     this.pred = new Uint32Array(store.row);
+    this.changedFields = new Uint32Array(store.comps.length);
     // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
     this.bodyTick = new Uint32Array(2 * max);
     this.bodyKey = new Uint32Array(2 * max);
@@ -106,7 +109,7 @@ export class DeltaEncoder {
     packetBase2: number,
     counting: boolean,
   ): void {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, counting);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, counting);
     if (this.recEmpty) return;
     const kind = this.recKind;
     // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
@@ -126,12 +129,9 @@ export class DeltaEncoder {
       if (this.bodyFlags[e] & BODY_PREDICTED) {
         w.writeBit(1);
         if (counting) this.stats.predicted++;
-        const base2e = this.bodyKey2[e];
-        if (baseTick === packetBase && packetBase2 > 0) {
-          const same = base2e === packetBase2;
-          w.writeBit(same);
-          if (!same) w.writeExpGolomb(baseTick - base2e - 1, 0);
-        } else w.writeExpGolomb(baseTick - base2e - 1, 0);
+        // Against the packet's baseline, the second baseline is the header's (`resolve` sees to it).
+        if (baseTick !== packetBase || packetBase2 === 0)
+          w.writeExpGolomb(baseTick - this.bodyKey2[e] - 1, 0);
       } else w.writeBit(0);
     }
     w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
@@ -148,7 +148,7 @@ export class DeltaEncoder {
     packetBase: number,
     packetBase2: number,
   ): number {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, false);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, false);
     if (this.recEmpty) return 0;
     const kind = this.recKind;
     if (kind === KIND_REMOVE) return 2;
@@ -157,11 +157,8 @@ export class DeltaEncoder {
       n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
       if (this.predictable) {
         n++;
-        if (this.bodyFlags[e] & BODY_PREDICTED) {
-          const far = expGolombBits(baseTick - this.bodyKey2[e] - 1, 0);
-          if (baseTick === packetBase && packetBase2 > 0) n += this.bodyKey2[e] === packetBase2 ? 1 : 1 + far;
-          else n += far;
-        }
+        if (this.bodyFlags[e] & BODY_PREDICTED && (baseTick !== packetBase || packetBase2 === 0))
+          n += expGolombBits(baseTick - this.bodyKey2[e] - 1, 0);
       }
     }
     return n;
@@ -179,9 +176,12 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
     counting: boolean,
   ): number {
     let kind = code & 3;
+    // A record against the packet's baseline predicts only from the header's second baseline, if it names one.
+    if (baseTick === packetBase && packetBase2 > 0 && base2 !== packetBase2) base2 = 0;
     this.recEmpty = false;
     this.recPriority = 1;
     this.recReliable = false;
@@ -303,19 +303,14 @@ export class DeltaEncoder {
         bo = 0;
       }
     }
-    const maskChanged = mask !== bmask;
-    w.writeBit(maskChanged);
-    if (maskChanged) w.writeBits(mask, this.comps.length);
-    let any = maskChanged || predicted;
+    // Which fields differ, per component present in both masks (owner-only fields never "differ" for others: they
+    // never see them).
+    const changed = this.changedFields;
+    let allChanged = mask === bmask && mask !== 0;
     for (const c of this.comps) {
       const bit = 1 << c.index;
-      if (!(mask & bit)) continue;
-      if (!(bmask & bit)) {
-        this.writeComponentAbsolute(w, c, vals, o, isOwner);
-        continue;
-      }
-      // Which fields differ (owner-only fields never "differ" for others: they never see them).
-      let changedFields = 0;
+      if (!(mask & bit) || !(bmask & bit)) continue;
+      let cf = 0;
       const fields = c.fields;
       for (let fi = 0; fi < fields.length; fi++) {
         const f = fields[fi];
@@ -324,21 +319,44 @@ export class DeltaEncoder {
         const ba = bo + f.slot;
         for (let k = 0; k < f.slotCount; k++) {
           if (vals[a + k] !== bvals[ba + k]) {
-            changedFields |= 1 << fi;
+            cf |= 1 << fi;
             if (f.priority > this.recPriority) this.recPriority = f.priority;
             if (f.reliable) this.recReliable = true;
             break;
           }
         }
       }
-      w.writeBit(changedFields !== 0);
-      if (!changedFields) continue;
+      changed[c.index] = cf;
+      if (c.hasOwnerOnly || cf !== (1 << fields.length) - 1) allChanged = false;
+    }
+    // Form bit: 1 = the mask is the baseline's and every field of every component differs (moving things), so no
+    // changed bits follow; 0 = the general form.
+    w.writeBit(allChanged);
+    const maskChanged = mask !== bmask;
+    if (!allChanged) {
+      w.writeBit(maskChanged);
+      if (maskChanged) w.writeBits(mask, this.comps.length);
+    }
+    let any = allChanged || maskChanged || predicted;
+    for (const c of this.comps) {
+      const bit = 1 << c.index;
+      if (!(mask & bit)) continue;
+      if (!(bmask & bit)) {
+        this.writeComponentAbsolute(w, c, vals, o, isOwner);
+        continue;
+      }
+      const changedFields = changed[c.index];
+      const fields = c.fields;
+      if (!allChanged) {
+        w.writeBit(changedFields !== 0);
+        if (!changedFields) continue;
+      }
       any = true;
-      const multi = fields.length > 1;
+      const multi = fields.length > 1 && !allChanged;
       for (let fi = 0; fi < fields.length; fi++) {
-        const changed = (changedFields & (1 << fi)) !== 0;
-        if (multi) w.writeBit(changed);
-        if (!changed) continue;
+        const isChanged = (changedFields & (1 << fi)) !== 0;
+        if (multi) w.writeBit(isChanged);
+        if (!isChanged) continue;
         const f = fields[fi];
         const a = o + f.slot;
         const ba = bo + f.slot;
@@ -381,8 +399,7 @@ export class DeltaEncoder {
     );
     const vals = snap.values;
     const bvals = baseSnap.values;
-    // The flag's second bit (usually the packet's second baseline).
-    let withPred = 1;
+    let withPred = 0;
     let without = 0;
     let differs = false;
     for (const c of this.comps) {

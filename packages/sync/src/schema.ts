@@ -273,6 +273,8 @@ export interface CompiledComponent {
   readonly slotCount: number;
   /** Upper bound of the bits a full (absolute) encoding of this component takes. */
   readonly maxFullBits: number;
+  /** Some field is `ownerOnly` (its records differ per client; no all-changed form). */
+  readonly hasOwnerOnly: boolean;
 }
 
 /** Options of `defineSchema`. */
@@ -458,7 +460,15 @@ export function defineSchema<const M extends ComponentMap>(
       maxFullBits += fieldMaxBits(cf) + (cf.ownerOnly ? 1 : 0);
       canon.push([cname, fname, f.kind, f.params, cf.ownerOnly]);
     }
-    compiled.push({ name: cname, index, fields, slot: start, slotCount: slot - start, maxFullBits });
+    compiled.push({
+      name: cname,
+      index,
+      fields,
+      slot: start,
+      slotCount: slot - start,
+      maxFullBits,
+      hasOwnerOnly: fields.some((f) => f.ownerOnly),
+    });
     maxFullRecordBits += maxFullBits;
   });
   // Kind (2) + id (exp-Golomb of up to 32 bits) + mask.

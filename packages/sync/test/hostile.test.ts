@@ -114,6 +114,7 @@ describe('hostile packets', () => {
       w.writeBit(0); // baseline = the packet's (tick 2)
       w.writeBit(1); // predicted
       w.writeExpGolomb(b1Back, 0); // b1 = 2 - 1 - b1Back
+      w.writeBit(0); // general form
       w.writeBit(0); // mask unchanged
       w.writeBit(0); // component unchanged
       return w.bytes();
@@ -135,7 +136,7 @@ describe('hostile packets', () => {
       w.writeBit(0); // UPDATE
       w.writeBit(0); // baseline = the packet's (tick 2)
       w.writeBit(1); // predicted
-      w.writeBit(1); // from the header's second baseline
+      w.writeBit(0); // general form
       w.writeBit(0); // mask unchanged
       w.writeBit(0); // component unchanged
       return w.bytes();
@@ -200,6 +201,7 @@ describe('hostile packets', () => {
     w.writeBit(0);
     w.writeBit(1);
     w.writeExpGolomb(1, 0); // b1 = 3: never applied
+    w.writeBit(0); // general form
     w.writeBit(0);
     w.writeBit(0);
     expectRejected(client, w.bytes(), 'baseline-missing');
