@@ -14,7 +14,18 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { ACK_BYTES, ACK_HISTORY, GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readMultiDelta, readSlot } = codec;
+const {
+  ACK_BYTES,
+  ACK_HISTORY,
+  GAP_K,
+  ID_K,
+  KIND_FULL,
+  KIND_REMOVE,
+  KIND_UPDATE,
+  predictRow,
+  readMultiDelta,
+  readSlot,
+} = codec;
 
 /** Options of {@link SyncClient}. */
 export interface SyncClientOptions {
@@ -223,7 +234,8 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         tick = r.readBits(32);
       } else {
         // Compact header: sent only once this client acknowledged a packet, so after it checked the hash.
-        if (!this.cur) throw new SyncError('corrupt', 'compact header before any packet with the schema hash');
+        if (!this.cur)
+          throw new SyncError('corrupt', 'compact header before any packet with the schema hash');
         // The tick modulo 2^16: the one nearest to the newest applied tick.
         const c = this.cur.tick;
         let d = (r.readBits(16) - (c & 0xffff)) & 0xffff;

@@ -185,7 +185,9 @@ export function multiDeltaBits(
   }
   const jw = jointWidth(f, vals, a, base, ba);
   const quatBit = f.kind === 'quat' ? 1 : 0;
-  return quatBit + (jw === 0 ? expGolombBits(f.jointMax, WIDTH_K) + abs : expGolombBits(jw - 1, WIDTH_K) + n * jw);
+  return (
+    quatBit + (jw === 0 ? expGolombBits(f.jointMax, WIDTH_K) + abs : expGolombBits(jw - 1, WIDTH_K) + n * jw)
+  );
 }
 
 /** Reads what `writeMultiDelta` wrote into `vals` (which holds the base); every slot checked against its range. */

@@ -186,11 +186,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   /** Every budget must fit the header and the largest possible entity record, or that entity would starve. */
   private checkBudget(bytes: number): void {
     const need =
-      HEADER_FIXED_BITS +
-      64 +
-      this.countBits +
-      expGolombBits(this.max, 0) +
-      this.schema.maxFullRecordBits;
+      HEADER_FIXED_BITS + 64 + this.countBits + expGolombBits(this.max, 0) + this.schema.maxFullRecordBits;
     if (!(bytes * 8 >= need))
       throw new RangeError(
         `budget of ${bytes} bytes is below one full entity record (${Math.ceil(need / 8)} bytes)`,

@@ -22,7 +22,12 @@ const schema = defineSchema({
 });
 const fields = schema.compiled[0].fields;
 
-function randomRow(f: CompiledField, rand: () => number, near: Uint32Array | null, spread: number): Uint32Array {
+function randomRow(
+  f: CompiledField,
+  rand: () => number,
+  near: Uint32Array | null,
+  spread: number,
+): Uint32Array {
   const row = new Uint32Array(f.slotCount);
   for (let k = 0; k < f.slotCount; k++) {
     const maxQ = f.maxQ[k];
