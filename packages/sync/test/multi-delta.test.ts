@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { BitReader, BitWriter } from '../src/bits.js';
 import { multiDeltaBits, readMultiDelta, WIDTH_K, writeMultiDelta } from '../src/codec.js';
+import { gapBitsBound } from '../src/priority.js';
 import { SyncError } from '../src/errors.js';
 import { defineComponent, defineSchema, t } from '../src/index.js';
 import type { CompiledField } from '../src/schema.js';
@@ -128,5 +129,29 @@ describe('shared-width deltas of multi-slot fields', () => {
     w3.writeBits(511, 9);
     w3.writeBits(0, 18);
     expect(() => readMultiDelta(new BitReader(w3.bytes()), q, new Uint32Array(4), 0)).toThrow(SyncError);
+  });
+});
+
+describe('the budget bound on slot gaps', () => {
+  test('m distinct slots below span never take more gap bits than gapBitsBound(m, span, k)', () => {
+    const rand = rng(1919);
+    const eg = (v: number, k: number) => 2 * Math.floor(Math.log2(v + 2 ** k)) - k + 1;
+    for (let i = 0; i < 3000; i++) {
+      const span = 1 + Math.floor(rand() * 5000);
+      const m = 1 + Math.floor(rand() * Math.min(span, 400));
+      const k = Math.floor(rand() * 4);
+      // Clustered or spread slots, in ascending order.
+      const slots = new Set<number>();
+      const cluster = rand() < 0.5;
+      const start = Math.floor(rand() * (span - m + 1));
+      while (slots.size < m) slots.add(cluster ? start + slots.size : Math.floor(rand() * span));
+      let prev = -1;
+      let bits = 0;
+      for (const s of [...slots].sort((a, b) => a - b)) {
+        bits += eg(s - prev - 1, k);
+        prev = s;
+      }
+      expect(bits).toBeLessThanOrEqual(gapBitsBound(m, span, k));
+    }
   });
 });
