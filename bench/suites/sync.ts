@@ -26,8 +26,8 @@ const LATENCIES = [0, 3];
 const LOSS = 0.02;
 /** Payload bytes of one datagram or stream segment. */
 const MTU = 1200;
-/** Ack bytes per received packet, client to server (`SyncClient.createAck`). */
-const ACK_BYTES = 8;
+/** Ack bytes per received packet, client to server (`SyncClient.createAck`, 4 bytes). */
+const ACK_BYTES = new SyncClient(defineSchema({ c: defineComponent({ b: t.bool() }) })).createAck().length;
 
 /**
  * Colyseus `t.quantized` keeps both ends of a clamped range, over 2^bits - 1 intervals (2^bits - 2 when the range is

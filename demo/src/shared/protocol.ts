@@ -70,7 +70,7 @@ export const POSE_LENGTH = 21;
 
 /** Client -> server, once per client tick on datagrams: the sync ack, the redundant input packet, the XR pose. */
 export interface ClientFrame {
-  /** `SyncClient.createAck()` (8 bytes), absent before the first snapshot. */
+  /** `SyncClient.createAck()` (4 bytes), absent before the first snapshot. */
   a?: Uint8Array;
   /** `InputSender.packet()`. */
   i?: Uint8Array;

@@ -1,4 +1,4 @@
-import { KIND_REMOVE } from './codec.js';
+import { ACK_BYTES, ACK_HISTORY, ACK_MASK, ACK_VALID, KIND_REMOVE } from './codec.js';
 import { SyncError } from './errors.js';
 import type { InterestClient } from './interest.js';
 import type { EntityStore } from './store.js';
@@ -116,37 +116,39 @@ export class AckTracker {
   }
 
   /**
-   * An 8-byte ack (newest tick u32, bitfield of the 32 before it). Validates everything before changing anything;
-   * throws a SyncError for a malformed ack, or one naming a tick never sent to this client or older than the window.
+   * A 4-byte ack (see {@link ACK_BYTES}). Validates everything before changing anything; throws a SyncError for a
+   * malformed ack, or one naming a tick never sent to this client or older than the window.
    */
   receive(cs: ClientState, bytes: Uint8Array): void {
     const window = this.store.window;
     const tickNo = this.store.tickNo;
-    if (bytes.length !== 8) {
+    if (bytes.length !== ACK_BYTES) {
       this.stats.acksRejected.corrupt++;
-      throw new SyncError('corrupt', `ack of ${bytes.length} bytes (expected 8)`);
+      throw new SyncError('corrupt', `ack of ${bytes.length} bytes (expected ${ACK_BYTES})`);
     }
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, 8);
-    const newest = dv.getUint32(0);
-    const mask = dv.getUint32(4);
-    if (newest === 0) {
-      if (mask !== 0) {
+    const low = (bytes[0] << 8) | bytes[1];
+    const word = (bytes[2] << 8) | bytes[3];
+    if (!(word & ACK_VALID)) {
+      if (word !== 0 || low !== 0) {
         this.stats.acksRejected.corrupt++;
         throw new SyncError('corrupt', 'ack bits without a newest tick');
       }
       this.stats.acks++;
       return;
     }
+    const mask = word & ACK_MASK;
+    // The newest tick is sent modulo 2^16: the one at or before the server's tick with those low bits.
+    const newest = tickNo - ((tickNo - low) & 0xffff);
     const oldest = tickNo - window + 1;
-    if (newest > tickNo) {
+    if (newest < 1) {
       this.stats.acksRejected.unknownSnapshot++;
-      throw new SyncError('unknown-snapshot', `ack of tick ${newest}, newer than the server's ${tickNo}`);
+      throw new SyncError('unknown-snapshot', `ack of tick ${newest}, never sent`);
     }
     if (newest < oldest) {
       this.stats.acksRejected.outOfWindow++;
       throw new SyncError('out-of-window', `ack of tick ${newest}, older than the window (${oldest})`);
     }
-    for (let i = -1; i < 32; i++) {
+    for (let i = -1; i < ACK_HISTORY; i++) {
       if (i >= 0 && !(mask & (1 << i))) continue;
       const t = newest - 1 - i;
       if (t < oldest || t < 1) continue;
@@ -157,7 +159,7 @@ export class AckTracker {
       }
     }
     // Oldest first, so that per slot the newest acked record wins.
-    for (let i = 31; i >= -1; i--) {
+    for (let i = ACK_HISTORY - 1; i >= -1; i--) {
       if (i >= 0 && !(mask & (1 << i))) continue;
       const t = newest - 1 - i;
       if (t < oldest || t < 1) continue;

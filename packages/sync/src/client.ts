@@ -14,7 +14,18 @@ import {
 } from './schema.js';
 
 // Module-local copies of imported bindings used per record (see server.ts: some loaders make each access a getter call).
-const { GAP_K, ID_K, KIND_FULL, KIND_REMOVE, KIND_UPDATE, predictRow, readSlot } = codec;
+const {
+  ACK_BYTES,
+  ACK_HISTORY,
+  GAP_K,
+  ID_K,
+  KIND_FULL,
+  KIND_REMOVE,
+  KIND_UPDATE,
+  predictRow,
+  readMultiDelta,
+  readSlot,
+} = codec;
 
 /** Options of {@link SyncClient}. */
 export interface SyncClientOptions {
@@ -185,18 +196,20 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return out;
   }
 
-  /** 8 bytes: the newest decoded tick (u32 BE) and a bitfield of the 32 ticks before it. */
+  /** 4 bytes: the newest decoded tick modulo 2^16 and which of the 15 ticks before it were decoded (codec.ts). */
   createAck(): Uint8Array {
-    const out = new Uint8Array(8);
-    const newest = this.cur?.tick ?? 0;
+    const out = new Uint8Array(ACK_BYTES);
+    if (!this.cur) return out;
+    const newest = this.cur.tick;
     let mask = 0;
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < ACK_HISTORY; i++) {
       const t = newest - 1 - i;
       if (t > 0 && this.received[t % 64] === t) mask |= 1 << i;
     }
-    const dv = new DataView(out.buffer);
-    dv.setUint32(0, newest);
-    dv.setUint32(4, mask >>> 0);
+    out[0] = (newest >>> 8) & 0xff;
+    out[1] = newest & 0xff;
+    out[2] = 0x80 | (mask >>> 8);
+    out[3] = mask & 0xff;
     return out;
   }
 
@@ -210,24 +223,41 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     let view: ClientView | null = null;
     try {
       const r = new BitReader(bytes);
-      const hash = r.readBits(32);
-      if (hash !== this.schema.hash)
-        throw new SyncError(
-          'schema-mismatch',
-          `schema hash ${hash.toString(16)} != ${this.schema.hash.toString(16)}`,
-        );
-      const tick = r.readBits(32);
-      const back = r.readExpGolomb(0);
-      if (tick === 0 || back >= tick)
-        throw new SyncError('corrupt', `bad tick ${tick} / baseline distance ${back}`);
+      let tick: number;
+      if (r.readBit()) {
+        const hash = r.readBits(32);
+        if (hash !== this.schema.hash)
+          throw new SyncError(
+            'schema-mismatch',
+            `schema hash ${hash.toString(16)} != ${this.schema.hash.toString(16)}`,
+          );
+        tick = r.readBits(32);
+      } else {
+        // Compact header: sent only once this client acknowledged a packet, so after it checked the hash.
+        if (!this.cur)
+          throw new SyncError('corrupt', 'compact header before any packet with the schema hash');
+        // The tick modulo 2^16: the one nearest to the newest applied tick.
+        const c = this.cur.tick;
+        let d = (r.readBits(16) - (c & 0xffff)) & 0xffff;
+        if (d >= 0x8000) d -= 0x10000;
+        tick = c + d;
+      }
       if (this.cur && tick <= this.cur.tick) {
         this.stats.stale++;
         return false;
       }
+      const back = r.readExpGolomb(0);
+      if (tick === 0 || back >= tick)
+        throw new SyncError('corrupt', `bad tick ${tick} / baseline distance ${back}`);
       // Records apply on top of the newest state (so nothing received ever goes back in time); each update
       // is a delta against the state of the tick the server knows this client holds for that entity.
+      const packetBase = back === 0 ? 0 : tick - back;
+      const back2 = packetBase > 0 && this.schema.predictable ? r.readExpGolomb(0) : 0;
+      if (back2 >= packetBase && back2 > 0)
+        throw new SyncError('corrupt', `bad second baseline distance ${back2}`);
+      const gapK = r.readBits(2);
       view = this.acquire(tick, this.cur);
-      this.decodeRecords(r, view, tick, back === 0 ? 0 : tick - back);
+      this.decodeRecords(r, view, tick, packetBase, back2 === 0 ? 0 : packetBase - back2, gapK);
       if (!r.atPaddedEnd()) throw new SyncError('corrupt', 'trailing bytes after the last record');
     } catch (err) {
       if (view) this.pool.push(view);
@@ -298,20 +328,27 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     return base;
   }
 
-  private decodeRecords(r: BitReader, v: ClientView, tick: number, packetBase: number): void {
+  private decodeRecords(
+    r: BitReader,
+    v: ClientView,
+    tick: number,
+    packetBase: number,
+    packetBase2: number,
+    gapK: number,
+  ): void {
     const count = r.readBits(this.countBits);
     const max = this.schema.maxEntities;
     if (count > max) throw new SyncError('corrupt', `record count ${count} > maxEntities`);
-    // Every record takes at least 5 bits (gap and kind): a count the packet cannot hold is rejected up front.
-    if (count * 5 > r.totalBits - r.pos)
+    // Every record takes at least gapK + 2 bits (gap and kind): a count the packet cannot hold is rejected up front.
+    if (count * (gapK + 2) > r.totalBits - r.pos)
       throw new SyncError('truncated', `${count} records in ${r.totalBits} bits`);
     const nComps = this.comps.length;
     const row = this.row;
     let slot = -1;
     for (let i = 0; i < count; i++) {
-      slot += r.readExpGolomb(GAP_K) + 1;
+      slot += r.readExpGolomb(gapK) + 1;
       if (slot >= max) throw new SyncError('corrupt', `entity slot ${slot} >= maxEntities`);
-      const kind = r.readBits(2);
+      const kind = !r.readBit() ? KIND_UPDATE : r.readBit() ? KIND_REMOVE : KIND_FULL;
       // A removal past the known slots changes nothing: it must not make the view grow (memory on a peer's word).
       if (kind === KIND_REMOVE && slot >= v.hw) continue;
       this.grow(v, slot + 1);
@@ -348,14 +385,16 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
         v.values.set(base.values.subarray(o, o + row), o);
         const bmask = base.masks[slot];
         if (this.schema.predictable && r.readBit()) {
-          const b1 = bt - 1 - r.readExpGolomb(0);
+          const b1 = bt === packetBase && packetBase2 > 0 ? packetBase2 : bt - 1 - r.readExpGolomb(0);
           if (b1 < 1) throw new SyncError('corrupt', `prediction baseline tick ${b1}`);
           const base2 = this.baselineView(b1);
           if (slot >= base2.hw || base2.ids[slot] !== base.ids[slot] || base2.masks[slot] !== bmask)
             throw new SyncError('corrupt', `prediction of slot ${slot} from a different entity at ${b1}`);
           predictRow(this.comps, bmask, base.values, o, base2.values, o, v.values, o, tick - bt, bt - b1);
         }
-        const mask = r.readBit() ? r.readBits(nComps) : bmask;
+        // Form bit: 1 = same mask, every field of every component changed (no changed bits follow).
+        const allChanged = r.readBit();
+        const mask = !allChanged && r.readBit() ? r.readBits(nComps) : bmask;
         v.masks[slot] = mask;
         for (const c of this.comps) {
           const bit = 1 << c.index;
@@ -365,6 +404,11 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
           }
           if (!(bmask & bit)) {
             this.readComponentAbsolute(r, c, v.values, o);
+            continue;
+          }
+          if (allChanged) {
+            if (c.hasOwnerOnly) throw new SyncError('corrupt', `all-changed form for ${c.name}`);
+            for (const f of c.fields) this.readFieldDelta(r, f, v.values, o);
             continue;
           }
           if (!r.readBit()) continue;
@@ -400,9 +444,7 @@ export class SyncClient<M extends ComponentMap = ComponentMap> {
     const a = o + f.slot;
     if (f.kind === 'string') this.readString(r, f, vals, o);
     else if (f.slotCount === 1) vals[a] = readSlot(r, f.widths[0], f.maxQ[0], vals[a], f.wrap[0]);
-    else
-      for (let k = 0; k < f.slotCount; k++)
-        if (r.readBit()) vals[a + k] = readSlot(r, f.widths[k], f.maxQ[k], vals[a + k], f.wrap[k]);
+    else readMultiDelta(r, f, vals, a);
   }
 
   private readString(r: BitReader, f: CompiledField, vals: Uint32Array, o: number): void {

@@ -16,16 +16,29 @@
  * by a mode bit: 0 = absolute (width bits), 1 = delta: class u2 and zigzag(value - baseline) in
  * DELTA_WIDTHS[class] bits, whichever is shorter; an angle's delta wraps around the turn. Fields marked ownerOnly carry a visible bit in absolute form.
  */
-import type { BitReader, BitWriter } from './bits.js';
+import { type BitReader, type BitWriter, expGolombBits } from './bits.js';
 import { SyncError } from './errors.js';
 import { type CompiledComponent, type CompiledField, isPredictable } from './schema.js';
+
+/**
+ * Ack wire format, 4 bytes: the newest applied tick modulo 2^16 (u16), then a u16 whose top bit says that a packet
+ * was applied at all and whose low 15 bits say which of the 15 ticks before the newest were applied too. The server
+ * takes the tick at or before its own with those low bits: exact for every tick in the window (at most 4096), and
+ * an ack would have to be delayed by 2^16 ticks (18 minutes at 60 Hz) to alias. 15 ticks of history cover a lost ack
+ * at any round trip below 250 ms at 60 Hz; the next ack repeats them.
+ */
+export const ACK_BYTES = 4;
+export const ACK_HISTORY = 15;
+export const ACK_VALID = 0x8000;
+export const ACK_MASK = 0x7fff;
 
 export const KIND_UPDATE = 0;
 export const KIND_FULL = 1;
 export const KIND_REMOVE = 2;
 export const GAP_K = 2;
 export const ID_K = 8;
-export const HEADER_FIXED_BITS = 64;
+/** Upper bound of the header's fixed fields: the full form's flag, hash and tick, and the gap order. */
+export const HEADER_FIXED_BITS = 67;
 export const DELTA_WIDTHS = [2, 4, 7, 11] as const;
 /** Slots this narrow are always absolute: a mode bit would cost more than it saves. */
 export const ABSOLUTE_ONLY_WIDTH = 4;
@@ -74,6 +87,134 @@ export function readSlot(r: BitReader, width: number, maxQ: number, base: number
   } else v = r.readBits(width);
   if (v < 0 || v > maxQ) throw new SyncError('corrupt', `value ${v} out of range 0..${maxQ}`);
   return v;
+}
+
+/** Order of the exp-Golomb code of a multi-slot field's shared delta width. */
+export const WIDTH_K = 2;
+
+/** zigzag(value - base) of a non-wrapping slot: 0, -1, 1, -2, ... to 0, 1, 2, 3, ... (exact above 2^31). */
+function zigzag(value: number, base: number): number {
+  const d = value - base;
+  return d >= 0 ? 2 * d : -2 * d - 1;
+}
+
+/** Bits of a non-negative integer below 2^33. */
+function bitLength(z: number): number {
+  if (z < 0x80000000) return 32 - Math.clz32(z);
+  return z < 0x100000000 ? 32 : 33;
+}
+
+/** First slot of a multi-slot field that joins the shared-width delta (a quaternion's index slot does not). */
+function jointFrom(f: CompiledField): number {
+  return f.kind === 'quat' ? 1 : 0;
+}
+
+/**
+ * Shared width of a multi-slot field's delta: the bits of the largest zigzagged slot delta, and the widest slot (the
+ * escape code, meaning "absolute"). Returns the delta width, or 0 when the absolute form is not longer.
+ */
+function jointWidth(f: CompiledField, vals: Uint32Array, a: number, base: Uint32Array, ba: number): number {
+  let maxz = 0;
+  let n = 0;
+  let abs = 0;
+  for (let k = jointFrom(f); k < f.slotCount; k++) {
+    const wk = f.widths[k];
+    if (wk === 0) continue;
+    n++;
+    abs += wk;
+    const z = zigzag(vals[a + k], base[ba + k]);
+    if (z > maxz) maxz = z;
+  }
+  const w = bitLength(maxz);
+  const wmax = f.jointMax;
+  if (w === 0 || w > wmax) return 0;
+  return expGolombBits(w - 1, WIDTH_K) + n * w <= expGolombBits(wmax, WIDTH_K) + abs ? w : 0;
+}
+
+/**
+ * A multi-slot field (vec2, vec3, quat) that differs from its base, in one of two forms that share one width code:
+ * exp-Golomb(WIDTH_K) of m, then for m < wmax (the widest slot) every slot's zigzag(value - base) in m + 1 bits, for
+ * m = wmax every slot absolute in its own width. Slots of width 0 (a constant axis) are left out. A quaternion first
+ * says whether its largest component is the base's (1 bit); if not, its index (2 bits) and the three smallest follow
+ * absolute, since deltas between different components mean nothing. One width for all slots costs less than a
+ * prefix per slot: moving things move on every axis at once (see the sync README, "Packet format").
+ */
+export function writeMultiDelta(
+  w: BitWriter,
+  f: CompiledField,
+  vals: Uint32Array,
+  a: number,
+  base: Uint32Array,
+  ba: number,
+): void {
+  if (f.kind === 'quat') {
+    const same = vals[a] === base[ba];
+    w.writeBit(same);
+    if (!same) {
+      for (let k = 0; k < 4; k++) w.writeBits(vals[a + k], f.widths[k]);
+      return;
+    }
+  }
+  const jw = jointWidth(f, vals, a, base, ba);
+  if (jw === 0) {
+    w.writeExpGolomb(f.jointMax, WIDTH_K);
+    for (let k = jointFrom(f); k < f.slotCount; k++) w.writeBits(vals[a + k], f.widths[k]);
+    return;
+  }
+  w.writeExpGolomb(jw - 1, WIDTH_K);
+  for (let k = jointFrom(f); k < f.slotCount; k++)
+    if (f.widths[k] > 0) w.writeBits(zigzag(vals[a + k], base[ba + k]), jw);
+}
+
+/** Bits `writeMultiDelta` writes for a field that differs from its base (the caller adds its changed bit). */
+export function multiDeltaBits(
+  f: CompiledField,
+  vals: Uint32Array,
+  a: number,
+  base: Uint32Array,
+  ba: number,
+): number {
+  let n = 0;
+  let abs = 0;
+  for (let k = jointFrom(f); k < f.slotCount; k++) {
+    abs += f.widths[k];
+    if (f.widths[k] > 0) n++;
+  }
+  if (f.kind === 'quat') {
+    if (vals[a] !== base[ba]) return 1 + f.widths[0] + abs;
+  }
+  const jw = jointWidth(f, vals, a, base, ba);
+  const quatBit = f.kind === 'quat' ? 1 : 0;
+  return (
+    quatBit + (jw === 0 ? expGolombBits(f.jointMax, WIDTH_K) + abs : expGolombBits(jw - 1, WIDTH_K) + n * jw)
+  );
+}
+
+/** Reads what `writeMultiDelta` wrote into `vals` (which holds the base); every slot checked against its range. */
+export function readMultiDelta(r: BitReader, f: CompiledField, vals: Uint32Array, a: number): void {
+  if (f.kind === 'quat' && !r.readBit()) {
+    for (let k = 0; k < 4; k++) vals[a + k] = readChecked(r, f, k);
+    return;
+  }
+  const m = r.readExpGolomb(WIDTH_K);
+  if (m > f.jointMax) throw new SyncError('corrupt', `field ${f.name}: delta width ${m + 1}`);
+  for (let k = jointFrom(f); k < f.slotCount; k++) {
+    if (f.widths[k] === 0) continue;
+    if (m === f.jointMax) {
+      vals[a + k] = readChecked(r, f, k);
+      continue;
+    }
+    const z = r.readBits(m + 1);
+    const v = vals[a + k] + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+    if (v < 0 || v > f.maxQ[k]) throw new SyncError('corrupt', `field ${f.name}: value ${v} out of range`);
+    vals[a + k] = v;
+  }
+}
+
+function readChecked(r: BitReader, f: CompiledField, k: number): number {
+  const q = r.readBits(f.widths[k]);
+  if (q > f.maxQ[k]) throw new SyncError('corrupt', `field ${f.name}: value ${q} > ${f.maxQ[k]}`);
+  return q;
 }
 
 /** Writes a field absolutely (full records and newly added components). */

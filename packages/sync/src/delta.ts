@@ -14,9 +14,11 @@ const {
   KIND_FULL,
   KIND_REMOVE,
   KIND_UPDATE,
+  multiDeltaBits,
   predictRow,
   slotCost,
   writeFieldAbsolute,
+  writeMultiDelta,
   writeSlot,
 } = codec;
 
@@ -49,6 +51,8 @@ export class DeltaEncoder {
   private readonly comps: readonly CompiledComponent[];
   private readonly row: number;
   private readonly predictable: boolean;
+  /** Per component index: bit mask of the fields that differ from the base, for the record being encoded. */
+  private readonly changedFields: Uint32Array;
   /** The predicted row of the entity being encoded. */
   private readonly pred: Uint32Array;
 
@@ -73,6 +77,7 @@ export class DeltaEncoder {
     this.row = store.row;
     this.predictable = store.schema.predictable;
     this.pred = new Uint32Array(store.row);
+    this.changedFields = new Uint32Array(store.comps.length);
     // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
     this.bodyTick = new Uint32Array(2 * max);
     this.bodyKey = new Uint32Array(2 * max);
@@ -101,12 +106,15 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
     counting: boolean,
   ): void {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, counting);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, counting);
     if (this.recEmpty) return;
     const kind = this.recKind;
-    w.writeBits(kind, 2);
+    // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
+    if (kind === KIND_UPDATE) w.writeBit(0);
+    else w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
     if (kind === KIND_REMOVE) return;
     // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
     if (kind === KIND_UPDATE) {
@@ -116,7 +124,16 @@ export class DeltaEncoder {
         w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
       }
     }
-    if (counting && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
+    if (kind === KIND_UPDATE && this.predictable) {
+      // The second baseline: one bit when it is the packet's (header), else its distance from the first.
+      if (this.bodyFlags[e] & BODY_PREDICTED) {
+        w.writeBit(1);
+        if (counting) this.stats.predicted++;
+        // Against the packet's baseline, the second baseline is the header's (`resolve` sees to it).
+        if (baseTick !== packetBase || packetBase2 === 0)
+          w.writeExpGolomb(baseTick - this.bodyKey2[e] - 1, 0);
+      } else w.writeBit(0);
+    }
     w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
   }
 
@@ -129,14 +146,21 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
   ): number {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, false);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, false);
     if (this.recEmpty) return 0;
     const kind = this.recKind;
     if (kind === KIND_REMOVE) return 2;
-    let n = 2 + this.bodyLen[e];
-    if (kind === KIND_UPDATE)
+    let n = (kind === KIND_UPDATE ? 1 : 2) + this.bodyLen[e];
+    if (kind === KIND_UPDATE) {
       n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
+      if (this.predictable) {
+        n++;
+        if (this.bodyFlags[e] & BODY_PREDICTED && (baseTick !== packetBase || packetBase2 === 0))
+          n += expGolombBits(baseTick - this.bodyKey2[e] - 1, 0);
+      }
+    }
     return n;
   }
 
@@ -152,9 +176,12 @@ export class DeltaEncoder {
     baseTick: number,
     base2: number,
     packetBase: number,
+    packetBase2: number,
     counting: boolean,
   ): number {
     let kind = code & 3;
+    // A record against the packet's baseline predicts only from the header's second baseline, if it names one.
+    if (baseTick === packetBase && packetBase2 > 0 && base2 !== packetBase2) base2 = 0;
     this.recEmpty = false;
     this.recPriority = 1;
     this.recReliable = false;
@@ -268,28 +295,22 @@ export class DeltaEncoder {
     const bmask = baseSnap.masks[s];
     let predicted = false;
     if (this.predictable) {
+      // The flag and the second baseline are written by `write` (the packet header may name the second baseline).
       if (baseSnap2 && this.predictionPays(snap, baseSnap, baseSnap2, b0, b1, s, isOwner)) {
         predicted = true;
         this.lastPredicted = true;
-        w.writeBit(1);
-        w.writeExpGolomb(b0 - b1 - 1, 0);
         bvals = this.pred;
         bo = 0;
-      } else w.writeBit(0);
+      }
     }
-    const maskChanged = mask !== bmask;
-    w.writeBit(maskChanged);
-    if (maskChanged) w.writeBits(mask, this.comps.length);
-    let any = maskChanged || predicted;
+    // Which fields differ, per component present in both masks (owner-only fields never "differ" for others: they
+    // never see them).
+    const changed = this.changedFields;
+    let allChanged = mask === bmask && mask !== 0;
     for (const c of this.comps) {
       const bit = 1 << c.index;
-      if (!(mask & bit)) continue;
-      if (!(bmask & bit)) {
-        this.writeComponentAbsolute(w, c, vals, o, isOwner);
-        continue;
-      }
-      // Which fields differ (owner-only fields never "differ" for others: they never see them).
-      let changedFields = 0;
+      if (!(mask & bit) || !(bmask & bit)) continue;
+      let cf = 0;
       const fields = c.fields;
       for (let fi = 0; fi < fields.length; fi++) {
         const f = fields[fi];
@@ -298,32 +319,50 @@ export class DeltaEncoder {
         const ba = bo + f.slot;
         for (let k = 0; k < f.slotCount; k++) {
           if (vals[a + k] !== bvals[ba + k]) {
-            changedFields |= 1 << fi;
+            cf |= 1 << fi;
             if (f.priority > this.recPriority) this.recPriority = f.priority;
             if (f.reliable) this.recReliable = true;
             break;
           }
         }
       }
-      w.writeBit(changedFields !== 0);
-      if (!changedFields) continue;
+      changed[c.index] = cf;
+      if (c.hasOwnerOnly || cf !== (1 << fields.length) - 1) allChanged = false;
+    }
+    // Form bit: 1 = the mask is the baseline's and every field of every component differs (moving things), so no
+    // changed bits follow; 0 = the general form.
+    w.writeBit(allChanged);
+    const maskChanged = mask !== bmask;
+    if (!allChanged) {
+      w.writeBit(maskChanged);
+      if (maskChanged) w.writeBits(mask, this.comps.length);
+    }
+    let any = allChanged || maskChanged || predicted;
+    for (const c of this.comps) {
+      const bit = 1 << c.index;
+      if (!(mask & bit)) continue;
+      if (!(bmask & bit)) {
+        this.writeComponentAbsolute(w, c, vals, o, isOwner);
+        continue;
+      }
+      const changedFields = changed[c.index];
+      const fields = c.fields;
+      if (!allChanged) {
+        w.writeBit(changedFields !== 0);
+        if (!changedFields) continue;
+      }
       any = true;
-      const multi = fields.length > 1;
+      const multi = fields.length > 1 && !allChanged;
       for (let fi = 0; fi < fields.length; fi++) {
-        const changed = (changedFields & (1 << fi)) !== 0;
-        if (multi) w.writeBit(changed);
-        if (!changed) continue;
+        const isChanged = (changedFields & (1 << fi)) !== 0;
+        if (multi) w.writeBit(isChanged);
+        if (!isChanged) continue;
         const f = fields[fi];
         const a = o + f.slot;
         const ba = bo + f.slot;
         if (f.kind === 'string') writeFieldAbsolute(w, f, vals, o, this.store.strings.utf8);
         else if (f.slotCount === 1) writeSlot(w, f.widths[0], vals[a], bvals[ba], f.wrap[0]);
-        else
-          for (let k = 0; k < f.slotCount; k++) {
-            const d = vals[a + k] !== bvals[ba + k];
-            w.writeBit(d);
-            if (d) writeSlot(w, f.widths[k], vals[a + k], bvals[ba + k], f.wrap[k]);
-          }
+        else writeMultiDelta(w, f, vals, a, bvals, ba);
       }
     }
     return any;
@@ -360,20 +399,30 @@ export class DeltaEncoder {
     );
     const vals = snap.values;
     const bvals = baseSnap.values;
-    let withPred = expGolombBits(b0 - b1 - 1, 0);
+    let withPred = 0;
     let without = 0;
     let differs = false;
     for (const c of this.comps) {
       if (!(mask & (1 << c.index))) continue;
       for (const f of c.fields) {
         if (!isPredictable(f) || (f.ownerOnly && !isOwner)) continue;
-        for (let k = 0; k < f.slotCount; k++) {
-          const v = vals[o + f.slot + k];
-          const b = bvals[o + f.slot + k];
-          if (v !== b) differs = true;
-          without += slotCost(f.widths[k], v, b, f.wrap[k]);
-          withPred += slotCost(f.widths[k], v, pred[f.slot + k], f.wrap[k]);
+        const a = o + f.slot;
+        if (f.slotCount === 1) {
+          const v = vals[a];
+          if (v !== bvals[a]) differs = true;
+          without += slotCost(f.widths[0], v, bvals[a], f.wrap[0]);
+          withPred += slotCost(f.widths[0], v, pred[f.slot], f.wrap[0]);
+          continue;
         }
+        let d0 = false;
+        let d1 = false;
+        for (let k = 0; k < f.slotCount; k++) {
+          if (vals[a + k] !== bvals[a + k]) d0 = true;
+          if (vals[a + k] !== pred[f.slot + k]) d1 = true;
+        }
+        if (d0) differs = true;
+        without += d0 ? 1 + multiDeltaBits(f, vals, a, bvals, a) : 1;
+        withPred += d1 ? 1 + multiDeltaBits(f, vals, a, pred, f.slot) : 1;
       }
     }
     return differs && withPred < without;

@@ -1,14 +1,13 @@
 import type { ClientState } from './acks.js';
 import { KIND_VIRTUAL } from './acks.js';
-import * as bits from './bits.js';
+import type * as bits from './bits.js';
 import * as codec from './codec.js';
 import type { DeltaEncoder } from './delta.js';
 import type { Interest } from './interest.js';
 import type { EntityStore, Snapshot } from './store.js';
 
-const { expGolombBits } = bits;
 type BitWriter = bits.BitWriter;
-const { GAP_K, KIND_UPDATE } = codec;
+const { KIND_UPDATE } = codec;
 
 /** Accumulator gain per record kind (update, full, remove): removals and creations first. */
 const KIND_WEIGHT = [1, 2, 4];
@@ -36,7 +35,6 @@ export class PrioritySelector {
   picked = 0;
   /** Some field has a priority other than 1 or is reliable: ranking must look at which fields changed. */
   private readonly fieldWeights: boolean;
-  private readonly gapBound: number;
 
   constructor(
     private readonly store: EntityStore,
@@ -48,7 +46,6 @@ export class PrioritySelector {
     this.chosen = new Uint8Array(store.max);
     this.order = new Int32Array(store.max);
     this.fieldWeights = store.comps.some((c) => c.fields.some((f) => f.priority !== 1 || f.reliable));
-    this.gapBound = expGolombBits(store.max, GAP_K);
   }
 
   /**
@@ -63,6 +60,8 @@ export class PrioritySelector {
     n: number,
     headerBits: number,
     p: number,
+    p2: number,
+    gapK: number,
   ): { count: number; deferred: number } {
     const { cand, candBase, candBase2 } = c;
     const keys = this.keys.subarray(0, n);
@@ -90,7 +89,9 @@ export class PrioritySelector {
       const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
       keys[i] = q * 2097152 + i;
     }
-    const gapBound = this.gapBound;
+    // Slot gaps are written after selection, in slot order: bound their total for m records instead of charging each
+    // the longest gap (which left over-budget packets a third empty).
+    const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
     const budget = cs.budgetBytes * 8;
     // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below):
     // select that many in O(n) and sort just them; sort the rest only if the loop runs past them.
@@ -101,7 +102,7 @@ export class PrioritySelector {
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
     const order = this.order;
-    let total = headerBits;
+    let bodies = 0;
     let picked = 0;
     let empty = 0;
     let misses = 0;
@@ -114,17 +115,17 @@ export class PrioritySelector {
       // The low 21 bits (floating-point modulo is slow).
       const i = key - Math.floor(key / 2097152) * 2097152;
       const reliable = key >= 0x80000000 * 2097152;
-      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p);
+      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
         chosen[i] = 2;
         order[picked + empty++] = i;
         continue;
       }
-      const withGap = cost + gapBound;
-      if (total + withGap <= budget || picked + empty === 0 || (reliable && total + withGap <= hard)) {
+      const withGap = headerBits + bodies + cost + gapBitsBound(picked + 1, span, gapK);
+      if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
         chosen[i] = 1;
         order[picked++ + empty] = i;
-        total += withGap;
+        bodies += cost;
       } else if (!reliable && ++misses > 8) break;
     }
     // Only the chosen ones are visited from here on, in slot order (the packet's order): O(picked), not O(n).
@@ -141,8 +142,8 @@ export class PrioritySelector {
         continue;
       }
       const s = cand[i] >>> 3;
-      w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
+      w.writeExpGolomb(s - prev - 1, gapK);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       kinds[i] = delta.recKind;
       prev = s;
       count++;
@@ -254,4 +255,13 @@ export function sortRange(a: Float64Array | Int32Array, lo: number, hi: number):
     }
     a[j + 1] = v;
   }
+}
+
+/**
+ * Upper bound of the bits of `m` slot gaps in exp-Golomb order `k` when every slot is below `span`: the gaps sum to
+ * at most `span`, a code takes at most 2 log2(g + 2^k) - k + 1 bits, and log is concave, so the sum is largest with
+ * equal gaps (Jensen). One bit of slack covers floating-point rounding.
+ */
+export function gapBitsBound(m: number, span: number, k: number): number {
+  return Math.ceil(m * (2 * Math.log2(span / m + 2 ** k) - k + 1)) + 1;
 }

@@ -257,6 +257,8 @@ export interface CompiledField {
   readonly step: readonly number[];
   /** Per slot: the modulus of a wrapping slot (angles: steps per turn), 0 otherwise. Deltas wrap around it. */
   readonly wrap: readonly number[];
+  /** Widest slot of a multi-slot field's shared-width delta (a quaternion's index excluded): its "absolute" code. */
+  readonly jointMax: number;
   readonly reliable: boolean;
   readonly priority: number;
   readonly ownerOnly: boolean;
@@ -271,6 +273,8 @@ export interface CompiledComponent {
   readonly slotCount: number;
   /** Upper bound of the bits a full (absolute) encoding of this component takes. */
   readonly maxFullBits: number;
+  /** Some field is `ownerOnly` (its records differ per client; no all-changed form). */
+  readonly hasOwnerOnly: boolean;
 }
 
 /** Options of `defineSchema`. */
@@ -302,8 +306,11 @@ export interface SyncSchema<M extends ComponentMap = ComponentMap> {
 }
 
 const MAX_COMPONENTS = 31;
-/** 2: ranges cut into equal steps ending at max, exact identity quaternions, angles, value prediction. */
-const WIRE_VERSION = 2;
+/**
+ * 2: ranges cut into equal steps ending at max, exact identity quaternions, angles, value prediction.
+ * 3: shared-width deltas of multi-slot fields, a 1-bit UPDATE kind.
+ */
+const WIRE_VERSION = 3;
 
 export function bitsFor(maxValue: number): number {
   if (maxValue <= 0) return 0;
@@ -392,6 +399,7 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
     hi,
     step,
     wrap,
+    jointMax: Math.max(0, ...widths.slice(f.kind === 'quat' ? 1 : 0)),
     reliable: f.options.reliable ?? false,
     priority: f.options.priority ?? 1,
     ownerOnly: f.options.ownerOnly ?? false,
@@ -452,7 +460,15 @@ export function defineSchema<const M extends ComponentMap>(
       maxFullBits += fieldMaxBits(cf) + (cf.ownerOnly ? 1 : 0);
       canon.push([cname, fname, f.kind, f.params, cf.ownerOnly]);
     }
-    compiled.push({ name: cname, index, fields, slot: start, slotCount: slot - start, maxFullBits });
+    compiled.push({
+      name: cname,
+      index,
+      fields,
+      slot: start,
+      slotCount: slot - start,
+      maxFullBits,
+      hasOwnerOnly: fields.some((f) => f.ownerOnly),
+    });
     maxFullRecordBits += maxFullBits;
   });
   // Kind (2) + id (exp-Golomb of up to 32 bits) + mask.

@@ -18,7 +18,7 @@ import { EntityStore, type Snapshot } from './store.js';
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
 const { BitWriter, expGolombBits } = bits;
-const { GAP_K, HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
+const { HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
 
 /** How the application names a client to the sync server (e.g. a session id). */
 export type ClientKey = string | number;
@@ -186,11 +186,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   /** Every budget must fit the header and the largest possible entity record, or that entity would starve. */
   private checkBudget(bytes: number): void {
     const need =
-      HEADER_FIXED_BITS +
-      64 +
-      this.countBits +
-      expGolombBits(this.max, GAP_K) +
-      this.schema.maxFullRecordBits;
+      HEADER_FIXED_BITS + 64 + this.countBits + expGolombBits(this.max, 0) + this.schema.maxFullRecordBits;
     if (!(bytes * 8 >= need))
       throw new RangeError(
         `budget of ${bytes} bytes is below one full entity record (${Math.ceil(need / 8)} bytes)`,
@@ -388,17 +384,31 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       }
     }
     this.interest.compute(cs, snap);
+    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
+    const { cand, candBase, candBase2, kinds } = this.candidates;
     const w = this.writer;
     w.reset();
-    w.writeBits(this.schema.hash, 32);
-    w.writeBits(t, 32);
+    if (p === 0) {
+      // Full header: the schema hash and the whole tick, until the client has acknowledged a packet (which it
+      // applied only after checking a hash: see codec.ts).
+      w.writeBit(1);
+      w.writeBits(this.schema.hash, 32);
+      w.writeBits(t, 32);
+    } else {
+      w.writeBit(0);
+      w.writeBits(t & 0xffff, 16);
+    }
     w.writeExpGolomb(p === 0 ? 0 : t - p, 0);
+    // The packet's second baseline (the prediction's, for records against p): 0 for none.
+    if (p > 0 && this.schema.predictable) w.writeExpGolomb(p2 === 0 ? 0 : p - p2, 0);
+    // Order of the slot gaps' exp-Golomb code, from the candidates' density: dense packets (every entity moving)
+    // spend 1 bit per record on its slot.
+    const density = n === 0 ? 1 : snap.hw / n;
+    const gapK = Math.min(3, Math.max(0, 31 - Math.clz32(Math.floor(density)) - 1));
+    w.writeBits(gapK, 2);
     const countPos = w.pos;
     w.writeBits(0, this.countBits);
     const headerBits = w.pos;
-
-    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
-    const { cand, candBase, candBase2, kinds } = this.candidates;
 
     // Fast path: everything in one pass; fall back to prioritised selection when over budget.
     const delta = this.delta;
@@ -412,8 +422,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     for (let i = 0; i < n && !over; i++) {
       const s = cand[i] >>> 3;
       const mark = w.pos;
-      w.writeExpGolomb(s - prev - 1, GAP_K);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, true);
+      w.writeExpGolomb(s - prev - 1, gapK);
+      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
       if (delta.recEmpty) {
         w.rewind(mark);
         kinds[i] = KIND_VIRTUAL;
@@ -434,7 +444,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       this.stats.refreshes = refreshes0;
       this.stats.predicted = predicted0;
       w.rewind(headerBits);
-      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p));
+      ({ count, deferred } = this.priority.select(w, cs, snap, this.candidates, n, headerBits, p, p2, gapK));
       order = this.priority.order;
     }
     // The count was reserved as zero bits; OR it in now that it is known.
@@ -471,11 +481,17 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private previousAcked(cs: ClientState, p: number): number {
     if (!this.schema.predictable) return 0;
     const from = Math.max(cs.completeSince, this.store.oldest, p - 4095);
+    // The newest such tick at least half the ticks ahead (t - p) before p, else the oldest one after that.
+    const span = Math.max(1, (this.store.tickNo - p) >>> 1);
+    let found = 0;
     for (let t = p - 1; t >= from; t--) {
       const sent = cs.ring[t % this.window];
-      if (sent && sent.tick === t && sent.acked && this.store.snapshotAt(t)) return t;
+      if (sent && sent.tick === t && sent.acked && this.store.snapshotAt(t)) {
+        found = t;
+        if (p - t >= span) break;
+      }
     }
-    return 0;
+    return found;
   }
 
   /** Candidates of a clean client: everything that differs between the world of tick p and now. */

@@ -126,13 +126,18 @@ describe('decoder fuzzing: bad packets are rejected with a typed error and leave
   });
 
   test('a delta against a baseline the client never had is rejected as baseline-missing', () => {
-    const { next } = established(3);
-    const fresh = new SyncClient(schema);
-    const err = catchError(() => fresh.receive(next));
+    const { next, packets } = established(3);
+    // A client that got only the first packet (the full header, with the schema hash), not the baseline of `next`.
+    const late = new SyncClient(schema);
+    expect(late.receive(packets[0])).toBe(true);
+    const size = late.size;
+    const err = catchError(() => late.receive(next));
     expect((err as SyncError).code).toBe('baseline-missing');
-    expect(fresh.stats.rejected.baselineMissing).toBe(1);
-    expect(fresh.tick).toBe(0);
-    expect(fresh.size).toBe(0);
+    expect(late.stats.rejected.baselineMissing).toBe(1);
+    expect(late.tick).toBe(1);
+    expect(late.size).toBe(size);
+    // A fresh client cannot even check the schema of `next` (no hash in a compact header): corrupt.
+    expect((catchError(() => new SyncClient(schema).receive(next)) as SyncError).code).toBe('corrupt');
   });
 
   test('baselines older than the client window are rejected (window too small for the server)', () => {
@@ -165,10 +170,11 @@ describe('decoder fuzzing: bad packets are rejected with a typed error and leave
 });
 
 describe('acks: bad acks are rejected with a typed error and change nothing', () => {
-  function ack(newest: number, mask = 0): Uint8Array {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setUint32(0, newest);
-    new DataView(b.buffer).setUint32(4, mask >>> 0);
+  /** The 4-byte ack: newest tick modulo 2^16, then a valid bit and 15 bits of history (codec.ts). */
+  function ack(newest: number, mask = 0, valid = newest !== 0): Uint8Array {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint16(0, newest & 0xffff);
+    new DataView(b.buffer).setUint16(2, (valid ? 0x8000 : 0) | (mask & 0x7fff));
     return b;
   }
 
@@ -182,16 +188,18 @@ describe('acks: bad acks are rejected with a typed error and change nothing', ()
     }
     const codes = (b: Uint8Array, key: string | number = 'c') =>
       (catchError(() => server.receiveAck(key, b)) as SyncError).code;
-    expect(codes(new Uint8Array(7))).toBe('corrupt');
-    expect(codes(new Uint8Array(9))).toBe('corrupt');
-    expect(codes(ack(0, 1))).toBe('corrupt');
+    expect(codes(new Uint8Array(3))).toBe('corrupt');
+    expect(codes(new Uint8Array(8))).toBe('corrupt');
+    expect(codes(ack(0, 1, false))).toBe('corrupt');
+    expect(codes(ack(7, 0, false))).toBe('corrupt');
+    // Tick 21 modulo 2^16 is, at server tick 20, tick 21 - 65536: never sent.
     expect(codes(ack(21))).toBe('unknown-snapshot');
     expect(codes(ack(16))).toBe('unknown-snapshot');
     expect(codes(ack(18, 0b10))).toBe('unknown-snapshot');
     expect(codes(ack(5))).toBe('out-of-window');
     expect(codes(ack(20), 'nobody')).toBe('unknown-client');
     expect(server.stats.acksRejected).toEqual({
-      corrupt: 3,
+      corrupt: 4,
       unknownSnapshot: 3,
       outOfWindow: 1,
       unknownClient: 1,
@@ -203,7 +211,7 @@ describe('acks: bad acks are rejected with a typed error and change nothing', ()
     expect(client.receive(server.encodeFor('c'))).toBe(true);
     expect(server.stats.fullPackets).toBe(20);
     // A good ack (with bits for ticks before the window ignored) is accepted.
-    server.receiveAck('c', ack(20, 0xffffffff & ~(1 << 3)));
+    server.receiveAck('c', ack(20, 0x7fff & ~(1 << 3)));
     expect(server.stats.acks).toBe(1);
   });
 });

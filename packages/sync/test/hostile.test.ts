@@ -25,12 +25,18 @@ const schema = defineSchema(
 );
 const COUNT_BITS = 21; // bitsFor(2^20)
 
-/** Header of a packet for `tick` against the client's ack `base` (0 = none), then `count` records. */
-function header(tick: number, base: number, count: number): BitWriter {
+/**
+ * Header of a packet for `tick` against the client's ack `base` (0 = none) and second baseline `base2` (0 = none),
+ * then `count` records.
+ */
+function header(tick: number, base: number, count: number, base2 = 0): BitWriter {
   const w = new BitWriter(64);
+  w.writeBit(1); // full header
   w.writeBits(schema.hash, 32);
   w.writeBits(tick, 32);
   w.writeExpGolomb(base === 0 ? 0 : tick - base, 0);
+  if (base > 0) w.writeExpGolomb(base2 === 0 ? 0 : base - base2, 0);
+  w.writeBits(2, 2); // slot gaps in exp-Golomb order 2
   w.writeBits(count, COUNT_BITS);
   return w;
 }
@@ -77,7 +83,7 @@ describe('hostile packets', () => {
     const { client } = established();
     const w = header(3, 0, 1);
     w.writeExpGolomb(5, 2); // slot 5
-    w.writeBits(1, 2); // FULL
+    w.writeBits(0b10, 2); // FULL
     w.writeExpGolomb(99, 8); // id
     w.writeBits(1, 1); // mask
     w.writeBits(0, 11); // p.x
@@ -92,7 +98,7 @@ describe('hostile packets', () => {
     for (let k = 0; k < 200; k++) {
       const w = header(3 + k, 2, 1);
       w.writeExpGolomb((1 << 20) - 1, 2); // the last slot: a view grown to it would be 2^20 x 5 x 4 bytes
-      w.writeBits(2, 2); // REMOVE
+      w.writeBits(0b11, 2); // REMOVE
       client.receive(w.bytes());
     }
     expect(client.size).toBe(2);
@@ -104,10 +110,11 @@ describe('hostile packets', () => {
     const update = (b1Back: number, slot: number) => {
       const w = header(3, 2, 1);
       w.writeExpGolomb(slot, 2);
-      w.writeBits(0, 2); // UPDATE
+      w.writeBit(0); // UPDATE
       w.writeBit(0); // baseline = the packet's (tick 2)
       w.writeBit(1); // predicted
       w.writeExpGolomb(b1Back, 0); // b1 = 2 - 1 - b1Back
+      w.writeBit(0); // general form
       w.writeBit(0); // mask unchanged
       w.writeBit(0); // component unchanged
       return w.bytes();
@@ -120,6 +127,60 @@ describe('hostile packets', () => {
     expectRejected(established().client, update(6, 1), 'corrupt');
     // A slot that is empty at the baseline.
     expectRejected(established().client, update(0, 7), 'corrupt');
+  });
+
+  test("the header's second baseline: past tick 1 is corrupt; one the client does not hold is baseline-missing", () => {
+    const viaHeader = (base2: number) => {
+      const w = header(3, 2, 1, base2);
+      w.writeExpGolomb(0, 2);
+      w.writeBit(0); // UPDATE
+      w.writeBit(0); // baseline = the packet's (tick 2)
+      w.writeBit(1); // predicted
+      w.writeBit(0); // general form
+      w.writeBit(0); // mask unchanged
+      w.writeBit(0); // component unchanged
+      return w.bytes();
+    };
+    expect(established().client.receive(viaHeader(1))).toBe(true);
+    // Second baseline at distance 2 from tick 2: tick 0.
+    const corrupt = new BitWriter(64);
+    corrupt.writeBit(1);
+    corrupt.writeBits(schema.hash, 32);
+    corrupt.writeBits(3, 32);
+    corrupt.writeExpGolomb(1, 0);
+    corrupt.writeExpGolomb(2, 0);
+    corrupt.writeBits(2, 2);
+    corrupt.writeBits(0, COUNT_BITS);
+    expectRejected(established().client, corrupt.bytes(), 'corrupt');
+    // A client that never applied tick 1 (it joined at tick 2's packet) cannot predict from it.
+    const server = new SyncServer(schema, { budgetBytes: 8000, maxPacketBytes: 8000 });
+    const late = new SyncClient(schema);
+    server.addClient(1);
+    server.spawn({ c: { p: { x: 1, y: 1 } } });
+    server.tick();
+    server.encodeFor(1); // tick 1: lost
+    server.tick();
+    late.receive(server.encodeFor(1));
+    expectRejected(late, viaHeader(1), 'baseline-missing');
+  });
+
+  test('a compact header (no schema hash) before any packet with the hash is corrupt; later its tick is exact', () => {
+    const compact = (low: number) => {
+      const w = new BitWriter(16);
+      w.writeBit(0);
+      w.writeBits(low, 16);
+      w.writeExpGolomb(0, 0);
+      w.writeBits(0, 2);
+      w.writeBits(0, COUNT_BITS);
+      return w.bytes();
+    };
+    expectRejected(new SyncClient(schema), compact(1), 'corrupt');
+    const { client } = established();
+    // Tick 2 applied: low bits 3 are tick 3; low bits 2 are tick 2 again (stale); 65535 is tick -1 (stale too).
+    expect(client.receive(compact(2))).toBe(false);
+    expect(client.receive(compact(65535))).toBe(false);
+    expect(client.receive(compact(3))).toBe(true);
+    expect(client.tick).toBe(3);
   });
 
   test('a prediction from a tick the client never held is baseline-missing', () => {
@@ -136,10 +197,11 @@ describe('hostile packets', () => {
     }
     const w = header(6, 5, 1);
     w.writeExpGolomb(0, 2);
-    w.writeBits(0, 2);
+    w.writeBit(0); // UPDATE
     w.writeBit(0);
     w.writeBit(1);
     w.writeExpGolomb(1, 0); // b1 = 3: never applied
+    w.writeBit(0); // general form
     w.writeBit(0);
     w.writeBit(0);
     expectRejected(client, w.bytes(), 'baseline-missing');
