@@ -16,6 +16,7 @@ import { IncomingBudget } from './limits.js';
 import { TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg } from './channels.js';
 import { datagramBodies } from './datagrams.js';
+import { FreshnessGuard } from './freshness.js';
 import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
 import { Scheduler } from './scheduler.js';
@@ -66,6 +67,8 @@ export abstract class Peer<S> {
   /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
   private readonly window: ReliableWindow;
   private readonly scheduler: Scheduler;
+  /** Holds or drops unreliable messages the transport's queue would deliver too late. */
+  private readonly freshness: FreshnessGuard;
   /** True once the session ended for good: nothing is sent or resumed after that. */
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
@@ -112,6 +115,21 @@ export abstract class Peer<S> {
       this.drop(r, i),
     );
     this.scheduler = new Scheduler(this.opts.scheduler);
+    this.freshness = new FreshnessGuard(
+      {
+        clock: this.clock,
+        estimate: () => {
+          const l = this.link;
+          return l && !l.closed ? l.session.datagrams.sendEstimate?.() : undefined;
+        },
+        pendingBytes: () => this.link?.dgram.pendingBytes ?? 0,
+        send: (ch, msg) => this.writeDatagram(ch, msg),
+        drop: (r, i) => this.drop(r, i),
+        connected: () => this.connected,
+      },
+      this.opts.maxUnreliableAgeMs,
+      this.opts.maxHeldUnreliableBytes,
+    );
     this.receiver = new Receiver(this.receiverHost(), this.opts, this.channels, options.reassembly ?? {});
   }
 
@@ -293,6 +311,14 @@ export abstract class Peer<S> {
   }
 
   private sendDatagram(ch: ChannelState, msg: OutMsg): boolean {
+    if (this.link && !this.link.closed) {
+      const held = this.freshness.offer(ch, msg);
+      if (held !== undefined) return held;
+    }
+    return this.writeDatagram(ch, msg);
+  }
+
+  private writeDatagram(ch: ChannelState, msg: OutMsg): boolean {
     const link = this.link;
     const info = { message: msg.name, channel: ch.name, bytes: msg.payload.length };
     if (!link || link.closed) {
@@ -408,6 +434,14 @@ export abstract class Peer<S> {
     control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
     const link = new Link(session, control, this.clock.now());
     this.link = link;
+    const maxAge = this.opts.maxUnreliableAgeMs;
+    if (maxAge > 0 && !session.datagrams.sendEstimate && 'outgoingMaxAge' in session.datagrams) {
+      try {
+        session.datagrams.outgoingMaxAge = maxAge;
+      } catch {
+        // A browser that refuses the value keeps its own default.
+      }
+    }
     this.receiver.adopt(peer, resumed);
     const acked = new Map<string, number>();
     for (const [name, cum] of peer.acks ?? []) acked.set(name, cum);

@@ -2,6 +2,7 @@ export type {
   ConnectOptions,
   Connector,
   DatagramDropReason,
+  DatagramSendEstimate,
   DatagramStats,
   IncomingSession,
   QuiverBidirectionalStream,
@@ -24,3 +25,4 @@ export {
 export type { Clock, Rng, TimerHandle, TrackedClock } from './clock.js';
 export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
 export * from './memory/index.js';
+export { SendDelayEstimator } from './send-estimate.js';

@@ -279,6 +279,10 @@ export class QuicConnection implements QuicEngineConnection {
     return null;
   }
 
+  datagramQueueBytes(): number {
+    return this.closed ? 0 : this.conn.dgramSendQueueByteSize();
+  }
+
   /** The largest DATAGRAM payload the path allows now (RFC 9221 §3), 0 when the peer did not enable them. */
   maxDatagramPayload(): number {
     if (this.closed) return 0;
