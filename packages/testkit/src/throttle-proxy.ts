@@ -235,8 +235,18 @@ async function tcpRelay(
     const downPipe = pipe(level(b, o.queueBytes ?? 64 * 1024));
     const conn = { a, b, pipes: [upPipe, downPipe] };
     live.add(conn);
-    a.on('data', (d) => upPipe.push(d.length, () => (stats.delivered.up++, b.write(d)), true));
-    b.on('data', (d) => downPipe.push(d.length, () => (stats.delivered.down++, a.write(d)), true));
+    const relay = (dir: Dir, p: Pipe, to: net.Socket) => (d: Buffer) => {
+      p.push(
+        d.length,
+        () => {
+          stats.delivered[dir]++;
+          to.write(d);
+        },
+        true,
+      );
+    };
+    a.on('data', relay('up', upPipe, b));
+    b.on('data', relay('down', downPipe, a));
     const end = () => {
       live.delete(conn);
       for (const p of conn.pipes) {
