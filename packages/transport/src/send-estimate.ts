@@ -25,6 +25,7 @@ export class SendDelayEstimator {
   private lastQueued = 0;
   private rate = 0;
   private minRtt = Number.POSITIVE_INFINITY;
+  private stalled = false;
 
   /** `bytes` were handed to the queue. */
   wrote(bytes: number): void {
@@ -50,7 +51,11 @@ export class SendDelayEstimator {
     const networkQueueMs = rtt > 0 && Number.isFinite(this.minRtt) ? Math.max(0, rtt - this.minRtt) : 0;
     const sendRate = this.rate > 0 ? this.rate : fallbackRate;
     const queueMs =
-      queuedBytes <= 0 ? 0 : sendRate > 0 ? (queuedBytes / sendRate) * 1000 : Number.POSITIVE_INFINITY;
+      queuedBytes <= 0
+        ? 0
+        : sendRate > 0 && !this.stalled
+          ? (queuedBytes / sendRate) * 1000
+          : Number.POSITIVE_INFINITY;
     return { queuedBytes, sendRate, networkQueueMs, delayMs: queueMs + networkQueueMs };
   }
 
@@ -72,9 +77,11 @@ export class SendDelayEstimator {
     // Only an interval that began with a backlog measures the drain rate; an idle queue drains what it gets.
     if (this.lastQueued > 0) {
       const sample = ((drained - this.lastDrained) * 1000) / dt;
+      // Nothing drained: the path is stalled (a blackout), which says nothing of the rate once it flows again.
+      this.stalled = sample <= 0;
       // EWMA with gain 1/4: follows a rate change within a few samples.
-      this.rate = this.rate > 0 ? 0.75 * this.rate + 0.25 * sample : sample;
-    }
+      if (sample > 0) this.rate = this.rate > 0 ? 0.75 * this.rate + 0.25 * sample : sample;
+    } else this.stalled = false;
     this.lastAt = now;
     this.lastDrained = drained;
     this.lastQueued = queued;
