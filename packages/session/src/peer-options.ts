@@ -91,6 +91,13 @@ export interface HeartbeatOptions {
   idleAfterMs?: number;
   /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
   timeoutMs?: number;
+  /**
+   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × (SRTT + 4 × RTTVAR)`, RFC 6298), but
+   * never less than this, while the server owed an acknowledgement or a probe answer; the client then races a
+   * reconnect (resuming the session) while it keeps using the old link. Default 600 ms; 0 turns the race off
+   * (only `timeoutMs` ends a link).
+   */
+  suspectAfterMs?: number;
 }
 
 /** Options both ends of a session understand (the client and server options extend them). */
@@ -241,6 +248,7 @@ export function resolvePeerOptions(options: PeerOptions): ResolvedPeerOptions {
       idleIntervalMs: hb.idleIntervalMs ?? 5000,
       idleAfterMs: hb.idleAfterMs ?? 10_000,
       timeoutMs: hb.timeoutMs ?? 15_000,
+      suspectAfterMs: hb.suspectAfterMs ?? 600,
     },
   };
 }

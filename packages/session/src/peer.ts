@@ -17,6 +17,7 @@ import { TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg } from './channels.js';
 import { datagramBodies } from './datagrams.js';
 import { FreshnessGuard } from './freshness.js';
+import { PathWatch } from './path-watch.js';
 import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
 import { Scheduler } from './scheduler.js';
@@ -69,6 +70,8 @@ export abstract class Peer<S> {
   private readonly scheduler: Scheduler;
   /** Holds or drops unreliable messages the transport's queue would deliver too late. */
   private readonly freshness: FreshnessGuard;
+  /** Set by an end that acts on a suspected dead path (the client): watches each link it attaches. */
+  protected pathWatch: PathWatch | null = null;
   /** True once the session ended for good: nothing is sent or resumed after that. */
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
@@ -424,6 +427,26 @@ export abstract class Peer<S> {
     return this.receiver.acks();
   }
 
+  /**
+   * Watches links for a dead path (see {@link PathWatch}); `suspect` runs once per link when nothing arrived for a
+   * few RTTs while the peer owed an answer.
+   */
+  protected watchPaths(suspect: (link: Link, silentMs: number) => void): void {
+    this.pathWatch = new PathWatch(
+      {
+        clock: this.clock,
+        rtt: this.liveness.rtt,
+        owed: (link) => {
+          if (this.window.bytes > 0) return true;
+          for (const at of link.pings.values()) if (at > link.lastReceived) return true;
+          return false;
+        },
+        suspect,
+      },
+      this.opts.heartbeat.suspectAfterMs,
+    );
+  }
+
   /** Starts using `session` after a completed handshake. `peer` is what the other end announced. */
   protected attach(
     session: QuiverSession,
@@ -432,6 +455,16 @@ export abstract class Peer<S> {
     resumed: boolean,
   ): void {
     control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
+    // A reconnect raced while the old link was still in use (a suspected path) won: the old link is let go.
+    const old = this.link;
+    if (old && !old.closed) {
+      this.detach(old);
+      try {
+        old.session.close({ closeCode: CloseCode.REPLACED, reason: 'replaced by a new connection' });
+      } catch {
+        // already closed
+      }
+    }
     const link = new Link(session, control, this.clock.now());
     this.link = link;
     const maxAge = this.opts.maxUnreliableAgeMs;
@@ -457,6 +490,7 @@ export abstract class Peer<S> {
       (err) => this.onTransportClosed(link, 0, String((err as Error)?.message ?? err)),
     );
     this.scheduleHeartbeat(link, true);
+    this.pathWatch?.watch(link);
     this.pump();
   }
 
@@ -470,7 +504,10 @@ export abstract class Peer<S> {
   protected detach(link: Link): void {
     if (link.closed) return;
     link.closed = true;
-    if (this.link === link) this.link = null;
+    if (this.link === link) {
+      this.link = null;
+      this.pathWatch?.stop();
+    }
     this.clock.clearTimeout(link.heartbeatTimer);
     this.clock.clearTimeout(link.ackTimer);
     this.clock.clearTimeout(link.budgetTimer);
