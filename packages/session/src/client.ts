@@ -316,7 +316,7 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   protected linkLost(code: number, reason: string): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.replacedByRace(code)) return;
     if (isFinalCloseCode(code) || this.clientOptions.reconnect === false) {
       this.finish(code, reason);
       return;
@@ -324,6 +324,13 @@ export class ClientSession extends Peer<ClientSession> {
     this.state = 'reconnecting';
     // A raced reconnect is already under way: its outcome decides what follows.
     if (!this.racing) this.scheduleReconnect(0, code, reason);
+  }
+
+  /** The server let the old link go because the raced reconnect resumed the session on a new one: not an end. */
+  private replacedByRace(code: number): boolean {
+    if (!this.racing || code !== CloseCode.REPLACED) return false;
+    this.state = 'reconnecting';
+    return true;
   }
 
   /**
@@ -393,6 +400,7 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   protected peerClosed(code: number, reason: string, reconnect: boolean): void {
+    if (this.replacedByRace(code)) return;
     if (reconnect) this.linkLost(code, reason);
     else this.finish(code, reason);
   }

@@ -291,6 +291,11 @@ export abstract class Peer<S> {
 
   /** Ids announced at the current handshake; names registered later travel as strings. */
   private announced = new Map<string, number>();
+  /**
+   * Ids of the handshake under way; they take effect when its link is attached, not before: a link still in use
+   * meanwhile (a raced reconnect) must keep the ids its peer knows.
+   */
+  private announcing = new Map<string, number>();
 
   private wireId(name: string): number | string {
     return this.announced.get(name) ?? name;
@@ -405,6 +410,7 @@ export abstract class Peer<S> {
         this.countOut(ch.name, msg.payload.length);
       }
       this.scheduler.served(ch, msg);
+      this.pathWatch?.sent(link, now);
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
       link.writeReliable(ch, header, msg.payload, () => this.pump());
     }
@@ -415,7 +421,7 @@ export abstract class Peer<S> {
   /** The message and channel tables this end announces in its handshake. */
   protected localTables(): Omit<HandshakeTables, 'acks'> {
     const messages = this.registry.table();
-    this.announced = new Map(messages);
+    this.announcing = new Map(messages);
     return {
       messages,
       channels: [...this.channels.values()].map((c) => [c.name, c.id, c.mode]),
@@ -441,6 +447,7 @@ export abstract class Peer<S> {
           for (const at of link.pings.values()) if (at > link.lastReceived) return true;
           return false;
         },
+        probe: (link) => this.ping(link),
         suspect,
       },
       this.opts.heartbeat.suspectAfterMs,
@@ -467,6 +474,7 @@ export abstract class Peer<S> {
     }
     const link = new Link(session, control, this.clock.now());
     this.link = link;
+    this.announced = this.announcing;
     const maxAge = this.opts.maxUnreliableAgeMs;
     if (maxAge > 0 && !session.datagrams.sendEstimate && 'outgoingMaxAge' in session.datagrams) {
       try {
@@ -614,12 +622,18 @@ export abstract class Peer<S> {
       return;
     }
     this.receiver.expire(now);
+    this.ping(link);
+    this.scheduleHeartbeat(link);
+  }
+
+  private ping(link: Link): void {
+    const now = this.clock.now();
     // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
     const lossy = link.session.reliability === 'supports-unreliable';
     const ping = [Kind.PING, ...this.liveness.probe(link, now, lossy)];
     this.stats.pings++;
+    this.pathWatch?.sent(link, now);
     if (lossy) link.dgram.queue([datagramFrame(ping)], true);
     else link.control.write(ping);
-    this.scheduleHeartbeat(link);
   }
 }
