@@ -266,21 +266,19 @@ export class ClientSession extends Peer<ClientSession> {
     let control: ControlStream | undefined;
     let timer: TimerHandle | undefined;
     try {
-      control = new ControlStream(await session.createBidirectionalStream(), this.opts.maxMessageBytes + 64);
+      // The deadline covers opening the control stream too: on a path that died after `ready` it never opens.
+      const ms = Math.min(this.clientOptions.handshakeTimeoutMs ?? 10_000, limit);
+      const deadline = new Promise<never>((_, rej) => {
+        timer = this.clock.setTimeout(() => rej(new HandshakeTimeoutError(`no WELCOME within ${ms} ms`)), ms);
+      });
+      deadline.catch(() => {});
+      const stream = await Promise.race([session.createBidirectionalStream(), deadline]);
+      control = new ControlStream(stream, this.opts.maxMessageBytes + 64);
       const t0 = this.clock.now();
       const hello: Record<string, unknown> = { v: 1, ...this.localTables(), acks: this.localAcks() };
       if (this.sessionId && this.resumeToken) hello.resume = { id: this.sessionId, token: this.resumeToken };
       control.write([Kind.HELLO, hello]);
-      const ms = Math.min(this.clientOptions.handshakeTimeoutMs ?? 10_000, limit);
-      const frame = await Promise.race([
-        control.next(),
-        new Promise<never>((_, rej) => {
-          timer = this.clock.setTimeout(
-            () => rej(new HandshakeTimeoutError(`no WELCOME within ${ms} ms`)),
-            ms,
-          );
-        }),
-      ]);
+      const frame = await Promise.race([control.next(), deadline]);
       this.clock.clearTimeout(timer);
       if (!frame) throw new SessionClosedError('the server closed during the handshake');
       if (frame.header[0] === Kind.CLOSE) {
@@ -338,7 +336,11 @@ export class ClientSession extends Peer<ClientSession> {
    * while the old link stays in use; whichever delivers first wins, and a new link replaces the old one.
    */
   private raceReconnect(link: Link, reason: string): void {
-    if (this.state !== 'open' || this.racing || this.link !== link) return;
+    if (this.state !== 'open' || this.racing || this.link !== link) {
+      // Not now (a race or a reconnect already runs): keep watching the link, or the next loss goes unnoticed.
+      if (!this.racing && this.link === link && !link.closed) this.pathWatch?.watch(link);
+      return;
+    }
     this.racing = true;
     this.emit('reconnecting', { attempt: 0, delayMs: 0, code: 0, reason });
     this.connectOnce(true).then(

@@ -3,9 +3,6 @@ import type { ChannelState, OutMsg } from './channels.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { DropInfo, DropReason } from './peer-options.js';
 
-/** While every message is held, one goes through every this many age limits (a probe of the path). */
-const PROBE_AGES = 4;
-
 /** An unreliable message waiting for the transport's queue to shrink. */
 interface Held {
   ch: ChannelState;
@@ -39,8 +36,6 @@ export class FreshnessGuard {
   private held: Held[] = [];
   private heldBytes = 0;
   private timer: TimerHandle | undefined;
-  /** When a message last went out past the guard (sent at once or after being held). */
-  private lastSent = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly host: FreshnessHost,
@@ -63,16 +58,7 @@ export class FreshnessGuard {
     const now = this.host.clock.now();
     if (ch.mode === 'unreliable-sequenced') this.supersede(ch, msg.key);
     const wait = this.wait(this.host.estimate(), msg.payload.length);
-    if (wait === undefined || wait <= this.maxAgeMs) {
-      this.lastSent = now;
-      return undefined;
-    }
-    // The estimate only changes with traffic (acks, probes): one message per PROBE_AGES × maxAge goes through
-    // whatever it says, so that an estimate left high by a blackout cannot hold the state back for good.
-    if (now - this.lastSent >= PROBE_AGES * this.maxAgeMs) {
-      this.lastSent = now;
-      return undefined;
-    }
+    if (wait === undefined || wait <= this.maxAgeMs) return undefined;
     this.held.push({ ch, msg, at: now });
     this.heldBytes += msg.size;
     while (this.heldBytes > this.maxHeldBytes && this.held.length > 1) this.expire(this.held[0]);
@@ -136,7 +122,6 @@ export class FreshnessGuard {
       if (wait !== undefined && age + wait > this.maxAgeMs) continue;
       this.held.splice(i, 1);
       this.heldBytes -= h.msg.size;
-      this.lastSent = now;
       this.host.send(h.ch, h.msg);
     }
     this.schedule();

@@ -35,10 +35,13 @@ export class PathWatch {
     private readonly minMs: number,
   ) {}
 
-  /** The silence after which the path is probed, then suspected (ms). */
+  /**
+   * The silence after which the path is probed, then suspected (ms): four RTOs, at least `minMs`, at most five
+   * times that (an RTT inflated by a congested spell decays slowly, and must not hide a dead path for long).
+   */
   get thresholdMs(): number {
     const r = this.host.rtt;
-    return Math.max(this.minMs, 4 * (r.srtt + 4 * r.rttvar));
+    return Math.min(5 * this.minMs, Math.max(this.minMs, 4 * (r.srtt + 4 * r.rttvar)));
   }
 
   watch(link: Link): void {

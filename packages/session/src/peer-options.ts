@@ -92,10 +92,10 @@ export interface HeartbeatOptions {
   /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
   timeoutMs?: number;
   /**
-   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × (SRTT + 4 × RTTVAR)`, RFC 6298), but
-   * never less than this, while the server owed an acknowledgement or a probe answer; the client then races a
-   * reconnect (resuming the session) while it keeps using the old link. Default 600 ms; 0 turns the race off
-   * (only `timeoutMs` ends a link).
+   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × (SRTT + 4 × RTTVAR)`, RFC 6298), never
+   * less than this nor more than five times it, while the server owed an acknowledgement or a probe answer, and
+   * again as long after a probe sent then; the client then races a reconnect (resuming the session) while it keeps
+   * using the old link. Default 600 ms; 0 turns the race off (only `timeoutMs` ends a link).
    */
   suspectAfterMs?: number;
 }

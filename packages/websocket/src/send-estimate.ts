@@ -23,7 +23,7 @@ export class WsSendEstimate {
     this.estimator.wrote(bytes);
   }
 
-  /** A datagram is being sent: probe the RTT when no probe is under way and the last one is old enough. */
+  /** Probes the RTT when no probe is under way and the last one is old enough; true when it sent one. */
   sending(now: number, lastPing: number): boolean {
     if (this.probeIntervalMs <= 0 || this.core.oldestPingSentAt !== undefined) return false;
     if (now - lastPing < this.probeIntervalMs) return false;
@@ -31,6 +31,7 @@ export class WsSendEstimate {
     return true;
   }
 
+  /** The estimate now (the session probes first, see `sendEstimate`). */
   estimate(now: number, adapter: SocketAdapter | undefined): DatagramSendEstimate {
     const pending = this.core.oldestPingSentAt;
     const floor = pending === undefined ? 0 : now - pending;

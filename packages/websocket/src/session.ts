@@ -277,7 +277,16 @@ export class WebSocketSession implements QuiverSession {
       get maxDatagramSize() {
         return core.maxDatagramSize;
       },
-      sendEstimate: () => this.sendDelay.estimate(o.clock.now(), this.adapter),
+      // Asking probes too when the RTT sample is old: a sender that holds everything back because the estimate is
+      // high writes no datagrams, and must still see the queue drain.
+      sendEstimate: () => {
+        const now = o.clock.now();
+        if (this.sendDelay.sending(now, this.lastPing)) {
+          this.lastPing = now;
+          this.scheduleFlush();
+        }
+        return this.sendDelay.estimate(now, this.adapter);
+      },
     };
     this.handshakeTimer = o.clock.setTimeout(() => {
       this.handshakeTimer = undefined;
