@@ -3,6 +3,7 @@
  * new socket when its address is gone.
  */
 import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import type { QuicEndpoint } from './endpoint.js';
 import type { QuicConnection } from './quic-connection.js';
 import { type Connection, SCID_LEN } from './quiche.js';
@@ -35,16 +36,16 @@ const PATH_GONE = new Set(['EINVAL', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOSTUNREA
 const MIN_INTERVAL_MS = 250;
 
 /**
- * Client: when a send fails because the path is gone (its address was removed, as on a switch from Wi-Fi to
- * cellular), the endpoint moves to a new socket, whose source address the kernel picks from the current routes, and
+ * Client: when a send fails because the path is gone, or the socket's local address no longer exists on any
+ * interface (it was removed, as on a switch from Wi-Fi to cellular), the endpoint moves to a new socket, whose source address the kernel picks from the current routes, and
  * the connection migrates to it (RFC 9000 §9.2, quiche `migrate_source`); the server validates the new path (§8.2).
  * Counted in `migrations` (and `migrationsFailed` when quiche cannot, e.g. before the handshake is confirmed).
  */
 export function migrateOnPathLoss(endpoint: QuicEndpoint, quic: QuicConnection): void {
   let busy = false;
   let last = Number.NEGATIVE_INFINITY;
-  endpoint.onSendError = (e) => {
-    if (!PATH_GONE.has(e.code ?? '') || busy || quic.closed) return;
+  const move = () => {
+    if (busy || quic.closed) return;
     const now = performance.now();
     if (now - last < MIN_INTERVAL_MS) return;
     last = now;
@@ -61,4 +62,30 @@ export function migrateOnPathLoss(endpoint: QuicEndpoint, quic: QuicConnection):
       },
     );
   };
+  endpoint.onSendError = (e) => {
+    if (PATH_GONE.has(e.code ?? '')) move();
+  };
+  // Linux keeps sending from a connected socket whose source address was removed, without an error: the address
+  // itself is watched too (Node's analogue of a browser's network-change event).
+  const timer = setInterval(() => {
+    if (quic.closed) {
+      clearInterval(timer);
+      return;
+    }
+    if (!hasAddress(endpoint.local.host)) move();
+  }, ADDRESS_CHECK_MS);
+  timer.unref();
+}
+
+/** How often a client checks that its socket's local address still exists (one getifaddrs call). */
+const ADDRESS_CHECK_MS = 250;
+
+/** Whether `host` is an address of one of this host's interfaces (unspecified addresses always are). */
+function hasAddress(host: string): boolean {
+  if (host === '0.0.0.0' || host === '::' || host === '') return true;
+  const bare = host.startsWith('::ffff:') ? host.slice(7) : host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.address === bare || a.address === host) return true;
+  }
+  return false;
 }
