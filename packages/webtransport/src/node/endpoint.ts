@@ -160,13 +160,21 @@ export class QuicEndpoint implements QuicTransmitter {
     });
     if (opts.connectTo) {
       const to = opts.connectTo;
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(to.port, to.host, () => {
-          socket.off('error', reject);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          // node:dgram hands a failed connect (no route to the peer, e.g. while the network changes) to this
+          // callback, not to 'error'; the socket then stays unconnected.
+          socket.connect(to.port, to.host, (err?: Error) => {
+            socket.off('error', reject);
+            if (err) reject(err);
+            else resolve();
+          });
         });
-      });
+      } catch (e) {
+        socket.close();
+        throw e;
+      }
     }
     return socket;
   }
@@ -288,8 +296,8 @@ export class QuicEndpoint implements QuicTransmitter {
         if (this.connected) this.socket.send(pkt);
         else this.socket.send(pkt, r[1].to.port, r[1].to.host);
       } catch (e) {
-        // node:dgram throws (rather than emitting 'error') for a socket it does not consider connected; seen once
-        // in the faults bench right after a client migration. A lost packet, counted; QUIC recovers it.
+        // node:dgram throws (rather than emitting 'error') on a socket it does not consider connected. A lost
+        // packet, counted; QUIC recovers it.
         this.counters.sendErrors++;
         this.onSendError?.(e as NodeJS.ErrnoException);
         this.out = undefined;
