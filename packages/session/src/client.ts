@@ -23,6 +23,7 @@ import {
   type Handler,
   type HandshakeTables,
   Peer,
+  type Link,
   type PeerOptions,
   type SendOptions,
 } from './peer.js';
@@ -33,6 +34,12 @@ export interface ReconnectOptions extends BackoffOptions {
   maxAttempts?: number;
   /** Seed of the jitter generator (deterministic tests); default random. */
   seed?: number;
+  /**
+   * Each reconnect attempt (transport and handshake) is abandoned after this long and a fresh one follows: an
+   * attempt started inside a blackout would otherwise wait out its transport's own retransmission backoff (QUIC's
+   * PTO, TCP's SYN timer) long after the network came back. Default 2000 ms.
+   */
+  attemptTimeoutMs?: number;
 }
 
 /** Options of `connect()`: transports, credentials, reconnection, plus the peer options. */
@@ -121,6 +128,9 @@ export class ClientSession extends Peer<ClientSession> {
   reconnects = 0;
   private resumeToken: string | undefined;
   private reconnectTimer: TimerHandle | undefined;
+  /** A reconnect raced against a suspected path is running. */
+  private racing = false;
+  private unlistenNetwork: (() => void) | undefined;
   private readonly rng: () => number;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   private readonly events = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
@@ -143,6 +153,12 @@ export class ClientSession extends Peer<ClientSession> {
     const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
     const rng = createRng(seed);
     this.rng = rng;
+    if (r !== false && this.opts.heartbeat.suspectAfterMs > 0) {
+      this.watchPaths((link, silentMs) =>
+        this.raceReconnect(link, `no answer for ${Math.round(silentMs)} ms`),
+      );
+    }
+    this.unlistenNetwork = r === false ? undefined : listenNetwork(() => this.networkChanged());
     const store = clientOptions.persistQueue;
     if (store) {
       this.persistedQueue = store;
@@ -229,10 +245,13 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   /** @internal One connection attempt with handshake; resolves when the session is attached. */
-  async connectOnce(): Promise<void> {
+  async connectOnce(reconnecting = false): Promise<void> {
     const url = await this.url_();
+    const r = this.clientOptions.reconnect || {};
+    const limit = reconnecting ? (r.attemptTimeoutMs ?? 2000) : Number.POSITIVE_INFINITY;
     const raced = await raceTransports(url, this.candidates, {
       ...this.clientOptions.fallback,
+      connectTimeoutMs: Math.min(this.clientOptions.fallback?.connectTimeoutMs ?? 10_000, limit),
       clock: this.clientOptions.fallback?.clock ?? this.clock,
       connectOptions: this.clientOptions.connectOptions,
     }).catch((err) => {
@@ -248,21 +267,19 @@ export class ClientSession extends Peer<ClientSession> {
     let control: ControlStream | undefined;
     let timer: TimerHandle | undefined;
     try {
-      control = new ControlStream(await session.createBidirectionalStream(), this.opts.maxMessageBytes + 64);
+      // The deadline covers opening the control stream too: on a path that died after `ready` it never opens.
+      const ms = Math.min(this.clientOptions.handshakeTimeoutMs ?? 10_000, limit);
+      const deadline = new Promise<never>((_, rej) => {
+        timer = this.clock.setTimeout(() => rej(new HandshakeTimeoutError(`no WELCOME within ${ms} ms`)), ms);
+      });
+      deadline.catch(() => {});
+      const stream = await Promise.race([session.createBidirectionalStream(), deadline]);
+      control = new ControlStream(stream, this.opts.maxMessageBytes + 64);
       const t0 = this.clock.now();
       const hello: Record<string, unknown> = { v: 1, ...this.localTables(), acks: this.localAcks() };
       if (this.sessionId && this.resumeToken) hello.resume = { id: this.sessionId, token: this.resumeToken };
       control.write([Kind.HELLO, hello]);
-      const ms = this.clientOptions.handshakeTimeoutMs ?? 10_000;
-      const frame = await Promise.race([
-        control.next(),
-        new Promise<never>((_, rej) => {
-          timer = this.clock.setTimeout(
-            () => rej(new HandshakeTimeoutError(`no WELCOME within ${ms} ms`)),
-            ms,
-          );
-        }),
-      ]);
+      const frame = await Promise.race([control.next(), deadline]);
       this.clock.clearTimeout(timer);
       if (!frame) throw new SessionClosedError('the server closed during the handshake');
       if (frame.header[0] === Kind.CLOSE) {
@@ -298,13 +315,60 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   protected linkLost(code: number, reason: string): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.replacedByRace(code)) return;
     if (isFinalCloseCode(code) || this.clientOptions.reconnect === false) {
       this.finish(code, reason);
       return;
     }
     this.state = 'reconnecting';
-    this.scheduleReconnect(0, code, reason);
+    // A raced reconnect is already under way: its outcome decides what follows.
+    if (!this.racing) this.scheduleReconnect(0, code, reason);
+  }
+
+  /** The server let the old link go because the raced reconnect resumed the session on a new one: not an end. */
+  private replacedByRace(code: number): boolean {
+    if (!this.racing || code !== CloseCode.REPLACED) return false;
+    this.state = 'reconnecting';
+    return true;
+  }
+
+  /**
+   * The path of `link` looks dead (see `heartbeat.suspectAfterMs`): a reconnect that resumes the session starts now,
+   * while the old link stays in use; whichever delivers first wins, and a new link replaces the old one.
+   */
+  private raceReconnect(link: Link, reason: string): void {
+    if (this.state !== 'open' || this.racing || this.link !== link) {
+      // Not now (a race or a reconnect already runs): keep watching the link, or the next loss goes unnoticed.
+      if (!this.racing && this.link === link && !link.closed) this.pathWatch?.watch(link);
+      return;
+    }
+    this.racing = true;
+    this.emit('reconnecting', { attempt: 0, delayMs: 0, code: 0, reason });
+    this.connectOnce(true).then(
+      () => {
+        this.racing = false;
+        this.reconnects++;
+        this.emit('open', { recovered: this.recovered, transport: this.transport ?? '' });
+      },
+      (err: Error) => {
+        this.racing = false;
+        if (this.state === 'closed') return;
+        if (this.state === 'reconnecting') this.scheduleReconnect(1, 0, err.message);
+        else if (this.link === link && !link.closed) this.pathWatch?.watch(link);
+      },
+    );
+  }
+
+  /** The platform says the network changed (a browser's `online` event): a pending reconnect goes now. */
+  private networkChanged(): void {
+    if (this.state === 'open' && this.link) {
+      // A new network (Wi-Fi to cellular): the old path may be gone without a word.
+      this.raceReconnect(this.link, 'network changed');
+      return;
+    }
+    if (this.state !== 'reconnecting' || this.racing || this.reconnectTimer === undefined) return;
+    this.clock.clearTimeout(this.reconnectTimer);
+    this.scheduleReconnect(0, 0, 'network changed');
   }
 
   private scheduleReconnect(attempt: number, code: number, reason: string): void {
@@ -316,8 +380,9 @@ export class ClientSession extends Peer<ClientSession> {
     const delayMs = backoffDelay(attempt, this.rng, r);
     this.emit('reconnecting', { attempt, delayMs, code, reason });
     this.reconnectTimer = this.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
       if (this.state === 'closed') return;
-      this.connectOnce().then(
+      this.connectOnce(true).then(
         () => {
           this.reconnects++;
           this.emit('open', { recovered: this.recovered, transport: this.transport ?? '' });
@@ -338,6 +403,7 @@ export class ClientSession extends Peer<ClientSession> {
   }
 
   protected peerClosed(code: number, reason: string, reconnect: boolean): void {
+    if (this.replacedByRace(code)) return;
     if (reconnect) this.linkLost(code, reason);
     else this.finish(code, reason);
   }
@@ -363,10 +429,37 @@ export class ClientSession extends Peer<ClientSession> {
     this.closedForGood = true;
     this.checkDrained();
     this.clock.clearTimeout(this.reconnectTimer);
+    this.unlistenNetwork?.();
+    this.pathWatch?.stop();
     if (this.link) this.detach(this.link);
     this.closeInfo = { code, reason };
     this.emit('close', this.closeInfo);
   }
+}
+
+/**
+ * Calls `changed` on a browser's `online` event (W3C HTML §8.10.1.1 `navigator.onLine`) and on a Network
+ * Information `change` where there is one; returns the function that stops listening. Elsewhere, nothing.
+ */
+function listenNetwork(changed: () => void): (() => void) | undefined {
+  const g = globalThis as {
+    addEventListener?: (t: string, f: () => void) => void;
+    removeEventListener?: (t: string, f: () => void) => void;
+    navigator?: {
+      connection?: {
+        addEventListener?: (t: string, f: () => void) => void;
+        removeEventListener?: (t: string, f: () => void) => void;
+      };
+    };
+  };
+  if (typeof g.addEventListener !== 'function' || typeof g.navigator === 'undefined') return undefined;
+  const onChange = () => changed();
+  g.addEventListener('online', onChange);
+  g.navigator.connection?.addEventListener?.('change', onChange);
+  return () => {
+    g.removeEventListener?.('online', onChange);
+    g.navigator?.connection?.removeEventListener?.('change', onChange);
+  };
 }
 
 /**

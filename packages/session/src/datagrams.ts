@@ -57,6 +57,13 @@ export class DatagramPacker {
     return this.writerHandle;
   }
 
+  /** Bytes of bodies packed this turn and not yet written. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const g of this.groups) for (const b of g) n += b.length;
+    return n;
+  }
+
   /** Datagrams this turn will write if `bodies` are added (what the congestion check counts). */
   datagramsWith(bodies: Uint8Array[]): number {
     return this.groups.length + this.pack(bodies, true);

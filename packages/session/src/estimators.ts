@@ -159,7 +159,10 @@ export class TokenBucket {
 export interface BackoffOptions {
   /** First delay in ms. Default 250. */
   initialMs?: number;
-  /** Upper bound in ms. Default 10 000. */
+  /**
+   * Upper bound in ms. Default 2000: a client whose network returns after a long blackout is back within about this
+   * (plus one attempt), instead of sleeping through the return at a long backoff step.
+   */
   maxMs?: number;
   /** Growth factor. Default 2. */
   factor?: number;
@@ -170,7 +173,7 @@ export interface BackoffOptions {
 /** Exponential backoff with seeded jitter, so that clients that lost the same server do not return in lockstep. */
 export function backoffDelay(attempt: number, rng: () => number, options: BackoffOptions = {}): number {
   const initial = options.initialMs ?? 250;
-  const max = options.maxMs ?? 10_000;
+  const max = options.maxMs ?? 2000;
   const factor = options.factor ?? 2;
   const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.5));
   const base = Math.min(max, initial * factor ** Math.max(0, attempt));

@@ -22,6 +22,7 @@ interface NativeWebTransport {
     readonly writable?: WritableStream<Uint8Array>;
     createWritable?(): WritableStream<Uint8Array>;
     readonly maxDatagramSize: number;
+    outgoingMaxAge?: number | null;
   };
   getStats?(): Promise<Record<string, unknown>>;
 }
@@ -45,6 +46,16 @@ export function wrapNativeWebTransport(wt: NativeWebTransport): QuiverSession {
       return wt.datagrams.maxDatagramSize;
     },
   };
+  // W3C WebTransport §5: where the browser has `outgoingMaxAge`, the session's age limit is handed to it.
+  if ('outgoingMaxAge' in wt.datagrams) {
+    Object.defineProperty(datagrams, 'outgoingMaxAge', {
+      enumerable: true,
+      get: () => wt.datagrams.outgoingMaxAge,
+      set: (v: number | null) => {
+        wt.datagrams.outgoingMaxAge = v;
+      },
+    });
+  }
   const num = (v: unknown) => (typeof v === 'number' ? v : 0);
   return {
     transport: 'webtransport',

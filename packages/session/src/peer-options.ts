@@ -18,7 +18,11 @@ export type DropReason =
   | 'queue-full'
   /** Replaced by a newer message with the same key (`coalesce`). */
   | 'coalesced'
-  /** An unreliable-sequenced message older than one already delivered. */
+  /**
+   * Receiving: an unreliable-sequenced message older than one already delivered. Sending: an unreliable message
+   * that would have arrived more than `maxUnreliableAgeMs` after `send()` (the transport's queue was too long), or a
+   * held sequenced message replaced by a newer one with the same key.
+   */
   | 'stale'
   /** A reliable message received twice (replayed after a reconnect), dropped by dedupe. */
   | 'duplicate'
@@ -87,6 +91,13 @@ export interface HeartbeatOptions {
   idleAfterMs?: number;
   /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
   timeoutMs?: number;
+  /**
+   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × (SRTT + 4 × RTTVAR)`, RFC 6298), never
+   * less than this nor more than five times it, while the server owed an acknowledgement or a probe answer, and
+   * again as long after a probe sent then; the client then races a reconnect (resuming the session) while it keeps
+   * using the old link. Default 600 ms; 0 turns the race off (only `timeoutMs` ends a link).
+   */
+  suspectAfterMs?: number;
 }
 
 /** Options both ends of a session understand (the client and server options extend them). */
@@ -131,6 +142,20 @@ export interface PeerOptions {
    * is counted is datagram writes: the messages of one turn are packed into as few datagrams as fit (BUNDLE).
    */
   datagramBacklog?: number;
+  /**
+   * Unreliable messages that would arrive later than this many ms after `send()` are not sent: when the transport's
+   * `datagrams.sendEstimate()` says a datagram would wait longer, the message is held and sent once it can still
+   * arrive in time (newest first, one per key on sequenced channels), else dropped and counted as `stale`. For
+   * game state an old position is worse than none. Default 100 (two ticks at 20 Hz); 0 disables (transports
+   * without an estimate, like the memory transport, are never held). A browser's native WebTransport has no
+   * estimate; its W3C `datagrams.outgoingMaxAge` is set to this value instead (W3C WebTransport §5).
+   */
+  maxUnreliableAgeMs?: number;
+  /**
+   * Bytes of unreliable messages held for `maxUnreliableAgeMs` at most; beyond it the oldest held are dropped as
+   * `stale`. Default 256 KiB.
+   */
+  maxHeldUnreliableBytes?: number;
   /** Out-of-order reliable messages held per channel before the peer is considered broken. Default 4096. */
   maxOutOfOrder?: number;
   /**
@@ -194,6 +219,8 @@ export type ResolvedPeerOptions = Required<
   scheduler: 'strict' | 'weighted';
   maxOutOfOrder: number;
   datagramBacklog: number;
+  maxUnreliableAgeMs: number;
+  maxHeldUnreliableBytes: number;
   maxDepth: number;
   maxReceiveBufferBytes: number;
 };
@@ -209,6 +236,8 @@ export function resolvePeerOptions(options: PeerOptions): ResolvedPeerOptions {
     scheduler: options.scheduler ?? 'strict',
     maxOutOfOrder: options.maxOutOfOrder ?? 4096,
     datagramBacklog: options.datagramBacklog ?? 32,
+    maxUnreliableAgeMs: options.maxUnreliableAgeMs ?? 100,
+    maxHeldUnreliableBytes: options.maxHeldUnreliableBytes ?? 256 * 1024,
     maxDepth: Math.min(options.maxDepth ?? DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT),
     // A session must be able to receive one frame of the largest message it accepts.
     maxReceiveBufferBytes: Math.max(
@@ -220,6 +249,7 @@ export function resolvePeerOptions(options: PeerOptions): ResolvedPeerOptions {
       idleIntervalMs: hb.idleIntervalMs ?? 5000,
       idleAfterMs: hb.idleAfterMs ?? 10_000,
       timeoutMs: hb.timeoutMs ?? 15_000,
+      suspectAfterMs: hb.suspectAfterMs ?? 600,
     },
   };
 }

@@ -16,6 +16,8 @@ import { IncomingBudget } from './limits.js';
 import { TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg } from './channels.js';
 import { datagramBodies } from './datagrams.js';
+import { FreshnessGuard } from './freshness.js';
+import { PathWatch } from './path-watch.js';
 import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
 import { Scheduler } from './scheduler.js';
@@ -66,6 +68,10 @@ export abstract class Peer<S> {
   /** Reliable messages sent and not yet acknowledged: the replay buffer and flow-control window. */
   private readonly window: ReliableWindow;
   private readonly scheduler: Scheduler;
+  /** Holds or drops unreliable messages the transport's queue would deliver too late. */
+  private readonly freshness: FreshnessGuard;
+  /** Set by an end that acts on a suspected dead path (the client): watches each link it attaches. */
+  protected pathWatch: PathWatch | null = null;
   /** True once the session ended for good: nothing is sent or resumed after that. */
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
@@ -112,6 +118,21 @@ export abstract class Peer<S> {
       this.drop(r, i),
     );
     this.scheduler = new Scheduler(this.opts.scheduler);
+    this.freshness = new FreshnessGuard(
+      {
+        clock: this.clock,
+        estimate: () => {
+          const l = this.link;
+          return l && !l.closed ? l.session.datagrams.sendEstimate?.() : undefined;
+        },
+        pendingBytes: () => this.link?.dgram.pendingBytes ?? 0,
+        send: (ch, msg) => this.writeDatagram(ch, msg),
+        drop: (r, i) => this.drop(r, i),
+        connected: () => this.connected,
+      },
+      this.opts.maxUnreliableAgeMs,
+      this.opts.maxHeldUnreliableBytes,
+    );
     this.receiver = new Receiver(this.receiverHost(), this.opts, this.channels, options.reassembly ?? {});
   }
 
@@ -270,6 +291,11 @@ export abstract class Peer<S> {
 
   /** Ids announced at the current handshake; names registered later travel as strings. */
   private announced = new Map<string, number>();
+  /**
+   * Ids of the handshake under way; they take effect when its link is attached, not before: a link still in use
+   * meanwhile (a raced reconnect) must keep the ids its peer knows.
+   */
+  private announcing = new Map<string, number>();
 
   private wireId(name: string): number | string {
     return this.announced.get(name) ?? name;
@@ -293,6 +319,14 @@ export abstract class Peer<S> {
   }
 
   private sendDatagram(ch: ChannelState, msg: OutMsg): boolean {
+    if (this.link && !this.link.closed) {
+      const held = this.freshness.offer(ch, msg);
+      if (held !== undefined) return held;
+    }
+    return this.writeDatagram(ch, msg);
+  }
+
+  private writeDatagram(ch: ChannelState, msg: OutMsg): boolean {
     const link = this.link;
     const info = { message: msg.name, channel: ch.name, bytes: msg.payload.length };
     if (!link || link.closed) {
@@ -376,6 +410,7 @@ export abstract class Peer<S> {
         this.countOut(ch.name, msg.payload.length);
       }
       this.scheduler.served(ch, msg);
+      this.pathWatch?.sent(link, now);
       const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
       link.writeReliable(ch, header, msg.payload, () => this.pump());
     }
@@ -386,7 +421,7 @@ export abstract class Peer<S> {
   /** The message and channel tables this end announces in its handshake. */
   protected localTables(): Omit<HandshakeTables, 'acks'> {
     const messages = this.registry.table();
-    this.announced = new Map(messages);
+    this.announcing = new Map(messages);
     return {
       messages,
       channels: [...this.channels.values()].map((c) => [c.name, c.id, c.mode]),
@@ -398,6 +433,27 @@ export abstract class Peer<S> {
     return this.receiver.acks();
   }
 
+  /**
+   * Watches links for a dead path (see {@link PathWatch}); `suspect` runs once per link when nothing arrived for a
+   * few RTTs while the peer owed an answer.
+   */
+  protected watchPaths(suspect: (link: Link, silentMs: number) => void): void {
+    this.pathWatch = new PathWatch(
+      {
+        clock: this.clock,
+        rtt: this.liveness.rtt,
+        owed: (link) => {
+          if (this.window.bytes > 0) return true;
+          for (const at of link.pings.values()) if (at > link.lastReceived) return true;
+          return false;
+        },
+        probe: (link) => this.ping(link),
+        suspect,
+      },
+      this.opts.heartbeat.suspectAfterMs,
+    );
+  }
+
   /** Starts using `session` after a completed handshake. `peer` is what the other end announced. */
   protected attach(
     session: QuiverSession,
@@ -406,8 +462,27 @@ export abstract class Peer<S> {
     resumed: boolean,
   ): void {
     control.useBudget(this.incoming, this.opts.maxMessageBytes + 64);
+    // A reconnect raced while the old link was still in use (a suspected path) won: the old link is let go.
+    const old = this.link;
+    if (old && !old.closed) {
+      this.detach(old);
+      try {
+        old.session.close({ closeCode: CloseCode.REPLACED, reason: 'replaced by a new connection' });
+      } catch {
+        // already closed
+      }
+    }
     const link = new Link(session, control, this.clock.now());
     this.link = link;
+    this.announced = this.announcing;
+    const maxAge = this.opts.maxUnreliableAgeMs;
+    if (maxAge > 0 && !session.datagrams.sendEstimate && 'outgoingMaxAge' in session.datagrams) {
+      try {
+        session.datagrams.outgoingMaxAge = maxAge;
+      } catch {
+        // A browser that refuses the value keeps its own default.
+      }
+    }
     this.receiver.adopt(peer, resumed);
     const acked = new Map<string, number>();
     for (const [name, cum] of peer.acks ?? []) acked.set(name, cum);
@@ -423,6 +498,7 @@ export abstract class Peer<S> {
       (err) => this.onTransportClosed(link, 0, String((err as Error)?.message ?? err)),
     );
     this.scheduleHeartbeat(link, true);
+    this.pathWatch?.watch(link);
     this.pump();
   }
 
@@ -436,7 +512,10 @@ export abstract class Peer<S> {
   protected detach(link: Link): void {
     if (link.closed) return;
     link.closed = true;
-    if (this.link === link) this.link = null;
+    if (this.link === link) {
+      this.link = null;
+      this.pathWatch?.stop();
+    }
     this.clock.clearTimeout(link.heartbeatTimer);
     this.clock.clearTimeout(link.ackTimer);
     this.clock.clearTimeout(link.budgetTimer);
@@ -543,12 +622,18 @@ export abstract class Peer<S> {
       return;
     }
     this.receiver.expire(now);
+    this.ping(link);
+    this.scheduleHeartbeat(link);
+  }
+
+  private ping(link: Link): void {
+    const now = this.clock.now();
     // Probes ride datagrams where datagrams can be lost, so that unanswered ones measure loss.
     const lossy = link.session.reliability === 'supports-unreliable';
     const ping = [Kind.PING, ...this.liveness.probe(link, now, lossy)];
     this.stats.pings++;
+    this.pathWatch?.sent(link, now);
     if (lossy) link.dgram.queue([datagramFrame(ping)], true);
     else link.control.write(ping);
-    this.scheduleHeartbeat(link);
   }
 }

@@ -39,3 +39,9 @@ export {
   type TestProxyOptions,
   type TestProxyStats,
 } from './http-proxy.js';
+export {
+  startThrottledRelay,
+  type ThrottledRelay,
+  type ThrottledRelayOptions,
+  type ThrottledRelayStats,
+} from './throttle-proxy.js';

@@ -2,6 +2,7 @@ export type {
   ConnectOptions,
   Connector,
   DatagramDropReason,
+  DatagramSendEstimate,
   DatagramStats,
   IncomingSession,
   QuiverBidirectionalStream,
@@ -26,3 +27,4 @@ export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
 export type { Timed } from './heap.js';
 export { TimeHeap } from './heap.js';
 export * from './memory/index.js';
+export { SendDelayEstimator } from './send-estimate.js';

@@ -31,6 +31,30 @@ export interface QuiverDatagramDuplexStream {
   readonly writable: WritableStream<Uint8Array>;
   /** The largest payload that `writable` accepts; larger writes are dropped and counted as `too-large`. */
   readonly maxDatagramSize: number;
+  /**
+   * Quiver extension, optional (a browser's native `WebTransport` has none): how long a datagram written now would
+   * wait before it reaches the peer beyond the path's base delay. Senders of state use it to drop what would arrive
+   * too late instead of queueing it (see `@quiver/transport` README, "Send estimate").
+   */
+  sendEstimate?(): DatagramSendEstimate;
+  /**
+   * W3C WebTransport §5 `outgoingMaxAge` (ms): datagrams that waited longer in the outgoing queue are dropped
+   * (counted `expired`). Present where the platform implements it (browsers' native WebTransport); Quiver's own
+   * transports give a `sendEstimate()` instead.
+   */
+  outgoingMaxAge?: number | null;
+}
+
+/** What `datagrams.sendEstimate()` reports. */
+export interface DatagramSendEstimate {
+  /** Bytes written and still waiting in the transport's own send queue. */
+  queuedBytes: number;
+  /** The rate that queue drains at, in bytes per second (measured, else derived from the congestion window); 0 when unknown. */
+  sendRate: number;
+  /** Queueing delay beyond the transport (socket buffers, the network), from RTT above the minimum RTT, in ms. */
+  networkQueueMs: number;
+  /** `queuedBytes / sendRate` plus `networkQueueMs`, in ms; `Infinity` when the queue holds bytes and nothing drains. */
+  delayMs: number;
 }
 
 /** What a browser's native `WebTransport` already offers (no Quiver additions). */

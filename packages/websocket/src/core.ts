@@ -193,6 +193,8 @@ export class SessionCore {
   private maxStreamsPending = [false, false];
   private pingSeq = 0;
   private pings = new Map<number, number>();
+  /** The last RTT sample (ms), 0 before any: unlike the smoothed RTT it shows a queue at once. */
+  latestRtt = 0;
 
   constructor(options: CoreOptions, events: CoreEvents) {
     this.role = options.role;
@@ -309,6 +311,9 @@ export class SessionCore {
         const sentAt = this.pings.get(f.id);
         if (sentAt === undefined) return;
         this.pings.delete(f.id);
+        // Pongs come back in order on a reliable carrier: older pings still listed were answered too.
+        for (const [id, at] of this.pings) if (at <= sentAt) this.pings.delete(id);
+        this.latestRtt = now - sentAt;
         this.rttSample(now - sentAt);
         return;
       }
@@ -658,6 +663,12 @@ export class SessionCore {
     const m =
       direction === 'outgoing' ? this.stats.datagrams.droppedOutgoing : this.stats.datagrams.droppedIncoming;
     m[reason] = (m[reason] ?? 0) + 1;
+  }
+
+  /** When the oldest PING still unanswered was sent, `undefined` when none is. */
+  get oldestPingSentAt(): number | undefined {
+    for (const at of this.pings.values()) return at;
+    return undefined;
   }
 
   /** Sends a PING whose PONG yields an RTT sample. */

@@ -18,6 +18,7 @@ import {
 import { closeReasonFor, truncateUtf8, violation, WsErrorCode, wsCloseCodeFor } from './codes.js';
 import { type CoreEvents, MIN_MESSAGE_SIZE, SessionCore } from './core.js';
 import type { SocketAdapter } from './socket.js';
+import { WsSendEstimate } from './send-estimate.js';
 import { MAX_CLOSE_REASON_BYTES } from './wire.js';
 
 /** Limits and timings of one session, on either side. Every field has a documented default (README "Options"). */
@@ -44,6 +45,12 @@ export interface WebSocketSessionOptions {
   incomingDatagramQueue?: number;
   /** PING interval for RTT samples and keep-alive; 0 disables. Default 5000 ms. */
   pingIntervalMs?: number;
+  /**
+   * While datagrams are being sent, a PING goes out this often (unless one is unanswered) so that
+   * `datagrams.sendEstimate()` sees queues beyond `bufferedAmount` (kernel buffers, the network). 0 disables.
+   * Default 50 ms.
+   */
+  rttProbeIntervalMs?: number;
   /** The session fails when nothing arrives for this long; 0 disables. Default 30000 ms. */
   idleTimeoutMs?: number;
   /** Time for the socket to open and the peer's SETTINGS to arrive. Default 10000 ms. */
@@ -86,6 +93,8 @@ export const DEFAULTS = {
   incomingDatagramQueue: 128,
   /** PING interval for RTT samples and keep-alive; 0 disables. See {@link WebSocketSessionOptions.pingIntervalMs}. */
   pingIntervalMs: 5000,
+  /** PING cadence while datagrams are sent, for the send estimate; 0 disables. See {@link WebSocketSessionOptions.rttProbeIntervalMs}. */
+  rttProbeIntervalMs: 50,
   /** The session fails when nothing arrives for this long; 0 disables. See {@link WebSocketSessionOptions.idleTimeoutMs}. */
   idleTimeoutMs: 30_000,
   /** Time for the socket to open and the peer's SETTINGS to arrive. See {@link WebSocketSessionOptions.handshakeTimeoutMs}. */
@@ -119,6 +128,7 @@ export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved 
   int('datagramDropThreshold', 0);
   int('incomingDatagramQueue', 0);
   int('pingIntervalMs', 0);
+  int('rttProbeIntervalMs', 0);
   int('idleTimeoutMs', 0);
   int('handshakeTimeoutMs', 1);
   int('closeTimeoutMs', 0);
@@ -172,6 +182,7 @@ export class WebSocketSession implements QuiverSession {
 
   private readonly o: Resolved;
   private readonly core: SessionCore;
+  private readonly sendDelay: WsSendEstimate;
   private adapter: SocketAdapter | undefined;
   private readonly streams = new Map<number, StreamIO>();
   private resolveReady!: () => void;
@@ -259,11 +270,22 @@ export class WebSocketSession implements QuiverSession {
       write: (chunk) => this.writeDatagram(toBytes(chunk)),
     });
     const core = this.core;
+    this.sendDelay = new WsSendEstimate(core, o.rttProbeIntervalMs);
     this.datagrams = {
       readable: datagramReadable,
       writable: datagramWritable,
       get maxDatagramSize() {
         return core.maxDatagramSize;
+      },
+      // Asking probes too when the RTT sample is old: a sender that holds everything back because the estimate is
+      // high writes no datagrams, and must still see the queue drain.
+      sendEstimate: () => {
+        const now = o.clock.now();
+        if (this.sendDelay.sending(now, this.lastPing)) {
+          this.lastPing = now;
+          this.scheduleFlush();
+        }
+        return this.sendDelay.estimate(now, this.adapter);
       },
     };
     this.handshakeTimer = o.clock.setTimeout(() => {
@@ -629,7 +651,11 @@ export class WebSocketSession implements QuiverSession {
     }
     const dropped = this.core.sendDatagram(bytes);
     if (dropped) this.core.countDatagramDrop('outgoing', dropped);
-    else this.scheduleFlush();
+    else {
+      const now = this.o.clock.now();
+      if (this.sendDelay.sending(now, this.lastPing)) this.lastPing = now;
+      this.scheduleFlush();
+    }
   }
 
   /** Fails the session when the peer made us buffer more than `maxBufferedAmount` (it sends but never reads). */
@@ -778,6 +804,7 @@ export class WebSocketSession implements QuiverSession {
       const m = this.core.nextMessage();
       if (!m) break;
       a.send(m);
+      this.sendDelay.wrote(m.length);
     }
     if (this.core.hasPendingOutput && !a.emitsDrain && this.pollTimer === undefined && !this.finished) {
       // Browsers have no drain event: look at bufferedAmount again shortly.

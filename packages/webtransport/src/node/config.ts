@@ -98,8 +98,9 @@ export function buildQuicheConfig(tls: TlsMaterial, o: QuicTransportOptions): Co
   config.setMaxConnectionWindow(Math.min(quiche.MAX_CONNECTION_WINDOW, o.connectionWindowBytes * 4));
   // RFC 9221 §3: max_datagram_frame_size; Chromium reports maxDatagramSize 0 without it.
   config.enableDgram(true, o.datagramRecvQueue, o.datagramSendQueue);
-  // No migration support in the adapter (one socket, no new connection ids issued).
-  config.setDisableActiveMigration(true);
+  // RFC 9000 §9, §18.2 disable_active_migration off: clients move to a new address when theirs is gone
+  // (`migration.ts`); each end issues spare connection ids for it once the handshake is done.
+  config.setDisableActiveMigration(false);
   config.setCcAlgorithmName(o.congestionControl);
   config.grease(true);
   return config;

@@ -90,14 +90,56 @@ export class QuicEndpoint implements QuicTransmitter {
   private connected = false;
   private readonly packetRoom: number;
 
+  /** A send failed on the socket (e.g. EINVAL once its source address was removed); the error is counted first. */
+  onSendError: ((error: NodeJS.ErrnoException) => void) | undefined;
+
   private constructor(
-    readonly socket: dgram.Socket,
+    public socket: dgram.Socket,
     maxPacketBytes: number,
+    private readonly opts: EndpointOptions,
   ) {
     this.packetRoom = Math.max(DEFAULT_PACKET_ROOM, maxPacketBytes);
   }
 
   static async bind(opts: EndpointOptions): Promise<QuicEndpoint> {
+    const ep = new QuicEndpoint(
+      await QuicEndpoint.openSocket(opts),
+      opts.maxPacketBytes ?? DEFAULT_PACKET_ROOM,
+      opts,
+    );
+    ep.adopt(ep.socket);
+    return ep;
+  }
+
+  /**
+   * Client: moves to a fresh socket on a fresh port, connected to the same peer, so that the kernel picks the source
+   * address of the current route (the old socket stays tied to an address that may be gone). Returns the new local
+   * address; the caller migrates its connections to it (RFC 9000 §9.2).
+   */
+  async rebind(): Promise<Host> {
+    const fresh = await QuicEndpoint.openSocket({ ...this.opts, port: 0 });
+    const old = this.socket;
+    this.socket = fresh;
+    this.out = undefined;
+    this.adopt(fresh);
+    old.removeAllListeners('message');
+    old.close();
+    return this.local;
+  }
+
+  private adopt(socket: dgram.Socket): void {
+    this.connected = this.opts.connectTo !== undefined;
+    // Errors after bind (e.g. ICMP port unreachable on a connected socket) must not crash the process.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.counters.sendErrors++;
+      if (socket === this.socket) this.onSendError?.(e);
+    });
+    const a = socket.address();
+    this.local = { host: a.address, port: a.port };
+    socket.on('message', this.onMessage);
+  }
+
+  private static async openSocket(opts: EndpointOptions): Promise<dgram.Socket> {
     const v6 = opts.host.includes(':');
     const socket = dgram.createSocket({
       type: v6 ? 'udp6' : 'udp4',
@@ -109,7 +151,6 @@ export class QuicEndpoint implements QuicTransmitter {
       // deferral through dns.lookup that node:dgram does for unconnected sends.
       lookup: identityLookup,
     });
-    const ep = new QuicEndpoint(socket, opts.maxPacketBytes ?? DEFAULT_PACKET_ROOM);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(opts.port, opts.host, () => {
@@ -119,23 +160,23 @@ export class QuicEndpoint implements QuicTransmitter {
     });
     if (opts.connectTo) {
       const to = opts.connectTo;
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(to.port, to.host, () => {
-          socket.off('error', reject);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          // node:dgram hands a failed connect (no route to the peer, e.g. while the network changes) to this
+          // callback, not to 'error'; the socket then stays unconnected.
+          socket.connect(to.port, to.host, (err?: Error) => {
+            socket.off('error', reject);
+            if (err) reject(err);
+            else resolve();
+          });
         });
-      });
-      ep.connected = true;
+      } catch (e) {
+        socket.close();
+        throw e;
+      }
     }
-    // Errors after bind (e.g. ICMP port unreachable on a connected socket) must not crash the process.
-    socket.on('error', () => {
-      ep.counters.sendErrors++;
-    });
-    const a = socket.address();
-    ep.local = { host: a.address, port: a.port };
-    socket.on('message', ep.onMessage);
-    return ep;
+    return socket;
   }
 
   route(key: string, conn: QuicConnection): void {
@@ -251,8 +292,17 @@ export class QuicEndpoint implements QuicTransmitter {
       this.counters.bytesSent += n;
       // No callback: with one, node:dgram schedules a nextTick per packet even when the send completed at
       // once. Send errors surface as 'error' events, counted below.
-      if (this.connected) this.socket.send(pkt);
-      else this.socket.send(pkt, r[1].to.port, r[1].to.host);
+      try {
+        if (this.connected) this.socket.send(pkt);
+        else this.socket.send(pkt, r[1].to.port, r[1].to.host);
+      } catch (e) {
+        // node:dgram throws (rather than emitting 'error') on a socket it does not consider connected. A lost
+        // packet, counted; QUIC recovers it.
+        this.counters.sendErrors++;
+        this.onSendError?.(e as NodeJS.ErrnoException);
+        this.out = undefined;
+        return;
+      }
       if (this.socket.getSendQueueCount() > 0) {
         // Queued: libuv still reads these bytes. The slab is never rewritten there, only moved past.
         this.slabOff += (n + 7) & ~7;

@@ -78,6 +78,11 @@ export interface QuicEngineConnection {
   forget(streamId: number): void;
   /** `null` when queued, else why not. */
   sendDatagram(data: Uint8Array): DatagramRefusal | null;
+  /**
+   * Bytes of DATAGRAM frames queued and not yet sent (RFC 9221 §5: they are congestion controlled, so they wait
+   * for the congestion window). Optional: an engine without it gives no send estimate beyond RTT inflation.
+   */
+  datagramQueueBytes?(): number;
   /** The largest DATAGRAM payload the path allows now, 0 when the peer did not enable them (RFC 9221 §3). */
   maxDatagramPayload(): number;
   /** How many more streams of that kind the peer's limit lets us open now (RFC 9000 §4.6). */

@@ -16,6 +16,7 @@ import type {
   QuicTransportStats,
 } from './engine.js';
 import type { Connection, Host } from './quiche.js';
+import { issueSpareConnectionIds } from './migration.js';
 import { quiche, quicheErrorCode, quicheErrorName } from './quiche.js';
 
 export type { QuicCloseInfo, QuicConnectionHandler };
@@ -27,6 +28,8 @@ export interface QuicTransmitter {
   sendPackets(conn: QuicConnection): void;
   schedule(conn: QuicConnection): void;
   release(conn: QuicConnection): void;
+  /** Routes packets whose destination connection id is `key` to `conn` (a spare id we issued). */
+  route?(key: string, conn: QuicConnection): void;
 }
 
 interface SendState {
@@ -54,6 +57,10 @@ export interface QuicConnectionCounters {
   streamSendErrors: number;
   datagramsSent: number;
   datagramsReceived: number;
+  /** Client moves to a new local address (RFC 9000 §9.2) that quiche accepted. */
+  migrations: number;
+  /** Moves quiche refused (no spare connection id, handshake not confirmed, migration disabled by the peer). */
+  migrationsFailed: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -83,6 +90,8 @@ export class QuicConnection implements QuicEngineConnection {
     streamSendErrors: 0,
     datagramsSent: 0,
     datagramsReceived: 0,
+    migrations: 0,
+    migrationsFailed: 0,
   };
   /** Connection ids (latin1 keys) under which the endpoint routes packets to us. */
   readonly keys: string[] = [];
@@ -279,6 +288,26 @@ export class QuicConnection implements QuicEngineConnection {
     return null;
   }
 
+  datagramQueueBytes(): number {
+    return this.closed ? 0 : this.conn.dgramSendQueueByteSize();
+  }
+
+  /**
+   * RFC 9000 §9.2: continue on a new local address (the endpoint's new socket). False when quiche cannot: no spare
+   * connection id from the peer (§9.5), the handshake not confirmed, or migration disabled by the peer (§18.2).
+   */
+  migrateTo(local: Host): boolean {
+    if (this.closed) return false;
+    try {
+      this.conn.migrateSource(local);
+    } catch {
+      return false;
+    }
+    this.recvInfo = { from: this.peer, to: local };
+    this.schedule();
+    return true;
+  }
+
   /** The largest DATAGRAM payload the path allows now (RFC 9221 §3), 0 when the peer did not enable them. */
   maxDatagramPayload(): number {
     if (this.closed) return 0;
@@ -348,6 +377,7 @@ export class QuicConnection implements QuicEngineConnection {
       this.maxDgram = -1;
       if (!this.established && this.conn.isEstablished()) {
         this.established = true;
+        issueSpareConnectionIds(this.conn, (key) => this.endpoint.route?.(key, this));
         this.handler.onEstablished();
       }
       if (this.established) {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { buildQuicheConfig } from './config.js';
 import { QuicEndpoint } from './endpoint.js';
 import type { EngineClientOptions, EngineServerOptions, QuicEngine } from './engine.js';
+import { migrateOnPathLoss } from './migration.js';
 import { QuicConnection } from './quic-connection.js';
 import { quiche, SCID_LEN } from './quiche.js';
 
@@ -69,6 +70,7 @@ export const quicheEngine: QuicEngine = {
     const quic = new QuicConnection(qc, endpoint, o.remote, o.streamHighWaterMark);
     quic.tailHoldMs = o.streamTailHoldMs;
     endpoint.route(scid.toString('latin1'), quic);
+    migrateOnPathLoss(endpoint, quic);
     // The first flight leaves once the caller has set the handler (this turn).
     quic.schedule();
     return {

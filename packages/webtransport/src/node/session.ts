@@ -312,6 +312,11 @@ export class WtSession implements QuiverSession {
       get maxDatagramSize(): number {
         return self.maxDatagramSize();
       },
+      // A client session exists before its connection: nothing is queued then.
+      sendEstimate: () =>
+        this.conn
+          ? this.conn.datagramSendEstimate()
+          : { queuedBytes: 0, sendRate: 0, networkQueueMs: 0, delayMs: 0 },
     };
   }
 

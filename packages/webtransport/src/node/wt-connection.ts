@@ -5,7 +5,7 @@
  * queued, so nothing waits for a later turn; events are dispatched in {@link WtConnection.pump}. Sessions and
  * streams reach the QUIC connection only through this class: it is the single seam.
  */
-import { QuiverTransportError } from '@quiver/transport';
+import { type DatagramSendEstimate, QuiverTransportError, SendDelayEstimator } from '@quiver/transport';
 import type { H3Connection, H3Event, HeaderField, QuicCommand } from '../core/api.js';
 import type {
   DatagramRefusal,
@@ -16,6 +16,9 @@ import type {
   QuicTransportStats,
 } from './engine.js';
 import type { WtSession } from './session.js';
+
+/** A send estimate younger than this is reused (ms). */
+const ESTIMATE_REUSE_MS = 5;
 
 /** RFC 9114 §8.1 H3_NO_ERROR. */
 export const H3_NO_ERROR = 0x100;
@@ -55,6 +58,9 @@ export class WtConnection implements QuicConnectionHandler {
   private readonly streamOwner = new Map<number, WtSession>();
   private pumping = false;
   private readonly waitingOpeners = new Set<WtSession>();
+  /** The connection's DATAGRAM queue is shared by its sessions, so is the estimate of its wait. */
+  private readonly sendDelay = new SendDelayEstimator();
+  private lastEstimate: { at: number; value: DatagramSendEstimate } | undefined;
 
   constructor(
     private readonly quic: QuicEngineConnection,
@@ -314,7 +320,26 @@ export class WtConnection implements QuicConnectionHandler {
     }
     const cmds = this.h3.drainCommands();
     const r = this.apply(cmds);
+    if (r === null) this.sendDelay.wrote(data.length + this.h3.datagramOverhead(sessionId));
     return r === undefined ? 'closed' : r;
+  }
+
+  /**
+   * How long a datagram queued now would wait: quiche's DATAGRAM queue over its measured drain rate (else the
+   * congestion window per RTT), plus the RTT above the minimum (queues in the network). Recomputed at most every
+   * {@link ESTIMATE_REUSE_MS}: the engine's statistics are native calls that allocate.
+   */
+  datagramSendEstimate(): DatagramSendEstimate {
+    const now = performance.now();
+    const last = this.lastEstimate;
+    if (last && now - last.at < ESTIMATE_REUSE_MS) return last.value;
+    const st = this.quic.closed ? undefined : this.quic.stats();
+    const queued = this.quic.datagramQueueBytes?.() ?? 0;
+    const rtt = st?.smoothedRttMs ?? 0;
+    const cwndRate = st && rtt > 0 ? (st.congestionWindow * 1000) / rtt : 0;
+    const value = this.sendDelay.estimate(now, queued, rtt, 0, Math.max(cwndRate, st?.deliveryRate ?? 0));
+    this.lastEstimate = { at: now, value };
+    return value;
   }
 
   maxDatagramSize(sessionId: number): number {

@@ -1,0 +1,164 @@
+/**
+ * The faults suite's agents. Server: one `@quiver/session` server on WebTransport and plain WebSocket, which sends
+ * every session 1 KB of unreliable-sequenced state at 20 Hz (stamped with the wall clock, which both agents share on
+ * one machine) and a numbered reliable message at 10 Hz, and checks the numbered messages each client sends.
+ * Client: one session per transport, sending numbered reliable messages at 10 Hz and recording every arrival.
+ */
+import {
+  createSessionServer,
+  defineMessage,
+  type ClientSession as SessionClient,
+  type SessionServer,
+} from '@quiver/session';
+import type { TransportListener } from '@quiver/transport';
+
+const State = defineMessage<{ t: number; pad: string }>('state', { channel: 'state' });
+const Num = defineMessage<{ c: string; n: number }>('num');
+const channels = { state: { mode: 'unreliable-sequenced' as const } };
+const PAD = 'x'.repeat(1000);
+
+/** Numbered messages as one side received them. */
+export interface Sequence {
+  received: number;
+  /** Arrivals whose number was not the next one expected (a loss, reordering or repeat). */
+  outOfOrder: number;
+  duplicates: number;
+  last: number;
+}
+
+function track(seq: Sequence, n: number): void {
+  seq.received++;
+  if (n <= seq.last) seq.duplicates++;
+  else if (n !== seq.last + 1) seq.outOfOrder++;
+  seq.last = Math.max(seq.last, n);
+}
+
+const newSeq = (): Sequence => ({ received: 0, outOfOrder: 0, duplicates: 0, last: -1 });
+
+let server: SessionServer | undefined;
+let listeners: TransportListener[] = [];
+let timers: NodeJS.Timeout[] = [];
+const atServer = new Map<string, Sequence>();
+const sentByServer = new Map<string, number>();
+
+export async function startFaultServer(o: { host: string; certPem: string; keyPem: string }) {
+  const { createWebTransportListener } = await import('@quiver/webtransport');
+  const { createWebSocketListener } = await import('@quiver/websocket');
+  const wt = await createWebTransportListener({ host: o.host, port: 0, cert: o.certPem, key: o.keyPem });
+  const ws = await createWebSocketListener({ host: o.host, port: 0, path: '/quiver' });
+  listeners = [wt, ws];
+  server = createSessionServer({
+    listeners,
+    messages: [State, Num],
+    channels,
+    resumeWindowMs: 60_000,
+  });
+  server.on(Num, (m, s) => {
+    let seq = atServer.get(m.c);
+    if (!seq) {
+      seq = newSeq();
+      atServer.set(m.c, seq);
+      // The client names its transport in its first message; the server answers on that session from then on.
+      let n = 0;
+      const name = m.c;
+      timers.push(
+        setInterval(() => {
+          if (s.state === 'closed') return;
+          s.send(State, { t: Date.now(), pad: PAD });
+        }, 50),
+        setInterval(() => {
+          if (s.state === 'closed') return;
+          s.send(Num, { c: name, n: n++ });
+          sentByServer.set(name, n);
+        }, 100),
+      );
+    }
+    track(seq, m.n);
+  });
+  return { wt: wt.address.port, ws: ws.address.port };
+}
+
+export function faultServerStats() {
+  const drops: Record<string, Record<string, number>> = {};
+  for (const s of server?.sessions.values() ?? []) drops[s.transport ?? 'none'] = { ...s.stats.drops };
+  return { atServer: Object.fromEntries(atServer), sentByServer: Object.fromEntries(sentByServer), drops };
+}
+
+/** Stops the server's sends (so that totals can be compared once everything drained). */
+export function quietFaultServer() {
+  for (const t of timers) clearInterval(t);
+  timers = [];
+}
+
+export async function stopFaultServer() {
+  for (const t of timers) clearInterval(t);
+  timers = [];
+  await server?.close();
+  for (const l of listeners) await l.close();
+}
+
+interface ClientRecord {
+  atClient: Sequence;
+  sent: number;
+  /** Flat pairs [receivedAt, sentAt] of state messages (wall clock, ms). */
+  states: number[];
+  /** Wall-clock times of every `open` after the first (a reconnect completed). */
+  reopened: number[];
+  reconnecting: number;
+}
+
+const clients = new Map<string, { client: SessionClient; rec: ClientRecord; timer: NodeJS.Timeout }>();
+
+export async function startFaultClients(o: { host: string; wt: number; ws: number; certHashHex: string }) {
+  const { connect } = await import('@quiver/session');
+  const { connectWebTransport } = await import('@quiver/webtransport');
+  const { connectWebSocket } = await import('@quiver/websocket');
+  const hash = { algorithm: 'sha-256' as const, value: Buffer.from(o.certHashHex, 'hex') };
+  const setups = [
+    { name: 'webtransport', url: `https://${o.host}:${o.wt}/quiver`, connector: connectWebTransport },
+    { name: 'websocket', url: `http://${o.host}:${o.ws}/quiver`, connector: connectWebSocket },
+  ];
+  for (const c of setups) {
+    const client = await connect(c.url, {
+      transports: [{ name: c.name, connector: c.connector }],
+      // Certificate hashes make the WebSocket connector use TLS; this WebSocket listener is plain.
+      connectOptions: c.name === 'webtransport' ? { serverCertificateHashes: [hash] } : {},
+      messages: [State, Num],
+      channels,
+    });
+    const rec: ClientRecord = { atClient: newSeq(), sent: 0, states: [], reopened: [], reconnecting: 0 };
+    client.on(State, (m) => rec.states.push(Date.now(), m.t));
+    client.on(Num, (m) => track(rec.atClient, m.n));
+    client.on('open', () => rec.reopened.push(Date.now()));
+    client.on('reconnecting', () => rec.reconnecting++);
+    const timer = setInterval(() => {
+      if (client.state === 'closed') return;
+      client.send(Num, { c: c.name, n: rec.sent++ });
+    }, 100);
+    clients.set(c.name, { client, rec, timer });
+  }
+}
+
+/** Takes the records (states are handed over once, so each call returns what arrived since the last). */
+export function faultClientStats() {
+  const out: Record<string, ClientRecord & { buffered: number }> = {};
+  for (const [name, c] of clients) {
+    out[name] = { ...c.rec, buffered: c.client.bufferedBytes };
+    c.rec.states = [];
+    c.rec.reopened = [];
+  }
+  return out;
+}
+
+/** Stops sending numbered messages (so that the totals can be compared once everything drained). */
+export function quietFaultClients() {
+  for (const c of clients.values()) clearInterval(c.timer);
+}
+
+export async function stopFaultClients() {
+  for (const c of clients.values()) {
+    clearInterval(c.timer);
+    await c.client.close();
+  }
+  clients.clear();
+}

@@ -1,0 +1,133 @@
+import type { DatagramSendEstimate } from '@quiver/transport';
+import type { ChannelState, OutMsg } from './channels.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { DropInfo, DropReason } from './peer-options.js';
+
+/** An unreliable message waiting for the transport's queue to shrink. */
+interface Held {
+  ch: ChannelState;
+  msg: OutMsg;
+  /** When `send()` was called. */
+  at: number;
+}
+
+/** What the freshness guard needs from the peer. */
+export interface FreshnessHost {
+  clock: Clock;
+  /** The current link's send estimate; `undefined` while disconnected or when the transport has none. */
+  estimate(): DatagramSendEstimate | undefined;
+  /** Bytes packed for the wire this turn and not yet handed to the transport. */
+  pendingBytes(): number;
+  /** Sends now, past the freshness check (the datagram path's other checks still apply). */
+  send(ch: ChannelState, msg: OutMsg): boolean;
+  drop(reason: DropReason, info: DropInfo): void;
+  /** True while a link can carry datagrams. */
+  connected(): boolean;
+}
+
+/**
+ * Keeps unreliable state from arriving late. A message that would wait longer than `maxAgeMs` in the transport's
+ * queue (its `datagrams.sendEstimate()`) is not handed to it: it is held, newest kept, and sent once its age plus
+ * the wait fits `maxAgeMs`, or dropped as `stale` once it no longer can. A sequenced channel holds one message per
+ * key: a newer send replaces the one held (the older counts as `stale`). The held messages are bounded by
+ * `maxHeldBytes` (oldest dropped first) and, by construction, by age.
+ */
+export class FreshnessGuard {
+  private held: Held[] = [];
+  private heldBytes = 0;
+  private timer: TimerHandle | undefined;
+
+  constructor(
+    private readonly host: FreshnessHost,
+    /** Largest age at arrival (ms); 0 disables the guard. */
+    readonly maxAgeMs: number,
+    private readonly maxHeldBytes: number,
+  ) {}
+
+  /** Messages held now. */
+  get size(): number {
+    return this.held.length;
+  }
+
+  /**
+   * Decides for one unreliable send: `undefined` when the caller should send it now, else the result of `send()`
+   * (true: held, to be sent or counted later).
+   */
+  offer(ch: ChannelState, msg: OutMsg): boolean | undefined {
+    if (this.maxAgeMs <= 0) return undefined;
+    const now = this.host.clock.now();
+    if (ch.mode === 'unreliable-sequenced') this.supersede(ch, msg.key);
+    const wait = this.wait(this.host.estimate(), msg.payload.length);
+    if (wait === undefined || wait <= this.maxAgeMs) return undefined;
+    this.held.push({ ch, msg, at: now });
+    this.heldBytes += msg.size;
+    while (this.heldBytes > this.maxHeldBytes && this.held.length > 1) this.expire(this.held[0]);
+    this.schedule();
+    return true;
+  }
+
+  /** Drops everything held (the session closed). */
+  clear(reason: DropReason): void {
+    this.host.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const h of held) this.host.drop(reason, info(h));
+  }
+
+  /** What a message of `bytes` sent now would wait (ms), `undefined` when the transport gives no estimate. */
+  private wait(e: DatagramSendEstimate | undefined, bytes: number): number | undefined {
+    if (!e) return undefined;
+    const ahead = this.host.pendingBytes() + bytes;
+    return e.delayMs + (e.sendRate > 0 ? (ahead * 1000) / e.sendRate : 0);
+  }
+
+  private supersede(ch: ChannelState, key: unknown): void {
+    const i = this.held.findIndex((h) => h.ch === ch && h.msg.key === key);
+    if (i >= 0) this.expire(this.held[i]);
+  }
+
+  private expire(h: Held): void {
+    const i = this.held.indexOf(h);
+    if (i < 0) return;
+    this.held.splice(i, 1);
+    this.heldBytes -= h.msg.size;
+    this.host.drop('stale', info(h));
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.held.length === 0) return;
+    // Often enough that a message goes within a fraction of its age budget once the queue shrinks.
+    this.timer = this.host.clock.setTimeout(() => this.check(), Math.max(5, this.maxAgeMs / 5));
+  }
+
+  /** Sends what now fits its age budget, newest first; drops what never can. */
+  private check(): void {
+    this.timer = undefined;
+    if (!this.host.connected()) {
+      this.clear('disconnected');
+      return;
+    }
+    const now = this.host.clock.now();
+    const e = this.host.estimate();
+    for (let i = this.held.length - 1; i >= 0; i--) {
+      const h = this.held[i];
+      const age = now - h.at;
+      if (age >= this.maxAgeMs) {
+        this.expire(h);
+        continue;
+      }
+      const wait = this.wait(e, h.msg.payload.length);
+      if (wait !== undefined && age + wait > this.maxAgeMs) continue;
+      this.held.splice(i, 1);
+      this.heldBytes -= h.msg.size;
+      this.host.send(h.ch, h.msg);
+    }
+    this.schedule();
+  }
+}
+
+function info(h: Held): DropInfo {
+  return { message: h.msg.name, channel: h.ch.name, bytes: h.msg.payload.length };
+}
