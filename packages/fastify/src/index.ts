@@ -11,7 +11,9 @@ import {
   rttBucketsSeconds,
   type SessionServer,
   type SessionServerOptions,
+  type SessionTracer,
 } from '@quiver/session';
+import { otelTracing } from '@quiver/session/otel';
 import type { TransportListener } from '@quiver/transport';
 import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
 import {
@@ -74,6 +76,13 @@ export interface QuiverPluginOptions {
   http?: boolean | Omit<HttpStreamListenerOptions, 'server' | 'path' | 'port' | 'host' | 'tls'>;
   /** Options of the session server (authentication, limits, channels, ...). */
   session?: Omit<SessionServerOptions, 'listeners'>;
+  /**
+   * Tracing of sessions and messages. Default `otelTracing()` from `@quiver/session/otel` on the global
+   * OpenTelemetry tracer provider: spans are recorded once the application registers an SDK (see
+   * `startTracingFromEnv`), and each message costs one non-recording span until then. `false` turns it off;
+   * `session.tracing`, when given, wins.
+   */
+  tracing?: SessionTracer | false;
   /**
    * Prometheus metrics at `path` (default `/metrics`), every name prefixed `quiver_`. `false` disables the route;
    * the registry is still built and exposed as `app.quiverMetrics`.
@@ -289,7 +298,8 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   const path = options.path ?? '/quiver';
   applyHttpTimeouts(app.server, options.httpTimeouts);
   const publicUrl = parsePublicUrl(options.publicUrl ?? process.env.PUBLIC_URL);
-  const server = createSessionServer({ path, ...options.session });
+  const tracing = options.tracing === false ? undefined : (options.tracing ?? otelTracing());
+  const server = createSessionServer({ path, tracing, ...options.session });
   // Records keep their fields (sessionId, transport, user, code, reason) as pino fields, tagged `quiver`.
   const log = app.log.child({ component: 'quiver' });
   server.logger = {
@@ -483,3 +493,5 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
 /** The fastify plugin: `app.register(quiver, { path: '/quiver', session: { authenticate } })`. */
 export const quiver = fp(plugin, { fastify: '5.x', name: '@quiver/fastify' });
 export default quiver;
+
+export { startTracingFromEnv, type TracingHandle } from './otel-env.js';

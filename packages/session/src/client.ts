@@ -17,6 +17,7 @@ import {
   type TransportCandidate,
 } from './fallback.js';
 import type { MessageType } from './messages.js';
+import type { EstablishTrace } from './tracing.js';
 import { PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
 import {
   ControlStream,
@@ -154,6 +155,10 @@ export class ClientSession extends Peer<ClientSession> {
     return this;
   }
 
+  protected get sessionIdForTrace(): string | undefined {
+    return this.sessionId;
+  }
+
   /** The server's clock now, estimated from the heartbeat exchange with the smallest RTT (NTP-style). */
   serverTime(): number {
     return this.clock.now() + this.liveness.clockSync.offset;
@@ -229,16 +234,47 @@ export class ClientSession extends Peer<ClientSession> {
 
   /** @internal One connection attempt with handshake; resolves when the session is attached. */
   async connectOnce(): Promise<void> {
+    const traced = this.options.tracing?.establish('client', {
+      'quiver.session.resume': this.sessionId !== undefined,
+    });
+    try {
+      await this.connectTraced(traced);
+      traced?.end({
+        'network.protocol.name': this.transport ?? '',
+        'quiver.session.recovered': this.recovered,
+      });
+    } catch (err) {
+      traced?.end({}, err);
+      throw err;
+    }
+  }
+
+  private async connectTraced(traced: EstablishTrace | undefined): Promise<void> {
     const url = await this.url_();
+    const attempted = (attempts: readonly TransportAttempt[]) => {
+      // The race's attempts as events of the establishment span, in race order.
+      for (const a of attempts) {
+        traced?.event('quiver.transport.attempt', {
+          'network.protocol.name': a.name,
+          'quiver.transport.outcome': a.outcome,
+          'quiver.transport.ms': a.ms,
+          ...(a.error ? { 'error.type': a.error.slice(0, 120) } : {}),
+        });
+      }
+    };
     const raced = await raceTransports(url, this.candidates, {
       ...this.clientOptions.fallback,
       clock: this.clientOptions.fallback?.clock ?? this.clock,
       connectOptions: this.clientOptions.connectOptions,
     }).catch((err) => {
-      if (err instanceof ConnectError) this.transportAttempts = [...err.attempts];
+      if (err instanceof ConnectError) {
+        this.transportAttempts = [...err.attempts];
+        attempted(err.attempts);
+      }
       throw err;
     });
     this.transportAttempts = raced.attempts;
+    attempted(raced.attempts);
     const session = raced.session;
     if (this.state === 'closed') {
       session.close();

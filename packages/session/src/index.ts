@@ -115,3 +115,14 @@ export {
   type PersistQueueOptions,
   type QueueStorage,
 } from './offline-queue.js';
+export {
+  decodeTraceParent,
+  type EstablishTrace,
+  encodeTraceParent,
+  FLAG_TRACE,
+  type MessageTraceInfo,
+  type SendTrace,
+  type SessionTracer,
+  TRACE_CONTEXT_BYTES,
+  type TraceParent,
+} from './tracing.js';

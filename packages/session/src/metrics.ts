@@ -44,6 +44,8 @@ export interface SessionMetrics {
   };
   /** Session-layer drops by reason (see `DropReason`). */
   drops: Record<string, number>;
+  /** Received trace contexts that were malformed and ignored (their messages were delivered). */
+  traceContextInvalid: number;
   /** Heartbeat RTT samples of all sessions, in seconds. */
   rtt: Histogram;
   /** Resume attempts (HELLO with a resume token). */
@@ -88,6 +90,7 @@ export function createMetrics(
     messages: { in: {}, out: {} },
     bytes: { in: {}, out: {} },
     drops: {},
+    traceContextInvalid: 0,
     rtt,
     reconnects: 0,
     recoveries: 0,

@@ -269,6 +269,10 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     return this;
   }
 
+  protected get sessionIdForTrace(): string {
+    return this.id;
+  }
+
   /**
    * Registers a handler for this session only: a message, or a lifecycle event. `disconnected`: the transport was
    * lost and the resume window runs; `resumed`: the client came back within it; `closed`: the session ended for
@@ -638,6 +642,9 @@ export class SessionServer {
         m.drops[reason] = (m.drops[reason] ?? 0) + 1;
       },
       rtt: (ms: number) => m.observeRtt(ms),
+      traceContextInvalid: () => {
+        m.traceContextInvalid++;
+      },
     };
   }
 
@@ -803,6 +810,7 @@ export class SessionServer {
     });
     // Before authentication only the HELLO is read, and it is small: the budget caps what a pending handshake holds.
     const maxFrame = this.options.preAuth?.maxHelloBytes ?? 64 * 1024;
+    const traced = this.options.tracing?.establish('server', { 'network.protocol.name': req.transport });
     let control: ControlStream | undefined;
     let streams:
       | ReadableStreamDefaultReader<{
@@ -830,9 +838,12 @@ export class SessionServer {
         eviction,
       ]);
       clock.clearTimeout(handle);
+      traced?.event('quiver.session.hello', { 'quiver.session.resume': hello.resume !== undefined });
       this.establish(session, control!, hello, req, user);
+      traced?.end({});
     } catch (err) {
       clock.clearTimeout(handle);
+      traced?.end({}, err);
       streams?.cancel().catch(() => {});
       control?.cancel().catch(() => {});
       const e =

@@ -1,0 +1,209 @@
+/**
+ * OpenTelemetry tracing of sessions, on `@opentelemetry/api` only: spans are recorded when the application
+ * registers an SDK (or passes a `TracerProvider`), and cost one non-recording span per message otherwise. This is a
+ * separate entry (`@quiver/session/otel`) so that a browser client that does not trace never bundles the API.
+ *
+ * Span and attribute names follow OpenTelemetry's messaging semantic conventions (`send {destination}`,
+ * `receive {destination}`, `process {destination}`, `messaging.*` attributes), the channel being the destination.
+ */
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  type TracerProvider,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import {
+  type EstablishTrace,
+  encodeTraceParent,
+  type MessageTraceInfo,
+  type SendTrace,
+  type SessionTracer,
+  type TraceParent,
+} from './tracing.js';
+
+/** Options of {@link otelTracing}. */
+export interface OtelTracingOptions {
+  /** Where spans go. Default the global provider (`trace.getTracerProvider()`), a no-op until an SDK registers. */
+  tracerProvider?: TracerProvider;
+  /** The instrumentation scope's name. Default `@quiver/session`. */
+  name?: string;
+}
+
+/** Longest attribute value taken from a name (message type, channel): names are the application's, but bounded. */
+const MAX_NAME = 64;
+
+function bounded(s: string | undefined): string {
+  if (s === undefined) return '';
+  return s.length > MAX_NAME ? s.slice(0, MAX_NAME) : s;
+}
+
+/**
+ * The context of the handler running now. Handlers run synchronously inside the receive span; tracking it here
+ * makes what they send join the trace without a context manager (the browser has none by default). When one is
+ * registered, `context.active()` gives the same context.
+ */
+let current: Context | undefined;
+
+function parentContext(): Context {
+  const active = context.active();
+  if (current && !trace.getSpan(active)) return current;
+  return active;
+}
+
+/**
+ * Runs `fn` inside `span`, so that the messages it sends are children of the span; with or without a context
+ * manager (see {@link otelTracing}). The room broadcast uses it for its fan-out span.
+ */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  const ctx = trace.setSpan(parentContext(), span);
+  const before = current;
+  current = ctx;
+  try {
+    return context.with(ctx, fn);
+  } finally {
+    current = before;
+  }
+}
+
+/** Starts a span whose parent is the handler or span running now (see {@link withSpan}). */
+export function startSpan(tracer: Tracer, name: string, kind: SpanKind, attributes: Attributes): Span {
+  return tracer.startSpan(name, { kind, attributes }, parentContext());
+}
+
+function messageAttributes(info: MessageTraceInfo, operation: string): Attributes {
+  const a: Attributes = {
+    'messaging.system': 'quiver',
+    'messaging.operation.type': operation,
+    'messaging.operation.name': operation,
+    'messaging.destination.name': bounded(info.channel),
+    'messaging.message.body.size': info.bytes,
+    'quiver.message.type': bounded(info.message),
+  };
+  if (info.transport) a['network.protocol.name'] = info.transport;
+  if (info.sessionId) a['quiver.session.id'] = bounded(info.sessionId);
+  return a;
+}
+
+function fail(span: Span, error: unknown): void {
+  if (error instanceof Error) span.recordException(error);
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: bounded(error instanceof Error ? error.message : String(error)),
+  });
+}
+
+const done = () => {};
+
+/**
+ * A {@link SessionTracer} on OpenTelemetry: pass it as the `tracing` option of `connect()` or
+ * `createSessionServer()` (the fastify plugin does by default). Spans per message: `send {channel}` (producer)
+ * with a `write {channel}` child while the transport takes it; on the receiving end `receive {channel}` (consumer,
+ * child of the sender's span when its context travelled) and `process {channel}` around the handlers. Establishment:
+ * `quiver.session.connect` (client; the transport race's attempts are its events) and `quiver.session.accept`.
+ */
+export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
+  const provider = options.tracerProvider ?? trace.getTracerProvider();
+  const tracer = provider.getTracer(options.name ?? '@quiver/session');
+  return {
+    send(info: MessageTraceInfo): SendTrace | undefined {
+      const parent = parentContext();
+      const span = tracer.startSpan(
+        `send ${bounded(info.channel)}`,
+        { kind: SpanKind.PRODUCER, attributes: messageAttributes(info, 'send') },
+        parent,
+      );
+      const sc = span.spanContext();
+      const sampled = (sc.traceFlags & TraceFlags.SAMPLED) !== 0;
+      if (!sampled && !span.isRecording()) {
+        span.end();
+        return undefined;
+      }
+      const wire = sampled
+        ? (encodeTraceParent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags }) ?? undefined)
+        : undefined;
+      return {
+        wire,
+        write(seq: number) {
+          if (!span.isRecording()) {
+            span.end();
+            return done;
+          }
+          const w = tracer.startSpan(
+            `write ${bounded(info.channel)}`,
+            { kind: SpanKind.INTERNAL, attributes: { 'quiver.message.seq': seq } },
+            trace.setSpan(parent, span),
+          );
+          return (error?: unknown) => {
+            if (error !== undefined) fail(w, error);
+            w.end();
+            span.end();
+          };
+        },
+        end(error?: string) {
+          if (error !== undefined) fail(span, error);
+          span.end();
+        },
+      };
+    },
+
+    receive(info: MessageTraceInfo, parent: TraceParent | undefined, run: () => void): void {
+      let ctx = context.active();
+      if (parent) {
+        ctx = trace.setSpanContext(ctx, {
+          traceId: parent.traceId,
+          spanId: parent.spanId,
+          traceFlags: parent.flags & TraceFlags.SAMPLED,
+          isRemote: true,
+        });
+      }
+      const recv = tracer.startSpan(
+        `receive ${bounded(info.channel)}`,
+        { kind: SpanKind.CONSUMER, attributes: messageAttributes(info, 'receive') },
+        ctx,
+      );
+      const rctx = trace.setSpan(ctx, recv);
+      const proc = tracer.startSpan(
+        `process ${bounded(info.channel)}`,
+        { kind: SpanKind.INTERNAL, attributes: messageAttributes(info, 'process') },
+        rctx,
+      );
+      const pctx = trace.setSpan(rctx, proc);
+      const before = current;
+      current = pctx;
+      try {
+        context.with(pctx, run);
+      } catch (err) {
+        fail(proc, err);
+        throw err;
+      } finally {
+        current = before;
+        proc.end();
+        recv.end();
+      }
+    },
+
+    establish(side, attributes): EstablishTrace {
+      const span = tracer.startSpan(
+        side === 'client' ? 'quiver.session.connect' : 'quiver.session.accept',
+        { kind: side === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, attributes },
+        parentContext(),
+      );
+      return {
+        event: (name, a) => {
+          span.addEvent(name, a);
+        },
+        end: (a, error) => {
+          span.setAttributes(a);
+          if (error !== undefined) fail(span, error);
+          span.end();
+        },
+      };
+    },
+  };
+}
