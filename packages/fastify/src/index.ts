@@ -274,6 +274,60 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
     registers: [registry],
   });
   m.rttListeners.add((ms) => rtt.observe(ms / 1000));
+  counterFrom(
+    'quiver_trace_context_invalid_total',
+    'Received trace contexts that were malformed and ignored (their messages were delivered)',
+    [],
+    () => [[{}, m.traceContextInvalid]],
+  );
+  const quality = {
+    rtt: new Histogram({
+      name: 'quiver_transport_rtt_seconds',
+      help: 'Heartbeat round-trip times, by transport',
+      labelNames: ['transport'],
+      buckets: rttBucketsSeconds,
+      registers: [registry],
+    }),
+    jitter: new Histogram({
+      name: 'quiver_transport_jitter_seconds',
+      help: "The session's RTT variation (RFC 6298 RTTVAR) at each heartbeat, by transport",
+      labelNames: ['transport'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
+      registers: [registry],
+    }),
+    loss: new Histogram({
+      name: 'quiver_transport_loss_ratio',
+      help: "The session's heartbeat loss (EWMA, 0..1) at each heartbeat, by transport; 0 where datagrams are reliable",
+      labelNames: ['transport'],
+      buckets: [0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
+      registers: [registry],
+    }),
+  };
+  m.qualityListeners.add((q) => {
+    quality.rtt.observe({ transport: q.transport }, q.rttMs / 1000);
+    quality.jitter.observe({ transport: q.transport }, q.jitterMs / 1000);
+    quality.loss.observe({ transport: q.transport }, q.loss);
+  });
+  new Gauge({
+    name: 'quiver_send_buffered_bytes',
+    help: 'Bytes sessions hold for sending: queued plus in flight (the replay buffers), all sessions',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const s of server.sessions.values()) n += s.bufferedBytes;
+      this.set(n);
+    },
+  });
+  new Gauge({
+    name: 'quiver_send_queue_messages',
+    help: 'Reliable messages waiting to be sent (not yet in flight), all sessions',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const s of server.sessions.values()) n += s.queuedMessages;
+      this.set(n);
+    },
+  });
   return registry;
 }
 

@@ -76,7 +76,13 @@ export {
   type QoS,
 } from './messages.js';
 export { type InfoConnectors, type QuiverInfo, transportsFromInfo } from './info.js';
-export { createMetrics, type Histogram, rttBucketsSeconds, type SessionMetrics } from './metrics.js';
+export {
+  createMetrics,
+  type Histogram,
+  type QualitySample,
+  rttBucketsSeconds,
+  type SessionMetrics,
+} from './metrics.js';
 export { nativeWebTransportConnector, wrapNativeWebTransport } from './native.js';
 export {
   type ChannelOptions,

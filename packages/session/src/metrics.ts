@@ -60,6 +60,21 @@ export interface SessionMetrics {
   observeRtt(ms: number): void;
   /** Called with every RTT sample in ms (exporters that keep their own histogram subscribe here). */
   readonly rttListeners: Set<(ms: number) => void>;
+  /**
+   * Called with every RTT sample together with the session's jitter and heartbeat loss at that moment, and the
+   * transport carrying it (one of the server's listeners' names, else `unknown`): per-transport quality.
+   */
+  readonly qualityListeners: Set<(sample: QualitySample) => void>;
+}
+
+/** One heartbeat's view of a session's link quality (see `SessionMetrics.qualityListeners`). */
+export interface QualitySample {
+  transport: string;
+  rttMs: number;
+  /** RTTVAR (RFC 6298) in ms. */
+  jitterMs: number;
+  /** Fraction of heartbeat probes lost (EWMA), 0..1; stays 0 where datagrams are reliable. */
+  loss: number;
 }
 
 /** Creates the metrics of a session server; `sessions` yields the live sessions for the gauges. */
@@ -97,6 +112,7 @@ export function createMetrics(
     rejections: {},
     errors: {},
     rttListeners: new Set(),
+    qualityListeners: new Set(),
     observeRtt(ms: number) {
       for (const l of this.rttListeners) l(ms);
       const s = ms / 1000;

@@ -184,7 +184,8 @@ export interface PeerStats {
 export interface PeerSink {
   message(channel: string, direction: 'in' | 'out', bytes: number): void;
   drop(reason: DropReason): void;
-  rtt(ms: number): void;
+  /** An RTT sample in ms, with the session's jitter (RTTVAR, ms) and heartbeat loss (0..1) as they are now. */
+  rtt(ms: number, jitterMs: number, loss: number, transport: string | undefined): void;
   traceContextInvalid(): void;
 }
 

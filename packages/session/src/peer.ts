@@ -122,7 +122,7 @@ export abstract class Peer<S> {
     const control: ControlHost = {
       liveness: this.liveness,
       now: () => this.clock.now(),
-      rtt: (sample) => this.sink?.rtt(sample),
+      rtt: (sample) => this.sink?.rtt(sample, this.jitter, this.loss, this.transport),
       ack: (id, cum) => {
         const ch = this.channelsById.get(id);
         if (ch?.reliable) this.window.ack(ch, cum);
@@ -203,6 +203,13 @@ export abstract class Peer<S> {
   get bufferedBytes(): number {
     let n = this.window.bytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
+    return n;
+  }
+
+  /** Reliable messages waiting to be sent (not yet in flight), across channels: the send-queue depth. */
+  get queuedMessages(): number {
+    let n = 0;
+    for (const ch of this.channels.values()) n += ch.queue.length;
     return n;
   }
 

@@ -492,6 +492,8 @@ export class SessionServer {
   /** The resume window in force, in ms (`resumeWindowMs`, default 30 000). */
   readonly resumeWindowMs: number;
   private readonly listeners = new Set<TransportListener>();
+  /** Transport names of the listeners ever added: the only values of the `transport` metric label. */
+  private readonly transportNames = new Set<string>();
   private readonly loops = new Map<TransportListener, ReadableStreamDefaultReader<IncomingSession>>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   private readonly handlers = new Map<string, Set<Handler<any, ServerSession>>>();
@@ -524,6 +526,7 @@ export class SessionServer {
   addListener(listener: TransportListener): void {
     if (this.listeners.has(listener)) return;
     this.listeners.add(listener);
+    this.transportNames.add(listener.transport);
     const reader = listener.incomingSessions.getReader();
     this.loops.set(listener, reader);
     (async () => {
@@ -641,7 +644,12 @@ export class SessionServer {
       drop: (reason: string) => {
         m.drops[reason] = (m.drops[reason] ?? 0) + 1;
       },
-      rtt: (ms: number) => m.observeRtt(ms),
+      rtt: (ms: number, jitterMs: number, loss: number, transport: string | undefined) => {
+        m.observeRtt(ms);
+        // Per-transport quality: only the server's own transport names become labels.
+        const t = transport !== undefined && this.transportNames.has(transport) ? transport : 'unknown';
+        for (const l of m.qualityListeners) l({ transport: t, rttMs: ms, jitterMs, loss });
+      },
       traceContextInvalid: () => {
         m.traceContextInvalid++;
       },
