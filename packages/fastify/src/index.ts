@@ -14,7 +14,7 @@ import {
   type SessionTracer,
 } from '@quiver/session';
 import { otelTracing } from '@quiver/session/otel';
-import type { TransportListener } from '@quiver/transport';
+import type { TransportListener, TransportStats } from '@quiver/transport';
 import type { WebTransportListener, WebTransportListenerOptions } from '@quiver/webtransport';
 import {
   createWebSocketListener,
@@ -328,7 +328,127 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
       this.set(n);
     },
   });
+  registerTransportStats(server, registry);
   return registry;
+}
+
+/** What one scrape reads of the live sessions' transports (`getStats()` through the transport interface). */
+interface TransportSnapshot {
+  transport: string;
+  stats: TransportStats;
+}
+
+/**
+ * Gauges and scrape-time histograms of the transports' own figures: QUIC loss, retransmissions, congestion window
+ * and delivery rate (what pacing follows), transport-level datagram drops. They sum or describe the sessions live at
+ * the scrape (a session's counters leave with it), so they are gauges, not counters.
+ */
+function registerTransportStats(server: SessionServer, registry: Registry): void {
+  let cached: { at: number; snapshot: Promise<TransportSnapshot[]> } | undefined;
+  // One round of getStats() per scrape, shared by the metrics below (a scrape collects them within milliseconds).
+  const snapshot = (): Promise<TransportSnapshot[]> => {
+    const now = Date.now();
+    if (cached && now - cached.at < 1000) return cached.snapshot;
+    const known = new Set(['webtransport', 'websocket', 'http', 'memory']);
+    const reads: Promise<TransportSnapshot | undefined>[] = [];
+    for (const s of server.sessions.values()) {
+      const p = s.transportStats();
+      const transport = s.transport && known.has(s.transport) ? s.transport : 'unknown';
+      if (p)
+        reads.push(
+          p.then(
+            (stats) => ({ transport, stats }),
+            () => undefined,
+          ),
+        );
+    }
+    const all = Promise.all(reads).then((r) => r.filter((x): x is TransportSnapshot => x !== undefined));
+    cached = { at: now, snapshot: all };
+    return all;
+  };
+  const sumGauge = (name: string, help: string, read: (s: TransportStats) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['transport'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const sums = new Map<string, number>();
+        for (const { transport, stats } of await snapshot()) {
+          const v = read(stats);
+          if (v !== undefined) sums.set(transport, (sums.get(transport) ?? 0) + v);
+        }
+        for (const [transport, v] of sums) this.set({ transport }, v);
+      },
+    });
+  sumGauge(
+    'quiver_transport_packets_sent',
+    'Packets (QUIC) or frames sent by the transports of the live sessions',
+    (s) => s.packetsSent,
+  );
+  sumGauge(
+    'quiver_transport_packets_lost',
+    'Packets the transports of the live sessions detected as lost (QUIC loss detection; 0 for TCP-based ones)',
+    (s) => s.packetsLost,
+  );
+  sumGauge(
+    'quiver_transport_packets_retransmitted',
+    'Packets retransmitted by the transports of the live sessions (QUIC only)',
+    (s) => s.packetsRetransmitted,
+  );
+  const perSession = (
+    name: string,
+    help: string,
+    buckets: number[],
+    read: (s: TransportStats) => number | undefined,
+  ) =>
+    new Histogram({
+      name,
+      help,
+      labelNames: ['transport'],
+      buckets,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const { transport, stats } of await snapshot()) {
+          const v = read(stats);
+          if (v !== undefined && v > 0) this.observe({ transport }, v);
+        }
+      },
+    });
+  const kib = [16, 32, 64, 128, 256, 512, 1024, 4096].map((k) => k * 1024);
+  perSession(
+    'quiver_transport_congestion_window_bytes',
+    "Congestion window of each live session's QUIC connection at the scrape",
+    kib,
+    (s) => s.congestionWindow,
+  );
+  perSession(
+    'quiver_transport_delivery_rate_bytes_per_second',
+    "Delivery rate estimate (what pacing follows) of each live session's QUIC connection at the scrape",
+    [8, 32, 128, 512, 2048, 8192].map((k) => k * 1024),
+    (s) => s.deliveryRate,
+  );
+  new Gauge({
+    name: 'quiver_transport_datagrams_dropped',
+    help: 'Datagrams the transports of the live sessions dropped before the wire or the application, by direction and reason',
+    labelNames: ['transport', 'direction', 'reason'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { transport, stats } of await snapshot()) {
+        for (const [direction, table] of [
+          ['outgoing', stats.datagrams.droppedOutgoing],
+          ['incoming', stats.datagrams.droppedIncoming],
+        ] as const) {
+          for (const [reason, n] of Object.entries(table)) {
+            if (n) this.inc({ transport, direction, reason }, n);
+          }
+        }
+      }
+    },
+  });
 }
 
 /** `@quiver/webtransport`, or `null` (with one warning) where its native QUIC binding cannot load. */

@@ -1,4 +1,4 @@
-import type { QuiverSession, TransportName } from '@quiver/transport';
+import type { QuiverSession, TransportName, TransportStats } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import { datagramFrame, decodeValue, encodeValue, FLAG_RAW, type Frame, Kind } from './codec.js';
 import { type ControlHost, handleControl } from './control.js';
@@ -204,6 +204,11 @@ export abstract class Peer<S> {
     let n = this.window.bytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
     return n;
+  }
+
+  /** The statistics of the transport carrying the session now (QUIC loss and congestion figures where it has them). */
+  transportStats(): Promise<TransportStats> | undefined {
+    return this.link?.session.getStats();
   }
 
   /** Reliable messages waiting to be sent (not yet in flight), across channels: the send-queue depth. */
