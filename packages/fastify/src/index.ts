@@ -328,8 +328,64 @@ export function createPrometheusMetrics(server: SessionServer, registry = new Re
       this.set(n);
     },
   });
+  registerClientTelemetry(server, registry);
   registerTransportStats(server, registry);
   return registry;
+}
+
+/** Histograms of what clients report (`telemetry` client option), the reports' outcomes and the poor sessions. */
+function registerClientTelemetry(server: SessionServer, registry: Registry): void {
+  const m = server.metrics;
+  const ms = [0.001, 0.0025, 0.005, 0.01, 0.016, 0.025, 0.033, 0.05, 0.1, 0.25, 0.5, 1];
+  const histogram = (name: string, help: string, buckets: number[]) =>
+    new Histogram({ name, help, labelNames: ['transport'], buckets, registers: [registry] });
+  const h = {
+    rtt: histogram(
+      'quiver_client_rtt_seconds',
+      'RTT as clients measure it, from their reports',
+      rttBucketsSeconds,
+    ),
+    jitter: histogram('quiver_client_jitter_seconds', 'RTT variation as clients measure it', ms),
+    loss: histogram(
+      'quiver_client_loss_ratio',
+      'Heartbeat loss as clients measure it (0..1)',
+      [0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
+    ),
+    frame: histogram('quiver_client_frame_seconds', 'Frame time clients report', ms),
+    interpolation: histogram(
+      'quiver_client_interpolation_delay_seconds',
+      'Interpolation delay clients report (how far behind the server the rendered state is)',
+      [0.016, 0.033, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
+    ),
+  };
+  m.clientQualityListeners.add((q, transport) => {
+    h.rtt.observe({ transport }, q.rttMs / 1000);
+    h.jitter.observe({ transport }, q.jitterMs / 1000);
+    h.loss.observe({ transport }, q.loss);
+    if (q.frameTimeMs !== undefined) h.frame.observe({ transport }, q.frameTimeMs / 1000);
+    if (q.interpolationDelayMs !== undefined)
+      h.interpolation.observe({ transport }, q.interpolationDelayMs / 1000);
+  });
+  new Counter({
+    name: 'quiver_client_reports_total',
+    help: 'Client telemetry reports, by outcome (accepted, invalid, rate-limited)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, n] of Object.entries(m.telemetry)) if (n > 0) this.inc({ outcome }, n);
+    },
+  });
+  new Gauge({
+    name: 'quiver_sessions_poor_quality',
+    help: 'Sessions whose last client report was over the quality thresholds',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const s of server.sessions.values()) if (s.quality?.state === 'poor') n++;
+      this.set(n);
+    },
+  });
 }
 
 /** What one scrape reads of the live sessions' transports (`getStats()` through the transport interface). */

@@ -17,6 +17,7 @@ import {
   type TransportCandidate,
 } from './fallback.js';
 import type { MessageType } from './messages.js';
+import { startTelemetry, TelemetryMessage, type TelemetryOptions } from './telemetry.js';
 import type { EstablishTrace } from './tracing.js';
 import { PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
 import {
@@ -40,6 +41,11 @@ export interface ReconnectOptions extends BackoffOptions {
 export interface ClientOptions extends PeerOptions {
   /** Transports in order of preference; raced with a head start (see `fallback`). */
   transports?: TransportCandidate[];
+  /**
+   * Reports the client's RTT, jitter, loss, frame time and interpolation delay to the server at a low rate on the
+   * `unreliable` channel (`quiver.telemetry`, about 20 bytes per report). Default off.
+   */
+  telemetry?: TelemetryOptions;
   /** Shorthand for a single transport. */
   connector?: Connector;
   /** How `transports` are raced: head start, per-attempt timeout, remembered winners. */
@@ -143,6 +149,17 @@ export class ClientSession extends Peer<ClientSession> {
     const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
     const rng = createRng(seed);
     this.rng = rng;
+    const telemetry = clientOptions.telemetry;
+    if (telemetry && this.channels.get(TelemetryMessage.channel!)?.reliable === false) {
+      this.registry.register(TelemetryMessage);
+      const stop = startTelemetry(this.clock, telemetry, (frame, interp) => {
+        // Only while connected: a report has no value later, and a send now would count a 'disconnected' drop.
+        if (!this.connected) return;
+        const r = (v: number) => Math.round(v * 100) / 100;
+        this.send(TelemetryMessage, [r(this.rtt), r(this.jitter), r(this.loss), frame, interp]);
+      });
+      this.on('close', stop);
+    }
     if (clientOptions.persistQueue) {
       const store = new PersistedQueue(clientOptions.persistQueue);
       this.persistedQueue = store;

@@ -132,3 +132,11 @@ export {
   TRACE_CONTEXT_BYTES,
   type TraceParent,
 } from './tracing.js';
+export {
+  type ClientQuality,
+  parseTelemetry,
+  type QualityOptions,
+  TelemetryMessage,
+  type TelemetryOptions,
+  type TelemetryReport,
+} from './telemetry.js';

@@ -1,4 +1,5 @@
 import type { TransportName } from '@quiver/transport';
+import type { ClientQuality } from './telemetry.js';
 
 /** RTT histogram bucket upper bounds in seconds (Prometheus convention: seconds, cumulative `le`). */
 export const rttBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -65,6 +66,10 @@ export interface SessionMetrics {
    * transport carrying it (one of the server's listeners' names, else `unknown`): per-transport quality.
    */
   readonly qualityListeners: Set<(sample: QualitySample) => void>;
+  /** Client telemetry reports: accepted, refused as invalid, refused for coming too often. */
+  telemetry: { accepted: number; invalid: number; 'rate-limited': number };
+  /** Called with every accepted client report and the transport label of its session. */
+  readonly clientQualityListeners: Set<(quality: ClientQuality, transport: string) => void>;
 }
 
 /** One heartbeat's view of a session's link quality (see `SessionMetrics.qualityListeners`). */
@@ -113,6 +118,8 @@ export function createMetrics(
     errors: {},
     rttListeners: new Set(),
     qualityListeners: new Set(),
+    telemetry: { accepted: 0, invalid: 0, 'rate-limited': 0 },
+    clientQualityListeners: new Set(),
     observeRtt(ms: number) {
       for (const l of this.rttListeners) l(ms);
       const s = ms / 1000;
