@@ -261,8 +261,8 @@ const suite: BenchSuite = {
     }
     ctx.progress('tracing: off / unsampled / sampled');
     const tracing = await measureTracingCost({
-      rounds: ctx.quick ? 7 : 21,
-      batch: ctx.quick ? 2000 : 5000,
+      rounds: ctx.quick ? 11 : 31,
+      batch: ctx.quick ? 4000 : 8000,
       progress: ctx.progress,
     });
     notes.push(...tracing.notes);

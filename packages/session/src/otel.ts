@@ -113,27 +113,22 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
   return {
     send(info: MessageTraceInfo): SendTrace | undefined {
       const parent = parentContext();
-      const span = tracer.startSpan(
-        `send ${bounded(info.channel)}`,
-        { kind: SpanKind.PRODUCER, attributes: messageAttributes(info, 'send') },
-        parent,
-      );
+      // Attributes are set once the span turns out to record: an unsampled message allocates nothing for them
+      // (samplers here decide on the parent and the name, not on attributes).
+      const span = tracer.startSpan(`send ${bounded(info.channel)}`, { kind: SpanKind.PRODUCER }, parent);
       const sc = span.spanContext();
       const sampled = (sc.traceFlags & TraceFlags.SAMPLED) !== 0;
-      if (!sampled && !span.isRecording()) {
+      if (!span.isRecording()) {
         span.end();
-        return undefined;
-      }
+        if (!sampled) return undefined;
+      } else span.setAttributes(messageAttributes(info, 'send'));
       const wire = sampled
         ? (encodeTraceParent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags }) ?? undefined)
         : undefined;
       return {
         wire,
         write(seq: number) {
-          if (!span.isRecording()) {
-            span.end();
-            return done;
-          }
+          if (!span.isRecording()) return done;
           const w = tracer.startSpan(
             `write ${bounded(info.channel)}`,
             { kind: SpanKind.INTERNAL, attributes: { 'quiver.message.seq': seq } },
@@ -162,28 +157,29 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
           isRemote: true,
         });
       }
-      const recv = tracer.startSpan(
-        `receive ${bounded(info.channel)}`,
-        { kind: SpanKind.CONSUMER, attributes: messageAttributes(info, 'receive') },
-        ctx,
-      );
+      const recv = tracer.startSpan(`receive ${bounded(info.channel)}`, { kind: SpanKind.CONSUMER }, ctx);
       const rctx = trace.setSpan(ctx, recv);
-      const proc = tracer.startSpan(
-        `process ${bounded(info.channel)}`,
-        { kind: SpanKind.INTERNAL, attributes: messageAttributes(info, 'process') },
-        rctx,
-      );
-      const pctx = trace.setSpan(rctx, proc);
+      // Not recorded: the handlers still run in its context (an unsampled parent, which keeps their sends
+      // unsampled under parent-based samplers), but no process span is made.
+      const proc = recv.isRecording()
+        ? tracer.startSpan(
+            `process ${bounded(info.channel)}`,
+            { kind: SpanKind.INTERNAL, attributes: messageAttributes(info, 'process') },
+            rctx,
+          )
+        : undefined;
+      if (proc) recv.setAttributes(messageAttributes(info, 'receive'));
+      const pctx = proc ? trace.setSpan(rctx, proc) : rctx;
       const before = current;
       current = pctx;
       try {
         context.with(pctx, run);
       } catch (err) {
-        fail(proc, err);
+        if (proc) fail(proc, err);
         throw err;
       } finally {
         current = before;
-        proc.end();
+        proc?.end();
         recv.end();
       }
     },
