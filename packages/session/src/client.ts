@@ -17,7 +17,7 @@ import {
   type TransportCandidate,
 } from './fallback.js';
 import type { MessageType } from './messages.js';
-import { startTelemetry, TelemetryMessage, type TelemetryOptions } from './telemetry.js';
+import type { ClientTelemetry } from './telemetry.js';
 import type { EstablishTrace } from './tracing.js';
 import { PersistedQueue, type PersistQueueOptions } from './offline-queue.js';
 import {
@@ -42,10 +42,10 @@ export interface ClientOptions extends PeerOptions {
   /** Transports in order of preference; raced with a head start (see `fallback`). */
   transports?: TransportCandidate[];
   /**
-   * Reports the client's RTT, jitter, loss, frame time and interpolation delay to the server at a low rate on the
-   * `unreliable` channel (`quiver.telemetry`, about 20 bytes per report). Default off.
+   * `clientTelemetry({ intervalMs, sample })`: reports the client's RTT, jitter, loss, frame time and interpolation
+   * delay to the server at a low rate on the `unreliable` channel (`quiver.telemetry`). Default off.
    */
-  telemetry?: TelemetryOptions;
+  telemetry?: ClientTelemetry;
   /** Shorthand for a single transport. */
   connector?: Connector;
   /** How `transports` are raced: head start, per-attempt timeout, remembered winners. */
@@ -149,16 +149,9 @@ export class ClientSession extends Peer<ClientSession> {
     const seed = r && r.seed !== undefined ? r.seed : Math.floor(Math.random() * 2 ** 32);
     const rng = createRng(seed);
     this.rng = rng;
-    const telemetry = clientOptions.telemetry;
-    if (telemetry && this.channels.get(TelemetryMessage.channel!)?.reliable === false) {
-      this.registry.register(TelemetryMessage);
-      const stop = startTelemetry(this.clock, telemetry, (frame, interp) => {
-        // Only while connected: a report has no value later, and a send now would count a 'disconnected' drop.
-        if (!this.connected) return;
-        const r = (v: number) => Math.round(v * 100) / 100;
-        this.send(TelemetryMessage, [r(this.rtt), r(this.jitter), r(this.loss), frame, interp]);
-      });
-      this.on('close', stop);
+    if (clientOptions.telemetry) {
+      this.registry.register(clientOptions.telemetry.message);
+      this.on('close', clientOptions.telemetry.start(this, this.clock));
     }
     if (clientOptions.persistQueue) {
       const store = new PersistedQueue(clientOptions.persistQueue);
@@ -268,17 +261,6 @@ export class ClientSession extends Peer<ClientSession> {
 
   private async connectTraced(traced: EstablishTrace | undefined): Promise<void> {
     const url = await this.url_();
-    const attempted = (attempts: readonly TransportAttempt[]) => {
-      // The race's attempts as events of the establishment span, in race order.
-      for (const a of attempts) {
-        traced?.event('quiver.transport.attempt', {
-          'network.protocol.name': a.name,
-          'quiver.transport.outcome': a.outcome,
-          'quiver.transport.ms': a.ms,
-          ...(a.error ? { 'error.type': a.error.slice(0, 120) } : {}),
-        });
-      }
-    };
     const raced = await raceTransports(url, this.candidates, {
       ...this.clientOptions.fallback,
       clock: this.clientOptions.fallback?.clock ?? this.clock,
@@ -286,12 +268,12 @@ export class ClientSession extends Peer<ClientSession> {
     }).catch((err) => {
       if (err instanceof ConnectError) {
         this.transportAttempts = [...err.attempts];
-        attempted(err.attempts);
+        traced?.attempts(err.attempts);
       }
       throw err;
     });
     this.transportAttempts = raced.attempts;
-    attempted(raced.attempts);
+    traced?.attempts(raced.attempts);
     const session = raced.session;
     if (this.state === 'closed') {
       session.close();

@@ -122,21 +122,23 @@ export {
   type QueueStorage,
 } from './offline-queue.js';
 export {
-  decodeTraceParent,
   type EstablishTrace,
-  encodeTraceParent,
   FLAG_TRACE,
+  isTraceContext,
   type MessageTraceInfo,
   type SendTrace,
   type SessionTracer,
   TRACE_CONTEXT_BYTES,
-  type TraceParent,
+  type TransportAttemptInfo,
 } from './tracing.js';
 export {
   type ClientQuality,
+  type ClientTelemetry,
+  clientTelemetry,
   parseTelemetry,
   type QualityOptions,
   TelemetryMessage,
   type TelemetryOptions,
   type TelemetryReport,
+  type TelemetrySource,
 } from './telemetry.js';

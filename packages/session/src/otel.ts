@@ -20,12 +20,57 @@ import {
 } from '@opentelemetry/api';
 import {
   type EstablishTrace,
-  encodeTraceParent,
+  isTraceContext,
   type MessageTraceInfo,
   type SendTrace,
   type SessionTracer,
-  type TraceParent,
+  TRACE_CONTEXT_BYTES,
+  TRACE_CONTEXT_VERSION,
 } from './tracing.js';
+
+/** A decoded trace context (W3C Trace Context §3.2), ids in lowercase hex as OpenTelemetry spells them. */
+export interface TraceParent {
+  /** 32 hex digits, not all zero (§3.2.2.3). */
+  traceId: string;
+  /** 16 hex digits, not all zero (§3.2.2.4). */
+  spanId: string;
+  /** trace-flags (§3.2.2.5): bit 0 is `sampled`. */
+  flags: number;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex(bytes: Uint8Array, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) s += HEX[bytes[i]];
+  return s;
+}
+
+function zero(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Encodes a trace context for the envelope; `null` when the ids are not valid W3C ids. */
+export function encodeTraceParent(tp: TraceParent): Uint8Array | null {
+  if (!/^[0-9a-f]{32}$/.test(tp.traceId) || !/^[0-9a-f]{16}$/.test(tp.spanId)) return null;
+  const out = new Uint8Array(TRACE_CONTEXT_BYTES);
+  out[0] = TRACE_CONTEXT_VERSION;
+  for (let i = 0; i < 16; i++) out[1 + i] = Number.parseInt(tp.traceId.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 8; i++) out[17 + i] = Number.parseInt(tp.spanId.slice(2 * i, 2 * i + 2), 16);
+  out[25] = tp.flags & 0xff;
+  if (zero(out, 1, 17) || zero(out, 17, 25)) return null;
+  return out;
+}
+
+/**
+ * Decodes the envelope's trace context element. Anything but exactly {@link TRACE_CONTEXT_BYTES} bytes of version
+ * `00` with non-zero ids is `null`: the receiver ignores it (and counts it), the message is still delivered.
+ */
+export function decodeTraceParent(value: unknown): TraceParent | null {
+  if (!isTraceContext(value)) return null;
+  return { traceId: hex(value, 1, 17), spanId: hex(value, 17, 25), flags: value[25] };
+}
 
 /** Options of {@link otelTracing}. */
 export interface OtelTracingOptions {
@@ -147,8 +192,9 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
       };
     },
 
-    receive(info: MessageTraceInfo, parent: TraceParent | undefined, run: () => void): void {
+    receive(info: MessageTraceInfo, wire: Uint8Array | undefined, run: () => void): void {
       let ctx = context.active();
+      const parent = wire ? decodeTraceParent(wire) : null;
       if (parent) {
         ctx = trace.setSpanContext(ctx, {
           traceId: parent.traceId,
@@ -193,6 +239,16 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
       return {
         event: (name, a) => {
           span.addEvent(name, a);
+        },
+        attempts: (attempts) => {
+          for (const a of attempts) {
+            span.addEvent('quiver.transport.attempt', {
+              'network.protocol.name': bounded(a.name),
+              'quiver.transport.outcome': a.outcome,
+              'quiver.transport.ms': a.ms,
+              ...(a.error ? { 'error.type': a.error.slice(0, 120) } : {}),
+            });
+          }
         },
         end: (a, error) => {
           span.setAttributes(a);

@@ -34,7 +34,7 @@ import {
   type SendOptions,
 } from './peer-options.js';
 import { Receiver, type ReceiverHost } from './receiver.js';
-import { FLAG_TRACE, type MessageTraceInfo, type TraceParent } from './tracing.js';
+import { FLAG_TRACE, type MessageTraceInfo } from './tracing.js';
 
 export { channelMode } from './channels.js';
 export { ControlStream, type HandshakeTables, Link } from './link.js';
@@ -537,7 +537,7 @@ export abstract class Peer<S> {
     name: string,
     raw: boolean,
     bytes: Uint8Array,
-    parent: TraceParent | undefined,
+    parent: Uint8Array | undefined,
   ): void {
     const type = this.knownType(name);
     if (!type && this.strictMessages) throw new UnknownMessageError(`unknown message '${name}'`);

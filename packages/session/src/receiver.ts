@@ -6,7 +6,7 @@ import type { IncomingBudget } from './limits.js';
 import type { HandshakeTables, Link } from './link.js';
 import type { DropInfo, DropReason } from './peer-options.js';
 import { Reassembler, type ReassemblyOptions, ReceiveTracker } from './reassembly.js';
-import { decodeTraceParent, FLAG_TRACE, type TraceParent } from './tracing.js';
+import { FLAG_TRACE, isTraceContext } from './tracing.js';
 
 /** What the receive side needs of the session it reads for. */
 export interface ReceiverHost {
@@ -18,7 +18,7 @@ export interface ReceiverHost {
    * A whole application message arrived, its name resolved; `raw` when the payload is not MessagePack; `parent`
    * the sender's trace context when it carried a valid one.
    */
-  deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array, parent?: TraceParent): void;
+  deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array, parent?: Uint8Array): void;
   /** A message carried a malformed trace context: it was ignored (the message is still delivered). */
   traceContextInvalid(): void;
   /** A control frame (ping, pong, ack, close, handshake) arrived on the control stream or as a datagram. */
@@ -303,10 +303,10 @@ export class Receiver {
     if (typeof wire === 'number') name = this.peerMessages.get(wire);
     else if (typeof wire === 'string') name = wire;
     if (name === undefined) throw new UnknownMessageError(`unknown message id ${String(wire)}`);
-    let parent: TraceParent | undefined;
+    let parent: Uint8Array | undefined;
     if (traced(flags)) {
-      parent = decodeTraceParent(tp) ?? undefined;
-      if (!parent) this.host.traceContextInvalid();
+      if (isTraceContext(tp)) parent = tp;
+      else this.host.traceContextInvalid();
     }
     this.host.deliver(channel, name, typeof flags === 'number' && (flags & FLAG_RAW) !== 0, bytes, parent);
   }

@@ -12,7 +12,9 @@ import { defineMessage } from './messages.js';
 export type TelemetryReport = [number, number, number, number | null, number | null];
 
 /** The reserved message a client's telemetry travels as. */
-export const TelemetryMessage = defineMessage<TelemetryReport>('quiver.telemetry', { channel: 'unreliable' });
+export const TelemetryMessage = /* @__PURE__ */ defineMessage<TelemetryReport>('quiver.telemetry', {
+  channel: 'unreliable',
+});
 
 /** Client option: what to report and how often. */
 export interface TelemetryOptions {
@@ -110,21 +112,52 @@ export class QualityTracker {
   }
 }
 
-/** Runs a client's reports: every `intervalMs` while connected. Returns a function that stops them. */
-export function startTelemetry(
-  clock: Clock,
-  options: TelemetryOptions,
-  /** Sends one report made of the link's figures and these (null: not measured). */
-  report: (frameTimeMs: number | null, interpolationDelayMs: number | null) => void,
-): () => void {
-  const interval = Math.max(options.intervalMs ?? 2000, 100);
-  let timer: TimerHandle | undefined;
-  const tick = () => {
-    const s = options.sample?.() ?? {};
-    const n = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? Math.max(0, v) : null);
-    report(n(s.frameTimeMs), n(s.interpolationDelayMs));
-    timer = clock.setTimeout(tick, interval);
+/** What a client's telemetry reads of its session. */
+export interface TelemetrySource {
+  readonly rtt: number;
+  readonly jitter: number;
+  readonly loss: number;
+  readonly connected: boolean;
+  send(type: typeof TelemetryMessage, report: TelemetryReport): boolean;
+}
+
+/** A client's telemetry, made by {@link clientTelemetry} (the `telemetry` client option). */
+export interface ClientTelemetry {
+  /** The message reports travel as (announced at the handshake). */
+  readonly message: typeof TelemetryMessage;
+  /** Starts the reports of `session`; returns what stops them. */
+  start(session: TelemetrySource, clock: Clock): () => void;
+}
+
+/**
+ * The `telemetry` client option: every `intervalMs` while connected the client sends its RTT, jitter, loss, frame
+ * time and interpolation delay on the `unreliable` channel (`quiver.telemetry`, about 20 bytes). A function rather
+ * than a flag so that a client without telemetry bundles none of it.
+ */
+export function clientTelemetry(options: TelemetryOptions = {}): ClientTelemetry {
+  return {
+    message: TelemetryMessage,
+    start(session, clock) {
+      const interval = Math.max(options.intervalMs ?? 2000, 100);
+      const n = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? Math.max(0, v) : null);
+      const r = (v: number) => Math.round(v * 100) / 100;
+      let timer: TimerHandle | undefined;
+      const tick = () => {
+        // Only while connected: a report has no value later, and a send now would count a 'disconnected' drop.
+        if (session.connected) {
+          const s = options.sample?.() ?? {};
+          session.send(TelemetryMessage, [
+            r(session.rtt),
+            r(session.jitter),
+            r(session.loss),
+            n(s.frameTimeMs),
+            n(s.interpolationDelayMs),
+          ]);
+        }
+        timer = clock.setTimeout(tick, interval);
+      };
+      timer = clock.setTimeout(tick, interval);
+      return () => clock.clearTimeout(timer);
+    },
   };
-  timer = clock.setTimeout(tick, interval);
-  return () => clock.clearTimeout(timer);
 }

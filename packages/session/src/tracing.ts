@@ -17,55 +17,28 @@
 export const TRACE_CONTEXT_BYTES = 26;
 
 /** The W3C Trace Context version this envelope carries (§3.2.2.1: `00`). */
-const TRACE_CONTEXT_VERSION = 0;
+export const TRACE_CONTEXT_VERSION = 0;
 
 /** The header flag (beside `FLAG_RAW`) saying the element after the flags is a trace context. */
 export const FLAG_TRACE = 2;
 
-/** A decoded trace context (W3C Trace Context §3.2), ids in lowercase hex as OpenTelemetry spells them. */
-export interface TraceParent {
-  /** 32 hex digits, not all zero (§3.2.2.3). */
-  traceId: string;
-  /** 16 hex digits, not all zero (§3.2.2.4). */
-  spanId: string;
-  /** trace-flags (§3.2.2.5): bit 0 is `sampled`. */
-  flags: number;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function hex(bytes: Uint8Array, from: number, to: number): string {
-  let s = '';
-  for (let i = from; i < to; i++) s += HEX[bytes[i]];
-  return s;
-}
-
-function zero(bytes: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
-
-/** Encodes a trace context for the envelope; `null` when the ids are not valid W3C ids. */
-export function encodeTraceParent(tp: TraceParent): Uint8Array | null {
-  if (!/^[0-9a-f]{32}$/.test(tp.traceId) || !/^[0-9a-f]{16}$/.test(tp.spanId)) return null;
-  const out = new Uint8Array(TRACE_CONTEXT_BYTES);
-  out[0] = TRACE_CONTEXT_VERSION;
-  for (let i = 0; i < 16; i++) out[1 + i] = Number.parseInt(tp.traceId.slice(2 * i, 2 * i + 2), 16);
-  for (let i = 0; i < 8; i++) out[17 + i] = Number.parseInt(tp.spanId.slice(2 * i, 2 * i + 2), 16);
-  out[25] = tp.flags & 0xff;
-  if (zero(out, 1, 17) || zero(out, 17, 25)) return null;
-  return out;
-}
-
 /**
- * Decodes the envelope's trace context element. Anything but exactly {@link TRACE_CONTEXT_BYTES} bytes of version
- * `00` with non-zero ids is `null`: the receiver ignores it (and counts it), the message is still delivered.
+ * Whether `value` is an envelope trace context: exactly {@link TRACE_CONTEXT_BYTES} bytes of version `00` with
+ * non-zero trace-id and parent-id (§3.2.2.3, §3.2.2.4). Anything else is ignored (and counted) by the receiver; the
+ * message is still delivered. `@quiver/session/otel` decodes the ids.
  */
-export function decodeTraceParent(value: unknown): TraceParent | null {
-  if (!(value instanceof Uint8Array) || value.length !== TRACE_CONTEXT_BYTES) return null;
-  if (value[0] !== TRACE_CONTEXT_VERSION) return null;
-  if (zero(value, 1, 17) || zero(value, 17, 25)) return null;
-  return { traceId: hex(value, 1, 17), spanId: hex(value, 17, 25), flags: value[25] };
+export function isTraceContext(value: unknown): value is Uint8Array {
+  if (
+    !(value instanceof Uint8Array) ||
+    value.length !== TRACE_CONTEXT_BYTES ||
+    value[0] !== TRACE_CONTEXT_VERSION
+  )
+    return false;
+  let trace = 0;
+  let span = 0;
+  for (let i = 1; i < 17; i++) trace |= value[i];
+  for (let i = 17; i < 25; i++) span |= value[i];
+  return trace !== 0 && span !== 0;
 }
 
 /** What a span of a message is about. Values are bounded by the tracer (names from the message tables). */
@@ -94,9 +67,19 @@ export interface SendTrace {
 
 /** A session's establishment (the client's connect, the server's accept). */
 export interface EstablishTrace {
-  /** An event on the span: a transport attempt of the race, the handshake. */
+  /** An event on the span: the handshake. */
   event(name: string, attributes: Record<string, string | number | boolean>): void;
+  /** The transport race's attempts, in race order (one event each). */
+  attempts(attempts: readonly TransportAttemptInfo[]): void;
   end(attributes: Record<string, string | number | boolean>, error?: unknown): void;
+}
+
+/** One transport's attempt in the race (`TransportAttempt`). */
+export interface TransportAttemptInfo {
+  name: string;
+  outcome: string;
+  ms: number;
+  error?: string;
 }
 
 /** What the session layer calls when tracing; `@quiver/session/otel` implements it on OpenTelemetry. */
@@ -104,10 +87,11 @@ export interface SessionTracer {
   /** A message is sent; undefined when nothing records or propagates it. */
   send(info: MessageTraceInfo): SendTrace | undefined;
   /**
-   * A message arrived, carrying `parent` when its sender's span was sampled. `run` delivers it to the handlers and
+   * A message arrived, carrying `parent` (a valid envelope context, see {@link isTraceContext}) when its sender's
+   * span was sampled. `run` delivers it to the handlers and
    * must be called once, synchronously, inside the receive span, so that what the handlers send joins the trace.
    */
-  receive(info: MessageTraceInfo, parent: TraceParent | undefined, run: () => void): void;
+  receive(info: MessageTraceInfo, parent: Uint8Array | undefined, run: () => void): void;
   /** A session is being established (`client`: connect and race; `server`: accept and handshake). */
   establish(side: 'client' | 'server', attributes: Record<string, string | number | boolean>): EstablishTrace;
 }

@@ -8,6 +8,7 @@ import { connectWebTransport, createWebTransportListener } from '@quiver/webtran
 import { describe, expect, it } from 'vitest';
 import {
   type ClientQuality,
+  clientTelemetry,
   connect,
   createSessionServer,
   parseTelemetry,
@@ -52,10 +53,10 @@ describe('client telemetry', () => {
     const c = await connect(url, {
       connector: connectWebTransport,
       connectOptions,
-      telemetry: {
+      telemetry: clientTelemetry({
         intervalMs: 100,
         sample: () => ({ frameTimeMs: frames[Math.min(i++, frames.length - 1)], interpolationDelayMs: 100 }),
-      },
+      }),
     });
     cleanups.push(() => c.close());
     await until(() => changes.length >= 2 || server.metrics.telemetry.accepted >= 12, 'two crossings');

@@ -316,7 +316,7 @@ describe('trace context on the wire', () => {
       tracing: {
         send: () => ({ wire: bad[i++], write: () => () => {}, end: () => {} }),
         receive: (_i, _p, run) => run(),
-        establish: () => ({ event: () => {}, end: () => {} }),
+        establish: () => ({ event: () => {}, attempts: () => {}, end: () => {} }),
       },
     });
     cleanups.push(() => c.close());
