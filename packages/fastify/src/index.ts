@@ -430,7 +430,12 @@ function registerTransportStats(server: SessionServer, registry: Registry): void
       registers: [registry],
       async collect() {
         this.reset();
-        const sums = new Map<string, number>();
+        // The plugin's transports always have a series (0 without sessions), as quiver_sessions_active does.
+        const sums = new Map<string, number>([
+          ['webtransport', 0],
+          ['websocket', 0],
+          ['http', 0],
+        ]);
         for (const { transport, stats } of await snapshot()) {
           const v = read(stats);
           if (v !== undefined) sums.set(transport, (sums.get(transport) ?? 0) + v);
