@@ -3,7 +3,7 @@
  * room answers with the board or a typed error (`not-your-turn`, `cell-taken`); a private room is joined by id only.
  * `npm run tictactoe -w examples` plays a scripted game, illegal moves included.
  */
-import quiver from '@quiver/fastify';
+import quiver, { startTracingFromEnv } from '@quiver/fastify';
 import { fail, message, Room, type RoomClient, request } from '@quiver/rooms';
 import { type ClientRoom, RoomError, RoomsClient } from '@quiver/rooms/client';
 import quiverRooms from '@quiver/rooms/fastify';
@@ -61,6 +61,8 @@ class TicTacToe extends Room<{ private?: boolean }, { mark: Mark }> {
   }
 }
 
+// OpenTelemetry from the standard environment (OTEL_TRACES_EXPORTER=console|otlp, ...); nothing is loaded without it.
+const tracing = await startTracingFromEnv({ OTEL_SERVICE_NAME: 'quiver-tictactoe', ...process.env });
 const app = Fastify();
 await app.register(quiver);
 await app.register(quiverRooms, { setup: (rooms) => rooms.define('tictactoe', TicTacToe) });
@@ -108,3 +110,4 @@ console.log(`result: ${await done}`);
 if (!(stranger instanceof RoomError)) await stranger.leave();
 await Promise.all([alice.leave(), bob.leave()]);
 await app.close();
+await tracing?.shutdown();

@@ -1,11 +1,13 @@
 /**
  * Codec micro-benchmarks with benny: QUIC varints (RFC 9000 §16), QPACK field sections (RFC 9204), MessagePack
  * envelopes (@msgpack/msgpack), the WebSocket transport's framing, and @quiver/sync delta encoding. Codecs a
- * package does not export (yet) are reported as missing instead of failing the suite.
+ * package does not export (yet) are reported as missing instead of failing the suite. Then the cost of
+ * OpenTelemetry tracing on the session layer (off, registered but unsampled, sampled; see lib/tracing-cost.ts).
  */
 import b from 'benny';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { round } from '../lib/suite-util.js';
+import { measureTracingCost } from '../lib/tracing-cost.js';
 
 interface Case {
   name: string;
@@ -209,7 +211,7 @@ async function deltaGroup(): Promise<Group> {
 const suite: BenchSuite = {
   name: 'micro',
   description:
-    'Codec micro-benchmarks (benny): operations per second of varint, QPACK, MessagePack, WebSocket framing and delta encoding.',
+    'Codec micro-benchmarks (benny): operations per second of varint, QPACK, MessagePack, WebSocket framing and delta encoding; messages per second of a session with OpenTelemetry tracing off, unsampled and sampled.',
   async run(ctx: BenchContext): Promise<SuiteResult> {
     const maxTime = ctx.quick ? 0.5 : 3;
     const minSamples = ctx.quick ? 5 : 20;
@@ -257,14 +259,30 @@ const suite: BenchSuite = {
         });
       }
     }
+    ctx.progress('tracing: off / unsampled / sampled');
+    const tracing = await measureTracingCost({
+      rounds: ctx.quick ? 11 : 31,
+      batch: ctx.quick ? 4000 : 8000,
+      progress: ctx.progress,
+    });
+    notes.push(...tracing.notes);
+    const codecRows = [...rows];
+    rows.push(...tracing.rows);
     return {
       rows,
-      ratios: {},
+      ratios: tracing.ratios,
+      goals: {
+        tracing_unsampled_overhead: {
+          op: '<=',
+          value: 0.03,
+          note: 'issue #16: tracing registered but unsampled costs at most 3 % of messages per second',
+        },
+      },
       charts: [
         {
           file: 'ops',
           title: 'Codec operations per second',
-          categories: rows
+          categories: codecRows
             .filter((r) => r.extra?.['ops/s'] !== undefined)
             .map((r) => String(r.params?.short ?? r.name)),
           unit: 'ops/s',
@@ -272,7 +290,7 @@ const suite: BenchSuite = {
           series: [
             {
               name: 'ops/s',
-              values: rows
+              values: codecRows
                 .filter((r) => r.extra?.['ops/s'] !== undefined)
                 .map((r) => Number(r.extra!['ops/s'])),
             },

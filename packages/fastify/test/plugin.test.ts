@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import 'reflect-metadata';
 import { get as httpGet } from 'node:http';
 import { webcrypto } from 'node:crypto';
@@ -149,6 +150,45 @@ describe('@quiver/fastify', () => {
     expect(text).toContain('quiver_reconnects_total 0');
     expect(text).toContain('quiver_recoveries_total 0');
     expect(text).toContain('# TYPE quiver_drops_total counter');
+  });
+
+  it('exports link quality by transport and the QUIC figures of live sessions', async () => {
+    const { app, info } = await start();
+    const a = await client(info, 'webtransport');
+    const b = await client(info, 'websocket');
+    for (let i = 0; i < 5; i++) {
+      await echo(a, `a${i}`);
+      await echo(b, `b${i}`);
+    }
+    // The first heartbeat of each server session is immediate; its answer is a quality sample.
+    await until(async () =>
+      /quiver_transport_rtt_seconds_count\{transport="websocket"\} [1-9]/.test(await metrics(app)),
+    );
+    await until(async () =>
+      /quiver_transport_rtt_seconds_count\{transport="webtransport"\} [1-9]/.test(await metrics(app)),
+    );
+    const text = await metrics(app);
+    for (const t of ['webtransport', 'websocket']) {
+      expect(text).toMatch(new RegExp(`quiver_transport_jitter_seconds_count\\{transport="${t}"\\} [1-9]`));
+      expect(text).toMatch(new RegExp(`quiver_transport_loss_ratio_count\\{transport="${t}"\\} [1-9]`));
+    }
+    // QUIC's own figures reach the metrics through the transport interface (getStats), for the QUIC session only.
+    expect(text).toMatch(/quiver_transport_congestion_window_bytes_count\{transport="webtransport"\} 1\n/);
+    expect(text).not.toMatch(/quiver_transport_congestion_window_bytes_count\{transport="websocket"\}/);
+    expect(text).toMatch(/quiver_transport_packets_sent\{transport="webtransport"\} [1-9]/);
+    expect(text).toMatch(/quiver_transport_packets_retransmitted\{transport="webtransport"\} \d+/);
+    expect(text).toMatch(/quiver_transport_packets_lost\{transport="webtransport"\} \d+/);
+    expect(text).toMatch(/quiver_send_buffered_bytes \d+/);
+    expect(text).toMatch(/quiver_send_queue_messages \d+/);
+    expect(text).toContain('quiver_trace_context_invalid_total 0');
+    // Every session metric the Grafana dashboard queries exists (the rooms ones come with @quiver/rooms).
+    const dashboard = readFileSync(new URL('../../../docs/grafana/quiver.json', import.meta.url), 'utf8');
+    const used = new Set(
+      [...dashboard.matchAll(/(quiver_[a-z_]+?)(?:_bucket|_count|_sum)?[{[(]/g)].map((m) => m[1]),
+    );
+    const rooms = [...used].filter((n) => n.startsWith('quiver_room'));
+    expect(rooms.length).toBeGreaterThan(0);
+    for (const name of used) if (!rooms.includes(name)) expect(text).toContain(`# TYPE ${name} `);
   });
 
   it('counts drops by reason: unreliable sends over the send budget', async () => {

@@ -7,7 +7,7 @@ import type {} from '@quiver/fastify';
 import type { QuiverInfo } from '@quiver/session';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { SessionEndpoints } from './client/client.js';
 import { RoomError, RoomErrorCode } from './errors.js';
 import { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
@@ -57,7 +57,7 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
   const rooms = new RoomServer({ ...roomOptions, sessions: app.quiver });
   setup?.(rooms);
   app.decorate('rooms', rooms);
-  registerMetrics(rooms.metrics, () => rooms.localRooms.length, app.quiverMetrics);
+  registerMetrics(rooms.metrics, () => rooms.localRooms, app.quiverMetrics);
 
   // Where this process's sessions connect, published for matchmakers in other processes.
   let own: Promise<QuiverInfo> | undefined;
@@ -166,7 +166,11 @@ function matchmake(
 }
 
 /** Room counters in the app's Prometheus registry (`quiver_rooms_*`), read from `metrics` when scraped. */
-function registerMetrics(m: RoomMetrics, active: () => number, registry: Registry): void {
+function registerMetrics(
+  m: RoomMetrics,
+  local: () => readonly { roomName: string; clients: readonly unknown[] }[],
+  registry: Registry,
+): void {
   const table = (name: string, help: string, label: string, read: () => Record<string, number>) =>
     new Counter({
       name,
@@ -196,7 +200,29 @@ function registerMetrics(m: RoomMetrics, active: () => number, registry: Registr
     help: 'Rooms hosted by this process',
     registers: [registry],
     collect() {
-      this.set(active());
+      this.set(local().length);
+    },
+  });
+  new Gauge({
+    name: 'quiver_rooms_hosted',
+    help: 'Rooms hosted by this process, by room type',
+    labelNames: ['room'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of local()) this.inc({ room: r.roomName });
+    },
+  });
+  // Rebuilt at each scrape from the rooms as they are: how many rooms hold how many clients right now.
+  new Histogram({
+    name: 'quiver_room_clients',
+    help: 'Clients per room at scrape time, by room type (one observation per hosted room)',
+    labelNames: ['room'],
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of local()) this.observe({ room: r.roomName }, r.clients.length);
     },
   });
 }

@@ -1,4 +1,6 @@
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { AuthResult, SendOptions, ServerSession, TimerHandle } from '@quiver/session';
+import { startSpan, withSpan } from '@quiver/session/otel';
 import type { ComponentMap } from '@quiver/sync';
 import type { SessionRequest } from '@quiver/transport';
 import type { RoomClock } from './clock.js';
@@ -7,6 +9,9 @@ import type { RoomMessage, RoomRequest } from './messages.js';
 import { ErrorMsg } from './protocol.js';
 import type { RoomRuntime } from './runtime.js';
 import type { RoomState, RoomStateOptions } from './state.js';
+
+/** Spans of room operations (the broadcast fan-out), on the global provider: a no-op until an SDK registers. */
+const tracer = trace.getTracer('@quiver/rooms');
 
 /**
  * Where a client is: `joining` until `onJoin` returned, `joined`, `disconnected` while its seat is held for
@@ -215,13 +220,29 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   ): number {
     const except = options.except;
     const skip = except === undefined ? undefined : new Set(Array.isArray(except) ? except : [except]);
-    let n = 0;
-    for (const c of this.clients) {
-      if (c.state === 'joining' || skip?.has(c)) continue;
-      if (options.filter && !options.filter(c)) continue;
-      if (c.send(type, payload, options.channel ? { channel: options.channel } : undefined)) n++;
+    // The fan-out is one span; each recipient's send is its child, so the trace shows who got the message.
+    const span = startSpan(tracer, `broadcast ${this.roomName}`, SpanKind.PRODUCER, {
+      'messaging.system': 'quiver',
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': 'broadcast',
+      'messaging.destination.name': this.roomName,
+      'quiver.message.type': type.name.slice(0, 64),
+    });
+    try {
+      const n = withSpan(span, () => {
+        let sent = 0;
+        for (const c of this.clients) {
+          if (c.state === 'joining' || skip?.has(c)) continue;
+          if (options.filter && !options.filter(c)) continue;
+          if (c.send(type, payload, options.channel ? { channel: options.channel } : undefined)) sent++;
+        }
+        return sent;
+      });
+      span.setAttribute('quiver.room.recipients', n);
+      return n;
+    } finally {
+      span.end();
     }
-    return n;
   }
 
   /** No new seats (matchmaking skips the room; reconnection still works). */

@@ -1,3 +1,4 @@
+import type { SendTrace } from './tracing.js';
 import type { DeliveryMode } from './messages.js';
 import type { ChannelOptions } from './peer-options.js';
 import type { ReceiveTracker } from './reassembly.js';
@@ -10,6 +11,10 @@ export interface OutMsg {
   key: unknown;
   size: number;
   seq: number;
+  /** The trace context carried in the envelope (FLAG_TRACE set), kept for replays. */
+  tp?: Uint8Array;
+  /** The send span, until the message is first written. */
+  trace?: SendTrace;
 }
 
 /** A local channel: its options and send state (queue, replay window, sequence numbers). */

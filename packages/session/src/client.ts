@@ -18,6 +18,8 @@ import {
 } from './fallback.js';
 import type { MessageType } from './messages.js';
 import type { PersistedQueue } from './offline-queue.js';
+import type { ClientTelemetry } from './telemetry.js';
+import type { EstablishTrace } from './tracing.js';
 import {
   ControlStream,
   type Handler,
@@ -46,6 +48,11 @@ export interface ReconnectOptions extends BackoffOptions {
 export interface ClientOptions extends PeerOptions {
   /** Transports in order of preference; raced with a head start (see `fallback`). */
   transports?: TransportCandidate[];
+  /**
+   * `clientTelemetry({ intervalMs, sample })`: reports the client's RTT, jitter, loss, frame time and interpolation
+   * delay to the server at a low rate on the `unreliable` channel (`quiver.telemetry`). Default off.
+   */
+  telemetry?: ClientTelemetry;
   /** Shorthand for a single transport. */
   connector?: Connector;
   /** How `transports` are raced: head start, per-attempt timeout, remembered winners. */
@@ -159,6 +166,10 @@ export class ClientSession extends Peer<ClientSession> {
       );
     }
     this.unlistenNetwork = r === false ? undefined : listenNetwork(() => this.networkChanged());
+    if (clientOptions.telemetry) {
+      this.registry.register(clientOptions.telemetry.message);
+      this.on('close', clientOptions.telemetry.start(this, this.clock));
+    }
     const store = clientOptions.persistQueue;
     if (store) {
       this.persistedQueue = store;
@@ -169,6 +180,10 @@ export class ClientSession extends Peer<ClientSession> {
 
   protected get self(): ClientSession {
     return this;
+  }
+
+  protected get sessionIdForTrace(): string | undefined {
+    return this.sessionId;
   }
 
   /** The server's clock now, estimated from the heartbeat exchange with the smallest RTT (NTP-style). */
@@ -246,6 +261,22 @@ export class ClientSession extends Peer<ClientSession> {
 
   /** @internal One connection attempt with handshake; resolves when the session is attached. */
   async connectOnce(reconnecting = false): Promise<void> {
+    const traced = this.options.tracing?.establish('client', {
+      'quiver.session.resume': this.sessionId !== undefined,
+    });
+    try {
+      await this.connectTraced(traced, reconnecting);
+      traced?.end({
+        'network.protocol.name': this.transport ?? '',
+        'quiver.session.recovered': this.recovered,
+      });
+    } catch (err) {
+      traced?.end({}, err);
+      throw err;
+    }
+  }
+
+  private async connectTraced(traced: EstablishTrace | undefined, reconnecting: boolean): Promise<void> {
     const url = await this.url_();
     const r = this.clientOptions.reconnect || {};
     const limit = reconnecting ? (r.attemptTimeoutMs ?? 2000) : Number.POSITIVE_INFINITY;
@@ -255,10 +286,14 @@ export class ClientSession extends Peer<ClientSession> {
       clock: this.clientOptions.fallback?.clock ?? this.clock,
       connectOptions: this.clientOptions.connectOptions,
     }).catch((err) => {
-      if (err instanceof ConnectError) this.transportAttempts = [...err.attempts];
+      if (err instanceof ConnectError) {
+        this.transportAttempts = [...err.attempts];
+        traced?.attempts(err.attempts);
+      }
       throw err;
     });
     this.transportAttempts = raced.attempts;
+    traced?.attempts(raced.attempts);
     const session = raced.session;
     if (this.state === 'closed') {
       session.close();

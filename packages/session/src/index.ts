@@ -76,7 +76,13 @@ export {
   type QoS,
 } from './messages.js';
 export { type InfoConnectors, type QuiverInfo, transportsFromInfo } from './info.js';
-export { createMetrics, type Histogram, rttBucketsSeconds, type SessionMetrics } from './metrics.js';
+export {
+  createMetrics,
+  type Histogram,
+  type QualitySample,
+  rttBucketsSeconds,
+  type SessionMetrics,
+} from './metrics.js';
 export { nativeWebTransportConnector, wrapNativeWebTransport } from './native.js';
 export {
   type ChannelOptions,
@@ -115,3 +121,24 @@ export {
   type PersistQueueOptions,
   type QueueStorage,
 } from './offline-queue.js';
+export {
+  type EstablishTrace,
+  FLAG_TRACE,
+  isTraceContext,
+  type MessageTraceInfo,
+  type SendTrace,
+  type SessionTracer,
+  TRACE_CONTEXT_BYTES,
+  type TransportAttemptInfo,
+} from './tracing.js';
+export {
+  type ClientQuality,
+  type ClientTelemetry,
+  clientTelemetry,
+  parseTelemetry,
+  type QualityOptions,
+  TelemetryMessage,
+  type TelemetryOptions,
+  type TelemetryReport,
+  type TelemetrySource,
+} from './telemetry.js';

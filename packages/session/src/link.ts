@@ -86,16 +86,20 @@ export class Link {
   /**
    * Writes a DATA frame of `ch`: on its long-lived stream (ordered), or on a stream of its own (unordered). `wake`
    * runs when a single-message stream is done, freeing its place. A failed write leaves the message in the replay
-   * window: it is sent again on the next link.
+   * window: it is sent again on the next link. Resolves once the transport took the frame (rejects when it failed).
    */
-  writeReliable(ch: SendChannel, header: unknown[], payload: Uint8Array, wake: () => void): void {
+  writeReliable(ch: SendChannel, header: unknown[], payload: Uint8Array, wake: () => void): Promise<unknown> {
     if (ch.mode === 'reliable-ordered') {
       const w = this.writers.get(ch.name)!.writer!;
-      for (const c of streamFrame(header, payload)) w.write(c).catch(() => {});
-      return;
+      let last: Promise<void> | undefined;
+      for (const c of streamFrame(header, payload)) {
+        last = w.write(c);
+        last.catch(() => {});
+      }
+      return last!;
     }
     this.unorderedOpen++;
-    this.session.createUnidirectionalStream().then(
+    return this.session.createUnidirectionalStream().then(
       async (ws) => {
         const w = ws.getWriter();
         try {

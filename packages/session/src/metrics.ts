@@ -1,4 +1,5 @@
 import type { TransportName } from '@quiver/transport';
+import type { ClientQuality } from './telemetry.js';
 
 /** RTT histogram bucket upper bounds in seconds (Prometheus convention: seconds, cumulative `le`). */
 export const rttBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -44,6 +45,8 @@ export interface SessionMetrics {
   };
   /** Session-layer drops by reason (see `DropReason`). */
   drops: Record<string, number>;
+  /** Received trace contexts that were malformed and ignored (their messages were delivered). */
+  traceContextInvalid: number;
   /** Heartbeat RTT samples of all sessions, in seconds. */
   rtt: Histogram;
   /** Resume attempts (HELLO with a resume token). */
@@ -58,6 +61,25 @@ export interface SessionMetrics {
   observeRtt(ms: number): void;
   /** Called with every RTT sample in ms (exporters that keep their own histogram subscribe here). */
   readonly rttListeners: Set<(ms: number) => void>;
+  /**
+   * Called with every RTT sample together with the session's jitter and heartbeat loss at that moment, and the
+   * transport carrying it (one of the server's listeners' names, else `unknown`): per-transport quality.
+   */
+  readonly qualityListeners: Set<(sample: QualitySample) => void>;
+  /** Client telemetry reports: accepted, refused as invalid, refused for coming too often. */
+  telemetry: { accepted: number; invalid: number; 'rate-limited': number };
+  /** Called with every accepted client report and the transport label of its session. */
+  readonly clientQualityListeners: Set<(quality: ClientQuality, transport: string) => void>;
+}
+
+/** One heartbeat's view of a session's link quality (see `SessionMetrics.qualityListeners`). */
+export interface QualitySample {
+  transport: string;
+  rttMs: number;
+  /** RTTVAR (RFC 6298) in ms. */
+  jitterMs: number;
+  /** Fraction of heartbeat probes lost (EWMA), 0..1; stays 0 where datagrams are reliable. */
+  loss: number;
 }
 
 /** Creates the metrics of a session server; `sessions` yields the live sessions for the gauges. */
@@ -88,12 +110,16 @@ export function createMetrics(
     messages: { in: {}, out: {} },
     bytes: { in: {}, out: {} },
     drops: {},
+    traceContextInvalid: 0,
     rtt,
     reconnects: 0,
     recoveries: 0,
     rejections: {},
     errors: {},
     rttListeners: new Set(),
+    qualityListeners: new Set(),
+    telemetry: { accepted: 0, invalid: 0, 'rate-limited': 0 },
+    clientQualityListeners: new Set(),
     observeRtt(ms: number) {
       for (const l of this.rttListeners) l(ms);
       const s = ms / 1000;

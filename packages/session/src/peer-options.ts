@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import type { DeliveryMode, MessageType, QoS } from './messages.js';
 import { DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT } from './msgpack.js';
 import type { ReassemblyOptions } from './reassembly.js';
+import type { SessionTracer } from './tracing.js';
 
 /** Why a message was dropped. Every drop is counted under one of these. */
 export type DropReason =
@@ -172,6 +173,11 @@ export interface PeerOptions {
   maxReceiveBufferBytes?: number;
   /** Called for every drop, after it is counted. */
   onDrop?: (reason: DropReason, info: DropInfo) => void;
+  /**
+   * Traces messages and the session's establishment (see `@quiver/session/otel`, `otelTracing()`). Default none:
+   * nothing is traced and nothing is added to the wire.
+   */
+  tracing?: SessionTracer;
 }
 
 /** Per-call options of `send()`. */
@@ -196,13 +202,17 @@ export interface PeerStats {
   drops: Partial<Record<DropReason, number>>;
   /** Heartbeat probes sent. */
   pings: number;
+  /** Received trace contexts that were malformed and ignored (the messages were delivered). */
+  traceContextInvalid: number;
 }
 
 /** Receives counters as they happen (the server aggregates them into its metrics). */
 export interface PeerSink {
   message(channel: string, direction: 'in' | 'out', bytes: number): void;
   drop(reason: DropReason): void;
-  rtt(ms: number): void;
+  /** An RTT sample in ms, with the session's jitter (RTTVAR, ms) and heartbeat loss (0..1) as they are now. */
+  rtt(ms: number, jitterMs: number, loss: number, transport: string | undefined): void;
+  traceContextInvalid(): void;
 }
 
 /** A message handler: the decoded payload and the session it arrived on. */

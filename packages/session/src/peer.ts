@@ -1,4 +1,4 @@
-import type { QuiverSession, TransportName } from '@quiver/transport';
+import type { QuiverSession, TransportName, TransportStats } from '@quiver/transport';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import { datagramFrame, decodeValue, encodeValue, FLAG_RAW, type Frame, Kind } from './codec.js';
 import { type ControlHost, handleControl } from './control.js';
@@ -36,6 +36,7 @@ import {
   type SendOptions,
 } from './peer-options.js';
 import { Receiver, type ReceiverHost } from './receiver.js';
+import { FLAG_TRACE, type MessageTraceInfo } from './tracing.js';
 
 export { channelMode } from './channels.js';
 export { ControlStream, type HandshakeTables, Link } from './link.js';
@@ -88,6 +89,7 @@ export abstract class Peer<S> {
     bytesOut: {},
     drops: {},
     pings: 0,
+    traceContextInvalid: 0,
   };
 
   /** `options` with every default filled in. */
@@ -141,7 +143,7 @@ export abstract class Peer<S> {
     const control: ControlHost = {
       liveness: this.liveness,
       now: () => this.clock.now(),
-      rtt: (sample) => this.sink?.rtt(sample),
+      rtt: (sample) => this.sink?.rtt(sample, this.jitter, this.loss, this.transport),
       ack: (id, cum) => {
         const ch = this.channelsById.get(id);
         if (ch?.reliable) this.window.ack(ch, cum);
@@ -168,7 +170,11 @@ export abstract class Peer<S> {
         return peer.incoming;
       },
       drop: (reason, info) => this.drop(reason, info),
-      deliver: (channel, name, raw, bytes) => this.deliver(channel, name, raw, bytes),
+      deliver: (channel, name, raw, bytes, parent) => this.deliver(channel, name, raw, bytes, parent),
+      traceContextInvalid: () => {
+        this.stats.traceContextInvalid++;
+        this.sink?.traceContextInvalid();
+      },
       control: (link, frame, viaDatagram) => handleControl(control, link, frame, viaDatagram),
       fail: (err) => this.fail(err),
       reportError: (err) => this.reportError(err),
@@ -218,6 +224,18 @@ export abstract class Peer<S> {
   get bufferedBytes(): number {
     let n = this.window.bytes;
     for (const ch of this.channels.values()) n += ch.queuedBytes;
+    return n;
+  }
+
+  /** The statistics of the transport carrying the session now (QUIC loss and congestion figures where it has them). */
+  transportStats(): Promise<TransportStats> | undefined {
+    return this.link?.session.getStats();
+  }
+
+  /** Reliable messages waiting to be sent (not yet in flight), across channels: the send-queue depth. */
+  get queuedMessages(): number {
+    let n = 0;
+    for (const ch of this.channels.values()) n += ch.queue.length;
     return n;
   }
 
@@ -284,10 +302,34 @@ export abstract class Peer<S> {
       size: bytes.length + 16,
       seq: 0,
     };
+    const tracer = this.options.tracing;
+    if (tracer) {
+      msg.trace = tracer.send(this.traceInfo(ch.name, msg.name, bytes.length));
+      const wire = msg.trace?.wire;
+      if (wire) {
+        msg.tp = wire;
+        msg.flags |= FLAG_TRACE;
+        msg.size += wire.length + 2;
+      }
+    }
     if (!ch.reliable) return this.sendDatagram(ch, msg);
     this.enqueue(ch, msg);
     return true;
   }
+
+  /** What a span of a message on this session is about. */
+  private traceInfo(channel: string, message: string, bytes: number): MessageTraceInfo {
+    return {
+      message,
+      channel,
+      bytes,
+      transport: this.link?.session.transport,
+      sessionId: this.sessionIdForTrace,
+    };
+  }
+
+  /** The server's id of the session, once known (attributes of spans). */
+  protected abstract get sessionIdForTrace(): string | undefined;
 
   /** Ids announced at the current handshake; names registered later travel as strings. */
   private announced = new Map<string, number>();
@@ -330,11 +372,12 @@ export abstract class Peer<S> {
     const link = this.link;
     const info = { message: msg.name, channel: ch.name, bytes: msg.payload.length };
     if (!link || link.closed) {
-      this.drop('disconnected', info);
+      this.dropTraced(msg, 'disconnected', info);
       return false;
     }
     const seq = ch.mode === 'unreliable-sequenced' ? ++ch.dgramSeq : 0;
-    const header = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
+    const header: unknown[] = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
+    if (msg.tp) header.push(msg.tp);
     const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, {
       allowed: ch.fragment,
       id: () => {
@@ -352,16 +395,23 @@ export abstract class Peer<S> {
     // datagrams (bundles) this turn will write, not the messages in them.
     const datagrams = link.dgram.datagramsWith(frames);
     if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
-      this.drop('congestion', info);
+      this.dropTraced(msg, 'congestion', info);
       return false;
     }
     if (this.budget && !this.budget.take(total, this.clock.now())) {
-      this.drop('budget', info);
+      this.dropTraced(msg, 'budget', info);
       return false;
     }
+    // Queued for this turn's datagram: the transport takes it when the turn ends, so the write span is this call.
+    msg.trace?.write(seq)();
     link.dgram.queue(frames);
     this.countOut(ch.name, msg.payload.length);
     return true;
+  }
+
+  private dropTraced(msg: OutMsg, reason: DropReason, info: DropInfo): void {
+    msg.trace?.end(reason);
+    this.drop(reason, info);
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {
@@ -411,8 +461,18 @@ export abstract class Peer<S> {
       }
       this.scheduler.served(ch, msg);
       this.pathWatch?.sent(link, now);
-      const header = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
-      link.writeReliable(ch, header, msg.payload, () => this.pump());
+      const header: unknown[] = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
+      if (msg.tp) header.push(msg.tp);
+      const written = link.writeReliable(ch, header, msg.payload, () => this.pump());
+      if (msg.trace) {
+        // Only the first write is traced: a replay after a reconnect carries the same context, without a span.
+        const done = msg.trace.write(msg.seq);
+        msg.trace = undefined;
+        written.then(
+          () => done(),
+          (err) => done(err),
+        );
+      }
     }
   }
 
@@ -551,7 +611,13 @@ export abstract class Peer<S> {
     }
   }
 
-  private deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array): void {
+  private deliver(
+    channel: string,
+    name: string,
+    raw: boolean,
+    bytes: Uint8Array,
+    parent: Uint8Array | undefined,
+  ): void {
     const type = this.knownType(name);
     if (!type && this.strictMessages) throw new UnknownMessageError(`unknown message '${name}'`);
     const payload = raw ? bytes : decodeValue(bytes, this.opts.maxDepth);
@@ -560,7 +626,14 @@ export abstract class Peer<S> {
     this.stats.messagesIn[channel] = (this.stats.messagesIn[channel] ?? 0) + 1;
     this.stats.bytesIn[channel] = (this.stats.bytesIn[channel] ?? 0) + bytes.length;
     this.sink?.message(channel, 'in', bytes.length);
-    if (!this.dispatch(name, payload)) this.drop('unhandled', { message: name, channel });
+    const tracer = this.options.tracing;
+    let handled = false;
+    if (tracer) {
+      tracer.receive(this.traceInfo(channel, name, bytes.length), parent, () => {
+        handled = this.dispatch(name, payload);
+      });
+    } else handled = this.dispatch(name, payload);
+    if (!handled) this.drop('unhandled', { message: name, channel });
   }
 
   /** The local definition of a message name, if this end knows it. */

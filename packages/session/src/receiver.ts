@@ -6,6 +6,7 @@ import type { IncomingBudget } from './limits.js';
 import type { HandshakeTables, Link } from './link.js';
 import type { DropInfo, DropReason } from './peer-options.js';
 import { Reassembler, type ReassemblyOptions, ReceiveTracker } from './reassembly.js';
+import { FLAG_TRACE, isTraceContext } from './tracing.js';
 
 /** What the receive side needs of the session it reads for. */
 export interface ReceiverHost {
@@ -13,8 +14,13 @@ export interface ReceiverHost {
   /** Read at each use: the server swaps the budget for the authenticated one after the handshake. */
   readonly incoming: IncomingBudget;
   drop(reason: DropReason, info: DropInfo): void;
-  /** A whole application message arrived, its name resolved; `raw` when the payload is not MessagePack. */
-  deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array): void;
+  /**
+   * A whole application message arrived, its name resolved; `raw` when the payload is not MessagePack; `parent`
+   * the sender's trace context when it carried a valid one.
+   */
+  deliver(channel: string, name: string, raw: boolean, bytes: Uint8Array, parent?: Uint8Array): void;
+  /** A message carried a malformed trace context: it was ignored (the message is still delivered). */
+  traceContextInvalid(): void;
   /** A control frame (ping, pong, ack, close, handshake) arrived on the control stream or as a datagram. */
   control(link: Link, frame: Frame, viaDatagram: boolean): void;
   /** The peer broke a rule: a final close. */
@@ -173,7 +179,7 @@ export class Receiver {
           const seq = header[2];
           if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1)
             throw new DecodeError('bad sequence');
-          this.receiveReliable(link, ch, seq, header[1], header[3], payload);
+          this.receiveReliable(link, ch, seq, header, payload);
         }
       }
     } catch (err) {
@@ -239,6 +245,8 @@ export class Receiver {
     }
     const ch = this.peerChannels.get(h[1] as number);
     if (!ch) throw new UnknownMessageError(`unknown channel id ${String(h[1])}`);
+    // A trace context sits right after the flags; taken out, the fragment fields are where they always were.
+    const tp = traced(h[4]) ? h.splice(5, 1)[0] : undefined;
     let payload: Uint8Array | undefined = frame.payload;
     const now = this.host.clock.now();
     this.reassembler.expire(now);
@@ -261,15 +269,14 @@ export class Receiver {
       }
       ch.lastSeq = seq;
     }
-    this.deliver(ch.name, h[2], h[4], payload);
+    this.deliver(ch.name, h[2], h[4], payload, tp);
   }
 
   private receiveReliable(
     link: Link,
     ch: RecvChannel,
     seq: number,
-    wire: unknown,
-    flags: unknown,
+    header: unknown[],
     payload: Uint8Array,
   ): void {
     const dedupe = this.channels.get(ch.name)?.dedupe ?? true;
@@ -283,16 +290,25 @@ export class Receiver {
       this.host.drop('duplicate', { channel: ch.name });
       return;
     }
-    this.deliver(ch.name, wire, flags, payload);
+    // [DATA, id, seq, flags, traceContext?]
+    this.deliver(ch.name, header[1], header[3], payload, traced(header[3]) ? header[4] : undefined);
   }
 
-  /** Resolves a wire message id (announced at the handshake) or name. */
-  private deliver(channel: string, wire: unknown, flags: unknown, bytes: Uint8Array): void {
+  /**
+   * Resolves a wire message id (announced at the handshake) or name, and the trace context when the flags say one
+   * is there: a malformed one is counted and ignored, never a reason to refuse the message.
+   */
+  private deliver(channel: string, wire: unknown, flags: unknown, bytes: Uint8Array, tp: unknown): void {
     let name: string | undefined;
     if (typeof wire === 'number') name = this.peerMessages.get(wire);
     else if (typeof wire === 'string') name = wire;
     if (name === undefined) throw new UnknownMessageError(`unknown message id ${String(wire)}`);
-    this.host.deliver(channel, name, typeof flags === 'number' && (flags & FLAG_RAW) !== 0, bytes);
+    let parent: Uint8Array | undefined;
+    if (traced(flags)) {
+      if (isTraceContext(tp)) parent = tp;
+      else this.host.traceContextInvalid();
+    }
+    this.host.deliver(channel, name, typeof flags === 'number' && (flags & FLAG_RAW) !== 0, bytes, parent);
   }
 
   private scheduleAck(link: Link): void {
@@ -325,4 +341,8 @@ export class Receiver {
     }
     if (entries.length > 0) link.control.write([Kind.ACK, entries]);
   }
+}
+
+function traced(flags: unknown): boolean {
+  return typeof flags === 'number' && (flags & FLAG_TRACE) !== 0;
 }

@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import { DEFAULT_SESSION_RATE, IncomingBudget } from './limits.js';
 import type { MessageType } from './messages.js';
+import { type ClientQuality, QualityTracker, type QualityOptions, TelemetryMessage } from './telemetry.js';
 import { createMetrics, type SessionMetrics } from './metrics.js';
 import { parseHello } from './hello.js';
 import type { DeliveryMode } from './messages.js';
@@ -108,6 +109,13 @@ export interface SessionServerOptions extends PeerOptions {
   path?: string;
   /** Listeners to accept sessions from; more can be added (and removed) later with `addListener`. */
   listeners?: TransportListener[];
+  /** Client telemetry (`telemetry` client option): report rate limit and the thresholds of poor quality. */
+  quality?: QualityOptions;
+  /**
+   * Called when a session's reported quality crosses its thresholds (`quality.thresholds`): `quality.state` is
+   * `poor` once a figure is over its threshold, `good` once all are under 80 % of theirs.
+   */
+  onQualityChange?: (session: ServerSession, quality: ClientQuality) => void;
   /**
    * Runs on every session establishment on every transport, resumptions included, before the session exists.
    * Return who the peer is; throw `AuthRejection` (or call `reject(status)`) to refuse. Without it every request is
@@ -258,6 +266,8 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
       bytesPerSecond: per.bytesPerSecond ?? DEFAULT_SESSION_RATE.bytesPerSecond,
       burstSeconds: per.burstSeconds ?? DEFAULT_SESSION_RATE.burstSeconds,
     });
+    this.registry.register(TelemetryMessage);
+    this.qualityTracker = new QualityTracker(options.quality);
     // Handlers registered on the server apply to every session; their message names are known up front.
     for (const name of server.handlerNames()) {
       const t = server.messageType(name);
@@ -267,6 +277,10 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
 
   protected get self(): ServerSession {
     return this;
+  }
+
+  protected get sessionIdForTrace(): string {
+    return this.id;
   }
 
   /**
@@ -305,7 +319,29 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     return super.knownType(name) ?? this.server.messageType(name);
   }
 
+  /** The quality this session's client last reported (`telemetry` client option); undefined before any report. */
+  get quality(): ClientQuality | undefined {
+    return this.qualityTracker.quality;
+  }
+
+  private readonly qualityTracker: QualityTracker;
+
+  private telemetryReport(payload: unknown): void {
+    const m = this.server.metrics;
+    const outcome = this.qualityTracker.accept(payload, this.clock.now());
+    m.telemetry[outcome === 'changed' ? 'accepted' : outcome]++;
+    if (outcome === 'invalid' || outcome === 'rate-limited') return;
+    const q = this.qualityTracker.quality!;
+    const transport = this.server.transportLabel(this.transport);
+    for (const l of m.clientQualityListeners) l(q, transport);
+    if (outcome === 'changed') this.server.qualityChanged(this, q);
+  }
+
   protected override dispatch(name: string, payload: unknown): boolean {
+    if (name === TelemetryMessage.name) {
+      this.telemetryReport(payload);
+      return true;
+    }
     const local = super.dispatch(name, payload);
     const global = this.server.dispatch(name, payload, this);
     return local || global;
@@ -318,6 +354,8 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
     type?: MessageType,
   ): void {
     super.validateIncoming(name, channel, payload, type);
+    // Telemetry is checked by its own parser: a bad report is counted and ignored, never handed to `validate`.
+    if (name === TelemetryMessage.name) return;
     const v = this.server.options.validate;
     if (!v) return;
     let ok: boolean;
@@ -488,6 +526,8 @@ export class SessionServer {
   /** The resume window in force, in ms (`resumeWindowMs`, default 30 000). */
   readonly resumeWindowMs: number;
   private readonly listeners = new Set<TransportListener>();
+  /** Transport names of the listeners ever added: the only values of the `transport` metric label. */
+  private readonly transportNames = new Set<string>();
   private readonly loops = new Map<TransportListener, ReadableStreamDefaultReader<IncomingSession>>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   private readonly handlers = new Map<string, Set<Handler<any, ServerSession>>>();
@@ -520,6 +560,7 @@ export class SessionServer {
   addListener(listener: TransportListener): void {
     if (this.listeners.has(listener)) return;
     this.listeners.add(listener);
+    this.transportNames.add(listener.transport);
     const reader = listener.incomingSessions.getReader();
     this.loops.set(listener, reader);
     (async () => {
@@ -598,6 +639,20 @@ export class SessionServer {
     this.events.emit(event, [session, info] as never, onError);
   }
 
+  /** @internal Per-transport metrics: only the server's own transport names become labels. */
+  transportLabel(transport: string | undefined): string {
+    return transport !== undefined && this.transportNames.has(transport) ? transport : 'unknown';
+  }
+
+  /** @internal */
+  qualityChanged(session: ServerSession, quality: ClientQuality): void {
+    try {
+      this.options.onQualityChange?.(session, quality);
+    } catch (err) {
+      this.reportError(err as Error, session);
+    }
+  }
+
   /** @internal */
   handlerNames(): string[] {
     return [...this.types.keys()];
@@ -637,7 +692,14 @@ export class SessionServer {
       drop: (reason: string) => {
         m.drops[reason] = (m.drops[reason] ?? 0) + 1;
       },
-      rtt: (ms: number) => m.observeRtt(ms),
+      rtt: (ms: number, jitterMs: number, loss: number, transport: string | undefined) => {
+        m.observeRtt(ms);
+        const t = this.transportLabel(transport);
+        for (const l of m.qualityListeners) l({ transport: t, rttMs: ms, jitterMs, loss });
+      },
+      traceContextInvalid: () => {
+        m.traceContextInvalid++;
+      },
     };
   }
 
@@ -803,6 +865,7 @@ export class SessionServer {
     });
     // Before authentication only the HELLO is read, and it is small: the budget caps what a pending handshake holds.
     const maxFrame = this.options.preAuth?.maxHelloBytes ?? 64 * 1024;
+    const traced = this.options.tracing?.establish('server', { 'network.protocol.name': req.transport });
     let control: ControlStream | undefined;
     let streams:
       | ReadableStreamDefaultReader<{
@@ -830,9 +893,12 @@ export class SessionServer {
         eviction,
       ]);
       clock.clearTimeout(handle);
+      traced?.event('quiver.session.hello', { 'quiver.session.resume': hello.resume !== undefined });
       this.establish(session, control!, hello, req, user);
+      traced?.end({});
     } catch (err) {
       clock.clearTimeout(handle);
+      traced?.end({}, err);
       streams?.cancel().catch(() => {});
       control?.cancel().catch(() => {});
       const e =

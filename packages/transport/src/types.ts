@@ -133,6 +133,12 @@ export interface TransportStats {
   packetsReceived: number;
   /** Packets the transport knows it lost (QUIC loss detection); 0 where it cannot know. */
   packetsLost: number;
+  /** Packets retransmitted (QUIC); absent where the transport leaves retransmission to TCP. */
+  packetsRetransmitted?: number;
+  /** The congestion controller's window in bytes (QUIC); absent where the kernel's TCP holds it. */
+  congestionWindow?: number;
+  /** The congestion controller's delivery rate estimate, what pacing follows, in bytes per second (QUIC). */
+  deliveryRate?: number;
   /** Datagram counters. */
   datagrams: DatagramStats;
 }

@@ -50,6 +50,7 @@ export interface QuicTransportStats {
   packetsSent: number;
   packetsReceived: number;
   packetsLost: number;
+  packetsRetransmitted: number;
   congestionWindow: number;
   deliveryRate: number;
 }

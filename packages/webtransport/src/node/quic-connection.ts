@@ -341,6 +341,7 @@ export class QuicConnection implements QuicEngineConnection {
       packetsSent: st.sent,
       packetsReceived: st.recv,
       packetsLost: st.lost,
+      packetsRetransmitted: st.retrans,
       congestionWindow: path?.cwnd ?? 0,
       deliveryRate: path?.deliveryRate ?? 0,
     };

@@ -486,9 +486,11 @@ export class WtSession implements QuiverSession {
     this.conn?.onSessionFinished(this);
   }
 
-  /** TransportStats plus the engine's congestion window and delivery rate estimate (bytes, bytes/s). */
+  /** TransportStats with the engine's retransmissions, congestion window and delivery rate estimate. */
   async getStats(): Promise<
     TransportStats & {
+      /** Packets the engine retransmitted. */
+      packetsRetransmitted: number;
       /** The engine's congestion window in bytes; 0 when unknown. */
       congestionWindow: number;
       /** The engine's delivery rate estimate in bytes per second; 0 when unknown. */
@@ -506,6 +508,7 @@ export class WtSession implements QuiverSession {
       packetsSent: st?.packetsSent ?? 0,
       packetsReceived: st?.packetsReceived ?? 0,
       packetsLost: st?.packetsLost ?? 0,
+      packetsRetransmitted: st?.packetsRetransmitted ?? 0,
       congestionWindow: st?.congestionWindow ?? 0,
       deliveryRate: st?.deliveryRate ?? 0,
       datagrams: {

@@ -1,0 +1,261 @@
+/**
+ * OpenTelemetry tracing of sessions, on `@opentelemetry/api` only: spans are recorded when the application
+ * registers an SDK (or passes a `TracerProvider`), and cost one non-recording span per message otherwise. This is a
+ * separate entry (`@quiver/session/otel`) so that a browser client that does not trace never bundles the API.
+ *
+ * Span and attribute names follow OpenTelemetry's messaging semantic conventions (`send {destination}`,
+ * `receive {destination}`, `process {destination}`, `messaging.*` attributes), the channel being the destination.
+ */
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  type TracerProvider,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import {
+  type EstablishTrace,
+  isTraceContext,
+  type MessageTraceInfo,
+  type SendTrace,
+  type SessionTracer,
+  TRACE_CONTEXT_BYTES,
+  TRACE_CONTEXT_VERSION,
+} from './tracing.js';
+
+/** A decoded trace context (W3C Trace Context §3.2), ids in lowercase hex as OpenTelemetry spells them. */
+export interface TraceParent {
+  /** 32 hex digits, not all zero (§3.2.2.3). */
+  traceId: string;
+  /** 16 hex digits, not all zero (§3.2.2.4). */
+  spanId: string;
+  /** trace-flags (§3.2.2.5): bit 0 is `sampled`. */
+  flags: number;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex(bytes: Uint8Array, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) s += HEX[bytes[i]];
+  return s;
+}
+
+function zero(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Encodes a trace context for the envelope; `null` when the ids are not valid W3C ids. */
+export function encodeTraceParent(tp: TraceParent): Uint8Array | null {
+  if (!/^[0-9a-f]{32}$/.test(tp.traceId) || !/^[0-9a-f]{16}$/.test(tp.spanId)) return null;
+  const out = new Uint8Array(TRACE_CONTEXT_BYTES);
+  out[0] = TRACE_CONTEXT_VERSION;
+  for (let i = 0; i < 16; i++) out[1 + i] = Number.parseInt(tp.traceId.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 8; i++) out[17 + i] = Number.parseInt(tp.spanId.slice(2 * i, 2 * i + 2), 16);
+  out[25] = tp.flags & 0xff;
+  if (zero(out, 1, 17) || zero(out, 17, 25)) return null;
+  return out;
+}
+
+/**
+ * Decodes the envelope's trace context element. Anything but exactly {@link TRACE_CONTEXT_BYTES} bytes of version
+ * `00` with non-zero ids is `null`: the receiver ignores it (and counts it), the message is still delivered.
+ */
+export function decodeTraceParent(value: unknown): TraceParent | null {
+  if (!isTraceContext(value)) return null;
+  return { traceId: hex(value, 1, 17), spanId: hex(value, 17, 25), flags: value[25] };
+}
+
+/** Options of {@link otelTracing}. */
+export interface OtelTracingOptions {
+  /** Where spans go. Default the global provider (`trace.getTracerProvider()`), a no-op until an SDK registers. */
+  tracerProvider?: TracerProvider;
+  /** The instrumentation scope's name. Default `@quiver/session`. */
+  name?: string;
+}
+
+/** Longest attribute value taken from a name (message type, channel): names are the application's, but bounded. */
+const MAX_NAME = 64;
+
+function bounded(s: string | undefined): string {
+  if (s === undefined) return '';
+  return s.length > MAX_NAME ? s.slice(0, MAX_NAME) : s;
+}
+
+/**
+ * The context of the handler running now. Handlers run synchronously inside the receive span; tracking it here
+ * makes what they send join the trace without a context manager (the browser has none by default). When one is
+ * registered, `context.active()` gives the same context.
+ */
+let current: Context | undefined;
+
+function parentContext(): Context {
+  const active = context.active();
+  if (current && !trace.getSpan(active)) return current;
+  return active;
+}
+
+/**
+ * Runs `fn` inside `span`, so that the messages it sends are children of the span; with or without a context
+ * manager (see {@link otelTracing}). The room broadcast uses it for its fan-out span.
+ */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  const ctx = trace.setSpan(parentContext(), span);
+  const before = current;
+  current = ctx;
+  try {
+    return context.with(ctx, fn);
+  } finally {
+    current = before;
+  }
+}
+
+/** Starts a span whose parent is the handler or span running now (see {@link withSpan}). */
+export function startSpan(tracer: Tracer, name: string, kind: SpanKind, attributes: Attributes): Span {
+  return tracer.startSpan(name, { kind, attributes }, parentContext());
+}
+
+function messageAttributes(info: MessageTraceInfo, operation: string): Attributes {
+  const a: Attributes = {
+    'messaging.system': 'quiver',
+    'messaging.operation.type': operation,
+    'messaging.operation.name': operation,
+    'messaging.destination.name': bounded(info.channel),
+    'messaging.message.body.size': info.bytes,
+    'quiver.message.type': bounded(info.message),
+  };
+  if (info.transport) a['network.protocol.name'] = info.transport;
+  if (info.sessionId) a['quiver.session.id'] = bounded(info.sessionId);
+  return a;
+}
+
+function fail(span: Span, error: unknown): void {
+  if (error instanceof Error) span.recordException(error);
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: bounded(error instanceof Error ? error.message : String(error)),
+  });
+}
+
+const done = () => {};
+
+/**
+ * A {@link SessionTracer} on OpenTelemetry: pass it as the `tracing` option of `connect()` or
+ * `createSessionServer()` (the fastify plugin does by default). Spans per message: `send {channel}` (producer)
+ * with a `write {channel}` child while the transport takes it; on the receiving end `receive {channel}` (consumer,
+ * child of the sender's span when its context travelled) and `process {channel}` around the handlers. Establishment:
+ * `quiver.session.connect` (client; the transport race's attempts are its events) and `quiver.session.accept`.
+ */
+export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
+  const provider = options.tracerProvider ?? trace.getTracerProvider();
+  const tracer = provider.getTracer(options.name ?? '@quiver/session');
+  return {
+    send(info: MessageTraceInfo): SendTrace | undefined {
+      const parent = parentContext();
+      // Attributes are set once the span turns out to record: an unsampled message allocates nothing for them
+      // (samplers here decide on the parent and the name, not on attributes).
+      const span = tracer.startSpan(`send ${bounded(info.channel)}`, { kind: SpanKind.PRODUCER }, parent);
+      const sc = span.spanContext();
+      const sampled = (sc.traceFlags & TraceFlags.SAMPLED) !== 0;
+      if (!span.isRecording()) {
+        span.end();
+        if (!sampled) return undefined;
+      } else span.setAttributes(messageAttributes(info, 'send'));
+      const wire = sampled
+        ? (encodeTraceParent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags }) ?? undefined)
+        : undefined;
+      return {
+        wire,
+        write(seq: number) {
+          if (!span.isRecording()) return done;
+          const w = tracer.startSpan(
+            `write ${bounded(info.channel)}`,
+            { kind: SpanKind.INTERNAL, attributes: { 'quiver.message.seq': seq } },
+            trace.setSpan(parent, span),
+          );
+          return (error?: unknown) => {
+            if (error !== undefined) fail(w, error);
+            w.end();
+            span.end();
+          };
+        },
+        end(error?: string) {
+          if (error !== undefined) fail(span, error);
+          span.end();
+        },
+      };
+    },
+
+    receive(info: MessageTraceInfo, wire: Uint8Array | undefined, run: () => void): void {
+      let ctx = context.active();
+      const parent = wire ? decodeTraceParent(wire) : null;
+      if (parent) {
+        ctx = trace.setSpanContext(ctx, {
+          traceId: parent.traceId,
+          spanId: parent.spanId,
+          traceFlags: parent.flags & TraceFlags.SAMPLED,
+          isRemote: true,
+        });
+      }
+      const recv = tracer.startSpan(`receive ${bounded(info.channel)}`, { kind: SpanKind.CONSUMER }, ctx);
+      const rctx = trace.setSpan(ctx, recv);
+      // Not recorded: the handlers still run in its context (an unsampled parent, which keeps their sends
+      // unsampled under parent-based samplers), but no process span is made.
+      const proc = recv.isRecording()
+        ? tracer.startSpan(
+            `process ${bounded(info.channel)}`,
+            { kind: SpanKind.INTERNAL, attributes: messageAttributes(info, 'process') },
+            rctx,
+          )
+        : undefined;
+      if (proc) recv.setAttributes(messageAttributes(info, 'receive'));
+      const pctx = proc ? trace.setSpan(rctx, proc) : rctx;
+      const before = current;
+      current = pctx;
+      try {
+        context.with(pctx, run);
+      } catch (err) {
+        if (proc) fail(proc, err);
+        throw err;
+      } finally {
+        current = before;
+        proc?.end();
+        recv.end();
+      }
+    },
+
+    establish(side, attributes): EstablishTrace {
+      const span = tracer.startSpan(
+        side === 'client' ? 'quiver.session.connect' : 'quiver.session.accept',
+        { kind: side === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, attributes },
+        parentContext(),
+      );
+      return {
+        event: (name, a) => {
+          span.addEvent(name, a);
+        },
+        attempts: (attempts) => {
+          for (const a of attempts) {
+            span.addEvent('quiver.transport.attempt', {
+              'network.protocol.name': bounded(a.name),
+              'quiver.transport.outcome': a.outcome,
+              'quiver.transport.ms': a.ms,
+              ...(a.error ? { 'error.type': a.error.slice(0, 120) } : {}),
+            });
+          }
+        },
+        end: (a, error) => {
+          span.setAttributes(a);
+          if (error !== undefined) fail(span, error);
+          span.end();
+        },
+      };
+    },
+  };
+}

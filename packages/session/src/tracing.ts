@@ -1,0 +1,97 @@
+/**
+ * Tracing hooks of the session layer. The session core knows nothing of OpenTelemetry: it calls a
+ * {@link SessionTracer} when one is given (`PeerOptions.tracing`), so a client that does not trace carries neither
+ * the OpenTelemetry API in its bundle nor any cost beyond one property test per message. `@quiver/session/otel`
+ * implements it on `@opentelemetry/api`.
+ *
+ * On the wire the trace context travels in the message envelope only when the sender's span is sampled: the
+ * header's flags get {@link FLAG_TRACE} and the element right after the flags is the context as
+ * {@link TRACE_CONTEXT_BYTES} bytes. An unsampled message is byte for byte what it was before tracing existed.
+ */
+
+/**
+ * Bytes of a trace context in the envelope: the four fields of W3C Trace Context's `traceparent` header (§3.2:
+ * version, trace-id, parent-id, trace-flags) in binary, 1 + 16 + 8 + 1. `tracestate` is not carried: its size is
+ * the vendor's, and a game message must have a fixed bound on what tracing adds.
+ */
+export const TRACE_CONTEXT_BYTES = 26;
+
+/** The W3C Trace Context version this envelope carries (§3.2.2.1: `00`). */
+export const TRACE_CONTEXT_VERSION = 0;
+
+/** The header flag (beside `FLAG_RAW`) saying the element after the flags is a trace context. */
+export const FLAG_TRACE = 2;
+
+/**
+ * Whether `value` is an envelope trace context: exactly {@link TRACE_CONTEXT_BYTES} bytes of version `00` with
+ * non-zero trace-id and parent-id (§3.2.2.3, §3.2.2.4). Anything else is ignored (and counted) by the receiver; the
+ * message is still delivered. `@quiver/session/otel` decodes the ids.
+ */
+export function isTraceContext(value: unknown): value is Uint8Array {
+  if (
+    !(value instanceof Uint8Array) ||
+    value.length !== TRACE_CONTEXT_BYTES ||
+    value[0] !== TRACE_CONTEXT_VERSION
+  )
+    return false;
+  let trace = 0;
+  let span = 0;
+  for (let i = 1; i < 17; i++) trace |= value[i];
+  for (let i = 17; i < 25; i++) span |= value[i];
+  return trace !== 0 && span !== 0;
+}
+
+/** What a span of a message is about. Values are bounded by the tracer (names from the message tables). */
+export interface MessageTraceInfo {
+  /** The message type's name. */
+  message: string;
+  /** The channel's name (a messaging destination). */
+  channel: string;
+  /** Encoded payload bytes. */
+  bytes: number;
+  /** The transport carrying the session, when connected. */
+  transport: string | undefined;
+  /** The server's id for the session, once known. */
+  sessionId: string | undefined;
+}
+
+/** The span of one message being sent. */
+export interface SendTrace {
+  /** The context to put in the envelope, or undefined when the span is not sampled (then nothing is added). */
+  readonly wire: Uint8Array | undefined;
+  /** The message is handed to the transport; returns what to call once the transport took it. */
+  write(seq: number): (error?: unknown) => void;
+  /** The message will not be written (dropped, or the session ended). */
+  end(error?: string): void;
+}
+
+/** A session's establishment (the client's connect, the server's accept). */
+export interface EstablishTrace {
+  /** An event on the span: the handshake. */
+  event(name: string, attributes: Record<string, string | number | boolean>): void;
+  /** The transport race's attempts, in race order (one event each). */
+  attempts(attempts: readonly TransportAttemptInfo[]): void;
+  end(attributes: Record<string, string | number | boolean>, error?: unknown): void;
+}
+
+/** One transport's attempt in the race (`TransportAttempt`). */
+export interface TransportAttemptInfo {
+  name: string;
+  outcome: string;
+  ms: number;
+  error?: string;
+}
+
+/** What the session layer calls when tracing; `@quiver/session/otel` implements it on OpenTelemetry. */
+export interface SessionTracer {
+  /** A message is sent; undefined when nothing records or propagates it. */
+  send(info: MessageTraceInfo): SendTrace | undefined;
+  /**
+   * A message arrived, carrying `parent` (a valid envelope context, see {@link isTraceContext}) when its sender's
+   * span was sampled. `run` delivers it to the handlers and
+   * must be called once, synchronously, inside the receive span, so that what the handlers send joins the trace.
+   */
+  receive(info: MessageTraceInfo, parent: Uint8Array | undefined, run: () => void): void;
+  /** A session is being established (`client`: connect and race; `server`: accept and handshake). */
+  establish(side: 'client' | 'server', attributes: Record<string, string | number | boolean>): EstablishTrace;
+}
