@@ -1,5 +1,6 @@
 export { PendingHandshakes, type PreAuthOptions } from './admission.js';
 export {
+  type ClientEvents,
   type ClientOptions,
   ClientSession,
   type ClientState,
