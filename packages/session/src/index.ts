@@ -1,4 +1,5 @@
 export { PendingHandshakes, type PreAuthOptions } from './admission.js';
+export type { SessionClient } from './session-client.js';
 export {
   type ClientEvents,
   type ClientOptions,
