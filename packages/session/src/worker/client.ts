@@ -73,6 +73,12 @@ export class WorkerClientSession implements SessionClient {
   private readonly waiters = new Map<number, () => void>();
   private nextWaiter = 1;
   private readonly pageDrops: Partial<Record<DropReason, number>> = {};
+  /**
+   * When the Worker posted the messages being handled (epoch ms, `performance.timeOrigin + performance.now()`):
+   * about when they arrived from the network. On a busy page it is earlier than now by the main-thread delay, so
+   * an interpolation buffer fed with it measures the network's jitter, not the page's.
+   */
+  receivedAt = 0;
   /** How long the page's main thread kept the Worker's posts waiting (see {@link MainThreadDelay}). */
   readonly mainThreadDelay = new MainThreadDelay();
   /** @internal Settles the first connect. */
@@ -241,6 +247,7 @@ export class WorkerClientSession implements SessionClient {
     this.s = m.s;
     switch (m.q) {
       case 'msgs':
+        this.receivedAt = m.at;
         for (const [name, payload] of m.b) this.deliver(name, payload);
         return;
       case 'open':
