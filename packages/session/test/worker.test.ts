@@ -92,6 +92,12 @@ describe('session hosted in a Worker (bridge over MessageChannel)', () => {
     });
     expect(blob).toBeInstanceOf(Uint8Array);
     expect([...blob]).toEqual([2, 3, 4]);
+    // A buffer reused right after send() (a scratch buffer) does not change what was sent.
+    const scratch = new Uint8Array([7, 7]);
+    const reused = new Promise<Uint8Array>((resolve) => client.on(Blob, resolve));
+    client.send(Blob, scratch);
+    scratch.fill(0);
+    expect([...(await reused)]).toEqual([8, 8]);
 
     // The fixed id of `pos` reached the handshake from the page.
     const s = [...server.sessions.values()][0];

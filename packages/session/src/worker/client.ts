@@ -2,7 +2,7 @@
  * The page side of `@quiver/session/worker`: `connect()` with the options of the main-thread `connect()`, plus the
  * Worker that runs the session (`hostSessions()` of `@quiver/session/worker-host`). The session object it returns
  * has the main-thread session's API; what it reads synchronously (state, RTT, the server clock, the latest payload
- * of a message type) it answers from the Worker's last report, and messages cross in batches.
+ * of a message type) it answers from the Worker's last report.
  */
 import type { ClientEvents, ClientOptions, ClientState, CloseEventInfo } from '../client.js';
 import { CloseCode, ConnectError, SessionClosedError, SessionError, ValidationError } from '../errors.js';
@@ -17,7 +17,6 @@ import type {
   PortLike,
   Snapshot,
   WireError,
-  WireSend,
   WireType,
   WorkerToPage,
 } from './protocol.js';
@@ -68,8 +67,6 @@ export class WorkerClientSession implements SessionClient {
   private readonly types = new Map<string, MessageType>();
   private readonly latestByName = new Map<string, unknown>();
   private readonly channelNames: Set<string>;
-  private queue: WireSend[] = [];
-  private flushQueued = false;
   private readonly waiters = new Map<number, () => void>();
   private nextWaiter = 1;
   private readonly pageDrops: Partial<Record<DropReason, number>> = {};
@@ -134,7 +131,7 @@ export class WorkerClientSession implements SessionClient {
   get minRtt(): number {
     return this.s.minRtt;
   }
-  /** As of the Worker's last report, plus what this page has queued and not posted yet. */
+  /** As of the Worker's last report. */
   get bufferedBytes(): number {
     return this.s.bufferedBytes;
   }
@@ -179,27 +176,23 @@ export class WorkerClientSession implements SessionClient {
   }
 
   /**
-   * Queues a message for the Worker; the messages of one task cross in one post. Returns true: what the Worker's
-   * session drops (congestion, budget, disconnected) is counted in `stats.drops` and reported to `onDrop`, and what
-   * it refuses (too large, queue full) is reported as an `error` event.
+   * Posts a message to the Worker. The payload is copied (structured clone) now, as `ClientSession.send` encodes it
+   * now: a buffer the caller reuses after the call (an ack or input packet builder's scratch) cannot change what is
+   * sent. Returns true: what the Worker's session drops (congestion, budget, disconnected) is counted in
+   * `stats.drops` and reported to `onDrop`, and what it refuses (too large, queue full) is an `error` event.
    */
   send<T>(type: MessageType<T>, payload: T, options: SendOptions = {}): boolean {
     if (this.state === 'closed') throw new SessionClosedError('session is closed');
     const t = this.register(type);
     const channel = options.channel ?? t.channel ?? 'reliable';
     if (!this.channelNames.has(channel)) throw new TypeError(`unknown channel '${channel}'`);
-    this.queue.push([wireType(t), payload, options.channel, options.key]);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.post({ q: 'send', b: [[wireType(t), payload, options.channel, options.key]] });
     return true;
   }
 
   /** Resolves once the Worker's session has at most `bytes` buffered for sending. */
   drained(bytes = 0): Promise<void> {
     if (this.state === 'closed') return Promise.resolve();
-    this.flush();
     const id = this.nextWaiter++;
     return new Promise((resolve) => {
       this.waiters.set(id, resolve);
@@ -210,7 +203,6 @@ export class WorkerClientSession implements SessionClient {
   /** Closes for good (in the Worker, which tells the server); resolves once the Worker reports it closed. */
   async close(code: number = CloseCode.NORMAL, reason = ''): Promise<void> {
     if (this.state === 'closed') return;
-    this.flush();
     const done = this.closed;
     this.post({ q: 'close', code, reason });
     await done;
@@ -227,14 +219,6 @@ export class WorkerClientSession implements SessionClient {
     if (known && (known.validate || !type.validate)) return known;
     this.types.set(type.name, type);
     return type;
-  }
-
-  private flush(): void {
-    this.flushQueued = false;
-    if (this.queue.length === 0) return;
-    const b = this.queue;
-    this.queue = [];
-    this.post({ q: 'send', b });
   }
 
   private post(m: PageToWorker): void {
