@@ -13,7 +13,7 @@ import {
   type SessionClient,
   SessionClosedError,
 } from '../src/index.js';
-import { connect } from '../src/worker/index.js';
+import { connect, MainThreadDelay } from '../src/worker/index.js';
 import { hostSessions } from '../src/worker-host/index.js';
 import { cleanups, until, useCleanup } from './support/harness.js';
 
@@ -187,5 +187,21 @@ describe('session hosted in a Worker (bridge over MessageChannel)', () => {
       ['memory', 'failed'],
       ['missing-in-worker', 'unsupported'],
     ]);
+  });
+
+  it('MainThreadDelay: last, mean and the max over the last one to two windows', () => {
+    const d = new MainThreadDelay(1000);
+    d.add(0, 2);
+    d.add(100, 150);
+    expect(d.lastMs).toBe(50);
+    expect(d.avgMs).toBeCloseTo(2 + (50 - 2) / 8);
+    expect(d.maxMs).toBe(50);
+    d.add(1100, 1101); // a new window: the previous one's max still counts
+    expect(d.maxMs).toBe(50);
+    d.add(2200, 2201); // two windows later it no longer does
+    expect(d.maxMs).toBe(1);
+    d.add(5000, 4990); // a report stamped after the page's clock (clock granularity) counts as no wait
+    expect(d.lastMs).toBe(0);
+    expect(d.samples).toBe(5);
   });
 });
