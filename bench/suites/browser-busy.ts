@@ -16,7 +16,7 @@ import {
   type SuiteResult,
   summarize,
 } from '../lib/harness.js';
-import { benchCert, numArg } from '../lib/pair.js';
+import { benchCert, numArg, RT_NOTE, realtimeArg } from '../lib/pair.js';
 import { distRow, openPath, round } from '../lib/suite-util.js';
 
 const ROLE = 'bench/lib/roles/busy-server.ts';
@@ -41,7 +41,8 @@ const suite: BenchSuite = {
     const bundle = (f: string) =>
       bundleForBrowser(fileURLToPath(new URL(`../lib/busy/${f}.ts`, import.meta.url)), { sourcemap: false });
     const files = { '/': PAGE_HTML, '/page.js': await bundle('page'), '/worker.js': await bundle('worker') };
-    const server = await net.agent('server');
+    const server = await net.agent('server', { realtime: realtimeArg(ctx.args) });
+    if (realtimeArg(ctx.args)) notes.push(`${RT_NOTE} (the server agent; Chromium runs at normal priority)`);
     let browser: LaunchedChromium | undefined;
     let wrapper: string | undefined;
     const rows: ResultRow[] = [];
