@@ -261,10 +261,7 @@ describe('demo scene in Chromium', () => {
   });
 
   it('emulated latency shows in the measured RTT, emulated loss is counted, and the scene stays live', async () => {
-    // On the main thread: with the session in a Worker, Chromium 156 and this emulated link (100 ms, 10 % loss),
-    // sessions were closed every few seconds with 4400 (a payload that is not MessagePack), not diagnosed yet
-    // (issue 18 closing note); the same bridge with Node's WebTransport client and the same shaper shows no error.
-    const { page, errors } = await openDemo(chromium, '?latency=100&loss=10&worker=0');
+    const { page, errors } = await openDemo(chromium, '?latency=100&loss=10');
     await waitConnected(page, 'webtransport');
     // 100 ms each way sits under the session layer, so every heartbeat takes at least 200 ms.
     await page.waitForFunction(
