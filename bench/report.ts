@@ -12,7 +12,18 @@ import { markdownFor, RESULTS_DIR, type StoredResult } from './lib/output.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const plotsDir = join(here, 'report');
-const ORDER = ['setup', 'latency', 'throughput', 'load', 'soak', 'browser', 'micro', 'sync', 'predict'];
+const ORDER = [
+  'setup',
+  'latency',
+  'throughput',
+  'load',
+  'soak',
+  'browser',
+  'browser-busy',
+  'micro',
+  'sync',
+  'predict',
+];
 
 const reportFile = join(here, 'REPORT.md');
 const previous = existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '';

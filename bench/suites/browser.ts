@@ -3,12 +3,11 @@
  * over the same emulated link, with Chromium running inside the client namespace (`ip netns exec`) and the
  * server agent inside the server namespace. Without link support, both run on loopback and the suite says so.
  */
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { CHROMIUM_PATH, launchChromium, type LaunchedChromium } from '@quiver/testkit';
+import { rmSync } from 'node:fs';
+import { launchChromium, type LaunchedChromium } from '@quiver/testkit';
 import { BROWSER_PAGE } from '../lib/browser-page.js';
+import { chromiumInNamespace } from '../lib/chromium-ns.js';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
-import { REPO_ROOT } from '../lib/link.js';
 import { benchCert, listArg, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js';
 import { distRow, median, openPath, round } from '../lib/suite-util.js';
 import { summarize } from '../lib/harness.js';
@@ -16,18 +15,6 @@ import { stalenessSamples } from '../lib/staleness.js';
 
 /** Staleness is sampled from this long after the first send to the last send, every millisecond. */
 const STALENESS_SKIP_MS = 500;
-
-/** Chromium started through `ip netns exec`: Playwright talks to it over inherited pipes, which survive the exec. */
-function chromiumInNamespace(ns: string): string {
-  if (!/^[a-z0-9-]+$/.test(ns)) throw new Error(`unexpected namespace name ${ns}`);
-  const dir = join(REPO_ROOT, 'scripts', '.build');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `chromium-in-${ns}.sh`);
-  const bin = process.env.QUIVER_CHROMIUM ?? CHROMIUM_PATH;
-  writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${bin} "$@"\n`);
-  chmodSync(file, 0o755);
-  return file;
-}
 
 interface SetupOut {
   samples: { readyMs: number; echoMs: number }[];

@@ -3,6 +3,8 @@
  * a short walk so the own avatar is in view, then one screenshot of the page as it is.
  *
  *   npx tsx --conditions=quiver-source demo/scripts/readme-screenshot.ts
+ *
+ * `QUERY` adds demo URL options (e.g. `QUERY='&busy=50'` for a busy page), `OUT` writes elsewhere.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +17,9 @@ const chromium = await launchChromium();
 try {
   const page = await chromium.newPage();
   await page.setViewportSize({ width: 1280, height: 720 });
-  await page.goto(`${server.url}?name=You${process.env.SCALE ? `&scale=${process.env.SCALE}` : ''}`);
+  await page.goto(
+    `${server.url}?name=You${process.env.SCALE ? `&scale=${process.env.SCALE}` : ''}${process.env.QUERY ?? ''}`,
+  );
   await page.waitForFunction(
     () =>
       (globalThis as { __quiverDemo?: { transport: string | null } }).__quiverDemo?.transport ===
@@ -29,7 +33,7 @@ try {
   await page.keyboard.up('KeyS');
   // Let the sparklines fill a little.
   await page.waitForTimeout(Number(process.env.SETTLE_MS ?? 12_000));
-  const out = join(DEMO_DIR, 'screenshot.png');
+  const out = process.env.OUT ?? join(DEMO_DIR, 'screenshot.png');
   await page.screenshot({ path: out });
   console.log(`${out}: ${(await stat(out)).size} bytes`);
 } finally {

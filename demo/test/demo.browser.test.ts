@@ -144,6 +144,7 @@ describe('demo scene in Chromium', () => {
     await waitConnected(page, 'webtransport');
     expect(await overlay(page, 'transport')).toBe('webtransport');
     expect(await overlay(page, 'why')).toMatch(/^auto: webtransport won/);
+    expect(await overlay(page, 'session-thread')).toBe('a Worker');
     // The page matchmade into the one arena room; the overlay names it and counts its clients.
     const arena = server.app.rooms.localRooms[0];
     expect(server.app.rooms.localRooms.map((r) => r.roomName)).toEqual(['arena']);
@@ -173,6 +174,10 @@ describe('demo scene in Chromium', () => {
       );
     const before = await readBytes();
     const metrics = await scrapeMetrics();
+    // The session runs in a Worker: the page's counters are its last report, so take one newer than the scrape.
+    await page.evaluate(() =>
+      (globalThis as unknown as { __quiverDemo: { fresh(): Promise<void> } }).__quiverDemo.fresh(),
+    );
     const after = await readBytes();
     expect(before.in).toBeGreaterThan(0);
     expect(metrics.bytes.in).toBeLessThanOrEqual(after.out);
@@ -319,6 +324,30 @@ describe('demo scene in Chromium', () => {
     await page.close();
   });
 
+  it('moves the session between a Worker and the main thread from the toggle, on a busy page', async () => {
+    const { page, errors } = await openDemo(chromium, '?busy=50');
+    await waitConnected(page, 'webtransport');
+    expect(await overlay(page, 'session-thread')).toBe('a Worker');
+    // Messages from the Worker wait for the blocked main thread, and the overlay says how long.
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { __quiverDemo: { figures: { waitMs: number } } }).__quiverDemo.figures
+          .waitMs > 0,
+      undefined,
+      { timeout: 30_000 },
+    );
+    await page.locator('demo-controls #worker').uncheck();
+    await expect.poll(() => overlay(page, 'session-thread')).toBe('the main thread');
+    await waitConnected(page, 'webtransport');
+    await expectBotsMoving(page);
+    await page.locator('demo-controls #worker').check();
+    await expect.poll(() => overlay(page, 'session-thread')).toBe('a Worker');
+    await waitConnected(page, 'webtransport');
+    await expectBotsMoving(page);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('reconnects over WebSocket when the transport toggle says so', async () => {
     const { page, errors } = await openDemo(chromium);
     await waitConnected(page, 'webtransport');
@@ -351,7 +380,9 @@ describe('demo scene in Chromium', () => {
       await bare.context.addInitScript(() => {
         delete (globalThis as { WebTransport?: unknown }).WebTransport;
       });
-      const { page, errors } = await openDemo(bare);
+      // The init script runs in pages, not in Workers: the session stays on the page's main thread here (the
+      // Worker's own fallback is covered by packages/session/test/worker.browser.test.ts).
+      const { page, errors } = await openDemo(bare, '?worker=0');
       await waitConnected(page, 'websocket');
       const attempts = await page.evaluate(
         () =>

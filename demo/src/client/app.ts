@@ -6,7 +6,7 @@ import './controls.js';
 import './overlay.js';
 import './scene.js';
 
-/** Initial settings from the query string (`transport`: auto, webtransport, websocket or http): `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5`. */
+/** Initial settings from the query string (`transport`: auto, webtransport, websocket or http): `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5&worker=0`. */
 export function settingsFromQuery(search: string): Partial<DemoSettings> {
   const q = new URLSearchParams(search);
   const out: Partial<DemoSettings> = {};
@@ -20,6 +20,8 @@ export function settingsFromQuery(search: string): Partial<DemoSettings> {
   if (interpolation !== undefined) out.interpolation = interpolation;
   const latency = Number(q.get('latency'));
   if (q.has('latency') && latency >= 0 && latency <= 1000) out.latencyMs = latency;
+  const worker = flag('worker');
+  if (worker !== undefined) out.worker = worker;
   const loss = Number(q.get('loss'));
   if (q.has('loss') && loss >= 0 && loss <= 100) out.lossPct = loss;
   return out;
@@ -41,6 +43,16 @@ export class QuiverDemo extends LitElement {
     super();
     const q = new URLSearchParams(location.search);
     this.client = new Client(settingsFromQuery(location.search), q.get('name') ?? undefined);
+    // `?busy=50`: the page's main thread is blocked that many ms in every 100 ms, a stand-in for a heavy scene, to
+    // compare the session on the main thread with the session in a Worker (the overlay's toggle).
+    const busy = Number(q.get('busy'));
+    if (busy > 0 && busy < 100)
+      setInterval(() => {
+        const t = performance.now();
+        while (performance.now() - t < busy) {
+          // blocked, as by a long frame
+        }
+      }, 100);
     this.#exposeDebugHook();
   }
 
@@ -75,6 +87,8 @@ export class QuiverDemo extends LitElement {
         ?.textContent?.trim() ?? null;
     (globalThis as Record<string, unknown>).__quiverDemo = {
       client: c,
+      /** Resolves once the session's figures (counters, RTT) are fresh: a round trip to the Worker when it runs there. */
+      fresh: () => c.session?.drained(Number.POSITIVE_INFINITY),
       get transport() {
         return c.session?.connected ? c.session.transport : null;
       },

@@ -87,6 +87,14 @@ export class DemoControls extends LitElement {
         </select></label
       >
       <label class="check"
+        >Session in a Worker
+        <input
+          id="worker"
+          type="checkbox"
+          .checked=${s.worker}
+          @change=${(e: Event) => c.update({ worker: (e.target as HTMLInputElement).checked })}
+      /></label>
+      <label class="check"
         >Prediction
         <input
           id="prediction"

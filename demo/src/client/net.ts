@@ -14,11 +14,12 @@ import {
   type SampledPose,
 } from '@quiver/predict';
 import {
-  type ClientSession,
   nativeWebTransportConnector,
+  type SessionClient,
   type TransportAttempt,
   type TransportCandidate,
 } from '@quiver/session';
+import { connect as connectInWorker, WorkerClientSession } from '@quiver/session/worker';
 import { type EntityValues, SyncClient, SyncError } from '@quiver/sync';
 import { connectHttpStream } from '@quiver/http-stream';
 import { connectWebSocket } from '@quiver/websocket';
@@ -58,6 +59,11 @@ export interface DemoSettings {
   latencyMs: number;
   /** Emulated datagram loss, each way (percent). */
   lossPct: number;
+  /**
+   * The session runs in a dedicated Worker (`@quiver/session/worker`, default), so that a busy page delays neither
+   * heartbeats nor the network; off, it runs on the page's main thread, for comparison.
+   */
+  worker: boolean;
 }
 
 /** What the scene draws for one entity this frame. */
@@ -94,6 +100,11 @@ export interface NetFigures {
    * thread was busy (rendering, GC). Messages wait that long too, so it inflates the RTT and jitter measured here.
    */
   stallMs: number;
+  /**
+   * Worker mode: the longest time in the last second a message from the Worker waited for the page's main thread
+   * (`mainThreadDelay.maxMs`); 0 on the main thread, where that wait hides inside the RTT instead.
+   */
+  waitMs: number;
 }
 
 export const HISTORY = 120;
@@ -113,7 +124,7 @@ export class DemoClient extends EventTarget {
   readonly settings: DemoSettings;
   readonly link: LinkSettings = { latencyMs: 0, loss: 0 };
   readonly shaperStats: ShaperStats = { droppedIn: 0, droppedOut: 0 };
-  session: ClientSession | undefined;
+  session: SessionClient | undefined;
   /** The arena room joined, and how many players it holds (shown in the overlay). */
   room: ClientRoom | undefined;
   roomId = '';
@@ -136,6 +147,7 @@ export class DemoClient extends EventTarget {
     interpDelayMs: Number.NaN,
     fps: 0,
     stallMs: 0,
+    waitMs: 0,
   };
   readonly history: Record<keyof NetFigures, number[]> = {
     rttMs: [],
@@ -147,6 +159,7 @@ export class DemoClient extends EventTarget {
     interpDelayMs: [],
     fps: [],
     stallMs: [],
+    waitMs: [],
   };
   /** Counters since the page loaded. */
   readonly counters = {
@@ -179,6 +192,9 @@ export class DemoClient extends EventTarget {
   #frameTimes: number[] = [];
   #lastBytes = { in: 0, out: 0, at: 0 };
   #connectSerial = 0;
+  #worker: Worker | undefined;
+  /** When the snapshot being decoded arrived (performance.now() scale): from the Worker when it runs the session. */
+  #arrivalMs = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -192,6 +208,7 @@ export class DemoClient extends EventTarget {
       interpolation: true,
       latencyMs: 0,
       lossPct: 0,
+      worker: true,
       ...settings,
     };
     this.#applyLink();
@@ -208,6 +225,20 @@ export class DemoClient extends EventTarget {
   #applyLink(): void {
     this.link.latencyMs = Math.max(0, this.settings.latencyMs);
     this.link.loss = Math.min(1, Math.max(0, this.settings.lossPct / 100));
+    this.#worker?.postMessage({ q: 'link', link: this.link });
+  }
+
+  /** The Worker hosting the session (`net-worker.ts`), started once; it runs the emulated link there too. */
+  #sessionWorker(): Worker {
+    if (!this.#worker) {
+      const w = new Worker('/net-worker.js', { type: 'module' });
+      w.addEventListener('message', (ev: MessageEvent) => {
+        if (ev.data?.q === 'shaper') Object.assign(this.shaperStats, ev.data.stats);
+      });
+      this.#worker = w;
+      this.#applyLink();
+    }
+    return this.#worker;
   }
 
   start(): void {
@@ -228,7 +259,9 @@ export class DemoClient extends EventTarget {
   }
 
   update(patch: Partial<DemoSettings>): void {
-    const transportChanged = patch.transport !== undefined && patch.transport !== this.settings.transport;
+    const transportChanged =
+      (patch.transport !== undefined && patch.transport !== this.settings.transport) ||
+      (patch.worker !== undefined && patch.worker !== this.settings.worker);
     Object.assign(this.settings, patch);
     this.#applyLink();
     if (patch.interpolation !== undefined) this.interp = this.#refilledInterp();
@@ -260,6 +293,9 @@ export class DemoClient extends EventTarget {
       const mode = this.settings.transport;
       const rooms = new RoomsClient({
         endpoint: '',
+        ...(this.settings.worker
+          ? { connect: (url, o) => connectInWorker(url, { ...o, worker: this.#sessionWorker() }) }
+          : {}),
         transports: (endpoints) => this.#candidates({ path: '/quiver', ...endpoints }),
         session: {
           // A forced transport is a test of that transport: it must not teach the automatic mode anything.
@@ -281,7 +317,7 @@ export class DemoClient extends EventTarget {
       const session = room.session;
       this.room = room;
       this.session = session;
-      this.attempts = session.transportAttempts;
+      this.attempts = [...session.transportAttempts];
       this.status = 'open';
       this.counters.connects++;
       session.on(BotCount, (b) => {
@@ -296,7 +332,7 @@ export class DemoClient extends EventTarget {
       session.on(Snapshot, (bytes) => this.#onSnapshot(bytes));
       session.on('open', () => {
         this.status = 'open';
-        this.attempts = session.transportAttempts;
+        this.attempts = [...session.transportAttempts];
         this.counters.connects++;
         this.#changed();
       });
@@ -401,7 +437,9 @@ export class DemoClient extends EventTarget {
           samples.push([`r${id}`, { position: v.avatar.right, rotation: v.avatar.rightRot }]);
         }
       }
-      this.interp.push(snap.tick * tickMs, now, samples);
+      // Stamped with its arrival (in the Worker when it runs the session): the buffer's delay then follows the
+      // network's jitter, not how long the page's main thread kept the snapshot waiting.
+      this.interp.push(snap.tick * tickMs, this.#arrivalMs || now, samples);
       const own = this.welcome ? map.get(this.welcome.entity) : undefined;
       if (own?.body && own.avatar && own.avatar.seq > 0 && this.predictor) {
         this.predictor.reconcile({ x: own.body.pos.x, z: own.body.pos.z }, own.avatar.seq);
@@ -447,6 +485,11 @@ export class DemoClient extends EventTarget {
   #onSnapshot(bytes: Uint8Array): void {
     if (!this.welcome) return;
     this.counters.snapshots++;
+    const s = this.session;
+    this.#arrivalMs =
+      s instanceof WorkerClientSession && s.receivedAt > 0
+        ? s.receivedAt - performance.timeOrigin
+        : performance.now();
     try {
       if (!this.sync.receive(bytes)) this.counters.staleSnapshots++;
     } catch (err) {
@@ -616,6 +659,7 @@ export class DemoClient extends EventTarget {
     if (this.#stalls.length > 4) this.#stalls.shift();
     this.#stallMax = 0;
     f.stallMs = Math.max(...this.#stalls);
+    f.waitMs = s instanceof WorkerClientSession ? s.mainThreadDelay.maxMs : 0;
     for (const k of Object.keys(f) as (keyof NetFigures)[]) {
       const h = this.history[k];
       h.push(Number.isFinite(f[k]) ? f[k] : 0);

@@ -167,7 +167,14 @@ export class NetOverlay extends LitElement {
       </div>
       <div class="foot">
         page: ${fmt(f.fps, 0)} fps · main thread busy up to <b data-k="stall">${fmt(f.stallMs, 0)} ms</b> at a time
-        (messages wait too)
+      </div>
+      <div class="foot">
+        session on <b data-k="session-thread">${c.settings.worker ? 'a Worker' : 'the main thread'}</b> ·
+        ${
+          c.settings.worker
+            ? html`messages waited up to <b data-k="wait">${fmt(f.waitMs, 0)} ms</b> for the main thread (not in the RTT)`
+            : html`messages wait for the main thread too (inside the RTT)`
+        }
       </div>
       <div class="foot">
         emulated: +${c.settings.latencyMs} ms, ${c.settings.lossPct} % loss (dropped ${c.shaperStats.droppedIn} in /

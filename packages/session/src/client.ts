@@ -114,7 +114,8 @@ export interface CloseEventInfo {
   reason: string;
 }
 
-interface ClientEvents {
+/** Lifecycle events of a client session and what their handlers get. */
+export interface ClientEvents {
   open: (info: OpenInfo) => void;
   reconnecting: (info: ReconnectingInfo) => void;
   close: (info: CloseEventInfo) => void;

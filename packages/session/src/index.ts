@@ -1,5 +1,7 @@
 export { PendingHandshakes, type PreAuthOptions } from './admission.js';
+export type { SessionClient } from './session-client.js';
 export {
+  type ClientEvents,
   type ClientOptions,
   ClientSession,
   type ClientState,

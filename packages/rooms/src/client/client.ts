@@ -1,9 +1,9 @@
 import {
   type ClientOptions,
-  type ClientSession,
   connect,
   type InfoConnectors,
   type QuiverInfo,
+  type SessionClient,
   type TransportCandidate,
   transportsFromInfo,
 } from '@quiver/session';
@@ -35,6 +35,11 @@ export interface RoomsClientOptions {
   transports?: (endpoints: SessionEndpoints) => TransportCandidate[];
   /** Session options (channels, heartbeat, reconnect, token, ...). */
   session?: Omit<ClientOptions, 'transports' | 'connector'>;
+  /**
+   * Opens the room's session. Default `connect` of `@quiver/session` (the session on this thread); pass
+   * `(url, o) => connect(url, { ...o, worker })` with `connect` of `@quiver/session/worker` to run it in a Worker.
+   */
+  connect?: (url: string, options: ClientOptions) => Promise<SessionClient>;
   /** The `fetch` for matchmaking requests (a polyfill, or one that adds headers). Default `globalThis.fetch`. */
   fetch?: typeof fetch;
 }
@@ -125,9 +130,10 @@ export class RoomsClient {
       : transportsFromInfo({ path: '', ...reservation.session }, connectors ?? {});
     if (candidates.length === 0)
       throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'no transport to connect with');
-    let session: ClientSession;
+    let session: SessionClient;
     try {
-      session = await connect(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
+      const open = this.options.connect ?? connect;
+      session = await open(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
     } catch (err) {
       throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `could not connect: ${(err as Error).message}`);
     }

@@ -1,4 +1,4 @@
-import type { ClientSession, Clock, Handler, SendOptions } from '@quiver/session';
+import type { SessionClient, Clock, Handler, SendOptions } from '@quiver/session';
 import { systemClock } from '@quiver/session';
 import {
   type ClientSnapshot,
@@ -92,7 +92,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
 
   constructor(
     /** The room's own session (one per joined room). */
-    readonly session: ClientSession,
+    readonly session: SessionClient,
     joined: JoinedFrame,
     options: JoinOptions<M> = {},
   ) {
@@ -133,7 +133,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   }
 
   /** Handles a room message from the server. */
-  on<T>(type: RoomMessage<T>, handler: Handler<T, ClientSession>): () => void;
+  on<T>(type: RoomMessage<T>, handler: Handler<T, SessionClient>): () => void;
   on<E extends keyof RoomEvents>(event: E, handler: RoomEvents[E]): () => void;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   on(type: RoomMessage<any> | keyof RoomEvents, handler: (...args: any[]) => void): () => void {
@@ -269,7 +269,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
 
 /** Sends the join frame on `session` and waits for the room's answer. */
 export function awaitJoined(
-  session: ClientSession,
+  session: SessionClient,
   frame: { seat: string } | { reconnect: string },
   timeoutMs: number,
   clock: Clock = systemClock,
@@ -314,7 +314,7 @@ export function awaitJoined(
 
 /** Joins the room a seat was reserved in, over a connected session. */
 export async function joinWithSeat<M extends ComponentMap = ComponentMap>(
-  session: ClientSession,
+  session: SessionClient,
   seat: string,
   options: JoinOptions<M> = {},
 ): Promise<ClientRoom<M>> {

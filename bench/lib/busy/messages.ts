@@ -1,0 +1,18 @@
+/** The browser-busy suite's messages, shared by the page, its Worker and the server agent. */
+import { defineMessage } from '@quiver/session';
+
+/** A probe: sequence number, the page's epoch time when it was sent, and which mode sent it (0 main, 1 worker). */
+export interface Probe {
+  s: number;
+  t: number;
+  m: 0 | 1;
+}
+
+/** Echoed on datagrams. */
+export const DgramEcho = defineMessage<Probe>('dgram-echo', { id: 1, channel: 'unreliable' });
+/** Echoed on the reliable stream. */
+export const ReliableEcho = defineMessage<Probe>('reliable-echo', { id: 2 });
+/** A 60 Hz input stream (datagrams, as game input): only its arrival at the server is recorded. */
+export const Input = defineMessage<Probe>('input', { id: 3, channel: 'unreliable' });
+
+export const MESSAGES = [DgramEcho, ReliableEcho, Input];

@@ -1,0 +1,193 @@
+/**
+ * Networking off the main thread (issue #18): headless Chromium in the client namespace of a 50 ms RTT emulated
+ * link, its page's main thread blocked 50 ms in every 100 ms, the same probe schedule through the session on the
+ * page's main thread and through `@quiver/session/worker` (the session in a dedicated Worker), in one run:
+ * datagram echo and reliable echo at 60 Hz, and the input-to-server latency of that 60 Hz stream.
+ */
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { bundleForBrowser, launchChromium, type LaunchedChromium } from '@quiver/testkit';
+import type { BusyRunConfig, BusyRunResult } from '../lib/busy/page.js';
+import { chromiumInNamespace } from '../lib/chromium-ns.js';
+import {
+  type BenchContext,
+  type BenchSuite,
+  type ResultRow,
+  type SuiteResult,
+  summarize,
+} from '../lib/harness.js';
+import { benchCert, numArg, RT_NOTE, realtimeArg } from '../lib/pair.js';
+import { distRow, openPath, round } from '../lib/suite-util.js';
+
+const ROLE = 'bench/lib/roles/busy-server.ts';
+const PAGE_HTML =
+  '<!doctype html><meta charset="utf-8"><title>loading</title><script type="module" src="/page.js"></script>';
+
+const suite: BenchSuite = {
+  name: 'browser-busy',
+  description:
+    'Headless Chromium on a 50 ms RTT link with its main thread blocked 50 ms in every 100 ms: datagram and reliable echo p99 and 60 Hz input-to-server latency, session on the main thread against session in a Worker, in one run.',
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const rtt = numArg(ctx.args, 'rtt', 50);
+    const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 10 : 30);
+    const rounds = numArg(ctx.args, 'rounds', ctx.quick ? 1 : 3);
+    const blockMs = numArg(ctx.args, 'block', 50);
+    const periodMs = numArg(ctx.args, 'period', 100);
+    const notes: string[] = [];
+    const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
+    const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
+    const linkRtt = net.kind === 'link' ? rtt : 0;
+    const cert = await benchCert();
+    const bundle = (f: string) =>
+      bundleForBrowser(fileURLToPath(new URL(`../lib/busy/${f}.ts`, import.meta.url)), { sourcemap: false });
+    const files = { '/': PAGE_HTML, '/page.js': await bundle('page'), '/worker.js': await bundle('worker') };
+    const server = await net.agent('server', { realtime: realtimeArg(ctx.args) });
+    if (realtimeArg(ctx.args)) notes.push(`${RT_NOTE} (the server agent; Chromium runs at normal priority)`);
+    let browser: LaunchedChromium | undefined;
+    let wrapper: string | undefined;
+    const rows: ResultRow[] = [];
+    const ratios: Record<string, number> = {};
+    const group = net.kind === 'link' ? `rtt${rtt}, busy ${blockMs}/${periodMs} ms` : 'loopback, busy';
+    const acc: Record<
+      'main' | 'worker',
+      {
+        dS: number[];
+        dP: number[];
+        rS: number[];
+        rP: number[];
+        input: number[];
+        sent: number;
+        rtt: number[];
+        waitMax: number;
+        stall: number;
+      }
+    > = {
+      main: { dS: [], dP: [], rS: [], rP: [], input: [], sent: 0, rtt: [], waitMax: 0, stall: 0 },
+      worker: { dS: [], dP: [], rS: [], rP: [], input: [], sent: 0, rtt: [], waitMax: 0, stall: 0 },
+    };
+    try {
+      const ports = await server.call<{ https: number; wt: number }>(ROLE, 'startBusyServer', {
+        host: net.serverAddr,
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+        files,
+      });
+      wrapper = net.link ? chromiumInNamespace(net.link.clientNs) : undefined;
+      ctx.progress(`launching Chromium${net.link ? ` in ${net.link.clientNs}` : ''}`);
+      browser = await launchChromium({
+        executablePath: wrapper,
+        args: [`--ignore-certificate-errors-spki-list=${cert.spkiHashBase64}`],
+      });
+      const origin = `https://${net.serverAddr}:${ports.https}`;
+      const page = await browser.newPage(`${origin}/`);
+      await page.waitForFunction('document.title === "ready"');
+      notes.push(`Chromium ${browser.version}${net.link ? ` in namespace ${net.link.clientNs}` : ''}.`);
+      for (let r = 0; r < rounds; r++) {
+        // Alternating, so that a drift in machine load during the run touches both modes alike.
+        for (const mode of r % 2 === 0 ? (['main', 'worker'] as const) : (['worker', 'main'] as const)) {
+          ctx.progress(`round ${r + 1}/${rounds}: session on ${mode}, ${seconds} s at 60 Hz`);
+          const cfg: BusyRunConfig = {
+            mode,
+            wtUrl: `https://${net.serverAddr}:${ports.wt}/bench`,
+            hashHex: cert.hashHex,
+            workerUrl: `${origin}/worker.js`,
+            durationMs: seconds * 1000,
+            hz: 60,
+            blockMs,
+            periodMs,
+            warmupMs: 1500,
+            graceMs: 1000,
+          };
+          const res = (await page.evaluate(`window.busyBench.run(${JSON.stringify(cfg)})`)) as BusyRunResult;
+          const a = acc[mode];
+          a.dS.push(...res.dgram.sessionMs);
+          a.dP.push(...res.dgram.pageMs);
+          a.rS.push(...res.reliable.sessionMs);
+          a.rP.push(...res.reliable.pageMs);
+          a.sent += res.dgram.sent;
+          a.rtt.push(res.rttMs);
+          a.waitMax = Math.max(a.waitMax, res.mainThreadDelay?.maxMs ?? 0);
+          a.stall = Math.max(a.stall, res.longestStallMs);
+          a.input.push(...(await server.call<number[]>(ROLE, 'takeInputs', mode === 'main' ? 0 : 1)));
+          if (res.transport !== 'webtransport') notes.push(`${mode}: ran over ${res.transport}`);
+        }
+      }
+      await page.close();
+    } finally {
+      await browser?.close();
+      await server.call(ROLE, 'stopBusyServer').catch(() => {});
+      await server.close();
+      await net.close();
+      if (wrapper) rmSync(wrapper, { force: true });
+    }
+
+    const label = { main: 'session on the main thread', worker: 'session in a Worker' } as const;
+    const p99 = (v: number[]) => summarize(v).p99;
+    for (const mode of ['main', 'worker'] as const) {
+      const a = acc[mode];
+      const extra = (got: number) => ({
+        sent: a.sent,
+        delivered: round(a.sent ? got / a.sent : 0, 4),
+        session_rtt_ms: round(a.rtt.reduce((x, y) => x + y, 0) / Math.max(1, a.rtt.length), 1),
+        longest_block_ms: round(a.stall, 0),
+      });
+      const params = { rtt_ms: linkRtt, block_ms: blockMs, period_ms: periodMs, session: mode };
+      rows.push(
+        distRow(`datagram echo, ${label[mode]}`, group, a.dS, 'ms', extra(a.dS.length), params),
+        distRow(`reliable echo, ${label[mode]}`, group, a.rS, 'ms', extra(a.rS.length), params),
+        distRow(`input to server (60 Hz), ${label[mode]}`, group, a.input, 'ms', { sent: a.sent }, params),
+        distRow(
+          `datagram echo to page handler, ${label[mode]}`,
+          group,
+          a.dP,
+          'ms',
+          extra(a.dP.length),
+          params,
+        ),
+        distRow(
+          `reliable echo to page handler, ${label[mode]}`,
+          group,
+          a.rP,
+          'ms',
+          extra(a.rP.length),
+          params,
+        ),
+      );
+    }
+    const m = acc.main;
+    const w = acc.worker;
+    ratios.busy_p99_worker_over_main = round(p99(w.dS) / p99(m.dS), 3);
+    ratios.busy_p99_reliable_worker_over_main = round(p99(w.rS) / p99(m.rS), 3);
+    ratios.busy_input_p99_worker_over_main = round(p99(w.input) / p99(m.input), 3);
+    ratios.busy_page_handler_p99_worker_over_main = round(p99(w.dP) / p99(m.dP), 3);
+    ratios.busy_worker_dgram_p99_minus_rtt_ms = round(p99(w.dS) - linkRtt, 1);
+    ratios.busy_worker_reliable_p99_minus_rtt_ms = round(p99(w.rS) - linkRtt, 1);
+    ratios.busy_worker_max_main_thread_wait_ms = round(w.waitMax, 1);
+    notes.push(
+      `Each mode sends the same 60 Hz schedule from the page's main thread (timers that fell due during a block fire late, together, as a game's input loop would) while a timer blocks that thread ${blockMs} ms in every ${periodMs} ms.`,
+      'Echo rows: from the send on the page to the echo’s arrival in the thread that runs the session: the Worker (when the Worker posted it to the page, `WorkerClientSession.receivedAt`) or the main thread (its handler). That is when the value is in the session, for `latest()`, interpolation stamps and sync acks; the rows “to page handler” add the wait for the blocked main thread, which no session placement removes.',
+      'Input to server: from the page’s send time to the message’s arrival in the server agent. The page, its Worker and the agent read one machine’s clock (epoch milliseconds, `performance.timeOrigin + performance.now()`), so one-way times need no clock sync.',
+      '`busy_p99_worker_over_main` is the datagram echo p99 (to the session) in the Worker over the same on the main thread; `busy_worker_dgram_p99_minus_rtt_ms` is the Worker’s datagram echo p99 minus the link’s RTT (goal ≤ 10 ms).',
+    );
+    if (net.kind !== 'link')
+      notes.push(
+        'no emulated link: measured on loopback, so the RTT is about 0 and the RTT goals compare to 0',
+      );
+    return {
+      link: { ...net.describe(), seconds, rounds, blockMs, periodMs, hz: 60 },
+      rows,
+      ratios,
+      goals: {
+        busy_p99_worker_over_main: { op: '<=', value: 0.5, note: 'issue #18' },
+        busy_worker_dgram_p99_minus_rtt_ms: {
+          op: '<=',
+          value: 10,
+          note: 'issue #18: Worker p99 ≤ RTT + 10 ms',
+        },
+        busy_worker_reliable_p99_minus_rtt_ms: { op: '<=', value: 10, note: 'issue #18, reliable echo' },
+      },
+      notes,
+    };
+  },
+};
+export default suite;
