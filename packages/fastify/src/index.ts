@@ -161,6 +161,12 @@ export interface QuiverTransports {
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
   /**
+   * The configured public base URL (`publicUrl` option, else `PUBLIC_URL`), or `undefined`: then `info(request)`
+   * names the host each request reached. Other processes that advertise this one's endpoints (the rooms plugin)
+   * follow the same rule.
+   */
+  readonly publicUrl: URL | undefined;
+  /**
    * What `GET <path>/info` answers: for `request`, the host it reached (unless `publicUrl` is set); without one,
    * `publicUrl` or the address the app listens on.
    */
@@ -414,6 +420,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       return httpListener;
     },
     ready: () => readyPromise,
+    publicUrl,
     async info(request) {
       return buildInfo(
         {

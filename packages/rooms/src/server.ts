@@ -1,11 +1,13 @@
 import {
   type Clock,
+  type MessageType,
   randomToken,
   type ServerSession,
   type SessionServer,
   systemClock,
   type TimerHandle,
 } from '@quiver/session';
+import { ClusterBus, leastLoaded, messageTypeOf, type Placement, parse, wireMessage } from './cluster.js';
 import { MemoryDriver, type RoomDriver, type RoomListing, type RoomQuery } from './driver.js';
 import { errorLabel, RoomError, RoomErrorCode } from './errors.js';
 import { Matchmaker, roomChannel, type SeatReservation } from './matchmaker.js';
@@ -22,7 +24,7 @@ import {
   RequestMsg,
   RoomCloseCode,
 } from './protocol.js';
-import type { AnyRoom, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
+import type { AnyRoom, Cluster, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
 import { RoomRuntime, type RuntimeHost } from './runtime.js';
 import { watchSession } from './session-events.js';
 
@@ -44,6 +46,25 @@ export interface RoomServerOptions {
   joinTimeoutMs?: number;
   /** Errors thrown by room hooks and handlers (also counted in `metrics.errors`). */
   onError?: (error: Error, where: string) => void;
+  /**
+   * Picks the node that hosts a room created by `joinOrCreate`/`create`, among the live started nodes that define
+   * its type and are not draining. Default {@link leastLoaded}: fewest rooms, then fewest clients.
+   */
+  placement?: Placement;
+  /**
+   * How long to wait for the node placement picked to create the room; then (or when it answers that it is
+   * draining or gone) the room is created on this node. Default 2 000 ms.
+   */
+  placementTimeoutMs?: number;
+}
+
+/** Options of {@link RoomServer.drain}. */
+export interface DrainOptions {
+  /**
+   * How long rooms may go on (locked: no new seats) before their remaining clients are closed with `moved`
+   * (4307), so that they matchmake again on another node. Default 0: at once.
+   */
+  timeoutMs?: number;
 }
 
 /** Options of one room type, given to `define`. */
@@ -92,7 +113,17 @@ export class RoomServer {
   readonly driver: RoomDriver;
   /** The presence store in use (`options.presence`, else in memory). */
   readonly presence: Presence;
+  /** Cross-node messaging, as rooms see it (`room.cluster`). */
+  readonly cluster: Cluster;
   private readonly clock: Clock;
+  private readonly bus: ClusterBus;
+  private starting: Promise<void> | undefined;
+  private markStarted!: () => void;
+  /** Resolves once `start()` completed: this node takes rooms placed by others and hears broadcasts. */
+  readonly started = new Promise<void>((resolve) => {
+    this.markStarted = resolve;
+  });
+  private draining = false;
   private readonly definitions = new Map<string, Definition>();
   private readonly runtimes = new Map<string, RoomRuntime>();
   private readonly unsubscribes = new Map<string, Promise<() => Promise<void>>>();
@@ -112,10 +143,21 @@ export class RoomServer {
     this.driver = options.driver ?? new MemoryDriver({ clock: this.clock });
     this.presence = options.presence ?? new MemoryPresence(this.clock);
     const sessions = options.sessions;
+    this.bus = new ClusterBus(this.presence, this.processId, this.clock, {
+      createRoom: (name, opts) => this.createHere(name, opts),
+      broadcast: (type, payload, roomName) => this.deliver(type, payload, roomName),
+      malformed: () => bump(this.metrics.errors, 'cluster-malformed'),
+    });
+    this.cluster = {
+      processId: this.processId,
+      broadcast: (type, payload, options) => this.broadcast(type, payload, options),
+      sendToRoom: (roomId, type, payload) => this.sendToRoom(roomId, type, payload),
+    };
     this.host = {
       driver: this.driver,
       metrics: this.metrics,
       clock: this.clock,
+      cluster: this.cluster,
       bind: (session, client, runtime) => this.bind(session, client, runtime),
       reportError: (err, where) => this.reportError(err, where),
       disposed: (runtime) => this.disposed(runtime),
@@ -125,7 +167,7 @@ export class RoomServer {
       presence: this.presence,
       clock: this.clock,
       seatReservationMs: options.seatReservationMs ?? 15_000,
-      createRoom: (name, opts) => this.create_(name, opts),
+      createRoom: (name, opts) => this.place(name, opts),
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
       reserved: () => {
@@ -217,10 +259,134 @@ export class RoomServer {
     return [...this.runtimes.values()].map((r) => r.room);
   }
 
+  /**
+   * Joins the deployment as a node that takes rooms: listens for other nodes (room creation placed here,
+   * broadcasts) and reports its load with each heartbeat, so that placement may pick it. Call once this process's
+   * session endpoints are reachable (the plugin calls it when the app listens). Without it, rooms are still
+   * created here by this node's own matchmaking, and cross-node broadcasts do not reach them.
+   */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      await this.bus.start();
+      await this.driver.registerNode?.(this.processId, () => ({
+        clients: this.localClients(),
+        types: [...this.definitions.keys()],
+        draining: this.draining,
+      }));
+      this.markStarted();
+    })();
+    return this.starting;
+  }
+
+  /**
+   * Graceful drain: this node takes no new rooms (placement skips it from its next heartbeat; a creation placed
+   * here meanwhile is refused and made elsewhere), its rooms are locked (no new seats), and after `timeoutMs`
+   * the clients still in them are closed with `moved` (4307), which `RoomsClient` answers by matchmaking again.
+   * Resolves once every room of this node is disposed.
+   */
+  async drain(options: DrainOptions = {}): Promise<void> {
+    this.draining = true;
+    const runtimes = [...this.runtimes.values()];
+    await Promise.all(runtimes.map((r) => r.updateListing({ locked: true }).catch(() => {})));
+    const timeoutMs = options.timeoutMs ?? 0;
+    if (timeoutMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(resolve, timeoutMs);
+        const check = () => {
+          if (this.runtimes.size > 0) return;
+          this.clock.clearTimeout(timer);
+          resolve();
+        };
+        this.drainWaiter = check;
+        check();
+      });
+      this.drainWaiter = undefined;
+    }
+    await Promise.all(
+      [...this.runtimes.values()].map((r) => r.dispose('node draining', RoomCloseCode.MOVED)),
+    );
+  }
+
+  /** True once `drain()` was called. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Sends `type` to the clients of every room (of `options.roomName` only, when given) on every node: this node's
+   * rooms at once, other nodes' over the presence's pub/sub. The payload must be JSON-serialisable. Resolves with
+   * how many clients of this node it reached.
+   */
+  async broadcast<T>(type: MessageType<T>, payload: T, options: { roomName?: string } = {}): Promise<number> {
+    const n = this.deliver(type as MessageType, payload, options.roomName);
+    await this.bus.broadcast(type as MessageType, payload, options.roomName);
+    return n;
+  }
+
+  /**
+   * Delivers `type` into a room from outside it, from any node: the room's `onRemoteMessage(type, ...)` handlers
+   * run with the payload (JSON-serialisable). Resolves false when no node hosts that room.
+   */
+  async sendToRoom<T>(roomId: string, type: MessageType<T>, payload: T): Promise<boolean> {
+    const local = this.runtimes.get(roomId);
+    if (local) {
+      local.remoteMessage(type.name, payload, this.processId);
+      return true;
+    }
+    const frame = { t: 'm', o: this.processId, ...wireMessage(type as MessageType, payload) };
+    return (await this.presence.publish(roomChannel(roomId), JSON.stringify(frame))) > 0;
+  }
+
   /** Disposes every room of this process and stops handling room messages. */
   async close(): Promise<void> {
     for (const off of this.offs.splice(0)) off();
     await Promise.all([...this.runtimes.values()].map((r) => r.dispose('server closing')));
+    await this.bus.close();
+  }
+
+  private drainWaiter: (() => void) | undefined;
+
+  private localClients(): number {
+    let n = 0;
+    for (const r of this.runtimes.values()) n += r.listing.clients;
+    return n;
+  }
+
+  /** Delivers a broadcast to this node's rooms (of `roomName`, or all); returns how many clients it reached. */
+  private deliver(type: MessageType, payload: unknown, roomName: string | undefined): number {
+    let n = 0;
+    for (const r of this.runtimes.values()) {
+      if (r.disposed || (roomName !== undefined && r.roomName !== roomName)) continue;
+      n += r.room.broadcast(type, payload);
+    }
+    return n;
+  }
+
+  /**
+   * A new room for matchmaking: on the node placement picks (this one when not started, when no other node is
+   * known, or when the picked node does not answer).
+   */
+  private async place(name: string, options: Record<string, unknown>): Promise<RoomListing> {
+    if (this.starting && this.driver.nodes) {
+      const nodes = (await this.driver.nodes()).filter((n) => !n.draining && n.types.includes(name));
+      const target = (this.options.placement ?? leastLoaded)(nodes, name);
+      if (target !== undefined && target !== this.processId) {
+        try {
+          return await this.bus.createOn(target, name, options, this.options.placementTimeoutMs ?? 2000);
+        } catch (err) {
+          const code = err instanceof RoomError ? err.code : '';
+          if (code !== RoomErrorCode.NODE_UNREACHABLE && code !== RoomErrorCode.NODE_DRAINING) throw err;
+          bump(this.metrics.errors, code);
+        }
+      }
+    }
+    return this.createHere(name, options);
+  }
+
+  /** Creates a room on this node, unless it is draining. */
+  private createHere(name: string, options: Record<string, unknown>): Promise<RoomListing> {
+    if (this.draining) throw new RoomError(RoomErrorCode.NODE_DRAINING, 'this node is draining');
+    return this.create_(name, options);
   }
 
   private async create_(name: string, options: Record<string, unknown>): Promise<RoomListing> {
@@ -246,16 +412,32 @@ export class RoomServer {
       this.runtimes.delete(roomId);
       throw err;
     }
-    this.unsubscribes.set(
-      roomId,
-      this.presence.subscribe(roomChannel(roomId), (msg) => runtime.seatReserved(Number(msg))),
-    );
+    // Awaited: a seat reserved by another node is announced on this channel right after, and must not be missed.
+    const unsubscribe = this.presence.subscribe(roomChannel(roomId), (msg) => this.roomFrame(runtime, msg));
+    this.unsubscribes.set(roomId, unsubscribe);
+    await unsubscribe;
     bump(this.metrics.roomsCreated, name);
     return runtime.listing;
   }
 
+  /** A frame on a room's channel: a seat reserved (its expiry), or a message from outside (JSON). */
+  private roomFrame(runtime: RoomRuntime, msg: string): void {
+    if (!msg.startsWith('{')) {
+      runtime.seatReserved(Number(msg));
+      return;
+    }
+    const f = parse(msg);
+    if (f?.t !== 'm' || typeof f.n !== 'string') {
+      bump(this.metrics.errors, 'cluster-malformed');
+      return;
+    }
+    const type = messageTypeOf(f as unknown as Parameters<typeof messageTypeOf>[0]);
+    runtime.remoteMessage(type.name, f.p, typeof f.o === 'string' ? f.o : '');
+  }
+
   private disposed(runtime: RoomRuntime): void {
     this.runtimes.delete(runtime.roomId);
+    queueMicrotask(() => this.drainWaiter?.());
     const unsub = this.unsubscribes.get(runtime.roomId);
     this.unsubscribes.delete(runtime.roomId);
     void unsub?.then((f) => f());
