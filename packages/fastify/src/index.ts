@@ -167,6 +167,12 @@ export interface QuiverTransports {
    */
   readonly publicUrl: URL | undefined;
   /**
+   * Runs `task` when the app closes, before the session server closes its sessions (fastify runs `preClose` hooks
+   * in registration order, and this plugin's comes first): the rooms plugin drains its rooms there, so that clients
+   * get their room's own close code rather than the server's going-away.
+   */
+  beforeClose(task: () => Promise<void>): void;
+  /**
    * What `GET <path>/info` answers: for `request`, the host it reached (unless `publicUrl` is set); without one,
    * `publicUrl` or the address the app listens on.
    */
@@ -409,6 +415,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   });
   if (!wtOptions) resolveReady();
 
+  const beforeClose: (() => Promise<void>)[] = [];
   const transports: QuiverTransports = {
     get webtransport() {
       return wt;
@@ -421,6 +428,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
     },
     ready: () => readyPromise,
     publicUrl,
+    beforeClose(task) {
+      beforeClose.push(task);
+    },
     async info(request) {
       return buildInfo(
         {
@@ -482,6 +492,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   // hold the close up; then the listeners release their sockets.
   app.addHook('preClose', async () => {
     closing = true;
+    for (const task of beforeClose.splice(0)) await task();
     await server.close();
     await Promise.all([ws?.close(), wt?.close(), httpListener?.close()]);
   });

@@ -155,10 +155,10 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
   });
 
   // Rooms go before the session server closes its sessions: clients get `left` (or `moved`), hooks run.
-  app.addHook('preClose', async () => {
+  app.quiverTransports.beforeClose(async () => {
     if (drainOnClose) await rooms.drain(drainOnClose === true ? {} : drainOnClose);
     await rooms.close();
-    await rooms.presence.hdel(PROCESSES, rooms.processId);
+    await rooms.presence.hdel(PROCESSES, rooms.processId).catch(() => {});
   });
 };
 
