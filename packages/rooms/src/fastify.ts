@@ -12,7 +12,8 @@ import type { SessionEndpoints } from './client/client.js';
 import { RoomError, RoomErrorCode } from './errors.js';
 import { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
 import type { RoomMetrics } from './metrics.js';
-import { type DrainOptions, RoomServer, type RoomServerOptions } from './server.js';
+import type { DrainOptions } from './node.js';
+import { RoomServer, type RoomServerOptions } from './server.js';
 
 /** Options of the rooms plugin: the room server's options (its session server is `app.quiver`), plus routes. */
 export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessions'> {

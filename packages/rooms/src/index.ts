@@ -14,7 +14,6 @@ export {
 } from './room.js';
 export {
   createRoomServer,
-  type DrainOptions,
   RoomServer,
   type RoomServerOptions,
   type RoomType,
@@ -49,6 +48,7 @@ export {
 } from './driver.js';
 export { MemoryPresence, type Presence } from './presence.js';
 export { leastLoaded, type Placement } from './cluster.js';
+export type { DrainOptions } from './node.js';
 export { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
 export { createRoomMetrics, type RoomMetrics } from './metrics.js';
 export { protocolMessages, RoomCloseCode } from './protocol.js';

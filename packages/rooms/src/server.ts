@@ -7,11 +7,12 @@ import {
   systemClock,
   type TimerHandle,
 } from '@quiver/session';
-import { ClusterBus, leastLoaded, messageTypeOf, type Placement, parse, wireMessage } from './cluster.js';
+import type { Placement } from './cluster.js';
 import { MemoryDriver, type RoomDriver, type RoomListing, type RoomQuery } from './driver.js';
 import { errorLabel, RoomError, RoomErrorCode } from './errors.js';
 import { Matchmaker, roomChannel, type SeatReservation } from './matchmaker.js';
 import { bump, createRoomMetrics, type RoomMetrics } from './metrics.js';
+import { ClusterNode, type DrainOptions } from './node.js';
 import { MemoryPresence, type Presence } from './presence.js';
 import {
   AckMsg,
@@ -56,15 +57,6 @@ export interface RoomServerOptions {
    * draining or gone) the room is created on this node. Default 2 000 ms.
    */
   placementTimeoutMs?: number;
-}
-
-/** Options of {@link RoomServer.drain}. */
-export interface DrainOptions {
-  /**
-   * How long rooms may go on (locked: no new seats) before their remaining clients are closed with `moved`
-   * (4307), so that they matchmake again on another node. Default 0: at once.
-   */
-  timeoutMs?: number;
 }
 
 /** Options of one room type, given to `define`. */
@@ -113,17 +105,8 @@ export class RoomServer {
   readonly driver: RoomDriver;
   /** The presence store in use (`options.presence`, else in memory). */
   readonly presence: Presence;
-  /** Cross-node messaging, as rooms see it (`room.cluster`). */
-  readonly cluster: Cluster;
   private readonly clock: Clock;
-  private readonly bus: ClusterBus;
-  private starting: Promise<void> | undefined;
-  private markStarted!: () => void;
-  /** Resolves once `start()` completed: this node takes rooms placed by others and hears broadcasts. */
-  readonly started = new Promise<void>((resolve) => {
-    this.markStarted = resolve;
-  });
-  private draining = false;
+  private readonly node: ClusterNode;
   private readonly definitions = new Map<string, Definition>();
   private readonly runtimes = new Map<string, RoomRuntime>();
   private readonly unsubscribes = new Map<string, Promise<() => Promise<void>>>();
@@ -143,21 +126,23 @@ export class RoomServer {
     this.driver = options.driver ?? new MemoryDriver({ clock: this.clock });
     this.presence = options.presence ?? new MemoryPresence(this.clock);
     const sessions = options.sessions;
-    this.bus = new ClusterBus(this.presence, this.processId, this.clock, {
-      createRoom: (name, opts) => this.createHere(name, opts),
-      broadcast: (type, payload, roomName) => this.deliver(type, payload, roomName),
-      malformed: () => bump(this.metrics.errors, 'cluster-malformed'),
-    });
-    this.cluster = {
+    this.node = new ClusterNode({
       processId: this.processId,
-      broadcast: (type, payload, options) => this.broadcast(type, payload, options),
-      sendToRoom: (roomId, type, payload) => this.sendToRoom(roomId, type, payload),
-    };
+      driver: this.driver,
+      presence: this.presence,
+      clock: this.clock,
+      metrics: this.metrics,
+      runtimes: this.runtimes,
+      types: () => [...this.definitions.keys()],
+      createLocal: (name, opts) => this.create_(name, opts),
+      placement: options.placement,
+      placementTimeoutMs: options.placementTimeoutMs,
+    });
     this.host = {
       driver: this.driver,
       metrics: this.metrics,
       clock: this.clock,
-      cluster: this.cluster,
+      cluster: this.node.cluster,
       bind: (session, client, runtime) => this.bind(session, client, runtime),
       reportError: (err, where) => this.reportError(err, where),
       disposed: (runtime) => this.disposed(runtime),
@@ -167,7 +152,7 @@ export class RoomServer {
       presence: this.presence,
       clock: this.clock,
       seatReservationMs: options.seatReservationMs ?? 15_000,
-      createRoom: (name, opts) => this.place(name, opts),
+      createRoom: (name, opts) => this.node.place(name, opts),
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
       reserved: () => {
@@ -259,6 +244,21 @@ export class RoomServer {
     return [...this.runtimes.values()].map((r) => r.room);
   }
 
+  /** Cross-node messaging, as rooms see it (`room.cluster`): `broadcast`, `sendToRoom`, `processId`. */
+  get cluster(): Cluster {
+    return this.node.cluster;
+  }
+
+  /** Resolves once `start()` completed: this node takes rooms placed by others and hears broadcasts. */
+  get started(): Promise<void> {
+    return this.node.started;
+  }
+
+  /** True once `drain()` was called. */
+  get isDraining(): boolean {
+    return this.node.isDraining;
+  }
+
   /**
    * Joins the deployment as a node that takes rooms: listens for other nodes (room creation placed here,
    * broadcasts) and reports its load with each heartbeat, so that placement may pick it. Call once this process's
@@ -266,16 +266,7 @@ export class RoomServer {
    * created here by this node's own matchmaking, and cross-node broadcasts do not reach them.
    */
   start(): Promise<void> {
-    this.starting ??= (async () => {
-      await this.bus.start();
-      await this.driver.registerNode?.(this.processId, () => ({
-        clients: this.localClients(),
-        types: [...this.definitions.keys()],
-        draining: this.draining,
-      }));
-      this.markStarted();
-    })();
-    return this.starting;
+    return this.node.start();
   }
 
   /**
@@ -284,32 +275,8 @@ export class RoomServer {
    * the clients still in them are closed with `moved` (4307), which `RoomsClient` answers by matchmaking again.
    * Resolves once every room of this node is disposed.
    */
-  async drain(options: DrainOptions = {}): Promise<void> {
-    this.draining = true;
-    const runtimes = [...this.runtimes.values()];
-    await Promise.all(runtimes.map((r) => r.updateListing({ locked: true }).catch(() => {})));
-    const timeoutMs = options.timeoutMs ?? 0;
-    if (timeoutMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = this.clock.setTimeout(resolve, timeoutMs);
-        const check = () => {
-          if (this.runtimes.size > 0) return;
-          this.clock.clearTimeout(timer);
-          resolve();
-        };
-        this.drainWaiter = check;
-        check();
-      });
-      this.drainWaiter = undefined;
-    }
-    await Promise.all(
-      [...this.runtimes.values()].map((r) => r.dispose('node draining', RoomCloseCode.MOVED)),
-    );
-  }
-
-  /** True once `drain()` was called. */
-  get isDraining(): boolean {
-    return this.draining;
+  drain(options: DrainOptions = {}): Promise<void> {
+    return this.node.drain(options);
   }
 
   /**
@@ -317,76 +284,23 @@ export class RoomServer {
    * rooms at once, other nodes' over the presence's pub/sub. The payload must be JSON-serialisable. Resolves with
    * how many clients of this node it reached.
    */
-  async broadcast<T>(type: MessageType<T>, payload: T, options: { roomName?: string } = {}): Promise<number> {
-    const n = this.deliver(type as MessageType, payload, options.roomName);
-    await this.bus.broadcast(type as MessageType, payload, options.roomName);
-    return n;
+  broadcast<T>(type: MessageType<T>, payload: T, options: { roomName?: string } = {}): Promise<number> {
+    return this.node.broadcast(type, payload, options);
   }
 
   /**
    * Delivers `type` into a room from outside it, from any node: the room's `onRemoteMessage(type, ...)` handlers
    * run with the payload (JSON-serialisable). Resolves false when no node hosts that room.
    */
-  async sendToRoom<T>(roomId: string, type: MessageType<T>, payload: T): Promise<boolean> {
-    const local = this.runtimes.get(roomId);
-    if (local) {
-      local.remoteMessage(type.name, payload, this.processId);
-      return true;
-    }
-    const frame = { t: 'm', o: this.processId, ...wireMessage(type as MessageType, payload) };
-    return (await this.presence.publish(roomChannel(roomId), JSON.stringify(frame))) > 0;
+  sendToRoom<T>(roomId: string, type: MessageType<T>, payload: T): Promise<boolean> {
+    return this.node.sendToRoom(roomId, type, payload);
   }
 
   /** Disposes every room of this process and stops handling room messages. */
   async close(): Promise<void> {
     for (const off of this.offs.splice(0)) off();
     await Promise.all([...this.runtimes.values()].map((r) => r.dispose('server closing')));
-    await this.bus.close();
-  }
-
-  private drainWaiter: (() => void) | undefined;
-
-  private localClients(): number {
-    let n = 0;
-    for (const r of this.runtimes.values()) n += r.listing.clients;
-    return n;
-  }
-
-  /** Delivers a broadcast to this node's rooms (of `roomName`, or all); returns how many clients it reached. */
-  private deliver(type: MessageType, payload: unknown, roomName: string | undefined): number {
-    let n = 0;
-    for (const r of this.runtimes.values()) {
-      if (r.disposed || (roomName !== undefined && r.roomName !== roomName)) continue;
-      n += r.room.broadcast(type, payload);
-    }
-    return n;
-  }
-
-  /**
-   * A new room for matchmaking: on the node placement picks (this one when not started, when no other node is
-   * known, or when the picked node does not answer).
-   */
-  private async place(name: string, options: Record<string, unknown>): Promise<RoomListing> {
-    if (this.starting && this.driver.nodes) {
-      const nodes = (await this.driver.nodes()).filter((n) => !n.draining && n.types.includes(name));
-      const target = (this.options.placement ?? leastLoaded)(nodes, name);
-      if (target !== undefined && target !== this.processId) {
-        try {
-          return await this.bus.createOn(target, name, options, this.options.placementTimeoutMs ?? 2000);
-        } catch (err) {
-          const code = err instanceof RoomError ? err.code : '';
-          if (code !== RoomErrorCode.NODE_UNREACHABLE && code !== RoomErrorCode.NODE_DRAINING) throw err;
-          bump(this.metrics.errors, code);
-        }
-      }
-    }
-    return this.createHere(name, options);
-  }
-
-  /** Creates a room on this node, unless it is draining. */
-  private createHere(name: string, options: Record<string, unknown>): Promise<RoomListing> {
-    if (this.draining) throw new RoomError(RoomErrorCode.NODE_DRAINING, 'this node is draining');
-    return this.create_(name, options);
+    await this.node.close();
   }
 
   private async create_(name: string, options: Record<string, unknown>): Promise<RoomListing> {
@@ -413,31 +327,18 @@ export class RoomServer {
       throw err;
     }
     // Awaited: a seat reserved by another node is announced on this channel right after, and must not be missed.
-    const unsubscribe = this.presence.subscribe(roomChannel(roomId), (msg) => this.roomFrame(runtime, msg));
+    const unsubscribe = this.presence.subscribe(roomChannel(roomId), (msg) =>
+      this.node.roomFrame(runtime, msg),
+    );
     this.unsubscribes.set(roomId, unsubscribe);
     await unsubscribe;
     bump(this.metrics.roomsCreated, name);
     return runtime.listing;
   }
 
-  /** A frame on a room's channel: a seat reserved (its expiry), or a message from outside (JSON). */
-  private roomFrame(runtime: RoomRuntime, msg: string): void {
-    if (!msg.startsWith('{')) {
-      runtime.seatReserved(Number(msg));
-      return;
-    }
-    const f = parse(msg);
-    if (f?.t !== 'm' || typeof f.n !== 'string') {
-      bump(this.metrics.errors, 'cluster-malformed');
-      return;
-    }
-    const type = messageTypeOf(f as unknown as Parameters<typeof messageTypeOf>[0]);
-    runtime.remoteMessage(type.name, f.p, typeof f.o === 'string' ? f.o : '');
-  }
-
   private disposed(runtime: RoomRuntime): void {
     this.runtimes.delete(runtime.roomId);
-    queueMicrotask(() => this.drainWaiter?.());
+    this.node.roomDisposed();
     const unsub = this.unsubscribes.get(runtime.roomId);
     this.unsubscribes.delete(runtime.roomId);
     void unsub?.then((f) => f());
