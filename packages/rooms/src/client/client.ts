@@ -197,7 +197,10 @@ export class RoomsClient {
     try {
       session = await connect(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
     } catch (err) {
-      throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `could not connect: ${(err as Error).message}`);
+      // The close code (a refused or evicted handshake) says why; the message alone often does not.
+      const code = (err as { code?: unknown }).code;
+      const why = typeof code === 'number' || typeof code === 'string' ? ` (${code})` : '';
+      throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `could not connect: ${(err as Error).message}${why}`);
     }
     try {
       const joined = await awaitJoined(
