@@ -200,7 +200,10 @@ export class RoomsClient {
       // The close code (a refused or evicted handshake) says why; the message alone often does not.
       const code = (err as { code?: unknown }).code;
       const why = typeof code === 'number' || typeof code === 'string' ? ` (${code})` : '';
-      throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `could not connect: ${(err as Error).message}${why}`);
+      throw new RoomError(
+        RoomErrorCode.MATCHMAKE_FAILED,
+        `could not connect: ${(err as Error).message}${why}`,
+      );
     }
     try {
       const joined = await awaitJoined(
