@@ -113,7 +113,11 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every event share one table
   private readonly events = new Map<keyof RoomEvents, Set<(...args: any[]) => void>>();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
-  private readonly handlers = new Set<{ type: RoomMessage<any>; handler: Handler<any, ClientSession> }>();
+  private readonly handlers = new Set<{
+    type: RoomMessage<any>;
+    handler: Handler<any, ClientSession>;
+    off: () => void;
+  }>();
   private readonly offs: (() => void)[] = [];
   private readonly clock: Clock;
   private current: ClientSession;
@@ -188,7 +192,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
         else this.finish(info.code, info.reason, info.code === RoomCloseCode.LEFT);
       }),
     );
-    for (const h of this.handlers) this.offs.push(session.on(h.type, h.handler));
+    for (const h of this.handlers) h.off = session.on(h.type, h.handler);
   }
 
   /** While the transport is down: ask whether the room is still hosted, and leave (or rematch) once it is not. */
@@ -223,6 +227,7 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
     this.unwatch();
     const old = this.current;
     for (const off of this.offs.splice(0)) off();
+    for (const h of this.handlers) h.off();
     this.failPending();
     void old.close(RoomCloseCode.LEFT, reason).catch(() => {});
     const again = this.rematcher?.again;
@@ -275,12 +280,11 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   on(type: RoomMessage<any> | keyof RoomEvents, handler: (...args: any[]) => void): () => void {
     if (typeof type !== 'string') {
       // Kept, so that a rematch carries it over to the new session.
-      const entry = { type, handler };
+      const entry = { type, handler, off: this.current.on(type, handler) };
       this.handlers.add(entry);
-      const off = this.current.on(type, handler);
       return () => {
         this.handlers.delete(entry);
-        off();
+        entry.off();
       };
     }
     let set = this.events.get(type);
