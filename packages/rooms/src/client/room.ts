@@ -77,6 +77,9 @@ export interface Rematcher {
   timeoutMs: number;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+type MessageEntry = { type: RoomMessage<any>; handler: Handler<any, ClientSession>; off: () => void };
+
 /** Something that takes interpolation snapshots (`SnapshotFeed` of `@quiver/predict`). */
 export interface SnapshotSink<M extends ComponentMap> {
   /** Takes one decoded state tick, stamped with the local time it was applied (milliseconds). */
@@ -112,12 +115,8 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   >();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every event share one table
   private readonly events = new Map<keyof RoomEvents, Set<(...args: any[]) => void>>();
-  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
-  private readonly handlers = new Set<{
-    type: RoomMessage<any>;
-    handler: Handler<any, ClientSession>;
-    off: () => void;
-  }>();
+  /** Message handlers registered through `on(Msg)`: re-attached to the new session after a rematch. */
+  private readonly handlers = new Set<MessageEntry>();
   private readonly offs: (() => void)[] = [];
   private readonly clock: Clock;
   private current: ClientSession;
