@@ -4,6 +4,7 @@ import {
   connect,
   type InfoConnectors,
   type QuiverInfo,
+  systemClock,
   type TransportCandidate,
   transportsFromInfo,
 } from '@quiver/session';
@@ -55,6 +56,13 @@ export interface RoomsClientOptions {
   nodeCheckMs?: number;
   /** How long rematchmaking is retried before the room is given up. Default 10 000 ms. */
   rematchTimeoutMs?: number;
+  /**
+   * How long connecting to the reservation's node is retried (backoff 50 ms to 1 s) after a refusal that may pass:
+   * a busy node (503, an evicted pre-authentication handshake), a rate limit (429), a dropped connection. The
+   * seat stays reserved meanwhile (`seatReservationMs` on the server). Refusals of the client itself (400, 401,
+   * 403, 404, their close codes) are not retried. Default 3 000 ms.
+   */
+  connectRetryMs?: number;
 }
 
 /** Matchmaking over HTTP, then a session to the room's process and the join, in one call. */
@@ -193,17 +201,28 @@ export class RoomsClient {
       : transportsFromInfo({ path: '', ...reservation.session }, connectors ?? {});
     if (candidates.length === 0)
       throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'no transport to connect with');
-    let session: ClientSession;
-    try {
-      session = await connect(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
-    } catch (err) {
-      // The close code (a refused or evicted handshake) says why; the message alone often does not.
-      const code = (err as { code?: unknown }).code;
-      const why = typeof code === 'number' || typeof code === 'string' ? ` (${code})` : '';
-      throw new RoomError(
-        RoomErrorCode.MATCHMAKE_FAILED,
-        `could not connect: ${(err as Error).message}${why}`,
-      );
+    let session: ClientSession | undefined;
+    const clock = join.clock ?? systemClock;
+    const started = clock.now();
+    const budget = this.options.connectRetryMs ?? 3000;
+    for (let delay = 50; !session; delay = Math.min(delay * 2, 1000)) {
+      try {
+        session = await connect(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
+      } catch (err) {
+        // A busy node (503, an evicted handshake, a rate limit) may take the seat a moment later: it stays
+        // reserved until it expires. A refusal of who the client is (401, 403, ...) will not change.
+        if (!refusedForGood(err) && clock.now() - started + delay <= budget) {
+          await new Promise<void>((r) => clock.setTimeout(r, delay));
+          continue;
+        }
+        // The close code (a refused or evicted handshake) says why; the message alone often does not.
+        const code = (err as { code?: unknown }).code;
+        const why = typeof code === 'number' || typeof code === 'string' ? ` (${code})` : '';
+        throw new RoomError(
+          RoomErrorCode.MATCHMAKE_FAILED,
+          `could not connect: ${(err as Error).message}${why}`,
+        );
+      }
     }
     try {
       const joined = await awaitJoined(
@@ -252,6 +271,14 @@ export class RoomsClient {
     room.processId = processId;
     return room;
   }
+}
+
+/** HTTP statuses and close codes that say the client itself was refused: connecting again will not help. */
+const FOR_GOOD = new Set([400, 401, 403, 404, 4400, 4401, 4403, 4404, 4413, 4422]);
+
+function refusedForGood(err: unknown): boolean {
+  const e = err as { status?: unknown; code?: unknown };
+  return FOR_GOOD.has(Number(e?.status)) || FOR_GOOD.has(Number(e?.code));
 }
 
 function nameOf(type: string | { name: string }): string {
