@@ -85,7 +85,7 @@ const suite: BenchSuite = {
     const notes: string[] = [
       `${clients} WebSocket clients from one process, matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
       `Cross-node broadcast: meanwhile one client per node asks its room, ${shoutHz} times a second, to broadcast to every arena room of every node (\`room.cluster.broadcast\`). Its own node's rooms get it at once (single-node), the other nodes' over Redis pub/sub (cross-node); both measured from the send, in the same run.`,
-      'Nodes heartbeat every 250 ms with a 1 500 ms TTL. recovery: from SIGKILL of a node until every client it hosted is playing in a room again; the client SDK does it by itself (`RoomsClient` rematchmakes once the room is gone from the registry, which leaves out a dead node at once through its liveness subscription).',
+      'Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery: from SIGKILL of a node until every client it hosted is playing in a room again; the client SDK does it by itself (`RoomsClient` rematchmakes once the room is gone from the registry, which leaves out a dead node at once through its liveness subscription).',
     ];
     const endpoints = nodes.map((n) => n.endpoint);
     // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
