@@ -12,7 +12,7 @@ import { RedisDriver } from '@quiver/redis';
 import { startRedis } from '@quiver/redis/testing';
 import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
 import { connectWebSocket } from '@quiver/websocket';
-import { Heard, Say } from '../../packages/redis/test/fixtures/messages.ts';
+import { Heard, Say, Shout, Shouted } from '../../packages/redis/test/fixtures/messages.ts';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { numArg } from '../lib/pair.js';
 import { distRow, round } from '../lib/suite-util.js';
@@ -50,53 +50,86 @@ async function startNode(name: string, redisUrl: string): Promise<Node> {
 
 interface Player {
   room: ClientRoom;
-  node: string;
+}
+
+/** `quiver_rejections_total` and `quiver_rooms_errors_total` of a node, by label: why handshakes or joins were refused. */
+async function refusals(n: Node): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const text = await (await fetch(`${n.endpoint}/metrics`)).text();
+    for (const m of text.matchAll(
+      /^quiver_(rejections|rooms_errors)_total\{(?:reason|code)="([^"]+)"\} (\d+)/gm,
+    )) {
+      out[`${m[1]}:${m[2]}`] = Number(m[3]);
+    }
+  } catch {
+    // a killed node
+  }
+  return out;
 }
 
 const suite: BenchSuite = {
   name: 'cluster',
   description:
-    'Rooms on Redis over 3 processes: join storm through random nodes, in-room message latency, recovery of the clients of a SIGKILLed node.',
+    'Rooms on Redis over 3 processes: join storm through random nodes, in-room and cross-node broadcast latency, recovery of the clients of a SIGKILLed node.',
   async run(ctx: BenchContext): Promise<SuiteResult> {
     const clients = numArg(ctx.args, 'clients', ctx.quick ? 48 : 600);
     const spreadS = numArg(ctx.args, 'spread', ctx.quick ? 2 : 10);
     const hz = numArg(ctx.args, 'hz', ctx.quick ? 5 : 20);
     const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 2 : 5);
+    const shoutHz = numArg(ctx.args, 'shout-hz', 5);
     const redis = await startRedis();
     const nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(n, redis.url)));
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
     const notes: string[] = [
       `${clients} WebSocket clients from one process, matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
-      'Nodes heartbeat every 250 ms with a 1 500 ms TTL. recovery: from SIGKILL of a node until every client it hosted has joined a room again through a surviving node (the bench rematchmakes on the disconnect event; the client SDK does not yet do it by itself).',
-      'Not measured: cross-node broadcast (by room type or global) is not built yet.',
+      `Cross-node broadcast: meanwhile one client per node asks its room, ${shoutHz} times a second, to broadcast to every arena room of every node (\`room.cluster.broadcast\`). Its own node's rooms get it at once (single-node), the other nodes' over Redis pub/sub (cross-node); both measured from the send, in the same run.`,
+      'Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery: from SIGKILL of a node until every client it hosted is playing in a room again; the client SDK does it by itself (`RoomsClient` rematchmakes once the room is gone from the registry, which leaves out a dead node at once through its liveness subscription).',
     ];
-    const clientOf = (n: Node) =>
-      new RoomsClient({ endpoint: n.endpoint, connectors: { websocket: connectWebSocket } });
+    const endpoints = nodes.map((n) => n.endpoint);
+    // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
+    const clientOf = (i: number, timing?: number[]) =>
+      new RoomsClient({
+        endpoint: [...endpoints.slice(i % 3), ...endpoints.slice(0, i % 3)],
+        connectors: { websocket: connectWebSocket },
+        ...(timing
+          ? {
+              fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+                const t0 = performance.now();
+                const res = await fetch(input, init);
+                timing.push(performance.now() - t0);
+                return res;
+              },
+            }
+          : {}),
+      });
     const latencies: number[] = [];
     const players: Player[] = [];
     try {
       // Join storm.
       ctx.progress(`join storm: ${clients} clients over ${spreadS} s`);
       const joinMs: number[] = [];
+      const matchmakeMs: number[] = [];
       let failed = 0;
-      let firstError = '';
+      const errors = new Map<string, number>();
+      const t0storm = performance.now();
       await Promise.all(
         Array.from({ length: clients }, async (_, i) => {
           await new Promise((r) => setTimeout(r, (i / clients) * spreadS * 1000));
           const t0 = performance.now();
           try {
-            const client = clientOf(nodes[i % 3]!);
-            const reservation = await client.matchmake('joinOrCreate', 'arena', { mode: 'bench' });
-            const room = await client.consume(reservation);
+            const room = await clientOf(i, matchmakeMs).joinOrCreate('arena', { mode: 'bench' });
             joinMs.push(performance.now() - t0);
-            players.push({ room, node: reservation.processId });
+            players.push({ room });
           } catch (err) {
             failed++;
-            firstError ||= String(err);
+            const key = String(err).slice(0, 160);
+            errors.set(key, (errors.get(key) ?? 0) + 1);
           }
         }),
       );
+      const stormS = (performance.now() - t0storm) / 1000;
       // The registry itself (GET /quiver/rooms leaves full rooms out): joined plus live reservations per room, read
       // in one transaction (two separate reads could count a seat freed and taken again in between twice).
       const conn = redis.client();
@@ -117,7 +150,13 @@ const suite: BenchSuite = {
         }
         listed += r.clients;
       }
-      if (firstError) notes.push(`${failed} joins failed; first: ${firstError}`);
+      for (const [e, n] of errors) notes.push(`${n} joins failed with: ${e}`);
+      for (const n of nodes) {
+        const r = await refusals(n);
+        if (Object.keys(r).length > 0) notes.push(`${n.name} refusals after the storm: ${JSON.stringify(r)}`);
+      }
+      const roomsPer = (await registry.nodes()).map((n) => `${n.processId} ${n.rooms}`).join(', ');
+      notes.push(`rooms per node after the storm (placement): ${roomsPer}`);
       rows.push(
         distRow('join (matchmake + connect + join)', `${clients} clients / ${spreadS} s`, joinMs, 'ms', {
           joined: players.length,
@@ -125,64 +164,80 @@ const suite: BenchSuite = {
           rooms: rooms.length,
           'rooms over capacity': over,
           'clients listed': listed,
+          'all joined s': round(stormS, 2),
         }),
+        distRow('matchmaking request (HTTP)', `${clients} clients / ${spreadS} s`, matchmakeMs, 'ms'),
       );
       ratios.joined = players.length;
       ratios.join_success = round(players.length / clients, 4);
+      ratios.join_s = round(stormS, 2);
       ratios.rooms_over_capacity = over;
 
-      // Messages.
-      ctx.progress(`messages at ${hz} Hz for ${seconds} s`);
-      for (const p of players) p.room.on(Heard, (m) => latencies.push(performance.now() - Number(m.text)));
+      // Messages in rooms, plus cross-node broadcasts.
+      ctx.progress(`messages at ${hz} Hz for ${seconds} s, shouts at ${shoutHz} Hz`);
+      const local: number[] = [];
+      const cross: number[] = [];
+      for (const p of players) {
+        p.room.on(Heard, (m) => latencies.push(performance.now() - Number(m.text)));
+        p.room.on(Shouted, (m) =>
+          (m.from === p.room.processId ? local : cross).push(performance.now() - Number(m.text)),
+        );
+      }
+      const shouters = nodes.flatMap((n) => {
+        const p = players.find((q) => q.room.processId === n.name);
+        return p ? [p] : [];
+      });
       const timers = players.map((p) =>
         setInterval(() => p.room.send(Say, { text: String(performance.now()) }), 1000 / hz),
       );
+      const shoutTimers = shouters.map((p) =>
+        setInterval(() => p.room.send(Shout, { text: String(performance.now()) }), 1000 / shoutHz),
+      );
       await new Promise((r) => setTimeout(r, seconds * 1000));
-      for (const t of timers) clearInterval(t);
-      await new Promise((r) => setTimeout(r, 200));
+      for (const t of [...timers, ...shoutTimers]) clearInterval(t);
+      await new Promise((r) => setTimeout(r, 500));
       rows.push(
         distRow('in-room broadcast latency', `${hz} Hz`, latencies, 'ms', { delivered: latencies.length }),
+        distRow('room-type broadcast, same node', `${shouters.length} × ${shoutHz} Hz`, local, 'ms', {
+          delivered: local.length,
+        }),
+        distRow(
+          'room-type broadcast, cross-node (Redis)',
+          `${shouters.length} × ${shoutHz} Hz`,
+          cross,
+          'ms',
+          {
+            delivered: cross.length,
+          },
+        ),
       );
+      const p99 = (v: number[]) =>
+        v.length ? [...v].sort((a, b) => a - b)[Math.ceil(v.length * 0.99) - 1]! : NaN;
+      ratios.cross_node_p99_overhead_ms = round(p99(cross) - p99(local), 2);
 
-      // Kill a node; its clients matchmake again through the others.
-      // The node hosting most clients.
-      const hosted = (n: Node) => players.filter((p) => p.node === n.name).length;
+      // Kill a node; its clients' SDK matchmakes again through the others.
+      const hosted = (n: Node) => players.filter((p) => p.room.processId === n.name).length;
       const victim = nodes.reduce((a, b) => (hosted(b) > hosted(a) ? b : a));
-      const orphans = players.filter((p) => p.node === victim.name);
+      const orphans = players.filter((p) => p.room.processId === victim.name);
       for (const n of nodes) notes.push(`${n.name} hosted ${hosted(n)} clients before the kill.`);
       ctx.progress(`SIGKILL ${victim.name} (${orphans.length} clients)`);
-      const survivors = nodes.filter((n) => n !== victim);
+      let lost = 0;
       const killedAt = performance.now();
       const recovered = orphans.map(
-        (p, i) =>
-          new Promise<number>((resolve) => {
-            let done = false;
-            const again = async () => {
-              if (done) return;
-              done = true;
-              void p.room.session.close().catch(() => {});
-              for (let attempt = 0; ; attempt++) {
-                try {
-                  p.room = await clientOf(survivors[(i + attempt) % survivors.length]!).joinOrCreate(
-                    'arena',
-                    {
-                      mode: 'bench',
-                    },
-                  );
-                  return resolve(performance.now() - killedAt);
-                } catch {
-                  // The dead node's rooms may still be listed for up to its TTL: seats there fail; retry.
-                  await new Promise((r) => setTimeout(r, 50));
-                }
-              }
-            };
-            p.room.on('disconnect', () => void again());
-            p.room.on('leave', () => void again());
+        (p) =>
+          new Promise<number | undefined>((resolve) => {
+            p.room.on('rematch', () => resolve(performance.now() - killedAt));
+            p.room.on('leave', () => {
+              lost++;
+              resolve(undefined);
+            });
           }),
       );
       victim.proc.kill('SIGKILL');
-      const recoveryMs = await Promise.all(recovered);
+      const recoveryMs = (await Promise.all(recovered)).filter((v): v is number => v !== undefined);
       const worst = recoveryMs.length ? Math.max(...recoveryMs) : 0;
+      // Playing again: each moved client's new room answers.
+      const back = orphans.filter((p) => !p.room.left && p.room.processId !== victim.name).length;
       rows.push(
         distRow(
           'recovery after a node kill',
@@ -191,11 +246,13 @@ const suite: BenchSuite = {
           'ms',
           {
             'all playing again ms': round(worst, 0),
+            'playing again': back,
+            lost,
           },
         ),
       );
       // No orphan would make the recovery figure vacuous: report it as not measured.
-      ratios.recovery_ms = orphans.length ? round(worst, 0) : Number.NaN;
+      ratios.recovery_ms = orphans.length && lost === 0 ? round(worst, 0) : Number.NaN;
     } finally {
       await Promise.all(players.map((p) => p.room.leave().catch(() => {})));
       for (const n of nodes) {
@@ -208,12 +265,13 @@ const suite: BenchSuite = {
       await redis.stop();
     }
     return {
-      link: { loopback: true, clients, spreadS, hz, seconds, nodes: 3 },
+      link: { loopback: true, clients, spreadS, hz, seconds, shoutHz, nodes: 3 },
       rows,
       ratios,
       goals: {
         join_success: { op: '>=', value: 1, note: `${clients}/${clients} joined` },
         rooms_over_capacity: { op: '<=', value: 0 },
+        cross_node_p99_overhead_ms: { op: '<=', value: 2, note: 'cross-node p99 minus same-node p99' },
         recovery_ms: { op: '<=', value: 3000, note: 'clients of a killed node playing again' },
       },
       notes,

@@ -314,38 +314,50 @@ export class DemoClient extends EventTarget {
         await room.leave();
         return;
       }
-      const session = room.session;
       this.room = room;
-      this.session = session;
-      this.attempts = [...session.transportAttempts];
       this.status = 'open';
       this.counters.connects++;
-      session.on(BotCount, (b) => {
+      // Room messages through the room handle: they follow it to another room when it rematchmakes.
+      room.on(BotCount, (b) => {
         this.bots = b.count;
         this.#changed();
       });
-      session.on(RoomInfo, (r) => {
+      room.on(RoomInfo, (r) => {
         this.roomId = r.roomId;
         this.roomClients = r.clients;
         this.#changed();
       });
-      session.on(Snapshot, (bytes) => this.#onSnapshot(bytes));
-      session.on('open', () => {
-        this.status = 'open';
+      room.on(Snapshot, (bytes) => this.#onSnapshot(bytes));
+      // Transport events of the room's session (a new one after a rematch).
+      const watch = (session: SessionClient) => {
+        this.session = session;
         this.attempts = [...session.transportAttempts];
-        this.counters.connects++;
-        this.#changed();
-      });
+        session.on('open', () => {
+          this.status = 'open';
+          this.attempts = [...session.transportAttempts];
+          this.counters.connects++;
+          this.#changed();
+        });
+        session.on('reconnecting', () => {
+          this.status = 'reconnecting';
+          this.#changed();
+        });
+      };
+      watch(room.session);
       // Back on the same seat: a resumed session lost nothing; a new one (the room took the seat back with the
       // reconnection token) starts the world over.
       room.on('reconnect', () => {
-        if (session.recovered) return;
+        if (room.session.recovered) return;
         this.#resetWorld();
         void this.#hello(room, serial);
       });
-      session.on('reconnecting', () => {
-        this.status = 'reconnecting';
-        this.#changed();
+      // The arena's process drained or died: the client matchmade again and is in another process's arena.
+      room.on('rematch', () => {
+        this.counters.connects++;
+        watch(room.session);
+        this.status = 'open';
+        this.#resetWorld();
+        void this.#hello(room, serial);
       });
       room.on('leave', (l) => {
         if (this.room !== room) return;

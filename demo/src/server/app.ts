@@ -132,6 +132,8 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   await app.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'], cacheControl: false });
   await app.register(quiver, {
     path: '/quiver',
+    // Where clients reach this process, in /quiver/info and in reservations made by any process.
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
     webtransport: {
       // `localhost` resolves to both 127.0.0.1 and ::1; the page is told the IPv4 address (see /quiver/info).
       host: host === 'localhost' ? '127.0.0.1' : host,
@@ -361,7 +363,6 @@ export async function createDemoServer(options: DemoServerOptions = {}): Promise
   await app.register(quiverRoomsRedis, {
     setup: (rooms) => rooms.define('arena', Arena),
     redisUrl: options.redisUrl ?? '',
-    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
   });
   const arena = await app.rooms.createRoom<Arena>('arena');
   arena.setSimulationInterval(

@@ -170,6 +170,18 @@ export interface QuiverTransports {
   /** Resolves when every enabled transport listens (WebTransport starts once the app listens). */
   ready(): Promise<void>;
   /**
+   * The configured public base URL (`publicUrl` option, else `PUBLIC_URL`), or `undefined`: then `info(request)`
+   * names the host each request reached. Other processes that advertise this one's endpoints (the rooms plugin)
+   * follow the same rule.
+   */
+  readonly publicUrl: URL | undefined;
+  /**
+   * Runs `task` when the app closes, before the session server closes its sessions (fastify runs `preClose` hooks
+   * in registration order, and this plugin's comes first): the rooms plugin drains its rooms there, so that clients
+   * get their room's own close code rather than the server's going-away.
+   */
+  beforeClose(task: () => Promise<void>): void;
+  /**
    * What `GET <path>/info` answers: for `request`, the host it reached (unless `publicUrl` is set); without one,
    * `publicUrl` or the address the app listens on.
    */
@@ -648,6 +660,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   });
   if (!wtOptions) resolveReady();
 
+  const beforeClose: (() => Promise<void>)[] = [];
   const transports: QuiverTransports = {
     get webtransport() {
       return wt;
@@ -659,6 +672,10 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       return httpListener;
     },
     ready: () => readyPromise,
+    publicUrl,
+    beforeClose(task) {
+      beforeClose.push(task);
+    },
     async info(request) {
       return buildInfo(
         {
@@ -720,6 +737,7 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   // hold the close up; then the listeners release their sockets.
   app.addHook('preClose', async () => {
     closing = true;
+    for (const task of beforeClose.splice(0)) await task();
     await server.close();
     await Promise.all([ws?.close(), wt?.close(), httpListener?.close()]);
   });

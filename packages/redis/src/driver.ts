@@ -1,5 +1,6 @@
 import type {
   ConsumeOutcome,
+  NodeStatus,
   ReserveOutcome,
   RoomDriver,
   RoomListing,
@@ -8,7 +9,7 @@ import type {
 } from '@quiver/rooms';
 import { type Clock, systemClock } from '@quiver/session';
 import type { Redis } from 'ioredis';
-import { CONSUME, CREATE, RELEASE, REMOVE, RESERVE, UPDATE } from './scripts.js';
+import { BEAT, CONSUME, CREATE, RELEASE, REMOVE, RESERVE, UPDATE } from './scripts.js';
 
 /** Options of {@link RedisDriver}. */
 export interface RedisDriverOptions {
@@ -29,6 +30,9 @@ export interface RedisDriverOptions {
 }
 
 type Patch = Partial<Omit<RoomListing, 'roomId' | 'name' | 'processId'>>;
+type Status = Omit<NodeStatus, 'processId' | 'rooms'>;
+/** A heartbeat's value: a registered node's status, plus `sub` (its liveness channel is subscribed). */
+type Beat = Status & { sub?: 1 };
 
 /**
  * `RoomDriver` on Redis: every node of a deployment shares one registry, and each atomic method of the interface
@@ -45,7 +49,10 @@ export class RedisDriver implements RoomDriver {
   private readonly tombstoneMs: number;
   /** The rooms this driver registered, by node: relisted if Redis lost them (a restart without persistence). */
   private readonly owned = new Map<string, RoomListing>();
-  private readonly nodes = new Set<string>();
+  private readonly beating = new Set<string>();
+  private readonly statuses = new Map<string, () => Status>();
+  /** Subscribed to each registered node's liveness channel: Redis drops it the moment the process dies. */
+  private aliveSub: Redis | undefined;
   private timer: ReturnType<Clock['setTimeout']> | undefined;
   private closed = false;
   private readonly ownsClient: boolean;
@@ -164,7 +171,9 @@ export class RedisDriver implements RoomDriver {
   async sweep(): Promise<number> {
     const nodes = await this.redis.smembers(`${this.p}nodes`);
     if (nodes.length === 0) return 0;
-    const alive = await this.aliveOf(nodes);
+    // Removal goes by the heartbeat alone: a node whose liveness subscription dropped for a moment (its connection
+    // to Redis reconnecting) is left out of listings meanwhile, but keeps its rooms.
+    const alive = new Set((await this.statusOf(nodes)).flatMap((s, i) => (s ? [nodes[i]!] : [])));
     let removed = 0;
     for (const pid of nodes) {
       if (alive.has(pid)) continue;
@@ -186,35 +195,113 @@ export class RedisDriver implements RoomDriver {
     this.timer = undefined;
     // Graceful: the node's heartbeat goes at once (its rooms were removed by the room server). If Redis is
     // unreachable it expires by itself.
-    if (this.nodes.size > 0) {
-      await this.redis.del(...[...this.nodes].map((n) => this.key('node', n))).catch(() => {});
+    if (this.beating.size > 0) {
+      await this.redis.del(...[...this.beating].map((n) => this.key('node', n))).catch(() => {});
     }
+    if (this.aliveSub) await this.aliveSub.quit().catch(() => {});
     if (this.ownsClient) await this.redis.quit().catch(() => {});
-  }
-
-  private async aliveOf(nodes: string[]): Promise<Set<string>> {
-    const pipe = this.redis.pipeline();
-    for (const n of nodes) pipe.exists(this.key('node', n));
-    const res = (await pipe.exec()) ?? [];
-    return new Set(nodes.filter((_, i) => res[i]?.[1] === 1));
   }
 
   /** Refreshes a node's heartbeat; the first call for a node starts the heartbeat and sweep timer. */
   private async beat(pid: string): Promise<void> {
     if (this.closed) throw new Error('driver closed');
-    const fresh = !this.nodes.has(pid);
-    this.nodes.add(pid);
-    const created = await this.redis.set(this.key('node', pid), '1', 'PX', this.nodeTtlMs, 'NX');
-    if (created !== 'OK') await this.redis.pexpire(this.key('node', pid), this.nodeTtlMs);
-    else if (!fresh) await this.relist(pid);
+    const fresh = !this.beating.has(pid);
+    this.beating.add(pid);
+    const status = this.statuses.get(pid);
+    const value = status ? JSON.stringify({ ...status(), sub: 1 } satisfies Beat) : '1';
+    const existed = await this.run(
+      BEAT,
+      [this.key('node', pid), `${this.p}nodes`],
+      [value, String(this.nodeTtlMs), pid],
+    );
+    if (existed !== 1 && !fresh) await this.relist(pid);
     if (fresh && !this.timer) this.schedule();
+  }
+
+  /**
+   * Announces a node that takes rooms placed by other nodes: its heartbeat carries `status()` from now on, and a
+   * connection of its own subscribes to its liveness channel, so that listings and placement leave the node out
+   * as soon as Redis sees that connection close (a killed process), not only once the heartbeat expires.
+   */
+  async registerNode(processId: string, status: () => Status): Promise<void> {
+    this.statuses.set(processId, status);
+    if (!this.aliveSub) {
+      this.aliveSub = this.redis.duplicate();
+      // An outage shows on the command connection too; ioredis reconnects and resubscribes by itself.
+      this.aliveSub.on('error', () => {});
+    }
+    await this.aliveSub.subscribe(this.key('alive', processId));
+    await this.beat(processId);
+  }
+
+  /** Live registered nodes with their status; `rooms` is counted from the registry (current, not as of a beat). */
+  async nodes(): Promise<NodeStatus[]> {
+    const pids = await this.redis.smembers(`${this.p}nodes`);
+    if (pids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const pid of pids) pipe.scard(this.key('node-rooms', pid));
+    const counts = ((await pipe.exec()) ?? []).map((r) => Number(r?.[1] ?? 0));
+    const { statuses, live } = await this.probe(pids, true);
+    const out: NodeStatus[] = [];
+    pids.forEach((pid, i) => {
+      const s = statuses[i];
+      if (!s || typeof s === 'string' || !live.has(pid)) return;
+      out.push({
+        processId: pid,
+        rooms: counts[i] ?? 0,
+        clients: Number(s.clients) || 0,
+        types: Array.isArray(s.types) ? s.types.map(String) : [],
+        draining: s.draining === true,
+      });
+    });
+    return out;
+  }
+
+  /** Each node's heartbeat: its status, `'1'` for a node that only hosts (never registered), `undefined` if gone. */
+  private async statusOf(pids: string[]): Promise<(Beat | '1' | undefined)[]> {
+    return (await this.probe(pids, false)).statuses;
+  }
+
+  /** Nodes that heartbeat and, when registered, still hold their liveness subscription: one round trip. */
+  private async aliveOf(pids: string[]): Promise<Set<string>> {
+    return (await this.probe(pids, true)).live;
+  }
+
+  private async probe(
+    pids: string[],
+    withSubs: boolean,
+  ): Promise<{ statuses: (Beat | '1' | undefined)[]; live: Set<string> }> {
+    if (pids.length === 0) return { statuses: [], live: new Set() };
+    const pipe = this.redis.pipeline();
+    pipe.mget(...pids.map((p) => this.key('node', p)));
+    if (withSubs) pipe.call('PUBSUB', 'NUMSUB', ...pids.map((p) => this.key('alive', p)));
+    const res = (await pipe.exec()) ?? [];
+    const statuses = ((res[0]?.[1] ?? []) as (string | null)[]).map((v): Beat | '1' | undefined => {
+      if (v === null) return undefined;
+      if (v === '1') return '1';
+      try {
+        return JSON.parse(v) as Beat;
+      } catch {
+        return '1';
+      }
+    });
+    const subs = (res[1]?.[1] ?? []) as (string | number)[];
+    const live = new Set(
+      pids.filter((_, i) => {
+        const s = statuses[i];
+        if (s === undefined) return false;
+        // A registered node counts as alive only while its connection holds the liveness subscription.
+        return !withSubs || s === '1' || s.sub !== 1 || Number(subs[2 * i + 1] ?? 0) > 0;
+      }),
+    );
+    return { statuses, live };
   }
 
   private schedule(): void {
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       if (this.closed) return;
-      void Promise.all([...this.nodes].map((n) => this.beat(n)))
+      void Promise.all([...this.beating].map((n) => this.beat(n)))
         .then(() => this.sweep())
         // Redis unreachable: the next beat retries; rooms in this process go on meanwhile.
         .catch(() => {})

@@ -36,7 +36,13 @@ const plugin: FastifyPluginAsync<QuiverRoomsRedisOptions> = async (app, options)
   });
   // After the rooms plugin's preClose (rooms disposed, unlisted): then the heartbeat stops and connections close.
   app.addHook('onClose', () => store.close());
-  await app.register(quiverRooms, { ...roomOptions, driver: store.driver, presence: store.presence });
+  await app.register(quiverRooms, {
+    // Many nodes: a node that shuts down hands its clients to the others (`moved`) rather than dropping them.
+    drainOnClose: { timeoutMs: 0 },
+    ...roomOptions,
+    driver: store.driver,
+    presence: store.presence,
+  });
 
   // The rooms plugin publishes this process's endpoints once, when it listens (`quiver:processes`, see the rooms
   // README). A Redis restart loses them: publish the same entry again whenever the connection is back.

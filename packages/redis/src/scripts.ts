@@ -5,7 +5,8 @@
  * Key layout (`P` is the prefix): `P room:<id>` hash (name, pid, max (-1: no limit), locked, private, meta (JSON),
  * createdAt, clients); `P seats:<id>` sorted set of live reservation tokens scored by expiry; `P seat:<token>` hash
  * (roomId, expiresAt, options, reconnect, state) kept for a tombstone period after use or expiry; `P node:<pid>`
- * the node's heartbeat (a key with a TTL); index sets `P rooms`, `P node-rooms:<pid>` and `P nodes`.
+ * the node's heartbeat (a key with a TTL, its value the node's status as JSON); `P alive:<pid>` a channel the
+ * node's own connection subscribes to while it lives; index sets `P rooms`, `P node-rooms:<pid>` and `P nodes`.
  */
 
 /** KEYS: room, name index, node-rooms, all rooms, nodes. ARGV: id, name, pid, max, locked, private, meta, createdAt, clients. */
@@ -82,6 +83,17 @@ export const RELEASE = `
 local n = tonumber(redis.call('HGET', KEYS[1], 'clients') or '0')
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'clients', -1) end
 return n
+`;
+
+/**
+ * KEYS: node heartbeat, nodes. ARGV: status, ttl, pid. Refreshes the heartbeat (its value is the node's status);
+ * answers whether it still existed (0: Redis lost it, or the node stalled past its TTL and was swept).
+ */
+export const BEAT = `
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return existed
 `;
 
 /** KEYS: key. ARGV: value. Deletes a lock only its owner holds. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryRooms, until, useCleanup, cleanups } from '../../rooms/test/support.js';
 import { RedisDriver, RedisPresence } from '../src/index.js';
 import { type RedisServer, startRedis } from '../src/testing.js';
+import { waitFor } from './support.js';
 
 useCleanup();
 
@@ -121,6 +122,28 @@ describe('RedisDriver across nodes', () => {
     expect(keys).toEqual([]);
     // Back on Redis for the cleanup (its rooms then remove nothing: they are gone).
     await doomed.redis.connect();
+  });
+
+  it('a started node leaves listings and placement the moment its connection closes; the sweep waits for its heartbeat', async () => {
+    const prefix = `alive${++prefixes}:`;
+    // A heartbeat TTL far beyond the test: only the liveness subscription can tell the node is gone.
+    const slow = { heartbeatMs: 50, nodeTtlMs: 60_000 };
+    const doomed = node(prefix, 'doomed', slow);
+    const survivor = node(prefix, 'survivor', slow);
+    await doomed.rooms.start();
+    await survivor.rooms.start();
+    await doomed.rooms.createRoom('arena', { mode: 'a' });
+    expect((await survivor.driver.nodes()).map((n) => n.processId).sort()).toEqual(['doomed', 'survivor']);
+    expect((await survivor.rooms.query({})).length).toBe(1);
+    // What the kernel does to a killed process's sockets: the liveness connection closes.
+    (doomed.driver as unknown as { aliveSub: { disconnect(): void } }).aliveSub.disconnect();
+    await waitFor(async () => (await survivor.rooms.query({})).length === 0, 'the node unlisted');
+    expect((await survivor.driver.nodes()).map((n) => n.processId)).toEqual(['survivor']);
+    // New rooms go to the survivor, whichever node matchmakes.
+    expect((await survivor.rooms.joinOrCreate('arena', { mode: 'b' })).processId).toBe('survivor');
+    // The registry keeps the room while the heartbeat lives (a reconnecting connection must not lose its rooms).
+    expect(await survivor.driver.sweep()).toBe(0);
+    expect(await survivor.redis.exists(`${prefix}room:${doomed.rooms.localRooms[0]!.roomId}`)).toBe(1);
   });
 
   it('a Redis restart (no persistence) empties the registry; each node lists its live rooms again on its next heartbeat', async () => {
@@ -242,12 +265,3 @@ describe('RedisPresence', () => {
     });
   }
 });
-
-/** Polls an async condition on real time; fails after 10 s naming `what`. */
-async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { RoomsClient } from '@quiver/rooms/client';
 import { connectWebSocket } from '@quiver/websocket';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Heard, Say } from './fixtures/messages.js';
 import { type RedisServer, startRedis } from '../src/testing.js';
+import { listing, startNode as startTestNode, stopNodes, waitFor } from './support.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -13,59 +12,10 @@ beforeAll(async () => {
 });
 afterAll(() => redis.stop());
 
-const procs: ChildProcess[] = [];
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.exitCode !== null || p.signalCode !== null) continue;
-    const exited = once(p, 'exit');
-    p.kill('SIGTERM');
-    await exited;
-  }
-});
+afterEach(stopNodes);
 
 /** A server process (`fixtures/node.ts`) on the test's Redis. */
-async function startNode(
-  name: string,
-  host = '127.0.0.1',
-): Promise<{ name: string; endpoint: string; port: number; proc: ChildProcess }> {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--conditions=quiver-source', 'packages/redis/test/fixtures/node.ts'],
-    {
-      cwd: join(import.meta.dirname, '../../..'),
-      env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: name, HOST: host },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  procs.push(proc);
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    proc.once('exit', (code) => reject(new Error(`node ${name} exited (${code})`)));
-  });
-  const { port } = JSON.parse(line) as { port: number };
-  return { name, port, endpoint: `http://127.0.0.1:${port}`, proc };
-}
-
-async function listing(
-  endpoint: string,
-): Promise<{ id: string; clients: number; metadata: { mode?: string } }[]> {
-  const res = await fetch(`${endpoint}/quiver/rooms?name=arena`);
-  return ((await res.json()) as { rooms: { id: string; clients: number; metadata: { mode?: string } }[] })
-    .rooms;
-}
-
-async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const startNode = (name: string, host = '127.0.0.1') => startTestNode(redis.url, name, host);
 
 describe('two server processes on one Redis', () => {
   it('one room listing on both; matchmaking on either node sends clients to the node that owns the room', async () => {
@@ -168,15 +118,19 @@ describe('two server processes on one Redis', () => {
   });
 
   it('a node bound to every interface advertises the host clients matchmade through, not 0.0.0.0', async () => {
-    const [a, b] = await Promise.all([startNode('any-a', '0.0.0.0'), startNode('any-b', '0.0.0.0')]);
+    const nodes = await Promise.all([startNode('any-a', '0.0.0.0'), startNode('any-b', '0.0.0.0')]);
     const onA = await new RoomsClient({
-      endpoint: a.endpoint,
+      endpoint: nodes[0].endpoint,
       connectors: { websocket: connectWebSocket },
     }).create('arena', { mode: 'h' });
-    const res = await fetch(`${b.endpoint}/quiver/matchmake/joinById/${onA.roomId}`, { method: 'POST' });
-    const r = (await res.json()) as { processId: string; session: { websocket: { url: string } } };
-    expect(r.processId).toBe('any-a');
-    expect(r.session.websocket.url).toBe(`ws://127.0.0.1:${a.port}/quiver`);
+    // Asked through either node (placement may have put the room on either): the hosting node's port, under the
+    // host the request reached.
+    for (const via of nodes) {
+      const res = await fetch(`${via.endpoint}/quiver/matchmake/joinById/${onA.roomId}`, { method: 'POST' });
+      const r = (await res.json()) as { processId: string; session: { websocket: { url: string } } };
+      const host = nodes.find((n) => n.name === r.processId)!;
+      expect(r.session.websocket.url).toBe(`ws://127.0.0.1:${host.port}/quiver`);
+    }
     await onA.leave();
   });
 });

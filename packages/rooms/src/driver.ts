@@ -34,6 +34,23 @@ export interface RoomQuery {
   metadata?: Record<string, unknown>;
 }
 
+/**
+ * What a node reports of itself with each heartbeat, for placement (`RoomDriver.nodes`): new rooms go to the
+ * least-loaded live node that defines the room type and is not draining.
+ */
+export interface NodeStatus {
+  /** The node's `processId`. */
+  processId: string;
+  /** Rooms the node hosts. The Redis driver counts them from the registry itself, so they are never stale. */
+  rooms: number;
+  /** Clients (seats taken) in the node's rooms, as of its last heartbeat. */
+  clients: number;
+  /** The room types the node defines: it only hosts rooms of these. */
+  types: readonly string[];
+  /** A draining node takes no new rooms (`RoomServer.drain`). */
+  draining: boolean;
+}
+
 /** A seat reservation as the registry keeps it. */
 export interface SeatRecord {
   /** The secret the client joins with: `<roomId>.<random>`. */
@@ -84,6 +101,13 @@ export interface RoomDriver {
   releaseClient(roomId: string): Promise<void>;
   /** Live (unexpired, unused) reservations of a room. */
   reservations(roomId: string): Promise<number>;
+  /**
+   * Announces a node that takes rooms placed by other nodes: from now on it reports `status()` with each
+   * heartbeat. Optional: without it (and `nodes`) every room is created on the node that matchmakes.
+   */
+  registerNode?(processId: string, status: () => Omit<NodeStatus, 'processId' | 'rooms'>): Promise<void>;
+  /** Live registered nodes with their load, for placement. */
+  nodes?(): Promise<NodeStatus[]>;
 }
 
 interface MemoryRoom {
@@ -105,6 +129,7 @@ export interface MemoryDriverOptions {
 /** `RoomDriver` in this process's memory. */
 export class MemoryDriver implements RoomDriver {
   private readonly rooms = new Map<string, MemoryRoom>();
+  private readonly registered = new Map<string, () => Omit<NodeStatus, 'processId' | 'rooms'>>();
   private readonly clock: Clock;
   private readonly tombstoneMs: number;
 
@@ -190,5 +215,17 @@ export class MemoryDriver implements RoomDriver {
   async reservations(roomId: string) {
     const r = this.rooms.get(roomId);
     return r ? this.prune(r) : 0;
+  }
+
+  async registerNode(processId: string, status: () => Omit<NodeStatus, 'processId' | 'rooms'>) {
+    this.registered.set(processId, status);
+  }
+
+  async nodes(): Promise<NodeStatus[]> {
+    return [...this.registered].map(([processId, status]) => {
+      let rooms = 0;
+      for (const r of this.rooms.values()) if (r.listing.processId === processId) rooms++;
+      return { ...status(), processId, rooms };
+    });
   }
 }

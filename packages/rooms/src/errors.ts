@@ -45,6 +45,12 @@ export const RoomErrorCode = {
   TOO_MANY_REQUESTS: 'too-many-requests',
   /** The matchmaking request itself failed (HTTP error, no route). */
   MATCHMAKE_FAILED: 'matchmake-failed',
+  /** The node hosting the room is gone (crashed, or unreachable past its heartbeat): the room no longer exists. */
+  NODE_LOST: 'node-lost',
+  /** The node asked to host a new room did not answer (it died, or is not listening for other nodes). */
+  NODE_UNREACHABLE: 'node-unreachable',
+  /** The node is draining (`RoomServer.drain`): it creates no new rooms. */
+  NODE_DRAINING: 'node-draining',
 } as const;
 /** One of the {@link RoomErrorCode} values. */
 export type RoomErrorCodeValue = (typeof RoomErrorCode)[keyof typeof RoomErrorCode];

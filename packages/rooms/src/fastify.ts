@@ -5,13 +5,14 @@
 // The plugin's decorations (app.quiver, app.quiverTransports, app.quiverMetrics) come with its types.
 import type {} from '@quiver/fastify';
 import type { QuiverInfo } from '@quiver/session';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { SessionEndpoints } from './client/client.js';
 import { RoomError, RoomErrorCode } from './errors.js';
 import { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
 import type { RoomMetrics } from './metrics.js';
+import type { DrainOptions } from './node.js';
 import { RoomServer, type RoomServerOptions } from './server.js';
 
 /** Options of the rooms plugin: the room server's options (its session server is `app.quiver`), plus routes. */
@@ -23,11 +24,11 @@ export interface QuiverRoomsPluginOptions extends Omit<RoomServerOptions, 'sessi
   /** Define room types here (or later on `app.rooms`). */
   setup?: (rooms: RoomServer) => void;
   /**
-   * The base URL clients reach this process at (`https://game1.example`): its host replaces the bound address in
-   * the endpoints this process advertises to matchmakers of every process (ports stay). Default: none; an
-   * endpoint on an unspecified address (`0.0.0.0`, `::`) is then given the host of the matchmaking request.
+   * When the app closes, drain first (`rooms.drain`): rooms are locked, and after `timeoutMs` their clients are
+   * closed with `moved` (4307) so that they matchmake again on another node. `false`: rooms are disposed with
+   * `removed` (4001). Default `false`; `@quiver/redis/fastify` defaults it to `{ timeoutMs: 0 }` on Redis.
    */
-  publicUrl?: string;
+  drainOnClose?: boolean | DrainOptions;
 }
 
 declare module 'fastify' {
@@ -50,34 +51,48 @@ const statusOf: Record<string, number> = {
 
 const PROCESSES = 'quiver:processes';
 
+/**
+ * This process's endpoints as other processes advertise them: `info()` of `@quiver/fastify`, and whether its host
+ * comes from each request (no `publicUrl`), as the process's own `info(request)` does.
+ */
+interface PublishedInfo extends QuiverInfo {
+  hostFromRequest: boolean;
+}
+
 const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options) => {
   if (!app.hasDecorator('quiver')) throw new Error('register @quiver/fastify before @quiver/rooms/fastify');
-  const { path: rawPath, bodyLimit, setup, publicUrl, ...roomOptions } = options;
+  const { path: rawPath, bodyLimit, setup, drainOnClose, ...roomOptions } = options;
   const path = (rawPath ?? '/quiver').replace(/\/$/, '');
   const rooms = new RoomServer({ ...roomOptions, sessions: app.quiver });
   setup?.(rooms);
   app.decorate('rooms', rooms);
   registerMetrics(rooms.metrics, () => rooms.localRooms, app.quiverMetrics);
 
-  // Where this process's sessions connect, published for matchmakers in other processes.
-  let own: Promise<QuiverInfo> | undefined;
-  const ownInfo = () => {
-    own ??= app.quiverTransports
-      .ready()
-      .then(() => app.quiverTransports.info())
-      .then((info) => (publicUrl ? withHost(info, new URL(publicUrl).hostname, true) : info));
-    return own;
-  };
+  // Where this process's sessions connect, published for matchmakers in other processes; then this process takes
+  // rooms placed by them.
   app.addHook('onListen', async () => {
-    await rooms.presence.hset(PROCESSES, rooms.processId, JSON.stringify(await ownInfo()));
+    await app.quiverTransports.ready();
+    const entry: PublishedInfo = {
+      ...(await app.quiverTransports.info()),
+      hostFromRequest: app.quiverTransports.publicUrl === undefined,
+    };
+    await rooms.presence.hset(PROCESSES, rooms.processId, JSON.stringify(entry));
+    await rooms.start();
   });
-  const endpointsOf = async (processId: string, requestHost: string): Promise<SessionEndpoints> => {
-    const info =
-      processId === rooms.processId
-        ? await ownInfo()
-        : (JSON.parse((await rooms.presence.hget(PROCESSES, processId)) ?? 'null') as QuiverInfo | null);
+  const endpointsOf = async (
+    processId: string,
+    req: Pick<FastifyRequest, 'host' | 'hostname' | 'protocol'>,
+  ): Promise<SessionEndpoints> => {
+    let info: QuiverInfo | null;
+    if (processId === rooms.processId) info = await app.quiverTransports.info(req);
+    else {
+      const entry = JSON.parse(
+        (await rooms.presence.hget(PROCESSES, processId)) ?? 'null',
+      ) as PublishedInfo | null;
+      info = entry?.hostFromRequest ? withHost(entry, req.hostname) : entry;
+    }
     if (!info) throw new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'the room process is gone');
-    const { webtransport, websocket, http } = withHost(info, requestHost, false);
+    const { webtransport, websocket, http } = info;
     return { webtransport, websocket, http: http ?? null };
   };
 
@@ -94,7 +109,7 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
           throw new RoomError(RoomErrorCode.BAD_REQUEST, 'unknown matchmaking method');
         }
         const r = await matchmake(rooms, method as MatchmakeMethod, roomName, opts);
-        return { ...r, session: await endpointsOf(r.processId, req.hostname) };
+        return { ...r, session: await endpointsOf(r.processId, req) };
       } catch (err) {
         const e =
           err instanceof RoomError
@@ -122,23 +137,37 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
     };
   });
 
-  // Rooms go before the session server closes its sessions: clients get `left`, hooks run.
-  app.addHook('preClose', async () => {
+  // Whether a room is still hosted: a client whose transport dropped asks, and matchmakes again once its room's
+  // node is gone (listings leave out rooms of dead nodes) instead of retrying that node until its resume window ends.
+  app.get<{ Params: { roomId: string } }>(`${path}/rooms/:roomId`, async (req, reply) => {
+    const l = await rooms.driver.get(req.params.roomId);
+    if (!l) {
+      const e = new RoomError(RoomErrorCode.ROOM_NOT_FOUND, 'no such room');
+      return reply.code(404).send({ error: e.toWire() });
+    }
+    return {
+      name: l.name,
+      id: l.roomId,
+      clients: l.clients,
+      maxClients: l.maxClients,
+      locked: l.locked,
+      metadata: l.metadata,
+    };
+  });
+
+  // Rooms go before the session server closes its sessions: clients get `left` (or `moved`), hooks run.
+  app.quiverTransports.beforeClose(async () => {
+    if (drainOnClose) await rooms.drain(drainOnClose === true ? {} : drainOnClose);
     await rooms.close();
-    await rooms.presence.hdel(PROCESSES, rooms.processId);
+    await rooms.presence.hdel(PROCESSES, rooms.processId).catch(() => {});
   });
 };
 
-// A process bound to every interface advertises an address no client can dial; a loopback one stays as it is (only
-// this machine reaches it, and the browser pins its certificate by hash, not by name).
-const UNSPECIFIED = new Set(['0.0.0.0', '[::]']);
-
-/** `info` with `host` in its URLs: always (`publicUrl`), or only where they name an unspecified address. */
-function withHost(info: QuiverInfo, host: string, always: boolean): QuiverInfo {
+/** `info` with `hostname` in its URLs (ports kept): a process's endpoints under the host a client reached. */
+function withHost(info: QuiverInfo, hostname: string): QuiverInfo {
   const swap = (url: string) => {
     const u = new URL(url);
-    if (!host || (!always && !UNSPECIFIED.has(u.hostname))) return url;
-    u.hostname = host;
+    if (hostname) u.hostname = hostname;
     return u.toString();
   };
   return {

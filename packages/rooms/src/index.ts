@@ -3,7 +3,9 @@ export {
   RoomClient,
   Room,
   type BroadcastOptions,
+  type Cluster,
   type MessageHandler,
+  type RemoteMessageHandler,
   type OptionsOf,
   type RequestContext,
   type RequestHandler,
@@ -36,6 +38,7 @@ export {
 export {
   type ConsumeOutcome,
   MemoryDriver,
+  type NodeStatus,
   type MemoryDriverOptions,
   type ReserveOutcome,
   type RoomDriver,
@@ -44,6 +47,8 @@ export {
   type SeatRecord,
 } from './driver.js';
 export { MemoryPresence, type Presence } from './presence.js';
+export { leastLoaded, type Placement } from './cluster.js';
+export type { DrainOptions } from './node.js';
 export { type MatchmakeMethod, matchmakeMethods, type SeatReservation } from './matchmaker.js';
 export { createRoomMetrics, type RoomMetrics } from './metrics.js';
 export { protocolMessages, RoomCloseCode } from './protocol.js';

@@ -57,21 +57,39 @@ export function roomChannel(roomId: string): string {
  * several processes can matchmake against one registry.
  */
 export class Matchmaker {
-  // Creations of one room type in this process are serialised before the (cross-process) presence lock, so a
-  // join storm waits on a promise instead of polling the lock.
-  private readonly createChains = new Map<string, Promise<unknown>>();
+  // The creation of a room of one type (and filter values) this process is running, if any: a join storm waits on it (a promise, not
+  // the cross-process lock), then all of its requests try the new room at once. Only one of them goes on to
+  // create the next room; the others never queue behind each other's `tryJoin`.
+  private readonly creating = new Map<string, Promise<unknown>>();
 
   constructor(private readonly deps: MatchmakerDeps) {}
 
   async joinOrCreate(name: string, options: Record<string, unknown> = {}): Promise<SeatReservation> {
     return this.guard(async () => {
       this.known(name);
-      const r = await this.tryJoin(name, options);
-      if (r) return r;
-      return this.serialised(
-        name,
-        async () => (await this.tryJoin(name, options)) ?? this.createAndReserve(name, options),
-      );
+      // Requests with other filter values would not join the room being created: they do not wait for it.
+      const key = `${name}\u0000${JSON.stringify(this.filter(name, options) ?? {})}`;
+      for (;;) {
+        const r = await this.tryJoin(name, options);
+        if (r) return r;
+        const inFlight = this.creating.get(key);
+        if (inFlight) {
+          await inFlight.catch(() => {});
+          continue;
+        }
+        // This request creates: under the cross-process lock, checking once more (another process may have
+        // opened a room meanwhile).
+        const run = this.withPresenceLock(
+          `quiver:mm:create:${name}`,
+          async () => (await this.tryJoin(name, options)) ?? this.createAndReserve(name, options),
+        );
+        this.creating.set(key, run);
+        try {
+          return await run;
+        } finally {
+          if (this.creating.get(key) === run) this.creating.delete(key);
+        }
+      }
     });
   }
 
@@ -173,18 +191,6 @@ export class Matchmaker {
       seat: seat.token,
       expiresAt: seat.expiresAt,
     };
-  }
-
-  /** Runs `fn` holding the creation lock of `name`: in this process a promise chain, across processes presence. */
-  private serialised<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.createChains.get(name) ?? Promise.resolve();
-    const run = prev.then(() => this.withPresenceLock(`quiver:mm:create:${name}`, fn));
-    const tail = run.catch(() => {});
-    this.createChains.set(name, tail);
-    void tail.then(() => {
-      if (this.createChains.get(name) === tail) this.createChains.delete(name);
-    });
-    return run;
   }
 
   private async withPresenceLock<T>(key: string, fn: () => Promise<T>): Promise<T> {

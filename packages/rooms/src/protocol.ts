@@ -79,4 +79,9 @@ export const RoomCloseCode = {
   JOIN_REFUSED: 4403,
   /** The room was disposed or the client removed by the room (`client.leave()`). */
   REMOVED: 4001,
+  /**
+   * The room's node is draining (`RoomServer.drain`): the room is gone, and the client should matchmake again (the
+   * `RoomsClient` does so by itself unless `rematchmake: false`).
+   */
+  MOVED: 4307,
 } as const;

@@ -1,5 +1,5 @@
 import { SpanKind, trace } from '@opentelemetry/api';
-import type { AuthResult, SendOptions, ServerSession, TimerHandle } from '@quiver/session';
+import type { AuthResult, MessageType, SendOptions, ServerSession, TimerHandle } from '@quiver/session';
 import { startSpan, withSpan } from '@quiver/session/otel';
 import type { ComponentMap } from '@quiver/sync';
 import type { SessionRequest } from '@quiver/transport';
@@ -105,6 +105,25 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
+/**
+ * Messages across the nodes of a deployment (`room.cluster`, `app.rooms.cluster`). With one process (the in-memory
+ * default) they reach this process's rooms; on Redis every node's. Payloads cross nodes as JSON.
+ */
+export interface Cluster {
+  /** This node's `processId`. */
+  readonly processId: string;
+  /**
+   * Sends to the clients of every room of `options.roomName` (or of every room) on every node. Resolves with how
+   * many clients of this node it reached.
+   */
+  broadcast<T>(type: MessageType<T>, payload: T, options?: { roomName?: string }): Promise<number>;
+  /** Runs the room's `onRemoteMessage(type, ...)` handlers, on whichever node hosts it; false when none does. */
+  sendToRoom<T>(roomId: string, type: MessageType<T>, payload: T): Promise<boolean>;
+}
+
+/** Handles a message sent into the room from outside (`cluster.sendToRoom`); `from` is the sending node. */
+export type RemoteMessageHandler<T> = (payload: T, from: { processId: string }) => void;
+
 /** Handles one room message from `client`; `payload` passed the message's schema. */
 export type MessageHandler<C, T> = (client: C, payload: T) => void;
 /** Answers one request from `client`: return the response; throw a `RoomError` for a typed error. */
@@ -144,6 +163,11 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   /** Clients holding a seat (joined, or disconnected within a window). */
   get clients(): readonly RoomClient<Data, Auth>[] {
     return this.runtime.clientList() as RoomClient<Data, Auth>[];
+  }
+
+  /** Messages to rooms on every node: broadcasts by room type or to all, and to one room by id. */
+  get cluster(): Cluster {
+    return this.runtime.cluster;
   }
 
   /** The room's clock: timers on it are cleared when the room is disposed. */
@@ -199,6 +223,14 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
   /** Handles a room message; the payload passed the message's schema. */
   onMessage<T>(type: RoomMessage<T>, handler: MessageHandler<RoomClient<Data, Auth>, T>): () => void {
     return this.runtime.addMessageHandler(type, handler as MessageHandler<RoomClient, unknown>);
+  }
+
+  /**
+   * Handles a message sent into this room from outside, from any node (`cluster.sendToRoom(roomId, type, p)`):
+   * server-to-room, not from a client, so no schema check (nodes trust each other).
+   */
+  onRemoteMessage<T>(type: MessageType<T>, handler: RemoteMessageHandler<T>): () => void {
+    return this.runtime.addRemoteHandler(type.name, handler as RemoteMessageHandler<unknown>);
   }
 
   /**
@@ -295,8 +327,8 @@ export abstract class Room<Options = unknown, Data = Record<string, unknown>, Au
 export type AnyRoom = Room<any, any, any>;
 /** A room type's constructor, as `define` takes it. */
 export type RoomClass<R extends AnyRoom = AnyRoom> = new () => R;
-// biome-ignore lint/suspicious/noExplicitAny: inference only
 /** The matchmaking options type of a room type. */
+// biome-ignore lint/suspicious/noExplicitAny: inference only
 export type OptionsOf<R> = R extends Room<infer O, any, any> ? O : never;
 
 /** Throws a typed error from a handler: `fail('not-your-turn', 'wait for your turn')`. */

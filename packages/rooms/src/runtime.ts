@@ -13,7 +13,14 @@ import {
   RoomCloseCode,
   StateMsg,
 } from './protocol.js';
-import { type MessageHandler, type RequestHandler, type Room, RoomClient } from './room.js';
+import {
+  type Cluster,
+  type MessageHandler,
+  type RemoteMessageHandler,
+  type RequestHandler,
+  type Room,
+  RoomClient,
+} from './room.js';
 import type { RoomState, RoomStateOptions } from './state.js';
 
 /** What a room needs from the server hosting it. */
@@ -21,6 +28,7 @@ export interface RuntimeHost {
   readonly driver: RoomDriver;
   readonly metrics: RoomMetrics;
   readonly clock: import('@quiver/session').Clock;
+  readonly cluster: Cluster;
   /** Binds a session to a client: room messages on it reach this runtime. */
   bind(session: ServerSession, client: RoomClient, runtime: RoomRuntime): void;
   reportError(err: Error, where: string): void;
@@ -42,6 +50,7 @@ export class RoomRuntime {
   private readonly clients = new Map<string, RoomClient>();
   private readonly byReconnectToken = new Map<string, RoomClient>();
   readonly messages = new Map<string, MessageEntry>();
+  private readonly remoteHandlers = new Map<string, Set<RemoteMessageHandler<unknown>>>();
   private readonly requests = new Map<
     string,
     { type: RoomRequest; handler: RequestHandler<RoomClient, unknown, unknown> }
@@ -60,6 +69,36 @@ export class RoomRuntime {
   ) {
     this.clock = new RoomClock(host.clock, (err) => this.fault(err, 'timer'));
     room.runtime = this;
+  }
+
+  get cluster(): Cluster {
+    return this.host.cluster;
+  }
+
+  addRemoteHandler(name: string, handler: RemoteMessageHandler<unknown>): () => void {
+    let set = this.remoteHandlers.get(name);
+    if (!set) {
+      set = new Set();
+      this.remoteHandlers.set(name, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /** A message into the room from outside (`sendToRoom`); one without a handler is counted as undelivered. */
+  remoteMessage(name: string, payload: unknown, from: string): void {
+    const set = this.remoteHandlers.get(name);
+    if (!set || set.size === 0 || this.disposed) {
+      this.undelivered();
+      return;
+    }
+    for (const h of [...set]) {
+      try {
+        h(payload, { processId: from });
+      } catch (err) {
+        this.fault(err as Error, `remote:${name}`);
+      }
+    }
   }
 
   get disposed(): boolean {
@@ -279,15 +318,16 @@ export class RoomRuntime {
     this.clock.setTimeout(() => this.checkEmpty(), Math.max(0, expiresAt - this.clock.now()) + 1);
   }
 
-  async dispose(reason: string): Promise<void> {
+  /** Removes every client (with `code`: `moved` when the node drains) and disposes the room. */
+  async dispose(reason: string, code: number = RoomCloseCode.REMOVED): Promise<void> {
     if (this.disposed) return;
     this.phase = 'disposing';
     this.stopSimulation?.();
     this.stopPatches?.();
     for (const c of [...this.clients.values()]) {
-      c.send(LeftMsg, { code: RoomCloseCode.REMOVED, reason });
+      c.send(LeftMsg, { code, reason });
       await this.leave(c, false);
-      c.session.close(RoomCloseCode.REMOVED, reason.slice(0, 100)).catch(() => {});
+      c.session.close(code, reason.slice(0, 100)).catch(() => {});
     }
     try {
       await this.room.onDispose?.();

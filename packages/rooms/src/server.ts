@@ -1,15 +1,18 @@
 import {
   type Clock,
+  type MessageType,
   randomToken,
   type ServerSession,
   type SessionServer,
   systemClock,
   type TimerHandle,
 } from '@quiver/session';
+import type { Placement } from './cluster.js';
 import { MemoryDriver, type RoomDriver, type RoomListing, type RoomQuery } from './driver.js';
 import { errorLabel, RoomError, RoomErrorCode } from './errors.js';
 import { Matchmaker, roomChannel, type SeatReservation } from './matchmaker.js';
 import { bump, createRoomMetrics, type RoomMetrics } from './metrics.js';
+import { ClusterNode, type DrainOptions } from './node.js';
 import { MemoryPresence, type Presence } from './presence.js';
 import {
   AckMsg,
@@ -22,7 +25,7 @@ import {
   RequestMsg,
   RoomCloseCode,
 } from './protocol.js';
-import type { AnyRoom, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
+import type { AnyRoom, Cluster, OptionsOf, Room, RoomClass, RoomClient } from './room.js';
 import { RoomRuntime, type RuntimeHost } from './runtime.js';
 import { watchSession } from './session-events.js';
 
@@ -44,6 +47,16 @@ export interface RoomServerOptions {
   joinTimeoutMs?: number;
   /** Errors thrown by room hooks and handlers (also counted in `metrics.errors`). */
   onError?: (error: Error, where: string) => void;
+  /**
+   * Picks the node that hosts a room created by `joinOrCreate`/`create`, among the live started nodes that define
+   * its type and are not draining. Default {@link leastLoaded}: fewest rooms, then fewest clients.
+   */
+  placement?: Placement;
+  /**
+   * How long to wait for the node placement picked to create the room; then (or when it answers that it is
+   * draining or gone) the room is created on this node. Default 2 000 ms.
+   */
+  placementTimeoutMs?: number;
 }
 
 /** Options of one room type, given to `define`. */
@@ -93,6 +106,7 @@ export class RoomServer {
   /** The presence store in use (`options.presence`, else in memory). */
   readonly presence: Presence;
   private readonly clock: Clock;
+  private readonly node: ClusterNode;
   private readonly definitions = new Map<string, Definition>();
   private readonly runtimes = new Map<string, RoomRuntime>();
   private readonly unsubscribes = new Map<string, Promise<() => Promise<void>>>();
@@ -112,10 +126,23 @@ export class RoomServer {
     this.driver = options.driver ?? new MemoryDriver({ clock: this.clock });
     this.presence = options.presence ?? new MemoryPresence(this.clock);
     const sessions = options.sessions;
+    this.node = new ClusterNode({
+      processId: this.processId,
+      driver: this.driver,
+      presence: this.presence,
+      clock: this.clock,
+      metrics: this.metrics,
+      runtimes: this.runtimes,
+      types: () => [...this.definitions.keys()],
+      createLocal: (name, opts) => this.create_(name, opts),
+      placement: options.placement,
+      placementTimeoutMs: options.placementTimeoutMs,
+    });
     this.host = {
       driver: this.driver,
       metrics: this.metrics,
       clock: this.clock,
+      cluster: this.node.cluster,
       bind: (session, client, runtime) => this.bind(session, client, runtime),
       reportError: (err, where) => this.reportError(err, where),
       disposed: (runtime) => this.disposed(runtime),
@@ -125,7 +152,7 @@ export class RoomServer {
       presence: this.presence,
       clock: this.clock,
       seatReservationMs: options.seatReservationMs ?? 15_000,
-      createRoom: (name, opts) => this.create_(name, opts),
+      createRoom: (name, opts) => this.node.place(name, opts),
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
       reserved: () => {
@@ -217,10 +244,63 @@ export class RoomServer {
     return [...this.runtimes.values()].map((r) => r.room);
   }
 
+  /** Cross-node messaging, as rooms see it (`room.cluster`): `broadcast`, `sendToRoom`, `processId`. */
+  get cluster(): Cluster {
+    return this.node.cluster;
+  }
+
+  /** Resolves once `start()` completed: this node takes rooms placed by others and hears broadcasts. */
+  get started(): Promise<void> {
+    return this.node.started;
+  }
+
+  /** True once `drain()` was called. */
+  get isDraining(): boolean {
+    return this.node.isDraining;
+  }
+
+  /**
+   * Joins the deployment as a node that takes rooms: listens for other nodes (room creation placed here,
+   * broadcasts) and reports its load with each heartbeat, so that placement may pick it. Call once this process's
+   * session endpoints are reachable (the plugin calls it when the app listens). Without it, rooms are still
+   * created here by this node's own matchmaking, and cross-node broadcasts do not reach them.
+   */
+  start(): Promise<void> {
+    return this.node.start();
+  }
+
+  /**
+   * Graceful drain: this node takes no new rooms (placement skips it from its next heartbeat; a creation placed
+   * here meanwhile is refused and made elsewhere), its rooms are locked (no new seats), and after `timeoutMs`
+   * the clients still in them are closed with `moved` (4307), which `RoomsClient` answers by matchmaking again.
+   * Resolves once every room of this node is disposed.
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    return this.node.drain(options);
+  }
+
+  /**
+   * Sends `type` to the clients of every room (of `options.roomName` only, when given) on every node: this node's
+   * rooms at once, other nodes' over the presence's pub/sub. The payload must be JSON-serialisable. Resolves with
+   * how many clients of this node it reached.
+   */
+  broadcast<T>(type: MessageType<T>, payload: T, options: { roomName?: string } = {}): Promise<number> {
+    return this.node.broadcast(type, payload, options);
+  }
+
+  /**
+   * Delivers `type` into a room from outside it, from any node: the room's `onRemoteMessage(type, ...)` handlers
+   * run with the payload (JSON-serialisable). Resolves false when no node hosts that room.
+   */
+  sendToRoom<T>(roomId: string, type: MessageType<T>, payload: T): Promise<boolean> {
+    return this.node.sendToRoom(roomId, type, payload);
+  }
+
   /** Disposes every room of this process and stops handling room messages. */
   async close(): Promise<void> {
     for (const off of this.offs.splice(0)) off();
     await Promise.all([...this.runtimes.values()].map((r) => r.dispose('server closing')));
+    await this.node.close();
   }
 
   private async create_(name: string, options: Record<string, unknown>): Promise<RoomListing> {
@@ -246,16 +326,19 @@ export class RoomServer {
       this.runtimes.delete(roomId);
       throw err;
     }
-    this.unsubscribes.set(
-      roomId,
-      this.presence.subscribe(roomChannel(roomId), (msg) => runtime.seatReserved(Number(msg))),
+    // Awaited: a seat reserved by another node is announced on this channel right after, and must not be missed.
+    const unsubscribe = this.presence.subscribe(roomChannel(roomId), (msg) =>
+      this.node.roomFrame(runtime, msg),
     );
+    this.unsubscribes.set(roomId, unsubscribe);
+    await unsubscribe;
     bump(this.metrics.roomsCreated, name);
     return runtime.listing;
   }
 
   private disposed(runtime: RoomRuntime): void {
     this.runtimes.delete(runtime.roomId);
+    this.node.roomDisposed();
     const unsub = this.unsubscribes.get(runtime.roomId);
     this.unsubscribes.delete(runtime.roomId);
     void unsub?.then((f) => f());

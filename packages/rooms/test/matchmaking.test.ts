@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Room, type RoomClient, RoomError, RoomErrorCode } from '../src/index.js';
+import { MemoryPresence, Room, type RoomClient, RoomError, RoomErrorCode } from '../src/index.js';
 import { joinWithSeat } from '../src/client/index.js';
 import { memoryRooms, until, useCleanup } from './support.js';
 
@@ -37,7 +37,16 @@ class JoinThrows extends Room {
 describe('matchmaking', () => {
   it('a join storm: 200 clients joinOrCreate at once into rooms of 8, each in exactly one room, none over, no seat leaked', async () => {
     // All 200 come from one (memory) address at once: the per-address handshake budget is raised for them.
-    const { rooms, clientSession } = memoryRooms({}, { preAuth: { maxPendingPerIp: 256 } });
+    // The creation lock (cross-process on Redis) is counted: taken once per room created, not once per request
+    // that found every room full (those wait for the creation in progress, then try the new room at once).
+    const presence = new MemoryPresence();
+    let locks = 0;
+    const set = presence.set.bind(presence);
+    presence.set = (key, value, options) => {
+      if (key.startsWith('quiver:mm:create:') && options?.onlyIfAbsent) locks++;
+      return set(key, value, options);
+    };
+    const { rooms, clientSession } = memoryRooms({ presence }, { preAuth: { maxPendingPerIp: 256 } });
     rooms.define('arena', Arena);
     const joined = await Promise.all(
       Array.from({ length: 200 }, async () => {
@@ -47,6 +56,7 @@ describe('matchmaking', () => {
     );
     const local = rooms.localRooms;
     expect(local.length).toBe(25); // rooms fill before new ones open
+    expect(locks).toBe(25);
     expect(rooms.metrics.seatsReserved).toBe(200);
     const byRoom = new Map<string, string[]>();
     for (const room of local) {

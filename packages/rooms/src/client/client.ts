@@ -4,6 +4,7 @@ import {
   type InfoConnectors,
   type QuiverInfo,
   type SessionClient,
+  systemClock,
   type TransportCandidate,
   transportsFromInfo,
 } from '@quiver/session';
@@ -12,7 +13,8 @@ import type { RoomListing } from '../driver.js';
 import { RoomError, RoomErrorCode } from '../errors.js';
 import type { MatchmakeMethod, SeatReservation } from '../matchmaker.js';
 import type { RoomType } from '../server.js';
-import { type ClientRoom, type JoinOptions, joinWithSeat } from './room.js';
+import type { JoinedFrame } from '../protocol.js';
+import { awaitJoined, ClientRoom, type JoinOptions, type Rematcher } from './room.js';
 
 /** Where the session of a reservation connects (what `GET /quiver/info` answers, without the path). */
 export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket' | 'http'>;
@@ -25,8 +27,11 @@ export interface MatchmakeResponse extends SeatReservation {
 
 /** Options of {@link RoomsClient}. */
 export interface RoomsClientOptions {
-  /** The server's HTTP origin, e.g. `http://127.0.0.1:4433`; `''` in a page served by the game server. */
-  endpoint: string;
+  /**
+   * The server's HTTP origin, e.g. `http://127.0.0.1:4433`; `''` in a page served by the game server. Several
+   * (the nodes of a deployment): matchmaking requests go to the first that answers, starting with the last that did.
+   */
+  endpoint: string | readonly string[];
   /** The plugin's path. Default `/quiver`. */
   path?: string;
   /** Connectors for the reservation's endpoints, WebTransport first (`transportsFromInfo` of `@quiver/session`). */
@@ -42,14 +47,40 @@ export interface RoomsClientOptions {
   connect?: (url: string, options: ClientOptions) => Promise<SessionClient>;
   /** The `fetch` for matchmaking requests (a polyfill, or one that adds headers). Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /**
+   * When a room's node drains (close `moved`, 4307) or dies (its room leaves the registry while the transport is
+   * down), matchmake again with the same method and options, and carry the room handle over to the new room
+   * (`rematch` event). Rooms joined by `joinOrCreate` and `join` only; others, and all with `false`, leave with a
+   * typed `node-lost` error. Default true.
+   */
+  rematchmake?: boolean;
+  /**
+   * While a room's transport is down, how often to ask a matchmaker (`GET <path>/rooms/:id`) whether the room is
+   * still hosted; `0`: never (the session retries its node until its resume window ends). Default 500 ms.
+   */
+  nodeCheckMs?: number;
+  /** How long rematchmaking is retried before the room is given up. Default 10 000 ms. */
+  rematchTimeoutMs?: number;
+  /**
+   * How long connecting to the reservation's node is retried (backoff 50 ms to 1 s) after a refusal that may pass:
+   * a busy node (503, an evicted pre-authentication handshake), a rate limit (429), a dropped connection. The
+   * seat stays reserved meanwhile (`seatReservationMs` on the server). Refusals of the client itself (400, 401,
+   * 403, 404, their close codes) are not retried. Default 3 000 ms.
+   */
+  connectRetryMs?: number;
 }
 
 /** Matchmaking over HTTP, then a session to the room's process and the join, in one call. */
 export class RoomsClient {
   private readonly fetch: typeof fetch;
+  private readonly endpoints: readonly string[];
+  /** The endpoint that answered last: tried first. */
+  private preferred = 0;
 
   constructor(private readonly options: RoomsClientOptions) {
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.endpoints = typeof options.endpoint === 'string' ? [options.endpoint] : [...options.endpoint];
+    if (this.endpoints.length === 0) throw new RangeError('RoomsClient needs at least one endpoint');
   }
 
   /** Joins the fullest available room of that type (matching its `filterBy` options), or creates one. */
@@ -95,21 +126,11 @@ export class RoomsClient {
 
   /** Reserves a seat without connecting (`consume` connects and joins later). */
   async matchmake(method: MatchmakeMethod, target: string, options: unknown): Promise<MatchmakeResponse> {
-    const path = this.options.path ?? '/quiver';
-    const url = `${this.options.endpoint}${path}/matchmake/${method}/${encodeURIComponent(target)}`;
-    let res: Response;
-    try {
-      res = await this.fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(options ?? {}),
-      });
-    } catch (err) {
-      throw new RoomError(
-        RoomErrorCode.MATCHMAKE_FAILED,
-        `matchmaking request failed: ${(err as Error).message}`,
-      );
-    }
+    const res = await this.request(`/matchmake/${method}/${encodeURIComponent(target)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(options ?? {}),
+    });
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       throw body.error
@@ -124,44 +145,146 @@ export class RoomsClient {
     reservation: MatchmakeResponse,
     join: JoinOptions<M> = {},
   ): Promise<ClientRoom<M>> {
+    const { session, joined, processId } = await this.connectAndJoin(reservation, join);
+    const room = new ClientRoom<M>(session, joined, join, this.rematcher(undefined, join));
+    room.processId = processId;
+    return room;
+  }
+
+  /** `GET /quiver/rooms`: listed rooms, optionally of one type. */
+  async getAvailableRooms(name?: string): Promise<RoomListing[]> {
+    const q = name === undefined ? '' : `?name=${encodeURIComponent(name)}`;
+    const res = await this.request(`/rooms${q}`);
+    if (!res.ok) throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${res.status}`);
+    return ((await res.json()) as { rooms: RoomListing[] }).rooms;
+  }
+
+  /** Whether the room is hosted (listed) now: false once it was disposed or its node died. */
+  async isHosted(roomId: string): Promise<boolean> {
+    const res = await this.request(`/rooms/${encodeURIComponent(roomId)}`);
+    if (res.status === 404) return false;
+    if (!res.ok) throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${res.status}`);
+    return true;
+  }
+
+  /**
+   * A request to the first endpoint that answers, from the one that answered last; one answering 503 (a node
+   * shutting down) is passed over while another answers.
+   */
+  private async request(path: string, init?: RequestInit): Promise<Response> {
+    const base = this.options.path ?? '/quiver';
+    let last: unknown;
+    let unavailable: Response | undefined;
+    for (let k = 0; k < this.endpoints.length; k++) {
+      const i = (this.preferred + k) % this.endpoints.length;
+      try {
+        const res = await this.fetch(`${this.endpoints[i]}${base}${path}`, init);
+        if (res.status === 503 && k < this.endpoints.length - 1) {
+          unavailable = res;
+          continue;
+        }
+        this.preferred = i;
+        return res;
+      } catch (err) {
+        last = err;
+      }
+    }
+    if (unavailable) return unavailable;
+    throw new RoomError(
+      RoomErrorCode.MATCHMAKE_FAILED,
+      `matchmaking request failed: ${(last as Error)?.message ?? last}`,
+    );
+  }
+
+  private async connectAndJoin(
+    reservation: MatchmakeResponse,
+    join: JoinOptions,
+  ): Promise<{ session: SessionClient; joined: JoinedFrame; processId: string }> {
     const { transports, connectors } = this.options;
     const candidates = transports
       ? transports(reservation.session)
       : transportsFromInfo({ path: '', ...reservation.session }, connectors ?? {});
     if (candidates.length === 0)
       throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'no transport to connect with');
-    let session: SessionClient;
-    try {
-      const open = this.options.connect ?? connect;
-      session = await open(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
-    } catch (err) {
-      throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `could not connect: ${(err as Error).message}`);
+    let session: SessionClient | undefined;
+    const open = this.options.connect ?? connect;
+    const clock = join.clock ?? systemClock;
+    const started = clock.now();
+    const budget = this.options.connectRetryMs ?? 3000;
+    for (let delay = 50; !session; delay = Math.min(delay * 2, 1000)) {
+      try {
+        session = await open(candidates[0].url ?? '', { ...this.options.session, transports: candidates });
+      } catch (err) {
+        // A busy node (503, an evicted handshake, a rate limit) may take the seat a moment later: it stays
+        // reserved until it expires. A refusal of who the client is (401, 403, ...) will not change.
+        if (!refusedForGood(err) && clock.now() - started + delay <= budget) {
+          await new Promise<void>((r) => clock.setTimeout(r, delay));
+          continue;
+        }
+        // The close code (a refused or evicted handshake) says why; the message alone often does not.
+        const code = (err as { code?: unknown }).code;
+        const why = typeof code === 'number' || typeof code === 'string' ? ` (${code})` : '';
+        throw new RoomError(
+          RoomErrorCode.MATCHMAKE_FAILED,
+          `could not connect: ${(err as Error).message}${why}`,
+        );
+      }
     }
     try {
-      return await joinWithSeat(session, reservation.seat, join);
+      const joined = await awaitJoined(
+        session,
+        { seat: reservation.seat },
+        join.timeoutMs ?? 10_000,
+        join.clock,
+      );
+      return { session, joined, processId: reservation.processId };
     } catch (err) {
       await session.close().catch(() => {});
       throw err;
     }
   }
 
-  /** `GET /quiver/rooms`: listed rooms, optionally of one type. */
-  async getAvailableRooms(name?: string): Promise<RoomListing[]> {
-    const path = this.options.path ?? '/quiver';
-    const q = name === undefined ? '' : `?name=${encodeURIComponent(name)}`;
-    const res = await this.fetch(`${this.options.endpoint}${path}/rooms${q}`);
-    if (!res.ok) throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${res.status}`);
-    return ((await res.json()) as { rooms: RoomListing[] }).rooms;
+  /** How a room handle follows its room: node checks, and (for `joinOrCreate`/`join`) matchmaking again. */
+  private rematcher(
+    again: { method: MatchmakeMethod; target: string; options: unknown } | undefined,
+    join: JoinOptions,
+  ): Rematcher | undefined {
+    const checkMs = this.options.nodeCheckMs ?? 500;
+    if (checkMs <= 0) return undefined;
+    const rematch = this.options.rematchmake ?? true;
+    return {
+      alive: (roomId) => this.isHosted(roomId),
+      again:
+        rematch && again
+          ? async () =>
+              this.connectAndJoin(await this.matchmake(again.method, again.target, again.options), join)
+          : undefined,
+      checkMs,
+      timeoutMs: this.options.rematchTimeoutMs ?? 10_000,
+    };
   }
 
   private async matchmakeAndJoin<M extends ComponentMap>(
     method: MatchmakeMethod,
     target: string,
     options: unknown,
-    join?: JoinOptions<M>,
+    join: JoinOptions<M> = {},
   ): Promise<ClientRoom<M>> {
-    return this.consume(await this.matchmake(method, target, options), join);
+    const reservation = await this.matchmake(method, target, options);
+    const { session, joined, processId } = await this.connectAndJoin(reservation, join);
+    const again = method === 'joinOrCreate' || method === 'join' ? { method, target, options } : undefined;
+    const room = new ClientRoom<M>(session, joined, join, this.rematcher(again, join));
+    room.processId = processId;
+    return room;
   }
+}
+
+/** HTTP statuses and close codes that say the client itself was refused: connecting again will not help. */
+const FOR_GOOD = new Set([400, 401, 403, 404, 4400, 4401, 4403, 4404, 4413, 4422]);
+
+function refusedForGood(err: unknown): boolean {
+  const e = err as { status?: unknown; code?: unknown };
+  return FOR_GOOD.has(Number(e?.status)) || FOR_GOOD.has(Number(e?.code));
 }
 
 function nameOf(type: string | { name: string }): string {

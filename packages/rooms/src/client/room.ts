@@ -55,7 +55,30 @@ interface RoomEvents {
   disconnect: () => void;
   /** Back in the room, on the same seat. */
   reconnect: () => void;
+  /**
+   * The room's node drained (`moved`) or died (`node-lost`) and the client matchmade again: this handle is now in
+   * another room (`roomId`, `clientId`, `state` are the new room's; message handlers carry over).
+   */
+  rematch: (info: { previousRoomId: string; reason: 'moved' | 'node-lost' }) => void;
 }
+
+/**
+ * What a room handle needs to follow its room across nodes (given by `RoomsClient`): whether the room is still
+ * hosted, and how to matchmake again.
+ */
+export interface Rematcher {
+  /** Whether the room is still listed (its node alive); rejects when no matchmaker answers. */
+  alive(roomId: string): Promise<boolean>;
+  /** Matchmakes again and joins: a new session joined to a room; undefined when this room is not rematched. */
+  again?: () => Promise<{ session: SessionClient; joined: JoinedFrame; processId?: string }>;
+  /** How often `alive` is asked while the transport is down. */
+  checkMs: number;
+  /** How long rematchmaking is retried before the room is given up (`left`). */
+  timeoutMs: number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
+type MessageEntry = { type: RoomMessage<any>; handler: Handler<any, SessionClient>; off: () => void };
 
 /** Something that takes interpolation snapshots (`SnapshotFeed` of `@quiver/predict`). */
 export interface SnapshotSink<M extends ComponentMap> {
@@ -74,10 +97,15 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   readonly roomName: string;
   /** This client's id in the room, as the server's `RoomClient` has it. */
   clientId: string;
-  /** `client.reconnect(token)` takes the seat back after the session could not be resumed (page reload). */
+  /** `client.reconnect(token)` takes the seat back with it after the session could not be resumed (page reload). */
   reconnectToken: string;
-  /** Decoded room state (`entered`, `changed`, `left`, `snapshot` events), when joined with a schema. */
-  readonly state: SyncClient<M> | undefined;
+  /** The node hosting the room, when joined through `RoomsClient` (from the reservation). */
+  processId: string | undefined;
+  /**
+   * Decoded room state (`entered`, `changed`, `left`, `snapshot` events), when joined with a schema. A new decoder
+   * after a `rematch`.
+   */
+  state: SyncClient<M> | undefined;
   /** True once the client is out of the room; `send` and `request` then throw `left`. */
   left = false;
   private nextId = 1;
@@ -87,20 +115,41 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   >();
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every event share one table
   private readonly events = new Map<keyof RoomEvents, Set<(...args: any[]) => void>>();
+  /** Message handlers registered through `on(Msg)`: re-attached to the new session after a rematch. */
+  private readonly handlers = new Set<MessageEntry>();
   private readonly offs: (() => void)[] = [];
   private readonly clock: Clock;
+  private current: SessionClient;
+  private watchTimer: ReturnType<Clock['setTimeout']> | undefined;
+  private watching = false;
+  private moving = false;
 
   constructor(
     /** The room's own session (one per joined room). */
-    readonly session: SessionClient,
+    session: SessionClient,
     joined: JoinedFrame,
-    options: JoinOptions<M> = {},
+    private readonly options: JoinOptions<M> = {},
+    private readonly rematcher?: Rematcher,
   ) {
+    this.current = session;
+    this.processId = undefined;
     this.roomId = joined.roomId;
     this.roomName = joined.roomName;
     this.clientId = joined.clientId;
     this.reconnectToken = joined.reconnectToken;
     this.clock = options.clock ?? systemClock;
+    this.wire(session);
+  }
+
+  /** The room's own session (one per joined room; a new one after a `rematch`). */
+  get session(): SessionClient {
+    return this.current;
+  }
+
+  private wire(session: SessionClient): void {
+    this.current = session;
+    const options = this.options;
+    this.state = undefined;
     if (options.state) {
       const state = new SyncClient(options.state, options.sync);
       this.state = state;
@@ -116,20 +165,111 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
         }),
       );
     }
+    const moved = (code: number) => code === RoomCloseCode.MOVED && !!this.rematcher?.again;
     this.offs.push(
       session.on(ResponseMsg, (f) => this.onResponse(f)),
       session.on(ErrorMsg, (f: ErrorFrame) => {
         // A refused (re)join is the join's answer, reported by `rejoin`.
         if (f?.message !== JoinMsg.name) this.emit('error', RoomError.fromWire(f?.error), f?.message);
       }),
-      session.on(LeftMsg, (f) => this.finish(f?.code ?? RoomCloseCode.REMOVED, f?.reason ?? '', false)),
-      session.on('reconnecting', () => this.emit('disconnect')),
+      session.on(LeftMsg, (f) => {
+        const code = f?.code ?? RoomCloseCode.REMOVED;
+        if (moved(code)) void this.move('moved');
+        else this.finish(code, f?.reason ?? '', false);
+      }),
+      session.on('reconnecting', () => {
+        this.emit('disconnect');
+        this.watch();
+      }),
       session.on('open', (info) => {
+        this.unwatch();
         if (info.recovered) this.emit('reconnect');
         else void this.rejoin();
       }),
-      session.on('close', (info) => this.finish(info.code, info.reason, info.code === RoomCloseCode.LEFT)),
+      session.on('close', (info) => {
+        if (moved(info.code)) void this.move('moved');
+        else this.finish(info.code, info.reason, info.code === RoomCloseCode.LEFT);
+      }),
     );
+    for (const h of this.handlers) h.off = session.on(h.type, h.handler);
+  }
+
+  /** While the transport is down: ask whether the room is still hosted, and leave (or rematch) once it is not. */
+  private watch(): void {
+    const r = this.rematcher;
+    if (!r || this.watching || this.left) return;
+    this.watching = true;
+    const check = async () => {
+      this.watchTimer = undefined;
+      if (!this.watching) return;
+      const alive = await r.alive(this.roomId).catch(() => true);
+      if (!this.watching) return;
+      if (!alive) return void this.move('node-lost');
+      this.watchTimer = this.clock.setTimeout(() => void check(), r.checkMs);
+    };
+    void check();
+  }
+
+  private unwatch(): void {
+    this.watching = false;
+    this.clock.clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /**
+   * The room is gone with its node: matchmake again (when this room's method allows) and carry the handle over,
+   * or leave with `node-lost` (typed, so a game can tell it from a kick).
+   */
+  private async move(reason: 'moved' | 'node-lost'): Promise<void> {
+    if (this.moving || this.left) return;
+    this.moving = true;
+    this.unwatch();
+    const old = this.current;
+    for (const off of this.offs.splice(0)) off();
+    for (const h of this.handlers) h.off();
+    this.failPending();
+    void old.close(RoomCloseCode.LEFT, reason).catch(() => {});
+    const again = this.rematcher?.again;
+    const lost = new RoomError(
+      RoomErrorCode.NODE_LOST,
+      reason === 'moved' ? 'the room moved off its node' : "the room's node is gone",
+    );
+    if (!again) {
+      this.moving = false;
+      this.emit('error', lost);
+      this.finish(reason === 'moved' ? RoomCloseCode.MOVED : RoomCloseCode.REMOVED, reason, false);
+      return;
+    }
+    const deadline = this.clock.now() + (this.rematcher?.timeoutMs ?? 10_000);
+    let delay = 50;
+    for (;;) {
+      try {
+        const { session, joined, processId } = await again();
+        if (this.left) {
+          // left meanwhile
+          void session.close(RoomCloseCode.LEFT, 'left the room').catch(() => {});
+          return;
+        }
+        const previousRoomId = this.roomId;
+        this.roomId = joined.roomId;
+        this.clientId = joined.clientId;
+        this.reconnectToken = joined.reconnectToken;
+        this.processId = processId;
+        this.moving = false;
+        this.wire(session);
+        this.emit('rematch', { previousRoomId, reason });
+        return;
+      } catch (err) {
+        if (this.clock.now() + delay > deadline || this.left) {
+          this.moving = false;
+          this.emit('error', err instanceof RoomError ? err : lost);
+          this.finish(RoomCloseCode.REMOVED, reason, false);
+          return;
+        }
+        await new Promise<void>((r) => this.clock.setTimeout(r, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
   }
 
   /** Handles a room message from the server. */
@@ -137,7 +277,15 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   on<E extends keyof RoomEvents>(event: E, handler: RoomEvents[E]): () => void;
   // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   on(type: RoomMessage<any> | keyof RoomEvents, handler: (...args: any[]) => void): () => void {
-    if (typeof type !== 'string') return this.session.on(type, handler);
+    if (typeof type !== 'string') {
+      // Kept, so that a rematch carries it over to the new session.
+      const entry = { type, handler, off: this.current.on(type, handler) };
+      this.handlers.add(entry);
+      return () => {
+        this.handlers.delete(entry);
+        entry.off();
+      };
+    }
     let set = this.events.get(type);
     if (!set) {
       set = new Set();
@@ -148,11 +296,13 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
   }
 
   /**
-   * Sends a room message; returns false when an unreliable message was dropped (as the session's `send`).
-   * Throws `left` once out of the room.
+   * Sends a room message; returns false when an unreliable message was dropped (as the session's `send`), or while
+   * the handle is between rooms (rematchmaking). Throws `left` once out of the room.
    */
   send<T>(type: RoomMessage<T>, payload: T, options?: SendOptions): boolean {
     if (this.left) throw new RoomError(RoomErrorCode.LEFT, 'not in the room');
+    // Between rooms (rematchmaking): nothing carries it.
+    if (this.moving) return false;
     return this.session.send(type, payload, options);
   }
 
@@ -243,13 +393,19 @@ export class ClientRoom<M extends ComponentMap = ComponentMap> {
     }
   }
 
-  private finish(code: number, reason: string, consented: boolean): void {
-    if (this.left) return;
-    this.left = true;
+  private failPending(): void {
     for (const p of [...this.pending.values()]) {
       p.done();
       p.reject(new RoomError(RoomErrorCode.LEFT, 'left the room with the request pending'));
     }
+  }
+
+  private finish(code: number, reason: string, consented: boolean): void {
+    // While moving, the old session's end is not the room's; a `leave()` (consented) still is.
+    if (this.left || (this.moving && !consented)) return;
+    this.left = true;
+    this.unwatch();
+    this.failPending();
     for (const off of this.offs.splice(0)) off();
     this.emit('leave', { code, reason, consented });
   }
@@ -317,7 +473,8 @@ export async function joinWithSeat<M extends ComponentMap = ComponentMap>(
   session: SessionClient,
   seat: string,
   options: JoinOptions<M> = {},
+  rematcher?: Rematcher,
 ): Promise<ClientRoom<M>> {
   const joined = await awaitJoined(session, { seat }, options.timeoutMs ?? 10_000, options.clock);
-  return new ClientRoom<M>(session, joined, options);
+  return new ClientRoom<M>(session, joined, options, rematcher);
 }

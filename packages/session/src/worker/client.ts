@@ -51,7 +51,15 @@ const INITIAL: Snapshot = {
   clockOffset: 0,
   clockError: Number.POSITIVE_INFINITY,
   bufferedBytes: 0,
-  stats: { messagesIn: {}, messagesOut: {}, bytesIn: {}, bytesOut: {}, drops: {}, pings: 0, traceContextInvalid: 0 },
+  stats: {
+    messagesIn: {},
+    messagesOut: {},
+    bytesIn: {},
+    bytesOut: {},
+    drops: {},
+    pings: 0,
+    traceContextInvalid: 0,
+  },
   transportAttempts: [],
 };
 
