@@ -37,6 +37,8 @@ export interface CohortStats {
   wt: KindStats;
   qws: KindStats;
   firstError: { wt?: string; qws?: string };
+  /** User + system CPU of this client process so far (µs). */
+  cpuUs: number;
 }
 
 const empty = (): KindStats => ({
@@ -47,9 +49,23 @@ const empty = (): KindStats => ({
   statesReceived: 0,
   inputsSent: 0,
 });
-const stats: CohortStats = { open: { wt: 0, qws: 0 }, wt: empty(), qws: empty(), firstError: {} };
+const stats: CohortStats = {
+  open: { wt: 0, qws: 0 },
+  wt: empty(),
+  qws: empty(),
+  firstError: {},
+  cpuUs: 0,
+};
 let running = false;
 const timers = new Set<NodeJS.Timeout>();
+/**
+ * The inputs of every playing client, sent by one ticker: a timer per client (500 per process) cost the load
+ * generator, which shares the machine's cores with the server it measures, more than the sends themselves.
+ */
+const PHASES = 5;
+const playing = Array.from({ length: PHASES }, () => new Set<() => void>());
+let nextPhase = 0;
+let ticking = false;
 
 function hashOption(hex: string) {
   return [{ algorithm: 'sha-256' as const, value: new Uint8Array(Buffer.from(hex, 'hex')) }];
@@ -95,11 +111,12 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
     const off = c.on(SoakState, () => {
       s.statesReceived++;
     });
-    const input = setInterval(() => {
+    const input = () => {
       c.send(SoakInput, { seq: ++seq, x: seq & 0xff, y: 1 });
       s.inputsSent++;
-    }, 1000 / o.hz);
-    timers.add(input);
+    };
+    const slot = playing[nextPhase++ % PHASES];
+    slot.add(input);
     const lifetime = o.lifetimeMs[0] + rng() * (o.lifetimeMs[1] - o.lifetimeMs[0]);
     const ended = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(true), lifetime);
@@ -110,8 +127,7 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
         resolve(false);
       });
     });
-    clearInterval(input);
-    timers.delete(input);
+    slot.delete(input);
     off();
     stats.open[kind]--;
     if (ended) {
@@ -126,6 +142,19 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
 /** Starts the cohort in the background; `cohortStats()` reports on it. */
 export function startCohort(o: CohortOptions): void {
   running = true;
+  // Clients are spread over PHASES slots of the tick, so that inputs do not all arrive in one burst. A late timer
+  // catches up (at most one whole tick), so a loaded client process still sends at the tick rate when it can.
+  if (!ticking) {
+    ticking = true;
+    const slotMs = 1000 / o.hz / PHASES;
+    const t0 = performance.now();
+    let done = 0;
+    setInterval(() => {
+      const due = Math.floor((performance.now() - t0) / slotMs);
+      done = Math.max(done, due - PHASES);
+      for (; done < due; done++) for (const send of playing[done % PHASES]) send();
+    }, slotMs);
+  }
   const rng = createRng(o.seed);
   const wt = o.target.ports.wt ? Math.round(o.count * o.wtFraction) : 0;
   for (let i = 0; i < o.count; i++) {
@@ -140,5 +169,7 @@ function wtSeats(i: number, count: number, wt: number): boolean {
 }
 
 export function cohortStats(): CohortStats {
+  const u = process.cpuUsage();
+  stats.cpuUs = u.user + u.system;
   return JSON.parse(JSON.stringify(stats));
 }
