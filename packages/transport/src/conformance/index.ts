@@ -434,14 +434,17 @@ async function echoBidi(stream: QuiverBidirectionalStream, stage: (s: string) =>
   const reader = stream.readable.getReader();
   const writer = stream.writable.getWriter();
   try {
+    let echoed = 0;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       await writer.write(value);
+      echoed += value.byteLength;
+      stage(`reading, ${echoed} B echoed`);
     }
-    stage('closing');
+    stage(`closing after ${echoed} B`);
     await writer.close();
-    stage('closed');
+    stage(`closed after ${echoed} B`);
   } catch (error) {
     // Propagate the peer's reset (with its code) back, and stop the peer's sending if our side failed.
     writer.abort(error).catch(noop);
@@ -856,6 +859,7 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
         const { client, side } = await open('/echo');
         // Where each stream is, so that a timeout names the stage that stalled (opened, written, echoed).
         const stage = Array.from({ length: 100 }, () => 'opening');
+        const got = Array.from({ length: 100 }, () => 0);
         const results = await withTimeout(
           Promise.all(
             Array.from({ length: 100 }, async (_, i) => {
@@ -866,10 +870,18 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
                 writeAll(stream.writable, sent).then(() => {
                   stage[i] = stage[i] === 'open' ? 'written' : 'done';
                 }),
-                readAll(stream.readable).then((r) => {
+                (async () => {
+                  const chunks: Uint8Array[] = [];
+                  const reader = stream.readable.getReader();
+                  for (;;) {
+                    const { value, done } = await reader.read();
+                    if (done) break;
+                    chunks.push(value);
+                    got[i] += value.byteLength;
+                  }
                   stage[i] = stage[i] === 'open' ? 'echoed before written' : 'done';
-                  return r;
-                }),
+                  return concat(chunks);
+                })(),
               ]);
               return equalBytes(received, sent);
             }),
@@ -881,13 +893,16 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
           stage.forEach((st, i) => {
             by.set(st, [...(by.get(st) ?? []), i]);
           });
-          const summary = [...by].map(([st, ids]) => `${st}: ${ids.length} (${ids.slice(0, 8).join(',')})`);
+          const summary = [...by].map(
+            ([st, ids]) =>
+              `${st}: ${ids.length} (${ids
+                .slice(0, 8)
+                .map((i) => (st === 'done' ? i : `${i}: ${got[i]}/${1000 + i * 97} B back`))
+                .join(',')})`,
+          );
           throw new Error(
             `${err.message}; streams by stage: ${summary.join('; ')}; server echo loops: ${side.echoTasks.length}, errors: ${side.echoErrors.length}, server echoes by stage: ${JSON.stringify(
-              side.echoStages.reduce<Record<string, number>>((a, st) => {
-                a[st] = (a[st] ?? 0) + 1;
-                return a;
-              }, {}),
+              side.echoStages.filter((st) => !st.startsWith('closed')),
             )}`,
           );
         });
