@@ -39,6 +39,8 @@ export interface CohortStats {
   firstError: { wt?: string; qws?: string };
   /** User + system CPU of this client process so far (µs). */
   cpuUs: number;
+  /** RSS of this client process (bytes). */
+  rssBytes: number;
 }
 
 const empty = (): KindStats => ({
@@ -55,6 +57,7 @@ const stats: CohortStats = {
   qws: empty(),
   firstError: {},
   cpuUs: 0,
+  rssBytes: 0,
 };
 let running = false;
 const timers = new Set<NodeJS.Timeout>();
@@ -94,6 +97,7 @@ async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession
 async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, delayMs: number): Promise<void> {
   await new Promise((r) => setTimeout(r, delayMs));
   const s = stats[kind];
+  let backoff = 1000;
   while (running) {
     let c: ClientSession;
     try {
@@ -101,10 +105,13 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
     } catch (e) {
       s.failed++;
       stats.firstError[kind] ??= e instanceof Error ? e.message : String(e);
-      // A refused or failed join is retried after a pause, as a player's page would.
-      await new Promise((r) => setTimeout(r, 1000));
+      // A refused or failed join is retried after a pause that doubles (to 16 s, with jitter), as a player's page
+      // would: retrying every second made a saturated server's failures feed its own load.
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + rng())));
+      backoff = Math.min(backoff * 2, 16_000);
       continue;
     }
+    backoff = 1000;
     s.joined++;
     stats.open[kind]++;
     let seq = 0;
@@ -171,5 +178,6 @@ function wtSeats(i: number, count: number, wt: number): boolean {
 export function cohortStats(): CohortStats {
   const u = process.cpuUsage();
   stats.cpuUs = u.user + u.system;
+  stats.rssBytes = process.memoryUsage.rss();
   return JSON.parse(JSON.stringify(stats));
 }
