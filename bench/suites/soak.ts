@@ -289,6 +289,10 @@ const suite: BenchSuite = {
     const rejections = samples[samples.length - 1]?.rejections ?? {};
     if (Object.keys(rejections).length)
       notes.push(`session requests refused by the server: ${JSON.stringify(rejections)}`);
+    // Upgrades the listener saw against joins the clients attempted: a gap is connections that never got past
+    // the kernel's accept queue or TLS (the server's event loop too slow to accept them).
+    const upgrades = samples[samples.length - 1]?.qwsUpgrades;
+    if (upgrades) notes.push(`WebSocket upgrades seen by the server: ${JSON.stringify(upgrades)}`);
     if (handlesLeft.length) notes.push(`handles left after shutdown: ${handlesLeft.join(', ')}`);
     const label = (s: SoakSample) => `${round(s.t / 1000, 0)}s`;
     const every = Math.max(1, Math.ceil(run.length / 40));

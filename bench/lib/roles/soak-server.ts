@@ -50,6 +50,8 @@ export interface SoakSample {
   cpuUs: number;
   /** Session requests refused so far, by reason (the server's metrics). */
   rejections: Record<string, number>;
+  /** The WebSocket listener's upgrade counters (requests, accepted, timedOut, abandoned...). */
+  qwsUpgrades: Record<string, number>;
 }
 
 let server: SessionServer | undefined;
@@ -164,6 +166,7 @@ export function sampleSoakServer(o: { gc?: boolean } = {}): SoakSample {
     byTransport,
     wtConnections: wtListener?.connectionCount ?? 0,
     qwsSessions: qwsListener?.stats?.sessions ?? 0,
+    qwsUpgrades: qwsStats() ?? {},
     inputs: counters.inputs,
     statesSent: counters.statesSent,
     cpuUs: u.user + u.system,
@@ -279,4 +282,9 @@ export function quicConnections(): unknown[] {
     if (out.length >= 5) break;
   }
   return out;
+}
+
+/** The WebSocket listener's upgrade counters (requests, accepted, timed out, abandoned...), for diagnosis. */
+export function qwsStats(): Record<string, number> | undefined {
+  return (qwsListener as { stats?: Record<string, number> } | undefined)?.stats;
 }
