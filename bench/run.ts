@@ -22,6 +22,33 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
       seed: { type: 'string' },
       duration: { type: 'string' },
       rt: { type: 'string' },
+      // Read by suites through numArg (bench/lib/pair.ts).
+      ...Object.fromEntries(
+        [
+          'clients',
+          'count',
+          'hz',
+          'idle',
+          'kill-every',
+          'lifetime',
+          'resume',
+          'rounds',
+          'rtt',
+          'sample',
+          'seconds',
+          'sessions',
+          'size',
+          'spread',
+          'warm',
+          'wt',
+          'engines',
+          'kinds',
+          'prof',
+          'pin',
+          'levels',
+          'snapshots',
+        ].map((k) => [k, { type: 'string' as const }]),
+      ),
     },
   });
   const args: Record<string, string | boolean> = {};

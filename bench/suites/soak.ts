@@ -10,11 +10,12 @@
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { summarize } from '../lib/harness.js';
-import { type Agent, loopback } from '../lib/network.js';
+import os from 'node:os';
+import { type Agent, type AgentOptions, loopback } from '../lib/network.js';
 import { benchCert, numArg } from '../lib/pair.js';
 import type { Target } from '../lib/roles/clients.js';
 import type { CohortStats } from '../lib/roles/soak-clients.js';
-import type { SoakPorts, SoakSample } from '../lib/roles/soak-server.js';
+import type { LeftoverSession, SoakPorts, SoakSample } from '../lib/roles/soak-server.js';
 import { round } from '../lib/suite-util.js';
 
 const SERVER = 'bench/lib/roles/soak-server.ts';
@@ -45,9 +46,16 @@ const suite: BenchSuite = {
     const idleMs = numArg(ctx.args, 'idle', 3000);
     const lifetimeS = numArg(ctx.args, 'lifetime', ctx.quick ? 8 : 60);
     const warmupFraction = 0.25;
+    const snapshots = ctx.args.snapshots === 'true';
+    // Two cores shared by the server and its load generator: the server gets CPU 0 to itself (as far as this
+    // process tree goes) and the client processes CPU 1, so that the figures are the server's, not the clients'.
+    const cpus = os.cpus().length;
+    const pin = cpus >= 2 && ctx.args.pin !== 'false';
+    const serverOpts: AgentOptions = pin ? { cpus: '0' } : {};
+    const clientOpts: AgentOptions = pin ? { cpus: `1-${cpus - 1}` } : {};
     const net = loopback();
     const cert = await benchCert();
-    const server = await net.agent('server');
+    const server = await net.agent('server', serverOpts);
     const ports = await server.call<SoakPorts>(SERVER, 'startSoakServer', {
       host: net.serverAddr,
       certPem: cert.certPem,
@@ -67,6 +75,11 @@ const suite: BenchSuite = {
       `Joins throughout: each client leaves cleanly after 0.5-1.5 × ${lifetimeS} s and a new one joins; every ${killEveryS} s the older client process is SIGKILLed and a fresh one joins its ${sessions / 2} clients over ${spreadS} s.`,
       `Server: resume window ${resumeWindowMs} ms, QUIC idle timeout ${idleMs} ms. RSS growth: mean RSS of the last 10 % of the samples over the mean of the samples just after warm-up (${warmupFraction * 100} % of the run).`,
     ];
+    notes.push(
+      pin
+        ? `${cpus} CPUs: server process pinned to CPU 0, client processes to CPU ${cpus === 2 ? '1' : `1-${cpus - 1}`} (taskset). RSS, heap, CPU and event-loop figures are the server process's only. The machine is shared: other work is not pinned away from CPU 0.`
+        : `${cpus} CPU(s), not pinned: server and clients compete for the same cores.`,
+    );
     if (ports.wtError) notes.push(`WebTransport did not listen: ${ports.wtError}`);
     if (seconds < 300)
       notes.push(
@@ -77,7 +90,7 @@ const suite: BenchSuite = {
     const killed: CohortStats[] = [];
     let seed = ctx.seed * 1000;
     const startCohort = async (): Promise<Cohort> => {
-      const agent = await net.agent('client');
+      const agent = await net.agent('client', clientOpts);
       const c: Cohort = { agent, startedAt: performance.now(), seed: ++seed };
       await agent.call(COHORT, 'startCohort', {
         target,
@@ -90,20 +103,41 @@ const suite: BenchSuite = {
       });
       return c;
     };
+    // A swamped client process answers late: its last figures stand rather than stall the sampling.
+    const statsOf = (c: Cohort): Promise<CohortStats | undefined> =>
+      Promise.race([
+        c.agent.call<CohortStats>(COHORT, 'cohortStats').catch(() => c.last),
+        sleep(5000).then(() => c.last),
+      ]);
     const t0 = performance.now();
     let kills = 0;
     let leaked = -1;
     let handlesLeft: string[] = [];
     let overall = { p50: 0, p99: 0, max: 0 };
+    const gcSamples: SoakSample[] = [];
+    let drainMs = -1;
+    const snapshot = async (tag: string) => {
+      if (!snapshots) return;
+      const file = await server.call<string>(
+        SERVER,
+        'soakHeapSnapshot',
+        `bench/results/prof/soak-${tag}.heapsnapshot`,
+      );
+      notes.push(`heap snapshot (${tag}): ${file}`);
+    };
     try {
       cohorts.push(await startCohort(), await startCohort());
       let nextKill = t0 + killEveryS * 1000;
       while (performance.now() - t0 < seconds * 1000) {
         await sleep(sampleS * 1000);
         samples.push(await server.call<SoakSample>(SERVER, 'sampleSoakServer'));
-        for (const c of cohorts)
-          c.last = await c.agent.call<CohortStats>(COHORT, 'cohortStats').catch(() => c.last);
+        for (const c of cohorts) c.last = await statsOf(c);
         const s = samples[samples.length - 1];
+        if (gcSamples.length === 0 && s.t >= seconds * 1000 * warmupFraction) {
+          // Retained memory after warm-up: a full GC first, so that heap growth later is what stays reachable.
+          gcSamples.push(await server.call<SoakSample>(SERVER, 'sampleSoakServer', { gc: true }));
+          await snapshot('warm');
+        }
         ctx.progress(
           `${round(s.t / 1000, 0)} s: ${s.open} open + ${s.disconnected} awaiting resume (${JSON.stringify(s.byTransport)}), RSS ${round(s.rssBytes / 2 ** 20, 1)} MB, loop delay p99 ${round(s.eldP99Ms, 1)} ms`,
         );
@@ -116,23 +150,44 @@ const suite: BenchSuite = {
           nextKill += killEveryS * 1000;
         }
       }
+      gcSamples.push(await server.call<SoakSample>(SERVER, 'sampleSoakServer', { gc: true }));
+      await snapshot('end');
       // Every client gone at once, abruptly: the server must forget every session on its own.
       for (const c of cohorts) {
-        c.last = await c.agent.call<CohortStats>(COHORT, 'cohortStats').catch(() => c.last);
+        c.last = await statsOf(c);
         if (c.last) killed.push(c.last);
         c.agent.kill();
       }
       cohorts.length = 0;
-      const deadline = performance.now() + resumeWindowMs + idleMs + 15_000;
+      // A vanished client is noticed by the QUIC idle timeout (at least 3 PTO, RFC 9000 §10.1, so longer on a loaded
+      // server), by the session heartbeat timeout (15 s) or by TCP; then the resume window runs. What is still
+      // there 60 s after all that is leaked; how long the drain took tells a backlog from a leak.
+      const killedAt = performance.now();
+      const deadline = killedAt + resumeWindowMs + idleMs + 15_000 + 60_000;
       let last = await server.call<SoakSample>(SERVER, 'sampleSoakServer');
       while (
         performance.now() < deadline &&
         (last.sessions > 0 || last.wtConnections > 0 || last.qwsSessions > 0)
       ) {
-        await sleep(250);
+        await sleep(1000);
         last = await server.call<SoakSample>(SERVER, 'sampleSoakServer');
+        ctx.progress(
+          `draining: ${last.open} open + ${last.disconnected} awaiting resume (${JSON.stringify(last.byTransport)}), ${last.wtConnections} QUIC connection(s), ${last.qwsSessions} WebSocket session(s)`,
+        );
+      }
+      if (last.sessions > 0) {
+        const left = await server.call<LeftoverSession[]>(SERVER, 'leftoverSessions', 10);
+        notes.push(`sessions left at the deadline (first 10): ${JSON.stringify(left)}`);
+        ctx.progress(`left: ${JSON.stringify(left)}`);
+      }
+      if (last.wtConnections > 0) {
+        const q = await server.call<unknown[]>(SERVER, 'quicConnections');
+        notes.push(`QUIC connections left at the deadline (first 5): ${JSON.stringify(q)}`);
+        ctx.progress(`QUIC connections left: ${JSON.stringify(q)}`);
       }
       leaked = last.sessions;
+      if (last.sessions === 0 && last.wtConnections === 0 && last.qwsSessions === 0)
+        drainMs = performance.now() - killedAt;
       if (last.wtConnections || last.qwsSessions)
         notes.push(
           `transport state left at the deadline: ${last.wtConnections} QUIC connection(s), ${last.qwsSessions} WebSocket session(s)`,
@@ -155,6 +210,17 @@ const suite: BenchSuite = {
     const total = (k: 'wt' | 'qws', f: keyof CohortStats['wt']) => killed.reduce((a, c) => a + c[k][f], 0);
     const rows: ResultRow[] = [];
     const mb = (b: number) => round(b / 2 ** 20, 1);
+    const [gcWarm, gcEnd] = gcSamples;
+    const heapGrowth = gcWarm && gcEnd ? gcEnd.heapUsedBytes / gcWarm.heapUsedBytes - 1 : Number.NaN;
+    const first = run[0];
+    const lastRun = run[run.length - 1];
+    const serverCpu =
+      first && lastRun && lastRun.t > first.t
+        ? (lastRun.cpuUs - first.cpuUs) / 1000 / (lastRun.t - first.t)
+        : 0;
+    const clientCpuUs = killed.reduce((a, c) => a + (c.cpuUs ?? 0), 0);
+    const openWarm = warm.map((s) => s.open).sort((a, b) => a - b);
+    const achieved = openWarm.length ? openWarm[Math.floor(openWarm.length / 2)] : 0;
     rows.push({
       name: 'server RSS',
       group: 'memory',
@@ -164,6 +230,21 @@ const suite: BenchSuite = {
         'after warm-up': mb(mean(head)),
         end: mb(mean(tail)),
         'growth %': round(growth * 100, 2),
+        'heap after GC, warm': gcWarm ? mb(gcWarm.heapUsedBytes) : -1,
+        'heap after GC, end': gcEnd ? mb(gcEnd.heapUsedBytes) : -1,
+        'heap after GC growth %': round(heapGrowth * 100, 2),
+        'external after GC, warm': gcWarm ? mb(gcWarm.externalBytes) : -1,
+        'external after GC, end': gcEnd ? mb(gcEnd.externalBytes) : -1,
+      },
+    });
+    rows.push({
+      name: 'CPU',
+      group: 'cpu',
+      unit: 'cores',
+      extra: {
+        'server (mean over the run)': round(serverCpu, 2),
+        'clients (all processes, mean)': round(clientCpuUs / 1e6 / Math.max(1, seconds), 2),
+        'client process RSS max MB': mb(Math.max(0, ...killed.map((c) => c.rssBytes ?? 0))),
       },
     });
     rows.push({
@@ -197,11 +278,21 @@ const suite: BenchSuite = {
       unit: 'sessions',
       ...summarize(run.map((s) => s.sessions)),
       extra: {
+        'open after warm-up, median': achieved,
+        'open after warm-up, max': openWarm.length ? openWarm[openWarm.length - 1] : 0,
+        'drain after last kill s': drainMs < 0 ? -1 : round(drainMs / 1000, 1),
         'process kills': kills,
         'leaked after all clients gone': leaked,
         'handles left': handlesLeft.length,
       },
     });
+    const rejections = samples[samples.length - 1]?.rejections ?? {};
+    if (Object.keys(rejections).length)
+      notes.push(`session requests refused by the server: ${JSON.stringify(rejections)}`);
+    // Upgrades the listener saw against joins the clients attempted: a gap is connections that never got past
+    // the kernel's accept queue or TLS (the server's event loop too slow to accept them).
+    const upgrades = samples[samples.length - 1]?.qwsUpgrades;
+    if (upgrades) notes.push(`WebSocket upgrades seen by the server: ${JSON.stringify(upgrades)}`);
     if (handlesLeft.length) notes.push(`handles left after shutdown: ${handlesLeft.join(', ')}`);
     const label = (s: SoakSample) => `${round(s.t / 1000, 0)}s`;
     const every = Math.max(1, Math.ceil(run.length / 40));
@@ -212,6 +303,8 @@ const suite: BenchSuite = {
       ratios: {
         rss_growth_after_warmup: round(growth, 4),
         sessions_leaked: leaked,
+        sessions_open_after_warmup: achieved,
+        heap_growth_after_gc: round(heapGrowth, 4),
         handles_left: handlesLeft.length,
         eld_p99_ms: round(overall.p99, 1),
       },

@@ -37,6 +37,10 @@ export interface CohortStats {
   wt: KindStats;
   qws: KindStats;
   firstError: { wt?: string; qws?: string };
+  /** User + system CPU of this client process so far (µs). */
+  cpuUs: number;
+  /** RSS of this client process (bytes). */
+  rssBytes: number;
 }
 
 const empty = (): KindStats => ({
@@ -47,9 +51,24 @@ const empty = (): KindStats => ({
   statesReceived: 0,
   inputsSent: 0,
 });
-const stats: CohortStats = { open: { wt: 0, qws: 0 }, wt: empty(), qws: empty(), firstError: {} };
+const stats: CohortStats = {
+  open: { wt: 0, qws: 0 },
+  wt: empty(),
+  qws: empty(),
+  firstError: {},
+  cpuUs: 0,
+  rssBytes: 0,
+};
 let running = false;
 const timers = new Set<NodeJS.Timeout>();
+/**
+ * The inputs of every playing client, sent by one ticker: a timer per client (500 per process) cost the load
+ * generator, which shares the machine's cores with the server it measures, more than the sends themselves.
+ */
+const PHASES = 5;
+const playing = Array.from({ length: PHASES }, () => new Set<() => void>());
+let nextPhase = 0;
+let ticking = false;
 
 function hashOption(hex: string) {
   return [{ algorithm: 'sha-256' as const, value: new Uint8Array(Buffer.from(hex, 'hex')) }];
@@ -78,6 +97,7 @@ async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession
 async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, delayMs: number): Promise<void> {
   await new Promise((r) => setTimeout(r, delayMs));
   const s = stats[kind];
+  let backoff = 1000;
   while (running) {
     let c: ClientSession;
     try {
@@ -85,21 +105,25 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
     } catch (e) {
       s.failed++;
       stats.firstError[kind] ??= e instanceof Error ? e.message : String(e);
-      // A refused or failed join is retried after a pause, as a player's page would.
-      await new Promise((r) => setTimeout(r, 1000));
+      // A refused or failed join is retried after a pause that doubles (to 16 s, with jitter), as a player's page
+      // would: retrying every second made a saturated server's failures feed its own load.
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + rng())));
+      backoff = Math.min(backoff * 2, 16_000);
       continue;
     }
+    backoff = 1000;
     s.joined++;
     stats.open[kind]++;
     let seq = 0;
     const off = c.on(SoakState, () => {
       s.statesReceived++;
     });
-    const input = setInterval(() => {
+    const input = () => {
       c.send(SoakInput, { seq: ++seq, x: seq & 0xff, y: 1 });
       s.inputsSent++;
-    }, 1000 / o.hz);
-    timers.add(input);
+    };
+    const slot = playing[nextPhase++ % PHASES];
+    slot.add(input);
     const lifetime = o.lifetimeMs[0] + rng() * (o.lifetimeMs[1] - o.lifetimeMs[0]);
     const ended = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(true), lifetime);
@@ -110,8 +134,7 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
         resolve(false);
       });
     });
-    clearInterval(input);
-    timers.delete(input);
+    slot.delete(input);
     off();
     stats.open[kind]--;
     if (ended) {
@@ -126,6 +149,19 @@ async function seat(kind: 'wt' | 'qws', o: CohortOptions, rng: () => number, del
 /** Starts the cohort in the background; `cohortStats()` reports on it. */
 export function startCohort(o: CohortOptions): void {
   running = true;
+  // Clients are spread over PHASES slots of the tick, so that inputs do not all arrive in one burst. A late timer
+  // catches up (at most one whole tick), so a loaded client process still sends at the tick rate when it can.
+  if (!ticking) {
+    ticking = true;
+    const slotMs = 1000 / o.hz / PHASES;
+    const t0 = performance.now();
+    let done = 0;
+    setInterval(() => {
+      const due = Math.floor((performance.now() - t0) / slotMs);
+      done = Math.max(done, due - PHASES);
+      for (; done < due; done++) for (const send of playing[done % PHASES]) send();
+    }, slotMs);
+  }
   const rng = createRng(o.seed);
   const wt = o.target.ports.wt ? Math.round(o.count * o.wtFraction) : 0;
   for (let i = 0; i < o.count; i++) {
@@ -140,5 +176,8 @@ function wtSeats(i: number, count: number, wt: number): boolean {
 }
 
 export function cohortStats(): CohortStats {
+  const u = process.cpuUsage();
+  stats.cpuUs = u.user + u.system;
+  stats.rssBytes = process.memoryUsage.rss();
   return JSON.parse(JSON.stringify(stats));
 }

@@ -32,6 +32,10 @@ export interface SoakSample {
   t: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** Memory of Buffers and ArrayBuffers (outside the V8 heap). */
+  externalBytes: number;
+  /** Whether a full GC ran just before this sample (heapUsed is then what is retained). */
+  afterGc: boolean;
   /** Event-loop delay since the previous sample (ms). */
   eldP99Ms: number;
   eldMaxMs: number;
@@ -44,6 +48,10 @@ export interface SoakSample {
   inputs: number;
   statesSent: number;
   cpuUs: number;
+  /** Session requests refused so far, by reason (the server's metrics). */
+  rejections: Record<string, number>;
+  /** The WebSocket listener's upgrade counters (requests, accepted, timedOut, abandoned...). */
+  qwsUpgrades: Record<string, number>;
 }
 
 let server: SessionServer | undefined;
@@ -56,6 +64,7 @@ let overall: IntervalHistogram | undefined;
 let started = 0;
 let baseline = new Map<string, number>();
 const counters = { inputs: 0, statesSent: 0 };
+const createdAt = new WeakMap<object, number>();
 
 function resources(): Map<string, number> {
   const m = new Map<string, number>();
@@ -105,6 +114,13 @@ export async function startSoakServer(o: SoakServerOptions): Promise<SoakPorts> 
     messages: SOAK_MESSAGES,
     resumeWindowMs: o.resumeWindowMs,
     maxSessions: 100_000,
+    // Every bench client comes from 127.0.0.1, where a real server sees one address per player: the per-address
+    // pre-authentication cap (default 16) would evict the handshakes of a cohort joining at 50/s on a loaded
+    // machine, and the refused clients' retries would add load of the bench's own making.
+    preAuth: { maxPendingPerIp: 4096, maxPending: 4096 },
+  });
+  server.on('session', (x) => {
+    createdAt.set(x, performance.now());
   });
   server.on(SoakInput, () => {
     counters.inputs++;
@@ -121,7 +137,9 @@ export async function startSoakServer(o: SoakServerOptions): Promise<SoakPorts> 
   return ports as SoakPorts;
 }
 
-export function sampleSoakServer(): SoakSample {
+export function sampleSoakServer(o: { gc?: boolean } = {}): SoakSample {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (o.gc && gc) gc();
   const s = server;
   let open = 0;
   let disconnected = 0;
@@ -138,6 +156,8 @@ export function sampleSoakServer(): SoakSample {
     t: performance.now() - started,
     rssBytes: mem.rss,
     heapUsedBytes: mem.heapUsed,
+    externalBytes: mem.external,
+    afterGc: !!(o.gc && gc),
     eldP99Ms: (interval?.percentile(99) ?? 0) / 1e6,
     eldMaxMs: (interval?.max ?? 0) / 1e6,
     sessions: s?.sessions.size ?? 0,
@@ -146,11 +166,44 @@ export function sampleSoakServer(): SoakSample {
     byTransport,
     wtConnections: wtListener?.connectionCount ?? 0,
     qwsSessions: qwsListener?.stats?.sessions ?? 0,
+    qwsUpgrades: qwsStats() ?? {},
     inputs: counters.inputs,
     statesSent: counters.statesSent,
     cpuUs: u.user + u.system,
+    rejections: { ...(s?.metrics.rejections ?? {}) },
   };
   interval?.reset();
+  return out;
+}
+
+/** What a session still on the server is doing: for telling a leak (a dead link never noticed) from a backlog. */
+export interface LeftoverSession {
+  state: string;
+  transport: string;
+  /** ms since the session was created. */
+  ageMs: number;
+  /** Whether it still has a link, and ms since anything arrived on it. */
+  link: boolean;
+  silentMs?: number;
+  heartbeatPending?: boolean;
+}
+
+/** The sessions still on the server, described (the first `max`). */
+export function leftoverSessions(max = 20): LeftoverSession[] {
+  const out: LeftoverSession[] = [];
+  const now = performance.now();
+  for (const x of server?.sessions.values() ?? []) {
+    if (out.length >= max) break;
+    const link = (x as unknown as { link: { lastReceived: number; heartbeatTimer?: unknown } | null }).link;
+    out.push({
+      state: x.state,
+      transport: x.lastTransport,
+      ageMs: Math.round(now - (createdAt.get(x) ?? now)),
+      link: link !== null,
+      silentMs: link ? Math.round(performance.timeOrigin + now - link.lastReceived) : undefined,
+      heartbeatPending: link ? link.heartbeatTimer !== undefined : undefined,
+    });
+  }
   return out;
 }
 
@@ -187,4 +240,51 @@ export async function stopSoakServer(): Promise<{ handlesLeft: string[] }> {
     for (let i = 0; i < extra; i++) left.push(r);
   }
   return { handlesLeft: left };
+}
+
+/** Writes a heap snapshot (after a full GC) to `path`; for telling retained growth from fragmentation. */
+export async function soakHeapSnapshot(path: string): Promise<string> {
+  const { writeHeapSnapshot } = await import('node:v8');
+  return writeHeapSnapshot(path);
+}
+
+/** The QUIC connections the WebTransport listener still holds (the first 5), with their state: private fields. */
+export function quicConnections(): unknown[] {
+  interface QuicheConn {
+    isEstablished(): boolean;
+    isDraining(): boolean;
+    isClosed(): boolean;
+    timeout(): number | null;
+  }
+  interface Held {
+    sessions?: Map<unknown, unknown>;
+    pendingRequests?: Set<unknown>;
+    quic?: { closed?: boolean; localClose?: boolean; timerAt?: number; timer?: unknown; conn?: QuicheConn };
+  }
+  const l = wtListener as unknown as { conns?: Set<Held>; lingerTimers?: Map<Held, unknown> } | undefined;
+  const out: unknown[] = [];
+  for (const c of l?.conns ?? []) {
+    const q = c.quic;
+    const qc = q?.conn;
+    out.push({
+      sessions: c.sessions?.size,
+      pending: c.pendingRequests?.size,
+      closed: q?.closed,
+      localClose: q?.localClose,
+      timerInMs: q?.timerAt === undefined ? undefined : Math.round(q.timerAt - performance.now()),
+      hasTimer: !!q?.timer,
+      established: qc?.isEstablished(),
+      draining: qc?.isDraining(),
+      quicheClosed: qc?.isClosed(),
+      quicheTimeout: qc?.timeout(),
+      lingering: l?.lingerTimers?.has(c),
+    });
+    if (out.length >= 5) break;
+  }
+  return out;
+}
+
+/** The WebSocket listener's upgrade counters (requests, accepted, timed out, abandoned...), for diagnosis. */
+export function qwsStats(): Record<string, number> | undefined {
+  return (qwsListener as { stats?: Record<string, number> } | undefined)?.stats;
 }

@@ -121,6 +121,8 @@ export interface ServerSide {
   /** For `/echo`: one promise per echo loop; they always resolve (errors are recorded in `echoErrors`). */
   echoTasks: Promise<void>[];
   echoErrors: unknown[];
+  /** For `/echo`: where each bidi echo is (`reading`, `closing`: the peer's FIN came and ours is being written, `closed`). */
+  echoStages: string[];
 }
 
 const CHUNK = 64 * 1024;
@@ -333,7 +335,7 @@ class ConformanceServer {
     const request = incoming.request;
     this.seen.push(request);
     const cid = request.query.get('cid') ?? '';
-    const side: ServerSide = { request, echoTasks: [], echoErrors: [] };
+    const side: ServerSide = { request, echoTasks: [], echoErrors: [], echoStages: [] };
     switch (request.path) {
       case '/echo': {
         side.session = incoming.accept();
@@ -416,23 +418,33 @@ function startEcho(session: QuiverSession, side: ServerSide): void {
         side.echoErrors.push(error);
       }),
     );
-  record(consume(session.incomingBidirectionalStreams, (stream) => void record(echoBidi(stream))));
+  record(
+    consume(session.incomingBidirectionalStreams, (stream) => {
+      const i = side.echoStages.push('reading') - 1;
+      record(echoBidi(stream, (st) => (side.echoStages[i] = st)));
+    }),
+  );
   record(
     consume(session.incomingUnidirectionalStreams, (readable) => void record(echoUni(session, readable))),
   );
   record(echoDatagrams(session));
 }
 
-async function echoBidi(stream: QuiverBidirectionalStream): Promise<void> {
+async function echoBidi(stream: QuiverBidirectionalStream, stage: (s: string) => void): Promise<void> {
   const reader = stream.readable.getReader();
   const writer = stream.writable.getWriter();
   try {
+    let echoed = 0;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       await writer.write(value);
+      echoed += value.byteLength;
+      stage(`reading, ${echoed} B echoed`);
     }
+    stage(`closing after ${echoed} B`);
     await writer.close();
+    stage(`closed after ${echoed} B`);
   } catch (error) {
     // Propagate the peer's reset (with its code) back, and stop the peer's sending if our side failed.
     writer.abort(error).catch(noop);
@@ -844,22 +856,56 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
     it(
       'echoes 100 concurrent streams, each with its own data',
       async () => {
-        const { client } = await open('/echo');
+        const { client, side } = await open('/echo');
+        // Where each stream is, so that a timeout names the stage that stalled (opened, written, echoed).
+        const stage = Array.from({ length: 100 }, () => 'opening');
+        const got = Array.from({ length: 100 }, () => 0);
         const results = await withTimeout(
           Promise.all(
             Array.from({ length: 100 }, async (_, i) => {
               const stream = await client.createBidirectionalStream();
+              stage[i] = 'open';
               const sent = patternBytes(5000 + i, 1000 + i * 97);
               const [, received] = await Promise.all([
-                writeAll(stream.writable, sent),
-                readAll(stream.readable),
+                writeAll(stream.writable, sent).then(() => {
+                  stage[i] = stage[i] === 'open' ? 'written' : 'done';
+                }),
+                (async () => {
+                  const chunks: Uint8Array[] = [];
+                  const reader = stream.readable.getReader();
+                  for (;;) {
+                    const { value, done } = await reader.read();
+                    if (done) break;
+                    chunks.push(value);
+                    got[i] += value.byteLength;
+                  }
+                  stage[i] = stage[i] === 'open' ? 'echoed before written' : 'done';
+                  return concat(chunks);
+                })(),
               ]);
               return equalBytes(received, sent);
             }),
           ),
           waitMs,
           '100 concurrent echoes',
-        );
+        ).catch((err: Error) => {
+          const by = new Map<string, number[]>();
+          stage.forEach((st, i) => {
+            by.set(st, [...(by.get(st) ?? []), i]);
+          });
+          const summary = [...by].map(
+            ([st, ids]) =>
+              `${st}: ${ids.length} (${ids
+                .slice(0, 8)
+                .map((i) => (st === 'done' ? i : `${i}: ${got[i]}/${1000 + i * 97} B back`))
+                .join(',')})`,
+          );
+          throw new Error(
+            `${err.message}; streams by stage: ${summary.join('; ')}; server echo loops: ${side.echoTasks.length}, errors: ${side.echoErrors.length}, server echoes by stage: ${JSON.stringify(
+              side.echoStages.filter((st) => !st.startsWith('closed')),
+            )}`,
+          );
+        });
         expect(results.filter((ok) => !ok).length).toBe(0);
       },
       timeoutMs,

@@ -568,6 +568,18 @@ export class QuicConnection implements QuicEngineConnection {
     }
   }
 
+  /** Notices a STOP_SENDING on a stream whose last byte is held, as a send would have. */
+  private stoppedWhileHeld(id: number, st: SendState): void {
+    try {
+      this.conn.streamCapacity(id);
+    } catch (e) {
+      const code = quicheErrorCode(e, 'StreamStopped');
+      if (code === undefined) return;
+      this.heldTails.delete(id);
+      this.onStopped(id, st, code);
+    }
+  }
+
   private onStopped(id: number, st: SendState, code: bigint): void {
     st.stopped = true;
     this.idleTracked.delete(id);
@@ -583,15 +595,17 @@ export class QuicConnection implements QuicEngineConnection {
 
   private holdTail(id: number): void {
     if (!this.heldTails.has(id)) this.heldTails.set(id, performance.now() + this.tailHoldMs);
-    // Released by a later flush: the one a write schedules, or the tail timer's.
+    // Released by a later flush: the one a write schedules, or the tail timer's. An infinite hold has no timer:
+    // only the writer's close() or next write releases the byte (see SessionLimits.streamTailHoldMs).
     if (this.tailHoldMs <= 0) this.schedule();
-    else this.armTailTimer();
+    else if (Number.isFinite(this.tailHoldMs)) this.armTailTimer();
   }
 
   private armTailTimer(): void {
     if (this.tailTimer || this.closed) return;
     let first = Number.POSITIVE_INFINITY;
     for (const at of this.heldTails.values()) first = Math.min(first, at);
+    if (!Number.isFinite(first)) return;
     this.tailTimer = setTimeout(
       () => {
         this.tailTimer = undefined;
@@ -643,6 +657,9 @@ export class QuicConnection implements QuicEngineConnection {
           // Keep the last byte back until the writer closes (it then carries the FIN) or the next flush.
           if (chunk.length <= 1) {
             this.holdTail(id);
+            // quiche reports a STOP_SENDING only to a send or a capacity query; a stream whose byte is held has
+            // no send coming (checkStopped skips streams with queued bytes), so it is asked here, once per flush.
+            if (!Number.isFinite(this.tailHoldMs)) this.stoppedWhileHeld(id, st);
             blocked = true;
             break;
           }

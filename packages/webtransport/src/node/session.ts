@@ -29,7 +29,10 @@ export interface SessionLimits {
    * quiche 0.18 loses a FIN written alone once the stream's data was acknowledged (upstream cloudflare/quiche
    * issue 2525: the stream is collected before a STREAM frame with FIN is sent; the peer's readable never ends), so a
    * close() later than this after the last write is at risk. 0: until the end of the event-loop turn (no added
-   * latency; covers `write(); close()`). Servers that close in answer to the peer's FIN (echo) want ~50. Default 0.
+   * latency; covers `write(); close()`). Servers that close in answer to the peer's FIN (echo) want ~50.
+   * `Infinity`: until the writer's close() or next write, with no timer, so that a FIN never travels alone
+   * whenever the peer's FIN comes; only for servers that close or keep writing every stream they write to (an
+   * echo): a stream written and then left open keeps its last byte. Default 0.
    */
   streamTailHoldMs: number;
 }
