@@ -20,7 +20,14 @@ import {
   tunnelLimits,
 } from './options.js';
 import { type EventResponse, ServerTunnel, type Tombstone } from './server-tunnel.js';
-import { encodeEvent, encodeTunnelFrames, HttpErrorCode, httpViolation, type TunnelFrame } from './wire.js';
+import {
+  encodeEvent,
+  encodeTunnelFrames,
+  HttpErrorCode,
+  httpViolation,
+  type TunnelFrame,
+  TunnelFrameReader,
+} from './wire.js';
 
 export interface HttpStreamListenerOptions extends WebSocketSessionOptions, HttpTunnelOptions {
   /** Standalone: port to listen on (0 lets the OS choose). */
@@ -60,6 +67,12 @@ export interface HttpStreamListenerOptions extends WebSocketSessionOptions, Http
    * below what intermediaries let through in one response. Default 16 KiB (at least one message always goes).
    */
   maxEventBytes?: number;
+  /**
+   * An upload stream is reset after this many bytes of body, the chunk that crosses the bound unread (0: never). The
+   * client goes on by POST and opens another; for intermediaries that limit request bodies, and to test that a cut
+   * upload loses nothing. Default 0.
+   */
+  maxUploadBytes?: number;
   /** Comment event after this long without output, for proxies that close quiet responses. Default 15000 ms. */
   keepAliveMs?: number;
   /** A POST body must arrive within this long, or it is answered 408 (the client sends it again). Default 10000 ms. */
@@ -78,6 +91,8 @@ export const HTTP_LISTENER_DEFAULTS = {
   maxSessions: 10_000,
   /** Bytes after which a downstream response is ended and the client reconnects; 0: never. */
   maxDownstreamBytes: 0,
+  /** Bytes after which an upload stream is reset; 0: never. */
+  maxUploadBytes: 0,
   /** Largest batch in one event, in decoded bytes (16 KiB). */
   maxEventBytes: 16 * 1024,
   /** Milliseconds without output before a comment event keeps proxies from closing the response. */
@@ -112,6 +127,12 @@ export interface HttpStreamListenerStats {
   resumed: number;
   /** Upstream POSTs that named a live session with its token. */
   posts: number;
+  /** Upload streams (README "Upload stream") that named a live session with its token over HTTP/2. */
+  uploads: number;
+  /** Upload streams refused with 505 because they did not come over HTTP/2 (the client uses POSTs instead). */
+  uploadsRefused: number;
+  /** Upload streams reset after `maxUploadBytes`. */
+  uploadsCut: number;
   /** Sessions open now (a gauge: it goes down when a session is released). */
   sessions: number;
   /** Messages clients sent again that had already arrived (a POST whose answer was lost), dropped: all sessions. */
@@ -199,6 +220,9 @@ export async function createHttpStreamListener(
     oversize: 0,
     resumed: 0,
     posts: 0,
+    uploads: 0,
+    uploadsRefused: 0,
+    uploadsCut: 0,
     sessions: 0,
     duplicateMessages: 0,
     retransmittedMessages: 0,
@@ -441,6 +465,84 @@ export async function createHttpStreamListener(
     });
   };
 
+  /**
+   * An upload stream: one request body carrying tunnel frames for as long as it lasts, read as it comes with at most
+   * one unfinished frame held. HTTP/2 only: an HTTP/1.1 intermediary may hold a request body until it ends, which
+   * for this one is never; refused with 505, the client keeps to POSTs.
+   */
+  const upload = (req: IncomingRequest, res: OutgoingResponse, params: Map<string, string>): void => {
+    if (req.httpVersionMajor < 2) {
+      stats.uploadsRefused++;
+      req.resume();
+      reply(req, res, 505, 'Upload streams need HTTP/2');
+      return;
+    }
+    const entry = lookup(req, res, params);
+    if (!entry) {
+      req.resume();
+      return;
+    }
+    const t = entry.tunnel;
+    let done = false;
+    const handle = {
+      end: () => {
+        if (done) return;
+        done = true;
+        // The client sees this as the end of its upload (lost if it had not ended it); its messages go by POST.
+        res.end();
+      },
+    };
+    if (!t.attachUpload(handle)) {
+      reply(req, res, 410, 'Session closed');
+      req.resume();
+      return;
+    }
+    stats.uploads++;
+    (res as http.ServerResponse).writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'cache-control': 'no-store',
+      ...corsHeaders(req),
+    });
+    (res as http.ServerResponse).flushHeaders?.();
+    const reader = new TunnelFrameReader(maxMessageSize);
+    const stop = () => {
+      done = true;
+      t.detachUpload(handle);
+    };
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      received += chunk.length;
+      if (o.maxUploadBytes > 0 && received > o.maxUploadBytes) {
+        stop();
+        stats.uploadsCut++;
+        res.destroy();
+        return;
+      }
+      try {
+        t.onUploadFrames(reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+      } catch (e) {
+        stop();
+        if (e instanceof ProtocolViolationError) {
+          if (e.code === HttpErrorCode.BATCH_TOO_LARGE) stats.oversize++;
+          t.violated(e);
+        }
+        // The rest of the body is not read: the stream is reset (HTTP/2 RST_STREAM).
+        res.destroy();
+      }
+    });
+    req.on('end', () => {
+      if (done) return;
+      stop();
+      if (reader.buffered > 0) {
+        t.violated(httpViolation(HttpErrorCode.MALFORMED, 'upload stream ended inside a frame'));
+      }
+      res.end();
+    });
+    req.on('error', stop);
+    res.on('close', stop);
+  };
+
   const handle = (req: IncomingRequest, res: OutgoingResponse): boolean => {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -456,6 +558,7 @@ export async function createHttpStreamListener(
     if (op === 'open' && req.method === 'GET') open(req, res, pathname, app);
     else if (op === 'down' && req.method === 'GET') resume(req, res, params);
     else if (op === 'up' && req.method === 'POST') post(req, res, params);
+    else if (op === 'stream' && req.method === 'POST') upload(req, res, params);
     else {
       stats.malformed++;
       reply(req, res, 400, 'Unknown tunnel request');
