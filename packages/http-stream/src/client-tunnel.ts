@@ -350,6 +350,8 @@ export class ClientTunnel implements SocketAdapter {
 
   /** Writes everything unsent (and the acknowledgement) to the upload stream, then the CLOSE once nothing precedes it. */
   private pumpUpload(up: UploadHandle): void {
+    // After the CLOSE the body is ended: nothing more of the session goes up.
+    if (this.closeOnUpload) return;
     while (this.core.hasUnsent || this.core.ackDue) {
       const batch = this.core.takeBatch(this.o.postBatchBytes, this.uploadId, true);
       if (this.uploadFirstSeq === 0 && this.core.lastTaken > this.core.peerAck) {
@@ -429,21 +431,23 @@ export class ClientTunnel implements SocketAdapter {
       this.gone(`upload stream refused with ${r.status}`);
       return;
     }
-    this.uploadLost(id, r.status >= 400 ? 'refused' : 'lost');
+    // A clean end the client did not ask for: the server is closing the session (the close comes downstream).
+    this.uploadLost(id, r.status >= 400 ? 'refused' : r.error ? 'lost' : 'ended');
   }
 
   /**
-   * The upload stream `id` was refused with a status, reset or cut (`lost`), or never confirmed: what it carried
+   * The upload stream `id` was refused with a status, reset or cut (`lost`), never confirmed, or ended by the server
+   * (`ended`, not counted as a fallback: the session is closing there): what it carried
    * unacknowledged goes again by POST. A stream refused, or never acknowledged within `uploadConfirmMs` (an
    * intermediary holding the body back), is not tried again in this session; a lost one is opened again after a
    * pause, up to `MAX_UNCONFIRMED_UPLOADS` in a row that never got an acknowledgement.
    */
-  private uploadLost(id: number, why: 'refused' | 'lost' | 'unconfirmed'): void {
+  private uploadLost(id: number, why: 'refused' | 'lost' | 'unconfirmed' | 'ended'): void {
     if (id !== this.uploadId || !this.upload) return;
     if (!this.uploadConfirmed) this.uploadUnconfirmed++;
     if (why === 'unconfirmed') this.upload.cancel();
     this.dropUpload();
-    this.counters.uploadFallbacks++;
+    if (why !== 'ended') this.counters.uploadFallbacks++;
     this.core.carrierLost(id);
     this.core.ackLost();
     if (this.closeOnUpload) {

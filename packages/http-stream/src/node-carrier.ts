@@ -168,7 +168,7 @@ export class NodeCarrier implements HttpCarrier {
     stream.on('error', (e) => report({ status, error: e }));
     return {
       write: (chunk) => {
-        if (!done && !stream.destroyed) stream.write(chunk);
+        if (!done && !stream.destroyed && !stream.writableEnded) stream.write(chunk);
       },
       finish: () => {
         if (!done && !stream.destroyed) stream.end();

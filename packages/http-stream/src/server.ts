@@ -575,7 +575,14 @@ export async function createHttpStreamListener(
   const onRequest = (req: IncomingRequest, res: OutgoingResponse) => {
     if (!handle(req, res)) reply(req, res, 404, 'Not Found');
   };
+  // Http2SecureServer has no closeAllConnections(): its connections (HTTP/2 sessions a browser keeps alive, and
+  // HTTP/1.1 ones) are tracked so that close() can end them.
+  const sockets = new Set<{ destroy(): void }>();
   if (server) {
+    server.on('connection', (socket: import('node:net').Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     server.on('request', onRequest);
     server.listen(options.port ?? 0, o.host);
     await once(server, 'listening');
@@ -622,6 +629,7 @@ export async function createHttpStreamListener(
           server.off('request', onRequest);
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           if ('closeAllConnections' in server) (server as http.Server).closeAllConnections();
+          for (const socket of sockets) socket.destroy();
           await closed;
         }
       })();
