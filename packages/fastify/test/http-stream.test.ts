@@ -6,6 +6,7 @@
 import { generateCertificate } from '@quiver/devcert';
 import { connectHttpStream, type HttpStreamSession } from '@quiver/http-stream';
 import { connect, defineMessage } from '@quiver/session';
+import type { ConnectOptions } from '@quiver/transport';
 import { connectWebSocket } from '@quiver/websocket';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,12 +71,12 @@ describe('@quiver/fastify HTTP fallback', () => {
     const tls = { ca: cert.certPem };
     let h2Session: HttpStreamSession | undefined;
     const clients = [
-      (u: string, o: object) => {
+      (u: string, o?: ConnectOptions) => {
         h2Session = connectHttpStream(u, { ...o, http2: true, tls });
         return h2Session;
       },
-      (u: string, o: object) => connectHttpStream(u, { ...o, tls }),
-      (u: string, o: object) => connectWebSocket(u, { ...o, tls }),
+      (u: string, o?: ConnectOptions) => connectHttpStream(u, { ...o, tls }),
+      (u: string, o?: ConnectOptions) => connectWebSocket(u, { ...o, tls }),
     ];
     for (const connector of clients) {
       const c = await connect(url, { connector, reconnect: false });

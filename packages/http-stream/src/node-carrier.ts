@@ -163,8 +163,18 @@ export class NodeCarrier implements HttpCarrier {
     });
     // The answer is a status and an end; acknowledgements come on the event stream.
     stream.resume();
-    stream.on('end', () => report({ status }));
-    stream.on('close', () => report({ status, error: new Error('upload stream closed') }));
+    let ended = false;
+    stream.on('end', () => {
+      ended = true;
+    });
+    // Judged at 'close': a reset (RST_STREAM other than NO_ERROR, RFC 9113 §8.1) may follow the response's end,
+    // and Node reports CANCEL as no error.
+    stream.on('close', () => {
+      const clean = ended && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR;
+      report(
+        clean ? { status } : { status, error: new Error(`upload stream reset (code ${stream.rstCode})`) },
+      );
+    });
     stream.on('error', (e) => report({ status, error: e }));
     return {
       write: (chunk) => {

@@ -9,7 +9,13 @@ import type {
   TransportListener,
   WebTransportCloseInfo,
 } from '@quiver/transport';
-import { ProtocolViolationError, QuiverTransportError, systemClock } from '@quiver/transport';
+import {
+  PendingRequests,
+  ProtocolViolationError,
+  QuiverTransportError,
+  requestHeaders,
+  systemClock,
+} from '@quiver/transport';
 import { matchesPath, WebSocketSession, type WebSocketSessionOptions } from '@quiver/websocket';
 import {
   type HttpTunnelOptions,
@@ -229,7 +235,7 @@ export async function createHttpStreamListener(
   };
   const tunnels = new Map<string, { tunnel: ServerTunnel; session: WebSocketSession }>();
   const tombstones = new Map<string, Tombstone & { until: number }>();
-  const pending = new Set<{ refuse(status: number, reason: string): void }>();
+  const pending = new PendingRequests({ max: o.maxPendingRequests, timeoutMs: o.requestTimeoutMs, stats });
   let closing = false;
   let controller!: ReadableStreamDefaultController<IncomingSession>;
   const incomingSessions = new ReadableStream<IncomingSession>({
@@ -239,15 +245,12 @@ export async function createHttpStreamListener(
   });
 
   const open = (req: IncomingRequest, res: OutgoingResponse, pathname: string, appQuery: string): void => {
-    if (closing || pending.size >= o.maxPendingRequests || tunnels.size >= o.maxSessions) {
+    if (closing || pending.full || tunnels.size >= o.maxSessions) {
       stats.overloaded++;
       reply(req, res, 503, closing ? 'Shutting down' : 'Too many sessions or pending requests');
       return;
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    }
+    const headers = requestHeaders(req.headers);
     const request: SessionRequest = {
       transport: 'http',
       path: pathname,
@@ -258,39 +261,15 @@ export async function createHttpStreamListener(
       remoteAddress: req.socket?.remoteAddress ?? '',
       remotePort: req.socket?.remotePort ?? 0,
     };
-    let decided = false;
-    let gone = false;
-    const entry = {
-      refuse: (status: number, reason: string) => {
-        if (decided) return;
-        decided = true;
-        cleanup();
-        reply(req, res, status, reason);
-      },
-    };
-    const timer = setTimeout(() => {
-      stats.timedOut++;
-      entry.refuse(408, 'Request Timeout');
-    }, o.requestTimeoutMs);
-    const onGone = () => {
-      gone = true;
-      if (!decided) stats.abandoned++;
-      cleanup();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      pending.delete(entry);
-      res.off('close', onGone);
-    };
+    const verdict = pending.add((status, reason) => reply(req, res, status, reason));
+    const onGone = () => verdict.clientGone();
+    verdict.onSettled(() => res.off('close', onGone));
     res.on('close', onGone);
-    pending.add(entry);
     controller.enqueue({
       request,
       accept(): QuiverSession {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        decided = true;
-        cleanup();
-        stats.accepted++;
+        verdict.accept();
+        const gone = verdict.gone;
         const session = new WebSocketSession('server', sessionOptions, 'http');
         if (gone || closing) {
           session.abandon(
@@ -333,12 +312,7 @@ export async function createHttpStreamListener(
         return session;
       },
       reject(status: number, reason = ''): void {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        if (!Number.isInteger(status) || status < 400 || status > 599) {
-          throw new RangeError(`reject status must be 400-599, got ${status}`);
-        }
-        stats.rejected++;
-        entry.refuse(status, reason);
+        verdict.reject(status, reason);
       },
     });
   };
@@ -516,7 +490,7 @@ export async function createHttpStreamListener(
       if (o.maxUploadBytes > 0 && received > o.maxUploadBytes) {
         stop();
         stats.uploadsCut++;
-        res.destroy();
+        resetStream(res);
         return;
       }
       try {
@@ -527,8 +501,8 @@ export async function createHttpStreamListener(
           if (e.code === HttpErrorCode.BATCH_TOO_LARGE) stats.oversize++;
           t.violated(e);
         }
-        // The rest of the body is not read: the stream is reset (HTTP/2 RST_STREAM).
-        res.destroy();
+        // The rest of the body is not read: the stream is reset.
+        resetStream(res);
       }
     });
     req.on('end', () => {
@@ -616,7 +590,7 @@ export async function createHttpStreamListener(
     close(closeInfo: WebTransportCloseInfo = {}): Promise<void> {
       closePromise ??= (async () => {
         closing = true;
-        for (const p of [...pending]) p.refuse(503, 'Shutting down');
+        pending.refuseAll(503, 'Shutting down');
         try {
           controller.close();
         } catch {
@@ -636,6 +610,16 @@ export async function createHttpStreamListener(
       return closePromise;
     },
   };
+}
+
+/**
+ * Resets an HTTP/2 stream with CANCEL (RFC 9113 §7), so that the client sees a failed upload, not a clean end (a
+ * plain destroy() may reset with NO_ERROR after the response headers).
+ */
+function resetStream(res: OutgoingResponse): void {
+  const stream = (res as http2.Http2ServerResponse).stream;
+  if (stream && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  else res.destroy();
 }
 
 /** The response headers of an event stream (WHATWG HTML §9.2), written before the first event. */

@@ -24,3 +24,4 @@ export {
 export type { Clock, Rng, TimerHandle, TrackedClock } from './clock.js';
 export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
 export * from './memory/index.js';
+export { PendingRequest, PendingRequests, requestHeaders, type VerdictStats } from './pending.js';
