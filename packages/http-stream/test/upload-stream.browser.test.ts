@@ -8,10 +8,10 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { type DevCertificate, generateCertificate } from '@quiver/devcert';
 import { browserHarness, launchChromium } from '@quiver/testkit';
-import type { TransportListener } from '@quiver/transport';
 import { runConformanceSuite } from '@quiver/transport/conformance';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createHttpStreamListener, type HttpStreamListenerStats } from '../src/index.js';
+import type { HttpStreamListenerStats } from '../src/index.js';
+import { statsListener } from './fixtures/stats-listener.js';
 
 let cert: DevCertificate | undefined;
 const stats: HttpStreamListenerStats[] = [];
@@ -24,24 +24,8 @@ function spkiHash(c: DevCertificate): string {
 describe('upload stream from Chromium over HTTP/2', () => {
   runConformanceSuite({
     name: 'http-stream, browser build in Chromium over HTTP/2 (upload stream)',
-    listen: async (): Promise<TransportListener> => {
-      const l = await createHttpStreamListener({
-        host: '127.0.0.1',
-        port: 0,
-        tls: { cert: cert!.certPem, key: cert!.keyPem },
-      });
-      return {
-        transport: l.transport,
-        incomingSessions: l.incomingSessions,
-        get address() {
-          return l.address;
-        },
-        async close(info) {
-          await l.close(info);
-          stats.push({ ...l.stats });
-        },
-      };
-    },
+    listen: () =>
+      statsListener({ host: '127.0.0.1', port: 0, tls: { cert: cert!.certPem, key: cert!.keyPem } }, stats),
     ...browserHarness({
       launch: async () => {
         cert = await generateCertificate();

@@ -6,17 +6,16 @@
  * happened and were repaired (not a suite that passed on POSTs alone).
  */
 import { type DevCertificate, generateCertificate } from '@quiver/devcert';
-import type { TransportListener } from '@quiver/transport';
 import { trackTimers } from '@quiver/transport';
 import { runConformanceSuite } from '@quiver/transport/conformance';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   connectHttpStream,
-  createHttpStreamListener,
   type HttpStreamListenerOptions,
   type HttpStreamListenerStats,
   type HttpStreamSession,
 } from '../src/index.js';
+import { statsListener } from './fixtures/stats-listener.js';
 
 let cert: DevCertificate | undefined;
 
@@ -29,26 +28,17 @@ function variant(name: string, extra: HttpStreamListenerOptions) {
     setup: async () => {
       cert ??= await generateCertificate();
     },
-    listen: async (): Promise<TransportListener> => {
-      const l = await createHttpStreamListener({
-        host: '127.0.0.1',
-        port: 0,
-        clock,
-        tls: { cert: cert!.certPem, key: cert!.keyPem },
-        ...extra,
-      });
-      return {
-        transport: l.transport,
-        incomingSessions: l.incomingSessions,
-        get address() {
-          return l.address;
+    listen: () =>
+      statsListener(
+        {
+          host: '127.0.0.1',
+          port: 0,
+          clock,
+          tls: { cert: cert!.certPem, key: cert!.keyPem },
+          ...extra,
         },
-        async close(info) {
-          await l.close(info);
-          server.push({ ...l.stats });
-        },
-      };
-    },
+        server,
+      ),
     connect: (listener, path, options) => {
       const s = connectHttpStream(`https://127.0.0.1:${listener.address.port}${path}`, {
         ...options,
