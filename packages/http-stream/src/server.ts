@@ -139,6 +139,8 @@ export interface HttpStreamListenerStats {
   uploadsRefused: number;
   /** Upload streams reset after `maxUploadBytes`. */
   uploadsCut: number;
+  /** CORS preflights answered for cross-origin upload streams. */
+  preflights: number;
   /** Sessions open now (a gauge: it goes down when a session is released). */
   sessions: number;
   /** Messages clients sent again that had already arrived (a POST whose answer was lost), dropped: all sessions. */
@@ -229,6 +231,7 @@ export async function createHttpStreamListener(
     uploads: 0,
     uploadsRefused: 0,
     uploadsCut: 0,
+    preflights: 0,
     sessions: 0,
     duplicateMessages: 0,
     retransmittedMessages: 0,
@@ -517,6 +520,22 @@ export async function createHttpStreamListener(
     res.on('close', stop);
   };
 
+  /**
+   * The CORS preflight (Fetch §3.2.2) a browser sends before a cross-origin request with a `ReadableStream` body,
+   * which is never a simple request. Allowed for any origin: the upload itself needs the session's token, and the
+   * application judged the origin on the session request.
+   */
+  const preflight = (req: IncomingRequest, res: OutgoingResponse): void => {
+    stats.preflights++;
+    (res as http.ServerResponse).writeHead(204, {
+      ...corsHeaders(req),
+      'access-control-allow-methods': 'POST',
+      'access-control-max-age': '600',
+      'content-length': '0',
+    });
+    res.end();
+  };
+
   const handle = (req: IncomingRequest, res: OutgoingResponse): boolean => {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -533,6 +552,7 @@ export async function createHttpStreamListener(
     else if (op === 'down' && req.method === 'GET') resume(req, res, params);
     else if (op === 'up' && req.method === 'POST') post(req, res, params);
     else if (op === 'stream' && req.method === 'POST') upload(req, res, params);
+    else if (op === 'stream' && req.method === 'OPTIONS') preflight(req, res);
     else {
       stats.malformed++;
       reply(req, res, 400, 'Unknown tunnel request');

@@ -221,6 +221,28 @@ describe('hostile upload streams', () => {
   });
 });
 
+describe('cross-origin upload streams', () => {
+  it('get their CORS preflight answered (a ReadableStream body is never a simple request)', async () => {
+    const { client, listener } = await setup();
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = client.request({
+        ':method': 'OPTIONS',
+        ':path': '/game?qh=stream&qh-sid=x&qh-tok=y',
+        origin: 'https://page.example',
+        'access-control-request-method': 'POST',
+      });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.resume();
+      req.end();
+    });
+    expect(headers[':status']).toBe(204);
+    expect(headers['access-control-allow-origin']).toBe('https://page.example');
+    expect(headers['access-control-allow-methods']).toBe('POST');
+    expect(listener.stats.preflights).toBe(1);
+  });
+});
+
 describe('TunnelFrameReader', () => {
   const frames = [
     { type: 'ack' as const, seq: 70_000 },
