@@ -7,7 +7,7 @@
 import http2 from 'node:http2';
 import https from 'node:https';
 import { type DevCertificate, generateCertificate } from '@quiver/devcert';
-import { ProtocolViolationError, type QuiverSession } from '@quiver/transport';
+import type { QuiverSession } from '@quiver/transport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectHttpStream,
@@ -20,6 +20,7 @@ import {
   type HttpStreamSession,
   TunnelFrameReader,
 } from '../src/index.js';
+import { violation } from './fixtures/violation.js';
 
 let cert: DevCertificate;
 beforeAll(async () => {
@@ -120,15 +121,6 @@ function rawUpload(
     for (const c of chunks) req.write(c);
     if (!keepOpen) req.end();
   });
-}
-
-async function violation(s: QuiverSession): Promise<ProtocolViolationError> {
-  const err = await s.closed.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ProtocolViolationError);
-  return err as ProtocolViolationError;
 }
 
 describe('hostile upload streams', () => {
