@@ -17,12 +17,20 @@ import { summarize } from '../lib/harness.js';
 import { stalenessSamples } from '../lib/staleness.js';
 
 const ECHO = 'bench/lib/roles/echo.ts';
-const KINDS: ChannelKind[] = ['wt-datagram', 'wt-stream', 'qws-datagram', 'qhttp-datagram', 'ws'];
+const KINDS: ChannelKind[] = [
+  'wt-datagram',
+  'wt-stream',
+  'qws-datagram',
+  'qhttp-datagram',
+  'qhttppost-datagram',
+  'ws',
+];
 const SHORT: Record<string, string> = {
   'wt-datagram': 'WT datagram',
   'wt-stream': 'WT stream',
   'qws-datagram': 'Quiver WS',
   'qhttp-datagram': 'Quiver HTTP',
+  'qhttppost-datagram': 'Quiver HTTP POSTs',
   ws: 'ws',
 };
 /** Staleness is sampled from this long after the first send (start-up is not the steady state) to the last. */
@@ -32,7 +40,8 @@ const LABEL: Record<string, string> = {
   'wt-datagram': 'WebTransport datagram',
   'wt-stream': 'WebTransport stream',
   'qws-datagram': 'Quiver WebSocket transport',
-  'qhttp-datagram': 'Quiver HTTP transport (HTTP/2)',
+  'qhttp-datagram': 'Quiver HTTP transport (HTTP/2, upload stream)',
+  'qhttppost-datagram': 'Quiver HTTP transport (HTTP/2, POSTs up)',
   ws: 'ws (plain)',
 };
 
@@ -203,6 +212,10 @@ const suite: BenchSuite = {
         p99_delivered_only_wt_datagram_over_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/ws`),
         p99_delivered_only_wt_stream_over_ws_loss2_rtt50: r(`${ref}/wt-stream`, `${ref}/ws`),
         p99_delivered_only_http_over_quiver_ws_loss2_rtt50: r(`${ref}/qhttp-datagram`, `${ref}/qws-datagram`),
+        p99_delivered_only_http_posts_over_quiver_ws_loss2_rtt50: r(
+          `${ref}/qhttppost-datagram`,
+          `${ref}/qws-datagram`,
+        ),
       },
       goals: {
         p99_staleness_wt_datagram_over_ws_loss2_rtt50: {

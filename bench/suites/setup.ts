@@ -12,12 +12,13 @@ import { CLIENTS, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js
 import type { SetupResult } from '../lib/roles/clients.js';
 import { distRow, median, openPath, type PathSpec, round } from '../lib/suite-util.js';
 
-const KINDS = ['wt', 'qws', 'qhttp', 'ws', 'wss'] as const;
+const KINDS = ['wt', 'qws', 'qhttp', 'qhttppost', 'ws', 'wss'] as const;
 type Kind = (typeof KINDS)[number];
 const LABEL: Record<Kind, string> = {
   wt: 'WebTransport (h3)',
   qws: 'Quiver WebSocket transport (TLS)',
-  qhttp: 'Quiver HTTP transport (HTTP/2, TLS)',
+  qhttp: 'Quiver HTTP transport (HTTP/2, TLS, upload stream)',
+  qhttppost: 'Quiver HTTP transport (HTTP/2, TLS, POSTs up)',
   ws: 'ws (plain)',
   wss: 'ws over TLS (WSS)',
 };
@@ -26,6 +27,7 @@ const SHORT: Record<Kind, string> = {
   wt: 'WebTransport',
   qws: 'Quiver WS (TLS)',
   qhttp: 'Quiver HTTP (h2)',
+  qhttppost: 'Quiver HTTP (h2, POSTs)',
   ws: 'ws',
   wss: 'WSS',
 };
@@ -34,6 +36,7 @@ const FLOOR: Record<Kind, { ready: number; echo: number }> = {
   qws: { ready: 3, echo: 4 },
   // TCP, TLS, the event-stream GET; the first message then goes up in a POST on the same HTTP/2 connection.
   qhttp: { ready: 3, echo: 4 },
+  qhttppost: { ready: 3, echo: 4 },
   ws: { ready: 2, echo: 3 },
   wss: { ready: 3, echo: 4 },
 };
@@ -138,6 +141,7 @@ const suite: BenchSuite = {
         first_echo_wt_over_wss_rtt50: ratio(`${ref}/wt/echo`, `${ref}/wss/echo`),
         ready_http_over_quiver_ws_rtt50: ratio(`${ref}/qhttp/ready`, `${ref}/qws/ready`),
         first_echo_http_over_quiver_ws_rtt50: ratio(`${ref}/qhttp/echo`, `${ref}/qws/echo`),
+        first_echo_http_posts_over_quiver_ws_rtt50: ratio(`${ref}/qhttppost/echo`, `${ref}/qws/echo`),
       },
       goals: {
         ready_wt_over_wss_rtt50: { op: '<=', value: 0.7, note: '2 RTT against 3' },

@@ -9,7 +9,8 @@ import WebSocket from 'ws';
 import type { ServerPorts } from './servers.js';
 import { Deframer, encodeProbe, FLAG_SINK, monoMs, readProbe } from './wire.js';
 
-export type SessionTransport = 'wt' | 'qws' | 'qhttp';
+/** `qhttp`: the HTTP transport with its upload stream (HTTP/2); `qhttppost`: the same with POSTs up only. */
+export type SessionTransport = 'wt' | 'qws' | 'qhttp' | 'qhttppost';
 export type ChannelKind =
   | 'wt-datagram'
   | 'wt-stream'
@@ -17,6 +18,8 @@ export type ChannelKind =
   | 'qws-stream'
   | 'qhttp-datagram'
   | 'qhttp-stream'
+  | 'qhttppost-datagram'
+  | 'qhttppost-stream'
   | 'ws'
   | 'wss'
   | 'tcp'
@@ -54,13 +57,14 @@ async function connectSession(kind: SessionTransport, t: Target): Promise<Quiver
       connectTimeoutMs: 15_000,
     });
   }
-  if (kind === 'qhttp') {
+  if (kind === 'qhttp' || kind === 'qhttppost') {
     if (!t.ports.qhttp) throw new Error(`HTTP transport server missing: ${t.ports.qhttpError}`);
     const { connectHttpStream } = await import('@quiver/http-stream');
     // HTTP/2: one connection for the event stream and the POSTs, as a browser uses it over TLS.
     return connectHttpStream(`https://${t.host}:${t.ports.qhttp}/bench`, {
       tls: { ca: t.certPem },
       http2: true,
+      uploadStream: kind === 'qhttp',
       connectTimeoutMs: 15_000,
     });
   }
@@ -246,7 +250,7 @@ export interface SetupResult {
  * application write; on `open` for plain WebSockets).
  */
 export async function setupRun(
-  kind: 'wt' | 'qws' | 'qhttp' | 'ws' | 'wss',
+  kind: 'wt' | 'qws' | 'qhttp' | 'qhttppost' | 'ws' | 'wss',
   t: Target,
   count: number,
   pauseMs = 20,

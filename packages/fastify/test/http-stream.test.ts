@@ -3,8 +3,11 @@
  * session's messages, counted in quiver_sessions_active{transport="http"}, and leaving the app's own routes (and
  * plain requests on the same path) alone.
  */
-import { connectHttpStream } from '@quiver/http-stream';
+import { generateCertificate } from '@quiver/devcert';
+import { connectHttpStream, type HttpStreamSession } from '@quiver/http-stream';
 import { connect, defineMessage } from '@quiver/session';
+import type { ConnectOptions } from '@quiver/transport';
+import { connectWebSocket } from '@quiver/websocket';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import quiver, { type QuiverInfo } from '../src/index.js';
@@ -51,6 +54,42 @@ describe('@quiver/fastify HTTP fallback', () => {
     });
     expect(stray.status).toBe(404);
     expect(app.quiverTransports.http?.stats.unknownSession).toBe(1);
+  });
+
+  it('on fastify with HTTP/2 over TLS (allowHTTP1): the upload stream over HTTP/2, POSTs over HTTP/1.1, WebSocket alike', async () => {
+    const cert = await generateCertificate();
+    const app = Fastify({
+      logger: false,
+      http2: true,
+      https: { allowHTTP1: true, cert: cert.certPem, key: cert.keyPem },
+    });
+    await app.register(quiver, { path: '/quiver', webtransport: false, session: { messages: [Chat] } });
+    app.quiver.on(Chat, (m, s) => s.send(Chat, `echo:${m}`));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => app.close());
+    const url = `https://127.0.0.1:${(app.server.address() as { port: number }).port}/quiver`;
+    const tls = { ca: cert.certPem };
+    let h2Session: HttpStreamSession | undefined;
+    const clients = [
+      (u: string, o?: ConnectOptions) => {
+        h2Session = connectHttpStream(u, { ...o, http2: true, tls });
+        return h2Session;
+      },
+      (u: string, o?: ConnectOptions) => connectHttpStream(u, { ...o, tls }),
+      (u: string, o?: ConnectOptions) => connectWebSocket(u, { ...o, tls }),
+    ];
+    for (const connector of clients) {
+      const c = await connect(url, { connector, reconnect: false });
+      const reply = new Promise<string>((resolve) => c.on(Chat, resolve));
+      c.send(Chat, c.transport);
+      expect(await reply).toBe(`echo:${c.transport}`);
+      await c.close();
+    }
+    const stats = app.quiverTransports.http!.stats;
+    expect(h2Session!.tunnel.counters.uploads).toBe(1);
+    expect(h2Session!.tunnel.counters.uploadFallbacks).toBe(0);
+    expect(stats.uploads).toBe(1);
+    expect(stats.uploadsRefused).toBe(0);
   });
 
   it('can be disabled', async () => {

@@ -1,7 +1,38 @@
-import type { EventStreamHandle, EventStreamHandlers, HttpCarrier } from './carrier.js';
+import type {
+  EventStreamHandle,
+  EventStreamHandlers,
+  HttpCarrier,
+  UploadEnd,
+  UploadHandle,
+} from './carrier.js';
 import { EventStreamParser } from './wire.js';
 
 const MAX_ERROR_BODY = 4096;
+
+/**
+ * Whether `fetch` takes a `ReadableStream` body (`duplex: 'half'`, Fetch §5.3 RequestInit): a browser that knows the
+ * option reads it, and one that does not would turn the stream into the text "[object ReadableStream]" with a
+ * `content-type`. Chromium then still refuses the request over HTTP/1.1, which the tunnel sees as a failed stream.
+ */
+let requestStreams: boolean | undefined;
+function supportsRequestStreams(): boolean {
+  if (requestStreams !== undefined) return requestStreams;
+  let duplexRead = false;
+  try {
+    const hasContentType = new Request('http://127.0.0.1/', {
+      method: 'POST',
+      body: new ReadableStream(),
+      get duplex() {
+        duplexRead = true;
+        return 'half';
+      },
+    } as RequestInit).headers.has('content-type');
+    requestStreams = duplexRead && !hasContentType;
+  } catch {
+    requestStreams = false;
+  }
+  return requestStreams;
+}
 
 /**
  * The browser carrier: POSTs with `fetch` (a `Uint8Array` body and no custom header, so a cross-origin POST is a
@@ -113,6 +144,64 @@ export class BrowserCarrier implements HttpCarrier {
       cancel: () => {
         cancelled = true;
         stop();
+      },
+    };
+  }
+
+  /**
+   * A `fetch` whose body is a `ReadableStream` fed as the session writes. With `duplex: 'half'` the response is seen
+   * only after the body ends, so the tunnel learns that the stream works from acknowledgements on the event stream.
+   */
+  openUpload(url: string, end: (result: UploadEnd) => void): UploadHandle | undefined {
+    if (!supportsRequestStreams()) return undefined;
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    let sink!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        sink = c;
+      },
+    });
+    let done = false;
+    const report = (r: UploadEnd) => {
+      if (done) return;
+      done = true;
+      this.controllers.delete(controller);
+      end(r);
+    };
+    fetch(url, {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      signal: controller.signal,
+      cache: 'no-store',
+    } as RequestInit).then(
+      async (res) => {
+        await res.arrayBuffer().catch(() => undefined);
+        report({ status: res.status });
+      },
+      (e: unknown) => report({ status: 0, error: e instanceof Error ? e : new Error(String(e)) }),
+    );
+    return {
+      write: (chunk) => {
+        if (done) return;
+        try {
+          sink.enqueue(chunk);
+        } catch {
+          // The body was cancelled: the fetch reports it.
+        }
+      },
+      finish: () => {
+        try {
+          sink.close();
+        } catch {
+          // Already closed or cancelled.
+        }
+      },
+      cancel: () => {
+        done = true;
+        this.controllers.delete(controller);
+        controller.abort();
       },
     };
   }

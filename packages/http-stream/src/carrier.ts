@@ -27,7 +27,30 @@ export interface EventStreamHandle {
   cancel(): void;
 }
 
+/** How an upload stream ended (once; not after `cancel()`). */
+export interface UploadEnd {
+  /** The response status, 0 when none arrived. */
+  status: number;
+  /** Set when the stream failed (reset, network error, refused by the platform) rather than ended. */
+  error?: Error;
+}
+
+/** One upload stream: a request body written as the session goes (README "Upload stream"). */
+export interface UploadHandle {
+  /** Appends tunnel frames to the body. */
+  write(chunk: Uint8Array): void;
+  /** Ends the body; the server then ends its response and `end` reports it. */
+  finish(): void;
+  /** Abandons the request; `end` is not called afterwards. */
+  cancel(): void;
+}
+
 export interface HttpCarrier {
+  /**
+   * Opens an upload stream to `url`, where the platform can stream a request body over HTTP/2; undefined where it
+   * cannot (the tunnel uses POSTs). `end` reports its end or failure once.
+   */
+  openUpload?(url: string, end: (result: UploadEnd) => void): UploadHandle | undefined;
   /** GETs `url` as an event stream; events longer than `maxEventBytes` are a violation (`end(error)`). */
   openEvents(url: string, handlers: EventStreamHandlers, maxEventBytes: number): EventStreamHandle;
   /** POSTs `body`; resolves with the status and the response body, rejects on a network failure or `signal`. */

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '@quiver/transport';
 import { ProtocolViolationError, QuiverTransportError, SessionRejectedError } from '@quiver/transport';
 import type { SocketAdapter, SocketHandlers } from '@quiver/websocket';
-import type { EventStreamHandle, HttpCarrier } from './carrier.js';
+import type { EventStreamHandle, HttpCarrier, UploadEnd, UploadHandle } from './carrier.js';
 import { Q, type ResolvedTunnel, withParams } from './options.js';
 import { TunnelCore, type TunnelLimits } from './tunnel.js';
 import {
@@ -25,10 +25,16 @@ export interface ClientTunnelOptions {
   ackDelayMs: number;
   /** ... or at once when this many bytes arrived unacknowledged. */
   ackThresholdBytes: number;
+  /** Send upstream on one streaming request body where the carrier can (HTTP/2), POSTs otherwise. */
+  uploadStream: boolean;
+  /** An upload stream whose first message is not acknowledged within this long is given up for POSTs. */
+  uploadConfirmMs: number;
 }
 
-/** Delays between attempts to reconnect the downstream or resend a failed POST. */
+/** Delays between attempts to reconnect the downstream, resend a failed POST or open another upload stream. */
 const BACKOFF_MS = [0, 50, 100, 250, 500, 1000];
+/** Upload streams lost in a row without any acknowledgement, after which the session keeps to POSTs. */
+const MAX_UNCONFIRMED_UPLOADS = 3;
 
 /**
  * The client end of one tunnel, as the `SocketAdapter` a `WebSocketSession` runs on: one event stream down (opened
@@ -45,6 +51,10 @@ export class ClientTunnel implements SocketAdapter {
     postFailures: 0,
     /** POSTs sent, including ones sent again. */
     posts: 0,
+    /** Upload streams opened (README "Upload stream"). */
+    uploads: 0,
+    /** Upload streams lost or refused; what they carried unacknowledged went again by POST. */
+    uploadFallbacks: 0,
   };
   private handlers: SocketHandlers | undefined;
   private readonly core: TunnelCore;
@@ -69,6 +79,22 @@ export class ClientTunnel implements SocketAdapter {
   private pumpScheduled = false;
   /** A POST was answered 410: nothing more goes up. */
   private upstreamClosed = false;
+  private upload: UploadHandle | undefined;
+  /** The carrier id of the upload stream (from the POSTs' numbering, so that the two never share one). */
+  private uploadId = 0;
+  /** The last message of the first batch on the upload stream; an acknowledgement of it confirms the stream. */
+  private uploadFirstSeq = 0;
+  private uploadConfirmed = false;
+  /** Confirmation deadline of the open upload stream, or the pause before opening another. */
+  private uploadTimer: TimerHandle | undefined;
+  /** Upload streams lost in a row (the pause before the next grows with it). */
+  private uploadFailures = 0;
+  /** Upload streams lost in a row before any acknowledgement of what they carried. */
+  private uploadUnconfirmed = 0;
+  /** No more upload streams for this session: the platform or the path cannot carry them. */
+  private uploadDisabled = false;
+  /** The CLOSE frame went on the upload stream: its clean end means the server has it. */
+  private closeOnUpload = false;
 
   constructor(
     private readonly url: string,
@@ -201,6 +227,7 @@ export class ClientTunnel implements SocketAdapter {
       this.sessionId = result.hello.sessionId;
       this.token = result.hello.token;
       this.state = 'open';
+      this.openUpload();
       this.handlers?.open();
     } else if (this.state === 'connecting') {
       this.finish(1006, '', httpViolation(HttpErrorCode.MALFORMED, 'first event is not HELLO'));
@@ -215,7 +242,10 @@ export class ClientTunnel implements SocketAdapter {
       this.finish(result.close.code, result.close.reason, undefined);
       return;
     }
-    if (result.acked) this.handlers?.drain();
+    if (result.acked) {
+      this.checkUploadConfirmed();
+      this.handlers?.drain();
+    }
     if (this.core.ackDue) this.scheduleAck();
   }
 
@@ -254,7 +284,8 @@ export class ClientTunnel implements SocketAdapter {
   // ---- upstream ----
 
   private scheduleAck(): void {
-    if (this.unackedBytesIn >= this.o.ackThresholdBytes) {
+    // On an upload stream an acknowledgement is a few bytes on a request already open: no reason to wait.
+    if (this.unackedBytesIn >= this.o.ackThresholdBytes || (this.upload && this.uploadConfirmed)) {
       this.schedulePump();
       return;
     }
@@ -275,7 +306,16 @@ export class ClientTunnel implements SocketAdapter {
   }
 
   private pump(): void {
-    if (this.retryTimer !== undefined || this.upstreamClosed) return;
+    if (this.upstreamClosed) return;
+    if (this.upload && (this.state === 'open' || this.state === 'closing')) {
+      // Until the stream is confirmed, acknowledgements alone still go by POST: one that a buffering intermediary
+      // held back would leave the server's messages unacknowledged, and nothing here would notice.
+      if (this.uploadConfirmed || this.core.hasUnsent || this.closeFrame) {
+        this.pumpUpload(this.upload);
+        return;
+      }
+    }
+    if (this.retryTimer !== undefined) return;
     while (
       this.postsInFlight < this.o.maxConcurrentPosts &&
       (this.state === 'open' || this.state === 'closing')
@@ -308,6 +348,130 @@ export class ClientTunnel implements SocketAdapter {
     }
   }
 
+  /** Writes everything unsent (and the acknowledgement) to the upload stream, then the CLOSE once nothing precedes it. */
+  private pumpUpload(up: UploadHandle): void {
+    // After the CLOSE the body is ended: nothing more of the session goes up.
+    if (this.closeOnUpload) return;
+    while (this.core.hasUnsent || this.core.ackDue) {
+      const batch = this.core.takeBatch(this.o.postBatchBytes, this.uploadId, true);
+      if (this.uploadFirstSeq === 0 && this.core.lastTaken > this.core.peerAck) {
+        this.uploadFirstSeq = this.core.lastTaken;
+        this.armUploadConfirm();
+      }
+      this.unackedBytesIn = 0;
+      this.o.clock.clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+      up.write(batch);
+    }
+    // As with POSTs, CLOSE goes after every POST before it was answered, so nothing of the session is behind it.
+    if (this.closeFrame && !this.closeSent && this.postsInFlight === 0) {
+      up.write(encodeTunnelFrames([{ type: 'close', ...this.closeFrame }]));
+      this.closeSent = true;
+      this.closeOnUpload = true;
+      up.finish();
+      // Its clean end confirms it; a stream held by an intermediary must not hold the close back for ever.
+      this.armUploadConfirm();
+    }
+  }
+
+  private armUploadConfirm(): void {
+    if (this.uploadConfirmed || this.uploadTimer !== undefined) return;
+    const id = this.uploadId;
+    this.uploadTimer = this.o.clock.setTimeout(() => {
+      this.uploadTimer = undefined;
+      this.uploadLost(id, 'unconfirmed');
+    }, this.o.uploadConfirmMs);
+  }
+
+  /** Opens an upload stream if the carrier can and none is open (README "Upload stream"). */
+  private openUpload(): void {
+    if (this.upload || this.uploadDisabled || !this.o.uploadStream || this.state !== 'open') return;
+    const id = this.nextPostId++;
+    this.uploadId = id;
+    const url = withParams(this.url, { [Q.op]: 'stream', [Q.sid]: this.sessionId, [Q.token]: this.token });
+    let handle: UploadHandle | undefined;
+    try {
+      handle = this.carrier.openUpload?.(url, (r) => this.onUploadEnd(id, r));
+    } catch {
+      handle = undefined;
+    }
+    if (!handle) {
+      this.uploadDisabled = true;
+      return;
+    }
+    this.upload = handle;
+    this.uploadFirstSeq = 0;
+    this.uploadConfirmed = false;
+    this.counters.uploads++;
+    this.schedulePump();
+  }
+
+  private checkUploadConfirmed(): void {
+    if (!this.upload || this.uploadConfirmed || this.uploadFirstSeq === 0) return;
+    if (this.core.peerAck < this.uploadFirstSeq) return;
+    this.uploadConfirmed = true;
+    this.uploadFailures = 0;
+    this.uploadUnconfirmed = 0;
+    this.o.clock.clearTimeout(this.uploadTimer);
+    this.uploadTimer = undefined;
+  }
+
+  private onUploadEnd(id: number, r: UploadEnd): void {
+    if (id !== this.uploadId || !this.upload || this.state === 'closed') return;
+    if (this.closeOnUpload && !r.error && r.status === 200 && this.closeFrame) {
+      this.finish(this.closeFrame.code, this.closeFrame.reason, undefined);
+      return;
+    }
+    if (r.status === 410) {
+      this.dropUpload();
+      this.upstreamClosed = true;
+      return;
+    }
+    if (r.status === 403 || r.status === 404) {
+      this.gone(`upload stream refused with ${r.status}`);
+      return;
+    }
+    // A clean end the client did not ask for: the server is closing the session (the close comes downstream).
+    this.uploadLost(id, r.status >= 400 ? 'refused' : r.error ? 'lost' : 'ended');
+  }
+
+  /**
+   * The upload stream `id` was refused with a status, reset or cut (`lost`), never confirmed, or ended by the server
+   * (`ended`, not counted as a fallback: the session is closing there): what it carried
+   * unacknowledged goes again by POST. A stream refused, or never acknowledged within `uploadConfirmMs` (an
+   * intermediary holding the body back), is not tried again in this session; a lost one is opened again after a
+   * pause, up to `MAX_UNCONFIRMED_UPLOADS` in a row that never got an acknowledgement.
+   */
+  private uploadLost(id: number, why: 'refused' | 'lost' | 'unconfirmed' | 'ended'): void {
+    if (id !== this.uploadId || !this.upload) return;
+    if (!this.uploadConfirmed) this.uploadUnconfirmed++;
+    if (why === 'unconfirmed') this.upload.cancel();
+    this.dropUpload();
+    if (why !== 'ended') this.counters.uploadFallbacks++;
+    this.core.carrierLost(id);
+    this.core.ackLost();
+    if (this.closeOnUpload) {
+      this.closeOnUpload = false;
+      this.closeSent = false;
+    }
+    if (why !== 'lost' || this.uploadUnconfirmed >= MAX_UNCONFIRMED_UPLOADS) this.uploadDisabled = true;
+    else {
+      const delay = BACKOFF_MS[Math.min(this.uploadFailures++, BACKOFF_MS.length - 1)];
+      this.uploadTimer = this.o.clock.setTimeout(() => {
+        this.uploadTimer = undefined;
+        this.openUpload();
+      }, delay);
+    }
+    this.schedulePump();
+  }
+
+  private dropUpload(): void {
+    this.upload = undefined;
+    this.uploadConfirmed = false;
+    this.o.clock.clearTimeout(this.uploadTimer);
+    this.uploadTimer = undefined;
+  }
+
   private onPostDone(id: number, withClose: boolean, status: number, body: Uint8Array): void {
     this.postsInFlight--;
     if (this.state === 'closed') return;
@@ -325,7 +489,10 @@ export class ClientTunnel implements SocketAdapter {
         this.finish(this.closeFrame.code, this.closeFrame.reason, undefined);
         return;
       }
-      if (acked) this.handlers?.drain();
+      if (acked) {
+        this.checkUploadConfirmed();
+        this.handlers?.drain();
+      }
       this.schedulePump();
       return;
     }
@@ -386,11 +553,14 @@ export class ClientTunnel implements SocketAdapter {
     this.downGeneration++;
     this.down?.cancel();
     this.down = undefined;
+    this.upload?.cancel();
+    this.upload = undefined;
     const clock = this.o.clock;
     clock.clearTimeout(this.reconnectTimer);
     clock.clearTimeout(this.ackTimer);
     clock.clearTimeout(this.retryTimer);
-    this.reconnectTimer = this.ackTimer = this.retryTimer = undefined;
+    clock.clearTimeout(this.uploadTimer);
+    this.reconnectTimer = this.ackTimer = this.retryTimer = this.uploadTimer = undefined;
     this.abort.abort();
     this.carrier.close();
     this.handlers?.close(code, reason, error);

@@ -16,6 +16,13 @@ export interface HttpStreamConnectOptions extends ConnectOptions, WebSocketSessi
   ackDelayMs?: number;
   /** Unacknowledged bytes received before an acknowledgement goes at once. Default 64 KiB. */
   ackThresholdBytes?: number;
+  /**
+   * Send upstream as one streaming request body where the platform can (Node over HTTP/2; Chromium's `fetch` with
+   * `duplex: 'half'` over HTTP/2), falling back to POSTs when it is refused or fails. Default true.
+   */
+  uploadStream?: boolean;
+  /** An upload stream whose first message is not acknowledged within this long is given up for POSTs. Default 3000 ms. */
+  uploadConfirmMs?: number;
 }
 
 /** The defaults of the client-only options of {@link HttpStreamConnectOptions}. */
@@ -28,6 +35,10 @@ export const CLIENT_DEFAULTS = {
   ackDelayMs: 25,
   /** Unacknowledged bytes received before an acknowledgement goes at once (64 KiB). */
   ackThresholdBytes: 64 * 1024,
+  /** Upstream on one streaming request body where the platform can. */
+  uploadStream: true,
+  /** Milliseconds an upload stream may go without its first acknowledgement before POSTs take over. */
+  uploadConfirmMs: 3000,
 } as const;
 
 /** Accepts `https:`/`http:` URLs (a WebTransport URL works unchanged). */
@@ -83,7 +94,15 @@ export function connectWithCarrier(
         );
       },
       get counters(): ClientTunnel['counters'] {
-        return tunnel?.counters ?? { downstreamReconnects: 0, postFailures: 0, posts: 0 };
+        return (
+          tunnel?.counters ?? {
+            downstreamReconnects: 0,
+            postFailures: 0,
+            posts: 0,
+            uploads: 0,
+            uploadFallbacks: 0,
+          }
+        );
       },
     },
   });
@@ -119,6 +138,8 @@ export function connectWithCarrier(
         'ackThresholdBytes',
         1,
       ),
+      uploadStream: options.uploadStream ?? CLIENT_DEFAULTS.uploadStream,
+      uploadConfirmMs: int(options.uploadConfirmMs, CLIENT_DEFAULTS.uploadConfirmMs, 'uploadConfirmMs', 1),
     });
   } catch (e) {
     session.fail(new QuiverTransportError(e instanceof Error ? e.message : String(e), { source: 'session' }));

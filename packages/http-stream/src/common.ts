@@ -1,5 +1,11 @@
 /** Exports shared by the Node and browser entries. */
-export type { EventStreamHandle, EventStreamHandlers, HttpCarrier } from './carrier.js';
+export type {
+  EventStreamHandle,
+  EventStreamHandlers,
+  HttpCarrier,
+  UploadEnd,
+  UploadHandle,
+} from './carrier.js';
 export {
   CLIENT_DEFAULTS,
   connectWithCarrier,
@@ -19,6 +25,7 @@ export {
   HttpErrorCode,
   httpViolation,
   type TunnelFrame,
+  TunnelFrameReader,
   TunnelFrameType,
   toBase64,
 } from './wire.js';

@@ -1,7 +1,13 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type { EventStreamHandle, EventStreamHandlers, HttpCarrier } from './carrier.js';
+import type {
+  EventStreamHandle,
+  EventStreamHandlers,
+  HttpCarrier,
+  UploadEnd,
+  UploadHandle,
+} from './carrier.js';
 import { EventStreamParser } from './wire.js';
 
 /** Options of the Node carrier: TLS, headers and HTTP version of every request. */
@@ -131,6 +137,60 @@ export class NodeCarrier implements HttpCarrier {
     });
   }
 
+  /** An HTTP/2 request whose body stays open (HTTP/1.1 has no upload stream: intermediaries may buffer bodies). */
+  openUpload(url: string, end: (result: UploadEnd) => void): UploadHandle | undefined {
+    if (!this.o.http2 || this.closed) return undefined;
+    const u = new URL(url);
+    const stream = this.session().request(
+      { ':method': 'POST', ':path': u.pathname + u.search, ...this.o.headers },
+      { endStream: false },
+    );
+    this.live.add(stream);
+    let status = 0;
+    let done = false;
+    const report = (r: UploadEnd) => {
+      if (done) return;
+      done = true;
+      this.live.delete(stream);
+      end(r);
+    };
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      if (status !== 200) {
+        report({ status });
+        stream.close();
+      }
+    });
+    // The answer is a status and an end; acknowledgements come on the event stream.
+    stream.resume();
+    let ended = false;
+    stream.on('end', () => {
+      ended = true;
+    });
+    // Judged at 'close': a reset (RST_STREAM other than NO_ERROR, RFC 9113 §8.1) may follow the response's end,
+    // and Node reports CANCEL as no error.
+    stream.on('close', () => {
+      const clean = ended && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR;
+      report(
+        clean ? { status } : { status, error: new Error(`upload stream reset (code ${stream.rstCode})`) },
+      );
+    });
+    stream.on('error', (e) => report({ status, error: e }));
+    return {
+      write: (chunk) => {
+        if (!done && !stream.destroyed && !stream.writableEnded) stream.write(chunk);
+      },
+      finish: () => {
+        if (!done && !stream.destroyed) stream.end();
+      },
+      cancel: () => {
+        done = true;
+        this.live.delete(stream);
+        stream.destroy();
+      },
+    };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -138,6 +198,20 @@ export class NodeCarrier implements HttpCarrier {
     this.live.clear();
     this.agent?.destroy();
     this.h2?.destroy();
+  }
+
+  /** The HTTP/2 connection, opened again if it was lost. */
+  private session(): http2.ClientHttp2Session {
+    if (!this.h2 || this.h2.destroyed || this.h2.closed) {
+      this.h2 = http2.connect(this.origin.origin, {
+        ca: this.o.tls?.ca,
+        rejectUnauthorized: this.o.tls?.rejectUnauthorized,
+      });
+      this.h2.on('error', () => {
+        // Each stream reports its own failure.
+      });
+    }
+    return this.h2;
   }
 
   private request(
@@ -153,16 +227,7 @@ export class NodeCarrier implements HttpCarrier {
     const u = new URL(url);
     if (this.closed) throw new Error('carrier closed');
     if (this.o.http2) {
-      if (!this.h2 || this.h2.destroyed || this.h2.closed) {
-        this.h2 = http2.connect(this.origin.origin, {
-          ca: this.o.tls?.ca,
-          rejectUnauthorized: this.o.tls?.rejectUnauthorized,
-        });
-        this.h2.on('error', () => {
-          // Each stream reports its own failure.
-        });
-      }
-      const stream = this.h2.request({
+      const stream = this.session().request({
         ':method': method,
         ':path': u.pathname + u.search,
         ...this.o.headers,

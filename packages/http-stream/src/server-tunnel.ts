@@ -73,6 +73,8 @@ export class ServerTunnel implements SocketAdapter {
   private lastQueued: Uint8Array | undefined;
   private finalMessage: Uint8Array | undefined;
   private reconnectTimer: TimerHandle | undefined;
+  /** The client's upload stream, when it has one (ended when the session finishes). */
+  private upload: { end(): void } | undefined;
   private keepAliveTimer: TimerHandle | undefined;
   /** Events written and POSTs handled, for stats. */
   downstreamConnections = 0;
@@ -195,19 +197,61 @@ export class ServerTunnel implements SocketAdapter {
    */
   onPost(body: Uint8Array): Uint8Array {
     if (this.state === 'closed') throw new QuiverTransportError('session closed', { source: 'session' });
+    let frames: TunnelFrame[];
+    try {
+      frames = decodeTunnelFrames(body, this.o.limits.maxMessageSize);
+    } catch (e) {
+      throw this.violated(e);
+    }
+    this.receive(frames);
+    return this.core.takeAck();
+  }
+
+  /**
+   * Frames from the upload stream (README "Upload stream"). Their acknowledgement goes down the event stream, since
+   * the upload's own response may only be seen by the client once its body has ended. Throws as `onPost`.
+   */
+  onUploadFrames(frames: TunnelFrame[]): void {
+    if (this.state === 'closed') throw new QuiverTransportError('session closed', { source: 'session' });
+    this.receive(frames);
+    if (this.core.ackDue) this.scheduleFlush();
+  }
+
+  /**
+   * Makes `upload` the session's upload stream; an earlier one is ended (a client has one at a time, and a new one
+   * means the old one is lost to it). Returns false when the session is closed.
+   */
+  attachUpload(upload: { end(): void }): boolean {
+    if (this.state === 'closed') return false;
+    const old = this.upload;
+    this.upload = upload;
+    old?.end();
+    return true;
+  }
+
+  /** The upload stream `upload` ended or failed. */
+  detachUpload(upload: { end(): void }): void {
+    if (this.upload === upload) this.upload = undefined;
+  }
+
+  /** A batch the peer could not have sent correctly: fails the session and returns the typed error to throw. */
+  violated(e: unknown): ProtocolViolationError {
+    const err = e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e));
+    this.failWith(err);
+    return err;
+  }
+
+  private receive(frames: TunnelFrame[]): void {
     let result: ReturnType<TunnelCore['receive']>;
     try {
-      result = this.core.receive(decodeTunnelFrames(body, this.o.limits.maxMessageSize));
+      result = this.core.receive(frames);
     } catch (e) {
-      const err = e instanceof ProtocolViolationError ? e : httpViolation(HttpErrorCode.MALFORMED, String(e));
-      this.failWith(err);
-      throw err;
+      throw this.violated(e);
     }
     for (const m of result.messages) {
       if (this.isClosed()) break;
       this.handlers?.message(m);
     }
-    const ack = this.core.takeAck();
     if (result.close && !this.isClosed()) {
       this.res?.end();
       this.finish(result.close.code, result.close.reason, undefined);
@@ -215,7 +259,6 @@ export class ServerTunnel implements SocketAdapter {
       this.handlers?.drain();
       this.scheduleFlush();
     }
-    return ack;
   }
 
   /** Fails on the tunnel's own violation: CLOSE with the error goes downstream, the session's `closed` rejects. */
@@ -250,6 +293,8 @@ export class ServerTunnel implements SocketAdapter {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.detach();
+    this.upload?.end();
+    this.upload = undefined;
     const clock = this.o.clock;
     clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;

@@ -9,7 +9,13 @@ import type {
   TransportListener,
   WebTransportCloseInfo,
 } from '@quiver/transport';
-import { ProtocolViolationError, QuiverTransportError, systemClock } from '@quiver/transport';
+import {
+  PendingRequests,
+  ProtocolViolationError,
+  QuiverTransportError,
+  requestHeaders,
+  systemClock,
+} from '@quiver/transport';
 import { matchesPath, WebSocketSession, type WebSocketSessionOptions } from '@quiver/websocket';
 import {
   type HttpTunnelOptions,
@@ -20,7 +26,14 @@ import {
   tunnelLimits,
 } from './options.js';
 import { type EventResponse, ServerTunnel, type Tombstone } from './server-tunnel.js';
-import { encodeEvent, encodeTunnelFrames, HttpErrorCode, httpViolation, type TunnelFrame } from './wire.js';
+import {
+  encodeEvent,
+  encodeTunnelFrames,
+  HttpErrorCode,
+  httpViolation,
+  type TunnelFrame,
+  TunnelFrameReader,
+} from './wire.js';
 
 export interface HttpStreamListenerOptions extends WebSocketSessionOptions, HttpTunnelOptions {
   /** Standalone: port to listen on (0 lets the OS choose). */
@@ -60,6 +73,12 @@ export interface HttpStreamListenerOptions extends WebSocketSessionOptions, Http
    * below what intermediaries let through in one response. Default 16 KiB (at least one message always goes).
    */
   maxEventBytes?: number;
+  /**
+   * An upload stream is reset after this many bytes of body, the chunk that crosses the bound unread (0: never). The
+   * client goes on by POST and opens another; for intermediaries that limit request bodies, and to test that a cut
+   * upload loses nothing. Default 0.
+   */
+  maxUploadBytes?: number;
   /** Comment event after this long without output, for proxies that close quiet responses. Default 15000 ms. */
   keepAliveMs?: number;
   /** A POST body must arrive within this long, or it is answered 408 (the client sends it again). Default 10000 ms. */
@@ -78,6 +97,8 @@ export const HTTP_LISTENER_DEFAULTS = {
   maxSessions: 10_000,
   /** Bytes after which a downstream response is ended and the client reconnects; 0: never. */
   maxDownstreamBytes: 0,
+  /** Bytes after which an upload stream is reset; 0: never. */
+  maxUploadBytes: 0,
   /** Largest batch in one event, in decoded bytes (16 KiB). */
   maxEventBytes: 16 * 1024,
   /** Milliseconds without output before a comment event keeps proxies from closing the response. */
@@ -112,6 +133,14 @@ export interface HttpStreamListenerStats {
   resumed: number;
   /** Upstream POSTs that named a live session with its token. */
   posts: number;
+  /** Upload streams (README "Upload stream") that named a live session with its token over HTTP/2. */
+  uploads: number;
+  /** Upload streams refused with 505 because they did not come over HTTP/2 (the client uses POSTs instead). */
+  uploadsRefused: number;
+  /** Upload streams reset after `maxUploadBytes`. */
+  uploadsCut: number;
+  /** CORS preflights answered for cross-origin upload streams. */
+  preflights: number;
   /** Sessions open now (a gauge: it goes down when a session is released). */
   sessions: number;
   /** Messages clients sent again that had already arrived (a POST whose answer was lost), dropped: all sessions. */
@@ -199,13 +228,17 @@ export async function createHttpStreamListener(
     oversize: 0,
     resumed: 0,
     posts: 0,
+    uploads: 0,
+    uploadsRefused: 0,
+    uploadsCut: 0,
+    preflights: 0,
     sessions: 0,
     duplicateMessages: 0,
     retransmittedMessages: 0,
   };
   const tunnels = new Map<string, { tunnel: ServerTunnel; session: WebSocketSession }>();
   const tombstones = new Map<string, Tombstone & { until: number }>();
-  const pending = new Set<{ refuse(status: number, reason: string): void }>();
+  const pending = new PendingRequests({ max: o.maxPendingRequests, timeoutMs: o.requestTimeoutMs, stats });
   let closing = false;
   let controller!: ReadableStreamDefaultController<IncomingSession>;
   const incomingSessions = new ReadableStream<IncomingSession>({
@@ -215,15 +248,12 @@ export async function createHttpStreamListener(
   });
 
   const open = (req: IncomingRequest, res: OutgoingResponse, pathname: string, appQuery: string): void => {
-    if (closing || pending.size >= o.maxPendingRequests || tunnels.size >= o.maxSessions) {
+    if (closing || pending.full || tunnels.size >= o.maxSessions) {
       stats.overloaded++;
       reply(req, res, 503, closing ? 'Shutting down' : 'Too many sessions or pending requests');
       return;
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    }
+    const headers = requestHeaders(req.headers);
     const request: SessionRequest = {
       transport: 'http',
       path: pathname,
@@ -234,39 +264,15 @@ export async function createHttpStreamListener(
       remoteAddress: req.socket?.remoteAddress ?? '',
       remotePort: req.socket?.remotePort ?? 0,
     };
-    let decided = false;
-    let gone = false;
-    const entry = {
-      refuse: (status: number, reason: string) => {
-        if (decided) return;
-        decided = true;
-        cleanup();
-        reply(req, res, status, reason);
-      },
-    };
-    const timer = setTimeout(() => {
-      stats.timedOut++;
-      entry.refuse(408, 'Request Timeout');
-    }, o.requestTimeoutMs);
-    const onGone = () => {
-      gone = true;
-      if (!decided) stats.abandoned++;
-      cleanup();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      pending.delete(entry);
-      res.off('close', onGone);
-    };
+    const verdict = pending.add((status, reason) => reply(req, res, status, reason));
+    const onGone = () => verdict.clientGone();
+    verdict.onSettled(() => res.off('close', onGone));
     res.on('close', onGone);
-    pending.add(entry);
     controller.enqueue({
       request,
       accept(): QuiverSession {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        decided = true;
-        cleanup();
-        stats.accepted++;
+        verdict.accept();
+        const gone = verdict.gone;
         const session = new WebSocketSession('server', sessionOptions, 'http');
         if (gone || closing) {
           session.abandon(
@@ -309,12 +315,7 @@ export async function createHttpStreamListener(
         return session;
       },
       reject(status: number, reason = ''): void {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        if (!Number.isInteger(status) || status < 400 || status > 599) {
-          throw new RangeError(`reject status must be 400-599, got ${status}`);
-        }
-        stats.rejected++;
-        entry.refuse(status, reason);
+        verdict.reject(status, reason);
       },
     });
   };
@@ -441,6 +442,100 @@ export async function createHttpStreamListener(
     });
   };
 
+  /**
+   * An upload stream: one request body carrying tunnel frames for as long as it lasts, read as it comes with at most
+   * one unfinished frame held. HTTP/2 only: an HTTP/1.1 intermediary may hold a request body until it ends, which
+   * for this one is never; refused with 505, the client keeps to POSTs.
+   */
+  const upload = (req: IncomingRequest, res: OutgoingResponse, params: Map<string, string>): void => {
+    if (req.httpVersionMajor < 2) {
+      stats.uploadsRefused++;
+      req.resume();
+      reply(req, res, 505, 'Upload streams need HTTP/2');
+      return;
+    }
+    const entry = lookup(req, res, params);
+    if (!entry) {
+      req.resume();
+      return;
+    }
+    const t = entry.tunnel;
+    let done = false;
+    const handle = {
+      end: () => {
+        if (done) return;
+        done = true;
+        // The client sees this as the end of its upload (lost if it had not ended it); its messages go by POST.
+        res.end();
+      },
+    };
+    if (!t.attachUpload(handle)) {
+      reply(req, res, 410, 'Session closed');
+      req.resume();
+      return;
+    }
+    stats.uploads++;
+    (res as http.ServerResponse).writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'cache-control': 'no-store',
+      ...corsHeaders(req),
+    });
+    (res as http.ServerResponse).flushHeaders?.();
+    const reader = new TunnelFrameReader(maxMessageSize);
+    const stop = () => {
+      done = true;
+      t.detachUpload(handle);
+    };
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      received += chunk.length;
+      if (o.maxUploadBytes > 0 && received > o.maxUploadBytes) {
+        stop();
+        stats.uploadsCut++;
+        resetStream(res);
+        return;
+      }
+      try {
+        t.onUploadFrames(reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+      } catch (e) {
+        stop();
+        if (e instanceof ProtocolViolationError) {
+          if (e.code === HttpErrorCode.BATCH_TOO_LARGE) stats.oversize++;
+          t.violated(e);
+        }
+        // The rest of the body is not read: the stream is reset.
+        resetStream(res);
+      }
+    });
+    req.on('end', () => {
+      if (done) return;
+      stop();
+      if (reader.buffered > 0) {
+        t.violated(httpViolation(HttpErrorCode.MALFORMED, 'upload stream ended inside a frame'));
+      }
+      res.end();
+    });
+    req.on('error', stop);
+    res.on('close', stop);
+  };
+
+  /**
+   * The CORS preflight (Fetch §3.2.2) a browser sends before a cross-origin request with a `ReadableStream` body,
+   * which is never a simple request. Allowed for any origin: the upload itself needs the session's token, and the
+   * application judged the origin on the session request.
+   */
+  const preflight = (req: IncomingRequest, res: OutgoingResponse): void => {
+    stats.preflights++;
+    (res as http.ServerResponse).writeHead(204, {
+      ...corsHeaders(req),
+      'access-control-allow-methods': 'POST',
+      'access-control-max-age': '600',
+      'content-length': '0',
+    });
+    res.end();
+  };
+
   const handle = (req: IncomingRequest, res: OutgoingResponse): boolean => {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -456,6 +551,8 @@ export async function createHttpStreamListener(
     if (op === 'open' && req.method === 'GET') open(req, res, pathname, app);
     else if (op === 'down' && req.method === 'GET') resume(req, res, params);
     else if (op === 'up' && req.method === 'POST') post(req, res, params);
+    else if (op === 'stream' && req.method === 'POST') upload(req, res, params);
+    else if (op === 'stream' && req.method === 'OPTIONS') preflight(req, res);
     else {
       stats.malformed++;
       reply(req, res, 400, 'Unknown tunnel request');
@@ -472,7 +569,14 @@ export async function createHttpStreamListener(
   const onRequest = (req: IncomingRequest, res: OutgoingResponse) => {
     if (!handle(req, res)) reply(req, res, 404, 'Not Found');
   };
+  // Http2SecureServer has no closeAllConnections(): its connections (HTTP/2 sessions a browser keeps alive, and
+  // HTTP/1.1 ones) are tracked so that close() can end them.
+  const sockets = new Set<{ destroy(): void }>();
   if (server) {
+    server.on('connection', (socket: import('node:net').Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     server.on('request', onRequest);
     server.listen(options.port ?? 0, o.host);
     await once(server, 'listening');
@@ -506,7 +610,7 @@ export async function createHttpStreamListener(
     close(closeInfo: WebTransportCloseInfo = {}): Promise<void> {
       closePromise ??= (async () => {
         closing = true;
-        for (const p of [...pending]) p.refuse(503, 'Shutting down');
+        pending.refuseAll(503, 'Shutting down');
         try {
           controller.close();
         } catch {
@@ -519,12 +623,23 @@ export async function createHttpStreamListener(
           server.off('request', onRequest);
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           if ('closeAllConnections' in server) (server as http.Server).closeAllConnections();
+          for (const socket of sockets) socket.destroy();
           await closed;
         }
       })();
       return closePromise;
     },
   };
+}
+
+/**
+ * Resets an HTTP/2 stream with CANCEL (RFC 9113 §7), so that the client sees a failed upload, not a clean end (a
+ * plain destroy() may reset with NO_ERROR after the response headers).
+ */
+function resetStream(res: OutgoingResponse): void {
+  const stream = (res as http2.Http2ServerResponse).stream;
+  if (stream && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  else res.destroy();
 }
 
 /** The response headers of an event stream (WHATWG HTML §9.2), written before the first event. */

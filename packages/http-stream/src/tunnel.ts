@@ -94,6 +94,7 @@ export class TunnelCore {
   private heldBytes = 0;
   /** The last acknowledgement sent; an ACK is due when `expected - 1` moved past it. */
   private ackSent = 0;
+  private lastTakenSeq = 0;
 
   constructor(private readonly limits: TunnelLimits) {}
 
@@ -115,6 +116,16 @@ export class TunnelCore {
   /** The cumulative acknowledgement for what has arrived. */
   get ack(): number {
     return this.expected - 1;
+  }
+
+  /** The peer's cumulative acknowledgement: every message up to this one has arrived. */
+  get peerAck(): number {
+    return this.peerAcked;
+  }
+
+  /** The sequence number of the last message a batch took (0 before any). */
+  get lastTaken(): number {
+    return this.lastTakenSeq;
   }
 
   /** Messages sent or queued that the peer has not acknowledged. */
@@ -151,6 +162,7 @@ export class TunnelCore {
       if (w.length > 0 && w.length + m.data.length + 18 > maxBytes) break;
       writeTunnelFrame(w, { type: 'data', seq: m.seq, data: m.data });
       m.carrier = carrier;
+      this.lastTakenSeq = m.seq;
       this.unsentCount--;
       this.stats.messagesSent++;
       if (m.sentBefore) this.stats.retransmitted++;

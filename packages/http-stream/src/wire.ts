@@ -310,3 +310,121 @@ export class EventStreamParser {
     return undefined;
   }
 }
+
+/** Reads the QUIC varint (RFC 9000 §16) at `p`: [value, end], or undefined when `b` ends inside it. */
+function peekVarint(b: Uint8Array, p: number): [number, number] | undefined {
+  if (p >= b.length) return undefined;
+  const len = 1 << (b[p] >>> 6);
+  if (p + len > b.length) return undefined;
+  let v = b[p] & 0x3f;
+  for (let i = 1; i < len; i++) v = v * 256 + b[p + i];
+  return [v, p + len];
+}
+
+/**
+ * The end (exclusive) of the tunnel frame starting at `p`, or undefined when its header is not complete yet. Only
+ * the header is looked at: a frame's length is known, and checked against its bound, before its payload arrives.
+ */
+function frameEnd(b: Uint8Array, p: number, maxMessageSize: number): number | undefined {
+  const type = peekVarint(b, p);
+  if (!type) return undefined;
+  if (type[0] < TunnelFrameType.DATA || type[0] > TunnelFrameType.HELLO) {
+    throw httpViolation(HttpErrorCode.MALFORMED, `unknown tunnel frame type ${type[0]}`);
+  }
+  const first = peekVarint(b, type[1]);
+  if (!first) return undefined;
+  switch (type[0]) {
+    case TunnelFrameType.ACK:
+      return first[1];
+    case TunnelFrameType.DATA: {
+      const len = peekVarint(b, first[1]);
+      if (!len) return undefined;
+      if (len[0] > maxMessageSize) {
+        throw httpViolation(
+          HttpErrorCode.BATCH_TOO_LARGE,
+          `DATA of ${len[0]} bytes > max message size ${maxMessageSize}`,
+        );
+      }
+      return len[1] + len[0];
+    }
+    case TunnelFrameType.CLOSE: {
+      const len = peekVarint(b, first[1]);
+      if (!len) return undefined;
+      if (len[0] > MAX_REASON)
+        throw httpViolation(HttpErrorCode.MALFORMED, `close reason of ${len[0]} bytes`);
+      return len[1] + len[0];
+    }
+    case TunnelFrameType.HELLO: {
+      if (first[0] > MAX_ID) throw httpViolation(HttpErrorCode.MALFORMED, `session id of ${first[0]} bytes`);
+      const token = peekVarint(b, first[1] + first[0]);
+      if (!token) return undefined;
+      if (token[0] > MAX_ID) throw httpViolation(HttpErrorCode.MALFORMED, `token of ${token[0]} bytes`);
+      return token[1] + token[0];
+    }
+    default:
+      throw httpViolation(HttpErrorCode.MALFORMED, `unknown tunnel frame type ${type[0]}`);
+  }
+}
+
+/**
+ * Incremental decoder of tunnel frames arriving as a byte stream (the upload stream's request body, README
+ * "Upload stream"): chunks go in as they come, whole frames come out. It holds at most the bytes of one unfinished
+ * frame, whose length is checked against `maxMessageSize` from its header before the payload is waited for, and
+ * joins them once when the frame is complete, so the work is linear in the input however it is chunked.
+ */
+export class TunnelFrameReader {
+  private parts: Uint8Array[] = [];
+  private partBytes = 0;
+  /** End of the unfinished frame, relative to its first byte, once its header is known. */
+  private need: number | undefined;
+
+  constructor(private readonly maxMessageSize: number) {}
+
+  /** Bytes of an unfinished frame held. */
+  get buffered(): number {
+    return this.partBytes;
+  }
+
+  /** Feeds one chunk; returns the frames it completed. Throws ProtocolViolationError (MALFORMED, BATCH_TOO_LARGE). */
+  push(chunk: Uint8Array): TunnelFrame[] {
+    if (chunk.length === 0) return [];
+    if (this.need !== undefined && this.partBytes + chunk.length < this.need) {
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      return [];
+    }
+    let buf = chunk;
+    if (this.parts.length > 0) {
+      this.parts.push(chunk);
+      buf = new Uint8Array(this.partBytes + chunk.length);
+      let o = 0;
+      for (const p of this.parts) {
+        buf.set(p, o);
+        o += p.length;
+      }
+    }
+    this.parts = [];
+    this.partBytes = 0;
+    this.need = undefined;
+    let pos = 0;
+    let end = 0;
+    for (;;) {
+      const e = frameEnd(buf, pos, this.maxMessageSize);
+      if (e === undefined || e > buf.length) {
+        this.need = e === undefined ? undefined : e - pos;
+        break;
+      }
+      pos = e;
+      end = e;
+      if (pos === buf.length) break;
+    }
+    const frames = end > 0 ? decodeTunnelFrames(buf.subarray(0, end), this.maxMessageSize) : [];
+    if (end < buf.length) {
+      // The unfinished frame is kept by itself (a copy), not as a view pinning the whole chunk.
+      const rest = buf.slice(end);
+      this.parts.push(rest);
+      this.partBytes = rest.length;
+    }
+    return frames;
+  }
+}

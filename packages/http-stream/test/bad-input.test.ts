@@ -20,6 +20,7 @@ import {
   type HttpStreamSession,
   decodeTunnelFrames,
 } from '../src/index.js';
+import { violation } from './fixtures/violation.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -104,15 +105,6 @@ const data = (seq: number, bytes: number[] = [0]) => ({
   seq,
   data: new Uint8Array(bytes),
 });
-
-async function violation(s: QuiverSession): Promise<ProtocolViolationError> {
-  const err = await s.closed.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ProtocolViolationError);
-  return err as ProtocolViolationError;
-}
 
 describe('hostile clients against the listener', () => {
   it('a malformed POST body fails only that session with MALFORMED (400)', async () => {

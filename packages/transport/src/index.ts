@@ -27,4 +27,5 @@ export { createRng, ManualClock, systemClock, trackTimers } from './clock.js';
 export type { Timed } from './heap.js';
 export { TimeHeap } from './heap.js';
 export * from './memory/index.js';
+export { PendingRequest, PendingRequests, requestHeaders, type VerdictStats } from './pending.js';
 export { SendDelayEstimator } from './send-estimate.js';

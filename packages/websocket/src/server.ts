@@ -9,7 +9,7 @@ import type {
   TransportListener,
   WebTransportCloseInfo,
 } from '@quiver/transport';
-import { QuiverTransportError } from '@quiver/transport';
+import { PendingRequests, QuiverTransportError, requestHeaders } from '@quiver/transport';
 import { WebSocketServer } from 'ws';
 import { NodeSocketAdapter } from './node-socket.js';
 import { resolveOptions, WebSocketSession, type WebSocketSessionOptions } from './session.js';
@@ -152,7 +152,7 @@ export async function createWebSocketListener(
     sessions: 0,
   };
   const sessions = new Set<WebSocketSession>();
-  const pending = new Set<{ refuse(status: number, reason: string): void }>();
+  const pending = new PendingRequests({ max: maxPending, timeoutMs: requestTimeoutMs, stats });
   let closing = false;
   let controller!: ReadableStreamDefaultController<IncomingSession>;
   const incomingSessions = new ReadableStream<IncomingSession>({
@@ -177,15 +177,12 @@ export async function createWebSocketListener(
       writeHttpError(socket, 400, 'Bad Request');
       return;
     }
-    if (closing || pending.size >= maxPending) {
+    if (closing || pending.full) {
       stats.overloaded++;
       writeHttpError(socket, 503, closing ? 'Shutting down' : 'Too many pending requests');
       return;
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    }
+    const headers = requestHeaders(req.headers);
     const request: SessionRequest = {
       transport: 'websocket',
       path: url.pathname,
@@ -196,52 +193,29 @@ export async function createWebSocketListener(
       remoteAddress: req.socket.remoteAddress ?? '',
       remotePort: req.socket.remotePort ?? 0,
     };
-    let decided = false;
-    let gone = false;
-    const entry = {
-      refuse: (status: number, reason: string) => {
-        if (decided) return;
-        decided = true;
-        cleanup();
-        writeHttpError(socket, status, reason);
-      },
-    };
-    const timer = setTimeout(() => {
-      stats.timedOut++;
-      entry.refuse(408, 'Request Timeout');
-    }, requestTimeoutMs);
-    const onGone = () => {
-      gone = true;
-      if (!decided) stats.abandoned++;
-      cleanup();
-    };
+    const verdict = pending.add((status, reason) => writeHttpError(socket, status, reason));
+    const onGone = () => verdict.clientGone();
     // The HTTP server's sockets allow half-open connections, so a client hanging up shows as 'end', not 'close'.
     const onEnd = () => {
       onGone();
       socket.destroy();
     };
-    const cleanup = () => {
-      clearTimeout(timer);
-      pending.delete(entry);
+    verdict.onSettled(() => {
       socket.off('close', onGone);
       socket.off('end', onEnd);
-    };
+    });
     socket.on('close', onGone);
     socket.on('end', onEnd);
     // An upgraded socket is paused, so a client that hangs up would go unnoticed until the verdict. Reading
     // notices it; whatever else arrives is dropped, since a client may send nothing before the 101 (RFC 6455 §4.1).
     socket.resume();
-    pending.add(entry);
 
     const incoming: IncomingSession = {
       request,
       accept(): QuiverSession {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        decided = true;
-        cleanup();
-        stats.accepted++;
+        verdict.accept();
         const session = new WebSocketSession('server', options);
-        gone ||= socket.destroyed || !socket.readable || !socket.writable;
+        const gone = verdict.gone || socket.destroyed || !socket.readable || !socket.writable;
         if (gone || closing) {
           session.abandon(
             new QuiverTransportError(gone ? 'client went away before accept' : 'listener closed', {
@@ -273,12 +247,7 @@ export async function createWebSocketListener(
         return session;
       },
       reject(status: number, reason = ''): void {
-        if (decided) throw new Error('IncomingSession already accepted or rejected');
-        if (!Number.isInteger(status) || status < 400 || status > 599) {
-          throw new RangeError(`reject status must be 400-599, got ${status}`);
-        }
-        stats.rejected++;
-        entry.refuse(status, reason);
+        verdict.reject(status, reason);
       },
     };
     controller.enqueue(incoming);
@@ -315,7 +284,7 @@ export async function createWebSocketListener(
       closePromise ??= (async () => {
         closing = true;
         server.off('upgrade', onUpgrade);
-        for (const p of [...pending]) p.refuse(503, 'Shutting down');
+        pending.refuseAll(503, 'Shutting down');
         try {
           controller.close();
         } catch {
