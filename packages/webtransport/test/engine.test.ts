@@ -45,6 +45,28 @@ describe('QUIC engine selection', () => {
     },
   );
 
+  it.skipIf(!engines.includes('quinn'))(
+    'prefers the quinn engine when it was built, and logs it',
+    async () => {
+      expect(engines[0]).toBe('quinn');
+      const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
+      const logs: string[] = [];
+      const l = await createWebTransportListener({
+        cert: cert.certPem,
+        key: cert.keyPem,
+        log: (m) => logs.push(m),
+      });
+      try {
+        expect(l.engine).toBe('quinn');
+        expect(logs).toEqual([
+          `WebTransport listener on udp://127.0.0.1:${l.address.port} (QUIC engine: quinn)`,
+        ]);
+      } finally {
+        await l.close();
+      }
+    },
+  );
+
   it('refuses an unknown engine', async () => {
     await expect(
       createWebTransportListener({ cert: 'x', key: 'y', engine: 'msquic' as unknown as 'quiche' }),
