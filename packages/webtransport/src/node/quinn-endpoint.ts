@@ -76,6 +76,8 @@ export class QuinnEndpoint {
   onRelease: ((conn: QuinnConnection) => void) | undefined;
   /** Events that named a connection we no longer have (it was destroyed while they were in flight). */
   strayEvents = 0;
+  /** Connections `onNew` refused. */
+  refused = 0;
   private kickScheduled = false;
   private readonly flushQueue = new Set<QuinnConnection>();
   private flushScheduled = false;
@@ -111,6 +113,7 @@ export class QuinnEndpoint {
           if (!this.onNew?.(c)) {
             // Refused (maxConnections, closing): RFC 9000 §20.1 CONNECTION_REFUSED, without a closing period.
             c.handler = IGNORE;
+            this.refused++;
             this.addon.close(this.handle, id, 0x2, 'refused', false, true);
             c.onClosedEvent({ local: true, isApp: false, code: 0x2, reason: 'refused', timedOut: false });
           }
@@ -230,6 +233,7 @@ export class QuinnEndpoint {
     if (!this.closedP) {
       for (const c of [...this.connections.values()]) c.destroy();
       if (this.handle >= 0) this.addon.closeEndpoint(this.handle);
+      this.handle = -1;
       this.closedP = Promise.resolve();
     }
     return this.closedP;

@@ -76,16 +76,27 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
       );
       ep.onNew = (conn) => o.accept(conn);
       const address = ep.local;
+      let last: Record<string, number> = {};
+      const read = (): Record<string, number> => {
+        const c = ep.handle >= 0 ? addon.counters(ep.handle) : null;
+        if (c) last = JSON.parse(c) as Record<string, number>;
+        return last;
+      };
       return {
         address,
         get counters() {
-          const c = addon.counters(ep.handle);
+          const n = read();
           return {
-            ...(c ? (JSON.parse(c) as Record<string, number>) : {}),
+            ...n,
+            // quinn-proto refuses beyond its own limit; the listener refuses beyond maxConnections.
+            droppedRefused: (n.droppedRefused ?? 0) + ep.refused,
             strayEvents: ep.strayEvents,
           };
         },
-        close: () => ep.close(),
+        close: async () => {
+          read();
+          await ep.close();
+        },
       };
     },
 

@@ -213,13 +213,7 @@ fn start(
     let sh = shared.clone();
     let thread = std::thread::Builder::new()
         .name("quiver-quinn".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(_) => return,
-            };
-            let _ = catch_unwind(AssertUnwindSafe(|| rt.block_on(engine::run(sh, socket))));
-        })
+        .spawn(move || engine::run_thread(sh, socket))
         .map_err(|e| e.to_string())?;
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let entry = Entry { shared, thread: Some(thread), tsfn: tsfn as usize };
@@ -644,15 +638,17 @@ extern "C" fn counters(env: napi_env, info: napi_callback_info) -> napi_value {
         let l = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
         let conns = sh.lock().conns.len();
         let t = format!(
-            "{{\"packetsReceived\":{},\"bytesReceived\":{},\"packetsSent\":{},\"bytesSent\":{},\"droppedUnknownConnection\":{},\"droppedRefused\":{},\"sendErrors\":{},\"outboxStalls\":{},\"connections\":{}}}",
+            "{{\"packetsReceived\":{},\"bytesReceived\":{},\"packetsSent\":{},\"bytesSent\":{},\"droppedUnknownConnection\":{},\"droppedMalformed\":{},\"droppedRefused\":{},\"sendErrors\":{},\"outboxStalls\":{},\"panics\":{},\"connections\":{}}}",
             l(&c.packets_received),
             l(&c.bytes_received),
             l(&c.packets_sent),
             l(&c.bytes_sent),
             l(&c.dropped_unknown),
+            l(&c.dropped_malformed),
             l(&c.dropped_refused),
             l(&c.send_errors),
             l(&c.outbox_stalls),
+            l(&c.panics),
             conns
         );
         Ok(string(env, &t))

@@ -47,9 +47,12 @@ pub struct Counters {
     pub packets_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub dropped_unknown: AtomicU64,
+    pub dropped_malformed: AtomicU64,
     pub dropped_refused: AtomicU64,
     pub send_errors: AtomicU64,
     pub outbox_stalls: AtomicU64,
+    /// Panics caught in the I/O thread (a bug): the loop is restarted on the same socket and state.
+    pub panics: AtomicU64,
 }
 
 pub struct Conn {
@@ -124,6 +127,16 @@ impl Shared {
 
     pub fn outbox_len(&self) -> usize {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// RFC 9000 §17: the fixed bit set, and a long header long enough to hold version and DCID length; anything
+/// else counts as malformed rather than as a packet for an unknown connection.
+fn plausible_header(p: &[u8]) -> bool {
+    match p.first() {
+        Some(b) if b & 0x40 != 0 => b & 0x80 == 0 || p.len() >= 6,
+        Some(b) if b & 0x80 != 0 && p.len() >= 5 => p[1..5] == [0, 0, 0, 0], // version negotiation
+        _ => false,
     }
 }
 
@@ -258,6 +271,10 @@ impl State {
 
     /// Datagrams from the socket (GRO segments already split).
     fn handle_datagram(&mut self, now: Instant, meta: &quinn_udp::RecvMeta, data: BytesMut, counters: &Counters) {
+        let mut peek = [0u8; 7];
+        let k = data.len().min(7);
+        peek[..k].copy_from_slice(&data[..k]);
+        let peek = &peek[..k];
         match self.endpoint.handle(now, meta.addr, meta.dst_ip, meta.ecn, data) {
             Some((ch, DatagramEvent::NewConnection(q))) => {
                 let peer = q.remote_address().to_string();
@@ -276,7 +293,11 @@ impl State {
                 }
             }
             None => {
-                counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+                if plausible_header(&peek) {
+                    counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -495,7 +516,31 @@ fn read_stream(c: &mut Conn, id: u32, s: StreamId, ev: &mut Vec<u8>) {
 }
 
 /// The I/O thread's loop; returns when `stop` is set.
-pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
+/// Runs the I/O loop until `stop`; a panic (a bug, never expected from peer input) is counted and the loop
+/// restarted on the same socket and connections, so one bad packet cannot silently kill the endpoint.
+pub fn run_thread(shared: Arc<Shared>, socket: UdpSocket) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    loop {
+        let s = match socket.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let sh = shared.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(run(sh, s))));
+        if r.is_ok() || shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+        if shared.counters.panics.load(Ordering::Relaxed) > 1000 {
+            return;
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, socket: UdpSocket) {
     let io = match tokio::net::UdpSocket::from_std(socket) {
         Ok(s) => s,
         Err(_) => return,
@@ -555,6 +600,11 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
                     let buf = &storage[i * RECV_BUF..i * RECV_BUF + m.len];
                     shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
                     shared.counters.bytes_received.fetch_add(m.len as u64, Ordering::Relaxed);
+                    if m.len == 0 {
+                        // An empty UDP payload is no QUIC packet (RFC 9000 §12.2).
+                        shared.counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let stride = if m.stride == 0 { m.len } else { m.stride };
                     for seg in buf.chunks(stride) {
                         st.handle_datagram(now, m, BytesMut::from(seg), &shared.counters);
