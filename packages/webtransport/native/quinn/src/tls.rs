@@ -37,6 +37,8 @@ pub fn server(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig, Str
     // No 0-RTT: early data is replayable (RFC 9001 §9.2) and no browser WebTransport client sends it. The
     // server's 0.5-RTT flight does not depend on it.
     c.max_early_data_size = 0;
+    // No resumption either: a game server gains little from it and it keeps one more parser path closed.
+    c.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(c)
 }
 
