@@ -10,7 +10,7 @@
 //! I/O thread once per JS turn to build and send what was queued.
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{
-    ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, Dir, EndpointConfig, EndpointEvent, Event,
+    ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, EndpointConfig, EndpointEvent, Event,
     ServerConfig, Side, StreamEvent, StreamId, Transmit, TransportConfig, VarInt,
 };
 use std::collections::{HashMap, HashSet, VecDeque};

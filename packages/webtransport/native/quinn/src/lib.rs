@@ -13,8 +13,6 @@ mod selftest;
 mod tls;
 
 use napi::*;
-use std::os::raw::c_char;
-use std::ptr;
 
 extern "C" fn info(env: napi_env, _info: napi_callback_info) -> napi_value {
     let text = concat!(

@@ -150,21 +150,6 @@ extern "C" {
     pub fn napi_call_threadsafe_function(func: napi_threadsafe_function, data: *mut c_void, is_blocking: i32)
         -> napi_status;
     pub fn napi_release_threadsafe_function(func: napi_threadsafe_function, mode: i32) -> napi_status;
-    pub fn napi_is_exception_pending(env: napi_env, result: *mut bool) -> napi_status;
-    pub fn napi_get_and_clear_last_exception(env: napi_env, result: *mut napi_value) -> napi_status;
-}
-
-/// Up to N arguments (missing ones are null pointers); None when the call info cannot be read.
-pub fn args_upto<const N: usize>(env: napi_env, info: napi_callback_info) -> Option<([napi_value; N], usize)> {
-    let mut argc = N;
-    let mut argv = [ptr::null_mut(); N];
-    let st = unsafe {
-        napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
-    };
-    if st != NAPI_OK {
-        return None;
-    }
-    Some((argv, argc))
 }
 
 pub fn get_f64(env: napi_env, v: napi_value) -> Option<f64> {

@@ -1,0 +1,65 @@
+/**
+ * Chromium's net-log of one WebTransport session against a listener on the given engine, reduced to the events
+ * that show when the extended CONNECT leaves relative to the client's handshake and the server's SETTINGS.
+ *
+ *   npx tsx --conditions=quiver-source scripts/quinn-netlog.ts [quinn|quiche] [out.json]
+ *
+ * Prints one line per event (ms since the QUIC session started, event name, phase) and writes the raw net-log.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { ensureDevCertificate } from '@quiver/devcert';
+import { launchChromium } from '@quiver/testkit';
+import { createWebTransportListener, type EngineName } from '@quiver/webtransport';
+
+const engine = (process.argv[2] ?? 'quinn') as EngineName;
+const out = process.argv[3] ?? `/tmp/quiver-netlog-${engine}.json`;
+const cert = await ensureDevCertificate();
+const listener = await createWebTransportListener({ cert: cert.certPem, key: cert.keyPem, engine });
+void (async () => {
+  for await (const inc of listener.incomingSessions) inc.accept();
+})();
+const http = createServer((_req, res) => res.end('<!doctype html><title>netlog</title>'));
+await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+const httpPort = (http.address() as { port: number }).port;
+const chromium = await launchChromium({ args: [`--log-net-log=${out}`, '--net-log-capture-mode=Everything'] });
+const page = await chromium.newPage(`http://127.0.0.1:${httpPort}/`);
+const hash = Array.from(cert.hash);
+const readyMs = await page.evaluate(
+  async (port: number, h: number[]) => {
+    const t0 = performance.now();
+    const wt = new WebTransport(`https://127.0.0.1:${port}/netlog`, {
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(h) }],
+    });
+    await wt.ready;
+    const ms = performance.now() - t0;
+    wt.close();
+    return ms;
+  },
+  listener.address.port,
+  hash,
+);
+await chromium.close();
+await listener.close();
+http.close();
+
+interface NetLog {
+  constants: { logEventTypes: Record<string, number>; logEventPhase: Record<string, number> };
+  events: { type: number; time: string; phase: number; source: { id: number; type: number }; params?: unknown }[];
+}
+const log = JSON.parse(readFileSync(out, 'utf8')) as NetLog;
+const names = new Map(Object.entries(log.constants.logEventTypes).map(([k, v]) => [v, k]));
+const phases = new Map(Object.entries(log.constants.logEventPhase).map(([k, v]) => [v, k]));
+const interesting =
+  /QUIC_SESSION$|CRYPTO_FRAME|HANDSHAKE|CERTIFICATE_VERIFIED|HTTP3_SETTINGS|HTTP3_HEADERS|HTTP3_PEER_CONTROL|HTTP3_LOCAL_CONTROL|HTTP3_DATA|WEBTRANSPORT|PACKET_SENT$|PACKET_RECEIVED$/;
+const quic = log.events.filter((e) => names.get(e.type) === 'QUIC_SESSION');
+const sessionSource = quic[0]?.source.id;
+const start = quic[0] ? Number(quic[0].time) : 0;
+console.log(`engine ${engine}: page saw ready after ${readyMs.toFixed(1)} ms; net-log ${out}`);
+for (const e of log.events) {
+  const name = names.get(e.type) ?? String(e.type);
+  if (!interesting.test(name)) continue;
+  if (e.source.id !== sessionSource && !/HTTP3|WEBTRANSPORT/.test(name)) continue;
+  const p = e.params ? JSON.stringify(e.params).slice(0, 160) : '';
+  console.log(`${(Number(e.time) - start).toString().padStart(5)} ms  ${name} ${phases.get(e.phase) ?? ''} ${p}`);
+}
