@@ -22,7 +22,9 @@ void (async () => {
 const http = createServer((_req, res) => res.end('<!doctype html><title>netlog</title>'));
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
 const httpPort = (http.address() as { port: number }).port;
-const chromium = await launchChromium({ args: [`--log-net-log=${out}`, '--net-log-capture-mode=Everything'] });
+const chromium = await launchChromium({
+  args: [`--log-net-log=${out}`, '--net-log-capture-mode=Everything'],
+});
 const page = await chromium.newPage(`http://127.0.0.1:${httpPort}/`);
 const hash = Array.from(cert.hash);
 const readyMs = await page.evaluate(
@@ -45,7 +47,13 @@ http.close();
 
 interface NetLog {
   constants: { logEventTypes: Record<string, number>; logEventPhase: Record<string, number> };
-  events: { type: number; time: string; phase: number; source: { id: number; type: number }; params?: unknown }[];
+  events: {
+    type: number;
+    time: string;
+    phase: number;
+    source: { id: number; type: number };
+    params?: unknown;
+  }[];
 }
 const log = JSON.parse(readFileSync(out, 'utf8')) as NetLog;
 const names = new Map(Object.entries(log.constants.logEventTypes).map(([k, v]) => [v, k]));
@@ -61,5 +69,7 @@ for (const e of log.events) {
   if (!interesting.test(name)) continue;
   if (e.source.id !== sessionSource && !/HTTP3|WEBTRANSPORT/.test(name)) continue;
   const p = e.params ? JSON.stringify(e.params).slice(0, 160) : '';
-  console.log(`${(Number(e.time) - start).toString().padStart(5)} ms  ${name} ${phases.get(e.phase) ?? ''} ${p}`);
+  console.log(
+    `${(Number(e.time) - start).toString().padStart(5)} ms  ${name} ${phases.get(e.phase) ?? ''} ${p}`,
+  );
 }
