@@ -75,48 +75,51 @@ static SIG_ALGS: &[&webpki::SignatureAlgorithm] = &[
     &webpki::RSA_PKCS1_3072_8192_SHA384,
 ];
 
-/// Chain validation against the caller's CAs for an IP-literal server: rustls 0.20 refuses IP names
-/// (`UnsupportedNameType`), so the chain is checked here and the IP SAN by the caller (the Node client checks
-/// it with `X509Certificate.checkIP` before it sends a request).
-struct ChainOnly {
+/// Verification against the caller's CA certificates (PEM `ca`), as the quiche engine's BoringSSL does it:
+/// a leaf that is itself one of the given certificates is trusted as is (a self-signed certificate handed over as
+/// its own CA; webpki alone refuses it with `CaUsedAsEndEntity`), else the chain must lead to one of them. The
+/// name: a DNS name is checked here; an IP literal is checked by the caller (rustls 0.20 refuses IP names, so the
+/// Node client checks the IP SAN with `X509Certificate.checkIP` before it sends a request).
+struct CaVerifier {
     roots: Vec<Vec<u8>>,
 }
 
-impl rustls::client::ServerCertVerifier for ChainOnly {
+impl rustls::client::ServerCertVerifier for CaVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &rustls::Certificate,
         intermediates: &[rustls::Certificate],
-        _server_name: &rustls::ServerName,
+        server_name: &rustls::ServerName,
         _scts: &mut dyn Iterator<Item = &[u8]>,
         _ocsp: &[u8],
         now: SystemTime,
     ) -> Result<rustls::client::ServerCertVerified, rustls::Error> {
         let bad = |e: webpki::Error| rustls::Error::InvalidCertificateData(format!("{e:?}"));
-        let anchors: Vec<webpki::TrustAnchor> =
-            self.roots.iter().filter_map(|d| webpki::TrustAnchor::try_from_cert_der(d).ok()).collect();
-        let inter: Vec<&[u8]> = intermediates.iter().map(|c| c.0.as_slice()).collect();
         let cert = webpki::EndEntityCert::try_from(end_entity.0.as_slice()).map_err(bad)?;
         let time = webpki::Time::try_from(now).map_err(|_| rustls::Error::FailedToGetCurrentTime)?;
-        cert.verify_is_valid_tls_server_cert(SIG_ALGS, &webpki::TlsServerTrustAnchors(&anchors), &inter, time)
-            .map_err(bad)?;
+        if !self.roots.iter().any(|r| r == &end_entity.0) {
+            let anchors: Vec<webpki::TrustAnchor> =
+                self.roots.iter().filter_map(|d| webpki::TrustAnchor::try_from_cert_der(d).ok()).collect();
+            let inter: Vec<&[u8]> = intermediates.iter().map(|c| c.0.as_slice()).collect();
+            cert.verify_is_valid_tls_server_cert(SIG_ALGS, &webpki::TlsServerTrustAnchors(&anchors), &inter, time)
+                .map_err(bad)?;
+        }
+        if let rustls::ServerName::DnsName(name) = server_name {
+            let dns = webpki::DnsNameRef::try_from_ascii_str(name.as_ref())
+                .map_err(|_| rustls::Error::InvalidCertificateData("bad DNS name".into()))?;
+            cert.verify_is_valid_for_dns_name(dns).map_err(bad)?;
+        }
         Ok(rustls::client::ServerCertVerified::assertion())
     }
 }
 
 pub fn client(ca_pem: Option<&str>, verify: bool, ip_literal: bool) -> Result<rustls::ClientConfig, String> {
     let b = rustls::ClientConfig::builder().with_safe_defaults();
+    let _ = ip_literal;
     let mut c = match (ca_pem, verify) {
-        (Some(ca), true) if ip_literal => {
-            let roots = load_certs(ca)?.into_iter().map(|c| c.0).collect();
-            b.with_custom_certificate_verifier(Arc::new(ChainOnly { roots })).with_no_client_auth()
-        }
         (Some(ca), true) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in load_certs(ca)? {
-                roots.add(&cert).map_err(|e| format!("CA certificate: {e}"))?;
-            }
-            b.with_root_certificates(roots).with_no_client_auth()
+            let roots = load_certs(ca)?.into_iter().map(|c| c.0).collect();
+            b.with_custom_certificate_verifier(Arc::new(CaVerifier { roots })).with_no_client_auth()
         }
         // No CA and verification asked: the caller refuses the connection after the handshake (it has no
         // means to verify); pinned hashes: the caller checks the leaf's digest.
