@@ -28,7 +28,7 @@ const chromium = await launchChromium({
 const page = await chromium.newPage(`http://127.0.0.1:${httpPort}/`);
 const hash = Array.from(cert.hash);
 const readyMs = await page.evaluate(
-  async (port: number, h: number[]) => {
+  async ({ port, h }: { port: number; h: number[] }) => {
     const t0 = performance.now();
     const wt = new WebTransport(`https://127.0.0.1:${port}/netlog`, {
       serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(h) }],
@@ -38,8 +38,7 @@ const readyMs = await page.evaluate(
     wt.close();
     return ms;
   },
-  listener.address.port,
-  hash,
+  { port: listener.address.port, h: hash },
 );
 await chromium.close();
 await listener.close();
