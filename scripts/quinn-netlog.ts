@@ -58,16 +58,15 @@ const log = JSON.parse(readFileSync(out, 'utf8')) as NetLog;
 const names = new Map(Object.entries(log.constants.logEventTypes).map(([k, v]) => [v, k]));
 const phases = new Map(Object.entries(log.constants.logEventPhase).map(([k, v]) => [v, k]));
 const interesting =
-  /QUIC_SESSION$|CRYPTO_FRAME|HANDSHAKE|CERTIFICATE_VERIFIED|HTTP3_SETTINGS|HTTP3_HEADERS|HTTP3_PEER_CONTROL|HTTP3_LOCAL_CONTROL|HTTP3_DATA|WEBTRANSPORT|PACKET_SENT$|PACKET_RECEIVED$/;
-const quic = log.events.filter((e) => names.get(e.type) === 'QUIC_SESSION');
-const sessionSource = quic[0]?.source.id;
-const start = quic[0] ? Number(quic[0].time) : 0;
+  /CRYPTO_FRAME|HANDSHAKE_DONE|STREAM_FRAME_SENT$|STREAM_FRAME_RECEIVED$|PACKET_SENT$|PACKET_RECEIVED$|SESSION_READY/;
+// Chromium logs the QUIC session's events under the WebTransport client's source.
+const first = log.events.find((e) => names.get(e.type) === 'QUIC_SESSION_CRYPTO_FRAME_SENT');
+const start = first ? Number(first.time) : 0;
 console.log(`engine ${engine}: page saw ready after ${readyMs.toFixed(1)} ms; net-log ${out}`);
 for (const e of log.events) {
   const name = names.get(e.type) ?? String(e.type);
-  if (!interesting.test(name)) continue;
-  if (e.source.id !== sessionSource && !/HTTP3|WEBTRANSPORT/.test(name)) continue;
-  const p = e.params ? JSON.stringify(e.params).slice(0, 160) : '';
+  if (!first || e.source.id !== first.source.id || !interesting.test(name)) continue;
+  const p = e.params ? JSON.stringify(e.params).slice(0, 140) : '';
   console.log(
     `${(Number(e.time) - start).toString().padStart(5)} ms  ${name} ${phases.get(e.phase) ?? ''} ${p}`,
   );
