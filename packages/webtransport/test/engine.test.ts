@@ -45,6 +45,46 @@ describe('QUIC engine selection', () => {
     },
   );
 
+  it.skipIf(!engines.includes('quinn'))(
+    'prefers the quinn engine when it was built, and logs it',
+    async () => {
+      expect(engines[0]).toBe('quinn');
+      const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
+      const logs: string[] = [];
+      const l = await createWebTransportListener({
+        cert: cert.certPem,
+        key: cert.keyPem,
+        log: (m) => logs.push(m),
+      });
+      try {
+        expect(l.engine).toBe('quinn');
+        expect(logs).toEqual([
+          `WebTransport listener on udp://127.0.0.1:${l.address.port} (QUIC engine: quinn)`,
+        ]);
+      } finally {
+        await l.close();
+      }
+    },
+  );
+
+  it('takes the default engine from QUIVER_QUIC_ENGINE, and refuses an unknown one there too', async () => {
+    const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
+    const saved = process.env.QUIVER_QUIC_ENGINE;
+    try {
+      process.env.QUIVER_QUIC_ENGINE = 'quiche';
+      const l = await createWebTransportListener({ cert: cert.certPem, key: cert.keyPem });
+      expect(l.engine).toBe('quiche');
+      await l.close();
+      process.env.QUIVER_QUIC_ENGINE = 'msquic';
+      await expect(createWebTransportListener({ cert: cert.certPem, key: cert.keyPem })).rejects.toThrow(
+        /unknown QUIC engine/,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.QUIVER_QUIC_ENGINE;
+      else process.env.QUIVER_QUIC_ENGINE = saved;
+    }
+  });
+
   it('refuses an unknown engine', async () => {
     await expect(
       createWebTransportListener({ cert: 'x', key: 'y', engine: 'msquic' as unknown as 'quiche' }),

@@ -20,10 +20,12 @@ runConformanceSuite({
       cert: cert.certPem,
       key: cert.keyPem,
       sessionLimits: { streamTailHoldMs: 1000 },
+      engine: 'quiche',
     }),
   connect: (listener, path, options) =>
     connectWebTransport(`https://127.0.0.1:${listener.address.port}${path}`, {
       ...options,
+      engine: 'quiche',
       serverCertificateHashes: [{ algorithm: 'sha-256', value: cert.hash }],
     }),
   capabilities: { unreliableDatagrams: true },

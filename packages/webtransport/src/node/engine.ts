@@ -197,8 +197,8 @@ export async function availableEngines(): Promise<EngineName[]> {
 }
 
 /**
- * The named engine, or the preferred available one. An explicitly named engine that is not available is an
- * error (never a silent fallback).
+ * The named engine, else the one `QUIVER_QUIC_ENGINE` names, else the preferred available one. An explicitly
+ * named engine that is not available is an error (never a silent fallback).
  */
 export async function resolveEngine(name?: EngineName): Promise<QuicEngine> {
   if (name !== undefined) {
@@ -210,6 +210,9 @@ export async function resolveEngine(name?: EngineName): Promise<QuicEngine> {
       );
     return e;
   }
+  // An operator (or a bench run comparing engines) may pin the default without touching code.
+  const env = process.env.QUIVER_QUIC_ENGINE;
+  if (env !== undefined && env !== '') return resolveEngine(env as EngineName);
   const [first] = await availableEngines();
   if (!first) throw new Error('no QUIC engine is available');
   return (await load(first)) as QuicEngine;

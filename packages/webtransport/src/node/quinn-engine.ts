@@ -1,21 +1,24 @@
 /**
- * The quinn engine's loader. The native addon (`native/quinn`, built offline from Debian's crates by
- * `npm run build:native`) is a first stage: it loads, reports its crates and runs a loopback self-test (quinn
- * server and client, ALPN h3, 0.5-RTT server connection, a datagram echoed), but does not carry connections for
- * the HTTP/3 glue yet. Until it says `engineReady`, the engine is reported as unavailable: listeners and clients
- * use quiche, and `engine: 'quinn'` fails with a clear error.
+ * The quinn engine: quinn-proto 0.9 (Rust) in a native addon built offline from Debian's crates by
+ * `npm run build:native` (`native/quinn`). UDP I/O (recvmmsg/sendmmsg, GSO), timers and pacing run on the
+ * addon's own thread per endpoint; JavaScript receives batches of events ({@link QuinnEndpoint}) and acts on
+ * connections through synchronous calls ({@link QuinnConnection}). Without the addon the engine is unavailable
+ * and the adapter runs on quiche.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { QuicEngine } from './engine.js';
+import type {
+  EngineClientOptions,
+  EngineServerOptions,
+  EngineTransportOptions,
+  QuicEngine,
+} from './engine.js';
+import type { QuinnAddon } from './quinn-endpoint.js';
+import { QuinnConnection } from './quinn-connection.js';
+import { QuinnEndpoint } from './quinn-endpoint.js';
 
-export interface QuinnAddon {
-  /** JSON: addon and crate versions, `engineReady`. */
-  info(): string;
-  /** JSON: `handshakeMs`, `maxDatagramSize`, `serverHalfRtt`; throws when the loopback round fails. */
-  selfTest(certPem: string, keyPem: string): string;
-}
+export type { QuinnAddon };
 
 /** Where `npm run build:native` puts the addon. */
 export const QUINN_ADDON_PATH = fileURLToPath(
@@ -28,8 +31,114 @@ export function loadQuinnAddon(): QuinnAddon | undefined {
   return createRequire(import.meta.url)(QUINN_ADDON_PATH) as QuinnAddon;
 }
 
+/**
+ * Connections one quinn listener keeps at once, handshakes included; Initials beyond it are refused by
+ * quinn-proto (CONNECTION_REFUSED) before any state is kept. The listener's own `maxConnections` applies too.
+ */
+const MAX_ENDPOINT_CONNECTIONS = 65_536;
+
+const CC = { cubic: 0, reno: 1, bbr: 2 } as const;
+
+/** The transport settings as the addon takes them (native/quinn/src/api.rs `Params`). */
+function params(t: EngineTransportOptions, socketBufferBytes: number): Float64Array {
+  return Float64Array.from([
+    t.idleTimeoutMs,
+    t.connectionWindowBytes,
+    t.streamWindowBytes,
+    t.maxBidiStreams,
+    t.maxUniStreams,
+    // quinn-proto bounds its datagram queues in bytes, the options count datagrams: full-size ones.
+    t.datagramRecvQueue * t.maxUdpPayloadSize,
+    t.datagramSendQueue * t.maxUdpPayloadSize,
+    t.maxUdpPayloadSize,
+    CC[t.congestionControl],
+    socketBufferBytes,
+    MAX_ENDPOINT_CONNECTIONS,
+  ]);
+}
+
+const text = (v: string | Uint8Array): string =>
+  typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
+
+function makeEngine(addon: QuinnAddon): QuicEngine {
+  return {
+    name: 'quinn',
+
+    async listen(o: EngineServerOptions) {
+      const ep = new QuinnEndpoint(addon, true, o.streamHighWaterMark);
+      ep.handle = addon.createServer(
+        o.host,
+        o.port,
+        params(o.transport, o.socketBufferBytes),
+        text(o.cert),
+        text(o.key),
+        ep.onEvents,
+      );
+      ep.onNew = (conn) => o.accept(conn);
+      const address = ep.local;
+      let last: Record<string, number> = {};
+      const read = (): Record<string, number> => {
+        const c = ep.handle >= 0 ? addon.counters(ep.handle) : null;
+        if (c) last = JSON.parse(c) as Record<string, number>;
+        return last;
+      };
+      return {
+        address,
+        get counters() {
+          const n = read();
+          return {
+            ...n,
+            // quinn-proto refuses beyond its own limit; the listener refuses beyond maxConnections.
+            droppedRefused: (n.droppedRefused ?? 0) + ep.refused,
+            strayEvents: ep.strayEvents,
+          };
+        },
+        close: async () => {
+          read();
+          await ep.close();
+        },
+      };
+    },
+
+    async connect(o: EngineClientOptions) {
+      const v6 = o.remote.host.includes(':');
+      const ep = new QuinnEndpoint(addon, false, o.streamHighWaterMark);
+      ep.handle = addon.createClient(
+        v6 ? '::' : '0.0.0.0',
+        params(o.transport, o.socketBufferBytes),
+        o.ca === undefined ? null : text(o.ca),
+        o.verifyPeer,
+        o.serverName === null,
+        ep.onEvents,
+      );
+      let id: number;
+      try {
+        // rustls wants a name even for an IP literal (it is sent as no SNI, RFC 6066 §3).
+        id = addon.connect(ep.handle, o.remote.host, o.remote.port, o.serverName ?? o.remote.host);
+      } catch (e) {
+        await ep.close();
+        throw e;
+      }
+      const conn = new QuinnConnection(ep, id, o.remote, o.streamHighWaterMark);
+      ep.connections.set(id, conn);
+      // The first flight leaves once the caller has set the handler (this turn).
+      ep.kickSoon();
+      return {
+        conn,
+        release: async () => {
+          if (ep.connections.size === 0) await ep.close();
+        },
+      };
+    },
+  };
+}
+
+let engine: QuicEngine | undefined;
+
 export async function loadQuinnEngine(): Promise<QuicEngine | undefined> {
-  // The addon does not carry connections yet (its info() says engineReady: false): the engine is unavailable,
-  // whether or not the addon was built. See the package README, "quinn engine".
-  return undefined;
+  if (engine) return engine;
+  const addon = loadQuinnAddon();
+  if (!addon || typeof addon.createServer !== 'function') return undefined;
+  engine = makeEngine(addon);
+  return engine;
 }

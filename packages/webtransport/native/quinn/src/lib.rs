@@ -1,25 +1,24 @@
-//! Quiver's quinn engine, native side (first stage).
+//! Quiver's quinn engine, native side: quinn-proto 0.9 driven by an I/O thread per endpoint (`engine.rs`),
+//! exposed to Node through hand-declared N-API (no napi crate in Debian; the functions resolve from the node
+//! binary when Node loads the addon). `selfTest` runs the high-level quinn API on loopback as a toolchain check.
 //!
-//! Built offline from Debian's crates (`npm run build:native`). N-API is declared by hand (no napi crate in
-//! Debian): the functions below resolve from the node binary when Node loads the addon. This stage proves the
-//! toolchain end to end: the addon loads in Node 20, reports the crate versions, and `selfTest` runs a quinn
-//! server and client on loopback with the caller's PEM certificate (ALPN h3, 0.5-RTT on the server through
-//! `Connecting::into_0rtt`, an RFC 9221 datagram echoed). The engine proper (connections, streams and datagram
-//! batches exchanged with JavaScript) is not written yet.
+//! Every function here runs on the JS thread and holds the endpoint's state lock only for a few quinn-proto
+//! calls. Panics never cross into Node: each entry point catches them and throws a JS error instead.
 #![allow(non_camel_case_types)]
 
+mod api;
+mod engine;
 mod napi;
 mod selftest;
+mod tls;
 
 use napi::*;
-use std::os::raw::c_char;
-use std::ptr;
 
 extern "C" fn info(env: napi_env, _info: napi_callback_info) -> napi_value {
     let text = concat!(
         "{\"addon\":\"",
         env!("CARGO_PKG_VERSION"),
-        "\",\"quinn\":\"0.9\",\"rustls\":\"0.20\",\"engineReady\":false}"
+        "\",\"quinn\":\"0.9\",\"rustls\":\"0.20\",\"engineReady\":true}"
     );
     string(env, text)
 }
@@ -43,20 +42,8 @@ extern "C" fn self_test(env: napi_env, info: napi_callback_info) -> napi_value {
 
 #[no_mangle]
 pub extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    unsafe {
-        let mut f: napi_value = ptr::null_mut();
-        napi_create_function(env, b"info\0".as_ptr() as *const c_char, usize::MAX, info, ptr::null_mut(), &mut f);
-        napi_set_named_property(env, exports, b"info\0".as_ptr() as *const c_char, f);
-        let mut g: napi_value = ptr::null_mut();
-        napi_create_function(
-            env,
-            b"selfTest\0".as_ptr() as *const c_char,
-            usize::MAX,
-            self_test,
-            ptr::null_mut(),
-            &mut g,
-        );
-        napi_set_named_property(env, exports, b"selfTest\0".as_ptr() as *const c_char, g);
-    }
+    set_fn(env, exports, b"info\0", info);
+    set_fn(env, exports, b"selfTest\0", self_test);
+    api::register(env, exports);
     exports
 }
