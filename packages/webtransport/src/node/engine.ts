@@ -189,15 +189,18 @@ function load(name: EngineName): Promise<QuicEngine | undefined> {
   return p;
 }
 
-/** Engines this installation can run, the preferred first (quinn when it was built, then quiche). */
+/**
+ * Engines this installation can run, the default first: quiche, then quinn when `npm run build:native` built it.
+ * quinn is opt-in (`engine: 'quinn'` or `QUIVER_QUIC_ENGINE=quinn`) until it has run the whole suite as default.
+ */
 export async function availableEngines(): Promise<EngineName[]> {
   const out: EngineName[] = [];
-  for (const name of ['quinn', 'quiche'] as EngineName[]) if (await load(name)) out.push(name);
+  for (const name of ['quiche', 'quinn'] as EngineName[]) if (await load(name)) out.push(name);
   return out;
 }
 
 /**
- * The named engine, else the one `QUIVER_QUIC_ENGINE` names, else the preferred available one. An explicitly
+ * The named engine, else the one `QUIVER_QUIC_ENGINE` names, else the default available one. An explicitly
  * named engine that is not available is an error (never a silent fallback).
  */
 export async function resolveEngine(name?: EngineName): Promise<QuicEngine> {

@@ -278,6 +278,8 @@ export class QuinnConnection implements QuicEngineConnection {
       packetsSent: s.sentPackets,
       packetsReceived: s.rxPackets,
       packetsLost: s.lostPackets,
+      // quinn-proto counts no retransmissions as such: the frames of every lost packet are sent again.
+      packetsRetransmitted: s.lostPackets,
       congestionWindow: s.cwnd,
       deliveryRate: 0,
     };
