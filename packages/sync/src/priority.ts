@@ -103,6 +103,7 @@ export class PrioritySelector {
     sortRange(keys, sortedFrom, n - 1);
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
+    chosen.fill(0, 0, n);
     const order = this.order;
     let bodies = 0;
     let picked = 0;
@@ -122,19 +123,20 @@ export class PrioritySelector {
       const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
         chosen[i] = 2;
-        order[picked + empty++] = i;
+        empty++;
         continue;
       }
       const withGap = headerBits + bodies + cost + gapBitsBound(picked + 1, span, gapK);
       if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
         chosen[i] = 1;
-        order[picked++ + empty] = i;
+        picked++;
         bodies += cost;
       } else if (!reliable && ++misses > 8) break;
     }
-    // Only the chosen ones are visited from here on, in slot order (the packet's order): O(picked), not O(n).
+    // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
+    // (a byte per candidate) beats sorting their indices.
     const all = picked + empty;
-    sortRange(order, 0, all - 1);
+    for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
     this.picked = all;
     const kinds = c.kinds;
     let prev = -1;
