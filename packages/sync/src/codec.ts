@@ -16,9 +16,18 @@
  * by a mode bit: 0 = absolute (width bits), 1 = delta: class u2 and zigzag(value - baseline) in
  * DELTA_WIDTHS[class] bits, whichever is shorter; an angle's delta wraps around the turn. Fields marked ownerOnly carry a visible bit in absolute form.
  */
-import { type BitReader, type BitWriter, expGolombBits } from './bits.js';
+import * as bits from './bits.js';
 import { SyncError } from './errors.js';
-import { type CompiledComponent, type CompiledField, isPredictable } from './schema.js';
+import * as schema from './schema.js';
+
+type BitReader = bits.BitReader;
+type BitWriter = bits.BitWriter;
+type CompiledComponent = schema.CompiledComponent;
+type CompiledField = schema.CompiledField;
+// Module-local copies of imported bindings used per field: loaders that compile ESM to CommonJS (tsx, which runs the
+// bench) turn every access to an imported binding into a getter call.
+const { expGolombBits } = bits;
+const { isPredictable } = schema;
 
 /**
  * Ack wire format, 4 bytes: the newest applied tick modulo 2^16 (u16), then a u16 whose top bit says that a packet

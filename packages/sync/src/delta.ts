@@ -1,13 +1,15 @@
 import type { ClientState } from './acks.js';
 import * as bits from './bits.js';
 import * as codec from './codec.js';
-import { type CompiledComponent, isPredictable } from './schema.js';
+import * as schema from './schema.js';
 import type { EntityStore, Snapshot } from './store.js';
 
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
 const { BitWriter, expGolombBits } = bits;
 type BitWriter = bits.BitWriter;
+type CompiledComponent = schema.CompiledComponent;
+const { isPredictable } = schema;
 const {
   GAP_K,
   ID_K,

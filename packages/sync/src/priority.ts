@@ -95,12 +95,15 @@ export class PrioritySelector {
     const budget = cs.budgetBytes * 8;
     // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below):
     // select that many in O(n) and sort just them; sort the rest only if the loop runs past them.
-    const expected = Math.ceil(budget / Math.max(8, cs.recordBits));
-    let sortedFrom = Math.max(0, n - (2 * expected + 32));
+    // Selected and sorted in chunks of about that many: a loop that runs past one selects and sorts the next from what
+    // is left, so a packet sorts little more than it reads.
+    const chunk = Math.ceil(1.25 * Math.ceil(budget / Math.max(8, cs.recordBits))) + 32;
+    let sortedFrom = Math.max(0, n - chunk);
     if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
     sortRange(keys, sortedFrom, n - 1);
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
+    chosen.fill(0, 0, n);
     const order = this.order;
     let bodies = 0;
     let picked = 0;
@@ -108,8 +111,10 @@ export class PrioritySelector {
     let misses = 0;
     for (let j = n - 1; j >= 0; j--) {
       if (j < sortedFrom) {
-        sortRange(keys, 0, sortedFrom - 1);
-        sortedFrom = 0;
+        const from = Math.max(0, sortedFrom - chunk);
+        if (from > 0) selectTop(keys, from, sortedFrom);
+        sortRange(keys, from, sortedFrom - 1);
+        sortedFrom = from;
       }
       const key = keys[j];
       // The low 21 bits (floating-point modulo is slow).
@@ -118,19 +123,20 @@ export class PrioritySelector {
       const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
         chosen[i] = 2;
-        order[picked + empty++] = i;
+        empty++;
         continue;
       }
       const withGap = headerBits + bodies + cost + gapBitsBound(picked + 1, span, gapK);
       if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
         chosen[i] = 1;
-        order[picked++ + empty] = i;
+        picked++;
         bodies += cost;
       } else if (!reliable && ++misses > 8) break;
     }
-    // Only the chosen ones are visited from here on, in slot order (the packet's order): O(picked), not O(n).
+    // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
+    // (a byte per candidate) beats sorting their indices.
     const all = picked + empty;
-    sortRange(order, 0, all - 1);
+    for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
     this.picked = all;
     const kinds = c.kinds;
     let prev = -1;
