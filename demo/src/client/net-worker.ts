@@ -2,7 +2,7 @@
  * The demo's dedicated Worker: hosts the page's session (`@quiver/session/worker-host`) with the same transports as
  * the page would use, each behind the emulated link, whose settings the page posts here when they change.
  */
-import { connectHttpStream } from '@quiver/http-stream';
+import { connectHttpPosts } from './http-posts.js';
 import { nativeWebTransportConnector } from '@quiver/session';
 import { hostSessions } from '@quiver/session/worker-host';
 import { connectWebSocket } from '@quiver/websocket';
@@ -25,6 +25,6 @@ hostSessions({
   connectors: {
     webtransport: shapeConnector(nativeWebTransportConnector, link, stats),
     websocket: shapeConnector(connectWebSocket, link, stats),
-    http: shapeConnector(connectHttpStream, link, stats),
+    http: shapeConnector(connectHttpPosts, link, stats),
   },
 });

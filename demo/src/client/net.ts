@@ -21,7 +21,7 @@ import {
 } from '@quiver/session';
 import { connect as connectInWorker, WorkerClientSession } from '@quiver/session/worker';
 import { type EntityValues, SyncClient, SyncError } from '@quiver/sync';
-import { connectHttpStream } from '@quiver/http-stream';
+import { connectHttpPosts } from './http-posts.js';
 import { connectWebSocket } from '@quiver/websocket';
 import {
   type ArenaOptions,
@@ -60,8 +60,8 @@ export interface DemoSettings {
   /** Emulated datagram loss, each way (percent). */
   lossPct: number;
   /**
-   * The session runs in a dedicated Worker (`@quiver/session/worker`, default), so that a busy page delays neither
-   * heartbeats nor the network; off, it runs on the page's main thread, for comparison.
+   * The session runs in a dedicated Worker (`@quiver/session/worker`), so that a busy page delays neither heartbeats
+   * nor the network; off (the default until the Worker's HTTP fallback holds in Firefox), on the main thread.
    */
   worker: boolean;
 }
@@ -208,7 +208,7 @@ export class DemoClient extends EventTarget {
       interpolation: true,
       latencyMs: 0,
       lossPct: 0,
-      worker: true,
+      worker: false,
       ...settings,
     };
     this.#applyLink();
@@ -423,7 +423,7 @@ export class DemoClient extends EventTarget {
       // WebSocket, so that it only runs where WebSocket had a fair chance and failed or hung.
       out.push({
         name: 'http',
-        connector: shapeConnector(connectHttpStream, this.link, this.shaperStats),
+        connector: shapeConnector(connectHttpPosts, this.link, this.shaperStats),
         url: `${location.protocol}//${location.host}${info.path}`,
         headStartMs: 1000,
       });

@@ -183,7 +183,7 @@ export interface QuiverTransports {
   beforeClose(task: () => Promise<void>): void;
   /**
    * What `GET <path>/info` answers: for `request`, the host it reached (unless `publicUrl` is set); without one,
-   * `publicUrl` or the address the app listens on.
+   * `publicUrl` or the address the app listens on. Once the app listens, it waits for WebTransport to have started.
    */
   info(request?: Pick<FastifyRequest, 'host' | 'protocol'>): Promise<QuiverInfo>;
   /**
@@ -677,6 +677,9 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
       beforeClose.push(task);
     },
     async info(request) {
+      // WebTransport starts after listen: an answer before it is up would leave it out (a room reservation made
+      // right after listen, say). Before listen (e.g. `inject`) it cannot have started: answer with what exists.
+      if (app.server.listening) await readyPromise.catch(() => {});
       return buildInfo(
         {
           path,
@@ -725,8 +728,6 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
   }
   if (options.info !== false) {
     app.get(`${path === '/' ? '' : path}/info`, async (request, reply) => {
-      // Before listen (e.g. `inject`) WebTransport cannot have started: answer with what exists.
-      if (app.server.listening) await readyPromise.catch(() => {});
       // The answer follows the request's Host and the listeners' ports: never from a shared cache.
       reply.header('cache-control', 'no-store');
       return transports.info(request);
