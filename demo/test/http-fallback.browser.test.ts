@@ -74,10 +74,33 @@ async function playsOverHttp(page: AnyPage): Promise<Attempt[]> {
     for (;;) {
       const v = await fn();
       if (v !== undefined) return v;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() - t0 > timeoutMs) {
+        // What the page holds and what the server dropped: a timeout here has said "stale" drops once already.
+        const m = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+        const drops = m
+          .split('\n')
+          .filter((l) => /drop|rtt_ms_sum|rtt_ms_count/.test(l) && !l.startsWith('#'));
+        throw new Error(
+          `timed out waiting for ${what}; the page shows ${JSON.stringify(await state())} ${drops.join(' | ')}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   };
+  const state = () =>
+    page.evaluate(() => {
+      const d = (globalThis as unknown as { __quiverDemo?: Record<string, unknown> }).__quiverDemo;
+      return d
+        ? {
+            status: d.status,
+            transport: d.transport,
+            welcome: d.welcome !== null,
+            counters: d.counters,
+            figures: d.figures,
+            bytes: d.bytes,
+          }
+        : null;
+    });
   const demo = () =>
     page.evaluate(() => {
       const d = (

@@ -108,6 +108,11 @@ export class ClientTunnel implements SocketAdapter {
     return this.core.bufferedBytes;
   }
 
+  /** Bytes no request or response has taken yet: what the send estimate sees draining (see `SocketAdapter`). */
+  get queuedAmount(): number {
+    return this.core.unsentByteCount;
+  }
+
   get isOpen(): boolean {
     return this.state === 'open';
   }

@@ -30,6 +30,24 @@ describe('TunnelCore', () => {
     expect(a.bufferedBytes).toBe(0);
   });
 
+  it('counts unsent bytes apart from unacknowledged ones (what the send estimate sees draining)', () => {
+    const a = new TunnelCore(limits);
+    for (let i = 1; i <= 3; i++) a.queue(msg(i, 5));
+    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([15, 15]);
+    a.takeBatch(1 << 20, 1, false);
+    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([0, 15]);
+    a.carrierLost(1);
+    expect(a.unsentByteCount).toBe(15);
+    a.takeBatch(1 << 20, 2, false);
+    a.queue(msg(4, 5));
+    a.onAck(2);
+    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([5, 10]);
+    a.resendAll();
+    expect(a.unsentByteCount).toBe(10);
+    a.onAck(4);
+    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([0, 0]);
+  });
+
   it('resends everything unacknowledged on a new event stream', () => {
     const a = new TunnelCore(limits);
     const b = new TunnelCore(limits);

@@ -23,6 +23,11 @@ export interface TestProxyOptions {
    * page's `/quiver/info` and its matchmaking answers at a dead UDP port, as a network that drops UDP would make it.
    */
   rewriteJson?: { paths: string[]; map(value: unknown): unknown };
+  /**
+   * Holds every POST this many ms before forwarding it, as a slow uplink (or a busy client) makes acknowledgements
+   * arrive late and in bursts. Default 0.
+   */
+  delayPostsMs?: number;
 }
 
 export interface TestProxyStats {
@@ -61,6 +66,20 @@ export async function startTestProxy(options: TestProxyOptions): Promise<TestPro
       });
       return;
     }
+    const delay = req.method === 'POST' ? (options.delayPostsMs ?? 0) : 0;
+    if (delay > 0) {
+      req.pause();
+      const t = setTimeout(() => forward(req, res, fate), delay);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
+    forward(req, res, fate);
+  });
+  const forward = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    fate: 'before' | 'after' | undefined,
+  ) => {
     const upstream = http.request({
       host: options.target.host,
       port: options.target.port,
@@ -120,7 +139,7 @@ export async function startTestProxy(options: TestProxyOptions): Promise<TestPro
     });
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);
-  });
+  };
   server.on('upgrade', (_req, socket) => {
     socket.on('error', () => {});
     if (options.refuseUpgrades ?? true) {

@@ -35,7 +35,8 @@ export class WsSendEstimate {
   estimate(now: number, adapter: SocketAdapter | undefined): DatagramSendEstimate {
     const pending = this.core.oldestPingSentAt;
     const floor = pending === undefined ? 0 : now - pending;
-    const e = this.estimator.estimate(now, adapter?.bufferedAmount ?? 0, this.core.latestRtt, floor);
+    const queued = adapter ? (adapter.queuedAmount ?? adapter.bufferedAmount) : 0;
+    const e = this.estimator.estimate(now, queued, this.core.latestRtt, floor);
     const unframed = this.core.queuedDatagramBytes;
     if (unframed === 0) return e;
     const extra = e.sendRate > 0 ? (unframed / e.sendRate) * 1000 : 0;

@@ -23,6 +23,13 @@ export interface SocketHandlers {
 export interface SocketAdapter {
   /** Bytes handed to send() but not yet written to the network (WebSocket `bufferedAmount`). */
   readonly bufferedAmount: number;
+  /**
+   * Bytes not yet handed to the network, when that is less than `bufferedAmount` (an HTTP tunnel's
+   * `bufferedAmount` also counts bytes sent and not yet acknowledged). `datagrams.sendEstimate()` measures the send
+   * queue's drain with it: acknowledgements arrive a round trip later and in bursts, which says nothing of how fast
+   * the queue drains. Absent: `bufferedAmount`.
+   */
+  readonly queuedAmount?: number;
   /** True while the socket is in the OPEN state (RFC 6455 §4.1): sends reach the peer. */
   readonly isOpen: boolean;
   /** Whether the adapter calls `drain`; otherwise the session polls `bufferedAmount`. */
