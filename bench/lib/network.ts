@@ -42,13 +42,20 @@ export interface AgentOptions {
   cpus?: string;
   /** Extra Node options (e.g. `--cpu-prof`), before the agent's own. */
   nodeArgs?: string[];
+  /**
+   * Niceness adjustment (`nice -n`, relative to the bench process; negative raises the priority, as root only):
+   * gives a long, CPU-heavy measurement (the soak) its share of a machine that other work keeps busy, without the
+   * starvation a real-time policy would cause over minutes.
+   */
+  nice?: number;
 }
 
 /** The command line of an agent: node, optionally under `chrt -r 5`. */
 function agentCommand(o: AgentOptions = {}): [string, string[]] {
   const rt = o.realtime && typeof process.getuid === 'function' && process.getuid() === 0;
   const node = [process.execPath, ...(o.nodeArgs ?? []), ...NODE_ARGS];
-  const cmd = rt ? ['chrt', '-r', '5', ...node] : node;
+  const rtCmd = rt ? ['chrt', '-r', '5', ...node] : node;
+  const cmd = o.nice ? ['nice', '-n', String(o.nice), ...rtCmd] : rtCmd;
   const pinned = o.cpus ? ['taskset', '-c', o.cpus, ...cmd] : cmd;
   return [pinned[0], pinned.slice(1)];
 }
