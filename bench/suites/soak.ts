@@ -51,10 +51,11 @@ const suite: BenchSuite = {
     // process tree goes) and the client processes CPU 1, so that the figures are the server's, not the clients'.
     const cpus = os.cpus().length;
     const pin = cpus >= 2 && ctx.args.pin !== 'false';
-    // Other work on a shared machine (tests, compilers, browsers: load 15-25 on 2 cores here) took all but ~0.1
-    // core from the server and left its event loop seconds late, so that it accepted 4-6 connections a second and
-    // the soak measured the scheduler. As root the agents run at a raised priority (`nice -n -10`: about 9 times
-    // the weight of an ordinary process, not a real-time policy that would starve the rest for minutes).
+    // Other work on a shared machine (tests, compilers, browsers of ~10 sessions: load 15-25 on 2 cores here) left
+    // the server ~0.1 core and its event loop seconds late, so that it accepted 4-6 connections a second and the
+    // soak measured the scheduler. `nice -n` cannot help: with autogroups CFS shares the CPUs between sessions
+    // first. As root each agent runs in a session of its own whose autogroup has niceness -10 (about 9 times the
+    // weight of another session), not a real-time policy that would starve the rest for minutes.
     const root = typeof process.getuid === 'function' && process.getuid() === 0;
     const nice = numArg(ctx.args, 'nice', root ? -10 : 0);
     const prof = ctx.args.prof === 'cpu' || ctx.args.prof === 'heap' ? ctx.args.prof : undefined;
@@ -90,7 +91,7 @@ const suite: BenchSuite = {
     );
     notes.push(
       nice
-        ? `Server and client agents at niceness ${nice} relative to the bench (\`--nice 0\` to turn off): the machine is shared, and at the default priority other work starved the server.`
+        ? `Server and client agents each in a session (autogroup) of its own at niceness ${nice} (\`--nice 0\`: own sessions at the default weight): the machine is shared, and in the bench's session other sessions' work left the server ~0.1 core.`
         : "Agents at the bench process's priority.",
     );
     if (prof) notes.push(`server agent ran with --${prof}-prof (files in bench/results/prof).`);
