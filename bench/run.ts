@@ -47,6 +47,7 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'pin',
           'levels',
           'snapshots',
+          'nice',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },

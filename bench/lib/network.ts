@@ -3,6 +3,7 @@
  * on loopback (both agents in this namespace, 127.0.0.1). Suites get the same {@link Network} either way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLink, type Link, type LinkParams, linkUnavailable, REPO_ROOT } from './link.js';
 
@@ -42,6 +43,15 @@ export interface AgentOptions {
   cpus?: string;
   /** Extra Node options (e.g. `--cpu-prof`), before the agent's own. */
   nodeArgs?: string[];
+  /**
+   * Run the agent in a session of its own (`setsid`) whose autogroup has this niceness (`/proc/PID/autogroup`,
+   * -20..19; negative needs root). With `kernel.sched_autogroup_enabled` (as here) CFS first shares the CPUs
+   * between sessions and only then by a process's own nice value, so `nice -n` cannot give an agent more than its
+   * session's share: on this shared machine ~10 busy sessions left the soak's server and clients together ~0.2
+   * core. An autogroup niceness gives a long, CPU-heavy measurement (the soak) its share without the starvation a
+   * real-time policy would cause over minutes.
+   */
+  nice?: number;
 }
 
 /** The command line of an agent: node, optionally under `chrt -r 5`. */
@@ -51,6 +61,15 @@ function agentCommand(o: AgentOptions = {}): [string, string[]] {
   const cmd = rt ? ['chrt', '-r', '5', ...node] : node;
   const pinned = o.cpus ? ['taskset', '-c', o.cpus, ...cmd] : cmd;
   return [pinned[0], pinned.slice(1)];
+}
+
+/** Sets the niceness of the autogroup of `pid` (its session); a kernel without autogroups has nothing to set. */
+function setAutogroupNice(pid: number, nice: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    // No autogroup support, or not allowed (negative without root): the agent runs at the default share.
+  }
 }
 
 const loopbackChildren = new Set<ChildProcess>();
@@ -120,7 +139,10 @@ function loopbackAgent(o?: AgentOptions): Promise<Agent> {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
+    // A session of its own is an autogroup of its own (see AgentOptions.nice).
+    detached: o?.nice !== undefined,
   });
+  if (o?.nice !== undefined && child.pid !== undefined) setAutogroupNice(child.pid, o.nice);
   loopbackChildren.add(child);
   child.once('exit', () => loopbackChildren.delete(child));
   return wrap(child);

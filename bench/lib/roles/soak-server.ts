@@ -52,6 +52,8 @@ export interface SoakSample {
   rejections: Record<string, number>;
   /** The WebSocket listener's upgrade counters (requests, accepted, timedOut, abandoned...). */
   qwsUpgrades: Record<string, number>;
+  /** Messages the server's sessions dropped so far, by reason (the server's metrics). */
+  drops: Record<string, number>;
 }
 
 let server: SessionServer | undefined;
@@ -171,6 +173,7 @@ export function sampleSoakServer(o: { gc?: boolean } = {}): SoakSample {
     statesSent: counters.statesSent,
     cpuUs: u.user + u.system,
     rejections: { ...(s?.metrics.rejections ?? {}) },
+    drops: { ...(s?.metrics.drops ?? {}) },
   };
   interval?.reset();
   return out;

@@ -739,7 +739,9 @@ export class SessionCore {
    * frame of at most maxStreamFrameSize per stream per turn so that a bulk stream cannot starve the others.
    */
   nextMessage(): Uint8Array | undefined {
-    if (this.state === 'closed') return undefined;
+    // A flush asks until there is nothing left: that last call must not allocate a message buffer (off the V8 heap
+    // at this size, so it costs more than the check), once per flush of every session.
+    if (this.state === 'closed' || !this.hasPendingOutput) return undefined;
     const budget = this.outgoingBudget();
     const w = new ByteWriter(256);
     let frames = 0;

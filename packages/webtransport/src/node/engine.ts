@@ -6,6 +6,14 @@
  */
 
 /** A UDP address. */
+/** The path figures a send estimate reads (see `QuicEngineConnection.pathEstimate`). */
+export interface PathEstimate {
+  smoothedRttMs: number;
+  congestionWindow: number;
+  /** Bytes per second, 0 when the engine has no measure. */
+  deliveryRate: number;
+}
+
 export interface Host {
   host: string;
   port: number;
@@ -91,6 +99,11 @@ export interface QuicEngineConnection {
   /** The peer's certificate chain, leaf first (DER), once the handshake completed. */
   peerCertChain(): Uint8Array[] | null;
   stats(): QuicTransportStats | undefined;
+  /**
+   * What a datagram send estimate needs (smoothed RTT in ms, congestion window, delivery rate), cheaper than
+   * `stats()`: asked for every datagram sent. Optional: without it the estimate takes them from `stats()`.
+   */
+  pathEstimate?(): PathEstimate | undefined;
   /** Ask for a flush soon (commands were queued outside an event). */
   schedule(): void;
   /** CONNECTION_CLOSE (RFC 9000 §10.2); with `abandon` no draining period follows. */

@@ -12,6 +12,7 @@ import type {
   DatagramRefusal,
   QuicCloseInfo,
   QuicConnectionHandler,
+  PathEstimate,
   QuicEngineConnection,
   QuicTransportStats,
 } from './engine.js';
@@ -324,6 +325,18 @@ export class QuicConnection implements QuicEngineConnection {
 
   peerCertChain(): Uint8Array[] | null {
     return this.closed ? null : this.conn.peerCertChain();
+  }
+
+  /**
+   * The path's RTT, congestion window and delivery rate alone: `conn.stats()` costs about twice `pathStats()` in the
+   * binding (10 vs 5 µs here) and the send estimate, asked per datagram, needs none of its counters.
+   */
+  pathEstimate(): PathEstimate | undefined {
+    if (this.closed) return undefined;
+    const path = this.conn.pathStats()[0];
+    return path
+      ? { smoothedRttMs: path.rtt, congestionWindow: path.cwnd, deliveryRate: path.deliveryRate }
+      : undefined;
   }
 
   stats(): QuicTransportStats | undefined {

@@ -333,7 +333,7 @@ export class WtConnection implements QuicConnectionHandler {
     const now = performance.now();
     const last = this.lastEstimate;
     if (last && now - last.at < ESTIMATE_REUSE_MS) return last.value;
-    const st = this.quic.closed ? undefined : this.quic.stats();
+    const st = this.quic.closed ? undefined : (this.quic.pathEstimate?.() ?? this.quic.stats());
     const queued = this.quic.datagramQueueBytes?.() ?? 0;
     const rtt = st?.smoothedRttMs ?? 0;
     const cwndRate = st && rtt > 0 ? (st.congestionWindow * 1000) / rtt : 0;
