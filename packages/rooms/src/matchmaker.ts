@@ -50,9 +50,12 @@ export interface MatchmakerDeps {
   reserved(): void;
   /** How long a create lock held by another process is waited on before retrying. Default 10 ms. */
   lockRetryMs?: number;
+  /** This process, in the demand other processes read (see `creationBatchMax`). Default random. */
+  processId?: string;
   /**
    * At most this many rooms of one type are created at once for the `joinOrCreate` requests of this process that
-   * found every room full (a join storm, the clients of a lost node). Default 16.
+   * found every room full (a join storm, the clients of a lost node), and of the other processes waiting for the
+   * creation lock meanwhile. Default 32.
    */
   creationBatchMax?: number;
 }
@@ -63,6 +66,9 @@ interface Batch {
   /** The next waiter's place: waiter `k` tries room `floor(k / maxClients)` first, so they spread at once. */
   next: number;
 }
+
+/** How long a process's demand stays in the presence hash without being refreshed (a process that died waiting). */
+const DEMAND_TTL_MS = 5000;
 
 /** The presence channel a room's process listens on for seats reserved in it (from any process). */
 export function roomChannel(roomId: string): string {
@@ -84,7 +90,11 @@ export class Matchmaker {
   /** `maxClients` of the rooms of each type, as last seen: how many waiting requests one new room seats. */
   private readonly capacity = new Map<string, number>();
 
-  constructor(private readonly deps: MatchmakerDeps) {}
+  private readonly processId: string;
+
+  constructor(private readonly deps: MatchmakerDeps) {
+    this.processId = deps.processId ?? randomToken(6);
+  }
 
   async joinOrCreate(name: string, options: Record<string, unknown> = {}): Promise<SeatReservation> {
     return this.guard(async () => {
@@ -110,9 +120,7 @@ export class Matchmaker {
             // This request creates, under the cross-process lock, for every request of this process waiting.
             const created: Batch = {
               // Forgotten before any waiter resumes: requests that find no seat in it start the next batch.
-              rooms: this.withPresenceLock(`quiver:mm:create:${name}`, () =>
-                this.createBatch(name, options, key),
-              ).finally(() => {
+              rooms: this.createUnderLock(name, options, key).finally(() => {
                 if (this.creating.get(key) === created) this.creating.delete(key);
               }),
               next: 1,
@@ -145,12 +153,19 @@ export class Matchmaker {
     name: string,
     options: Record<string, unknown>,
     key: string,
+    demandKey: string,
   ): Promise<RoomListing[]> {
     const open = await this.deps.driver.query({ name, metadata: this.filter(name, options) });
     if (open.length > 0) return open;
     const per = this.capacity.get(name);
-    const waiting = this.demand.get(key) ?? 1;
-    const count = per ? Math.min(Math.ceil(waiting / per), this.deps.creationBatchMax ?? 16) : 1;
+    // The requests of other processes waiting for this lock are served by the same batch: they find its rooms
+    // open once they hold the lock, instead of each process creating for its own requests one after the other.
+    let waiting = this.demand.get(key) ?? 1;
+    for (const [pid, v] of Object.entries(await this.deps.presence.hgetall(demandKey))) {
+      const n = Number(v);
+      if (pid !== this.processId && Number.isSafeInteger(n) && n > 0) waiting += n;
+    }
+    const count = per ? Math.min(Math.ceil(waiting / per), this.deps.creationBatchMax ?? 32) : 1;
     const rooms =
       count === 1 || !this.deps.createRooms
         ? await settleAll(Array.from({ length: count }, () => this.deps.createRoom(name, options)))
@@ -158,6 +173,36 @@ export class Matchmaker {
     const first = rooms[0];
     if (first) this.capacity.set(name, first.maxClients ?? Number.POSITIVE_INFINITY);
     return rooms;
+  }
+
+  /**
+   * Takes the creation lock and creates a batch. While waiting for the lock, this process's demand (requests
+   * waiting for a room of this type and filter) is kept in a presence hash, for the holder to create for it too.
+   */
+  private async createUnderLock(
+    name: string,
+    options: Record<string, unknown>,
+    key: string,
+  ): Promise<RoomListing[]> {
+    const { presence } = this.deps;
+    const demandKey = `quiver:mm:demand:${key}`;
+    let told = 0;
+    const tell = async () => {
+      const n = this.demand.get(key) ?? 0;
+      if (n === told) return;
+      told = n;
+      await presence.hset(demandKey, this.processId, String(n));
+      await presence.expire(demandKey, DEMAND_TTL_MS);
+    };
+    try {
+      return await this.withPresenceLock(
+        `quiver:mm:create:${name}`,
+        () => this.createBatch(name, options, key, demandKey),
+        tell,
+      );
+    } finally {
+      if (told > 0) await presence.hdel(demandKey, this.processId).catch(() => false);
+    }
   }
 
   async create(name: string, options: Record<string, unknown> = {}): Promise<SeatReservation> {
@@ -216,6 +261,8 @@ export class Matchmaker {
   ): Promise<SeatReservation | undefined> {
     const metadata = this.filter(name, options);
     const rooms = await this.deps.driver.query({ name, metadata });
+    const any = rooms[0];
+    if (any) this.capacity.set(name, any.maxClients ?? Number.POSITIVE_INFINITY);
     // Fullest first: players meet others sooner and rooms fill before new ones open.
     rooms.sort((a, b) => b.clients - a.clients || a.createdAt - b.createdAt);
     for (const listing of rooms) {
@@ -260,11 +307,16 @@ export class Matchmaker {
     };
   }
 
-  private async withPresenceLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  private async withPresenceLock<T>(
+    key: string,
+    fn: () => Promise<T>,
+    waiting?: () => Promise<void>,
+  ): Promise<T> {
     const owner = randomToken(8);
     const { presence, clock } = this.deps;
     for (;;) {
       if (await presence.set(key, owner, { ttlMs: 5000, onlyIfAbsent: true })) break;
+      await waiting?.();
       await new Promise<void>((r) => clock.setTimeout(r, this.deps.lockRetryMs ?? 10));
     }
     try {

@@ -59,8 +59,8 @@ export interface RoomServerOptions {
   placementTimeoutMs?: number;
   /**
    * At most this many rooms of one type are created at once for the `joinOrCreate` requests of this process that
-   * found every room full (a join storm, the clients of a lost node): as many as they need, placed together.
-   * Default 16.
+   * found every room full (a join storm, the clients of a lost node), and of other processes waiting meanwhile:
+   * as many as they need, placed together. Default 32.
    */
   creationBatchMax?: number;
 }
@@ -161,6 +161,7 @@ export class RoomServer {
       createRoom: (name, opts) => this.node.place(name, opts),
       createRooms: (name, opts, count) => this.node.placeMany(name, opts, count),
       creationBatchMax: options.creationBatchMax,
+      processId: this.processId,
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
       reserved: () => {
