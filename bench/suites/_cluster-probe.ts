@@ -6,7 +6,7 @@
  * node (single-node broadcast) and the others' from theirs over Redis (cross-node): both on one clock, in one run.
  *
  * argv: endpoints (JSON), node names (JSON), shout Hz, seconds. stdout: one JSON line `{ nodes }` once joined;
- * then, after a line on stdin, one JSON line `{ local, cross }` (milliseconds), and it exits.
+ * then, for each line on stdin, one JSON line `{ local, cross }` (milliseconds); it exits when stdin ends.
  */
 import { createInterface } from 'node:readline';
 import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
@@ -29,8 +29,8 @@ for (let k = 0; k < 4 * names.length && byNode.size < names.length; k++) {
   else extra.push(room);
 }
 await Promise.all(extra.map((r) => r.leave()));
-const local: number[] = [];
-const cross: number[] = [];
+let local: number[] = [];
+let cross: number[] = [];
 let measuring = false;
 for (const room of byNode.values()) {
   room.on(Shouted, (m) => {
@@ -40,18 +40,21 @@ for (const room of byNode.values()) {
 }
 process.stdout.write(`${JSON.stringify({ nodes: [...byNode.keys()] })}\n`);
 
+// Each line on stdin: one measurement (the suite asks once with the cluster idle, once under the storm's traffic).
 const lines = createInterface({ input: process.stdin });
-await new Promise<void>((resolve) => lines.once('line', () => resolve()));
-measuring = true;
-const timers = [...byNode.values()].map((room) =>
-  setInterval(() => room.send(Shout, { text: String(performance.now()) }), 1000 / hz),
-);
-await new Promise((r) => setTimeout(r, seconds * 1000));
-for (const t of timers) clearInterval(t);
-// Shouts in flight arrive.
-await new Promise((r) => setTimeout(r, 1000));
-measuring = false;
-process.stdout.write(`${JSON.stringify({ local, cross })}\n`);
-lines.close();
+for await (const _line of lines) {
+  local = [];
+  cross = [];
+  measuring = true;
+  const timers = [...byNode.values()].map((room) =>
+    setInterval(() => room.send(Shout, { text: String(performance.now()) }), 1000 / hz),
+  );
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  for (const t of timers) clearInterval(t);
+  // Shouts in flight arrive.
+  await new Promise((r) => setTimeout(r, 1000));
+  measuring = false;
+  process.stdout.write(`${JSON.stringify({ local, cross })}\n`);
+}
 await Promise.all([...byNode.values()].map((r) => r.leave().catch(() => {})));
 process.exit(0);

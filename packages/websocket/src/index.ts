@@ -33,11 +33,6 @@ export interface NodeWebSocketConnectOptions extends WebSocketConnectOptions {
     /** `false` accepts any certificate: for tests only. Default true. */
     rejectUnauthorized?: boolean;
   };
-  /**
-   * The local address the connection is made from (a client host with several addresses; a load generator that
-   * spreads its clients over `127.0.0.0/8`, as players come from many addresses). Default the system's choice.
-   */
-  localAddress?: string;
 }
 
 /**
@@ -57,7 +52,6 @@ export function connectWebSocket(url: string, options: NodeWebSocketConnectOptio
         maxPayload: resolveOptions(o).maxMessageSize,
         ca: o.tls?.ca,
         rejectUnauthorized: o.tls?.rejectUnauthorized,
-        localAddress: o.localAddress,
         ...(pins && pins.length > 0
           ? // ws calls createConnection with its request options only (ws/lib/websocket.js initAsClient).
             {
