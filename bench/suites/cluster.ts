@@ -287,6 +287,7 @@ const suite: BenchSuite = {
       for (const n of nodes) notes.push(`${n.name} hosted ${hosted(n)} clients before the kill.`);
       ctx.progress(`SIGKILL ${victim.name} (${orphans.length} clients)`);
       let lost = 0;
+      const stormRequests = matchmakeMs.length;
       const noticed: number[] = [];
       const killedAt = performance.now();
       const recovered = orphans.map(
@@ -321,6 +322,12 @@ const suite: BenchSuite = {
           'room seen gone, rematchmaking asked',
           `${orphans.length} clients of ${victim.name}`,
           rematchAsked,
+          'ms',
+        ),
+        distRow(
+          'rematch matchmaking request (HTTP)',
+          `${orphans.length} clients of ${victim.name}`,
+          matchmakeMs.slice(stormRequests),
           'ms',
         ),
         distRow(
