@@ -9,7 +9,7 @@ import type {
 } from '@quiver/rooms';
 import { type Clock, systemClock } from '@quiver/session';
 import type { Redis } from 'ioredis';
-import { BEAT, CONSUME, CREATE, RELEASE, REMOVE, RESERVE, UPDATE } from './scripts.js';
+import { BEAT, CONSUME, CREATE, RELEASE, REMOVE, RESERVE, runScript, UPDATE } from './scripts.js';
 
 /** Options of {@link RedisDriver}. */
 export interface RedisDriverOptions {
@@ -369,7 +369,7 @@ export class RedisDriver implements RoomDriver {
   }
 
   private run(script: string, keys: string[], args: string[]): Promise<unknown> {
-    return this.redis.eval(script, keys.length, ...keys, ...args);
+    return runScript(this.redis, script, keys, args);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Presence } from '@quiver/rooms';
 import type { Redis } from 'ioredis';
-import { DEL_IF } from './scripts.js';
+import { DEL_IF, runScript } from './scripts.js';
 
 /** Options of {@link RedisPresence}. */
 export interface RedisPresenceOptions {
@@ -51,7 +51,7 @@ export class RedisPresence implements Presence {
 
   async del(key: string, ifValue?: string) {
     if (ifValue === undefined) return (await this.redis.del(key)) > 0;
-    return (await this.redis.eval(DEL_IF, 1, key, ifValue)) === 1;
+    return (await runScript(this.redis, DEL_IF, [key], [ifValue])) === 1;
   }
 
   async expire(key: string, ttlMs: number) {

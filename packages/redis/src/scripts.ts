@@ -9,6 +9,35 @@
  * node's own connection subscribes to while it lives; index sets `P rooms`, `P node-rooms:<pid>` and `P nodes`.
  */
 
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+const shas = new Map<string, string>();
+
+/**
+ * Runs one of these scripts by its SHA-1 (`EVALSHA`), sending its text (`EVAL`) only when Redis does not have it
+ * cached yet (first use, or after a restart or `SCRIPT FLUSH`): every registry operation of a join storm would
+ * otherwise carry the script's text.
+ */
+export async function runScript(
+  redis: Redis,
+  script: string,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    shas.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+    return redis.eval(script, keys.length, ...keys, ...args);
+  }
+}
+
 /** KEYS: room, name index, node-rooms, all rooms, nodes. ARGV: id, name, pid, max, locked, private, meta, createdAt, clients. */
 export const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -127,18 +127,49 @@ export class ClusterNode {
    * known, or when the picked node does not answer).
    */
   async place(name: string, options: Record<string, unknown>): Promise<RoomListing> {
-    const { driver, processId, metrics } = this.host;
-    if (this.starting && driver.nodes) {
-      const nodes = (await driver.nodes()).filter((n) => !n.draining && n.types.includes(name));
-      const target = (this.host.placement ?? leastLoaded)(nodes, name);
-      if (target !== undefined && target !== processId) {
-        try {
-          return await this.bus.createOn(target, name, options, this.host.placementTimeoutMs ?? 2000);
-        } catch (err) {
-          const code = err instanceof RoomError ? err.code : '';
-          if (code !== RoomErrorCode.NODE_UNREACHABLE && code !== RoomErrorCode.NODE_DRAINING) throw err;
-          bump(metrics.errors, code);
-        }
+    const [target] = await this.targets(name, 1);
+    return this.createAt(target, name, options);
+  }
+
+  /**
+   * `count` new rooms at once: placed one after the other on one view of the nodes (each counted on the node it
+   * goes to, so that they spread instead of all going to the least-loaded node), created in parallel. Settles with
+   * the rooms made; rejects with the first error only when none was.
+   */
+  async placeMany(name: string, options: Record<string, unknown>, count: number): Promise<RoomListing[]> {
+    const targets = await this.targets(name, count);
+    const settled = await Promise.allSettled(targets.map((t) => this.createAt(t, name, options)));
+    const made = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (made.length === 0) throw (settled[0] as PromiseRejectedResult).reason;
+    return made;
+  }
+
+  /** Where `count` new rooms go; `undefined`: this node. */
+  private async targets(name: string, count: number): Promise<(string | undefined)[]> {
+    const { driver } = this.host;
+    if (!this.starting || !driver.nodes) return Array.from({ length: count }, () => undefined);
+    const nodes = (await driver.nodes()).filter((n) => !n.draining && n.types.includes(name));
+    const pick = this.host.placement ?? leastLoaded;
+    return Array.from({ length: count }, () => {
+      const target = pick(nodes, name);
+      const n = nodes.find((x) => x.processId === target);
+      if (n) nodes[nodes.indexOf(n)] = { ...n, rooms: n.rooms + 1 };
+      return target;
+    });
+  }
+
+  private async createAt(
+    target: string | undefined,
+    name: string,
+    options: Record<string, unknown>,
+  ): Promise<RoomListing> {
+    if (target !== undefined && target !== this.host.processId) {
+      try {
+        return await this.bus.createOn(target, name, options, this.host.placementTimeoutMs ?? 2000);
+      } catch (err) {
+        const code = err instanceof RoomError ? err.code : '';
+        if (code !== RoomErrorCode.NODE_UNREACHABLE && code !== RoomErrorCode.NODE_DRAINING) throw err;
+        bump(this.host.metrics.errors, code);
       }
     }
     return this.createHere(name, options);

@@ -57,6 +57,12 @@ export interface RoomServerOptions {
    * draining or gone) the room is created on this node. Default 2 000 ms.
    */
   placementTimeoutMs?: number;
+  /**
+   * At most this many rooms of one type are created at once for the `joinOrCreate` requests of this process that
+   * found every room full (a join storm, the clients of a lost node), and of other processes waiting meanwhile:
+   * as many as they need, placed together. Default 32.
+   */
+  creationBatchMax?: number;
 }
 
 /** Options of one room type, given to `define`. */
@@ -153,6 +159,9 @@ export class RoomServer {
       clock: this.clock,
       seatReservationMs: options.seatReservationMs ?? 15_000,
       createRoom: (name, opts) => this.node.place(name, opts),
+      createRooms: (name, opts, count) => this.node.placeMany(name, opts, count),
+      creationBatchMax: options.creationBatchMax,
+      processId: this.processId,
       filterBy: (name) => this.definitions.get(name)?.filterBy,
       count: (code) => bump(this.metrics.errors, errorLabel(new RoomError(code))),
       reserved: () => {

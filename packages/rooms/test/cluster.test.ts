@@ -62,6 +62,30 @@ describe('nodes sharing a registry', () => {
     expect(next.processId).not.toBe('a0');
   });
 
+  it('a join storm through one node: rooms are created in batches for the waiting requests, spread over every node', async () => {
+    const { nodes, presence } = await cluster(3);
+    const n1 = nodes[0]!;
+    let locks = 0;
+    const set = presence.set.bind(presence);
+    presence.set = (key, value, options) => {
+      if (key.startsWith('quiver:mm:create:') && options?.onlyIfAbsent) locks++;
+      return set(key, value, options);
+    };
+    const seats = await Promise.all(
+      Array.from({ length: 48 }, () => n1.rooms.joinOrCreate('arena', { mode: 'storm' })),
+    );
+    // One room while the capacity (4) is unknown, then one batch of 11 for the 44 requests waiting: placed on one
+    // view of the nodes, each counted where it goes, so they do not all land on the node that was least loaded.
+    expect(locks).toBe(2);
+    const perRoom = new Map<string, number>();
+    for (const s of seats) perRoom.set(s.roomId, (perRoom.get(s.roomId) ?? 0) + 1);
+    expect(perRoom.size).toBe(12);
+    expect([...perRoom.values()].every((n) => n === 4)).toBe(true);
+    const perNode = new Map<string, number>();
+    for (const n of nodes) perNode.set(n.rooms.processId, n.rooms.localRooms.length);
+    expect(Object.fromEntries(perNode)).toEqual({ n1: 4, n2: 4, n3: 4 });
+  });
+
   it('broadcasts to rooms of a type on every node, and delivers a message into a room on another node', async () => {
     const { nodes, join } = await cluster(2);
     const [n1, n2] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];

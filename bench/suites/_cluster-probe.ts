@@ -1,0 +1,60 @@
+/**
+ * The cross-node broadcast probe of the `cluster` suite, in a process of its own: the storm's clients saturate the
+ * bench process (600 clients at 20 Hz), so broadcast latency measured there is its event-loop lag, not the path.
+ * This process holds one client in a room of its own on each node; each asks its room `shout-hz` times a second to
+ * broadcast to every arena room of every node (`room.cluster.broadcast`). A client gets its own shout from its own
+ * node (single-node broadcast) and the others' from theirs over Redis (cross-node): both on one clock, in one run.
+ *
+ * argv: endpoints (JSON), node names (JSON), shout Hz, seconds. stdout: one JSON line `{ nodes }` once joined;
+ * then, for each line on stdin, one JSON line `{ local, cross }` (milliseconds); it exits when stdin ends.
+ */
+import { createInterface } from 'node:readline';
+import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
+import { connectWebSocket } from '@quiver/websocket';
+import { Shout, Shouted } from '../../packages/redis/test/fixtures/messages.ts';
+
+const [endpointsArg = '[]', namesArg = '[]', hzArg = '5', secondsArg = '5'] = process.argv.slice(2);
+const endpoints = JSON.parse(endpointsArg) as string[];
+const names = JSON.parse(namesArg) as string[];
+const hz = Number(hzArg);
+const seconds = Number(secondsArg);
+
+const client = new RoomsClient({ endpoint: endpoints, connectors: { websocket: connectWebSocket } });
+const byNode = new Map<string, ClientRoom>();
+const extra: ClientRoom[] = [];
+// Placement spreads new rooms over the nodes; create until every node hosts one probe room.
+for (let k = 0; k < 4 * names.length && byNode.size < names.length; k++) {
+  const room = await client.create('arena', { mode: 'probe' });
+  if (room.processId && !byNode.has(room.processId)) byNode.set(room.processId, room);
+  else extra.push(room);
+}
+await Promise.all(extra.map((r) => r.leave()));
+let local: number[] = [];
+let cross: number[] = [];
+let measuring = false;
+for (const room of byNode.values()) {
+  room.on(Shouted, (m) => {
+    if (!measuring) return;
+    (m.from === room.processId ? local : cross).push(performance.now() - Number(m.text));
+  });
+}
+process.stdout.write(`${JSON.stringify({ nodes: [...byNode.keys()] })}\n`);
+
+// Each line on stdin: one measurement (the suite asks once with the cluster idle, once under the storm's traffic).
+const lines = createInterface({ input: process.stdin });
+for await (const _line of lines) {
+  local = [];
+  cross = [];
+  measuring = true;
+  const timers = [...byNode.values()].map((room) =>
+    setInterval(() => room.send(Shout, { text: String(performance.now()) }), 1000 / hz),
+  );
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  for (const t of timers) clearInterval(t);
+  // Shouts in flight arrive.
+  await new Promise((r) => setTimeout(r, 1000));
+  measuring = false;
+  process.stdout.write(`${JSON.stringify({ local, cross })}\n`);
+}
+await Promise.all([...byNode.values()].map((r) => r.leave().catch(() => {})));
+process.exit(0);
