@@ -61,8 +61,7 @@ describe('SendDelayEstimator', () => {
     const e = new SendDelayEstimator();
     e.estimate(0, 0, 20);
     let q = 0;
-    for (let t = 100; t <= 10_000; t += 100)
-      q = e.estimate(t, 0, 150 + (t % 200 === 0 ? 1 : 0)).networkQueueMs;
+    for (let t = 100; t <= 10_000; t += 100) q = e.estimate(t, 0, 150 + (t % 200 === 0 ? 1 : 0)).networkQueueMs;
     expect(q).toBe(130);
     expect(e.estimate(10_100, 0, 150).networkQueueMs).toBe(0);
     expect(e.minRttMs).toBe(150);
