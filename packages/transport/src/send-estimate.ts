@@ -7,50 +7,11 @@
  * router) cannot be seen, only inferred: the RTT above the smallest RTT seen is queueing delay (the signal of
  * delay-based congestion control, RFC 6817 §2.1). A probe sent and not yet answered is a lower bound on the
  * current RTT, so a queue that just built up shows before any answer arrives.
- *
- * Not every RTT above the minimum is a queue. A peer whose event loop runs late (a busy page, a loaded server)
- * answers late now and then, and holding state back for it only starves it. So, as Copa does (Arun and
- * Balakrishnan, NSDI 2018, §2.1), the RTT compared is the "standing" RTT, the smallest of the latest few samples: a
- * late answer is one sample, a queue raises all of them. And the minimum is the smallest of the last 10 s (BBR's
- * min_rtt filter window), so that a path that became slower for good stops reading as a queue.
  */
 import type { DatagramSendEstimate } from './types.js';
 
 /** Below this much backlog the drain rate is not sampled: the queue emptied, so the rate says nothing. */
 const MIN_SAMPLE_MS = 20;
-/** RTT samples the standing RTT is the smallest of. */
-const STANDING_SAMPLES = 4;
-/** How long the minimum RTT holds before a newer sample replaces it (BBR's MinRTTFilterLen). */
-const MIN_RTT_WINDOW_MS = 10_000;
-
-/** The standing RTT (smallest of the latest samples) and the windowed minimum; see the module comment. */
-class RttFilter {
-  private readonly recent: number[] = [];
-  private last = 0;
-  min = Number.POSITIVE_INFINITY;
-  private minAt = Number.NEGATIVE_INFINITY;
-
-  /** `rtt` is the latest sample; the same value again is the same sample, not a new one. */
-  update(now: number, rtt: number): void {
-    if (rtt <= 0) return;
-    if (rtt !== this.last) {
-      this.last = rtt;
-      this.recent.push(rtt);
-      if (this.recent.length > STANDING_SAMPLES) this.recent.shift();
-    }
-    if (rtt <= this.min || now - this.minAt > MIN_RTT_WINDOW_MS) {
-      this.min = rtt;
-      this.minAt = now;
-    }
-  }
-
-  /** The smallest of the latest samples, 0 before any. */
-  get standing(): number {
-    let m = Number.POSITIVE_INFINITY;
-    for (const r of this.recent) if (r < m) m = r;
-    return Number.isFinite(m) ? m : 0;
-  }
-}
 
 /**
  * Measures how fast a send queue drains and turns queue depth and RTT into a {@link DatagramSendEstimate}. Sans-IO:
@@ -63,7 +24,7 @@ export class SendDelayEstimator {
   private lastDrained = 0;
   private lastQueued = 0;
   private rate = 0;
-  private readonly rtt = new RttFilter();
+  private minRtt = Number.POSITIVE_INFINITY;
   private stalled = false;
 
   /** `bytes` were handed to the queue. */
@@ -73,8 +34,7 @@ export class SendDelayEstimator {
 
   /**
    * The estimate now. `queuedBytes`: what the sender's queue still holds (consistent with {@link wrote}: bytes
-   * written minus bytes queued is what drained). `rttMs`: the latest RTT sample, 0 when none (passing the same value
-   * again is not a new sample). `rttFloorMs`: a lower
+   * written minus bytes queued is what drained). `rttMs`: the latest RTT sample, 0 when none. `rttFloorMs`: a lower
    * bound of the current RTT (an unanswered probe's age), which may exceed the sample but never lowers the minimum.
    * `fallbackRate`: bytes/s to assume while no drain was measured (a congestion window over the RTT), 0 when unknown.
    */
@@ -86,10 +46,9 @@ export class SendDelayEstimator {
     fallbackRate = 0,
   ): DatagramSendEstimate {
     this.sampleRate(now, queuedBytes);
-    this.rtt.update(now, rttMs);
-    const min = this.rtt.min;
-    const rtt = Math.max(this.rtt.standing, rttFloorMs);
-    const networkQueueMs = rtt > 0 && Number.isFinite(min) ? Math.max(0, rtt - min) : 0;
+    if (rttMs > 0 && rttMs < this.minRtt) this.minRtt = rttMs;
+    const rtt = Math.max(rttMs, rttFloorMs);
+    const networkQueueMs = rtt > 0 && Number.isFinite(this.minRtt) ? Math.max(0, rtt - this.minRtt) : 0;
     const sendRate = this.rate > 0 ? this.rate : fallbackRate;
     const queueMs =
       queuedBytes <= 0
@@ -100,9 +59,9 @@ export class SendDelayEstimator {
     return { queuedBytes, sendRate, networkQueueMs, delayMs: queueMs + networkQueueMs };
   }
 
-  /** The smallest RTT of the last 10 s (ms), `Infinity` before any. */
+  /** The smallest RTT seen (ms), `Infinity` before any. */
   get minRttMs(): number {
-    return this.rtt.min;
+    return this.minRtt;
   }
 
   private sampleRate(now: number, queued: number): void {
