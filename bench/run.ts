@@ -22,6 +22,8 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
       seed: { type: 'string' },
       duration: { type: 'string' },
       rt: { type: 'string' },
+      // faults: lifecycle events of the clients on stderr.
+      log: { type: 'boolean' },
       // Read by suites through numArg (bench/lib/pair.ts).
       ...Object.fromEntries(
         [
@@ -48,6 +50,8 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'levels',
           'snapshots',
           'nice',
+          // faults: only the faults whose names contain one of these words.
+          'only',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },

@@ -80,8 +80,17 @@ export async function startFaultServer(o: { host: string; certPem: string; keyPe
 
 export function faultServerStats() {
   const drops: Record<string, Record<string, number>> = {};
-  for (const s of server?.sessions.values() ?? []) drops[s.transport ?? 'none'] = { ...s.stats.drops };
-  return { atServer: Object.fromEntries(atServer), sentByServer: Object.fromEntries(sentByServer), drops };
+  const buffered: Record<string, number> = {};
+  for (const s of server?.sessions.values() ?? []) {
+    drops[s.transport ?? 'none'] = { ...s.stats.drops };
+    buffered[s.transport ?? 'none'] = s.bufferedBytes;
+  }
+  return {
+    atServer: Object.fromEntries(atServer),
+    sentByServer: Object.fromEntries(sentByServer),
+    drops,
+    buffered,
+  };
 }
 
 /** Stops the server's sends (so that totals can be compared once everything drained). */
@@ -109,7 +118,14 @@ interface ClientRecord {
 
 const clients = new Map<string, { client: SessionClient; rec: ClientRecord; timer: NodeJS.Timeout }>();
 
-export async function startFaultClients(o: { host: string; wt: number; ws: number; certHashHex: string }) {
+export async function startFaultClients(o: {
+  host: string;
+  wt: number;
+  ws: number;
+  certHashHex: string;
+  /** `--log`: lifecycle events on stderr, with the wall clock. */
+  log?: boolean;
+}) {
   const { connect } = await import('@quiver/session');
   const { connectWebTransport } = await import('@quiver/webtransport');
   const { connectWebSocket } = await import('@quiver/websocket');
@@ -131,6 +147,12 @@ export async function startFaultClients(o: { host: string; wt: number; ws: numbe
     client.on(Num, (m) => track(rec.atClient, m.n));
     client.on('open', () => rec.reopened.push(Date.now()));
     client.on('reconnecting', () => rec.reconnecting++);
+    if (o.log) {
+      const log = (what: string) => process.stderr.write(`${Date.now()} ${c.name} ${what}\n`);
+      client.on('reconnecting', (i) => log(`reconnecting ${JSON.stringify(i)}`));
+      client.on('open', (i) => log(`open ${JSON.stringify(i)}`));
+      client.on('error', (e) => log(`error ${e.message}`));
+    }
     const timer = setInterval(() => {
       if (client.state === 'closed') return;
       client.send(Num, { c: c.name, n: rec.sent++ });

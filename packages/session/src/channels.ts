@@ -11,6 +11,8 @@ export interface OutMsg {
   key: unknown;
   size: number;
   seq: number;
+  /** When the message was last written to a link (reliable channels); the path watch judges acknowledgements by it. */
+  sentAt?: number;
   /** The trace context carried in the envelope (FLAG_TRACE set), kept for replays. */
   tp?: Uint8Array;
   /** The send span, until the message is first written. */

@@ -162,8 +162,10 @@ export class ClientSession extends Peer<ClientSession> {
     const rng = createRng(seed);
     this.rng = rng;
     if (r !== false && this.opts.heartbeat.suspectAfterMs > 0) {
-      this.watchPaths((link, silentMs) =>
-        this.raceReconnect(link, `no answer for ${Math.round(silentMs)} ms`),
+      this.watchPaths(
+        (link, silentMs) => this.raceReconnect(link, `no answer for ${Math.round(silentMs)} ms`),
+        (link, overdueMs) =>
+          this.raceReconnect(link, `no acknowledgement for ${Math.round(overdueMs)} ms on a live path`),
       );
     }
     this.unlistenNetwork = r === false ? undefined : listenNetwork(() => this.networkChanged());

@@ -29,6 +29,8 @@ export class Link {
   ackTimer: TimerHandle | undefined;
   budgetTimer: TimerHandle | undefined;
   pings = new Map<number, number>();
+  /** The send time of the latest probe the peer answered on this link. */
+  answeredProbe = Number.NEGATIVE_INFINITY;
   readonly readers: { cancel(reason?: unknown): Promise<void> }[] = [];
 
   constructor(

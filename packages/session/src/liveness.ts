@@ -52,6 +52,7 @@ export class Liveness {
     const sentAt = link.pings.get(id);
     if (sentAt === undefined || sentAt !== h[2]) return null;
     link.pings.delete(id);
+    if (sentAt > link.answeredProbe) link.answeredProbe = sentAt;
     this.loss.answered(id);
     const sample = now - sentAt;
     this.rtt.update(sample);

@@ -1,3 +1,4 @@
+import { AckWatch, pathThresholdMs } from './ack-watch.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { RttEstimator } from './estimators.js';
 import type { Link } from './link.js';
@@ -12,6 +13,10 @@ export interface PathWatchHost {
   probe(link: Link): void;
   /** The path looks dead: nothing arrived for `silentMs` while the peer owed an answer. */
   suspect(link: Link, silentMs: number): void;
+  /** When the oldest reliable message still unacknowledged was last written; undefined when none is. */
+  unackedSince(): number | undefined;
+  /** The peer answers but does not acknowledge: data unacknowledged for `overdueMs` (see {@link AckWatch}). */
+  stalled(link: Link, overdueMs: number): void;
 }
 
 /**
@@ -20,7 +25,8 @@ export interface PathWatchHost {
  * a probe). Silent for `max(minMs, 4 × (SRTT + 4 × RTTVAR))` (four RFC 6298 retransmission timeouts without its 1 s
  * floor): a probe goes out at once; silent that long again after the probe, the path is suspected. The second strike
  * keeps one lost probe on an idle, lossy path from looking like a dead path. A peer that owes nothing is never
- * suspected. The watch only suspects: the owner decides (the client races a reconnect while it keeps the link).
+ * suspected. While the peer is heard from, an {@link AckWatch} looks for acknowledgements that stopped coming. The
+ * watch only suspects: the owner decides (the client races a reconnect while it keeps the link).
  */
 export class PathWatch {
   private timer: TimerHandle | undefined;
@@ -29,24 +35,27 @@ export class PathWatch {
   private owedAt: number | undefined;
   /** When the watch's own probe went out (the first strike); undefined without one since the last arrival. */
   private probedAt: number | undefined;
+  private readonly acks: AckWatch;
 
   constructor(
     private readonly host: PathWatchHost,
     private readonly minMs: number,
-  ) {}
+  ) {
+    this.acks = new AckWatch(host);
+  }
 
   /**
    * The silence after which the path is probed, then suspected (ms): four RTOs, at least `minMs`, at most five
    * times that (an RTT inflated by a congested spell decays slowly, and must not hide a dead path for long).
    */
   get thresholdMs(): number {
-    const r = this.host.rtt;
-    return Math.min(5 * this.minMs, Math.max(this.minMs, 4 * (r.srtt + 4 * r.rttvar)));
+    return pathThresholdMs(this.host.rtt, this.minMs);
   }
 
   watch(link: Link): void {
     this.stop();
     this.link = link;
+    this.acks.watch(this.host.clock.now());
     this.arm();
   }
 
@@ -82,6 +91,13 @@ export class PathWatch {
       } else if (now - this.probedAt > this.thresholdMs) {
         this.link = null;
         this.host.suspect(link, now - since);
+        return;
+      }
+    } else {
+      const overdue = this.acks.check(link, now, this.thresholdMs);
+      if (overdue !== undefined) {
+        this.link = null;
+        this.host.stalled(link, overdue);
         return;
       }
     }

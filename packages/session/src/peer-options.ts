@@ -93,10 +93,13 @@ export interface HeartbeatOptions {
   /** The connection is considered dead after this long without receiving anything. Default 15 000 ms. */
   timeoutMs?: number;
   /**
-   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × (SRTT + 4 × RTTVAR)`, RFC 6298), never
-   * less than this nor more than five times it, while the server owed an acknowledgement or a probe answer, and
-   * again as long after a probe sent then; the client then races a reconnect (resuming the session) while it keeps
-   * using the old link. Default 600 ms; 0 turns the race off (only `timeoutMs` ends a link).
+   * Client: a path is suspected dead when nothing arrived for four RTOs (`4 × min(SRTT + 4 × RTTVAR, 2 × latest
+   * RTT)`, RFC 6298), never less than this nor more than five times it, while the server owed an acknowledgement or
+   * a probe answer, and again as long after a probe sent then; the client then races a reconnect (resuming the
+   * session) while it keeps using the old link. Both ends also watch for acknowledgements that stop while the peer
+   * still answers probes (a stream stalled inside the transport): the client races the same reconnect, the server
+   * closes the link with 4440 so that the client resumes. Default 600 ms; 0 turns both off (only `timeoutMs` ends
+   * a link).
    */
   suspectAfterMs?: number;
 }

@@ -17,6 +17,7 @@ import { TokenBucket } from './estimators.js';
 import { type ChannelState, channelFromOptions, isRaw, type OutMsg } from './channels.js';
 import { datagramBodies } from './datagrams.js';
 import { FreshnessGuard } from './freshness.js';
+import { AckWatch, pathThresholdMs } from './ack-watch.js';
 import { PathWatch } from './path-watch.js';
 import { Liveness } from './liveness.js';
 import { ReliableWindow } from './reliable.js';
@@ -73,6 +74,8 @@ export abstract class Peer<S> {
   private readonly freshness: FreshnessGuard;
   /** Set by an end that acts on a suspected dead path (the client): watches each link it attaches. */
   protected pathWatch: PathWatch | null = null;
+  /** Set by an end that checks acknowledgements at its heartbeats only (the server; see {@link watchAcks}). */
+  private ackWatch: AckWatch | null = null;
   /** True once the session ended for good: nothing is sent or resumed after that. */
   protected closedForGood = false;
   /** What the peer may make this end receive: rates, and bytes of incomplete frames held (see IncomingBudget). */
@@ -460,6 +463,7 @@ export abstract class Peer<S> {
         this.countOut(ch.name, msg.payload.length);
       }
       this.scheduler.served(ch, msg);
+      msg.sentAt = now;
       this.pathWatch?.sent(link, now);
       const header: unknown[] = [Kind.DATA, this.wireId(msg.name), msg.seq, msg.flags];
       if (msg.tp) header.push(msg.tp);
@@ -495,9 +499,12 @@ export abstract class Peer<S> {
 
   /**
    * Watches links for a dead path (see {@link PathWatch}); `suspect` runs once per link when nothing arrived for a
-   * few RTTs while the peer owed an answer.
+   * few RTTs while the peer owed an answer, `stalled` when the peer answers but its acknowledgements do not come.
    */
-  protected watchPaths(suspect: (link: Link, silentMs: number) => void): void {
+  protected watchPaths(
+    suspect: (link: Link, silentMs: number) => void,
+    stalled: (link: Link, overdueMs: number) => void,
+  ): void {
     this.pathWatch = new PathWatch(
       {
         clock: this.clock,
@@ -509,9 +516,25 @@ export abstract class Peer<S> {
         },
         probe: (link) => this.ping(link),
         suspect,
+        unackedSince: () => this.window.unackedSince(this.channels.values()),
+        stalled,
       },
       this.opts.heartbeat.suspectAfterMs,
     );
+  }
+
+  /**
+   * Checks at every heartbeat that acknowledgements still come while the peer answers (see {@link AckWatch}): the
+   * server's side of a stranded stream. A stalled link is let go with a resumable close (`HEARTBEAT_TIMEOUT`), so
+   * that the client resumes on a new one and what was unacknowledged is replayed. A timer per session at the
+   * heartbeat's pace, not the client's finer path watch: a server holds many sessions.
+   */
+  protected watchAcks(): void {
+    // The heartbeat sends its probe right after the check: the watch needs none of its own.
+    this.ackWatch = new AckWatch({
+      unackedSince: () => this.window.unackedSince(this.channels.values()),
+      probe: () => {},
+    });
   }
 
   /** Starts using `session` after a completed handshake. `peer` is what the other end announced. */
@@ -559,6 +582,7 @@ export abstract class Peer<S> {
     );
     this.scheduleHeartbeat(link, true);
     this.pathWatch?.watch(link);
+    this.ackWatch?.watch(this.clock.now());
     this.pump();
   }
 
@@ -692,6 +716,17 @@ export abstract class Peer<S> {
     if (this.liveness.dead(link, now)) {
       this.closeLink(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', true);
       this.linkLost(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+      return;
+    }
+    const overdue = this.ackWatch?.check(
+      link,
+      now,
+      pathThresholdMs(this.liveness.rtt, this.opts.heartbeat.suspectAfterMs),
+    );
+    if (overdue !== undefined) {
+      const reason = `no acknowledgement for ${Math.round(overdue)} ms on a live path`;
+      this.closeLink(CloseCode.HEARTBEAT_TIMEOUT, reason, true);
+      this.linkLost(CloseCode.HEARTBEAT_TIMEOUT, reason);
       return;
     }
     this.receiver.expire(now);

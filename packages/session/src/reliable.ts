@@ -77,6 +77,16 @@ export class ReliableWindow {
     return msg;
   }
 
+  /** When the oldest message in flight on any of `channels` was last written; undefined when none is in flight. */
+  unackedSince(channels: Iterable<ChannelState>): number | undefined {
+    let oldest: number | undefined;
+    for (const ch of channels) {
+      const at = ch.window[0]?.sentAt;
+      if (at !== undefined && (oldest === undefined || at < oldest)) oldest = at;
+    }
+    return oldest;
+  }
+
   /** The peer has everything up to `cum` on `ch`: it leaves the window. */
   ack(ch: ChannelState, cum: number): void {
     let n = 0;

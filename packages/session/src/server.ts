@@ -267,6 +267,7 @@ export class ServerSession<Data extends SessionData = SessionData> extends Peer<
       burstSeconds: per.burstSeconds ?? DEFAULT_SESSION_RATE.burstSeconds,
     });
     this.registry.register(TelemetryMessage);
+    if (this.opts.heartbeat.suspectAfterMs > 0) this.watchAcks();
     this.qualityTracker = new QualityTracker(options.quality);
     // Handlers registered on the server apply to every session; their message names are known up front.
     for (const name of server.handlerNames()) {

@@ -148,4 +148,44 @@ describe('liveness and time', () => {
     expect(server.metrics.recoveries).toBe(1);
     await settle();
   });
+
+  it('notices acknowledgements that stopped while the peer still answers, resumes, and loses or repeats nothing', async () => {
+    const { clock, net, client, server } = await manualSetup({ delayMs: 5, seed: 4 });
+    const events: string[] = [];
+    client.on('reconnecting', (i) => events.push(`reconnecting:${i.code}`));
+    let reopenedAt = Number.POSITIVE_INFINITY;
+    client.on('open', (i) => {
+      events.push(`open:${i.recovered}`);
+      reopenedAt = Math.min(reopenedAt, clock.now());
+    });
+    const atServer: number[] = [];
+    const atClient: number[] = [];
+    server.on(Tick, (n) => atServer.push(n));
+    client.on(Tick, (n) => atClient.push(n));
+    const s = [...server.sessions.values()][0];
+    const total = 60;
+    let t0 = 0;
+    for (let i = 0; i < total; i++) {
+      if (i === 10) {
+        // The streams stall for good while datagrams (the probes and their answers) flow: never silent.
+        [...net.sessions][0].strandStreams();
+        t0 = clock.now();
+      }
+      client.send(Tick, i);
+      s.send(Tick, i);
+      await run(clock, 50, 10);
+    }
+    await runUntil(clock, () => atServer.length >= total && atClient.length >= total, 30_000, 10);
+    const all = Array.from({ length: total }, (_, i) => i);
+    expect(atServer).toEqual(all);
+    expect(atClient).toEqual(all);
+    expect(events).toContain('open:true');
+    expect(client.state).toBe('open');
+    expect(server.metrics.recoveries).toBe(1);
+    // Logical time: a threshold (600 ms) until the overdue data gets a probe, its answer, a threshold more, then
+    // the resume; with the watch off (`suspectAfterMs: 0`) the stranded messages never arrive.
+    expect(client.reconnects).toBe(1);
+    expect(reopenedAt - t0).toBeLessThan(2500);
+    await settle();
+  });
 });

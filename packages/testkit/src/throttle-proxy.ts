@@ -33,8 +33,13 @@ export interface ThrottledRelay {
   setRate(bytesPerSecond: number): void;
   /** While on, nothing passes: UDP packets are dropped, TCP bytes wait (a dead path, not a closed one). */
   blackout(on: boolean): void;
-  /** UDP: later packets reach the target from a new port. TCP: open connections go silent for good. */
-  rebind(): Promise<void>;
+  /**
+   * UDP: later packets reach the target from a new port. TCP: open connections go silent for good. `gapMs` (UDP):
+   * for that long before the move, what the target sends is lost while the client's packets still reach it from the
+   * old port, as when the client's address was removed (Linux keeps sending from a socket bound to a removed
+   * address; the answers have nowhere to go) and the client has not moved yet. Default 0.
+   */
+  rebind(gapMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -164,7 +169,7 @@ async function udpRelay(
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
     socket.on('message', (msg) => {
-      if (isDark() || !down.push(msg.length, () => front.send(msg, addr.port, addr.host)))
+      if (isDark() || moving || !down.push(msg.length, () => front.send(msg, addr.port, addr.host)))
         count('down', false);
       else count('down', true);
     });
@@ -173,6 +178,8 @@ async function udpRelay(
     return entry;
   };
   const pending = new Map<string, Promise<{ socket: dgram.Socket }>>();
+  /** A rebind with a gap is under way: nothing passes downstream. */
+  let moving = false;
   front.on('message', (msg, rinfo) => {
     const key = `${rinfo.address}:${rinfo.port}`;
     let p = pending.get(key);
@@ -195,8 +202,14 @@ async function udpRelay(
     stats,
     setRate,
     blackout: setDark,
-    async rebind() {
-      for (const [key, e] of [...peers]) {
+    async rebind(gapMs = 0) {
+      const old = [...peers];
+      if (gapMs > 0) {
+        moving = true;
+        await new Promise((r) => setTimeout(r, gapMs));
+        moving = false;
+      }
+      for (const [key, e] of old) {
         const fresh = await upstream(key, e.addr);
         peers.set(key, fresh);
         pending.set(key, Promise.resolve(fresh));

@@ -12,6 +12,12 @@ import type { DatagramSendEstimate } from './types.js';
 
 /** Below this much backlog the drain rate is not sampled: the queue emptied, so the rate says nothing. */
 const MIN_SAMPLE_MS = 20;
+/**
+ * A drain rate not measured again for this long is forgotten. Only a backlog measures the rate, and a sender that
+ * holds back what would wait (the session's freshness guard) builds none: a rate measured under a 64 kbit/s cap
+ * would otherwise make every datagram look late for good after the cap is lifted.
+ */
+const RATE_TTL_MS = 1000;
 
 /**
  * Measures how fast a send queue drains and turns queue depth and RTT into a {@link DatagramSendEstimate}. Sans-IO:
@@ -24,6 +30,8 @@ export class SendDelayEstimator {
   private lastDrained = 0;
   private lastQueued = 0;
   private rate = 0;
+  /** When `rate` was last sampled. */
+  private rateAt = Number.NEGATIVE_INFINITY;
   private minRtt = Number.POSITIVE_INFINITY;
   private stalled = false;
 
@@ -49,7 +57,7 @@ export class SendDelayEstimator {
     if (rttMs > 0 && rttMs < this.minRtt) this.minRtt = rttMs;
     const rtt = Math.max(rttMs, rttFloorMs);
     const networkQueueMs = rtt > 0 && Number.isFinite(this.minRtt) ? Math.max(0, rtt - this.minRtt) : 0;
-    const sendRate = this.rate > 0 ? this.rate : fallbackRate;
+    const sendRate = this.rate > 0 && now - this.rateAt <= RATE_TTL_MS ? this.rate : fallbackRate;
     const queueMs =
       queuedBytes <= 0
         ? 0
@@ -80,7 +88,11 @@ export class SendDelayEstimator {
       // Nothing drained: the path is stalled (a blackout), which says nothing of the rate once it flows again.
       this.stalled = sample <= 0;
       // EWMA with gain 1/4: follows a rate change within a few samples.
-      if (sample > 0) this.rate = this.rate > 0 ? 0.75 * this.rate + 0.25 * sample : sample;
+      if (sample > 0) {
+        const known = this.rate > 0 && now - this.rateAt <= RATE_TTL_MS;
+        this.rate = known ? 0.75 * this.rate + 0.25 * sample : sample;
+        this.rateAt = now;
+      }
     } else this.stalled = false;
     this.lastAt = now;
     this.lastDrained = drained;

@@ -40,6 +40,26 @@ describe('SendDelayEstimator', () => {
     expect(e.estimate(30, 0, 60, 900).networkQueueMs).toBe(850);
   });
 
+  it('forgets a drain rate not measured for a second: the fallback rate takes over until a backlog measures again', () => {
+    const e = new SendDelayEstimator();
+    // Under a cap: 1000 B/s measured from a backlog.
+    e.wrote(3000);
+    e.estimate(0, 3000, 0);
+    e.estimate(100, 2900, 0);
+    expect(e.estimate(200, 2800, 0, 0, 50_000).sendRate).toBeCloseTo(1000, 6);
+    // The rest drains by 300 (a last sample: 28 000 B/s, averaged in) and the queue stays empty (the sender holds
+    // back): nothing measures the rate any more.
+    const last = e.estimate(300, 0, 0, 0, 50_000).sendRate;
+    expect(last).toBeCloseTo(0.75 * 1000 + 0.25 * 28_000, 6);
+    expect(e.estimate(1000, 0, 0, 0, 50_000).sendRate).toBeCloseTo(last, 6);
+    expect(e.estimate(1300, 0, 0, 0, 50_000).sendRate).toBeCloseTo(last, 6);
+    expect(e.estimate(1301, 0, 0, 0, 50_000).sendRate).toBe(50_000);
+    // A new backlog measures afresh, not averaged with the old rate.
+    e.wrote(5000);
+    e.estimate(1400, 5000, 0, 0, 50_000);
+    expect(e.estimate(1500, 3000, 0, 0, 50_000).sendRate).toBeCloseTo(20_000, 6);
+  });
+
   it('uses the fallback rate until a drain was measured, and 0 wait for an empty queue', () => {
     const e = new SendDelayEstimator();
     expect(e.estimate(0, 0, 0).delayMs).toBe(0);

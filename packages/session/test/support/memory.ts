@@ -159,6 +159,14 @@ export class MemorySession implements QuiverSession {
     for (const p of this.pipes) p.blackholed = true;
   }
 
+  /**
+   * From now on the streams open so far deliver nothing more (both directions) while datagrams and new streams still
+   * flow, and nothing tells either end: what a QUIC stack does to stream data it stranded on a path the peer left.
+   */
+  strandStreams(): void {
+    for (const p of this.pipes) p.blackholed = true;
+  }
+
   /** Datagram writes the session made, whatever became of them: what bundling is meant to keep low. */
   datagramWrites = 0;
 
