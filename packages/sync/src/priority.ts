@@ -30,11 +30,22 @@ export class PrioritySelector {
   private readonly keys: Float64Array;
   /** Per candidate: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
+  /** Per candidate measured: its body entry in the DeltaEncoder (its final kind goes to `kinds`). */
+  private readonly entry: Int32Array;
   /** The candidates not deferred (written or empty), in ascending order after `select`: `picked` of them. */
   readonly order: Int32Array;
   picked = 0;
   /** Some field has a priority other than 1 or is reliable: ranking must look at which fields changed. */
   private readonly fieldWeights: boolean;
+  /**
+   * gapBitsBound(m, gapSpan, gapK) by m, valid where gapGen[m] === gapGeneration: clients of one tick mostly share
+   * the span and order, so the logarithms are taken once per record count instead of once per record and client.
+   */
+  private readonly gapMemo: Int32Array;
+  private readonly gapGen: Uint32Array;
+  private gapGeneration = 0;
+  private gapSpan = -1;
+  private gapK = -1;
 
   constructor(
     private readonly store: EntityStore,
@@ -44,7 +55,10 @@ export class PrioritySelector {
   ) {
     this.keys = new Float64Array(store.max);
     this.chosen = new Uint8Array(store.max);
+    this.entry = new Int32Array(store.max);
     this.order = new Int32Array(store.max);
+    this.gapMemo = new Int32Array(store.max + 2);
+    this.gapGen = new Uint32Array(store.max + 2);
     this.fieldWeights = store.comps.some((c) => c.fields.some((f) => f.priority !== 1 || f.reliable));
   }
 
@@ -104,6 +118,8 @@ export class PrioritySelector {
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
     chosen.fill(0, 0, n);
+    const entry = this.entry;
+    const kinds = c.kinds;
     const order = this.order;
     let bodies = 0;
     let picked = 0;
@@ -126,7 +142,10 @@ export class PrioritySelector {
         empty++;
         continue;
       }
-      const withGap = headerBits + bodies + cost + gapBitsBound(picked + 1, span, gapK);
+      // Kept for writing the record, which then needs no second lookup.
+      entry[i] = delta.recEntry;
+      kinds[i] = delta.recKind;
+      const withGap = headerBits + bodies + cost + this.gapBound(picked + 1, span, gapK);
       if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
         chosen[i] = 1;
         picked++;
@@ -138,7 +157,6 @@ export class PrioritySelector {
     const all = picked + empty;
     for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
     this.picked = all;
-    const kinds = c.kinds;
     let prev = -1;
     let count = 0;
     for (let j = 0; j < all; j++) {
@@ -149,8 +167,7 @@ export class PrioritySelector {
       }
       const s = cand[i] >>> 3;
       w.writeExpGolomb(s - prev - 1, gapK);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
-      kinds[i] = delta.recKind;
+      delta.writeResolved(w, cand[i], entry[i], kinds[i], candBase[i], p, p2, true);
       prev = s;
       count++;
     }
@@ -159,6 +176,20 @@ export class PrioritySelector {
 
   private recPriority = 1;
   private recReliable = false;
+
+  /** gapBitsBound(m, span, k), memoised (see gapMemo). */
+  private gapBound(m: number, span: number, k: number): number {
+    if (span !== this.gapSpan || k !== this.gapK) {
+      this.gapSpan = span;
+      this.gapK = k;
+      this.gapGeneration++;
+    }
+    if (this.gapGen[m] === this.gapGeneration) return this.gapMemo[m];
+    const b = gapBitsBound(m, span, k);
+    this.gapMemo[m] = b;
+    this.gapGen[m] = this.gapGeneration;
+    return b;
+  }
 
   /** Sets recPriority / recReliable from the fields of `s` that differ from the client's baseline. */
   private changedWeight(cs: ClientState, snap: Snapshot, s: number, baseTick: number): void {
