@@ -39,9 +39,11 @@ export function copySentPacket(dst: SentPacket, src: SentPacket): void {
   dst.tick = src.tick;
   dst.count = n;
   dst.acked = src.acked;
-  dst.slots.set(src.slots.subarray(0, n));
-  dst.kinds.set(src.kinds.subarray(0, n));
-  dst.ids.set(src.ids.subarray(0, n));
+  for (let i = 0; i < n; i++) {
+    dst.slots[i] = src.slots[i];
+    dst.kinds[i] = src.kinds[i];
+    dst.ids[i] = src.ids[i];
+  }
 }
 
 /** Everything the server keeps per client. */
@@ -121,7 +123,25 @@ export class AckTracker {
     private readonly stats: AckStats,
   ) {}
 
-  /** Bookkeeping for a packet handed to the client: what may be in flight, priorities, the ack ring. */
+  /**
+   * The ack-ring entry for the client's packet of tick `t`, with room for `count` records: the entry of the packet
+   * `window` ticks older, reused when it is large enough. Fill it, then call `recordSent`.
+   */
+  entryFor(cs: ClientState, t: number, count: number): SentPacket {
+    const at = t % this.store.window;
+    let entry = cs.ring[at];
+    if (!entry || entry.slots.length < count) {
+      // Room for more records than now, so that the entry rarely grows again.
+      entry = createSentPacket(Math.min(this.store.max, count + (count >>> 1) + 16));
+      cs.ring[at] = entry;
+    }
+    entry.tick = t;
+    entry.count = count;
+    entry.acked = false;
+    return entry;
+  }
+
+  /** Bookkeeping for a packet handed to the client (its `entryFor`, filled): what may be in flight, priorities. */
   recordSent(cs: ClientState, records: SentPacket, complete: boolean): void {
     const t = records.tick;
     for (let i = 0; i < records.count; i++) {
@@ -133,16 +153,14 @@ export class AckTracker {
     }
     if (!complete) cs.completeSince = Number.POSITIVE_INFINITY;
     else if (cs.completeSince === Number.POSITIVE_INFINITY) cs.completeSince = t;
-    // Each client keeps its own copy (acks are per client), in the ring entry this tick overwrites.
-    const at = t % this.store.window;
-    let mine = cs.ring[at];
-    if (!mine || mine.slots.length < records.count) {
-      // Room for a few more records than now, so that the entry rarely grows again.
-      mine = createSentPacket(Math.min(this.store.max, records.count + (records.count >>> 2) + 16));
-      cs.ring[at] = mine;
-    }
-    copySentPacket(mine, records);
-    mine.acked = false;
+  }
+
+  /** `recordSent` for a packet encoded for another client: the client gets its own copy (acks are per client). */
+  recordShared(cs: ClientState, records: SentPacket, complete: boolean): void {
+    const entry = this.entryFor(cs, records.tick, records.count);
+    copySentPacket(entry, records);
+    entry.acked = false;
+    this.recordSent(cs, entry, complete);
   }
 
   /**

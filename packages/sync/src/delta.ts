@@ -35,6 +35,11 @@ const SPARE_BITS = 12;
 const SPARE = 1 << SPARE_BITS;
 const SPARE_MAX = (SPARE * 3) >>> 2;
 
+/** Start of the probe sequence of (home entry, key, key2) in the spare table. */
+function spareHash(home: number, key: number, key2: number): number {
+  return (Math.imul(home, 0x9e3779b1) ^ Math.imul(key, 0x85ebca77) ^ Math.imul(key2, 0xc2b2ae3d)) >>> (32 - SPARE_BITS);
+}
+
 /**
  * Encodes entity records: FULL (absolute), UPDATE (a delta against the client's baseline of that entity) and REMOVE.
  *
@@ -241,8 +246,13 @@ export class DeltaEncoder {
     const oldest = store.tickNo - store.window + 1;
     if (kind === KIND_UPDATE) {
       // The client decodes against its own state of tick baseTick, which it keeps for `window` ticks only.
-      if (baseTick >= oldest && baseTick <= packetBase)
+      if (baseTick >= oldest && baseTick <= packetBase) {
+        // Cached this tick with both baselines: they were valid for the slot then (the lookups below depend only on
+        // the slot, the ticks and the entity), so they are now.
+        const e = base2 > 0 ? this.find(2 * s + isOwner, baseTick, base2) : -1;
+        if (e >= 0) return this.resolved(e, code);
         baseSnap = store.baselineSnapshot(s, baseTick, snap.ids[s]);
+      }
       if (!baseSnap) {
         kind = KIND_FULL;
         this.recKind = KIND_FULL;
@@ -260,15 +270,18 @@ export class DeltaEncoder {
       baseSnap,
       baseSnap2,
     );
-    if (kind === KIND_UPDATE) {
-      const flags = this.bodyFlags[e];
-      this.recPriority = this.bodyPriority[e];
-      this.recReliable = (flags & BODY_RELIABLE) !== 0;
-      this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
-    } else {
-      this.recPriority = 1;
-      this.recReliable = false;
-    }
+    if (kind === KIND_UPDATE) return this.resolved(e, code);
+    this.recPriority = 1;
+    this.recReliable = false;
+    return e;
+  }
+
+  /** Sets the rec* fields of an UPDATE from its body entry `e`. */
+  private resolved(e: number, code: number): number {
+    const flags = this.bodyFlags[e];
+    this.recPriority = this.bodyPriority[e];
+    this.recReliable = (flags & BODY_RELIABLE) !== 0;
+    this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
     return e;
   }
 
@@ -289,28 +302,9 @@ export class DeltaEncoder {
   ): number {
     // Two home entries per slot (owner and others): the common case of one owner among many clients stays cached.
     const home = 2 * s + isOwner;
-    const tickNo = this.store.tickNo;
-    let e = home;
-    if (this.bodyTick[home] === tickNo) {
-      if (this.bodyKey[home] === key && this.bodyKey2[home] === key2) return home;
-      let h =
-        (Math.imul(home, 0x9e3779b1) ^ Math.imul(key, 0x85ebca77) ^ Math.imul(key2, 0xc2b2ae3d)) >>>
-        (32 - SPARE_BITS);
-      for (;;) {
-        const q = this.spareFrom + h;
-        if (this.bodyTick[q] !== tickNo) {
-          // Kept at most three quarters full (probes stay short); past that, the home entry is replaced.
-          if (this.spareUsed < SPARE_MAX) {
-            e = q;
-            this.spareHome[h] = home;
-            this.spareUsed++;
-          }
-          break;
-        }
-        if (this.spareHome[h] === home && this.bodyKey[q] === key && this.bodyKey2[q] === key2) return q;
-        h = (h + 1) & (SPARE - 1);
-      }
-    }
+    const found = this.find(home, key, key2);
+    if (found >= 0) return found;
+    const e = this.place(home, key, key2);
     const b = this.bodies;
     const start = b.pos;
     let flags = 0;
@@ -324,7 +318,7 @@ export class DeltaEncoder {
       flags = BODY_ANY;
     if (this.recReliable) flags |= BODY_RELIABLE;
     if (this.lastPredicted) flags |= BODY_PREDICTED;
-    this.bodyTick[e] = tickNo;
+    this.bodyTick[e] = this.store.tickNo;
     this.bodyKey[e] = key;
     this.bodyKey2[e] = key2;
     this.bodyStart[e] = start;
@@ -332,6 +326,35 @@ export class DeltaEncoder {
     this.bodyFlags[e] = flags;
     this.bodyPriority[e] = this.recPriority;
     return e;
+  }
+
+  /** This tick's entry of (home entry, key, key2), or -1. */
+  private find(home: number, key: number, key2: number): number {
+    const tickNo = this.store.tickNo;
+    if (this.bodyTick[home] !== tickNo) return -1;
+    if (this.bodyKey[home] === key && this.bodyKey2[home] === key2) return home;
+    for (let h = spareHash(home, key, key2); ; h = (h + 1) & (SPARE - 1)) {
+      const q = this.spareFrom + h;
+      if (this.bodyTick[q] !== tickNo) return -1;
+      if (this.spareHome[h] === home && this.bodyKey[q] === key && this.bodyKey2[q] === key2) return q;
+    }
+  }
+
+  /**
+   * Where a new body goes: its home entry if that is free this tick, else a free spare entry (the table is kept at
+   * most three quarters full, so probes stay short), else the home entry, replaced.
+   */
+  private place(home: number, key: number, key2: number): number {
+    const tickNo = this.store.tickNo;
+    if (this.bodyTick[home] !== tickNo || this.spareUsed >= SPARE_MAX) return home;
+    for (let h = spareHash(home, key, key2); ; h = (h + 1) & (SPARE - 1)) {
+      const q = this.spareFrom + h;
+      if (this.bodyTick[q] !== tickNo) {
+        this.spareHome[h] = home;
+        this.spareUsed++;
+        return q;
+      }
+    }
   }
 
   private writeFullBody(w: BitWriter, snap: Snapshot, s: number, isOwner: boolean): void {

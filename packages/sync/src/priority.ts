@@ -107,14 +107,9 @@ export class PrioritySelector {
     // the longest gap (which left over-budget packets a third empty).
     const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
     const budget = cs.budgetBytes * 8;
-    // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below):
-    // select that many in O(n) and sort just them; sort the rest only if the loop runs past them.
-    // Selected and sorted in chunks of about that many: a loop that runs past one selects and sorts the next from what
-    // is left, so a packet sorts little more than it reads.
-    const chunk = Math.ceil(1.25 * Math.ceil(budget / Math.max(8, cs.recordBits))) + 32;
-    let sortedFrom = Math.max(0, n - chunk);
-    if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
-    sortRange(keys, sortedFrom, n - 1);
+    // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below).
+    const fit = Math.ceil(budget / Math.max(8, cs.recordBits));
+    const chunk = Math.ceil(1.25 * fit) + 32;
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
     chosen.fill(0, 0, n);
@@ -125,16 +120,54 @@ export class PrioritySelector {
     let picked = 0;
     let empty = 0;
     let misses = 0;
-    for (let j = n - 1; j >= 0; j--) {
+    // Most of a packet is the top `head` of the ranking (9/10 of what recent record sizes say fits). When all of them
+    // fit, the rank-order loop below would take every one of them (the gap bound grows with the count), so they are
+    // quickselected in O(n) and taken in any order; only the ranks after them are sorted. Else they are sorted and
+    // go through the loop like the rest.
+    const head = Math.min(n, Math.floor(0.9 * fit));
+    let sortedFrom = n;
+    let start = n - 1;
+    let step = chunk;
+    if (head > 0) {
+      sortedFrom = n - head;
+      if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
+      for (let j = sortedFrom; j < n; j++) {
+        const i = keyIndex(keys[j]);
+        const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
+        if (delta.recEmpty) {
+          chosen[i] = 2;
+          empty++;
+        } else {
+          chosen[i] = 1;
+          entry[i] = delta.recEntry;
+          kinds[i] = delta.recKind;
+          picked++;
+          bodies += cost;
+        }
+      }
+      if (picked === 0 || headerBits + bodies + this.gapBound(picked, span, gapK) <= budget) {
+        start = sortedFrom - 1;
+        step = Math.max(32, chunk - head);
+      } else {
+        for (let j = sortedFrom; j < n; j++) chosen[keyIndex(keys[j])] = 0;
+        bodies = 0;
+        picked = 0;
+        empty = 0;
+        sortRange(keys, sortedFrom, n - 1);
+      }
+    }
+    // Selected and sorted in chunks: a loop that runs past one selects and sorts the next from what is left, so a
+    // packet sorts little more than it reads.
+    for (let j = start; j >= 0; j--) {
       if (j < sortedFrom) {
-        const from = Math.max(0, sortedFrom - chunk);
+        const from = Math.max(0, sortedFrom - step);
         if (from > 0) selectTop(keys, from, sortedFrom);
         sortRange(keys, from, sortedFrom - 1);
         sortedFrom = from;
+        step = chunk;
       }
       const key = keys[j];
-      // The low 21 bits (floating-point modulo is slow).
-      const i = key - Math.floor(key / 2097152) * 2097152;
+      const i = keyIndex(key);
       const reliable = key >= 0x80000000 * 2097152;
       const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
@@ -216,6 +249,11 @@ export class PrioritySelector {
       }
     }
   }
+}
+
+/** The candidate index in a packed sort key: its low 21 bits (floating-point modulo is slow). */
+function keyIndex(key: number): number {
+  return key - Math.floor(key / 2097152) * 2097152;
 }
 
 /**

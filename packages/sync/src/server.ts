@@ -165,8 +165,6 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   /** Record lists of this tick's shared packets, reused tick after tick (`sharedUsed` of them taken). */
   private readonly sharedPool: SentPacket[] = [];
   private sharedUsed = 0;
-  /** The records of the packet being encoded, copied into the client's ack ring by `recordSent`. */
-  private readonly records: SentPacket;
   private readonly candidates: Candidates;
 
   constructor(
@@ -194,7 +192,6 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       candBase2: new Uint32Array(this.max),
       kinds: new Uint8Array(this.max),
     };
-    this.records = createSentPacket(this.max);
   }
 
   /** Every budget must fit the header and the largest possible entity record, or that entity would starve. */
@@ -392,7 +389,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     if (shareable) {
       const hit = this.shared.get(shareKey);
       if (hit && hit.bytes.length <= cs.budgetBytes) {
-        this.acks.recordSent(cs, hit.records, true);
+        this.acks.recordShared(cs, hit.records, true);
         this.account(hit.bytes, p, hit.records.count, 0);
         this.stats.sharedPackets++;
         return hit.bytes;
@@ -468,10 +465,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const bytes = w.bytes();
     // Every candidate went in (written or empty) unless the budget chose: then only those in `order`.
     const m = order ? this.priority.picked : n;
-    const records = this.records;
-    records.tick = t;
-    records.count = m;
-    records.acked = false;
+    const records = this.acks.entryFor(cs, t, m);
     for (let j = 0; j < m; j++) {
       const i = order ? order[j] : j;
       const s = cand[i] >>> 3;
