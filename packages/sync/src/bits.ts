@@ -114,7 +114,7 @@ export class BitWriter {
     let pos = start;
     let left = n;
     while (left > 0) {
-      const take = left < 24 ? left : 24;
+      const take = Math.min(left, 24);
       const i = pos >>> 3;
       // Bytes past the end of `src` read as undefined, which `|` turns into 0 (never used: take stops before).
       const word = (src[i] << 24) | (src[i + 1] << 16) | (src[i + 2] << 8) | src[i + 3];

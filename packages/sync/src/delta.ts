@@ -37,7 +37,10 @@ const SPARE_MAX = (SPARE * 3) >>> 2;
 
 /** Start of the probe sequence of (home entry, key, key2) in the spare table. */
 function spareHash(home: number, key: number, key2: number): number {
-  return (Math.imul(home, 0x9e3779b1) ^ Math.imul(key, 0x85ebca77) ^ Math.imul(key2, 0xc2b2ae3d)) >>> (32 - SPARE_BITS);
+  return (
+    (Math.imul(home, 0x9e3779b1) ^ Math.imul(key, 0x85ebca77) ^ Math.imul(key2, 0xc2b2ae3d)) >>>
+    (32 - SPARE_BITS)
+  );
 }
 
 /**
@@ -130,7 +133,8 @@ export class DeltaEncoder {
     counting: boolean,
   ): void {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2);
-    if (!this.recEmpty) this.writeResolved(w, code, e, this.recKind, baseTick, packetBase, packetBase2, counting);
+    if (!this.recEmpty)
+      this.writeResolved(w, code, e, this.recKind, baseTick, packetBase, packetBase2, counting);
   }
 
   /**
