@@ -78,31 +78,11 @@ export class PrioritySelector {
     gapK: number,
   ): { count: number; deferred: number } {
     const { cand, candBase, candBase2 } = c;
-    const keys = this.keys.subarray(0, n);
-    const fieldWeights = this.fieldWeights;
-    const acc = cs.acc;
-    const priority = this.store.priority;
-    const byDistance = cs.focus !== null && this.interest.hasPosition;
+    const keys = this.keys;
     const delta = this.delta;
-    for (let i = 0; i < n; i++) {
-      const code = cand[i];
-      const s = code >>> 3;
-      const kind = code & 3;
-      let fp = 1;
-      let reliable = false;
-      if (kind === KIND_UPDATE && fieldWeights) {
-        this.changedWeight(cs, snap, s, candBase[i]);
-        fp = this.recPriority;
-        reliable = this.recReliable;
-      }
-      const df = byDistance ? this.interest.distanceFactor(cs, snap, s) : 1;
-      // Rounded as the Float32Array stores it, so the key is the stored accumulator's.
-      const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s] * fp * df);
-      acc[s] = a;
-      // Packed sort key: reliable first, then the accumulator (quantised), then the candidate index.
-      const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
-      keys[i] = q * 2097152 + i;
-    }
+    if (this.fieldWeights || (cs.focus !== null && this.interest.hasPosition))
+      this.rankWeighted(cs, snap, c, n);
+    else rankPlain(keys, cand, cs.acc, this.store.priority, n);
     // Slot gaps are written after selection, in slot order: bound their total for m records instead of charging each
     // the longest gap (which left over-budget packets a third empty).
     const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
@@ -210,6 +190,31 @@ export class PrioritySelector {
   private recPriority = 1;
   private recReliable = false;
 
+  /** `rankPlain` with field priorities, reliable fields and the distance factor. */
+  private rankWeighted(cs: ClientState, snap: Snapshot, c: Candidates, n: number): void {
+    const { cand, candBase } = c;
+    const keys = this.keys;
+    const acc = cs.acc;
+    const priority = this.store.priority;
+    const byDistance = cs.focus !== null && this.interest.hasPosition;
+    for (let i = 0; i < n; i++) {
+      const code = cand[i];
+      const s = code >>> 3;
+      const kind = code & 3;
+      let fp = 1;
+      let reliable = false;
+      if (kind === KIND_UPDATE && this.fieldWeights) {
+        this.changedWeight(cs, snap, s, candBase[i]);
+        fp = this.recPriority;
+        reliable = this.recReliable;
+      }
+      const df = byDistance ? this.interest.distanceFactor(cs, snap, s) : 1;
+      const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s] * fp * df);
+      acc[s] = a;
+      keys[i] = packKey(a, reliable, i);
+    }
+  }
+
   /** gapBitsBound(m, span, k), memoised (see gapMemo). */
   private gapBound(m: number, span: number, k: number): number {
     if (span !== this.gapSpan || k !== this.gapK) {
@@ -249,6 +254,35 @@ export class PrioritySelector {
       }
     }
   }
+}
+
+/**
+ * Every candidate's accumulator grows by its kind's weight times its entity's priority; `keys` gets its sort key. The
+ * loop every over-budget packet runs over all its candidates, kept apart from the weighted one so that it stays small.
+ */
+function rankPlain(
+  keys: Float64Array,
+  cand: Int32Array,
+  acc: Float32Array,
+  priority: Float32Array,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const code = cand[i];
+    const s = code >>> 3;
+    const a = Math.fround(acc[s] + KIND_WEIGHT[code & 3] * priority[s]);
+    acc[s] = a;
+    keys[i] = packKey(a, false, i);
+  }
+}
+
+/**
+ * Packed sort key: reliable first, then the accumulator (quantised; `a` rounded as the Float32Array stores it, so the
+ * key is the stored accumulator's), then the candidate index in the low 21 bits.
+ */
+function packKey(a: number, reliable: boolean, i: number): number {
+  const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
+  return q * 2097152 + i;
 }
 
 /** The candidate index in a packed sort key: its low 21 bits (floating-point modulo is slow). */
