@@ -466,7 +466,15 @@ const median = (a: number[]) => {
   return b.length % 2 ? b[h] : (b[h - 1] + b[h]) / 2;
 };
 
-interface ScaleRounds {
+/** The encode cases: name, clients, loss, all entities moving. */
+export const SCALE_CASES: [string, number, number, boolean][] = [
+  ['cube scene, 2 % loss', 32, 0.02, false],
+  ['cube scene, 0 % loss (shared baselines)', 32, 0, false],
+  ['cube scene, 0 % loss, 128 clients (shared baselines)', 128, 0, false],
+  ['all 1000 moving, 2 % loss', 32, 0.02, true],
+];
+
+export interface ScaleRounds {
   /** Median over rounds of the round's mean wall-clock ms per tick. */
   ms: number;
   /** Median over rounds of the round's median tick: what a tick costs when nothing else takes the CPU away. */
@@ -477,7 +485,7 @@ interface ScaleRounds {
 }
 
 /** The figures of several `runScale` rounds: medians of the per-round means. */
-function summariseRounds(runs: ReturnType<typeof runScale>[]): ScaleRounds {
+export function summariseRounds(runs: ReturnType<typeof runScale>[]): ScaleRounds {
   const roundMs = runs.map((r) => mean(r.ms));
   return {
     ms: median(roundMs),
@@ -582,13 +590,7 @@ const suite: BenchSuite = {
       'quiver-sync clients are checked to hold exactly the server quantised state after a lossless drain at the end of every run.',
     );
     const scaleRuns: Record<string, ScaleRounds> = {};
-    const scaleCases: [string, number, number, boolean][] = [
-      ['cube scene, 2 % loss', 32, 0.02, false],
-      ['cube scene, 0 % loss (shared baselines)', 32, 0, false],
-      ['cube scene, 0 % loss, 128 clients (shared baselines)', 128, 0, false],
-      ['all 1000 moving, 2 % loss', 32, 0.02, true],
-    ];
-    for (const [name, clients, loss, all] of scaleCases) {
+    for (const [name, clients, loss, all] of SCALE_CASES) {
       const runs: ReturnType<typeof runScale>[] = [];
       for (let r = 0; r < scaleRounds; r++) {
         ctx.progress(`scale: ${name}, round ${r + 1} of ${scaleRounds}, ${scaleTicks} ticks`);
