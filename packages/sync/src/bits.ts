@@ -35,30 +35,41 @@ export class BitWriter {
     this.pos = pos;
   }
 
+  /** Makes room for `bits` more bits plus 4 spare bytes (the 32-bit window of `put` may touch them, with zeros). */
   private grow(bits: number): void {
-    const need = (this.pos + bits + 7) >>> 3;
+    const need = ((this.pos + bits + 7) >>> 3) + 4;
     if (need <= this.buf.length) return;
     const next = new Uint8Array(Math.max(need, this.buf.length * 2));
     next.set(this.buf);
     this.buf = next;
   }
 
+  /**
+   * ORs `n` (1 to 24) bits, `v` already masked, at `pos` through one big-endian 32-bit window: four byte stores
+   * without a loop (the encoder's hottest code). Needs `grow` first; bytes past the value receive zeros.
+   */
+  private put(v: number, n: number): void {
+    const pos = this.pos;
+    const word = v << (32 - (pos & 7) - n);
+    const buf = this.buf;
+    const i = pos >>> 3;
+    buf[i] |= word >>> 24;
+    buf[i + 1] |= word >>> 16;
+    buf[i + 2] |= word >>> 8;
+    buf[i + 3] |= word;
+    this.pos = pos + n;
+  }
+
   /** Appends the low `n` bits (0 to 32) of the unsigned integer `value`, most significant first. */
   writeBits(value: number, n: number): void {
     if (n === 0) return;
     this.grow(n);
-    const buf = this.buf;
-    let pos = this.pos;
-    let left = n;
-    while (left > 0) {
-      const free = 8 - (pos & 7);
-      const take = Math.min(left, free);
-      const chunk = (value >>> (left - take)) & ((1 << take) - 1);
-      buf[pos >>> 3] |= chunk << (free - take);
-      pos += take;
-      left -= take;
+    if (n <= 24) this.put(value & ((1 << n) - 1), n);
+    else {
+      // Shifts stay below 32: the high n - 16 bits, then the low 16.
+      this.put((value >>> 16) & ((1 << (n - 16)) - 1), n - 16);
+      this.put(value & 0xffff, 16);
     }
-    this.pos = pos;
   }
 
   /** ORs `value` into `n` bits at `pos`, bits that were written as zeros (a reserved, patched-later field). */
@@ -88,7 +99,9 @@ export class BitWriter {
   writeExpGolomb(value: number, k: number): void {
     const v = value + (1 << k);
     const len = 31 - Math.clz32(v);
-    this.writeBits(0, len - k);
+    // The zeros of the prefix are already in the buffer (it is zero beyond `pos`).
+    this.grow(2 * len - k + 1);
+    this.pos += len - k;
     this.writeBits(v, len + 1);
   }
 
@@ -97,14 +110,15 @@ export class BitWriter {
    * copied into every packet (and measurement) that needs it instead of being encoded again.
    */
   copyBits(src: Uint8Array, start: number, n: number): void {
+    this.grow(n);
     let pos = start;
     let left = n;
     while (left > 0) {
       const take = Math.min(left, 24);
       const i = pos >>> 3;
       // Bytes past the end of `src` read as undefined, which `|` turns into 0 (never used: take stops before).
-      const word = ((src[i] << 24) | (src[i + 1] << 16) | (src[i + 2] << 8) | src[i + 3]) >>> 0;
-      this.writeBits(((word << (pos & 7)) >>> 0) >>> (32 - take), take);
+      const word = (src[i] << 24) | (src[i + 1] << 16) | (src[i + 2] << 8) | src[i + 3];
+      this.put((word << (pos & 7)) >>> (32 - take), take);
       pos += take;
       left -= take;
     }

@@ -30,6 +30,18 @@ const BODY_ANY = 1;
 const BODY_RELIABLE = 2;
 /** Encoded against the extrapolation from two baselines. */
 const BODY_PREDICTED = 4;
+/** Entries of the spare body table (a power of two), and how many of them a tick may fill. */
+const SPARE_BITS = 12;
+const SPARE = 1 << SPARE_BITS;
+const SPARE_MAX = (SPARE * 3) >>> 2;
+
+/** Start of the probe sequence of (home entry, key, key2) in the spare table. */
+function spareHash(home: number, key: number, key2: number): number {
+  return (
+    (Math.imul(home, 0x9e3779b1) ^ Math.imul(key, 0x85ebca77) ^ Math.imul(key2, 0xc2b2ae3d)) >>>
+    (32 - SPARE_BITS)
+  );
+}
 
 /**
  * Encodes entity records: FULL (absolute), UPDATE (a delta against the client's baseline of that entity) and REMOVE.
@@ -67,8 +79,14 @@ export class DeltaEncoder {
   recEmpty = false;
   /** The record's final kind (an UPDATE whose baseline left the window becomes FULL). */
   recKind = 0;
+  /** The body entry `cost` resolved (-1 for REMOVE). */
+  recEntry = -1;
   /** The body just encoded is a delta against a prediction. */
   private lastPredicted = false;
+  /** First index of the spare entries in the body* arrays (after the home entries), and their home entry. */
+  private readonly spareFrom: number;
+  private readonly spareHome = new Uint32Array(SPARE);
+  private spareUsed = 0;
 
   constructor(
     private readonly store: EntityStore,
@@ -81,18 +99,21 @@ export class DeltaEncoder {
     this.pred = new Uint32Array(store.row);
     this.changedFields = new Uint32Array(store.comps.length);
     // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
-    this.bodyTick = new Uint32Array(2 * max);
-    this.bodyKey = new Uint32Array(2 * max);
-    this.bodyKey2 = new Uint32Array(2 * max);
-    this.bodyStart = new Uint32Array(2 * max);
-    this.bodyLen = new Uint32Array(2 * max);
-    this.bodyFlags = new Uint8Array(2 * max);
-    this.bodyPriority = new Float32Array(2 * max);
+    this.spareFrom = 2 * max;
+    const entries = 2 * max + SPARE;
+    this.bodyTick = new Uint32Array(entries);
+    this.bodyKey = new Uint32Array(entries);
+    this.bodyKey2 = new Uint32Array(entries);
+    this.bodyStart = new Uint32Array(entries);
+    this.bodyLen = new Uint32Array(entries);
+    this.bodyFlags = new Uint8Array(entries);
+    this.bodyPriority = new Float32Array(entries);
   }
 
   /** A new tick: last tick's bodies are stale. */
   reset(): void {
     this.bodies.reset();
+    this.spareUsed = 0;
   }
 
   /**
@@ -111,35 +132,15 @@ export class DeltaEncoder {
     packetBase2: number,
     counting: boolean,
   ): void {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, counting);
-    if (this.recEmpty) return;
-    const kind = this.recKind;
-    // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
-    if (kind === KIND_UPDATE) w.writeBit(0);
-    else w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
-    if (kind === KIND_REMOVE) return;
-    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
-    if (kind === KIND_UPDATE) {
-      if (baseTick === packetBase) w.writeBit(0);
-      else {
-        w.writeBit(1);
-        w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
-      }
-    }
-    if (kind === KIND_UPDATE && this.predictable) {
-      // The second baseline: one bit when it is the packet's (header), else its distance from the first.
-      if (this.bodyFlags[e] & BODY_PREDICTED) {
-        w.writeBit(1);
-        if (counting) this.stats.predicted++;
-        // Against the packet's baseline, the second baseline is the header's (`resolve` sees to it).
-        if (baseTick !== packetBase || packetBase2 === 0)
-          w.writeExpGolomb(baseTick - this.bodyKey2[e] - 1, 0);
-      } else w.writeBit(0);
-    }
-    w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2);
+    if (!this.recEmpty)
+      this.writeResolved(w, code, e, this.recKind, baseTick, packetBase, packetBase2, counting);
   }
 
-  /** Bits `write` would write (0 when recEmpty), without writing: the budget's measure. */
+  /**
+   * Bits `write` would write (0 when recEmpty), without writing: the budget's measure. Leaves the record resolved in
+   * recEntry and recKind, for `writeResolved`.
+   */
   cost(
     cs: ClientState,
     snap: Snapshot,
@@ -150,18 +151,72 @@ export class DeltaEncoder {
     packetBase: number,
     packetBase2: number,
   ): number {
-    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2, false);
+    const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2);
+    this.recEntry = e;
     if (this.recEmpty) return 0;
-    const kind = this.recKind;
-    if (kind === KIND_REMOVE) return 2;
-    let n = (kind === KIND_UPDATE ? 1 : 2) + this.bodyLen[e];
-    if (kind === KIND_UPDATE) {
-      n += baseTick === packetBase ? 1 : 1 + expGolombBits(packetBase - baseTick - 1, GAP_K);
-      if (this.predictable) {
-        n++;
-        if (this.bodyFlags[e] & BODY_PREDICTED && (baseTick !== packetBase || packetBase2 === 0))
-          n += expGolombBits(baseTick - this.bodyKey2[e] - 1, 0);
-      }
+    const head = this.head(null, e, this.recKind, baseTick, packetBase, packetBase2);
+    return e < 0 ? head : head + this.bodyLen[e];
+  }
+
+  /**
+   * Writes the record that `cost` resolved (its recEntry and recKind; `code` the candidate's) without resolving it
+   * again. Valid until the next tick: an entry is only replaced by another body of its own slot, and a packet holds
+   * one record per slot.
+   */
+  writeResolved(
+    w: BitWriter,
+    code: number,
+    e: number,
+    kind: number,
+    baseTick: number,
+    packetBase: number,
+    packetBase2: number,
+    counting: boolean,
+  ): void {
+    this.head(w, e, kind, baseTick, packetBase, packetBase2);
+    if (kind === KIND_REMOVE) return;
+    if (counting) {
+      if ((code & 3) === KIND_UPDATE && kind === KIND_FULL) this.stats.refreshes++;
+      if (kind === KIND_UPDATE && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
+    }
+    w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+  }
+
+  /**
+   * A record's kind and baseline references, the part before its body: written into `w` unless it is null (a
+   * measurement). Returns their bits.
+   */
+  private head(
+    w: BitWriter | null,
+    e: number,
+    kind: number,
+    baseTick: number,
+    packetBase: number,
+    packetBase2: number,
+  ): number {
+    // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
+    if (kind !== KIND_UPDATE) {
+      if (w) w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
+      return 2;
+    }
+    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
+    const far = baseTick !== packetBase;
+    const gap = far ? packetBase - baseTick - 1 : 0;
+    let n = far ? 2 + expGolombBits(gap, GAP_K) : 2;
+    if (w) {
+      w.writeBits(far ? 1 : 0, 2);
+      if (far) w.writeExpGolomb(gap, GAP_K);
+    }
+    if (!this.predictable) return n;
+    // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
+    // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
+    const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+    const named = predicted && (far || packetBase2 === 0);
+    const d2 = named ? baseTick - this.bodyKey2[e] - 1 : 0;
+    n += named ? 1 + expGolombBits(d2, 0) : 1;
+    if (w) {
+      w.writeBit(predicted);
+      if (named) w.writeExpGolomb(d2, 0);
     }
     return n;
   }
@@ -179,7 +234,6 @@ export class DeltaEncoder {
     base2: number,
     packetBase: number,
     packetBase2: number,
-    counting: boolean,
   ): number {
     let kind = code & 3;
     // A record against the packet's baseline predicts only from the header's second baseline, if it names one.
@@ -196,10 +250,14 @@ export class DeltaEncoder {
     const oldest = store.tickNo - store.window + 1;
     if (kind === KIND_UPDATE) {
       // The client decodes against its own state of tick baseTick, which it keeps for `window` ticks only.
-      if (baseTick >= oldest && baseTick <= packetBase)
+      if (baseTick >= oldest && baseTick <= packetBase) {
+        // Cached this tick with both baselines: they were valid for the slot then (the lookups below depend only on
+        // the slot, the ticks and the entity), so they are now.
+        const e = base2 > 0 ? this.find(2 * s + isOwner, baseTick, base2) : -1;
+        if (e >= 0) return this.resolved(e, code);
         baseSnap = store.baselineSnapshot(s, baseTick, snap.ids[s]);
+      }
       if (!baseSnap) {
-        if (counting) this.stats.refreshes++;
         kind = KIND_FULL;
         this.recKind = KIND_FULL;
       } else if (this.predictable && base2 > 0 && base2 >= oldest && base2 < baseTick) {
@@ -216,19 +274,27 @@ export class DeltaEncoder {
       baseSnap,
       baseSnap2,
     );
-    if (kind === KIND_UPDATE) {
-      const flags = this.bodyFlags[e];
-      this.recPriority = this.bodyPriority[e];
-      this.recReliable = (flags & BODY_RELIABLE) !== 0;
-      this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
-    } else {
-      this.recPriority = 1;
-      this.recReliable = false;
-    }
+    if (kind === KIND_UPDATE) return this.resolved(e, code);
+    this.recPriority = 1;
+    this.recReliable = false;
     return e;
   }
 
-  /** Index of the cached body of (slot, baseline key, second baseline, owner), encoding it on a miss. */
+  /** Sets the rec* fields of an UPDATE from its body entry `e`. */
+  private resolved(e: number, code: number): number {
+    const flags = this.bodyFlags[e];
+    this.recPriority = this.bodyPriority[e];
+    this.recReliable = (flags & BODY_RELIABLE) !== 0;
+    this.recEmpty = !(flags & BODY_ANY) && (code & 4) !== 0;
+    return e;
+  }
+
+  /**
+   * Index of the cached body of (slot, baseline key, second baseline, owner), encoding it on a miss. Each slot has
+   * a home entry per owner flag; when it already holds another baseline of this tick (clients that acked different
+   * ticks, as loss makes them), the body goes into a spare table (open addressing, cleared per tick) rather than
+   * evicting it, so that clients taking turns with two baselines do not encode both again and again.
+   */
   private bodyEntry(
     s: number,
     key: number,
@@ -238,10 +304,11 @@ export class DeltaEncoder {
     baseSnap: Snapshot | null,
     baseSnap2: Snapshot | null,
   ): number {
-    // Two entries per slot (owner and others): the common case of one owner among many clients stays cached.
-    const e = 2 * s + isOwner;
-    const tickNo = this.store.tickNo;
-    if (this.bodyTick[e] === tickNo && this.bodyKey[e] === key && this.bodyKey2[e] === key2) return e;
+    // Two home entries per slot (owner and others): the common case of one owner among many clients stays cached.
+    const home = 2 * s + isOwner;
+    const found = this.find(home, key, key2);
+    if (found >= 0) return found;
+    const e = this.place(home, key, key2);
     const b = this.bodies;
     const start = b.pos;
     let flags = 0;
@@ -255,7 +322,7 @@ export class DeltaEncoder {
       flags = BODY_ANY;
     if (this.recReliable) flags |= BODY_RELIABLE;
     if (this.lastPredicted) flags |= BODY_PREDICTED;
-    this.bodyTick[e] = tickNo;
+    this.bodyTick[e] = this.store.tickNo;
     this.bodyKey[e] = key;
     this.bodyKey2[e] = key2;
     this.bodyStart[e] = start;
@@ -263,6 +330,35 @@ export class DeltaEncoder {
     this.bodyFlags[e] = flags;
     this.bodyPriority[e] = this.recPriority;
     return e;
+  }
+
+  /** This tick's entry of (home entry, key, key2), or -1. */
+  private find(home: number, key: number, key2: number): number {
+    const tickNo = this.store.tickNo;
+    if (this.bodyTick[home] !== tickNo) return -1;
+    if (this.bodyKey[home] === key && this.bodyKey2[home] === key2) return home;
+    for (let h = spareHash(home, key, key2); ; h = (h + 1) & (SPARE - 1)) {
+      const q = this.spareFrom + h;
+      if (this.bodyTick[q] !== tickNo) return -1;
+      if (this.spareHome[h] === home && this.bodyKey[q] === key && this.bodyKey2[q] === key2) return q;
+    }
+  }
+
+  /**
+   * Where a new body goes: its home entry if that is free this tick, else a free spare entry (the table is kept at
+   * most three quarters full, so probes stay short), else the home entry, replaced.
+   */
+  private place(home: number, key: number, key2: number): number {
+    const tickNo = this.store.tickNo;
+    if (this.bodyTick[home] !== tickNo || this.spareUsed >= SPARE_MAX) return home;
+    for (let h = spareHash(home, key, key2); ; h = (h + 1) & (SPARE - 1)) {
+      const q = this.spareFrom + h;
+      if (this.bodyTick[q] !== tickNo) {
+        this.spareHome[h] = home;
+        this.spareUsed++;
+        return q;
+      }
+    }
   }
 
   private writeFullBody(w: BitWriter, snap: Snapshot, s: number, isOwner: boolean): void {

@@ -30,11 +30,22 @@ export class PrioritySelector {
   private readonly keys: Float64Array;
   /** Per candidate: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
+  /** Per candidate measured: its body entry in the DeltaEncoder (its final kind goes to `kinds`). */
+  private readonly entry: Int32Array;
   /** The candidates not deferred (written or empty), in ascending order after `select`: `picked` of them. */
   readonly order: Int32Array;
   picked = 0;
   /** Some field has a priority other than 1 or is reliable: ranking must look at which fields changed. */
   private readonly fieldWeights: boolean;
+  /**
+   * gapBitsBound(m, gapSpan, gapK) by m, valid where gapGen[m] === gapGeneration: clients of one tick mostly share
+   * the span and order, so the logarithms are taken once per record count instead of once per record and client.
+   */
+  private readonly gapMemo: Int32Array;
+  private readonly gapGen: Uint32Array;
+  private gapGeneration = 0;
+  private gapSpan = -1;
+  private gapK = -1;
 
   constructor(
     private readonly store: EntityStore,
@@ -44,7 +55,10 @@ export class PrioritySelector {
   ) {
     this.keys = new Float64Array(store.max);
     this.chosen = new Uint8Array(store.max);
+    this.entry = new Int32Array(store.max);
     this.order = new Int32Array(store.max);
+    this.gapMemo = new Int32Array(store.max + 2);
+    this.gapGen = new Uint32Array(store.max + 2);
     this.fieldWeights = store.comps.some((c) => c.fields.some((f) => f.priority !== 1 || f.reliable));
   }
 
@@ -64,61 +78,76 @@ export class PrioritySelector {
     gapK: number,
   ): { count: number; deferred: number } {
     const { cand, candBase, candBase2 } = c;
-    const keys = this.keys.subarray(0, n);
-    const fieldWeights = this.fieldWeights;
-    const acc = cs.acc;
-    const priority = this.store.priority;
-    const byDistance = cs.focus !== null && this.interest.hasPosition;
+    const keys = this.keys;
     const delta = this.delta;
-    for (let i = 0; i < n; i++) {
-      const code = cand[i];
-      const s = code >>> 3;
-      const kind = code & 3;
-      let fp = 1;
-      let reliable = false;
-      if (kind === KIND_UPDATE && fieldWeights) {
-        this.changedWeight(cs, snap, s, candBase[i]);
-        fp = this.recPriority;
-        reliable = this.recReliable;
-      }
-      const df = byDistance ? this.interest.distanceFactor(cs, snap, s) : 1;
-      // Rounded as the Float32Array stores it, so the key is the stored accumulator's.
-      const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s] * fp * df);
-      acc[s] = a;
-      // Packed sort key: reliable first, then the accumulator (quantised), then the candidate index.
-      const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
-      keys[i] = q * 2097152 + i;
-    }
+    if (this.fieldWeights || (cs.focus !== null && this.interest.hasPosition))
+      this.rankWeighted(cs, snap, c, n);
+    else rankPlain(keys, cand, cs.acc, this.store.priority, n);
     // Slot gaps are written after selection, in slot order: bound their total for m records instead of charging each
     // the longest gap (which left over-budget packets a third empty).
     const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
     const budget = cs.budgetBytes * 8;
-    // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below):
-    // select that many in O(n) and sort just them; sort the rest only if the loop runs past them.
-    // Selected and sorted in chunks of about that many: a loop that runs past one selects and sorts the next from what
-    // is left, so a packet sorts little more than it reads.
-    const chunk = Math.ceil(1.25 * Math.ceil(budget / Math.max(8, cs.recordBits))) + 32;
-    let sortedFrom = Math.max(0, n - chunk);
-    if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
-    sortRange(keys, sortedFrom, n - 1);
+    // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below).
+    const fit = Math.ceil(budget / Math.max(8, cs.recordBits));
+    const chunk = Math.ceil(1.25 * fit) + 32;
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
     chosen.fill(0, 0, n);
+    const entry = this.entry;
+    const kinds = c.kinds;
     const order = this.order;
     let bodies = 0;
     let picked = 0;
     let empty = 0;
     let misses = 0;
-    for (let j = n - 1; j >= 0; j--) {
+    // Most of a packet is the top `head` of the ranking (9/10 of what recent record sizes say fits). When all of them
+    // fit, the rank-order loop below would take every one of them (the gap bound grows with the count), so they are
+    // quickselected in O(n) and taken in any order; only the ranks after them are sorted. Else they are sorted and
+    // go through the loop like the rest.
+    const head = Math.min(n, Math.floor(0.9 * fit));
+    let sortedFrom = n;
+    let start = n - 1;
+    let step = chunk;
+    if (head > 0) {
+      sortedFrom = n - head;
+      if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
+      for (let j = sortedFrom; j < n; j++) {
+        const i = keyIndex(keys[j]);
+        const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
+        if (delta.recEmpty) {
+          chosen[i] = 2;
+          empty++;
+        } else {
+          chosen[i] = 1;
+          entry[i] = delta.recEntry;
+          kinds[i] = delta.recKind;
+          picked++;
+          bodies += cost;
+        }
+      }
+      if (picked === 0 || headerBits + bodies + this.gapBound(picked, span, gapK) <= budget) {
+        start = sortedFrom - 1;
+        step = Math.max(32, chunk - head);
+      } else {
+        for (let j = sortedFrom; j < n; j++) chosen[keyIndex(keys[j])] = 0;
+        bodies = 0;
+        picked = 0;
+        empty = 0;
+        sortRange(keys, sortedFrom, n - 1);
+      }
+    }
+    // Selected and sorted in chunks: a loop that runs past one selects and sorts the next from what is left, so a
+    // packet sorts little more than it reads.
+    for (let j = start; j >= 0; j--) {
       if (j < sortedFrom) {
-        const from = Math.max(0, sortedFrom - chunk);
+        const from = Math.max(0, sortedFrom - step);
         if (from > 0) selectTop(keys, from, sortedFrom);
         sortRange(keys, from, sortedFrom - 1);
         sortedFrom = from;
+        step = chunk;
       }
       const key = keys[j];
-      // The low 21 bits (floating-point modulo is slow).
-      const i = key - Math.floor(key / 2097152) * 2097152;
+      const i = keyIndex(key);
       const reliable = key >= 0x80000000 * 2097152;
       const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
       if (delta.recEmpty) {
@@ -126,7 +155,10 @@ export class PrioritySelector {
         empty++;
         continue;
       }
-      const withGap = headerBits + bodies + cost + gapBitsBound(picked + 1, span, gapK);
+      // Kept for writing the record, which then needs no second lookup.
+      entry[i] = delta.recEntry;
+      kinds[i] = delta.recKind;
+      const withGap = headerBits + bodies + cost + this.gapBound(picked + 1, span, gapK);
       if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
         chosen[i] = 1;
         picked++;
@@ -138,7 +170,6 @@ export class PrioritySelector {
     const all = picked + empty;
     for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
     this.picked = all;
-    const kinds = c.kinds;
     let prev = -1;
     let count = 0;
     for (let j = 0; j < all; j++) {
@@ -149,8 +180,7 @@ export class PrioritySelector {
       }
       const s = cand[i] >>> 3;
       w.writeExpGolomb(s - prev - 1, gapK);
-      delta.write(w, cs, snap, s, cand[i], candBase[i], candBase2[i], p, p2, true);
-      kinds[i] = delta.recKind;
+      delta.writeResolved(w, cand[i], entry[i], kinds[i], candBase[i], p, p2, true);
       prev = s;
       count++;
     }
@@ -159,6 +189,45 @@ export class PrioritySelector {
 
   private recPriority = 1;
   private recReliable = false;
+
+  /** `rankPlain` with field priorities, reliable fields and the distance factor. */
+  private rankWeighted(cs: ClientState, snap: Snapshot, c: Candidates, n: number): void {
+    const { cand, candBase } = c;
+    const keys = this.keys;
+    const acc = cs.acc;
+    const priority = this.store.priority;
+    const byDistance = cs.focus !== null && this.interest.hasPosition;
+    for (let i = 0; i < n; i++) {
+      const code = cand[i];
+      const s = code >>> 3;
+      const kind = code & 3;
+      let fp = 1;
+      let reliable = false;
+      if (kind === KIND_UPDATE && this.fieldWeights) {
+        this.changedWeight(cs, snap, s, candBase[i]);
+        fp = this.recPriority;
+        reliable = this.recReliable;
+      }
+      const df = byDistance ? this.interest.distanceFactor(cs, snap, s) : 1;
+      const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s] * fp * df);
+      acc[s] = a;
+      keys[i] = packKey(a, reliable, i);
+    }
+  }
+
+  /** gapBitsBound(m, span, k), memoised (see gapMemo). */
+  private gapBound(m: number, span: number, k: number): number {
+    if (span !== this.gapSpan || k !== this.gapK) {
+      this.gapSpan = span;
+      this.gapK = k;
+      this.gapGeneration++;
+    }
+    if (this.gapGen[m] === this.gapGeneration) return this.gapMemo[m];
+    const b = gapBitsBound(m, span, k);
+    this.gapMemo[m] = b;
+    this.gapGen[m] = this.gapGeneration;
+    return b;
+  }
 
   /** Sets recPriority / recReliable from the fields of `s` that differ from the client's baseline. */
   private changedWeight(cs: ClientState, snap: Snapshot, s: number, baseTick: number): void {
@@ -185,6 +254,40 @@ export class PrioritySelector {
       }
     }
   }
+}
+
+/**
+ * Every candidate's accumulator grows by its kind's weight times its entity's priority; `keys` gets its sort key. The
+ * loop every over-budget packet runs over all its candidates, kept apart from the weighted one so that it stays small.
+ */
+function rankPlain(
+  keys: Float64Array,
+  cand: Int32Array,
+  acc: Float32Array,
+  priority: Float32Array,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const code = cand[i];
+    const s = code >>> 3;
+    const a = Math.fround(acc[s] + KIND_WEIGHT[code & 3] * priority[s]);
+    acc[s] = a;
+    keys[i] = packKey(a, false, i);
+  }
+}
+
+/**
+ * Packed sort key: reliable first, then the accumulator (quantised; `a` rounded as the Float32Array stores it, so the
+ * key is the stored accumulator's), then the candidate index in the low 21 bits.
+ */
+function packKey(a: number, reliable: boolean, i: number): number {
+  const q = Math.min(Math.floor(a * 64), 0x7fffffff) + (reliable ? 0x80000000 : 0);
+  return q * 2097152 + i;
+}
+
+/** The candidate index in a packed sort key: its low 21 bits (floating-point modulo is slow). */
+function keyIndex(key: number): number {
+  return key - Math.floor(key / 2097152) * 2097152;
 }
 
 /**

@@ -1,4 +1,12 @@
-import { AckTracker, type ClientState, createClientState, KIND_VIRTUAL, type SentPacket } from './acks.js';
+import {
+  AckTracker,
+  type ClientState,
+  copySentPacket,
+  createClientState,
+  createSentPacket,
+  KIND_VIRTUAL,
+  type SentPacket,
+} from './acks.js';
 import * as bits from './bits.js';
 import * as codec from './codec.js';
 import { DeltaEncoder } from './delta.js';
@@ -154,6 +162,9 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
   private readonly clientByIndex: (ClientState<ClientKey> | undefined)[] = [];
   /** This tick's packets of clean clients, by the acked tick they are based on (see `encodeFor`). */
   private readonly shared = new Map<number, SharedPacket>();
+  /** Record lists of this tick's shared packets, reused tick after tick (`sharedUsed` of them taken). */
+  private readonly sharedPool: SentPacket[] = [];
+  private sharedUsed = 0;
   private readonly candidates: Candidates;
 
   constructor(
@@ -332,6 +343,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const t = this.store.tick();
     this.stats.ticks++;
     this.shared.clear();
+    this.sharedUsed = 0;
     this.delta.reset();
     this.interest.reset();
     return t;
@@ -377,8 +389,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     if (shareable) {
       const hit = this.shared.get(shareKey);
       if (hit && hit.bytes.length <= cs.budgetBytes) {
-        this.acks.recordSent(cs, hit.records, true);
-        this.account(hit.bytes, p, hit.records.slots.length, 0);
+        this.acks.recordShared(cs, hit.records, true);
+        this.account(hit.bytes, p, hit.records.count, 0);
         this.stats.sharedPackets++;
         return hit.bytes;
       }
@@ -453,13 +465,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const bytes = w.bytes();
     // Every candidate went in (written or empty) unless the budget chose: then only those in `order`.
     const m = order ? this.priority.picked : n;
-    const records: SentPacket = {
-      tick: t,
-      slots: new Int32Array(m),
-      kinds: new Uint8Array(m),
-      ids: new Uint32Array(m),
-      acked: false,
-    };
+    const records = this.acks.entryFor(cs, t, m);
     for (let j = 0; j < m; j++) {
       const i = order ? order[j] : j;
       const s = cand[i] >>> 3;
@@ -470,8 +476,20 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const complete = deferred === 0 && all;
     this.acks.recordSent(cs, records, complete);
     this.account(bytes, p, count, deferred);
-    if (shareable && complete) this.shared.set(shareKey, { bytes, records });
+    if (shareable && complete) this.shared.set(shareKey, { bytes, records: this.sharedRecords(records) });
     return bytes;
+  }
+
+  /** A copy of `records` that lives until the next tick, for the clients that share the packet. */
+  private sharedRecords(records: SentPacket): SentPacket {
+    let copy = this.sharedPool[this.sharedUsed];
+    if (!copy || copy.slots.length < records.count) {
+      copy = createSentPacket(Math.min(this.max, records.count + (records.count >>> 2) + 16));
+      this.sharedPool[this.sharedUsed] = copy;
+    }
+    this.sharedUsed++;
+    copySentPacket(copy, records);
+    return copy;
   }
 
   /**
