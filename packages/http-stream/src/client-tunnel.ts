@@ -108,6 +108,11 @@ export class ClientTunnel implements SocketAdapter {
     return this.core.bufferedBytes;
   }
 
+  /** What no carrier took yet: the rest of `bufferedAmount` is in flight, waiting only for its acknowledgement. */
+  get queuedAmount(): number {
+    return this.core.queuedBytes;
+  }
+
   get isOpen(): boolean {
     return this.state === 'open';
   }

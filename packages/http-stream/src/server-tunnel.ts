@@ -91,6 +91,11 @@ export class ServerTunnel implements SocketAdapter {
     return this.core.bufferedBytes;
   }
 
+  /** What no carrier took yet: the rest of `bufferedAmount` is in flight, waiting only for its acknowledgement. */
+  get queuedAmount(): number {
+    return this.core.queuedBytes;
+  }
+
   get isOpen(): boolean {
     return this.state === 'open';
   }

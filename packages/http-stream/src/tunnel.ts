@@ -86,6 +86,7 @@ export class TunnelCore {
   private outgoing: Outgoing[] = [];
   private outgoingBytes = 0;
   private unsentCount = 0;
+  private unsentBytes = 0;
   /** Highest sequence number acknowledged by the peer. */
   private peerAcked = 0;
   /** Next sequence number expected from the peer. */
@@ -101,6 +102,11 @@ export class TunnelCore {
   /** Bytes sent but not acknowledged, plus bytes not sent yet (the adapter's `bufferedAmount`). */
   get bufferedBytes(): number {
     return this.outgoingBytes;
+  }
+
+  /** Bytes of the messages no carrier has taken yet (the adapter's `queuedAmount`). */
+  get queuedBytes(): number {
+    return this.unsentBytes;
   }
 
   /** Messages are queued that no carrier has taken yet. */
@@ -144,6 +150,7 @@ export class TunnelCore {
     this.outgoing.push({ seq: this.nextSeq++, data, carrier: undefined, sentBefore: false });
     this.outgoingBytes += data.length;
     this.unsentCount++;
+    this.unsentBytes += data.length;
   }
 
   /**
@@ -164,6 +171,7 @@ export class TunnelCore {
       m.carrier = carrier;
       this.lastTakenSeq = m.seq;
       this.unsentCount--;
+      this.unsentBytes -= m.data.length;
       this.stats.messagesSent++;
       if (m.sentBefore) this.stats.retransmitted++;
       m.sentBefore = true;
@@ -190,6 +198,7 @@ export class TunnelCore {
       if (m.carrier === carrier) {
         m.carrier = undefined;
         this.unsentCount++;
+        this.unsentBytes += m.data.length;
       }
     }
   }
@@ -198,6 +207,7 @@ export class TunnelCore {
   resendAll(): void {
     for (const m of this.outgoing) m.carrier = undefined;
     this.unsentCount = this.outgoing.length;
+    this.unsentBytes = this.outgoingBytes;
   }
 
   /** Applies a cumulative acknowledgement; returns whether it freed anything. */
@@ -214,7 +224,10 @@ export class TunnelCore {
     while (n < this.outgoing.length && this.outgoing[n].seq <= seq) {
       const m = this.outgoing[n];
       this.outgoingBytes -= m.data.length;
-      if (m.carrier === undefined) this.unsentCount--;
+      if (m.carrier === undefined) {
+        this.unsentCount--;
+        this.unsentBytes -= m.data.length;
+      }
       n++;
     }
     this.outgoing.splice(0, n);

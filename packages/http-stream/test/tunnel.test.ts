@@ -30,6 +30,26 @@ describe('TunnelCore', () => {
     expect(a.bufferedBytes).toBe(0);
   });
 
+  it('counts as queued only what no carrier took: bytes in flight wait for their acknowledgement, not to leave', () => {
+    const a = new TunnelCore(limits);
+    a.queue(msg(1, 10));
+    a.queue(msg(2, 20));
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([30, 30]);
+    a.takeBatch(1 << 20, 1, false);
+    a.queue(msg(3, 5));
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([5, 35]);
+    a.carrierLost(1); // back in the queue until a carrier takes them again
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([35, 35]);
+    a.takeBatch(1 << 20, 2, false);
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 35]);
+    a.onAck(1);
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 25]);
+    a.resendAll();
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([25, 25]);
+    a.onAck(3); // acknowledged before a carrier took them again
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 0]);
+  });
+
   it('resends everything unacknowledged on a new event stream', () => {
     const a = new TunnelCore(limits);
     const b = new TunnelCore(limits);

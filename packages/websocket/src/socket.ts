@@ -23,6 +23,12 @@ export interface SocketHandlers {
 export interface SocketAdapter {
   /** Bytes handed to send() but not yet written to the network (WebSocket `bufferedAmount`). */
   readonly bufferedAmount: number;
+  /**
+   * Of `bufferedAmount`, the bytes still waiting to leave, when that differs: a tunnel's `bufferedAmount` also counts
+   * bytes already sent and not yet acknowledged, which wait for no one (the RTT shows their path). The datagram send
+   * estimate uses this one; flow control and the buffer limit keep `bufferedAmount`. Absent: `bufferedAmount`.
+   */
+  readonly queuedAmount?: number;
   /** True while the socket is in the OPEN state (RFC 6455 §4.1): sends reach the peer. */
   readonly isOpen: boolean;
   /** Whether the adapter calls `drain`; otherwise the session polls `bufferedAmount`. */
