@@ -144,8 +144,8 @@ describe('demo scene in Chromium', () => {
     await waitConnected(page, 'webtransport');
     expect(await overlay(page, 'transport')).toBe('webtransport');
     expect(await overlay(page, 'why')).toMatch(/^auto: webtransport won/);
-    // The session runs on the main thread unless the Worker is asked for (`?worker=1`, the toggle).
-    expect(await overlay(page, 'session-thread')).toBe('the main thread');
+    // The session runs in the Worker by default (`?worker=0`, the toggle, put it on the main thread).
+    expect(await overlay(page, 'session-thread')).toBe('a Worker');
     // The page matchmade into the one arena room; the overlay names it and counts its clients.
     const arena = server.app.rooms.localRooms[0];
     expect(server.app.rooms.localRooms.map((r) => r.roomName)).toEqual(['arena']);
@@ -326,7 +326,7 @@ describe('demo scene in Chromium', () => {
   });
 
   it('moves the session between a Worker and the main thread from the toggle, on a busy page', async () => {
-    const { page, errors } = await openDemo(chromium, '?busy=50&worker=1');
+    const { page, errors } = await openDemo(chromium, '?busy=50');
     await waitConnected(page, 'webtransport');
     expect(await overlay(page, 'session-thread')).toBe('a Worker');
     // Messages from the Worker wait for the blocked main thread, and the overlay says how long.

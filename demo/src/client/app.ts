@@ -6,7 +6,7 @@ import './controls.js';
 import './overlay.js';
 import './scene.js';
 
-/** Initial settings from the query string (`transport`: auto, webtransport, websocket or http): `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5&worker=1`. */
+/** Initial settings from the query string (`transport`: auto, webtransport, websocket or http): `?transport=websocket&prediction=0&interpolation=0&latency=100&loss=5&worker=0`. */
 export function settingsFromQuery(search: string): Partial<DemoSettings> {
   const q = new URLSearchParams(search);
   const out: Partial<DemoSettings> = {};

@@ -60,8 +60,8 @@ export interface DemoSettings {
   /** Emulated datagram loss, each way (percent). */
   lossPct: number;
   /**
-   * The session runs in a dedicated Worker (`@quiver/session/worker`), so that a busy page delays neither heartbeats
-   * nor the network; off (the default until the Worker's HTTP fallback holds in Firefox), on the main thread.
+   * The session runs in a dedicated Worker (`@quiver/session/worker`, default), so that a busy page delays neither
+   * heartbeats nor the network; off, it runs on the page's main thread, for comparison.
    */
   worker: boolean;
 }
@@ -208,7 +208,7 @@ export class DemoClient extends EventTarget {
       interpolation: true,
       latencyMs: 0,
       lossPct: 0,
-      worker: false,
+      worker: true,
       ...settings,
     };
     this.#applyLink();

@@ -108,9 +108,9 @@ export class ClientTunnel implements SocketAdapter {
     return this.core.bufferedBytes;
   }
 
-  /** Bytes no request or response has taken yet: what the send estimate sees draining (see `SocketAdapter`). */
+  /** What no carrier took yet: the rest of `bufferedAmount` is in flight, waiting only for its acknowledgement. */
   get queuedAmount(): number {
-    return this.core.unsentByteCount;
+    return this.core.queuedBytes;
   }
 
   get isOpen(): boolean {

@@ -104,8 +104,8 @@ export class TunnelCore {
     return this.outgoingBytes;
   }
 
-  /** Bytes of messages no carrier has taken yet (the adapter's `queuedAmount`, with what its carrier buffers). */
-  get unsentByteCount(): number {
+  /** Bytes of the messages no carrier has taken yet (the adapter's `queuedAmount`). */
+  get queuedBytes(): number {
     return this.unsentBytes;
   }
 

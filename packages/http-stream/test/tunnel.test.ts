@@ -30,22 +30,24 @@ describe('TunnelCore', () => {
     expect(a.bufferedBytes).toBe(0);
   });
 
-  it('counts unsent bytes apart from unacknowledged ones (what the send estimate sees draining)', () => {
+  it('counts as queued only what no carrier took: bytes in flight wait for their acknowledgement, not to leave', () => {
     const a = new TunnelCore(limits);
-    for (let i = 1; i <= 3; i++) a.queue(msg(i, 5));
-    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([15, 15]);
+    a.queue(msg(1, 10));
+    a.queue(msg(2, 20));
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([30, 30]);
     a.takeBatch(1 << 20, 1, false);
-    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([0, 15]);
-    a.carrierLost(1);
-    expect(a.unsentByteCount).toBe(15);
+    a.queue(msg(3, 5));
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([5, 35]);
+    a.carrierLost(1); // back in the queue until a carrier takes them again
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([35, 35]);
     a.takeBatch(1 << 20, 2, false);
-    a.queue(msg(4, 5));
-    a.onAck(2);
-    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([5, 10]);
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 35]);
+    a.onAck(1);
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 25]);
     a.resendAll();
-    expect(a.unsentByteCount).toBe(10);
-    a.onAck(4);
-    expect([a.unsentByteCount, a.bufferedBytes]).toEqual([0, 0]);
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([25, 25]);
+    a.onAck(3); // acknowledged before a carrier took them again
+    expect([a.queuedBytes, a.bufferedBytes]).toEqual([0, 0]);
   });
 
   it('resends everything unacknowledged on a new event stream', () => {

@@ -79,8 +79,13 @@ export class FreshnessGuard {
   /** What a message of `bytes` sent now would wait (ms), `undefined` when the transport gives no estimate. */
   private wait(e: DatagramSendEstimate | undefined, bytes: number): number | undefined {
     if (!e) return undefined;
-    const ahead = this.host.pendingBytes() + bytes;
-    return e.delayMs + (e.sendRate > 0 ? (ahead * 1000) / e.sendRate : 0);
+    const pending = this.host.pendingBytes();
+    // Alone behind an empty queue, a message waits for no drain: the rate was measured behind a backlog, maybe long
+    // ago, and is only sampled again behind one. Charging it here let a rate measured low once hold every larger
+    // message, and with nothing sent the rate was never measured again. So one message goes; if it queues, the
+    // estimate sees the queue and the next ones are judged by a fresh rate.
+    if (e.queuedBytes <= 0 && pending === 0) return e.delayMs;
+    return e.delayMs + (e.sendRate > 0 ? ((pending + bytes) * 1000) / e.sendRate : 0);
   }
 
   private supersede(ch: ChannelState, key: unknown): void {

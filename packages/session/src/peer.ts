@@ -58,8 +58,8 @@ export abstract class Peer<S> {
   /** Channel state by name: queues, sequence numbers and delivery mode. */
   protected readonly channels = new Map<string, ChannelState>();
   private readonly channelsById = new Map<number, ChannelState>();
-  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   /** Message handlers by message name. */
+  // biome-ignore lint/suspicious/noExplicitAny: handlers of every payload type share one table
   protected readonly handlers = new Map<string, Set<Handler<any, S>>>();
   /** Heartbeat schedule and the RTT, loss and idleness estimates it feeds. */
   protected readonly liveness: Liveness;

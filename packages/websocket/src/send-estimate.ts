@@ -18,7 +18,7 @@ export class WsSendEstimate {
     private readonly probeIntervalMs: number,
   ) {}
 
-  /** Bytes handed to the socket (what `bufferedAmount` counts until they drain). */
+  /** Bytes handed to the socket (what `queuedAmount`, else `bufferedAmount`, counts until they leave). */
   wrote(bytes: number): void {
     this.estimator.wrote(bytes);
   }
@@ -35,6 +35,8 @@ export class WsSendEstimate {
   estimate(now: number, adapter: SocketAdapter | undefined): DatagramSendEstimate {
     const pending = this.core.oldestPingSentAt;
     const floor = pending === undefined ? 0 : now - pending;
+    // Bytes in flight are not a queue: a tunnel's acknowledgements release them at the rate the application sends,
+    // and that rate taken for the link's made every message look late once the sender slowed down (see queuedAmount).
     const queued = adapter ? (adapter.queuedAmount ?? adapter.bufferedAmount) : 0;
     const e = this.estimator.estimate(now, queued, this.core.latestRtt, floor);
     const unframed = this.core.queuedDatagramBytes;

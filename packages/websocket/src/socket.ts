@@ -24,10 +24,9 @@ export interface SocketAdapter {
   /** Bytes handed to send() but not yet written to the network (WebSocket `bufferedAmount`). */
   readonly bufferedAmount: number;
   /**
-   * Bytes not yet handed to the network, when that is less than `bufferedAmount` (an HTTP tunnel's
-   * `bufferedAmount` also counts bytes sent and not yet acknowledged). `datagrams.sendEstimate()` measures the send
-   * queue's drain with it: acknowledgements arrive a round trip later and in bursts, which says nothing of how fast
-   * the queue drains. Absent: `bufferedAmount`.
+   * Of `bufferedAmount`, the bytes still waiting to leave, when that differs: a tunnel's `bufferedAmount` also counts
+   * bytes already sent and not yet acknowledged, which wait for no one (the RTT shows their path). The datagram send
+   * estimate uses this one; flow control and the buffer limit keep `bufferedAmount`. Absent: `bufferedAmount`.
    */
   readonly queuedAmount?: number;
   /** True while the socket is in the OPEN state (RFC 6455 §4.1): sends reach the peer. */

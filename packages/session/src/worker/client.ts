@@ -77,6 +77,9 @@ export class WorkerClientSession implements SessionClient {
   private readonly channelNames: Set<string>;
   private readonly waiters = new Map<number, () => void>();
   private nextWaiter = 1;
+  /** Sends of this task, posted together at its end (see `send`). */
+  private sendBatch: Extract<PageToWorker, { q: 'send' }>['b'] = [];
+  private sendTransfer: ArrayBuffer[] = [];
   private readonly pageDrops: Partial<Record<DropReason, number>> = {};
   /**
    * When the Worker posted the messages being handled (epoch ms, `performance.timeOrigin + performance.now()`):
@@ -184,9 +187,10 @@ export class WorkerClientSession implements SessionClient {
   }
 
   /**
-   * Posts a message to the Worker. The payload is copied (structured clone) now, as `ClientSession.send` encodes it
-   * now: a buffer the caller reuses after the call (an ack or input packet builder's scratch) cannot change what is
-   * sent. Returns true: what the Worker's session drops (congestion, budget, disconnected) is counted in
+   * Posts a message to the Worker: the sends of one task cross in one post (at the end of the task), so the Worker
+   * handles them in one turn and its session packs them into as few datagrams as fit. The payload is copied now, as
+   * `ClientSession.send` encodes it now: a buffer the caller reuses after the call (an ack or input packet builder's
+   * scratch) cannot change what is sent; a byte payload's copy is transferred, not copied again. Returns true: what the Worker's session drops (congestion, budget, disconnected) is counted in
    * `stats.drops` and reported to `onDrop`, and what it refuses (too large, queue full) is an `error` event.
    */
   send<T>(type: MessageType<T>, payload: T, options: SendOptions = {}): boolean {
@@ -194,7 +198,14 @@ export class WorkerClientSession implements SessionClient {
     const t = this.register(type);
     const channel = options.channel ?? t.channel ?? 'reliable';
     if (!this.channelNames.has(channel)) throw new TypeError(`unknown channel '${channel}'`);
-    this.post({ q: 'send', b: [[wireType(t), payload, options.channel, options.key]] });
+    let copy: unknown;
+    if (payload instanceof Uint8Array) {
+      const own = payload.slice();
+      this.sendTransfer.push(own.buffer);
+      copy = own;
+    } else copy = typeof payload === 'object' && payload !== null ? structuredClone(payload) : payload;
+    this.sendBatch.push([wireType(t), copy, options.channel, options.key]);
+    if (this.sendBatch.length === 1) queueMicrotask(() => this.flushSends());
     return true;
   }
 
@@ -229,7 +240,18 @@ export class WorkerClientSession implements SessionClient {
     return type;
   }
 
+  private flushSends(): void {
+    if (this.sendBatch.length === 0) return;
+    const b = this.sendBatch;
+    const transfer = this.sendTransfer;
+    this.sendBatch = [];
+    this.sendTransfer = [];
+    this.port.postMessage({ q: 'send', b } satisfies PageToWorker, transfer);
+  }
+
   private post(m: PageToWorker): void {
+    // Sends already made go first: a close or a drained() after them must find them in the Worker's session.
+    this.flushSends();
     this.port.postMessage(m);
   }
 
