@@ -287,7 +287,10 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
       const rctx = trace.setSpan(ctx, recv);
       const proc = tracer.startSpan(
         n.process,
-        { kind: SpanKind.INTERNAL, attributes: messageAttributes('process', channel, message, bytes, session) },
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: messageAttributes('process', channel, message, bytes, session),
+        },
         rctx,
       );
       const pctx = trace.setSpan(rctx, proc);
