@@ -47,6 +47,8 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'pin',
           'levels',
           'snapshots',
+          'only',
+          'batch',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },
