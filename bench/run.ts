@@ -50,8 +50,9 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'levels',
           'snapshots',
           'nice',
-          // faults: only the faults whose names contain one of these words.
+          // faults: the faults whose names contain one of these words; micro: codecs or tracing.
           'only',
+          'batch',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },

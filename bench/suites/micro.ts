@@ -6,6 +6,7 @@
  */
 import b from 'benny';
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
+import { numArg } from '../lib/pair.js';
 import { round } from '../lib/suite-util.js';
 import { measureTracingCost } from '../lib/tracing-cost.js';
 
@@ -220,7 +221,13 @@ const suite: BenchSuite = {
       `benny (benchmark.js): maxTime ${maxTime} s, minSamples ${minSamples} per case; margin is the relative margin of error (%).`,
     ];
     const ops = new Map<string, number>();
-    for (const make of [varintGroup, qpackGroup, msgpackGroup, wsFramingGroup, deltaGroup]) {
+    // `--only codecs` or `--only tracing`: one part of the suite.
+    const only = typeof ctx.args.only === 'string' ? ctx.args.only : undefined;
+    if (only !== undefined && only !== 'codecs' && only !== 'tracing')
+      throw new RangeError(`--only must be codecs or tracing, got ${only}`);
+    const codecGroups =
+      only === 'tracing' ? [] : [varintGroup, qpackGroup, msgpackGroup, wsFramingGroup, deltaGroup];
+    for (const make of codecGroups) {
       const g = await make();
       if ('missing' in g) {
         notes.push(`${g.group}: not measured (${g.missing})`);
@@ -259,18 +266,22 @@ const suite: BenchSuite = {
         });
       }
     }
-    ctx.progress('tracing: off / unsampled / sampled');
-    const tracing = await measureTracingCost({
-      rounds: ctx.quick ? 11 : 31,
-      batch: ctx.quick ? 4000 : 8000,
-      progress: ctx.progress,
-    });
-    notes.push(...tracing.notes);
     const codecRows = [...rows];
-    rows.push(...tracing.rows);
+    const tracing =
+      only === 'codecs'
+        ? undefined
+        : await measureTracingCost({
+            rounds: numArg(ctx.args, 'rounds', ctx.quick ? 25 : 81),
+            batch: numArg(ctx.args, 'batch', ctx.quick ? 2000 : 4000),
+            progress: ctx.progress,
+          });
+    if (tracing) {
+      notes.push(...tracing.notes);
+      rows.push(...tracing.rows);
+    }
     return {
       rows,
-      ratios: tracing.ratios,
+      ratios: tracing?.ratios ?? {},
       goals: {
         tracing_unsampled_overhead: {
           op: '<=',
@@ -278,25 +289,29 @@ const suite: BenchSuite = {
           note: 'issue #16: tracing registered but unsampled costs at most 3 % of messages per second',
         },
       },
-      charts: [
-        {
-          file: 'ops',
-          title: 'Codec operations per second',
-          categories: codecRows
-            .filter((r) => r.extra?.['ops/s'] !== undefined)
-            .map((r) => String(r.params?.short ?? r.name)),
-          unit: 'ops/s',
-          logY: true,
-          series: [
-            {
-              name: 'ops/s',
-              values: codecRows
-                .filter((r) => r.extra?.['ops/s'] !== undefined)
-                .map((r) => Number(r.extra!['ops/s'])),
-            },
-          ],
-        },
-      ],
+      // No chart when only the tracing part ran.
+      charts:
+        codecRows.length === 0
+          ? []
+          : [
+              {
+                file: 'ops',
+                title: 'Codec operations per second',
+                categories: codecRows
+                  .filter((r) => r.extra?.['ops/s'] !== undefined)
+                  .map((r) => String(r.params?.short ?? r.name)),
+                unit: 'ops/s',
+                logY: true,
+                series: [
+                  {
+                    name: 'ops/s',
+                    values: codecRows
+                      .filter((r) => r.extra?.['ops/s'] !== undefined)
+                      .map((r) => Number(r.extra!['ops/s'])),
+                  },
+                ],
+              },
+            ],
       notes,
     };
   },

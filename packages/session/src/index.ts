@@ -127,9 +127,9 @@ export {
   type EstablishTrace,
   FLAG_TRACE,
   isTraceContext,
-  type MessageTraceInfo,
   type SendTrace,
   type SessionTracer,
+  type TraceSession,
   TRACE_CONTEXT_BYTES,
   type TransportAttemptInfo,
 } from './tracing.js';

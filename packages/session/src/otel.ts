@@ -10,8 +10,10 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type Tracer,
   type TracerProvider,
@@ -21,11 +23,11 @@ import {
 import {
   type EstablishTrace,
   isTraceContext,
-  type MessageTraceInfo,
   type SendTrace,
   type SessionTracer,
   TRACE_CONTEXT_BYTES,
   TRACE_CONTEXT_VERSION,
+  type TraceSession,
 } from './tracing.js';
 
 /** A decoded trace context (W3C Trace Context §3.2), ids in lowercase hex as OpenTelemetry spells them. */
@@ -91,14 +93,18 @@ function bounded(s: string | undefined): string {
 /**
  * The context of the handler running now. Handlers run synchronously inside the receive span; tracking it here
  * makes what they send join the trace without a context manager (the browser has none by default). When one is
- * registered, `context.active()` gives the same context.
+ * registered, `context.active()` gives the same context. With `currentSpan` set, the handler's context is `current`
+ * with that span in it, made only when a handler sends (see `receive` in {@link otelTracing}).
  */
 let current: Context | undefined;
+let currentSpan: Span | undefined;
 
 function parentContext(): Context {
   const active = context.active();
-  if (current && !trace.getSpan(active)) return current;
-  return active;
+  if (current === undefined) return active;
+  // A span a context manager made active inside the handler (an application's own) is the nearer parent.
+  if (active !== current && trace.getSpan(active)) return active;
+  return currentSpan ? trace.setSpan(current, currentSpan) : current;
 }
 
 /**
@@ -108,11 +114,14 @@ function parentContext(): Context {
 export function withSpan<T>(span: Span, fn: () => T): T {
   const ctx = trace.setSpan(parentContext(), span);
   const before = current;
+  const beforeSpan = currentSpan;
   current = ctx;
+  currentSpan = undefined;
   try {
     return context.with(ctx, fn);
   } finally {
     current = before;
+    currentSpan = beforeSpan;
   }
 }
 
@@ -121,19 +130,58 @@ export function startSpan(tracer: Tracer, name: string, kind: SpanKind, attribut
   return tracer.startSpan(name, { kind, attributes }, parentContext());
 }
 
-function messageAttributes(info: MessageTraceInfo, operation: string): Attributes {
+function messageAttributes(
+  operation: string,
+  channel: string,
+  message: string,
+  bytes: number,
+  session: TraceSession,
+): Attributes {
   const a: Attributes = {
     'messaging.system': 'quiver',
     'messaging.operation.type': operation,
     'messaging.operation.name': operation,
-    'messaging.destination.name': bounded(info.channel),
-    'messaging.message.body.size': info.bytes,
-    'quiver.message.type': bounded(info.message),
+    'messaging.destination.name': bounded(channel),
+    'messaging.message.body.size': bytes,
+    'quiver.message.type': bounded(message),
   };
-  if (info.transport) a['network.protocol.name'] = info.transport;
-  if (info.sessionId) a['quiver.session.id'] = bounded(info.sessionId);
+  const transport = session.transport();
+  if (transport) a['network.protocol.name'] = transport;
+  const id = session.sessionId();
+  if (id) a['quiver.session.id'] = bounded(id);
   return a;
 }
+
+/** The span names of one channel (messaging conventions: `{operation} {destination}`). */
+interface ChannelSpanNames {
+  send: string;
+  write: string;
+  receive: string;
+  process: string;
+}
+
+/**
+ * Most channels whose span names are kept. Channels are the session's configuration, a handful; the bound only
+ * keeps the table finite whatever names come by.
+ */
+const MAX_NAMED_CHANNELS = 256;
+
+/** Span names per channel, made on first use: a message costs a map lookup, no string building. */
+function spanNames(): (channel: string) => ChannelSpanNames {
+  const names = new Map<string, ChannelSpanNames>();
+  return (channel) => {
+    let n = names.get(channel);
+    if (n === undefined) {
+      const c = bounded(channel);
+      n = { send: `send ${c}`, write: `write ${c}`, receive: `receive ${c}`, process: `process ${c}` };
+      if (names.size < MAX_NAMED_CHANNELS) names.set(channel, n);
+    }
+    return n;
+  };
+}
+
+const SEND: SpanOptions = { kind: SpanKind.PRODUCER };
+const RECEIVE: SpanOptions = { kind: SpanKind.CONSUMER };
 
 function fail(span: Span, error: unknown): void {
   if (error instanceof Error) span.recordException(error);
@@ -155,18 +203,20 @@ const done = () => {};
 export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
   const provider = options.tracerProvider ?? trace.getTracerProvider();
   const tracer = provider.getTracer(options.name ?? '@quiver/session');
+  const names = spanNames();
   return {
-    send(info: MessageTraceInfo): SendTrace | undefined {
+    send(channel, message, bytes, session): SendTrace | undefined {
       const parent = parentContext();
       // Attributes are set once the span turns out to record: an unsampled message allocates nothing for them
       // (samplers here decide on the parent and the name, not on attributes).
-      const span = tracer.startSpan(`send ${bounded(info.channel)}`, { kind: SpanKind.PRODUCER }, parent);
+      const n = names(channel);
+      const span = tracer.startSpan(n.send, SEND, parent);
       const sc = span.spanContext();
       const sampled = (sc.traceFlags & TraceFlags.SAMPLED) !== 0;
       if (!span.isRecording()) {
         span.end();
         if (!sampled) return undefined;
-      } else span.setAttributes(messageAttributes(info, 'send'));
+      } else span.setAttributes(messageAttributes('send', channel, message, bytes, session));
       const wire = sampled
         ? (encodeTraceParent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags }) ?? undefined)
         : undefined;
@@ -175,7 +225,7 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
         write(seq: number) {
           if (!span.isRecording()) return done;
           const w = tracer.startSpan(
-            `write ${bounded(info.channel)}`,
+            n.write,
             { kind: SpanKind.INTERNAL, attributes: { 'quiver.message.seq': seq } },
             trace.setSpan(parent, span),
           );
@@ -192,7 +242,15 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
       };
     },
 
-    receive(info: MessageTraceInfo, wire: Uint8Array | undefined, run: () => void): void {
+    receive<R>(
+      channel: string,
+      message: string,
+      bytes: number,
+      session: TraceSession,
+      wire: Uint8Array | undefined,
+      run: (message: string, payload: unknown) => R,
+      payload: unknown,
+    ): R {
       let ctx = context.active();
       const parent = wire ? decodeTraceParent(wire) : null;
       if (parent) {
@@ -203,29 +261,52 @@ export function otelTracing(options: OtelTracingOptions = {}): SessionTracer {
           isRemote: true,
         });
       }
-      const recv = tracer.startSpan(`receive ${bounded(info.channel)}`, { kind: SpanKind.CONSUMER }, ctx);
+      const n = names(channel);
+      const recv = tracer.startSpan(n.receive, RECEIVE, ctx);
+      if (!recv.isRecording()) {
+        // The API's no-op tracer (no SDK registered): there is no context to give the handlers.
+        if (recv.spanContext() === INVALID_SPAN_CONTEXT) return run(message, payload);
+        // Unsampled: the span is still the parent of what the handlers send (parent-based samplers keep those
+        // unsampled too), but its context is made only if they send, and it is not entered into the context
+        // manager. A context and a context-manager scope per message would cost more than the rest of the
+        // unsampled path, for a span nobody records; work a handler starts asynchronously sees the context that
+        // was active around the receive instead.
+        const before = current;
+        const beforeSpan = currentSpan;
+        current = ctx;
+        currentSpan = recv;
+        try {
+          return run(message, payload);
+        } finally {
+          current = before;
+          currentSpan = beforeSpan;
+          recv.end();
+        }
+      }
+      recv.setAttributes(messageAttributes('receive', channel, message, bytes, session));
       const rctx = trace.setSpan(ctx, recv);
-      // Not recorded: the handlers still run in its context (an unsampled parent, which keeps their sends
-      // unsampled under parent-based samplers), but no process span is made.
-      const proc = recv.isRecording()
-        ? tracer.startSpan(
-            `process ${bounded(info.channel)}`,
-            { kind: SpanKind.INTERNAL, attributes: messageAttributes(info, 'process') },
-            rctx,
-          )
-        : undefined;
-      if (proc) recv.setAttributes(messageAttributes(info, 'receive'));
-      const pctx = proc ? trace.setSpan(rctx, proc) : rctx;
+      const proc = tracer.startSpan(
+        n.process,
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: messageAttributes('process', channel, message, bytes, session),
+        },
+        rctx,
+      );
+      const pctx = trace.setSpan(rctx, proc);
       const before = current;
+      const beforeSpan = currentSpan;
       current = pctx;
+      currentSpan = undefined;
       try {
-        context.with(pctx, run);
+        return context.with(pctx, run, undefined, message, payload);
       } catch (err) {
-        if (proc) fail(proc, err);
+        fail(proc, err);
         throw err;
       } finally {
         current = before;
-        proc?.end();
+        currentSpan = beforeSpan;
+        proc.end();
         recv.end();
       }
     },

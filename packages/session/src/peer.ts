@@ -37,7 +37,7 @@ import {
   type SendOptions,
 } from './peer-options.js';
 import { Receiver, type ReceiverHost } from './receiver.js';
-import { FLAG_TRACE, type MessageTraceInfo } from './tracing.js';
+import { FLAG_TRACE, type TraceSession } from './tracing.js';
 
 export { channelMode } from './channels.js';
 export { ControlStream, type HandshakeTables, Link } from './link.js';
@@ -307,12 +307,15 @@ export abstract class Peer<S> {
     };
     const tracer = this.options.tracing;
     if (tracer) {
-      msg.trace = tracer.send(this.traceInfo(ch.name, msg.name, bytes.length));
-      const wire = msg.trace?.wire;
-      if (wire) {
-        msg.tp = wire;
-        msg.flags |= FLAG_TRACE;
-        msg.size += wire.length + 2;
+      const trace = tracer.send(ch.name, msg.name, bytes.length, this.traceSession);
+      if (trace) {
+        msg.trace = trace;
+        const wire = trace.wire;
+        if (wire) {
+          msg.tp = wire;
+          msg.flags |= FLAG_TRACE;
+          msg.size += wire.length + 2;
+        }
       }
     }
     if (!ch.reliable) return this.sendDatagram(ch, msg);
@@ -320,16 +323,14 @@ export abstract class Peer<S> {
     return true;
   }
 
-  /** What a span of a message on this session is about. */
-  private traceInfo(channel: string, message: string, bytes: number): MessageTraceInfo {
-    return {
-      message,
-      channel,
-      bytes,
-      transport: this.link?.session.transport,
-      sessionId: this.sessionIdForTrace,
-    };
-  }
+  /** What spans of this session's messages are about: made once, read only by spans that record. */
+  private readonly traceSession: TraceSession = {
+    transport: () => this.link?.session.transport,
+    sessionId: () => this.sessionIdForTrace,
+  };
+
+  /** The handlers' call for the tracer, made once rather than a closure per message. */
+  private readonly dispatchTraced = (name: string, payload: unknown): boolean => this.dispatch(name, payload);
 
   /** The server's id of the session, once known (attributes of spans). */
   protected abstract get sessionIdForTrace(): string | undefined;
@@ -651,12 +652,9 @@ export abstract class Peer<S> {
     this.stats.bytesIn[channel] = (this.stats.bytesIn[channel] ?? 0) + bytes.length;
     this.sink?.message(channel, 'in', bytes.length);
     const tracer = this.options.tracing;
-    let handled = false;
-    if (tracer) {
-      tracer.receive(this.traceInfo(channel, name, bytes.length), parent, () => {
-        handled = this.dispatch(name, payload);
-      });
-    } else handled = this.dispatch(name, payload);
+    const handled = tracer
+      ? tracer.receive(channel, name, bytes.length, this.traceSession, parent, this.dispatchTraced, payload)
+      : this.dispatch(name, payload);
     if (!handled) this.drop('unhandled', { message: name, channel });
   }
 

@@ -41,18 +41,15 @@ export function isTraceContext(value: unknown): value is Uint8Array {
   return trace !== 0 && span !== 0;
 }
 
-/** What a span of a message is about. Values are bounded by the tracer (names from the message tables). */
-export interface MessageTraceInfo {
-  /** The message type's name. */
-  message: string;
-  /** The channel's name (a messaging destination). */
-  channel: string;
-  /** Encoded payload bytes. */
-  bytes: number;
+/**
+ * The session a traced message belongs to: one object per session, read by the tracer only when a span records, so
+ * that a message that is not recorded costs no object for its description.
+ */
+export interface TraceSession {
   /** The transport carrying the session, when connected. */
-  transport: string | undefined;
+  transport(): string | undefined;
   /** The server's id for the session, once known. */
-  sessionId: string | undefined;
+  sessionId(): string | undefined;
 }
 
 /** The span of one message being sent. */
@@ -82,16 +79,28 @@ export interface TransportAttemptInfo {
   error?: string;
 }
 
-/** What the session layer calls when tracing; `@quiver/session/otel` implements it on OpenTelemetry. */
+/**
+ * What the session layer calls when tracing; `@quiver/session/otel` implements it on OpenTelemetry. Both message
+ * hooks take their description as arguments (channel and message type names from the message tables, encoded
+ * payload bytes) rather than as an object: they run for every message, traced or not.
+ */
 export interface SessionTracer {
   /** A message is sent; undefined when nothing records or propagates it. */
-  send(info: MessageTraceInfo): SendTrace | undefined;
+  send(channel: string, message: string, bytes: number, session: TraceSession): SendTrace | undefined;
   /**
    * A message arrived, carrying `parent` (a valid envelope context, see {@link isTraceContext}) when its sender's
-   * span was sampled. `run` delivers it to the handlers and
-   * must be called once, synchronously, inside the receive span, so that what the handlers send joins the trace.
+   * span was sampled. The tracer calls `run(message, payload)` once, synchronously, inside the receive span (so
+   * that what the handlers send joins the trace) and returns what it returned.
    */
-  receive(info: MessageTraceInfo, parent: Uint8Array | undefined, run: () => void): void;
+  receive<R>(
+    channel: string,
+    message: string,
+    bytes: number,
+    session: TraceSession,
+    parent: Uint8Array | undefined,
+    run: (message: string, payload: unknown) => R,
+    payload: unknown,
+  ): R;
   /** A session is being established (`client`: connect and race; `server`: accept and handshake). */
   establish(side: 'client' | 'server', attributes: Record<string, string | number | boolean>): EstablishTrace;
 }

@@ -10,6 +10,7 @@ import {
   InMemorySpanExporter,
   type ReadableSpan,
   type Sampler,
+  SamplingDecision,
   SimpleSpanProcessor,
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
@@ -202,6 +203,54 @@ describe('OpenTelemetry tracing of messages', () => {
   });
 });
 
+describe('unsampled receive', () => {
+  it('is still the parent of what the handler sends, though nothing of it is recorded', async () => {
+    // Receive spans are dropped by the sampler, everything else is recorded: the handler's send must be a child of
+    // the unsampled receive span (its trace id), not a root of its own.
+    const seen: { name: string; traceId: string }[] = [];
+    const sampler: Sampler = {
+      shouldSample: (_ctx, traceId, name) => {
+        seen.push({ name, traceId });
+        return {
+          decision: name.startsWith('receive')
+            ? SamplingDecision.NOT_RECORD
+            : SamplingDecision.RECORD_AND_SAMPLED,
+        };
+      },
+      toString: () => 'receive-off',
+    };
+    const listener = await websocket.listen();
+    const serverEnd = recorder(sampler);
+    const server = createSessionServer({
+      listeners: [listener],
+      messages: [Chat],
+      tracing: serverEnd.tracing,
+    });
+    cleanups.push(async () => {
+      await server.close();
+      await listener.close();
+    });
+    server.on(Chat, (p, from) => from.send(Chat, p));
+    const c = await connect(websocket.url(listener.address.port, '/'), {
+      connector: websocket.connector,
+      messages: [Chat],
+    });
+    cleanups.push(() => c.close());
+    const got: unknown[] = [];
+    c.on(Chat, (p) => got.push(p));
+    c.send(Chat, { text: 'echo' });
+    await until(() => got.length === 1, 'echo');
+    await serverEnd.provider.forceFlush();
+    const spans = serverEnd.exporter.getFinishedSpans();
+    expect(spans.filter((s) => s.name.startsWith('receive') || s.name.startsWith('process'))).toEqual([]);
+    const recv = seen.filter((x) => x.name === 'receive reliable');
+    expect(recv).toHaveLength(1);
+    const send = one(spans, 'send reliable', SpanKind.PRODUCER);
+    expect(send.parentSpanContext?.traceId).toBe(recv[0].traceId);
+    expect(send.spanContext().traceId).toBe(recv[0].traceId);
+  });
+});
+
 /** Wraps a connector: every chunk the client writes on a unidirectional stream or as a datagram is recorded. */
 function recording(inner: Connector, wire: { streams: Uint8Array[]; datagrams: Uint8Array[] }): Connector {
   const tee = (w: WritableStream<Uint8Array>, into: Uint8Array[]) => {
@@ -318,7 +367,7 @@ describe('trace context on the wire', () => {
       messages: [Chat],
       tracing: {
         send: () => ({ wire: bad[i++], write: () => () => {}, end: () => {} }),
-        receive: (_i, _p, run) => run(),
+        receive: (_c, message, _b, _s, _p, run, payload) => run(message, payload),
         establish: () => ({ event: () => {}, attempts: () => {}, end: () => {} }),
       },
     });
