@@ -74,6 +74,11 @@ export interface QuicEngineConnection {
   write(streamId: number, data: Uint8Array, fin: boolean): void;
   /** Bytes accepted by `write` and not yet taken by the QUIC library. */
   queuedBytes(streamId: number): number;
+  /**
+   * True once `write` drops what it is given for the stream: the peer stopped it (RFC 9000 §3.5), the library
+   * refused it, or the connection closed. The event that says why (STOP_SENDING, the close) may come later.
+   */
+  sendRefused(streamId: number): boolean;
   /** Ask for `onStreamDrained` once the stream's queue falls to half its high-water mark. */
   waitDrained(streamId: number): void;
   /** Watch a stream we send on for STOP_SENDING while it is idle. */

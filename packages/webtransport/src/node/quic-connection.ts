@@ -182,6 +182,10 @@ export class QuicConnection implements QuicEngineConnection {
     if (st.queue.length === 0 && !st.fin && !st.stopped) this.idleTracked.add(streamId);
   }
 
+  sendRefused(streamId: number): boolean {
+    return this.closed || (this.sends.get(streamId)?.stopped ?? false);
+  }
+
   /** Queue bytes (and FIN) for a stream; a new local stream id opens that stream (RFC 9000 §2.1). */
   write(streamId: number, data: Uint8Array, fin: boolean): void {
     let st = this.sends.get(streamId);

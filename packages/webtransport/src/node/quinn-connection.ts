@@ -189,6 +189,12 @@ export class QuinnConnection implements QuicEngineConnection {
     this.ep.kickSoon();
   }
 
+  sendRefused(streamId: number): boolean {
+    const st = this.sends.get(streamId);
+    // `done` with no FIN of ours: refused (stopped, reset or failed), not finished.
+    return this.closed || (st !== undefined && st.done && !st.fin);
+  }
+
   queuedBytes(streamId: number): number {
     return this.sends.get(streamId)?.queued ?? 0;
   }

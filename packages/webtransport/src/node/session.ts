@@ -147,6 +147,13 @@ export class WtStream {
     if (data.length === 0) return undefined;
     const conn = this.session.conn;
     conn.sendStreamData(this.streamId, data, false);
+    // The engine drops what a stopped stream or a closing connection is given, and the event that says so
+    // (STOP_SENDING, the close) is still to come. Resolving now would let a writer loop go on in microtasks and never
+    // yield to that event (a hang): the write waits for it instead, and it settles the write.
+    if (conn.sendRefused(this.streamId)) {
+      this.drained ??= deferred<void>();
+      return this.drained.promise;
+    }
     if (conn.queuedBytes(this.streamId) <= this.session.limits.streamWriteHighWaterMark) return undefined;
     this.drained = deferred<void>();
     conn.waitDrained(this.streamId);

@@ -388,6 +388,10 @@ export class WtConnection implements QuicConnectionHandler {
     return this.quic.queuedBytes(streamId);
   }
 
+  sendRefused(streamId: number): boolean {
+    return this.quic.sendRefused(streamId);
+  }
+
   waitDrained(streamId: number): void {
     this.quic.waitDrained(streamId);
   }
