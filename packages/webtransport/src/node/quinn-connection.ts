@@ -116,7 +116,7 @@ export class QuinnConnection implements QuicEngineConnection {
   // --- QuicEngineConnection ---
 
   write(streamId: number, data: Uint8Array, fin: boolean): void {
-    if (this.preset !== undefined && this.preset.has(streamId)) {
+    if (this.preset?.has(streamId)) {
       const rest = this.confirmPreset(streamId, data);
       if (rest === undefined || (rest.length === 0 && !fin)) return;
       data = rest;
