@@ -149,14 +149,15 @@ class ClientAttempt {
       },
       onClosed: (_c, info) => {
         // Before the session existed (TLS failure, refused connection, timeout) nothing else reports the end.
-        this.fail(
-          new QuiverTransportError(
-            info.timedOut
-              ? 'QUIC handshake or idle timeout'
-              : `connection closed by the ${info.local ? 'client' : 'server'} (${info.isApp ? 'application' : 'transport'} code ${info.code}${info.reason ? `: ${info.reason}` : ''})`,
-            { source: 'session' },
-          ),
-        );
+        if (!this.done)
+          this.fail(
+            new QuiverTransportError(
+              info.timedOut
+                ? 'QUIC handshake or idle timeout'
+                : `connection closed by the ${info.local ? 'client' : 'server'} (${info.isApp ? 'application' : 'transport'} code ${info.code}${info.reason ? `: ${info.reason}` : ''})`,
+              { source: 'session' },
+            ),
+          );
         void this.releaseEndpoint();
       },
     });
@@ -178,14 +179,12 @@ class ClientAttempt {
       );
       if (!ok) problem = 'the server certificate does not match serverCertificateHashes';
       else {
-        const x = new X509Certificate(leaf);
-        const from = Date.parse(x.validFrom);
-        const to = Date.parse(x.validTo);
+        const { from, to, ec } = pinnedFacts(digest, leaf);
         const now = Date.now();
         if (to - from > MAX_PINNED_VALIDITY_MS)
           problem = 'a pinned certificate must be valid for at most 14 days';
         else if (now < from || now > to) problem = 'the pinned certificate is not currently valid';
-        else if (x.publicKey.asymmetricKeyType !== 'ec') problem = 'a pinned certificate must use ECDSA';
+        else if (!ec) problem = 'a pinned certificate must use ECDSA';
       }
     } else if (noVerification) {
       problem = 'no serverCertificateHashes and no CA: refusing an unverified server';
@@ -232,6 +231,35 @@ class ClientAttempt {
     this.o.signal?.removeEventListener('abort', this.onAbort);
     await this.endpoint?.release();
   }
+}
+
+interface PinnedFacts {
+  from: number;
+  to: number;
+  ec: boolean;
+}
+/** Facts of pinned certificates by SHA-256, so that reconnecting to a server does not parse its leaf again. */
+const pinnedCache = new Map<string, PinnedFacts>();
+const PINNED_CACHE_SIZE = 32;
+
+/**
+ * Validity and key type of a pinned leaf (W3C WebTransport §6.2). Parsing it (`X509Certificate`) costs about as
+ * much CPU as the rest of a session's setup; the facts depend only on the certificate's bytes, named by `digest`.
+ */
+function pinnedFacts(digest: Buffer, leaf: Uint8Array): PinnedFacts {
+  const key = digest.toString('latin1');
+  let f = pinnedCache.get(key);
+  if (!f) {
+    const x = new X509Certificate(leaf);
+    f = {
+      from: Date.parse(x.validFrom),
+      to: Date.parse(x.validTo),
+      ec: x.publicKey.asymmetricKeyType === 'ec',
+    };
+    if (pinnedCache.size >= PINNED_CACHE_SIZE) pinnedCache.delete(pinnedCache.keys().next().value!);
+    pinnedCache.set(key, f);
+  }
+  return f;
 }
 
 const IGNORE_EVENTS: QuicConnectionHandler = {

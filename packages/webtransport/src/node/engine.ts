@@ -143,6 +143,14 @@ export interface EngineServerOptions {
   streamHighWaterMark: number;
   streamTailHoldMs: number;
   /**
+   * What the glue writes first on every connection, on its first unidirectional streams in order (the HTTP/3
+   * control stream with SETTINGS, the QPACK streams: RFC 9114 §6.2, RFC 9204 §4.2), identical for all
+   * connections of the listener. An engine may send these bytes itself in its 0.5-RTT flight, before the glue's
+   * first turn; the glue's own writes of the same bytes then only confirm them (a difference closes the
+   * connection with H3_INTERNAL_ERROR). Engines may ignore it.
+   */
+  halfRttStreams?: readonly Uint8Array[];
+  /**
    * A new connection arrives: return false to refuse it (no state is kept). The connection's handler must be
    * set before this returns.
    */

@@ -32,6 +32,8 @@ const REFUSALS: DatagramRefusal[] = ['closed', 'congestion', 'too-large', 'close
 
 export interface QuinnConnectionCounters {
   streamSendErrors: number;
+  /** The glue wrote something else than the 0.5-RTT preamble the addon sent (a bug): the connection closed. */
+  preambleMismatches: number;
   datagramsSent: number;
   datagramsReceived: number;
 }
@@ -42,6 +44,7 @@ export class QuinnConnection implements QuicEngineConnection {
   established = false;
   readonly counters: QuinnConnectionCounters = {
     streamSendErrors: 0,
+    preambleMismatches: 0,
     datagramsSent: 0,
     datagramsReceived: 0,
   };
@@ -50,6 +53,8 @@ export class QuinnConnection implements QuicEngineConnection {
   private readonly pending = new Set<number>();
   /** Cached maxDatagram(), -1 when stale (refreshed on each batch of events). */
   private maxDgram = -1;
+  /** Server: bytes the addon sent on our first streams at 0.5-RTT that the glue's first writes repeat. */
+  private preset: Map<number, Uint8Array> | undefined;
 
   constructor(
     private readonly ep: QuinnEndpoint,
@@ -72,6 +77,13 @@ export class QuinnConnection implements QuicEngineConnection {
     this.handler.onFlush();
     if (this.pending.size > 0) this.retryPending();
     this.ep.kickSoon();
+  }
+
+  /** The addon wrote `bytes` on the stream already (EV_HALF_RTT): the glue's writes of them are confirmations. */
+  presetStream(streamId: number, bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.preset ??= new Map();
+    this.preset.set(streamId, bytes);
   }
 
   onWritable(streamId: number): void {
@@ -104,6 +116,11 @@ export class QuinnConnection implements QuicEngineConnection {
   // --- QuicEngineConnection ---
 
   write(streamId: number, data: Uint8Array, fin: boolean): void {
+    if (this.preset?.has(streamId)) {
+      const rest = this.confirmPreset(streamId, data);
+      if (rest === undefined || (rest.length === 0 && !fin)) return;
+      data = rest;
+    }
     let st = this.sends.get(streamId);
     if (!st) {
       st = { queue: [], queued: 0, fin: false, done: false, waiting: false };
@@ -134,6 +151,23 @@ export class QuinnConnection implements QuicEngineConnection {
     if (fin) st.fin = true;
     this.pending.add(streamId);
     this.ep.kickSoon();
+  }
+
+  /** What of `data` is left after the part the addon sent already; undefined when the bytes differ. */
+  private confirmPreset(streamId: number, data: Uint8Array): Uint8Array | undefined {
+    const preset = this.preset!;
+    const sent = preset.get(streamId)!;
+    const n = Math.min(sent.length, data.length);
+    if (Buffer.compare(sent.subarray(0, n), data.subarray(0, n)) !== 0) {
+      this.preset = undefined;
+      this.counters.preambleMismatches++;
+      this.close(H3_INTERNAL_ERROR, 'stream preamble mismatch');
+      return undefined;
+    }
+    if (n === sent.length) preset.delete(streamId);
+    else preset.set(streamId, sent.subarray(n));
+    if (preset.size === 0) this.preset = undefined;
+    return data.subarray(n);
   }
 
   private refused(streamId: number, st: SendState, code: number): void {
@@ -312,3 +346,5 @@ export class QuinnConnection implements QuicEngineConnection {
 }
 
 const EMPTY = new Uint8Array(0);
+/** RFC 9114 §8.1. */
+const H3_INTERNAL_ERROR = 0x102;

@@ -19,6 +19,8 @@ export interface QuinnAddon {
     params: Float64Array,
     certPem: string,
     keyPem: string,
+    /** The 0.5-RTT stream contents: (u32 little-endian length, bytes) per stream; see `halfRttStreams`. */
+    preamble: Uint8Array | null,
     onEvents: (batch: Buffer) => void,
   ): number;
   createClient(
@@ -88,6 +90,8 @@ export class QuinnEndpoint {
     readonly addon: QuinnAddon,
     readonly isServer: boolean,
     private readonly highWaterMark: number,
+    /** Server: what the addon writes on each connection's first unidirectional streams at 0.5-RTT. */
+    readonly preamble: readonly Uint8Array[] = [],
   ) {}
 
   get local(): Host {
@@ -121,6 +125,15 @@ export class QuinnEndpoint {
         }
         case EV_HALF_RTT:
         case EV_CONNECTED:
+          if (ty === EV_HALF_RTT) {
+            // How many bytes of each preamble stream the addon wrote; the glue's identical writes confirm them.
+            const n = batch[o];
+            if (c && !c.closed) {
+              for (let i = 0; i < n && i < this.preamble.length; i++)
+                c.presetStream(3 + 4 * i, this.preamble[i].subarray(0, dv.getUint32(o + 1 + 4 * i, true)));
+            }
+            o += 1 + 4 * n;
+          }
           if (c && !c.closed && !c.established && (ty === EV_CONNECTED) !== this.isServer) {
             // Server: the handshake flight is out and 1-RTT keys are ready, so SETTINGS and the stream
             // preambles leave in the 0.5-RTT flight. Client: the handshake completed (RFC 9001 §4.1.1).

@@ -57,6 +57,18 @@ function params(t: EngineTransportOptions, socketBufferBytes: number): Float64Ar
   ]);
 }
 
+/** (u32 little-endian length, bytes) per stream, as `createServer` takes it. */
+function framePreamble(streams: readonly Uint8Array[]): Uint8Array {
+  const out = Buffer.alloc(streams.reduce((n, s) => n + 4 + s.length, 0));
+  let o = 0;
+  for (const s of streams) {
+    o = out.writeUInt32LE(s.length, o);
+    out.set(s, o);
+    o += s.length;
+  }
+  return out;
+}
+
 const text = (v: string | Uint8Array): string =>
   typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
 
@@ -65,13 +77,15 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
     name: 'quinn',
 
     async listen(o: EngineServerOptions) {
-      const ep = new QuinnEndpoint(addon, true, o.streamHighWaterMark);
+      const preamble = o.halfRttStreams ?? [];
+      const ep = new QuinnEndpoint(addon, true, o.streamHighWaterMark, preamble);
       ep.handle = addon.createServer(
         o.host,
         o.port,
         params(o.transport, o.socketBufferBytes),
         text(o.cert),
         text(o.key),
+        preamble.length > 0 ? framePreamble(preamble) : null,
         ep.onEvents,
       );
       ep.onNew = (conn) => o.accept(conn);

@@ -137,6 +137,7 @@ export async function createWebTransportListener(
     socketBufferBytes: o.socketBufferBytes,
     streamHighWaterMark: sessionLimits.streamWriteHighWaterMark,
     streamTailHoldMs: sessionLimits.streamTailHoldMs,
+    halfRttStreams: serverPreamble(options.limits),
     accept: (quic) => listener?.accept(quic) ?? false,
   });
   listener = new Listener(engine.name as EngineName, server, o, sessionLimits, options.limits);
@@ -144,6 +145,23 @@ export async function createWebTransportListener(
     `WebTransport listener on udp://${server.address.host}:${server.address.port} (QUIC engine: ${engine.name})`,
   );
   return listener;
+}
+
+/**
+ * The bytes a server connection's core writes on its own unidirectional streams when it starts (control stream
+ * and SETTINGS, QPACK streams), in order: the same for every connection of the listener, which creates its
+ * cores with the same options (`accept`), so an engine can put them in the 0.5-RTT flight.
+ */
+function serverPreamble(limits: Partial<H3Limits> | undefined): Uint8Array[] {
+  const h3 = createH3Connection({ role: 'server', limits });
+  h3.start();
+  const out: Uint8Array[] = [];
+  for (const c of h3.drainCommands()) {
+    // RFC 9000 §2.1: server-initiated unidirectional streams are 3, 7, 11, ... in the order they are opened.
+    if (c.type !== 'stream-write' || c.fin || c.streamId !== 3 + 4 * out.length) break;
+    out.push(c.data);
+  }
+  return out;
 }
 
 class Listener implements WebTransportListener {

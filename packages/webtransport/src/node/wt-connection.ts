@@ -115,11 +115,13 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   onClosed(info: QuicCloseInfo): void {
-    const why = info.timedOut
-      ? 'idle timeout'
-      : `connection closed (${info.local ? 'local' : 'peer'} ${info.isApp ? 'application' : 'transport'} code ${info.code}${info.reason ? `: ${info.reason}` : ''})`;
-    const err = new QuiverTransportError(why, { source: 'session' });
-    for (const s of [...this.sessions.values()]) s.finish(undefined, err);
+    if (this.sessions.size > 0) {
+      const why = info.timedOut
+        ? 'idle timeout'
+        : `connection closed (${info.local ? 'local' : 'peer'} ${info.isApp ? 'application' : 'transport'} code ${info.code}${info.reason ? `: ${info.reason}` : ''})`;
+      const err = new QuiverTransportError(why, { source: 'session' });
+      for (const s of [...this.sessions.values()]) s.finish(undefined, err);
+    }
     this.pendingRequests.clear();
     this.owner.onClosed(this, info);
   }

@@ -130,6 +130,7 @@ extern "C" fn call_js(env: napi_env, js_cb: napi_value, context: *mut c_void, _d
     if batch.is_empty() {
         return;
     }
+    crate::trace::trace!("js takes {} bytes", batch.len());
     let buf = buffer(env, &batch);
     let mut result: napi_value = ptr::null_mut();
     unsafe { napi_call_function(env, undefined(env), js_cb, 1, &buf, &mut result) };
@@ -153,6 +154,7 @@ fn start(
     p: &Params,
     server: Option<ServerConfig>,
     client: Option<ClientConfig>,
+    preamble: Vec<Vec<u8>>,
     on_events: napi_value,
 ) -> Result<napi_value, String> {
     let ip: IpAddr = host.parse().map_err(|_| format!("host must be an IP address, got {host}"))?;
@@ -160,6 +162,7 @@ fn start(
         .map_err(|e| format!("bind {host}:{port}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let opts = EndpointOptions {
+        preamble,
         transport: transport(p)?,
         server,
         client,
@@ -230,10 +233,35 @@ fn start(
     Ok(number(env, h as f64))
 }
 
-/// createServer(host, port, params: Float64Array, certPem, keyPem, onEvents) -> handle
+/// The server's 0.5-RTT stream contents: repeated (u32 little-endian length, bytes), one per unidirectional
+/// stream in the order they are opened. Small by construction (SETTINGS and stream types).
+fn parse_preamble(b: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    const MAX_STREAMS: usize = 8;
+    const MAX_BYTES: usize = 16 * 1024;
+    if b.len() > MAX_BYTES {
+        return Err("preamble: at most 16 KiB".into());
+    }
+    let mut out = Vec::new();
+    let mut o = 0;
+    while o < b.len() {
+        if o + 4 > b.len() || out.len() == MAX_STREAMS {
+            return Err("preamble: malformed".into());
+        }
+        let n = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
+        o += 4;
+        if n > b.len() - o {
+            return Err("preamble: malformed".into());
+        }
+        out.push(b[o..o + n].to_vec());
+        o += n;
+    }
+    Ok(out)
+}
+
+/// createServer(host, port, params: Float64Array, certPem, keyPem, preamble: Uint8Array | null, onEvents) -> handle
 extern "C" fn create_server(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let a = args::<6>(env, info).ok_or("createServer: 6 arguments expected")?;
+        let a = args::<7>(env, info).ok_or("createServer: 7 arguments expected")?;
         let host = get_string(env, a[0]).ok_or("host: string expected")?;
         let port = arg_u64(env, a[1], "port")?;
         let p = get_params(env, a[2])?;
@@ -245,7 +273,11 @@ extern "C" fn create_server(env: napi_env, info: napi_callback_info) -> napi_val
         sc.concurrent_connections(p.max_connections.clamp(1.0, 1_000_000.0) as u32);
         // No active migration: one socket, as with the quiche engine (RFC 9000 §9 disable_active_migration).
         sc.migration(false);
-        start(env, &host, port.min(65535) as u16, &p, Some(sc), None, a[5])
+        let preamble = match get_bytes(env, a[5]) {
+            Some(b) => parse_preamble(b)?,
+            None => Vec::new(),
+        };
+        start(env, &host, port.min(65535) as u16, &p, Some(sc), None, preamble, a[6])
     })
 }
 
@@ -261,7 +293,7 @@ extern "C" fn create_client(env: napi_env, info: napi_callback_info) -> napi_val
         let crypto = tls::client(ca.as_deref(), verify, ip_literal)?;
         let mut cc = ClientConfig::new(Arc::new(crypto));
         cc.transport_config(transport(&p)?);
-        start(env, &host, 0, &p, None, Some(cc), a[5])
+        start(env, &host, 0, &p, None, Some(cc), Vec::new(), a[5])
     })
 }
 

@@ -10,7 +10,7 @@
 //! I/O thread once per JS turn to build and send what was queued.
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{
-    ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, EndpointConfig, EndpointEvent, Event,
+    ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, Dir, EndpointConfig, EndpointEvent, Event,
     ServerConfig, Side, StreamEvent, StreamId, Transmit, TransportConfig, VarInt,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -20,10 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
+use crate::trace::trace;
 
 // Event records in the outbox (little-endian): u8 type, u32 connection id, then per type.
 pub const EV_NEW: u8 = 1; // server: a new connection; u16 len + peer address text
-pub const EV_HALF_RTT: u8 = 2; // server: handshake flight out, 1-RTT keys ready (0.5-RTT writes allowed)
+pub const EV_HALF_RTT: u8 = 2; // server: 1-RTT keys ready (0.5-RTT writes allowed); u8 n, n x u32 preamble bytes written
 pub const EV_CONNECTED: u8 = 3; // handshake complete
 pub const EV_DATA: u8 = 4; // u64 stream, u8 fin, u32 len, bytes
 pub const EV_RESET: u8 = 5; // u64 stream, u64 code
@@ -82,6 +83,9 @@ pub struct State {
     max_gso: usize,
     /// Event records built while the lock is held; moved to the outbox at the end of a round.
     events: Vec<u8>,
+    /// Server: the contents of the unidirectional streams every connection opens first (HTTP/3 control stream
+    /// with SETTINGS, QPACK streams), written in the 0.5-RTT flight (see `drive`).
+    preamble: Vec<Vec<u8>>,
     any_dirty: bool,
 }
 
@@ -98,6 +102,7 @@ pub struct Shared {
 }
 
 pub struct EndpointOptions {
+    pub preamble: Vec<Vec<u8>>,
     pub transport: Arc<TransportConfig>,
     pub server: Option<ServerConfig>,
     pub client: Option<ClientConfig>,
@@ -121,6 +126,7 @@ impl Shared {
         st.events.clear();
         drop(out);
         if !self.out_pending.swap(true, Ordering::AcqRel) {
+            trace!("notify js");
             (self.notify_js)();
         }
     }
@@ -183,6 +189,7 @@ impl State {
             next_id: 1,
             max_gso: 1,
             events: Vec::with_capacity(64 * 1024),
+            preamble: o.preamble.clone(),
             any_dirty: false,
         }
     }
@@ -320,7 +327,7 @@ impl State {
             }
             if c.dirty {
                 c.dirty = false;
-                if drive(&mut self.endpoint, c, id, now, self.max_gso, &mut self.events, transmits) {
+                if drive(&mut self.endpoint, c, id, now, self.max_gso, &self.preamble, &mut self.events, transmits) {
                     gone.push(id);
                     continue;
                 }
@@ -349,6 +356,7 @@ fn drive(
     id: u32,
     now: Instant,
     max_gso: usize,
+    preamble: &[Vec<u8>],
     ev: &mut Vec<u8>,
     transmits: &mut VecDeque<Transmit>,
 ) -> bool {
@@ -369,11 +377,27 @@ fn drive(
             progressed = true;
             match e {
                 Event::HandshakeDataReady => {
+                    trace!("c{id} HandshakeDataReady");
                     if c.q.side() == Side::Server {
+                        // The server's first streams go out with its handshake flight, in the same datagram
+                        // when there is room, without waiting for a JavaScript turn: a client may send its
+                        // extended CONNECT only once it has our SETTINGS (draft-ietf-webtrans-http3-02 §3.1).
+                        // JavaScript is told how much of each was taken and writes the rest itself.
                         head(ev, EV_HALF_RTT, id);
+                        ev.push(preamble.len() as u8);
+                        for b in preamble {
+                            let n = match c.q.streams().open(Dir::Uni) {
+                                Some(s) => c.q.send_stream(s).write(b).unwrap_or(0),
+                                None => 0,
+                            };
+                            ev.extend_from_slice(&(n as u32).to_le_bytes());
+                        }
                     }
                 }
-                Event::Connected => head(ev, EV_CONNECTED, id),
+                Event::Connected => {
+                    trace!("c{id} Connected");
+                    head(ev, EV_CONNECTED, id)
+                }
                 Event::ConnectionLost { reason } => {
                     if !c.closed_sent {
                         c.closed_sent = true;
@@ -382,6 +406,7 @@ fn drive(
                 }
                 Event::Stream(StreamEvent::Opened { dir }) => {
                     while let Some(s) = c.q.streams().accept(dir) {
+                        trace!("c{id} opened s{}", s.0);
                         if c.paused.contains(&s.0) {
                             c.held.insert(s.0);
                         } else {
@@ -390,6 +415,7 @@ fn drive(
                     }
                 }
                 Event::Stream(StreamEvent::Readable { id: s }) => {
+                    trace!("c{id} readable s{}", s.0);
                     if c.paused.contains(&s.0) {
                         c.held.insert(s.0);
                     } else {
@@ -541,17 +567,27 @@ pub fn run_thread(shared: Arc<Shared>, socket: UdpSocket) {
 }
 
 async fn run(shared: Arc<Shared>, socket: UdpSocket) {
+    crate::trace::PORT.with(|p| p.set(shared.local.port()));
+    trace!("run start");
     let io = match tokio::net::UdpSocket::from_std(socket) {
         Ok(s) => s,
         Err(_) => return,
     };
     let _ = quinn_udp::UdpSocketState::configure((&io).into());
     let mut udp = quinn_udp::UdpSocketState::new();
-    let udp_state = quinn_udp::UdpState::new();
+    // Probing GSO and GRO binds two throwaway sockets: done once per process, not per endpoint (a Node client
+    // has an endpoint per connection, and its setup time is session setup time).
+    static UDP_STATE: std::sync::OnceLock<quinn_udp::UdpState> = std::sync::OnceLock::new();
+    let udp_state = UDP_STATE.get_or_init(quinn_udp::UdpState::new);
     shared.lock().max_gso = udp_state.max_gso_segments().max(1);
+    // A new socket's write readiness is unknown to tokio until its first poll: without this the first flight's
+    // send fails with WouldBlock and waits for another round of the loop.
+    let _ = io.writable().await;
     let batch = quinn_udp::BATCH_SIZE;
+    trace!("run ready");
     let mut storage = vec![0u8; RECV_BUF * batch];
     let mut meta = vec![quinn_udp::RecvMeta::default(); batch];
+    trace!("buffers ready");
     let mut transmits: VecDeque<Transmit> = VecDeque::new();
     let mut deadline: Option<Instant> = None;
     let far = Duration::from_secs(3600);
@@ -564,7 +600,7 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
             while !transmits.is_empty() {
                 let (a, b) = transmits.as_slices();
                 let slice = if a.is_empty() { b } else { a };
-                match io.try_io(Interest::WRITABLE, || udp.send((&io).into(), &udp_state, slice)) {
+                match io.try_io(Interest::WRITABLE, || udp.send((&io).into(), udp_state, slice)) {
                     Ok(n) => {
                         transmits.drain(..n);
                     }
@@ -574,14 +610,17 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
             break;
         }
         let reading = shared.outbox_len() < OUTBOX_LIMIT;
+        trace!("select");
         let sleep_to = deadline.unwrap_or_else(|| Instant::now() + far);
         let mut readable = false;
+        let why;
         tokio::select! {
-            r = io.readable(), if reading => { readable = r.is_ok(); }
-            _ = io.writable(), if !transmits.is_empty() => {}
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep_until(sleep_to.into()) => {}
+            r = io.readable(), if reading => { readable = r.is_ok(); why = "readable"; }
+            _ = io.writable(), if !transmits.is_empty() => { why = "writable"; }
+            _ = shared.wake.notified() => { why = "kick"; }
+            _ = tokio::time::sleep_until(sleep_to.into()) => { why = "timer"; }
         }
+        trace!("wake {why}");
         if !reading {
             shared.counters.outbox_stalls.fetch_add(1, Ordering::Relaxed);
         }
@@ -597,6 +636,7 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
                 };
                 drop(bufs);
                 for (i, m) in meta.iter().take(n).enumerate() {
+                    trace!("recv {} bytes (stride {})", m.len, m.stride);
                     let buf = &storage[i * RECV_BUF..i * RECV_BUF + m.len];
                     shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
                     shared.counters.bytes_received.fetch_add(m.len as u64, Ordering::Relaxed);
@@ -613,13 +653,17 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
             }
         }
         deadline = st.drive_all(now, &mut transmits);
+        if crate::trace::on() {
+            let sizes: Vec<String> = transmits.iter().map(|t| format!("{}/{:?}", t.contents.len(), t.segment_size)).collect();
+            trace!("built [{}] events {} bytes, next timer in {:?}", sizes.join(" "), st.events.len(), deadline.map(|d| d.saturating_duration_since(now)));
+        }
         shared.publish(&mut st);
         drop(st);
         // Send what was built, batched (sendmmsg, GSO segments); what the socket refuses waits for writable.
         while !transmits.is_empty() {
             let (a, b) = transmits.as_slices();
             let slice = if a.is_empty() { b } else { a };
-            match io.try_io(Interest::WRITABLE, || udp.send((&io).into(), &udp_state, slice)) {
+            match io.try_io(Interest::WRITABLE, || udp.send((&io).into(), udp_state, slice)) {
                 Ok(n) => {
                     for t in transmits.drain(..n) {
                         shared.counters.packets_sent.fetch_add(

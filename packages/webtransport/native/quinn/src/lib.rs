@@ -11,6 +11,7 @@ mod engine;
 mod napi;
 mod selftest;
 mod tls;
+mod trace;
 
 use napi::*;
 
