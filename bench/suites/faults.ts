@@ -1,5 +1,6 @@
 /**
- * Faults (issue #21): one session per transport (WebTransport over HTTP/3, our WebSocket transport) across the
+ * Faults (issue #21): one session per transport (WebTransport over HTTP/3 on the quiche engine and, when its addon
+ * is built, on quinn; our WebSocket transport; the HTTP transport), all at once, across the
  * emulated 50 ms link while it suffers, one after the other, a 3 s and a 20 s blackout, 30 s of 10 % bursty loss, a
  * client address change (the client's address is replaced, as a switch from Wi-Fi to cellular does) and a 64 kbit/s
  * cap for 10 s. The server sends 1 KB of unreliable-sequenced state at 20 Hz and numbered reliable messages at 10 Hz;
@@ -12,6 +13,11 @@ import { CLIENT_ADDR, type Link, type LinkParams, SERVER_ADDR } from '../lib/lin
 import { linkOrLoopback } from '../lib/network.js';
 import { benchCert } from '../lib/pair.js';
 import { round } from '../lib/suite-util.js';
+
+/** The short name in ratio keys: `wt` (quiche), `wt_quinn`, `ws`, `http`. */
+const keyOf = (transport: string): string =>
+  ({ webtransport: 'wt', 'webtransport-quinn': 'wt_quinn', websocket: 'ws', http: 'http' })[transport] ??
+  transport;
 
 const ROLE = 'bench/lib/roles/faults.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,11 +86,15 @@ const suite: BenchSuite = {
     try {
       const server = await net.agent('server');
       const client = await net.agent('client');
-      const ports = await server.call<{ wt: number; ws: number }>(ROLE, 'startFaultServer', {
-        host: net.serverAddr,
-        certPem: cert.certPem,
-        keyPem: cert.keyPem,
-      });
+      const ports = await server.call<{ wt: number; quinn?: number; ws: number; http: number }>(
+        ROLE,
+        'startFaultServer',
+        {
+          host: net.serverAddr,
+          certPem: cert.certPem,
+          keyPem: cert.keyPem,
+        },
+      );
       await client.call(ROLE, 'startFaultClients', {
         host: net.serverAddr,
         ...ports,
@@ -170,7 +180,7 @@ const suite: BenchSuite = {
               reconnects: r.reconnecting,
             },
           });
-          const key = transport === 'webtransport' ? 'wt' : 'ws';
+          const key = keyOf(transport);
           if (f.name.startsWith('64 kbit')) {
             ratios[`late_1s_fraction_cap_${key}`] = round(during.length ? late / during.length : 0, 3);
             goals[`late_1s_fraction_cap_${key}`] = { op: '<=', value: 0.05, note: 'issue #21' };
@@ -182,11 +192,13 @@ const suite: BenchSuite = {
             ratios[`usable_ms_long_blackout_${key}`] = round(usable, 0);
           if (f.name === 'client address change') {
             ratios[`usable_ms_address_change_${key}`] = round(usable, 0);
-            goals[`usable_ms_address_change_${key}`] = {
-              op: '<=',
-              value: key === 'wt' ? 1000 : 2000,
-              note: key === 'wt' ? 'issue #21 (with migration)' : 'issue #21',
-            };
+            // The issue's goals: 1 s where QUIC migrates (quiche's client does), 2 s where a reconnect must.
+            if (key === 'wt' || key === 'ws')
+              goals[`usable_ms_address_change_${key}`] = {
+                op: '<=',
+                value: key === 'wt' ? 1000 : 2000,
+                note: key === 'wt' ? 'issue #21 (with migration)' : 'issue #21',
+              };
           }
         }
       }
@@ -240,8 +252,8 @@ const suite: BenchSuite = {
             stale_drops_server: sv.drops[transport]?.stale ?? 0,
           },
         });
-        ratios[`exactly_once_${transport === 'webtransport' ? 'wt' : 'ws'}`] = exact ? 1 : 0;
-        goals[`exactly_once_${transport === 'webtransport' ? 'wt' : 'ws'}`] = { op: '>=', value: 1 };
+        ratios[`exactly_once_${keyOf(transport)}`] = exact ? 1 : 0;
+        goals[`exactly_once_${keyOf(transport)}`] = { op: '>=', value: 1 };
       }
       await client.call(ROLE, 'stopFaultClients');
       await server.call(ROLE, 'stopFaultServer');
@@ -249,10 +261,10 @@ const suite: BenchSuite = {
       await net.close();
     }
     notes.push(
-      'Both transports run at once over the same link (one WebTransport and one WebSocket session), so under the cap they share its 64 kbit/s.',
+      'Every transport runs at once over the same link (one session each: WebTransport on quiche and, when built, on quinn, WebSocket, HTTP), so under the cap they share its 64 kbit/s.',
       `Reliable, whole run: counted once both ends hold no unacknowledged reliable message (drained_after_ms after the last sends, at most ${DRAIN_LIMIT_MS / 1000} s; unacked_bytes_left > 0 means the limit was hit), so a backlog still in flight is not taken for a loss.`,
       'usable_after_ms: from the end of the fault to the arrival of the first state message sent after it. State delay: arrival minus send time (wall clock, both agents on one machine), for every state message sent from the start of the fault until the end of the settle time.',
-      `Client address change: the client namespace gets ${NEW_CLIENT_ADDR} and loses ${CLIENT_ADDR} (its route to the server now leaves from the new address), as a switch from Wi-Fi to cellular does; existing sockets are left on a dead address. The QUIC client notices its address is gone and migrates the connection (RFC 9000 §9); the WebSocket client notices the silence (path watch) and resumes on a new connection. Stream data the server sent to the old address before the client moved is stranded inside quiche 0.18 (loss recovery per path): the session's acknowledgement watch notices and resumes, so exactly-once holds.`,
+      `Client address change: the client namespace gets ${NEW_CLIENT_ADDR} and loses ${CLIENT_ADDR} (its route to the server now leaves from the new address), as a switch from Wi-Fi to cellular does; existing sockets are left on a dead address. The quiche QUIC client notices its address is gone and migrates the connection (RFC 9000 §9); the quinn client does not migrate yet, and like the WebSocket and HTTP clients it notices the silence (path watch) and resumes on a new connection. Stream data the server sent to the old address before the client moved is stranded inside quiche 0.18 (loss recovery per path): the session's acknowledgement watch notices and resumes, so exactly-once holds.`,
     );
     return { link: net.describe(), rows, ratios, goals, notes };
   },

@@ -1,5 +1,6 @@
 /**
- * The faults suite's agents. Server: one `@quiver/session` server on WebTransport and plain WebSocket, which sends
+ * The faults suite's agents. Server: one `@quiver/session` server on WebTransport (quiche, and quinn when its native
+ * addon is built), plain WebSocket and the HTTP transport, which sends
  * every session 1 KB of unreliable-sequenced state at 20 Hz (stamped with the wall clock, which both agents share on
  * one machine) and a numbered reliable message at 10 Hz, and checks the numbered messages each client sends.
  * Client: one session per transport, sending numbered reliable messages at 10 Hz and recording every arrival.
@@ -10,7 +11,7 @@ import {
   type ClientSession as SessionClient,
   type SessionServer,
 } from '@quiver/session';
-import type { TransportListener } from '@quiver/transport';
+import type { Connector, TransportListener } from '@quiver/transport';
 
 const State = defineMessage<{ t: number; pad: string }>('state', { channel: 'state' });
 const Num = defineMessage<{ c: string; n: number }>('num');
@@ -39,14 +40,22 @@ let server: SessionServer | undefined;
 let listeners: TransportListener[] = [];
 let timers: NodeJS.Timeout[] = [];
 const atServer = new Map<string, Sequence>();
+/** The client's name for each server session's transport (quiche and quinn both say "webtransport"). */
+const nameOf = new WeakMap<object, string>();
 const sentByServer = new Map<string, number>();
 
 export async function startFaultServer(o: { host: string; certPem: string; keyPem: string }) {
-  const { createWebTransportListener } = await import('@quiver/webtransport');
+  const { createWebTransportListener, availableEngines } = await import('@quiver/webtransport');
   const { createWebSocketListener } = await import('@quiver/websocket');
-  const wt = await createWebTransportListener({ host: o.host, port: 0, cert: o.certPem, key: o.keyPem });
+  const { createHttpStreamListener } = await import('@quiver/http-stream');
+  const tls = { host: o.host, port: 0, cert: o.certPem, key: o.keyPem };
+  const wt = await createWebTransportListener({ ...tls, engine: 'quiche' });
+  const quinn = (await availableEngines()).includes('quinn')
+    ? await createWebTransportListener({ ...tls, engine: 'quinn' })
+    : undefined;
   const ws = await createWebSocketListener({ host: o.host, port: 0, path: '/quiver' });
-  listeners = [wt, ws];
+  const http = await createHttpStreamListener({ host: o.host, port: 0, path: '/quiver' });
+  listeners = quinn ? [wt, quinn, ws, http] : [wt, ws, http];
   server = createSessionServer({
     listeners,
     messages: [State, Num],
@@ -54,6 +63,7 @@ export async function startFaultServer(o: { host: string; certPem: string; keyPe
     resumeWindowMs: 60_000,
   });
   server.on(Num, (m, s) => {
+    nameOf.set(s, m.c);
     let seq = atServer.get(m.c);
     if (!seq) {
       seq = newSeq();
@@ -75,15 +85,16 @@ export async function startFaultServer(o: { host: string; certPem: string; keyPe
     }
     track(seq, m.n);
   });
-  return { wt: wt.address.port, ws: ws.address.port };
+  return { wt: wt.address.port, quinn: quinn?.address.port, ws: ws.address.port, http: http.address.port };
 }
 
 export function faultServerStats() {
   const drops: Record<string, Record<string, number>> = {};
   const buffered: Record<string, number> = {};
   for (const s of server?.sessions.values() ?? []) {
-    drops[s.transport ?? 'none'] = { ...s.stats.drops };
-    buffered[s.transport ?? 'none'] = s.bufferedBytes;
+    const name = nameOf.get(s) ?? s.transport ?? 'none';
+    drops[name] = { ...s.stats.drops };
+    buffered[name] = s.bufferedBytes;
   }
   return {
     atServer: Object.fromEntries(atServer),
@@ -121,7 +132,10 @@ const clients = new Map<string, { client: SessionClient; rec: ClientRecord; time
 export async function startFaultClients(o: {
   host: string;
   wt: number;
+  /** The quinn listener's port, when the server has one. */
+  quinn?: number;
   ws: number;
+  http: number;
   certHashHex: string;
   /** `--log`: lifecycle events on stderr, with the wall clock. */
   log?: boolean;
@@ -129,16 +143,36 @@ export async function startFaultClients(o: {
   const { connect } = await import('@quiver/session');
   const { connectWebTransport } = await import('@quiver/webtransport');
   const { connectWebSocket } = await import('@quiver/websocket');
+  const { connectHttpStream } = await import('@quiver/http-stream');
   const hash = { algorithm: 'sha-256' as const, value: Buffer.from(o.certHashHex, 'hex') };
-  const setups = [
-    { name: 'webtransport', url: `https://${o.host}:${o.wt}/quiver`, connector: connectWebTransport },
-    { name: 'websocket', url: `http://${o.host}:${o.ws}/quiver`, connector: connectWebSocket },
+  // Certificate hashes make the WebSocket connector use TLS; the WebSocket and HTTP listeners here are plain.
+  const wtOptions = (engine: string) => ({ serverCertificateHashes: [hash], engine });
+  const setups: { name: string; url: string; connector: Connector; options: Record<string, unknown> }[] = [
+    {
+      name: 'webtransport',
+      url: `https://${o.host}:${o.wt}/quiver`,
+      connector: connectWebTransport,
+      options: wtOptions('quiche'),
+    },
   ];
+  if (o.quinn !== undefined)
+    setups.push({
+      name: 'webtransport-quinn',
+      url: `https://${o.host}:${o.quinn}/quiver`,
+      connector: connectWebTransport,
+      options: wtOptions('quinn'),
+    });
+  setups.push(
+    { name: 'websocket', url: `http://${o.host}:${o.ws}/quiver`, connector: connectWebSocket, options: {} },
+    { name: 'http', url: `http://${o.host}:${o.http}/quiver`, connector: connectHttpStream, options: {} },
+  );
   for (const c of setups) {
     const client = await connect(c.url, {
-      transports: [{ name: c.name, connector: c.connector }],
-      // Certificate hashes make the WebSocket connector use TLS; this WebSocket listener is plain.
-      connectOptions: c.name === 'webtransport' ? { serverCertificateHashes: [hash] } : {},
+      // Its own name, so that the session's transport is "webtransport" for both engines but the records differ.
+      transports: [
+        { name: c.name === 'webtransport-quinn' ? 'webtransport' : c.name, connector: c.connector },
+      ],
+      connectOptions: c.options,
       messages: [State, Num],
       channels,
     });

@@ -57,8 +57,8 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   /** Deadline of `close()`: connections still open then are closed at once. Default 2 000 ms. */
   closeTimeoutMs?: number;
   /**
-   * QUIC engine: 'quinn' (native, when `npm run build:native` built it) or 'quiche'. Default: quinn when
-   * available, else quiche. Naming an engine that is not available is an error.
+   * QUIC engine: 'quinn' (native, when `npm run build:native` built it) or 'quiche'. Default: the one
+   * `QUIVER_QUIC_ENGINE` names, else quiche. Naming an engine that is not available is an error.
    */
   engine?: EngineName;
   /** Told which engine runs the listener, once it is bound (e.g. `console.info`). Default: nothing. */
