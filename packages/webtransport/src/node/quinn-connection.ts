@@ -282,6 +282,11 @@ export class QuinnConnection implements QuicEngineConnection {
     return REFUSALS[code] ?? 'closed';
   }
 
+  datagramQueueBytes(): number {
+    if (this.closed || this.ep.datagramSendBytes <= 0) return 0;
+    return Math.max(0, this.ep.datagramSendBytes - this.ep.addon.datagramSpace(this.ep.handle, this.id));
+  }
+
   maxDatagramPayload(): number {
     if (this.closed) return 0;
     if (this.maxDgram < 0) this.maxDgram = this.ep.addon.maxDatagram(this.ep.handle, this.id);

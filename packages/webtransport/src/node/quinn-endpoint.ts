@@ -39,6 +39,8 @@ export interface QuinnAddon {
   setPaused(h: number, c: number, stream: number, paused: boolean): void;
   sendDatagram(h: number, c: number, data: Uint8Array): number;
   maxDatagram(h: number, c: number): number;
+  /** Bytes free in the connection's outgoing datagram buffer. */
+  datagramSpace(h: number, c: number): number;
   streamsLeft(h: number, c: number, bidi: boolean): number;
   peerCerts(h: number, c: number): Uint8Array[] | null;
   stats(h: number, c: number): string | null;
@@ -92,6 +94,8 @@ export class QuinnEndpoint {
     private readonly highWaterMark: number,
     /** Server: what the addon writes on each connection's first unidirectional streams at 0.5-RTT. */
     readonly preamble: readonly Uint8Array[] = [],
+    /** The outgoing datagram buffer's size in bytes (the transport parameters' `dgram_send_bytes`). */
+    readonly datagramSendBytes = 0,
   ) {}
 
   get local(): Host {

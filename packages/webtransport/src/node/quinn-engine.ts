@@ -39,6 +39,9 @@ const MAX_ENDPOINT_CONNECTIONS = 65_536;
 
 const CC = { cubic: 0, reno: 1, bbr: 2 } as const;
 
+/** quinn-proto bounds its datagram queues in bytes, the options count datagrams: full-size ones. */
+const datagramSendBytes = (t: EngineTransportOptions): number => t.datagramSendQueue * t.maxUdpPayloadSize;
+
 /** The transport settings as the addon takes them (native/quinn/src/api.rs `Params`). */
 function params(t: EngineTransportOptions, socketBufferBytes: number): Float64Array {
   return Float64Array.from([
@@ -47,9 +50,8 @@ function params(t: EngineTransportOptions, socketBufferBytes: number): Float64Ar
     t.streamWindowBytes,
     t.maxBidiStreams,
     t.maxUniStreams,
-    // quinn-proto bounds its datagram queues in bytes, the options count datagrams: full-size ones.
     t.datagramRecvQueue * t.maxUdpPayloadSize,
-    t.datagramSendQueue * t.maxUdpPayloadSize,
+    datagramSendBytes(t),
     t.maxUdpPayloadSize,
     CC[t.congestionControl],
     socketBufferBytes,
@@ -78,7 +80,13 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
 
     async listen(o: EngineServerOptions) {
       const preamble = o.halfRttStreams ?? [];
-      const ep = new QuinnEndpoint(addon, true, o.streamHighWaterMark, preamble);
+      const ep = new QuinnEndpoint(
+        addon,
+        true,
+        o.streamHighWaterMark,
+        preamble,
+        datagramSendBytes(o.transport),
+      );
       ep.handle = addon.createServer(
         o.host,
         o.port,
@@ -116,7 +124,7 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
 
     async connect(o: EngineClientOptions) {
       const v6 = o.remote.host.includes(':');
-      const ep = new QuinnEndpoint(addon, false, o.streamHighWaterMark);
+      const ep = new QuinnEndpoint(addon, false, o.streamHighWaterMark, [], datagramSendBytes(o.transport));
       ep.handle = addon.createClient(
         v6 ? '::' : '0.0.0.0',
         params(o.transport, o.socketBufferBytes),

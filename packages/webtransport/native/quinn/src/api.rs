@@ -526,6 +526,20 @@ extern "C" fn max_datagram(env: napi_env, info: napi_callback_info) -> napi_valu
     })
 }
 
+/// datagramSpace(h, c) -> bytes free in the connection's outgoing datagram buffer (what is queued is the
+/// configured size minus this; RFC 9221 §5: DATAGRAM frames wait for the congestion window)
+extern "C" fn datagram_space(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let a = args::<2>(env, info).ok_or("datagramSpace: 2 arguments expected")?;
+        let h = arg_u64(env, a[0], "handle")?;
+        let c = arg_u64(env, a[1], "connection")? as u32;
+        let r = with_state(h, |_, st| {
+            st.conns.get_mut(&c).map(|x| x.q.datagrams().send_buffer_space()).unwrap_or(0)
+        })?;
+        Ok(number(env, r as f64))
+    })
+}
+
 /// streamsLeft(h, c, bidi) -> 1 when one more local stream can be opened now, else 0
 extern "C" fn streams_left(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
@@ -720,6 +734,7 @@ pub fn register(env: napi_env, exports: napi_value) {
     set_fn(env, exports, b"setPaused\0", set_paused);
     set_fn(env, exports, b"sendDatagram\0", send_datagram);
     set_fn(env, exports, b"maxDatagram\0", max_datagram);
+    set_fn(env, exports, b"datagramSpace\0", datagram_space);
     set_fn(env, exports, b"streamsLeft\0", streams_left);
     set_fn(env, exports, b"peerCerts\0", peer_certs);
     set_fn(env, exports, b"stats\0", stats);
