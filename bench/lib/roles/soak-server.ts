@@ -5,7 +5,7 @@
  * (`process.getActiveResourcesInfo()`) it left beyond those it had before it started anything.
  */
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { createSessionServer, type SessionServer } from '@quiver/session';
+import { createSessionServer, type ServerSession, type SessionServer } from '@quiver/session';
 import type { TransportListener } from '@quiver/transport';
 import { SOAK_MESSAGES, SoakInput, SoakState } from './soak-messages.js';
 
@@ -121,21 +121,40 @@ export async function startSoakServer(o: SoakServerOptions): Promise<SoakPorts> 
     // machine, and the refused clients' retries would add load of the bench's own making.
     preAuth: { maxPendingPerIp: 4096, maxPending: 4096 },
   });
+  // The tick is spread over PHASES slots, a fifth of the sessions each, as the clients spread their inputs: one
+  // callback for every session made a loop turn of 1,000 sends and their writes (50-100 ms), and Node 20's libuv
+  // accepts one TCP connection per turn, so joins after a kill queued behind long turns and timed out.
+  const PHASES = 5;
+  const phases = Array.from({ length: PHASES }, () => new Set<ServerSession>());
+  let nextPhase = 0;
   server.on('session', (x) => {
     createdAt.set(x, performance.now());
+    phases[nextPhase++ % PHASES].add(x);
   });
   server.on(SoakInput, () => {
     counters.inputs++;
   });
-  let seq = 0;
+  // Every session still gets one state per tick: a late timer catches up (at most one whole tick), as the clients'.
+  const slotMs = 1000 / o.hz / PHASES;
+  const t0 = performance.now();
+  let done = 0;
   tick = setInterval(() => {
-    seq++;
-    for (const s of server!.sessions.values()) {
-      if (s.state !== 'open') continue;
-      s.send(SoakState, { seq, x: seq & 0xffff, y: s.id.length });
-      counters.statesSent++;
+    const due = Math.floor((performance.now() - t0) / slotMs);
+    done = Math.max(done, due - PHASES);
+    for (; done < due; done++) {
+      const seq = Math.floor(done / PHASES) + 1;
+      const slot = phases[done % PHASES];
+      for (const s of slot) {
+        if (s.state === 'closed') {
+          slot.delete(s);
+          continue;
+        }
+        if (s.state !== 'open') continue;
+        s.send(SoakState, { seq, x: seq & 0xffff, y: s.id.length });
+        counters.statesSent++;
+      }
     }
-  }, 1000 / o.hz);
+  }, slotMs);
   return ports as SoakPorts;
 }
 

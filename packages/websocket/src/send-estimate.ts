@@ -23,10 +23,15 @@ export class WsSendEstimate {
     this.estimator.wrote(bytes);
   }
 
-  /** Probes the RTT when no probe is under way and the last one is old enough; true when it sent one. */
-  sending(now: number, lastPing: number): boolean {
+  /** Whether a probe is due: none is under way and the last one is old enough. */
+  due(now: number, lastPing: number): boolean {
     if (this.probeIntervalMs <= 0 || this.core.oldestPingSentAt !== undefined) return false;
-    if (now - lastPing < this.probeIntervalMs) return false;
+    return now - lastPing >= this.probeIntervalMs;
+  }
+
+  /** Probes the RTT when one is due; true when it sent one. */
+  sending(now: number, lastPing: number): boolean {
+    if (!this.due(now, lastPing)) return false;
     this.core.ping(now);
     return true;
   }

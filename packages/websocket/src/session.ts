@@ -164,6 +164,10 @@ function toBytes(chunk: unknown): Uint8Array {
 
 function noop(): void {}
 
+/** Runs `fn` after this turn's timers, I/O callbacks and microtasks: Node's check phase, else a zero timer. */
+const endOfTurn: (fn: () => void) => void =
+  typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+
 /**
  * One Quiver session over one WebSocket: a {@link QuiverSession} built on the sans-IO {@link SessionCore} and a
  * {@link SocketAdapter}. Used by both the client (Node and browsers) and the server.
@@ -197,6 +201,9 @@ export class WebSocketSession implements QuiverSession {
   private awaitingSocket: boolean;
   private socketClosed = false;
   private flushScheduled = false;
+  private probeFlushScheduled = false;
+  /** `sendEstimate()` asked for an RTT probe: the next flush sends a PING. */
+  private probeWanted = false;
   private pollTimer: TimerHandle | undefined;
   private tickTimer: TimerHandle | undefined;
   private handshakeTimer: TimerHandle | undefined;
@@ -281,9 +288,10 @@ export class WebSocketSession implements QuiverSession {
       // high writes no datagrams, and must still see the queue drain.
       sendEstimate: () => {
         const now = o.clock.now();
-        if (this.sendDelay.sending(now, this.lastPing)) {
+        if (this.sendDelay.due(now, this.lastPing)) {
           this.lastPing = now;
-          this.scheduleFlush();
+          this.probeWanted = true;
+          this.scheduleProbeFlush();
         }
         return this.sendDelay.estimate(now, this.adapter);
       },
@@ -787,6 +795,23 @@ export class WebSocketSession implements QuiverSession {
     }
   }
 
+  /**
+   * Sends a probe that `sendEstimate()` asked for. The caller asks for the estimate just before it writes a
+   * datagram, and that datagram reaches the core a microtask later (through the datagram stream): a flush in this
+   * turn's microtasks would send the PING alone and the datagram in a second message, two TLS records and two
+   * syscalls per tick instead of one. So the PING is made by the next flush and rides in the datagram's message;
+   * only when nothing is written this turn (every datagram held) does it go alone, at the end of the turn. It is
+   * stamped when that flush makes it, not when it was asked for: the wait until the end of a busy turn is not RTT.
+   */
+  private scheduleProbeFlush(): void {
+    if (this.probeFlushScheduled) return;
+    this.probeFlushScheduled = true;
+    endOfTurn(() => {
+      this.probeFlushScheduled = false;
+      if (this.probeWanted) this.flush();
+    });
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -800,6 +825,10 @@ export class WebSocketSession implements QuiverSession {
   private flush(ignoreBuffer = false): void {
     const a = this.adapter;
     if (!a?.isOpen) return;
+    if (this.probeWanted) {
+      this.probeWanted = false;
+      this.core.ping(this.o.clock.now());
+    }
     while (ignoreBuffer || a.bufferedAmount < this.o.sendHighWaterMark) {
       const m = this.core.nextMessage();
       if (!m) break;
