@@ -74,18 +74,25 @@ function hashOption(hex: string) {
   return [{ algorithm: 'sha-256' as const, value: new Uint8Array(Buffer.from(hex, 'hex')) }];
 }
 
+// Loaded once: under tsx every runtime import() is a blocking round trip to the loader thread (postMessage was 4 %
+// of a client process's time with one per join).
+let wtModule: Promise<typeof import('@quiver/webtransport')> | undefined;
+let qwsModule: Promise<typeof import('@quiver/websocket')> | undefined;
+
 async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession> {
   const t = o.target;
   const common = { messages: SOAK_MESSAGES, reconnect: false as const, handshakeTimeoutMs: 15_000 };
   if (kind === 'wt') {
-    const { connectWebTransport } = await import('@quiver/webtransport');
+    wtModule ??= import('@quiver/webtransport');
+    const { connectWebTransport } = await wtModule;
     return connect(`https://${t.host}:${t.ports.wt}/soak`, {
       ...common,
       connector: connectWebTransport,
       connectOptions: { serverCertificateHashes: hashOption(t.certHashHex), connectTimeoutMs: 15_000 },
     });
   }
-  const { connectWebSocket } = await import('@quiver/websocket');
+  qwsModule ??= import('@quiver/websocket');
+  const { connectWebSocket } = await qwsModule;
   return connect(`https://${t.host}:${t.ports.qws}/soak`, {
     ...common,
     connector: connectWebSocket,
