@@ -151,7 +151,7 @@ const suite: BenchSuite = {
     const ratios: Record<string, number> = {};
     const notes: string[] = [
       `${clients} WebSocket clients from one process, matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
-      `Cross-node broadcast: meanwhile a probe process (not the saturated bench process) holds one client in a room of its own on each node; each asks its room, ${shoutHz} times a second (the three staggered over the period), to broadcast to every arena room of every node (\`room.cluster.broadcast\`). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
+      `Cross-node broadcast: meanwhile a probe process (not the saturated bench process) holds one client in a room of its own on each node; each asks its room, ${shoutHz} times a second (the three staggered over the period), to broadcast to every room of its type (\`probe\`) on every node (\`room.cluster.broadcast\`; to the probe rooms only, so that the probe adds no traffic to the storm's clients). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
       `Nodes: per-address pre-auth handshake cap \`preAuth.maxPendingPerIp\` ${perIp} (\`--per-ip\`; the default is 16): all ${clients} clients share 127.0.0.1, real players do not; the total pre-auth budget (1 024 per node) still applies.`,
       'Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery: from SIGKILL of a node until every client it hosted is playing in a room again; the client SDK does it by itself (`RoomsClient` rematchmakes once the room is gone from the registry, which leaves out a dead node at once through its liveness subscription).',
     ];
@@ -258,7 +258,14 @@ const suite: BenchSuite = {
         for (const t of timers) clearInterval(t);
         probe.stop();
       });
-      await new Promise((r) => setTimeout(r, 500));
+      // The kill waits for the storm's traffic to drain (nothing received for 500 ms, 20 s at most): this process
+      // is seconds behind at 20 Hz × 600, and a kill while it works through that backlog measured its own lag as
+      // detection time (transport down p50 0.9 s in the run of 00:55 UTC).
+      ctx.progress('waiting for the storm traffic to drain');
+      for (let seen = -1, waited = 0; seen !== latencies.length && waited < 20_000; waited += 500) {
+        seen = latencies.length;
+        await new Promise((r) => setTimeout(r, 500));
+      }
       const shouts = `${probe.on.length} × ${shoutHz} Hz`;
       rows.push(
         distRow('in-room broadcast latency', `${hz} Hz`, latencies, 'ms', { delivered: latencies.length }),
@@ -296,12 +303,17 @@ const suite: BenchSuite = {
       let lost = 0;
       const stormRequests = matchmakeMs.length;
       const noticed: number[] = [];
+      const lostWhy = new Map<string, number>();
       const killedAt = performance.now();
       const recovered = orphans.map(
         (p) =>
           new Promise<number | undefined>((resolve) => {
             p.room.on('disconnect', () => noticed.push(performance.now() - killedAt));
             p.room.on('rematch', () => resolve(performance.now() - killedAt));
+            p.room.on('error', (err: unknown) => {
+              const key = String(err).slice(0, 160);
+              lostWhy.set(key, (lostWhy.get(key) ?? 0) + 1);
+            });
             p.room.on('leave', () => {
               lost++;
               resolve(undefined);
@@ -310,6 +322,12 @@ const suite: BenchSuite = {
       );
       victim.proc.kill('SIGKILL');
       const recoveryMs = (await Promise.all(recovered)).filter((v): v is number => v !== undefined);
+      for (const [e, n] of lostWhy) notes.push(`${n} orphans got the error: ${e}`);
+      for (const n of nodes.filter((x) => x !== victim)) {
+        const r = await refusals(n);
+        if (Object.keys(r).length > 0)
+          notes.push(`${n.name} refusals after the recovery: ${JSON.stringify(r)}`);
+      }
       // When each orphan's SDK asked to matchmake again: the room was seen gone (node-lost).
       const rematchAsked = orphans.flatMap((p) => {
         const t = p.matchmakes.find((s) => s >= killedAt);
