@@ -1,12 +1,13 @@
 /**
  * The cross-node broadcast probe of the `cluster` suite, in a process of its own: the storm's clients saturate the
  * bench process (600 clients at 20 Hz), so broadcast latency measured there is its event-loop lag, not the path.
- * This process holds one client in a room of its own on each node; each asks its room `shout-hz` times a second to
- * broadcast to every arena room of every node (`room.cluster.broadcast`). A client gets its own shout from its own
+ * This process holds one client in a room of its own on each node (room type `probe`); each asks its room `shout-hz`
+ * times a second to broadcast to every probe room of every node (`room.cluster.broadcast`). A client gets its own shout from its own
  * node (single-node broadcast) and the others' from theirs over Redis (cross-node): both on one clock, in one run.
  *
  * argv: endpoints (JSON), node names (JSON), shout Hz, seconds. stdout: one JSON line `{ nodes }` once joined;
- * then, for each line on stdin, one JSON line `{ local, cross }` (milliseconds); it exits when stdin ends.
+ * then, for each line on stdin (seconds to measure, or empty: the argv's), one JSON line `{ local, cross }`
+ * (milliseconds); it exits when stdin ends.
  */
 import { createInterface } from 'node:readline';
 import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
@@ -24,7 +25,7 @@ const byNode = new Map<string, ClientRoom>();
 const extra: ClientRoom[] = [];
 // Placement spreads new rooms over the nodes; create until every node hosts one probe room.
 for (let k = 0; k < 4 * names.length && byNode.size < names.length; k++) {
-  const room = await client.create('arena', { mode: 'probe' });
+  const room = await client.create('probe');
   if (room.processId && !byNode.has(room.processId)) byNode.set(room.processId, room);
   else extra.push(room);
 }
@@ -33,6 +34,13 @@ let local: number[] = [];
 let cross: number[] = [];
 let measuring = false;
 for (const room of byNode.values()) {
+  // A probe room that leaves (its node gone, a refused rejoin) stops shouting; said on stderr, not a crash.
+  room.on('leave', (info: unknown) =>
+    process.stderr.write(`probe room on ${room.processId} left: ${JSON.stringify(info)}\n`),
+  );
+  room.on('error', (err: unknown) =>
+    process.stderr.write(`probe room on ${room.processId}: ${String(err)}\n`),
+  );
   room.on(Shouted, (m) => {
     if (!measuring) return;
     (m.from === room.processId ? local : cross).push(performance.now() - Number(m.text));
@@ -42,14 +50,29 @@ process.stdout.write(`${JSON.stringify({ nodes: [...byNode.keys()] })}\n`);
 
 // Each line on stdin: one measurement (the suite asks once with the cluster idle, once under the storm's traffic).
 const lines = createInterface({ input: process.stdin });
-for await (const _line of lines) {
+for await (const line of lines) {
   local = [];
   cross = [];
   measuring = true;
-  const timers = [...byNode.values()].map((room) =>
-    setInterval(() => room.send(Shout, { text: String(performance.now()) }), 1000 / hz),
+  // Staggered over the period: shouts sent at the same instant reach every node and this process together, and
+  // the ones from other nodes queued behind the local one (in each node's loop and in this one), which measured
+  // this probe's own queueing as cross-node overhead (~20 ms at p50 with 48 clients).
+  const period = 1000 / hz;
+  const timers: ReturnType<typeof setInterval>[] = [];
+  const starts = [...byNode.values()].map((room, k) =>
+    setTimeout(
+      () => {
+        timers.push(
+          setInterval(() => {
+            if (!room.left) room.send(Shout, { text: String(performance.now()) });
+          }, period),
+        );
+      },
+      (k * period) / byNode.size,
+    ),
   );
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await new Promise((r) => setTimeout(r, (Number(line) || seconds) * 1000));
+  for (const t of starts) clearTimeout(t);
   for (const t of timers) clearInterval(t);
   // Shouts in flight arrive.
   await new Promise((r) => setTimeout(r, 1000));

@@ -26,13 +26,13 @@ interface Node {
   proc: ChildProcess;
 }
 
-async function startNode(name: string, redisUrl: string): Promise<Node> {
+async function startNode(name: string, redisUrl: string, perIp: number): Promise<Node> {
   const proc = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=quiver-source', 'packages/redis/test/fixtures/node.ts'],
     {
       cwd: root,
-      env: { ...process.env, REDIS_URL: redisUrl, NODE_NAME: name },
+      env: { ...process.env, REDIS_URL: redisUrl, NODE_NAME: name, PREAUTH_PER_IP: String(perIp) },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
@@ -102,8 +102,8 @@ async function startProbe(nodes: Node[], hz: number, seconds: number) {
   return {
     on,
     /** Shouts for `seconds`; resolves with the latencies. */
-    async measure(): Promise<{ local: number[]; cross: number[] }> {
-      proc.stdin?.write('go\n');
+    async measure(forS = seconds): Promise<{ local: number[]; cross: number[] }> {
+      proc.stdin?.write(`${forS}\n`);
       return JSON.parse(await next()) as { local: number[]; cross: number[] };
     },
     stop() {
@@ -139,13 +139,20 @@ const suite: BenchSuite = {
     const hz = numArg(ctx.args, 'hz', ctx.quick ? 5 : 20);
     const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 2 : 5);
     const shoutHz = numArg(ctx.args, 'shout-hz', 5);
+    // Every bench client comes from 127.0.0.1, where real players come from as many addresses: the nodes' per-address
+    // pre-auth handshake cap (default 16) is raised to the total pre-auth budget (default 1 024), which still binds.
+    const perIp = numArg(ctx.args, 'per-ip', 1024);
+    // The idle probe runs longer than the loaded one: at 5 Hz × 3 probes, 5 s gave 75 same-node samples, whose p99
+    // is their maximum.
+    const idleS = numArg(ctx.args, 'probe-seconds', ctx.quick ? 4 : 20);
     const redis = await startRedis();
-    const nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(n, redis.url)));
+    const nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(n, redis.url, perIp)));
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
     const notes: string[] = [
       `${clients} WebSocket clients from one process, matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
-      `Cross-node broadcast: meanwhile a probe process (not the saturated bench process) holds one client in a room of its own on each node; each asks its room, ${shoutHz} times a second, to broadcast to every arena room of every node (\`room.cluster.broadcast\`). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle (the path: \`cross_node_p99_overhead_ms\`), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
+      `Cross-node broadcast: meanwhile a probe process (not the saturated bench process) holds one client in a room of its own on each node; each asks its room, ${shoutHz} times a second (the three staggered over the period), to broadcast to every room of its type (\`probe\`) on every node (\`room.cluster.broadcast\`; to the probe rooms only, so that the probe adds no traffic to the storm's clients). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
+      `Nodes: per-address pre-auth handshake cap \`preAuth.maxPendingPerIp\` ${perIp} (\`--per-ip\`; the default is 16): all ${clients} clients share 127.0.0.1, real players do not; the total pre-auth budget (1 024 per node) still applies.`,
       'Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery: from SIGKILL of a node until every client it hosted is playing in a room again; the client SDK does it by itself (`RoomsClient` rematchmakes once the room is gone from the registry, which leaves out a dead node at once through its liveness subscription).',
     ];
     const endpoints = nodes.map((n) => n.endpoint);
@@ -238,8 +245,8 @@ const suite: BenchSuite = {
       const probe = await startProbe(nodes, shoutHz, seconds);
       notes.push(`probe rooms on: ${probe.on.join(', ')}`);
       // The path itself: the cluster idle (rooms full, nobody sending), so neither node's event loop is behind.
-      ctx.progress(`probe shouts at ${shoutHz} Hz, cluster idle`);
-      const idle = await probe.measure();
+      ctx.progress(`probe shouts at ${shoutHz} Hz for ${idleS} s, cluster idle`);
+      const idle = await probe.measure(idleS);
       ctx.progress(`messages at ${hz} Hz for ${seconds} s, probe shouts at ${shoutHz} Hz`);
       for (const p of players) {
         p.room.on(Heard, (m) => latencies.push(performance.now() - Number(m.text)));
@@ -251,7 +258,14 @@ const suite: BenchSuite = {
         for (const t of timers) clearInterval(t);
         probe.stop();
       });
-      await new Promise((r) => setTimeout(r, 500));
+      // The kill waits for the storm's traffic to drain (nothing received for 500 ms, 20 s at most): this process
+      // is seconds behind at 20 Hz × 600, and a kill while it works through that backlog measured its own lag as
+      // detection time (transport down p50 0.9 s in the run of 00:55 UTC).
+      ctx.progress('waiting for the storm traffic to drain');
+      for (let seen = -1, waited = 0; seen !== latencies.length && waited < 20_000; waited += 500) {
+        seen = latencies.length;
+        await new Promise((r) => setTimeout(r, 500));
+      }
       const shouts = `${probe.on.length} × ${shoutHz} Hz`;
       rows.push(
         distRow('in-room broadcast latency', `${hz} Hz`, latencies, 'ms', { delivered: latencies.length }),
@@ -289,12 +303,17 @@ const suite: BenchSuite = {
       let lost = 0;
       const stormRequests = matchmakeMs.length;
       const noticed: number[] = [];
+      const lostWhy = new Map<string, number>();
       const killedAt = performance.now();
       const recovered = orphans.map(
         (p) =>
           new Promise<number | undefined>((resolve) => {
             p.room.on('disconnect', () => noticed.push(performance.now() - killedAt));
             p.room.on('rematch', () => resolve(performance.now() - killedAt));
+            p.room.on('error', (err: unknown) => {
+              const key = String(err).slice(0, 160);
+              lostWhy.set(key, (lostWhy.get(key) ?? 0) + 1);
+            });
             p.room.on('leave', () => {
               lost++;
               resolve(undefined);
@@ -303,6 +322,12 @@ const suite: BenchSuite = {
       );
       victim.proc.kill('SIGKILL');
       const recoveryMs = (await Promise.all(recovered)).filter((v): v is number => v !== undefined);
+      for (const [e, n] of lostWhy) notes.push(`${n} orphans got the error: ${e}`);
+      for (const n of nodes.filter((x) => x !== victim)) {
+        const r = await refusals(n);
+        if (Object.keys(r).length > 0)
+          notes.push(`${n.name} refusals after the recovery: ${JSON.stringify(r)}`);
+      }
       // When each orphan's SDK asked to matchmake again: the room was seen gone (node-lost).
       const rematchAsked = orphans.flatMap((p) => {
         const t = p.matchmakes.find((s) => s >= killedAt);
@@ -356,7 +381,7 @@ const suite: BenchSuite = {
       await redis.stop();
     }
     return {
-      link: { loopback: true, clients, spreadS, hz, seconds, shoutHz, nodes: 3 },
+      link: { loopback: true, clients, spreadS, hz, seconds, shoutHz, idleS, perIp, nodes: 3 },
       rows,
       ratios,
       goals: {

@@ -195,8 +195,10 @@ export class Matchmaker {
       await presence.expire(demandKey, DEMAND_TTL_MS);
     };
     try {
+      // One lock per type and filter values: rooms with other filter values serve none of these requests, so
+      // their creations need not wait behind this one (nor a storm on one filter stall every other).
       return await this.withPresenceLock(
-        `quiver:mm:create:${name}`,
+        `quiver:mm:create:${key}`,
         () => this.createBatch(name, options, key, demandKey),
         tell,
       );

@@ -107,8 +107,12 @@ export class ClusterNode {
   }
 
   async broadcast<T>(type: MessageType<T>, payload: T, options: { roomName?: string } = {}): Promise<number> {
+    // Other nodes first: the publish is written to the Redis socket now, before this node's own fan-out, whose
+    // cost grows with its clients. The other way round every other node's clients waited for this node's fan-out
+    // as well as their own (in the cluster bench: ~100 ms of cross-node overhead at 200 clients per node).
+    const published = this.bus.broadcast(type as MessageType, payload, options.roomName);
     const n = this.deliver(type as MessageType, payload, options.roomName);
-    await this.bus.broadcast(type as MessageType, payload, options.roomName);
+    await published;
     return n;
   }
 

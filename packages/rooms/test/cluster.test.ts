@@ -112,6 +112,29 @@ describe('nodes sharing a registry', () => {
     expect(got.filter((g) => g.includes('lobbies'))).toEqual([]);
   });
 
+  it('a broadcast is published to the other nodes before this node fans it out to its own clients', async () => {
+    const { nodes, presence, join } = await cluster(2);
+    const n1 = nodes[0]!;
+    const a = await join(n1, 'a');
+    expect(a.processId).toBe('n1');
+    // The local fan-out costs time in proportion to this node's clients; publishing after it made every other
+    // node's clients wait for it too.
+    const order: string[] = [];
+    const local = n1.rooms.getRoom(a.room.roomId) as Arena;
+    const fanOut = local.broadcast.bind(local);
+    local.broadcast = ((...args: Parameters<typeof fanOut>) => {
+      order.push('local fan-out');
+      return fanOut(...args);
+    }) as typeof local.broadcast;
+    const publish = presence.publish.bind(presence);
+    presence.publish = (channel, m) => {
+      if (channel === 'quiver:broadcast') order.push('publish');
+      return publish(channel, m);
+    };
+    expect(await n1.rooms.broadcast(Note, { text: 'x' }, { roomName: 'arena' })).toBe(1);
+    expect(order).toEqual(['publish', 'local fan-out']);
+  });
+
   it('drain: no new rooms on the node, its clients get a typed moved close', async () => {
     const { nodes, join } = await cluster(2);
     const [n1, n2] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];

@@ -9,6 +9,18 @@ class Arena extends Room<{ mode?: string }> {
   override maxClients = 8;
 }
 
+/** Its creation for mode `slow` waits until `SlowStart.go` is called. */
+class SlowStart extends Room<{ mode?: string }> {
+  static go: () => void = () => {};
+  static readonly started = new Promise<void>((r) => {
+    SlowStart.go = r;
+  });
+  override maxClients = 8;
+  override async onCreate(options: { mode?: string }) {
+    if (options.mode === 'slow') await SlowStart.started;
+  }
+}
+
 class Broken extends Room {
   override onCreate() {
     throw new Error('no map loaded');
@@ -97,6 +109,33 @@ describe('matchmaking', () => {
       code: RoomErrorCode.NO_ROOM_AVAILABLE,
     });
     expect((await rooms.joinById(b.roomId)).roomId).toBe(b.roomId);
+  });
+
+  it('the creation lock is per room type and filter values: a slow creation does not hold up rooms of other values', async () => {
+    const presence = new MemoryPresence();
+    const taken: string[] = [];
+    const set = presence.set.bind(presence);
+    presence.set = async (key, value, options) => {
+      const ok = await set(key, value, options);
+      if (ok && key.startsWith('quiver:mm:create:') && options?.onlyIfAbsent) taken.push(key);
+      return ok;
+    };
+    const { rooms } = memoryRooms({ presence });
+    rooms.define('arena', SlowStart, { filterBy: ['mode'] });
+    let slowDone = false;
+    const slow = rooms.joinOrCreate('arena', { mode: 'slow' }).finally(() => {
+      slowDone = true;
+    });
+    // Once the slow creation holds its lock, another mode still gets its room (one lock per type: it waited).
+    await until(() => rooms.localRooms.length === 1, 'the slow room being created');
+    const other = await rooms.joinOrCreate('arena', { mode: 'ffa' });
+    expect(slowDone).toBe(false);
+    // Both locks taken, the slow one still held (with one lock per type, the other waited for it to expire).
+    expect(taken.length).toBe(2);
+    expect(new Set(taken).size).toBe(2);
+    expect(await presence.get(taken[0]!)).toBeDefined();
+    SlowStart.go();
+    expect((await slow).roomId).not.toBe(other.roomId);
   });
 
   it('onCreate that throws, onAuth that refuses or throws, onJoin that throws: typed errors, counted, no seat or room left', async () => {
