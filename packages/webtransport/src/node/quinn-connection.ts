@@ -306,6 +306,7 @@ export class QuinnConnection implements QuicEngineConnection {
   /**
    * Smoothed RTT and congestion window without `stats()`'s JSON (asked up to once per datagram sent). quinn-proto
    * measures no delivery rate: the estimate falls back on the window per RTT until it measured the queue drain.
+   * The object is reused: the next read overwrites it (the estimate reads it at once).
    */
   pathEstimate(): PathEstimate | undefined {
     if (this.closed) return undefined;
