@@ -4,6 +4,7 @@
  * every session 1 KB of unreliable-sequenced state at 20 Hz (stamped with the wall clock, which both agents share on
  * one machine) and a numbered reliable message at 10 Hz, and checks the numbered messages each client sends.
  * Client: one session per transport, sending numbered reliable messages at 10 Hz and recording every arrival.
+ * `faultSolo` (both agents) silences every session but one.
  */
 import {
   createSessionServer,
@@ -43,6 +44,17 @@ const atServer = new Map<string, Sequence>();
 /** The client's name for each server session's transport (quiche and quinn both say "webtransport"). */
 const nameOf = new WeakMap<object, string>();
 const sentByServer = new Map<string, number>();
+/**
+ * When set, only this transport's session sends (state and numbered messages, both ways); the others stay
+ * connected and idle (heartbeats only). The suite gives each transport the 64 kbit/s cap alone so.
+ */
+let solo: string | undefined;
+const quiet = (name: string) => solo !== undefined && solo !== name;
+
+/** Both agents: only `name`'s session sends from now on; without a name, every session again. */
+export function faultSolo(o: { name?: string }) {
+  solo = o.name;
+}
 
 export async function startFaultServer(o: { host: string; certPem: string; keyPem: string }) {
   const { createWebTransportListener, availableEngines } = await import('@quiver/webtransport');
@@ -73,11 +85,11 @@ export async function startFaultServer(o: { host: string; certPem: string; keyPe
       const name = m.c;
       timers.push(
         setInterval(() => {
-          if (s.state === 'closed') return;
+          if (s.state === 'closed' || quiet(name)) return;
           s.send(State, { t: Date.now(), pad: PAD });
         }, 50),
         setInterval(() => {
-          if (s.state === 'closed') return;
+          if (s.state === 'closed' || quiet(name)) return;
           s.send(Num, { c: name, n: n++ });
           sentByServer.set(name, n);
         }, 100),
@@ -188,7 +200,7 @@ export async function startFaultClients(o: {
       client.on('error', (e) => log(`error ${e.message}`));
     }
     const timer = setInterval(() => {
-      if (client.state === 'closed') return;
+      if (client.state === 'closed' || quiet(c.name)) return;
       client.send(Num, { c: c.name, n: rec.sent++ });
     }, 100);
     clients.set(c.name, { client, rec, timer });

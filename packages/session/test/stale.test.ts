@@ -3,13 +3,14 @@
  * on loopback, real TCP and real QUIC through it) the server sends 1 KB unreliable-sequenced updates at 20 Hz, more
  * than twice what the link carries. With the default age limit the session drops (as `stale`) what the transport's
  * send estimate says would arrive late; with the limit off it drops none of them and the queues fill. Numbered
- * reliable messages sent meanwhile all arrive, in order.
+ * reliable messages sent meanwhile all arrive, in order. WebTransport runs on quiche and, where its addon is built,
+ * on quinn.
  */
 import { certificateHashOption, ensureDevCertificate } from '@quiver/devcert';
 import { startThrottledRelay } from '@quiver/testkit';
 import type { ConnectOptions, Connector, TransportListener } from '@quiver/transport';
 import { connectWebSocket, createWebSocketListener } from '@quiver/websocket';
-import { connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
+import { availableEngines, connectWebTransport, createWebTransportListener } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
 import { connect, createSessionServer, defineMessage } from '../src/index.js';
 import { cleanups, until, useCleanup } from './support/harness.js';
@@ -21,12 +22,36 @@ const N = defineMessage<number>('n');
 
 interface Case {
   name: 'websocket' | 'webtransport';
+  /** The QUIC engine, for WebTransport (quinn only where `npm run build:native` built it). */
+  engine?: 'quiche' | 'quinn';
   protocol: 'tcp' | 'udp';
   listen(): Promise<TransportListener>;
   connector: Connector;
   url(port: number): string;
   connectOptions?: () => Promise<ConnectOptions>;
 }
+
+const webTransportCase = (engine: 'quiche' | 'quinn'): Case => ({
+  name: 'webtransport',
+  engine,
+  protocol: 'udp',
+  listen: async () => {
+    const cert = await ensureDevCertificate();
+    return createWebTransportListener({
+      host: '127.0.0.1',
+      port: 0,
+      cert: cert.certPem,
+      key: cert.keyPem,
+      engine,
+    });
+  },
+  connector: connectWebTransport,
+  url: (port) => `https://127.0.0.1:${port}/quiver`,
+  connectOptions: async () => ({
+    serverCertificateHashes: [certificateHashOption(await ensureDevCertificate())],
+    engine,
+  }),
+});
 
 const cases: Case[] = [
   {
@@ -36,19 +61,9 @@ const cases: Case[] = [
     connector: connectWebSocket,
     url: (port) => `http://127.0.0.1:${port}/quiver`,
   },
-  {
-    name: 'webtransport',
-    protocol: 'udp',
-    listen: async () => {
-      const cert = await ensureDevCertificate();
-      return createWebTransportListener({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem });
-    },
-    connector: connectWebTransport,
-    url: (port) => `https://127.0.0.1:${port}/quiver`,
-    connectOptions: async () => ({
-      serverCertificateHashes: [certificateHashOption(await ensureDevCertificate())],
-    }),
-  },
+  webTransportCase('quiche'),
+  // quinn reads its send estimate from the addon's pathEstimate; skipped where the addon is not built.
+  ...((await availableEngines()).includes('quinn') ? [webTransportCase('quinn')] : []),
 ];
 
 /** 64 kbit/s. */
@@ -101,7 +116,7 @@ async function run(c: Case, maxUnreliableAgeMs: number) {
   return { stats: s.stats, positions, numbers, accepted };
 }
 
-describe.each(cases)('stale unreliable state over $name through a 64 kbit/s bottleneck', (c) => {
+describe.each(cases)('stale unreliable state over $name ($engine) through a 64 kbit/s bottleneck', (c) => {
   it('drops and counts as stale what would arrive late; reliable messages all arrive in order', async () => {
     const r = await run(c, 100);
     const stale = r.stats.drops.stale ?? 0;

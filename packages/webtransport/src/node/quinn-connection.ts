@@ -9,6 +9,7 @@
 import type {
   DatagramRefusal,
   Host,
+  PathEstimate,
   QuicCloseInfo,
   QuicConnectionHandler,
   QuicEngineConnection,
@@ -55,6 +56,18 @@ export class QuinnConnection implements QuicEngineConnection {
   private maxDgram = -1;
   /** Server: bytes the addon sent on our first streams at 0.5-RTT that the glue's first writes repeat. */
   private preset: Map<number, Uint8Array> | undefined;
+  /**
+   * The addon's path figures and datagram backlog, one native call for both (the send estimate asks for them
+   * together): valid for the rest of this event-loop turn, or until a datagram is queued.
+   */
+  private readonly path = {
+    estimate: { smoothedRttMs: 0, congestionWindow: 0, deliveryRate: 0 } as PathEstimate,
+    queued: 0,
+  };
+  private pathValid = false;
+  private readonly invalidatePath = () => {
+    this.pathValid = false;
+  };
 
   constructor(
     private readonly ep: QuinnEndpoint,
@@ -276,6 +289,7 @@ export class QuinnConnection implements QuicEngineConnection {
     const code = this.ep.addon.sendDatagram(this.ep.handle, this.id, data);
     if (code === 0) {
       this.counters.datagramsSent++;
+      this.pathValid = false;
       this.ep.kickSoon();
       return null;
     }
@@ -284,7 +298,38 @@ export class QuinnConnection implements QuicEngineConnection {
 
   datagramQueueBytes(): number {
     if (this.closed || this.ep.datagramSendBytes <= 0) return 0;
+    const p = this.readPath();
+    if (p) return p.queued;
     return Math.max(0, this.ep.datagramSendBytes - this.ep.addon.datagramSpace(this.ep.handle, this.id));
+  }
+
+  /**
+   * Smoothed RTT and congestion window without `stats()`'s JSON (asked up to once per datagram sent). quinn-proto
+   * measures no delivery rate: the estimate falls back on the window per RTT until it measured the queue drain.
+   * The object is reused: the next read overwrites it (the estimate reads it at once).
+   */
+  pathEstimate(): PathEstimate | undefined {
+    if (this.closed) return undefined;
+    const p = this.readPath();
+    if (p) return p.estimate;
+    const st = this.stats();
+    return st
+      ? { smoothedRttMs: st.smoothedRttMs, congestionWindow: st.congestionWindow, deliveryRate: 0 }
+      : undefined;
+  }
+
+  /** One `pathEstimate` call into the addon per turn (see {@link path}); `undefined` when the addon lacks it. */
+  private readPath(): { estimate: PathEstimate; queued: number } | undefined {
+    if (this.pathValid) return this.path;
+    const { addon, handle, pathOut: out } = this.ep;
+    if (!addon.pathEstimate) return undefined;
+    if (addon.pathEstimate(handle, this.id, out) !== 1) return undefined;
+    this.path.estimate.smoothedRttMs = out[0];
+    this.path.estimate.congestionWindow = out[1];
+    this.path.queued = Math.max(0, this.ep.datagramSendBytes - out[2]);
+    this.pathValid = true;
+    queueMicrotask(this.invalidatePath);
+    return this.path;
   }
 
   maxDatagramPayload(): number {

@@ -41,6 +41,11 @@ export interface QuinnAddon {
   maxDatagram(h: number, c: number): number;
   /** Bytes free in the connection's outgoing datagram buffer. */
   datagramSpace(h: number, c: number): number;
+  /**
+   * Writes the smoothed RTT (ms), the congestion window and the datagram buffer's free bytes into `out` (3
+   * elements); 1 when written, 0 when the connection is gone. Optional: an addon built before it lacks it.
+   */
+  pathEstimate?(h: number, c: number, out: Float64Array): number;
   streamsLeft(h: number, c: number, bidi: boolean): number;
   peerCerts(h: number, c: number): Uint8Array[] | null;
   stats(h: number, c: number): string | null;
@@ -97,6 +102,9 @@ export class QuinnEndpoint {
     /** The outgoing datagram buffer's size in bytes (the transport parameters' `dgram_send_bytes`). */
     readonly datagramSendBytes = 0,
   ) {}
+
+  /** The out parameter of `addon.pathEstimate`, shared by the endpoint's connections (read right after each call). */
+  readonly pathOut = new Float64Array(3);
 
   get local(): Host {
     return parseHost(this.addon.localAddress(this.handle));

@@ -540,6 +540,43 @@ extern "C" fn datagram_space(env: napi_env, info: napi_callback_info) -> napi_va
     })
 }
 
+/// pathEstimate(h, c, out: Float64Array(3)) -> 1 when filled, 0 when the connection is gone. Writes the smoothed
+/// RTT (ms), the congestion window (bytes) and the free space of the outgoing datagram buffer (bytes) into `out`:
+/// what a datagram send estimate needs, asked up to once per datagram sent, so no string and no allocation
+/// (`stats` formats JSON).
+extern "C" fn path_estimate(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let a = args::<3>(env, info).ok_or("pathEstimate: 3 arguments expected")?;
+        let h = arg_u64(env, a[0], "handle")?;
+        let c = arg_u64(env, a[1], "connection")? as u32;
+        let out = get_f64s(env, a[2]).ok_or("out: a Float64Array of at least 3 expected")?;
+        if out.len() < 3 {
+            return Err("out: a Float64Array of at least 3 expected".into());
+        }
+        let r = with_state(h, |_, st| {
+            st.conns.get_mut(&c).map(|x| {
+                (
+                    x.q.rtt().as_secs_f64() * 1000.0,
+                    x.q.congestion_state().window() as f64,
+                    x.q.datagrams().send_buffer_space() as f64,
+                )
+            })
+        })?;
+        Ok(number(
+            env,
+            match r {
+                Some((rtt, cwnd, space)) => {
+                    out[0] = rtt;
+                    out[1] = cwnd;
+                    out[2] = space;
+                    1.0
+                }
+                None => 0.0,
+            },
+        ))
+    })
+}
+
 /// streamsLeft(h, c, bidi) -> 1 when one more local stream can be opened now, else 0
 extern "C" fn streams_left(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
@@ -735,6 +772,7 @@ pub fn register(env: napi_env, exports: napi_value) {
     set_fn(env, exports, b"sendDatagram\0", send_datagram);
     set_fn(env, exports, b"maxDatagram\0", max_datagram);
     set_fn(env, exports, b"datagramSpace\0", datagram_space);
+    set_fn(env, exports, b"pathEstimate\0", path_estimate);
     set_fn(env, exports, b"streamsLeft\0", streams_left);
     set_fn(env, exports, b"peerCerts\0", peer_certs);
     set_fn(env, exports, b"stats\0", stats);

@@ -209,6 +209,26 @@ pub fn get_bytes<'a>(env: napi_env, v: napi_value) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
 }
 
+/// The elements of a Float64Array, writable, borrowed for the duration of the call (an out parameter the caller
+/// reuses, so that a native answer of a few numbers allocates nothing).
+pub fn get_f64s<'a>(env: napi_env, v: napi_value) -> Option<&'a mut [f64]> {
+    let mut kind = 0i32;
+    let mut len = 0usize;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab: napi_value = ptr::null_mut();
+    let mut off = 0usize;
+    if v.is_null()
+        || unsafe { napi_get_typedarray_info(env, v, &mut kind, &mut len, &mut data, &mut ab, &mut off) } != NAPI_OK
+    {
+        return None;
+    }
+    // napi_float64_array = 8
+    if kind != 8 || len == 0 || data.is_null() {
+        return None;
+    }
+    Some(unsafe { std::slice::from_raw_parts_mut(data as *mut f64, len) })
+}
+
 pub fn number(env: napi_env, x: f64) -> napi_value {
     let mut v: napi_value = ptr::null_mut();
     unsafe { napi_create_double(env, x, &mut v) };
