@@ -29,7 +29,7 @@ export interface Candidates {
 export class PrioritySelector {
   private readonly keys: Float64Array;
   /** Per candidate: its quantised accumulator (see `rankPlain`). */
-  private readonly qv: Float64Array;
+  private readonly qv: Int32Array;
   /** Candidates per quantised accumulator value, zero between uses (counting sort). */
   private readonly hist: Int32Array;
   /** Candidate indices in rank order, after a counting `rankPlain`. */
@@ -60,7 +60,7 @@ export class PrioritySelector {
     private readonly maxPacketBytes: number,
   ) {
     this.keys = new Float64Array(store.max);
-    this.qv = new Float64Array(store.max);
+    this.qv = new Int32Array(store.max);
     this.hist = new Int32Array(8 * store.max + 513);
     this.rank = new Int32Array(store.max);
     this.chosen = new Uint8Array(store.max);
@@ -127,7 +127,7 @@ export class PrioritySelector {
       }
     } else {
       if (weighted) this.rankWeighted(cs, snap, c, n);
-      else for (let i = 0; i < n; i++) keys[i] = this.qv[i] * 2097152 + i;
+      else for (let i = 0; i < n; i++) keys[i] = packKey(cs.acc[cand[i] >>> 3], false, i);
       ({ picked, empty, bodies } = this.pickByKeys(cs, snap, c, n, headerBits, p, p2, gapK, span));
     }
     // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
@@ -164,7 +164,7 @@ export class PrioritySelector {
     const priority = this.store.priority;
     const hist = this.hist;
     const limit = hist.length;
-    let qmin = 0x7fffffff;
+    let qmin = limit;
     let qmax = -1;
     let counted = true;
     for (let i = 0; i < n; i++) {
@@ -172,9 +172,11 @@ export class PrioritySelector {
       const s = code >>> 3;
       const a = Math.fround(acc[s] + KIND_WEIGHT[code & 3] * priority[s]);
       acc[s] = a;
-      const q = Math.min(Math.floor(a * 64), 0x7fffffff);
-      qv[i] = q;
-      if (q >= 0 && q < limit) {
+      // floor(a * 64) as `packKey` takes it; NaN and values out of the histogram's range fail the test.
+      const x = a * 64;
+      if (x >= 0 && x < limit) {
+        const q = x | 0;
+        qv[i] = q;
         hist[q]++;
         if (q > qmax) qmax = q;
         if (q < qmin) qmin = q;
