@@ -11,6 +11,22 @@ const { KIND_UPDATE } = codec;
 
 /** Accumulator gain per record kind (update, full, remove): removals and creations first. */
 const KIND_WEIGHT = [1, 2, 4];
+/** Quantised accumulators from 0 to QUANT_LIMIT - 1 can be ranked by counting (`accrue`). */
+const QUANT_LIMIT = 1 << 14;
+
+/**
+ * The plain ranking's step for one candidate, taken while candidates are gathered (one pass over them instead of
+ * two): slot `s`'s accumulator grows by its record kind's weight times the entity's priority. Returns the quantised
+ * accumulator, floor(a * 64) of `a` as the Float32Array stores it (the packed sort key's), or -1 outside the counting
+ * range (NaN included). Early is safe: a packet that does not go over budget carries every candidate, and sending a
+ * record resets its accumulator.
+ */
+export function accrue(acc: Float32Array, priority: Float32Array, s: number, kind: number): number {
+  const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s]);
+  acc[s] = a;
+  const x = a * 64;
+  return x >= 0 && x < QUANT_LIMIT ? x | 0 : -1;
+}
 
 /** The candidate records of one packet: `cand` = slot << 3 | skippable << 2 | kind, baseline ticks in `candBase`. */
 export interface Candidates {
@@ -20,6 +36,8 @@ export interface Candidates {
   candBase2: Uint32Array;
   /** Out: the final kind of each candidate (KIND_VIRTUAL for an empty update left out). */
   kinds: Uint8Array;
+  /** Per candidate, when the client's ranking is plain (`PrioritySelector.plain`): what `accrue` returned. */
+  q: Int32Array;
 }
 
 /**
@@ -28,11 +46,9 @@ export interface Candidates {
  */
 export class PrioritySelector {
   private readonly keys: Float64Array;
-  /** Per candidate: its quantised accumulator (see `rankPlain`). */
-  private readonly qv: Int32Array;
   /** Candidates per quantised accumulator value, zero between uses (counting sort). */
   private readonly hist: Int32Array;
-  /** Candidate indices in rank order, after a counting `rankPlain`. */
+  /** Candidate indices in rank order, after `countRank`. */
   private readonly rank: Int32Array;
   /** Per candidate: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
@@ -60,8 +76,7 @@ export class PrioritySelector {
     private readonly maxPacketBytes: number,
   ) {
     this.keys = new Float64Array(store.max);
-    this.qv = new Int32Array(store.max);
-    this.hist = new Int32Array(8 * store.max + 513);
+    this.hist = new Int32Array(QUANT_LIMIT);
     this.rank = new Int32Array(store.max);
     this.chosen = new Uint8Array(store.max);
     this.entry = new Int32Array(store.max);
@@ -101,8 +116,8 @@ export class PrioritySelector {
     let picked = 0;
     let empty = 0;
     let misses = 0;
-    const weighted = this.fieldWeights || (cs.focus !== null && this.interest.hasPosition);
-    if (!weighted && this.rankPlain(cand, cs.acc, n)) {
+    const weighted = !this.plain(cs);
+    if (!weighted && this.countRank(c.q, n)) {
       // The whole ranking by counting sort; the loop takes records in rank order until the budget is spent (every
       // record measured once). No field weights here, so nothing is reliable.
       const rank = this.rank;
@@ -154,33 +169,32 @@ export class PrioritySelector {
   }
 
   /**
-   * Plain ranking: every candidate's accumulator grows by its kind's weight times its entity's priority, and `qv` gets
-   * its quantised value (the sort key's accumulator: `a` rounded as the Float32Array stores it). When those values
-   * span a small range (always, unless priorities are large), `rank` gets the whole ranking by counting sort (highest
-   * accumulator first, ties by higher candidate index: the order of the packed keys) and it returns true.
+   * Whether the client's ranking is the plain one (no field priorities or reliable fields, no distance factor): then
+   * the candidates' gatherer grows their accumulators (`accrue`) and fills `Candidates.q`.
    */
-  private rankPlain(cand: Int32Array, acc: Float32Array, n: number): boolean {
-    const qv = this.qv;
-    const priority = this.store.priority;
+  plain(cs: ClientState): boolean {
+    return !this.fieldWeights && !(cs.focus !== null && this.interest.hasPosition);
+  }
+
+  /**
+   * The whole plain ranking by counting sort of the quantised accumulators `q` (highest first, ties by higher
+   * candidate index: the order of the packed keys) into `rank`. False, with nothing ranked, when some value is out of
+   * the counting range or the values spread too wide (large priorities): then the packed keys are sorted instead.
+   */
+  private countRank(q: Int32Array, n: number): boolean {
     const hist = this.hist;
-    const limit = hist.length;
-    let qmin = limit;
+    let qmin = QUANT_LIMIT;
     let qmax = -1;
     let counted = true;
     for (let i = 0; i < n; i++) {
-      const code = cand[i];
-      const s = code >>> 3;
-      const a = Math.fround(acc[s] + KIND_WEIGHT[code & 3] * priority[s]);
-      acc[s] = a;
-      // floor(a * 64) as `packKey` takes it; NaN and values out of the histogram's range fail the test.
-      const x = a * 64;
-      if (x >= 0 && x < limit) {
-        const q = x | 0;
-        qv[i] = q;
-        hist[q]++;
-        if (q > qmax) qmax = q;
-        if (q < qmin) qmin = q;
-      } else counted = false;
+      const v = q[i];
+      if (v < 0) {
+        counted = false;
+        break;
+      }
+      hist[v]++;
+      if (v > qmax) qmax = v;
+      if (v < qmin) qmin = v;
     }
     if (n === 0) return true;
     if (!counted || qmax - qmin > 8 * n + 512) {
@@ -188,13 +202,13 @@ export class PrioritySelector {
       return false;
     }
     // Start of each value's run in descending order, then the candidates placed from the highest index down.
-    for (let q = qmax, at = 0; q >= qmin; q--) {
-      const k = hist[q];
-      hist[q] = at;
+    for (let v = qmax, at = 0; v >= qmin; v--) {
+      const k = hist[v];
+      hist[v] = at;
       at += k;
     }
     const rank = this.rank;
-    for (let i = n - 1; i >= 0; i--) rank[hist[qv[i]]++] = i;
+    for (let i = n - 1; i >= 0; i--) rank[hist[q[i]]++] = i;
     hist.fill(0, qmin, qmax + 1);
     return true;
   }
@@ -300,7 +314,7 @@ export class PrioritySelector {
   private recPriority = 1;
   private recReliable = false;
 
-  /** `rankPlain` with field priorities, reliable fields and the distance factor. */
+  /** The ranking with field priorities, reliable fields and the distance factor: accumulators grown, packed keys. */
   private rankWeighted(cs: ClientState, snap: Snapshot, c: Candidates, n: number): void {
     const { cand, candBase } = c;
     const keys = this.keys;
