@@ -6,7 +6,7 @@ import type { EntityStore, Snapshot } from './store.js';
 
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
-const { BitWriter, expGolombBits } = bits;
+const { BitWriter } = bits;
 type BitWriter = bits.BitWriter;
 type CompiledComponent = schema.CompiledComponent;
 const { isPredictable } = schema;
@@ -234,24 +234,42 @@ export class DeltaEncoder {
       if (w) w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
       return 2;
     }
-    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
+    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it. The codes are
+    // composed into one value (`v`, `n` bits: a record's head is one write).
     const far = baseTick !== packetBase;
-    const gap = far ? packetBase - baseTick - 1 : 0;
-    let n = far ? 2 + expGolombBits(gap, GAP_K) : 2;
-    if (w) {
-      w.writeBits(far ? 1 : 0, 2);
-      if (far) w.writeExpGolomb(gap, GAP_K);
+    let v = 0;
+    let n = 2;
+    if (far) {
+      const g = packetBase - baseTick - 1 + (1 << GAP_K);
+      const wg = 2 * (31 - Math.clz32(g)) - GAP_K + 1;
+      v = 2 ** wg + g;
+      n = 2 + wg;
     }
-    if (!this.predictable) return n;
-    // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
-    // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
-    const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
-    const named = predicted && (far || packetBase2 === 0);
-    const d2 = named ? baseTick - this.bodyKey2[e] - 1 : 0;
-    n += named ? 1 + expGolombBits(d2, 0) : 1;
+    if (this.predictable) {
+      // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
+      // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
+      const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+      v = 2 * v + (predicted ? 1 : 0);
+      n++;
+      if (predicted && (far || packetBase2 === 0)) {
+        const d = baseTick - this.bodyKey2[e];
+        const wd = 2 * (31 - Math.clz32(d)) + 1;
+        v = v * 2 ** wd + d;
+        n += wd;
+      }
+    }
     if (w) {
-      w.writeBit(predicted);
-      if (named) w.writeExpGolomb(d2, 0);
+      if (n <= 32) w.writeBits(v, n);
+      else {
+        // Only for baselines thousands of ticks apart: the codes one by one.
+        w.writeBits(far ? 1 : 0, 2);
+        if (far) w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
+        if (this.predictable) {
+          const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+          w.writeBit(predicted);
+          if (predicted && (far || packetBase2 === 0)) w.writeExpGolomb(baseTick - this.bodyKey2[e] - 1, 0);
+        }
+      }
     }
     return n;
   }
