@@ -234,41 +234,32 @@ export class DeltaEncoder {
       if (w) w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
       return 2;
     }
-    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it. The codes are
-    // composed into one value (`v`, `n` bits: a record's head is one write).
+    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
     const far = baseTick !== packetBase;
-    let v = 0;
-    let n = 2;
-    if (far) {
-      const g = packetBase - baseTick - 1 + (1 << GAP_K);
-      const wg = 2 * (31 - Math.clz32(g)) - GAP_K + 1;
-      v = 2 ** wg + g;
-      n = 2 + wg;
-    }
-    if (this.predictable) {
-      // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
-      // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
-      const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
-      v = 2 * v + (predicted ? 1 : 0);
-      n++;
-      if (predicted && (far || packetBase2 === 0)) {
-        const d = baseTick - this.bodyKey2[e];
-        const wd = 2 * (31 - Math.clz32(d)) + 1;
-        v = v * 2 ** wd + d;
-        n += wd;
-      }
-    }
-    if (w) {
-      if (n <= 32) w.writeBits(v, n);
-      else {
-        // Only for baselines thousands of ticks apart: the codes one by one.
-        w.writeBits(far ? 1 : 0, 2);
-        if (far) w.writeExpGolomb(packetBase - baseTick - 1, GAP_K);
-        if (this.predictable) {
-          const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
-          w.writeBit(predicted);
-          if (predicted && (far || packetBase2 === 0)) w.writeExpGolomb(baseTick - this.bodyKey2[e] - 1, 0);
-        }
+    const g = far ? packetBase - baseTick - 1 + (1 << GAP_K) : 0;
+    const wg = far ? 2 * (31 - Math.clz32(g)) - GAP_K + 1 : 0;
+    let n = 2 + wg;
+    // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
+    // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
+    const predicted = this.predictable && (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+    const named = predicted && (far || packetBase2 === 0);
+    const d = named ? baseTick - this.bodyKey2[e] : 0;
+    const wd = named ? 2 * (31 - Math.clz32(d)) + 1 : 0;
+    if (this.predictable) n += 1 + wd;
+    if (!w) return n;
+    if (n <= 31) {
+      // The codes composed into one small integer: a record's head is one write (exp-Golomb codes are their value
+      // plus 2^k, in 2 log2 of that minus k plus 1 bits).
+      let v = far ? (1 << wg) | g : 0;
+      if (this.predictable) v = (((v << 1) | (predicted ? 1 : 0)) << wd) | d;
+      w.writeBits(v, n);
+    } else {
+      // Only for baselines thousands of ticks apart: one code at a time.
+      w.writeBits(far ? 1 : 0, 2);
+      if (far) w.writeExpGolomb(g - (1 << GAP_K), GAP_K);
+      if (this.predictable) {
+        w.writeBit(predicted);
+        if (named) w.writeExpGolomb(d - 1, 0);
       }
     }
     return n;
