@@ -554,9 +554,10 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     const { cand, candBase, candBase2, q } = this.candidates;
     const { ackedId, ackedTick, prevTick, lastEntityTick, lastRemoveTick, removeAcked, interest, acc } = cs;
     const priority = this.store.priority;
+    const { ids, changedAt, hw } = snap;
     let n = 0;
-    for (let s = 0; s < snap.hw; s++) {
-      const cur = snap.ids[s];
+    for (let s = 0; s < hw; s++) {
+      const cur = ids[s];
       let code: number;
       if (cur === 0 || !(all || interest[s] === 1)) {
         if (ackedId[s] === 0 && lastEntityTick[s] <= removeAcked[s]) continue;
@@ -565,7 +566,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       else {
         const bt = ackedTick[s];
         const removed = lastRemoveTick[s] > bt;
-        if (!removed && snap.changedAt[s] <= bt) continue;
+        if (!removed && changedAt[s] <= bt) continue;
         candBase[n] = bt;
         candBase2[n] = prevTick[s];
         // An update that turns out empty may be skipped only if nothing newer is in flight to the client.
