@@ -479,19 +479,22 @@ export interface ScaleRounds {
   ms: number;
   /** Median over rounds of the round's median tick: what a tick costs when nothing else takes the CPU away. */
   p50Ms: number;
-  /** The same for process CPU. */
+  /** Median over rounds of the round's mean process CPU ms per tick (the encode figure). */
   cpuMs: number;
   roundMs: number[];
+  roundCpuMs: number[];
 }
 
 /** The figures of several `runScale` rounds: medians of the per-round means. */
 export function summariseRounds(runs: ReturnType<typeof runScale>[]): ScaleRounds {
   const roundMs = runs.map((r) => mean(r.ms));
+  const roundCpuMs = runs.map((r) => mean(r.cpuMs));
   return {
     ms: median(roundMs),
     p50Ms: median(runs.map((r) => median(r.ms))),
-    cpuMs: median(runs.map((r) => mean(r.cpuMs))),
+    cpuMs: median(roundCpuMs),
     roundMs,
+    roundCpuMs,
   };
 }
 const kbps = (bytesPerTick: number) => (bytesPerTick * 8 * HZ) / 1000;
@@ -607,6 +610,7 @@ const suite: BenchSuite = {
           mean_ms: round(s.ms, 3),
           round_mean_ms: s.roundMs.map((v) => v.toFixed(3)).join(' '),
           cpu_mean_ms: round(s.cpuMs, 3),
+          round_cpu_mean_ms: s.roundCpuMs.map((v) => v.toFixed(3)).join(' '),
           per_client_us: round((s.ms / clients) * 1000, 1),
           cpu_per_client_us: round((s.cpuMs / clients) * 1000, 1),
           moving_fraction: round(runs[0].movers, 3),
@@ -617,10 +621,13 @@ const suite: BenchSuite = {
         },
       });
     }
-    const perClient = (name: string, clients: number) => round((scaleRuns[name].ms / clients) * 1000, 1);
-    ratios.encode_ms_32x1000 = round(scaleRuns['cube scene, 2 % loss'].ms, 3);
-    ratios.encode_ms_32x1000_all_moving = round(scaleRuns['all 1000 moving, 2 % loss'].ms, 3);
-    ratios.encode_cpu_ms_32x1000_all_moving = round(scaleRuns['all 1000 moving, 2 % loss'].cpuMs, 3);
+    // The encode figures are process CPU time of the encode section (all threads, GC included): what the encoding
+    // costs, which a loaded machine's preemption does not inflate; wall-clock figures are reported beside them.
+    const perClient = (name: string, clients: number) => round((scaleRuns[name].cpuMs / clients) * 1000, 1);
+    ratios.encode_ms_32x1000 = round(scaleRuns['cube scene, 2 % loss'].cpuMs, 3);
+    ratios.encode_ms_32x1000_all_moving = round(scaleRuns['all 1000 moving, 2 % loss'].cpuMs, 3);
+    ratios.encode_wall_ms_32x1000 = round(scaleRuns['cube scene, 2 % loss'].ms, 3);
+    ratios.encode_wall_ms_32x1000_all_moving = round(scaleRuns['all 1000 moving, 2 % loss'].ms, 3);
     ratios.encode_median_tick_ms_32x1000_all_moving = round(scaleRuns['all 1000 moving, 2 % loss'].p50Ms, 3);
     ratios.encode_us_per_client_shared_32 = perClient('cube scene, 0 % loss (shared baselines)', 32);
     ratios.encode_us_per_client_shared_128 = perClient(
@@ -631,15 +638,15 @@ const suite: BenchSuite = {
     goals.encode_ms_32x1000 = {
       op: '<=',
       value: 2,
-      note: 'ms per tick (median over rounds of the mean), 32 clients x 1000 entities, cube scene at 2 % loss',
+      note: 'CPU ms per tick of the encode section (median over rounds of the mean; process CPU, GC included), 32 clients x 1000 entities, cube scene at 2 % loss',
     };
     goals.encode_ms_32x1000_all_moving = {
       op: '<=',
       value: 2,
-      note: 'ms per tick (median over rounds of the mean), 32 clients x 1000 entities, all moving every tick at 2 % loss: every client over budget, nothing shared',
+      note: 'CPU ms per tick of the encode section (median over rounds of the mean; process CPU, GC included), 32 clients x 1000 entities, all moving every tick at 2 % loss: every client over budget, nothing shared',
     };
     notes.push(
-      `Scale rows: server.tick() plus one encodeFor() per client, ${scaleRounds} rounds of ${scaleTicks} ticks each (the first second unmeasured), a fresh server per round; mean_ms is the median over rounds of each round's mean wall-clock ms per tick (round_mean_ms lists them), cpu_mean_ms the same for process CPU (all threads, GC included), median_tick_ms the median over rounds of each round's median tick (not moved by ticks that other processes preempt, nor by GC pauses); per_client_us = mean_ms / clients; shared_fraction: packets reused byte for byte from a client on the same baseline. Without loss most clients ack the same ticks and share one encoding: the per-client cost then falls as clients are added.`,
+      `Scale rows: server.tick() plus one encodeFor() per client, ${scaleRounds} rounds of ${scaleTicks} ticks each (the first second unmeasured), a fresh server per round; cpu_mean_ms is the median over rounds of each round's mean process CPU ms per tick of the encode section (all threads, GC included: on an idle machine at least the wall clock, and not inflated by other processes taking the CPU away), the figure of the encode_ms_* goals and encode_us_per_client_* ratios; mean_ms the same for wall clock (round_mean_ms lists the rounds; encode_wall_ms_* ratios), median_tick_ms the median over rounds of each round's median tick (not moved by ticks that other processes preempt, nor by GC pauses); per_client_us = mean_ms / clients, cpu_per_client_us = cpu_mean_ms / clients; shared_fraction: packets reused byte for byte from a client on the same baseline. Without loss most clients ack the same ticks and share one encoding: the per-client cost then falls as clients are added.`,
     );
     const keys = SCENES.map((s) => s.key);
     return {

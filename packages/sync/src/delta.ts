@@ -6,7 +6,7 @@ import type { EntityStore, Snapshot } from './store.js';
 
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
-const { BitWriter, expGolombBits } = bits;
+const { BitWriter } = bits;
 type BitWriter = bits.BitWriter;
 type CompiledComponent = schema.CompiledComponent;
 const { isPredictable } = schema;
@@ -49,7 +49,9 @@ function spareHash(home: number, key: number, key2: number): number {
  * A record's body depends only on the entity slot, its baseline tick (or FULL) and whether the client owns the
  * entity, not on the client otherwise: it is encoded once per tick into `bodies` and copied into every packet (and
  * every budget measurement) that needs it. Under load, clients share baselines and the encode cost is paid once per
- * (slot, baseline) instead of twice per client.
+ * (slot, baseline) instead of twice per client. A cached body starts with the head most records using it have (FULL:
+ * its kind; UPDATE: kind, "the packet's baseline", predicted flag), so such a record is measured by a length and
+ * written by one bit copy; records with another head (an older baseline, a named second baseline) skip those bits.
  */
 export class DeltaEncoder {
   /** This tick's encoded record bodies, indexed per slot and owner flag by the body* arrays. */
@@ -69,6 +71,8 @@ export class DeltaEncoder {
   private readonly changedFields: Uint32Array;
   /** The predicted row of the entity being encoded. */
   private readonly pred: Uint32Array;
+  /** Bits of the common UPDATE head a cached UPDATE body starts with: kind, "packet's baseline", predicted flag. */
+  private readonly updateHead: number;
 
   // Per-record results, kept in fields to avoid allocating per record.
   /** Highest priority of the fields the record changes. */
@@ -96,6 +100,7 @@ export class DeltaEncoder {
     this.comps = store.comps;
     this.row = store.row;
     this.predictable = store.schema.predictable;
+    this.updateHead = this.predictable ? 3 : 2;
     this.pred = new Uint32Array(store.row);
     this.changedFields = new Uint32Array(store.comps.length);
     // Tick 0 is never encoded (tick() comes first), so zeroed entries are never taken for this tick's.
@@ -154,8 +159,29 @@ export class DeltaEncoder {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2);
     this.recEntry = e;
     if (this.recEmpty) return 0;
-    const head = this.head(null, e, this.recKind, baseTick, packetBase, packetBase2);
-    return e < 0 ? head : head + this.bodyLen[e];
+    if (e < 0) return 2;
+    // The body starts with the common head (see `bodyEntry`); any other head replaces it.
+    if (this.commonHead(e, this.recKind, baseTick, packetBase, packetBase2)) return this.bodyLen[e];
+    return (
+      this.head(null, e, this.recKind, baseTick, packetBase, packetBase2) + this.bodyLen[e] - this.updateHead
+    );
+  }
+
+  /**
+   * Whether a record's head is the one its cached body starts with: always for FULL, and for an UPDATE against the
+   * packet's baseline that names no second baseline of its own.
+   */
+  private commonHead(
+    e: number,
+    kind: number,
+    baseTick: number,
+    packetBase: number,
+    packetBase2: number,
+  ): boolean {
+    return (
+      kind !== KIND_UPDATE ||
+      (baseTick === packetBase && (packetBase2 !== 0 || (this.bodyFlags[e] & BODY_PREDICTED) === 0))
+    );
   }
 
   /**
@@ -173,13 +199,22 @@ export class DeltaEncoder {
     packetBase2: number,
     counting: boolean,
   ): void {
-    this.head(w, e, kind, baseTick, packetBase, packetBase2);
-    if (kind === KIND_REMOVE) return;
+    if (kind === KIND_REMOVE) {
+      w.writeBits(0b11, 2);
+      return;
+    }
     if (counting) {
       if ((code & 3) === KIND_UPDATE && kind === KIND_FULL) this.stats.refreshes++;
       if (kind === KIND_UPDATE && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
     }
-    w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+    // One copy of head and body when the cached body's head is this record's (the common case).
+    if (this.commonHead(e, kind, baseTick, packetBase, packetBase2))
+      w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
+    else {
+      const h = this.updateHead;
+      this.head(w, e, kind, baseTick, packetBase, packetBase2);
+      w.copyBits(this.bodies.buf, this.bodyStart[e] + h, this.bodyLen[e] - h);
+    }
   }
 
   /**
@@ -201,22 +236,31 @@ export class DeltaEncoder {
     }
     // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
     const far = baseTick !== packetBase;
-    const gap = far ? packetBase - baseTick - 1 : 0;
-    let n = far ? 2 + expGolombBits(gap, GAP_K) : 2;
-    if (w) {
-      w.writeBits(far ? 1 : 0, 2);
-      if (far) w.writeExpGolomb(gap, GAP_K);
-    }
-    if (!this.predictable) return n;
+    const g = far ? packetBase - baseTick - 1 + (1 << GAP_K) : 0;
+    const wg = far ? 2 * (31 - Math.clz32(g)) - GAP_K + 1 : 0;
+    let n = 2 + wg;
     // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
     // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
-    const predicted = (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+    const predicted = this.predictable && (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
     const named = predicted && (far || packetBase2 === 0);
-    const d2 = named ? baseTick - this.bodyKey2[e] - 1 : 0;
-    n += named ? 1 + expGolombBits(d2, 0) : 1;
-    if (w) {
-      w.writeBit(predicted);
-      if (named) w.writeExpGolomb(d2, 0);
+    const d = named ? baseTick - this.bodyKey2[e] : 0;
+    const wd = named ? 2 * (31 - Math.clz32(d)) + 1 : 0;
+    if (this.predictable) n += 1 + wd;
+    if (!w) return n;
+    if (n <= 31) {
+      // The codes composed into one small integer: a record's head is one write (exp-Golomb codes are their value
+      // plus 2^k, in 2 log2 of that minus k plus 1 bits).
+      let v = far ? (1 << wg) | g : 0;
+      if (this.predictable) v = (((v << 1) | (predicted ? 1 : 0)) << wd) | d;
+      w.writeBits(v, n);
+    } else {
+      // Only for baselines thousands of ticks apart: one code at a time.
+      w.writeBits(far ? 1 : 0, 2);
+      if (far) w.writeExpGolomb(g - (1 << GAP_K), GAP_K);
+      if (this.predictable) {
+        w.writeBit(predicted);
+        if (named) w.writeExpGolomb(d - 1, 0);
+      }
     }
     return n;
   }
@@ -316,6 +360,7 @@ export class DeltaEncoder {
     this.recReliable = false;
     this.lastPredicted = false;
     if (key === FULL_BODY) {
+      b.writeBits(0b10, 2);
       this.writeFullBody(b, snap, s, isOwner === 1);
       flags = BODY_ANY;
     } else if (this.writeUpdateBody(b, snap, baseSnap!, baseSnap2, key, key2, s, isOwner === 1))
@@ -393,7 +438,7 @@ export class DeltaEncoder {
     const bmask = baseSnap.masks[s];
     let predicted = false;
     if (this.predictable) {
-      // The flag and the second baseline are written by `write` (the packet header may name the second baseline).
+      // The flag goes into the common head below; a record that names its second baseline gets its head from `head`.
       if (baseSnap2 && this.predictionPays(snap, baseSnap, baseSnap2, b0, b1, s, isOwner)) {
         predicted = true;
         this.lastPredicted = true;
@@ -427,6 +472,9 @@ export class DeltaEncoder {
       changed[c.index] = cf;
       if (c.hasOwnerOnly || cf !== (1 << fields.length) - 1) allChanged = false;
     }
+    // The common head (`head` for an UPDATE against the packet's baseline), so that such a record is one copy.
+    w.writeBits(0, 2);
+    if (this.predictable) w.writeBit(predicted);
     // Form bit: 1 = the mask is the baseline's and every field of every component differs (moving things), so no
     // changed bits follow; 0 = the general form.
     w.writeBit(allChanged);

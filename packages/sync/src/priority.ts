@@ -11,6 +11,22 @@ const { KIND_UPDATE } = codec;
 
 /** Accumulator gain per record kind (update, full, remove): removals and creations first. */
 const KIND_WEIGHT = [1, 2, 4];
+/** Quantised accumulators from 0 to QUANT_LIMIT - 1 can be ranked by counting (`accrue`). */
+const QUANT_LIMIT = 1 << 14;
+
+/**
+ * The plain ranking's step for one candidate, taken while candidates are gathered (one pass over them instead of
+ * two): slot `s`'s accumulator grows by its record kind's weight times the entity's priority. Returns the quantised
+ * accumulator, floor(a * 64) of `a` as the Float32Array stores it (the packed sort key's), or -1 outside the counting
+ * range (NaN included). Early is safe: a packet that does not go over budget carries every candidate, and sending a
+ * record resets its accumulator.
+ */
+export function accrue(acc: Float32Array, priority: Float32Array, s: number, kind: number): number {
+  const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s]);
+  acc[s] = a;
+  const x = a * 64;
+  return x >= 0 && x < QUANT_LIMIT ? x | 0 : -1;
+}
 
 /** The candidate records of one packet: `cand` = slot << 3 | skippable << 2 | kind, baseline ticks in `candBase`. */
 export interface Candidates {
@@ -20,6 +36,8 @@ export interface Candidates {
   candBase2: Uint32Array;
   /** Out: the final kind of each candidate (KIND_VIRTUAL for an empty update left out). */
   kinds: Uint8Array;
+  /** Per candidate, when the client's ranking is plain (`PrioritySelector.plain`): what `accrue` returned. */
+  q: Int32Array;
 }
 
 /**
@@ -28,6 +46,10 @@ export interface Candidates {
  */
 export class PrioritySelector {
   private readonly keys: Float64Array;
+  /** Candidates per quantised accumulator value, zero between uses (counting sort). */
+  private readonly hist: Int32Array;
+  /** Candidate indices in rank order, after `countRank`. */
+  private readonly rank: Int32Array;
   /** Per candidate: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
   /** Per candidate measured: its body entry in the DeltaEncoder (its final kind goes to `kinds`). */
@@ -54,6 +76,8 @@ export class PrioritySelector {
     private readonly maxPacketBytes: number,
   ) {
     this.keys = new Float64Array(store.max);
+    this.hist = new Int32Array(QUANT_LIMIT);
+    this.rank = new Int32Array(store.max);
     this.chosen = new Uint8Array(store.max);
     this.entry = new Int32Array(store.max);
     this.order = new Int32Array(store.max);
@@ -80,22 +104,141 @@ export class PrioritySelector {
     const { cand, candBase, candBase2 } = c;
     const keys = this.keys;
     const delta = this.delta;
-    if (this.fieldWeights || (cs.focus !== null && this.interest.hasPosition))
-      this.rankWeighted(cs, snap, c, n);
-    else rankPlain(keys, cand, cs.acc, this.store.priority, n);
     // Slot gaps are written after selection, in slot order: bound their total for m records instead of charging each
     // the longest gap (which left over-budget packets a third empty).
     const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
+    const budget = cs.budgetBytes * 8;
+    const chosen = this.chosen;
+    chosen.fill(0, 0, n);
+    const entry = this.entry;
+    const kinds = c.kinds;
+    let bodies = 0;
+    let picked = 0;
+    let empty = 0;
+    let misses = 0;
+    const weighted = !this.plain(cs);
+    if (!weighted && this.countRank(c.q, n)) {
+      // The whole ranking by counting sort; the loop takes records in rank order until the budget is spent (every
+      // record measured once). No field weights here, so nothing is reliable.
+      const rank = this.rank;
+      for (let r = 0; r < n; r++) {
+        const i = rank[r];
+        const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
+        if (delta.recEmpty) {
+          chosen[i] = 2;
+          empty++;
+          continue;
+        }
+        entry[i] = delta.recEntry;
+        kinds[i] = delta.recKind;
+        if (
+          headerBits + bodies + cost + this.gapBound(picked + 1, span, gapK) <= budget ||
+          picked + empty === 0
+        ) {
+          chosen[i] = 1;
+          picked++;
+          bodies += cost;
+        } else if (++misses > 8) break;
+      }
+    } else {
+      if (weighted) this.rankWeighted(cs, snap, c, n);
+      else for (let i = 0; i < n; i++) keys[i] = packKey(cs.acc[cand[i] >>> 3], false, i);
+      ({ picked, empty, bodies } = this.pickByKeys(cs, snap, c, n, headerBits, p, p2, gapK, span));
+    }
+    // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
+    // (a byte per candidate) beats sorting their indices.
+    const all = picked + empty;
+    const order = this.order;
+    for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
+    this.picked = all;
+    let prev = -1;
+    let count = 0;
+    for (let j = 0; j < all; j++) {
+      const i = order[j];
+      if (chosen[i] === 2) {
+        kinds[i] = KIND_VIRTUAL;
+        continue;
+      }
+      const s = cand[i] >>> 3;
+      w.writeExpGolomb(s - prev - 1, gapK);
+      delta.writeResolved(w, cand[i], entry[i], kinds[i], candBase[i], p, p2, true);
+      prev = s;
+      count++;
+    }
+    return { count, deferred: n - all };
+  }
+
+  /**
+   * Whether the client's ranking is the plain one (no field priorities or reliable fields, no distance factor): then
+   * the candidates' gatherer grows their accumulators (`accrue`) and fills `Candidates.q`.
+   */
+  plain(cs: ClientState): boolean {
+    return !this.fieldWeights && !(cs.focus !== null && this.interest.hasPosition);
+  }
+
+  /**
+   * The whole plain ranking by counting sort of the quantised accumulators `q` (highest first, ties by higher
+   * candidate index: the order of the packed keys) into `rank`. False, with nothing ranked, when some value is out of
+   * the counting range or the values spread too wide (large priorities): then the packed keys are sorted instead.
+   */
+  private countRank(q: Int32Array, n: number): boolean {
+    const hist = this.hist;
+    let qmin = QUANT_LIMIT;
+    let qmax = -1;
+    let counted = true;
+    for (let i = 0; i < n; i++) {
+      const v = q[i];
+      if (v < 0) {
+        counted = false;
+        break;
+      }
+      hist[v]++;
+      if (v > qmax) qmax = v;
+      if (v < qmin) qmin = v;
+    }
+    if (n === 0) return true;
+    if (!counted || qmax - qmin > 8 * n + 512) {
+      if (qmax >= 0) hist.fill(0, qmin, qmax + 1);
+      return false;
+    }
+    // Start of each value's run in descending order, then the candidates placed from the highest index down.
+    for (let v = qmax, at = 0; v >= qmin; v--) {
+      const k = hist[v];
+      hist[v] = at;
+      at += k;
+    }
+    const rank = this.rank;
+    for (let i = n - 1; i >= 0; i--) rank[hist[q[i]]++] = i;
+    hist.fill(0, qmin, qmax + 1);
+    return true;
+  }
+
+  /**
+   * Selection over packed sort keys in `keys` (the weighted ranking, or a plain one whose values span too wide a range
+   * for counting): the same choice as taking records in key order, with the sorting confined to the top of the ranking.
+   */
+  private pickByKeys(
+    cs: ClientState,
+    snap: Snapshot,
+    c: Candidates,
+    n: number,
+    headerBits: number,
+    p: number,
+    p2: number,
+    gapK: number,
+    span: number,
+  ): { picked: number; empty: number; bodies: number } {
+    const { cand, candBase, candBase2 } = c;
+    const keys = this.keys;
+    const delta = this.delta;
     const budget = cs.budgetBytes * 8;
     // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below).
     const fit = Math.ceil(budget / Math.max(8, cs.recordBits));
     const chunk = Math.ceil(1.25 * fit) + 32;
     const hard = this.maxPacketBytes * 8;
     const chosen = this.chosen;
-    chosen.fill(0, 0, n);
     const entry = this.entry;
     const kinds = c.kinds;
-    const order = this.order;
     let bodies = 0;
     let picked = 0;
     let empty = 0;
@@ -165,32 +308,13 @@ export class PrioritySelector {
         bodies += cost;
       } else if (!reliable && ++misses > 8) break;
     }
-    // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
-    // (a byte per candidate) beats sorting their indices.
-    const all = picked + empty;
-    for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
-    this.picked = all;
-    let prev = -1;
-    let count = 0;
-    for (let j = 0; j < all; j++) {
-      const i = order[j];
-      if (chosen[i] === 2) {
-        kinds[i] = KIND_VIRTUAL;
-        continue;
-      }
-      const s = cand[i] >>> 3;
-      w.writeExpGolomb(s - prev - 1, gapK);
-      delta.writeResolved(w, cand[i], entry[i], kinds[i], candBase[i], p, p2, true);
-      prev = s;
-      count++;
-    }
-    return { count, deferred: n - all };
+    return { picked, empty, bodies };
   }
 
   private recPriority = 1;
   private recReliable = false;
 
-  /** `rankPlain` with field priorities, reliable fields and the distance factor. */
+  /** The ranking with field priorities, reliable fields and the distance factor: accumulators grown, packed keys. */
   private rankWeighted(cs: ClientState, snap: Snapshot, c: Candidates, n: number): void {
     const { cand, candBase } = c;
     const keys = this.keys;
@@ -253,26 +377,6 @@ export class PrioritySelector {
           }
       }
     }
-  }
-}
-
-/**
- * Every candidate's accumulator grows by its kind's weight times its entity's priority; `keys` gets its sort key. The
- * loop every over-budget packet runs over all its candidates, kept apart from the weighted one so that it stays small.
- */
-function rankPlain(
-  keys: Float64Array,
-  cand: Int32Array,
-  acc: Float32Array,
-  priority: Float32Array,
-  n: number,
-): void {
-  for (let i = 0; i < n; i++) {
-    const code = cand[i];
-    const s = code >>> 3;
-    const a = Math.fround(acc[s] + KIND_WEIGHT[code & 3] * priority[s]);
-    acc[s] = a;
-    keys[i] = packKey(a, false, i);
   }
 }
 

@@ -12,7 +12,7 @@ import * as codec from './codec.js';
 import { DeltaEncoder } from './delta.js';
 import { SyncError } from './errors.js';
 import { Interest } from './interest.js';
-import { type Candidates, PrioritySelector } from './priority.js';
+import * as priorityModule from './priority.js';
 import {
   bitsFor,
   type ComponentMap,
@@ -27,6 +27,9 @@ import { EntityStore, type Snapshot } from './store.js';
 // bench) turn every access to an imported binding into a getter call, a measurable share of the encode loops.
 const { BitWriter, expGolombBits } = bits;
 const { HEADER_FIXED_BITS, KIND_FULL, KIND_REMOVE, KIND_UPDATE } = codec;
+const { accrue, PrioritySelector } = priorityModule;
+type Candidates = priorityModule.Candidates;
+type PrioritySelector = priorityModule.PrioritySelector;
 
 /** How the application names a client to the sync server (e.g. a session id). */
 export type ClientKey = string | number;
@@ -191,6 +194,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       candBase: new Uint32Array(this.max),
       candBase2: new Uint32Array(this.max),
       kinds: new Uint8Array(this.max),
+      q: new Int32Array(this.max),
     };
   }
 
@@ -396,7 +400,8 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
       }
     }
     this.interest.compute(cs, snap);
-    const n = clean ? this.cleanCandidates(snap, p, p2) : this.candidatesFor(cs, snap, all);
+    const plain = this.priority.plain(cs);
+    const n = clean ? this.cleanCandidates(cs, snap, p, p2, plain) : this.candidatesFor(cs, snap, all, plain);
     const { cand, candBase, candBase2, kinds } = this.candidates;
     const w = this.writer;
     w.reset();
@@ -512,9 +517,14 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     return found;
   }
 
-  /** Candidates of a clean client: everything that differs between the world of tick p and now. */
-  private cleanCandidates(snap: Snapshot, p: number, p2: number): number {
-    const { cand, candBase, candBase2 } = this.candidates;
+  /**
+   * Candidates of a clean client: everything that differs between the world of tick p and now. `plain`: their
+   * accumulators grow here (`accrue`).
+   */
+  private cleanCandidates(cs: ClientState, snap: Snapshot, p: number, p2: number, plain: boolean): number {
+    const { cand, candBase, candBase2, q } = this.candidates;
+    const acc = cs.acc;
+    const priority = this.store.priority;
     const sp = this.store.snapshotAt(p)!;
     const sp2 = p2 > 0 ? this.store.snapshotAt(p2) : null;
     const hw = Math.max(snap.hw, sp.hw);
@@ -522,40 +532,49 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     for (let s = 0; s < hw; s++) {
       const cur = s < snap.hw ? snap.ids[s] : 0;
       const had = s < sp.hw ? sp.ids[s] : 0;
+      let kind: number;
       if (cur === 0) {
         // Anything that lived in the slot after p may have reached the client: remove (idempotent).
-        if (had !== 0 || (s < snap.hw && snap.changedAt[s] > p)) cand[n++] = (s << 3) | KIND_REMOVE;
-      } else if (had !== cur) cand[n++] = (s << 3) | KIND_FULL;
+        if (had === 0 && !(s < snap.hw && snap.changedAt[s] > p)) continue;
+        kind = KIND_REMOVE;
+      } else if (had !== cur) kind = KIND_FULL;
       else if (snap.changedAt[s] > p) {
         candBase[n] = p;
         candBase2[n] = sp2 && s < sp2.hw && sp2.ids[s] === cur ? p2 : 0;
-        cand[n++] = (s << 3) | KIND_UPDATE;
-      }
+        kind = KIND_UPDATE;
+      } else continue;
+      if (plain) q[n] = accrue(acc, priority, s, kind);
+      cand[n++] = (s << 3) | kind;
     }
     return n;
   }
 
-  /** Candidates from the client's per-entity baselines (interest applied). */
-  private candidatesFor(cs: ClientState, snap: Snapshot, all: boolean): number {
-    const { cand, candBase, candBase2 } = this.candidates;
-    const { ackedId, ackedTick, prevTick, lastEntityTick, lastRemoveTick, removeAcked, interest } = cs;
+  /** Candidates from the client's per-entity baselines (interest applied). `plain`: as in `cleanCandidates`. */
+  private candidatesFor(cs: ClientState, snap: Snapshot, all: boolean, plain: boolean): number {
+    const { cand, candBase, candBase2, q } = this.candidates;
+    const { ackedId, ackedTick, prevTick, lastEntityTick, lastRemoveTick, removeAcked, interest, acc } = cs;
+    const priority = this.store.priority;
+    const { ids, changedAt, hw } = snap;
     let n = 0;
-    for (let s = 0; s < snap.hw; s++) {
-      const cur = snap.ids[s];
+    for (let s = 0; s < hw; s++) {
+      const cur = ids[s];
+      let code: number;
       if (cur === 0 || !(all || interest[s] === 1)) {
-        if (ackedId[s] !== 0 || lastEntityTick[s] > removeAcked[s]) cand[n++] = (s << 3) | KIND_REMOVE;
-      } else if (ackedId[s] !== cur) cand[n++] = (s << 3) | KIND_FULL;
+        if (ackedId[s] === 0 && lastEntityTick[s] <= removeAcked[s]) continue;
+        code = (s << 3) | KIND_REMOVE;
+      } else if (ackedId[s] !== cur) code = (s << 3) | KIND_FULL;
       else {
         const bt = ackedTick[s];
         const removed = lastRemoveTick[s] > bt;
-        if (removed || snap.changedAt[s] > bt) {
-          candBase[n] = bt;
-          candBase2[n] = prevTick[s];
-          // An update that turns out empty may be skipped only if nothing newer is in flight to the client.
-          const skippable = !removed && lastEntityTick[s] <= bt;
-          cand[n++] = (s << 3) | (skippable ? 4 : 0) | KIND_UPDATE;
-        }
+        if (!removed && changedAt[s] <= bt) continue;
+        candBase[n] = bt;
+        candBase2[n] = prevTick[s];
+        // An update that turns out empty may be skipped only if nothing newer is in flight to the client.
+        const skippable = !removed && lastEntityTick[s] <= bt;
+        code = (s << 3) | (skippable ? 4 : 0) | KIND_UPDATE;
       }
+      if (plain) q[n] = accrue(acc, priority, s, code & 3);
+      cand[n++] = code;
     }
     return n;
   }
