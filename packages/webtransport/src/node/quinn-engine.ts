@@ -188,15 +188,14 @@ class ClientEndpoints {
       }
       return found;
     }
-    const ep = new QuinnEndpoint(this.addon, false, o.streamHighWaterMark, [], datagramSendBytes(o.transport));
-    ep.handle = this.addon.createClient(
-      v6 ? '::' : '0.0.0.0',
-      p,
-      ca,
-      o.verifyPeer,
-      ipLiteral,
-      ep.onEvents,
+    const ep = new QuinnEndpoint(
+      this.addon,
+      false,
+      o.streamHighWaterMark,
+      [],
+      datagramSendBytes(o.transport),
     );
+    ep.handle = this.addon.createClient(v6 ? '::' : '0.0.0.0', p, ca, o.verifyPeer, ipLiteral, ep.onEvents);
     ep.onRelease = () => this.idle(ep);
     this.byKey.set(key, ep);
     this.keys.set(ep, key);
