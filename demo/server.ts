@@ -20,11 +20,12 @@ const server = await createDemoServer({
   ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
   ...(env.PUBLIC_URL ? { publicUrl: env.PUBLIC_URL } : {}),
 });
-const wt = server.app.quiverTransports.webtransport?.address;
+const wtListener = server.app.quiverTransports.webtransport;
+const wt = wtListener?.address;
 console.log(`Quiver demo: ${server.url}`);
 if (tracing) console.log(`  OpenTelemetry traces to ${tracing.exporters.join(', ')}`);
 console.log(
-  `  WebTransport on udp ${wt ? `${wt.host}:${wt.port}` : '(off)'}, WebSocket and /metrics on port ${server.port}`,
+  `  WebTransport on udp ${wt ? `${wt.host}:${wt.port} (QUIC engine: ${wtListener?.engine})` : '(off)'}, WebSocket and /metrics on port ${server.port}`,
 );
 let stopping = false;
 const stop = async () => {

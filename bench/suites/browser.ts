@@ -70,6 +70,7 @@ const suite: BenchSuite = {
         `Chromium ${browser.version}${net.link ? ` in namespace ${net.link.clientNs}` : ''}; page served by the server agent at ${origin}/ (certificate accepted by SPKI pin; WebTransport by serverCertificateHashes).`,
       );
       if (!pair.ports.wt) throw new Error(`WebTransport listener missing: ${pair.ports.wtError}`);
+      notes.push(`WebTransport listener on the ${pair.ports.wtEngine} QUIC engine.`);
       const wtUrl = `https://${net.serverAddr}:${pair.ports.wt}/bench`;
       const wssUrl = `wss://${net.serverAddr}:${pair.ports.wss}/bench`;
 

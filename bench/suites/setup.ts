@@ -124,6 +124,9 @@ const suite: BenchSuite = {
           charts.echo.get(k)!.push(medians.get(`${spec.name}/${k}/echo`)!);
         }
         if (pair.ports.wtError) notes.push(`WebTransport listener missing: ${pair.ports.wtError}`);
+        // Server and Node client agents take the default engine (`QUIVER_QUIC_ENGINE` pins it for both).
+        const engineNote = `WebTransport on the ${pair.ports.wtEngine} QUIC engine (server and client agents).`;
+        if (pair.ports.wtEngine && !notes.includes(engineNote)) notes.push(engineNote);
       } finally {
         await pair.close();
         await net.close();

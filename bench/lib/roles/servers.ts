@@ -28,6 +28,8 @@ export interface ServerPorts {
   wt?: number;
   /** Why WebTransport is not listening, when it is not. */
   wtError?: string;
+  /** The QUIC engine the WebTransport listener runs on (the default one: quinn when built, else quiche). */
+  wtEngine?: string;
   qws?: number;
   qwsError?: string;
   qhttp?: number;
@@ -156,7 +158,7 @@ export async function startServers(o: ServerOptions): Promise<ServerPorts> {
   const ports: Partial<ServerPorts> = {};
   try {
     const wt = (await import('@quiver/webtransport')) as typeof import('@quiver/webtransport');
-    wtListener = await wt.createWebTransportListener({
+    const listener = await wt.createWebTransportListener({
       host: o.host,
       port: 0,
       cert: o.certPem,
@@ -165,7 +167,9 @@ export async function startServers(o: ServerOptions): Promise<ServerPorts> {
       maxConnections: 4096,
       maxPendingRequests: 1024,
     });
-    ports.wt = wtListener.address.port;
+    wtListener = listener;
+    ports.wt = listener.address.port;
+    ports.wtEngine = listener.engine;
     void acceptAll(wtListener, 'wtAccepted');
     const l = wtListener;
     closers.push(() => l.close());

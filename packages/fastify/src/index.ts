@@ -650,7 +650,10 @@ const plugin: FastifyPluginAsync<QuiverPluginOptions> = async (app: FastifyInsta
         wtHost = wtOptions.host ?? addr?.address ?? '127.0.0.1';
         wtPort = wtOptions.port ?? addr?.port ?? 0;
         await openWebTransport();
-        log.info({ transport: 'webtransport', host: wtHost, port: wtPort, path }, 'WebTransport listening');
+        log.info(
+          { transport: 'webtransport', engine: wt?.engine, host: wtHost, port: wtPort, path },
+          'WebTransport listening',
+        );
       }
       resolveReady();
     } catch (err) {

@@ -216,12 +216,13 @@ function load(name: EngineName): Promise<QuicEngine | undefined> {
 }
 
 /**
- * Engines this installation can run, the default first: quiche, then quinn when `npm run build:native` built it.
- * quinn is opt-in (`engine: 'quinn'` or `QUIVER_QUIC_ENGINE=quinn`) until it has run the whole suite as default.
+ * Engines this installation can run, the default first: quinn when `npm run build:native` built it (session
+ * ready in 2 round trips, native I/O), then quiche, which is always there (`npm install && npm start` needs no
+ * native build).
  */
 export async function availableEngines(): Promise<EngineName[]> {
   const out: EngineName[] = [];
-  for (const name of ['quiche', 'quinn'] as EngineName[]) if (await load(name)) out.push(name);
+  for (const name of ['quinn', 'quiche'] as EngineName[]) if (await load(name)) out.push(name);
   return out;
 }
 

@@ -55,6 +55,8 @@ export interface QuinnAddon {
   localAddress(h: number): string;
   counters(h: number): string | null;
   closeEndpoint(h: number): void;
+  /** Whether the endpoint keeps the Node process alive (it does from creation). */
+  holdsProcess(h: number, yes: boolean): void;
 }
 
 // Event record types, as in native/quinn/src/engine.rs.

@@ -75,6 +75,7 @@ const text = (v: string | Uint8Array): string =>
   typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
 
 function makeEngine(addon: QuinnAddon): QuicEngine {
+  const clients = new ClientEndpoints(addon);
   return {
     name: 'quinn',
 
@@ -123,22 +124,13 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
     },
 
     async connect(o: EngineClientOptions) {
-      const v6 = o.remote.host.includes(':');
-      const ep = new QuinnEndpoint(addon, false, o.streamHighWaterMark, [], datagramSendBytes(o.transport));
-      ep.handle = addon.createClient(
-        v6 ? '::' : '0.0.0.0',
-        params(o.transport, o.socketBufferBytes),
-        o.ca === undefined ? null : text(o.ca),
-        o.verifyPeer,
-        o.serverName === null,
-        ep.onEvents,
-      );
+      const ep = clients.acquire(o);
       let id: number;
       try {
         // rustls wants a name even for an IP literal (it is sent as no SNI, RFC 6066 §3).
         id = addon.connect(ep.handle, o.remote.host, o.remote.port, o.serverName ?? o.remote.host);
       } catch (e) {
-        await ep.close();
+        clients.idle(ep);
         throw e;
       }
       const conn = new QuinnConnection(ep, id, o.remote, o.streamHighWaterMark);
@@ -147,12 +139,94 @@ function makeEngine(addon: QuinnAddon): QuicEngine {
       ep.kickSoon();
       return {
         conn,
-        release: async () => {
-          if (ep.connections.size === 0) await ep.close();
-        },
+        release: async () => clients.idle(ep),
       };
     },
   };
+}
+
+/**
+ * How long a shared client endpoint with no connection left is kept (its I/O thread, socket and receive buffers)
+ * before it is closed: connections made one after another (a reconnecting client, the setup bench) reuse it
+ * instead of paying a thread start and a 2 MiB buffer on their critical path. It holds no process open meanwhile.
+ */
+export const CLIENT_ENDPOINT_IDLE_MS = 2000;
+
+/**
+ * Client endpoints shared by every client connection of the process that has the same client configuration
+ * (transport parameters, CA, verification mode; normally one): quinn's own model, one socket and one I/O
+ * thread for many connections, told apart by connection id (RFC 9000 §5.1). Created at the first connection,
+ * closed {@link CLIENT_ENDPOINT_IDLE_MS} after the last one is gone, and at process exit.
+ *
+ * Connection migration: all connections of a shared endpoint use its one socket, so a client-side move to a new
+ * address (quinn's `Endpoint::rebind`) would move them all together, as quinn does; the quinn engine does not
+ * migrate clients actively (that is the quiche engine's, `migration.ts`), and the server ignores moves
+ * (`migration(false)`), so nothing here changes what a connection does when its path breaks.
+ */
+class ClientEndpoints {
+  private readonly byKey = new Map<string, QuinnEndpoint>();
+  private readonly keys = new Map<QuinnEndpoint, string>();
+  private readonly timers = new Map<QuinnEndpoint, NodeJS.Timeout>();
+  private exitHook = false;
+
+  constructor(private readonly addon: QuinnAddon) {}
+
+  /** The endpoint for this configuration, created if there is none; it holds the process while in use. */
+  acquire(o: EngineClientOptions): QuinnEndpoint {
+    const v6 = o.remote.host.includes(':');
+    const p = params(o.transport, o.socketBufferBytes);
+    const ca = o.ca === undefined ? null : text(o.ca);
+    const ipLiteral = o.serverName === null;
+    const key = JSON.stringify([v6, [...p], ca, o.verifyPeer, ipLiteral, o.streamHighWaterMark]);
+    const found = this.byKey.get(key);
+    if (found) {
+      const t = this.timers.get(found);
+      if (t) {
+        clearTimeout(t);
+        this.timers.delete(found);
+        this.addon.holdsProcess(found.handle, true);
+      }
+      return found;
+    }
+    const ep = new QuinnEndpoint(
+      this.addon,
+      false,
+      o.streamHighWaterMark,
+      [],
+      datagramSendBytes(o.transport),
+    );
+    ep.handle = this.addon.createClient(v6 ? '::' : '0.0.0.0', p, ca, o.verifyPeer, ipLiteral, ep.onEvents);
+    ep.onRelease = () => this.idle(ep);
+    this.byKey.set(key, ep);
+    this.keys.set(ep, key);
+    if (!this.exitHook) {
+      this.exitHook = true;
+      // Joins the I/O threads (each sends what is queued) rather than leaving them to the process teardown.
+      process.once('exit', () => {
+        for (const e of [...this.keys.keys()]) this.close(e);
+      });
+    }
+    return ep;
+  }
+
+  /** Called when a connection is gone: with none left, the endpoint lets the process go and closes later. */
+  idle(ep: QuinnEndpoint): void {
+    if (ep.connections.size > 0 || this.timers.has(ep) || !this.keys.has(ep)) return;
+    this.addon.holdsProcess(ep.handle, false);
+    const t = setTimeout(() => this.close(ep), CLIENT_ENDPOINT_IDLE_MS);
+    t.unref();
+    this.timers.set(ep, t);
+  }
+
+  private close(ep: QuinnEndpoint): void {
+    const t = this.timers.get(ep);
+    if (t) clearTimeout(t);
+    this.timers.delete(ep);
+    const key = this.keys.get(ep);
+    if (key !== undefined && this.byKey.get(key) === ep) this.byKey.delete(key);
+    this.keys.delete(ep);
+    void ep.close();
+  }
 }
 
 let engine: QuicEngine | undefined;

@@ -738,6 +738,28 @@ extern "C" fn counters(env: napi_env, info: napi_callback_info) -> napi_value {
     })
 }
 
+/// holdsProcess(h, yes): whether the endpoint's event callback keeps the Node process alive (it does from
+/// creation). A shared client endpoint with no connection left lets the process exit while it lingers.
+extern "C" fn holds_process(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let a = args::<2>(env, info).ok_or("holdsProcess: 2 arguments expected")?;
+        let h = arg_u64(env, a[0], "handle")? as usize;
+        let yes = get_bool(env, a[1]).unwrap_or(true);
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(e)) = reg.get(h) {
+            let f = e.tsfn as napi_threadsafe_function;
+            unsafe {
+                if yes {
+                    napi_ref_threadsafe_function(env, f);
+                } else {
+                    napi_unref_threadsafe_function(env, f);
+                }
+            }
+        }
+        Ok(undefined(env))
+    })
+}
+
 /// closeEndpoint(h): stops the I/O thread (joined), closes the socket, releases the event callback.
 extern "C" fn close_endpoint(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
@@ -782,5 +804,6 @@ pub fn register(env: napi_env, exports: napi_value) {
     set_fn(env, exports, b"localAddress\0", local_address);
     set_fn(env, exports, b"counters\0", counters);
     set_fn(env, exports, b"closeEndpoint\0", close_endpoint);
+    set_fn(env, exports, b"holdsProcess\0", holds_process);
     let _ = c_char::default();
 }
