@@ -16,13 +16,15 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { ResultRow } from './harness.js';
 import { median, round } from './suite-util.js';
 
-type Mode = 'off' | 'api' | 'unsampled' | 'sampled';
-const MODES: Mode[] = ['off', 'api', 'unsampled', 'sampled'];
+type Mode = 'off' | 'aa' | 'api' | 'unsampled' | 'unsampledPerMessage' | 'sampled';
+const MODES: Mode[] = ['off', 'aa', 'api', 'unsampled', 'unsampledPerMessage', 'sampled'];
 
 const LABEL: Record<Mode, string> = {
   off: 'off (no tracer)',
+  aa: 'off again (A/A: the noise floor)',
   api: 'API only, no SDK',
-  unsampled: 'SDK, unsampled (AlwaysOff)',
+  unsampled: 'SDK, unsampled (AlwaysOff, sampler asked per session: the default)',
+  unsampledPerMessage: "SDK, unsampled (AlwaysOff, sampler asked per message: sampling 'message')",
   sampled: 'SDK, sampled (AlwaysOn)',
 };
 
@@ -71,6 +73,7 @@ export async function measureTracingCost(opts: {
     });
   const providers = {
     unsampled: provider(new sdk.AlwaysOffSampler()),
+    unsampledPerMessage: provider(new sdk.AlwaysOffSampler()),
     sampled: provider(new sdk.AlwaysOnSampler()),
   };
   const Move = defineMessage<{ x: number; y: number; seq: number }>('move');
@@ -81,7 +84,16 @@ export async function measureTracingCost(opts: {
   for (const mode of MODES) {
     // api: the global provider with nothing registered, the API's no-op tracer.
     const tracing =
-      mode === 'off' ? undefined : otelTracing(mode === 'api' ? {} : { tracerProvider: providers[mode] });
+      mode === 'off' || mode === 'aa'
+        ? undefined
+        : otelTracing(
+            mode === 'api'
+              ? {}
+              : {
+                  tracerProvider: providers[mode],
+                  sampling: mode === 'unsampledPerMessage' ? 'message' : 'session',
+                },
+          );
     const listener = createMemoryListener({ name: `bench-tracing-${mode}-${process.pid}` });
     const server = createSessionServer({
       listeners: [listener],
@@ -116,6 +128,8 @@ export async function measureTracingCost(opts: {
           if (i % 256 === 255) await client.drained(128 * 1024);
         }
         await done;
+        // The spans a batch made are exported inside its own measurement, not during the next configuration's.
+        if (mode !== 'off' && mode !== 'aa' && mode !== 'api') await providers[mode].forceFlush();
         const cpu = process.cpuUsage(c0);
         return { wall: n / ((performance.now() - t0) / 1000), cpu: n / ((cpu.user + cpu.system) / 1e6) };
       },
@@ -126,8 +140,16 @@ export async function measureTracingCost(opts: {
       },
     });
   }
-  const rates: Record<Mode, number[]> = { off: [], api: [], unsampled: [], sampled: [] };
-  const wall: Record<Mode, number[]> = { off: [], api: [], unsampled: [], sampled: [] };
+  const empty = (): Record<Mode, number[]> => ({
+    off: [],
+    aa: [],
+    api: [],
+    unsampled: [],
+    unsampledPerMessage: [],
+    sampled: [],
+  });
+  const rates = empty();
+  const wall = empty();
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
     for (let w = 0; w < 3; w++) for (const mode of MODES) await ends.get(mode)!.send(opts.batch);
@@ -135,6 +157,9 @@ export async function measureTracingCost(opts: {
       // The order rotates per round, so no configuration always runs right after another.
       for (let k = 0; k < MODES.length; k++) {
         const mode = MODES[(r + k) % MODES.length];
+        // The previous batch's tail (acknowledgements, timers) settles before this one is measured, so that no
+        // configuration pays for the one before it.
+        await new Promise((resolve) => setTimeout(resolve, 25));
         gc();
         const measured = await ends.get(mode)!.send(opts.batch);
         rates[mode].push(measured.cpu);
@@ -175,11 +200,13 @@ export async function measureTracingCost(opts: {
     rows,
     ratios: {
       tracing_unsampled_overhead: round(overhead('unsampled'), 4),
+      tracing_unsampled_per_message_overhead: round(overhead('unsampledPerMessage'), 4),
+      tracing_aa_overhead: round(overhead('aa'), 4),
       tracing_api_only_overhead: round(overhead('api'), 4),
       tracing_sampled_overhead: round(overhead('sampled'), 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the process (client and server both run in it: process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends (a non-recording span per message and end, nothing on the wire); sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the process (client and server both run in it: process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
     ],
   };
 }
