@@ -10,9 +10,11 @@
  * is the median over rounds of 1 − rate ÷ rate with tracing off in the same round: load that comes and goes hits
  * both sides of a pair alike, and a round that one burst spoiled moves the median little.
  */
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import type { SessionTracer } from '@quiver/session';
 import type { ResultRow } from './harness.js';
 import { median, round } from './suite-util.js';
 
@@ -32,6 +34,26 @@ export interface TracingCost {
   rows: ResultRow[];
   ratios: Record<string, number>;
   notes: string[];
+}
+
+/**
+ * CPU time of the main thread in nanoseconds. The session runs on the main thread; V8's helper threads (concurrent
+ * marking, the optimising compiler) also count in `process.cpuUsage()`, and on a shared machine their share of a
+ * batch varied threefold from batch to batch, far more than what is measured here. Linux gives the main thread's own
+ * time, to the nanosecond, in the first field of its `schedstat`; elsewhere the whole process's time stands in.
+ */
+function threadCpuNs(): () => number {
+  const file = `/proc/self/task/${process.pid}/schedstat`;
+  try {
+    const read = () => Number(readFileSync(file, 'latin1').split(' ', 1)[0]);
+    if (Number.isFinite(read()) && read() > 0) return read;
+  } catch {
+    // not Linux: below
+  }
+  return () => {
+    const c = process.cpuUsage();
+    return (c.user + c.system) * 1000;
+  };
 }
 
 /** A full collection before each batch: `global.gc` when node runs with `--expose-gc`, else turned on here. */
@@ -59,6 +81,7 @@ export async function measureTracingCost(opts: {
   const { otelTracing } = await import('@quiver/session/otel');
   const sdk = await import('@opentelemetry/sdk-trace');
   const gc = collector();
+  const cpuNs = threadCpuNs();
   const discard: SpanExporter = {
     export: (_spans, done) => done({ code: 0 }),
     shutdown: async () => {},
@@ -77,6 +100,7 @@ export async function measureTracingCost(opts: {
     sampled: provider(new sdk.AlwaysOnSampler()),
   };
   const Move = defineMessage<{ x: number; y: number; seq: number }>('move');
+  const tracers = new Map<Mode, SessionTracer>();
   const ends = new Map<
     Mode,
     { send: (n: number) => Promise<{ wall: number; cpu: number }>; close: () => Promise<void> }
@@ -94,6 +118,7 @@ export async function measureTracingCost(opts: {
                   sampling: mode === 'unsampledPerMessage' ? 'message' : 'session',
                 },
           );
+    if (tracing) tracers.set(mode, tracing);
     const listener = createMemoryListener({ name: `bench-tracing-${mode}-${process.pid}` });
     const server = createSessionServer({
       listeners: [listener],
@@ -121,7 +146,7 @@ export async function measureTracingCost(opts: {
           waiting = { target, resolve };
         });
         const t0 = performance.now();
-        const c0 = process.cpuUsage();
+        const c0 = cpuNs();
         for (let i = 0; i < n; i++) {
           client.send(Move, { x: i * 0.5, y: -i, seq: i });
           // Yield to let acks flow so the flow-control window never stalls the sender.
@@ -130,8 +155,8 @@ export async function measureTracingCost(opts: {
         await done;
         // The spans a batch made are exported inside its own measurement, not during the next configuration's.
         if (mode !== 'off' && mode !== 'aa' && mode !== 'api') await providers[mode].forceFlush();
-        const cpu = process.cpuUsage(c0);
-        return { wall: n / ((performance.now() - t0) / 1000), cpu: n / ((cpu.user + cpu.system) / 1e6) };
+        const cpu = cpuNs() - c0;
+        return { wall: n / ((performance.now() - t0) / 1000), cpu: n / (cpu / 1e9) };
       },
       close: async () => {
         await client.close();
@@ -150,6 +175,7 @@ export async function measureTracingCost(opts: {
   });
   const rates = empty();
   const wall = empty();
+  const hookNs: Partial<Record<Mode, number>> = {};
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
     for (let w = 0; w < 3; w++) for (const mode of MODES) await ends.get(mode)!.send(opts.batch);
@@ -168,6 +194,37 @@ export async function measureTracingCost(opts: {
       opts.progress(
         `tracing round ${r + 1}/${opts.rounds}: ${MODES.map((m) => `${m} ${Math.round(rates[m].at(-1)!)}`).join(', ')} msg per CPU-s`,
       );
+    }
+    // The same cost measured directly: the tracer's two hooks of one message (send, then receive around a handler),
+    // in a tight loop, as the session core calls them. A loop is not disturbed by acknowledgement timers or by
+    // the other configurations, so its figure is steadier than the difference of two noisy rates; divided by the
+    // CPU time of a message with tracing off it gives the overhead again, assuming costs add.
+    for (const mode of ['api', 'unsampled', 'unsampledPerMessage'] as const) {
+      const tracer = tracers.get(mode)!;
+      const established = tracer.establish('client', {});
+      established.end({});
+      const session = {
+        transport: () => 'memory',
+        sessionId: () => 'bench',
+        sampled: () => established.sampled,
+      };
+      const handler = (_m: string, payload: unknown) => payload !== undefined;
+      const loop = (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const t = tracer.send('reliable', 'move', 24, session);
+          if (t) t.write(i)();
+          tracer.receive('reliable', 'move', 24, session, undefined, handler, i);
+        }
+      };
+      loop(50_000);
+      const samples: number[] = [];
+      for (let r = 0; r < 15; r++) {
+        gc();
+        const c0 = cpuNs();
+        loop(100_000);
+        samples.push((cpuNs() - c0) / 100_000);
+      }
+      hookNs[mode] = median(samples);
     }
   } finally {
     for (const e of ends.values()) await e.close();
@@ -196,9 +253,27 @@ export async function measureTracingCost(opts: {
           }),
     },
   }));
+  // CPU time of one message with tracing off, in ns, from the median rate.
+  const messageNs = 1e9 / median(rates.off);
+  const fromHooks = (mode: 'api' | 'unsampled' | 'unsampledPerMessage') => (hookNs[mode] ?? 0) / messageNs;
+  for (const mode of ['api', 'unsampled', 'unsampledPerMessage'] as const) {
+    rows.push({
+      name: `tracer hooks of one message (send + receive), ${LABEL[mode]}`,
+      group: 'tracing hooks',
+      unit: 'ns per message',
+      params: { short: `hooks ${mode}` },
+      extra: {
+        'ns/message': round(hookNs[mode] ?? 0, 1),
+        'message with tracing off, ns': round(messageNs, 0),
+        'overhead from hooks': round(fromHooks(mode), 4),
+      },
+    });
+  }
   return {
     rows,
     ratios: {
+      tracing_unsampled_overhead_from_hooks: round(fromHooks('unsampled'), 4),
+      tracing_unsampled_per_message_overhead_from_hooks: round(fromHooks('unsampledPerMessage'), 4),
       tracing_unsampled_overhead: round(overhead('unsampled'), 4),
       tracing_unsampled_per_message_overhead: round(overhead('unsampledPerMessage'), 4),
       tracing_aa_overhead: round(overhead('aa'), 4),
@@ -206,7 +281,8 @@ export async function measureTracingCost(opts: {
       tracing_sampled_overhead: round(overhead('sampled'), 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the process (client and server both run in it: process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing hooks: the same cost measured directly, steadier than the difference of two noisy rates: the tracer's send and receive hooks of one message called in a tight loop (15 rounds of 100,000, main-thread CPU, median), divided by the CPU time of a message with tracing off (1 ÷ its median rate): *_overhead_from_hooks, assuming costs add.`,
     ],
   };
 }
