@@ -7,7 +7,7 @@
  * The machine is shared, so the configurations run in one process, in many short rounds, each round running every
  * configuration once in an order that rotates from round to round; every batch starts after a full garbage
  * collection (not counted), so that one configuration's garbage is not collected in another's batch. The overhead
- * is the median over rounds of 1 − rate ÷ rate with tracing off in the same round: load that comes and goes hits
+ * is the median over rounds of 1 − rate ÷ rate of an adjacent batch with tracing off: load that comes and goes hits
  * both sides of a pair alike, and a round that one burst spoiled moves the median little.
  */
 import { readFileSync } from 'node:fs';
@@ -175,21 +175,34 @@ export async function measureTracingCost(opts: {
   });
   const rates = empty();
   const wall = empty();
+  // Per configuration, 1 − rate ÷ rate with tracing off in the adjacent batch.
+  const paired = empty();
   const hookNs: Partial<Record<Mode, number>> = {};
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
     for (let w = 0; w < 3; w++) for (const mode of MODES) await ends.get(mode)!.send(opts.batch);
+    const measure = async (mode: Mode) => {
+      // The previous batch's tail (acknowledgements, timers) settles before this one is measured, so that no
+      // configuration pays for the one before it.
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      gc();
+      const measured = await ends.get(mode)!.send(opts.batch);
+      rates[mode].push(measured.cpu);
+      wall[mode].push(measured.wall);
+      return measured.cpu;
+    };
+    const others = MODES.filter((m) => m !== 'off');
     for (let r = 0; r < opts.rounds; r++) {
-      // The order rotates per round, so no configuration always runs right after another.
-      for (let k = 0; k < MODES.length; k++) {
-        const mode = MODES[(r + k) % MODES.length];
-        // The previous batch's tail (acknowledgements, timers) settles before this one is measured, so that no
-        // configuration pays for the one before it.
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        gc();
-        const measured = await ends.get(mode)!.send(opts.batch);
-        rates[mode].push(measured.cpu);
-        wall[mode].push(measured.wall);
+      // Each configuration runs right beside a batch with tracing off (before it in one round, after it in the
+      // next): on a shared machine a thread's speed changes with what the other core runs, and two adjacent
+      // batches see nearly the same conditions. The order of the configurations rotates per round.
+      for (let k = 0; k < others.length; k++) {
+        const mode = others[(r + k) % others.length];
+        const offFirst = (r + k) % 2 === 0;
+        const a = await measure(offFirst ? 'off' : mode);
+        const b = await measure(offFirst ? mode : 'off');
+        const [off, traced] = offFirst ? [a, b] : [b, a];
+        paired[mode].push(1 - traced / off);
       }
       opts.progress(
         `tracing round ${r + 1}/${opts.rounds}: ${MODES.map((m) => `${m} ${Math.round(rates[m].at(-1)!)}`).join(', ')} msg per CPU-s`,
@@ -230,8 +243,8 @@ export async function measureTracingCost(opts: {
     for (const e of ends.values()) await e.close();
     for (const p of Object.values(providers)) await p.shutdown();
   }
-  const perRound = (mode: Mode) => rates.off.map((off, i) => 1 - rates[mode][i] / off);
-  const overhead = (mode: Mode) => median(perRound(mode));
+  const perRound = (mode: Mode) => paired[mode];
+  const overhead = (mode: Mode) => median(paired[mode]);
   const rows: ResultRow[] = MODES.map((mode) => ({
     name: `session send → server handler, tracing ${LABEL[mode]}`,
     group: 'tracing',
@@ -281,7 +294,7 @@ export async function measureTracingCost(opts: {
       tracing_sampled_overhead: round(overhead('sampled'), 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, each configuration's batch right beside a batch with tracing off (before it in one round, after it in the next), the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate of the adjacent batch with tracing off, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
       `tracing hooks: the same cost measured directly, steadier than the difference of two noisy rates: the tracer's send and receive hooks of one message called in a tight loop (15 rounds of 100,000, main-thread CPU, median), divided by the CPU time of a message with tracing off (1 ÷ its median rate): *_overhead_from_hooks, assuming costs add.`,
     ],
   };
