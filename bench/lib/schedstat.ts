@@ -19,6 +19,7 @@ export function inNetns(pid: string, ns: string): boolean {
 }
 
 interface Sample {
+  pid: string;
   label: string;
   thread: string;
   cpuNs: number;
@@ -68,7 +69,13 @@ export function schedSnapshot(label: ProcessLabel): SchedSnapshot {
       const thread = read(`/proc/${pid}/task/${tid}/comm`)?.trim();
       const stat = read(`/proc/${pid}/task/${tid}/schedstat`)?.split(' ');
       if (!thread || !stat || stat.length < 2) continue;
-      samples.set(`${pid}/${tid}`, { label: l, thread, cpuNs: Number(stat[0]), waitNs: Number(stat[1]) });
+      samples.set(`${pid}/${tid}`, {
+        pid,
+        label: l,
+        thread,
+        cpuNs: Number(stat[0]),
+        waitNs: Number(stat[1]),
+      });
     }
   }
   return { at: performance.now(), samples };

@@ -72,6 +72,16 @@ function clientProcess(ns: string | undefined) {
   };
 }
 
+/** Sets the niceness of `pid`'s autogroup (its session); returns the autogroup's name, '' when not possible. */
+function setAutogroupNice(pid: string, nice: number): string {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    return readFileSync(`/proc/${pid}/autogroup`, 'utf8').split(' ')[0];
+  } catch {
+    return '';
+  }
+}
+
 /** Mean CPU and wait per thread name over rounds, the threads that waited ≥ 2 ms/s or are the session's own. */
 function schedRows(rounds: ThreadLoad[][]): ThreadLoad[] {
   const by = new Map<string, ThreadLoad>();
@@ -98,6 +108,9 @@ const suite: BenchSuite = {
     const blockMs = numArg(ctx.args, 'block', 50);
     const periodMs = numArg(ctx.args, 'period', 100);
     const gaps = ctx.args.gaps === true;
+    // `--nice N`: the autogroup niceness of the client side's sessions (Chromium's, the pingers'); 0 leaves them as
+    // started. An experiment to tell CPU wait from code: on a shared machine it gives the client side a larger share.
+    const nice = numArg(ctx.args, 'nice', 0);
     const rawFile = typeof ctx.args.raw === 'string' ? ctx.args.raw : undefined;
     const raw: unknown[] = [];
     const notes: string[] = [];
@@ -139,6 +152,15 @@ const suite: BenchSuite = {
       const origin = `https://${net.serverAddr}:${ports.https}`;
       const page = await browser.newPage(`${origin}/`);
       const procLabel = clientProcess(net.link?.clientNs);
+      if (nice !== 0) {
+        const groups = new Set<string>();
+        for (const { pid } of schedSnapshot(procLabel).samples.values())
+          groups.add(setAutogroupNice(pid, nice));
+        groups.delete('');
+        notes.push(
+          `client side (Chromium, pingers) at autogroup niceness ${nice} (--nice; ${groups.size} autogroups): an experiment, not the default`,
+        );
+      }
       await page.waitForFunction('document.title === "ready"');
       notes.push(`Chromium ${browser.version}${net.link ? ` in namespace ${net.link.clientNs}` : ''}.`);
       for (let r = 0; r < rounds; r++) {
@@ -234,9 +256,30 @@ const suite: BenchSuite = {
           extra(a.rP.length),
           params,
         ),
-        distRow(`datagram echo: page → session thread, ${label[mode]}`, group, a.cross, 'ms', undefined, params),
-        distRow(`datagram echo: session thread → server, ${label[mode]}`, group, a.up, 'ms', undefined, params),
-        distRow(`datagram echo: server → session thread, ${label[mode]}`, group, a.down, 'ms', undefined, params),
+        distRow(
+          `datagram echo: page → session thread, ${label[mode]}`,
+          group,
+          a.cross,
+          'ms',
+          undefined,
+          params,
+        ),
+        distRow(
+          `datagram echo: session thread → server, ${label[mode]}`,
+          group,
+          a.up,
+          'ms',
+          undefined,
+          params,
+        ),
+        distRow(
+          `datagram echo: server → session thread, ${label[mode]}`,
+          group,
+          a.down,
+          'ms',
+          undefined,
+          params,
+        ),
         distRow(
           `link baseline: Node UDP ping in the client namespace, during ${label[mode]} rounds`,
           group,
@@ -263,7 +306,9 @@ const suite: BenchSuite = {
           params,
         });
       if (gaps && mode === 'worker')
-        rows.push(distRow('Worker thread event-loop gaps over 6 ms', group, a.gapMs, 'ms', undefined, params));
+        rows.push(
+          distRow('Worker thread event-loop gaps over 6 ms', group, a.gapMs, 'ms', undefined, params),
+        );
     }
     const m = acc.main;
     const w = acc.worker;
