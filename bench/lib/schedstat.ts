@@ -88,7 +88,9 @@ export function schedDiff(a: SchedSnapshot, b: SchedSnapshot): ThreadLoad[] {
   if (seconds <= 0) return [];
   for (const [key, s] of b.samples) {
     const before = a.samples.get(key);
-    if (!before) continue;
+    // A thread id reused by another thread in between (its name differs, or its counters went back) is skipped.
+    if (!before || before.thread !== s.thread || s.cpuNs < before.cpuNs || s.waitNs < before.waitNs) continue;
+    if (s.cpuNs - before.cpuNs + s.waitNs - before.waitNs > (b.at - a.at) * 1.05e6) continue;
     const name = `${s.label}/${s.thread}`;
     const t = by.get(name) ?? { name, threads: 0, cpuMsPerS: 0, waitMsPerS: 0 };
     t.threads++;
