@@ -24,6 +24,9 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
       rt: { type: 'string' },
       // faults: lifecycle events of the clients on stderr.
       log: { type: 'boolean' },
+      // browser-busy: the Worker thread's event-loop gaps; every echo's timestamps as JSON to this file.
+      gaps: { type: 'boolean' },
+      raw: { type: 'string' },
       // Read by suites through numArg (bench/lib/pair.ts).
       ...Object.fromEntries(
         [

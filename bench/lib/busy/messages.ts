@@ -6,6 +6,10 @@ export interface Probe {
   s: number;
   t: number;
   m: 0 | 1;
+  /** Worker mode: when the Worker took the page's send off its port (epoch ms; stamped by the bench's Worker). */
+  w?: number;
+  /** When the server agent received it (epoch ms; stamped on the echo). */
+  a?: number;
 }
 
 /** Echoed on datagrams. */

@@ -19,6 +19,8 @@ export interface BusyRunConfig {
   periodMs: number;
   warmupMs: number;
   graceMs: number;
+  /** Worker mode: also record the Worker thread's event-loop gaps (a 2 ms timer in the Worker). */
+  gaps?: boolean;
 }
 
 export interface EchoSamples {
@@ -27,6 +29,14 @@ export interface EchoSamples {
   sessionMs: number[];
   /** Send to the page's handler on the main thread. */
   pageMs: number[];
+  /** Per echo, the breakdown of `sessionMs` (epoch ms on one machine's clock): page send → Worker (0 on the main
+   * thread), → server agent, server agent → arrival in the session's thread. */
+  crossMs: number[];
+  upMs: number[];
+  downMs: number[];
+  /** Per echo: the page's send time and the arrival in the session's thread (epoch ms). */
+  sentAt: number[];
+  arrivedAt: number[];
 }
 
 export interface BusyRunResult {
@@ -42,9 +52,23 @@ export interface BusyRunResult {
   mainThreadDelay?: { avgMs: number; maxMs: number };
   /** Longest main-thread block actually seen by a 5 ms timer (checks the load was applied). */
   longestStallMs: number;
+  /** Start of each main-thread block (epoch ms). */
+  blocks: number[];
+  /** `gaps`: the Worker thread's event-loop gaps over 6 ms, [start, length] (epoch ms). */
+  workerGaps?: [number, number][];
 }
 
 const now = () => performance.timeOrigin + performance.now();
+const samples = (): EchoSamples => ({
+  sent: 0,
+  sessionMs: [],
+  pageMs: [],
+  crossMs: [],
+  upMs: [],
+  downMs: [],
+  sentAt: [],
+  arrivedAt: [],
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function hashOf(hex: string): Uint8Array<ArrayBuffer> {
@@ -79,13 +103,14 @@ async function run(cfg: BusyRunConfig): Promise<BusyRunResult> {
   const out: BusyRunResult = {
     mode: cfg.mode,
     transport: session.transport,
-    dgram: { sent: 0, sessionMs: [], pageMs: [] },
-    reliable: { sent: 0, sessionMs: [], pageMs: [] },
+    dgram: samples(),
+    reliable: samples(),
     inputsSent: 0,
     rttMs: 0,
     minRttMs: 0,
     jitterMs: 0,
     longestStallMs: 0,
+    blocks: [],
   };
   let recording = false;
   const record = (into: EchoSamples) => (p: Probe) => {
@@ -95,13 +120,22 @@ async function run(cfg: BusyRunConfig): Promise<BusyRunResult> {
     const arrived = inWorker ? inWorker.receivedAt : handled;
     into.sessionMs.push(arrived - p.t);
     into.pageMs.push(handled - p.t);
+    const w = p.w ?? p.t;
+    const a = p.a ?? arrived;
+    into.crossMs.push(w - p.t);
+    into.upMs.push(a - w);
+    into.downMs.push(arrived - a);
+    into.sentAt.push(p.t);
+    into.arrivedAt.push(arrived);
   };
   session.on(DgramEcho, record(out.dgram));
   session.on(ReliableEcho, record(out.reliable));
   await sleep(cfg.warmupMs);
+  if (worker && cfg.gaps) worker.postMessage({ q: 'bench-gaps-start' });
 
   // The load: the main thread is blocked blockMs in every periodMs, as by long frames.
   const busy = setInterval(() => {
+    out.blocks.push(now());
     const t = performance.now();
     while (performance.now() - t < cfg.blockMs) {
       // blocked
@@ -142,6 +176,16 @@ async function run(cfg: BusyRunConfig): Promise<BusyRunResult> {
   out.jitterMs = session.jitter;
   if (inWorker)
     out.mainThreadDelay = { avgMs: inWorker.mainThreadDelay.avgMs, maxMs: inWorker.mainThreadDelay.maxMs };
+  if (worker && cfg.gaps) {
+    const got = new Promise<[number, number][]>((resolve) =>
+      worker.addEventListener('message', (ev: MessageEvent) => {
+        const d = ev.data as { q?: string; gaps?: [number, number][] };
+        if (d?.q === 'bench-gaps') resolve(d.gaps ?? []);
+      }),
+    );
+    worker.postMessage({ q: 'bench-gaps' });
+    out.workerGaps = await got;
+  }
   await session.close();
   worker?.terminate();
   return out;

@@ -25,8 +25,11 @@ const inputs: [number[], number[]] = [[], []];
 export async function startBusyServer(o: BusyServerOptions): Promise<{ https: number; wt: number }> {
   wt = await createWebTransportListener({ host: o.host, port: 0, cert: o.certPem, key: o.keyPem });
   server = createSessionServer({ listeners: [wt], messages: MESSAGES });
-  server.on(DgramEcho, (p, s) => s.send(DgramEcho, p));
-  server.on(ReliableEcho, (p, s) => s.send(ReliableEcho, p));
+  // Stamped with the arrival here, so the page can split each round trip into its way up and its way down.
+  server.on(DgramEcho, (p, s) => s.send(DgramEcho, { ...p, a: performance.timeOrigin + performance.now() }));
+  server.on(ReliableEcho, (p, s) =>
+    s.send(ReliableEcho, { ...p, a: performance.timeOrigin + performance.now() }),
+  );
   server.on(Input, (p) => inputs[p.m === 1 ? 1 : 0].push(performance.timeOrigin + performance.now() - p.t));
   site = https.createServer({ cert: o.certPem, key: o.keyPem }, (req, res) => {
     const body = o.files[(req.url ?? '/').split('?')[0]];
