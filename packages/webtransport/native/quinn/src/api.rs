@@ -271,8 +271,10 @@ extern "C" fn create_server(env: napi_env, info: napi_callback_info) -> napi_val
         let mut sc = ServerConfig::with_crypto(Arc::new(crypto));
         sc.transport_config(transport(&p)?);
         sc.concurrent_connections(p.max_connections.clamp(1.0, 1_000_000.0) as u32);
-        // No active migration: one socket, as with the quiche engine (RFC 9000 §9 disable_active_migration).
-        sc.migration(false);
+        // Clients may move (RFC 9000 §9): a NAT rebinding or a switch from Wi-Fi to cellular keeps the connection,
+        // the new path validated first (§8.2) and the amplification limit applying until it is (§9.3), as the
+        // quiche engine's listener allows (`disable_active_migration` off).
+        sc.migration(true);
         let preamble = match get_bytes(env, a[5]) {
             Some(b) => parse_preamble(b)?,
             None => Vec::new(),
