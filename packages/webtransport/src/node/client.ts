@@ -35,8 +35,7 @@ export interface WebTransportConnectOptions extends ConnectOptions, Partial<Quic
   /** Delay between the session's end and the CONNECTION_CLOSE (see the listener's `lingerMs`). Default 50 ms. */
   lingerMs?: number;
   /**
-   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quinn when
-   * built, else quiche.
+   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quiche.
    */
   engine?: EngineName;
 }
