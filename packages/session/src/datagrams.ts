@@ -4,7 +4,6 @@ import {
   BUNDLE_OVERHEAD,
   bundleFrame,
   datagramFrame,
-  datagramFrameWithin,
   datagramHeaderSize,
   MAX_BUNDLE_COUNT,
 } from './codec.js';
@@ -18,12 +17,9 @@ export function datagramBodies(
   header: unknown[],
   payload: Uint8Array,
   max: number,
-  /** How to split, asked only when the message does not fit (most never do: nothing is built for them). */
-  fragmenting: () => { allowed: boolean; id: () => number; what: string; note: string },
+  fragment: { allowed: boolean; id: () => number; what: string; note: string },
 ): Uint8Array[] {
-  const one = datagramFrameWithin(header, payload, max);
-  if (one) return [one];
-  const fragment = fragmenting();
+  if (datagramHeaderSize(header) + payload.length <= max) return [datagramFrame(header, payload)];
   const fragId = fragment.allowed ? fragment.id() : 0;
   // The largest header a fragment can have: the room left is what every fragment may carry.
   const room = max - datagramHeaderSize([...header, fragId, 0xffff, 0xffff]);

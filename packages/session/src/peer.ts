@@ -378,14 +378,15 @@ export abstract class Peer<S> {
 
   private writeDatagram(ch: ChannelState, msg: OutMsg): boolean {
     const link = this.link;
+    const info = { message: msg.name, channel: ch.name, bytes: msg.payload.length };
     if (!link || link.closed) {
-      this.dropTraced(msg, 'disconnected', ch);
+      this.dropTraced(msg, 'disconnected', info);
       return false;
     }
     const seq = ch.mode === 'unreliable-sequenced' ? ++ch.dgramSeq : 0;
     const header: unknown[] = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
     if (msg.tp) header.push(msg.tp);
-    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, () => ({
+    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, {
       allowed: ch.fragment,
       id: () => {
         this.fragSeq = (this.fragSeq + 1) >>> 0;
@@ -393,7 +394,7 @@ export abstract class Peer<S> {
       },
       what: `message '${msg.name}'`,
       note: ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`,
-    }));
+    });
     let total = 0;
     for (const f of frames) total += f.length;
     const writer = link.dgram.writer;
@@ -402,11 +403,11 @@ export abstract class Peer<S> {
     // datagrams (bundles) this turn will write, not the messages in them.
     const datagrams = link.dgram.datagramsWith(frames);
     if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
-      this.dropTraced(msg, 'congestion', ch);
+      this.dropTraced(msg, 'congestion', info);
       return false;
     }
     if (this.budget && !this.budget.take(total, this.clock.now())) {
-      this.dropTraced(msg, 'budget', ch);
+      this.dropTraced(msg, 'budget', info);
       return false;
     }
     // Queued for this turn's datagram: the transport takes it when the turn ends, so the write span is this call.
@@ -416,10 +417,9 @@ export abstract class Peer<S> {
     return true;
   }
 
-  /** Drops an unreliable message; its `DropInfo` is made only here, not for every message sent. */
-  private dropTraced(msg: OutMsg, reason: DropReason, ch: ChannelState): void {
+  private dropTraced(msg: OutMsg, reason: DropReason, info: DropInfo): void {
     msg.trace?.end(reason);
-    this.drop(reason, { message: msg.name, channel: ch.name, bytes: msg.payload.length });
+    this.drop(reason, info);
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {
