@@ -85,6 +85,10 @@ export class DeltaEncoder {
   recKind = 0;
   /** The body entry `cost` resolved (-1 for REMOVE). */
   recEntry = -1;
+  /** Bits of the record's head when it is not its body's common head, else 0 (`measureHead`). */
+  recHeadBits = 0;
+  /** That head's codes as one number (`measureHead`). */
+  recHead = 0;
   /** The body just encoded is a delta against a prediction. */
   private lastPredicted = false;
   /** First index of the spare entries in the body* arrays (after the home entries), and their home entry. */
@@ -138,13 +142,14 @@ export class DeltaEncoder {
     counting: boolean,
   ): void {
     const e = this.resolve(cs, snap, s, code, baseTick, base2, packetBase, packetBase2);
-    if (!this.recEmpty)
-      this.writeResolved(w, code, e, this.recKind, baseTick, packetBase, packetBase2, counting);
+    if (this.recEmpty) return;
+    if (e >= 0) this.measureHead(e, this.recKind, baseTick, packetBase, packetBase2);
+    this.writeResolved(w, code, e, this.recKind, this.recHeadBits, this.recHead, counting);
   }
 
   /**
    * Bits `write` would write (0 when recEmpty), without writing: the budget's measure. Leaves the record resolved in
-   * recEntry and recKind, for `writeResolved`.
+   * recEntry, recKind, recHeadBits and recHead, for `writeResolved` (which then computes nothing again).
    */
   cost(
     cs: ClientState,
@@ -161,42 +166,23 @@ export class DeltaEncoder {
     if (this.recEmpty) return 0;
     if (e < 0) return 2;
     // The body starts with the common head (see `bodyEntry`); any other head replaces it.
-    if (this.commonHead(e, this.recKind, baseTick, packetBase, packetBase2)) return this.bodyLen[e];
-    return (
-      this.head(null, e, this.recKind, baseTick, packetBase, packetBase2) + this.bodyLen[e] - this.updateHead
-    );
+    const h = this.measureHead(e, this.recKind, baseTick, packetBase, packetBase2);
+    return h === 0 ? this.bodyLen[e] : h + this.bodyLen[e] - this.updateHead;
   }
 
   /**
-   * Whether a record's head is the one its cached body starts with: always for FULL, and for an UPDATE against the
-   * packet's baseline that names no second baseline of its own.
-   */
-  private commonHead(
-    e: number,
-    kind: number,
-    baseTick: number,
-    packetBase: number,
-    packetBase2: number,
-  ): boolean {
-    return (
-      kind !== KIND_UPDATE ||
-      (baseTick === packetBase && (packetBase2 !== 0 || (this.bodyFlags[e] & BODY_PREDICTED) === 0))
-    );
-  }
-
-  /**
-   * Writes the record that `cost` resolved (its recEntry and recKind; `code` the candidate's) without resolving it
-   * again. Valid until the next tick: an entry is only replaced by another body of its own slot, and a packet holds
-   * one record per slot.
+   * Writes the record that `cost` (or `write`) resolved and measured: its entry `e`, final `kind` and head
+   * (`headBits`, 0 for the body's common head, and `head`, from recHeadBits and recHead; `code` the candidate's),
+   * without resolving or measuring it again. Valid until the next tick: an entry is only replaced by another body of
+   * its own slot, and a packet holds one record per slot.
    */
   writeResolved(
     w: BitWriter,
     code: number,
     e: number,
     kind: number,
-    baseTick: number,
-    packetBase: number,
-    packetBase2: number,
+    headBits: number,
+    head: number,
     counting: boolean,
   ): void {
     if (kind === KIND_REMOVE) {
@@ -208,60 +194,61 @@ export class DeltaEncoder {
       if (kind === KIND_UPDATE && this.bodyFlags[e] & BODY_PREDICTED) this.stats.predicted++;
     }
     // One copy of head and body when the cached body's head is this record's (the common case).
-    if (this.commonHead(e, kind, baseTick, packetBase, packetBase2))
+    if (headBits === 0) {
       w.copyBits(this.bodies.buf, this.bodyStart[e], this.bodyLen[e]);
-    else {
-      const h = this.updateHead;
-      this.head(w, e, kind, baseTick, packetBase, packetBase2);
-      w.copyBits(this.bodies.buf, this.bodyStart[e] + h, this.bodyLen[e] - h);
+      return;
     }
+    if (headBits <= 31) w.writeBits(head, headBits);
+    else {
+      // Only for baselines thousands of ticks apart (see `measureHead`): the head as two writes.
+      w.writeBits(Math.floor(head / 0x1000000), headBits - 24);
+      w.writeBits(head % 0x1000000, 24);
+    }
+    const h = this.updateHead;
+    w.copyBits(this.bodies.buf, this.bodyStart[e] + h, this.bodyLen[e] - h);
   }
 
   /**
-   * A record's kind and baseline references, the part before its body: written into `w` unless it is null (a
-   * measurement). Returns their bits.
+   * A record's head, the part before its body: kind and baseline references. Sets recHeadBits and recHead and returns
+   * the bits: 0 when it is the head its cached body starts with (always for FULL, and for an UPDATE against the
+   * packet's baseline that names no second baseline of its own), else the bits of the head that replaces it, whose
+   * codes are composed into one number (exp-Golomb codes are their value plus 2^k, in 2 log2 of that minus k plus 1
+   * bits): kept from the measurement to the write, as records against older baselines (most of them under loss) each
+   * have their own.
    */
-  private head(
-    w: BitWriter | null,
+  private measureHead(
     e: number,
     kind: number,
     baseTick: number,
     packetBase: number,
     packetBase2: number,
   ): number {
-    // Kind: 0 = UPDATE, 10 = FULL, 11 = REMOVE (updates are the common record).
-    if (kind !== KIND_UPDATE) {
-      if (w) w.writeBits(kind === KIND_FULL ? 0b10 : 0b11, 2);
-      return 2;
+    const predicted = this.predictable && (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
+    if (kind !== KIND_UPDATE || (baseTick === packetBase && (packetBase2 !== 0 || !predicted))) {
+      this.recHeadBits = 0;
+      return 0;
     }
-    // Baseline: one bit when it is the packet's (the client's newest ack), else its distance from it.
+    // Kind 0 (UPDATE), then the baseline: one bit when it is the packet's (the client's newest ack), else its
+    // distance from it.
     const far = baseTick !== packetBase;
     const g = far ? packetBase - baseTick - 1 + (1 << GAP_K) : 0;
     const wg = far ? 2 * (31 - Math.clz32(g)) - GAP_K + 1 : 0;
     let n = 2 + wg;
     // The second baseline: one bit when it is the packet's (header), else its distance from the first. Against the
     // packet's baseline the second baseline is the header's whenever it names one (`resolve` sees to it).
-    const predicted = this.predictable && (this.bodyFlags[e] & BODY_PREDICTED) !== 0;
     const named = predicted && (far || packetBase2 === 0);
     const d = named ? baseTick - this.bodyKey2[e] : 0;
     const wd = named ? 2 * (31 - Math.clz32(d)) + 1 : 0;
     if (this.predictable) n += 1 + wd;
-    if (!w) return n;
-    if (n <= 31) {
-      // The codes composed into one small integer: a record's head is one write (exp-Golomb codes are their value
-      // plus 2^k, in 2 log2 of that minus k plus 1 bits).
-      let v = far ? (1 << wg) | g : 0;
-      if (this.predictable) v = (((v << 1) | (predicted ? 1 : 0)) << wd) | d;
-      w.writeBits(v, n);
-    } else {
-      // Only for baselines thousands of ticks apart: one code at a time.
-      w.writeBits(far ? 1 : 0, 2);
-      if (far) w.writeExpGolomb(g - (1 << GAP_K), GAP_K);
-      if (this.predictable) {
-        w.writeBit(predicted);
-        if (named) w.writeExpGolomb(d - 1, 0);
-      }
+    // Baselines within the window (at most 4096 ticks) keep every code below 24 bits, so `far`'s part fits an int.
+    let v = far ? (1 << wg) | g : 0;
+    if (this.predictable) {
+      if (n <= 31) v = (((v << 1) | (predicted ? 1 : 0)) << wd) | d;
+      // Only for baselines thousands of ticks apart: composed in doubles (exact below 2^53; n is at most 49).
+      else v = (v * 2 + (predicted ? 1 : 0)) * 2 ** wd + d;
     }
+    this.recHeadBits = n;
+    this.recHead = v;
     return n;
   }
 

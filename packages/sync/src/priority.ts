@@ -13,6 +13,8 @@ const { KIND_UPDATE } = codec;
 const KIND_WEIGHT = [1, 2, 4];
 /** Quantised accumulators from 0 to QUANT_LIMIT - 1 can be ranked by counting (`accrue`). */
 const QUANT_LIMIT = 1 << 14;
+const CHOSEN_WRITTEN = 1;
+const CHOSEN_EMPTY = 2;
 
 /**
  * The plain ranking's step for one candidate, taken while candidates are gathered (one pass over them instead of
@@ -50,36 +52,59 @@ export class PrioritySelector {
   private readonly hist: Int32Array;
   /** Candidate indices in rank order, after `countRank`. */
   private readonly rank: Int32Array;
-  /** Per candidate: 0 = deferred, 1 = written, 2 = empty update (not written, acked as virtual). */
+  /** Per candidate in `taken`: CHOSEN_WRITTEN or CHOSEN_EMPTY (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
+  /** Bit per candidate in the packet (written or empty), zero between uses: the packet's slot order by a scan. */
+  private readonly taken: Int32Array;
   /** Per candidate measured: its body entry in the DeltaEncoder (its final kind goes to `kinds`). */
   private readonly entry: Int32Array;
-  /** The candidates not deferred (written or empty), in ascending order after `select`: `picked` of them. */
+  /** Per candidate measured: its head as `DeltaEncoder.cost` left it (recHeadBits, recHead), for the write. */
+  private readonly headBits: Uint8Array;
+  private readonly head: Float64Array;
+  /** The candidates not deferred (written or empty), in ascending order after `select`: `orderCount` of them. */
   readonly order: Int32Array;
-  picked = 0;
+  orderCount = 0;
+  // The packet being selected (`begin`): context and running totals of `take`.
+  private cs!: ClientState;
+  private snap!: Snapshot;
+  private c!: Candidates;
+  private p = 0;
+  private p2 = 0;
+  private gapK = 0;
+  private span = 1;
+  private headerBits = 0;
+  private budget = 0;
+  private readonly hard: number;
+  private bodies = 0;
+  private picked = 0;
+  private empty = 0;
   /** Some field has a priority other than 1 or is reliable: ranking must look at which fields changed. */
   private readonly fieldWeights: boolean;
   /**
-   * gapBitsBound(m, gapSpan, gapK) by m, valid where gapGen[m] === gapGeneration: clients of one tick mostly share
+   * gapBitsBound(m, memoSpan, memoK) by m, valid where gapGen[m] === gapGeneration: clients of one tick mostly share
    * the span and order, so the logarithms are taken once per record count instead of once per record and client.
    */
   private readonly gapMemo: Int32Array;
   private readonly gapGen: Uint32Array;
   private gapGeneration = 0;
-  private gapSpan = -1;
-  private gapK = -1;
+  private memoSpan = -1;
+  private memoK = -1;
 
   constructor(
     private readonly store: EntityStore,
     private readonly interest: Interest,
     private readonly delta: DeltaEncoder,
-    private readonly maxPacketBytes: number,
+    maxPacketBytes: number,
   ) {
     this.keys = new Float64Array(store.max);
     this.hist = new Int32Array(QUANT_LIMIT);
     this.rank = new Int32Array(store.max);
     this.chosen = new Uint8Array(store.max);
+    this.taken = new Int32Array((store.max + 31) >>> 5);
     this.entry = new Int32Array(store.max);
+    this.headBits = new Uint8Array(store.max);
+    this.head = new Float64Array(store.max);
+    this.hard = maxPacketBytes * 8;
     this.order = new Int32Array(store.max);
     this.gapMemo = new Int32Array(store.max + 2);
     this.gapGen = new Uint32Array(store.max + 2);
@@ -88,7 +113,7 @@ export class PrioritySelector {
 
   /**
    * Ranks the `n` candidates and writes the chosen records into `w` (after `headerBits` of header). Ranking needs
-   * no encoding (a native sort of packed keys); only records in rank order are measured.
+   * no encoding (counting sort, or a sort of packed keys); only records in rank order are measured.
    */
   select(
     w: BitWriter,
@@ -101,71 +126,139 @@ export class PrioritySelector {
     p2: number,
     gapK: number,
   ): { count: number; deferred: number } {
-    const { cand, candBase, candBase2 } = c;
-    const keys = this.keys;
+    const { cand, kinds } = c;
     const delta = this.delta;
     // Slot gaps are written after selection, in slot order: bound their total for m records instead of charging each
     // the longest gap (which left over-budget packets a third empty).
     const span = n === 0 ? 1 : (cand[n - 1] >>> 3) + 1;
-    const budget = cs.budgetBytes * 8;
-    const chosen = this.chosen;
-    chosen.fill(0, 0, n);
-    const entry = this.entry;
-    const kinds = c.kinds;
-    let bodies = 0;
-    let picked = 0;
-    let empty = 0;
-    let misses = 0;
+    this.begin(cs, snap, c, headerBits, p, p2, gapK, span);
     const weighted = !this.plain(cs);
     if (!weighted && this.countRank(c.q, n)) {
-      // The whole ranking by counting sort; the loop takes records in rank order until the budget is spent (every
-      // record measured once). No field weights here, so nothing is reliable.
+      // The whole ranking by counting sort; records are taken in rank order until the budget is spent (every record
+      // measured once). No field weights here, so nothing is reliable.
       const rank = this.rank;
-      for (let r = 0; r < n; r++) {
-        const i = rank[r];
-        const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
-        if (delta.recEmpty) {
-          chosen[i] = 2;
-          empty++;
-          continue;
-        }
-        entry[i] = delta.recEntry;
-        kinds[i] = delta.recKind;
-        if (
-          headerBits + bodies + cost + this.gapBound(picked + 1, span, gapK) <= budget ||
-          picked + empty === 0
-        ) {
-          chosen[i] = 1;
-          picked++;
-          bodies += cost;
-        } else if (++misses > 8) break;
-      }
+      for (let r = 0, misses = 0; r < n; r++) if (!this.take(rank[r], false) && ++misses > 8) break;
     } else {
       if (weighted) this.rankWeighted(cs, snap, c, n);
-      else for (let i = 0; i < n; i++) keys[i] = packKey(cs.acc[cand[i] >>> 3], false, i);
-      ({ picked, empty, bodies } = this.pickByKeys(cs, snap, c, n, headerBits, p, p2, gapK, span));
+      else for (let i = 0; i < n; i++) this.keys[i] = packKey(cs.acc[cand[i] >>> 3], false, i);
+      this.pickByKeys(cs, n);
     }
-    // The chosen ones in slot order (the packet's order): candidates are in slot order, so one scan of the flags
-    // (a byte per candidate) beats sorting their indices.
-    const all = picked + empty;
+    // The chosen ones in slot order (the packet's order): candidates are in slot order, so a scan of the chosen bits
+    // (32 candidates a word) beats sorting their indices.
+    const all = this.picked + this.empty;
     const order = this.order;
-    for (let i = 0, m = 0; m < all; i++) if (chosen[i] !== 0) order[m++] = i;
-    this.picked = all;
+    const taken = this.taken;
+    const words = (n + 31) >>> 5;
+    for (let k = 0, m = 0; k < words; k++) {
+      let word = taken[k];
+      if (word === 0) continue;
+      taken[k] = 0;
+      while (word !== 0) {
+        const low = word & -word;
+        order[m++] = (k << 5) | (31 - Math.clz32(low));
+        word ^= low;
+      }
+    }
+    const chosen = this.chosen;
+    const entry = this.entry;
+    const headBits = this.headBits;
+    const head = this.head;
     let prev = -1;
     let count = 0;
     for (let j = 0; j < all; j++) {
       const i = order[j];
-      if (chosen[i] === 2) {
+      if (chosen[i] === CHOSEN_EMPTY) {
         kinds[i] = KIND_VIRTUAL;
         continue;
       }
       const s = cand[i] >>> 3;
       w.writeExpGolomb(s - prev - 1, gapK);
-      delta.writeResolved(w, cand[i], entry[i], kinds[i], candBase[i], p, p2, true);
+      delta.writeResolved(w, cand[i], entry[i], kinds[i], headBits[i], head[i], true);
       prev = s;
       count++;
     }
+    this.orderCount = all;
     return { count, deferred: n - all };
+  }
+
+  /** A packet's selection starts: its context for `take`, nothing taken. */
+  private begin(
+    cs: ClientState,
+    snap: Snapshot,
+    c: Candidates,
+    headerBits: number,
+    p: number,
+    p2: number,
+    gapK: number,
+    span: number,
+  ): void {
+    this.cs = cs;
+    this.snap = snap;
+    this.c = c;
+    this.p = p;
+    this.p2 = p2;
+    this.gapK = gapK;
+    this.span = span;
+    this.headerBits = headerBits;
+    this.budget = cs.budgetBytes * 8;
+    this.bodies = 0;
+    this.picked = 0;
+    this.empty = 0;
+  }
+
+  /**
+   * Measures candidate `i` (once: what `write` needs is kept per candidate) and marks it empty when it is an empty
+   * update left out. Returns its bits, or -1 for empty.
+   */
+  private measure(i: number): number {
+    const c = this.c;
+    const code = c.cand[i];
+    const delta = this.delta;
+    const cost = delta.cost(
+      this.cs,
+      this.snap,
+      code >>> 3,
+      code,
+      c.candBase[i],
+      c.candBase2[i],
+      this.p,
+      this.p2,
+    );
+    if (delta.recEmpty) {
+      this.mark(i, CHOSEN_EMPTY);
+      this.empty++;
+      return -1;
+    }
+    this.entry[i] = delta.recEntry;
+    c.kinds[i] = delta.recKind;
+    this.headBits[i] = delta.recHeadBits;
+    this.head[i] = delta.recHead;
+    return cost;
+  }
+
+  /**
+   * The selection's step in rank order: measures candidate `i` and takes it when the packet still fits the budget
+   * with it (and the slot gaps' bound for one more record), when it is the first, or when it is `reliable` and within
+   * the hard cap. False for a record that does not fit (a miss).
+   */
+  private take(i: number, reliable: boolean): boolean {
+    const cost = this.measure(i);
+    if (cost < 0) return true;
+    const withGap =
+      this.headerBits + this.bodies + cost + this.gapBound(this.picked + 1, this.span, this.gapK);
+    if (withGap <= this.budget || this.picked + this.empty === 0 || (reliable && withGap <= this.hard)) {
+      this.mark(i, CHOSEN_WRITTEN);
+      this.picked++;
+      this.bodies += cost;
+      return true;
+    }
+    return false;
+  }
+
+  /** Candidate `i` is in the packet: written, or an empty update acked as virtual. */
+  private mark(i: number, how: number): void {
+    this.chosen[i] = how;
+    this.taken[i >>> 5] |= 1 << (i & 31);
   }
 
   /**
@@ -217,31 +310,12 @@ export class PrioritySelector {
    * Selection over packed sort keys in `keys` (the weighted ranking, or a plain one whose values span too wide a range
    * for counting): the same choice as taking records in key order, with the sorting confined to the top of the ranking.
    */
-  private pickByKeys(
-    cs: ClientState,
-    snap: Snapshot,
-    c: Candidates,
-    n: number,
-    headerBits: number,
-    p: number,
-    p2: number,
-    gapK: number,
-    span: number,
-  ): { picked: number; empty: number; bodies: number } {
-    const { cand, candBase, candBase2 } = c;
+  private pickByKeys(cs: ClientState, n: number): void {
     const keys = this.keys;
-    const delta = this.delta;
-    const budget = cs.budgetBytes * 8;
+    const budget = this.budget;
     // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below).
     const fit = Math.ceil(budget / Math.max(8, cs.recordBits));
     const chunk = Math.ceil(1.25 * fit) + 32;
-    const hard = this.maxPacketBytes * 8;
-    const chosen = this.chosen;
-    const entry = this.entry;
-    const kinds = c.kinds;
-    let bodies = 0;
-    let picked = 0;
-    let empty = 0;
     let misses = 0;
     // Most of a packet is the top `head` of the ranking (9/10 of what recent record sizes say fits). When all of them
     // fit, the rank-order loop below would take every one of them (the gap bound grows with the count), so they are
@@ -256,26 +330,26 @@ export class PrioritySelector {
       if (sortedFrom > 0) selectTop(keys, sortedFrom, n);
       for (let j = sortedFrom; j < n; j++) {
         const i = keyIndex(keys[j]);
-        const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
-        if (delta.recEmpty) {
-          chosen[i] = 2;
-          empty++;
-        } else {
-          chosen[i] = 1;
-          entry[i] = delta.recEntry;
-          kinds[i] = delta.recKind;
-          picked++;
-          bodies += cost;
-        }
+        const cost = this.measure(i);
+        if (cost < 0) continue;
+        this.mark(i, CHOSEN_WRITTEN);
+        this.picked++;
+        this.bodies += cost;
       }
-      if (picked === 0 || headerBits + bodies + this.gapBound(picked, span, gapK) <= budget) {
+      if (
+        this.picked === 0 ||
+        this.headerBits + this.bodies + this.gapBound(this.picked, this.span, this.gapK) <= budget
+      ) {
         start = sortedFrom - 1;
         step = Math.max(32, chunk - head);
       } else {
-        for (let j = sortedFrom; j < n; j++) chosen[keyIndex(keys[j])] = 0;
-        bodies = 0;
-        picked = 0;
-        empty = 0;
+        for (let j = sortedFrom; j < n; j++) {
+          const i = keyIndex(keys[j]);
+          this.taken[i >>> 5] &= ~(1 << (i & 31));
+        }
+        this.bodies = 0;
+        this.picked = 0;
+        this.empty = 0;
         sortRange(keys, sortedFrom, n - 1);
       }
     }
@@ -290,25 +364,9 @@ export class PrioritySelector {
         step = chunk;
       }
       const key = keys[j];
-      const i = keyIndex(key);
       const reliable = key >= 0x80000000 * 2097152;
-      const cost = delta.cost(cs, snap, cand[i] >>> 3, cand[i], candBase[i], candBase2[i], p, p2);
-      if (delta.recEmpty) {
-        chosen[i] = 2;
-        empty++;
-        continue;
-      }
-      // Kept for writing the record, which then needs no second lookup.
-      entry[i] = delta.recEntry;
-      kinds[i] = delta.recKind;
-      const withGap = headerBits + bodies + cost + this.gapBound(picked + 1, span, gapK);
-      if (withGap <= budget || picked + empty === 0 || (reliable && withGap <= hard)) {
-        chosen[i] = 1;
-        picked++;
-        bodies += cost;
-      } else if (!reliable && ++misses > 8) break;
+      if (!this.take(keyIndex(key), reliable) && !reliable && ++misses > 8) break;
     }
-    return { picked, empty, bodies };
   }
 
   private recPriority = 1;
@@ -341,9 +399,9 @@ export class PrioritySelector {
 
   /** gapBitsBound(m, span, k), memoised (see gapMemo). */
   private gapBound(m: number, span: number, k: number): number {
-    if (span !== this.gapSpan || k !== this.gapK) {
-      this.gapSpan = span;
-      this.gapK = k;
+    if (span !== this.memoSpan || k !== this.memoK) {
+      this.memoSpan = span;
+      this.memoK = k;
       this.gapGeneration++;
     }
     if (this.gapGen[m] === this.gapGeneration) return this.gapMemo[m];

@@ -469,7 +469,7 @@ export class SyncServer<M extends ComponentMap = ComponentMap> {
     if (count > 0) cs.recordBits = 0.8 * cs.recordBits + (0.2 * (w.pos - headerBits)) / count;
     const bytes = w.bytes();
     // Every candidate went in (written or empty) unless the budget chose: then only those in `order`.
-    const m = order ? this.priority.picked : n;
+    const m = order ? this.priority.orderCount : n;
     const records = this.acks.entryFor(cs, t, m);
     for (let j = 0; j < m; j++) {
       const i = order ? order[j] : j;
