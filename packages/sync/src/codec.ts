@@ -18,7 +18,7 @@
  */
 import * as bits from './bits.js';
 import { SyncError } from './errors.js';
-import * as schema from './schema.js';
+import type * as schema from './schema.js';
 
 type BitReader = bits.BitReader;
 type BitWriter = bits.BitWriter;
@@ -27,7 +27,6 @@ type CompiledField = schema.CompiledField;
 // Module-local copies of imported bindings used per field: loaders that compile ESM to CommonJS (tsx, which runs the
 // bench) turn every access to an imported binding into a getter call.
 const { expGolombBits } = bits;
-const { isPredictable } = schema;
 
 /**
  * Ack wire format, 4 bytes: the newest applied tick modulo 2^16 (u16), then a u16 whose top bit says that a packet
@@ -113,31 +112,23 @@ function bitLength(z: number): number {
   return z < 0x100000000 ? 32 : 33;
 }
 
-/** First slot of a multi-slot field that joins the shared-width delta (a quaternion's index slot does not). */
-function jointFrom(f: CompiledField): number {
-  return f.kind === 'quat' ? 1 : 0;
-}
-
 /**
  * Shared width of a multi-slot field's delta: the bits of the largest zigzagged slot delta, and the widest slot (the
  * escape code, meaning "absolute"). Returns the delta width, or 0 when the absolute form is not longer.
  */
 function jointWidth(f: CompiledField, vals: Uint32Array, a: number, base: Uint32Array, ba: number): number {
   let maxz = 0;
-  let n = 0;
-  let abs = 0;
-  for (let k = jointFrom(f); k < f.slotCount; k++) {
-    const wk = f.widths[k];
-    if (wk === 0) continue;
-    n++;
-    abs += wk;
+  for (let k = f.jointFrom; k < f.slotCount; k++) {
+    if (f.widths[k] === 0) continue;
     const z = zigzag(vals[a + k], base[ba + k]);
     if (z > maxz) maxz = z;
   }
   const w = bitLength(maxz);
   const wmax = f.jointMax;
   if (w === 0 || w > wmax) return 0;
-  return expGolombBits(w - 1, WIDTH_K) + n * w <= expGolombBits(wmax, WIDTH_K) + abs ? w : 0;
+  return expGolombBits(w - 1, WIDTH_K) + f.jointSlots * w <= expGolombBits(wmax, WIDTH_K) + f.jointAbs
+    ? w
+    : 0;
 }
 
 /**
@@ -156,7 +147,7 @@ export function writeMultiDelta(
   base: Uint32Array,
   ba: number,
 ): void {
-  if (f.kind === 'quat') {
+  if (f.quat) {
     const same = vals[a] === base[ba];
     w.writeBit(same);
     if (!same) {
@@ -167,11 +158,11 @@ export function writeMultiDelta(
   const jw = jointWidth(f, vals, a, base, ba);
   if (jw === 0) {
     w.writeExpGolomb(f.jointMax, WIDTH_K);
-    for (let k = jointFrom(f); k < f.slotCount; k++) w.writeBits(vals[a + k], f.widths[k]);
+    for (let k = f.jointFrom; k < f.slotCount; k++) w.writeBits(vals[a + k], f.widths[k]);
     return;
   }
   w.writeExpGolomb(jw - 1, WIDTH_K);
-  for (let k = jointFrom(f); k < f.slotCount; k++)
+  for (let k = f.jointFrom; k < f.slotCount; k++)
     if (f.widths[k] > 0) w.writeBits(zigzag(vals[a + k], base[ba + k]), jw);
 }
 
@@ -183,31 +174,24 @@ export function multiDeltaBits(
   base: Uint32Array,
   ba: number,
 ): number {
-  let n = 0;
-  let abs = 0;
-  for (let k = jointFrom(f); k < f.slotCount; k++) {
-    abs += f.widths[k];
-    if (f.widths[k] > 0) n++;
-  }
-  if (f.kind === 'quat') {
-    if (vals[a] !== base[ba]) return 1 + f.widths[0] + abs;
-  }
+  const abs = f.jointAbs;
+  if (f.quat && vals[a] !== base[ba]) return 1 + f.widths[0] + abs;
   const jw = jointWidth(f, vals, a, base, ba);
-  const quatBit = f.kind === 'quat' ? 1 : 0;
   return (
-    quatBit + (jw === 0 ? expGolombBits(f.jointMax, WIDTH_K) + abs : expGolombBits(jw - 1, WIDTH_K) + n * jw)
+    (f.quat ? 1 : 0) +
+    (jw === 0 ? expGolombBits(f.jointMax, WIDTH_K) + abs : expGolombBits(jw - 1, WIDTH_K) + f.jointSlots * jw)
   );
 }
 
 /** Reads what `writeMultiDelta` wrote into `vals` (which holds the base); every slot checked against its range. */
 export function readMultiDelta(r: BitReader, f: CompiledField, vals: Uint32Array, a: number): void {
-  if (f.kind === 'quat' && !r.readBit()) {
+  if (f.quat && !r.readBit()) {
     for (let k = 0; k < 4; k++) vals[a + k] = readChecked(r, f, k);
     return;
   }
   const m = r.readExpGolomb(WIDTH_K);
   if (m > f.jointMax) throw new SyncError('corrupt', `field ${f.name}: delta width ${m + 1}`);
-  for (let k = jointFrom(f); k < f.slotCount; k++) {
+  for (let k = f.jointFrom; k < f.slotCount; k++) {
     if (f.widths[k] === 0) continue;
     if (m === f.jointMax) {
       vals[a + k] = readChecked(r, f, k);
@@ -267,12 +251,12 @@ export function predictRow(
     if (!(mask & (1 << c.index))) continue;
     for (const f of c.fields) {
       const a = f.slot;
-      if (!isPredictable(f)) {
+      if (!f.predictable) {
         for (let k = 0; k < f.slotCount; k++) out[oo + a + k] = v0[o0 + a + k];
         continue;
       }
       let k = 0;
-      if (f.kind === 'quat') {
+      if (f.quat) {
         out[oo + a] = v0[o0 + a];
         if (v0[o0 + a] !== v1[o1 + a]) {
           for (k = 1; k < 4; k++) out[oo + a + k] = v0[o0 + a + k];

@@ -1,7 +1,7 @@
 import type { ClientState } from './acks.js';
 import * as bits from './bits.js';
 import * as codec from './codec.js';
-import * as schema from './schema.js';
+import type * as schema from './schema.js';
 import type { EntityStore, Snapshot } from './store.js';
 
 // Module-local copies of imported bindings used per entity: loaders that compile ESM to CommonJS (tsx, which runs the
@@ -9,7 +9,6 @@ import type { EntityStore, Snapshot } from './store.js';
 const { BitWriter } = bits;
 type BitWriter = bits.BitWriter;
 type CompiledComponent = schema.CompiledComponent;
-const { isPredictable } = schema;
 const {
   GAP_K,
   ID_K,
@@ -547,7 +546,7 @@ export class DeltaEncoder {
     for (const c of this.comps) {
       if (!(mask & (1 << c.index))) continue;
       for (const f of c.fields) {
-        if (!isPredictable(f) || (f.ownerOnly && !isOwner)) continue;
+        if (!f.predictable || (f.ownerOnly && !isOwner)) continue;
         const a = o + f.slot;
         if (f.slotCount === 1) {
           const v = vals[a];

@@ -259,6 +259,15 @@ export interface CompiledField {
   readonly wrap: readonly number[];
   /** Widest slot of a multi-slot field's shared-width delta (a quaternion's index excluded): its "absolute" code. */
   readonly jointMax: number;
+  /** First slot of the shared-width delta (a quaternion's index slot does not join it). */
+  readonly jointFrom: number;
+  /** Slots of the shared-width delta whose width is not 0, and the sum of their widths (its absolute form). */
+  readonly jointSlots: number;
+  readonly jointAbs: number;
+  /** A quaternion (its index slot first). */
+  readonly quat: boolean;
+  /** Extrapolated from two baselines (`isPredictable`). */
+  readonly predictable: boolean;
   readonly reliable: boolean;
   readonly priority: number;
   readonly ownerOnly: boolean;
@@ -388,6 +397,8 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
       break;
   }
   if (wrap.length === 0) wrap = new Array(widths.length).fill(0);
+  const jointFrom = f.kind === 'quat' ? 1 : 0;
+  const joint = widths.slice(jointFrom);
   return {
     name,
     kind: f.kind,
@@ -399,7 +410,12 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
     hi,
     step,
     wrap,
-    jointMax: Math.max(0, ...widths.slice(f.kind === 'quat' ? 1 : 0)),
+    jointMax: Math.max(0, ...joint),
+    jointFrom,
+    jointSlots: joint.filter((w) => w > 0).length,
+    jointAbs: joint.reduce((x, y) => x + y, 0),
+    quat: f.kind === 'quat',
+    predictable: PREDICTABLE.has(f.kind),
     reliable: f.options.reliable ?? false,
     priority: f.options.priority ?? 1,
     ownerOnly: f.options.ownerOnly ?? false,
@@ -409,10 +425,9 @@ function compileField(name: string, f: Field, slot: number): CompiledField {
 
 /** Fields whose values are extrapolated from two baselines (numbers that move; ints are counters, not motion). */
 export function isPredictable(f: CompiledField): boolean {
-  return (
-    f.kind === 'float' || f.kind === 'vec2' || f.kind === 'vec3' || f.kind === 'angle' || f.kind === 'quat'
-  );
+  return f.predictable;
 }
+const PREDICTABLE = new Set<Kind>(['float', 'vec2', 'vec3', 'angle', 'quat']);
 
 /** Upper bound of the bits of one field written absolutely (see codec.ts). */
 export function fieldMaxBits(f: CompiledField): number {
