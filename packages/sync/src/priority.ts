@@ -24,10 +24,11 @@ const CHOSEN_EMPTY = 2;
  * record resets its accumulator.
  */
 export function accrue(acc: Float32Array, priority: Float32Array, s: number, kind: number): number {
-  const a = Math.fround(acc[s] + KIND_WEIGHT[kind] * priority[s]);
+  // The weight is 1 << kind: KIND_WEIGHT without a lookup.
+  const a = Math.fround(acc[s] + (1 << kind) * priority[s]);
   acc[s] = a;
   const x = a * 64;
-  return x >= 0 && x < QUANT_LIMIT ? x | 0 : -1;
+  return x >= 0 && x < QUANT_LIMIT ? Math.trunc(x) : -1;
 }
 
 /** The candidate records of one packet: `cand` = slot << 3 | skippable << 2 | kind, baseline ticks in `candBase`. */
@@ -50,8 +51,12 @@ export class PrioritySelector {
   private readonly keys: Float64Array;
   /** Candidates per quantised accumulator value, zero between uses (counting sort). */
   private readonly hist: Int32Array;
-  /** Candidate indices in rank order, after `countRank`. */
+  /** Candidate indices in rank order, placed by `placeRanks`. */
   private readonly rank: Int32Array;
+  /** The counting sort's value range, and the lowest value placed so far. */
+  private qmin = 0;
+  private qmax = -1;
+  private floor = 0;
   /** Per candidate in `taken`: CHOSEN_WRITTEN or CHOSEN_EMPTY (not written, acked as virtual). */
   private readonly chosen: Uint8Array;
   /** Bit per candidate in the packet (written or empty), zero between uses: the packet's slot order by a scan. */
@@ -136,8 +141,14 @@ export class PrioritySelector {
     if (!weighted && this.countRank(c.q, n)) {
       // The whole ranking by counting sort; records are taken in rank order until the budget is spent (every record
       // measured once). No field weights here, so nothing is reliable.
+      // Ranks are placed a chunk at a time (`placeRanks`): about what the budget takes, by recent record sizes.
       const rank = this.rank;
-      for (let r = 0, misses = 0; r < n; r++) if (!this.take(rank[r], false) && ++misses > 8) break;
+      const chunk = Math.ceil((1.25 * this.budget) / Math.max(8, cs.recordBits)) + 32;
+      for (let r = 0, misses = 0, placed = 0; r < n; r++) {
+        if (r === placed) placed = this.placeRanks(r + chunk, n);
+        if (!this.take(rank[r], false) && ++misses > 8) break;
+      }
+      this.hist.fill(0, this.qmin, this.qmax + 1);
     } else {
       if (weighted) this.rankWeighted(cs, snap, c, n);
       else for (let i = 0; i < n; i++) this.keys[i] = packKey(cs.acc[cand[i] >>> 3], false, i);
@@ -270,9 +281,10 @@ export class PrioritySelector {
   }
 
   /**
-   * The whole plain ranking by counting sort of the quantised accumulators `q` (highest first, ties by higher
-   * candidate index: the order of the packed keys) into `rank`. False, with nothing ranked, when some value is out of
-   * the counting range or the values spread too wide (large priorities): then the packed keys are sorted instead.
+   * The plain ranking by counting sort of the quantised accumulators `q` (highest first, ties by higher candidate
+   * index: the order of the packed keys): counts each value and turns the counts into where each value's run starts
+   * in `rank`; `placeRanks` then fills `rank`. False, with nothing counted, when some value is out of the counting
+   * range or the values spread too wide (large priorities): then the packed keys are sorted instead.
    */
   private countRank(q: Int32Array, n: number): boolean {
     const hist = this.hist;
@@ -289,21 +301,47 @@ export class PrioritySelector {
       if (v > qmax) qmax = v;
       if (v < qmin) qmin = v;
     }
-    if (n === 0) return true;
+    if (n === 0) {
+      this.qmin = 0;
+      this.qmax = -1;
+      return true;
+    }
     if (!counted || qmax - qmin > 8 * n + 512) {
       if (qmax >= 0) hist.fill(0, qmin, qmax + 1);
       return false;
     }
-    // Start of each value's run in descending order, then the candidates placed from the highest index down.
     for (let v = qmax, at = 0; v >= qmin; v--) {
       const k = hist[v];
       hist[v] = at;
       at += k;
     }
-    const rank = this.rank;
-    for (let i = n - 1; i >= 0; i--) rank[hist[q[i]]++] = i;
-    hist.fill(0, qmin, qmax + 1);
+    this.qmin = qmin;
+    this.qmax = qmax;
+    this.floor = qmax + 1;
     return true;
+  }
+
+  /**
+   * Places the candidates of the next values down the ranking (below `floor`), enough of them to fill the ranks up to
+   * `limit`, in one pass over `q` from the highest candidate index down (so ties come out in that order). Returns how
+   * many ranks are placed. A packet reads only the top few hundred of its ranks: placing all of them (a scattered
+   * store per candidate) was most of the ranking's time.
+   */
+  private placeRanks(limit: number, n: number): number {
+    const hist = this.hist;
+    const q = this.c.q;
+    const rank = this.rank;
+    const top = this.floor;
+    // hist[v] below `floor` still holds the start of v's run: take every value whose run starts before `limit`.
+    let f = top - 1;
+    while (f > this.qmin && hist[f - 1] < limit) f--;
+    const width = top - f;
+    for (let i = n - 1; i >= 0; i--) {
+      const v = q[i];
+      if ((v - f) >>> 0 < width) rank[hist[v]++] = i;
+    }
+    this.floor = f;
+    return f === this.qmin ? n : hist[f - 1];
   }
 
   /**
