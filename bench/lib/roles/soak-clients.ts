@@ -21,6 +21,8 @@ export interface CohortOptions {
   /** Each client leaves cleanly after a lifetime drawn uniformly from this range, and a new one joins. */
   lifetimeMs: [number, number];
   seed: number;
+  /** QUIC engine of the WebTransport clients (default: the client's). */
+  engine?: 'quiche' | 'quinn';
 }
 
 interface KindStats {
@@ -88,7 +90,11 @@ async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession
     return connect(`https://${t.host}:${t.ports.wt}/soak`, {
       ...common,
       connector: connectWebTransport,
-      connectOptions: { serverCertificateHashes: hashOption(t.certHashHex), connectTimeoutMs: 15_000 },
+      connectOptions: {
+        serverCertificateHashes: hashOption(t.certHashHex),
+        connectTimeoutMs: 15_000,
+        ...(o.engine ? { engine: o.engine } : {}),
+      },
     });
   }
   qwsModule ??= import('@quiver/websocket');

@@ -19,11 +19,15 @@ export interface SoakServerOptions {
   resumeWindowMs: number;
   /** QUIC idle timeout: how soon a vanished WebTransport client is noticed. */
   idleTimeoutMs: number;
+  /** QUIC engine of the WebTransport listener (default: the listener's). */
+  engine?: 'quiche' | 'quinn';
 }
 
 export interface SoakPorts {
   wt?: number;
   wtError?: string;
+  /** The QUIC engine that runs the WebTransport listener. */
+  engine?: string;
   qws: number;
 }
 
@@ -93,8 +97,10 @@ export async function startSoakServer(o: SoakServerOptions): Promise<SoakPorts> 
       idleTimeoutMs: o.idleTimeoutMs,
       maxConnections: 4096,
       maxPendingRequests: 1024,
+      ...(o.engine ? { engine: o.engine } : {}),
     });
     ports.wt = wt.address.port;
+    ports.engine = wt.engine;
     wtListener = wt as unknown as { connectionCount?: number };
     made.push(wt as unknown as TransportListener);
   } catch (e) {

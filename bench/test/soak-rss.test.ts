@@ -1,0 +1,38 @@
+import { describe, expect, test } from 'vitest';
+import { rssFit } from '../lib/soak-rss.ts';
+
+// Session counts that swing as the soak's do (kills and rejoins), not in step with time.
+const counts = [600, 420, 710, 650, 380, 590, 800, 560, 470, 690, 610, 530];
+const KB = 1024;
+
+describe('rssFit', () => {
+  test('a swinging session count with no growth over time gives ~0 growth and the per-session cost', () => {
+    const samples = counts.map((n, i) => ({ t: i * 5000, sessions: n, rssBytes: 200 * 2 ** 20 + n * 60 * KB }));
+    const f = rssFit(samples);
+    expect(f.growth).toBeCloseTo(0, 6);
+    expect(f.perSession / KB).toBeCloseTo(60, 6);
+    expect(f.r2).toBeCloseTo(1, 6);
+    // The plain last-over-first ratio of the same samples is far from 0: what the fit is for.
+    expect(Math.abs(samples[11].rssBytes / samples[0].rssBytes - 1)).toBeGreaterThan(0.01);
+  });
+
+  test('growth over time is found beside the count: 10 % over the run', () => {
+    const base = 200 * 2 ** 20;
+    const tEnd = (counts.length - 1) * 5000;
+    const samples = counts.map((n, i) => {
+      const t = i * 5000;
+      return { t, sessions: n, rssBytes: base + n * 60 * KB + (0.1 * (base + 600 * 60 * KB) * t) / tEnd };
+    });
+    const f = rssFit(samples);
+    // Relative to the RSS at the mean count (~584 sessions) at the first sample.
+    const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
+    expect(f.growth).toBeCloseTo((0.1 * (base + 600 * 60 * KB)) / (base + mean * 60 * KB), 4);
+    expect(f.perSession / KB).toBeCloseTo(60, 4);
+  });
+
+  test('a count that moves in step with time cannot be told from growth: NaN, never a made-up figure', () => {
+    const samples = counts.map((_, i) => ({ t: i * 5000, sessions: 100 + i * 50, rssBytes: 1e8 + i * 1e6 }));
+    expect(rssFit(samples).growth).toBeNaN();
+    expect(rssFit(samples.slice(0, 3)).growth).toBeNaN();
+  });
+});
