@@ -52,6 +52,8 @@ const suite: BenchSuite = {
     if (engineArg !== undefined && engineArg !== 'quiche' && engineArg !== 'quinn')
       throw new Error(`--engine must be quiche or quinn, not ${engineArg}`);
     const engine = engineArg as 'quiche' | 'quinn' | undefined;
+    // The WebSocket listener's TCP accept queue (0: Node's 511).
+    const backlog = numArg(ctx.args, 'backlog', 0);
     const snapshots = ctx.args.snapshots === 'true';
     // Two cores shared by the server and its load generator: the server gets CPU 0 to itself (as far as this
     // process tree goes) and the client processes CPU 1, so that the figures are the server's, not the clients'.
@@ -79,6 +81,7 @@ const suite: BenchSuite = {
       resumeWindowMs,
       idleTimeoutMs: idleMs,
       engine,
+      ...(backlog ? { backlog } : {}),
     });
     const target: Target = {
       host: net.serverAddr,
@@ -325,6 +328,12 @@ const suite: BenchSuite = {
     // the kernel's accept queue or TLS (the server's event loop too slow to accept them).
     const upgrades = samples[samples.length - 1]?.qwsUpgrades;
     if (upgrades) notes.push(`WebSocket upgrades seen by the server: ${JSON.stringify(upgrades)}`);
+    // The WebSocket admission rate: Node 20's libuv (1.46) accepts one TCP connection per event-loop iteration
+    // (libuv PR 3696), so a saturated loop admits a few per second however long the listen queue is.
+    const joinRate = (k: 'wt' | 'qws') => round(total(k, 'joined') / Math.max(1, seconds), 2);
+    notes.push(
+      `joins per second over the run: WebTransport ${joinRate('wt')}, WebSocket ${joinRate('qws')}; WebSocket upgrade requests per second: ${round((upgrades?.requests ?? 0) / Math.max(1, seconds), 2)}.`,
+    );
     if (handlesLeft.length) notes.push(`handles left after shutdown: ${handlesLeft.join(', ')}`);
     const label = (s: SoakSample) => `${round(s.t / 1000, 0)}s`;
     const every = Math.max(1, Math.ceil(run.length / 40));
@@ -391,4 +400,3 @@ const suite: BenchSuite = {
   },
 };
 export default suite;
-

@@ -7,7 +7,11 @@ const KB = 1024;
 
 describe('rssFit', () => {
   test('a swinging session count with no growth over time gives ~0 growth and the per-session cost', () => {
-    const samples = counts.map((n, i) => ({ t: i * 5000, sessions: n, rssBytes: 200 * 2 ** 20 + n * 60 * KB }));
+    const samples = counts.map((n, i) => ({
+      t: i * 5000,
+      sessions: n,
+      rssBytes: 200 * 2 ** 20 + n * 60 * KB,
+    }));
     const f = rssFit(samples);
     expect(f.growth).toBeCloseTo(0, 6);
     expect(f.perSession / KB).toBeCloseTo(60, 6);
