@@ -59,3 +59,33 @@ export function rssFit(samples: RssSample[]): {
   }
   return { growth: (c * (t1 - t0)) / base, perSession: b, r2: syy > 0 ? 1 - ssr / syy : Number.NaN };
 }
+
+/**
+ * RSS growth after warm-up compared at equal session counts: every sample of the last third of the samples after
+ * warm-up is set against the samples of the first third whose session count is within `tolerance` of its own (at
+ * least 5 sessions); the growth is the median of late RSS over the matched early mean, minus 1. Unlike the fit, it
+ * assumes no model of how RSS follows the count (RSS lags a fall in the count: freed pages stay with the
+ * allocator for a while). NaN when fewer than 3 late samples find a match: the count never came back to a level
+ * it had early on, and no figure is made up.
+ */
+export function rssAtEqualSessions(
+  samples: RssSample[],
+  tolerance = 0.02,
+): { growth: number; matched: number } {
+  const third = Math.floor(samples.length / 3);
+  const early = samples.slice(0, third);
+  const late = samples.slice(samples.length - third);
+  const ratios: number[] = [];
+  for (const s of late) {
+    const near = early.filter(
+      (e) => Math.abs(e.sessions - s.sessions) <= Math.max(5, tolerance * s.sessions),
+    );
+    if (near.length === 0) continue;
+    ratios.push(s.rssBytes / (near.reduce((a, e) => a + e.rssBytes, 0) / near.length));
+  }
+  if (ratios.length < 3) return { growth: Number.NaN, matched: ratios.length };
+  ratios.sort((a, b) => a - b);
+  const mid = ratios.length >> 1;
+  const median = ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
+  return { growth: median - 1, matched: ratios.length };
+}

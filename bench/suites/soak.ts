@@ -16,7 +16,7 @@ import { benchCert, numArg } from '../lib/pair.js';
 import type { Target } from '../lib/roles/clients.js';
 import type { CohortStats } from '../lib/roles/soak-clients.js';
 import type { LeftoverSession, SoakPorts, SoakSample } from '../lib/roles/soak-server.js';
-import { rssFit } from '../lib/soak-rss.js';
+import { rssAtEqualSessions, rssFit } from '../lib/soak-rss.js';
 import { round } from '../lib/suite-util.js';
 
 const SERVER = 'bench/lib/roles/soak-server.ts';
@@ -92,7 +92,7 @@ const suite: BenchSuite = {
     const notes: string[] = [
       `${sessions} sessions in two client processes (${round(wtFraction * 100, 1)} % on WebTransport (QUIC engine ${ports.engine ?? 'none'}), the rest on our WebSocket transport over TLS), loopback, ${hz} Hz input up and state down per session, ${seconds} s.`,
       `Joins throughout: each client leaves cleanly after 0.5-1.5 × ${lifetimeS} s and a new one joins; every ${killEveryS} s the older client process is SIGKILLed and a fresh one joins its ${sessions / 2} clients over ${spreadS} s.`,
-      `Server: resume window ${resumeWindowMs} ms, QUIC idle timeout ${idleMs} ms. RSS growth: mean RSS of the last 10 % of the samples over the mean of the samples just after warm-up (${warmupFraction * 100} % of the run).`,
+      `Server: resume window ${resumeWindowMs} ms, QUIC idle timeout ${idleMs} ms. RSS growth after warm-up (${warmupFraction * 100} % of the run): \`rss_growth_at_equal_sessions\` (the goal) is the median, over the last third of the samples after warm-up, of RSS over the mean RSS of the first third's samples with the same session count (±2 %); \`rss_growth_fit\` the time term of a fit RSS = a + b·sessions + c·t (b: \`rss_per_session_kb\`); \`rss_growth_after_warmup\` the mean RSS of the last 10 % of the samples over the first 10 % after warm-up, whatever the counts.`,
     ];
     notes.push(
       pin
@@ -234,6 +234,7 @@ const suite: BenchSuite = {
     const mean = (xs: SoakSample[]) => xs.reduce((a, s) => a + s.rssBytes, 0) / Math.max(1, xs.length);
     const growth = head.length && tail.length ? mean(tail) / mean(head) - 1 : Number.NaN;
     const fit = rssFit(warm);
+    const equal = rssAtEqualSessions(warm);
     const total = (k: 'wt' | 'qws', f: keyof CohortStats['wt']) => killed.reduce((a, c) => a + c[k][f], 0);
     const rows: ResultRow[] = [];
     const mb = (b: number) => round(b / 2 ** 20, 1);
@@ -262,8 +263,10 @@ const suite: BenchSuite = {
         'heap after GC growth %': round(heapGrowth * 100, 2),
         'external after GC, warm': gcWarm ? mb(gcWarm.externalBytes) : -1,
         'external after GC, end': gcEnd ? mb(gcEnd.externalBytes) : -1,
-        'growth at equal sessions %': round(fit.growth * 100, 2),
-        'KB per session': round(fit.perSession / 1024, 1),
+        'growth at equal sessions %': round(equal.growth * 100, 2),
+        'samples matched': equal.matched,
+        'fit growth %': round(fit.growth * 100, 2),
+        'KB per session (fit)': round(fit.perSession / 1024, 1),
         'fit r2': round(fit.r2, 3),
       },
     });
@@ -352,7 +355,8 @@ const suite: BenchSuite = {
       },
       rows,
       ratios: {
-        rss_growth_at_equal_sessions: round(fit.growth, 4),
+        rss_growth_at_equal_sessions: round(equal.growth, 4),
+        rss_growth_fit: round(fit.growth, 4),
         rss_per_session_kb: round(fit.perSession / 1024, 1),
         rss_growth_after_warmup: round(growth, 4),
         sessions_leaked: leaked,

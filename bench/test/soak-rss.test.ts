@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { rssFit } from '../lib/soak-rss.ts';
+import { rssAtEqualSessions, rssFit } from '../lib/soak-rss.ts';
 
 // Session counts that swing as the soak's do (kills and rejoins), not in step with time.
 const counts = [600, 420, 710, 650, 380, 590, 800, 560, 470, 690, 610, 530];
@@ -38,5 +38,37 @@ describe('rssFit', () => {
     const samples = counts.map((_, i) => ({ t: i * 5000, sessions: 100 + i * 50, rssBytes: 1e8 + i * 1e6 }));
     expect(rssFit(samples).growth).toBeNaN();
     expect(rssFit(samples.slice(0, 3)).growth).toBeNaN();
+  });
+});
+
+describe('rssAtEqualSessions', () => {
+  const base = 300 * 2 ** 20;
+  // Early and late thirds return to the same counts; the middle third wanders.
+  const shape = [500, 560, 500, 750, 500, 620, 380, 900, 450, 500, 560, 500, 750, 500];
+  test('no growth at equal counts is 0 although the count swings (and RSS lags it in between)', () => {
+    const samples = shape.map((n, i) => ({
+      t: i * 5000,
+      sessions: n,
+      // In the middle third RSS stays up after the count falls, as freed pages stay with the allocator.
+      rssBytes: base + (i >= 5 && i < 9 ? 900 : n) * 70 * KB,
+    }));
+    const f = rssAtEqualSessions(samples);
+    expect(f.matched).toBe(4);
+    expect(f.growth).toBeCloseTo(0, 9);
+  });
+
+  test('10 % more RSS late at the same counts is found', () => {
+    const samples = shape.map((n, i) => ({
+      t: i * 5000,
+      sessions: n,
+      rssBytes: (base + n * 70 * KB) * (i >= shape.length - 4 ? 1.1 : 1),
+    }));
+    const f = rssAtEqualSessions(samples);
+    expect(f.growth).toBeCloseTo(0.1, 6);
+  });
+
+  test('a count that never returns to an early level gives NaN', () => {
+    const samples = shape.map((n, i) => ({ t: i * 5000, sessions: n + i * 100, rssBytes: base }));
+    expect(rssAtEqualSessions(samples).growth).toBeNaN();
   });
 });
