@@ -83,7 +83,14 @@ let qwsModule: Promise<typeof import('@quiver/websocket')> | undefined;
 
 async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession> {
   const t = o.target;
-  const common = { messages: SOAK_MESSAGES, reconnect: false as const, handshakeTimeoutMs: 15_000 };
+  // The session's own per-attempt deadline (`fallback.connectTimeoutMs`, default 10 s) caps the transport's: both
+  // 15 s, as the handshake's.
+  const common = {
+    messages: SOAK_MESSAGES,
+    reconnect: false as const,
+    handshakeTimeoutMs: 15_000,
+    fallback: { connectTimeoutMs: 15_000 },
+  };
   if (kind === 'wt') {
     wtModule ??= import('@quiver/webtransport');
     const { connectWebTransport } = await wtModule;
