@@ -47,6 +47,8 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'warm',
           'wt',
           'engines',
+          'engine',
+          'backlog',
           'kinds',
           'prof',
           'pin',

@@ -21,6 +21,8 @@ export interface CohortOptions {
   /** Each client leaves cleanly after a lifetime drawn uniformly from this range, and a new one joins. */
   lifetimeMs: [number, number];
   seed: number;
+  /** QUIC engine of the WebTransport clients (default: the client's). */
+  engine?: 'quiche' | 'quinn';
 }
 
 interface KindStats {
@@ -81,14 +83,25 @@ let qwsModule: Promise<typeof import('@quiver/websocket')> | undefined;
 
 async function join(kind: 'wt' | 'qws', o: CohortOptions): Promise<ClientSession> {
   const t = o.target;
-  const common = { messages: SOAK_MESSAGES, reconnect: false as const, handshakeTimeoutMs: 15_000 };
+  // The session's own per-attempt deadline (`fallback.connectTimeoutMs`, default 10 s) caps the transport's: both
+  // 15 s, as the handshake's.
+  const common = {
+    messages: SOAK_MESSAGES,
+    reconnect: false as const,
+    handshakeTimeoutMs: 15_000,
+    fallback: { connectTimeoutMs: 15_000 },
+  };
   if (kind === 'wt') {
     wtModule ??= import('@quiver/webtransport');
     const { connectWebTransport } = await wtModule;
     return connect(`https://${t.host}:${t.ports.wt}/soak`, {
       ...common,
       connector: connectWebTransport,
-      connectOptions: { serverCertificateHashes: hashOption(t.certHashHex), connectTimeoutMs: 15_000 },
+      connectOptions: {
+        serverCertificateHashes: hashOption(t.certHashHex),
+        connectTimeoutMs: 15_000,
+        ...(o.engine ? { engine: o.engine } : {}),
+      },
     });
   }
   qwsModule ??= import('@quiver/websocket');

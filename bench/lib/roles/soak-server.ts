@@ -19,11 +19,20 @@ export interface SoakServerOptions {
   resumeWindowMs: number;
   /** QUIC idle timeout: how soon a vanished WebTransport client is noticed. */
   idleTimeoutMs: number;
+  /** QUIC engine of the WebTransport listener (default: the listener's). */
+  engine?: 'quiche' | 'quinn';
+  /**
+   * TCP listen backlog of the WebSocket listener (default: Node's, 511). Given, the listener is mounted on an
+   * HTTPS server of the bench's own that listens with it.
+   */
+  backlog?: number;
 }
 
 export interface SoakPorts {
   wt?: number;
   wtError?: string;
+  /** The QUIC engine that runs the WebTransport listener. */
+  engine?: string;
   qws: number;
 }
 
@@ -61,6 +70,7 @@ let listeners: (TransportListener & { close(): Promise<void> })[] = [];
 let wtListener: { connectionCount?: number } | undefined;
 let qwsListener: { stats?: { sessions: number } } | undefined;
 let tick: NodeJS.Timeout | undefined;
+let httpsServer: import('node:https').Server | undefined;
 let interval: IntervalHistogram | undefined;
 let overall: IntervalHistogram | undefined;
 let started = 0;
@@ -93,18 +103,27 @@ export async function startSoakServer(o: SoakServerOptions): Promise<SoakPorts> 
       idleTimeoutMs: o.idleTimeoutMs,
       maxConnections: 4096,
       maxPendingRequests: 1024,
+      ...(o.engine ? { engine: o.engine } : {}),
     });
     ports.wt = wt.address.port;
+    ports.engine = wt.engine;
     wtListener = wt as unknown as { connectionCount?: number };
     made.push(wt as unknown as TransportListener);
   } catch (e) {
     ports.wtError = e instanceof Error ? e.message : String(e);
   }
   const { createWebSocketListener } = await import('@quiver/websocket');
+  if (o.backlog) {
+    const https = await import('node:https');
+    const own = https.createServer({ cert: o.certPem, key: o.keyPem });
+    own.listen({ host: o.host, port: 0, backlog: o.backlog });
+    await new Promise((r) => own.once('listening', r));
+    httpsServer = own;
+  }
   const qws = await createWebSocketListener({
-    host: o.host,
-    port: 0,
-    tls: { cert: o.certPem, key: o.keyPem },
+    ...(httpsServer
+      ? { server: httpsServer }
+      : { host: o.host, port: 0, tls: { cert: o.certPem, key: o.keyPem } }),
     maxPendingRequests: 1024,
   });
   ports.qws = qws.address.port;
@@ -248,6 +267,12 @@ export async function stopSoakServer(): Promise<{ handlesLeft: string[] }> {
   tick = undefined;
   await server?.close();
   await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+  if (httpsServer) {
+    const own = httpsServer;
+    own.closeAllConnections();
+    await new Promise((r) => own.close(r));
+    httpsServer = undefined;
+  }
   server = undefined;
   listeners = [];
   wtListener = undefined;
