@@ -47,7 +47,21 @@ interface Player {
   room: ClientRoom;
   /** Start (monotonic ms) and duration of each matchmaking request of this client, the rematch included. */
   matchmakes: { at: number; ms?: number }[];
+  /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
+  moving: boolean;
 }
+
+/** What happened to the handles before any node was killed: nothing should (a node too slow to heartbeat does). */
+export interface Churn {
+  /** `disconnect` events: transports that dropped, or paths suspected dead and raced by a resuming reconnect. */
+  disconnects: number;
+  /** `rematch` events, by reason: a room seen gone while its node lived (heartbeat expired) is `node-lost`. */
+  rematches: Record<string, number>;
+  /** Handles gone for good. */
+  left: number;
+}
+
+const churn: Churn = { disconnects: 0, rematches: {}, left: 0 };
 
 const players: Player[] = [];
 let latencies: number[] = [];
@@ -67,6 +81,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       const at = plan.startAt + (i / plan.total) * plan.spreadMs;
       await new Promise((r) => setTimeout(r, Math.max(0, at - monoMs())));
       const matchmakes: Player['matchmakes'] = [];
+      let onMatchmake = () => {};
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
@@ -75,6 +90,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
           if (!String(input).includes('/matchmake/')) return fetch(input, init);
           const m: { at: number; ms?: number } = { at: monoMs() };
           matchmakes.push(m);
+          onMatchmake();
           const res = await fetch(input, init);
           m.ms = monoMs() - m.at;
           return res;
@@ -84,7 +100,23 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       try {
         const room = await client.joinOrCreate('arena', { mode: 'bench' });
         result.joinMs.push(monoMs() - t0);
-        players.push({ room, matchmakes });
+        const p: Player = { room, matchmakes, moving: false };
+        players.push(p);
+        room.on('disconnect', () => {
+          churn.disconnects++;
+        });
+        room.on('rematch', ({ reason }) => {
+          p.moving = false;
+          churn.rematches[reason] = (churn.rematches[reason] ?? 0) + 1;
+        });
+        room.on('leave', () => {
+          p.moving = false;
+          churn.left++;
+        });
+        // A matchmaking request once joined is a rematch's: between rooms until `rematch` (or `leave`).
+        onMatchmake = () => {
+          p.moving = true;
+        };
       } catch (err) {
         result.failed++;
         const key = String(err).slice(0, 160);
@@ -133,6 +165,11 @@ export async function stopMessages(maxWaitMs: number): Promise<number[]> {
     await new Promise((r) => setTimeout(r, 500));
   }
   return latencies;
+}
+
+/** What happened to the handles so far (called before the kill). */
+export function handleChurn(): Churn & { moving: number } {
+  return { ...churn, moving: players.filter((p) => p.moving).length };
 }
 
 /** Watches the clients hosted by `node` (about to be killed); returns how many. */
