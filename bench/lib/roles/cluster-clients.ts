@@ -129,10 +129,16 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
   return result;
 }
 
+/**
+ * The handles in a room now: not gone for good, not between rooms. A handle that left, or whose rematch is under
+ * way, still names its old room's node (`processId` changes on `rematch`): it is not that node's client.
+ */
+const seated = () => players.filter((p) => !p.room.left && !p.moving);
+
 /** Clients per hosting node. */
 export function hosted(): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const p of players) {
+  for (const p of seated()) {
     const n = p.room.processId ?? '?';
     out[n] = (out[n] ?? 0) + 1;
   }
@@ -174,7 +180,7 @@ export function handleChurn(): Churn & { moving: number } {
 
 /** Watches the clients hosted by `node` (about to be killed); returns how many. */
 export function watchOrphans(node: string): number {
-  orphans = players
+  orphans = seated()
     .filter((p) => p.room.processId === node)
     .map((p) => {
       const steps: OrphanSteps = {};
