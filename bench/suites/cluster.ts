@@ -304,6 +304,9 @@ const suite: BenchSuite = {
       const since = (t: number | undefined) => (t === undefined ? [] : [t - killedAt]);
       const down = steps.flatMap((o) => since(o.down));
       const asked = steps.flatMap((o) => since(o.asked));
+      const firstCheck = steps.flatMap((o) => since(o.firstCheck));
+      // More than one: the first check found the room still listed, and the next came `nodeCheckMs` later.
+      const checkCounts = steps.flatMap((o) => (o.asked === undefined ? [] : [o.checks ?? 0]));
       const requestMs = steps.flatMap((o) => (o.requestMs === undefined ? [] : [o.requestMs]));
       const seated = steps.flatMap((o) => since(o.seated));
       const lost = steps.length - seated.length;
@@ -323,6 +326,8 @@ const suite: BenchSuite = {
       const of = `${steps.length} clients of ${victim.name}`;
       rows.push(
         distRow('1. node loss noticed (transport down), from SIGKILL', of, down, 'ms'),
+        distRow('1b. first room check started, from SIGKILL', of, firstCheck, 'ms'),
+        distRow('1c. room checks until seen gone (count)', of, checkCounts, 'checks'),
         distRow('2. room seen gone, rematch asked, from SIGKILL', of, asked, 'ms'),
         distRow('3. rematch matchmaking request (HTTP), its duration', of, requestMs, 'ms'),
         distRow('4. seated again (recovery), from SIGKILL', of, seated, 'ms', {

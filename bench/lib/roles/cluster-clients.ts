@@ -37,6 +37,9 @@ export interface OrphanSteps {
   asked?: number;
   /** That matchmaking request's duration (HTTP). */
   requestMs?: number;
+  /** Room checks (`GET /quiver/rooms/:id`) started after the kill, and when the first started. */
+  checks?: number;
+  firstCheck?: number;
   /** Seated again (`rematch`): the new room on a live node answered the join. */
   seated?: number;
   /** Gave up (`leave`) with this error. */
@@ -49,6 +52,8 @@ interface Player {
   matchmakes: { at: number; ms?: number }[];
   /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
   moving: boolean;
+  /** Start times (monotonic ms) of its room checks. */
+  checks: number[];
 }
 
 /** What happened to the handles before any node was killed: nothing should (a node too slow to heartbeat does). */
@@ -67,7 +72,13 @@ const players: Player[] = [];
 let latencies: number[] = [];
 let listening = false;
 let timers: ReturnType<typeof setInterval>[] = [];
-let orphans: { p: Player; steps: OrphanSteps; before: number; done: Promise<void> }[] = [];
+let orphans: {
+  p: Player;
+  steps: OrphanSteps;
+  before: number;
+  checksBefore: number;
+  done: Promise<void>;
+}[] = [];
 
 /** Matchmakes and joins this agent's share of the storm; resolves when every one joined or failed. */
 export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResult> {
@@ -82,12 +93,16 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       await new Promise((r) => setTimeout(r, Math.max(0, at - monoMs())));
       const matchmakes: Player['matchmakes'] = [];
       let onMatchmake = () => {};
+      const checks: number[] = [];
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
         connectors: { websocket: connectWebSocket },
         fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
-          if (!String(input).includes('/matchmake/')) return fetch(input, init);
+          if (!String(input).includes('/matchmake/')) {
+            if (String(input).includes('/rooms/')) checks.push(monoMs());
+            return fetch(input, init);
+          }
           const m: { at: number; ms?: number } = { at: monoMs() };
           matchmakes.push(m);
           onMatchmake();
@@ -100,7 +115,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       try {
         const room = await client.joinOrCreate('arena', { mode: 'bench' });
         result.joinMs.push(monoMs() - t0);
-        const p: Player = { room, matchmakes, moving: false };
+        const p: Player = { room, matchmakes, moving: false, checks };
         players.push(p);
         room.on('disconnect', () => {
           churn.disconnects++;
@@ -201,7 +216,7 @@ export function watchOrphans(node: string): number {
           resolve();
         });
       });
-      return { p, steps, before, done };
+      return { p, steps, before, checksBefore: p.checks.length, done };
     });
   return orphans.length;
 }
@@ -209,10 +224,12 @@ export function watchOrphans(node: string): number {
 /** Resolves with each watched orphan's steps once every one is seated again or gave up (`timeoutMs` at most). */
 export async function orphanSteps(timeoutMs: number): Promise<OrphanSteps[]> {
   await Promise.race([Promise.all(orphans.map((o) => o.done)), new Promise((r) => setTimeout(r, timeoutMs))]);
-  return orphans.map(({ p, steps, before }) => {
+  return orphans.map(({ p, steps, before, checksBefore }) => {
+    const checks = p.checks.slice(checksBefore);
+    const out: OrphanSteps = { ...steps, checks: checks.length, firstCheck: checks[0] };
     // The first matchmaking request after the kill is the rematch.
     const m = p.matchmakes[before];
-    return m ? { ...steps, asked: m.at, requestMs: m.ms } : steps;
+    return m ? { ...out, asked: m.at, requestMs: m.ms } : out;
   });
 }
 
