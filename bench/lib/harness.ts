@@ -89,6 +89,8 @@ export function environment(): EnvironmentInfo {
 }
 
 export function goalMet(value: number, goal: Goal): boolean {
+  // Not measured (NaN, stored as null in the JSON, where `null <= 3000` would hold): not met.
+  if (typeof value !== 'number' || Number.isNaN(value)) return false;
   switch (goal.op) {
     case '<=':
       return value <= goal.value;

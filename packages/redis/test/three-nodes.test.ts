@@ -140,4 +140,37 @@ describe('three server processes on one Redis', () => {
     expect((await said).text).toBe('moved');
     await Promise.all([a.leave(), b.leave()]);
   });
+
+  it('a hung node (SIGSTOP): clients that ask it first still see their room gone and rematchmake', async () => {
+    // A stopped process keeps its sockets: the kernel accepts connections to it and nobody answers, and its
+    // liveness subscription stays. Its rooms leave listings when its heartbeat expires (5 s in the fixture); a
+    // client whose room check asked the hung node first waited for it without end (undici's 300 s).
+    const nodes = await Promise.all(['h1', 'h2', 'h3'].map((n) => startNode(redis.url, n)));
+    const a = await clientVia(nodes, nodes[0]!).joinOrCreate('arena', { mode: 'h' });
+    const victim = nodes.find((n) => n.name === a.processId)!;
+    const survivors = nodes.filter((n) => n !== victim);
+    // Its matchmaking answered by the hung node: its room checks ask that node first.
+    const b = await new RoomsClient({
+      endpoint: [victim.endpoint, ...survivors.map((n) => n.endpoint)],
+      connectors: { websocket: connectWebSocket },
+      nodeCheckMs: 100,
+      nodeCheckTimeoutMs: 500,
+    }).joinOrCreate('arena', { mode: 'h' });
+    expect(b.roomId).toBe(a.roomId);
+    const rematched = new Promise<{ previousRoomId: string; reason: string }>((resolve, reject) => {
+      b.on('rematch', resolve);
+      b.on('leave', (info) => reject(new Error(`left: ${info.code} ${info.reason}`)));
+    });
+    const previous = b.roomId;
+    victim.proc.kill('SIGSTOP');
+    try {
+      expect(await rematched).toEqual({ previousRoomId: previous, reason: 'node-lost' });
+      expect(survivors.map((n) => n.name)).toContain(b.processId);
+    } finally {
+      const exited = once(victim.proc, 'exit');
+      victim.proc.kill('SIGKILL');
+      await exited;
+    }
+    await Promise.all([a.leave(), b.leave()]);
+  });
 });

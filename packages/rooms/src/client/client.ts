@@ -59,6 +59,20 @@ export interface RoomsClientOptions {
    * still hosted; `0`: never (the session retries its node until its resume window ends). Default 500 ms.
    */
   nodeCheckMs?: number;
+  /**
+   * How long one room check (`GET <path>/rooms/:id`) waits for a node's answer before it asks the next endpoint.
+   * A hung node (a stopped process, a frozen machine) accepts the connection and never answers: without a bound,
+   * a client whose check asked that node first waited for it (undici's 300 s) instead of rematchmaking. Default
+   * 2 000 ms.
+   */
+  nodeCheckTimeoutMs?: number;
+  /**
+   * How long one matchmaking request waits for a node's answer before it asks the next endpoint (a seat the
+   * abandoned request may still reserve expires unused after the server's `seatReservationMs`). Long, because a
+   * node answers a join storm late (seconds on a loaded machine); it bounds the wait on a hung node. Default
+   * 30 000 ms.
+   */
+  requestTimeoutMs?: number;
   /** How long rematchmaking is retried before the room is given up. Default 10 000 ms. */
   rematchTimeoutMs?: number;
   /**
@@ -161,24 +175,37 @@ export class RoomsClient {
 
   /** Whether the room is hosted (listed) now: false once it was disposed or its node died. */
   async isHosted(roomId: string): Promise<boolean> {
-    const res = await this.request(`/rooms/${encodeURIComponent(roomId)}`);
+    const res = await this.request(
+      `/rooms/${encodeURIComponent(roomId)}`,
+      undefined,
+      this.options.nodeCheckTimeoutMs ?? 2000,
+    );
     if (res.status === 404) return false;
     if (!res.ok) throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${res.status}`);
     return true;
   }
 
   /**
-   * A request to the first endpoint that answers, from the one that answered last; one answering 503 (a node
-   * shutting down) is passed over while another answers.
+   * A request to the first endpoint that answers within `timeoutMs`, from the one that answered last; one
+   * answering 503 (a node shutting down) is passed over while another answers.
    */
-  private async request(path: string, init?: RequestInit): Promise<Response> {
+  private async request(
+    path: string,
+    init?: RequestInit,
+    timeoutMs = this.options.requestTimeoutMs ?? 30_000,
+  ): Promise<Response> {
     const base = this.options.path ?? '/quiver';
     let last: unknown;
     let unavailable: Response | undefined;
     for (let k = 0; k < this.endpoints.length; k++) {
       const i = (this.preferred + k) % this.endpoints.length;
+      const abort = new AbortController();
+      const timer = systemClock.setTimeout(
+        () => abort.abort(new Error(`no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       try {
-        const res = await this.fetch(`${this.endpoints[i]}${base}${path}`, init);
+        const res = await this.fetch(`${this.endpoints[i]}${base}${path}`, { ...init, signal: abort.signal });
         if (res.status === 503 && k < this.endpoints.length - 1) {
           unavailable = res;
           continue;
@@ -186,7 +213,9 @@ export class RoomsClient {
         this.preferred = i;
         return res;
       } catch (err) {
-        last = err;
+        last = abort.signal.aborted ? abort.signal.reason : err;
+      } finally {
+        systemClock.clearTimeout(timer);
       }
     }
     if (unavailable) return unavailable;
