@@ -71,6 +71,14 @@ const suite: BenchSuite = {
       typeof ctx.args.kinds === 'string'
         ? (ctx.args.kinds.split(',') as CapacityKind[])
         : ['ws', 'qws', ...engines.map((e) => `wt:${e}` as CapacityKind)];
+    // The clients are the load generator: WebTransport clients of every kind run on the cheapest engine (quinn
+    // shares one socket and I/O thread per client process), so that the clients' core is not what fails first.
+    const clientEngine =
+      typeof ctx.args['client-engine'] === 'string'
+        ? ctx.args['client-engine']
+        : (await wtEngines()).includes('quinn')
+          ? 'quinn'
+          : undefined;
     const prof = typeof ctx.args.prof === 'string' ? ctx.args.prof : undefined;
     const cpus = os.cpus().length;
     const pin = cpus >= 2 && ctx.args.pin !== 'false';
@@ -91,7 +99,7 @@ const suite: BenchSuite = {
     const notes: string[] = [
       `${hz} Hz, ${size}-byte update per session per tick from the server (WebTransport and our WebSocket transport: datagrams; ws: messages) and a ${size}-byte input per session per tick from the clients; ${warm} s warm-up, ${seconds} s measured per step; loopback.`,
       `a step passes when every session connected, the server's tick lateness p99 < ${LATENESS_P99_MAX_MS} ms, and ≥ ${DELIVERED_MIN * 100} % of updates and of inputs sent in the window arrived. Capacity: the largest passing count. A failed step is retried once.`,
-      `a fresh server agent per step${pin ? ' pinned to CPU 0' : ''}${rt ? ' under SCHED_RR priority 5 (as root; `--rt false` to turn off: on a busy shared machine the scheduler, not the transport, otherwise decides a 5 ms tail), a full GC before the warm-up' : ''}, ${clientsPer} client agents${pin ? ` on CPU 1-${cpus - 1}` : ''}; one QUIC connection per WebTransport session (as browsers do).`,
+      `a fresh server agent per step${pin ? ' pinned to CPU 0' : ''}${rt ? ' under SCHED_RR priority 5 (as root; `--rt false` to turn off: on a busy shared machine the scheduler, not the transport, otherwise decides a 5 ms tail), a full GC before the warm-up' : ''}, ${clientsPer} client agents${pin ? ` on CPU 1-${cpus - 1}` : ''}; one QUIC connection per WebTransport session (as browsers do); WebTransport clients on the ${clientEngine ?? 'default'} engine whatever the server's (\`--client-engine\`).`,
       'CPU µs/session/tick: server user+system CPU in the window over sessions × ticks. alloc MB/s: V8 heap allocation in the window (GC statistics; Buffer memory outside the heap is not counted). GC: PerformanceObserver "gc" entries in the window.',
     ];
     if (prof) notes.push(`server agents ran with --${prof}-prof (files in bench/results/prof).`);
@@ -102,8 +110,10 @@ const suite: BenchSuite = {
     const runStep = async (kind: CapacityKind, sessions: number): Promise<Step> => {
       const agents: Agent[] = [];
       const step: Step = { kind, sessions, ok: false, why: '', clients: [], connected: 0 };
+      // What the step was doing, for a timeout's message.
+      let phase = 'starting agents';
       const deadline = new Promise<never>((_, rej) => {
-        const t = setTimeout(() => rej(new Error('step timed out')), 180_000);
+        const t = setTimeout(() => rej(new Error(`step timed out (${phase})`)), 180_000);
         t.unref();
       });
       try {
@@ -125,6 +135,7 @@ const suite: BenchSuite = {
               certHashHex: c.hashHex,
               certPem: c.certPem,
             };
+            phase = 'starting client agents';
             const clients = await Promise.all(
               Array.from({ length: clientsPer }, () => net.agent('client', clientOpts)),
             );
@@ -132,6 +143,7 @@ const suite: BenchSuite = {
             const shares = clients.map(
               (_, i) => Math.floor(sessions / clientsPer) + (i < sessions % clientsPer ? 1 : 0),
             );
+            phase = 'connecting';
             const joined = await Promise.all(
               clients.map((a, i) =>
                 a.call<{ ready: number; failed: number; firstError?: string }>(
@@ -141,6 +153,8 @@ const suite: BenchSuite = {
                   target,
                   started.port,
                   shares[i],
+                  16,
+                  clientEngine,
                 ),
               ),
             );
@@ -153,6 +167,7 @@ const suite: BenchSuite = {
               measureTicks: Math.round(seconds * hz),
               size,
             };
+            phase = 'running';
             await Promise.all(clients.map((a) => a.call(ROLE, 'capClientStart', plan)));
             const res = await server.call<Omit<CapacityServerResult, 'inputsReceived' | 'drops'>>(
               ROLE,
@@ -161,11 +176,13 @@ const suite: BenchSuite = {
             );
             // Stragglers: what was sent in the window may still be in flight.
             await new Promise((r) => setTimeout(r, 500));
+            phase = 'server report';
             const got = await server.call<{ inputs: number; drops: Record<string, number> }>(
               ROLE,
               'capServeInputs',
             );
             step.server = { ...res, inputsReceived: got.inputs, drops: got.drops };
+            phase = 'client reports';
             step.clients = await Promise.all(
               clients.map((a) => a.call<CapacityClientResult>(ROLE, 'capClientReport')),
             );
@@ -184,6 +201,7 @@ const suite: BenchSuite = {
             if (d && whys.length) whys.push(`drops: ${d}`);
             step.ok = whys.length === 0;
             step.why = whys.join(', ');
+            phase = 'closing';
             await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
             await server.call(ROLE, 'capServeStop').catch(() => {});
           })(),
@@ -196,7 +214,7 @@ const suite: BenchSuite = {
         await Promise.all(agents.map((a) => a.close()));
       }
       ctx.progress(
-        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick` : ''}`,
+        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick, late ticks ${lateTicks(step.server.latenessMs)}` : ''}`,
       );
       steps.push(step);
       return step;
@@ -329,6 +347,12 @@ function dropsText(s: Step): string {
   for (const r of s.clients) for (const [k, v] of Object.entries(r.drops)) c[k] = (c[k] ?? 0) + v;
   for (const [k, v] of Object.entries(c)) if (v) parts.push(`client ${k}=${v}`);
   return parts.join(' ');
+}
+
+/** The measured ticks later than the limit, as `index:ms` (index 0 is the window's first tick). */
+function lateTicks(lateness: number[]): string {
+  const late = lateness.flatMap((l, i) => (l >= LATENESS_P99_MAX_MS ? [`${i}:${round(l, 1)}`] : []));
+  return late.length ? late.slice(0, 12).join(' ') : 'none';
 }
 
 function cpuPerSessionTick(s: Step): number {

@@ -73,7 +73,13 @@ const suite: BenchSuite = {
       '`delivered`: arrivals over messages sent (below 1 only for the unreliable kinds, when the sender outruns the receiver); "paced": sent at 90 % of the blasting run\'s arrival rate.',
     ];
     const net = loopback();
-    const pair = await startPair(net, { engines });
+    // `--prof cpu`: both agents write V8 CPU profiles (bench/results/prof), e.g. with `--kinds wt-datagram`.
+    const prof = ctx.args.prof === 'cpu';
+    const pair = await startPair(
+      net,
+      { engines },
+      prof ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir=bench/results/prof'] } : {},
+    );
     const targetOf = (v: Variant): Target => {
       const e = engineOf(v);
       if (!e) return pair.target;
