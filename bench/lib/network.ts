@@ -72,7 +72,8 @@ function agentCommand(o: AgentOptions = {}): [string, string[]] {
  * saw 85–100 ms late ticks at any session count on a busy machine.
  */
 function raiseMainThread(o: AgentOptions | undefined, pid: number | undefined): void {
-  if (!o?.realtime || pid === undefined || typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  if (!o?.realtime || pid === undefined || typeof process.getuid !== 'function' || process.getuid() !== 0)
+    return;
   try {
     execFileSync('chrt', ['-r', '-p', '6', String(pid)], { stdio: 'ignore' });
   } catch {
