@@ -27,6 +27,7 @@ import { round } from '../lib/suite-util.js';
 const ROLE = 'bench/lib/roles/capacity.ts';
 const LATENESS_P99_MAX_MS = 5;
 const DELIVERED_MIN = 0.99;
+const CLOSE_WAIT_MS = 15_000;
 
 const LABEL: Record<string, string> = {
   ws: 'ws (plain)',
@@ -43,6 +44,8 @@ interface Step {
   clients: CapacityClientResult[];
   connected: number;
   engine?: string;
+  /** Closing the sessions and the listener took longer than {@link CLOSE_WAIT_MS} (after the measurement). */
+  closeHung?: boolean;
 }
 
 /** The WebTransport engines this build can run (the listener reports which are available). */
@@ -202,8 +205,18 @@ const suite: BenchSuite = {
             step.ok = whys.length === 0;
             step.why = whys.join(', ');
             phase = 'closing';
-            await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
-            await server.call(ROLE, 'capServeStop').catch(() => {});
+            // The step is measured: a close that hangs must not turn its result into a timeout. Bounded; the
+            // agents are killed below in any case.
+            const closing = (async () => {
+              await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
+              await server.call(ROLE, 'capServeStop').catch(() => {});
+              return true;
+            })();
+            const closed = await Promise.race([
+              closing,
+              new Promise<false>((r) => setTimeout(() => r(false), CLOSE_WAIT_MS).unref()),
+            ]);
+            if (!closed) step.closeHung = true;
           })(),
         ]);
       } catch (e) {
@@ -214,7 +227,7 @@ const suite: BenchSuite = {
         await Promise.all(agents.map((a) => a.close()));
       }
       ctx.progress(
-        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick, late ticks ${lateTicks(step.server.latenessMs)}` : ''}`,
+        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick, late ticks ${lateTicks(step.server.latenessMs)}` : ''}${step.closeHung ? ', close did not finish' : ''}`,
       );
       steps.push(step);
       return step;
@@ -261,7 +274,7 @@ const suite: BenchSuite = {
         ...(lat ?? {}),
         params: { kind: s.kind, sessions: s.sessions, engine: s.engine ?? '' },
         extra: {
-          pass: s.ok ? 'yes' : `no: ${s.why}`,
+          pass: `${s.ok ? 'yes' : `no: ${s.why}`}${s.closeHung ? ' (close did not finish)' : ''}`,
           connected: s.connected,
           'CPU µs/session/tick': srvRes ? round(cpuPerSessionTick(s), 1) : '',
           'server cores': srvRes ? round(srvRes.cpuUs / 1000 / srvRes.wallMs, 2) : '',
