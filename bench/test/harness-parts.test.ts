@@ -3,6 +3,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { loopback } from '../lib/network.ts';
+import { CLIENTS, SERVERS, startPair } from '../lib/pair.ts';
+import type { Target, ThroughputResult } from '../lib/roles/clients.ts';
+import type { TagCounters } from '../lib/roles/servers.ts';
 import { Deframer, encodeProbe, FLAG_SINK, readProbe } from '../lib/roles/wire.ts';
 
 const suitesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'suites');
@@ -92,6 +95,41 @@ describe('agents on loopback', () => {
       );
       await server.call('bench/lib/roles/echo.ts', 'stopEcho');
     } finally {
+      await net.close();
+    }
+  });
+});
+
+describe('WebTransport on each engine', () => {
+  test('the server agent listens on every engine asked for, and a client on that engine delivers datagrams to it', async () => {
+    const { availableEngines } = await import('@quiver/webtransport');
+    const engines = await availableEngines();
+    const net = loopback();
+    const pair = await startPair(net, { engines });
+    try {
+      expect(Object.keys(pair.ports.wtByEngine ?? {}).sort()).toEqual([...engines].sort());
+      expect(new Set(Object.values(pair.ports.wtByEngine ?? {})).size).toBe(engines.length);
+      for (const [i, e] of engines.entries()) {
+        const tag = 200 + i;
+        const target: Target = {
+          ...pair.target,
+          ports: { ...pair.target.ports, wt: pair.ports.wtByEngine?.[e] },
+          wtEngine: e,
+        };
+        const r = await pair.client.call<ThroughputResult>(CLIENTS, 'throughputRun', 'wt-datagram', target, {
+          durationMs: 300,
+          size: 100,
+          tag,
+          rate: 200,
+        });
+        expect(r.error).toBeUndefined();
+        expect(r.sent).toBeGreaterThan(0);
+        await new Promise((res) => setTimeout(res, 200));
+        const got = await pair.server.call<{ counters?: TagCounters }>(SERVERS, 'takeTag', tag);
+        expect(got.counters?.messages ?? 0, e).toBeGreaterThan(0);
+      }
+    } finally {
+      await pair.close();
       await net.close();
     }
   });
