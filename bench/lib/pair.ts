@@ -50,7 +50,7 @@ export interface Pair {
 
 export async function startPair(
   net: Network,
-  opts: Partial<Pick<ServerOptions, 'idleTimeoutMs' | 'page'>> = {},
+  opts: Partial<Pick<ServerOptions, 'idleTimeoutMs' | 'page' | 'engines'>> = {},
   agentOptions: AgentOptions = {},
 ): Promise<Pair> {
   const c = await benchCert();

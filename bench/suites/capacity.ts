@@ -27,6 +27,7 @@ import { round } from '../lib/suite-util.js';
 const ROLE = 'bench/lib/roles/capacity.ts';
 const LATENESS_P99_MAX_MS = 5;
 const DELIVERED_MIN = 0.99;
+const CLOSE_WAIT_MS = 15_000;
 
 const LABEL: Record<string, string> = {
   ws: 'ws (plain)',
@@ -43,6 +44,8 @@ interface Step {
   clients: CapacityClientResult[];
   connected: number;
   engine?: string;
+  /** Closing the sessions and the listener took longer than {@link CLOSE_WAIT_MS} (after the measurement). */
+  closeHung?: boolean;
 }
 
 /** The WebTransport engines this build can run (the listener reports which are available). */
@@ -71,6 +74,14 @@ const suite: BenchSuite = {
       typeof ctx.args.kinds === 'string'
         ? (ctx.args.kinds.split(',') as CapacityKind[])
         : ['ws', 'qws', ...engines.map((e) => `wt:${e}` as CapacityKind)];
+    // The clients are the load generator: WebTransport clients of every kind run on the cheapest engine (quinn
+    // shares one socket and I/O thread per client process), so that the clients' core is not what fails first.
+    const clientEngine =
+      typeof ctx.args['client-engine'] === 'string'
+        ? ctx.args['client-engine']
+        : (await wtEngines()).includes('quinn')
+          ? 'quinn'
+          : undefined;
     const prof = typeof ctx.args.prof === 'string' ? ctx.args.prof : undefined;
     const cpus = os.cpus().length;
     const pin = cpus >= 2 && ctx.args.pin !== 'false';
@@ -91,7 +102,7 @@ const suite: BenchSuite = {
     const notes: string[] = [
       `${hz} Hz, ${size}-byte update per session per tick from the server (WebTransport and our WebSocket transport: datagrams; ws: messages) and a ${size}-byte input per session per tick from the clients; ${warm} s warm-up, ${seconds} s measured per step; loopback.`,
       `a step passes when every session connected, the server's tick lateness p99 < ${LATENESS_P99_MAX_MS} ms, and ≥ ${DELIVERED_MIN * 100} % of updates and of inputs sent in the window arrived. Capacity: the largest passing count. A failed step is retried once.`,
-      `a fresh server agent per step${pin ? ' pinned to CPU 0' : ''}${rt ? ' under SCHED_RR priority 5 (as root; `--rt false` to turn off: on a busy shared machine the scheduler, not the transport, otherwise decides a 5 ms tail), a full GC before the warm-up' : ''}, ${clientsPer} client agents${pin ? ` on CPU 1-${cpus - 1}` : ''}; one QUIC connection per WebTransport session (as browsers do).`,
+      `a fresh server agent per step${pin ? ' pinned to CPU 0' : ''}${rt ? ' under SCHED_RR priority 5 (as root; `--rt false` to turn off: on a busy shared machine the scheduler, not the transport, otherwise decides a 5 ms tail), a full GC before the warm-up' : ''}, ${clientsPer} client agents${pin ? ` on CPU 1-${cpus - 1}` : ''}; one QUIC connection per WebTransport session (as browsers do); WebTransport clients on the ${clientEngine ?? 'default'} engine whatever the server's (\`--client-engine\`).`,
       'CPU µs/session/tick: server user+system CPU in the window over sessions × ticks. alloc MB/s: V8 heap allocation in the window (GC statistics; Buffer memory outside the heap is not counted). GC: PerformanceObserver "gc" entries in the window.',
     ];
     if (prof) notes.push(`server agents ran with --${prof}-prof (files in bench/results/prof).`);
@@ -102,8 +113,10 @@ const suite: BenchSuite = {
     const runStep = async (kind: CapacityKind, sessions: number): Promise<Step> => {
       const agents: Agent[] = [];
       const step: Step = { kind, sessions, ok: false, why: '', clients: [], connected: 0 };
+      // What the step was doing, for a timeout's message.
+      let phase = 'starting agents';
       const deadline = new Promise<never>((_, rej) => {
-        const t = setTimeout(() => rej(new Error('step timed out')), 180_000);
+        const t = setTimeout(() => rej(new Error(`step timed out (${phase})`)), 180_000);
         t.unref();
       });
       try {
@@ -125,6 +138,7 @@ const suite: BenchSuite = {
               certHashHex: c.hashHex,
               certPem: c.certPem,
             };
+            phase = 'starting client agents';
             const clients = await Promise.all(
               Array.from({ length: clientsPer }, () => net.agent('client', clientOpts)),
             );
@@ -132,6 +146,7 @@ const suite: BenchSuite = {
             const shares = clients.map(
               (_, i) => Math.floor(sessions / clientsPer) + (i < sessions % clientsPer ? 1 : 0),
             );
+            phase = 'connecting';
             const joined = await Promise.all(
               clients.map((a, i) =>
                 a.call<{ ready: number; failed: number; firstError?: string }>(
@@ -141,6 +156,8 @@ const suite: BenchSuite = {
                   target,
                   started.port,
                   shares[i],
+                  16,
+                  clientEngine,
                 ),
               ),
             );
@@ -153,6 +170,7 @@ const suite: BenchSuite = {
               measureTicks: Math.round(seconds * hz),
               size,
             };
+            phase = 'running';
             await Promise.all(clients.map((a) => a.call(ROLE, 'capClientStart', plan)));
             const res = await server.call<Omit<CapacityServerResult, 'inputsReceived' | 'drops'>>(
               ROLE,
@@ -161,11 +179,13 @@ const suite: BenchSuite = {
             );
             // Stragglers: what was sent in the window may still be in flight.
             await new Promise((r) => setTimeout(r, 500));
+            phase = 'server report';
             const got = await server.call<{ inputs: number; drops: Record<string, number> }>(
               ROLE,
               'capServeInputs',
             );
             step.server = { ...res, inputsReceived: got.inputs, drops: got.drops };
+            phase = 'client reports';
             step.clients = await Promise.all(
               clients.map((a) => a.call<CapacityClientResult>(ROLE, 'capClientReport')),
             );
@@ -184,8 +204,19 @@ const suite: BenchSuite = {
             if (d && whys.length) whys.push(`drops: ${d}`);
             step.ok = whys.length === 0;
             step.why = whys.join(', ');
-            await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
-            await server.call(ROLE, 'capServeStop').catch(() => {});
+            phase = 'closing';
+            // The step is measured: a close that hangs must not turn its result into a timeout. Bounded; the
+            // agents are killed below in any case.
+            const closing = (async () => {
+              await Promise.all(clients.map((a) => a.call(ROLE, 'capClientClose').catch(() => {})));
+              await server.call(ROLE, 'capServeStop').catch(() => {});
+              return true;
+            })();
+            const closed = await Promise.race([
+              closing,
+              new Promise<false>((r) => setTimeout(() => r(false), CLOSE_WAIT_MS).unref()),
+            ]);
+            if (!closed) step.closeHung = true;
           })(),
         ]);
       } catch (e) {
@@ -196,7 +227,7 @@ const suite: BenchSuite = {
         await Promise.all(agents.map((a) => a.close()));
       }
       ctx.progress(
-        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick` : ''}`,
+        `${kind} × ${sessions}: ${step.ok ? 'pass' : `FAIL (${step.why})`}${step.server ? `, p99 lateness ${round(summarize(step.server.latenessMs).p99, 2)} ms, ${round(cpuPerSessionTick(step), 1)} µs/session/tick, late ticks ${lateTicks(step.server.latenessMs)}` : ''}${step.closeHung ? ', close did not finish' : ''}`,
       );
       steps.push(step);
       return step;
@@ -243,7 +274,7 @@ const suite: BenchSuite = {
         ...(lat ?? {}),
         params: { kind: s.kind, sessions: s.sessions, engine: s.engine ?? '' },
         extra: {
-          pass: s.ok ? 'yes' : `no: ${s.why}`,
+          pass: `${s.ok ? 'yes' : `no: ${s.why}`}${s.closeHung ? ' (close did not finish)' : ''}`,
           connected: s.connected,
           'CPU µs/session/tick': srvRes ? round(cpuPerSessionTick(s), 1) : '',
           'server cores': srvRes ? round(srvRes.cpuUs / 1000 / srvRes.wallMs, 2) : '',
@@ -329,6 +360,12 @@ function dropsText(s: Step): string {
   for (const r of s.clients) for (const [k, v] of Object.entries(r.drops)) c[k] = (c[k] ?? 0) + v;
   for (const [k, v] of Object.entries(c)) if (v) parts.push(`client ${k}=${v}`);
   return parts.join(' ');
+}
+
+/** The measured ticks later than the limit, as `index:ms` (index 0 is the window's first tick). */
+function lateTicks(lateness: number[]): string {
+  const late = lateness.flatMap((l, i) => (l >= LATENESS_P99_MAX_MS ? [`${i}:${round(l, 1)}`] : []));
+  return late.length ? late.slice(0, 12).join(' ') : 'none';
 }
 
 function cpuPerSessionTick(s: Step): number {

@@ -1,6 +1,7 @@
 /**
  * Throughput on loopback: messages per second and MB/s, and the same per CPU-second of both ends ("per core"),
- * for each transport, with the raw `node:dgram` packet ceiling and raw TCP measured in the same run. A client
+ * for each transport, with the raw `node:dgram` packet ceiling and raw TCP measured in the same run. WebTransport
+ * runs on each available QUIC engine (both ends on it; `--engines quinn,quiche` to choose), in the same rounds. A client
  * agent sends sink-flagged probes as fast as backpressure allows; the server agent counts what arrives. Unreliable
  * kinds (UDP, WebTransport datagrams) have no receiver backpressure: they are measured blasting and again paced at
  * 90 % of what arrived, and only arrivals count.
@@ -8,7 +9,7 @@
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { loopback } from '../lib/network.js';
 import { CLIENTS, listArg, numArg, SERVERS, startPair } from '../lib/pair.js';
-import type { ChannelKind, ThroughputResult } from '../lib/roles/clients.js';
+import type { ChannelKind, Target, ThroughputResult } from '../lib/roles/clients.js';
 import type { ServerSnapshot, TagCounters } from '../lib/roles/servers.js';
 import { median, round } from '../lib/suite-util.js';
 
@@ -34,6 +35,13 @@ const LABEL: Record<string, string> = {
   ws: 'ws (plain)',
 };
 
+/** `wt-datagram@quinn`: a WebTransport kind on one QUIC engine; other kinds have no engine. */
+type Variant = string;
+const kindOf = (v: Variant): ChannelKind => v.split('@')[0] as ChannelKind;
+const engineOf = (v: Variant): string | undefined => v.split('@')[1];
+const short = (v: Variant): string => `${SHORT[kindOf(v)] ?? v}${engineOf(v) ? ` ${engineOf(v)}` : ''}`;
+const label = (v: Variant): string => `${LABEL[kindOf(v)] ?? v}${engineOf(v) ? ` (${engineOf(v)})` : ''}`;
+
 interface One {
   msgs: number;
   mbps: number;
@@ -51,17 +59,41 @@ const suite: BenchSuite = {
     const seconds = numArg(ctx.args, 'seconds', ctx.quick ? 3 : 8);
     const sizes = listArg(ctx.args, 'size', ctx.quick ? [1000] : [64, 1000]);
     const rounds = numArg(ctx.args, 'rounds', ctx.quick ? 1 : 3);
+    const wt = await import('@quiver/webtransport');
+    const engines =
+      typeof ctx.args.engines === 'string' ? ctx.args.engines.split(',') : await wt.availableEngines();
+    const kinds = typeof ctx.args.kinds === 'string' ? (ctx.args.kinds.split(',') as ChannelKind[]) : KINDS;
+    const variants: Variant[] = kinds.flatMap((k) =>
+      k.startsWith('wt-') ? engines.map((e) => `${k}@${e}`) : [k],
+    );
     const notes: string[] = [
       `loopback, one client agent and one server agent (separate processes), ${seconds} s per run, ${rounds} round(s) interleaved across transports; figures are medians over rounds.`,
       'per core: divided by the CPU time (user + system) that the client and the server agents used during the run, so a transport that needs two busy cores counts double.',
+      `WebTransport on each QUIC engine (${engines.join(', ')}; the first is the default), client and server agent on the same engine.`,
       '`delivered`: arrivals over messages sent (below 1 only for the unreliable kinds, when the sender outruns the receiver); "paced": sent at 90 % of the blasting run\'s arrival rate.',
     ];
     const net = loopback();
-    const pair = await startPair(net);
+    // `--prof cpu`: both agents write V8 CPU profiles (bench/results/prof), e.g. with `--kinds wt-datagram`.
+    const prof = ctx.args.prof === 'cpu';
+    const pair = await startPair(
+      net,
+      { engines },
+      prof ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir=bench/results/prof'] } : {},
+    );
+    const targetOf = (v: Variant): Target => {
+      const e = engineOf(v);
+      if (!e) return pair.target;
+      const port = pair.ports.wtByEngine?.[e];
+      return {
+        ...pair.target,
+        ports: { ...pair.target.ports, wt: port, wtError: pair.ports.wtEngineErrors?.[e] },
+        wtEngine: e,
+      };
+    };
     const results = new Map<string, One[]>();
     let tag = 0;
     const measure = async (
-      kind: ChannelKind,
+      variant: Variant,
       size: number,
       key: string,
       rate?: number,
@@ -69,12 +101,18 @@ const suite: BenchSuite = {
       tag = (tag + 1) % 250;
       await pair.server.call(SERVERS, 'takeTag', tag);
       const before = await pair.server.call<ServerSnapshot>(SERVERS, 'snapshot');
-      const r = await pair.client.call<ThroughputResult>(CLIENTS, 'throughputRun', kind, pair.target, {
-        durationMs: seconds * 1000,
-        size,
-        tag,
-        rate,
-      });
+      const r = await pair.client.call<ThroughputResult>(
+        CLIENTS,
+        'throughputRun',
+        kindOf(variant),
+        targetOf(variant),
+        {
+          durationMs: seconds * 1000,
+          size,
+          tag,
+          rate,
+        },
+      );
       // Let what is in flight land before reading the counters.
       await new Promise((res) => setTimeout(res, 300));
       const after = await pair.server.call<ServerSnapshot>(SERVERS, 'snapshot');
@@ -102,13 +140,13 @@ const suite: BenchSuite = {
     try {
       for (let round_ = 0; round_ < rounds; round_++) {
         for (const size of sizes) {
-          for (const kind of KINDS) {
-            ctx.progress(`round ${round_ + 1}/${rounds}: ${kind}, ${size} B`);
-            const blast = await measure(kind, size, `${size}/${kind}`);
-            if (blast && UNRELIABLE.has(kind) && blast.msgs > 0) {
+          for (const v of variants) {
+            ctx.progress(`round ${round_ + 1}/${rounds}: ${v}, ${size} B`);
+            const blast = await measure(v, size, `${size}/${v}`);
+            if (blast && UNRELIABLE.has(kindOf(v)) && blast.msgs > 0) {
               const rate = Math.round(blast.msgs * 0.9);
-              ctx.progress(`round ${round_ + 1}/${rounds}: ${kind}, ${size} B, paced at ${rate}/s`);
-              await measure(kind, size, `${size}/${kind}/paced`, rate);
+              ctx.progress(`round ${round_ + 1}/${rounds}: ${v}, ${size} B, paced at ${rate}/s`);
+              await measure(v, size, `${size}/${v}/paced`, rate);
             }
           }
         }
@@ -122,7 +160,7 @@ const suite: BenchSuite = {
     const best = new Map<string, number>();
     const chart = new Map<number, number[]>();
     for (const size of sizes) {
-      for (const variant of KINDS.flatMap((k) => (UNRELIABLE.has(k) ? [k, `${k}/paced`] : [k]))) {
+      for (const variant of variants.flatMap((v) => (UNRELIABLE.has(kindOf(v)) ? [v, `${v}/paced`] : [v]))) {
         const kind = variant.split('/')[0];
         const rs = results.get(`${size}/${variant}`);
         if (!rs?.length) continue;
@@ -130,10 +168,15 @@ const suite: BenchSuite = {
         const perCore = m((o) => o.msgsPerCore);
         best.set(`${size}/${kind}`, Math.max(best.get(`${size}/${kind}`) ?? 0, perCore));
         rows.push({
-          name: `${LABEL[kind] ?? kind}${variant.endsWith('/paced') ? ' (paced)' : ''}`,
+          name: `${label(kind)}${variant.endsWith('/paced') ? ' (paced)' : ''}`,
           group: `${size} B`,
           unit: 'msg/s',
-          params: { size, transport: kind, paced: variant.endsWith('/paced') },
+          params: {
+            size,
+            transport: kindOf(kind),
+            engine: engineOf(kind) ?? '',
+            paced: variant.endsWith('/paced'),
+          },
           extra: {
             'msg/s': round(
               m((o) => o.msgs),
@@ -161,7 +204,7 @@ const suite: BenchSuite = {
       }
       chart.set(
         size,
-        KINDS.map((k) => best.get(`${size}/${k}`) ?? Number.NaN),
+        variants.map((v) => best.get(`${size}/${v}`) ?? Number.NaN),
       );
     }
     const ref = sizes.includes(1000) ? 1000 : sizes[sizes.length - 1];
@@ -170,22 +213,34 @@ const suite: BenchSuite = {
     notes.push(
       `ratios: messages per core at ${ref} B, each transport at its better operating point (blasting or paced).`,
     );
+    const ratios: Record<string, number> = {};
+    const goals: SuiteResult['goals'] = {};
+    for (const e of engines) {
+      ratios[`wt_${e}_over_dgram_ceiling`] = ratio(`wt-datagram@${e}`, 'udp');
+      goals[`wt_${e}_over_dgram_ceiling`] = {
+        op: '>=',
+        value: 0.5,
+        note: `WebTransport datagrams (${e}) per core vs raw UDP`,
+      };
+    }
+    const dflt = engines[0];
+    if (dflt) {
+      ratios.wt_over_dgram_ceiling = ratios[`wt_${dflt}_over_dgram_ceiling`];
+      goals.wt_over_dgram_ceiling = { op: '>=', value: 0.5, note: `default engine (${dflt})` };
+      for (const e of engines) ratios[`wt_stream_${e}_over_tcp`] = ratio(`wt-stream@${e}`, 'tcp');
+      ratios.wt_stream_over_tcp = ratios[`wt_stream_${dflt}_over_tcp`];
+    }
+    ratios.quiver_ws_over_tcp = ratio('qws-stream', 'tcp');
     return {
-      link: { loopback: true, seconds, sizes, rounds },
+      link: { loopback: true, seconds, sizes, rounds, engines },
       rows,
-      ratios: {
-        wt_over_dgram_ceiling: ratio('wt-datagram', 'udp'),
-        wt_stream_over_tcp: ratio('wt-stream', 'tcp'),
-        quiver_ws_over_tcp: ratio('qws-stream', 'tcp'),
-      },
-      goals: {
-        wt_over_dgram_ceiling: { op: '>=', value: 0.5, note: 'WebTransport datagrams per core vs raw UDP' },
-      },
+      ratios,
+      goals,
       charts: [
         {
           file: 'per-core',
           title: 'Messages per CPU-second (client + server), best operating point',
-          categories: KINDS.map((k) => SHORT[k] ?? k),
+          categories: variants.map(short),
           unit: 'msg/s per core',
           series: sizes.map((s) => ({ name: `${s} B`, values: chart.get(s) ?? [] })),
         },

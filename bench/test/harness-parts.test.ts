@@ -1,8 +1,11 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { loopback } from '../lib/network.ts';
+import { CLIENTS, SERVERS, startPair } from '../lib/pair.ts';
+import type { Target, ThroughputResult } from '../lib/roles/clients.ts';
+import type { TagCounters } from '../lib/roles/servers.ts';
 import { Deframer, encodeProbe, FLAG_SINK, readProbe } from '../lib/roles/wire.ts';
 
 const suitesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'suites');
@@ -95,4 +98,71 @@ describe('agents on loopback', () => {
       await net.close();
     }
   });
+});
+
+describe('WebTransport on each engine', () => {
+  test('the server agent listens on every engine asked for, and a client on that engine delivers datagrams to it', async () => {
+    const { availableEngines } = await import('@quiver/webtransport');
+    const engines = await availableEngines();
+    const net = loopback();
+    const pair = await startPair(net, { engines });
+    try {
+      expect(Object.keys(pair.ports.wtByEngine ?? {}).sort()).toEqual([...engines].sort());
+      expect(new Set(Object.values(pair.ports.wtByEngine ?? {})).size).toBe(engines.length);
+      for (const [i, e] of engines.entries()) {
+        const tag = 200 + i;
+        const target: Target = {
+          ...pair.target,
+          ports: { ...pair.target.ports, wt: pair.ports.wtByEngine?.[e] },
+          wtEngine: e,
+        };
+        const r = await pair.client.call<ThroughputResult>(CLIENTS, 'throughputRun', 'wt-datagram', target, {
+          durationMs: 300,
+          size: 100,
+          tag,
+          rate: 200,
+        });
+        expect(r.error).toBeUndefined();
+        expect(r.sent).toBeGreaterThan(0);
+        await new Promise((res) => setTimeout(res, 200));
+        const got = await pair.server.call<{ counters?: TagCounters }>(SERVERS, 'takeTag', tag);
+        expect(got.counters?.messages ?? 0, e).toBeGreaterThan(0);
+      }
+    } finally {
+      await pair.close();
+      await net.close();
+    }
+  });
+});
+
+describe('real-time agents', () => {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  /** SCHED_RR priority of each thread of `pid` (field 40 of /proc/<pid>/task/<tid>/stat, policy 2 = SCHED_RR). */
+  const priorities = (pid: number): Map<number, { policy: number; prio: number }> => {
+    const out = new Map<number, { policy: number; prio: number }>();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command: state is field 3, rt_priority field 40, policy field 41 (proc(5)).
+      out.set(Number(tid), { prio: Number(f[40 - 3]), policy: Number(f[41 - 3]) });
+    }
+    return out;
+  };
+
+  test.skipIf(!root)(
+    "the main thread runs one priority above the agent's other threads (SCHED_RR does not preempt within one)",
+    async () => {
+      const net = loopback();
+      try {
+        const a = await net.agent('server', { realtime: true });
+        const p = priorities(a.pid);
+        expect(p.get(a.pid)).toEqual({ policy: 2, prio: 6 });
+        const others = [...p].filter(([tid]) => tid !== a.pid).map(([, v]) => v);
+        expect(others.length).toBeGreaterThan(0);
+        for (const o of others) expect(o).toEqual({ policy: 2, prio: 5 });
+      } finally {
+        await net.close();
+      }
+    },
+  );
 });

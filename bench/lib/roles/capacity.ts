@@ -346,7 +346,12 @@ function hashOption(hex: string) {
   return [{ algorithm: 'sha-256' as const, value: new Uint8Array(Buffer.from(hex, 'hex')) }];
 }
 
-async function openOne(kind: CapacityKind, t: Target, port: number): Promise<ClientSession> {
+async function openOne(
+  kind: CapacityKind,
+  t: Target,
+  port: number,
+  clientEngine?: string,
+): Promise<ClientSession> {
   if (kind === 'ws') {
     const ws = new WebSocket(`ws://${t.host}:${port}/cap`, { perMessageDeflate: false });
     ws.binaryType = 'nodebuffer';
@@ -375,6 +380,7 @@ async function openOne(kind: CapacityKind, t: Target, port: number): Promise<Cli
     s = connectWebTransport(`https://${t.host}:${port}/cap`, {
       serverCertificateHashes: hashOption(t.certHashHex),
       connectTimeoutMs: 30_000,
+      ...(clientEngine ? { engine: clientEngine as import('@quiver/webtransport').EngineName } : {}),
     });
   }
   await s.ready;
@@ -410,13 +416,15 @@ export async function capClientConnect(
   port: number,
   count: number,
   concurrency = 16,
+  /** The QUIC engine of the WebTransport clients (the load generator), whatever the server's. Default: the default. */
+  clientEngine?: string,
 ): Promise<{ ready: number; failed: number; firstError?: string }> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count) {
       next++;
       try {
-        cli.sessions.push(await openOne(kind, t, port));
+        cli.sessions.push(await openOne(kind, t, port, clientEngine));
       } catch (e) {
         cli.failed++;
         cli.firstError ??= e instanceof Error ? e.message : String(e);

@@ -31,6 +31,8 @@ export interface Target {
   /** SHA-256 of the server certificate, hex. */
   certHashHex: string;
   certPem: string;
+  /** The QUIC engine of WebTransport clients (and of the server listening on `ports.wt`). Default: the default one. */
+  wtEngine?: string;
 }
 
 interface Channel {
@@ -55,6 +57,7 @@ async function connectSession(kind: SessionTransport, t: Target): Promise<Quiver
     return connectWebTransport(`https://${t.host}:${t.ports.wt}/bench`, {
       serverCertificateHashes: hashOption(t.certHashHex),
       connectTimeoutMs: 15_000,
+      ...(t.wtEngine ? { engine: t.wtEngine as import('@quiver/webtransport').EngineName } : {}),
     });
   }
   if (kind === 'qhttp' || kind === 'qhttppost') {

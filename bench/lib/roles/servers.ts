@@ -22,14 +22,22 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** HTML served at GET / by the HTTPS server (the browser suite's page). */
   page?: string;
+  /**
+   * Also listen with WebTransport on each of these QUIC engines (ports in `wtByEngine`), beside the default
+   * listener, so that one run compares engines. Default: none.
+   */
+  engines?: string[];
 }
 
 export interface ServerPorts {
   wt?: number;
   /** Why WebTransport is not listening, when it is not. */
   wtError?: string;
-  /** The QUIC engine the WebTransport listener runs on (the default one: quinn when built, else quiche). */
+  /** The QUIC engine the WebTransport listener runs on (the default one, see `availableEngines`). */
   wtEngine?: string;
+  /** WebTransport listeners by engine (`ServerOptions.engines`, and the default one); errors by engine. */
+  wtByEngine?: Record<string, number>;
+  wtEngineErrors?: Record<string, string>;
   qws?: number;
   qwsError?: string;
   qhttp?: number;
@@ -156,25 +164,43 @@ async function acceptAll(
 
 export async function startServers(o: ServerOptions): Promise<ServerPorts> {
   const ports: Partial<ServerPorts> = {};
+  const wtOptions = (engine?: string) => ({
+    host: o.host,
+    port: 0,
+    cert: o.certPem,
+    key: o.keyPem,
+    idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
+    maxConnections: 4096,
+    maxPendingRequests: 1024,
+    ...(engine ? { engine: engine as import('@quiver/webtransport').EngineName } : {}),
+  });
   try {
     const wt = (await import('@quiver/webtransport')) as typeof import('@quiver/webtransport');
-    const listener = await wt.createWebTransportListener({
-      host: o.host,
-      port: 0,
-      cert: o.certPem,
-      key: o.keyPem,
-      idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
-      maxConnections: 4096,
-      maxPendingRequests: 1024,
-    });
+    const listener = await wt.createWebTransportListener(wtOptions());
     wtListener = listener;
     ports.wt = listener.address.port;
     ports.wtEngine = listener.engine;
+    ports.wtByEngine = { [listener.engine]: listener.address.port };
     void acceptAll(wtListener, 'wtAccepted');
     const l = wtListener;
     closers.push(() => l.close());
   } catch (e) {
     ports.wtError = e instanceof Error ? e.message : String(e);
+  }
+  for (const engine of o.engines ?? []) {
+    if (ports.wtByEngine?.[engine]) continue;
+    try {
+      const wt = (await import('@quiver/webtransport')) as typeof import('@quiver/webtransport');
+      const l = await wt.createWebTransportListener(wtOptions(engine));
+      ports.wtByEngine = { ...ports.wtByEngine, [engine]: l.address.port };
+      void acceptAll(l, 'wtAccepted');
+      closers.push(() => l.close());
+    } catch (e) {
+      ports.wtEngineErrors = {
+        ...ports.wtEngineErrors,
+        [engine]: e instanceof Error ? e.message : String(e),
+      };
+    }
   }
   try {
     const qws = (await import('@quiver/websocket')) as typeof import('@quiver/websocket');
