@@ -39,6 +39,11 @@ export interface QuicConnectionHandler {
   onDatagram(data: Uint8Array): void;
   /** A stream's send queue fell to or below its low-water mark (write backpressure released). */
   onStreamDrained(streamId: number): void;
+  /**
+   * The peer acknowledged everything we sent on the stream, FIN included (RFC 9000 §3.1 "Data Recvd"), or stopped
+   * it. Only engines that track it call this (quinn: `StreamEvent::Finished`; quiche 0.18 cannot tell).
+   */
+  onStreamAcked?(streamId: number): void;
   /** Called once per batch of input, after it was delivered and before packets are built. */
   onFlush(): void;
   /** The peer's CONNECTION_CLOSE arrived or we closed: no more I/O. Called once. */

@@ -61,6 +61,8 @@ export class WtConnection implements QuicConnectionHandler {
   /** The connection's DATAGRAM queue is shared by its sessions, so is the estimate of its wait. */
   private readonly sendDelay = new SendDelayEstimator();
   private lastEstimate: { at: number; value: DatagramSendEstimate } | undefined;
+  /** A CONNECTION_CLOSE waiting for the sessions' closes to be delivered (see {@link closeWhenDelivered}). */
+  private closeWait: { timer: NodeJS.Timeout; abandon: boolean } | undefined;
 
   constructor(
     private readonly quic: QuicEngineConnection,
@@ -104,6 +106,13 @@ export class WtConnection implements QuicConnectionHandler {
     this.streamOwner.get(streamId)?.streams.get(streamId)?.onDrained();
   }
 
+  onStreamAcked(streamId: number): void {
+    // Reported for every stream we finish; only a CONNECT stream whose close is in flight matters.
+    if (this.h3.closesInFlight === 0) return;
+    this.h3.receiveStreamAcked(streamId);
+    this.checkCloseWait();
+  }
+
   onFlush(): void {
     if (this.waitingOpeners.size > 0) {
       for (const s of [...this.waitingOpeners]) {
@@ -115,6 +124,7 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   onClosed(info: QuicCloseInfo): void {
+    this.cancelClose();
     if (this.sessions.size > 0) {
       const why = info.timedOut
         ? 'idle timeout'
@@ -143,6 +153,7 @@ export class WtConnection implements QuicConnectionHandler {
     } finally {
       this.pumping = false;
     }
+    if (this.closeWait) this.checkCloseWait();
   }
 
   /** Applies the core's commands; returns what became of the last datagram among them (none: `undefined`). */
@@ -485,6 +496,49 @@ export class WtConnection implements QuicConnectionHandler {
 
   /** Application close of the QUIC connection with H3_NO_ERROR (RFC 9114 §5.2 graceful close). */
   close(abandon: boolean, code = H3_NO_ERROR, reason = '', isApp = true): void {
+    this.cancelClose();
     this.quic.close(code, reason, abandon, isApp);
+  }
+
+  /**
+   * Graceful close of a connection whose sessions ended: CONNECTION_CLOSE (H3_NO_ERROR) once the peer has every
+   * session's close (the core's `closesInFlight` is 0: draft §6, its FIN or our FIN's acknowledgement arrived),
+   * else after `timeoutMs`, when `onTimeout` is told first so that a peer that never answers is counted. A
+   * CONNECTION_CLOSE is not congestion controlled: sent at once, it can overtake a close capsule still queued
+   * behind stream data, and the peer would see its session lost instead of closed.
+   */
+  closeWhenDelivered(abandon: boolean, timeoutMs: number, onTimeout: () => void): void {
+    if (this.quic.closed || this.closeWait) return;
+    if (this.h3.closesInFlight === 0) {
+      this.close(abandon);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.closeWait = undefined;
+      if (this.quic.closed || this.sessions.size > 0 || this.pendingRequests.size > 0) return;
+      onTimeout();
+      this.close(abandon);
+    }, timeoutMs);
+    timer.unref();
+    this.closeWait = { timer, abandon };
+  }
+
+  /** Whether a {@link closeWhenDelivered} waits for the peer. */
+  get awaitingDelivery(): boolean {
+    return this.closeWait !== undefined;
+  }
+
+  /** Drops a waiting {@link closeWhenDelivered} (a new session request arrived, or the connection closed). */
+  cancelClose(): void {
+    if (!this.closeWait) return;
+    clearTimeout(this.closeWait.timer);
+    this.closeWait = undefined;
+  }
+
+  private checkCloseWait(): void {
+    const w = this.closeWait;
+    if (!w || this.h3.closesInFlight > 0) return;
+    if (this.sessions.size > 0 || this.pendingRequests.size > 0) this.cancelClose();
+    else this.close(w.abandon);
   }
 }
