@@ -139,7 +139,11 @@ describe.each(['quiche', 'quinn'] as const)('session close delivery on the %s en
     'the client closes a session with data in flight: the server gets the code and reason',
     async () => {
       const before = webTransportClientCounters().closesUndelivered;
-      const { relay, client, server } = await rig(engine, {}, { lingerMs: 0, closeDeliveryTimeoutMs: 20_000 });
+      const { relay, client, server } = await rig(
+        engine,
+        {},
+        { lingerMs: 0, closeDeliveryTimeoutMs: 20_000 },
+      );
       await streamData(client, server);
       relay.blackout(true);
       const dark = relay.stats.dropped.up;
@@ -199,9 +203,9 @@ describe('closeDeliveryTimeoutMs', () => {
       await expect(
         createWebTransportListener({ cert: cert.certPem, key: cert.keyPem, closeDeliveryTimeoutMs: bad }),
       ).rejects.toBeInstanceOf(RangeError);
-      expect(() =>
-        connectWebTransport('https://127.0.0.1:9/x', { closeDeliveryTimeoutMs: bad }),
-      ).toThrow(RangeError);
+      expect(() => connectWebTransport('https://127.0.0.1:9/x', { closeDeliveryTimeoutMs: bad })).toThrow(
+        RangeError,
+      );
     }
   });
 });
@@ -260,4 +264,3 @@ describe.skipIf(!engines.includes('quinn'))('quinn engine: acknowledgement of a 
     expect(clientLog.filter((l) => l.startsWith('acked'))).toEqual(['acked 0']);
   });
 });
-

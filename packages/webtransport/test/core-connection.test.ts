@@ -773,4 +773,3 @@ describe('H3 core: a close is in flight until the peer has it (draft §6)', () =
     expect(p.server.conn.closesInFlight).toBe(0);
   });
 });
-

@@ -45,7 +45,8 @@ export interface WebTransportConnectOptions extends ConnectOptions, Partial<Quic
    */
   closeDeliveryTimeoutMs?: number;
   /**
-   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quiche.
+   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quinn when
+   * built, else quiche.
    */
   engine?: EngineName;
 }

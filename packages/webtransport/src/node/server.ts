@@ -71,7 +71,8 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   closeTimeoutMs?: number;
   /**
    * QUIC engine: 'quinn' (native, when `npm run build:native` built it) or 'quiche'. Default: the one
-   * `QUIVER_QUIC_ENGINE` names, else quiche. Naming an engine that is not available is an error.
+   * `QUIVER_QUIC_ENGINE` names, else quinn when built, else quiche. Naming an engine that is not available is an
+   * error.
    */
   engine?: EngineName;
   /** Told which engine runs the listener, once it is bound (e.g. `console.info`). Default: nothing. */
@@ -397,4 +398,3 @@ function toRequest(headers: HeaderField[], peer: { host: string; port: number })
     remotePort: peer.port,
   };
 }
-
