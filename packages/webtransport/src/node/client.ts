@@ -79,7 +79,6 @@ const CRYPTO_BAD_CERTIFICATE = 0x100 + 42;
 /** Opens a WebTransport session to `https://host:port/path?query`. The session's `ready` says when it is up. */
 export function connectWebTransport(url: string, options: WebTransportConnectOptions = {}): QuiverSession {
   const sessionLimits: SessionLimits = { ...defaultSessionLimits, ...options.sessionLimits };
-  checkCloseDeliveryTimeout(options.closeDeliveryTimeoutMs ?? DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS);
   const holder = new ClientAttempt(url, options, sessionLimits);
   return holder.session;
 }
@@ -134,6 +133,7 @@ class ClientAttempt {
       if (o[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = o[k];
     }
     validateTransportOptions(transport);
+    checkCloseDeliveryTimeout(o.closeDeliveryTimeoutMs ?? DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS);
     const pinned = o.serverCertificateHashes && o.serverCertificateHashes.length > 0;
     const ca = o.ca ?? (o.caPath ? readFileSync(o.caPath) : undefined);
     const engine = await resolveEngine(o.engine);
