@@ -23,6 +23,16 @@ const ESTIMATE_REUSE_MS = 5;
 /** RFC 9114 §8.1 H3_NO_ERROR. */
 export const H3_NO_ERROR = 0x100;
 
+/**
+ * Reason phrase of our H3_NO_ERROR CONNECTION_CLOSE (RFC 9000 §19.19: free diagnostic text). Google's QUIC
+ * (Chromium) reads a leading "<number>:" in it as its own error code (quiche `MaybeExtractQuicErrorCode`) and maps an
+ * application close without one to QUIC_IETF_GQUIC_ERROR_MISSING. Chromium completes a session's close on a task
+ * after the one that read CLOSE_WEBTRANSPORT_SESSION; a CONNECTION_CLOSE read before that task ran with an error
+ * code fails the session ("Connection lost"), while QUIC_NO_ERROR ends it with the close code it already has. "0:"
+ * is QUIC_NO_ERROR.
+ */
+export const GRACEFUL_CLOSE_REASON = '0:no WebTransport session left';
+
 export interface WtConnectionOwner {
   /** The handshake completed; return false to refuse the connection (client certificate checks). */
   onHandshake?(conn: WtConnection): boolean;
@@ -495,7 +505,7 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   /** Application close of the QUIC connection with H3_NO_ERROR (RFC 9114 §5.2 graceful close). */
-  close(abandon: boolean, code = H3_NO_ERROR, reason = '', isApp = true): void {
+  close(abandon: boolean, code = H3_NO_ERROR, reason = GRACEFUL_CLOSE_REASON, isApp = true): void {
     this.cancelClose();
     this.quic.close(code, reason, abandon, isApp);
   }
