@@ -110,4 +110,3 @@ describe('WtConnection graceful close', () => {
     expect(timedOut).toBe(0);
   });
 });
-
