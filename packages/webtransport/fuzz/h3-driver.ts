@@ -31,7 +31,7 @@ function check(ok: boolean, message: string): asserts ok {
 
 export const OP_DATA = 0; // 0..3: stream data; bit 3 of the op byte is FIN
 export const OP_RESET = 4;
-export const OP_STOP = 5;
+export const OP_STOP = 5; // bit 3 of the op byte: the acknowledgement of our FIN instead
 export const OP_DATAGRAM = 6;
 export const OP_APP = 7;
 
@@ -254,7 +254,7 @@ const TIGHT_LIMITS: Partial<H3Limits> = {
 };
 
 /** Gauges; every other stat is a counter and never decreases. */
-const GAUGES: ReadonlySet<string> = new Set(['sessions', 'bufferedUnknownSessionBytes']);
+const GAUGES: ReadonlySet<string> = new Set(['sessions', 'bufferedUnknownSessionBytes', 'closesInFlight']);
 
 interface StreamView {
   sessionId: number;
@@ -496,6 +496,8 @@ export class Checker {
       st.bufferedUnknownSessionBytes <= this.limits.maxBufferedUnknownSessionBytes,
       'early buffer over its limit',
     );
+    // A peer that never answers a close cannot grow the core's record of closes in flight.
+    check(st.closesInFlight <= this.limits.maxSessions, 'closes in flight over maxSessions');
     // Every drop is counted: one datagram-dropped event per counted drop.
     check(
       st.datagramsDroppedMalformed === this.droppedMalformed,
@@ -634,6 +636,10 @@ export function drive(
       if (kind === OP_RESET && c.quicAllows('reset', sid)) {
         conn.receiveStreamReset(sid, CODES[code % CODES.length]);
         c.recvDone.add(sid);
+        c.drain(true);
+      } else if (kind === OP_STOP && op & 0x08) {
+        // QUIC's acknowledgement of what we sent on the stream (an engine that tracks it reports any stream).
+        conn.receiveStreamAcked(sid);
         c.drain(true);
       } else if (kind === OP_STOP && c.quicAllows('stop', sid)) {
         c.stopReceived.add(sid);

@@ -1,12 +1,12 @@
 /**
  * What the browser tests of the Node listener share: a listener serving the echo example behind a page in a
- * launched browser, and the echo run that the page makes with its native `WebTransport` (certificate pinned with
+ * launched browser (on a given QUIC engine), and the echo run that the page makes with its native `WebTransport` (certificate pinned with
  * `serverCertificateHashes`) with the checks on its result. Not a test file itself.
  */
 import { type DevCertificate, ensureDevCertificate } from '@quiver/devcert';
 import { type StaticServer, serveStatic } from '@quiver/testkit';
 import type { IncomingSession } from '@quiver/transport';
-import type { WebTransportListener } from '@quiver/webtransport';
+import type { EngineName, WebTransportListener } from '@quiver/webtransport';
 import { createWebTransportListener } from '@quiver/webtransport';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { serveEcho } from '../examples/echo.js';
@@ -39,6 +39,8 @@ export interface EchoRig<P> {
 export function useEchoRig<P>(
   launch: () => Promise<EchoRigBrowser<P>>,
   route?: (incoming: IncomingSession) => boolean,
+  /** The listener's QUIC engine; default: the default engine. */
+  engine?: EngineName,
 ): EchoRig<P> {
   const rig = { requests: [] } as unknown as EchoRig<P>;
   let browser: EchoRigBrowser<P> | undefined;
@@ -49,6 +51,7 @@ export function useEchoRig<P>(
       port: 0,
       cert: rig.cert.certPem,
       key: rig.cert.keyPem,
+      engine,
     });
     const listener = rig.listener;
     void (async () => {

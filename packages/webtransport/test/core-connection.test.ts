@@ -672,3 +672,104 @@ function feedRaw(
   else if (c.type === 'stream-reset') conn.receiveStreamReset(c.streamId, c.code);
   else if (c.type === 'stream-stop-sending') conn.receiveStopSending(c.streamId, c.code);
 }
+
+describe('H3 core: a close is in flight until the peer has it (draft §6)', () => {
+  it('server close: in flight from the capsule until the client answers with its FIN', () => {
+    const p = establishedPair(41);
+    const s = p.sessionId;
+    expect(p.server.conn.closesInFlight).toBe(0);
+    p.server.conn.closeSession(s, 7, 'server done');
+    expect(p.server.conn.closesInFlight).toBe(1);
+    expect(p.server.conn.getStats().closesInFlight).toBe(1);
+    // The capsule and FIN reach the client; its FIN answering them has not come back yet.
+    p.deliver(p.server, p.client);
+    expect(ofType(p.client.events, 'session-closed')).toHaveLength(1);
+    expect(p.server.conn.closesInFlight).toBe(1);
+    // The client answered on the same turn: it has nothing in flight (the server's FIN had arrived).
+    expect(p.client.conn.closesInFlight).toBe(0);
+    p.deliver(p.client, p.server);
+    expect(p.server.conn.closesInFlight).toBe(0);
+  });
+
+  it('client close: the acknowledgement of its FIN settles it before any answer', () => {
+    const p = establishedPair(43);
+    p.client.conn.closeSession(p.sessionId, 4000, 'bye');
+    expect(p.client.conn.closesInFlight).toBe(1);
+    // Acknowledgements of other streams change nothing.
+    p.client.conn.receiveStreamAcked(p.sessionId + 4);
+    expect(p.client.conn.closesInFlight).toBe(1);
+    p.client.conn.receiveStreamAcked(p.sessionId);
+    expect(p.client.conn.closesInFlight).toBe(0);
+  });
+
+  it('the peer resetting or stopping the CONNECT stream settles it too (it reads no more of it)', () => {
+    const p = establishedPair(45);
+    p.server.conn.closeSession(p.sessionId, 1, '');
+    p.server.conn.receiveStreamReset(p.sessionId, H3ErrorCode.H3_REQUEST_CANCELLED);
+    expect(p.server.conn.closesInFlight).toBe(0);
+    const q = establishedPair(47);
+    q.server.conn.closeSession(q.sessionId, 1, '');
+    q.server.conn.receiveStopSending(q.sessionId, H3ErrorCode.H3_NO_ERROR);
+    expect(q.server.conn.closesInFlight).toBe(0);
+  });
+
+  it('answering the peer: in flight until its FIN arrives when the capsule came without one', () => {
+    const p = establishedPair(49);
+    const s = p.sessionId;
+    // A close capsule from the client whose FIN has not arrived yet: the server answers with its own FIN.
+    p.client.conn.closeSession(s, 5, 'x');
+    const [w] = p.client.conn.drainCommands().filter((c) => c.type === 'stream-write' && c.streamId === s);
+    if (w?.type !== 'stream-write') throw new Error('no close capsule');
+    p.server.conn.receiveStreamData(s, w.data, false);
+    expect(p.server.conn.drainCommands()).toContainEqual({
+      type: 'stream-write',
+      streamId: s,
+      data: new Uint8Array(0),
+      fin: true,
+    });
+    expect(p.server.conn.closesInFlight).toBe(1);
+    p.server.conn.receiveStreamData(s, new Uint8Array(0), true);
+    expect(p.server.conn.closesInFlight).toBe(0);
+    // A close capsule and FIN in one piece, as usual: nothing stays in flight.
+    const q = establishedPair(51);
+    q.client.conn.closeSession(q.sessionId, 5, 'x');
+    q.pump();
+    expect(q.server.conn.closesInFlight).toBe(0);
+  });
+
+  it('a rejected request or a reset session is not waited for', () => {
+    const p = startedPair(53);
+    const id = p.client.conn.connect({ authority: 'example.test', path: '/x' });
+    p.pump();
+    p.server.conn.rejectSession(id, 404);
+    expect(p.server.conn.closesInFlight).toBe(0);
+    const q = establishedPair(55);
+    q.server.conn.receiveStreamReset(q.sessionId, H3ErrorCode.H3_REQUEST_CANCELLED);
+    expect(q.server.conn.closesInFlight).toBe(0);
+  });
+
+  it('keeps at most maxSessions closes in flight: the oldest is let go and counted', () => {
+    const p = createPair({ seed: 57, server: { limits: { maxSessions: 2 } } });
+    p.client.conn.start();
+    p.server.conn.start();
+    p.pump();
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = p.client.conn.connect({ authority: 'example.test', path: `/s${i}` });
+      p.pump();
+      p.server.conn.acceptSession(id);
+      p.pump();
+      // The client never answers: its commands are dropped.
+      p.server.conn.closeSession(id, i, '');
+      p.server.conn.drainCommands();
+      ids.push(id);
+    }
+    expect(p.server.conn.getStats()).toMatchObject({ closesInFlight: 2, closesForgotten: 1 });
+    // The oldest was let go: its acknowledgement no longer counts, the others' do.
+    p.server.conn.receiveStreamAcked(ids[0]);
+    expect(p.server.conn.closesInFlight).toBe(2);
+    p.server.conn.receiveStreamAcked(ids[1]);
+    p.server.conn.receiveStreamAcked(ids[2]);
+    expect(p.server.conn.closesInFlight).toBe(0);
+  });
+});

@@ -48,8 +48,8 @@ describe('QUIC engine selection', () => {
   it.skipIf(!engines.includes('quinn'))(
     'runs the quinn engine when it was built and is named, and logs it',
     async () => {
-      // quiche stays the default; quinn is opt-in (engine option or QUIVER_QUIC_ENGINE).
-      expect(engines).toEqual(['quiche', 'quinn']);
+      // quinn is the default where it was built; quiche stays available by name.
+      expect(engines).toEqual(['quinn', 'quiche']);
       const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
       const logs: string[] = [];
       const l = await createWebTransportListener({
@@ -69,7 +69,7 @@ describe('QUIC engine selection', () => {
     },
   );
 
-  it('runs quiche by default, takes the engine from QUIVER_QUIC_ENGINE, and refuses an unknown one there', async () => {
+  it('runs quinn by default when built (quiche otherwise), takes the engine from QUIVER_QUIC_ENGINE, and refuses an unknown one there', async () => {
     const cert = await generateCertificate({ hosts: ['127.0.0.1'], validityDays: 10 });
     const saved = process.env.QUIVER_QUIC_ENGINE;
     try {
@@ -80,12 +80,12 @@ describe('QUIC engine selection', () => {
         key: cert.keyPem,
         log: (m) => logs.push(m),
       });
-      const best = 'quiche';
+      const best = engines.includes('quinn') ? 'quinn' : 'quiche';
       expect(byDefault.engine).toBe(best);
       expect(logs[0]).toContain(`(QUIC engine: ${best})`);
       await byDefault.close();
-      // Where quinn is built, the environment is what selects it (quiche is the default otherwise).
-      const pinned = engines.includes('quinn') ? 'quinn' : 'quiche';
+      // The environment overrides the default (where quinn is built, it selects quiche instead).
+      const pinned = 'quiche';
       process.env.QUIVER_QUIC_ENGINE = pinned;
       const l = await createWebTransportListener({ cert: cert.certPem, key: cert.keyPem });
       expect(l.engine).toBe(pinned);

@@ -45,7 +45,9 @@ class RecordingQuic implements QuicEngineConnection {
     return undefined;
   }
   schedule(): void {}
-  close(): void {
+  readonly closes: { code: number; reason: string; isApp: boolean | undefined }[] = [];
+  close(code: number, reason: string, _abandon?: boolean, isApp?: boolean): void {
+    this.closes.push({ code, reason, isApp });
     this.closed = true;
   }
   flushNow(): void {}
@@ -94,5 +96,17 @@ describe('WtConnection datagram accounting', () => {
     expect(quic.datagrams).toHaveLength(1);
     expect([...quic.datagrams[0]]).toEqual([session.sessionId / 4, 1, 2, 3]);
     expect((await session.getStats()).datagrams.sent).toBe(1);
+  });
+});
+
+describe('WtConnection graceful close', () => {
+  it('closes with H3_NO_ERROR and a reason Chromium reads as QUIC_NO_ERROR ("0:" prefix)', () => {
+    const { quic } = clientWithSession([[SettingId.ENABLE_WEBTRANSPORT_DRAFT02, 1n]]);
+    const conn = quic.handler as WtConnection;
+    let timedOut = 0;
+    conn.closeWhenDelivered(true, 1000, () => timedOut++);
+    // Nothing was in flight (the session never closed), so it closes at once, gracefully.
+    expect(quic.closes).toEqual([{ code: 0x100, reason: expect.stringMatching(/^0:/), isApp: true }]);
+    expect(timedOut).toBe(0);
   });
 });

@@ -80,6 +80,13 @@ export interface H3Stats {
   streamErrors: number;
   /** Bytes currently held for sessions not yet established, stream overhead included. */
   bufferedUnknownSessionBytes: number;
+  /** Gauge: ended sessions whose close is not known to have reached the peer (see `H3Connection.closesInFlight`). */
+  closesInFlight: number;
+  /**
+   * Closes no longer waited for because more than `maxSessions` were in flight at once (the oldest is let go, so a
+   * peer that never answers cannot grow this state).
+   */
+  closesForgotten: number;
 }
 
 /** What the core asks the adapter to do with the QUIC connection. */
@@ -305,6 +312,11 @@ export interface H3Connection {
   receiveStreamReset(streamId: number, code: bigint): void;
   /** The peer asked us to stop sending (STOP_SENDING) with this wire code. */
   receiveStopSending(streamId: number, code: bigint): void;
+  /**
+   * QUIC reports that the peer acknowledged everything we sent on a stream, FIN included (RFC 9000 §3.1 "Data
+   * Recvd"). Engines that cannot tell never call it; the peer's own FIN on a CONNECT stream then says the same.
+   */
+  receiveStreamAcked(streamId: number): void;
   /** A QUIC DATAGRAM frame payload (RFC 9221), quarter stream id first (RFC 9297 §2.1). */
   receiveDatagram(data: Uint8Array): void;
 
@@ -345,4 +357,12 @@ export interface H3Connection {
   drainEvents(): H3Event[];
   /** Counters and gauges; `sessions` tells the adapter when the last session ended. */
   getStats(): H3Stats;
+  /**
+   * Ended sessions whose close is not known to have reached the peer: we finished their CONNECT stream (draft §6:
+   * CLOSE_WEBTRANSPORT_SESSION then FIN, or the FIN answering the peer's close) and neither the peer's end of that
+   * stream (FIN, RESET_STREAM or STOP_SENDING) nor the acknowledgement of our FIN (`receiveStreamAcked`) arrived.
+   * A CONNECTION_CLOSE sent meanwhile can overtake the close (it is not congestion controlled, RFC 9002 §3), so
+   * the adapter waits for 0, bounded by a timer of its own. Rejected requests and reset streams are not counted.
+   */
+  readonly closesInFlight: number;
 }

@@ -160,6 +160,8 @@ function emptyStats(): H3Stats {
     writesAfterClose: 0,
     streamErrors: 0,
     bufferedUnknownSessionBytes: 0,
+    closesInFlight: 0,
+    closesForgotten: 0,
   };
 }
 
@@ -204,6 +206,8 @@ class H3ConnectionImpl implements H3Connection {
   private readonly discarding = new Set<number>();
   /** CONNECT streams whose CLOSE_WEBTRANSPORT_SESSION arrived: more data is H3_MESSAGE_ERROR (draft §6). */
   private readonly closedByCapsule = new Set<number>();
+  /** CONNECT streams we finished whose delivery is not confirmed yet, oldest first (see `closesInFlight`). */
+  private readonly unconfirmedCloses = new Set<number>();
 
   private maxPeerBidiSeen = -1;
   private goawaySentId: number | undefined;
@@ -241,7 +245,31 @@ class H3ConnectionImpl implements H3Connection {
   }
 
   getStats(): H3Stats {
-    return { ...this.stats, sessions: this.sessions.size, bufferedUnknownSessionBytes: this.earlyBytes };
+    return {
+      ...this.stats,
+      sessions: this.sessions.size,
+      bufferedUnknownSessionBytes: this.earlyBytes,
+      closesInFlight: this.unconfirmedCloses.size,
+    };
+  }
+
+  get closesInFlight(): number {
+    return this.unconfirmedCloses.size;
+  }
+
+  /** We wrote the FIN that ends a session's CONNECT stream (draft §6): wait for its delivery. */
+  private closeSent(streamId: number): void {
+    this.unconfirmedCloses.add(streamId);
+    if (this.unconfirmedCloses.size > this.limits.maxSessions) {
+      const oldest = this.unconfirmedCloses.values().next().value as number;
+      this.unconfirmedCloses.delete(oldest);
+      this.stats.closesForgotten++;
+    }
+  }
+
+  /** The peer has our close, or ended its side of the stream (it will read nothing more of it). */
+  private closeSettled(streamId: number): void {
+    if (this.unconfirmedCloses.size > 0) this.unconfirmedCloses.delete(streamId);
   }
 
   get webTransportDraft(): Draft | undefined {
@@ -342,6 +370,17 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStreamData(streamId: number, data: Uint8Array, fin: boolean): void {
     assertStreamId(streamId);
+    this.dataInput(streamId, data, fin);
+    // After the input: the FIN it carried may be the one that made us finish our side (draft §6), just now.
+    if (fin) this.closeSettled(streamId);
+  }
+
+  receiveStreamAcked(streamId: number): void {
+    assertStreamId(streamId);
+    this.closeSettled(streamId);
+  }
+
+  private dataInput(streamId: number, data: Uint8Array, fin: boolean): void {
     if (this.failed) return;
     if (this.closedByCapsule.has(streamId)) {
       this.afterCloseCapsule(streamId, data.length > 0, fin);
@@ -941,6 +980,7 @@ class H3ConnectionImpl implements H3Connection {
       return;
     }
     this.write(session.id, new Uint8Array(0), true);
+    this.closeSent(session.id);
   }
 
   private decodeHeaders(
@@ -1396,6 +1436,7 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStreamReset(streamId: number, code: bigint): void {
     assertStreamId(streamId);
+    this.closeSettled(streamId);
     if (this.failed) return;
     if (this.discarding.delete(streamId) || this.closedByCapsule.delete(streamId)) return;
     const wt = this.wtStreams.get(streamId);
@@ -1437,6 +1478,7 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStopSending(streamId: number, code: bigint): void {
     assertStreamId(streamId);
+    this.closeSettled(streamId);
     if (this.failed) return;
     if (this.ownCriticalStreams.has(streamId)) {
       // RFC 9114 §6.2.1 / RFC 9204 §4.2: the peer must not ask us to close a critical stream.
@@ -1761,6 +1803,7 @@ class H3ConnectionImpl implements H3Connection {
       session.sendOpen = false;
       const capsule = encodeCloseCapsule(code, reason);
       this.write(sessionId, concatBytes([encodeDataFrameHeader(capsule.length), capsule]), true);
+      this.closeSent(sessionId);
     }
     // We keep reading the CONNECT stream only to see its end; its capsules no longer matter.
     if (this.inStreams.delete(sessionId)) this.discarding.add(sessionId);

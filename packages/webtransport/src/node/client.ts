@@ -12,7 +12,12 @@ import { QuiverTransportError } from '@quiver/transport';
 import type { H3Limits, HeaderField } from '../core/api.js';
 import { createH3Connection } from './h3.js';
 import type { QuicTransportOptions } from './config.js';
-import { defaultQuicTransportOptions, validateTransportOptions } from './config.js';
+import {
+  checkCloseDeliveryTimeout,
+  DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS,
+  defaultQuicTransportOptions,
+  validateTransportOptions,
+} from './config.js';
 import type { EngineClientConnection, EngineName, QuicConnectionHandler } from './engine.js';
 import { resolveEngine } from './engine.js';
 import type { SessionLimits } from './session.js';
@@ -35,12 +40,37 @@ export interface WebTransportConnectOptions extends ConnectOptions, Partial<Quic
   /** Delay between the session's end and the CONNECTION_CLOSE (see the listener's `lingerMs`). Default 50 ms. */
   lingerMs?: number;
   /**
-   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quiche.
+   * After `lingerMs`, how long the connection waits for the session's close to be delivered before it is closed
+   * anyway (see the listener's option; counted in `webTransportClientCounters().closesUndelivered`). Default 1 000 ms.
+   */
+  closeDeliveryTimeoutMs?: number;
+  /**
+   * QUIC engine, as the listener's `engine` option. Default: the one `QUIVER_QUIC_ENGINE` names, else quinn when
+   * built, else quiche.
    */
   engine?: EngineName;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Running totals of the Node client, for the process (a session's own figures are in its `getStats()`). */
+export interface WebTransportClientCounters {
+  /**
+   * Client connections closed before the server confirmed the session's close: it neither answered with its FIN
+   * nor acknowledged ours within `closeDeliveryTimeoutMs`.
+   */
+  closesUndelivered: number;
+}
+
+const clientCounters: WebTransportClientCounters = { closesUndelivered: 0 };
+const countUndelivered = (): void => {
+  clientCounters.closesUndelivered++;
+};
+
+/** A snapshot of the Node client's counters since the process started. */
+export function webTransportClientCounters(): Readonly<WebTransportClientCounters> {
+  return { ...clientCounters };
+}
 /** W3C WebTransport §6.2 "custom certificate requirements": at most 2 weeks of validity. */
 const MAX_PINNED_VALIDITY_MS = 14 * 24 * 60 * 60 * 1000;
 /** TLS alert bad_certificate (RFC 8446 §6.2) as a QUIC CRYPTO_ERROR (RFC 9001 §4.8). */
@@ -103,6 +133,7 @@ class ClientAttempt {
       if (o[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = o[k];
     }
     validateTransportOptions(transport);
+    checkCloseDeliveryTimeout(o.closeDeliveryTimeoutMs ?? DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS);
     const pinned = o.serverCertificateHashes && o.serverCertificateHashes.length > 0;
     const ca = o.ca ?? (o.caPath ? readFileSync(o.caPath) : undefined);
     const engine = await resolveEngine(o.engine);
@@ -145,7 +176,11 @@ class ClientAttempt {
         if (this.linger) return;
         this.linger = setTimeout(() => {
           this.linger = undefined;
-          c.close(true);
+          c.closeWhenDelivered(
+            true,
+            o.closeDeliveryTimeoutMs ?? DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS,
+            countUndelivered,
+          );
         }, o.lingerMs ?? 50);
         this.linger.unref();
       },

@@ -59,6 +59,18 @@ const bytes = (v: string | Uint8Array): Uint8Array => (typeof v === 'string' ? e
 export const MIN_UDP_PAYLOAD_SIZE = 1200;
 export const MAX_UDP_PAYLOAD_SIZE = 65_527;
 
+/**
+ * How long a connection whose sessions ended waits for their close to be delivered before its CONNECTION_CLOSE
+ * (`closeDeliveryTimeoutMs` of the listener and the client): several round trips and a loss recovery on an
+ * Internet path, short enough that a peer that never answers holds nothing for long.
+ */
+export const DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS = 1_000;
+/** @throws RangeError unless `ms` is a finite number, 0 or more (an endless wait would let a peer hold the connection). */
+export function checkCloseDeliveryTimeout(ms: number): void {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0)
+    throw new RangeError(`closeDeliveryTimeoutMs must be a finite number >= 0, got ${ms}`);
+}
+
 /** Throws a RangeError for settings no engine may use. */
 export function validateTransportOptions(o: QuicTransportOptions): void {
   if (

@@ -39,6 +39,11 @@ export interface QuicConnectionHandler {
   onDatagram(data: Uint8Array): void;
   /** A stream's send queue fell to or below its low-water mark (write backpressure released). */
   onStreamDrained(streamId: number): void;
+  /**
+   * The peer acknowledged everything we sent on the stream, FIN included (RFC 9000 §3.1 "Data Recvd"), or stopped
+   * it. Only engines that track it call this (quinn: `StreamEvent::Finished`; quiche 0.18 cannot tell).
+   */
+  onStreamAcked?(streamId: number): void;
   /** Called once per batch of input, after it was delivered and before packets are built. */
   onFlush(): void;
   /** The peer's CONNECTION_CLOSE arrived or we closed: no more I/O. Called once. */
@@ -216,16 +221,13 @@ function load(name: EngineName): Promise<QuicEngine | undefined> {
 }
 
 /**
- * Engines this installation can run, the default first: quiche, which is always there (`npm install && npm start`
- * needs no native build), then quinn when `npm run build:native` built it. quinn is opt-in (`engine: 'quinn'` or
- * `QUIVER_QUIC_ENGINE=quinn`) until a server's session close under load is reliable on it: with data in flight,
- * Chromium has once seen the connection lost rather than the session's close (the listener's fixed `lingerMs`
- * before CONNECTION_CLOSE is not a delivery guarantee; waiting for the CONNECT stream's FIN to be acknowledged,
- * which quinn reports, is the fix).
+ * Engines this installation can run, the default first: quinn when `npm run build:native` built it (session
+ * ready in 2 round trips, native I/O), then quiche, which is always there (`npm install && npm start` needs no
+ * native build).
  */
 export async function availableEngines(): Promise<EngineName[]> {
   const out: EngineName[] = [];
-  for (const name of ['quiche', 'quinn'] as EngineName[]) if (await load(name)) out.push(name);
+  for (const name of ['quinn', 'quiche'] as EngineName[]) if (await load(name)) out.push(name);
   return out;
 }
 

@@ -1,5 +1,5 @@
-export type { WebTransportConnectOptions } from './client.js';
-export { connectWebTransport } from './client.js';
+export type { WebTransportClientCounters, WebTransportConnectOptions } from './client.js';
+export { connectWebTransport, webTransportClientCounters } from './client.js';
 export type { QuicTransportOptions } from './config.js';
 export { defaultQuicTransportOptions } from './config.js';
 export type {

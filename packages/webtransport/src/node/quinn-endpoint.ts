@@ -70,6 +70,7 @@ const EV_DGRAM = 7;
 const EV_WRITABLE = 8;
 const EV_AVAILABLE = 9;
 const EV_CLOSED = 10;
+const EV_FINISHED = 11;
 
 export function parseHost(text: string): Host {
   const i = text.lastIndexOf(':');
@@ -195,6 +196,12 @@ export class QuinnEndpoint {
         case EV_AVAILABLE:
           if (c && !c.closed) c.onAvailable();
           break;
+        case EV_FINISHED: {
+          const stream = Number(dv.getBigUint64(o, true));
+          o += 8;
+          if (c && !c.closed) c.handler.onStreamAcked?.(stream);
+          break;
+        }
         case EV_CLOSED: {
           const local = batch[o] === 1;
           const isApp = batch[o + 1] === 1;

@@ -15,7 +15,12 @@ import { QuiverTransportError } from '@quiver/transport';
 import type { H3Limits, HeaderField } from '../core/api.js';
 import { createH3Connection } from './h3.js';
 import type { QuicTransportOptions } from './config.js';
-import { defaultQuicTransportOptions, validateTransportOptions } from './config.js';
+import {
+  checkCloseDeliveryTimeout,
+  DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS,
+  defaultQuicTransportOptions,
+  validateTransportOptions,
+} from './config.js';
 import type { EndpointCounters } from './endpoint.js';
 import type { EngineName, EngineServer, QuicEngineConnection } from './engine.js';
 import { resolveEngine } from './engine.js';
@@ -50,15 +55,24 @@ export interface WebTransportListenerOptions extends Partial<QuicTransportOption
   /** SO_RCVBUF/SO_SNDBUF of the socket. Default 8 MiB. */
   socketBufferBytes?: number;
   /**
-   * Delay between a connection's last session ending and its CONNECTION_CLOSE, so the CLOSE_WEBTRANSPORT_SESSION
-   * capsule and FIN are delivered first (quiche drops unsent stream data when the connection closes). Default 100 ms.
+   * Delay between a connection's last session ending and its CONNECTION_CLOSE, left for the peer to open another
+   * session on it (Chromium pools them). The close then also waits for every session's close to be delivered
+   * (see `closeDeliveryTimeoutMs`). Default 100 ms.
    */
   lingerMs?: number;
+  /**
+   * After `lingerMs`, how long a connection waits for its sessions' CLOSE_WEBTRANSPORT_SESSION and FIN to be
+   * delivered (draft-ietf-webtrans-http3 §6: the peer's FIN on the CONNECT stream, or the acknowledgement of ours
+   * where the engine reports it) before it is closed anyway; those closes are counted in
+   * `counters.closesUndelivered`. Finite, 0 or more. Default 1 000 ms.
+   */
+  closeDeliveryTimeoutMs?: number;
   /** Deadline of `close()`: connections still open then are closed at once. Default 2 000 ms. */
   closeTimeoutMs?: number;
   /**
    * QUIC engine: 'quinn' (native, when `npm run build:native` built it) or 'quiche'. Default: the one
-   * `QUIVER_QUIC_ENGINE` names, else quiche. Naming an engine that is not available is an error.
+   * `QUIVER_QUIC_ENGINE` names, else quinn when built, else quiche. Naming an engine that is not available is an
+   * error.
    */
   engine?: EngineName;
   /** Told which engine runs the listener, once it is bound (e.g. `console.info`). Default: nothing. */
@@ -77,6 +91,11 @@ export interface WebTransportListenerCounters extends EndpointCounters {
   requestsTimedOut: number;
   /** Requests rejected with 503 because `incomingSessions` was full or the listener was closing. */
   requestsOverflowed: number;
+  /**
+   * Connections closed before the peer confirmed their sessions' close: it neither answered with its FIN nor
+   * acknowledged ours within `closeDeliveryTimeoutMs` (or the deadline of `close()` came first).
+   */
+  closesUndelivered: number;
 }
 
 export interface WebTransportListener extends TransportListener {
@@ -96,6 +115,7 @@ const DEFAULTS = {
   maxPendingRequests: 128,
   socketBufferBytes: 8 * 1024 * 1024,
   lingerMs: 100,
+  closeDeliveryTimeoutMs: DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS,
   closeTimeoutMs: 2_000,
 };
 
@@ -118,6 +138,7 @@ export async function createWebTransportListener(
   options: WebTransportListenerOptions = {},
 ): Promise<WebTransportListener> {
   const o = { ...DEFAULTS, ...options };
+  checkCloseDeliveryTimeout(o.closeDeliveryTimeoutMs);
   const transport: QuicTransportOptions = { ...defaultQuicTransportOptions };
   for (const k of Object.keys(defaultQuicTransportOptions) as (keyof QuicTransportOptions)[]) {
     if (options[k] !== undefined) (transport as unknown as Record<string, unknown>)[k] = options[k];
@@ -174,6 +195,10 @@ class Listener implements WebTransportListener {
     sessionsRejected: 0,
     requestsTimedOut: 0,
     requestsOverflowed: 0,
+    closesUndelivered: 0,
+  };
+  private readonly countUndelivered = (): void => {
+    this.extra.closesUndelivered++;
   };
   private ctl!: ReadableStreamDefaultController<IncomingSession>;
   private readonly conns = new Set<WtConnection>();
@@ -283,7 +308,8 @@ class Listener implements WebTransportListener {
     if (this.lingerTimers.has(conn)) return;
     const t = setTimeout(() => {
       this.lingerTimers.delete(conn);
-      if (conn.sessions.size === 0 && conn.pendingRequests.size === 0) conn.close(!!this.closing);
+      if (conn.sessions.size === 0 && conn.pendingRequests.size === 0)
+        conn.closeWhenDelivered(!!this.closing, this.o.closeDeliveryTimeoutMs, this.countUndelivered);
     }, this.o.lingerMs);
     t.unref();
     this.lingerTimers.set(conn, t);
@@ -293,6 +319,7 @@ class Listener implements WebTransportListener {
     const t = this.lingerTimers.get(conn);
     if (t) clearTimeout(t);
     this.lingerTimers.delete(conn);
+    conn.cancelClose();
   }
 
   private onConnClosed(conn: WtConnection): void {
@@ -343,6 +370,7 @@ class Listener implements WebTransportListener {
     for (const t of this.lingerTimers.values()) clearTimeout(t);
     this.lingerTimers.clear();
     for (const conn of [...this.conns]) {
+      if (conn.awaitingDelivery) this.countUndelivered();
       conn.close(true);
       conn.flushAndDestroy();
     }

@@ -23,6 +23,16 @@ const ESTIMATE_REUSE_MS = 5;
 /** RFC 9114 §8.1 H3_NO_ERROR. */
 export const H3_NO_ERROR = 0x100;
 
+/**
+ * Reason phrase of our H3_NO_ERROR CONNECTION_CLOSE (RFC 9000 §19.19: free diagnostic text). Google's QUIC
+ * (Chromium) reads a leading "<number>:" in it as its own error code (quiche `MaybeExtractQuicErrorCode`) and maps an
+ * application close without one to QUIC_IETF_GQUIC_ERROR_MISSING. Chromium completes a session's close on a task
+ * after the one that read CLOSE_WEBTRANSPORT_SESSION; a CONNECTION_CLOSE read before that task ran with an error
+ * code fails the session ("Connection lost"), while QUIC_NO_ERROR ends it with the close code it already has. "0:"
+ * is QUIC_NO_ERROR.
+ */
+export const GRACEFUL_CLOSE_REASON = '0:no WebTransport session left';
+
 export interface WtConnectionOwner {
   /** The handshake completed; return false to refuse the connection (client certificate checks). */
   onHandshake?(conn: WtConnection): boolean;
@@ -61,6 +71,8 @@ export class WtConnection implements QuicConnectionHandler {
   /** The connection's DATAGRAM queue is shared by its sessions, so is the estimate of its wait. */
   private readonly sendDelay = new SendDelayEstimator();
   private lastEstimate: { at: number; value: DatagramSendEstimate } | undefined;
+  /** A CONNECTION_CLOSE waiting for the sessions' closes to be delivered (see {@link closeWhenDelivered}). */
+  private closeWait: { timer: NodeJS.Timeout; abandon: boolean } | undefined;
 
   constructor(
     private readonly quic: QuicEngineConnection,
@@ -104,6 +116,13 @@ export class WtConnection implements QuicConnectionHandler {
     this.streamOwner.get(streamId)?.streams.get(streamId)?.onDrained();
   }
 
+  onStreamAcked(streamId: number): void {
+    // Reported for every stream we finish; only a CONNECT stream whose close is in flight matters.
+    if (this.h3.closesInFlight === 0) return;
+    this.h3.receiveStreamAcked(streamId);
+    this.checkCloseWait();
+  }
+
   onFlush(): void {
     if (this.waitingOpeners.size > 0) {
       for (const s of [...this.waitingOpeners]) {
@@ -115,6 +134,7 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   onClosed(info: QuicCloseInfo): void {
+    this.cancelClose();
     if (this.sessions.size > 0) {
       const why = info.timedOut
         ? 'idle timeout'
@@ -143,6 +163,7 @@ export class WtConnection implements QuicConnectionHandler {
     } finally {
       this.pumping = false;
     }
+    if (this.closeWait) this.checkCloseWait();
   }
 
   /** Applies the core's commands; returns what became of the last datagram among them (none: `undefined`). */
@@ -484,7 +505,50 @@ export class WtConnection implements QuicConnectionHandler {
   }
 
   /** Application close of the QUIC connection with H3_NO_ERROR (RFC 9114 §5.2 graceful close). */
-  close(abandon: boolean, code = H3_NO_ERROR, reason = '', isApp = true): void {
+  close(abandon: boolean, code = H3_NO_ERROR, reason = GRACEFUL_CLOSE_REASON, isApp = true): void {
+    this.cancelClose();
     this.quic.close(code, reason, abandon, isApp);
+  }
+
+  /**
+   * Graceful close of a connection whose sessions ended: CONNECTION_CLOSE (H3_NO_ERROR) once the peer has every
+   * session's close (the core's `closesInFlight` is 0: draft §6, its FIN or our FIN's acknowledgement arrived),
+   * else after `timeoutMs`, when `onTimeout` is told first so that a peer that never answers is counted. A
+   * CONNECTION_CLOSE is not congestion controlled: sent at once, it can overtake a close capsule still queued
+   * behind stream data, and the peer would see its session lost instead of closed.
+   */
+  closeWhenDelivered(abandon: boolean, timeoutMs: number, onTimeout: () => void): void {
+    if (this.quic.closed || this.closeWait) return;
+    if (this.h3.closesInFlight === 0) {
+      this.close(abandon);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.closeWait = undefined;
+      if (this.quic.closed || this.sessions.size > 0 || this.pendingRequests.size > 0) return;
+      onTimeout();
+      this.close(abandon);
+    }, timeoutMs);
+    timer.unref();
+    this.closeWait = { timer, abandon };
+  }
+
+  /** Whether a {@link closeWhenDelivered} waits for the peer. */
+  get awaitingDelivery(): boolean {
+    return this.closeWait !== undefined;
+  }
+
+  /** Drops a waiting {@link closeWhenDelivered} (a new session request arrived, or the connection closed). */
+  cancelClose(): void {
+    if (!this.closeWait) return;
+    clearTimeout(this.closeWait.timer);
+    this.closeWait = undefined;
+  }
+
+  private checkCloseWait(): void {
+    const w = this.closeWait;
+    if (!w || this.h3.closesInFlight > 0) return;
+    if (this.sessions.size > 0 || this.pendingRequests.size > 0) this.cancelClose();
+    else this.close(w.abandon);
   }
 }

@@ -33,6 +33,7 @@ pub const EV_DGRAM: u8 = 7; // u32 len, bytes
 pub const EV_WRITABLE: u8 = 8; // u64 stream
 pub const EV_AVAILABLE: u8 = 9; // the peer raised a stream limit
 pub const EV_CLOSED: u8 = 10; // u8 local, u8 isApp, u8 timedOut, u64 code, u16 len, reason
+pub const EV_FINISHED: u8 = 11; // u64 stream: all we sent on it, FIN included, was acknowledged (or it was stopped)
 
 /// Outbox size above which the I/O thread stops reading the socket until JavaScript took the outbox: a JS
 /// thread that falls behind makes the kernel drop packets (QUIC recovers), it never grows our memory.
@@ -432,7 +433,12 @@ fn drive(
                     ev.extend_from_slice(&u64::from(error_code).to_le_bytes());
                 }
                 Event::Stream(StreamEvent::Available { .. }) => head(ev, EV_AVAILABLE, id),
-                Event::Stream(StreamEvent::Finished { .. }) => {}
+                Event::Stream(StreamEvent::Finished { id: s }) => {
+                    // The peer has everything we sent on the stream, FIN included (RFC 9000 §3.1 "Data Recvd"):
+                    // the HTTP/3 glue closes a connection only once its sessions' close capsules are delivered.
+                    head(ev, EV_FINISHED, id);
+                    ev.extend_from_slice(&s.0.to_le_bytes());
+                }
                 Event::DatagramReceived => {
                     while let Some(d) = c.q.datagrams().recv() {
                         head(ev, EV_DGRAM, id);
