@@ -1,7 +1,7 @@
 import { DecodeError, MessageTooLargeError } from './errors.js';
 import { decodeValue, encodeValue } from './msgpack.js';
 
-export { decodeValue, encodeValue } from './msgpack.js';
+export { decodeValue, encodeValue, ExtData } from './msgpack.js';
 
 /**
  * Wire format of the session layer, the same on every transport.
