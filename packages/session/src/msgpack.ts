@@ -244,6 +244,14 @@ export function encodeValue(value: unknown): Uint8Array {
   return encode(value, true);
 }
 
+/**
+ * Encodes one value into the encoder's shared buffer: the view is valid only until the next encode, for a caller
+ * that copies it at once (a frame header), so that it costs no allocation of its own.
+ */
+export function encodeTransient(value: unknown): Uint8Array {
+  return encoder.encodeSharedRef(value);
+}
+
 /** Decodes one MessagePack value; anything malformed, oversized for its input or too deep is a `DecodeError`. */
 export function decodeValue(bytes: Uint8Array, maxDepth = DEFAULT_MAX_DEPTH): unknown {
   const r = new Reader(bytes, Math.min(maxDepth, MAX_DEPTH_LIMIT));
