@@ -249,7 +249,7 @@ export function encodeValue(value: unknown): Uint8Array {
  * that copies it at once (a frame header), so that it costs no allocation of its own.
  */
 export function encodeTransient(value: unknown): Uint8Array {
-  return encoder.encodeSharedRef(value);
+  return encode(value, false);
 }
 
 /** Decodes one MessagePack value; anything malformed, oversized for its input or too deep is a `DecodeError`. */
