@@ -7,22 +7,26 @@
  * The machine is shared, so the configurations run in one process, in many short rounds, each round running every
  * configuration once in an order that rotates from round to round; every batch starts after a full garbage
  * collection (not counted), so that one configuration's garbage is not collected in another's batch. The overhead
- * is the median over rounds of 1 − rate ÷ rate with tracing off in the same round: load that comes and goes hits
+ * is the median over rounds of 1 − rate ÷ rate of an adjacent batch with tracing off: load that comes and goes hits
  * both sides of a pair alike, and a round that one burst spoiled moves the median little.
  */
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import type { SessionTracer } from '@quiver/session';
 import type { ResultRow } from './harness.js';
 import { median, round } from './suite-util.js';
 
-type Mode = 'off' | 'api' | 'unsampled' | 'sampled';
-const MODES: Mode[] = ['off', 'api', 'unsampled', 'sampled'];
+type Mode = 'off' | 'aa' | 'api' | 'unsampled' | 'unsampledPerMessage' | 'sampled';
+const MODES: Mode[] = ['off', 'aa', 'api', 'unsampled', 'unsampledPerMessage', 'sampled'];
 
 const LABEL: Record<Mode, string> = {
   off: 'off (no tracer)',
+  aa: 'off again (A/A: the noise floor)',
   api: 'API only, no SDK',
-  unsampled: 'SDK, unsampled (AlwaysOff)',
+  unsampled: 'SDK, unsampled (AlwaysOff, sampler asked per session: the default)',
+  unsampledPerMessage: "SDK, unsampled (AlwaysOff, sampler asked per message: sampling 'message')",
   sampled: 'SDK, sampled (AlwaysOn)',
 };
 
@@ -30,6 +34,26 @@ export interface TracingCost {
   rows: ResultRow[];
   ratios: Record<string, number>;
   notes: string[];
+}
+
+/**
+ * CPU time of the main thread in nanoseconds. The session runs on the main thread; V8's helper threads (concurrent
+ * marking, the optimising compiler) also count in `process.cpuUsage()`, and on a shared machine their share of a
+ * batch varied threefold from batch to batch, far more than what is measured here. Linux gives the main thread's own
+ * time, to the nanosecond, in the first field of its `schedstat`; elsewhere the whole process's time stands in.
+ */
+function threadCpuNs(): () => number {
+  const file = `/proc/self/task/${process.pid}/schedstat`;
+  try {
+    const read = () => Number(readFileSync(file, 'latin1').split(' ', 1)[0]);
+    if (Number.isFinite(read()) && read() > 0) return read;
+  } catch {
+    // not Linux: below
+  }
+  return () => {
+    const c = process.cpuUsage();
+    return (c.user + c.system) * 1000;
+  };
 }
 
 /** A full collection before each batch: `global.gc` when node runs with `--expose-gc`, else turned on here. */
@@ -57,6 +81,7 @@ export async function measureTracingCost(opts: {
   const { otelTracing } = await import('@quiver/session/otel');
   const sdk = await import('@opentelemetry/sdk-trace');
   const gc = collector();
+  const cpuNs = threadCpuNs();
   const discard: SpanExporter = {
     export: (_spans, done) => done({ code: 0 }),
     shutdown: async () => {},
@@ -71,9 +96,11 @@ export async function measureTracingCost(opts: {
     });
   const providers = {
     unsampled: provider(new sdk.AlwaysOffSampler()),
+    unsampledPerMessage: provider(new sdk.AlwaysOffSampler()),
     sampled: provider(new sdk.AlwaysOnSampler()),
   };
   const Move = defineMessage<{ x: number; y: number; seq: number }>('move');
+  const tracers = new Map<Mode, SessionTracer>();
   const ends = new Map<
     Mode,
     { send: (n: number) => Promise<{ wall: number; cpu: number }>; close: () => Promise<void> }
@@ -81,7 +108,17 @@ export async function measureTracingCost(opts: {
   for (const mode of MODES) {
     // api: the global provider with nothing registered, the API's no-op tracer.
     const tracing =
-      mode === 'off' ? undefined : otelTracing(mode === 'api' ? {} : { tracerProvider: providers[mode] });
+      mode === 'off' || mode === 'aa'
+        ? undefined
+        : otelTracing(
+            mode === 'api'
+              ? {}
+              : {
+                  tracerProvider: providers[mode],
+                  sampling: mode === 'unsampledPerMessage' ? 'message' : 'session',
+                },
+          );
+    if (tracing) tracers.set(mode, tracing);
     const listener = createMemoryListener({ name: `bench-tracing-${mode}-${process.pid}` });
     const server = createSessionServer({
       listeners: [listener],
@@ -109,15 +146,17 @@ export async function measureTracingCost(opts: {
           waiting = { target, resolve };
         });
         const t0 = performance.now();
-        const c0 = process.cpuUsage();
+        const c0 = cpuNs();
         for (let i = 0; i < n; i++) {
           client.send(Move, { x: i * 0.5, y: -i, seq: i });
           // Yield to let acks flow so the flow-control window never stalls the sender.
           if (i % 256 === 255) await client.drained(128 * 1024);
         }
         await done;
-        const cpu = process.cpuUsage(c0);
-        return { wall: n / ((performance.now() - t0) / 1000), cpu: n / ((cpu.user + cpu.system) / 1e6) };
+        // The spans a batch made are exported inside its own measurement, not during the next configuration's.
+        if (mode !== 'off' && mode !== 'aa' && mode !== 'api') await providers[mode].forceFlush();
+        const cpu = cpuNs() - c0;
+        return { wall: n / ((performance.now() - t0) / 1000), cpu: n / (cpu / 1e9) };
       },
       close: async () => {
         await client.close();
@@ -126,30 +165,86 @@ export async function measureTracingCost(opts: {
       },
     });
   }
-  const rates: Record<Mode, number[]> = { off: [], api: [], unsampled: [], sampled: [] };
-  const wall: Record<Mode, number[]> = { off: [], api: [], unsampled: [], sampled: [] };
+  const empty = (): Record<Mode, number[]> => ({
+    off: [],
+    aa: [],
+    api: [],
+    unsampled: [],
+    unsampledPerMessage: [],
+    sampled: [],
+  });
+  const rates = empty();
+  const wall = empty();
+  // Per configuration, 1 − rate ÷ rate with tracing off in the adjacent batch.
+  const paired = empty();
+  const hookNs: Partial<Record<Mode, number>> = {};
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
     for (let w = 0; w < 3; w++) for (const mode of MODES) await ends.get(mode)!.send(opts.batch);
+    const measure = async (mode: Mode) => {
+      // The previous batch's tail (acknowledgements, timers) settles before this one is measured, so that no
+      // configuration pays for the one before it.
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      gc();
+      const measured = await ends.get(mode)!.send(opts.batch);
+      rates[mode].push(measured.cpu);
+      wall[mode].push(measured.wall);
+      return measured.cpu;
+    };
+    const others = MODES.filter((m) => m !== 'off');
     for (let r = 0; r < opts.rounds; r++) {
-      // The order rotates per round, so no configuration always runs right after another.
-      for (let k = 0; k < MODES.length; k++) {
-        const mode = MODES[(r + k) % MODES.length];
-        gc();
-        const measured = await ends.get(mode)!.send(opts.batch);
-        rates[mode].push(measured.cpu);
-        wall[mode].push(measured.wall);
+      // Each configuration runs right beside a batch with tracing off (before it in one round, after it in the
+      // next): on a shared machine a thread's speed changes with what the other core runs, and two adjacent
+      // batches see nearly the same conditions. The order of the configurations rotates per round.
+      for (let k = 0; k < others.length; k++) {
+        const mode = others[(r + k) % others.length];
+        const offFirst = (r + k) % 2 === 0;
+        const a = await measure(offFirst ? 'off' : mode);
+        const b = await measure(offFirst ? mode : 'off');
+        const [off, traced] = offFirst ? [a, b] : [b, a];
+        paired[mode].push(1 - traced / off);
       }
       opts.progress(
         `tracing round ${r + 1}/${opts.rounds}: ${MODES.map((m) => `${m} ${Math.round(rates[m].at(-1)!)}`).join(', ')} msg per CPU-s`,
       );
     }
+    // The same cost measured directly: the tracer's two hooks of one message (send, then receive around a handler),
+    // in a tight loop, as the session core calls them. A loop is not disturbed by acknowledgement timers or by
+    // the other configurations, so its figure is steadier than the difference of two noisy rates; divided by the
+    // CPU time of a message with tracing off it gives the overhead again, assuming costs add.
+    for (const mode of ['api', 'unsampled', 'unsampledPerMessage'] as const) {
+      const tracer = tracers.get(mode)!;
+      const established = tracer.establish('client', {});
+      established.end({});
+      const session = {
+        transport: () => 'memory',
+        sessionId: () => 'bench',
+        sampled: () => established.sampled,
+      };
+      const handler = (_m: string, payload: unknown) => payload !== undefined;
+      const loop = (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const t = tracer.send('reliable', 'move', 24, session);
+          if (t) t.write(i)();
+          tracer.receive('reliable', 'move', 24, session, undefined, handler, i);
+        }
+      };
+      loop(50_000);
+      const samples: number[] = [];
+      for (let r = 0; r < 15; r++) {
+        gc();
+        const c0 = cpuNs();
+        loop(100_000);
+        samples.push((cpuNs() - c0) / 100_000);
+      }
+      hookNs[mode] = median(samples);
+    }
   } finally {
     for (const e of ends.values()) await e.close();
     for (const p of Object.values(providers)) await p.shutdown();
   }
-  const perRound = (mode: Mode) => rates.off.map((off, i) => 1 - rates[mode][i] / off);
-  const overhead = (mode: Mode) => median(perRound(mode));
+  const perRound = (mode: Mode) => paired[mode];
+  const overhead = (mode: Mode) => median(paired[mode]);
   const rows: ResultRow[] = MODES.map((mode) => ({
     name: `session send → server handler, tracing ${LABEL[mode]}`,
     group: 'tracing',
@@ -171,15 +266,36 @@ export async function measureTracingCost(opts: {
           }),
     },
   }));
+  // CPU time of one message with tracing off, in ns, from the median rate.
+  const messageNs = 1e9 / median(rates.off);
+  const fromHooks = (mode: 'api' | 'unsampled' | 'unsampledPerMessage') => (hookNs[mode] ?? 0) / messageNs;
+  for (const mode of ['api', 'unsampled', 'unsampledPerMessage'] as const) {
+    rows.push({
+      name: `tracer hooks of one message (send + receive), ${LABEL[mode]}`,
+      group: 'tracing hooks',
+      unit: 'ns per message',
+      params: { short: `hooks ${mode}` },
+      extra: {
+        'ns/message': round(hookNs[mode] ?? 0, 1),
+        'message with tracing off, ns': round(messageNs, 0),
+        'overhead from hooks': round(fromHooks(mode), 4),
+      },
+    });
+  }
   return {
     rows,
     ratios: {
+      tracing_unsampled_overhead_from_hooks: round(fromHooks('unsampled'), 4),
+      tracing_unsampled_per_message_overhead_from_hooks: round(fromHooks('unsampledPerMessage'), 4),
       tracing_unsampled_overhead: round(overhead('unsampled'), 4),
+      tracing_unsampled_per_message_overhead: round(overhead('unsampledPerMessage'), 4),
+      tracing_aa_overhead: round(overhead('aa'), 4),
       tracing_api_only_overhead: round(overhead('api'), 4),
       tracing_sampled_overhead: round(overhead('sampled'), 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the process (client and server both run in it: process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate with tracing off in the same round, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends (a non-recording span per message and end, nothing on the wire); sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, each configuration's batch right beside a batch with tracing off (before it in one round, after it in the next), the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate of the adjacent batch with tracing off, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing hooks: the same cost measured directly, steadier than the difference of two noisy rates: the tracer's send and receive hooks of one message called in a tight loop (15 rounds of 100,000, main-thread CPU, median), divided by the CPU time of a message with tracing off (1 ÷ its median rate): *_overhead_from_hooks, assuming costs add.`,
     ],
   };
 }

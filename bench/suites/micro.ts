@@ -271,8 +271,8 @@ const suite: BenchSuite = {
       only === 'codecs'
         ? undefined
         : await measureTracingCost({
-            rounds: numArg(ctx.args, 'rounds', ctx.quick ? 25 : 81),
-            batch: numArg(ctx.args, 'batch', ctx.quick ? 2000 : 4000),
+            rounds: numArg(ctx.args, 'rounds', ctx.quick ? 40 : 200),
+            batch: numArg(ctx.args, 'batch', 1000),
             progress: ctx.progress,
           });
     if (tracing) {

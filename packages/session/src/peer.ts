@@ -327,7 +327,11 @@ export abstract class Peer<S> {
   private readonly traceSession: TraceSession = {
     transport: () => this.link?.session.transport,
     sessionId: () => this.sessionIdForTrace,
+    sampled: () => this.traceSampled,
   };
+
+  /** @internal Whether the tracer sampled this session's latest establishment (set by the client and the server). */
+  traceSampled = false;
 
   /** The handlers' call for the tracer, made once rather than a closure per message. */
   private readonly dispatchTraced = (name: string, payload: unknown): boolean => this.dispatch(name, payload);
