@@ -4,11 +4,22 @@
  * with tracing off (no tracer), through the API with no SDK registered (the fastify plugin's default), registered
  * but unsampled (an SDK with AlwaysOff), and sampled (AlwaysOn, spans batched to an exporter that discards them).
  *
- * The machine is shared, so the configurations run in one process, in many short rounds, each round running every
- * configuration once in an order that rotates from round to round; every batch starts after a full garbage
- * collection (not counted), so that one configuration's garbage is not collected in another's batch. The overhead
- * is the median over rounds of 1 − rate ÷ rate of an adjacent batch with tracing off: load that comes and goes hits
- * both sides of a pair alike, and a round that one burst spoiled moves the median little.
+ * The goal (unsampled ≤ 3 % of the rate) is smaller than the spread of one batch's rate on a shared machine, so the
+ * figure is a paired statistic with its confidence interval, and the same statistic of an A/A pair (tracing off
+ * against tracing off) is reported beside it: the reader sees the method's resolution in the same run.
+ *
+ * - **Pairs.** Each configuration's batch runs right beside a batch with tracing off, in alternating order (AB, BA):
+ *   load that comes and goes hits both halves of a pair alike. The overhead of one pair is 1 − rate ÷ rate of its
+ *   off half; the figure is the median over pairs, with a distribution-free 95 % interval from order statistics.
+ * - **Independent rounds.** Every round opens fresh sessions for every configuration (warmed, not counted) and closes
+ *   them after: a session's own state (its RTT estimate, ack and window timing) persists for as long as it lives and
+ *   made one configuration's long-lived session consistently faster or slower than another's by several percent in
+ *   a whole run, a bias no number of pairs on the same sessions averages out.
+ * - **Many short batches.** The interval narrows with the square root of the number of pairs, so many short batches
+ *   resolve more than a few long ones in the same time.
+ * - **CPU, not wall.** The rate is messages per CPU-second of the main thread, where client and server both run.
+ *   Every batch starts after the previous one's acknowledgement timers have fired and a full garbage collection
+ *   (neither counted), so no batch pays for another's garbage or timers.
  */
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
@@ -64,6 +75,22 @@ function collector(): () => void {
   return vm.runInNewContext('gc') as () => void;
 }
 
+/**
+ * The median and its 95 % confidence interval by order statistics (the binomial's normal approximation): no
+ * assumption about the distribution of the per-pair figures, which has heavy tails on a shared machine.
+ */
+export function medianCi(values: number[]): { median: number; lo: number; hi: number } {
+  const s = [...values].sort((a, b) => a - b);
+  const n = s.length;
+  const half = 0.98 * Math.sqrt(n);
+  const at = (rank: number) => s[Math.min(n - 1, Math.max(0, rank))];
+  return { median: median(s), lo: at(Math.floor(n / 2 - half) - 1), hi: at(Math.ceil(n / 2 + half) - 1) };
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
+const fmtCi = (c: { median: number; lo: number; hi: number }) =>
+  `${pct(c.median)} [${pct(c.lo)}, ${pct(c.hi)}]`;
+
 function quantile(values: number[], q: number): number {
   const s = [...values].sort((a, b) => a - b);
   const at = (s.length - 1) * q;
@@ -100,26 +127,33 @@ export async function measureTracingCost(opts: {
     sampled: provider(new sdk.AlwaysOnSampler()),
   };
   const Move = defineMessage<{ x: number; y: number; seq: number }>('move');
-  const tracers = new Map<Mode, SessionTracer>();
-  const ends = new Map<
-    Mode,
-    { send: (n: number) => Promise<{ wall: number; cpu: number }>; close: () => Promise<void> }
-  >();
-  for (const mode of MODES) {
-    // api: the global provider with nothing registered, the API's no-op tracer.
-    const tracing =
+  const tracers = new Map<Mode, SessionTracer | undefined>();
+  for (const mode of MODES)
+    tracers.set(
+      mode,
       mode === 'off' || mode === 'aa'
         ? undefined
-        : otelTracing(
+        : // api: the global provider with nothing registered, the API's no-op tracer.
+          otelTracing(
             mode === 'api'
               ? {}
               : {
                   tracerProvider: providers[mode],
                   sampling: mode === 'unsampledPerMessage' ? 'message' : 'session',
                 },
-          );
-    if (tracing) tracers.set(mode, tracing);
-    const listener = createMemoryListener({ name: `bench-tracing-${mode}-${process.pid}` });
+          ),
+    );
+  interface End {
+    send: (n: number) => Promise<{ wall: number; cpu: number }>;
+    close: () => Promise<void>;
+  }
+  let opened = 0;
+  // Open sessions, closed at the end of their round (or when the run fails).
+  const live = new Set<End>();
+  /** A fresh server and client with `mode`'s tracing, over the memory transport. */
+  const open = async (mode: Mode): Promise<End> => {
+    const tracing = tracers.get(mode);
+    const listener = createMemoryListener({ name: `bench-tracing-${mode}-${process.pid}-${opened++}` });
     const server = createSessionServer({
       listeners: [listener],
       messages: [Move],
@@ -139,7 +173,7 @@ export async function measureTracingCost(opts: {
       }
     });
     const client = await connect(`${listener.url}/`, { connector: connectMemory, messages: [Move], tracing });
-    ends.set(mode, {
+    const end: End = {
       send: async (n) => {
         const target = received + n;
         const done = new Promise<void>((resolve) => {
@@ -159,12 +193,15 @@ export async function measureTracingCost(opts: {
         return { wall: n / ((performance.now() - t0) / 1000), cpu: n / (cpu / 1e9) };
       },
       close: async () => {
+        live.delete(end);
         await client.close();
         await server.close();
         await listener.close();
       },
-    });
-  }
+    };
+    live.add(end);
+    return end;
+  };
   const empty = (): Record<Mode, number[]> => ({
     off: [],
     aa: [],
@@ -178,21 +215,33 @@ export async function measureTracingCost(opts: {
   // Per configuration, 1 − rate ÷ rate with tracing off in the adjacent batch.
   const paired = empty();
   const hookNs: Partial<Record<Mode, number>> = {};
+  const settle = async () => {
+    // The previous batch's tail (acknowledgements after their 20 ms delay, timers) runs before this one is
+    // measured, so that no configuration pays for the one before it.
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    gc();
+  };
+  const others = MODES.filter((m) => m !== 'off');
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
-    for (let w = 0; w < 3; w++) for (const mode of MODES) await ends.get(mode)!.send(opts.batch);
-    const measure = async (mode: Mode) => {
-      // The previous batch's tail (acknowledgements, timers) settles before this one is measured, so that no
-      // configuration pays for the one before it.
-      await new Promise((resolve) => setTimeout(resolve, 25));
-      gc();
-      const measured = await ends.get(mode)!.send(opts.batch);
-      rates[mode].push(measured.cpu);
-      wall[mode].push(measured.wall);
-      return measured.cpu;
-    };
-    const others = MODES.filter((m) => m !== 'off');
+    const warm = await Promise.all(MODES.map(open));
+    for (let w = 0; w < 3; w++) for (const e of warm) await e.send(opts.batch);
+    for (const e of warm) await e.close();
     for (let r = 0; r < opts.rounds; r++) {
+      const ends = new Map<Mode, End>();
+      for (const mode of MODES) {
+        const e = await open(mode);
+        // A fresh session's first messages (its window and RTT estimate settling) are not counted.
+        await e.send(Math.min(opts.batch, 256));
+        ends.set(mode, e);
+      }
+      const measure = async (mode: Mode) => {
+        await settle();
+        const measured = await ends.get(mode)!.send(opts.batch);
+        rates[mode].push(measured.cpu);
+        wall[mode].push(measured.wall);
+        return measured.cpu;
+      };
       // Each configuration runs right beside a batch with tracing off (before it in one round, after it in the
       // next): on a shared machine a thread's speed changes with what the other core runs, and two adjacent
       // batches see nearly the same conditions. The order of the configurations rotates per round.
@@ -204,9 +253,11 @@ export async function measureTracingCost(opts: {
         const [off, traced] = offFirst ? [a, b] : [b, a];
         paired[mode].push(1 - traced / off);
       }
-      opts.progress(
-        `tracing round ${r + 1}/${opts.rounds}: ${MODES.map((m) => `${m} ${Math.round(rates[m].at(-1)!)}`).join(', ')} msg per CPU-s`,
-      );
+      for (const e of ends.values()) await e.close();
+      if (r % 10 === 9 || r === opts.rounds - 1)
+        opts.progress(
+          `tracing round ${r + 1}/${opts.rounds}: ${others.map((m) => `${m} ${fmtCi(medianCi(paired[m]))}`).join(', ')}`,
+        );
     }
     // The same cost measured directly: the tracer's two hooks of one message (send, then receive around a handler),
     // in a tight loop, as the session core calls them. A loop is not disturbed by acknowledgement timers or by
@@ -240,11 +291,10 @@ export async function measureTracingCost(opts: {
       hookNs[mode] = median(samples);
     }
   } finally {
-    for (const e of ends.values()) await e.close();
+    for (const e of [...live]) await e.close();
     for (const p of Object.values(providers)) await p.shutdown();
   }
-  const perRound = (mode: Mode) => paired[mode];
-  const overhead = (mode: Mode) => median(paired[mode]);
+  const ci = (mode: Mode) => medianCi(paired[mode]);
   const rows: ResultRow[] = MODES.map((mode) => ({
     name: `session send → server handler, tracing ${LABEL[mode]}`,
     group: 'tracing',
@@ -255,14 +305,17 @@ export async function measureTracingCost(opts: {
       'min msg/CPU-s': round(Math.min(...rates[mode]), 0),
       'max msg/CPU-s': round(Math.max(...rates[mode]), 0),
       'wall msg/s': round(median(wall[mode]), 0),
-      rounds: opts.rounds,
+      pairs: opts.rounds,
       batch: opts.batch,
       ...(mode === 'off'
         ? {}
         : {
-            'overhead vs off': round(overhead(mode), 4),
-            'overhead p25': round(quantile(perRound(mode), 0.25), 4),
-            'overhead p75': round(quantile(perRound(mode), 0.75), 4),
+            'overhead vs off': round(ci(mode).median, 4),
+            'CI95 lo': round(ci(mode).lo, 4),
+            'CI95 hi': round(ci(mode).hi, 4),
+            'A/A CI95': `${round(ci('aa').lo, 4)}..${round(ci('aa').hi, 4)}`,
+            'pair p25': round(quantile(paired[mode], 0.25), 4),
+            'pair p75': round(quantile(paired[mode], 0.75), 4),
           }),
     },
   }));
@@ -287,14 +340,18 @@ export async function measureTracingCost(opts: {
     ratios: {
       tracing_unsampled_overhead_from_hooks: round(fromHooks('unsampled'), 4),
       tracing_unsampled_per_message_overhead_from_hooks: round(fromHooks('unsampledPerMessage'), 4),
-      tracing_unsampled_overhead: round(overhead('unsampled'), 4),
-      tracing_unsampled_per_message_overhead: round(overhead('unsampledPerMessage'), 4),
-      tracing_aa_overhead: round(overhead('aa'), 4),
-      tracing_api_only_overhead: round(overhead('api'), 4),
-      tracing_sampled_overhead: round(overhead('sampled'), 4),
+      tracing_unsampled_overhead: round(ci('unsampled').median, 4),
+      tracing_unsampled_overhead_ci95_lo: round(ci('unsampled').lo, 4),
+      tracing_unsampled_overhead_ci95_hi: round(ci('unsampled').hi, 4),
+      tracing_unsampled_per_message_overhead: round(ci('unsampledPerMessage').median, 4),
+      tracing_aa_overhead: round(ci('aa').median, 4),
+      tracing_aa_overhead_ci95_lo: round(ci('aa').lo, 4),
+      tracing_aa_overhead_ci95_hi: round(ci('aa').hi, 4),
+      tracing_api_only_overhead: round(ci('api').median, 4),
+      tracing_sampled_overhead: round(ci('sampled').median, 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds of ${opts.batch} reliable messages (client → server handler, memory transport) per configuration, each configuration's batch right beside a batch with tracing off (before it in one round, after it in the next), the configurations in an order that rotates per round, a full GC (not counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage), so that other load on the machine counts less; wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median round; overhead is the median over rounds of 1 − rate ÷ rate of the adjacent batch with tracing off, p25/p75 its quartiles over rounds (the spread the machine's noise leaves). A/A = a second pair with tracing off, measured like the others: its "overhead" is the noise floor of the method. api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds; in each, fresh sessions for every configuration (warmed with 256 messages, not counted), then each configuration's batch of ${opts.batch} reliable messages (client → server handler, memory transport) right beside a batch with tracing off (before it in one round, after it in the next), the configurations in an order that rotates per round, 25 ms for the previous batch's acknowledgement timers and a full GC (neither counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage); wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median batch. overhead vs off is the median over pairs of 1 − rate ÷ rate of the pair's off batch, with its 95 % confidence interval by order statistics (CI95 lo..hi; pair p25/p75 are the quartiles of single pairs, the spread one pair has). A/A = a second configuration with tracing off, measured exactly like the others: its interval, shown on every row, is the method's resolution in this run; a configuration's overhead is resolved when its interval is narrower than the difference to be shown (goal: CI95 hi of unsampled ≤ 0.03). api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
       `tracing hooks: the same cost measured directly, steadier than the difference of two noisy rates: the tracer's send and receive hooks of one message called in a tight loop (15 rounds of 100,000, main-thread CPU, median), divided by the CPU time of a message with tracing off (1 ÷ its median rate): *_overhead_from_hooks, assuming costs add.`,
     ],
   };
