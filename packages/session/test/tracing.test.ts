@@ -61,6 +61,17 @@ function recorder(sampler: Sampler = new AlwaysOnSampler(), sampling?: 'session'
 }
 
 /** Samples every span but the sessions' establishment: every session is unsampled, every child span sampled. */
+/** A session server over WebSocket with `serverEnd`'s tracing, closed after the test. */
+async function tracedServer(serverEnd: ReturnType<typeof recorder>) {
+  const listener = await websocket.listen();
+  const server = createSessionServer({ listeners: [listener], messages: [Chat], tracing: serverEnd.tracing });
+  cleanups.push(async () => {
+    await server.close();
+    await listener.close();
+  });
+  return { listener, server, serverEnd };
+}
+
 function sessionsOff(seen: string[] = []): Sampler {
   return {
     shouldSample: (_ctx, _traceId, name) => {
@@ -197,17 +208,7 @@ describe('OpenTelemetry tracing of messages', () => {
   });
 
   it('a span started by the application (a room broadcast) parents the sends made inside it', async () => {
-    const listener = await websocket.listen();
-    const serverEnd = recorder();
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder());
     const c = await connect(websocket.url(listener.address.port, '/'), {
       connector: websocket.connector,
       messages: [Chat],
@@ -232,18 +233,8 @@ describe('OpenTelemetry tracing of messages', () => {
 
 describe('sampling per session', () => {
   it('asks the sampler once per session, not per message, unless told to ask per message', async () => {
-    const listener = await websocket.listen();
     const serverSeen: string[] = [];
-    const serverEnd = recorder(sessionsOff(serverSeen));
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder(sessionsOff(serverSeen)));
     let received = 0;
     server.on(Chat, () => received++);
     const url = websocket.url(listener.address.port, '/');
@@ -303,17 +294,7 @@ describe('unsampled receive', () => {
       },
       toString: () => 'receive-off',
     };
-    const listener = await websocket.listen();
-    const serverEnd = recorder(sampler);
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder(sampler));
     server.on(Chat, (p, from) => from.send(Chat, p));
     const c = await connect(websocket.url(listener.address.port, '/'), {
       connector: websocket.connector,
@@ -433,17 +414,7 @@ describe('trace context on the wire', () => {
   });
 
   it('ignores and counts a malformed trace context; the message is still delivered', async () => {
-    const listener = await websocket.listen();
-    const serverEnd = recorder();
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder());
     const got: unknown[] = [];
     server.on(Chat, (p) => got.push(p));
     // A tracer that claims every message is sampled with a context that is not 26 bytes of version 00.
