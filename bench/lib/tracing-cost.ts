@@ -226,7 +226,7 @@ export async function measureTracingCost(opts: {
     // Warm-up: JIT and the SDK's first allocations, not counted.
     const warm = await Promise.all(MODES.map(open));
     for (let w = 0; w < 3; w++) for (const e of warm) await e.send(opts.batch);
-    for (const e of warm) await e.close();
+    await Promise.all(warm.map((e) => e.close()));
     for (let r = 0; r < opts.rounds; r++) {
       const ends = new Map<Mode, End>();
       for (const mode of MODES) {
@@ -253,7 +253,7 @@ export async function measureTracingCost(opts: {
         const [off, traced] = offFirst ? [a, b] : [b, a];
         paired[mode].push(1 - traced / off);
       }
-      for (const e of ends.values()) await e.close();
+      await Promise.all([...ends.values()].map((e) => e.close()));
       if (r % 10 === 9 || r === opts.rounds - 1)
         opts.progress(
           `tracing round ${r + 1}/${opts.rounds}: ${others.map((m) => `${m} ${fmtCi(medianCi(paired[m]))}`).join(', ')}`,
