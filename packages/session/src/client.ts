@@ -267,6 +267,7 @@ export class ClientSession extends Peer<ClientSession> {
     const traced = this.options.tracing?.establish('client', {
       'quiver.session.resume': this.sessionId !== undefined,
     });
+    this.traceSampled = traced?.sampled ?? false;
     try {
       await this.connectTraced(traced, reconnecting);
       traced?.end({

@@ -1,7 +1,7 @@
 import { DecodeError, MessageTooLargeError } from './errors.js';
-import { decodeValue, encodeValue } from './msgpack.js';
+import { decodeValue, encodeTransient, encodeValue } from './msgpack.js';
 
-export { decodeValue, encodeValue } from './msgpack.js';
+export { decodeValue, encodeValue, ExtData } from './msgpack.js';
 
 /**
  * Wire format of the session layer, the same on every transport.
@@ -76,11 +76,32 @@ export function streamFrame(header: unknown[], payload?: Uint8Array): Uint8Array
 
 /** A datagram body (one contiguous buffer: a datagram cannot be written in pieces). */
 export function datagramFrame(header: unknown[], payload?: Uint8Array): Uint8Array {
-  const head = headerBytes(header, 0, 0);
-  if (!payload || payload.length === 0) return head;
-  const out = new Uint8Array(head.length + payload.length);
-  out.set(head);
-  out.set(payload, head.length);
+  return datagramBody(encodeTransient(header), payload);
+}
+
+/**
+ * The datagram body of `header` and `payload` when it fits in `max` bytes, else `undefined`; the header is encoded
+ * once for both the check and the body (a message per tick per session goes through here).
+ */
+export function datagramFrameWithin(
+  header: unknown[],
+  payload: Uint8Array,
+  max: number,
+): Uint8Array | undefined {
+  const h = encodeTransient(header);
+  if (2 + h.length + payload.length > max) return undefined;
+  return datagramBody(h, payload);
+}
+
+/** `u16 headerLength | header | payload` in one buffer, the only allocation. */
+function datagramBody(h: Uint8Array, payload: Uint8Array | undefined): Uint8Array {
+  if (h.length > 0xffff) throw new DecodeError('frame header too large');
+  const plen = payload?.length ?? 0;
+  const out = new Uint8Array(2 + h.length + plen);
+  out[0] = h.length >>> 8;
+  out[1] = h.length & 0xff;
+  out.set(h, 2);
+  if (payload && plen > 0) out.set(payload, 2 + h.length);
   return out;
 }
 

@@ -4,6 +4,7 @@ import {
   BUNDLE_OVERHEAD,
   bundleFrame,
   datagramFrame,
+  datagramFrameWithin,
   datagramHeaderSize,
   MAX_BUNDLE_COUNT,
 } from './codec.js';
@@ -17,9 +18,12 @@ export function datagramBodies(
   header: unknown[],
   payload: Uint8Array,
   max: number,
-  fragment: { allowed: boolean; id: () => number; what: string; note: string },
+  /** How to split, asked only when the message does not fit (most never do: nothing is built for them). */
+  fragmenting: () => { allowed: boolean; id: () => number; what: string; note: string },
 ): Uint8Array[] {
-  if (datagramHeaderSize(header) + payload.length <= max) return [datagramFrame(header, payload)];
+  const one = datagramFrameWithin(header, payload, max);
+  if (one) return [one];
+  const fragment = fragmenting();
   const fragId = fragment.allowed ? fragment.id() : 0;
   // The largest header a fragment can have: the room left is what every fragment may carry.
   const room = max - datagramHeaderSize([...header, fragId, 0xffff, 0xffff]);

@@ -25,6 +25,7 @@ export {
   datagramFrame,
   decodeValue,
   encodeValue,
+  ExtData,
   FrameReader,
   Kind,
   parseBody,

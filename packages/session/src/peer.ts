@@ -327,7 +327,11 @@ export abstract class Peer<S> {
   private readonly traceSession: TraceSession = {
     transport: () => this.link?.session.transport,
     sessionId: () => this.sessionIdForTrace,
+    sampled: () => this.traceSampled,
   };
+
+  /** @internal Whether the tracer sampled this session's latest establishment (set by the client and the server). */
+  traceSampled = false;
 
   /** The handlers' call for the tracer, made once rather than a closure per message. */
   private readonly dispatchTraced = (name: string, payload: unknown): boolean => this.dispatch(name, payload);
@@ -374,15 +378,14 @@ export abstract class Peer<S> {
 
   private writeDatagram(ch: ChannelState, msg: OutMsg): boolean {
     const link = this.link;
-    const info = { message: msg.name, channel: ch.name, bytes: msg.payload.length };
     if (!link || link.closed) {
-      this.dropTraced(msg, 'disconnected', info);
+      this.dropTraced(msg, 'disconnected', ch);
       return false;
     }
     const seq = ch.mode === 'unreliable-sequenced' ? ++ch.dgramSeq : 0;
     const header: unknown[] = [Kind.DGRAM, ch.id, this.wireId(msg.name), seq, msg.flags];
     if (msg.tp) header.push(msg.tp);
-    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, {
+    const frames = datagramBodies(header, msg.payload, link.session.datagrams.maxDatagramSize, () => ({
       allowed: ch.fragment,
       id: () => {
         this.fragSeq = (this.fragSeq + 1) >>> 0;
@@ -390,7 +393,7 @@ export abstract class Peer<S> {
       },
       what: `message '${msg.name}'`,
       note: ch.fragment ? '' : ` and channel '${ch.name}' does not fragment`,
-    });
+    }));
     let total = 0;
     for (const f of frames) total += f.length;
     const writer = link.dgram.writer;
@@ -399,11 +402,11 @@ export abstract class Peer<S> {
     // datagrams (bundles) this turn will write, not the messages in them.
     const datagrams = link.dgram.datagramsWith(frames);
     if (writer.desiredSize !== null && writer.desiredSize - datagrams < -this.opts.datagramBacklog) {
-      this.dropTraced(msg, 'congestion', info);
+      this.dropTraced(msg, 'congestion', ch);
       return false;
     }
     if (this.budget && !this.budget.take(total, this.clock.now())) {
-      this.dropTraced(msg, 'budget', info);
+      this.dropTraced(msg, 'budget', ch);
       return false;
     }
     // Queued for this turn's datagram: the transport takes it when the turn ends, so the write span is this call.
@@ -413,9 +416,10 @@ export abstract class Peer<S> {
     return true;
   }
 
-  private dropTraced(msg: OutMsg, reason: DropReason, info: DropInfo): void {
+  /** Drops an unreliable message; its `DropInfo` is made only here, not for every message sent. */
+  private dropTraced(msg: OutMsg, reason: DropReason, ch: ChannelState): void {
     msg.trace?.end(reason);
-    this.drop(reason, info);
+    this.drop(reason, { message: msg.name, channel: ch.name, bytes: msg.payload.length });
   }
 
   private enqueue(ch: ChannelState, msg: OutMsg): void {

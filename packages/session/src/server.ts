@@ -895,7 +895,7 @@ export class SessionServer {
       ]);
       clock.clearTimeout(handle);
       traced?.event('quiver.session.hello', { 'quiver.session.resume': hello.resume !== undefined });
-      this.establish(session, control!, hello, req, user);
+      this.establish(session, control!, hello, req, user, traced?.sampled ?? false);
       traced?.end({});
     } catch (err) {
       clock.clearTimeout(handle);
@@ -939,6 +939,7 @@ export class SessionServer {
     raw: Record<string, unknown>,
     req: SessionRequest,
     user: AuthResult,
+    traceSampled: boolean,
   ): void {
     const { tables, resume } = parseHello(raw, this.channelModes);
     let s: ServerSession | undefined;
@@ -960,6 +961,7 @@ export class SessionServer {
       s.user = user;
       s.request = req;
       s.resumeToken = randomToken(18);
+      s.traceSampled = traceSampled;
       this.metrics.recoveries++;
       try {
         s.connect(session, control, tables, true);
@@ -971,6 +973,7 @@ export class SessionServer {
       // Pending handshakes do not count against maxSessions, so the check is repeated once the HELLO is in.
       if (this.sessions.size >= this.maxSessions) throw new ServerBusyError('server full', 'server-full');
       s = new ServerSession(this, user, req, this.options);
+      s.traceSampled = traceSampled;
       try {
         s.connect(session, control, tables, false);
       } catch (err) {

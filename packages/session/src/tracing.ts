@@ -50,6 +50,11 @@ export interface TraceSession {
   transport(): string | undefined;
   /** The server's id for the session, once known. */
   sessionId(): string | undefined;
+  /**
+   * Whether the span of the session's latest establishment was sampled ({@link EstablishTrace.sampled}): the
+   * tracer's per-session sampling decision, read for every message, so it is a field, not a computation.
+   */
+  sampled(): boolean;
 }
 
 /** The span of one message being sent. */
@@ -64,6 +69,11 @@ export interface SendTrace {
 
 /** A session's establishment (the client's connect, the server's accept). */
 export interface EstablishTrace {
+  /**
+   * Whether the establishment's span is sampled. The session keeps it until its next establishment (a resume) and
+   * gives it to the tracer with every message ({@link TraceSession.sampled}).
+   */
+  readonly sampled: boolean;
   /** An event on the span: the handshake. */
   event(name: string, attributes: Record<string, string | number | boolean>): void;
   /** The transport race's attempts, in race order (one event each). */

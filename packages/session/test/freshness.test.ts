@@ -56,6 +56,44 @@ describe('FreshnessGuard', () => {
     expect(t.sent).toEqual([]);
   });
 
+  it('checks every holding guard of a clock from one timer, and lets it go once nothing is held', () => {
+    const clock = new ManualClock();
+    const estimate = { queuedBytes: 2000, sendRate: 10_000, networkQueueMs: 0, delayMs: 200 };
+    const drops: string[] = [];
+    const guards = Array.from(
+      { length: 50 },
+      () =>
+        new FreshnessGuard(
+          {
+            clock,
+            estimate: () => estimate,
+            pendingBytes: () => 0,
+            send: () => true,
+            drop: (reason) => drops.push(reason),
+            connected: () => true,
+          },
+          100,
+          1 << 20,
+        ),
+    );
+    const ch: ChannelState = channelFromOptions('state', 1, { mode: 'unreliable' }, 'drop-oldest');
+    const msg: OutMsg = {
+      name: 'm',
+      flags: 0,
+      payload: new Uint8Array(10),
+      key: undefined,
+      size: 10,
+      seq: 0,
+    };
+    for (const g of guards) expect(g.offer(ch, msg)).toBe(true);
+    // 50 sessions holding: one timer, not 50.
+    expect(clock.pending).toBe(1);
+    clock.advance(150);
+    expect(drops).toHaveLength(50);
+    expect(guards.every((g) => g.size === 0)).toBe(true);
+    expect(clock.pending).toBe(0);
+  });
+
   it('holds a message alone behind an empty queue when the network queue alone makes it late', () => {
     const t = setup({ queuedBytes: 0, sendRate: 100, networkQueueMs: 300, delayMs: 300 });
     expect(t.guard.offer(t.ch, t.msg(10))).toBe(true);

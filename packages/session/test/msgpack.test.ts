@@ -1,13 +1,14 @@
 /**
- * Our bounded MessagePack decoder against `@msgpack/msgpack`'s: on every value the encoder writes, and on every
- * byte string a seeded generator throws at them, both decode to the same value or both refuse it.
+ * Our MessagePack encoder and bounded decoder against `@msgpack/msgpack`'s: the encoders write the same bytes for
+ * every random value; on every value the library writes, and on every byte string a seeded generator throws at them,
+ * both decoders make the same value or both refuse it.
  */
 import { isDeepStrictEqual, inspect } from 'node:util';
-import { Decoder, Encoder, ExtData } from '@msgpack/msgpack';
+import { Decoder, Encoder, ExtData, ExtensionCodec, encodeTimestampExtension } from '@msgpack/msgpack';
 import { createRng } from '@quiver/transport';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../src/index.js';
-import { decodeValue, encodeValue } from '../src/msgpack.js';
+import { decodeValue, encodeValue, ExtData as OurExtData } from '../src/msgpack.js';
 
 const reference = new Decoder();
 const encoder = new Encoder({ ignoreUndefined: true });
@@ -168,5 +169,205 @@ describe('MessagePack decoding', () => {
     expect(() => decodeValue(Uint8Array.of(0x81, 0x90, 0x01))).toThrow(/map key/);
     expect(() => decodeValue(Uint8Array.of(0x01, 0x02))).toThrow(/extra bytes/);
     expect(() => decodeValue(Uint8Array.of(0xc1))).toThrow(/reserved/);
+  });
+});
+
+/** Any value an application may hand `send`, with the edges of every MessagePack form the encoder picks. */
+function wildValue(next: () => number, depth: number): unknown {
+  const pick = (xs: readonly unknown[]) => xs[Math.floor(next() * xs.length)];
+  const len = () =>
+    pick([0, 1, 2, 3, 4, 8, 15, 16, 17, 31, 32, 50, 51, 255, 256, Math.floor(next() * 600)]) as number;
+  switch (Math.floor(next() * (depth > 3 ? 10 : 13))) {
+    case 0:
+      return pick([
+        null,
+        undefined,
+        true,
+        false,
+        0,
+        -0,
+        Number.NaN,
+        Infinity,
+        -Infinity,
+        2 ** 53,
+        -(2 ** 53),
+      ]);
+    case 1: {
+      // Integers at and around every width's edges, both signs.
+      const edge = pick([
+        2 ** 5,
+        2 ** 7,
+        2 ** 8,
+        2 ** 15,
+        2 ** 16,
+        2 ** 31,
+        2 ** 32,
+        2 ** 34,
+        2 ** 53 - 1,
+      ]) as number;
+      return (next() < 0.5 ? -1 : 1) * (edge + Math.floor(next() * 5) - 2);
+    }
+    case 2:
+      return Math.floor((next() - 0.5) * 2 ** (1 + Math.floor(next() * 53)));
+    case 3:
+      return next() < 0.5 ? Math.fround((next() - 0.5) * 1e6) : (next() - 0.5) * 10 ** (next() * 40 - 20);
+    case 4: {
+      // Strings of every UTF-8 width, with lone surrogates, on both sides of the 50-unit TextEncoder switch.
+      const n = len();
+      let s = '';
+      while (s.length < n) {
+        const r = next();
+        s +=
+          r < 0.6
+            ? String.fromCharCode(32 + Math.floor(next() * 95))
+            : r < 0.75
+              ? String.fromCharCode(0x80 + Math.floor(next() * 0x780))
+              : r < 0.88
+                ? String.fromCharCode(0x800 + Math.floor(next() * 0xf7ff))
+                : r < 0.96
+                  ? String.fromCodePoint(0x10000 + Math.floor(next() * 0xfffff))
+                  : String.fromCharCode(0xd800 + Math.floor(next() * 0x800));
+      }
+      return s;
+    }
+    case 5: {
+      const bytes = Uint8Array.from({ length: len() + 8 }, () => Math.floor(next() * 256));
+      const at = Math.floor(next() * 4) * 2;
+      const n = Math.floor((bytes.length - at) / 8) * 8 * (next() < 0.5 ? 1 : 0);
+      return pick([
+        bytes,
+        bytes.subarray(at),
+        new Int16Array(bytes.buffer, at, n / 2),
+        new Float64Array(bytes.buffer, 0, n / 8),
+        new DataView(bytes.buffer, at),
+        Buffer.from(bytes.buffer, at),
+      ]);
+    }
+    case 6:
+      // Before 1970, at each timestamp form's edge (2^32 and 2^34 seconds), whole seconds, invalid.
+      return new Date(
+        pick([
+          0,
+          -1,
+          -1000,
+          (2 ** 32 - 1) * 1000,
+          2 ** 32 * 1000,
+          (2 ** 34 - 1) * 1000 + 999,
+          2 ** 34 * 1000,
+          8.64e15,
+          -8.64e15,
+          Number.NaN,
+          Math.floor((next() - 0.3) * 2e13),
+          Math.floor(next() * 2e9) * 1000,
+        ]) as number,
+      );
+    case 7: {
+      const n = pick([0, 1, 2, 3, 4, 5, 8, 16, 17, 255, 256, 70_000]) as number;
+      const data = Uint8Array.from({ length: n }, (_, i) => i * 7);
+      return new OurExtData(Math.floor(next() * 256) - 128, data);
+    }
+    case 8:
+      return pick([
+        new Map([[1, 2]]),
+        new Set([1]),
+        new ArrayBuffer(3),
+        Object.create(null),
+        new (class A {})(),
+      ]);
+    case 9:
+      return Array.from({ length: pick([0, 15, 16, 3]) as number }, () => pick([1, 'a', null, undefined]));
+    case 10: {
+      const a = Array.from({ length: len() % 40 }, () => wildValue(next, depth + 1));
+      if (next() < 0.1) a[a.length + 2] = 1; // holes
+      return a;
+    }
+    default: {
+      const o: Record<string, unknown> = {};
+      for (let i = pick([0, 1, 15, 16, 17, 5]) as number; i > 0; i--)
+        o[next() < 0.2 ? String(Math.floor(next() * 100)) : `k${Math.floor(next() * 1000)}é`] =
+          next() < 0.15 ? undefined : wildValue(next, depth + 1);
+      return o;
+    }
+  }
+}
+
+/**
+ * The library's encoder, taught our `ExtData`: one extension encoder per type (negative types replace the library's
+ * built-in ones; -1 keeps encoding a `Date` as the timestamp first).
+ */
+const extensionCodec = new ExtensionCodec();
+for (let type = -128; type < 128; type++)
+  extensionCodec.register({
+    type,
+    encode: (v) =>
+      type === -1 && v instanceof Date
+        ? encodeTimestampExtension(v)
+        : v instanceof OurExtData && v.type === type
+          ? v.data
+          : null,
+    decode: () => null,
+  });
+const referenceEncoder = new Encoder({ ignoreUndefined: true, extensionCodec });
+
+/** Our bytes and the library's for `v`, each `refused` when that encoder throws. */
+function encodings(v: unknown): [Uint8Array | string, Uint8Array | string] {
+  const attempt = (f: () => Uint8Array) => {
+    try {
+      return f();
+    } catch {
+      return 'refused';
+    }
+  };
+  return [attempt(() => encodeValue(v)), attempt(() => referenceEncoder.encode(v))];
+}
+
+const sameBytes = (a: Uint8Array | string, b: Uint8Array | string) =>
+  typeof a === 'string' || typeof b === 'string' ? a === b : Buffer.compare(a, b) === 0;
+
+describe('MessagePack encoding', () => {
+  it('writes the same bytes as @msgpack/msgpack (ignoreUndefined) for random values', () => {
+    const next = createRng(3).next;
+    for (let i = 0; i < 4000; i++) {
+      const v = wildValue(next, 0);
+      const [ours, theirs] = encodings(v);
+      if (!sameBytes(ours, theirs))
+        expect.fail(`${inspect(v, whole)}: ours ${inspect(ours)} theirs ${inspect(theirs)}`);
+    }
+  });
+
+  it('writes the same bytes for the large forms (16- and 32-bit lengths) and refuses what the library refuses', () => {
+    const big = (n: number, c: string) => c.repeat(n);
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    for (const v of [
+      big(70_000, 'a'),
+      big(30_000, 'é'),
+      big(25_000, '\ud83d\ude00'),
+      new Uint8Array(70_000).fill(9),
+      Array.from({ length: 70_000 }, (_, i) => i),
+      keys(70_000),
+      { [big(40, 'x')]: big(300, 'y'), n: [1, { m: undefined }] },
+      nest(99),
+      nest(100),
+      cyclic,
+      10n,
+      () => 1,
+      Symbol('s'),
+    ]) {
+      const [ours, theirs] = encodings(v);
+      expect(sameBytes(ours, theirs), inspect(v).slice(0, 80)).toBe(true);
+    }
+  });
+
+  it('encodes from inside an encode (a getter) without corrupting the outer value', () => {
+    const inner = {
+      get x() {
+        return encodeValue({ inner: [1, 2, 3] });
+      },
+    };
+    const bytes = encodeValue({ a: 'outer', inner, b: [4, 5] });
+    expect(bytes).toEqual(referenceEncoder.encode({ a: 'outer', inner, b: [4, 5] }));
   });
 });

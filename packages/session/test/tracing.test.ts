@@ -54,10 +54,36 @@ const websocket: RealTransport = {
 };
 
 /** A tracer provider of its own per process end, so that each end's spans are told apart. */
-function recorder(sampler: Sampler = new AlwaysOnSampler()) {
+function recorder(sampler: Sampler = new AlwaysOnSampler(), sampling?: 'session' | 'message') {
   const exporter = new InMemorySpanExporter();
   const provider = new TracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor({ exporter })] });
-  return { exporter, tracing: otelTracing({ tracerProvider: provider }), provider };
+  return { exporter, tracing: otelTracing({ tracerProvider: provider, sampling }), provider };
+}
+
+/** Samples every span but the sessions' establishment: every session is unsampled, every child span sampled. */
+/** A session server over WebSocket with `serverEnd`'s tracing, closed after the test. */
+async function tracedServer(serverEnd: ReturnType<typeof recorder>) {
+  const listener = await websocket.listen();
+  const server = createSessionServer({ listeners: [listener], messages: [Chat], tracing: serverEnd.tracing });
+  cleanups.push(async () => {
+    await server.close();
+    await listener.close();
+  });
+  return { listener, server, serverEnd };
+}
+
+function sessionsOff(seen: string[] = []): Sampler {
+  return {
+    shouldSample: (_ctx, _traceId, name) => {
+      seen.push(name);
+      return {
+        decision: name.startsWith('quiver.session.')
+          ? SamplingDecision.NOT_RECORD
+          : SamplingDecision.RECORD_AND_SAMPLED,
+      };
+    },
+    toString: () => 'sessions-off',
+  };
 }
 
 function one(spans: ReadableSpan[], name: string, kind?: SpanKind): ReadableSpan {
@@ -71,11 +97,17 @@ function parentOf(s: ReadableSpan): string | undefined {
 }
 
 /** Runs a relay: alice sends, the server's handler forwards to every other session, bob receives. */
-async function relayTrace(t: RealTransport, type: typeof Chat | typeof Pos, payload: unknown) {
+async function relayTrace(
+  t: RealTransport,
+  type: typeof Chat | typeof Pos,
+  payload: unknown,
+  opts: { sampler?: () => Sampler; inSpan?: boolean } = {},
+) {
   // One code path for either message type: the payload is whatever the test passes.
   const channelMessage = type as MessageType<unknown>;
   const listener = await t.listen();
-  const serverEnd = recorder();
+  const sampler = opts.sampler ?? (() => new AlwaysOnSampler());
+  const serverEnd = recorder(sampler());
   const server = createSessionServer({
     listeners: [listener],
     messages: [Chat, Pos],
@@ -89,8 +121,8 @@ async function relayTrace(t: RealTransport, type: typeof Chat | typeof Pos, payl
     for (const s of server.sessions.values()) if (s !== from) s.send(channelMessage, p);
   });
   const url = t.url(listener.address.port, '/');
-  const aliceEnd = recorder();
-  const bobEnd = recorder();
+  const aliceEnd = recorder(sampler());
+  const bobEnd = recorder(sampler());
   const options = { connector: t.connector, connectOptions: t.connectOptions, messages: [Chat, Pos] };
   const alice = await connect(url, { ...options, tracing: aliceEnd.tracing });
   cleanups.push(() => alice.close());
@@ -100,8 +132,14 @@ async function relayTrace(t: RealTransport, type: typeof Chat | typeof Pos, payl
   const got: unknown[] = [];
   bob.on(channelMessage, (p) => got.push(p));
   // Datagrams may be lost even on loopback: send until one arrives (each send is its own trace).
+  const appTracer = aliceEnd.provider.getTracer('game');
   for (let i = 0; got.length === 0 && i < 50; i++) {
-    alice.send(channelMessage, payload);
+    if (opts.inSpan) {
+      // The application's own span (a player's action) around the send.
+      const action = startSpan(appTracer, 'fire', SpanKind.INTERNAL, {});
+      withSpan(action, () => alice.send(channelMessage, payload));
+      action.end();
+    } else alice.send(channelMessage, payload);
     await new Promise((r) => setTimeout(r, 20));
   }
   await until(() => got.length > 0, 'relayed message');
@@ -170,17 +208,7 @@ describe('OpenTelemetry tracing of messages', () => {
   });
 
   it('a span started by the application (a room broadcast) parents the sends made inside it', async () => {
-    const listener = await websocket.listen();
-    const serverEnd = recorder();
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder());
     const c = await connect(websocket.url(listener.address.port, '/'), {
       connector: websocket.connector,
       messages: [Chat],
@@ -203,6 +231,53 @@ describe('OpenTelemetry tracing of messages', () => {
   });
 });
 
+describe('sampling per session', () => {
+  it('asks the sampler once per session, not per message, unless told to ask per message', async () => {
+    const serverSeen: string[] = [];
+    const { listener, server, serverEnd } = await tracedServer(recorder(sessionsOff(serverSeen)));
+    let received = 0;
+    server.on(Chat, () => received++);
+    const url = websocket.url(listener.address.port, '/');
+    for (const sampling of ['session', 'message'] as const) {
+      const seen: string[] = [];
+      const end = recorder(sessionsOff(seen), sampling);
+      const c = await connect(url, {
+        connector: websocket.connector,
+        messages: [Chat],
+        tracing: end.tracing,
+      });
+      const before = received;
+      for (let i = 0; i < 5; i++) c.send(Chat, { text: `m${i}` });
+      await until(() => received === before + 5, 'five messages');
+      await c.close();
+      expect(seen.filter((n) => n === 'send reliable')).toHaveLength(sampling === 'session' ? 0 : 5);
+      expect(seen).toContain('quiver.session.connect');
+      await serverEnd.provider.forceFlush();
+      const spans = serverEnd.exporter.getFinishedSpans().map((sp) => sp.name);
+      if (sampling === 'session') {
+        // Unsampled sessions at both ends: no message asked the sampler, nothing recorded, nothing on the wire.
+        expect(serverSeen.filter((n) => !n.startsWith('quiver.session.'))).toEqual([]);
+        expect(spans).toEqual([]);
+      } else {
+        // Asked per message, the client's sends were sampled: their context made the server's receives traced.
+        expect(spans.filter((n) => n === 'receive reliable')).toHaveLength(5);
+      }
+    }
+  });
+
+  it('traces a message sent inside a sampled span across unsampled sessions, end to end', async () => {
+    const r = await relayTrace(
+      websocket,
+      Chat,
+      { text: 'hi' },
+      { sampler: () => sessionsOff(), inSpan: true },
+    );
+    assertOneTrace(r, 'websocket');
+    const fire = one(r.alice, 'fire');
+    expect(parentOf(one(r.alice, 'send reliable'))).toBe(fire.spanContext().spanId);
+  });
+});
+
 describe('unsampled receive', () => {
   it('is still the parent of what the handler sends, though nothing of it is recorded', async () => {
     // Receive spans are dropped by the sampler, everything else is recorded: the handler's send must be a child of
@@ -219,17 +294,7 @@ describe('unsampled receive', () => {
       },
       toString: () => 'receive-off',
     };
-    const listener = await websocket.listen();
-    const serverEnd = recorder(sampler);
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder(sampler));
     server.on(Chat, (p, from) => from.send(Chat, p));
     const c = await connect(websocket.url(listener.address.port, '/'), {
       connector: websocket.connector,
@@ -335,10 +400,13 @@ describe('trace context on the wire', () => {
     };
     const off = await run(undefined);
     const unsampled = await run(recorder(new AlwaysOffSampler()).tracing);
+    // Asked per message, the sampler says no to every message span: still nothing on the wire.
+    const unsampledPerMessage = await run(recorder(new AlwaysOffSampler(), 'message').tracing);
     const sampled = await run(recorder().tracing);
     expect(off).toHaveLength(10);
     // Byte for byte what a session without tracing sends.
     expect(unsampled).toEqual(off);
+    expect(unsampledPerMessage).toEqual(off);
     // Sampled: the context as a MessagePack bin 8 (2 bytes of type and length) of 26 bytes, nothing else.
     expect(sampled.map((f) => f.length - (off[sampled.indexOf(f)]?.length ?? 0))).toEqual(
       new Array(10).fill(TRACE_CONTEXT_BYTES + 2),
@@ -346,17 +414,7 @@ describe('trace context on the wire', () => {
   });
 
   it('ignores and counts a malformed trace context; the message is still delivered', async () => {
-    const listener = await websocket.listen();
-    const serverEnd = recorder();
-    const server = createSessionServer({
-      listeners: [listener],
-      messages: [Chat],
-      tracing: serverEnd.tracing,
-    });
-    cleanups.push(async () => {
-      await server.close();
-      await listener.close();
-    });
+    const { listener, server, serverEnd } = await tracedServer(recorder());
     const got: unknown[] = [];
     server.on(Chat, (p) => got.push(p));
     // A tracer that claims every message is sampled with a context that is not 26 bytes of version 00.
@@ -368,7 +426,7 @@ describe('trace context on the wire', () => {
       tracing: {
         send: () => ({ wire: bad[i++], write: () => () => {}, end: () => {} }),
         receive: (_c, message, _b, _s, _p, run, payload) => run(message, payload),
-        establish: () => ({ event: () => {}, attempts: () => {}, end: () => {} }),
+        establish: () => ({ sampled: false, event: () => {}, attempts: () => {}, end: () => {} }),
       },
     });
     cleanups.push(() => c.close());
