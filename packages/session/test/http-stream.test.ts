@@ -101,6 +101,8 @@ async function resumesWithZeroLoss(viaProxy: boolean): Promise<void> {
 async function sendsLargerUnreliableAfterSmall(): Promise<{
   delivered: number;
   sent: number;
+  deliveredAll: number;
+  sentAll: number;
   stale: number;
 }> {
   const listener = await createHttpStreamListener({ host: '127.0.0.1', port: 0, path: '/quiver' });
@@ -115,7 +117,9 @@ async function sendsLargerUnreliableAfterSmall(): Promise<{
   });
   cleanups.push(() => client.close());
   const big = new Set<number>();
+  const all = new Set<number>();
   client.on(State, (m) => {
+    all.add(m.i);
     if (m.pad.length > 1) big.add(m.i);
   });
   const s = [...server.sessions.values()][0];
@@ -131,7 +135,13 @@ async function sendsLargerUnreliableAfterSmall(): Promise<{
   }
   await settle(20);
   await new Promise((r) => setTimeout(r, 200));
-  return { delivered: big.size, sent, stale: s.stats.drops.stale ?? 0 };
+  return {
+    delivered: big.size,
+    sent,
+    deliveredAll: all.size,
+    sentAll: 30 + sent,
+    stale: s.stats.drops.stale ?? 0,
+  };
 }
 
 describe('session over HTTP (event stream down, POSTs up)', () => {
@@ -140,7 +150,9 @@ describe('session over HTTP (event stream down, POSTs up)', () => {
     // Some may still be held as stale on a loaded machine (an RTT spike is a real queue to the estimate); with
     // in-flight bytes counted as queue none of them got through.
     expect(r.delivered).toBeGreaterThanOrEqual(r.sent / 2);
-    expect(r.delivered + r.stale).toBeLessThanOrEqual(r.sent);
+    // Nothing both delivered and dropped: the stale count covers both phases (a small message held at the end of
+    // the first phase may be dropped during the second), so it is checked against every message sent.
+    expect(r.deliveredAll + r.stale).toBeLessThanOrEqual(r.sentAll);
   });
 
   it('resumes after a server (listener) restart in the middle of a reliable stream with zero loss', () =>
