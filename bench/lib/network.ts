@@ -2,7 +2,7 @@
  * Where a bench measurement runs: over an emulated link (client and server agents in their own namespaces) or
  * on loopback (both agents in this namespace, 127.0.0.1). Suites get the same {@link Network} either way.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLink, type Link, type LinkParams, linkUnavailable, REPO_ROOT } from './link.js';
@@ -61,24 +61,6 @@ function agentCommand(o: AgentOptions = {}): [string, string[]] {
   const cmd = rt ? ['chrt', '-r', '5', ...node] : node;
   const pinned = o.cpus ? ['taskset', '-c', o.cpus, ...cmd] : cmd;
   return [pinned[0], pinned.slice(1)];
-}
-
-/**
- * A real-time agent's main thread one priority above its other threads (`chrt -r -p 6 <pid>`: the pid is the main
- * thread's id; threads it creates later, e.g. the quinn engine's I/O thread, inherit 6). `chrt -r 5` gives every
- * thread of the process priority 5, and SCHED_RR does not preempt within one priority: when a V8 helper thread
- * (concurrent marking, compilation) ran on the agent's pinned CPU as the main thread's timer fired, the main thread
- * waited for the helper's whole round-robin timeslice (`sched_rr_timeslice_ms`, 100 ms), and the capacity suite
- * saw 85–100 ms late ticks at any session count on a busy machine.
- */
-function raiseMainThread(o: AgentOptions | undefined, pid: number | undefined): void {
-  if (!o?.realtime || pid === undefined || typeof process.getuid !== 'function' || process.getuid() !== 0)
-    return;
-  try {
-    execFileSync('chrt', ['-r', '-p', '6', String(pid)], { stdio: 'ignore' });
-  } catch {
-    // Not allowed (no CAP_SYS_NICE): the agent keeps priority 5 on every thread.
-  }
 }
 
 /** Sets the niceness of the autogroup of `pid` (its session); a kernel without autogroups has nothing to set. */
@@ -163,9 +145,7 @@ async function loopbackAgent(o?: AgentOptions): Promise<Agent> {
   if (o?.nice !== undefined && child.pid !== undefined) setAutogroupNice(child.pid, o.nice);
   loopbackChildren.add(child);
   child.once('exit', () => loopbackChildren.delete(child));
-  const a = await wrap(child);
-  raiseMainThread(o, child.pid);
-  return a;
+  return wrap(child);
 }
 
 export function loopback(): Network {
@@ -202,7 +182,6 @@ export async function emulated(params: LinkParams): Promise<Network> {
         serialization: 'advanced',
       });
       const a = await wrap(child);
-      raiseMainThread(o, child.pid);
       agents.push(a);
       return a;
     },

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
@@ -133,36 +133,4 @@ describe('WebTransport on each engine', () => {
       await net.close();
     }
   });
-});
-
-describe('real-time agents', () => {
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  /** SCHED_RR priority of each thread of `pid` (field 40 of /proc/<pid>/task/<tid>/stat, policy 2 = SCHED_RR). */
-  const priorities = (pid: number): Map<number, { policy: number; prio: number }> => {
-    const out = new Map<number, { policy: number; prio: number }>();
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After the command: state is field 3, rt_priority field 40, policy field 41 (proc(5)).
-      out.set(Number(tid), { prio: Number(f[40 - 3]), policy: Number(f[41 - 3]) });
-    }
-    return out;
-  };
-
-  test.skipIf(!root)(
-    "the main thread runs one priority above the agent's other threads (SCHED_RR does not preempt within one)",
-    async () => {
-      const net = loopback();
-      try {
-        const a = await net.agent('server', { realtime: true });
-        const p = priorities(a.pid);
-        expect(p.get(a.pid)).toEqual({ policy: 2, prio: 6 });
-        const others = [...p].filter(([tid]) => tid !== a.pid).map(([, v]) => v);
-        expect(others.length).toBeGreaterThan(0);
-        for (const o of others) expect(o).toEqual({ policy: 2, prio: 5 });
-      } finally {
-        await net.close();
-      }
-    },
-  );
 });
