@@ -459,8 +459,10 @@ fn drive(
     if c.local_close.is_some() {
         c.close_flushed = true;
     }
-    if c.abandon && c.q.is_closed() {
-        // Our CONNECTION_CLOSE is in `transmits`: no closing period for an abandoned connection.
+    if c.abandon && c.q.is_closed() && !drained {
+        // Our CONNECTION_CLOSE is in `transmits`: no closing period for an abandoned connection. Not when the
+        // connection's own drained event already went to the endpoint above: that freed its slot, and a second
+        // one panics in quinn-proto (`invalid key`), every turn after, as the connection stays in our map.
         let _ = endpoint.handle_event(c.ch, EndpointEvent::drained());
         drained = true;
     }
