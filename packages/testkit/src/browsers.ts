@@ -74,10 +74,31 @@ export interface LaunchedChromium {
   close(): Promise<void>;
 }
 
+let netLogs = 0;
+
+/**
+ * `QUIVER_CHROMIUM_NETLOG=<dir>` makes every launched Chromium write its full net-log (QUIC frames included) to
+ * `<dir>/netlog-<pid>-<n>.json`: how a flaky browser test is read after the fact (which side closed, with which
+ * code) without changing the test.
+ */
+function netLogArgs(): string[] {
+  const dir = process.env.QUIVER_CHROMIUM_NETLOG;
+  if (!dir) return [];
+  return [
+    `--log-net-log=${dir}/netlog-${process.pid}-${netLogs++}.json`,
+    '--net-log-capture-mode=Everything',
+  ];
+}
+
 /** Headless Chromium through playwright-core, with a fresh profile that `close()` removes. */
 export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<LaunchedChromium> {
   const userDataDir = await makeProfile('quiver-chromium-');
-  const args = [...CHROMIUM_ARGS, ...(opts.disableQuic ? ['--disable-quic'] : []), ...(opts.args ?? [])];
+  const args = [
+    ...CHROMIUM_ARGS,
+    ...(opts.disableQuic ? ['--disable-quic'] : []),
+    ...netLogArgs(),
+    ...(opts.args ?? []),
+  ];
   let context: BrowserContext;
   try {
     // Playwright refuses --user-data-dir in args; a persistent context is how a chosen profile directory is used.

@@ -11,6 +11,14 @@ import { createWebTransportListener } from '@quiver/webtransport';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { serveEcho } from '../examples/echo.js';
 
+/**
+ * How long a test waits for the listener to drop a connection whose sessions ended: the close waits for the
+ * sessions' closes to be delivered (`closeDeliveryTimeoutMs`), then the closing period after our CONNECTION_CLOSE
+ * lasts three PTOs (RFC 9000 §10.2), which the RTT samples of a loaded machine stretch to seconds (CI once saw
+ * more than 5 s). A bound on an event, not a speed: the connection must end, however late.
+ */
+export const CONNECTION_END_MS = 30_000;
+
 export async function waitFor(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
@@ -174,6 +182,6 @@ export async function expectEchoRun<P>(rig: EchoRig<P>, result: EchoRunResult, w
   expect(result.closed).toEqual({ closeCode: 3003, reason: 'done here' });
   expect(rig.requests.at(-1)).toEqual({ path: '/echo', origin: rig.site.origin });
   // Chromium and Firefox both keep the connection open after the session: the server closes it.
-  await waitFor(() => rig.listener.connectionCount === 0);
+  await waitFor(() => rig.listener.connectionCount === 0, CONNECTION_END_MS);
   expect(rig.listener.connectionCount).toBe(0);
 }

@@ -15,7 +15,7 @@ import {
 } from '@quiver/testkit';
 import { availableEngines, createWebTransportListener } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
-import { echoRunInPage, expectEchoRun, useEchoRig, waitFor } from './browser-echo.js';
+import { CONNECTION_END_MS, echoRunInPage, expectEchoRun, useEchoRig, waitFor } from './browser-echo.js';
 
 // Every engine this installation has (both where `npm run build:native` ran, as in CI); the conformance suite
 // below runs on the default one.
@@ -77,7 +77,7 @@ describe.each(await availableEngines())(
       expect(result).toEqual({ ea: 'first', eb: 'second', refusal: 'WebTransportError' });
       // Chromium may or may not pool; either way every session ran, and the connections end with the sessions.
       expect(listener.counters.connectionsAccepted - before).toBeGreaterThanOrEqual(1);
-      await waitFor(() => listener.connectionCount === 0);
+      await waitFor(() => listener.connectionCount === 0, CONNECTION_END_MS);
       expect(listener.connectionCount).toBe(0);
     });
   },

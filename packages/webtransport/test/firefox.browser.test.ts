@@ -13,7 +13,13 @@ import type { QuiverSession } from '@quiver/transport';
 import { QuiverTransportError } from '@quiver/transport';
 import { availableEngines } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
-import { echoRunInPage, expectEchoRun, useEchoRig, waitFor } from './browser-echo.js';
+
+async function readAllBytes(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const part of stream) parts.push(part);
+  return Buffer.concat(parts);
+}
+import { CONNECTION_END_MS, echoRunInPage, expectEchoRun, useEchoRig, waitFor } from './browser-echo.js';
 
 // Every engine this installation has (both where `npm run build:native` ran, as in CI).
 describe.each(await availableEngines())(
@@ -57,14 +63,28 @@ describe.each(await availableEngines())(
           // Firefox 153 takes the W3C init dictionary as the only argument.
           await aw.abort(new WebTransportError({ message: 'bye', streamErrorCode: 42 } as unknown as string));
           // Stream 2: the server stops it with 9: our writes must fail with that code. Firefox errors the stream
-          // with a generic AbortError when STOP_SENDING lands while a write is in flight, so the page writes again
-          // only after a pause in which the server (which stops the stream as soon as it sees it) has done so.
+          // with a generic AbortError (no code) when STOP_SENDING lands while a write is in flight, so no write may
+          // be in flight then: the page says when its first write is done (a unidirectional stream "go"), the
+          // server stops the stream only then and says so ("stopped", on a stream of its own), and only then does
+          // the page write again.
           const b = await wt.createBidirectionalStream();
           const bw = b.writable.getWriter();
           await bw.write(new Uint8Array([2]));
-          await new Promise((r) => setTimeout(r, 500));
+          const go = (await wt.createUnidirectionalStream()).getWriter();
+          await go.write(new TextEncoder().encode('go'));
+          await go.close();
+          const { value: note } = await wt.incomingUnidirectionalStreams.getReader().read();
+          const noteReader = (note as ReadableStream<Uint8Array>).getReader();
+          let said = '';
+          for (;;) {
+            const { value, done } = await noteReader.read();
+            if (done) break;
+            said += new TextDecoder().decode(value);
+          }
           let stopCode: number | null | undefined;
           let stopError = '';
+          // QUIC does not order frames across streams: should "stopped" overtake the STOP_SENDING, the first
+          // writes still succeed, one at a time, until it lands.
           for (let i = 0; i < 500 && stopCode === undefined && stopError === ''; i++) {
             try {
               await bw.write(new Uint8Array([2]));
@@ -75,7 +95,7 @@ describe.each(await availableEngines())(
             }
           }
           wt.close({ closeCode: 1, reason: 'x' });
-          return { stopCode, stopError };
+          return { said, stopCode, stopError };
         },
         { url, hash: [...cert.hash] },
       );
@@ -92,8 +112,15 @@ describe.each(await availableEngines())(
       expect(resetErr).toBeInstanceOf(QuiverTransportError);
       expect((resetErr as QuiverTransportError).streamErrorCode).toBe(42);
       const { value: b } = await incoming.read();
+      // The page's first write on stream 2 is done once its "go" arrives; no write is in flight now.
+      const { value: go } = await srv.incomingUnidirectionalStreams.getReader().read();
+      expect(new TextDecoder().decode(await readAllBytes(go!))).toBe('go');
       await b!.readable.cancel(new QuiverTransportError('stop', { streamErrorCode: 9 }));
+      const note = (await srv.createUnidirectionalStream()).getWriter();
+      await note.write(new TextEncoder().encode('stopped'));
+      await note.close();
       const r = await pageResult;
+      expect(r.said).toBe('stopped');
       expect(r.stopCode, r.stopError || 'no write failed').toBe(9);
     });
 
@@ -120,7 +147,7 @@ describe.each(await availableEngines())(
         refused: 'WebTransportError',
         closed: { closeCode: 77, reason: 'server closing' },
       });
-      await waitFor(() => listener.connectionCount === 0);
+      await waitFor(() => listener.connectionCount === 0, CONNECTION_END_MS);
       expect(listener.connectionCount).toBe(0);
     });
   },

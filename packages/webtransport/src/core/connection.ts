@@ -208,6 +208,11 @@ class H3ConnectionImpl implements H3Connection {
   private readonly closedByCapsule = new Set<number>();
   /** CONNECT streams we finished whose delivery is not confirmed yet, oldest first (see `closesInFlight`). */
   private readonly unconfirmedCloses = new Set<number>();
+  /**
+   * The RESET_STREAM and STOP_SENDING of a session we closed, by CONNECT stream, held until the peer has our
+   * CLOSE_WEBTRANSPORT_SESSION (see {@link releaseSessionStreams}).
+   */
+  private readonly heldStreamCloses = new Map<number, QuicCommand[]>();
 
   private maxPeerBidiSeen = -1;
   private goawaySentId: number | undefined;
@@ -264,12 +269,39 @@ class H3ConnectionImpl implements H3Connection {
       const oldest = this.unconfirmedCloses.values().next().value as number;
       this.unconfirmedCloses.delete(oldest);
       this.stats.closesForgotten++;
+      this.releaseSessionStreams(oldest);
     }
   }
 
   /** The peer has our close, or ended its side of the stream (it will read nothing more of it). */
   private closeSettled(streamId: number): void {
     if (this.unconfirmedCloses.size > 0) this.unconfirmedCloses.delete(streamId);
+    if (this.heldStreamCloses.size > 0) this.releaseSessionStreams(streamId);
+  }
+
+  /**
+   * Sends the held RESET_STREAM and STOP_SENDING (draft §6, WT_SESSION_GONE) of the streams of a session we
+   * closed. The core sends them once the peer has our close (its FIN, reset or STOP_SENDING on the CONNECT stream,
+   * or our FIN acknowledged); an adapter calls this when it stops waiting for that. Until then the streams' input
+   * is discarded and counted, and nothing more is written on them.
+   *
+   * Why hold them: Chromium (quiche's WebTransportHttp3 client) fails a session with "Connection lost" instead of
+   * resolving `closed` with the code when, under load, the resets of its streams arrive together with the
+   * CLOSE_WEBTRANSPORT_SESSION and FIN (about 1 close in 10 with data in flight on a busy machine; none of 160 once
+   * the resets follow the close). quiche itself resets a session's streams only once the CONNECT stream is closed
+   * in both directions, which is the order this restores.
+   */
+  releaseSessionStreams(sessionId: number): void {
+    const held = this.heldStreamCloses.get(sessionId);
+    if (!held) return;
+    this.heldStreamCloses.delete(sessionId);
+    if (this.failed) return;
+    for (const c of held) this.commands.push(c);
+  }
+
+  /** Whether the resets of the streams of this session we closed are still held (see {@link releaseSessionStreams}). */
+  holdsSessionStreams(sessionId: number): boolean {
+    return this.heldStreamCloses.has(sessionId);
   }
 
   get webTransportDraft(): Draft | undefined {
@@ -1166,7 +1198,7 @@ class H3ConnectionImpl implements H3Connection {
         this.commands.push({ type: 'stream-stop-sending', streamId: session.id, code: resetCode });
       this.discarding.add(session.id);
     }
-    this.closeSessionStreams(session);
+    this.closeSessionStreams(session, false);
     this.events.push({ type: 'session-rejected', sessionId: session.id, status, reason });
   }
 
@@ -1246,29 +1278,41 @@ class H3ConnectionImpl implements H3Connection {
     else this.endSession(session, 0, reason, true);
   }
 
-  /** Ends a session that was offered or established (draft §6): its streams are reset, then one event. */
-  private endSession(session: Session, code: number, reason: string, abrupt: boolean, local = false): void {
+  /**
+   * Ends a session that was offered or established (draft §6): its streams are reset (or, after our own
+   * CLOSE_WEBTRANSPORT_SESSION, `holdResets`, once the peer has it), then one event.
+   */
+  private endSession(
+    session: Session,
+    code: number,
+    reason: string,
+    abrupt: boolean,
+    local = false,
+    holdResets = false,
+  ): void {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
     this.endedSessions.add(session.id);
-    this.closeSessionStreams(session);
+    this.closeSessionStreams(session, holdResets);
     if (session.state === 'awaiting-settings') return; // never shown to the adapter
     this.events.push({ type: 'session-closed', sessionId: session.id, code, reason, abrupt, local });
   }
 
   /** draft §6: every stream of an ended session is reset and stopped with WT_SESSION_GONE. */
-  private closeSessionStreams(session: Session): void {
+  private closeSessionStreams(session: Session, hold: boolean): void {
     const code = H3ErrorCode.WT_SESSION_GONE;
+    const out: QuicCommand[] = hold ? [] : this.commands;
     for (const id of session.streams) {
       const wt = this.wtStreams.get(id);
       if (!wt) continue;
       this.wtStreams.delete(id);
-      if (wt.sendOpen) this.commands.push({ type: 'stream-reset', streamId: id, code });
+      if (wt.sendOpen) out.push({ type: 'stream-reset', streamId: id, code });
       if (wt.recvOpen) {
-        this.commands.push({ type: 'stream-stop-sending', streamId: id, code });
+        out.push({ type: 'stream-stop-sending', streamId: id, code });
         this.discarding.add(id);
       }
     }
+    if (hold && out.length > 0) this.heldStreamCloses.set(session.id, out);
     session.streams.clear();
     this.rejectEarly(session.id, code);
   }
@@ -1704,7 +1748,7 @@ class H3ConnectionImpl implements H3Connection {
       throw new Error(`rejectSession: session ${sessionId} is ${session.state}`);
     this.sessions.delete(sessionId);
     this.endedSessions.add(sessionId);
-    this.closeSessionStreams(session);
+    this.closeSessionStreams(session, false);
     if (session.sendOpen) this.respondAndStop(sessionId, status);
     else if (this.inStreams.delete(sessionId)) this.discarding.add(sessionId);
   }
@@ -1798,16 +1842,18 @@ class H3ConnectionImpl implements H3Connection {
       );
       return;
     }
-    if (session.sendOpen) {
+    const sendingClose = session.sendOpen;
+    if (sendingClose) {
       // draft §6: CLOSE_WEBTRANSPORT_SESSION, then FIN at once.
       session.sendOpen = false;
       const capsule = encodeCloseCapsule(code, reason);
       this.write(sessionId, concatBytes([encodeDataFrameHeader(capsule.length), capsule]), true);
-      this.closeSent(sessionId);
     }
     // We keep reading the CONNECT stream only to see its end; its capsules no longer matter.
     if (this.inStreams.delete(sessionId)) this.discarding.add(sessionId);
-    this.endSession(session, code, reason, false, true);
+    this.endSession(session, code, reason, false, true, sendingClose);
+    // After the streams' resets are held, so that a close forgotten at once (over maxSessions) releases them.
+    if (sendingClose) this.closeSent(sessionId);
   }
 
   drainSession(sessionId: number): void {
