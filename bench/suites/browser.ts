@@ -48,7 +48,13 @@ const suite: BenchSuite = {
     const opened = await openPath(ctx, { name: `rtt${rtt}`, rttMs: rtt }, notes);
     const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
     const cert = await benchCert();
-    const pair = await startPair(net, { page: BROWSER_PAGE }, { realtime: realtimeArg(ctx.args) });
+    const wtPkg = await import('@quiver/webtransport');
+    // The server listens with WebTransport on each QUIC engine this build has (`--engines quinn,quiche` to
+    // choose), and the page uses each in the same rounds; the first is the default, whose figures the goals use.
+    const engines =
+      typeof ctx.args.engines === 'string' ? ctx.args.engines.split(',') : await wtPkg.availableEngines();
+    const dflt = engines[0];
+    const pair = await startPair(net, { page: BROWSER_PAGE, engines }, { realtime: realtimeArg(ctx.args) });
     if (realtimeArg(ctx.args)) notes.push(`${RT_NOTE} (the server agent; Chromium runs at normal priority)`);
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
@@ -69,25 +75,35 @@ const suite: BenchSuite = {
       notes.push(
         `Chromium ${browser.version}${net.link ? ` in namespace ${net.link.clientNs}` : ''}; page served by the server agent at ${origin}/ (certificate accepted by SPKI pin; WebTransport by serverCertificateHashes).`,
       );
-      if (!pair.ports.wt) throw new Error(`WebTransport listener missing: ${pair.ports.wtError}`);
-      notes.push(`WebTransport listener on the ${pair.ports.wtEngine} QUIC engine.`);
-      const wtUrl = `https://${net.serverAddr}:${pair.ports.wt}/bench`;
+      const wtUrls = new Map<string, string>();
+      for (const e of engines) {
+        const port = pair.ports.wtByEngine?.[e];
+        if (!port) throw new Error(`WebTransport listener (${e}) missing: ${pair.ports.wtEngineErrors?.[e]}`);
+        wtUrls.set(e, `https://${net.serverAddr}:${port}/bench`);
+      }
+      notes.push(
+        `WebTransport listeners on each QUIC engine (${engines.join(', ')}; the first is the default, whose figures the goals use), used in the same rounds.`,
+      );
       const wssUrl = `wss://${net.serverAddr}:${pair.ports.wss}/bench`;
+      /** `wt@<engine>` or `wss`. */
+      const setupKinds = [...engines.map((e) => `wt@${e}`), 'wss'];
+      const engineOf = (k: string): string | undefined => k.split('@')[1];
 
       // Setup, interleaved: one warm-up each (not recorded), then `count` rounds.
       const med = new Map<string, number>();
-      const acc: Record<'wt' | 'wss', SetupOut> = {
-        wt: { samples: [], failures: 0 },
-        wss: { samples: [], failures: 0 },
-      };
-      const call = (kind: 'wt' | 'wss', n: number): Promise<SetupOut> =>
-        page.evaluate(
-          `window.bench.setup(${JSON.stringify(kind)}, ${JSON.stringify(kind === 'wt' ? wtUrl : wssUrl)}, ${JSON.stringify(cert.hashHex)}, ${n})`,
+      const acc: Record<string, SetupOut> = Object.fromEntries(
+        setupKinds.map((k) => [k, { samples: [], failures: 0 }]),
+      );
+      const call = (kind: string, n: number): Promise<SetupOut> => {
+        const e = engineOf(kind);
+        const url = e ? wtUrls.get(e)! : wssUrl;
+        return page.evaluate(
+          `window.bench.setup(${JSON.stringify(e ? 'wt' : 'wss')}, ${JSON.stringify(url)}, ${JSON.stringify(cert.hashHex)}, ${n})`,
         ) as Promise<SetupOut>;
-      await call('wt', 1);
-      await call('wss', 1);
+      };
+      for (const k of setupKinds) await call(k, 1);
       for (let i = 0; i < count; i++) {
-        for (const k of ['wt', 'wss'] as const) {
+        for (const k of setupKinds) {
           const r = await call(k, 1);
           acc[k].samples.push(...r.samples);
           acc[k].failures += r.failures;
@@ -95,8 +111,9 @@ const suite: BenchSuite = {
         }
         if ((i + 1) % 10 === 0) ctx.progress(`setup: ${i + 1}/${count} rounds`);
       }
-      for (const k of ['wt', 'wss'] as const) {
-        const label = k === 'wt' ? 'Chromium WebTransport' : 'Chromium WebSocket (WSS)';
+      for (const k of setupKinds) {
+        const isWt = engineOf(k) !== undefined;
+        const label = isWt ? `Chromium WebTransport (${engineOf(k)})` : 'Chromium WebSocket (WSS)';
         const ready = acc[k].samples.map((s) => s.readyMs);
         const echo = acc[k].samples.map((s) => s.echoMs);
         const units = (v: number[]): number | string =>
@@ -104,12 +121,12 @@ const suite: BenchSuite = {
         rows.push(
           distRow(`${label} ready`, `${group} setup`, ready, 'ms', {
             p50_rtt: units(ready),
-            floor_rtt: k === 'wt' ? 2 : 3,
+            floor_rtt: isWt ? 2 : 3,
             failures: acc[k].failures,
           }),
           distRow(`${label} first echo`, `${group} setup`, echo, 'ms', {
             p50_rtt: units(echo),
-            floor_rtt: k === 'wt' ? 2 : 4,
+            floor_rtt: isWt ? 2 : 4,
             failures: acc[k].failures,
           }),
         );
@@ -118,8 +135,14 @@ const suite: BenchSuite = {
         med.set(`${k}/ready`, median(ready));
         med.set(`${k}/echo`, median(echo));
       }
-      ratios.browser_ready_wt_over_wss_rtt50 = round(med.get('wt/ready')! / med.get('wss/ready')!, 3);
-      ratios.browser_first_echo_wt_over_wss_rtt50 = round(med.get('wt/echo')! / med.get('wss/echo')!, 3);
+      const mr = (a: string, b: string): number =>
+        round((med.get(a) ?? Number.NaN) / (med.get(b) ?? Number.NaN), 3);
+      ratios.browser_ready_wt_over_wss_rtt50 = mr(`wt@${dflt}/ready`, 'wss/ready');
+      ratios.browser_first_echo_wt_over_wss_rtt50 = mr(`wt@${dflt}/echo`, 'wss/echo');
+      for (const e of engines) {
+        ratios[`browser_ready_wt_${e}_over_wss_rtt50`] = mr(`wt@${e}/ready`, 'wss/ready');
+        ratios[`browser_first_echo_wt_${e}_over_wss_rtt50`] = mr(`wt@${e}/echo`, 'wss/echo');
+      }
 
       // Latency: WebTransport datagrams, a WebTransport stream and WSS at once, per loss level.
       const p99 = new Map<string, number>();
@@ -129,21 +152,26 @@ const suite: BenchSuite = {
         if (net.link) await net.link.setParams({ loss: loss / 100 });
         const g = net.kind === 'link' ? `rtt${rtt} loss${loss}%` : `loopback (loss ${loss}% not applied)`;
         ctx.progress(`latency: ${g}, ${durationMs / 1000} s at 60 Hz`);
-        const channels = [
-          { kind: 'wt-datagram', url: wtUrl, hashHex: cert.hashHex, tag: tag++ },
-          { kind: 'wt-stream', url: wtUrl, hashHex: cert.hashHex, tag: tag++ },
-          { kind: 'wss', url: wssUrl, hashHex: cert.hashHex, tag: tag++ },
-        ];
+        // Keys: `wt-datagram@<engine>`, `wt-stream@<engine>`, `wss`; the page is given the bare kind and the URL.
+        const keys = [...engines.flatMap((e) => [`wt-datagram@${e}`, `wt-stream@${e}`]), 'wss'];
+        const channels = keys.map((k) => ({
+          kind: k.split('@')[0],
+          url: engineOf(k) ? wtUrls.get(engineOf(k)!)! : wssUrl,
+          hashHex: cert.hashHex,
+          tag: tag++,
+        }));
         const res = (await page.evaluate(
           `window.bench.latency(${JSON.stringify(channels)}, 60, ${durationMs}, 32, 3000)`,
         )) as LatOut[];
-        for (const r of res) {
-          const label =
+        for (const [i, r] of res.entries()) {
+          const key = keys[i];
+          const base =
             {
               'wt-datagram': 'Chromium WebTransport datagram',
               'wt-stream': 'Chromium WebTransport stream',
               wss: 'Chromium WebSocket (WSS)',
             }[r.kind] ?? r.kind;
+          const label = engineOf(key) ? `${base} (${engineOf(key)})` : base;
           if (r.error) notes.push(`${g} ${label}: ${r.error}`);
           const delivered = r.sent ? r.received / r.sent : 0;
           const ages =
@@ -155,7 +183,7 @@ const suite: BenchSuite = {
                   streamStart: r.firstSentAt,
                 });
           const st = summarize(ages);
-          stale.set(`${loss}/${r.kind}`, { p99: st.p99, delivered });
+          stale.set(`${loss}/${key}`, { p99: st.p99, delivered });
           rows.push(
             distRow(
               `${label} round-trip staleness`,
@@ -163,7 +191,7 @@ const suite: BenchSuite = {
               ages,
               'ms',
               { sent: r.sent, delivered: round(delivered, 4), lost: r.sent - r.received },
-              { rtt_ms: rtt, loss_pct: loss, transport: r.kind, metric: 'staleness' },
+              { rtt_ms: rtt, loss_pct: loss, transport: key, metric: 'staleness' },
             ),
             distRow(
               `${label} echo (delivered only)`,
@@ -175,31 +203,40 @@ const suite: BenchSuite = {
                 delivered: round(r.sent ? r.received / r.sent : 0, 4),
                 lost: r.sent - r.received,
               },
-              { rtt_ms: rtt, loss_pct: loss, transport: r.kind },
+              { rtt_ms: rtt, loss_pct: loss, transport: key },
             ),
           );
-          p99.set(`${loss}/${r.kind}`, summarize(r.rttMs).p99);
+          p99.set(`${loss}/${key}`, summarize(r.rttMs).p99);
           await pair.server.call('bench/lib/roles/servers.ts', 'takeTag', r.tag);
         }
       }
       const ref = losses.includes(2) ? 2 : losses[losses.length - 1];
       const sr = (a: string, b: string): number =>
-        round(stale.get(`${ref}/${a}`)!.p99 / stale.get(`${ref}/${b}`)!.p99, 3);
-      ratios.browser_p99_staleness_wt_datagram_over_wss_loss2_rtt50 = sr('wt-datagram', 'wss');
-      ratios.browser_p99_staleness_wt_stream_over_wss_loss2_rtt50 = sr('wt-stream', 'wss');
-      for (const k of ['wt-datagram', 'wt-stream', 'wss'])
-        ratios[`browser_delivered_${k.replace('-', '_')}_loss2_rtt50`] = round(
+        round(
+          (stale.get(`${ref}/${a}`)?.p99 ?? Number.NaN) / (stale.get(`${ref}/${b}`)?.p99 ?? Number.NaN),
+          3,
+        );
+      const pr = (a: string, b: string): number =>
+        round((p99.get(`${ref}/${a}`) ?? Number.NaN) / (p99.get(`${ref}/${b}`) ?? Number.NaN), 3);
+      const wdg = `wt-datagram@${dflt}`;
+      const wst = `wt-stream@${dflt}`;
+      ratios.browser_p99_staleness_wt_datagram_over_wss_loss2_rtt50 = sr(wdg, 'wss');
+      ratios.browser_p99_staleness_wt_stream_over_wss_loss2_rtt50 = sr(wst, 'wss');
+      for (const [name, k] of [
+        ['wt_datagram', wdg],
+        ['wt_stream', wst],
+        ['wss', 'wss'],
+      ])
+        ratios[`browser_delivered_${name}_loss2_rtt50`] = round(
           stale.get(`${ref}/${k}`)?.delivered ?? Number.NaN,
           4,
         );
-      ratios.browser_p99_wt_datagram_over_wss_loss2_rtt50 = round(
-        p99.get(`${ref}/wt-datagram`)! / p99.get(`${ref}/wss`)!,
-        3,
-      );
-      ratios.browser_p99_wt_stream_over_wss_loss2_rtt50 = round(
-        p99.get(`${ref}/wt-stream`)! / p99.get(`${ref}/wss`)!,
-        3,
-      );
+      ratios.browser_p99_wt_datagram_over_wss_loss2_rtt50 = pr(wdg, 'wss');
+      ratios.browser_p99_wt_stream_over_wss_loss2_rtt50 = pr(wst, 'wss');
+      for (const e of engines) {
+        ratios[`browser_p99_staleness_wt_${e}_datagram_over_wss_loss2_rtt50`] = sr(`wt-datagram@${e}`, 'wss');
+        ratios[`browser_p99_staleness_wt_${e}_stream_over_wss_loss2_rtt50`] = sr(`wt-stream@${e}`, 'wss');
+      }
       if (net.kind !== 'link')
         notes.push(
           'no emulated link: measured on loopback, the rtt50 ratios were measured without delay or loss',

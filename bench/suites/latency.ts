@@ -10,7 +10,7 @@
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { CLIENTS, listArg, numArg, RT_NOTE, realtimeArg, SERVERS, startPair } from '../lib/pair.js';
-import type { ChannelKind, LatencyChannelResult } from '../lib/roles/clients.js';
+import type { ChannelKind, LatencyChannelResult, Target } from '../lib/roles/clients.js';
 import type { TagCounters } from '../lib/roles/servers.js';
 import { distRow, openPath, round } from '../lib/suite-util.js';
 import { summarize } from '../lib/harness.js';
@@ -45,6 +45,15 @@ const LABEL: Record<string, string> = {
   ws: 'ws (plain)',
 };
 
+/** A channel of the run: a kind, and for WebTransport kinds the QUIC engine of both ends (`wt-datagram@quinn`). */
+type Variant = ChannelKind | `${ChannelKind}@${string}`;
+const kindOf = (v: Variant): ChannelKind => v.split('@')[0] as ChannelKind;
+const engineOf = (v: Variant): string | undefined => v.split('@')[1];
+const named = (table: Record<string, string>, v: Variant): string => {
+  const base = table[kindOf(v)] ?? kindOf(v);
+  return engineOf(v) ? `${base} (${engineOf(v)})` : base;
+};
+
 const suite: BenchSuite = {
   name: 'latency',
   description:
@@ -64,7 +73,32 @@ const suite: BenchSuite = {
     const { net } = opened ?? (await openPath(ctx, { name: 'loopback', rttMs: 0 }, notes))!;
     const linkDesc = net.describe();
     const realtime = realtimeArg(ctx.args);
-    const pair = await startPair(net, {}, { realtime });
+    const wt = await import('@quiver/webtransport');
+    // WebTransport kinds on each QUIC engine this build has, both ends on it, all at once over the same link
+    // (`--engines quinn,quiche` to choose); the first is the default, whose figures are the goal's.
+    const engines =
+      typeof ctx.args.engines === 'string' ? ctx.args.engines.split(',') : await wt.availableEngines();
+    const dflt = engines[0];
+    const variants: Variant[] = KINDS.flatMap((k): Variant[] =>
+      k.startsWith('wt-') ? engines.map((e): Variant => `${k}@${e}`) : [k],
+    );
+    notes.push(
+      `WebTransport on each QUIC engine (${engines.join(', ')}; the first is the default, whose figures the goal uses), server and client on the same engine, all channels at once.`,
+    );
+    const pair = await startPair(net, { engines }, { realtime });
+    const targetOf = (v: Variant): Target => {
+      const e = engineOf(v);
+      if (!e) return pair.target;
+      return {
+        ...pair.target,
+        ports: {
+          ...pair.target.ports,
+          wt: pair.ports.wtByEngine?.[e],
+          wtError: pair.ports.wtEngineErrors?.[e],
+        },
+        wtEngine: e,
+      };
+    };
     if (realtime) notes.push(RT_NOTE);
     const echoPorts = await pair.server.call<{ tcpPort: number; udpPort: number }>(
       ECHO,
@@ -98,12 +132,12 @@ const suite: BenchSuite = {
             `link check at ${loss}% loss: raw UDP echo delivered ${round(cal.received / cal.sent, 3)} (expected ${round(expected, 3)}), min RTT ${round(Math.min(...cal.rttMs), 1)} ms (configured ${rtt} ms)`,
           );
         }
-        ctx.progress(`${group}: ${durationMs / 1000} s of ${hz} Hz on ${KINDS.length} transports`);
+        ctx.progress(`${group}: ${durationMs / 1000} s of ${hz} Hz on ${variants.length} channels`);
         const res = await pair.client.call<LatencyChannelResult[]>(
           CLIENTS,
           'latencyRun',
-          KINDS,
-          pair.target,
+          variants.map(kindOf),
+          variants.map(targetOf),
           {
             hz,
             durationMs,
@@ -112,17 +146,18 @@ const suite: BenchSuite = {
             tagBase,
           },
         );
-        tagBase += KINDS.length;
-        for (const r of res) {
+        tagBase += variants.length;
+        for (const [i, r] of res.entries()) {
+          const v = variants[i];
           const server = await pair.server.call<{
             counters?: TagCounters;
             oneWayMs: number[];
             arrivals: number[];
           }>(SERVERS, 'takeTag', r.tag);
-          const label = LABEL[r.kind] ?? r.kind;
+          const label = named(LABEL, v);
           if (r.error) notes.push(`${group} ${label}: ${r.error}`);
           const delivered = r.sent ? server.oneWayMs.length / r.sent : 0;
-          const params = { rtt_ms: rtt, loss_pct: loss, transport: r.kind };
+          const params = { rtt_ms: rtt, loss_pct: loss, transport: v };
           const ages =
             r.firstSentAt === undefined || r.lastSentAt === undefined
               ? []
@@ -133,7 +168,7 @@ const suite: BenchSuite = {
                   streamStart: r.firstSentAt,
                 });
           const st = summarize(ages);
-          stale.set(`${loss}/${r.kind}`, { p50: st.p50, p99: st.p99, delivered });
+          stale.set(`${loss}/${v}`, { p50: st.p50, p99: st.p99, delivered });
           rows.push(
             distRow(
               `${label} staleness`,
@@ -172,8 +207,8 @@ const suite: BenchSuite = {
               params,
             ),
           );
-          p99.set(`${loss}/${r.kind}`, summarize(server.oneWayMs).p99);
-          const short = SHORT[r.kind] ?? r.kind;
+          p99.set(`${loss}/${v}`, summarize(server.oneWayMs).p99);
+          const short = named(SHORT, v);
           if (!chartSeries.has(short)) chartSeries.set(short, []);
           chartSeries.get(short)?.push(st.p99);
         }
@@ -193,24 +228,34 @@ const suite: BenchSuite = {
     if (ref !== 2) notes.push(`loss 2 % not measured: the ratio uses loss ${ref} %`);
     if (net.kind !== 'link')
       notes.push('no emulated link: measured on loopback without loss, the ratio says little');
-    const r = (a: string, b: string): number => round(p99.get(a)! / p99.get(b)!, 3);
+    const r = (a: string, b: string): number =>
+      round((p99.get(a) ?? Number.NaN) / (p99.get(b) ?? Number.NaN), 3);
     const sr = (a: string, b: string, p: 'p50' | 'p99' = 'p99'): number =>
-      round(stale.get(`${ref}/${a}`)![p] / stale.get(`${ref}/${b}`)![p], 3);
+      round((stale.get(`${ref}/${a}`)?.[p] ?? Number.NaN) / (stale.get(`${ref}/${b}`)?.[p] ?? Number.NaN), 3);
     const dv = (k: string): number => round(stale.get(`${ref}/${k}`)?.delivered ?? Number.NaN, 4);
+    const wdg = `wt-datagram@${dflt}`;
+    const wst = `wt-stream@${dflt}`;
+    const perEngine: Record<string, number> = {};
+    for (const e of engines) {
+      perEngine[`p99_staleness_wt_${e}_datagram_over_ws_loss2_rtt50`] = sr(`wt-datagram@${e}`, 'ws');
+      perEngine[`p99_staleness_wt_${e}_stream_over_ws_loss2_rtt50`] = sr(`wt-stream@${e}`, 'ws');
+      perEngine[`delivered_wt_${e}_datagram_loss2_rtt50`] = dv(`wt-datagram@${e}`);
+    }
     return {
-      link: { ...linkDesc, lossesPct: losses, hz, size, durationMs },
+      link: { ...linkDesc, lossesPct: losses, hz, size, durationMs, engines },
       rows,
       ratios: {
-        p99_staleness_wt_datagram_over_ws_loss2_rtt50: sr('wt-datagram', 'ws'),
-        p50_staleness_wt_datagram_over_ws_loss2_rtt50: sr('wt-datagram', 'ws', 'p50'),
-        p99_staleness_wt_datagram_over_quiver_ws_loss2_rtt50: sr('wt-datagram', 'qws-datagram'),
-        p99_staleness_wt_stream_over_ws_loss2_rtt50: sr('wt-stream', 'ws'),
-        delivered_wt_datagram_loss2_rtt50: dv('wt-datagram'),
-        delivered_wt_stream_loss2_rtt50: dv('wt-stream'),
+        p99_staleness_wt_datagram_over_ws_loss2_rtt50: sr(wdg, 'ws'),
+        p50_staleness_wt_datagram_over_ws_loss2_rtt50: sr(wdg, 'ws', 'p50'),
+        p99_staleness_wt_datagram_over_quiver_ws_loss2_rtt50: sr(wdg, 'qws-datagram'),
+        p99_staleness_wt_stream_over_ws_loss2_rtt50: sr(wst, 'ws'),
+        delivered_wt_datagram_loss2_rtt50: dv(wdg),
+        delivered_wt_stream_loss2_rtt50: dv(wst),
         delivered_quiver_ws_loss2_rtt50: dv('qws-datagram'),
         delivered_ws_loss2_rtt50: dv('ws'),
-        p99_delivered_only_wt_datagram_over_ws_loss2_rtt50: r(`${ref}/wt-datagram`, `${ref}/ws`),
-        p99_delivered_only_wt_stream_over_ws_loss2_rtt50: r(`${ref}/wt-stream`, `${ref}/ws`),
+        p99_delivered_only_wt_datagram_over_ws_loss2_rtt50: r(`${ref}/${wdg}`, `${ref}/ws`),
+        p99_delivered_only_wt_stream_over_ws_loss2_rtt50: r(`${ref}/${wst}`, `${ref}/ws`),
+        ...perEngine,
         p99_delivered_only_http_over_quiver_ws_loss2_rtt50: r(`${ref}/qhttp-datagram`, `${ref}/qws-datagram`),
         p99_delivered_only_http_posts_over_quiver_ws_loss2_rtt50: r(
           `${ref}/qhttppost-datagram`,
@@ -221,7 +266,7 @@ const suite: BenchSuite = {
         p99_staleness_wt_datagram_over_ws_loss2_rtt50: {
           op: '<=',
           value: 0.5,
-          note: 'p99 age of the state held, lost updates included, plain ws',
+          note: `p99 age of the state held, lost updates included, plain ws; default engine (${dflt})`,
         },
       },
       charts: [

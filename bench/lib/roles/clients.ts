@@ -307,7 +307,8 @@ export interface LatencyChannelResult {
  */
 export async function latencyRun(
   kinds: ChannelKind[],
-  t: Target,
+  /** One target for all, or one per kind (e.g. WebTransport kinds on different QUIC engines). */
+  t: Target | Target[],
   opts: { hz: number; durationMs: number; size: number; graceMs: number; tagBase: number },
 ): Promise<LatencyChannelResult[]> {
   const out: LatencyChannelResult[] = [];
@@ -316,7 +317,7 @@ export async function latencyRun(
     const r: LatencyChannelResult = { kind, tag: opts.tagBase + i, sent: 0, received: 0, rttMs: [] };
     out.push(r);
     try {
-      const c = await openChannel(kind, t);
+      const c = await openChannel(kind, Array.isArray(t) ? t[i] : t);
       await Promise.race([
         c.ready,
         new Promise((_, rej) => setTimeout(() => rej(new Error('ready timed out')), 20_000)),
