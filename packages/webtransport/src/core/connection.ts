@@ -22,6 +22,7 @@ import {
   encodeCloseCapsule,
   encodeDrainCapsule,
 } from './capsules.js';
+import { CloseDelivery } from './close-delivery.js';
 import {
   CapsuleType,
   FrameType,
@@ -206,8 +207,8 @@ class H3ConnectionImpl implements H3Connection {
   private readonly discarding = new Set<number>();
   /** CONNECT streams whose CLOSE_WEBTRANSPORT_SESSION arrived: more data is H3_MESSAGE_ERROR (draft §6). */
   private readonly closedByCapsule = new Set<number>();
-  /** CONNECT streams we finished whose delivery is not confirmed yet, oldest first (see `closesInFlight`). */
-  private readonly unconfirmedCloses = new Set<number>();
+  /** Whether the closes of ended sessions reached the peer (draft §6); created once `limits` are known. */
+  private readonly closes: CloseDelivery;
 
   private maxPeerBidiSeen = -1;
   private goawaySentId: number | undefined;
@@ -223,6 +224,7 @@ class H3ConnectionImpl implements H3Connection {
       if (!Number.isSafeInteger(v) || v < 0)
         throw new RangeError(`limit ${k} must be a non-negative integer`);
     }
+    this.closes = new CloseDelivery(this.limits.maxSessions);
     this.random = createRandom(options.seed ?? 0x9e3779b9);
     this.extraSettings = options.extraSettings ?? [];
     // RFC 9000 §2.1: the low two bits of a stream id are initiator and directionality.
@@ -249,27 +251,13 @@ class H3ConnectionImpl implements H3Connection {
       ...this.stats,
       sessions: this.sessions.size,
       bufferedUnknownSessionBytes: this.earlyBytes,
-      closesInFlight: this.unconfirmedCloses.size,
+      closesInFlight: this.closes.inFlight,
+      closesForgotten: this.closes.forgotten,
     };
   }
 
   get closesInFlight(): number {
-    return this.unconfirmedCloses.size;
-  }
-
-  /** We wrote the FIN that ends a session's CONNECT stream (draft §6): wait for its delivery. */
-  private closeSent(streamId: number): void {
-    this.unconfirmedCloses.add(streamId);
-    if (this.unconfirmedCloses.size > this.limits.maxSessions) {
-      const oldest = this.unconfirmedCloses.values().next().value as number;
-      this.unconfirmedCloses.delete(oldest);
-      this.stats.closesForgotten++;
-    }
-  }
-
-  /** The peer has our close, or ended its side of the stream (it will read nothing more of it). */
-  private closeSettled(streamId: number): void {
-    if (this.unconfirmedCloses.size > 0) this.unconfirmedCloses.delete(streamId);
+    return this.closes.inFlight;
   }
 
   get webTransportDraft(): Draft | undefined {
@@ -372,12 +360,12 @@ class H3ConnectionImpl implements H3Connection {
     assertStreamId(streamId);
     this.dataInput(streamId, data, fin);
     // After the input: the FIN it carried may be the one that made us finish our side (draft §6), just now.
-    if (fin) this.closeSettled(streamId);
+    if (fin) this.closes.settled(streamId);
   }
 
   receiveStreamAcked(streamId: number): void {
     assertStreamId(streamId);
-    this.closeSettled(streamId);
+    this.closes.settled(streamId);
   }
 
   private dataInput(streamId: number, data: Uint8Array, fin: boolean): void {
@@ -980,7 +968,7 @@ class H3ConnectionImpl implements H3Connection {
       return;
     }
     this.write(session.id, new Uint8Array(0), true);
-    this.closeSent(session.id);
+    this.closes.sent(session.id);
   }
 
   private decodeHeaders(
@@ -1436,7 +1424,7 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStreamReset(streamId: number, code: bigint): void {
     assertStreamId(streamId);
-    this.closeSettled(streamId);
+    this.closes.settled(streamId);
     if (this.failed) return;
     if (this.discarding.delete(streamId) || this.closedByCapsule.delete(streamId)) return;
     const wt = this.wtStreams.get(streamId);
@@ -1478,7 +1466,7 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStopSending(streamId: number, code: bigint): void {
     assertStreamId(streamId);
-    this.closeSettled(streamId);
+    this.closes.settled(streamId);
     if (this.failed) return;
     if (this.ownCriticalStreams.has(streamId)) {
       // RFC 9114 §6.2.1 / RFC 9204 §4.2: the peer must not ask us to close a critical stream.
@@ -1803,7 +1791,7 @@ class H3ConnectionImpl implements H3Connection {
       session.sendOpen = false;
       const capsule = encodeCloseCapsule(code, reason);
       this.write(sessionId, concatBytes([encodeDataFrameHeader(capsule.length), capsule]), true);
-      this.closeSent(sessionId);
+      this.closes.sent(sessionId);
     }
     // We keep reading the CONNECT stream only to see its end; its capsules no longer matter.
     if (this.inStreams.delete(sessionId)) this.discarding.add(sessionId);
