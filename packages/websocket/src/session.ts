@@ -11,9 +11,9 @@ import { ProtocolViolationError, QuiverTransportError, SessionRejectedError } fr
 import { closeReasonFor, truncateUtf8, violation, WsErrorCode, wsCloseCodeFor } from './codes.js';
 import { type CoreEvents, SessionCore } from './core.js';
 import { type Resolved, resolveOptions, type WebSocketSessionOptions } from './options.js';
+import { WsDatagrams } from './datagrams.js';
 import type { SocketAdapter } from './socket.js';
-import { toBytes, WsStreams } from './streams.js';
-import { WsSendEstimate } from './send-estimate.js';
+import { WsStreams } from './streams.js';
 import { MAX_CLOSE_REASON_BYTES } from './wire.js';
 
 function noop(): void {}
@@ -40,7 +40,7 @@ export class WebSocketSession implements QuiverSession {
 
   private readonly o: Resolved;
   private readonly core: SessionCore;
-  private readonly sendDelay: WsSendEstimate;
+  private readonly dgrams: WsDatagrams;
   private adapter: SocketAdapter | undefined;
   private readonly streams: WsStreams;
   private resolveReady!: () => void;
@@ -67,7 +67,6 @@ export class WebSocketSession implements QuiverSession {
   private creditWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private bidiController!: ReadableStreamDefaultController<QuiverBidirectionalStream>;
   private uniController!: ReadableStreamDefaultController<ReadableStream<Uint8Array>>;
-  private datagramController!: ReadableStreamDefaultController<Uint8Array>;
 
   constructor(
     role: 'client' | 'server',
@@ -120,37 +119,20 @@ export class WebSocketSession implements QuiverSession {
         this.uniController = c;
       },
     });
-    const datagramReadable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.datagramController = c;
-        },
+    this.dgrams = new WsDatagrams(this.core, o, this.ready, {
+      finished: () => this.finished,
+      adapter: () => this.adapter,
+      lastPing: () => this.lastPing,
+      setLastPing: (now) => {
+        this.lastPing = now;
       },
-      { highWaterMark: o.incomingDatagramQueue },
-    );
-    const datagramWritable = new WritableStream<Uint8Array>({
-      write: (chunk) => this.writeDatagram(toBytes(chunk)),
+      probe: () => {
+        this.probeWanted = true;
+        this.scheduleProbeFlush();
+      },
+      scheduleFlush: () => this.scheduleFlush(),
     });
-    const core = this.core;
-    this.sendDelay = new WsSendEstimate(core, o.rttProbeIntervalMs);
-    this.datagrams = {
-      readable: datagramReadable,
-      writable: datagramWritable,
-      get maxDatagramSize() {
-        return core.maxDatagramSize;
-      },
-      // Asking probes too when the RTT sample is old: a sender that holds everything back because the estimate is
-      // high writes no datagrams, and must still see the queue drain.
-      sendEstimate: () => {
-        const now = o.clock.now();
-        if (this.sendDelay.due(now, this.lastPing)) {
-          this.lastPing = now;
-          this.probeWanted = true;
-          this.scheduleProbeFlush();
-        }
-        return this.sendDelay.estimate(now, this.adapter);
-      },
-    };
+    this.datagrams = this.dgrams.stream;
     this.handshakeTimer = o.clock.setTimeout(() => {
       this.handshakeTimer = undefined;
       if (this.core.ready || this.finished) return;
@@ -323,45 +305,12 @@ export class WebSocketSession implements QuiverSession {
         this.creditWaiters = [];
         for (const w of waiters) w.resolve();
       },
-      datagram: (data) => {
-        const s = this.core.stats.datagrams;
-        s.received++;
-        const c = this.datagramController;
-        if ((c.desiredSize ?? 0) <= 0) {
-          this.core.countDatagramDrop('incoming', 'receive-queue-full');
-          return;
-        }
-        c.enqueue(data);
-      },
+      datagram: (data) => this.dgrams.received(data),
       closeReceived: (code, reason) => {
         this.finish({ closeCode: code, reason }, undefined);
         this.closeSocket(1000, '');
       },
     };
-  }
-
-  private async writeDatagram(bytes: Uint8Array): Promise<void> {
-    // W3C WebTransport §5: writes wait for the session to be ready, then never block.
-    if (!this.core.ready && !this.finished) await this.ready.catch(noop);
-    if (this.finished) {
-      this.core.countDatagramDrop('outgoing', 'closed');
-      return;
-    }
-    if (bytes.length <= this.core.maxDatagramSize) {
-      const buffered = (this.adapter?.bufferedAmount ?? 0) + this.core.queuedDatagramBytes;
-      if (buffered > this.o.datagramDropThreshold) {
-        // Datagrams are unreliable by policy: on a congested socket they are dropped, never queued without bound.
-        this.core.countDatagramDrop('outgoing', 'congestion');
-        return;
-      }
-    }
-    const dropped = this.core.sendDatagram(bytes);
-    if (dropped) this.core.countDatagramDrop('outgoing', dropped);
-    else {
-      const now = this.o.clock.now();
-      if (this.sendDelay.sending(now, this.lastPing)) this.lastPing = now;
-      this.scheduleFlush();
-    }
   }
 
   /** Fails the session when the peer made us buffer more than `maxBufferedAmount` (it sends but never reads). */
@@ -462,19 +411,20 @@ export class WebSocketSession implements QuiverSession {
     this.creditWaiters = [];
     for (const w of waiters) w.reject(sessionError);
     if (info) {
-      for (const c of [this.bidiController, this.uniController, this.datagramController]) {
+      for (const c of [this.bidiController, this.uniController]) {
         try {
           c.close();
         } catch {
           // Already closed.
         }
       }
+      this.dgrams.close();
       this.rejectReady(new QuiverTransportError('session closed before it was ready', { source: 'session' }));
       this.resolveClosed(info);
     } else {
       this.bidiController.error(sessionError);
       this.uniController.error(sessionError);
-      this.datagramController.error(sessionError);
+      this.dgrams.error(sessionError);
       this.rejectReady(sessionError);
       this.rejectClosed(sessionError);
     }
@@ -518,7 +468,7 @@ export class WebSocketSession implements QuiverSession {
       const m = this.core.nextMessage();
       if (!m) break;
       a.send(m);
-      this.sendDelay.wrote(m.length);
+      this.dgrams.sendDelay.wrote(m.length);
     }
     if (this.core.hasPendingOutput && !a.emitsDrain && this.pollTimer === undefined && !this.finished) {
       // Browsers have no drain event: look at bufferedAmount again shortly.
