@@ -142,12 +142,8 @@ export class PrioritySelector {
       // The whole ranking by counting sort; records are taken in rank order until the budget is spent (every record
       // measured once). No field weights here, so nothing is reliable.
       // Ranks are placed a chunk at a time (`placeRanks`): about what the budget takes, by recent record sizes.
-      const rank = this.rank;
       const chunk = Math.ceil((1.25 * this.budget) / Math.max(8, cs.recordBits)) + 32;
-      for (let r = 0, misses = 0, placed = 0; r < n; r++) {
-        if (r === placed) placed = this.placeRanks(r + chunk, n);
-        if (!this.take(rank[r], false) && ++misses > 8) break;
-      }
+      this.takeInRankOrder(0, 0, n, chunk, false);
       this.hist.fill(0, this.qmin, this.qmax + 1);
     } else {
       if (weighted) this.rankWeighted(cs, snap, c, n);
@@ -354,7 +350,6 @@ export class PrioritySelector {
     // Only the top of the ranking is ever reached (about budget / record size, plus the misses allowed below).
     const fit = Math.ceil(budget / Math.max(8, cs.recordBits));
     const chunk = Math.ceil(1.25 * fit) + 32;
-    let misses = 0;
     // Most of a packet is the top `head` of the ranking (9/10 of what recent record sizes say fits). When all of them
     // fit, the rank-order loop below would take every one of them (the gap bound grows with the count), so they are
     // quickselected in O(n) and taken in any order; only the ranks after them are sorted. Else they are sorted and
@@ -392,18 +387,47 @@ export class PrioritySelector {
       }
     }
     // Selected and sorted in chunks: a loop that runs past one selects and sorts the next from what is left, so a
-    // packet sorts little more than it reads.
-    for (let j = start; j >= 0; j--) {
-      if (j < sortedFrom) {
-        const from = Math.max(0, sortedFrom - step);
-        if (from > 0) selectTop(keys, from, sortedFrom);
-        sortRange(keys, from, sortedFrom - 1);
-        sortedFrom = from;
-        step = chunk;
-      }
-      const key = keys[j];
-      const reliable = key >= 0x80000000 * 2097152;
-      if (!this.take(keyIndex(key), reliable) && !reliable && ++misses > 8) break;
+    // packet sorts little more than it reads. Rank r is keys[n - 1 - r] (sorted ascending, taken from the top).
+    this.sortedFrom = sortedFrom;
+    this.sortStep = step;
+    this.takeInRankOrder(n - 1 - start, n - sortedFrom, n, chunk, true);
+  }
+
+  /** The key ranking's sorted part is `keys[sortedFrom..n)`; the next chunk to sort has `sortStep` keys. */
+  private sortedFrom = 0;
+  private sortStep = 0;
+
+  /** Selects and sorts the next chunk of keys below the sorted part; returns the rank where it ends. */
+  private sortNextKeys(n: number, chunk: number): number {
+    const sortedFrom = this.sortedFrom;
+    const from = Math.max(0, sortedFrom - this.sortStep);
+    if (from > 0) selectTop(this.keys, from, sortedFrom);
+    sortRange(this.keys, from, sortedFrom - 1);
+    this.sortedFrom = from;
+    this.sortStep = chunk;
+    return n - from;
+  }
+
+  /**
+   * The selection loop of both rankings: ranks `from`.. (0 is the top) in order, each `take`n, until the ranking
+   * ends or more than 8 records did not fit (reliable ones are not counted). Ranks from `ready` on are not known
+   * yet: they are prepared a chunk at a time as the loop reaches them (`placeRanks` for the counting ranking,
+   * `sortNextKeys` for the keys), so a packet ranks little more than it reads.
+   */
+  private takeInRankOrder(from: number, ready: number, n: number, chunk: number, byKeys: boolean): void {
+    const keys = this.keys;
+    const rank = this.rank;
+    let misses = 0;
+    for (let r = from; r < n; r++) {
+      if (r === ready) ready = byKeys ? this.sortNextKeys(n, chunk) : this.placeRanks(r + chunk, n);
+      let i: number;
+      let reliable = false;
+      if (byKeys) {
+        const key = keys[n - 1 - r];
+        i = keyIndex(key);
+        reliable = key >= 0x80000000 * 2097152;
+      } else i = rank[r];
+      if (!this.take(i, reliable) && !reliable && ++misses > 8) break;
     }
   }
 

@@ -29,3 +29,13 @@ export { TimeHeap } from './heap.js';
 export * from './memory/index.js';
 export { PendingRequest, PendingRequests, requestHeaders, type VerdictStats } from './pending.js';
 export { SendDelayEstimator } from './send-estimate.js';
+export {
+  decodeVarint,
+  decodeVarintBig,
+  encodeVarint,
+  MAX_VARINT,
+  VarintRangeError,
+  varintLength,
+  varintLengthFromFirstByte,
+  writeVarintAt,
+} from './varint.js';

@@ -1,6 +1,7 @@
 import type { ConnectOptions } from '@quiver/transport';
 import { QuiverTransportError } from '@quiver/transport';
-import { WebSocketSession, type WebSocketSessionOptions } from './session.js';
+import type { WebSocketSessionOptions } from './options.js';
+import { WebSocketSession } from './session.js';
 import { SUBPROTOCOL, type SocketAdapter } from './socket.js';
 
 /** Client options: the common {@link ConnectOptions} plus the session limits. */

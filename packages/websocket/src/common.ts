@@ -7,11 +7,8 @@ export {
   wsErrorName,
 } from './codes.js';
 export { type CoreEvents, type CoreOptions, type CoreStats, SessionCore, type WireSettings } from './core.js';
-export {
-  DEFAULTS,
-  WebSocketSession,
-  type WebSocketSessionOptions,
-} from './session.js';
+export { DEFAULTS, type WebSocketSessionOptions } from './options.js';
+export { WebSocketSession } from './session.js';
 export { SUBPROTOCOL, type SocketAdapter, type SocketHandlers } from './socket.js';
 export {
   ByteReader,

@@ -9,7 +9,8 @@ import tls from 'node:tls';
 import WebSocket from 'ws';
 import { connectWith, type WebSocketConnectOptions } from './client.js';
 import { NodeSocketAdapter } from './node-socket.js';
-import { resolveOptions, type WebSocketSession } from './session.js';
+import { resolveOptions } from './options.js';
+import type { WebSocketSession } from './session.js';
 
 export type { WebSocketConnectOptions } from './client.js';
 export { connectWith, type SocketFactory, toWebSocketUrl } from './client.js';

@@ -12,7 +12,8 @@ import type {
 import { PendingRequests, QuiverTransportError, requestHeaders } from '@quiver/transport';
 import { WebSocketServer } from 'ws';
 import { NodeSocketAdapter } from './node-socket.js';
-import { resolveOptions, WebSocketSession, type WebSocketSessionOptions } from './session.js';
+import { resolveOptions, type WebSocketSessionOptions } from './options.js';
+import { WebSocketSession } from './session.js';
 import { SUBPROTOCOL } from './socket.js';
 
 export interface WebSocketListenerOptions extends WebSocketSessionOptions {

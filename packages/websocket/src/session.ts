@@ -1,5 +1,4 @@
 import type {
-  Clock,
   QuiverBidirectionalStream,
   TimerHandle,
   QuiverDatagramDuplexStream,
@@ -8,159 +7,14 @@ import type {
   TransportStats,
   WebTransportCloseInfo,
 } from '@quiver/transport';
-import {
-  ProtocolViolationError,
-  QuiverTransportError,
-  SessionRejectedError,
-  streamErrorCodeOf,
-  systemClock,
-} from '@quiver/transport';
+import { ProtocolViolationError, QuiverTransportError, SessionRejectedError } from '@quiver/transport';
 import { closeReasonFor, truncateUtf8, violation, WsErrorCode, wsCloseCodeFor } from './codes.js';
-import { type CoreEvents, MIN_MESSAGE_SIZE, SessionCore } from './core.js';
+import { type CoreEvents, SessionCore } from './core.js';
+import { type Resolved, resolveOptions, type WebSocketSessionOptions } from './options.js';
+import { WsDatagrams } from './datagrams.js';
 import type { SocketAdapter } from './socket.js';
-import { WsSendEstimate } from './send-estimate.js';
+import { WsStreams } from './streams.js';
 import { MAX_CLOSE_REASON_BYTES } from './wire.js';
-
-/** Limits and timings of one session, on either side. Every field has a documented default (README "Options"). */
-export interface WebSocketSessionOptions {
-  /** Largest incoming WebSocket message, announced to the peer (ws `maxPayload`). Default 1 MiB. */
-  maxMessageSize?: number;
-  /** Bidirectional streams the peer may have open at once (MAX_STREAMS). Default 100. */
-  maxIncomingBidirectionalStreams?: number;
-  /** Unidirectional streams the peer may have open at once (MAX_STREAMS). Default 100. */
-  maxIncomingUnidirectionalStreams?: number;
-  /** Per-stream receive window in bytes (MAX_STREAM_DATA credit). Default 256 KiB. */
-  streamWindow?: number;
-  /** Largest datagram payload accepted, and sent. Default 1200, as QUIC's minimum datagram size allows. */
-  maxDatagramSize?: number;
-  /** Largest STREAM frame payload: the round-robin quantum. Default 16 KiB. */
-  maxStreamFrameSize?: number;
-  /** Largest outgoing message (also capped by the peer's max message size). Default 64 KiB. */
-  maxOutgoingMessageSize?: number;
-  /** Stream data is framed only while the socket's bufferedAmount is below this. Default 64 KiB. */
-  sendHighWaterMark?: number;
-  /** Outgoing datagrams are dropped (`congestion`) while bufferedAmount plus queued datagrams exceed this. Default 128 KiB. */
-  datagramDropThreshold?: number;
-  /** Incoming datagrams queued for the application before further ones drop (`receive-queue-full`). Default 128. */
-  incomingDatagramQueue?: number;
-  /** PING interval for RTT samples and keep-alive; 0 disables. Default 5000 ms. */
-  pingIntervalMs?: number;
-  /**
-   * While datagrams are being sent, a PING goes out this often (unless one is unanswered) so that
-   * `datagrams.sendEstimate()` sees queues beyond `bufferedAmount` (kernel buffers, the network). 0 disables.
-   * Default 50 ms.
-   */
-  rttProbeIntervalMs?: number;
-  /** The session fails when nothing arrives for this long; 0 disables. Default 30000 ms. */
-  idleTimeoutMs?: number;
-  /** Time for the socket to open and the peer's SETTINGS to arrive. Default 10000 ms. */
-  handshakeTimeoutMs?: number;
-  /** Time the WebSocket closing handshake may take before the socket is dropped. Default 2000 ms. */
-  closeTimeoutMs?: number;
-  /** Control frames (PONG answers) the peer's input may leave queued before EXCESSIVE_LOAD. Default 64 KiB. */
-  maxQueuedControlBytes?: number;
-  /**
-   * Outgoing socket buffer (WebSocket `bufferedAmount`, which includes `ws`'s automatic pongs) beyond which the
-   * session fails with EXCESSIVE_LOAD: a peer that sends but never reads cannot make us buffer more.
-   * Default 1 MiB; at least `sendHighWaterMark + maxOutgoingMessageSize`.
-   */
-  maxBufferedAmount?: number;
-  /** Time and timers (default the system clock); tests inject a ManualClock or a tracked clock. */
-  clock?: Clock;
-}
-
-/** The defaults of {@link WebSocketSessionOptions} (README "Options"). */
-export const DEFAULTS = {
-  /** Largest incoming WebSocket message, announced to the peer (ws `maxPayload`). See {@link WebSocketSessionOptions.maxMessageSize}. */
-  maxMessageSize: 1024 * 1024,
-  /** Bidirectional streams the peer may have open at once (MAX_STREAMS). See {@link WebSocketSessionOptions.maxIncomingBidirectionalStreams}. */
-  maxIncomingBidirectionalStreams: 100,
-  /** Unidirectional streams the peer may have open at once (MAX_STREAMS). See {@link WebSocketSessionOptions.maxIncomingUnidirectionalStreams}. */
-  maxIncomingUnidirectionalStreams: 100,
-  /** Per-stream receive window in bytes (MAX_STREAM_DATA credit). See {@link WebSocketSessionOptions.streamWindow}. */
-  streamWindow: 256 * 1024,
-  /** Largest datagram payload accepted, and sent. See {@link WebSocketSessionOptions.maxDatagramSize}. */
-  maxDatagramSize: 1200,
-  /** Largest STREAM frame payload: the round-robin quantum. See {@link WebSocketSessionOptions.maxStreamFrameSize}. */
-  maxStreamFrameSize: 16 * 1024,
-  /** Largest outgoing message (also capped by the peer's max message size). See {@link WebSocketSessionOptions.maxOutgoingMessageSize}. */
-  maxOutgoingMessageSize: 64 * 1024,
-  /** Stream data is framed only while the socket's bufferedAmount is below this. See {@link WebSocketSessionOptions.sendHighWaterMark}. */
-  sendHighWaterMark: 64 * 1024,
-  /** Outgoing datagrams are dropped (`congestion`) while bufferedAmount plus queued datagrams exceed this. See {@link WebSocketSessionOptions.datagramDropThreshold}. */
-  datagramDropThreshold: 128 * 1024,
-  /** Incoming datagrams queued for the application before further ones drop (`receive-queue-full`). See {@link WebSocketSessionOptions.incomingDatagramQueue}. */
-  incomingDatagramQueue: 128,
-  /** PING interval for RTT samples and keep-alive; 0 disables. See {@link WebSocketSessionOptions.pingIntervalMs}. */
-  pingIntervalMs: 5000,
-  /** PING cadence while datagrams are sent, for the send estimate; 0 disables. See {@link WebSocketSessionOptions.rttProbeIntervalMs}. */
-  rttProbeIntervalMs: 50,
-  /** The session fails when nothing arrives for this long; 0 disables. See {@link WebSocketSessionOptions.idleTimeoutMs}. */
-  idleTimeoutMs: 30_000,
-  /** Time for the socket to open and the peer's SETTINGS to arrive. See {@link WebSocketSessionOptions.handshakeTimeoutMs}. */
-  handshakeTimeoutMs: 10_000,
-  /** Time the WebSocket closing handshake may take before the socket is dropped. See {@link WebSocketSessionOptions.closeTimeoutMs}. */
-  closeTimeoutMs: 2000,
-  /** Control frames (PONG answers) the peer's input may leave queued before EXCESSIVE_LOAD. See {@link WebSocketSessionOptions.maxQueuedControlBytes}. */
-  maxQueuedControlBytes: 64 * 1024,
-  /** Outgoing socket buffer (WebSocket `bufferedAmount`, which includes `ws`'s automatic pongs) beyond which the session fails with EXCESSIVE_LOAD: a peer that sends but never reads cannot make us buffer more. at least `sendHighWaterMark + maxOutgoingMessageSize`. See {@link WebSocketSessionOptions.maxBufferedAmount}. */
-  maxBufferedAmount: 1024 * 1024,
-} as const;
-
-type Resolved = Required<Omit<WebSocketSessionOptions, 'clock'>> & { clock: Clock };
-
-export function resolveOptions(options: WebSocketSessionOptions = {}): Resolved {
-  const o = { ...DEFAULTS, clock: systemClock } as Resolved;
-  for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, unknown>)[k] = v;
-  const int = (name: keyof typeof DEFAULTS, min: number) => {
-    const v = o[name];
-    if (!Number.isSafeInteger(v) || v < min)
-      throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
-  };
-  int('maxMessageSize', MIN_MESSAGE_SIZE);
-  int('maxIncomingBidirectionalStreams', 0);
-  int('maxIncomingUnidirectionalStreams', 0);
-  int('streamWindow', 1);
-  int('maxDatagramSize', 0);
-  int('maxStreamFrameSize', 1);
-  int('maxOutgoingMessageSize', MIN_MESSAGE_SIZE);
-  int('sendHighWaterMark', 0);
-  int('datagramDropThreshold', 0);
-  int('incomingDatagramQueue', 0);
-  int('pingIntervalMs', 0);
-  int('rttProbeIntervalMs', 0);
-  int('idleTimeoutMs', 0);
-  int('handshakeTimeoutMs', 1);
-  int('closeTimeoutMs', 0);
-  int('maxQueuedControlBytes', 0);
-  int('maxBufferedAmount', o.sendHighWaterMark + o.maxOutgoingMessageSize);
-  if (o.maxDatagramSize > o.maxMessageSize - 16) {
-    throw new RangeError(
-      `maxDatagramSize ${o.maxDatagramSize} does not fit in maxMessageSize ${o.maxMessageSize}`,
-    );
-  }
-  return o;
-}
-
-interface StreamIO {
-  id: number;
-  rc: ReadableStreamDefaultController<Uint8Array> | undefined;
-  wc: WritableStreamDefaultController | undefined;
-  queue: Uint8Array[];
-  fin: boolean;
-  /** The readable side is finished (closed, errored or cancelled) or absent. */
-  readEnded: boolean;
-  /** The writable side is finished (FIN sent, reset or errored) or absent. */
-  writeEnded: boolean;
-  waiting: (() => void) | undefined;
-}
-
-function toBytes(chunk: unknown): Uint8Array {
-  if (chunk instanceof Uint8Array) return chunk;
-  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
-  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  throw new TypeError('chunk must be a BufferSource');
-}
 
 function noop(): void {}
 
@@ -186,9 +40,9 @@ export class WebSocketSession implements QuiverSession {
 
   private readonly o: Resolved;
   private readonly core: SessionCore;
-  private readonly sendDelay: WsSendEstimate;
+  private readonly dgrams: WsDatagrams;
   private adapter: SocketAdapter | undefined;
-  private readonly streams = new Map<number, StreamIO>();
+  private readonly streams: WsStreams;
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
   private resolveClosed!: (info: WebTransportCloseInfo) => void;
@@ -213,7 +67,6 @@ export class WebSocketSession implements QuiverSession {
   private creditWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private bidiController!: ReadableStreamDefaultController<QuiverBidirectionalStream>;
   private uniController!: ReadableStreamDefaultController<ReadableStream<Uint8Array>>;
-  private datagramController!: ReadableStreamDefaultController<Uint8Array>;
 
   constructor(
     role: 'client' | 'server',
@@ -255,6 +108,7 @@ export class WebSocketSession implements QuiverSession {
       },
       this.coreEvents(),
     );
+    this.streams = new WsStreams(this.core, () => this.scheduleFlush());
     this.incomingBidirectionalStreams = new ReadableStream({
       start: (c) => {
         this.bidiController = c;
@@ -265,37 +119,20 @@ export class WebSocketSession implements QuiverSession {
         this.uniController = c;
       },
     });
-    const datagramReadable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.datagramController = c;
-        },
+    this.dgrams = new WsDatagrams(this.core, o, this.ready, {
+      finished: () => this.finished,
+      adapter: () => this.adapter,
+      lastPing: () => this.lastPing,
+      setLastPing: (now) => {
+        this.lastPing = now;
       },
-      { highWaterMark: o.incomingDatagramQueue },
-    );
-    const datagramWritable = new WritableStream<Uint8Array>({
-      write: (chunk) => this.writeDatagram(toBytes(chunk)),
+      probe: () => {
+        this.probeWanted = true;
+        this.scheduleProbeFlush();
+      },
+      scheduleFlush: () => this.scheduleFlush(),
     });
-    const core = this.core;
-    this.sendDelay = new WsSendEstimate(core, o.rttProbeIntervalMs);
-    this.datagrams = {
-      readable: datagramReadable,
-      writable: datagramWritable,
-      get maxDatagramSize() {
-        return core.maxDatagramSize;
-      },
-      // Asking probes too when the RTT sample is old: a sender that holds everything back because the estimate is
-      // high writes no datagrams, and must still see the queue drain.
-      sendEstimate: () => {
-        const now = o.clock.now();
-        if (this.sendDelay.due(now, this.lastPing)) {
-          this.lastPing = now;
-          this.probeWanted = true;
-          this.scheduleProbeFlush();
-        }
-        return this.sendDelay.estimate(now, this.adapter);
-      },
-    };
+    this.datagrams = this.dgrams.stream;
     this.handshakeTimer = o.clock.setTimeout(() => {
       this.handshakeTimer = undefined;
       if (this.core.ready || this.finished) return;
@@ -438,137 +275,12 @@ export class WebSocketSession implements QuiverSession {
       if (this.finished) throw new QuiverTransportError('session is closed', { source: 'session' });
       const id = this.core.openStream(bidirectional);
       if (id !== undefined) {
-        const io = this.makeStream(id, true, bidirectional);
+        const io = this.streams.make(id, true, bidirectional);
         this.scheduleFlush();
         return bidirectional ? { readable: io.readable!, writable: io.writable! } : io.writable!;
       }
       // RFC 9000 §4.6: the peer's MAX_STREAMS is reached; wait for it to grow.
       await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
-    }
-  }
-
-  private makeStream(
-    id: number,
-    local: boolean,
-    bidirectional: boolean,
-  ): StreamIO & { readable?: ReadableStream<Uint8Array>; writable?: WritableStream<Uint8Array> } {
-    const io: StreamIO = {
-      id,
-      rc: undefined,
-      wc: undefined,
-      queue: [],
-      fin: false,
-      readEnded: true,
-      writeEnded: true,
-      waiting: undefined,
-    };
-    this.streams.set(id, io);
-    let readable: ReadableStream<Uint8Array> | undefined;
-    let writable: WritableStream<Uint8Array> | undefined;
-    if (bidirectional || !local) {
-      io.readEnded = false;
-      readable = new ReadableStream<Uint8Array>(
-        {
-          start: (c) => {
-            io.rc = c;
-          },
-          pull: () => {
-            if (this.deliver(io)) return;
-            return new Promise<void>((resolve) => {
-              io.waiting = resolve;
-            });
-          },
-          cancel: (reason) => {
-            this.discardQueue(io);
-            io.readEnded = true;
-            this.core.stopSending(id, streamErrorCodeOf(reason));
-            this.scheduleFlush();
-            this.forget(io);
-          },
-        },
-        // Data waits in io.queue, not in the stream's queue: credit is returned only as the application reads.
-        { highWaterMark: 0 },
-      );
-    }
-    if (bidirectional || local) {
-      io.writeEnded = false;
-      writable = new WritableStream<Uint8Array>({
-        start: (c) => {
-          io.wc = c;
-        },
-        write: (chunk) => {
-          const bytes = toBytes(chunk);
-          if (bytes.length === 0) return;
-          return new Promise<void>((resolve, reject) => {
-            this.core.write(id, bytes, (e) => (e ? reject(e) : resolve()));
-            this.scheduleFlush();
-          });
-        },
-        close: () =>
-          new Promise<void>((resolve, reject) => {
-            this.core.finish(id, (e) => {
-              io.writeEnded = true;
-              this.forget(io);
-              if (e) reject(e);
-              else resolve();
-            });
-            this.scheduleFlush();
-          }),
-        abort: (reason) => {
-          io.writeEnded = true;
-          this.core.resetStream(id, streamErrorCodeOf(reason));
-          this.scheduleFlush();
-          this.forget(io);
-        },
-      });
-    }
-    return Object.assign(io, { readable, writable });
-  }
-
-  /** Hands one queued chunk (or the end) to a waiting reader; false when there is nothing to hand over. */
-  private deliver(io: StreamIO): boolean {
-    if (io.readEnded) return true;
-    const c = io.rc!;
-    if (io.queue.length > 0) {
-      const chunk = io.queue.shift()!;
-      c.enqueue(chunk);
-      this.core.consumed(io.id, chunk.length);
-      this.scheduleFlush();
-      if (io.queue.length === 0 && io.fin) this.endRead(io);
-      return true;
-    }
-    if (io.fin) {
-      this.endRead(io);
-      return true;
-    }
-    return false;
-  }
-
-  private endRead(io: StreamIO): void {
-    io.readEnded = true;
-    try {
-      io.rc!.close();
-    } catch {
-      // Already closed or errored by the application.
-    }
-    this.forget(io);
-  }
-
-  /** Drops data received but never read (cancel, reset): counted, as every drop is. */
-  private discardQueue(io: StreamIO): void {
-    for (const chunk of io.queue) this.core.stats.discardedStreamBytes += chunk.length;
-    io.queue = [];
-  }
-
-  private forget(io: StreamIO): void {
-    if (io.readEnded && io.writeEnded) this.streams.delete(io.id);
-  }
-
-  private wake(io: StreamIO): void {
-    const w = io.waiting;
-    if (w && this.deliver(io)) {
-      io.waiting = undefined;
-      w();
     }
   }
 
@@ -581,89 +293,24 @@ export class WebSocketSession implements QuiverSession {
         this.tick();
       },
       incomingStream: (id, bidirectional) => {
-        const io = this.makeStream(id, false, bidirectional);
+        const io = this.streams.make(id, false, bidirectional);
         if (bidirectional) this.bidiController.enqueue({ readable: io.readable!, writable: io.writable! });
         else this.uniController.enqueue(io.readable!);
       },
-      streamData: (id, data, fin) => {
-        const io = this.streams.get(id);
-        if (!io || io.readEnded) {
-          // The application already cancelled (STOP_SENDING is on its way): drop, but keep the accounting right.
-          this.core.consumed(id, data.length);
-          return;
-        }
-        if (data.length > 0) io.queue.push(data);
-        if (fin) io.fin = true;
-        this.wake(io);
-      },
-      streamReset: (id, code) => {
-        const io = this.streams.get(id);
-        if (!io || io.readEnded) return;
-        this.discardQueue(io);
-        io.readEnded = true;
-        io.rc!.error(
-          new QuiverTransportError('stream reset by peer', { source: 'stream', streamErrorCode: code }),
-        );
-        io.waiting?.();
-        io.waiting = undefined;
-        this.forget(io);
-      },
-      stopSending: (id, code) => {
-        const io = this.streams.get(id);
-        if (!io || io.writeEnded) return;
-        io.writeEnded = true;
-        io.wc!.error(
-          new QuiverTransportError('stop sending requested by peer', {
-            source: 'stream',
-            streamErrorCode: code,
-          }),
-        );
-        this.forget(io);
-      },
+      streamData: (id, data, fin) => this.streams.data(id, data, fin),
+      streamReset: (id, code) => this.streams.reset(id, code),
+      stopSending: (id, code) => this.streams.stopSending(id, code),
       streamCredit: () => {
         const waiters = this.creditWaiters;
         this.creditWaiters = [];
         for (const w of waiters) w.resolve();
       },
-      datagram: (data) => {
-        const s = this.core.stats.datagrams;
-        s.received++;
-        const c = this.datagramController;
-        if ((c.desiredSize ?? 0) <= 0) {
-          this.core.countDatagramDrop('incoming', 'receive-queue-full');
-          return;
-        }
-        c.enqueue(data);
-      },
+      datagram: (data) => this.dgrams.received(data),
       closeReceived: (code, reason) => {
         this.finish({ closeCode: code, reason }, undefined);
         this.closeSocket(1000, '');
       },
     };
-  }
-
-  private async writeDatagram(bytes: Uint8Array): Promise<void> {
-    // W3C WebTransport §5: writes wait for the session to be ready, then never block.
-    if (!this.core.ready && !this.finished) await this.ready.catch(noop);
-    if (this.finished) {
-      this.core.countDatagramDrop('outgoing', 'closed');
-      return;
-    }
-    if (bytes.length <= this.core.maxDatagramSize) {
-      const buffered = (this.adapter?.bufferedAmount ?? 0) + this.core.queuedDatagramBytes;
-      if (buffered > this.o.datagramDropThreshold) {
-        // Datagrams are unreliable by policy: on a congested socket they are dropped, never queued without bound.
-        this.core.countDatagramDrop('outgoing', 'congestion');
-        return;
-      }
-    }
-    const dropped = this.core.sendDatagram(bytes);
-    if (dropped) this.core.countDatagramDrop('outgoing', dropped);
-    else {
-      const now = this.o.clock.now();
-      if (this.sendDelay.sending(now, this.lastPing)) this.lastPing = now;
-      this.scheduleFlush();
-    }
   }
 
   /** Fails the session when the peer made us buffer more than `maxBufferedAmount` (it sends but never reads). */
@@ -758,38 +405,26 @@ export class WebSocketSession implements QuiverSession {
       error instanceof QuiverTransportError || error instanceof ProtocolViolationError
         ? error
         : new QuiverTransportError(streamError.message, { source: 'session' });
-    for (const io of this.streams.values()) {
-      if (!io.writeEnded) {
-        io.writeEnded = true;
-        io.wc?.error(streamError);
-      }
-      // A stream whose FIN already arrived keeps its data: it was delivered completely before the close.
-      if (!io.readEnded && !io.fin) {
-        io.readEnded = true;
-        io.queue = [];
-        io.rc?.error(streamError);
-        io.waiting?.();
-        io.waiting = undefined;
-      }
-    }
+    this.streams.failAll(streamError);
     this.core.terminate();
     const waiters = this.creditWaiters;
     this.creditWaiters = [];
     for (const w of waiters) w.reject(sessionError);
     if (info) {
-      for (const c of [this.bidiController, this.uniController, this.datagramController]) {
+      for (const c of [this.bidiController, this.uniController]) {
         try {
           c.close();
         } catch {
           // Already closed.
         }
       }
+      this.dgrams.close();
       this.rejectReady(new QuiverTransportError('session closed before it was ready', { source: 'session' }));
       this.resolveClosed(info);
     } else {
       this.bidiController.error(sessionError);
       this.uniController.error(sessionError);
-      this.datagramController.error(sessionError);
+      this.dgrams.error(sessionError);
       this.rejectReady(sessionError);
       this.rejectClosed(sessionError);
     }
@@ -833,7 +468,7 @@ export class WebSocketSession implements QuiverSession {
       const m = this.core.nextMessage();
       if (!m) break;
       a.send(m);
-      this.sendDelay.wrote(m.length);
+      this.dgrams.sendDelay.wrote(m.length);
     }
     if (this.core.hasPendingOutput && !a.emitsDrain && this.pollTimer === undefined && !this.finished) {
       // Browsers have no drain event: look at bufferedAmount again shortly.

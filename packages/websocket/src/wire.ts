@@ -1,3 +1,4 @@
+import { decodeVarint, VarintRangeError, varintLength, writeVarintAt } from '@quiver/transport';
 import { violation, WsErrorCode } from './codes.js';
 
 /**
@@ -70,14 +71,6 @@ export function detach(data: Uint8Array): Uint8Array {
   return data.byteLength * 2 < data.buffer.byteLength ? data.slice() : data;
 }
 
-/** Bytes of the shortest QUIC varint encoding of `v` (RFC 9000 §16): 1, 2, 4 or 8. */
-export function varintLength(v: number): number {
-  if (v < 0x40) return 1;
-  if (v < 0x4000) return 2;
-  if (v < 0x40000000) return 4;
-  return 8;
-}
-
 /** A growable byte buffer for encoding frames; it doubles its capacity when full. */
 export class ByteWriter {
   /** The backing buffer; only its first `length` bytes are written. Replaced when it grows. */
@@ -121,22 +114,8 @@ export class ByteWriter {
   /** Appends `v` as a shortest-form QUIC varint; throws RangeError unless it is a safe non-negative integer. */
   varint(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
-    if (v < 0x40) {
-      this.ensure(1);
-      this.buf[this.length++] = v;
-    } else if (v < 0x4000) {
-      this.ensure(2);
-      this.buf[this.length++] = 0x40 | (v >>> 8);
-      this.buf[this.length++] = v & 0xff;
-    } else if (v < 0x40000000) {
-      this.ensure(4);
-      this.u32((0x80000000 | v) >>> 0);
-    } else {
-      this.ensure(8);
-      const hi = Math.floor(v / 0x100000000);
-      this.u32((0xc0000000 | hi) >>> 0);
-      this.u32(v >>> 0);
-    }
+    this.ensure(varintLength(v));
+    this.length = writeVarintAt(this.buf, this.length, v);
   }
 
   /** Appends (copies) `data`. */
@@ -183,30 +162,18 @@ export class ByteReader {
 
   /** Reads a QUIC varint; FRAME_ENCODING_ERROR above 2^53 - 1. `what` names the field in the error. */
   varint(what: string): number {
-    this.need(1, what);
-    const b = this.buf;
-    const first = b[this.pos];
-    const len = 1 << (first >>> 6);
-    this.need(len, what);
-    const p = this.pos;
-    this.pos += len;
-    switch (len) {
-      case 1:
-        return first & 0x3f;
-      case 2:
-        return ((first & 0x3f) << 8) | b[p + 1];
-      case 4:
-        return (((first & 0x3f) << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
-      default: {
-        const hi = (((first & 0x3f) << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
-        const lo = ((b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7]) >>> 0;
-        const v = hi * 0x100000000 + lo;
-        if (!Number.isSafeInteger(v)) {
-          throw violation(WsErrorCode.FRAME_ENCODING_ERROR, `${what} above 2^53 - 1`);
-        }
-        return v;
+    let r: ReturnType<typeof decodeVarint>;
+    try {
+      r = decodeVarint(this.buf, this.pos);
+    } catch (e) {
+      if (e instanceof VarintRangeError) {
+        throw violation(WsErrorCode.FRAME_ENCODING_ERROR, `${what} above 2^53 - 1`);
       }
+      throw e;
     }
+    if (!r) throw violation(WsErrorCode.FRAME_ENCODING_ERROR, `truncated ${what} at byte ${this.pos}`);
+    this.pos += r.length;
+    return r.value;
   }
 
   /** Returns the next `n` bytes as a view (no copy); `what` names the field in the error. */
