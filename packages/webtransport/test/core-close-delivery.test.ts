@@ -55,28 +55,4 @@ describe('CloseDelivery (draft §6: an ended session is closed once the peer has
     expect(c.inFlight).toBe(0);
     expect(c.forgotten).toBe(1);
   });
-
-  it("holds a closed session's stream resets until its close settles, is let go, or is released; each once", () => {
-    const reset = { type: 'stream-reset', streamId: 5, code: 0x170d7b68n } as const;
-    const stop = { type: 'stream-stop-sending', streamId: 5, code: 0x170d7b68n } as const;
-    const c = new CloseDelivery(1);
-    c.hold(0, [reset, stop]);
-    expect(c.sent(0)).toBeUndefined();
-    expect(c.holds(0)).toBe(true);
-    expect(c.settled(4)).toBeUndefined();
-    expect(c.settled(0)).toEqual([reset, stop]);
-    expect(c.holds(0)).toBe(false);
-    expect(c.settled(0)).toBeUndefined();
-    // Over the limit, the close let go hands back its resets at once.
-    c.hold(8, [reset]);
-    c.sent(8);
-    c.hold(12, [stop]);
-    expect(c.sent(12)).toEqual([reset]);
-    // The adapter's timer.
-    expect(c.release(12)).toEqual([stop]);
-    expect(c.release(12)).toBeUndefined();
-    // Nothing to hold is not held.
-    c.hold(16, []);
-    expect(c.holds(16)).toBe(false);
-  });
 });

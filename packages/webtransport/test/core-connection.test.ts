@@ -6,10 +6,8 @@ import {
   SettingId,
   webTransportCodeToHttp,
 } from '../src/index.js';
-import type { QuicCommand } from '../src/core/api.js';
 import {
   createPair,
-  feed,
   literalBlock,
   responseStatus,
   varint,
@@ -750,102 +748,22 @@ describe('H3 core: a close is in flight until the peer has it (draft §6)', () =
     expect(q.server.conn.closesInFlight).toBe(0);
   });
 
-  /** An established pair with one bidi stream the client opened and wrote on, seen by the server. */
-  function pairWithStream(seed: number) {
-    const p = establishedPair(seed);
+  it("resets a closed session's streams in the same turn as its close capsule, not later", () => {
+    // Holding the resets until the peer answered the close cured Chromium's rare "Connection lost" on a server
+    // close with data in flight, but crashed Chromium's renderer (4 of 4 runs of the demo's leave flow, a session
+    // in a Worker): its streams must not outlive the session there. So they go with the capsule (draft §6).
+    const p = establishedPair(71);
     const stream = p.client.conn.openStream(p.sessionId, true);
     p.client.conn.sendStreamData(stream, text('in flight'), false);
     p.pump();
-    expect(ofType(p.server.events, 'stream-opened').map((e) => e.streamId)).toEqual([stream]);
-    return { ...p, stream };
-  }
-  const GONE = H3ErrorCode.WT_SESSION_GONE;
-  const resetsOf = (cmds: QuicCommand[], stream: number) =>
-    cmds.filter(
-      (c) => (c.type === 'stream-reset' || c.type === 'stream-stop-sending') && c.streamId === stream,
-    );
-
-  it("our close holds its streams' resets until the peer answers it (quiche's order), then sends them", () => {
-    const p = pairWithStream(71);
     p.server.conn.closeSession(p.sessionId, 9, 'mid-flight');
-    const first = p.server.conn.drainCommands();
-    // The capsule and FIN go out alone; the data stream is not reset yet.
-    expect(
-      first.filter((c) => c.type === 'stream-write' && c.streamId === p.sessionId && c.fin),
-    ).toHaveLength(1);
-    expect(resetsOf(first, p.stream)).toEqual([]);
-    expect(p.server.conn.holdsSessionStreams(p.sessionId)).toBe(true);
-    // The application's side ended at once.
-    expect(ofType(p.server.conn.drainEvents(), 'session-closed')).toHaveLength(1);
-    // Input on the held stream is dropped and counted.
-    const before = p.server.conn.getStats().bytesDiscarded;
-    p.server.conn.receiveStreamData(p.stream, text('late'), false);
-    expect(p.server.conn.getStats().bytesDiscarded).toBe(before + 4);
-    expect(ofType(p.server.conn.drainEvents(), 'stream-data')).toEqual([]);
-    // The client gets the close and answers with its FIN: now the resets follow.
-    for (const c of first) feed(p.client.conn, c, () => 0.5);
-    const answer = p.client.conn.drainCommands();
-    expect(answer).toContainEqual({
-      type: 'stream-write',
-      streamId: p.sessionId,
-      data: new Uint8Array(0),
-      fin: true,
-    });
-    for (const c of answer) feed(p.server.conn, c, () => 0.5);
-    expect(resetsOf(p.server.conn.drainCommands(), p.stream)).toEqual([
-      { type: 'stream-reset', streamId: p.stream, code: GONE },
-      { type: 'stream-stop-sending', streamId: p.stream, code: GONE },
-    ]);
-    expect(p.server.conn.holdsSessionStreams(p.sessionId)).toBe(false);
-  });
-
-  it('the acknowledgement of our FIN, or the adapter giving up, releases the held resets; each only once', () => {
-    const p = pairWithStream(73);
-    p.client.conn.closeSession(p.sessionId, 1, '');
-    p.client.conn.drainCommands();
-    p.client.conn.receiveStreamAcked(p.sessionId);
-    expect(resetsOf(p.client.conn.drainCommands(), p.stream)).toHaveLength(2);
-    p.client.conn.releaseSessionStreams(p.sessionId);
-    expect(p.client.conn.drainCommands()).toEqual([]);
-    const q = pairWithStream(75);
-    q.server.conn.closeSession(q.sessionId, 1, '');
-    q.server.conn.drainCommands();
-    // No answer from the peer: the adapter's timer gives up on it.
-    q.server.conn.releaseSessionStreams(q.sessionId);
-    expect(resetsOf(q.server.conn.drainCommands(), q.stream)).toHaveLength(2);
-    q.server.conn.receiveStreamAcked(q.sessionId);
-    expect(q.server.conn.drainCommands()).toEqual([]);
-  });
-
-  it('a peer-initiated close or a close forgotten over maxSessions resets the streams at once', () => {
-    const p = pairWithStream(77);
-    p.client.conn.closeSession(p.sessionId, 3, 'bye');
-    // The server learns of the close from the capsule: it answers and resets in the same turn.
-    for (const c of p.client.conn.drainCommands()) feed(p.server.conn, c, () => 0.5);
-    expect(resetsOf(p.server.conn.drainCommands(), p.stream)).toHaveLength(2);
-    expect(p.server.conn.holdsSessionStreams(p.sessionId)).toBe(false);
-    const q = createPair({ seed: 79, server: { limits: { maxSessions: 1 } } });
-    q.client.conn.start();
-    q.server.conn.start();
-    q.pump();
-    const a = q.client.conn.connect({ authority: 'example.test', path: '/a' });
-    q.pump();
-    q.server.conn.acceptSession(a);
-    q.pump();
-    const sa = q.client.conn.openStream(a, true);
-    q.client.conn.sendStreamData(sa, text('x'), false);
-    q.pump();
-    q.server.conn.closeSession(a, 0, '');
-    expect(resetsOf(q.server.conn.drainCommands(), sa)).toEqual([]);
-    const b = q.client.conn.connect({ authority: 'example.test', path: '/b' });
-    for (const c of q.client.conn.drainCommands()) feed(q.server.conn, c, () => 0.5);
-    q.server.conn.acceptSession(b);
-    q.server.conn.drainCommands();
-    q.server.conn.closeSession(b, 0, '');
-    // Two closes in flight with room for one: the first is let go, and its resets go out with it.
-    expect(q.server.conn.getStats().closesForgotten).toBe(1);
-    expect(resetsOf(q.server.conn.drainCommands(), sa)).toHaveLength(2);
-    expect(q.server.conn.holdsSessionStreams(a)).toBe(false);
+    const cmds = p.server.conn.drainCommands();
+    const code = H3ErrorCode.WT_SESSION_GONE;
+    expect(cmds.filter((c) => c.type === 'stream-write' && c.streamId === p.sessionId && c.fin)).toHaveLength(
+      1,
+    );
+    expect(cmds).toContainEqual({ type: 'stream-reset', streamId: stream, code });
+    expect(cmds).toContainEqual({ type: 'stream-stop-sending', streamId: stream, code });
   });
 
   it('keeps at most maxSessions closes in flight: the oldest is let go and counted', () => {

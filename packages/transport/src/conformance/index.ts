@@ -79,6 +79,16 @@ export interface ConformanceCapabilities {
    * browsers hide it (W3C WebTransport exposes no status), so browser-backed harnesses set false.
    */
   rejectStatusVisible?: boolean;
+  /**
+   * When the server closes a session while stream data is in flight, the client's `closed` resolves with the
+   * server's code and reason. Default true. Chromium (156) occasionally rejects `closed` with "Connection lost"
+   * there although its network service read the close capsule and FIN (about 1 close in 10 with data in flight on a
+   * loaded machine, per its net-log); the only server-side order that avoided it, resetting the session's streams
+   * after the peer answered the close, crashes Chromium's renderer for sessions in a Worker. Harnesses for it set
+   * false: the case then still requires that `closed` settles, as resolved with the code or rejected as a session
+   * error, and checks everything else.
+   */
+  serverCloseInfoWithDataInFlight?: boolean;
 }
 
 export interface ConformanceHarness {
@@ -494,6 +504,7 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
     datagrams: true,
     clientStats: true,
     rejectStatusVisible: true,
+    serverCloseInfoWithDataInFlight: true,
     ...harness.capabilities,
   };
   const timeoutMs = harness.timeoutMs ?? 30_000;
@@ -1106,7 +1117,16 @@ export function runConformanceSuite(harness: ConformanceHarness): void {
           await withTimeout(gotEnough, waitMs, 'some echoed data before the close');
           const info = { closeCode: 9, reason: `${closer} closed mid-flight` };
           (closer === 'client' ? client : s).close(info);
-          await expectCloseInfo(client, info, 'client');
+          if (closer === 'client' || caps.serverCloseInfoWithDataInFlight) {
+            await expectCloseInfo(client, info, 'client');
+          } else {
+            const closed = await withTimeout(settle(client.closed), waitMs, 'client.closed');
+            if (closed.ok) expect(closed.value).toEqual(info);
+            else
+              expect((closed.error as { source?: string }).source, describeError(closed.error)).toBe(
+                'session',
+              );
+          }
           await expectCloseInfo(s, info, 'server');
           const [r, w] = await withTimeout(
             Promise.all([settle(reading), settle(writing)]),

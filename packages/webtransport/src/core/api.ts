@@ -365,14 +365,4 @@ export interface H3Connection {
    * the adapter waits for 0, bounded by a timer of its own. Rejected requests and reset streams are not counted.
    */
   readonly closesInFlight: number;
-  /**
-   * After our CLOSE_WEBTRANSPORT_SESSION, the RESET_STREAM and STOP_SENDING of the session's streams (draft §6,
-   * WT_SESSION_GONE) are held until the peer has the close, as quiche resets them only once the CONNECT stream is
-   * closed both ways; the core sends them on the peer's FIN, reset or STOP_SENDING of the CONNECT stream, or on
-   * `receiveStreamAcked`. The adapter calls this when it stops waiting (a timer of its own). Meanwhile the streams'
-   * input is discarded and counted (`bytesDiscarded`).
-   */
-  releaseSessionStreams(sessionId: number): void;
-  /** Whether {@link releaseSessionStreams} would still send something for this session. */
-  holdsSessionStreams(sessionId: number): boolean;
 }

@@ -83,14 +83,6 @@ class H3ConnectionImpl implements H3Connection {
     return this.c.closes.inFlight;
   }
 
-  releaseSessionStreams(sessionId: number): void {
-    this.c.sendDue(this.c.closes.release(sessionId));
-  }
-
-  holdsSessionStreams(sessionId: number): boolean {
-    return this.c.closes.holds(sessionId);
-  }
-
   get webTransportDraft(): Draft | undefined {
     return this.c.control.draft;
   }
@@ -101,17 +93,17 @@ class H3ConnectionImpl implements H3Connection {
     assertStreamId(streamId);
     this.c.inbound.dataInput(streamId, data, fin);
     // After the input: the FIN it carried may be the one that made us finish our side (draft §6), just now.
-    if (fin) this.c.sendDue(this.c.closes.settled(streamId));
+    if (fin) this.c.closes.settled(streamId);
   }
 
   receiveStreamAcked(streamId: number): void {
     assertStreamId(streamId);
-    this.c.sendDue(this.c.closes.settled(streamId));
+    this.c.closes.settled(streamId);
   }
 
   receiveStreamReset(streamId: number, code: bigint): void {
     assertStreamId(streamId);
-    this.c.sendDue(this.c.closes.settled(streamId));
+    this.c.closes.settled(streamId);
     if (this.c.failed) return;
     if (this.c.discarding.delete(streamId) || this.c.requests.closedByCapsule.delete(streamId)) return;
     const wt = this.c.wtStreams.get(streamId);
@@ -158,7 +150,7 @@ class H3ConnectionImpl implements H3Connection {
 
   receiveStopSending(streamId: number, code: bigint): void {
     assertStreamId(streamId);
-    this.c.sendDue(this.c.closes.settled(streamId));
+    this.c.closes.settled(streamId);
     if (this.c.failed) return;
     if (this.c.control.ownCriticalStreams.has(streamId)) {
       // RFC 9114 §6.2.1 / RFC 9204 §4.2: the peer must not ask us to close a critical stream.

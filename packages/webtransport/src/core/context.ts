@@ -161,11 +161,6 @@ export class H3Context {
     this.nextUni = this.role === 'client' ? 2 : 3;
   }
 
-  /** Queues commands that came due (held stream resets of a session whose close settled). */
-  sendDue(commands: QuicCommand[] | undefined): void {
-    if (commands && !this.failed) for (const c of commands) this.commands.push(c);
-  }
-
   write(streamId: number, data: Uint8Array, fin = false): void {
     this.commands.push({ type: 'stream-write', streamId, data, fin });
   }

@@ -73,7 +73,7 @@ export class SessionLifecycle {
       return;
     }
     this.c.write(session.id, new Uint8Array(0), true);
-    this.c.sendDue(this.c.closes.sent(session.id));
+    this.c.closes.sent(session.id);
   }
 
   /** Client: the CONNECT did not lead to a session. */
@@ -103,22 +103,12 @@ export class SessionLifecycle {
     this.c.events.push({ type: 'session-rejected', sessionId: session.id, status, reason });
   }
 
-  /**
-   * Ends a session that was offered or established (draft §6): its streams are reset (after our own
-   * CLOSE_WEBTRANSPORT_SESSION, `holdResets`: once the peer has it), then one event.
-   */
-  endSession(
-    session: Session,
-    code: number,
-    reason: string,
-    abrupt: boolean,
-    local = false,
-    holdResets = false,
-  ): void {
+  /** Ends a session that was offered or established (draft §6): its streams are reset, then one event. */
+  endSession(session: Session, code: number, reason: string, abrupt: boolean, local = false): void {
     if (this.c.sessions.get(session.id) !== session) return;
     this.c.sessions.delete(session.id);
     this.c.endedSessions.add(session.id);
-    this.c.streams.closeSessionStreams(session, holdResets);
+    this.c.streams.closeSessionStreams(session);
     if (session.state === 'awaiting-settings') return; // never shown to the adapter
     this.c.events.push({ type: 'session-closed', sessionId: session.id, code, reason, abrupt, local });
   }
@@ -245,18 +235,16 @@ export class SessionLifecycle {
       );
       return;
     }
-    const sendingClose = session.sendOpen;
-    if (sendingClose) {
+    if (session.sendOpen) {
       // draft §6: CLOSE_WEBTRANSPORT_SESSION, then FIN at once.
       session.sendOpen = false;
       const capsule = encodeCloseCapsule(code, reason);
       this.c.write(sessionId, concatBytes([encodeDataFrameHeader(capsule.length), capsule]), true);
+      this.c.closes.sent(sessionId);
     }
     // We keep reading the CONNECT stream only to see its end; its capsules no longer matter.
     if (this.c.inStreams.delete(sessionId)) this.c.discarding.add(sessionId);
-    this.endSession(session, code, reason, false, true, sendingClose);
-    // After the resets are held, so that a close let go at once (over maxSessions) sends them.
-    if (sendingClose) this.c.sendDue(this.c.closes.sent(sessionId));
+    this.endSession(session, code, reason, false, true);
   }
 
   drainSession(sessionId: number): void {

@@ -3,7 +3,6 @@
  * stopped, forgotten once both directions ended, and reset with WT_SESSION_GONE when their session ends (§6).
  */
 
-import type { QuicCommand } from './api.js';
 import { H3ErrorCode, webTransportCodeToHttp, WT_BIDI_SIGNAL, WT_UNI_STREAM_TYPE } from './codes.js';
 import { assertStreamId, type H3Context, type Session, type WtStream } from './context.js';
 import { ByteWriter } from './varint.js';
@@ -73,24 +72,19 @@ export class WtStreams {
     this.c.sessions.get(wt.sessionId)?.streams.delete(wt.id);
   }
 
-  /**
-   * draft §6: every stream of an ended session is reset and stopped with WT_SESSION_GONE; after our own close
-   * (`hold`), once the peer has it (see `CloseDelivery.hold`). Their input is discarded from now on.
-   */
-  closeSessionStreams(session: Session, hold = false): void {
+  /** draft §6: every stream of an ended session is reset and stopped with WT_SESSION_GONE. */
+  closeSessionStreams(session: Session): void {
     const code = H3ErrorCode.WT_SESSION_GONE;
-    const out: QuicCommand[] = hold ? [] : this.c.commands;
     for (const id of session.streams) {
       const wt = this.c.wtStreams.get(id);
       if (!wt) continue;
       this.c.wtStreams.delete(id);
-      if (wt.sendOpen) out.push({ type: 'stream-reset', streamId: id, code });
+      if (wt.sendOpen) this.c.commands.push({ type: 'stream-reset', streamId: id, code });
       if (wt.recvOpen) {
-        out.push({ type: 'stream-stop-sending', streamId: id, code });
+        this.c.commands.push({ type: 'stream-stop-sending', streamId: id, code });
         this.c.discarding.add(id);
       }
     }
-    if (hold) this.c.closes.hold(session.id, out);
     session.streams.clear();
     this.c.buffer.rejectEarly(session.id, code);
   }

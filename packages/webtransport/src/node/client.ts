@@ -168,7 +168,6 @@ class ClientAttempt {
         const sid = c.h3.connect({ authority, path, origin: o.origin, headers: extraHeaders });
         this.session.bind(sid);
       },
-      closeDeliveryTimeoutMs: o.closeDeliveryTimeoutMs,
       onSessionResponse: () => {
         if (this.timer) clearTimeout(this.timer);
         this.timer = undefined;

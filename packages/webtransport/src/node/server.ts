@@ -241,7 +241,6 @@ class Listener implements WebTransportListener {
     const conn = new WtConnection(quic, h3, {
       onSessionRequest: (c, sid, headers) => this.onRequest(c, sid, headers),
       onIdle: (c) => this.onIdle(c),
-      closeDeliveryTimeoutMs: this.o.closeDeliveryTimeoutMs,
       onClosed: (c) => this.onConnClosed(c),
     });
     this.conns.add(conn);

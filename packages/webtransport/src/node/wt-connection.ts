@@ -15,7 +15,6 @@ import type {
   QuicEngineConnection,
   QuicTransportStats,
 } from './engine.js';
-import { DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS } from './config.js';
 import type { WtSession } from './session.js';
 
 /** A send estimate younger than this is reused (ms). */
@@ -46,11 +45,6 @@ export interface WtConnectionOwner {
   /** No session and no pending request remains on the connection. */
   onIdle?(conn: WtConnection): void;
   onClosed(conn: WtConnection, info: QuicCloseInfo): void;
-  /**
-   * How long the resets of a closed session's streams wait for the peer to confirm the close (the listener's and
-   * client's `closeDeliveryTimeoutMs`). Default {@link DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS}.
-   */
-  readonly closeDeliveryTimeoutMs?: number;
 }
 
 export interface WtConnectionCounters {
@@ -79,8 +73,6 @@ export class WtConnection implements QuicConnectionHandler {
   private lastEstimate: { at: number; value: DatagramSendEstimate } | undefined;
   /** A CONNECTION_CLOSE waiting for the sessions' closes to be delivered (see {@link closeWhenDelivered}). */
   private closeWait: { timer: NodeJS.Timeout; abandon: boolean } | undefined;
-  /** Sessions we closed whose streams' resets the core holds, each with the timer that sends them anyway. */
-  private readonly heldCloses = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly quic: QuicEngineConnection,
@@ -128,8 +120,7 @@ export class WtConnection implements QuicConnectionHandler {
     // Reported for every stream we finish; only a CONNECT stream whose close is in flight matters.
     if (this.h3.closesInFlight === 0) return;
     this.h3.receiveStreamAcked(streamId);
-    // The acknowledgement may release a closed session's stream resets (the core's commands) and the close wait.
-    this.pump();
+    this.checkCloseWait();
   }
 
   onFlush(): void {
@@ -144,8 +135,6 @@ export class WtConnection implements QuicConnectionHandler {
 
   onClosed(info: QuicCloseInfo): void {
     this.cancelClose();
-    for (const timer of this.heldCloses.values()) clearTimeout(timer);
-    this.heldCloses.clear();
     if (this.sessions.size > 0) {
       const why = info.timedOut
         ? 'idle timeout'
@@ -174,31 +163,7 @@ export class WtConnection implements QuicConnectionHandler {
     } finally {
       this.pumping = false;
     }
-    if (this.heldCloses.size > 0) this.forgetReleasedHolds();
     if (this.closeWait) this.checkCloseWait();
-  }
-
-  /**
-   * A session we closed: the core holds its streams' resets until the peer has the close (see the core's
-   * `releaseSessionStreams`); if no confirmation comes within `closeDeliveryTimeoutMs`, they are sent anyway.
-   */
-  private watchHeldClose(sessionId: number): void {
-    if (!this.h3.holdsSessionStreams(sessionId) || this.heldCloses.has(sessionId)) return;
-    const timer = setTimeout(() => {
-      this.heldCloses.delete(sessionId);
-      this.h3.releaseSessionStreams(sessionId);
-      this.pump();
-    }, this.owner.closeDeliveryTimeoutMs ?? DEFAULT_CLOSE_DELIVERY_TIMEOUT_MS);
-    timer.unref();
-    this.heldCloses.set(sessionId, timer);
-  }
-
-  private forgetReleasedHolds(): void {
-    for (const [id, timer] of this.heldCloses) {
-      if (this.h3.holdsSessionStreams(id)) continue;
-      clearTimeout(timer);
-      this.heldCloses.delete(id);
-    }
   }
 
   /** Applies the core's commands; returns what became of the last datagram among them (none: `undefined`). */
@@ -487,7 +452,6 @@ export class WtConnection implements QuicConnectionHandler {
     } catch {
       // Already closed by the core (e.g. the peer closed at the same time).
     }
-    this.watchHeldClose(sessionId);
   }
 
   /** A session closed before it was established: reset its CONNECT stream (RFC 9114 §4.1.1 H3_REQUEST_CANCELLED). */
