@@ -3,18 +3,11 @@
  * `serverCertificateHashes`) against the Node listener: a direct echo run in the page, pooled sessions on one
  * connection, then the shared conformance suite driven through @quiver/testkit's page-backed session proxy.
  */
-import { type DevCertificate, ensureDevCertificate } from '@quiver/devcert';
+import { launchChromium } from '@quiver/testkit';
 import { runConformanceSuite } from '@quiver/transport/conformance';
-import {
-  type EvaluatingPage,
-  type LaunchedChromium,
-  launchChromium,
-  openBrowserSession,
-  type StaticServer,
-  serveStatic,
-} from '@quiver/testkit';
-import { availableEngines, createWebTransportListener } from '@quiver/webtransport';
+import { availableEngines } from '@quiver/webtransport';
 import { describe, expect, it } from 'vitest';
+import { nativeWebTransportHarness } from './browser-conformance.js';
 import { CONNECTION_END_MS, echoRunInPage, expectEchoRun, useEchoRig, waitFor } from './browser-echo.js';
 
 // Every engine this installation has (both where `npm run build:native` ran, as in CI); the conformance suite
@@ -83,51 +76,18 @@ describe.each(await availableEngines())(
   },
 );
 
-let confCert: DevCertificate;
-let confSite: StaticServer | undefined;
-let confBrowser: LaunchedChromium | undefined;
-let confPage: EvaluatingPage | undefined;
-
-runConformanceSuite({
-  name: 'webtransport, Chromium native WebTransport through the page proxy',
-  setup: async () => {
-    confCert = await ensureDevCertificate();
-    confSite = await serveStatic();
-    confBrowser = await launchChromium();
-    confPage = await confBrowser.newPage(confSite.url);
-  },
-  teardown: async () => {
-    await confBrowser?.close();
-    await confSite?.close();
-  },
-  // The suite's echo closes a stream when the page's FIN arrives, which through the page proxy comes one round
-  // trip after the data: seconds later with 100 streams on a loaded machine (2 in 20 runs timed out with a 1 s
-  // hold; every stalled stream had its echo back and the server's close done, the FIN lost). quiche 0.18 loses a
-  // FIN written alone after the data was acknowledged, so the listener holds each write's last byte until the
-  // echo closes or writes again, with no timer (SessionLimits.streamTailHoldMs), and the FIN always rides on it.
-  // Server writes in the suite are followed by a close, a reset or more writes; the one that is not (the 'ack' of
-  // the STOP_SENDING and reset checks) still delivers all but its last byte, and those checks read only its first.
-  listen: () =>
-    createWebTransportListener({
-      host: '127.0.0.1',
-      port: 0,
-      cert: confCert.certPem,
-      key: confCert.keyPem,
-      sessionLimits: { streamTailHoldMs: Number.POSITIVE_INFINITY },
-    }),
-  connect: (listener, path, options) =>
-    openBrowserSession(confPage!, {
-      kind: 'webtransport',
-      url: `https://127.0.0.1:${listener.address.port}${path}`,
-      options: { ...options, serverCertificateHashes: [{ algorithm: 'sha-256', value: confCert.hash }] },
-    }),
-  // W3C WebTransport exposes neither the HTTP status of a refusal nor byte counters in every browser. Chromium may
-  // report a server's close with data in flight as "Connection lost" (see the capability; scripts/close-race.ts
-  // counts how often).
-  capabilities: {
-    unreliableDatagrams: true,
-    rejectStatusVisible: false,
-    clientStats: false,
-    serverCloseInfoWithDataInFlight: false,
-  },
-});
+runConformanceSuite(
+  nativeWebTransportHarness({
+    name: 'webtransport, Chromium native WebTransport through the page proxy',
+    launch: launchChromium,
+    // W3C WebTransport exposes neither the HTTP status of a refusal nor byte counters in every browser. Chromium may
+    // report a server's close with data in flight as "Connection lost" (see the capability; scripts/close-race.ts
+    // counts how often).
+    capabilities: {
+      unreliableDatagrams: true,
+      rejectStatusVisible: false,
+      clientStats: false,
+      serverCloseInfoWithDataInFlight: false,
+    },
+  }),
+);

@@ -1,12 +1,13 @@
 /**
  * Headless Firefox ESR's native `WebTransport` (over WebDriver BiDi with puppeteer-core) against the Node
- * listener.
+ * listener, on every available engine: the echo run, and direct checks of what the conformance suite
+ * (`firefox-conformance.browser.test.ts`) cannot see through its capabilities: a client reset code reaching the
+ * server, a server STOP_SENDING code reaching the page, close codes both ways and a refusal.
  *
- * The shared conformance suite is not run here: it passes in Firefox 153 except two cases that Firefox itself
- * fails (23 of 25 when last run, see the package README): a read of a stream the server reset rejects with a
- * plain `TypeError` without `streamErrorCode`, and `readable.cancel()` sends no STOP_SENDING (the server's
- * writes keep succeeding; quiche never reports the stream stopped). The suite has no capability to skip them,
- * so the cases that work are checked directly below.
+ * Firefox 153 itself fails two things (the suite runs with `resetCodesVisibleToReader` and
+ * `cancelSendsStopSending` off there): a read of a stream the server reset rejects with a plain `TypeError`
+ * without `streamErrorCode`, and `readable.cancel()` sends no STOP_SENDING (the server's writes keep succeeding;
+ * neither engine ever reports the stream stopped).
  */
 import { launchFirefox } from '@quiver/testkit';
 import type { QuiverSession } from '@quiver/transport';
