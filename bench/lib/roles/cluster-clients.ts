@@ -37,13 +37,27 @@ export interface OrphanSteps {
   asked?: number;
   /** That matchmaking request's duration (HTTP). */
   requestMs?: number;
-  /** Room checks (`GET /quiver/rooms/:id`) started after the kill, and when the first started. */
+  /**
+   * Room checks (`GET /quiver/rooms/:id`, one per endpoint asked) started after the kill, and when the first
+   * started; of them, how many were refused (the killed node, asked first) and how many answered "still hosted".
+   */
   checks?: number;
   firstCheck?: number;
+  refusedChecks?: number;
+  hostedAnswers?: number;
+  /** When a check answered "gone" (404), and how long that request took. */
+  goneAt?: number;
+  goneCheckMs?: number;
   /** Seated again (`rematch`): the new room on a live node answered the join. */
   seated?: number;
   /** Gave up (`leave`) with this error. */
   lost?: string;
+}
+
+interface Check {
+  at: number;
+  end?: number;
+  status?: number;
 }
 
 interface Player {
@@ -52,8 +66,8 @@ interface Player {
   matchmakes: { at: number; ms?: number }[];
   /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
   moving: boolean;
-  /** Start times (monotonic ms) of its room checks. */
-  checks: number[];
+  /** Its room checks (one per endpoint asked): start (monotonic ms), end, HTTP status (0: refused or failed). */
+  checks: Check[];
 }
 
 /** What happened to the handles before any node was killed: nothing should (a node too slow to heartbeat does). */
@@ -93,15 +107,26 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       await new Promise((r) => setTimeout(r, Math.max(0, at - monoMs())));
       const matchmakes: Player['matchmakes'] = [];
       let onMatchmake = () => {};
-      const checks: number[] = [];
+      const checks: Check[] = [];
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
         connectors: { websocket: connectWebSocket },
         fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
           if (!String(input).includes('/matchmake/')) {
-            if (String(input).includes('/rooms/')) checks.push(monoMs());
-            return fetch(input, init);
+            if (!String(input).includes('/rooms/')) return fetch(input, init);
+            const c: Check = { at: monoMs() };
+            checks.push(c);
+            try {
+              const res = await fetch(input, init);
+              c.status = res.status;
+              return res;
+            } catch (err) {
+              c.status = 0;
+              throw err;
+            } finally {
+              c.end = monoMs();
+            }
           }
           const m: { at: number; ms?: number } = { at: monoMs() };
           matchmakes.push(m);
@@ -226,7 +251,16 @@ export async function orphanSteps(timeoutMs: number): Promise<OrphanSteps[]> {
   await Promise.race([Promise.all(orphans.map((o) => o.done)), new Promise((r) => setTimeout(r, timeoutMs))]);
   return orphans.map(({ p, steps, before, checksBefore }) => {
     const checks = p.checks.slice(checksBefore);
-    const out: OrphanSteps = { ...steps, checks: checks.length, firstCheck: checks[0] };
+    const gone = checks.find((c) => c.status === 404);
+    const out: OrphanSteps = {
+      ...steps,
+      checks: checks.length,
+      firstCheck: checks[0]?.at,
+      refusedChecks: checks.filter((c) => c.status === 0).length,
+      hostedAnswers: checks.filter((c) => c.status === 200).length,
+      goneAt: gone?.end,
+      goneCheckMs: gone?.end === undefined ? undefined : gone.end - gone.at,
+    };
     // The first matchmaking request after the kill is the rematch.
     const m = p.matchmakes[before];
     return m ? { ...out, asked: m.at, requestMs: m.ms } : out;
