@@ -158,7 +158,7 @@ const suite: BenchSuite = {
       `${clients} WebSocket clients in ${agentCount} client processes (round robin; niceness +${agentNice} over the nodes' within the bench's session, \`--agent-nice\`, so that together they weigh about one process against the nodes), matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
       `Cross-node broadcast: meanwhile a probe process (apart from the storm's clients) holds one client in a room of its own on each node; each asks its room, ${idleHz} times a second with the cluster idle and ${shoutHz} under load (the three staggered over the period), to broadcast to every room of its type (\`probe\`) on every node (\`room.cluster.broadcast\`; to the probe rooms only, so that the probe adds no traffic to the storm's clients). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`, with a 95 % confidence interval by order statistics: \`..._ci_lo_ms\`, \`..._ci_hi_ms\`; each p99 with its 97.5 % interval in its row), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
       `Nodes: per-address pre-auth handshake cap \`preAuth.maxPendingPerIp\` ${perIp} (\`--per-ip\`; the default is 16): all ${clients} clients share 127.0.0.1, real players do not; the total pre-auth budget (1 024 per node) still applies.`,
-      "Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery_ms: from the SIGKILL of the node hosting the most clients (CLOCK_MONOTONIC read just before kill(2)) until the last client it hosted is seated again, i.e. its `rematch` event: a new session is open to a live node and the new room answered the join. The client SDK does it by itself, in steps reported as rows 1-4: 1. the transport drops (`disconnect`; WebSocket: the kernel closes the killed process's sockets); 2. the SDK asks a live node whether the room is still listed (`GET /quiver/rooms/:id`, every `nodeCheckMs`) and, once it is not (the registry leaves out a node whose liveness subscription Redis dropped), matchmakes again (the time that request starts); 3. that request's duration; 4. seated again. An orphan neither seated nor gone within 30 s counts as lost.",
+      "Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery_ms: from the SIGKILL of the node hosting the most clients (CLOCK_MONOTONIC read just before kill(2)) until the last client it hosted is seated again, i.e. its `rematch` event: a new session is open to a live node and the new room answered the join. The client SDK does it by itself, in steps reported as rows 1-4: 1. the transport drops (`disconnect`; WebSocket: the kernel closes the killed process's sockets); 2. the SDK asks a node to matchmake again unless the room is still listed (`POST .../matchmake/joinOrCreate/arena?replaces=<roomId>`, every `nodeCheckMs` while the answer is `room-still-hosted`; the registry leaves out a node whose liveness subscription Redis dropped): the start of the request that answered with a reservation; rows 1b-1g are its room checks (one per endpoint asked); 3. that request's duration until its body (the node commits to the answer, 200, before matchmaking); 3b-3e the session to the new node and the join; 4. seated again. An orphan neither seated nor gone within 30 s counts as lost.",
     ];
     const endpoints = nodes.map((n) => n.endpoint);
     // The clients in agent processes of their own (round robin by index, so that every agent has a share of every
@@ -315,7 +315,14 @@ const suite: BenchSuite = {
       // The clock starts just before kill(2): every step below is from here, on CLOCK_MONOTONIC in every process.
       const killedAt = monoMs();
       victim.proc.kill('SIGKILL');
-      const steps = (await onAgents<OrphanSteps[]>('orphanSteps', 30_000)).flat();
+      const perAgentSteps = await onAgents<{
+        steps: OrphanSteps[];
+        loopDelayMs: { p99: number; max: number };
+      }>('orphanSteps', 30_000);
+      const steps = perAgentSteps.flatMap((a) => a.steps);
+      notes.push(
+        `client processes' event-loop delay from the kill until their orphans were seated (their own lag, inside every step): ${perAgentSteps.map((a) => `p99 ${round(a.loopDelayMs.p99, 0)} / max ${round(a.loopDelayMs.max, 0)} ms`).join(', ')}`,
+      );
       const since = (t: number | undefined) => (t === undefined ? [] : [t - killedAt]);
       const down = steps.flatMap((o) => since(o.down));
       const asked = steps.flatMap((o) => since(o.asked));
@@ -329,6 +336,14 @@ const suite: BenchSuite = {
       const goneCheckMs = steps.flatMap((o) => (o.goneCheckMs === undefined ? [] : [o.goneCheckMs]));
       const requestMs = steps.flatMap((o) => (o.requestMs === undefined ? [] : [o.requestMs]));
       const seated = steps.flatMap((o) => since(o.seated));
+      const connectAt = steps.flatMap((o) => since(o.connectAt));
+      const connectedAt = steps.flatMap((o) => since(o.connectedAt));
+      const connectMs = steps.flatMap((o) =>
+        o.connectAt === undefined || o.connectedAt === undefined ? [] : [o.connectedAt - o.connectAt],
+      );
+      const rejoinMs = steps.flatMap((o) =>
+        o.connectedAt === undefined || o.seated === undefined ? [] : [o.seated - o.connectedAt],
+      );
       const lost = steps.length - seated.length;
       const lostWhy = new Map<string, number>();
       for (const o of steps) {
@@ -352,8 +367,17 @@ const suite: BenchSuite = {
         distRow('1e. of them answered "still hosted"', of, hostedAnswers, 'checks'),
         distRow('1f. the check that saw the room gone, its duration', of, goneCheckMs, 'ms'),
         distRow('1g. room seen gone (that check answered), from SIGKILL', of, goneAt, 'ms'),
-        distRow('2. room seen gone, rematch asked, from SIGKILL', of, asked, 'ms'),
-        distRow('3. rematch matchmaking request (HTTP), its duration', of, requestMs, 'ms'),
+        distRow(
+          '2. rematch matchmaking request started (`?replaces=`: the room check itself), from SIGKILL',
+          of,
+          asked,
+          'ms',
+        ),
+        distRow('3. that request (HTTP) until its reservation, its duration', of, requestMs, 'ms'),
+        distRow('3b. connecting to the new node started, from SIGKILL', of, connectAt, 'ms'),
+        distRow('3c. its session open, from SIGKILL', of, connectedAt, 'ms'),
+        distRow('3d. connect duration (WebSocket + session handshake)', of, connectMs, 'ms'),
+        distRow('3e. join duration (session open until the room answered)', of, rejoinMs, 'ms'),
         distRow('4. seated again (recovery), from SIGKILL', of, seated, 'ms', {
           'all seated again ms': round(worst, 0),
           'seated again': seated.length,

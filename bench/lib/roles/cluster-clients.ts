@@ -5,7 +5,9 @@
  * own lag as detection and recovery time. Times are CLOCK_MONOTONIC (`monoMs`, the same clock in every process on
  * the machine), so the suite takes the SIGKILL time in its own process and every step's time in the agents'.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
+import { connect } from '@quiver/session';
 import { connectWebSocket } from '@quiver/websocket';
 import { Heard, Say } from '../../../packages/redis/test/fixtures/messages.ts';
 import { monoMs } from './wire.js';
@@ -48,6 +50,9 @@ export interface OrphanSteps {
   /** When a check answered "gone" (404), and how long that request took. */
   goneAt?: number;
   goneCheckMs?: number;
+  /** The rematch's session: connecting started, and the session opened (the join follows). */
+  connectAt?: number;
+  connectedAt?: number;
   /** Seated again (`rematch`): the new room on a live node answered the join. */
   seated?: number;
   /** Gave up (`leave`) with this error. */
@@ -58,16 +63,20 @@ interface Check {
   at: number;
   end?: number;
   status?: number;
+  /** A rematch that is its own room check (`?replaces=`): 200 says the room is gone (and reserves a seat). */
+  conditional?: boolean;
 }
 
 interface Player {
   room: ClientRoom;
-  /** Start (monotonic ms) and duration of each matchmaking request of this client, the rematch included. */
-  matchmakes: { at: number; ms?: number }[];
+  /** Start (monotonic ms), duration and status of each matchmaking request of this client, the rematch included. */
+  matchmakes: { at: number; ms?: number; status?: number }[];
   /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
   moving: boolean;
   /** Its room checks (one per endpoint asked): start (monotonic ms), end, HTTP status (0: refused or failed). */
   checks: Check[];
+  /** Its sessions opened: start and end of each connect (monotonic ms). */
+  connects: Check[];
 }
 
 /** What happened to the handles before any node was killed: nothing should (a node too slow to heartbeat does). */
@@ -91,8 +100,11 @@ let orphans: {
   steps: OrphanSteps;
   before: number;
   checksBefore: number;
+  connectsBefore: number;
   done: Promise<void>;
 }[] = [];
+/** This process's event-loop delay from the kill until every orphan is seated: the clients' own lag in the steps. */
+let loopDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
 
 /** Matchmakes and joins this agent's share of the storm; resolves when every one joined or failed. */
 export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResult> {
@@ -108,39 +120,59 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       const matchmakes: Player['matchmakes'] = [];
       let onMatchmake = () => {};
       const checks: Check[] = [];
+      const connects: Check[] = [];
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
         connectors: { websocket: connectWebSocket },
+        connect: async (url, options) => {
+          const c: Check = { at: monoMs() };
+          connects.push(c);
+          try {
+            return await connect(url, options);
+          } finally {
+            c.end = monoMs();
+          }
+        },
         fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
-          if (!String(input).includes('/matchmake/')) {
-            if (!String(input).includes('/rooms/')) return fetch(input, init);
-            const c: Check = { at: monoMs() };
-            checks.push(c);
-            try {
-              const res = await fetch(input, init);
+          const url = String(input);
+          const matchmaking = url.includes('/matchmake/');
+          // A room check: `GET /rooms/:id`, or a rematch that is its own check (`?replaces=`).
+          const conditional = matchmaking && url.includes('replaces=');
+          if (!matchmaking && !url.includes('/rooms/')) return fetch(input, init);
+          const c: Check | undefined =
+            !matchmaking || conditional ? { at: monoMs(), conditional } : undefined;
+          if (c) checks.push(c);
+          const m: Player['matchmakes'][number] | undefined = matchmaking ? { at: monoMs() } : undefined;
+          if (m) matchmakes.push(m);
+          if (m && !conditional) onMatchmake();
+          try {
+            const res = await fetch(input, init);
+            if (c) {
               c.status = res.status;
-              return res;
-            } catch (err) {
-              c.status = 0;
-              throw err;
-            } finally {
               c.end = monoMs();
             }
+            if (!m) return res;
+            if (conditional && res.status === 200) onMatchmake();
+            // A rematch's answer is committed before its matchmaking: the request lasts until its body.
+            const text = await res.text();
+            m.ms = monoMs() - m.at;
+            m.status = res.status;
+            return new Response(text, { status: res.status, headers: res.headers });
+          } catch (err) {
+            if (c) {
+              c.status = 0;
+              c.end = monoMs();
+            }
+            throw err;
           }
-          const m: { at: number; ms?: number } = { at: monoMs() };
-          matchmakes.push(m);
-          onMatchmake();
-          const res = await fetch(input, init);
-          m.ms = monoMs() - m.at;
-          return res;
         },
       });
       const t0 = monoMs();
       try {
         const room = await client.joinOrCreate('arena', { mode: 'bench' });
         result.joinMs.push(monoMs() - t0);
-        const p: Player = { room, matchmakes, moving: false, checks };
+        const p: Player = { room, matchmakes, moving: false, checks, connects };
         players.push(p);
         room.on('disconnect', () => {
           churn.disconnects++;
@@ -241,30 +273,43 @@ export function watchOrphans(node: string): number {
           resolve();
         });
       });
-      return { p, steps, before, checksBefore: p.checks.length, done };
+      return { p, steps, before, checksBefore: p.checks.length, connectsBefore: p.connects.length, done };
     });
+  loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   return orphans.length;
 }
 
 /** Resolves with each watched orphan's steps once every one is seated again or gave up (`timeoutMs` at most). */
-export async function orphanSteps(timeoutMs: number): Promise<OrphanSteps[]> {
+export async function orphanSteps(
+  timeoutMs: number,
+): Promise<{ steps: OrphanSteps[]; loopDelayMs: { p99: number; max: number } }> {
   await Promise.race([Promise.all(orphans.map((o) => o.done)), new Promise((r) => setTimeout(r, timeoutMs))]);
-  return orphans.map(({ p, steps, before, checksBefore }) => {
+  loopDelay?.disable();
+  const loopDelayMs = {
+    p99: (loopDelay?.percentile(99) ?? Number.NaN) / 1e6,
+    max: (loopDelay?.max ?? Number.NaN) / 1e6,
+  };
+  const steps = orphans.map(({ p, steps, before, checksBefore, connectsBefore }) => {
     const checks = p.checks.slice(checksBefore);
-    const gone = checks.find((c) => c.status === 404);
+    const opened = p.connects[connectsBefore];
+    const gone = checks.find((c) => c.status === (c.conditional ? 200 : 404));
     const out: OrphanSteps = {
       ...steps,
       checks: checks.length,
       firstCheck: checks[0]?.at,
       refusedChecks: checks.filter((c) => c.status === 0).length,
-      hostedAnswers: checks.filter((c) => c.status === 200).length,
+      hostedAnswers: checks.filter((c) => c.status === (c.conditional ? 409 : 200)).length,
       goneAt: gone?.end,
       goneCheckMs: gone?.end === undefined ? undefined : gone.end - gone.at,
+      connectAt: opened?.at,
+      connectedAt: opened?.end,
     };
-    // The first matchmaking request after the kill is the rematch.
-    const m = p.matchmakes[before];
+    // The first matchmaking request after the kill that a node answered with a reservation is the rematch.
+    const m = p.matchmakes.slice(before).find((x) => x.status === 200);
     return m ? { ...out, asked: m.at, requestMs: m.ms } : out;
   });
+  return { steps, loopDelayMs };
 }
 
 export async function leaveAll(): Promise<void> {
