@@ -65,6 +65,7 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           'shout-hz',
           'idle-shout-hz',
           'probe-seconds',
+          'ab-check',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },

@@ -150,6 +150,9 @@ const suite: BenchSuite = {
     // Client processes: 150 clients each in the full run.
     const agentCount = Math.max(1, numArg(ctx.args, 'agents', ctx.quick ? 2 : 4));
     const agentNice = numArg(ctx.args, 'agent-nice', 5);
+    // 1: half the clients check for their room as the SDK did before a rematch was its own check (see
+    // ClusterJoinPlan.abCheck): rows 4A and 4B compare the two in one run, under the same load.
+    const abCheck = numArg(ctx.args, 'ab-check', 0) === 1;
     const redis = await startRedis();
     const nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(n, redis.url, perIp)));
     const rows: ResultRow[] = [];
@@ -191,6 +194,7 @@ const suite: BenchSuite = {
             total: clients,
             startAt,
             spreadMs: spreadS * 1000,
+            abCheck,
           } satisfies ClusterJoinPlan),
         ),
       );
@@ -384,6 +388,22 @@ const suite: BenchSuite = {
           lost,
         }),
       );
+      if (abCheck) {
+        for (const [k, what] of [
+          ['combined', 'A: one conditional request (the SDK)'],
+          ['separate', 'B: room check, then matchmaking (emulated former SDK)'],
+        ] as const) {
+          const group = steps.filter((o) => o.check === k);
+          rows.push(
+            distRow(
+              `4${k === 'combined' ? 'A' : 'B'}. seated again, ${what}, from SIGKILL`,
+              of,
+              group.flatMap((o) => since(o.seated)),
+              'ms',
+            ),
+          );
+        }
+      }
       // No orphan would make the recovery figure vacuous: report it as not measured.
       ratios.recovery_ms = steps.length && lost === 0 ? round(worst, 0) : Number.NaN;
     } finally {

@@ -22,6 +22,12 @@ export interface ClusterJoinPlan {
   /** Client i matchmakes at `startAt + i / total × spreadMs` (monotonic ms). */
   startAt: number;
   spreadMs: number;
+  /**
+   * A/B of the rematch's room check, in one run: clients of odd index check as the SDK did before the rematch was
+   * its own check (`GET /rooms/:id`, then once it answers 404 the matchmaking request, to the same endpoint),
+   * emulated by their `fetch`; the others as the SDK does now (one conditional request).
+   */
+  abCheck?: boolean;
 }
 
 export interface ClusterJoinResult {
@@ -57,6 +63,8 @@ export interface OrphanSteps {
   seated?: number;
   /** Gave up (`leave`) with this error. */
   lost?: string;
+  /** Its rematch check, in an A/B run. */
+  check?: 'combined' | 'separate';
 }
 
 interface Check {
@@ -67,8 +75,37 @@ interface Check {
   conditional?: boolean;
 }
 
+/**
+ * A `fetch` that answers the SDK's conditional rematch (`?replaces=<roomId>`) the way the SDK asked before it: a room
+ * check (`GET /rooms/:id`), and only once that says the room is gone, the plain matchmaking request.
+ */
+function separateCheck(inner: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(String(input));
+    const roomId = url.searchParams.get('replaces');
+    if (roomId === null) return inner(input, init);
+    const check = await inner(`${url.origin}/quiver/rooms/${encodeURIComponent(roomId)}`, {
+      signal: init?.signal,
+    });
+    if (check.status !== 404) {
+      await check.body?.cancel();
+      const error = { code: 'room-still-hosted', message: 'the room is still hosted' };
+      return new Response(JSON.stringify({ error }), { status: check.ok ? 409 : check.status });
+    }
+    await check.body?.cancel();
+    url.searchParams.delete('replaces');
+    const res = await inner(url, init);
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    return new Response(JSON.stringify(body.error ? body : { ...body, replaces: roomId }), {
+      status: res.status,
+    });
+  };
+}
+
 interface Player {
   room: ClientRoom;
+  /** Rematch check of the A/B (`ClusterJoinPlan.abCheck`): `separate` for the emulated former flow. */
+  check: 'combined' | 'separate';
   /** Start (monotonic ms), duration and status of each matchmaking request of this client, the rematch included. */
   matchmakes: { at: number; ms?: number; status?: number }[];
   /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
@@ -121,6 +158,8 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       let onMatchmake = () => {};
       const checks: Check[] = [];
       const connects: Check[] = [];
+      const check: Player['check'] = plan.abCheck && i % 2 === 1 ? 'separate' : 'combined';
+      const base: typeof fetch = check === 'separate' ? separateCheck(fetch) : fetch;
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
@@ -139,7 +178,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
           const matchmaking = url.includes('/matchmake/');
           // A room check: `GET /rooms/:id`, or a rematch that is its own check (`?replaces=`).
           const conditional = matchmaking && url.includes('replaces=');
-          if (!matchmaking && !url.includes('/rooms/')) return fetch(input, init);
+          if (!matchmaking && !url.includes('/rooms/')) return base(input, init);
           const c: Check | undefined =
             !matchmaking || conditional ? { at: monoMs(), conditional } : undefined;
           if (c) checks.push(c);
@@ -147,7 +186,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
           if (m) matchmakes.push(m);
           if (m && !conditional) onMatchmake();
           try {
-            const res = await fetch(input, init);
+            const res = await base(input, init);
             if (c) {
               c.status = res.status;
               c.end = monoMs();
@@ -172,7 +211,7 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
       try {
         const room = await client.joinOrCreate('arena', { mode: 'bench' });
         result.joinMs.push(monoMs() - t0);
-        const p: Player = { room, matchmakes, moving: false, checks, connects };
+        const p: Player = { room, matchmakes, moving: false, checks, connects, check };
         players.push(p);
         room.on('disconnect', () => {
           churn.disconnects++;
@@ -296,6 +335,7 @@ export async function orphanSteps(
     const gone = checks.find((c) => c.status === (c.conditional ? 200 : 404));
     const out: OrphanSteps = {
       ...steps,
+      check: p.check,
       checks: checks.length,
       firstCheck: checks[0]?.at,
       refusedChecks: checks.filter((c) => c.status === 0).length,

@@ -134,8 +134,10 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
     // The answer is committed (200) before the matchmaking: the client bounds the wait for it by its room-check
     // timeout (a hung node must not hold it), which a busy node's matchmaking may exceed. The body carries the
     // reservation, or the typed error.
+    // Headers other hooks set (CORS, ...) go out too: a hijacked reply skips fastify's sending.
+    const headers = { ...reply.getHeaders(), 'content-type': 'application/json; charset=utf-8' };
     reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+    reply.raw.writeHead(200, headers as Record<string, string | number | string[]>);
     reply.raw.flushHeaders();
     let out: unknown;
     try {
