@@ -153,7 +153,8 @@ export class RoomsClient {
   /**
    * A rematch of a room that may be gone: the room check and the matchmaking in one request
    * (`?replaces=<roomId>`). `hosted` when the room is still listed (nothing reserved); otherwise the reservation,
-   * or the server's typed error (the room is gone, the matchmaking failed). Rejects only when no node answered.
+   * or the server's typed error (the room is gone, the matchmaking failed). Rejects when no node answered, or when
+   * a node could not tell (its registry unreachable): the room is then taken as still hosted.
    * The wait for a node's answer is bounded by `nodeCheckTimeoutMs` (the node commits to it before matchmaking).
    */
   async rematchIfGone(
@@ -176,7 +177,11 @@ export class RoomsClient {
       reservation = reservationOf(status, body);
     } catch (err) {
       const e = err as RoomError;
-      return e.code === RoomErrorCode.ROOM_STILL_HOSTED ? 'hosted' : e;
+      if (e.code === RoomErrorCode.ROOM_STILL_HOSTED) return 'hosted';
+      // 200: the node saw the room gone, then its matchmaking failed. Before that (Redis unreachable, a server
+      // without `replaces`), whether the room lives is unknown: ask (a failed check rejects, and the room is kept).
+      if (status !== 200 && (await this.isHosted(roomId))) return 'hosted';
+      return e;
     }
     // A server without conditional rematches matchmade whether or not the room lives: ask. An unused seat expires.
     if (reservation.replaces !== roomId && (await this.isHosted(roomId))) return 'hosted';
