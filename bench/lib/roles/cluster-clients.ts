@@ -23,7 +23,7 @@ export interface ClusterJoinPlan {
   startAt: number;
   spreadMs: number;
   /**
-   * A/B of the rematch's room check, in one run: clients of odd index check as the SDK did before the rematch was
+   * A/B of the rematch's room check, in one run: every other client of each process checks as the SDK did before the rematch was
    * its own check (`GET /rooms/:id`, then once it answers 404 the matchmaking request, to the same endpoint),
    * emulated by their `fetch`; the others as the SDK does now (one conditional request).
    */
@@ -151,14 +151,16 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
   const indices: number[] = [];
   for (let i = plan.first; i < plan.total; i += plan.stride) indices.push(i);
   await Promise.all(
-    indices.map(async (i) => {
+    indices.map(async (i, local) => {
       const at = plan.startAt + (i / plan.total) * plan.spreadMs;
       await new Promise((r) => setTimeout(r, Math.max(0, at - monoMs())));
       const matchmakes: Player['matchmakes'] = [];
       let onMatchmake = () => {};
       const checks: Check[] = [];
       const connects: Check[] = [];
-      const check: Player['check'] = plan.abCheck && i % 2 === 1 ? 'separate' : 'combined';
+      // Alternating within this process (not by global index: with an even number of processes dealt round robin,
+      // that put each group in processes of its own, and one process's lag on one side).
+      const check: Player['check'] = plan.abCheck && local % 2 === 1 ? 'separate' : 'combined';
       const base: typeof fetch = check === 'separate' ? separateCheck(fetch) : fetch;
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
