@@ -58,6 +58,14 @@ function parseCommandLine(argv: string[]): { suites: string[]; args: Record<stri
           // faults: the faults whose names contain one of these words; micro: codecs or tracing.
           'only',
           'batch',
+          // cluster
+          'agents',
+          'agent-nice',
+          'per-ip',
+          'shout-hz',
+          'idle-shout-hz',
+          'probe-seconds',
+          'ab-check',
         ].map((k) => [k, { type: 'string' as const }]),
       ),
     },

@@ -28,6 +28,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { SessionTracer } from '@quiver/session';
 import type { ResultRow } from './harness.js';
 import { median, round } from './suite-util.js';
+import { quantileCi } from './stats.js';
 
 type Mode = 'off' | 'aa' | 'api' | 'unsampled' | 'unsampledPerMessage' | 'sampled';
 const MODES: Mode[] = ['off', 'aa', 'api', 'unsampled', 'unsampledPerMessage', 'sampled'];
@@ -80,11 +81,8 @@ function collector(): () => void {
  * assumption about the distribution of the per-pair figures, which has heavy tails on a shared machine.
  */
 export function medianCi(values: number[]): { median: number; lo: number; hi: number } {
-  const s = [...values].sort((a, b) => a - b);
-  const n = s.length;
-  const half = 0.98 * Math.sqrt(n);
-  const at = (rank: number) => s[Math.min(n - 1, Math.max(0, rank))];
-  return { median: median(s), lo: at(Math.floor(n / 2 - half) - 1), hi: at(Math.ceil(n / 2 + half) - 1) };
+  const { lo, hi } = quantileCi(values, 0.5);
+  return { median: median(values), lo, hi };
 }
 
 const pct = (v: number) => `${(v * 100).toFixed(1)} %`;

@@ -6,7 +6,7 @@
  * node (single-node broadcast) and the others' from theirs over Redis (cross-node): both on one clock, in one run.
  *
  * argv: endpoints (JSON), node names (JSON), shout Hz, seconds. stdout: one JSON line `{ nodes }` once joined;
- * then, for each line on stdin (seconds to measure, or empty: the argv's), one JSON line `{ local, cross }`
+ * then, for each line on stdin (`<seconds> [<shout Hz>]`, or empty: the argv's), one JSON line `{ local, cross }`
  * (milliseconds); it exits when stdin ends.
  */
 import { createInterface } from 'node:readline';
@@ -57,7 +57,8 @@ for await (const line of lines) {
   // Staggered over the period: shouts sent at the same instant reach every node and this process together, and
   // the ones from other nodes queued behind the local one (in each node's loop and in this one), which measured
   // this probe's own queueing as cross-node overhead (~20 ms at p50 with 48 clients).
-  const period = 1000 / hz;
+  const [secondsIn, hzIn] = line.trim().split(/\s+/).map(Number);
+  const period = 1000 / (hzIn || hz);
   const timers: ReturnType<typeof setInterval>[] = [];
   const starts = [...byNode.values()].map((room, k) =>
     setTimeout(
@@ -71,7 +72,7 @@ for await (const line of lines) {
       (k * period) / byNode.size,
     ),
   );
-  await new Promise((r) => setTimeout(r, (Number(line) || seconds) * 1000));
+  await new Promise((r) => setTimeout(r, (secondsIn || seconds) * 1000));
   for (const t of starts) clearTimeout(t);
   for (const t of timers) clearInterval(t);
   // Shouts in flight arrive.

@@ -17,6 +17,7 @@ import { type Agent, loopback } from '../lib/network.js';
 import { numArg } from '../lib/pair.js';
 import type { Churn, ClusterJoinPlan, ClusterJoinResult, OrphanSteps } from '../lib/roles/cluster-clients.js';
 import { monoMs } from '../lib/roles/wire.js';
+import { quantileDiffCi } from '../lib/stats.js';
 import { distRow, round } from '../lib/suite-util.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -97,9 +98,9 @@ async function startProbe(nodes: Node[], hz: number, seconds: number) {
   const { nodes: on } = JSON.parse(await next()) as { nodes: string[] };
   return {
     on,
-    /** Shouts for `seconds`; resolves with the latencies. */
-    async measure(forS = seconds): Promise<{ local: number[]; cross: number[] }> {
-      proc.stdin?.write(`${forS}\n`);
+    /** Shouts for `forS` seconds at `atHz` per probe; resolves with the latencies. */
+    async measure(forS = seconds, atHz = hz): Promise<{ local: number[]; cross: number[] }> {
+      proc.stdin?.write(`${forS} ${atHz}\n`);
       return JSON.parse(await next()) as { local: number[]; cross: number[] };
     },
     stop() {
@@ -141,18 +142,26 @@ const suite: BenchSuite = {
     // The idle probe runs longer than the loaded one: at 5 Hz × 3 probes, 5 s gave 75 same-node samples, whose p99
     // is their maximum.
     const idleS = numArg(ctx.args, 'probe-seconds', ctx.quick ? 4 : 20);
+    // And denser: the p99 of the idle phase is the goal's figure, and at 5 Hz 20 s gave 300 same-node samples, whose
+    // p99 is their 3rd largest (its 95 % interval spanned their 6 largest: +2.96 and +4.36 ms overhead in two runs
+    // of one code). At 40 Hz: 2 400 same-node and 4 800 cross-node samples. Still idle for the path: 120 shouts a
+    // second over 3 nodes, 25 ms apart per probe client, each answered within a few ms.
+    const idleHz = numArg(ctx.args, 'idle-shout-hz', ctx.quick ? 20 : 40);
     // Client processes: 150 clients each in the full run.
     const agentCount = Math.max(1, numArg(ctx.args, 'agents', ctx.quick ? 2 : 4));
     const agentNice = numArg(ctx.args, 'agent-nice', 5);
+    // 1: half the clients check for their room as the SDK did before a rematch was its own check (see
+    // ClusterJoinPlan.abCheck): rows 4A and 4B compare the two in one run, under the same load.
+    const abCheck = numArg(ctx.args, 'ab-check', 0) === 1;
     const redis = await startRedis();
     const nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(n, redis.url, perIp)));
     const rows: ResultRow[] = [];
     const ratios: Record<string, number> = {};
     const notes: string[] = [
       `${clients} WebSocket clients in ${agentCount} client processes (round robin; niceness +${agentNice} over the nodes' within the bench's session, \`--agent-nice\`, so that together they weigh about one process against the nodes), matchmaking (joinOrCreate, rooms of 8) through a random node of 3 within ${spreadS} s; then each sends a message at ${hz} Hz for ${seconds} s, broadcast by its room to the others.`,
-      `Cross-node broadcast: meanwhile a probe process (apart from the storm's clients) holds one client in a room of its own on each node; each asks its room, ${shoutHz} times a second (the three staggered over the period), to broadcast to every room of its type (\`probe\`) on every node (\`room.cluster.broadcast\`; to the probe rooms only, so that the probe adds no traffic to the storm's clients). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
+      `Cross-node broadcast: meanwhile a probe process (apart from the storm's clients) holds one client in a room of its own on each node; each asks its room, ${idleHz} times a second with the cluster idle and ${shoutHz} under load (the three staggered over the period), to broadcast to every room of its type (\`probe\`) on every node (\`room.cluster.broadcast\`; to the probe rooms only, so that the probe adds no traffic to the storm's clients). A probe client gets its own shout from its own node (single-node) and the other probes' over Redis pub/sub from theirs (cross-node); both measured from the send on one clock, in the same run: first with the cluster idle for ${idleS} s (the path: \`cross_node_p99_overhead_ms\`, with a 95 % confidence interval by order statistics: \`..._ci_lo_ms\`, \`..._ci_hi_ms\`; each p99 with its 97.5 % interval in its row), then while the storm's clients exchange messages (\`..._loaded_ms\`: then it includes the receiving node's event-loop lag).`,
       `Nodes: per-address pre-auth handshake cap \`preAuth.maxPendingPerIp\` ${perIp} (\`--per-ip\`; the default is 16): all ${clients} clients share 127.0.0.1, real players do not; the total pre-auth budget (1 024 per node) still applies.`,
-      "Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery_ms: from the SIGKILL of the node hosting the most clients (CLOCK_MONOTONIC read just before kill(2)) until the last client it hosted is seated again, i.e. its `rematch` event: a new session is open to a live node and the new room answered the join. The client SDK does it by itself, in steps reported as rows 1-4: 1. the transport drops (`disconnect`; WebSocket: the kernel closes the killed process's sockets); 2. the SDK asks a live node whether the room is still listed (`GET /quiver/rooms/:id`, every `nodeCheckMs`) and, once it is not (the registry leaves out a node whose liveness subscription Redis dropped), matchmakes again (the time that request starts); 3. that request's duration; 4. seated again. An orphan neither seated nor gone within 30 s counts as lost.",
+      "Nodes heartbeat every 500 ms with a 5 000 ms TTL (a killed node is seen through its liveness subscription, not the TTL). recovery_ms: from the SIGKILL of the node hosting the most clients (CLOCK_MONOTONIC read just before kill(2)) until the last client it hosted is seated again, i.e. its `rematch` event: a new session is open to a live node and the new room answered the join. The client SDK does it by itself, in steps reported as rows 1-4: 1. the transport drops (`disconnect`; WebSocket: the kernel closes the killed process's sockets); 2. the SDK asks a node to matchmake again unless the room is still listed (`POST .../matchmake/joinOrCreate/arena?replaces=<roomId>`, every `nodeCheckMs` while the answer is `room-still-hosted`; the registry leaves out a node whose liveness subscription Redis dropped): the start of the request that answered with a reservation; rows 1b-1g are its room checks (one per endpoint asked); 3. that request's duration until its body (the node commits to the answer, 200, before matchmaking); 3b-3e the session to the new node and the join; 4. seated again. An orphan neither seated nor gone within 30 s counts as lost.",
     ];
     const endpoints = nodes.map((n) => n.endpoint);
     // The clients in agent processes of their own (round robin by index, so that every agent has a share of every
@@ -185,6 +194,7 @@ const suite: BenchSuite = {
             total: clients,
             startAt,
             spreadMs: spreadS * 1000,
+            abCheck,
           } satisfies ClusterJoinPlan),
         ),
       );
@@ -243,24 +253,31 @@ const suite: BenchSuite = {
       const probe = await startProbe(nodes, shoutHz, seconds);
       notes.push(`probe rooms on: ${probe.on.join(', ')}`);
       // The path itself: the cluster idle (rooms full, nobody sending), so neither node's event loop is behind.
-      ctx.progress(`probe shouts at ${shoutHz} Hz for ${idleS} s, cluster idle`);
-      const idle = await probe.measure(idleS);
+      ctx.progress(`probe shouts at ${idleHz} Hz for ${idleS} s, cluster idle`);
+      const idle = await probe.measure(idleS, idleHz);
       ctx.progress(`messages at ${hz} Hz for ${seconds} s, probe shouts at ${shoutHz} Hz`);
       await onAgents('startMessages', hz);
-      const loaded = await probe.measure().finally(() => probe.stop());
+      const loaded = await probe.measure(seconds, shoutHz).finally(() => probe.stop());
       // The kill waits for the storm's traffic to drain (each agent: nothing received for 500 ms, 20 s at most): a
       // kill while a client process works through a backlog measured its lag as detection time (transport down p50
       // 0.9 s in the run of 00:55 UTC, when one process held every client).
       ctx.progress('waiting for the storm traffic to drain');
       const latencies = (await onAgents<number[]>('stopMessages', 20_000)).flat();
       const shouts = `${probe.on.length} × ${shoutHz} Hz`;
+      const idleShouts = `${probe.on.length} × ${idleHz} Hz`;
+      // The goal's figure with its interval (order statistics, Bonferroni over the two p99s: see quantileDiffCi).
+      const overhead = quantileDiffCi(idle.cross, idle.local, 0.99);
+      const ci = (c: { lo: number; hi: number }) => `[${round(c.lo, 2)}, ${round(c.hi, 2)}]`;
       rows.push(
         distRow('in-room broadcast latency', `${hz} Hz`, latencies, 'ms', { delivered: latencies.length }),
-        distRow('room-type broadcast, same node, idle', shouts, idle.local, 'ms', {
+        distRow('room-type broadcast, same node, idle', idleShouts, idle.local, 'ms', {
           delivered: idle.local.length,
+          'p99 97.5 % CI': ci(overhead.b),
         }),
-        distRow('room-type broadcast, cross-node (Redis), idle', shouts, idle.cross, 'ms', {
+        distRow('room-type broadcast, cross-node (Redis), idle', idleShouts, idle.cross, 'ms', {
           delivered: idle.cross.length,
+          'p99 97.5 % CI': ci(overhead.a),
+          'p99 overhead 95 % CI': ci(overhead),
         }),
         distRow(`room-type broadcast, same node, under ${hz} Hz`, shouts, loaded.local, 'ms', {
           delivered: loaded.local.length,
@@ -275,7 +292,9 @@ const suite: BenchSuite = {
         v.length ? [...v].sort((a, b) => a - b)[Math.ceil(v.length * 0.5) - 1]! : NaN;
       ratios.same_node_p99_ms = round(p99(idle.local), 2);
       ratios.cross_node_p99_ms = round(p99(idle.cross), 2);
-      ratios.cross_node_p99_overhead_ms = round(p99(idle.cross) - p99(idle.local), 2);
+      ratios.cross_node_p99_overhead_ms = round(overhead.value, 2);
+      ratios.cross_node_p99_overhead_ci_lo_ms = round(overhead.lo, 2);
+      ratios.cross_node_p99_overhead_ci_hi_ms = round(overhead.hi, 2);
       ratios.cross_node_p50_overhead_ms = round(p50(idle.cross) - p50(idle.local), 2);
       ratios.same_node_p99_loaded_ms = round(p99(loaded.local), 2);
       ratios.cross_node_p99_loaded_ms = round(p99(loaded.cross), 2);
@@ -300,15 +319,35 @@ const suite: BenchSuite = {
       // The clock starts just before kill(2): every step below is from here, on CLOCK_MONOTONIC in every process.
       const killedAt = monoMs();
       victim.proc.kill('SIGKILL');
-      const steps = (await onAgents<OrphanSteps[]>('orphanSteps', 30_000)).flat();
+      const perAgentSteps = await onAgents<{
+        steps: OrphanSteps[];
+        loopDelayMs: { p99: number; max: number };
+      }>('orphanSteps', 30_000);
+      const steps = perAgentSteps.flatMap((a) => a.steps);
+      notes.push(
+        `client processes' event-loop delay from the kill until their orphans were seated (their own lag, inside every step): ${perAgentSteps.map((a) => `p99 ${round(a.loopDelayMs.p99, 0)} / max ${round(a.loopDelayMs.max, 0)} ms`).join(', ')}`,
+      );
       const since = (t: number | undefined) => (t === undefined ? [] : [t - killedAt]);
       const down = steps.flatMap((o) => since(o.down));
       const asked = steps.flatMap((o) => since(o.asked));
       const firstCheck = steps.flatMap((o) => since(o.firstCheck));
-      // More than one: the first check found the room still listed, and the next came `nodeCheckMs` later.
+      // Per endpoint asked: a check that asked the killed node first counts it (refused) and the next.
       const checkCounts = steps.flatMap((o) => (o.asked === undefined ? [] : [o.checks ?? 0]));
+      // More than none: a check found the room still listed, and the next came later.
+      const hostedAnswers = steps.flatMap((o) => (o.asked === undefined ? [] : [o.hostedAnswers ?? 0]));
+      const refusedChecks = steps.flatMap((o) => (o.asked === undefined ? [] : [o.refusedChecks ?? 0]));
+      const goneAt = steps.flatMap((o) => since(o.goneAt));
+      const goneCheckMs = steps.flatMap((o) => (o.goneCheckMs === undefined ? [] : [o.goneCheckMs]));
       const requestMs = steps.flatMap((o) => (o.requestMs === undefined ? [] : [o.requestMs]));
       const seated = steps.flatMap((o) => since(o.seated));
+      const connectAt = steps.flatMap((o) => since(o.connectAt));
+      const connectedAt = steps.flatMap((o) => since(o.connectedAt));
+      const connectMs = steps.flatMap((o) =>
+        o.connectAt === undefined || o.connectedAt === undefined ? [] : [o.connectedAt - o.connectAt],
+      );
+      const rejoinMs = steps.flatMap((o) =>
+        o.connectedAt === undefined || o.seated === undefined ? [] : [o.seated - o.connectedAt],
+      );
       const lost = steps.length - seated.length;
       const lostWhy = new Map<string, number>();
       for (const o of steps) {
@@ -327,15 +366,44 @@ const suite: BenchSuite = {
       rows.push(
         distRow('1. node loss noticed (transport down), from SIGKILL', of, down, 'ms'),
         distRow('1b. first room check started, from SIGKILL', of, firstCheck, 'ms'),
-        distRow('1c. room checks until seen gone (count)', of, checkCounts, 'checks'),
-        distRow('2. room seen gone, rematch asked, from SIGKILL', of, asked, 'ms'),
-        distRow('3. rematch matchmaking request (HTTP), its duration', of, requestMs, 'ms'),
+        distRow('1c. room checks until seen gone (count, one per endpoint asked)', of, checkCounts, 'checks'),
+        distRow('1d. of them refused (the killed node asked first)', of, refusedChecks, 'checks'),
+        distRow('1e. of them answered "still hosted"', of, hostedAnswers, 'checks'),
+        distRow('1f. the check that saw the room gone, its duration', of, goneCheckMs, 'ms'),
+        distRow('1g. room seen gone (that check answered), from SIGKILL', of, goneAt, 'ms'),
+        distRow(
+          '2. rematch matchmaking request started (`?replaces=`: the room check itself), from SIGKILL',
+          of,
+          asked,
+          'ms',
+        ),
+        distRow('3. that request (HTTP) until its reservation, its duration', of, requestMs, 'ms'),
+        distRow('3b. connecting to the new node started, from SIGKILL', of, connectAt, 'ms'),
+        distRow('3c. its session open, from SIGKILL', of, connectedAt, 'ms'),
+        distRow('3d. connect duration (WebSocket + session handshake)', of, connectMs, 'ms'),
+        distRow('3e. join duration (session open until the room answered)', of, rejoinMs, 'ms'),
         distRow('4. seated again (recovery), from SIGKILL', of, seated, 'ms', {
           'all seated again ms': round(worst, 0),
           'seated again': seated.length,
           lost,
         }),
       );
+      if (abCheck) {
+        for (const [k, what] of [
+          ['combined', 'A: one conditional request (the SDK)'],
+          ['separate', 'B: room check, then matchmaking (emulated former SDK)'],
+        ] as const) {
+          const group = steps.filter((o) => o.check === k);
+          rows.push(
+            distRow(
+              `4${k === 'combined' ? 'A' : 'B'}. seated again, ${what}, from SIGKILL`,
+              of,
+              group.flatMap((o) => since(o.seated)),
+              'ms',
+            ),
+          );
+        }
+      }
       // No orphan would make the recovery figure vacuous: report it as not measured.
       ratios.recovery_ms = steps.length && lost === 0 ? round(worst, 0) : Number.NaN;
     } finally {

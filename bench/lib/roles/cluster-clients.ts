@@ -5,7 +5,9 @@
  * own lag as detection and recovery time. Times are CLOCK_MONOTONIC (`monoMs`, the same clock in every process on
  * the machine), so the suite takes the SIGKILL time in its own process and every step's time in the agents'.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type ClientRoom, RoomsClient } from '@quiver/rooms/client';
+import { connect } from '@quiver/session';
 import { connectWebSocket } from '@quiver/websocket';
 import { Heard, Say } from '../../../packages/redis/test/fixtures/messages.ts';
 import { monoMs } from './wire.js';
@@ -20,6 +22,12 @@ export interface ClusterJoinPlan {
   /** Client i matchmakes at `startAt + i / total × spreadMs` (monotonic ms). */
   startAt: number;
   spreadMs: number;
+  /**
+   * A/B of the rematch's room check, in one run: every other client of each process checks as the SDK did before the rematch was
+   * its own check (`GET /rooms/:id`, then once it answers 404 the matchmaking request, to the same endpoint),
+   * emulated by their `fetch`; the others as the SDK does now (one conditional request).
+   */
+  abCheck?: boolean;
 }
 
 export interface ClusterJoinResult {
@@ -37,23 +45,75 @@ export interface OrphanSteps {
   asked?: number;
   /** That matchmaking request's duration (HTTP). */
   requestMs?: number;
-  /** Room checks (`GET /quiver/rooms/:id`) started after the kill, and when the first started. */
+  /**
+   * Room checks (`GET /quiver/rooms/:id`, one per endpoint asked) started after the kill, and when the first
+   * started; of them, how many were refused (the killed node, asked first) and how many answered "still hosted".
+   */
   checks?: number;
   firstCheck?: number;
+  refusedChecks?: number;
+  hostedAnswers?: number;
+  /** When a check answered "gone" (404), and how long that request took. */
+  goneAt?: number;
+  goneCheckMs?: number;
+  /** The rematch's session: connecting started, and the session opened (the join follows). */
+  connectAt?: number;
+  connectedAt?: number;
   /** Seated again (`rematch`): the new room on a live node answered the join. */
   seated?: number;
   /** Gave up (`leave`) with this error. */
   lost?: string;
+  /** Its rematch check, in an A/B run. */
+  check?: 'combined' | 'separate';
+}
+
+interface Check {
+  at: number;
+  end?: number;
+  status?: number;
+  /** A rematch that is its own room check (`?replaces=`): 200 says the room is gone (and reserves a seat). */
+  conditional?: boolean;
+}
+
+/**
+ * A `fetch` that answers the SDK's conditional rematch (`?replaces=<roomId>`) the way the SDK asked before it: a room
+ * check (`GET /rooms/:id`), and only once that says the room is gone, the plain matchmaking request.
+ */
+function separateCheck(inner: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(String(input));
+    const roomId = url.searchParams.get('replaces');
+    if (roomId === null) return inner(input, init);
+    const check = await inner(`${url.origin}/quiver/rooms/${encodeURIComponent(roomId)}`, {
+      signal: init?.signal,
+    });
+    if (check.status !== 404) {
+      await check.body?.cancel();
+      const error = { code: 'room-still-hosted', message: 'the room is still hosted' };
+      return new Response(JSON.stringify({ error }), { status: check.ok ? 409 : check.status });
+    }
+    await check.body?.cancel();
+    url.searchParams.delete('replaces');
+    const res = await inner(url, init);
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    return new Response(JSON.stringify(body.error ? body : { ...body, replaces: roomId }), {
+      status: res.status,
+    });
+  };
 }
 
 interface Player {
   room: ClientRoom;
-  /** Start (monotonic ms) and duration of each matchmaking request of this client, the rematch included. */
-  matchmakes: { at: number; ms?: number }[];
+  /** Rematch check of the A/B (`ClusterJoinPlan.abCheck`): `separate` for the emulated former flow. */
+  check: 'combined' | 'separate';
+  /** Start (monotonic ms), duration and status of each matchmaking request of this client, the rematch included. */
+  matchmakes: { at: number; ms?: number; status?: number }[];
   /** Between rooms: a rematch under way (its room was seen gone, or its node drained). */
   moving: boolean;
-  /** Start times (monotonic ms) of its room checks. */
-  checks: number[];
+  /** Its room checks (one per endpoint asked): start (monotonic ms), end, HTTP status (0: refused or failed). */
+  checks: Check[];
+  /** Its sessions opened: start and end of each connect (monotonic ms). */
+  connects: Check[];
 }
 
 /** What happened to the handles before any node was killed: nothing should (a node too slow to heartbeat does). */
@@ -77,8 +137,11 @@ let orphans: {
   steps: OrphanSteps;
   before: number;
   checksBefore: number;
+  connectsBefore: number;
   done: Promise<void>;
 }[] = [];
+/** This process's event-loop delay from the kill until every orphan is seated: the clients' own lag in the steps. */
+let loopDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
 
 /** Matchmakes and joins this agent's share of the storm; resolves when every one joined or failed. */
 export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResult> {
@@ -88,34 +151,69 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
   const indices: number[] = [];
   for (let i = plan.first; i < plan.total; i += plan.stride) indices.push(i);
   await Promise.all(
-    indices.map(async (i) => {
+    indices.map(async (i, local) => {
       const at = plan.startAt + (i / plan.total) * plan.spreadMs;
       await new Promise((r) => setTimeout(r, Math.max(0, at - monoMs())));
       const matchmakes: Player['matchmakes'] = [];
       let onMatchmake = () => {};
-      const checks: number[] = [];
+      const checks: Check[] = [];
+      const connects: Check[] = [];
+      // Alternating within this process (not by global index: with an even number of processes dealt round robin,
+      // that put each group in processes of its own, and one process's lag on one side).
+      const check: Player['check'] = plan.abCheck && local % 2 === 1 ? 'separate' : 'combined';
+      const base: typeof fetch = check === 'separate' ? separateCheck(fetch) : fetch;
       // Each client matchmakes through its own node first, then the others in turn (RoomsClient falls over).
       const client = new RoomsClient({
         endpoint: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)],
         connectors: { websocket: connectWebSocket },
-        fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
-          if (!String(input).includes('/matchmake/')) {
-            if (String(input).includes('/rooms/')) checks.push(monoMs());
-            return fetch(input, init);
+        connect: async (url, options) => {
+          const c: Check = { at: monoMs() };
+          connects.push(c);
+          try {
+            return await connect(url, options);
+          } finally {
+            c.end = monoMs();
           }
-          const m: { at: number; ms?: number } = { at: monoMs() };
-          matchmakes.push(m);
-          onMatchmake();
-          const res = await fetch(input, init);
-          m.ms = monoMs() - m.at;
-          return res;
+        },
+        fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+          const url = String(input);
+          const matchmaking = url.includes('/matchmake/');
+          // A room check: `GET /rooms/:id`, or a rematch that is its own check (`?replaces=`).
+          const conditional = matchmaking && url.includes('replaces=');
+          if (!matchmaking && !url.includes('/rooms/')) return base(input, init);
+          const c: Check | undefined =
+            !matchmaking || conditional ? { at: monoMs(), conditional } : undefined;
+          if (c) checks.push(c);
+          const m: Player['matchmakes'][number] | undefined = matchmaking ? { at: monoMs() } : undefined;
+          if (m) matchmakes.push(m);
+          if (m && !conditional) onMatchmake();
+          try {
+            const res = await base(input, init);
+            if (c) {
+              c.status = res.status;
+              c.end = monoMs();
+            }
+            if (!m) return res;
+            if (conditional && res.status === 200) onMatchmake();
+            // A rematch's answer is committed before its matchmaking: the request lasts until its body.
+            const text = await res.text();
+            m.ms = monoMs() - m.at;
+            m.status = res.status;
+            return new Response(text, { status: res.status, headers: res.headers });
+          } catch (err) {
+            if (c) {
+              c.status = 0;
+              c.end = monoMs();
+            }
+            throw err;
+          }
         },
       });
       const t0 = monoMs();
       try {
         const room = await client.joinOrCreate('arena', { mode: 'bench' });
         result.joinMs.push(monoMs() - t0);
-        const p: Player = { room, matchmakes, moving: false, checks };
+        const p: Player = { room, matchmakes, moving: false, checks, connects, check };
         players.push(p);
         room.on('disconnect', () => {
           churn.disconnects++;
@@ -216,21 +314,44 @@ export function watchOrphans(node: string): number {
           resolve();
         });
       });
-      return { p, steps, before, checksBefore: p.checks.length, done };
+      return { p, steps, before, checksBefore: p.checks.length, connectsBefore: p.connects.length, done };
     });
+  loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   return orphans.length;
 }
 
 /** Resolves with each watched orphan's steps once every one is seated again or gave up (`timeoutMs` at most). */
-export async function orphanSteps(timeoutMs: number): Promise<OrphanSteps[]> {
+export async function orphanSteps(
+  timeoutMs: number,
+): Promise<{ steps: OrphanSteps[]; loopDelayMs: { p99: number; max: number } }> {
   await Promise.race([Promise.all(orphans.map((o) => o.done)), new Promise((r) => setTimeout(r, timeoutMs))]);
-  return orphans.map(({ p, steps, before, checksBefore }) => {
+  loopDelay?.disable();
+  const loopDelayMs = {
+    p99: (loopDelay?.percentile(99) ?? Number.NaN) / 1e6,
+    max: (loopDelay?.max ?? Number.NaN) / 1e6,
+  };
+  const steps = orphans.map(({ p, steps, before, checksBefore, connectsBefore }) => {
     const checks = p.checks.slice(checksBefore);
-    const out: OrphanSteps = { ...steps, checks: checks.length, firstCheck: checks[0] };
-    // The first matchmaking request after the kill is the rematch.
-    const m = p.matchmakes[before];
+    const opened = p.connects[connectsBefore];
+    const gone = checks.find((c) => c.status === (c.conditional ? 200 : 404));
+    const out: OrphanSteps = {
+      ...steps,
+      check: p.check,
+      checks: checks.length,
+      firstCheck: checks[0]?.at,
+      refusedChecks: checks.filter((c) => c.status === 0).length,
+      hostedAnswers: checks.filter((c) => c.status === (c.conditional ? 409 : 200)).length,
+      goneAt: gone?.end,
+      goneCheckMs: gone?.end === undefined ? undefined : gone.end - gone.at,
+      connectAt: opened?.at,
+      connectedAt: opened?.end,
+    };
+    // The first matchmaking request after the kill that a node answered with a reservation is the rematch.
+    const m = p.matchmakes.slice(before).find((x) => x.status === 200);
     return m ? { ...out, asked: m.at, requestMs: m.ms } : out;
   });
+  return { steps, loopDelayMs };
 }
 
 export async function leaveAll(): Promise<void> {

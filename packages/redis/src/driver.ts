@@ -9,7 +9,18 @@ import type {
 } from '@quiver/rooms';
 import { type Clock, systemClock } from '@quiver/session';
 import type { Redis } from 'ioredis';
-import { BEAT, CONSUME, CREATE, RELEASE, REMOVE, RESERVE, runScript, UPDATE } from './scripts.js';
+import {
+  BEAT,
+  CONSUME,
+  CREATE,
+  LOOKUP,
+  QUERY,
+  RELEASE,
+  REMOVE,
+  RESERVE,
+  runScript,
+  UPDATE,
+} from './scripts.js';
 
 /** Options of {@link RedisDriver}. */
 export interface RedisDriverOptions {
@@ -96,23 +107,29 @@ export class RedisDriver implements RoomDriver {
   }
 
   async get(roomId: string): Promise<RoomListing | undefined> {
-    const [listing] = await this.load([roomId]);
-    return listing?.live ? listing.listing : undefined;
+    const r = (await this.run(
+      LOOKUP,
+      [this.key('room', roomId), this.key('seats', roomId)],
+      [String(this.clock.now()), this.p],
+    )) as [string[], number, number] | null;
+    return r && r[2] === 1 ? fromFlat(roomId, r[0]) : undefined;
   }
 
   async query(query: RoomQuery): Promise<RoomListing[]> {
-    const ids = await this.redis.smembers(
-      query.name === undefined ? `${this.p}rooms` : this.key('rooms', query.name),
-    );
+    const flat = (await this.run(
+      QUERY,
+      [query.name === undefined ? `${this.p}rooms` : this.key('rooms', query.name)],
+      [
+        String(this.clock.now()),
+        this.p,
+        query.includePrivate ? '1' : '0',
+        query.includeUnavailable ? '1' : '0',
+      ],
+    )) as (string | string[])[];
     const out: RoomListing[] = [];
-    for (const r of await this.load(ids)) {
-      if (!r?.live) continue;
-      const l = r.listing;
-      if (l.private && !query.includePrivate) continue;
-      if (!query.includeUnavailable) {
-        if (l.locked) continue;
-        if (l.maxClients !== null && l.clients + r.reserved >= l.maxClients) continue;
-      }
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const l = fromFlat(String(flat[i]), flat[i + 1] as string[]);
+      if (!l) continue;
       if (query.metadata && !Object.entries(query.metadata).every(([k, v]) => l.metadata[k] === v)) continue;
       out.push(l);
     }
@@ -124,8 +141,7 @@ export class RedisDriver implements RoomDriver {
     options: { ignoreLock?: boolean; ignoreCapacity?: boolean } = {},
   ): Promise<ReserveOutcome> {
     const { roomId, token } = seat;
-    const listing = await this.get(roomId);
-    if (!listing) return 'not-found';
+    // One round trip: the script also answers `not-found` for a room whose node is dead.
     return (await this.run(
       RESERVE,
       [this.key('room', roomId), this.key('seats', roomId), this.key('seat', token)],
@@ -139,6 +155,7 @@ export class RedisDriver implements RoomDriver {
         options.ignoreLock ? '1' : '0',
         options.ignoreCapacity ? '1' : '0',
         String(this.tombstoneMs),
+        this.p,
       ],
     )) as ReserveOutcome;
   }
@@ -262,11 +279,6 @@ export class RedisDriver implements RoomDriver {
     return (await this.probe(pids, false)).statuses;
   }
 
-  /** Nodes that heartbeat and, when registered, still hold their liveness subscription: one round trip. */
-  private async aliveOf(pids: string[]): Promise<Set<string>> {
-    return (await this.probe(pids, true)).live;
-  }
-
   private async probe(
     pids: string[],
     withSubs: boolean,
@@ -345,32 +357,16 @@ export class RedisDriver implements RoomDriver {
     ];
   }
 
-  /** Listings with their live reservation count and whether their node heartbeats, in one round trip. */
-  private async load(
-    ids: string[],
-  ): Promise<({ listing: RoomListing; reserved: number; live: boolean } | undefined)[]> {
-    if (ids.length === 0) return [];
-    const now = this.clock.now();
-    const pipe = this.redis.pipeline();
-    for (const id of ids) {
-      pipe.hgetall(this.key('room', id));
-      pipe.zcount(this.key('seats', id), `(${now}`, '+inf');
-    }
-    const res = (await pipe.exec()) ?? [];
-    const rows = ids.map((id, i) => {
-      const h = res[2 * i]?.[1] as Record<string, string> | undefined;
-      if (!h || h.name === undefined) return undefined;
-      return { listing: toListing(id, h), reserved: Number(res[2 * i + 1]?.[1] ?? 0), live: true };
-    });
-    const pids = [...new Set(rows.flatMap((r) => (r ? [r.listing.processId] : [])))];
-    const alive = await this.aliveOf(pids);
-    for (const r of rows) if (r) r.live = alive.has(r.listing.processId);
-    return rows;
-  }
-
   private run(script: string, keys: string[], args: string[]): Promise<unknown> {
     return runScript(this.redis, script, keys, args);
   }
+}
+
+/** A room's listing from its hash as a script answers it (a flat field, value list); undefined when incomplete. */
+function fromFlat(roomId: string, flat: readonly string[]): RoomListing | undefined {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h.name === undefined ? undefined : toListing(roomId, h);
 }
 
 function toListing(roomId: string, h: Record<string, string>): RoomListing {

@@ -69,11 +69,85 @@ return name and 1 or 0
 `;
 
 /**
- * KEYS: room, seats, seat. ARGV: token, roomId, expiresAt, options, reconnect, now, ignoreLock, ignoreCapacity,
- * tombstoneMs. Expired reservations leave the seats set first, so only live ones count against capacity.
+ * Whether a node lives, as the driver's `probe` decides it, inside a script: its heartbeat exists and, when it is a
+ * registered node's (`sub` in its status), its liveness channel still has its subscriber. ARGV-derived keys, as
+ * `REMOVE`'s index sets (one primary, not Redis Cluster).
  */
-export const RESERVE = `
+const LIVE = `
+local function live(prefix, pid)
+  local beat = redis.call('GET', prefix .. 'node:' .. pid)
+  if not beat then return false end
+  if beat == '1' then return true end
+  local ok, st = pcall(cjson.decode, beat)
+  if not ok or type(st) ~= 'table' or st.sub ~= 1 then return true end
+  return redis.call('PUBSUB', 'NUMSUB', prefix .. 'alive:' .. pid)[2] > 0
+end
+`;
+
+/**
+ * KEYS: room, seats. ARGV: now, prefix. One room's listing in one round trip: `{ fields, reserved, live }` (its
+ * hash as a flat list, its live reservations, whether its node lives), or nil when it is not registered. A room
+ * check of a client whose transport dropped asks this: two round trips on a node busy with a lost node's clients
+ * were two waits behind every other request.
+ */
+export const LOOKUP = `${LIVE}
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local pid = redis.call('HGET', KEYS[1], 'pid')
+local reserved = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
+return { h, reserved, (pid and live(ARGV[2], pid)) and 1 or 0 }
+`;
+
+/**
+ * KEYS: an index set of rooms. ARGV: now, prefix, includePrivate, includeUnavailable. The rooms of the index that
+ * a listing or matchmaking may show, as `{ id, fields, id, fields, ... }` (each room's hash as a flat list): their
+ * node lives, and unless asked for, they are neither private, locked nor full (joined plus live reservations).
+ * Filtered here rather than by the node: in a join storm, or when a lost node's clients rematchmake together,
+ * nearly every room is full, and every matchmaking request loaded every room's hash and reservations (two
+ * commands a room, 150 for 75 rooms) only to drop them. Runs in O(rooms of the index), as those commands did.
+ */
+export const QUERY = `${LIVE}
+local out = {}
+local alive = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[2] .. 'room:' .. id
+  local r = redis.call('HMGET', key, 'pid', 'locked', 'max', 'clients', 'private')
+  if r[1] then
+    local ok = ARGV[3] == '1' or r[5] ~= '1'
+    if ok and ARGV[4] ~= '1' then
+      local max = tonumber(r[3]) or -1
+      if r[2] == '1' then
+        ok = false
+      elseif max >= 0 then
+        local reserved = redis.call('ZCOUNT', ARGV[2] .. 'seats:' .. id, '(' .. ARGV[1], '+inf')
+        ok = (tonumber(r[4]) or 0) + reserved < max
+      end
+    end
+    if ok then
+      local l = alive[r[1]]
+      if l == nil then
+        l = live(ARGV[2], r[1])
+        alive[r[1]] = l
+      end
+      if l then
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGETALL', key)
+      end
+    end
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: room, seats, seat. ARGV: token, roomId, expiresAt, options, reconnect, now, ignoreLock, ignoreCapacity,
+ * tombstoneMs, prefix. A room whose node is dead is `not-found` (as the listing leaves it out). Expired
+ * reservations leave the seats set first, so only live ones count against capacity.
+ */
+export const RESERVE = `${LIVE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not-found' end
+local pid = redis.call('HGET', KEYS[1], 'pid')
+if not pid or not live(ARGV[10], pid) then return 'not-found' end
 local room = redis.call('HMGET', KEYS[1], 'locked', 'max', 'clients')
 if room[1] == '1' and ARGV[7] ~= '1' then return 'locked' end
 local now = tonumber(ARGV[6])

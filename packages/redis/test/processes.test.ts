@@ -102,6 +102,11 @@ describe('two server processes on one Redis', () => {
       body: '{"mode":"r"}',
     });
     expect(((await down.json()) as { error: { code: string } }).error.code).toBe('matchmake-failed');
+    // A rematch's room check cannot tell whether the room lives: it rejects (the SDK keeps the room), rather than
+    // answering "gone" and moving the handle out of a room that plays on.
+    await expect(
+      clientOf(b.endpoint).rematchIfGone('joinOrCreate', 'arena', { mode: 'r' }, first.roomId),
+    ).rejects.toMatchObject({ name: 'RoomError', code: 'matchmake-failed' });
     await redis.start();
     // Node A relists its room with both clients; node B sees it; matchmaking joins it again.
     await waitFor(async () => {

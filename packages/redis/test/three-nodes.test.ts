@@ -8,6 +8,7 @@ import type { RoomMessage } from '@quiver/rooms';
 import { type ClientRoom, type RoomError, RoomsClient } from '@quiver/rooms/client';
 import { connectWebSocket } from '@quiver/websocket';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDriver } from '../src/index.js';
 import { type RedisServer, startRedis } from '../src/testing.js';
 import { Heard, PokeRoom, Say, Shout, Shouted } from './fixtures/messages.js';
 import { listing, startNode, stopNodes, type TestNode, waitFor } from './support.js';
@@ -112,6 +113,53 @@ describe('three server processes on one Redis', () => {
     // The dead node's room is gone from every survivor's listing; only the new one is left.
     for (const n of survivors) expect((await listing(n.endpoint)).map((r) => r.id)).toEqual([a.roomId]);
     await Promise.all([a.leave(), b.leave()]);
+  });
+
+  it('a rematch is its own room check: while the room lives it reserves nothing; once its node is killed, one answer seats the client', async () => {
+    const nodes = await Promise.all(['r1', 'r2', 'r3'].map((n) => startNode(redis.url, n)));
+    // Every request the client makes, as `METHOD path?query`.
+    const requests: string[] = [];
+    const client = new RoomsClient({
+      endpoint: nodes.map((n) => n.endpoint),
+      connectors: { websocket: connectWebSocket },
+      nodeCheckMs: 100,
+      fetch: (input, init) => {
+        const u = new URL(String(input));
+        requests.push(`${init?.method ?? 'GET'} ${u.pathname}${u.search}`);
+        return fetch(input, init);
+      },
+    });
+    const a = await client.joinOrCreate('arena', { mode: 'r' });
+    const victim = nodes.find((n) => n.name === a.processId)!;
+    const registry = new RedisDriver({ redis: redis.client(), ownsClient: true });
+    try {
+      // The room lives: the answer says so, and nothing was reserved or created for it.
+      expect(await client.rematchIfGone('joinOrCreate', 'arena', { mode: 'r' }, a.roomId)).toBe('hosted');
+      expect(await registry.reservations(a.roomId)).toBe(0);
+      expect((await listing(nodes[0]!.endpoint)).map((r) => r.id)).toEqual([a.roomId]);
+
+      const rematched = new Promise<{ previousRoomId: string; reason: string }>((resolve, reject) => {
+        a.on('rematch', resolve);
+        a.on('leave', (info) => reject(new Error(`left: ${info.code} ${info.reason}`)));
+      });
+      const previous = a.roomId;
+      requests.length = 0;
+      const exited = once(victim.proc, 'exit');
+      victim.proc.kill('SIGKILL');
+      await exited;
+      expect(await rematched).toEqual({ previousRoomId: previous, reason: 'node-lost' });
+      expect(a.processId).not.toBe(victim.name);
+      // No separate room check and no second matchmaking: every request after the kill was a conditional rematch
+      // (some asked the dead node first and were refused), and the seat of the one that saw the room gone was used.
+      expect(requests.length).toBeGreaterThan(0);
+      for (const r of requests) {
+        expect(r).toBe(`POST /quiver/matchmake/joinOrCreate/arena?replaces=${encodeURIComponent(previous)}`);
+      }
+      expect(await registry.reservations(a.roomId)).toBe(0);
+    } finally {
+      await registry.close();
+    }
+    await a.leave();
   });
 
   it('a drained node (SIGTERM) hands its clients a typed moved close; they rematchmake onto the other nodes', async () => {

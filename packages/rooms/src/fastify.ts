@@ -44,6 +44,7 @@ const statusOf: Record<string, number> = {
   [RoomErrorCode.ROOM_FULL]: 409,
   [RoomErrorCode.ROOM_LOCKED]: 409,
   [RoomErrorCode.NO_ROOM_AVAILABLE]: 409,
+  [RoomErrorCode.ROOM_STILL_HOSTED]: 409,
   [RoomErrorCode.RECONNECT_EXPIRED]: 410,
   [RoomErrorCode.CREATE_FAILED]: 500,
   [RoomErrorCode.BAD_REQUEST]: 400,
@@ -96,30 +97,56 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
     return { webtransport, websocket, http: http ?? null };
   };
 
-  app.post<{ Params: { method: string; roomName: string }; Body: unknown }>(
-    `${path}/matchmake/:method/:roomName`,
-    { bodyLimit: bodyLimit ?? 16_384 },
-    async (req, reply) => {
-      const { method, roomName } = req.params;
-      const body = req.body;
-      const opts =
-        body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-      try {
-        if (!matchmakeMethods.includes(method as MatchmakeMethod)) {
-          throw new RoomError(RoomErrorCode.BAD_REQUEST, 'unknown matchmaking method');
-        }
-        const r = await matchmake(rooms, method as MatchmakeMethod, roomName, opts);
-        return { ...r, session: await endpointsOf(r.processId, req) };
-      } catch (err) {
-        const e =
-          err instanceof RoomError
-            ? err
-            : new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'matchmaking failed');
-        if (!(err instanceof RoomError)) req.log.error({ err }, 'rooms: matchmaking failed');
-        return reply.code(statusOf[e.code] ?? 400).send({ error: e.toWire() });
+  const failure = (err: unknown, req: FastifyRequest): RoomError => {
+    if (err instanceof RoomError) return err;
+    req.log.error({ err }, 'rooms: matchmaking failed');
+    return new RoomError(RoomErrorCode.MATCHMAKE_FAILED, 'matchmaking failed');
+  };
+
+  app.post<{
+    Params: { method: string; roomName: string };
+    Querystring: { replaces?: string };
+    Body: unknown;
+  }>(`${path}/matchmake/:method/:roomName`, { bodyLimit: bodyLimit ?? 16_384 }, async (req, reply) => {
+    const { method, roomName } = req.params;
+    const body = req.body;
+    const opts =
+      body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const run = async () => {
+      const r = await matchmake(rooms, method as MatchmakeMethod, roomName, opts);
+      return { ...r, session: await endpointsOf(r.processId, req) };
+    };
+    const replaces = typeof req.query.replaces === 'string' ? req.query.replaces : undefined;
+    try {
+      if (!matchmakeMethods.includes(method as MatchmakeMethod)) {
+        throw new RoomError(RoomErrorCode.BAD_REQUEST, 'unknown matchmaking method');
       }
-    },
-  );
+      if (replaces === undefined) return await run();
+      // A rematch: the room check and the matchmaking in one request, so that a lost node's clients wait for one
+      // answer of a busy node, not two. Only once the room is gone from the registry.
+      if (await rooms.driver.get(replaces)) {
+        throw new RoomError(RoomErrorCode.ROOM_STILL_HOSTED, 'the room is still hosted');
+      }
+    } catch (err) {
+      const e = failure(err, req);
+      return reply.code(statusOf[e.code] ?? 400).send({ error: e.toWire() });
+    }
+    // The answer is committed (200) before the matchmaking: the client bounds the wait for it by its room-check
+    // timeout (a hung node must not hold it), which a busy node's matchmaking may exceed. The body carries the
+    // reservation, or the typed error.
+    // Headers other hooks set (CORS, ...) go out too: a hijacked reply skips fastify's sending.
+    const headers = { ...reply.getHeaders(), 'content-type': 'application/json; charset=utf-8' };
+    reply.hijack();
+    reply.raw.writeHead(200, headers as Record<string, string | number | string[]>);
+    reply.raw.flushHeaders();
+    let out: unknown;
+    try {
+      out = { ...(await run()), replaces };
+    } catch (err) {
+      out = { error: failure(err, req).toWire() };
+    }
+    reply.raw.end(JSON.stringify(out));
+  });
 
   app.get<{ Querystring: { name?: string } }>(`${path}/rooms`, async (req) => {
     const listings = await rooms.query({

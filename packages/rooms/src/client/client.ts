@@ -23,6 +23,8 @@ export type SessionEndpoints = Pick<QuiverInfo, 'webtransport' | 'websocket' | '
 export interface MatchmakeResponse extends SeatReservation {
   /** Where to open the room's session: the hosting process's endpoints. */
   session: SessionEndpoints;
+  /** The room this reservation replaces, when asked as a rematch (`?replaces=`): the server saw it gone. */
+  replaces?: string;
 }
 
 /** Options of {@link RoomsClient}. */
@@ -140,18 +142,50 @@ export class RoomsClient {
 
   /** Reserves a seat without connecting (`consume` connects and joins later). */
   async matchmake(method: MatchmakeMethod, target: string, options: unknown): Promise<MatchmakeResponse> {
-    const res = await this.request(`/matchmake/${method}/${encodeURIComponent(target)}`, {
+    const { status, body } = await this.requestJson(`/matchmake/${method}/${encodeURIComponent(target)}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(options ?? {}),
     });
-    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    if (!res.ok) {
-      throw body.error
-        ? RoomError.fromWire(body.error)
-        : new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${res.status}`);
+    return reservationOf(status, body);
+  }
+
+  /**
+   * A rematch of a room that may be gone: the room check and the matchmaking in one request
+   * (`?replaces=<roomId>`). `hosted` when the room is still listed (nothing reserved); otherwise the reservation,
+   * or the server's typed error (the room is gone, the matchmaking failed). Rejects when no node answered, or when
+   * a node could not tell (its registry unreachable): the room is then taken as still hosted.
+   * The wait for a node's answer is bounded by `nodeCheckTimeoutMs` (the node commits to it before matchmaking).
+   */
+  async rematchIfGone(
+    method: MatchmakeMethod,
+    target: string,
+    options: unknown,
+    roomId: string,
+  ): Promise<'hosted' | MatchmakeResponse | RoomError> {
+    const { status, body } = await this.requestJson(
+      `/matchmake/${method}/${encodeURIComponent(target)}?replaces=${encodeURIComponent(roomId)}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(options ?? {}),
+      },
+      this.options.nodeCheckTimeoutMs ?? 2000,
+    );
+    let reservation: MatchmakeResponse;
+    try {
+      reservation = reservationOf(status, body);
+    } catch (err) {
+      const e = err as RoomError;
+      if (e.code === RoomErrorCode.ROOM_STILL_HOSTED) return 'hosted';
+      // 200: the node saw the room gone, then its matchmaking failed. Before that (Redis unreachable, a server
+      // without `replaces`), whether the room lives is unknown: ask (a failed check rejects, and the room is kept).
+      if (status !== 200 && (await this.isHosted(roomId))) return 'hosted';
+      return e;
     }
-    return body as unknown as MatchmakeResponse;
+    // A server without conditional rematches matchmade whether or not the room lives: ask. An unused seat expires.
+    if (reservation.replaces !== roomId && (await this.isHosted(roomId))) return 'hosted';
+    return reservation;
   }
 
   /** Connects to the reservation's process and joins with its seat. */
@@ -194,9 +228,50 @@ export class RoomsClient {
     init?: RequestInit,
     timeoutMs = this.options.requestTimeoutMs ?? 30_000,
   ): Promise<Response> {
+    return (await this.attempt(path, init, timeoutMs)).res;
+  }
+
+  /**
+   * As `request`, and the JSON body read: the wait for the answer's headers is bounded by `timeoutMs` per endpoint,
+   * the body then by `requestTimeoutMs` (that node answered: it is not asked again elsewhere, as it may have
+   * reserved a seat). A body that is not JSON reads as `{}`.
+   */
+  private async requestJson(
+    path: string,
+    init: RequestInit,
+    timeoutMs = this.options.requestTimeoutMs ?? 30_000,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const { res, abort } = await this.attempt(path, init, timeoutMs, true);
+    const bodyMs = this.options.requestTimeoutMs ?? 30_000;
+    const timer = systemClock.setTimeout(
+      () => abort.abort(new Error(`no answer within ${bodyMs} ms`)),
+      bodyMs,
+    );
+    try {
+      const body = (await res.json().catch(() => {
+        if (abort.signal.aborted) throw abort.signal.reason;
+        return {};
+      })) as Record<string, unknown>;
+      return { status: res.status, body: body && typeof body === 'object' ? body : {} };
+    } catch (err) {
+      throw new RoomError(
+        RoomErrorCode.MATCHMAKE_FAILED,
+        `matchmaking request failed: ${(err as Error)?.message ?? err}`,
+      );
+    } finally {
+      systemClock.clearTimeout(timer);
+    }
+  }
+
+  private async attempt(
+    path: string,
+    init: RequestInit | undefined,
+    timeoutMs: number,
+    reading = false,
+  ): Promise<{ res: Response; abort: AbortController }> {
     const base = this.options.path ?? '/quiver';
     let last: unknown;
-    let unavailable: Response | undefined;
+    let unavailable: { res: Response; abort: AbortController } | undefined;
     for (let k = 0; k < this.endpoints.length; k++) {
       const i = (this.preferred + k) % this.endpoints.length;
       const abort = new AbortController();
@@ -207,11 +282,12 @@ export class RoomsClient {
       try {
         const res = await this.fetch(`${this.endpoints[i]}${base}${path}`, { ...init, signal: abort.signal });
         if (res.status === 503 && k < this.endpoints.length - 1) {
-          unavailable = res;
+          if (reading) void res.body?.cancel().catch(() => {});
+          unavailable = { res, abort };
           continue;
         }
         this.preferred = i;
-        return res;
+        return { res, abort };
       } catch (err) {
         last = abort.signal.aborted ? abort.signal.reason : err;
       } finally {
@@ -281,13 +357,28 @@ export class RoomsClient {
     const checkMs = this.options.nodeCheckMs ?? 500;
     if (checkMs <= 0) return undefined;
     const rematch = this.options.rematchmake ?? true;
+    if (!rematch || !again) {
+      return {
+        alive: (roomId) => this.isHosted(roomId),
+        checkMs,
+        timeoutMs: this.options.rematchTimeoutMs ?? 10_000,
+      };
+    }
+    // The check is the rematch's matchmaking itself (`?replaces=`): the seat it reserved is used first.
+    let ready: MatchmakeResponse | undefined;
     return {
-      alive: (roomId) => this.isHosted(roomId),
-      again:
-        rematch && again
-          ? async () =>
-              this.connectAndJoin(await this.matchmake(again.method, again.target, again.options), join)
-          : undefined,
+      alive: async (roomId) => {
+        const r = await this.rematchIfGone(again.method, again.target, again.options, roomId);
+        if (r === 'hosted') return true;
+        // Gone; a failed matchmaking is retried by `again` (with backoff, for `rematchTimeoutMs`).
+        ready = r instanceof RoomError ? undefined : r;
+        return false;
+      },
+      again: async () => {
+        const reservation = ready ?? (await this.matchmake(again.method, again.target, again.options));
+        ready = undefined;
+        return this.connectAndJoin(reservation, join);
+      },
       checkMs,
       timeoutMs: this.options.rematchTimeoutMs ?? 10_000,
     };
@@ -306,6 +397,14 @@ export class RoomsClient {
     room.processId = processId;
     return room;
   }
+}
+
+/** The reservation of a matchmaking answer, or its typed error. */
+function reservationOf(status: number, body: Record<string, unknown>): MatchmakeResponse {
+  // A rematch's answer is committed (200) before the matchmaking: its error comes in the body.
+  if (body.error !== undefined) throw RoomError.fromWire(body.error);
+  if (status < 200 || status > 299) throw new RoomError(RoomErrorCode.MATCHMAKE_FAILED, `HTTP ${status}`);
+  return body as unknown as MatchmakeResponse;
 }
 
 /** HTTP statuses and close codes that say the client itself was refused: connecting again will not help. */
