@@ -288,6 +288,7 @@ export class WebSocketSession implements QuiverSession {
       // high writes no datagrams, and must still see the queue drain.
       sendEstimate: () => {
         const now = o.clock.now();
+        this.sendDelay.asked(now);
         if (this.sendDelay.due(now, this.lastPing)) {
           this.lastPing = now;
           this.probeWanted = true;
@@ -642,9 +643,20 @@ export class WebSocketSession implements QuiverSession {
     };
   }
 
-  private async writeDatagram(bytes: Uint8Array): Promise<void> {
+  /**
+   * The datagram writable's write algorithm. Synchronous once the session is ready (a promise only while it is
+   * not): every tick writes a datagram per session, and an async function cost each one more promises and turns.
+   */
+  private writeDatagram(bytes: Uint8Array): Promise<void> | undefined {
     // W3C WebTransport §5: writes wait for the session to be ready, then never block.
-    if (!this.core.ready && !this.finished) await this.ready.catch(noop);
+    if (!this.core.ready && !this.finished) {
+      return this.ready.catch(noop).then(() => this.sendDatagramNow(bytes));
+    }
+    this.sendDatagramNow(bytes);
+    return undefined;
+  }
+
+  private sendDatagramNow(bytes: Uint8Array): void {
     if (this.finished) {
       this.core.countDatagramDrop('outgoing', 'closed');
       return;
