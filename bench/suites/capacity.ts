@@ -31,6 +31,7 @@ const CLOSE_WAIT_MS = 15_000;
 
 const LABEL: Record<string, string> = {
   ws: 'ws (plain)',
+  wss: 'ws over TLS',
   qws: 'Quiver WebSocket (TLS)',
 };
 const label = (k: CapacityKind): string => LABEL[k] ?? `WebTransport (${k.slice(3)})`;

@@ -8,6 +8,7 @@
  * the measured window, so the delivered fractions compare like with like. Every loop ends by itself at the plan's
  * end, whatever the orchestrator does.
  */
+import https from 'node:https';
 import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { QuiverSession, TransportListener } from '@quiver/transport';
@@ -15,8 +16,11 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Target } from './clients.js';
 import { encodeProbe, monoMs } from './wire.js';
 
-/** `wt:<engine>` is WebTransport on that QUIC engine; `qws` our WebSocket transport over TLS; `ws` plain ws. */
-export type CapacityKind = 'ws' | 'qws' | `wt:${string}`;
+/**
+ * `wt:<engine>` is WebTransport on that QUIC engine; `qws` our WebSocket transport over TLS; `ws` plain ws; `wss`
+ * plain ws over TLS (what TLS alone costs, against which our framing's share shows).
+ */
+export type CapacityKind = 'ws' | 'wss' | 'qws' | `wt:${string}`;
 
 export interface CapacityPlan {
   /** CLOCK_MONOTONIC ms of tick 0 (see wire.ts monoMs). */
@@ -145,7 +149,11 @@ export async function capServeStart(o: CapacityServerOptions): Promise<{ port: n
     srv.closers.push(() => l.close());
     return { port: l.address.port };
   }
-  const wss = new WebSocketServer({ host: o.host, port: 0, perMessageDeflate: false });
+  const tls = o.kind === 'wss' ? https.createServer({ cert: o.certPem, key: o.keyPem }) : undefined;
+  if (tls) await new Promise<void>((r) => tls.listen(0, o.host, r));
+  const wss = tls
+    ? new WebSocketServer({ server: tls, perMessageDeflate: false })
+    : new WebSocketServer({ host: o.host, port: 0, perMessageDeflate: false });
   wss.on('connection', (sock) => {
     const peer: Peer = {
       send(m) {
@@ -159,12 +167,13 @@ export async function capServeStart(o: CapacityServerOptions): Promise<{ port: n
     sock.on('error', () => {});
     sock.on('close', () => srv.peers.delete(peer));
   });
-  await new Promise<void>((r) => wss.once('listening', r));
+  if (!tls) await new Promise<void>((r) => wss.once('listening', r));
   srv.closers.push(async () => {
     for (const c of wss.clients) c.terminate();
     await new Promise<void>((r) => wss.close(() => r()));
+    if (tls) await new Promise<void>((r) => tls.close(() => r()));
   });
-  return { port: (wss.address() as { port: number }).port };
+  return { port: ((tls ?? wss).address() as { port: number }).port };
 }
 
 export function capServePeers(): number {
@@ -352,8 +361,11 @@ async function openOne(
   port: number,
   clientEngine?: string,
 ): Promise<ClientSession> {
-  if (kind === 'ws') {
-    const ws = new WebSocket(`ws://${t.host}:${port}/cap`, { perMessageDeflate: false });
+  if (kind === 'ws' || kind === 'wss') {
+    const ws =
+      kind === 'ws'
+        ? new WebSocket(`ws://${t.host}:${port}/cap`, { perMessageDeflate: false })
+        : new WebSocket(`wss://${t.host}:${port}/cap`, { perMessageDeflate: false, ca: t.certPem });
     ws.binaryType = 'nodebuffer';
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

@@ -743,6 +743,8 @@ export class SessionCore {
     // at this size, so it costs more than the check), once per flush of every session.
     if (this.state === 'closed' || !this.hasPendingOutput) return undefined;
     const budget = this.outgoingBudget();
+    const single = this.soleFrame(budget);
+    if (single) return single;
     const w = new ByteWriter(256);
     let frames = 0;
     while (this.control.length > 0 && (frames === 0 || w.length + this.control[0].length <= budget)) {
@@ -837,11 +839,38 @@ export class SessionCore {
     return message;
   }
 
+  /**
+   * The message when exactly one control frame or one datagram is pending and nothing else: that frame, already
+   * encoded, is the whole message. A game's tick sends one datagram per session; building it a second buffer and
+   * copying it there cost an allocation off the V8 heap per message for nothing.
+   */
+  private soleFrame(budget: number): Uint8Array | undefined {
+    if (this.state !== 'open' || !this.peer || this.control.length + this.datagrams.length !== 1)
+      return undefined;
+    if (this.rotation.length > 0 || this.creditPending.size > 0) return undefined;
+    if (this.maxStreamsPending[0] || this.maxStreamsPending[1]) return undefined;
+    const frame = this.control.length > 0 ? this.control[0] : this.datagrams[0];
+    if (frame.length > budget) return undefined;
+    if (this.control.length > 0) {
+      this.control.pop();
+      this.controlBytes -= frame.length;
+    } else {
+      this.datagrams.pop();
+      this.datagramBytes -= frame.length;
+      this.stats.datagrams.sent++;
+    }
+    return this.emitFrames(frame, 1);
+  }
+
   private emit(w: ByteWriter, frames: number): Uint8Array {
+    return this.emitFrames(w.finish(), frames);
+  }
+
+  private emitFrames(message: Uint8Array, frames: number): Uint8Array {
     this.settingsSent = true;
     this.stats.framesSent += frames;
     this.stats.messagesSent++;
-    this.stats.bytesSent += w.length;
-    return w.finish();
+    this.stats.bytesSent += message.length;
+    return message;
   }
 }

@@ -22,7 +22,10 @@ export interface DatagramHost {
   setLastPing(now: number): void;
   /** An RTT probe is wanted: the session's next flush sends a PING. */
   probe(): void;
-  scheduleFlush(): void;
+  /** Flush once every datagram written in this turn is queued too (the session's `scheduleDatagramFlush`). */
+  scheduleDatagramFlush(): void;
+  /** Hand what is queued to the socket now. */
+  flushNow(): void;
 }
 
 /** Datagrams in and out of one session. */
@@ -60,6 +63,7 @@ export class WsDatagrams {
       // high writes no datagrams, and must still see the queue drain.
       sendEstimate: () => {
         const now = o.clock.now();
+        this.sendDelay.asked(now);
         if (this.sendDelay.due(now, host.lastPing())) {
           host.setLastPing(now);
           host.probe();
@@ -95,9 +99,20 @@ export class WsDatagrams {
     this.controller.error(e);
   }
 
-  private async write(bytes: Uint8Array): Promise<void> {
+  /**
+   * The writable's write algorithm. Synchronous once the session is ready (a promise only while it is not): every
+   * tick writes a datagram per session, and an async function cost each one more promises and turns.
+   */
+  private write(bytes: Uint8Array): Promise<void> | undefined {
     // W3C WebTransport §5: writes wait for the session to be ready, then never block.
-    if (!this.core.ready && !this.host.finished()) await this.ready.catch(noop);
+    if (!this.core.ready && !this.host.finished()) {
+      return this.ready.catch(noop).then(() => this.sendNow(bytes));
+    }
+    this.sendNow(bytes);
+    return undefined;
+  }
+
+  private sendNow(bytes: Uint8Array): void {
     if (this.host.finished()) {
       this.core.countDatagramDrop('outgoing', 'closed');
       return;
@@ -115,7 +130,12 @@ export class WsDatagrams {
     else {
       const now = this.o.clock.now();
       if (this.sendDelay.sending(now, this.host.lastPing())) this.host.setLastPing(now);
-      this.host.scheduleFlush();
+      // A full message's worth (or half the drop threshold) is queued: hand it to the socket now rather than hold a
+      // long burst until the turn ends, where everything past datagramDropThreshold would drop unsent.
+      const o = this.o;
+      if (this.core.queuedDatagramBytes >= Math.min(o.maxOutgoingMessageSize, o.datagramDropThreshold / 2))
+        this.host.flushNow();
+      else this.host.scheduleDatagramFlush();
     }
   }
 }

@@ -3,6 +3,12 @@ import type { SessionCore } from './core.js';
 import type { SocketAdapter } from './socket.js';
 
 /**
+ * How long after a `sendEstimate()` call datagram writes keep probing the RTT. An application that asks once per
+ * tick, or once per second, keeps its estimate fed; one that never asks costs its peer no PONGs.
+ */
+export const ESTIMATE_IN_USE_MS = 1000;
+
+/**
  * `datagrams.sendEstimate()` of a WebSocket session: `bufferedAmount` over the rate it is measured to drain at, plus
  * the datagrams not yet framed, plus the RTT above the minimum. The kernel's socket buffer and the network's queues
  * do not show in `bufferedAmount` (`ws` hands bytes to the kernel as long as it takes them), only in the RTT: so
@@ -12,6 +18,8 @@ import type { SocketAdapter } from './socket.js';
  */
 export class WsSendEstimate {
   private readonly estimator = new SendDelayEstimator();
+  /** When `sendEstimate()` was last called; datagram writes probe only while the estimate is in use. */
+  private askedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly core: SessionCore,
@@ -29,9 +37,18 @@ export class WsSendEstimate {
     return now - lastPing >= this.probeIntervalMs;
   }
 
-  /** Probes the RTT when one is due; true when it sent one. */
+  /** `sendEstimate()` was called: datagram writes keep the RTT fresh for {@link ESTIMATE_IN_USE_MS}. */
+  asked(now: number): void {
+    this.askedAt = now;
+  }
+
+  /**
+   * A datagram is being written: probes the RTT when one is due and the estimate is in use; true when it sent one.
+   * Nobody reads an RTT sampled for an estimate nobody asks for, and each probe costs both ends a message (the
+   * PONG goes alone): half again as many WebSocket messages, TLS records and syscalls at a 30 Hz datagram rate.
+   */
   sending(now: number, lastPing: number): boolean {
-    if (!this.due(now, lastPing)) return false;
+    if (now - this.askedAt > ESTIMATE_IN_USE_MS || !this.due(now, lastPing)) return false;
     this.core.ping(now);
     return true;
   }

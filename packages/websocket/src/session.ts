@@ -18,6 +18,19 @@ import { MAX_CLOSE_REASON_BYTES } from './wire.js';
 
 function noop(): void {}
 
+/**
+ * Runs `fn` once the microtask queue has drained. A WritableStream hands its sink one chunk per promise hop, so a
+ * flush queued as a microtask after the first of a burst of datagram writes sent that datagram alone, then the next:
+ * 100 datagrams written in one turn made 100 WebSocket messages, 100 TLS records and 100 syscalls. In Node a
+ * `nextTick` queued from a microtask runs only after the microtask queue is empty (`processTicksAndRejections`), still
+ * before the event loop goes on, so the burst leaves in one message with no added wait. Browsers have no such hook:
+ * a microtask, as before.
+ */
+const afterMicrotasks: (fn: () => void) => void =
+  typeof process !== 'undefined' && typeof process.nextTick === 'function'
+    ? (fn) => queueMicrotask(() => process.nextTick(fn))
+    : (fn) => queueMicrotask(fn);
+
 /** Runs `fn` after this turn's timers, I/O callbacks and microtasks: Node's check phase, else a zero timer. */
 const endOfTurn: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
@@ -55,6 +68,7 @@ export class WebSocketSession implements QuiverSession {
   private awaitingSocket: boolean;
   private socketClosed = false;
   private flushScheduled = false;
+  private datagramFlushScheduled = false;
   private probeFlushScheduled = false;
   /** `sendEstimate()` asked for an RTT probe: the next flush sends a PING. */
   private probeWanted = false;
@@ -130,7 +144,8 @@ export class WebSocketSession implements QuiverSession {
         this.probeWanted = true;
         this.scheduleProbeFlush();
       },
-      scheduleFlush: () => this.scheduleFlush(),
+      scheduleDatagramFlush: () => this.scheduleDatagramFlush(),
+      flushNow: () => this.flush(),
     });
     this.datagrams = this.dgrams.stream;
     this.handshakeTimer = o.clock.setTimeout(() => {
@@ -444,6 +459,20 @@ export class WebSocketSession implements QuiverSession {
     endOfTurn(() => {
       this.probeFlushScheduled = false;
       if (this.probeWanted) this.flush();
+    });
+  }
+
+  /**
+   * A datagram was queued: flush once every datagram written in this turn is queued too (see `afterMicrotasks`).
+   * Only datagrams wait so: a stream write's promise resolves when its data is framed, so a writer awaiting each
+   * write gets its next chunk in only after a flush, and stream data flushes a microtask later, as it always did.
+   */
+  private scheduleDatagramFlush(): void {
+    if (this.datagramFlushScheduled) return;
+    this.datagramFlushScheduled = true;
+    afterMicrotasks(() => {
+      this.datagramFlushScheduled = false;
+      this.flush();
     });
   }
 

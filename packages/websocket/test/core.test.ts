@@ -173,6 +173,29 @@ describe('SessionCore (sans-IO)', () => {
     expect(s.rec.datagrams.map((d) => d.length)).toEqual([500]);
   });
 
+  it('sends a lone datagram as its own frame, and batches it with whatever else is pending', () => {
+    const { c, s } = connected();
+    const before = c.core.stats.messagesSent;
+    expect(c.core.sendDatagram(new Uint8Array([7, 8, 9]))).toBeUndefined();
+    const lone = c.core.nextMessage()!;
+    expect(decodeFrames(lone)).toEqual([{ type: 'datagram', data: new Uint8Array([7, 8, 9]) }]);
+    expect(c.core.nextMessage()).toBeUndefined();
+    expect(c.core.queuedDatagramBytes).toBe(0);
+    expect(c.core.stats.datagrams.sent).toBe(1);
+    // A PING and two datagrams pending at once leave in one message, control first.
+    c.core.ping(0);
+    c.core.sendDatagram(new Uint8Array([1]));
+    c.core.sendDatagram(new Uint8Array([2]));
+    const batched = c.core.nextMessage()!;
+    expect(decodeFrames(batched).map((f) => f.type)).toEqual(['ping', 'datagram', 'datagram']);
+    expect(c.core.nextMessage()).toBeUndefined();
+    expect(c.core.stats.messagesSent - before).toBe(2);
+    expect(c.core.stats.bytesSent).toBeGreaterThan(lone.length + batched.length);
+    s.core.receive(lone, 0);
+    s.core.receive(batched, 0);
+    expect(s.rec.datagrams.map((d) => Array.from(d))).toEqual([[7, 8, 9], [1], [2]]);
+  });
+
   it('fails writes queued when the session closes and sends nothing after CLOSE_SESSION', () => {
     const { c } = connected({ initialMaxStreamData: 10 });
     const id = c.core.openStream(true)!;

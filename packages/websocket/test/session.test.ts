@@ -111,6 +111,35 @@ describe('WebSocket session over real sockets', () => {
     expect(client.reliability).toBe('reliable-only');
   });
 
+  it('probes the RTT on datagram writes only while sendEstimate() is in use', async () => {
+    server = await startEchoServer();
+    // No keep-alive PING: every RTT sample comes from a datagram write's probe.
+    const client = connect(server.url, { pingIntervalMs: 0, rttProbeIntervalMs: 5 });
+    await client.ready;
+    const writer = client.datagrams.writable.getWriter();
+    const reader = client.datagrams.readable.getReader();
+    const roundTrip = async (i: number) => {
+      await new Promise((r) => setTimeout(r, 10));
+      await writer.write(new Uint8Array([i]));
+      expect(Array.from((await reader.read()).value!)).toEqual([i]);
+    };
+    await roundTrip(0);
+    const peer = server.sessions[0] as WebSocketSession;
+    const sent = client.wireStats.messagesSent;
+    const echoed = peer.wireStats.messagesSent;
+    // The echo of each datagram comes back after the PONG a probe riding with it would have drawn.
+    for (let i = 1; i < 5; i++) await roundTrip(i);
+    expect((await client.getStats()).smoothedRtt).toBe(0);
+    // One message per datagram each way: no PING rode with them, no PONG came back alone.
+    expect(client.wireStats.messagesSent - sent).toBe(4);
+    expect(peer.wireStats.messagesSent - echoed).toBe(4);
+    client.datagrams.sendEstimate?.();
+    for (let i = 5; i < 10 && (await client.getStats()).smoothedRtt === 0; i++) await roundTrip(i);
+    expect((await client.getStats()).smoothedRtt).toBeGreaterThan(0);
+    writer.releaseLock();
+    reader.releaseLock();
+  });
+
   it('carries close code and reason to the peer', async () => {
     server = await startEchoServer();
     const client = connect(server.url);
