@@ -75,6 +75,20 @@ export async function startPair(
   };
 }
 
+/**
+ * The target of `pair`'s WebTransport listener on QUIC engine `engine` (`ServerOptions.engines`): the pair's own
+ * target, its `wt` port and error swapped for that engine's. No engine: the pair's target as it is.
+ */
+export function engineTarget(pair: Pair, engine: string | undefined): Target {
+  if (!engine) return pair.target;
+  const { wtByEngine, wtEngineErrors } = pair.ports;
+  return {
+    ...pair.target,
+    ports: { ...pair.target.ports, wt: wtByEngine?.[engine], wtError: wtEngineErrors?.[engine] },
+    wtEngine: engine,
+  };
+}
+
 /** A numeric `--key value` option, or the default. */
 export function numArg(args: Readonly<Record<string, string | boolean>>, key: string, dflt: number): number {
   const v = args[key];

@@ -9,7 +9,16 @@
  * Loss changes through the link's control channel without restarting anything.
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
-import { CLIENTS, listArg, numArg, RT_NOTE, realtimeArg, SERVERS, startPair } from '../lib/pair.js';
+import {
+  CLIENTS,
+  listArg,
+  numArg,
+  RT_NOTE,
+  realtimeArg,
+  SERVERS,
+  engineTarget,
+  startPair,
+} from '../lib/pair.js';
 import type { ChannelKind, LatencyChannelResult, Target } from '../lib/roles/clients.js';
 import type { TagCounters } from '../lib/roles/servers.js';
 import { distRow, openPath, round } from '../lib/suite-util.js';
@@ -86,19 +95,7 @@ const suite: BenchSuite = {
       `WebTransport on each QUIC engine (${engines.join(', ')}; the first is the default, whose figures the goal uses), server and client on the same engine, all channels at once.`,
     );
     const pair = await startPair(net, { engines }, { realtime });
-    const targetOf = (v: Variant): Target => {
-      const e = engineOf(v);
-      if (!e) return pair.target;
-      return {
-        ...pair.target,
-        ports: {
-          ...pair.target.ports,
-          wt: pair.ports.wtByEngine?.[e],
-          wtError: pair.ports.wtEngineErrors?.[e],
-        },
-        wtEngine: e,
-      };
-    };
+    const targetOf = (v: Variant): Target => engineTarget(pair, engineOf(v));
     if (realtime) notes.push(RT_NOTE);
     const echoPorts = await pair.server.call<{ tcpPort: number; udpPort: number }>(
       ECHO,

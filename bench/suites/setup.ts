@@ -8,7 +8,7 @@
  * RFC 6455 §4) and echoes after 4.
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
-import { CLIENTS, numArg, RT_NOTE, realtimeArg, startPair } from '../lib/pair.js';
+import { CLIENTS, numArg, RT_NOTE, realtimeArg, engineTarget, startPair } from '../lib/pair.js';
 import type { SetupResult, Target } from '../lib/roles/clients.js';
 import { distRow, median, openPath, type PathSpec, round } from '../lib/suite-util.js';
 
@@ -90,16 +90,7 @@ const suite: BenchSuite = {
       done.push(spec.name);
       ctx.progress(`${spec.name}: starting server and client agents (${net.kind})`);
       const pair = await startPair(net, { engines }, { realtime: realtimeArg(ctx.args) });
-      const targetOf = (v: Variant): Target => {
-        const e = engineOf(v);
-        if (!e) return pair.target;
-        const port = pair.ports.wtByEngine?.[e];
-        return {
-          ...pair.target,
-          ports: { ...pair.target.ports, wt: port, wtError: pair.ports.wtEngineErrors?.[e] },
-          wtEngine: e,
-        };
-      };
+      const targetOf = (v: Variant): Target => engineTarget(pair, engineOf(v));
       if (realtimeArg(ctx.args) && !notes.includes(RT_NOTE)) notes.push(RT_NOTE);
       try {
         // One unrecorded round first: module loading and JIT warm-up are not connection setup.

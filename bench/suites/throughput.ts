@@ -8,7 +8,7 @@
  */
 import type { BenchContext, BenchSuite, ResultRow, SuiteResult } from '../lib/harness.js';
 import { loopback } from '../lib/network.js';
-import { CLIENTS, listArg, numArg, SERVERS, startPair } from '../lib/pair.js';
+import { CLIENTS, listArg, numArg, SERVERS, engineTarget, startPair } from '../lib/pair.js';
 import type { ChannelKind, Target, ThroughputResult } from '../lib/roles/clients.js';
 import type { ServerSnapshot, TagCounters } from '../lib/roles/servers.js';
 import { median, round } from '../lib/suite-util.js';
@@ -80,16 +80,7 @@ const suite: BenchSuite = {
       { engines },
       prof ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir=bench/results/prof'] } : {},
     );
-    const targetOf = (v: Variant): Target => {
-      const e = engineOf(v);
-      if (!e) return pair.target;
-      const port = pair.ports.wtByEngine?.[e];
-      return {
-        ...pair.target,
-        ports: { ...pair.target.ports, wt: port, wtError: pair.ports.wtEngineErrors?.[e] },
-        wtEngine: e,
-      };
-    };
+    const targetOf = (v: Variant): Target => engineTarget(pair, engineOf(v));
     const results = new Map<string, One[]>();
     let tag = 0;
     const measure = async (

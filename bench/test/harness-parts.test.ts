@@ -3,8 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { loopback } from '../lib/network.ts';
-import { CLIENTS, SERVERS, startPair } from '../lib/pair.ts';
-import type { Target, ThroughputResult } from '../lib/roles/clients.ts';
+import { CLIENTS, engineTarget, SERVERS, startPair } from '../lib/pair.ts';
+import type { ThroughputResult } from '../lib/roles/clients.ts';
 import type { TagCounters } from '../lib/roles/servers.ts';
 import { Deframer, encodeProbe, FLAG_SINK, readProbe } from '../lib/roles/wire.ts';
 
@@ -111,11 +111,8 @@ describe('WebTransport on each engine', () => {
       expect(new Set(Object.values(pair.ports.wtByEngine ?? {})).size).toBe(engines.length);
       for (const [i, e] of engines.entries()) {
         const tag = 200 + i;
-        const target: Target = {
-          ...pair.target,
-          ports: { ...pair.target.ports, wt: pair.ports.wtByEngine?.[e] },
-          wtEngine: e,
-        };
+        const target = engineTarget(pair, e);
+        expect(target.ports.wt).toBe(pair.ports.wtByEngine?.[e]);
         const r = await pair.client.call<ThroughputResult>(CLIENTS, 'throughputRun', 'wt-datagram', target, {
           durationMs: 300,
           size: 100,
