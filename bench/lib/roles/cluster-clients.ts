@@ -71,8 +71,10 @@ interface Check {
   at: number;
   end?: number;
   status?: number;
-  /** A rematch that is its own room check (`?replaces=`): 200 says the room is gone (and reserves a seat). */
+  /** A rematch that is its own room check (`?replaces=`): 200 says the room is gone (and reserves a seat)... */
   conditional?: boolean;
+  /** ...unless the answer is "still hosted" (200, header `quiver-rematch: hosted`, nothing reserved). */
+  hosted?: boolean;
 }
 
 /**
@@ -89,8 +91,11 @@ function separateCheck(inner: typeof fetch): typeof fetch {
     });
     if (check.status !== 404) {
       await check.body?.cancel();
-      const error = { code: 'room-still-hosted', message: 'the room is still hosted' };
-      return new Response(JSON.stringify({ error }), { status: check.ok ? 409 : check.status });
+      if (!check.ok) return new Response(null, { status: check.status });
+      return new Response(JSON.stringify({ hosted: true, replaces: roomId }), {
+        status: 200,
+        headers: { 'quiver-rematch': 'hosted' },
+      });
     }
     await check.body?.cancel();
     url.searchParams.delete('replaces');
@@ -191,10 +196,11 @@ export async function joinStorm(plan: ClusterJoinPlan): Promise<ClusterJoinResul
             const res = await base(input, init);
             if (c) {
               c.status = res.status;
+              c.hosted = res.headers.get('quiver-rematch') === 'hosted';
               c.end = monoMs();
             }
             if (!m) return res;
-            if (conditional && res.status === 200) onMatchmake();
+            if (conditional && res.status === 200 && !c?.hosted) onMatchmake();
             // A rematch's answer is committed before its matchmaking: the request lasts until its body.
             const text = await res.text();
             m.ms = monoMs() - m.at;
@@ -334,14 +340,14 @@ export async function orphanSteps(
   const steps = orphans.map(({ p, steps, before, checksBefore, connectsBefore }) => {
     const checks = p.checks.slice(checksBefore);
     const opened = p.connects[connectsBefore];
-    const gone = checks.find((c) => c.status === (c.conditional ? 200 : 404));
+    const gone = checks.find((c) => (c.conditional ? c.status === 200 && !c.hosted : c.status === 404));
     const out: OrphanSteps = {
       ...steps,
       check: p.check,
       checks: checks.length,
       firstCheck: checks[0]?.at,
       refusedChecks: checks.filter((c) => c.status === 0).length,
-      hostedAnswers: checks.filter((c) => c.status === (c.conditional ? 409 : 200)).length,
+      hostedAnswers: checks.filter((c) => (c.conditional ? c.hosted : c.status === 200)).length,
       goneAt: gone?.end,
       goneCheckMs: gone?.end === undefined ? undefined : gone.end - gone.at,
       connectAt: opened?.at,

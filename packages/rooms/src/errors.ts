@@ -51,8 +51,6 @@ export const RoomErrorCode = {
   NODE_UNREACHABLE: 'node-unreachable',
   /** The node is draining (`RoomServer.drain`): it creates no new rooms. */
   NODE_DRAINING: 'node-draining',
-  /** A rematch (`?replaces=<roomId>`) was asked while that room is still hosted: nothing was reserved. */
-  ROOM_STILL_HOSTED: 'room-still-hosted',
 } as const;
 /** One of the {@link RoomErrorCode} values. */
 export type RoomErrorCodeValue = (typeof RoomErrorCode)[keyof typeof RoomErrorCode];

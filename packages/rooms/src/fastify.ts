@@ -38,13 +38,15 @@ declare module 'fastify' {
 }
 
 /** HTTP status of a matchmaking failure (the body carries the typed error). */
+/** Set on a rematch's "still hosted" answer (`?replaces=`), so that a proxy or a probe can tell it by its headers. */
+const HOSTED_HEADER = 'quiver-rematch';
+
 const statusOf: Record<string, number> = {
   [RoomErrorCode.UNKNOWN_ROOM_TYPE]: 404,
   [RoomErrorCode.ROOM_NOT_FOUND]: 404,
   [RoomErrorCode.ROOM_FULL]: 409,
   [RoomErrorCode.ROOM_LOCKED]: 409,
   [RoomErrorCode.NO_ROOM_AVAILABLE]: 409,
-  [RoomErrorCode.ROOM_STILL_HOSTED]: 409,
   [RoomErrorCode.RECONNECT_EXPIRED]: 410,
   [RoomErrorCode.CREATE_FAILED]: 500,
   [RoomErrorCode.BAD_REQUEST]: 400,
@@ -123,9 +125,12 @@ const plugin: FastifyPluginAsync<QuiverRoomsPluginOptions> = async (app, options
       }
       if (replaces === undefined) return await run();
       // A rematch: the room check and the matchmaking in one request, so that a lost node's clients wait for one
-      // answer of a busy node, not two. Only once the room is gone from the registry.
+      // answer of a busy node, not two. Only once the room is gone from the registry. "Still hosted" is an answer,
+      // not an error (200, nothing reserved): clients ask it every `nodeCheckMs` while their transport is down, and
+      // a 4xx would log a console error in every browser on each ask.
       if (await rooms.driver.get(replaces)) {
-        throw new RoomError(RoomErrorCode.ROOM_STILL_HOSTED, 'the room is still hosted');
+        reply.header(HOSTED_HEADER, 'hosted');
+        return { hosted: true, replaces };
       }
     } catch (err) {
       const e = failure(err, req);

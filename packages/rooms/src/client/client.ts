@@ -172,12 +172,12 @@ export class RoomsClient {
       },
       this.options.nodeCheckTimeoutMs ?? 2000,
     );
+    if (status === 200 && (body as { hosted?: unknown } | undefined)?.hosted === true) return 'hosted';
     let reservation: MatchmakeResponse;
     try {
       reservation = reservationOf(status, body);
     } catch (err) {
       const e = err as RoomError;
-      if (e.code === RoomErrorCode.ROOM_STILL_HOSTED) return 'hosted';
       // 200: the node saw the room gone, then its matchmaking failed. Before that (Redis unreachable, a server
       // without `replaces`), whether the room lives is unknown: ask (a failed check rejects, and the room is kept).
       if (status !== 200 && (await this.isHosted(roomId))) return 'hosted';
