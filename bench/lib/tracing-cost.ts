@@ -30,8 +30,10 @@ import type { ResultRow } from './harness.js';
 import { median, round } from './suite-util.js';
 import { quantileCi } from './stats.js';
 
-type Mode = 'off' | 'aa' | 'api' | 'unsampled' | 'unsampledPerMessage' | 'sampled';
+export type Mode = 'off' | 'aa' | 'api' | 'unsampled' | 'unsampledPerMessage' | 'sampled';
 const MODES: Mode[] = ['off', 'aa', 'api', 'unsampled', 'unsampledPerMessage', 'sampled'];
+/** The configurations whose tracer hooks are also measured in a loop. */
+const HOOKED = ['api', 'unsampled', 'unsampledPerMessage'] as const;
 
 const LABEL: Record<Mode, string> = {
   off: 'off (no tracer)',
@@ -53,11 +55,20 @@ export interface TracingCost {
  * marking, the optimising compiler) also count in `process.cpuUsage()`, and on a shared machine their share of a
  * batch varied threefold from batch to batch, far more than what is measured here. Linux gives the main thread's own
  * time, to the nanosecond, in the first field of its `schedstat`; elsewhere the whole process's time stands in.
+ *
+ * A running thread's `schedstat` is brought up to date only when the scheduler looks at it: at a timer tick or a
+ * context switch. Read while running it lags by up to a tick (4 ms at HZ=250), so a 500-message batch read 0, 4 or
+ * 8 ms and single pairs spread ±30 %. A 50 µs sleep before each read (a futex wait: the thread is switched out and
+ * its runtime accounted) makes the read exact; it costs one context switch, the same in every batch.
  */
 function threadCpuNs(): () => number {
   const file = `/proc/self/task/${process.pid}/schedstat`;
+  const word = new Int32Array(new SharedArrayBuffer(4));
   try {
-    const read = () => Number(readFileSync(file, 'latin1').split(' ', 1)[0]);
+    const read = () => {
+      Atomics.wait(word, 0, 0, 0.05);
+      return Number(readFileSync(file, 'latin1').split(' ', 1)[0]);
+    };
     if (Number.isFinite(read()) && read() > 0) return read;
   } catch {
     // not Linux: below
@@ -96,11 +107,73 @@ function quantile(values: number[], q: number): number {
   return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (at - lo);
 }
 
-export async function measureTracingCost(opts: {
+/** What one process measured: per configuration its batch rates, and its pairs' overheads against tracing off. */
+export interface TracingRaw {
+  rates: Partial<Record<Mode, number[]>>;
+  wall: Partial<Record<Mode, number[]>>;
+  paired: Partial<Record<Mode, number[]>>;
+  hookNs: Partial<Record<Mode, number>>;
+}
+
+/**
+ * The configurations measured together in one process. Each traced configuration gets a process of its own, as an
+ * application has one tracer: in one process the session core's call sites would see five tracers, a JIT state no
+ * application is in. The A/A pair shares the unsampled configuration's process (the goal's), so its interval is
+ * the resolution of that very measurement.
+ */
+const GROUPS: Mode[][] = [['aa', 'unsampled'], ['api'], ['unsampledPerMessage'], ['sampled']];
+
+/**
+ * Runs {@link measureTracingRaw} once per group of configurations, each in an agent process pinned to one CPU
+ * (`taskset`) when the machine has more than one, then the hook loops in one more. On this VM the two vCPUs slow
+ * each other down (SMT siblings, or host cores shared): unpinned, the same session's 500-message batches took 12 or
+ * 17 µs a message depending on whether V8's helper threads (concurrent marking and compilation) ran beside the
+ * main thread on the other vCPU; pinned, ±3 %. Progress lines come on stderr.
+ */
+export async function measureTracingCost(opts: { rounds: number; batch: number }): Promise<TracingCost> {
+  const { cpus } = await import('node:os');
+  const { loopback } = await import('./network.js');
+  const n = cpus().length;
+  const pin = n > 1 ? { cpus: String(n - 1) } : {};
+  const raw: TracingRaw = { rates: {}, wall: {}, paired: {}, hookNs: {} };
+  const inAgent = async (modes: Mode[], hooks: boolean, rounds = opts.rounds) => {
+    const net = loopback();
+    try {
+      const agent = await net.agent('client', pin);
+      return await agent.call<TracingRaw>('bench/lib/tracing-cost.ts', 'measureTracingRaw', {
+        ...opts,
+        rounds,
+        modes,
+        hooks,
+      });
+    } finally {
+      await net.close();
+    }
+  };
+  for (const [g, modes] of GROUPS.entries()) {
+    const got = await inAgent(modes, false);
+    // Tracing off is measured in every process; the row shows the goal's process (the first).
+    for (const key of ['rates', 'wall', 'paired'] as const)
+      for (const [mode, v] of Object.entries(got[key]) as [Mode, number[]][])
+        if (v.length > 0 && (mode !== 'off' || g === 0)) raw[key][mode] = v;
+  }
+  raw.hookNs = (await inAgent([], true, 0)).hookNs;
+  const cost = summarize(raw, opts);
+  cost.notes.push(
+    `tracing: one process per configuration (${GROUPS.map((g) => g.join(' + ')).join('; ')}), each with its own tracing-off sessions${n > 1 ? `, pinned to CPU ${n - 1} (taskset), V8's helper threads included: unpinned, the same session's batches were bimodal (12 or 17 µs a message) as those threads ran beside the main thread on the other vCPU or not` : ''}; the tracing-off row is the first process's. The tracer hooks' loops ran in a process of their own.`,
+  );
+  return cost;
+}
+
+/** Measures `modes` (each paired with tracing off) and, with `hooks`, the tracer hooks' loops, in this process. */
+export async function measureTracingRaw(opts: {
   rounds: number;
   batch: number;
-  progress: (m: string) => void;
-}): Promise<TracingCost> {
+  modes: Mode[];
+  hooks: boolean;
+  progress?: (m: string) => void;
+}): Promise<TracingRaw> {
+  const progress = opts.progress ?? ((m: string) => process.stderr.write(`[micro tracing] ${m}\n`));
   const { connectMemory, createMemoryListener } = await import('@quiver/transport');
   const { connect, createSessionServer, defineMessage } = await import('@quiver/session');
   const { otelTracing } = await import('@quiver/session/otel');
@@ -126,7 +199,8 @@ export async function measureTracingCost(opts: {
   };
   const Move = defineMessage<{ x: number; y: number; seq: number }>('move');
   const tracers = new Map<Mode, SessionTracer | undefined>();
-  for (const mode of MODES)
+  // Only this process's configurations get a tracer: one that is never called cannot shape the JIT's view.
+  for (const mode of ['off', ...opts.modes, ...(opts.hooks ? HOOKED : [])] as Mode[])
     tracers.set(
       mode,
       mode === 'off' || mode === 'aa'
@@ -185,8 +259,10 @@ export async function measureTracingCost(opts: {
           if (i % 256 === 255) await client.drained(128 * 1024);
         }
         await done;
-        // The spans a batch made are exported inside its own measurement, not during the next configuration's.
-        if (mode !== 'off' && mode !== 'aa' && mode !== 'api') await providers[mode].forceFlush();
+        // The spans a batch made are exported inside its own measurement, not during the next configuration's. Only
+        // sampled sessions record spans: a flush of the unsampled providers (an empty queue, a few promise hops)
+        // would be the harness's cost charged to their configuration, as it was (~1.5 % of a 500-message batch).
+        if (mode === 'sampled') await providers.sampled.forceFlush();
         const cpu = cpuNs() - c0;
         return { wall: n / ((performance.now() - t0) / 1000), cpu: n / (cpu / 1e9) };
       },
@@ -219,41 +295,48 @@ export async function measureTracingCost(opts: {
     await new Promise((resolve) => setTimeout(resolve, 25));
     gc();
   };
-  const others = MODES.filter((m) => m !== 'off');
+  const others = opts.modes;
   try {
     // Warm-up: JIT and the SDK's first allocations, not counted.
-    const warm = await Promise.all(MODES.map(open));
+    const warm = opts.rounds > 0 ? await Promise.all((['off', ...others] as Mode[]).map(open)) : [];
     for (let w = 0; w < 3; w++) for (const e of warm) await e.send(opts.batch);
     await Promise.all(warm.map((e) => e.close()));
     for (let r = 0; r < opts.rounds; r++) {
-      const ends = new Map<Mode, End>();
-      for (const mode of MODES) {
-        const e = await open(mode);
+      // Per configuration a fresh pair of sessions, its own and one with tracing off, the same age: a session that
+      // had sent more batches ran ~1.5 % slower than a fresh one (the A/A pair read that when one off session served
+      // every configuration of a round), a bias no number of pairs removes.
+      const ends = new Map<Mode, { off: End; traced: End }>();
+      for (const mode of others) {
+        const pair = { off: await open('off'), traced: await open(mode) };
         // A fresh session's first messages (its window and RTT estimate settling) are not counted.
-        await e.send(Math.min(opts.batch, 256));
-        ends.set(mode, e);
+        for (const e of [pair.off, pair.traced]) await e.send(Math.min(opts.batch, 256));
+        ends.set(mode, pair);
       }
-      const measure = async (mode: Mode) => {
+      const measure = async (mode: Mode, end: End) => {
         await settle();
-        const measured = await ends.get(mode)!.send(opts.batch);
+        const measured = await end.send(opts.batch);
         rates[mode].push(measured.cpu);
         wall[mode].push(measured.wall);
         return measured.cpu;
       };
-      // Each configuration runs right beside a batch with tracing off (before it in one round, after it in the
+      // Each configuration runs right beside its batch with tracing off (before it in one round, after it in the
       // next): on a shared machine a thread's speed changes with what the other core runs, and two adjacent
       // batches see nearly the same conditions. The order of the configurations rotates per round.
       for (let k = 0; k < others.length; k++) {
         const mode = others[(r + k) % others.length];
-        const offFirst = (r + k) % 2 === 0;
-        const a = await measure(offFirst ? 'off' : mode);
-        const b = await measure(offFirst ? mode : 'off');
+        // Off first in even rounds, second in odd ones, for every configuration: the first batch after the settle
+        // runs ~2 % slower, and an order tied to the rotation (as (r + k) % 2 was, with two configurations in a
+        // process) put one configuration always first and read that as its overhead.
+        const offFirst = r % 2 === 0;
+        const pair = ends.get(mode)!;
+        const a = offFirst ? await measure('off', pair.off) : await measure(mode, pair.traced);
+        const b = offFirst ? await measure(mode, pair.traced) : await measure('off', pair.off);
         const [off, traced] = offFirst ? [a, b] : [b, a];
         paired[mode].push(1 - traced / off);
       }
-      await Promise.all([...ends.values()].map((e) => e.close()));
+      await Promise.all([...ends.values()].flatMap((p) => [p.off.close(), p.traced.close()]));
       if (r % 10 === 9 || r === opts.rounds - 1)
-        opts.progress(
+        progress(
           `tracing round ${r + 1}/${opts.rounds}: ${others.map((m) => `${m} ${fmtCi(medianCi(paired[m]))}`).join(', ')}`,
         );
     }
@@ -261,7 +344,7 @@ export async function measureTracingCost(opts: {
     // in a tight loop, as the session core calls them. A loop is not disturbed by acknowledgement timers or by
     // the other configurations, so its figure is steadier than the difference of two noisy rates; divided by the
     // CPU time of a message with tracing off it gives the overhead again, assuming costs add.
-    for (const mode of ['api', 'unsampled', 'unsampledPerMessage'] as const) {
+    for (const mode of opts.hooks ? HOOKED : []) {
       const tracer = tracers.get(mode)!;
       const established = tracer.establish('client', {});
       established.end({});
@@ -292,6 +375,14 @@ export async function measureTracingCost(opts: {
     for (const e of [...live]) await e.close();
     for (const p of Object.values(providers)) await p.shutdown();
   }
+  return { rates, wall, paired, hookNs };
+}
+
+function summarize(raw: TracingRaw, opts: { rounds: number; batch: number }): TracingCost {
+  const rates = raw.rates as Record<Mode, number[]>;
+  const wall = raw.wall as Record<Mode, number[]>;
+  const paired = raw.paired as Record<Mode, number[]>;
+  const hookNs = raw.hookNs;
   const ci = (mode: Mode) => medianCi(paired[mode]);
   const rows: ResultRow[] = MODES.map((mode) => ({
     name: `session send → server handler, tracing ${LABEL[mode]}`,
@@ -349,7 +440,7 @@ export async function measureTracingCost(opts: {
       tracing_sampled_overhead: round(ci('sampled').median, 4),
     },
     notes: [
-      `tracing: ${opts.rounds} rounds; in each, fresh sessions for every configuration (warmed with 256 messages, not counted), then each configuration's batch of ${opts.batch} reliable messages (client → server handler, memory transport) right beside a batch with tracing off (before it in one round, after it in the next), the configurations in an order that rotates per round, 25 ms for the previous batch's acknowledgement timers and a full GC (neither counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage); wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median batch. overhead vs off is the median over pairs of 1 − rate ÷ rate of the pair's off batch, with its 95 % confidence interval by order statistics (CI95 lo..hi; pair p25/p75 are the quartiles of single pairs, the spread one pair has). A/A = a second configuration with tracing off, measured exactly like the others: its interval, shown on every row, is the method's resolution in this run; a configuration's overhead is resolved when its interval is narrower than the difference to be shown (goal: CI95 hi of unsampled ≤ 0.03). api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
+      `tracing: ${opts.rounds} rounds; in each, per configuration a fresh pair of sessions, its own and one with tracing off (both warmed with 256 messages, not counted), then the configuration's batch of ${opts.batch} reliable messages (client → server handler, memory transport) right beside its tracing-off session's batch (tracing off first in even rounds, second in odd ones), the configurations in an order that rotates per round, 25 ms for the previous batch's acknowledgement timers and a full GC (neither counted) before each batch. The rate is messages per CPU-second of the main thread, where client and server both run (Linux: the thread's schedstat, read after a 50 µs sleep so that it is up to date rather than as of the last 4 ms tick; V8's helper threads left out, their share varied threefold between batches on a shared machine; elsewhere process.cpuUsage); wall msg/s is shown too, but it is bound by ack timers and the machine's load. msg/CPU-s is the median batch. overhead vs off is the median over pairs of 1 − rate ÷ rate of the pair's off batch, with its 95 % confidence interval by order statistics (CI95 lo..hi; pair p25/p75 are the quartiles of single pairs, the spread one pair has). A/A = a second configuration with tracing off, measured exactly like the others: its interval, shown on every row, is the method's resolution in this run; a configuration's overhead is resolved when its interval is narrower than the difference to be shown (goal: CI95 hi of unsampled ≤ 0.03). api = otelTracing() on the global provider with no SDK registered (the API's no-op tracer; the fastify plugin's default); unsampled = an SDK TracerProvider with AlwaysOffSampler on both ends, asked once per session (the default: the sessions are unsampled, so their messages make no SDK call); unsampled per message = the same with sampling 'message' (a non-recording span per message and end); nothing on the wire in either; sampled = AlwaysOnSampler, spans batched to an exporter that discards them (26-byte context in every message).`,
       `tracing hooks: the same cost measured directly, steadier than the difference of two noisy rates: the tracer's send and receive hooks of one message called in a tight loop (15 rounds of 100,000, main-thread CPU, median), divided by the CPU time of a message with tracing off (1 ÷ its median rate): *_overhead_from_hooks, assuming costs add.`,
     ],
   };

@@ -141,7 +141,7 @@ const suite: BenchSuite = {
     const perIp = numArg(ctx.args, 'per-ip', 1024);
     // The idle probe runs longer than the loaded one: at 5 Hz × 3 probes, 5 s gave 75 same-node samples, whose p99
     // is their maximum.
-    const idleS = numArg(ctx.args, 'probe-seconds', ctx.quick ? 4 : 20);
+    const idleS = numArg(ctx.args, 'probe-seconds', ctx.quick ? 4 : 60);
     // And denser: the p99 of the idle phase is the goal's figure, and at 5 Hz 20 s gave 300 same-node samples, whose
     // p99 is their 3rd largest (its 95 % interval spanned their 6 largest: +2.96 and +4.36 ms overhead in two runs
     // of one code). At 40 Hz: 2 400 same-node and 4 800 cross-node samples. Still idle for the path: 120 shouts a

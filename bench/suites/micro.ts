@@ -274,7 +274,6 @@ const suite: BenchSuite = {
             // Many short pairs: the interval of the median narrows with the square root of their number.
             rounds: numArg(ctx.args, 'rounds', ctx.quick ? 80 : 400),
             batch: numArg(ctx.args, 'batch', 500),
-            progress: ctx.progress,
           });
     if (tracing) {
       notes.push(...tracing.notes);
