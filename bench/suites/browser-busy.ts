@@ -325,12 +325,19 @@ const suite: BenchSuite = {
     ratios.busy_worker_reliable_p99_minus_rtt_ms = round(p99(w.rS) - measuredRtt, 1);
     ratios.busy_worker_dgram_p99_minus_link_p99_ms = round(p99(w.dS) - p99(w.ping), 1);
     ratios.busy_worker_max_main_thread_wait_ms = round(w.waitMax, 1);
+    // What the ratio goal can reach with this run's parameters: a Worker answering at the link's own p99 over the
+    // main thread's p99 (RTT + the block when the block is as long as the RTT: an echo of a message sent between
+    // blocks comes back during the next one and waits for its end). And the ratio of the delays each adds to the
+    // link's RTT, which has no such floor.
+    ratios.busy_p99_floor_worker_over_main = round(p99(w.ping) / p99(m.dS), 3);
+    ratios.busy_added_p99_worker_over_main = round((p99(w.dS) - measuredRtt) / (p99(m.dS) - measuredRtt), 3);
     notes.push(
       `Each mode sends the same 60 Hz schedule from the page's main thread (timers that fell due during a block fire late, together, as a game's input loop would) while a timer blocks that thread ${blockMs} ms in every ${periodMs} ms.`,
       'Echo rows: from the send on the page to the echo’s arrival in the thread that runs the session: the Worker (when the Worker posted it to the page, `WorkerClientSession.receivedAt`) or the main thread (its handler). That is when the value is in the session, for `latest()`, interpolation stamps and sync acks; the rows “to page handler” add the wait for the blocked main thread, which no session placement removes.',
       'Input to server: from the page’s send time to the message’s arrival in the server agent. The page, its Worker and the agent read one machine’s clock (epoch milliseconds, `performance.timeOrigin + performance.now()`), so one-way times need no clock sync.',
       'Legs: page → session thread (the Worker stamps the probe when it takes the page’s post), → server agent (stamped on the echo), server → session thread. Link baseline: a raw 60 Hz UDP ping from Node agents in the client namespace during the same rounds, at normal priority (as Chromium) and at real-time priority (as the link’s forwarder); the goal’s RTT is the normal-priority ping’s median. CPU rows: each client-side thread’s CPU time and run-queue wait per second over the measured window (`/proc/…/schedstat`); a wait of tens of ms per second shows as a tail of that size that no code in the thread can remove.',
       '`busy_p99_worker_over_main` is the datagram echo p99 (to the session) in the Worker over the same on the main thread; `busy_worker_dgram_p99_minus_rtt_ms` is the Worker’s datagram echo p99 minus the link’s measured RTT (goal ≤ 10 ms).',
+      '`busy_p99_floor_worker_over_main` is about the lowest value `busy_p99_worker_over_main` can take in this run: the link’s own p99 (the Node ping during the Worker rounds) over the main thread’s datagram echo p99. When the block is as long as the RTT, every echo of a message sent between blocks arrives during the next block, so the main thread’s p99 is about RTT + block and the floor about (RTT + link jitter) ÷ (RTT + block): 0.52 at 50 ms and 50 ms on an idle machine, above the 0.5 goal. `busy_added_p99_worker_over_main` is the ratio of the delays each mode adds to the link’s RTT at p99, which has no such floor.',
     );
     if (rawFile) writeFileSync(rawFile, JSON.stringify(raw));
     if (net.kind !== 'link')
