@@ -180,9 +180,14 @@ export class H3Context {
     if (!finReceived) this.discarding.add(streamId);
   }
 
-  streamError(streamId: number, code: bigint, reason: string, bidi: boolean): void {
+  /** Counts a stream error and tells the application; what happens to the stream is the caller's. */
+  reportStreamError(streamId: number, code: bigint, reason: string): void {
     this.stats.streamErrors++;
     this.events.push({ type: 'stream-error', streamId, code, reason });
+  }
+
+  streamError(streamId: number, code: bigint, reason: string, bidi: boolean): void {
+    this.reportStreamError(streamId, code, reason);
     this.refuseStream(streamId, code, bidi);
   }
 

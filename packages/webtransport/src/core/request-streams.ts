@@ -119,13 +119,11 @@ export class RequestStreams {
     if (!session) return;
     if (!session.capsules.atFrameBoundary) {
       // RFC 9297 §3.3: a truncated capsule makes the message malformed.
-      this.c.stats.streamErrors++;
-      this.c.events.push({
-        type: 'stream-error',
-        streamId: s.id,
-        code: H3ErrorCode.H3_MESSAGE_ERROR,
-        reason: 'CONNECT stream ended inside a capsule (RFC 9297 §3.3)',
-      });
+      this.c.reportStreamError(
+        s.id,
+        H3ErrorCode.H3_MESSAGE_ERROR,
+        'CONNECT stream ended inside a capsule (RFC 9297 §3.3)',
+      );
       if (session.sendOpen)
         this.c.commands.push({ type: 'stream-reset', streamId: s.id, code: H3ErrorCode.H3_MESSAGE_ERROR });
       session.sendOpen = false;
@@ -218,13 +216,7 @@ export class RequestStreams {
     const fields = this.decodeHeaders(s, block);
     if (fields === undefined) return;
     if (fields === 'too-large') {
-      this.c.stats.streamErrors++;
-      this.c.events.push({
-        type: 'stream-error',
-        streamId: s.id,
-        code: H3ErrorCode.H3_EXCESSIVE_LOAD,
-        reason: 'response header section too large',
-      });
+      this.c.reportStreamError(s.id, H3ErrorCode.H3_EXCESSIVE_LOAD, 'response header section too large');
       this.c.lifecycle.failConnecting(
         session,
         0,
@@ -235,13 +227,7 @@ export class RequestStreams {
     }
     const status = parseResponseStatus(fields);
     if (typeof status === 'string') {
-      this.c.stats.streamErrors++;
-      this.c.events.push({
-        type: 'stream-error',
-        streamId: s.id,
-        code: H3ErrorCode.H3_MESSAGE_ERROR,
-        reason: status,
-      });
+      this.c.reportStreamError(s.id, H3ErrorCode.H3_MESSAGE_ERROR, status);
       this.c.lifecycle.failConnecting(session, 0, status, H3ErrorCode.H3_MESSAGE_ERROR);
       return;
     }
@@ -315,9 +301,11 @@ export class RequestStreams {
   afterCloseCapsule(streamId: number, moreData: boolean, fin: boolean): void {
     if (moreData) {
       this.closedByCapsule.delete(streamId);
-      this.c.stats.streamErrors++;
-      const reason = 'data after CLOSE_WEBTRANSPORT_SESSION (draft §6)';
-      this.c.events.push({ type: 'stream-error', streamId, code: H3ErrorCode.H3_MESSAGE_ERROR, reason });
+      this.c.reportStreamError(
+        streamId,
+        H3ErrorCode.H3_MESSAGE_ERROR,
+        'data after CLOSE_WEBTRANSPORT_SESSION (draft §6)',
+      );
       this.c.commands.push({ type: 'stream-stop-sending', streamId, code: H3ErrorCode.H3_MESSAGE_ERROR });
       if (!fin) this.c.discarding.add(streamId);
       return;
@@ -327,8 +315,7 @@ export class RequestStreams {
 
   /** RFC 9297 §3.3: a malformed capsule makes the message malformed: reset the CONNECT stream, end the session. */
   private capsuleError(s: Extract<InStream, { kind: 'request' }>, session: Session, reason: string): void {
-    this.c.stats.streamErrors++;
-    this.c.events.push({ type: 'stream-error', streamId: s.id, code: H3ErrorCode.H3_MESSAGE_ERROR, reason });
+    this.c.reportStreamError(s.id, H3ErrorCode.H3_MESSAGE_ERROR, reason);
     this.c.commands.push({ type: 'stream-stop-sending', streamId: s.id, code: H3ErrorCode.H3_MESSAGE_ERROR });
     if (session.sendOpen)
       this.c.commands.push({ type: 'stream-reset', streamId: s.id, code: H3ErrorCode.H3_MESSAGE_ERROR });
